@@ -1,0 +1,47 @@
+"""The ``pyaya`` command line: one module per command, each a thin layer over library code."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from pyaya import __version__
+from pyaya.cli import build, doctor, inspect, new, run, templates
+
+app = typer.Typer(
+    name="pyaya",
+    help="Build, load and run Rust eBPF programs from Python.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"pyaya {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool],  # noqa: UP045 - Typer evaluates annotations at runtime on Python 3.9
+        typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
+    ] = None,
+) -> None:
+    """Build, load and run Rust eBPF programs from Python."""
+
+
+app.command("new")(new.new)
+app.command("templates")(templates.templates)
+app.command("build")(build.build)
+app.command("run")(run.run)
+app.command("inspect")(inspect.inspect)
+app.command("doctor")(doctor.doctor)
+
+
+def main() -> None:
+    """Entry point of the ``pyaya`` console script."""
+    app()

@@ -1,0 +1,108 @@
+"""The one exception hierarchy of pyaya.
+
+Every error pyaya raises on purpose derives from :class:`PyayaError`. Where a built-in exception already names the
+situation (a missing key, a missing permission), the pyaya error also derives from it, so ``except KeyError`` and
+``except PermissionError`` keep working. The native loader raises these same classes.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BuildError",
+    "LoadError",
+    "MapError",
+    "NotFoundError",
+    "ObjectError",
+    "PermissionDeniedError",
+    "ProgramError",
+    "ProjectError",
+    "PyayaError",
+    "ScaffoldError",
+    "ToolchainError",
+    "UnsupportedError",
+    "VerifierError",
+]
+
+
+class PyayaError(Exception):
+    """Base class of every error pyaya raises on purpose."""
+
+
+class ObjectError(PyayaError, ValueError):
+    """The file or bytes are not a BPF ELF object pyaya can parse."""
+
+
+class LoadError(PyayaError):
+    """Creating the object's maps or preparing its programs failed in the kernel."""
+
+    errno: int | None
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+class PermissionDeniedError(LoadError, PermissionError):
+    """The kernel refused a bpf() operation for lack of privilege; the message names what is missing."""
+
+
+class ProgramError(PyayaError):
+    """Loading, attaching or detaching a program failed."""
+
+    errno: int | None
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+class VerifierError(ProgramError):
+    """The kernel verifier rejected a program; ``log`` holds the verifier's own words."""
+
+    log: str
+
+    def __init__(self, message: str, log: str, errno: int | None = None) -> None:
+        super().__init__(message, errno)
+        self.log = log
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        return f"{base}\n--- verifier log ---\n{self.log}" if self.log else base
+
+
+class UnsupportedError(PyayaError, NotImplementedError):
+    """This kernel (or pyaya) lacks a feature the operation needs; the message says which."""
+
+
+class MapError(PyayaError):
+    """A map operation failed (wrong key or value size, map full, bad map type)."""
+
+    errno: int | None
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+class NotFoundError(PyayaError, KeyError):
+    """A program, map or other name does not exist; the message lists the names that do."""
+
+    def __str__(self) -> str:
+        # KeyError quotes its argument; a sentence reads better unquoted.
+        return str(self.args[0]) if self.args else ""
+
+
+class ToolchainError(PyayaError):
+    """No toolchain able to build bpfel objects was found, or a part of it is broken."""
+
+
+class BuildError(PyayaError):
+    """Compiling or linking a project failed; the message carries the compiler's diagnostics."""
+
+
+class ProjectError(PyayaError):
+    """The folder is not a pyaya project or its pyaya.toml is invalid."""
+
+
+class ScaffoldError(PyayaError):
+    """A project could not be created: bad name, unknown template, or a non-empty target folder."""
