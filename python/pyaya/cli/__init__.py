@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -27,7 +27,7 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        Optional[bool],  # noqa: UP045 - Typer evaluates annotations at runtime on Python 3.9
+        bool | None,
         typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
     ] = None,
 ) -> None:
