@@ -1,0 +1,120 @@
+//! Kernel side of {{name}}: a tracepoint on `syscalls/sys_enter_execve` that sends one `ExecEvent` per exec
+//! through a ring buffer and counts execs per uid.
+#![no_std]
+#![no_main]
+// Inline BPF assembly (for the atomic add below) is unstable, as it is for aya-ebpf itself.
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid,
+        bpf_probe_read_kernel, bpf_probe_read_user_str_bytes,
+    },
+    macros::{map, tracepoint},
+    maps::{HashMap, RingBuf},
+    programs::TracePointContext,
+};
+use aya_log_ebpf::debug;
+use {{crate_name}}_common::ExecEvent;
+
+/// Exec events for user space.
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// Number of execs per real uid.
+#[map]
+static EXEC_COUNTS: HashMap<u32, u64> = HashMap::with_max_entries(4096, 0);
+
+// Rust eBPF has no CO-RE, so user space reads these offsets from the running kernel's BTF
+// (/sys/kernel/btf/vmlinux) and writes them here before loading. Zero means "unknown": ppid is then reported as 0.
+#[no_mangle]
+static TASK_REAL_PARENT_OFFSET: u64 = 0;
+#[no_mangle]
+static TASK_TGID_OFFSET: u64 = 0;
+
+/// Offset of `const char *filename` in the `sys_enter_execve` record (see the tracepoint's `format` file).
+const FILENAME_FIELD_OFFSET: usize = 16;
+
+#[tracepoint(category = "syscalls", name = "sys_enter_execve")]
+pub fn {{crate_name}}(ctx: TracePointContext) -> u32 {
+    // A failed read only loses this event; the program itself must always return 0 for a tracepoint.
+    let _ = try_trace_exec(&ctx);
+    0
+}
+
+fn try_trace_exec(ctx: &TracePointContext) -> Result<(), i64> {
+    let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let uid = bpf_get_current_uid_gid() as u32;
+    count_exec(uid);
+
+    let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
+        return Err(-1);
+    };
+    let event = entry.as_mut_ptr();
+    // SAFETY: `event` points at ring buffer memory reserved for one ExecEvent; every field is written before submit.
+    unsafe {
+        (*event).pid = pid;
+        (*event).ppid = parent_pid();
+        (*event).uid = uid;
+        (*event).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        (*event).filename[0] = 0;
+        (*event).filename_len = match ctx.read_at::<*const u8>(FILENAME_FIELD_OFFSET) {
+            Ok(filename) => bpf_probe_read_user_str_bytes(filename, &mut (*event).filename)
+                .map(|bytes| bytes.len() as u32)
+                .unwrap_or(0),
+            Err(_) => 0,
+        };
+    }
+    entry.submit(0);
+    debug!(ctx, "exec by pid {} uid {}", pid, uid);
+    Ok(())
+}
+
+fn count_exec(uid: u32) {
+    match EXEC_COUNTS.get_ptr_mut(&uid) {
+        Some(count) => atomic_add(count, 1),
+        None => {
+            // Another CPU may have inserted the same uid meanwhile: then BPF_NOEXIST fails and we add to its entry.
+            if EXEC_COUNTS.insert(&uid, &1, BPF_NOEXIST as u64).is_err() {
+                if let Some(count) = EXEC_COUNTS.get_ptr_mut(&uid) {
+                    atomic_add(count, 1);
+                }
+            }
+        }
+    }
+}
+
+/// Adds to a map value with the BPF atomic add instruction, so execs on several CPUs at once are all counted.
+/// (The BPF target has no compare-and-swap, so `core::sync::atomic` offers no `fetch_add` there.)
+fn atomic_add(value: *mut u64, delta: u64) {
+    // SAFETY: `value` points at a live, 8-byte aligned u64 map value returned by the kernel.
+    unsafe { core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) value, in(reg) delta) };
+}
+
+fn parent_pid() -> u32 {
+    // SAFETY: volatile reads keep the compiler from folding the loader-patched globals to their initial zero.
+    let (parent_offset, tgid_offset) = unsafe {
+        (
+            core::ptr::read_volatile(&TASK_REAL_PARENT_OFFSET),
+            core::ptr::read_volatile(&TASK_TGID_OFFSET),
+        )
+    };
+    if parent_offset == 0 || tgid_offset == 0 {
+        return 0;
+    }
+    // SAFETY: bpf_probe_read_kernel checks the addresses; a bad offset yields an error, never a fault.
+    unsafe {
+        let task = bpf_get_current_task() as *const u8;
+        let Ok(parent) = bpf_probe_read_kernel(task.add(parent_offset as usize) as *const *const u8) else {
+            return 0;
+        };
+        bpf_probe_read_kernel(parent.add(tgid_offset as usize) as *const i32).map_or(0, |tgid| tgid as u32)
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
