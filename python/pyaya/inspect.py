@@ -1,0 +1,340 @@
+"""What is inside a BPF object: its programs, maps and BTF types, without loading anything (no privilege).
+
+Programs and maps come from the native module (aya-obj's own parser) when it is built; otherwise from a pure-Python
+reading of the ELF that follows the same rules as aya-obj:
+
+* programs are global FUNC symbols in executable sections other than ``.text``; the section name gives the type;
+* maps come from the legacy ``maps`` section (aya-ebpf 0.2's ``bpf_map_def``: seven u32s per symbol), from
+  BTF-defined ``.maps`` (DATASEC variables whose struct has pointer-encoded ``type``, ``key``/``key_size``,
+  ``value``/``value_size``, ``max_entries``), and from ``.rodata*``, ``.data*`` and ``.bss*`` as one-entry arrays.
+"""
+
+from __future__ import annotations
+
+import importlib
+import struct
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyaya.btf import Btf, BtfArray, BtfComposite, BtfDatasec, BtfPtr, BtfType, BtfVar, Kind
+from pyaya.elf import Elf, Section
+from pyaya.errors import ObjectError
+
+__all__ = [
+    "MAP_TYPES",
+    "BtfTypeInfo",
+    "MapInfo",
+    "ObjectInfo",
+    "ProgramInfo",
+    "inspect_bytes",
+    "inspect_file",
+    "map_type_name",
+    "program_type",
+]
+
+# The kernel's `enum bpf_map_type`, by value.
+MAP_TYPES: tuple[str, ...] = tuple(
+    f"BPF_MAP_TYPE_{name}"
+    for name in (
+        "UNSPEC",
+        "HASH",
+        "ARRAY",
+        "PROG_ARRAY",
+        "PERF_EVENT_ARRAY",
+        "PERCPU_HASH",
+        "PERCPU_ARRAY",
+        "STACK_TRACE",
+        "CGROUP_ARRAY",
+        "LRU_HASH",
+        "LRU_PERCPU_HASH",
+        "LPM_TRIE",
+        "ARRAY_OF_MAPS",
+        "HASH_OF_MAPS",
+        "DEVMAP",
+        "SOCKMAP",
+        "CPUMAP",
+        "XSKMAP",
+        "SOCKHASH",
+        "CGROUP_STORAGE",
+        "REUSEPORT_SOCKARRAY",
+        "PERCPU_CGROUP_STORAGE",
+        "QUEUE",
+        "STACK",
+        "SK_STORAGE",
+        "DEVMAP_HASH",
+        "STRUCT_OPS",
+        "RINGBUF",
+        "INODE_STORAGE",
+        "TASK_STORAGE",
+        "BLOOM_FILTER",
+        "USER_RINGBUF",
+        "CGRP_STORAGE",
+        "ARENA",
+    )
+)
+BPF_MAP_TYPE_ARRAY = 2
+
+# Section prefix (before the first "/") -> aya-obj's ProgramSection name; matches aya-obj 0.3's parser.
+_PROGRAM_SECTIONS: dict[str, str] = {
+    "kprobe": "KProbe",
+    "kretprobe": "KRetProbe",
+    "uprobe": "UProbe",
+    "uprobe.s": "UProbe",
+    "uretprobe": "URetProbe",
+    "uretprobe.s": "URetProbe",
+    "xdp": "Xdp",
+    "xdp.frags": "Xdp",
+    "tp_btf": "BtfTracePoint",
+    "tracepoint": "TracePoint",
+    "tp": "TracePoint",
+    "socket": "SocketFilter",
+    "socket_filter": "SocketFilter",
+    "sk_msg": "SkMsg",
+    "sockops": "SockOps",
+    "classifier": "SchedClassifier",
+    "cgroup_skb": "CgroupSkb",
+    "lirc_mode2": "LircMode2",
+    "perf_event": "PerfEvent",
+    "raw_tp": "RawTracePoint",
+    "raw_tracepoint": "RawTracePoint",
+    "lsm": "Lsm",
+    "lsm.s": "Lsm",
+    "lsm_cgroup": "LsmCgroup",
+    "fentry": "FEntry",
+    "fentry.s": "FEntry",
+    "fexit": "FExit",
+    "fexit.s": "FExit",
+    "flow_dissector": "FlowDissector",
+    "freplace": "Extension",
+    "sk_lookup": "SkLookup",
+    "sk_reuseport": "SkReuseport",
+    "iter": "Iter",
+    "iter.s": "Iter",
+}
+_CGROUP_SECTIONS: dict[str, str] = {
+    "skb": "CgroupSkb",
+    "sysctl": "CgroupSysctl",
+    "dev": "CgroupDevice",
+    "getsockopt": "CgroupSockopt",
+    "setsockopt": "CgroupSockopt",
+    **dict.fromkeys(("sock", "post_bind4", "post_bind6", "sock_create", "sock_release"), "CgroupSock"),
+    **dict.fromkeys(
+        (
+            f"{op}{v}"
+            for op in ("bind", "connect", "getpeername", "getsockname", "sendmsg", "recvmsg")
+            for v in ("4", "6")
+        ),
+        "CgroupSockAddr",
+    ),
+}
+
+
+def map_type_name(map_type: int) -> str:
+    """``BPF_MAP_TYPE_*`` for a number, or ``unknown(N)``."""
+    return MAP_TYPES[map_type] if 0 <= map_type < len(MAP_TYPES) else f"unknown({map_type})"
+
+
+def program_type(section: str) -> str:
+    """The program type aya-obj infers from a section name (``"tracepoint/syscalls/x"`` -> ``"TracePoint"``)."""
+    prefix, _, rest = section.partition("/")
+    if prefix == "cgroup":
+        return _CGROUP_SECTIONS.get(rest.partition("/")[0], "unknown")
+    if prefix == "sk_skb":
+        kind = rest.partition("/")[0]
+        return {"stream_parser": "SkSkbStreamParser", "stream_verdict": "SkSkbStreamVerdict"}.get(kind, "SkSkb")
+    return _PROGRAM_SECTIONS.get(prefix, "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramInfo:
+    name: str
+    section: str
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class MapInfo:
+    name: str
+    type: str
+    key_size: int
+    value_size: int
+    max_entries: int
+
+
+@dataclass(frozen=True, slots=True)
+class BtfTypeInfo:
+    id: int
+    kind: str
+    name: str
+    size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    programs: list[ProgramInfo] = field(default_factory=list)
+    maps: list[MapInfo] = field(default_factory=list)
+    btf_types: list[BtfTypeInfo] = field(default_factory=list)
+    source: str = "python"
+    """``"native"`` when programs and maps came from the native module, ``"python"`` for the fallback."""
+
+    def to_json(self) -> dict[str, list[dict[str, Any]]]:
+        """``{"programs": [...], "maps": [...], "btf_types": [...]}``."""
+        return {
+            "programs": [asdict(p) for p in self.programs],
+            "maps": [asdict(m) for m in self.maps],
+            "btf_types": [asdict(t) for t in self.btf_types],
+        }
+
+
+# -- the pure-Python extraction ----------------------------------------------------------------------------------
+
+
+def _programs(elf: Elf) -> list[ProgramInfo]:
+    programs = []
+    for symbol in elf.symbols:
+        if not (symbol.is_function and symbol.is_global):
+            continue
+        section = elf.section_of(symbol)
+        if section is None or not section.is_executable or section.name.startswith(".text"):
+            continue
+        programs.append(ProgramInfo(symbol.name, section.name, program_type(section.name)))
+    return programs
+
+
+def _legacy_maps(elf: Elf, section: Section) -> list[MapInfo]:
+    data = elf.section_data(section)
+    maps = []
+    for symbol in elf.symbols_in(section):
+        if symbol.value + 16 > len(data):
+            raise ObjectError(
+                f"map {symbol.name!r}: definition at byte {symbol.value} runs past section {section.name}"
+            )
+        map_type, key_size, value_size, max_entries = struct.unpack_from(elf.endian + "4I", data, symbol.value)
+        maps.append(MapInfo(symbol.name, map_type_name(map_type), key_size, value_size, max_entries))
+    return maps
+
+
+def _ptr_array_len(btf: Btf, type_id: int, what: str) -> int:
+    """``int (*name)[N]`` -> N: how libbpf and aya encode numbers in BTF map definitions."""
+    ptr = btf.resolve(type_id)
+    target = btf.resolve(ptr.type_id) if isinstance(ptr, BtfPtr) else None
+    if not isinstance(target, BtfArray):
+        raise ObjectError(f"{what} is not encoded as a pointer to an array (kind {ptr.kind.name})")
+    return target.nelems
+
+
+def _btf_map(btf: Btf, name: str, struct_type: BtfType) -> MapInfo:
+    if not isinstance(struct_type, BtfComposite):
+        raise ObjectError(f"map {name!r} in .maps is a {struct_type.kind.name}, not a struct")
+    map_type = key_size = value_size = max_entries = 0
+    for member in struct_type.members:
+        what = f"map {name!r} field {member.name!r}"
+        if member.name == "type":
+            map_type = _ptr_array_len(btf, member.type_id, what)
+        elif member.name == "key_size":
+            key_size = _ptr_array_len(btf, member.type_id, what)
+        elif member.name == "value_size":
+            value_size = _ptr_array_len(btf, member.type_id, what)
+        elif member.name == "max_entries":
+            max_entries = _ptr_array_len(btf, member.type_id, what)
+        elif member.name in ("key", "value"):
+            ptr = btf.resolve(member.type_id)
+            if not isinstance(ptr, BtfPtr):
+                raise ObjectError(f"{what} is a {ptr.kind.name}, expected a pointer")
+            size = btf.size_of(ptr.type_id) or 0
+            if member.name == "key":
+                key_size = size
+            else:
+                value_size = size
+    return MapInfo(name, map_type_name(map_type), key_size, value_size, max_entries)
+
+
+def _btf_maps(btf: Btf | None) -> list[MapInfo]:
+    if btf is None:
+        return []
+    maps = []
+    for datasec in btf.find_all(".maps", Kind.DATASEC):
+        assert isinstance(datasec, BtfDatasec)
+        for secinfo in datasec.vars:
+            var = btf.type(secinfo.type_id)
+            if not isinstance(var, BtfVar):
+                continue
+            maps.append(_btf_map(btf, var.name, btf.resolve(var.type_id)))
+    return maps
+
+
+def _data_maps(elf: Elf) -> list[MapInfo]:
+    return [
+        MapInfo(section.name, map_type_name(BPF_MAP_TYPE_ARRAY), 4, section.size, 1)
+        for section in elf.sections
+        if section.name.startswith((".rodata", ".data", ".bss")) and section.size > 0
+    ]
+
+
+def _python_programs_and_maps(elf: Elf, btf: Btf | None) -> tuple[list[ProgramInfo], list[MapInfo]]:
+    maps: list[MapInfo] = []
+    for section in elf.sections:
+        if section.name.startswith("maps"):
+            maps.extend(_legacy_maps(elf, section))
+    maps.extend(_btf_maps(btf))
+    maps.extend(_data_maps(elf))
+    return _programs(elf), maps
+
+
+def _native_programs_and_maps(data: bytes) -> tuple[list[ProgramInfo], list[MapInfo]] | None:
+    """Ask ``pyaya._native.inspect_object``; None when the native module (or that function) is not there."""
+    try:
+        native = importlib.import_module("pyaya._native")  # optional: built by maturin
+    except ImportError:
+        return None
+    inspect_object = getattr(native, "inspect_object", None)
+    if inspect_object is None:
+        return None
+    result: dict[str, list[dict[str, Any]]] = inspect_object(data)
+    programs = [ProgramInfo(str(p["name"]), str(p["section"]), str(p["type"])) for p in result["programs"]]
+    maps = [
+        MapInfo(str(m["name"]), str(m["type"]), int(m["key_size"]), int(m["value_size"]), int(m["max_entries"]))
+        for m in result["maps"]
+    ]
+    return programs, maps
+
+
+def _btf_types(btf: Btf | None) -> list[BtfTypeInfo]:
+    if btf is None:
+        return []
+    return [BtfTypeInfo(t.id, t.kind.name, t.name, btf.size_of(t.id)) for t in btf.types[1:]]
+
+
+def inspect_bytes(data: bytes, *, native: bool | None = None) -> ObjectInfo:
+    """Programs, maps and BTF types of a BPF object held in memory.
+
+    ``native=None`` uses the native module when importable, ``True`` requires it, ``False`` forces the pure-Python
+    reading. Raises :class:`ObjectError` when ``data`` is not a BPF ELF object.
+    """
+    elf = Elf(data)
+    if not elf.header.is_bpf:
+        raise ObjectError(f"not a BPF object (ELF machine {elf.header.machine}, expected 247 for BPF)")
+    btf = Btf.from_elf(elf) if elf.section(".BTF") is not None else None
+    found = _native_programs_and_maps(data) if native is not False else None
+    if found is None and native:
+        raise ObjectError("the native module pyaya._native (inspect_object) is not available")
+    source = "native" if found is not None else "python"
+    programs, maps = found if found is not None else _python_programs_and_maps(elf, btf)
+    return ObjectInfo(programs, maps, _btf_types(btf), source)
+
+
+def inspect_file(path: str | Path, *, native: bool | None = None) -> ObjectInfo:
+    """:func:`inspect_bytes` on a file; a missing or unreadable file raises :class:`ObjectError` naming it."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ObjectError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ObjectError(f"{path}: is a directory, not a BPF object file") from None
+    except OSError as error:
+        raise ObjectError(f"{path}: {error.strerror or error}") from None
+    try:
+        return inspect_bytes(data, native=native)
+    except ObjectError as error:
+        raise ObjectError(f"{path}: {error}") from None
