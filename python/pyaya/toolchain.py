@@ -102,7 +102,7 @@ class Rustc:
 
     @property
     def is_nightly(self) -> bool:
-        return "nightly" in self.version or "dev" in self.version
+        return _is_nightly(self.version)
 
     def has_target(self, target: str | None = None) -> bool:
         """Whether the sysroot ships a prebuilt ``core`` for the BPF target."""
@@ -156,8 +156,12 @@ class Toolchain:
             env["RUSTUP_TOOLCHAIN"] = self.rustup_toolchain
         else:
             env.pop("RUSTUP_TOOLCHAIN", None)
-        if self.kind == "bootstrap":
+        if self.kind == "bootstrap" or not _is_nightly(self.rustc_version):
+            # aya-ebpf itself uses nightly features on the BPF target (`#![feature(asm_experimental_arch)]`), so a
+            # stable rustc (Debian's prebuilt one included) needs them unlocked.
             env["RUSTC_BOOTSTRAP"] = "1"
+        else:
+            env.pop("RUSTC_BOOTSTRAP", None)
         path = env.get("PATH", os.defpath)
         env["PATH"] = os.pathsep.join([str(self.bpf_linker.parent), str(self.rustc.parent), path])
         return env
@@ -202,6 +206,10 @@ class Toolchain:
 
 # --------------------------------------------------------------------------------------------------------------------
 # probing
+
+
+def _is_nightly(version: str) -> bool:
+    return "nightly" in version or "-dev" in version
 
 
 def _major(version: str | None) -> int | None:
