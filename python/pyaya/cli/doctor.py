@@ -1,0 +1,49 @@
+"""``pyaya doctor``: toolchain and kernel report; exit 1 when something a build or a run needs is missing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from pyaya.cli._common import EXIT_FAILURE, handle_errors
+from pyaya.cli._table import format_table
+from pyaya.doctor import Check, failed, run_checks
+
+_COLORS = {"ok": "green", "warning": "yellow", "missing": "red", "unsupported": "magenta"}
+
+
+def _render(checks: list[Check], color: bool) -> str:
+    rows = [(c.name, c.status, c.detail, c.fix) for c in checks]
+
+    def style(row: int, column: int, text: str) -> str:
+        if not color:
+            return text
+        if row < 0:
+            return typer.style(text, bold=True)
+        if column == 1:
+            return typer.style(text, fg=_COLORS.get(checks[row].status), bold=True)
+        return text
+
+    return format_table(("CHECK", "STATUS", "DETAIL", "FIX"), rows, style=style)
+
+
+@handle_errors
+def doctor(
+    json_output: Annotated[
+        bool, typer.Option("--json", help='Print a JSON list of {"name", "status", "detail", "fix"}.')
+    ] = False,
+) -> None:
+    """Check the toolchain and the kernel; each missing piece comes with the command that fixes it."""
+    checks = run_checks()
+    if json_output:
+        typer.echo(json.dumps([c.to_json() for c in checks], indent=2))
+    else:
+        typer.echo(_render(checks, color=sys.stdout.isatty()))
+        missing = [c.name for c in checks if c.status == "missing"]
+        if missing:
+            typer.echo(f"\nmissing: {', '.join(missing)}", err=True)
+    if failed(checks):
+        raise typer.Exit(EXIT_FAILURE)

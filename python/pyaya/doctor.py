@@ -1,0 +1,228 @@
+"""``pyaya doctor``: what this machine can build and run, each gap with the command that closes it.
+
+Every check is a :class:`Check` with a status:
+
+* ``ok``: works (the detail says what was probed);
+* ``warning``: works with a caveat, or something optional is absent;
+* ``missing``: a build or a run needs it and it is not there (``pyaya doctor`` exits 1);
+* ``unsupported``: this kernel lacks a feature some program types need (does not fail).
+
+Kernel checks are real probes (:mod:`pyaya.features`), not version guesses.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from pyaya import features
+from pyaya.errors import ToolchainError
+
+__all__ = ["STATUSES", "Check", "failed", "run_checks"]
+
+STATUSES = ("ok", "warning", "missing", "unsupported")
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _privileged() -> tuple[bool, str]:
+    caps = features.capabilities()
+    held = [name for name, bit in features.CAPABILITIES.items() if caps >> bit & 1]
+    euid = os.geteuid()
+    who = "root (euid 0)" if euid == 0 else f"euid {euid}"
+    return euid == 0 or {"CAP_BPF", "CAP_PERFMON"} <= set(held), f"{who}; effective: {', '.join(held) or 'none'}"
+
+
+def check_privileges() -> Check:
+    ok, detail = _privileged()
+    if ok:
+        return Check("privileges", "ok", detail)
+    return Check(
+        "privileges",
+        "missing",
+        detail + " (loading programs needs CAP_BPF and CAP_PERFMON, CAP_NET_ADMIN for networking programs)",
+        "run with sudo, or: sudo setcap cap_bpf,cap_perfmon,cap_net_admin+ep $(readlink -f $(which python3))",
+    )
+
+
+def check_bpf_syscall() -> Check:
+    call = features.probe_map_create()
+    probe = features.bpf_syscall_available()
+    if probe.ok:
+        return Check("bpf() syscall", "ok", probe.reason)
+    if call.errno in (1, 13):  # EPERM, EACCES
+        return Check("bpf() syscall", "missing", probe.reason, "run as root or grant CAP_BPF")
+    return Check("bpf() syscall", "missing", probe.reason, "use a kernel built with CONFIG_BPF_SYSCALL=y")
+
+
+def check_btf() -> Check:
+    probe = features.vmlinux_btf_available()
+    if probe.ok:
+        return Check("vmlinux BTF", "ok", probe.reason)
+    return Check(
+        "vmlinux BTF",
+        "warning",
+        probe.reason + "; fentry/fexit, tp_btf and lsm programs need it",
+        "use a kernel built with CONFIG_DEBUG_INFO_BTF=y",
+    )
+
+
+def check_bpffs() -> Check:
+    mount = features.bpffs_mount()
+    if mount == features.BPFFS_PATH:
+        return Check("bpffs", "ok", f"mounted at {mount}")
+    fix = f"mount -t bpf bpf {features.BPFFS_PATH}"
+    if mount is not None:
+        return Check("bpffs", "warning", f"mounted at {mount}, not at {features.BPFFS_PATH} (pinning uses it)", fix)
+    return Check("bpffs", "warning", f"not mounted at {features.BPFFS_PATH}; pinning maps and links needs it", fix)
+
+
+def check_tracefs() -> Check:
+    mount = features.tracefs_mount()
+    if mount is not None:
+        return Check("tracefs", "ok", f"mounted at {mount}")
+    return Check(
+        "tracefs",
+        "missing",
+        "not mounted at /sys/kernel/tracing or /sys/kernel/debug/tracing; tracepoints and probes need it",
+        "mount -t tracefs nodev /sys/kernel/tracing",
+    )
+
+
+def check_kprobes() -> Check:
+    ok, reason = features.kprobes_supported()
+    if ok:
+        return Check("kprobes", "ok", reason)
+    return Check("kprobes", "unsupported", reason, "kprobe programs need a kernel built with CONFIG_KPROBES=y")
+
+
+def check_fentry() -> Check:
+    ok, reason = features.fentry_supported()
+    if ok:
+        return Check("fentry/fexit", "ok", reason)
+    privileged, _ = _privileged()
+    if not privileged:
+        return Check("fentry/fexit", "warning", f"cannot probe without privilege: {reason}", "run pyaya doctor as root")
+    return Check("fentry/fexit", "unsupported", reason, "use tracepoint or kprobe programs on this kernel")
+
+
+def check_memlock() -> Check:
+    version = features.kernel_version()
+    release = ".".join(map(str, version))
+    if version >= (5, 11, 0):
+        return Check("RLIMIT_MEMLOCK", "ok", f"not needed: kernel {release} (>= 5.11) charges BPF memory to memcg")
+    soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    if soft == resource.RLIM_INFINITY:
+        return Check("RLIMIT_MEMLOCK", "ok", f"unlimited (kernel {release} < 5.11 counts BPF memory against it)")
+    return Check(
+        "RLIMIT_MEMLOCK",
+        "warning",
+        f"{soft // 1024} KiB; kernel {release} < 5.11 counts BPF maps against it, large maps may fail with EPERM",
+        "ulimit -l unlimited (or LimitMEMLOCK=infinity in a systemd unit)",
+    )
+
+
+def _split_fix(message: str) -> tuple[str, str]:
+    """A ToolchainError's first line is the problem, the rest the fix; the fix as one line."""
+    first, _, rest = message.partition("\n")
+    lines = [line.strip().removeprefix("- ").strip() for line in rest.splitlines()]
+    fix_lines = [line for line in lines if line and not line.lower().startswith("fix")]
+    return first, "; ".join(fix_lines)
+
+
+def check_toolchain() -> Check:
+    from pyaya import toolchain  # noqa: PLC0415 (runs rustc; imported only when checked)
+
+    try:
+        found = toolchain.resolve()
+    except ToolchainError as error:
+        detail, fix = _split_fix(str(error))
+        return Check("toolchain", "missing", detail, fix or "make setup")
+    status = "warning" if found.notes else "ok"
+    return Check("toolchain", status, found.describe() + "".join(f"; {n}" for n in found.notes))
+
+
+def check_bpf_linker() -> Check:
+    from pyaya import toolchain  # noqa: PLC0415
+
+    path = toolchain.find_bpf_linker()
+    if path is None:
+        places = ", ".join(("PATH", *toolchain.BPF_LINKER_DIRS))
+        return Check(
+            "bpf-linker",
+            "missing",
+            f"not found (searched {places}); rustc needs it to link BPF objects",
+            "cargo install bpf-linker (in a pyaya checkout: make setup)",
+        )
+    linker_major = toolchain.linker_llvm_major(path)
+    # Compare with the rustc a build would use: the resolved toolchain's, else PATH's.
+    try:
+        resolved = toolchain.resolve()
+        rustc_label, rustc_major = f"{resolved.rustc_version} ({resolved.rustc})", resolved.llvm_major
+    except ToolchainError:
+        rustc_path = shutil.which("rustc")
+        rustc = toolchain.probe_rustc(rustc_path) if rustc_path else None
+        rustc_label = f"{rustc.version} ({rustc.path})" if rustc is not None else "unknown"
+        rustc_major = rustc.llvm_major if rustc is not None else None
+    if linker_major is None:
+        return Check(
+            "bpf-linker",
+            "warning",
+            f"{path}: could not tell which LLVM it uses",
+            'if linking fails with "Invalid record", rebuild it against rustc\'s LLVM',
+        )
+    if rustc_major is None:
+        return Check("bpf-linker", "ok", f"{path} (LLVM {linker_major}); rustc's LLVM is unknown")
+    if linker_major < rustc_major:
+        return Check(
+            "bpf-linker",
+            "missing",
+            f"{path} uses LLVM {linker_major}, older than rustc {rustc_label}'s LLVM {rustc_major}: linking would "
+            'fail with "Invalid record"',
+            f"rebuild bpf-linker against LLVM {rustc_major} or newer: cargo install bpf-linker --force",
+        )
+    return Check("bpf-linker", "ok", f"{path} (LLVM {linker_major} >= LLVM {rustc_major} of rustc {rustc_label})")
+
+
+CHECKS: tuple[Callable[[], Check], ...] = (
+    check_privileges,
+    check_bpf_syscall,
+    check_btf,
+    check_bpffs,
+    check_tracefs,
+    check_kprobes,
+    check_fentry,
+    check_memlock,
+    check_toolchain,
+    check_bpf_linker,
+)
+
+
+def _safe(check: Callable[[], Check]) -> Check:
+    try:
+        return check()
+    except Exception as error:  # a probe that crashes is reported, not fatal
+        name = check.__name__.removeprefix("check_").replace("_", " ")
+        return Check(name, "warning", f"the check itself failed: {type(error).__name__}: {error}")
+
+
+def run_checks() -> list[Check]:
+    """Run every check, in a stable order."""
+    return [_safe(check) for check in CHECKS]
+
+
+def failed(checks: list[Check]) -> bool:
+    """True when something a build or a run needs is missing."""
+    return any(check.status == "missing" for check in checks)
