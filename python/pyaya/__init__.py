@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from pyaya.errors import (
     BuildError,
+    ClosedError,
     LoadError,
     MapError,
     NotFoundError,
@@ -30,6 +31,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "BuildError",
+    "ClosedError",
     "LoadError",
     "MapError",
     "NotFoundError",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "BuildError",
+    "ClosedError",
     "LoadError",
     "MapError",
     "NotFoundError",
@@ -26,6 +27,10 @@ __all__ = [
 
 class PyayaError(Exception):
     """Base class of every error pyaya raises on purpose."""
+
+
+class ClosedError(PyayaError, ValueError):
+    """The object, program or map was used after it was closed."""
 
 
 class ObjectError(PyayaError, ValueError):

@@ -1,1 +1,25 @@
-use pyo3::prelude::*; #[pymodule] fn _native(_m: &Bound<PyModule>) -> PyResult<()> { Ok(()) }
+//! `pyaya._native`: aya's loader for Python. This crate owns every fd and all unsafe code; the `pyaya` package
+//! gives the API its Pythonic shape on top.
+
+mod ebpf;
+mod errors;
+mod inspect;
+mod logs;
+mod maps;
+mod names;
+mod sys;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<ebpf::Ebpf>()?;
+    module.add_class::<ebpf::Program>()?;
+    module.add_class::<ebpf::Link>()?;
+    module.add_class::<maps::Map>()?;
+    module.add_class::<maps::RingBuf>()?;
+    module.add_function(wrap_pyfunction!(inspect::inspect_object, module)?)?;
+    module.add_function(wrap_pyfunction!(ebpf::loaded_programs, module)?)?;
+    module.add("AYA_VERSION", "0.14")?;
+    Ok(())
+}

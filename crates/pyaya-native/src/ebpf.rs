@@ -1,0 +1,527 @@
+//! `Ebpf`: one loaded object, owning its programs, maps, links and log reader; `Program` and `Link` refer back to it.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd as _, OwnedFd};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use aya::programs::Program as AyaProgram;
+use aya::{Ebpf as AyaEbpf, EbpfLoader};
+use aya_log::EbpfLogger;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::errors::{self, closed, new_err, Kind};
+use crate::logs::LogQueue;
+use crate::maps::{self, MapSlot};
+use crate::names::program_kind;
+
+/// Everything a loaded object holds in the kernel. Dropping it closes every fd: programs unload, links detach.
+struct LoadedObject {
+    ebpf: AyaEbpf,
+    /// Maps handed to Python, by name; aya no longer knows them once taken.
+    taken_maps: Vec<(String, Py<PyAny>, MapSlot)>,
+    logger: Option<EbpfLogger<LogQueue>>,
+}
+
+#[pyclass(module = "pyaya._native", frozen)]
+pub struct Ebpf {
+    state: Mutex<Option<LoadedObject>>,
+    log_queue: LogQueue,
+    log_handler: Mutex<Option<Py<PyAny>>>,
+    /// A duplicate of the log ring buffer's fd, so waits on event streams also wake for log records.
+    log_wake_fd: Option<OwnedFd>,
+}
+
+impl Ebpf {
+    fn lock(&self) -> MutexGuard<'_, Option<LoadedObject>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the loaded object, or raises `ClosedError`.
+    fn with_object<T>(&self, f: impl FnOnce(&mut LoadedObject) -> PyResult<T>) -> PyResult<T> {
+        let mut guard = self.lock();
+        let object = guard.as_mut().ok_or_else(|| closed("the eBPF object"))?;
+        f(object)
+    }
+
+    fn with_program<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut AyaProgram) -> PyResult<T>,
+    ) -> PyResult<T> {
+        self.with_object(|object| {
+            let program = object
+                .ebpf
+                .program_mut(name)
+                .ok_or_else(|| new_err(Kind::NotFound, format!("no program named {name:?}")))?;
+            f(program)
+        })
+    }
+
+    pub fn wake_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.log_wake_fd.as_ref().map(|fd| fd.as_fd())
+    }
+
+    /// Reads pending log records and passes each to the handler (level, target, message).
+    pub fn flush_logs_inner(&self, py: Python<'_>) -> PyResult<usize> {
+        py.detach(|| {
+            if let Some(object) = self.lock().as_mut() {
+                if let Some(logger) = object.logger.as_mut() {
+                    logger.flush();
+                }
+            }
+        });
+        let records = self.log_queue.take();
+        let count = records.len();
+        let handler = self
+            .log_handler
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|h| h.clone_ref(py));
+        if let Some(handler) = handler {
+            for record in records {
+                handler.call1(py, (record.level, record.target, record.message))?;
+            }
+        }
+        Ok(count)
+    }
+}
+
+#[pymethods]
+impl Ebpf {
+    /// Loads an object from its bytes: creates its maps and prepares (but does not load) its programs.
+    #[staticmethod]
+    #[pyo3(signature = (data, *, globals = None, max_entries = None))]
+    fn load(
+        py: Python<'_>,
+        data: &[u8],
+        globals: Option<HashMap<String, Vec<u8>>>,
+        max_entries: Option<HashMap<String, u32>>,
+    ) -> PyResult<Self> {
+        let globals = globals.unwrap_or_default();
+        let max_entries = max_entries.unwrap_or_default();
+        let log_queue = LogQueue::default();
+        let queue = log_queue.clone();
+        let (ebpf, logger) = py.detach(move || {
+            let mut loader = EbpfLoader::new();
+            for (name, value) in &globals {
+                loader.override_global(name.as_str(), value.as_slice(), true);
+            }
+            for (name, entries) in &max_entries {
+                loader.map_max_entries(name.as_str(), *entries);
+            }
+            let mut ebpf = loader
+                .load(data)
+                .map_err(|err| errors::from_ebpf_error(&err))?;
+            let logger = match EbpfLogger::init_with_logger(&mut ebpf, queue) {
+                Ok(logger) => Some(logger),
+                // An object without aya-log statements has no AYA_LOGS map: nothing to read.
+                Err(aya_log::Error::MapNotFound) => None,
+                Err(err) => {
+                    return Err(new_err(
+                        Kind::Load,
+                        format!(
+                            "reading the object's aya-log records failed: {}",
+                            errors::chain_message(&err)
+                        ),
+                    ))
+                }
+            };
+            Ok::<_, PyErr>((ebpf, logger))
+        })?;
+        let log_wake_fd = match &logger {
+            Some(logger) => Some(logger.as_fd().try_clone_to_owned().map_err(|err| {
+                new_err(
+                    Kind::Load,
+                    format!("duplicating the log ring buffer fd: {err}"),
+                )
+            })?),
+            None => None,
+        };
+        Ok(Self {
+            state: Mutex::new(Some(LoadedObject {
+                ebpf,
+                taken_maps: Vec::new(),
+                logger,
+            })),
+            log_queue,
+            log_handler: Mutex::new(None),
+            log_wake_fd,
+        })
+    }
+
+    /// `(name, type)` of every program in the object, sorted by name.
+    fn programs(&self) -> PyResult<Vec<(String, &'static str)>> {
+        self.with_object(|object| {
+            let mut list: Vec<_> = object
+                .ebpf
+                .programs()
+                .map(|(name, program)| (name.to_owned(), program_kind(program)))
+                .collect();
+            list.sort();
+            Ok(list)
+        })
+    }
+
+    /// `(name, type)` of every map in the object, including those already handed out, sorted by name.
+    fn maps(&self) -> PyResult<Vec<(String, &'static str)>> {
+        self.with_object(|object| {
+            let mut list: Vec<_> = object
+                .ebpf
+                .maps()
+                .map(|(name, map)| (name.to_owned(), maps::map_kind_of(map)))
+                .collect();
+            list.extend(
+                object
+                    .taken_maps
+                    .iter()
+                    .map(|(name, _, slot)| (name.clone(), slot.kind())),
+            );
+            list.sort();
+            Ok(list)
+        })
+    }
+
+    /// A handle on one program.
+    fn program(slf: &Bound<'_, Self>, name: &str) -> PyResult<Program> {
+        let kind = slf.get().with_object(|object| {
+            object.ebpf.program(name).map(program_kind).ok_or_else(|| {
+                let mut names: Vec<_> = object.ebpf.programs().map(|(n, _)| n.to_owned()).collect();
+                names.sort();
+                new_err(
+                    Kind::NotFound,
+                    format!(
+                        "no program named {name:?}; the object has: {}",
+                        names.join(", ")
+                    ),
+                )
+            })
+        })?;
+        Ok(Program {
+            ebpf: slf.clone().unbind(),
+            name: name.to_owned(),
+            kind,
+        })
+    }
+
+    /// The map named `name`: a `RingBuf` for ring buffers, a `Map` for everything else. The same object each time.
+    fn map(slf: &Bound<'_, Self>, name: &str) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        this.with_object(|object| {
+            if let Some((_, existing, _)) = object.taken_maps.iter().find(|(n, _, _)| n == name) {
+                return Ok(existing.clone_ref(py));
+            }
+            let Some(map) = object.ebpf.take_map(name) else {
+                let mut names: Vec<_> = object.ebpf.maps().map(|(n, _)| n.to_owned()).collect();
+                names.extend(object.taken_maps.iter().map(|(n, _, _)| n.clone()));
+                names.sort();
+                return Err(new_err(
+                    Kind::NotFound,
+                    format!(
+                        "no map named {name:?}; the object has: {}",
+                        names.join(", ")
+                    ),
+                ));
+            };
+            let (handle, slot) = maps::wrap(py, slf, name, map, this.log_wake_fd.is_some())?;
+            object
+                .taken_maps
+                .push((name.to_owned(), handle.clone_ref(py), slot));
+            Ok(handle)
+        })
+    }
+
+    /// Sets the callable that receives aya-log records as `(level, target, message)`; `None` drops them.
+    fn set_log_handler(&self, handler: Option<Py<PyAny>>) {
+        *self
+            .log_handler
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = handler;
+    }
+
+    /// Reads pending aya-log records into the log handler; returns how many there were.
+    fn flush_logs(&self, py: Python<'_>) -> PyResult<usize> {
+        self.flush_logs_inner(py)
+    }
+
+    /// Whether the object is still loaded.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.lock().is_none()
+    }
+
+    /// Detaches every link, unloads every program and closes every map. Safe to call more than once.
+    fn close(&self, py: Python<'_>) {
+        let object = self.lock().take();
+        if let Some(object) = object {
+            for (_, _, slot) in &object.taken_maps {
+                slot.close();
+            }
+            py.detach(move || drop(object));
+        }
+    }
+}
+
+/// Which attach call made a link, so `detach` can undo it.
+enum LinkId {
+    TracePoint(aya::programs::trace_point::TracePointLinkId),
+    RawTracePoint(aya::programs::raw_trace_point::RawTracePointLinkId),
+}
+
+/// One program of a loaded object, by name.
+#[pyclass(module = "pyaya._native", frozen)]
+pub struct Program {
+    ebpf: Py<Ebpf>,
+    name: String,
+    kind: &'static str,
+}
+
+macro_rules! for_loadable {
+    ($program:expr, $p:ident => $body:expr, $other:ident => $fallback:expr) => {
+        match $program {
+            AyaProgram::TracePoint($p) => $body,
+            AyaProgram::RawTracePoint($p) => $body,
+            AyaProgram::KProbe($p) => $body,
+            AyaProgram::UProbe($p) => $body,
+            AyaProgram::SocketFilter($p) => $body,
+            AyaProgram::Xdp($p) => $body,
+            AyaProgram::SchedClassifier($p) => $body,
+            AyaProgram::CgroupSkb($p) => $body,
+            AyaProgram::CgroupSysctl($p) => $body,
+            AyaProgram::SockOps($p) => $body,
+            AyaProgram::SkMsg($p) => $body,
+            AyaProgram::PerfEvent($p) => $body,
+            AyaProgram::SkLookup($p) => $body,
+            AyaProgram::FlowDissector($p) => $body,
+            AyaProgram::CgroupDevice($p) => $body,
+            $other => $fallback,
+        }
+    };
+}
+
+#[pymethods]
+impl Program {
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The program's type, e.g. `"TracePoint"`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// Whether the program is loaded into the kernel.
+    #[getter]
+    fn loaded(&self) -> PyResult<bool> {
+        self.ebpf
+            .get()
+            .with_program(&self.name, |program| Ok(program.fd().is_ok()))
+    }
+
+    /// Verifies and loads the program into the kernel (the GIL is released meanwhile).
+    fn load(&self, py: Python<'_>) -> PyResult<()> {
+        let context = format!("loading program {:?}", self.name);
+        py.detach(|| {
+            self.ebpf.get().with_program(&self.name, |program| {
+                let result = for_loadable!(program, p => p.load(), other => {
+                    return Err(new_err(
+                        Kind::Unsupported,
+                        format!(
+                            "pyaya cannot load {} programs yet (program {:?}); TracePoint, RawTracePoint, KProbe, \
+                             UProbe, Xdp, SchedClassifier, SocketFilter, CgroupSkb and a few more can be loaded",
+                            program_kind(other),
+                            self.name
+                        ),
+                    ))
+                });
+                result.map_err(|err| errors::from_program_error(&context, &err))
+            })
+        })
+    }
+
+    /// Unloads the program, detaching its links.
+    fn unload(&self, py: Python<'_>) -> PyResult<()> {
+        let context = format!("unloading program {:?}", self.name);
+        py.detach(|| {
+            self.ebpf.get().with_program(&self.name, |program| {
+                let result = for_loadable!(program, p => p.unload(), other => {
+                    return Err(new_err(Kind::Unsupported, format!("pyaya cannot unload {} programs yet", program_kind(other))))
+                });
+                result.map_err(|err| errors::from_program_error(&context, &err))
+            })
+        })
+    }
+
+    /// Attaches a TracePoint program to `category/name` (see /sys/kernel/tracing/events).
+    fn attach_tracepoint(&self, py: Python<'_>, category: &str, name: &str) -> PyResult<Link> {
+        let context = format!("attaching {:?} to tracepoint {category}/{name}", self.name);
+        let id = py.detach(|| {
+            self.ebpf
+                .get()
+                .with_program(&self.name, |program| match program {
+                    AyaProgram::TracePoint(p) => p
+                        .attach(category, name)
+                        .map_err(|err| tracepoint_error(&context, category, name, &err)),
+                    other => Err(wrong_kind(&self.name, program_kind(other), "TracePoint")),
+                })
+        })?;
+        Ok(Link::new(self, LinkId::TracePoint(id)))
+    }
+
+    /// Attaches a RawTracePoint program to the raw tracepoint `name` (e.g. `"sched_switch"`).
+    fn attach_raw_tracepoint(&self, py: Python<'_>, name: &str) -> PyResult<Link> {
+        let context = format!("attaching {:?} to raw tracepoint {name}", self.name);
+        let id = py.detach(|| {
+            self.ebpf
+                .get()
+                .with_program(&self.name, |program| match program {
+                    AyaProgram::RawTracePoint(p) => p
+                        .attach(name)
+                        .map_err(|err| errors::from_program_error(&context, &err)),
+                    other => Err(wrong_kind(&self.name, program_kind(other), "RawTracePoint")),
+                })
+        })?;
+        Ok(Link::new(self, LinkId::RawTracePoint(id)))
+    }
+
+    /// The kernel's view of the loaded program: id, tag, type, name, run count and run time.
+    fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let context = format!("reading info of program {:?}", self.name);
+        let info = self.ebpf.get().with_program(&self.name, |program| {
+            program
+                .info()
+                .map_err(|err| errors::from_program_error(&context, &err))
+        })?;
+        let dict = PyDict::new(py);
+        dict.set_item("id", info.id())?;
+        dict.set_item("tag", format!("{:016x}", info.tag()))?;
+        dict.set_item("type", info.program_type() as u32)?;
+        dict.set_item("name", info.name_as_str().unwrap_or_default())?;
+        dict.set_item("run_count", info.run_count())?;
+        dict.set_item("run_time_ns", info.run_time().as_nanos() as u64)?;
+        Ok(dict)
+    }
+}
+
+fn wrong_kind(name: &str, actual: &str, expected: &str) -> PyErr {
+    new_err(
+        Kind::Program,
+        format!("program {name:?} is a {actual} program, not a {expected}"),
+    )
+}
+
+fn tracepoint_error(
+    context: &str,
+    category: &str,
+    name: &str,
+    error: &aya::programs::ProgramError,
+) -> PyErr {
+    let missing = std::path::Path::new("/sys/kernel/tracing/events")
+        .join(category)
+        .join(name);
+    let tracefs = std::path::Path::new("/sys/kernel/tracing/events").exists()
+        || std::path::Path::new("/sys/kernel/debug/tracing/events").exists();
+    if !tracefs {
+        return new_err(
+            Kind::Program,
+            format!("{context}: tracefs is not mounted; mount it with `mount -t tracefs nodev /sys/kernel/tracing`"),
+        );
+    }
+    if !missing.exists() && std::path::Path::new("/sys/kernel/tracing/events").exists() {
+        return new_err(
+            Kind::Program,
+            format!(
+                "{context}: this kernel has no tracepoint {category}/{name} (no {})",
+                missing.display()
+            ),
+        );
+    }
+    errors::from_program_error(context, error)
+}
+
+/// An attachment of a program. Detaching is idempotent; closing the object detaches every link.
+#[pyclass(module = "pyaya._native", frozen)]
+pub struct Link {
+    ebpf: Py<Ebpf>,
+    program: String,
+    id: Mutex<Option<LinkId>>,
+}
+
+impl Link {
+    fn new(program: &Program, id: LinkId) -> Self {
+        Python::attach(|py| Self {
+            ebpf: program.ebpf.clone_ref(py),
+            program: program.name.clone(),
+            id: Mutex::new(Some(id)),
+        })
+    }
+}
+
+#[pymethods]
+impl Link {
+    #[getter]
+    fn program(&self) -> &str {
+        &self.program
+    }
+
+    /// Whether the link is still attached.
+    #[getter]
+    fn attached(&self) -> bool {
+        self.id
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+            && !self.ebpf.get().closed()
+    }
+
+    /// Detaches the program from this attach point.
+    fn detach(&self, py: Python<'_>) -> PyResult<()> {
+        let Some(id) = self
+            .id
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return Ok(());
+        };
+        let context = format!("detaching program {:?}", self.program);
+        py.detach(|| {
+            let mut guard = self.ebpf.get().lock();
+            // A closed object already detached everything.
+            let Some(object) = guard.as_mut() else {
+                return Ok(());
+            };
+            let Some(program) = object.ebpf.program_mut(&self.program) else {
+                return Ok(());
+            };
+            let result = match (program, id) {
+                (AyaProgram::TracePoint(p), LinkId::TracePoint(id)) => p.detach(id),
+                (AyaProgram::RawTracePoint(p), LinkId::RawTracePoint(id)) => p.detach(id),
+                _ => Ok(()),
+            };
+            result.map_err(|err| errors::from_program_error(&context, &err))
+        })
+    }
+}
+
+/// `(id, name, type)` of every program loaded in the kernel, whoever loaded it.
+#[pyfunction]
+pub fn loaded_programs(py: Python<'_>) -> PyResult<Vec<(u32, String, u32)>> {
+    py.detach(|| {
+        let mut list = Vec::new();
+        for info in aya::programs::loaded_programs() {
+            let info =
+                info.map_err(|err| errors::from_program_error("listing loaded programs", &err))?;
+            list.push((
+                info.id(),
+                info.name_as_str().unwrap_or_default().to_owned(),
+                info.program_type() as u32,
+            ));
+        }
+        Ok(list)
+    })
+}

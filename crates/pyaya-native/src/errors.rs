@@ -1,0 +1,200 @@
+//! Turns aya's errors into the Python exceptions of `pyaya.errors`, keeping the kernel's words (errno, verifier log).
+
+use std::error::Error as StdError;
+use std::io;
+
+use aya::programs::ProgramError;
+use aya::EbpfError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+
+/// Names of the exception classes defined in `python/pyaya/errors.py`.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Object,
+    Load,
+    PermissionDenied,
+    Program,
+    Verifier,
+    Unsupported,
+    Map,
+    NotFound,
+    Closed,
+}
+
+impl Kind {
+    const fn class_name(self) -> &'static str {
+        match self {
+            Self::Object => "ObjectError",
+            Self::Load => "LoadError",
+            Self::PermissionDenied => "PermissionDeniedError",
+            Self::Program => "ProgramError",
+            Self::Verifier => "VerifierError",
+            Self::Unsupported => "UnsupportedError",
+            Self::Map => "MapError",
+            Self::NotFound => "NotFoundError",
+            Self::Closed => "ClosedError",
+        }
+    }
+}
+
+static ERRORS_MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+fn class<'py>(py: Python<'py>, kind: Kind) -> PyResult<Bound<'py, PyType>> {
+    let module =
+        ERRORS_MODULE.get_or_try_init(py, || py.import("pyaya.errors").map(Bound::unbind))?;
+    Ok(module
+        .bind(py)
+        .getattr(kind.class_name())?
+        .cast_into::<PyType>()?)
+}
+
+/// Builds a `pyaya.errors` exception of `kind` with `message`.
+pub fn new_err(kind: Kind, message: impl Into<String>) -> PyErr {
+    let message = message.into();
+    Python::attach(|py| match class(py, kind) {
+        Ok(cls) => match kind {
+            Kind::Load | Kind::PermissionDenied | Kind::Program | Kind::Map => {
+                PyErr::from_type(cls, (message, Option::<i32>::None))
+            }
+            _ => PyErr::from_type(cls, (message,)),
+        },
+        Err(err) => err,
+    })
+}
+
+fn new_err_errno(kind: Kind, message: String, errno: Option<i32>) -> PyErr {
+    Python::attach(|py| match class(py, kind) {
+        Ok(cls) => PyErr::from_type(cls, (message, errno)),
+        Err(err) => err,
+    })
+}
+
+fn verifier_err(message: String, log: String, errno: Option<i32>) -> PyErr {
+    Python::attach(|py| match class(py, Kind::Verifier) {
+        Ok(cls) => PyErr::from_type(cls, (message, log, errno)),
+        Err(err) => err,
+    })
+}
+
+/// The first `io::Error` in an error's source chain: the kernel's answer to the failing syscall.
+fn io_error_in<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a io::Error> {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(err) = current {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            return Some(io);
+        }
+        current = err.source();
+    }
+    None
+}
+
+/// The whole chain of messages, so the user sees aya's context and the kernel's errno in one line.
+pub fn chain_message(error: &(dyn StdError + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut current = error.source();
+    while let Some(err) = current {
+        let text = err.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        current = err.source();
+    }
+    message
+}
+
+const PRIVILEGE_HINT: &str =
+    "bpf() needs root or CAP_BPF (plus CAP_PERFMON for tracing programs and \
+CAP_NET_ADMIN for networking programs); run with sudo or grant those capabilities";
+
+/// Maps a permission failure to `PermissionDeniedError`, or returns `None`.
+fn permission_error(what: &str, error: &(dyn StdError + 'static)) -> Option<PyErr> {
+    let io = io_error_in(error)?;
+    let errno = io.raw_os_error()?;
+    (errno == libc::EPERM).then(|| {
+        new_err_errno(
+            Kind::PermissionDenied,
+            format!("{what}: permission denied (EPERM): {PRIVILEGE_HINT}"),
+            Some(errno),
+        )
+    })
+}
+
+fn errno_of(error: &(dyn StdError + 'static)) -> Option<i32> {
+    io_error_in(error).and_then(io::Error::raw_os_error)
+}
+
+/// Converts an error from loading an object (`Ebpf::load`).
+pub fn from_ebpf_error(error: &EbpfError) -> PyErr {
+    if let Some(err) = permission_error("loading the object failed", error) {
+        return err;
+    }
+    match error {
+        EbpfError::ParseError(_) => new_err(Kind::Object, format!("not a valid BPF object: {}", chain_message(error))),
+        EbpfError::ProgramError(program_error) => from_program_error("loading the object failed", program_error),
+        EbpfError::NoBTF => new_err(
+            Kind::Unsupported,
+            "the object needs BTF but this kernel exposes none at /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF=y)",
+        ),
+        _ => new_err_errno(
+            Kind::Load,
+            format!("loading the object failed: {}", chain_message(error)),
+            errno_of(error),
+        ),
+    }
+}
+
+/// Converts an error from loading, attaching or detaching a program.
+pub fn from_program_error(context: &str, error: &ProgramError) -> PyErr {
+    if let ProgramError::LoadError {
+        io_error,
+        verifier_log,
+    } = error
+    {
+        let errno = io_error.raw_os_error();
+        if errno == Some(libc::EPERM) {
+            return new_err_errno(
+                Kind::PermissionDenied,
+                format!("{context}: permission denied (EPERM): {PRIVILEGE_HINT}"),
+                errno,
+            );
+        }
+        let log = verifier_log.to_string();
+        return verifier_err(
+            format!("{context}: the verifier rejected the program ({io_error})"),
+            log,
+            errno,
+        );
+    }
+    if let Some(err) = permission_error(context, error) {
+        return err;
+    }
+    new_err_errno(
+        Kind::Program,
+        format!("{context}: {}", chain_message(error)),
+        errno_of(error),
+    )
+}
+
+/// Converts an error from a raw map syscall.
+pub fn from_map_io(context: &str, error: &io::Error) -> PyErr {
+    if error.raw_os_error() == Some(libc::EPERM) {
+        return new_err_errno(
+            Kind::PermissionDenied,
+            format!("{context}: permission denied (EPERM): {PRIVILEGE_HINT}"),
+            Some(libc::EPERM),
+        );
+    }
+    new_err_errno(
+        Kind::Map,
+        format!("{context}: {error}"),
+        error.raw_os_error(),
+    )
+}
+
+/// Raised when an object was used after `close()`.
+pub fn closed(what: &str) -> PyErr {
+    new_err(Kind::Closed, format!("{what} is closed"))
+}

@@ -1,0 +1,451 @@
+//! `Map` (any map, raw bytes in and out) and `RingBuf` (a stream of records), each sharing its fd with the owning
+//! `Ebpf` so that closing the object closes the map too.
+
+use std::os::fd::AsFd as _;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use aya::maps::{Map as AyaMap, MapData, RingBuf as AyaRingBuf};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::ebpf::Ebpf;
+use crate::errors::{closed, from_map_io, new_err, Kind};
+use crate::names::{is_per_cpu, map_kind, MAP_TYPE_RINGBUF};
+use crate::sys;
+
+/// How long one wait may block with the GIL released before checking for signals (Ctrl-C).
+const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+type Shared<T> = Arc<Mutex<Option<T>>>;
+
+fn lock<T>(shared: &Shared<T>) -> MutexGuard<'_, Option<T>> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The owning `Ebpf`'s handle on a map it gave to Python, so `close()` can close it.
+pub enum MapSlot {
+    Data(Shared<MapData>),
+    Ring(Shared<AyaRingBuf<MapData>>),
+}
+
+impl MapSlot {
+    pub fn close(&self) {
+        match self {
+            Self::Data(data) => drop(lock(data).take()),
+            Self::Ring(ring) => drop(lock(ring).take()),
+        }
+    }
+
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Data(_) => "Map",
+            Self::Ring(_) => "RingBuf",
+        }
+    }
+}
+
+macro_rules! map_data {
+    ($map:expr) => {
+        match $map {
+            AyaMap::Array(d)
+            | AyaMap::ArrayOfMaps(d)
+            | AyaMap::BloomFilter(d)
+            | AyaMap::CgroupArray(d)
+            | AyaMap::CgroupStorage(d)
+            | AyaMap::CgrpStorage(d)
+            | AyaMap::CpuMap(d)
+            | AyaMap::DevMap(d)
+            | AyaMap::DevMapHash(d)
+            | AyaMap::HashMap(d)
+            | AyaMap::HashOfMaps(d)
+            | AyaMap::InodeStorage(d)
+            | AyaMap::LpmTrie(d)
+            | AyaMap::LruHashMap(d)
+            | AyaMap::PerCpuArray(d)
+            | AyaMap::PerCpuCgroupStorage(d)
+            | AyaMap::PerCpuHashMap(d)
+            | AyaMap::PerCpuLruHashMap(d)
+            | AyaMap::PerfEventArray(d)
+            | AyaMap::ProgramArray(d)
+            | AyaMap::Queue(d)
+            | AyaMap::ReusePortSockArray(d)
+            | AyaMap::RingBuf(d)
+            | AyaMap::SockHash(d)
+            | AyaMap::SockMap(d)
+            | AyaMap::SkStorage(d)
+            | AyaMap::Stack(d)
+            | AyaMap::StackTraceMap(d)
+            | AyaMap::Unsupported(d)
+            | AyaMap::XskMap(d) => d,
+        }
+    };
+}
+
+/// The kind name of a map aya still holds.
+pub fn map_kind_of(map: &AyaMap) -> &'static str {
+    map_data!(map)
+        .info()
+        .ok()
+        .and_then(|info| info.map_type().ok())
+        .map_or("Unknown", |t| map_kind(t as u32))
+}
+
+/// Key and value sizes and the rest of what the kernel says about a map.
+#[derive(Clone, Copy)]
+struct Shape {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    flags: u32,
+}
+
+fn possible_cpus() -> PyResult<usize> {
+    aya::util::nr_cpus().map_err(|(path, err)| new_err(Kind::Map, format!("reading {path}: {err}")))
+}
+
+/// Wraps a map taken from aya in its Python class; returns the Python object and the owner's handle on it.
+pub fn wrap(
+    py: Python<'_>,
+    owner: &Bound<'_, Ebpf>,
+    name: &str,
+    map: AyaMap,
+    wake_on_logs: bool,
+) -> PyResult<(Py<PyAny>, MapSlot)> {
+    let data = map_data!(map);
+    let info = data
+        .info()
+        .map_err(|err| new_err(Kind::Map, format!("reading info of map {name:?}: {err}")))?;
+    let shape = Shape {
+        map_type: info.map_type().map_or(u32::MAX, |t| t as u32),
+        key_size: info.key_size(),
+        value_size: info.value_size(),
+        max_entries: info.max_entries(),
+        flags: info.map_flags(),
+    };
+    if shape.map_type == MAP_TYPE_RINGBUF {
+        let ring = AyaRingBuf::try_from(AyaMap::RingBuf(data))
+            .map_err(|err| new_err(Kind::Map, format!("opening ring buffer {name:?}: {err}")))?;
+        let shared = Arc::new(Mutex::new(Some(ring)));
+        let object = RingBuf {
+            name: name.to_owned(),
+            ring: shared.clone(),
+            owner: owner.clone().unbind(),
+            wake_on_logs,
+            max_entries: shape.max_entries,
+        };
+        return Ok((Py::new(py, object)?.into_any(), MapSlot::Ring(shared)));
+    }
+    let value_buffer_len = if is_per_cpu(shape.map_type) {
+        possible_cpus()? * (shape.value_size as usize).next_multiple_of(8)
+    } else {
+        shape.value_size as usize
+    };
+    let shared = Arc::new(Mutex::new(Some(data)));
+    let object = Map {
+        name: name.to_owned(),
+        data: shared.clone(),
+        shape,
+        value_buffer_len,
+    };
+    Ok((Py::new(py, object)?.into_any(), MapSlot::Data(shared)))
+}
+
+/// A map of any type, seen as raw key and value bytes. Python's `pyaya` classes give it its typed shape.
+#[pyclass(module = "pyaya._native", frozen)]
+pub struct Map {
+    name: String,
+    data: Shared<MapData>,
+    shape: Shape,
+    /// Bytes a lookup writes: `value_size`, or one 8-byte-aligned slot per possible CPU for per-CPU maps.
+    value_buffer_len: usize,
+}
+
+impl Map {
+    fn with_fd<T>(
+        &self,
+        f: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> PyResult<T>,
+    ) -> PyResult<T> {
+        let guard = lock(&self.data);
+        let data = guard
+            .as_ref()
+            .ok_or_else(|| closed(&format!("map {:?}", self.name)))?;
+        f(data.fd().as_fd())
+    }
+
+    fn check_key(&self, key: &[u8]) -> PyResult<()> {
+        if key.len() == self.shape.key_size as usize {
+            Ok(())
+        } else {
+            Err(new_err(
+                Kind::Map,
+                format!(
+                    "map {:?} has {}-byte keys, got {} bytes",
+                    self.name,
+                    self.shape.key_size,
+                    key.len()
+                ),
+            ))
+        }
+    }
+}
+
+#[pymethods]
+impl Map {
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The map's type name, e.g. `"HashMap"`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        map_kind(self.shape.map_type)
+    }
+
+    #[getter]
+    fn map_type(&self) -> u32 {
+        self.shape.map_type
+    }
+
+    #[getter]
+    fn key_size(&self) -> u32 {
+        self.shape.key_size
+    }
+
+    #[getter]
+    fn value_size(&self) -> u32 {
+        self.shape.value_size
+    }
+
+    #[getter]
+    fn max_entries(&self) -> u32 {
+        self.shape.max_entries
+    }
+
+    #[getter]
+    fn flags(&self) -> u32 {
+        self.shape.flags
+    }
+
+    /// Length of the buffers `lookup` returns and `update` takes (larger than `value_size` for per-CPU maps).
+    #[getter]
+    fn value_buffer_len(&self) -> usize {
+        self.value_buffer_len
+    }
+
+    /// The value under `key`, or `None`.
+    fn lookup<'py>(&self, py: Python<'py>, key: &[u8]) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        self.check_key(key)?;
+        let mut value = vec![0u8; self.value_buffer_len];
+        let found = self.with_fd(|fd| {
+            sys::lookup(fd, key, &mut value).map_err(|err| {
+                from_map_io(&format!("looking up a key in map {:?}", self.name), &err)
+            })
+        })?;
+        Ok(found.then(|| PyBytes::new(py, &value)))
+    }
+
+    /// Sets `key` to `value`. `flags`: 0 any, 1 only if absent, 2 only if present.
+    #[pyo3(signature = (key, value, flags = 0))]
+    fn update(&self, key: &[u8], value: &[u8], flags: u64) -> PyResult<()> {
+        self.check_key(key)?;
+        if value.len() != self.value_buffer_len {
+            return Err(new_err(
+                Kind::Map,
+                format!(
+                    "map {:?} takes {}-byte values, got {} bytes",
+                    self.name,
+                    self.value_buffer_len,
+                    value.len()
+                ),
+            ));
+        }
+        self.with_fd(|fd| {
+            sys::update(fd, key, value, flags)
+                .map_err(|err| from_map_io(&format!("updating map {:?}", self.name), &err))
+        })
+    }
+
+    /// Removes `key`; returns whether it was there.
+    fn delete(&self, key: &[u8]) -> PyResult<bool> {
+        self.check_key(key)?;
+        self.with_fd(|fd| {
+            sys::delete(fd, key)
+                .map_err(|err| from_map_io(&format!("deleting from map {:?}", self.name), &err))
+        })
+    }
+
+    /// Every key, in the kernel's order.
+    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let key_size = self.shape.key_size as usize;
+        let keys = self.with_fd(|fd| {
+            let mut keys: Vec<Vec<u8>> = Vec::new();
+            let mut next = vec![0u8; key_size];
+            loop {
+                let previous = keys.last().map(Vec::as_slice);
+                let more = sys::next_key(fd, previous, &mut next).map_err(|err| {
+                    from_map_io(&format!("listing keys of map {:?}", self.name), &err)
+                })?;
+                if !more || keys.len() > self.shape.max_entries as usize {
+                    break;
+                }
+                keys.push(next.clone());
+            }
+            Ok(keys)
+        })?;
+        Ok(keys.iter().map(|key| PyBytes::new(py, key)).collect())
+    }
+
+    /// Every `(key, value)` pair; keys deleted meanwhile are skipped.
+    fn items<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
+        let keys = self.keys(py)?;
+        let mut items = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(value) = self.lookup(py, key.as_bytes())? {
+                items.push((key, value));
+            }
+        }
+        Ok(items)
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        lock(&self.data).is_none()
+    }
+
+    /// Closes this handle on the map (the kernel frees the map when nothing else holds it).
+    fn close(&self) {
+        drop(lock(&self.data).take());
+    }
+}
+
+/// A BPF ring buffer read as a stream of records (`bytes`).
+#[pyclass(module = "pyaya._native", frozen)]
+pub struct RingBuf {
+    name: String,
+    ring: Shared<AyaRingBuf<MapData>>,
+    owner: Py<Ebpf>,
+    wake_on_logs: bool,
+    max_entries: u32,
+}
+
+impl RingBuf {
+    /// Copies out up to `limit` available records without waiting.
+    fn take_available(&self, limit: usize) -> PyResult<Vec<Vec<u8>>> {
+        let mut guard = lock(&self.ring);
+        let ring = guard
+            .as_mut()
+            .ok_or_else(|| closed(&format!("ring buffer {:?}", self.name)))?;
+        let mut records = Vec::new();
+        while records.len() < limit {
+            match ring.next() {
+                Some(item) => records.push(item.to_vec()),
+                None => break,
+            }
+        }
+        Ok(records)
+    }
+}
+
+#[pymethods]
+impl RingBuf {
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    #[getter]
+    fn kind(&self) -> &'static str {
+        "RingBuf"
+    }
+
+    /// The ring's size in bytes.
+    #[getter]
+    fn size(&self) -> u32 {
+        self.max_entries
+    }
+
+    /// Returns up to `max_records` records (all available when `None`). When none is available, waits up to
+    /// `timeout` seconds (`None`: until one arrives; `0`: not at all) with the GIL released, checking for signals
+    /// so Ctrl-C interrupts the wait. Returns an empty list when the time runs out.
+    #[pyo3(signature = (max_records = None, timeout = None))]
+    fn drain<'py>(
+        &self,
+        py: Python<'py>,
+        max_records: Option<usize>,
+        timeout: Option<f64>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let limit = max_records.unwrap_or(usize::MAX);
+        let deadline = match timeout {
+            Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
+                Some(Instant::now() + Duration::from_secs_f64(seconds))
+            }
+            Some(seconds) if seconds.is_nan() || seconds < 0.0 => {
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "timeout must be a number of seconds >= 0",
+                ))
+            }
+            _ => None,
+        };
+        let owner = self.owner.get();
+        loop {
+            if self.wake_on_logs {
+                owner.flush_logs_inner(py)?;
+            }
+            let records = self.take_available(limit)?;
+            if !records.is_empty() {
+                return Ok(records
+                    .iter()
+                    .map(|record| PyBytes::new(py, record))
+                    .collect());
+            }
+            let slice = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(Vec::new());
+                    }
+                    left.min(SIGNAL_CHECK_INTERVAL)
+                }
+                None => SIGNAL_CHECK_INTERVAL,
+            };
+            py.detach(|| {
+                let guard = lock(&self.ring);
+                let ring = guard
+                    .as_ref()
+                    .ok_or_else(|| closed(&format!("ring buffer {:?}", self.name)))?;
+                let mut fds = vec![ring.as_fd()];
+                fds.extend(owner.wake_fd());
+                sys::wait_readable(&fds, slice.as_millis().try_into().unwrap_or(i32::MAX)).map_err(
+                    |err| from_map_io(&format!("waiting on ring buffer {:?}", self.name), &err),
+                )
+            })?;
+            py.check_signals()?;
+        }
+    }
+
+    /// The ring buffer's fd, for readiness notification (e.g. asyncio's `add_reader`). pyaya keeps ownership:
+    /// never close it.
+    fn fileno(&self) -> PyResult<i32> {
+        use std::os::fd::AsRawFd as _;
+        let guard = lock(&self.ring);
+        let ring = guard
+            .as_ref()
+            .ok_or_else(|| closed(&format!("ring buffer {:?}", self.name)))?;
+        Ok(ring.as_raw_fd())
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        lock(&self.ring).is_none()
+    }
+
+    fn close(&self) {
+        drop(lock(&self.ring).take());
+    }
+}

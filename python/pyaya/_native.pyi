@@ -1,0 +1,137 @@
+"""The native loader: aya exposed to Python. Use the classes in :mod:`pyaya` rather than these directly."""
+
+from collections.abc import Callable
+
+AYA_VERSION: str
+
+class Ebpf:
+    """One loaded BPF object: its maps are created, its programs prepared. Owns every kernel object it made."""
+
+    @staticmethod
+    def load(
+        data: bytes, *, globals: dict[str, bytes] | None = None, max_entries: dict[str, int] | None = None
+    ) -> Ebpf:
+        """Parse ``data`` as a BPF ELF object, override globals and map sizes, and create its maps."""
+    def programs(self) -> list[tuple[str, str]]:
+        """``(name, type)`` of every program, sorted by name."""
+    def maps(self) -> list[tuple[str, str]]:
+        """``(name, type)`` of every map, sorted by name."""
+    def program(self, name: str) -> Program:
+        """A handle on the program ``name``; raises ``NotFoundError`` listing the names that exist."""
+    def map(self, name: str) -> Map | RingBuf:
+        """The map ``name`` (the same object on every call); raises ``NotFoundError`` listing the names that exist."""
+    def set_log_handler(self, handler: Callable[[int, str, str], object] | None) -> None:
+        """Set the callable receiving aya-log records as ``(level, target, message)``."""
+    def flush_logs(self) -> int:
+        """Deliver pending aya-log records to the handler; returns how many there were."""
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+    def close(self) -> None:
+        """Detach every link, unload every program, close every map. Idempotent."""
+
+class Program:
+    """A program of a loaded object."""
+
+    @property
+    def name(self) -> str:
+        """The program's name in the object."""
+    @property
+    def kind(self) -> str:
+        """The program type, e.g. ``"TracePoint"``."""
+    @property
+    def loaded(self) -> bool:
+        """Whether the program is loaded into the kernel."""
+    def load(self) -> None:
+        """Verify and load the program; raises ``VerifierError`` with the verifier log on rejection."""
+    def unload(self) -> None:
+        """Unload the program, detaching its links."""
+    def attach_tracepoint(self, category: str, name: str) -> Link:
+        """Attach a TracePoint program to ``category/name``."""
+    def attach_raw_tracepoint(self, name: str) -> Link:
+        """Attach a RawTracePoint program to the raw tracepoint ``name``."""
+    def info(self) -> dict[str, int | str]:
+        """The kernel's view of the program: id, tag, type, name, run_count, run_time_ns."""
+
+class Link:
+    """An attachment of a program."""
+
+    @property
+    def program(self) -> str:
+        """Name of the attached program."""
+    @property
+    def attached(self) -> bool:
+        """Whether the link is still attached."""
+    def detach(self) -> None:
+        """Detach; idempotent."""
+
+class Map:
+    """A map of any type, with raw bytes keys and values."""
+
+    @property
+    def name(self) -> str:
+        """The map's name in the object."""
+    @property
+    def kind(self) -> str:
+        """The map type, e.g. ``"HashMap"``."""
+    @property
+    def map_type(self) -> int:
+        """The kernel's ``enum bpf_map_type`` number."""
+    @property
+    def key_size(self) -> int:
+        """Bytes per key."""
+    @property
+    def value_size(self) -> int:
+        """Bytes per value (per CPU, for per-CPU maps)."""
+    @property
+    def max_entries(self) -> int:
+        """The map's capacity."""
+    @property
+    def flags(self) -> int:
+        """The map's creation flags."""
+    @property
+    def value_buffer_len(self) -> int:
+        """Bytes that :meth:`lookup` returns and :meth:`update` takes."""
+    def lookup(self, key: bytes) -> bytes | None:
+        """The value under ``key``, or ``None``."""
+    def update(self, key: bytes, value: bytes, flags: int = 0) -> None:
+        """Set ``key`` to ``value``; ``flags`` 0 any, 1 only if absent, 2 only if present."""
+    def delete(self, key: bytes) -> bool:
+        """Remove ``key``; returns whether it was present."""
+    def keys(self) -> list[bytes]:
+        """Every key."""
+    def items(self) -> list[tuple[bytes, bytes]]:
+        """Every ``(key, value)`` pair."""
+    @property
+    def closed(self) -> bool:
+        """Whether the map handle is closed."""
+    def close(self) -> None:
+        """Close this handle on the map."""
+
+class RingBuf:
+    """A BPF ring buffer, read as records."""
+
+    @property
+    def name(self) -> str:
+        """The map's name in the object."""
+    @property
+    def kind(self) -> str:
+        """Always ``"RingBuf"``."""
+    @property
+    def size(self) -> int:
+        """The ring's size in bytes."""
+    def drain(self, max_records: int | None = None, timeout: float | None = None) -> list[bytes]:
+        """Up to ``max_records`` records; waits up to ``timeout`` seconds (GIL released) when none is ready."""
+    def fileno(self) -> int:
+        """The ring's fd for readiness polling; owned by pyaya, never close it."""
+    @property
+    def closed(self) -> bool:
+        """Whether the ring buffer handle is closed."""
+    def close(self) -> None:
+        """Close this handle on the ring buffer."""
+
+def inspect_object(data: bytes) -> dict[str, list[dict[str, str | int]]]:
+    """Programs and maps of an object, parsed without loading it."""
+
+def loaded_programs() -> list[tuple[int, str, int]]:
+    """``(id, name, type)`` of every program loaded in the kernel."""
