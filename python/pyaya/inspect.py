@@ -33,45 +33,43 @@ __all__ = [
     "program_type",
 ]
 
-# The kernel's `enum bpf_map_type`, by value.
-MAP_TYPES: tuple[str, ...] = tuple(
-    f"BPF_MAP_TYPE_{name}"
-    for name in (
-        "UNSPEC",
-        "HASH",
-        "ARRAY",
-        "PROG_ARRAY",
-        "PERF_EVENT_ARRAY",
-        "PERCPU_HASH",
-        "PERCPU_ARRAY",
-        "STACK_TRACE",
-        "CGROUP_ARRAY",
-        "LRU_HASH",
-        "LRU_PERCPU_HASH",
-        "LPM_TRIE",
-        "ARRAY_OF_MAPS",
-        "HASH_OF_MAPS",
-        "DEVMAP",
-        "SOCKMAP",
-        "CPUMAP",
-        "XSKMAP",
-        "SOCKHASH",
-        "CGROUP_STORAGE",
-        "REUSEPORT_SOCKARRAY",
-        "PERCPU_CGROUP_STORAGE",
-        "QUEUE",
-        "STACK",
-        "SK_STORAGE",
-        "DEVMAP_HASH",
-        "STRUCT_OPS",
-        "RINGBUF",
-        "INODE_STORAGE",
-        "TASK_STORAGE",
-        "BLOOM_FILTER",
-        "USER_RINGBUF",
-        "CGRP_STORAGE",
-        "ARENA",
-    )
+# The kernel's `enum bpf_map_type`, by value, under the names of pyaya's (and aya's) map classes; the same table
+# as the native module's crates/pyaya-native/src/names.rs, so both readings of an object print the same names.
+MAP_TYPES: tuple[str, ...] = (
+    "Unspecified",  # 0
+    "HashMap",  # 1
+    "Array",  # 2
+    "ProgramArray",  # 3
+    "PerfEventArray",  # 4
+    "PerCpuHashMap",  # 5
+    "PerCpuArray",  # 6
+    "StackTraceMap",  # 7
+    "CgroupArray",  # 8
+    "LruHashMap",  # 9
+    "PerCpuLruHashMap",  # 10
+    "LpmTrie",  # 11
+    "ArrayOfMaps",  # 12
+    "HashOfMaps",  # 13
+    "DevMap",  # 14
+    "SockMap",  # 15
+    "CpuMap",  # 16
+    "XskMap",  # 17
+    "SockHash",  # 18
+    "CgroupStorage",  # 19
+    "ReusePortSockArray",  # 20
+    "PerCpuCgroupStorage",  # 21
+    "Queue",  # 22
+    "Stack",  # 23
+    "SkStorage",  # 24
+    "DevMapHash",  # 25
+    "StructOps",  # 26
+    "RingBuf",  # 27
+    "InodeStorage",  # 28
+    "TaskStorage",  # 29
+    "BloomFilter",  # 30
+    "UserRingBuf",  # 31
+    "CgrpStorage",  # 32
+    "Arena",  # 33
 )
 BPF_MAP_TYPE_ARRAY = 2
 
@@ -131,8 +129,8 @@ _CGROUP_SECTIONS: dict[str, str] = {
 
 
 def map_type_name(map_type: int) -> str:
-    """``BPF_MAP_TYPE_*`` for a number, or ``unknown(N)``."""
-    return MAP_TYPES[map_type] if 0 <= map_type < len(MAP_TYPES) else f"unknown({map_type})"
+    """The map class name of a kernel map type number (``27`` -> ``"RingBuf"``), ``"Unknown"`` past the table."""
+    return MAP_TYPES[map_type] if 0 <= map_type < len(MAP_TYPES) else "Unknown"
 
 
 def program_type(section: str) -> str:
