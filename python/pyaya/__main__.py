@@ -1,0 +1,5 @@
+"""``python -m pyaya``: the same as the ``pyaya`` command."""
+
+from pyaya.cli import main
+
+main()

@@ -1,0 +1,73 @@
+"""User space of {{name}}: prints every exec on the system, then the exec counts per uid when it stops.
+
+    sudo pyaya run                # builds if needed, runs until Ctrl-C
+    sudo pyaya run --json --duration 5
+
+It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+
+from pyaya import PyayaError
+from pyaya.btf import Btf
+from pyaya.runtime import Column, Session
+
+
+class ExecEvent(ctypes.Structure):
+    """Mirrors `{{crate_name}}_common::ExecEvent` (keep the two in step)."""
+
+    _fields_ = [
+        ("pid", ctypes.c_uint32),
+        ("ppid", ctypes.c_uint32),
+        ("uid", ctypes.c_uint32),
+        ("filename_len", ctypes.c_uint32),
+        ("comm", ctypes.c_char * 16),
+        ("filename", ctypes.c_char * 256),
+    ]
+
+
+def task_struct_offsets() -> dict[str, ctypes.c_uint64]:
+    """Where this kernel keeps `task_struct.real_parent` and `.tgid`: the kernel side needs them for the ppid,
+    because Rust eBPF programs have no CO-RE relocations."""
+    try:
+        btf = Btf.vmlinux()
+        return {
+            "TASK_REAL_PARENT_OFFSET": ctypes.c_uint64(btf.member_offset("task_struct", "real_parent")),
+            "TASK_TGID_OFFSET": ctypes.c_uint64(btf.member_offset("task_struct", "tgid")),
+        }
+    except (OSError, PyayaError) as error:
+        logging.getLogger("{{name}}").warning("no kernel BTF (%s): ppid will show as 0", error)
+        return {}
+
+
+def main() -> None:
+    columns = [
+        Column("pid", 7),
+        Column("ppid", 7),
+        Column("uid", 6),
+        Column("comm", 16),
+        Column("filename"),
+    ]
+    with Session("{{name}}", columns=columns) as session:
+        bpf = session.load(globals=task_struct_offsets())
+        bpf.programs["{{crate_name}}"].attach("syscalls", "sys_enter_execve")
+        session.show_map_at_exit(bpf.maps["EXEC_COUNTS"], key="uid", value="execs")
+        for record in session.stream(bpf.maps["EVENTS"]):
+            event = ExecEvent.from_buffer_copy(record)
+            session.event(
+                "EVENTS",
+                {
+                    "pid": event.pid,
+                    "ppid": event.ppid,
+                    "uid": event.uid,
+                    "comm": event.comm.decode(errors="replace"),
+                    "filename": event.filename[: event.filename_len].decode(errors="replace"),
+                },
+            )
+
+
+if __name__ == "__main__":
+    main()
