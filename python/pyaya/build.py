@@ -135,7 +135,7 @@ def _run_cargo(argv: list[str], env: dict[str, str], cwd: Path, stream: TextIO |
 
 
 def _failure_message(project: Project, toolchain: Toolchain, code: int, result: BuildResult) -> str:
-    count = len(result.errors)
+    count = sum(1 for text in result.errors if _plain(text).startswith("error"))
     what = f"{count} error{'s' if count != 1 else ''}" if count else f"cargo exited with status {code}"
     parts = [f"building {project.package} failed ({what}; toolchain {toolchain.kind}, rustc {toolchain.rustc})"]
     parts += result.errors
