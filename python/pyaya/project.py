@@ -78,7 +78,7 @@ class Project:
     def source_files(self) -> Iterator[Path]:
         """Every file a build depends on: anything under a ``src/`` folder, manifests, lock files, pyaya.toml."""
         for folder, dirs, files in os.walk(self.root):
-            dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and not d.startswith(".")]
+            dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and (d == ".cargo" or not d.startswith("."))]
             here = Path(folder)
             in_src = "src" in here.relative_to(self.root).parts
             for file in files:
