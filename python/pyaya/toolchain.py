@@ -46,10 +46,13 @@ KINDS: tuple[str, ...] = ("auto", "nightly", "prebuilt", "bootstrap")
 
 BPF_LINKER_DIRS: tuple[str, ...] = (
     "~/.cargo/bin",
+    # where `make setup` (scripts/setup.sh) installs it: ${PYAYA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pyaya}
+    "$PYAYA_CACHE/bpf-linker-install/bin",
+    "$XDG_CACHE_HOME/pyaya/bpf-linker-install/bin",
     "~/.cache/pyaya/bpf-linker-install/bin",
-    "/root/.cache/pyaya/bpf-linker-install/bin",  # where `make setup` installs it
+    "/root/.cache/pyaya/bpf-linker-install/bin",  # root's, for `sudo pyaya` with a user's HOME
 )
-"""Where bpf-linker is looked for after PATH, in order (``~`` is the user's home)."""
+"""Where bpf-linker is looked for after PATH, in order (``~`` and ``$VARS`` are expanded; unset ones skipped)."""
 
 SYSTEM_RUSTC = "/usr/bin/rustc"
 """Checked explicitly: rustup's ``~/.cargo/bin/rustc`` shadows the distribution's rustc on PATH."""
@@ -447,7 +450,10 @@ def find_bpf_linker(env: Mapping[str, str] | None = None) -> Path | None:
     if found:
         return Path(found)
     for folder in BPF_LINKER_DIRS:
-        candidate = Path(folder).expanduser() / "bpf-linker"
+        expanded = os.path.expandvars(os.path.expanduser(folder))
+        if "$" in expanded:  # a variable that is not set
+            continue
+        candidate = Path(expanded) / "bpf-linker"
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -500,7 +506,7 @@ def _linker_install_hint(rust: _Rust) -> str:
 def _check_linker(rust: _Rust, env: Mapping[str, str]) -> BpfLinker:
     path = find_bpf_linker(env)
     if path is None:
-        places = ", ".join(("PATH", *BPF_LINKER_DIRS))
+        places = ", ".join(("PATH", *(d for d in BPF_LINKER_DIRS if "$" not in d)))
         raise ToolchainError(
             f"bpf-linker not found (searched {places}); rustc needs it to link BPF objects. Install it:\n"
             + _linker_install_hint(rust)
