@@ -1,0 +1,42 @@
+# The README's commands. `make setup` is idempotent; every other target runs it first.
+SHELL := bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-unit test-kernel lint fmt stubtest wheel clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@bash scripts/demo.sh
+
+# Unit tests (no privilege) and kernel tests (root; each skip states the reason probed from the kernel).
+test: setup
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-unit: setup
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-kernel: setup
+	$(PY) -m pytest tests/kernel $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check python tests benchmarks
+	$(VENV)/bin/ruff format --check python tests benchmarks
+	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest pyaya._native
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(VENV)/bin/ruff format python tests benchmarks
+	$(VENV)/bin/ruff check --fix python tests benchmarks
+	cargo fmt --all
+
+wheel: setup
+	$(VENV)/bin/maturin build --release --out dist
+
+clean:
+	rm -rf target dist $(VENV) .mypy_cache .ruff_cache .pytest_cache
