@@ -23,6 +23,18 @@ from pyaya.errors import (
     UnsupportedError,
     VerifierError,
 )
+from pyaya.loader import (
+    Array,
+    Ebpf,
+    HashMap,
+    Link,
+    Map,
+    Program,
+    RawTracePoint,
+    RingBuf,
+    TracePoint,
+    loaded_programs,
+)
 
 try:
     __version__ = version("pyaya")
@@ -30,6 +42,16 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "Array",
+    "Ebpf",
+    "HashMap",
+    "Link",
+    "Map",
+    "Program",
+    "RawTracePoint",
+    "RingBuf",
+    "TracePoint",
+    "loaded_programs",
     "BuildError",
     "ClosedError",
     "LoadError",

@@ -57,10 +57,10 @@ def run(
     # The child shares the terminal's process group, so Ctrl-C reaches it directly: it detaches and prints its maps.
     # This process keeps waiting for it meanwhile.
     child = subprocess.Popen(argv, cwd=project.root)
-    while True:
+    code: int | None = None
+    while code is None:
         try:
             code = child.wait()
-            break
         except KeyboardInterrupt:
             continue
     if code < 0:

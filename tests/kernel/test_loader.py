@@ -1,0 +1,143 @@
+"""The Python loader against the real kernel: load, attach, stream, maps, errors and cleanup."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pyaya
+from pyaya.btf import Btf
+from pyaya.loader import Ebpf, HashMap, RingBuf, TracePoint, loaded_programs
+
+
+class ExecEvent(ctypes.Structure):
+    _fields_ = [
+        ("pid", ctypes.c_uint32),
+        ("ppid", ctypes.c_uint32),
+        ("uid", ctypes.c_uint32),
+        ("filename_len", ctypes.c_uint32),
+        ("comm", ctypes.c_char * 16),
+        ("filename", ctypes.c_char * 256),
+    ]
+
+
+def _object(project: Path) -> Path:
+    return project / "target" / "bpfel-unknown-none" / "release" / project.name
+
+
+def _offsets() -> dict[str, ctypes.c_uint64]:
+    btf = Btf.vmlinux()
+    return {
+        "TASK_REAL_PARENT_OFFSET": ctypes.c_uint64(btf.member_offset("task_struct", "real_parent")),
+        "TASK_TGID_OFFSET": ctypes.c_uint64(btf.member_offset("task_struct", "tgid")),
+    }
+
+
+def test_attach_stream_and_count(execwatch: Path, tmp_path: Path) -> None:
+    probe = tmp_path / "loader-probe"
+    shutil.copy("/bin/true", probe)
+    with Ebpf.load_file(_object(execwatch), globals=_offsets()) as bpf:
+        program = bpf.programs[execwatch.name]
+        assert isinstance(program, TracePoint)
+        with program.attach("syscalls", "sys_enter_execve") as link:
+            assert link.attached
+            events = bpf.maps["EVENTS"]
+            assert isinstance(events, RingBuf)
+            child = subprocess.run([str(probe)], check=True)
+            del child
+            seen = []
+            for record in events.records(timeout=5):
+                event = ExecEvent.from_buffer_copy(record)
+                if event.filename[: event.filename_len] == bytes(probe):
+                    seen.append(event)
+                    break
+            assert seen and seen[0].ppid == os.getpid()
+        assert not link.attached
+
+        counts = bpf.maps["EXEC_COUNTS"]
+        assert isinstance(counts, HashMap)
+        assert counts[0] >= 1
+        assert 0 in counts and list(counts) == list(counts.keys())
+        counts[4_000_000_000] = 7  # user space can write too
+        assert counts[4_000_000_000] == 7
+        del counts[4_000_000_000]
+        assert 4_000_000_000 not in counts
+        with pytest.raises(KeyError):
+            del counts[4_000_000_000]
+        info = program.info()
+        assert info["name"] == execwatch.name and isinstance(info["id"], int)
+        program_id = info["id"]
+    assert bpf.closed
+    assert program_id not in {pid for pid, _, _ in loaded_programs()}
+    with pytest.raises(pyaya.ClosedError):
+        counts[0]
+
+
+def test_drain_returns_many_records_per_call(execwatch: Path) -> None:
+    with Ebpf.load_file(_object(execwatch)) as bpf:
+        bpf.programs[execwatch.name].attach("syscalls", "sys_enter_execve")
+        for _ in range(5):
+            subprocess.run(["/bin/true"], check=True)
+        records = bpf.maps["EVENTS"].drain(timeout=2)  # type: ignore[attr-defined]
+        assert len(records) >= 5
+
+
+def test_missing_names_list_the_existing_ones(execwatch: Path) -> None:
+    with Ebpf.load_file(_object(execwatch)) as bpf:
+        with pytest.raises(pyaya.NotFoundError, match=execwatch.name):
+            bpf.programs["nope"]
+        with pytest.raises(KeyError, match="EXEC_COUNTS"):
+            bpf.maps["NOPE"]
+        assert set(bpf.maps) >= {"EVENTS", "EXEC_COUNTS"}
+
+
+def test_unknown_tracepoint_is_explained(execwatch: Path) -> None:
+    with Ebpf.load_file(_object(execwatch)) as bpf:
+        with pytest.raises(pyaya.ProgramError, match="no tracepoint syscalls/sys_enter_nothing"):
+            bpf.programs[execwatch.name].attach("syscalls", "sys_enter_nothing")
+
+
+def test_verifier_rejection_carries_the_log(fixtures_dir: Path) -> None:
+    with Ebpf.load_file(fixtures_dir / "rejected") as bpf:
+        with pytest.raises(pyaya.VerifierError) as caught:
+            bpf.programs["rejected"].load()
+    assert caught.value.log.strip()
+    assert "ctx" in caught.value.log  # the verifier's own words about the bad context access
+    assert caught.value.errno == 13
+
+
+def test_load_from_bytes_and_bad_bytes(execwatch: Path) -> None:
+    with Ebpf.load(_object(execwatch).read_bytes()) as bpf:
+        assert execwatch.name in bpf.programs
+    with pytest.raises(pyaya.ObjectError):
+        Ebpf.load(b"\x7fELF not really")
+
+
+def test_unprivileged_load_raises_permission_error(execwatch: Path, tmp_path: Path) -> None:
+    # A world-readable copy, loaded by `nobody` with this same interpreter and pyaya.
+    shared = Path("/tmp") / f"pyaya-unpriv-{os.getpid()}.o"
+    shutil.copy(_object(execwatch), shared)
+    shared.chmod(0o644)
+    # pyaya is imported as root (this interpreter lives under /root), then the process drops to nobody, which
+    # also clears every capability, before it loads.
+    script = (
+        "import os, sys, pyaya\n"
+        "os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
+        "try:\n"
+        f"    pyaya.Ebpf.load_file({str(shared)!r})\n"
+        "except pyaya.PermissionDeniedError as error:\n"
+        "    print('denied:', error); sys.exit(0)\n"
+        "sys.exit('loaded without privilege?')\n"
+    )
+    try:
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd="/")
+    finally:
+        shared.unlink()
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "CAP_BPF" in result.stdout and "sudo" in result.stdout

@@ -1,0 +1,94 @@
+"""`pyaya run` end to end: the default template's project sees execs this test makes, and cleans up."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pyaya.loader import loaded_programs
+
+
+def _start_run(project: Path, *args: str) -> subprocess.Popen[str]:
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "pyaya", "run", str(project), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert runner.stderr is not None
+    # The runtime says it is running once the program is attached; before that, execs would be missed.
+    deadline = time.monotonic() + 120
+    for line in runner.stderr:
+        if "is running" in line:
+            return runner
+        assert time.monotonic() < deadline, "pyaya run did not start in time"
+    runner.wait()
+    raise AssertionError(f"pyaya run exited with {runner.returncode} before running")
+
+
+def test_run_json_reports_each_exec_with_pid_and_name(execwatch: Path, tmp_path: Path) -> None:
+    probe = tmp_path / f"pyaya-probe-{os.getpid()}"
+    shutil.copy("/bin/true", probe)
+    runner = _start_run(execwatch, "--json", "--duration", "4", "--no-build")
+    pids = []
+    for _ in range(3):
+        child = subprocess.Popen([str(probe)])
+        pids.append(child.pid)
+        child.wait()
+    output, errors = runner.communicate(timeout=60)
+    assert runner.returncode == 0, errors
+
+    records = [json.loads(line) for line in output.splitlines()]
+    assert {record["kind"] for record in records} <= {"event", "log", "map", "lost"}
+    ours = [r["data"] for r in records if r["kind"] == "event" and r["data"]["filename"] == str(probe)]
+    assert sorted(event["pid"] for event in ours) == sorted(pids)
+    for event in ours:
+        assert event["ppid"] == os.getpid()  # read through task_struct offsets taken from the kernel's BTF
+        assert event["uid"] == 0
+        assert event["comm"]  # the name before the exec: this interpreter's
+    assert all(r["map"] == "EVENTS" for r in records if r["kind"] == "event")
+
+    counts = [r for r in records if r["kind"] == "map" and r["map"] == "EXEC_COUNTS"]
+    assert len(counts) == 1
+    root_execs = {entry["uid"]: entry["execs"] for entry in counts[0]["entries"]}[0]
+    assert root_execs >= 3
+
+
+def test_run_leaves_no_program_loaded(execwatch: Path) -> None:
+    name = execwatch.name
+    runner = _start_run(execwatch, "--duration", "1", "--no-build")
+    assert name in {program for _, program, _ in loaded_programs()}
+    runner.communicate(timeout=60)
+    assert runner.returncode == 0
+    assert name not in {program for _, program, _ in loaded_programs()}
+
+
+def test_run_table_output(execwatch: Path) -> None:
+    runner = _start_run(execwatch, "--duration", "2", "--no-build")
+    subprocess.run(["/bin/true"], check=True)
+    output, _ = runner.communicate(timeout=60)
+    assert runner.returncode == 0
+    lines = output.splitlines()
+    assert lines[0].split() == ["PID", "PPID", "UID", "COMM", "FILENAME"]
+    assert any(line.rstrip().endswith("/bin/true") for line in lines[1:])
+    assert "EXEC_COUNTS:" in output
+
+
+def test_ctrl_c_detaches_and_prints_maps(execwatch: Path) -> None:
+    runner = _start_run(execwatch, "--no-build")
+    subprocess.run(["/bin/true"], check=True)
+    time.sleep(0.5)
+    # As the terminal would: SIGINT to the runner and its child (the same process group here would be the test's,
+    # so signal both explicitly).
+    children = subprocess.run(["pgrep", "-P", str(runner.pid)], capture_output=True, text=True).stdout.split()
+    for pid in [runner.pid, *map(int, children)]:
+        os.kill(pid, 2)
+    output, _ = runner.communicate(timeout=60)
+    assert runner.returncode == 0
+    assert "EXEC_COUNTS:" in output
+    assert execwatch.name not in {program for _, program, _ in loaded_programs()}
