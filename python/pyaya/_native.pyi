@@ -1,9 +1,13 @@
 """The native loader: aya exposed to Python. Use the classes in :mod:`pyaya` rather than these directly."""
 
 from collections.abc import Callable
+from typing import final
+
+__all__ = ["AYA_VERSION", "Ebpf", "Link", "Map", "Program", "RingBuf", "inspect_object", "loaded_programs"]
 
 AYA_VERSION: str
 
+@final
 class Ebpf:
     """One loaded BPF object: its maps are created, its programs prepared. Owns every kernel object it made."""
 
@@ -30,6 +34,7 @@ class Ebpf:
     def close(self) -> None:
         """Detach every link, unload every program, close every map. Idempotent."""
 
+@final
 class Program:
     """A program of a loaded object."""
 
@@ -53,6 +58,7 @@ class Program:
     def info(self) -> dict[str, int | str]:
         """The kernel's view of the program: id, tag, type, name, run_count, run_time_ns."""
 
+@final
 class Link:
     """An attachment of a program."""
 
@@ -65,6 +71,7 @@ class Link:
     def detach(self) -> None:
         """Detach; idempotent."""
 
+@final
 class Map:
     """A map of any type, with raw bytes keys and values."""
 
@@ -108,6 +115,7 @@ class Map:
     def close(self) -> None:
         """Close this handle on the map."""
 
+@final
 class RingBuf:
     """A BPF ring buffer, read as records."""
 
