@@ -16,10 +16,10 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Generic, TypeVar, Union
+from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
 
 from pyaya import _native
-from pyaya.errors import ClosedError, MapError, NotFoundError, ObjectError
+from pyaya.errors import MapError, ObjectError
 
 __all__ = [
     "Array",
@@ -34,11 +34,11 @@ __all__ = [
     "loaded_programs",
 ]
 
-Buffer = Union[bytes, bytearray, memoryview]
+Buffer: TypeAlias = bytes | bytearray | memoryview
 KeyT = TypeVar("KeyT")
 ValueT = TypeVar("ValueT")
 
-_BYTE_ORDER = "little" if sys.byteorder == "little" else "big"
+_BYTE_ORDER = sys.byteorder  # "little" or "big": the kernel's, hence every map's, byte order
 _ebpf_log = logging.getLogger("pyaya.ebpf")
 
 
@@ -439,7 +439,8 @@ class HashMap(Map, MutableMapping[Any, Any]):
             raise KeyError(key)
 
     def __iter__(self) -> Iterator[Any]:
-        return (self._keys.decode(key) for key in self._native.keys())
+        # _native.Map is not a dict: keys() is the native call that walks the map, and the only way to iterate it.
+        return (self._keys.decode(key) for key in self._native.keys())  # noqa: SIM118
 
     def __len__(self) -> int:
         return len(self._native.keys())
@@ -561,5 +562,3 @@ class RingBuf(Map):
 def loaded_programs() -> list[tuple[int, str, int]]:
     """``(id, name, type number)`` of every BPF program loaded in the kernel, by anyone. Needs privilege."""
     return _native.loaded_programs()
-
-

@@ -23,9 +23,12 @@ def run(
         Path | None,
         typer.Argument(help="The project, or any folder inside it (default: the current folder).", show_default=False),
     ] = None,
+    *,
     duration: Annotated[
         float | None,
-        typer.Option("--duration", min=0, help="Stop after this many seconds (default: until Ctrl-C).", show_default=False),
+        typer.Option(
+            "--duration", min=0, help="Stop after this many seconds (default: until Ctrl-C).", show_default=False
+        ),
     ] = None,
     json_lines: Annotated[
         bool, typer.Option("--json", help='Write one JSON object per line, each with a "kind" field.')
