@@ -9,11 +9,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from pyaya import features
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +39,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pyaya_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Runs the `pyaya` command of this interpreter, as a user would."""
     return subprocess.run(
-        [sys.executable, "-m", "pyaya", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "pyaya", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
@@ -54,7 +52,7 @@ def fixtures_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def execwatch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def execwatch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project scaffolded from the default template and built, shared by the tests that run it."""
     root = tmp_path_factory.mktemp("projects")
     name = f"ktest{os.getpid() % 100000}"
@@ -64,4 +62,4 @@ def execwatch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     built = pyaya_cli("build", str(project))
     assert built.returncode == 0, built.stderr
     assert built.stdout.strip() == str(project / "target" / "bpfel-unknown-none" / "release" / name)
-    yield project
+    return project

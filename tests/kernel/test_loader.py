@@ -9,9 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import pyaya
+import pytest
 from pyaya.btf import Btf
 from pyaya.loader import Ebpf, HashMap, RingBuf, TracePoint, loaded_programs
 
@@ -57,13 +56,15 @@ def test_attach_stream_and_count(execwatch: Path, tmp_path: Path) -> None:
                 if event.filename[: event.filename_len] == bytes(probe):
                     seen.append(event)
                     break
-            assert seen and seen[0].ppid == os.getpid()
+            assert seen
+            assert seen[0].ppid == os.getpid()
         assert not link.attached
 
         counts = bpf.maps["EXEC_COUNTS"]
         assert isinstance(counts, HashMap)
         assert counts[0] >= 1
-        assert 0 in counts and list(counts) == list(counts.keys())
+        assert 0 in counts
+        assert list(counts) == list(counts.keys())
         counts[4_000_000_000] = 7  # user space can write too
         assert counts[4_000_000_000] == 7
         del counts[4_000_000_000]
@@ -71,7 +72,8 @@ def test_attach_stream_and_count(execwatch: Path, tmp_path: Path) -> None:
         with pytest.raises(KeyError):
             del counts[4_000_000_000]
         info = program.info()
-        assert info["name"] == execwatch.name and isinstance(info["id"], int)
+        assert info["name"] == execwatch.name
+        assert isinstance(info["id"], int)
         program_id = info["id"]
     assert bpf.closed
     assert program_id not in {pid for pid, _, _ in loaded_programs()}
@@ -98,15 +100,16 @@ def test_missing_names_list_the_existing_ones(execwatch: Path) -> None:
 
 
 def test_unknown_tracepoint_is_explained(execwatch: Path) -> None:
-    with Ebpf.load_file(_object(execwatch)) as bpf:
-        with pytest.raises(pyaya.ProgramError, match="no tracepoint syscalls/sys_enter_nothing"):
-            bpf.programs[execwatch.name].attach("syscalls", "sys_enter_nothing")
+    with (
+        Ebpf.load_file(_object(execwatch)) as bpf,
+        pytest.raises(pyaya.ProgramError, match="no tracepoint syscalls/sys_enter_nothing"),
+    ):
+        bpf.programs[execwatch.name].attach("syscalls", "sys_enter_nothing")
 
 
 def test_verifier_rejection_carries_the_log(fixtures_dir: Path) -> None:
-    with Ebpf.load_file(fixtures_dir / "rejected") as bpf:
-        with pytest.raises(pyaya.VerifierError) as caught:
-            bpf.programs["rejected"].load()
+    with Ebpf.load_file(fixtures_dir / "rejected") as bpf, pytest.raises(pyaya.VerifierError) as caught:
+        bpf.programs["rejected"].load()
     assert caught.value.log.strip()
     assert "ctx" in caught.value.log  # the verifier's own words about the bad context access
     assert caught.value.errno == 13
@@ -136,8 +139,9 @@ def test_unprivileged_load_raises_permission_error(execwatch: Path, tmp_path: Pa
         "sys.exit('loaded without privilege?')\n"
     )
     try:
-        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd="/")
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd="/", check=False)
     finally:
         shared.unlink()
     assert result.returncode == 0, result.stderr + result.stdout
-    assert "CAP_BPF" in result.stdout and "sudo" in result.stdout
+    assert "CAP_BPF" in result.stdout
+    assert "sudo" in result.stdout
