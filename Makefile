@@ -23,8 +23,8 @@ test-kernel: setup
 	$(PY) -m pytest tests/kernel $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check python tests benchmarks
-	$(VENV)/bin/ruff format --check python tests benchmarks
+	$(VENV)/bin/ruff check python tests
+	$(VENV)/bin/ruff format --check python tests
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest pyaya._native
 	cargo fmt --all --check
