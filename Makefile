@@ -31,8 +31,8 @@ lint: setup
 	cargo clippy --workspace --all-targets -- -D warnings
 
 fmt:
-	$(VENV)/bin/ruff format python tests benchmarks
-	$(VENV)/bin/ruff check --fix python tests benchmarks
+	$(VENV)/bin/ruff format python tests
+	$(VENV)/bin/ruff check --fix python tests
 	cargo fmt --all
 
 wheel: setup

@@ -32,7 +32,8 @@ def test_wheel_is_abi3_and_carries_templates(wheel: Path) -> None:
     assert "pyaya/templates/tracepoint/template.toml" in names
     assert "pyaya/templates/tracepoint/{{name}}-ebpf/src/main.rs" in names
     assert any(name.startswith("pyaya/_native") and name.endswith(".so") for name in names)
-    assert "pyaya/_native.pyi" in names and "pyaya/py.typed" in names
+    assert "pyaya/_native.pyi" in names
+    assert "pyaya/py.typed" in names
 
 
 def test_installed_wheel_scaffolds_and_builds(wheel: Path, tmp_path: Path) -> None:
