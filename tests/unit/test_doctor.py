@@ -59,10 +59,13 @@ def test_cli_json_and_exit_code() -> None:
 def test_cli_table() -> None:
     result = CliRunner().invoke(app, ["doctor"])
     assert result.exit_code in (0, 1)
-    lines = result.stdout.splitlines()
-    assert lines[0].split() == ["CHECK", "STATUS", "DETAIL", "FIX"]
+    table, _, fixes = result.stdout.partition("\n\nWhat to do:\n")
+    lines = table.splitlines()
+    assert lines[0].split() == ["CHECK", "STATUS", "DETAIL"]
     assert "\x1b[" not in result.stdout  # no color when not a TTY
     status_column = lines[0].index("STATUS")
     for line in lines[1:]:
-        if line.strip():
-            assert line[status_column:].split()[0] in STATUSES
+        assert line[status_column:].split()[0] in STATUSES
+    for line in fixes.splitlines():
+        assert line.startswith("  ")
+        assert ": " in line

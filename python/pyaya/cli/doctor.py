@@ -16,7 +16,7 @@ _COLORS = {"ok": "green", "warning": "yellow", "missing": "red", "unsupported": 
 
 
 def _render(checks: list[Check], color: bool) -> str:
-    rows = [(c.name, c.status, c.detail, c.fix) for c in checks]
+    rows = [(c.name, c.status, c.detail) for c in checks]
 
     def style(row: int, column: int, text: str) -> str:
         if not color:
@@ -27,7 +27,13 @@ def _render(checks: list[Check], color: bool) -> str:
             return typer.style(text, fg=_COLORS.get(checks[row].status), bold=True)
         return text
 
-    return format_table(("CHECK", "STATUS", "DETAIL", "FIX"), rows, style=style)
+    table = format_table(("CHECK", "STATUS", "DETAIL"), rows, style=style)
+    # Fixes are whole commands: under the table, one per line, so they are easy to copy and never cut.
+    fixes = [f"  {c.name}: {c.fix}" for c in checks if c.fix and c.status != "ok"]
+    if fixes:
+        heading = typer.style("What to do:", bold=True) if color else "What to do:"
+        table += "\n\n" + heading + "\n" + "\n".join(fixes)
+    return table
 
 
 @handle_errors
