@@ -27,6 +27,9 @@ missing=()
 for package in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
 done
+# `make lint` needs clippy and rustfmt; rustup users have them, Debian's rustc-web has them as separate packages.
+cargo clippy --version >/dev/null 2>&1 || missing+=(rust-web-clippy)
+cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt-web)
 if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
     missing+=(python3-venv)
 fi
