@@ -2,46 +2,38 @@
 
 from __future__ import annotations
 
-import ctypes
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pyaya
 import pytest
-from pyaya.btf import Btf
 from pyaya.loader import Ebpf, HashMap, RingBuf, TracePoint, loaded_programs
 
 
-class ExecEvent(ctypes.Structure):
-    _fields_ = [
-        ("pid", ctypes.c_uint32),
-        ("ppid", ctypes.c_uint32),
-        ("uid", ctypes.c_uint32),
-        ("filename_len", ctypes.c_uint32),
-        ("comm", ctypes.c_char * 16),
-        ("filename", ctypes.c_char * 256),
-    ]
+def _user_space(project: Path) -> ModuleType:
+    """The scaffolded project's own main.py, so these tests use its ExecEvent mirror and BTF offsets."""
+    spec = importlib.util.spec_from_file_location(f"{project.name}_main", project / "main.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _object(project: Path) -> Path:
     return project / "target" / "bpfel-unknown-none" / "release" / project.name
 
 
-def _offsets() -> dict[str, ctypes.c_uint64]:
-    btf = Btf.vmlinux()
-    return {
-        "TASK_REAL_PARENT_OFFSET": ctypes.c_uint64(btf.member_offset("task_struct", "real_parent")),
-        "TASK_TGID_OFFSET": ctypes.c_uint64(btf.member_offset("task_struct", "tgid")),
-    }
-
-
 def test_attach_stream_and_count(execwatch: Path, tmp_path: Path) -> None:
     probe = tmp_path / "loader-probe"
     shutil.copy("/bin/true", probe)
-    with Ebpf.load_file(_object(execwatch), globals=_offsets()) as bpf:
+    user_space = _user_space(execwatch)
+    with Ebpf.load_file(_object(execwatch), globals=user_space.task_struct_offsets()) as bpf:
         program = bpf.programs[execwatch.name]
         assert isinstance(program, TracePoint)
         with program.attach("syscalls", "sys_enter_execve") as link:
@@ -52,7 +44,7 @@ def test_attach_stream_and_count(execwatch: Path, tmp_path: Path) -> None:
             del child
             seen = []
             for record in events.records(timeout=5):
-                event = ExecEvent.from_buffer_copy(record)
+                event = user_space.ExecEvent.from_buffer_copy(record)
                 if event.filename[: event.filename_len] == bytes(probe):
                     seen.append(event)
                     break
