@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 
@@ -137,3 +138,28 @@ def test_unprivileged_load_raises_permission_error(execwatch: Path, tmp_path: Pa
     assert result.returncode == 0, result.stderr + result.stdout
     assert "CAP_BPF" in result.stdout
     assert "sudo" in result.stdout
+
+
+def test_errors_raised_while_other_threads_use_the_object(execwatch: Path) -> None:
+    # Failing attaches run with the GIL released and the object locked; their exceptions must be built only after
+    # the lock is released, or a thread holding the GIL and waiting for the lock would deadlock with them.
+    with Ebpf.load_file(_object(execwatch)) as bpf:
+        program = bpf.programs[execwatch.name]
+        program.load()
+        failures: list[BaseException] = []
+
+        def attach_missing_tracepoints() -> None:
+            for _ in range(200):
+                try:
+                    program.attach("syscalls", "sys_enter_nothing")
+                except pyaya.ProgramError as error:
+                    failures.append(error)
+
+        worker = threading.Thread(target=attach_missing_tracepoints)
+        worker.start()
+        while worker.is_alive():
+            assert execwatch.name in bpf.programs
+            assert "EVENTS" in bpf.maps
+        worker.join(timeout=30)
+        assert not worker.is_alive()
+        assert len(failures) == 200

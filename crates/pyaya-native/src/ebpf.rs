@@ -10,7 +10,7 @@ use aya_log::EbpfLogger;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::errors::{self, closed, new_err, Kind};
+use crate::errors::{self, new_err, Deferred, Kind};
 use crate::logs::LogQueue;
 use crate::maps::{self, MapSlot};
 use crate::names::program_kind;
@@ -37,23 +37,28 @@ impl Ebpf {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `f` on the loaded object, or raises `ClosedError`.
-    fn with_object<T>(&self, f: impl FnOnce(&mut LoadedObject) -> PyResult<T>) -> PyResult<T> {
+    /// Runs `f` on the loaded object, or fails with `ClosedError`. Errors are deferred (see `Deferred`), so this
+    /// is safe with the GIL released.
+    fn with_object<T>(
+        &self,
+        f: impl FnOnce(&mut LoadedObject) -> Result<T, Deferred>,
+    ) -> Result<T, Deferred> {
         let mut guard = self.lock();
-        let object = guard.as_mut().ok_or_else(|| closed("the eBPF object"))?;
+        let object = guard
+            .as_mut()
+            .ok_or_else(|| Deferred::Plain(Kind::Closed, "the eBPF object is closed".into()))?;
         f(object)
     }
 
     fn with_program<T>(
         &self,
         name: &str,
-        f: impl FnOnce(&mut AyaProgram) -> PyResult<T>,
-    ) -> PyResult<T> {
+        f: impl FnOnce(&mut AyaProgram) -> Result<T, Deferred>,
+    ) -> Result<T, Deferred> {
         self.with_object(|object| {
-            let program = object
-                .ebpf
-                .program_mut(name)
-                .ok_or_else(|| new_err(Kind::NotFound, format!("no program named {name:?}")))?;
+            let program = object.ebpf.program_mut(name).ok_or_else(|| {
+                Deferred::Plain(Kind::NotFound, format!("no program named {name:?}"))
+            })?;
             f(program)
         })
     }
@@ -113,13 +118,13 @@ impl Ebpf {
             }
             let mut ebpf = loader
                 .load(data)
-                .map_err(|err| errors::from_ebpf_error(&err))?;
+                .map_err(|err| Deferred::Ebpf(Box::new(err)))?;
             let logger = match EbpfLogger::init_with_logger(&mut ebpf, queue) {
                 Ok(logger) => Some(logger),
                 // An object without aya-log statements has no AYA_LOGS map: nothing to read.
                 Err(aya_log::Error::MapNotFound) => None,
                 Err(err) => {
-                    return Err(new_err(
+                    return Err(Deferred::Plain(
                         Kind::Load,
                         format!(
                             "reading the object's aya-log records failed: {}",
@@ -128,7 +133,7 @@ impl Ebpf {
                     ))
                 }
             };
-            Ok::<_, PyErr>((ebpf, logger))
+            Ok::<_, Deferred>((ebpf, logger))
         })?;
         let log_wake_fd = match &logger {
             Some(logger) => Some(logger.as_fd().try_clone_to_owned().map_err(|err| {
@@ -162,6 +167,7 @@ impl Ebpf {
             list.sort();
             Ok(list)
         })
+        .map_err(PyErr::from)
     }
 
     /// `(name, type)` of every map in the object, including those already handed out, sorted by name.
@@ -181,6 +187,7 @@ impl Ebpf {
             list.sort();
             Ok(list)
         })
+        .map_err(PyErr::from)
     }
 
     /// A handle on one program.
@@ -189,7 +196,7 @@ impl Ebpf {
             object.ebpf.program(name).map(program_kind).ok_or_else(|| {
                 let mut names: Vec<_> = object.ebpf.programs().map(|(n, _)| n.to_owned()).collect();
                 names.sort();
-                new_err(
+                Deferred::Plain(
                     Kind::NotFound,
                     format!(
                         "no program named {name:?}; the object has: {}",
@@ -217,7 +224,7 @@ impl Ebpf {
                 let mut names: Vec<_> = object.ebpf.maps().map(|(n, _)| n.to_owned()).collect();
                 names.extend(object.taken_maps.iter().map(|(n, _, _)| n.clone()));
                 names.sort();
-                return Err(new_err(
+                return Err(Deferred::Plain(
                     Kind::NotFound,
                     format!(
                         "no map named {name:?}; the object has: {}",
@@ -231,6 +238,7 @@ impl Ebpf {
                 .push((name.to_owned(), handle.clone_ref(py), slot));
             Ok(handle)
         })
+        .map_err(PyErr::from)
     }
 
     /// Sets the callable that receives aya-log records as `(level, target, message)`; `None` drops them.
@@ -320,6 +328,7 @@ impl Program {
         self.ebpf
             .get()
             .with_program(&self.name, |program| Ok(program.fd().is_ok()))
+            .map_err(PyErr::from)
     }
 
     /// Verifies and loads the program into the kernel (the GIL is released meanwhile).
@@ -328,7 +337,7 @@ impl Program {
         py.detach(|| {
             self.ebpf.get().with_program(&self.name, |program| {
                 let result = for_loadable!(program, p => p.load(), other => {
-                    return Err(new_err(
+                    return Err(Deferred::Plain(
                         Kind::Unsupported,
                         format!(
                             "pyaya cannot load {} programs yet (program {:?}); TracePoint, RawTracePoint, KProbe, \
@@ -338,9 +347,10 @@ impl Program {
                         ),
                     ))
                 });
-                result.map_err(|err| errors::from_program_error(&context, &err))
+                result.map_err(|err| Deferred::Program(context, Box::new(err)))
             })
-        })
+        })?;
+        Ok(())
     }
 
     /// Unloads the program, detaching its links.
@@ -349,11 +359,12 @@ impl Program {
         py.detach(|| {
             self.ebpf.get().with_program(&self.name, |program| {
                 let result = for_loadable!(program, p => p.unload(), other => {
-                    return Err(new_err(Kind::Unsupported, format!("pyaya cannot unload {} programs yet", program_kind(other))))
+                    return Err(Deferred::Plain(Kind::Unsupported, format!("pyaya cannot unload {} programs yet", program_kind(other))))
                 });
-                result.map_err(|err| errors::from_program_error(&context, &err))
+                result.map_err(|err| Deferred::Program(context, Box::new(err)))
             })
-        })
+        })?;
+        Ok(())
     }
 
     /// Attaches a TracePoint program to `category/name` (see /sys/kernel/tracing/events).
@@ -363,9 +374,15 @@ impl Program {
             self.ebpf
                 .get()
                 .with_program(&self.name, |program| match program {
-                    AyaProgram::TracePoint(p) => p
-                        .attach(category, name)
-                        .map_err(|err| tracepoint_error(&context, category, name, &err)),
+                    AyaProgram::TracePoint(p) => {
+                        p.attach(category, name)
+                            .map_err(|error| Deferred::TracePoint {
+                                context,
+                                category: category.to_owned(),
+                                name: name.to_owned(),
+                                error: Box::new(error),
+                            })
+                    }
                     other => Err(wrong_kind(&self.name, program_kind(other), "TracePoint")),
                 })
         })?;
@@ -381,7 +398,7 @@ impl Program {
                 .with_program(&self.name, |program| match program {
                     AyaProgram::RawTracePoint(p) => p
                         .attach(name)
-                        .map_err(|err| errors::from_program_error(&context, &err)),
+                        .map_err(|err| Deferred::Program(context, Box::new(err))),
                     other => Err(wrong_kind(&self.name, program_kind(other), "RawTracePoint")),
                 })
         })?;
@@ -394,7 +411,7 @@ impl Program {
         let info = self.ebpf.get().with_program(&self.name, |program| {
             program
                 .info()
-                .map_err(|err| errors::from_program_error(&context, &err))
+                .map_err(|err| Deferred::Program(context, Box::new(err)))
         })?;
         let dict = PyDict::new(py);
         dict.set_item("id", info.id())?;
@@ -407,40 +424,11 @@ impl Program {
     }
 }
 
-fn wrong_kind(name: &str, actual: &str, expected: &str) -> PyErr {
-    new_err(
+fn wrong_kind(name: &str, actual: &str, expected: &str) -> Deferred {
+    Deferred::Plain(
         Kind::Program,
         format!("program {name:?} is a {actual} program, not a {expected}"),
     )
-}
-
-fn tracepoint_error(
-    context: &str,
-    category: &str,
-    name: &str,
-    error: &aya::programs::ProgramError,
-) -> PyErr {
-    let missing = std::path::Path::new("/sys/kernel/tracing/events")
-        .join(category)
-        .join(name);
-    let tracefs = std::path::Path::new("/sys/kernel/tracing/events").exists()
-        || std::path::Path::new("/sys/kernel/debug/tracing/events").exists();
-    if !tracefs {
-        return new_err(
-            Kind::Program,
-            format!("{context}: tracefs is not mounted; mount it with `mount -t tracefs nodev /sys/kernel/tracing`"),
-        );
-    }
-    if !missing.exists() && std::path::Path::new("/sys/kernel/tracing/events").exists() {
-        return new_err(
-            Kind::Program,
-            format!(
-                "{context}: this kernel has no tracepoint {category}/{name} (no {})",
-                missing.display()
-            ),
-        );
-    }
-    errors::from_program_error(context, error)
 }
 
 /// An attachment of a program. Detaching is idempotent; closing the object detaches every link.
@@ -503,8 +491,9 @@ impl Link {
                 (AyaProgram::RawTracePoint(p), LinkId::RawTracePoint(id)) => p.detach(id),
                 _ => Ok(()),
             };
-            result.map_err(|err| errors::from_program_error(&context, &err))
-        })
+            result.map_err(|err| Deferred::Program(context, Box::new(err)))
+        })?;
+        Ok(())
     }
 }
 

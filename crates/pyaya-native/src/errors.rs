@@ -198,3 +198,68 @@ pub fn from_map_io(context: &str, error: &io::Error) -> PyErr {
 pub fn closed(what: &str) -> PyErr {
     new_err(Kind::Closed, format!("{what} is closed"))
 }
+
+/// An error met while the GIL is released. Building a Python exception needs the GIL, and taking it while holding
+/// one of our locks could deadlock with a thread that holds the GIL and waits for that lock; so the exception is
+/// built by `From<Deferred> for PyErr`, after the lock is released and the GIL is back.
+pub enum Deferred {
+    Plain(Kind, String),
+    Program(String, Box<ProgramError>),
+    TracePoint {
+        context: String,
+        category: String,
+        name: String,
+        error: Box<ProgramError>,
+    },
+    Ebpf(Box<EbpfError>),
+    MapIo(String, io::Error),
+    Py(PyErr),
+}
+
+impl From<PyErr> for Deferred {
+    fn from(error: PyErr) -> Self {
+        Self::Py(error)
+    }
+}
+
+impl From<Deferred> for PyErr {
+    fn from(deferred: Deferred) -> Self {
+        match deferred {
+            Deferred::Plain(kind, message) => new_err(kind, message),
+            Deferred::Program(context, error) => from_program_error(&context, &error),
+            Deferred::TracePoint {
+                context,
+                category,
+                name,
+                error,
+            } => tracepoint_error(&context, &category, &name, &error),
+            Deferred::Ebpf(error) => from_ebpf_error(&error),
+            Deferred::MapIo(context, error) => from_map_io(&context, &error),
+            Deferred::Py(error) => error,
+        }
+    }
+}
+
+/// An attach failure on a tracepoint, explained: tracefs missing, or no such tracepoint in this kernel.
+fn tracepoint_error(context: &str, category: &str, name: &str, error: &ProgramError) -> PyErr {
+    let events = std::path::Path::new("/sys/kernel/tracing/events");
+    let tracefs =
+        events.exists() || std::path::Path::new("/sys/kernel/debug/tracing/events").exists();
+    if !tracefs {
+        return new_err(
+            Kind::Program,
+            format!("{context}: tracefs is not mounted; mount it with `mount -t tracefs nodev /sys/kernel/tracing`"),
+        );
+    }
+    let missing = events.join(category).join(name);
+    if events.exists() && !missing.exists() {
+        return new_err(
+            Kind::Program,
+            format!(
+                "{context}: this kernel has no tracepoint {category}/{name} (no {})",
+                missing.display()
+            ),
+        );
+    }
+    from_program_error(context, error)
+}

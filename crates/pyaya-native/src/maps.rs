@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::ebpf::Ebpf;
-use crate::errors::{closed, from_map_io, new_err, Kind};
+use crate::errors::{closed, from_map_io, new_err, Deferred, Kind};
 use crate::names::{is_per_cpu, map_kind, MAP_TYPE_RINGBUF};
 use crate::sys;
 
@@ -416,13 +416,16 @@ impl RingBuf {
             };
             py.detach(|| {
                 let guard = lock(&self.ring);
-                let ring = guard
-                    .as_ref()
-                    .ok_or_else(|| closed(&format!("ring buffer {:?}", self.name)))?;
+                let ring = guard.as_ref().ok_or_else(|| {
+                    Deferred::Plain(
+                        Kind::Closed,
+                        format!("ring buffer {:?} is closed", self.name),
+                    )
+                })?;
                 let mut fds = vec![ring.as_fd()];
                 fds.extend(owner.wake_fd());
                 sys::wait_readable(&fds, slice.as_millis().try_into().unwrap_or(i32::MAX)).map_err(
-                    |err| from_map_io(&format!("waiting on ring buffer {:?}", self.name), &err),
+                    |err| Deferred::MapIo(format!("waiting on ring buffer {:?}", self.name), err),
                 )
             })?;
             py.check_signals()?;
