@@ -69,10 +69,11 @@ def test_run_leaves_no_program_loaded(execwatch: Path) -> None:
 
 
 def test_run_table_output(execwatch: Path) -> None:
-    runner = _start_run(execwatch, "--duration", "2", "--no-build")
+    runner = _start_run(execwatch, "--duration", "2", "--no-build", "--verbose")
     subprocess.run(["/bin/true"], check=True)
-    output, _ = runner.communicate(timeout=60)
+    output, errors = runner.communicate(timeout=60)
     assert runner.returncode == 0
+    assert "[debug] " in errors  # the kernel side's aya-log debug! record, shown because of --verbose
     lines = output.splitlines()
     assert lines[0].split() == ["PID", "PPID", "UID", "COMM", "FILENAME"]
     assert any(line.rstrip().endswith("/bin/true") for line in lines[1:])

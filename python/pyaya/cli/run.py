@@ -36,6 +36,9 @@ def run(
     no_build: Annotated[bool, typer.Option("--no-build", help="Use the objects as they are; do not rebuild.")] = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Build even if the objects look up to date.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Build and run the dev profile.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also show kernel-side debug log records (aya-log debug!).")
+    ] = False,
 ) -> None:
     """Build the project if its sources changed, load it and stream its events (needs root or CAP_BPF)."""
     project = find_project(path)
@@ -55,6 +58,8 @@ def run(
     argv = [sys.executable, str(project.main), "--object", str(objects[0])]
     if json_lines:
         argv.append("--json")
+    if verbose:
+        argv.append("--verbose")
     if duration is not None:
         argv += ["--duration", f"{duration:g}"]
     # The child shares the terminal's process group, so Ctrl-C reaches it directly: it detaches and prints its maps.
