@@ -193,14 +193,7 @@ class Elf:
     @classmethod
     def from_path(cls, path: str | Path) -> Elf:
         """Read and parse ``path``; a missing or unreadable file raises :class:`ObjectError` naming it."""
-        try:
-            data = Path(path).read_bytes()
-        except FileNotFoundError:
-            raise ObjectError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise ObjectError(f"{path}: is a directory, not an object file") from None
-        except OSError as error:
-            raise ObjectError(f"{path}: {error.strerror or error}") from None
+        data = read_object_file(path)
         try:
             return cls(data)
         except ObjectError as error:
@@ -335,3 +328,15 @@ class Elf:
         if symbol.shndx == SHN_UNDEF or symbol.shndx >= SHN_LORESERVE or symbol.shndx >= len(self.sections):
             return None
         return self.sections[symbol.shndx]
+
+
+def read_object_file(path: str | Path) -> bytes:
+    """The bytes of ``path``; a missing or unreadable file raises :class:`ObjectError` naming it."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ObjectError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ObjectError(f"{path}: is a directory, not an object file") from None
+    except OSError as error:
+        raise ObjectError(f"{path}: {error.strerror or error}") from None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pyaya.btf import Btf, BtfArray, BtfComposite, BtfDatasec, BtfPtr, BtfType, BtfVar, Kind
-from pyaya.elf import Elf, Section
+from pyaya.elf import Elf, Section, read_object_file
 from pyaya.errors import ObjectError
 
 __all__ = [
@@ -324,14 +324,7 @@ def inspect_bytes(data: bytes, *, native: bool | None = None) -> ObjectInfo:
 
 def inspect_file(path: str | Path, *, native: bool | None = None) -> ObjectInfo:
     """:func:`inspect_bytes` on a file; a missing or unreadable file raises :class:`ObjectError` naming it."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ObjectError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ObjectError(f"{path}: is a directory, not a BPF object file") from None
-    except OSError as error:
-        raise ObjectError(f"{path}: {error.strerror or error}") from None
+    data = read_object_file(path)
     try:
         return inspect_bytes(data, native=native)
     except ObjectError as error:
