@@ -23,18 +23,9 @@ from pyaya.errors import (
     UnsupportedError,
     VerifierError,
 )
-from pyaya.loader import (
-    Array,
-    Ebpf,
-    HashMap,
-    Link,
-    Map,
-    Program,
-    RawTracePoint,
-    RingBuf,
-    TracePoint,
-    loaded_programs,
-)
+from pyaya.loader import Ebpf, loaded_programs
+from pyaya.maps import Array, HashMap, Map, RingBuf
+from pyaya.programs import Link, Program, RawTracePoint, TracePoint
 
 try:
     __version__ = version("pyaya")

@@ -1,6 +1,7 @@
 """The native loader: aya exposed to Python. Use the classes in :mod:`pyaya` rather than these directly."""
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import final
 
 __all__ = ["AYA_VERSION", "Ebpf", "Link", "Map", "Program", "RingBuf", "inspect_object", "loaded_programs"]
@@ -51,25 +52,40 @@ class Program:
         """Verify and load the program; raises ``VerifierError`` with the verifier log on rejection."""
     def unload(self) -> None:
         """Unload the program, detaching its links."""
+    # --- tracing program types (crates/pyaya-native/src/programs_tracing.rs) ---
     def attach_tracepoint(self, category: str, name: str) -> Link:
         """Attach a TracePoint program to ``category/name``."""
     def attach_raw_tracepoint(self, name: str) -> Link:
         """Attach a RawTracePoint program to the raw tracepoint ``name``."""
+    # --- end of tracing program types ---
+
+    # --- networking and cgroup program types (crates/pyaya-native/src/programs_net.rs) ---
+    # --- end of networking and cgroup program types ---
     def info(self) -> dict[str, int | str]:
         """The kernel's view of the program: id, tag, type, name, run_count, run_time_ns."""
 
 @final
 class Link:
-    """An attachment of a program."""
+    """An attachment of a program; dropping it detaches unless it is pinned."""
 
+    @staticmethod
+    def from_pin(path: Path) -> Link:
+        """A link pinned at ``path`` in bpffs; raises ``NotFoundError`` when there is none."""
     @property
     def program(self) -> str:
-        """Name of the attached program."""
+        """Name of the attached program (empty for a link opened from a pin)."""
     @property
     def attached(self) -> bool:
         """Whether the link is still attached."""
+    @property
+    def pinned_path(self) -> Path | None:
+        """Where the link is pinned, or ``None``."""
     def detach(self) -> None:
-        """Detach; idempotent."""
+        """Detach (unpinning first); idempotent."""
+    def pin(self, path: Path) -> None:
+        """Pin at ``path`` in bpffs so the link outlives this process."""
+    def unpin(self) -> None:
+        """Remove the pin; the link stays attached while this handle lives."""
 
 @final
 class Map:

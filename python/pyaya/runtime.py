@@ -23,7 +23,8 @@ from types import FrameType, TracebackType
 from typing import Any, TextIO
 
 from pyaya.errors import PyayaError
-from pyaya.loader import Ebpf, HashMap, RingBuf
+from pyaya.loader import Ebpf
+from pyaya.maps import HashMap, RingBuf
 
 __all__ = ["Column", "RunOptions", "Session", "parse_options"]
 

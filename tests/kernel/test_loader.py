@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pyaya
 import pytest
-from pyaya.loader import Ebpf, HashMap, RingBuf, TracePoint, loaded_programs
+from pyaya import Ebpf, HashMap, RingBuf, TracePoint, loaded_programs
 
 
 def _user_space(project: Path) -> ModuleType:

@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::{self, new_err, Deferred, Kind};
+use crate::links::{lock_link, Link, LinkState, OwnedLink, SharedLink};
 use crate::logs::LogQueue;
 use crate::maps::{self, MapSlot};
 use crate::names::program_kind;
@@ -20,6 +21,8 @@ struct LoadedObject {
     ebpf: AyaEbpf,
     /// Maps handed to Python, by name; aya no longer knows them once taken.
     taken_maps: Vec<(String, Py<PyAny>, MapSlot)>,
+    /// Every link handed to Python, so closing the object detaches them even while Python still holds handles.
+    links: Vec<(String, SharedLink)>,
     logger: Option<EbpfLogger<LogQueue>>,
 }
 
@@ -148,6 +151,7 @@ impl Ebpf {
             state: Mutex::new(Some(LoadedObject {
                 ebpf,
                 taken_maps: Vec::new(),
+                links: Vec::new(),
                 logger,
             })),
             log_queue,
@@ -267,15 +271,16 @@ impl Ebpf {
             for (_, _, slot) in &object.taken_maps {
                 slot.close();
             }
+            // Pinned links stay in bpffs by design; their handles are only closed.
+            let links: Vec<LinkState> = object
+                .links
+                .iter()
+                .map(|(_, link)| std::mem::replace(&mut *lock_link(link), LinkState::Gone))
+                .collect();
+            py.detach(move || drop(links));
             py.detach(move || drop(object));
         }
     }
-}
-
-/// Which attach call made a link, so `detach` can undo it.
-enum LinkId {
-    TracePoint(aya::programs::trace_point::TracePointLinkId),
-    RawTracePoint(aya::programs::raw_trace_point::RawTracePointLinkId),
 }
 
 /// One program of a loaded object, by name.
@@ -357,6 +362,17 @@ impl Program {
     fn unload(&self, py: Python<'_>) -> PyResult<()> {
         let context = format!("unloading program {:?}", self.name);
         py.detach(|| {
+            self.ebpf.get().with_object(|object| {
+                let links: Vec<LinkState> = object
+                    .links
+                    .iter()
+                    .filter(|(program, _)| *program == self.name)
+                    .map(|(_, link)| std::mem::replace(&mut *lock_link(link), LinkState::Gone))
+                    .collect();
+                drop(links);
+                object.links.retain(|(program, _)| *program != self.name);
+                Ok(())
+            })?;
             self.ebpf.get().with_program(&self.name, |program| {
                 let result = for_loadable!(program, p => p.unload(), other => {
                     return Err(Deferred::Plain(Kind::Unsupported, format!("pyaya cannot unload {} programs yet", program_kind(other))))
@@ -365,44 +381,6 @@ impl Program {
             })
         })?;
         Ok(())
-    }
-
-    /// Attaches a TracePoint program to `category/name` (see /sys/kernel/tracing/events).
-    fn attach_tracepoint(&self, py: Python<'_>, category: &str, name: &str) -> PyResult<Link> {
-        let context = format!("attaching {:?} to tracepoint {category}/{name}", self.name);
-        let id = py.detach(|| {
-            self.ebpf
-                .get()
-                .with_program(&self.name, |program| match program {
-                    AyaProgram::TracePoint(p) => {
-                        p.attach(category, name)
-                            .map_err(|error| Deferred::TracePoint {
-                                context,
-                                category: category.to_owned(),
-                                name: name.to_owned(),
-                                error: Box::new(error),
-                            })
-                    }
-                    other => Err(wrong_kind(&self.name, program_kind(other), "TracePoint")),
-                })
-        })?;
-        Ok(Link::new(self, LinkId::TracePoint(id)))
-    }
-
-    /// Attaches a RawTracePoint program to the raw tracepoint `name` (e.g. `"sched_switch"`).
-    fn attach_raw_tracepoint(&self, py: Python<'_>, name: &str) -> PyResult<Link> {
-        let context = format!("attaching {:?} to raw tracepoint {name}", self.name);
-        let id = py.detach(|| {
-            self.ebpf
-                .get()
-                .with_program(&self.name, |program| match program {
-                    AyaProgram::RawTracePoint(p) => p
-                        .attach(name)
-                        .map_err(|err| Deferred::Program(context, Box::new(err))),
-                    other => Err(wrong_kind(&self.name, program_kind(other), "RawTracePoint")),
-                })
-        })?;
-        Ok(Link::new(self, LinkId::RawTracePoint(id)))
     }
 
     /// The kernel's view of the loaded program: id, tag, type, name, run count and run time.
@@ -424,77 +402,68 @@ impl Program {
     }
 }
 
-fn wrong_kind(name: &str, actual: &str, expected: &str) -> Deferred {
-    Deferred::Plain(
-        Kind::Program,
-        format!("program {name:?} is a {actual} program, not a {expected}"),
-    )
-}
+impl Program {
+    pub fn name_str(&self) -> &str {
+        &self.name
+    }
 
-/// An attachment of a program. Detaching is idempotent; closing the object detaches every link.
-#[pyclass(module = "pyaya._native", frozen)]
-pub struct Link {
-    ebpf: Py<Ebpf>,
-    program: String,
-    id: Mutex<Option<LinkId>>,
-}
+    /// Runs `f` on this program inside its object (see `Ebpf::with_object`).
+    #[allow(
+        dead_code,
+        reason = "for program calls outside attach (test runs, pins)"
+    )]
+    pub fn with_program<T>(
+        &self,
+        f: impl FnOnce(&mut AyaProgram) -> Result<T, Deferred>,
+    ) -> Result<T, Deferred> {
+        self.ebpf.get().with_program(&self.name, f)
+    }
 
-impl Link {
-    fn new(program: &Program, id: LinkId) -> Self {
-        Python::attach(|py| Self {
-            ebpf: program.ebpf.clone_ref(py),
-            program: program.name.clone(),
-            id: Mutex::new(Some(id)),
+    /// Attaches through `attach`, which runs with the GIL released on this program and returns aya's owned link
+    /// (`take_link`); the result is registered with the object so that closing it detaches the link.
+    pub fn attach_with(
+        &self,
+        py: Python<'_>,
+        attach: impl FnOnce(&mut AyaProgram) -> Result<Box<dyn OwnedLink>, Deferred> + Send,
+    ) -> PyResult<Link> {
+        let link = py.detach(|| {
+            self.ebpf.get().with_object(|object| {
+                let program = object.ebpf.program_mut(&self.name).ok_or_else(|| {
+                    Deferred::Plain(Kind::NotFound, format!("no program named {:?}", self.name))
+                })?;
+                let owned = attach(program)?;
+                let (link, shared) = Link::new(&self.name, owned);
+                object.links.push((self.name.clone(), shared));
+                Ok(link)
+            })
+        })?;
+        Ok(link)
+    }
+
+    #[allow(dead_code, reason = "for maps that store program fds (ProgramArray)")]
+    /// Runs `f` with the loaded program's fd (e.g. to store it in a ProgramArray), holding the object's lock.
+    pub fn with_fd<T>(
+        &self,
+        f: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> Result<T, Deferred>,
+    ) -> Result<T, Deferred> {
+        let name = self.name.clone();
+        self.with_program(|program| {
+            let fd = program.fd().map_err(|_| {
+                Deferred::Plain(
+                    Kind::Program,
+                    format!("program {name:?} is not loaded; call load() first"),
+                )
+            })?;
+            f(fd.as_fd())
         })
     }
 }
 
-#[pymethods]
-impl Link {
-    #[getter]
-    fn program(&self) -> &str {
-        &self.program
-    }
-
-    /// Whether the link is still attached.
-    #[getter]
-    fn attached(&self) -> bool {
-        self.id
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some()
-            && !self.ebpf.get().closed()
-    }
-
-    /// Detaches the program from this attach point.
-    fn detach(&self, py: Python<'_>) -> PyResult<()> {
-        let Some(id) = self
-            .id
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        else {
-            return Ok(());
-        };
-        let context = format!("detaching program {:?}", self.program);
-        py.detach(|| {
-            let mut guard = self.ebpf.get().lock();
-            // A closed object already detached everything.
-            let Some(object) = guard.as_mut() else {
-                return Ok(());
-            };
-            let Some(program) = object.ebpf.program_mut(&self.program) else {
-                return Ok(());
-            };
-            let result = match (program, id) {
-                (AyaProgram::TracePoint(p), LinkId::TracePoint(id)) => p.detach(id),
-                (AyaProgram::RawTracePoint(p), LinkId::RawTracePoint(id)) => p.detach(id),
-                _ => Ok(()),
-            };
-            result.map_err(|err| Deferred::Program(context, Box::new(err)))
-        })?;
-        Ok(())
-    }
+pub fn wrong_kind(name: &str, actual: &str, expected: &str) -> Deferred {
+    Deferred::Plain(
+        Kind::Program,
+        format!("program {name:?} is a {actual} program, not a {expected}"),
+    )
 }
 
 /// `(id, name, type)` of every program loaded in the kernel, whoever loaded it.

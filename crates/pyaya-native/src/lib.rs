@@ -4,9 +4,11 @@
 mod ebpf;
 mod errors;
 mod inspect;
+mod links;
 mod logs;
 mod maps;
 mod names;
+mod programs_tracing;
 mod sys;
 
 use pyo3::prelude::*;
@@ -15,7 +17,7 @@ use pyo3::prelude::*;
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<ebpf::Ebpf>()?;
     module.add_class::<ebpf::Program>()?;
-    module.add_class::<ebpf::Link>()?;
+    module.add_class::<links::Link>()?;
     module.add_class::<maps::Map>()?;
     module.add_class::<maps::RingBuf>()?;
     module.add_function(wrap_pyfunction!(inspect::inspect_object, module)?)?;

@@ -1,0 +1,151 @@
+"""What every program type shares: the :class:`Program` base class, :class:`Link`, and the registry that maps
+aya's program type names to the typed classes of :mod:`pyaya.programs`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import ClassVar, TypeVar
+
+from pyaya import _native
+
+__all__ = ["Link", "Program", "class_for", "register"]
+
+ProgramT = TypeVar("ProgramT", bound="type[Program]")
+
+_CLASSES: dict[str, type[Program]] = {}
+
+
+def register(cls: ProgramT) -> ProgramT:
+    """Class decorator: ``cls`` is the Python face of programs whose native ``kind`` is ``cls.kind``."""
+    _CLASSES[cls.kind] = cls
+    return cls
+
+
+def class_for(kind: str) -> type[Program]:
+    """The typed class for a native program kind; :class:`Program` for kinds without one."""
+    return _CLASSES.get(kind, Program)
+
+
+class Link:
+    """One attachment of a program; a context manager that detaches on exit.
+
+    A link lives as long as its program keeps it (``program.links``): until :meth:`detach`, until the program is
+    unloaded or its object closed, or, for a link opened with :meth:`from_pin`, until this handle is dropped (the
+    pin itself stays). Links are bpf_link fds where the kernel has them, so a killed process leaves nothing
+    attached unless a link was pinned.
+    """
+
+    def __init__(self, native: _native.Link, owner: Program | None = None) -> None:
+        self._native = native
+        self._owner = owner
+
+    @property
+    def program(self) -> str:
+        return self._native.program
+
+    @property
+    def attached(self) -> bool:
+        return self._native.attached
+
+    @property
+    def pinned_path(self) -> Path | None:
+        """Where the link is pinned in bpffs, or ``None``."""
+        return self._native.pinned_path
+
+    def detach(self) -> None:
+        """Detach the program from this attach point (removing its pin, if any). Safe to call twice."""
+        try:
+            self._native.detach()
+        finally:
+            if self._owner is not None:
+                self._owner._forget(self)
+                self._owner = None
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        """Pin the link in bpffs at ``path``: it stays attached after this process exits, until :meth:`unpin`
+        (or :meth:`detach`) removes the pin. Only bpf_link attachments can be pinned (kernel 5.7+)."""
+        self._native.pin(Path(path))
+
+    def unpin(self) -> None:
+        """Remove the pin; the link then lives as long as this handle or its object."""
+        self._native.unpin()
+
+    @classmethod
+    def from_pin(cls, path: str | os.PathLike[str]) -> Link:
+        """Open a link that this or another process pinned at ``path``; :meth:`detach` removes the pin and
+        detaches it."""
+        return cls(_native.Link.from_pin(Path(path)))
+
+    def __enter__(self) -> Link:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.detach()
+
+    def __repr__(self) -> str:
+        return f"<pyaya.Link of {self.program!r}: {'attached' if self.attached else 'detached'}>"
+
+
+class Program:
+    """A program of a loaded object. Load it with :meth:`load`, then attach it with its type's ``attach``."""
+
+    kind: ClassVar[str] = "Program"
+
+    def __init__(self, native: _native.Program) -> None:
+        self._native = native
+        self._links: list[Link] = []
+
+    @property
+    def links(self) -> list[Link]:
+        """The attachments this program holds (kept here, so attaching without keeping the link works)."""
+        return [link for link in self._links if link.attached]
+
+    def _attached(self, native: _native.Link) -> Link:
+        link = Link(native, self)
+        self._links.append(link)
+        return link
+
+    def _forget(self, link: Link) -> None:
+        if link in self._links:
+            self._links.remove(link)
+
+    @property
+    def name(self) -> str:
+        return self._native.name
+
+    @property
+    def type(self) -> str:
+        """The program type's name, e.g. ``"TracePoint"``."""
+        return self._native.kind
+
+    @property
+    def loaded(self) -> bool:
+        return self._native.loaded
+
+    def load(self) -> None:
+        """Verify and load the program into the kernel.
+
+        Raises :class:`~pyaya.VerifierError` (with ``.log``) when the verifier rejects it and
+        :class:`~pyaya.PermissionDeniedError` without the needed privilege.
+        """
+        self._native.load()
+
+    def unload(self) -> None:
+        """Unload the program, detaching all its links."""
+        self._native.unload()
+        self._links.clear()
+
+    def info(self) -> dict[str, int | str]:
+        """The kernel's view: ``id``, ``tag``, ``type``, ``name``, ``run_count``, ``run_time_ns``."""
+        return self._native.info()
+
+    def _ensure_loaded(self) -> None:
+        if not self._native.loaded:
+            self._native.load()
+
+    def __repr__(self) -> str:
+        return f"<pyaya.{self.type} {self.name!r}{' loaded' if self.loaded else ''}>"
