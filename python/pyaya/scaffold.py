@@ -1,8 +1,9 @@
 """Rendering project templates safely: validated names, no path escapes, nothing half-written on failure.
 
 Templates live in ``pyaya/templates/<kind>/`` (the repo's ``templates/``, shipped in the wheel). Each holds a
-``template.toml`` with a one-line ``description``; every other file is copied with ``{{name}}``, ``{{crate_name}}``
-and ``{{pyaya_version}}`` replaced in its contents and in its path, and a ``.tmpl`` suffix removed.
+``template.toml`` with a one-line ``description`` and optional ``[options.NAME]`` tables (``default``, ``help``,
+``check``, ``choices``); every other file is copied with ``{{name}}``, ``{{crate_name}}``, ``{{pyaya_version}}`` and
+each option's ``{{NAME}}`` replaced in its contents and in its path, and a ``.tmpl`` suffix removed.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "RESERVED_NAMES",
     "RUST_KEYWORDS",
     "Template",
+    "TemplateOption",
     "create_project",
     "list_templates",
     "render",
@@ -148,10 +150,25 @@ def templates_root() -> Traversable:
 
 
 @dataclass(frozen=True)
+class TemplateOption:
+    """One ``[options.NAME]`` table of a template.toml: a value substituted for ``{{NAME}}``."""
+
+    name: str
+    default: str
+    help: str
+    #: How the value is validated (see :mod:`pyaya.cli.new`): ``"choice"``, ``"interface"``, ``"tracepoint"``,
+    #: ``"kernel_function"``, ``"lsm_hook"``, ``"btf_tracepoint"``, ``"uprobe_target"``, ``"uprobe_function"``,
+    #: ``"identifier"`` or ``""`` (free text).
+    check: str = ""
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Template:
     kind: str
     description: str
     root: Traversable
+    options: tuple[TemplateOption, ...] = ()
 
 
 def _read_template(folder: Traversable) -> Template | None:
@@ -163,7 +180,20 @@ def _read_template(folder: Traversable) -> Template | None:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ScaffoldError(f"template {folder.name}: {TEMPLATE_CONFIG} is invalid: {error}") from None
     description = data.get("description", "")
-    return Template(folder.name, str(description).strip(), folder)
+    options: list[TemplateOption] = []
+    for option_name, table in dict(data.get("options", {})).items():
+        if not isinstance(table, dict) or "default" not in table:
+            raise ScaffoldError(f"template {folder.name}: [options.{option_name}] needs a default")
+        options.append(
+            TemplateOption(
+                name=option_name,
+                default=str(table["default"]),
+                help=str(table.get("help", "")),
+                check=str(table.get("check", "")),
+                choices=tuple(str(c) for c in table.get("choices", ())),
+            )
+        )
+    return Template(folder.name, str(description).strip(), folder, tuple(options))
 
 
 def list_templates() -> list[Template]:
@@ -213,7 +243,14 @@ def _render_tree(source: Traversable, dest: Path, values: dict[str, str], top: b
     return written
 
 
-def render(kind: str, name: str, dest: str | os.PathLike[str], *, force: bool = False) -> list[Path]:
+def render(
+    kind: str,
+    name: str,
+    dest: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    options: dict[str, str] | None = None,
+) -> list[Path]:
     """Render template ``kind`` for project ``name`` into the folder ``dest``; return the files written.
 
     ``dest`` must not exist or be empty unless ``force``, in which case the template's files overwrite the ones
@@ -222,6 +259,7 @@ def render(kind: str, name: str, dest: str | os.PathLike[str], *, force: bool = 
     """
     crate = validate_name(name)
     template = get_template(kind)
+    option_values = _option_values(template, options or {})
     dest = Path(dest).absolute()
     if dest.exists() and not dest.is_dir():
         raise ScaffoldError(f"{dest} exists and is not a folder: pick another name or --path")
@@ -235,7 +273,7 @@ def render(kind: str, name: str, dest: str | os.PathLike[str], *, force: bool = 
         staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".pyaya-new", dir=dest.parent))
     except OSError as error:
         raise ScaffoldError(f"cannot create {dest}: {error.strerror or error}") from None
-    values = {"name": name, "crate_name": crate, "pyaya_version": _pyaya_version()}
+    values = {**option_values, "name": name, "crate_name": crate, "pyaya_version": _pyaya_version()}
     try:
         staged = _render_tree(template.root, staging, values, top=True)
         if not non_empty:
@@ -249,6 +287,24 @@ def render(kind: str, name: str, dest: str | os.PathLike[str], *, force: bool = 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [dest / path.relative_to(staging) for path in staged]
+
+
+def _option_values(template: Template, given: dict[str, str]) -> dict[str, str]:
+    """The template's option defaults overridden by ``given``; unknown names and values outside ``choices`` fail."""
+    known = {option.name: option for option in template.options}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        valid = ", ".join(sorted(known)) or "none"
+        raise ScaffoldError(f"template {template.kind} has no option {', '.join(unknown)}: its options are {valid}")
+    values = {option.name: option.default for option in template.options}
+    for option_name, value in given.items():
+        option = known[option_name]
+        if option.choices and value not in option.choices:
+            raise ScaffoldError(
+                f"{option_name} must be one of {', '.join(option.choices)} for template {template.kind}, not {value!r}"
+            )
+        values[option_name] = value
+    return values
 
 
 def _merge(staging: Path, dest: Path) -> None:
@@ -274,9 +330,10 @@ def create_project(
     template: str = DEFAULT_TEMPLATE,
     path: str | os.PathLike[str] | None = None,
     force: bool = False,
+    options: dict[str, str] | None = None,
 ) -> tuple[Path, list[Path]]:
     """``pyaya new``: create project ``name`` in ``path`` (default ``./name``); return its folder and files."""
     validate_name(name)
     dest = Path(path) if path is not None else Path.cwd() / name
-    files = render(template, name, dest, force=force)
+    files = render(template, name, dest, force=force, options=options)
     return dest.absolute(), files
