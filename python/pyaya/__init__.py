@@ -26,7 +26,6 @@ from pyaya.maps import Array, HashMap, Map, RingBuf
 from pyaya.programs import Link, Program, RawTracePoint, TracePoint
 
 
-
 def __getattr__(name: str) -> str:
     # importlib.metadata costs ~30 ms at import: read the version only when someone asks for it.
     if name == "__version__":
@@ -37,6 +36,7 @@ def __getattr__(name: str) -> str:
         except PackageNotFoundError:  # running from a source tree that was never installed
             return "0.0.0+unknown"
     raise AttributeError(f"module 'pyaya' has no attribute {name!r}")
+
 
 __all__ = [
     "Array",

@@ -4,7 +4,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import final
 
-__all__ = ["AYA_VERSION", "Ebpf", "Link", "Map", "Program", "RingBuf", "inspect_object", "kernel_member_offsets", "loaded_programs"]
+__all__ = [
+    "AYA_VERSION",
+    "Ebpf",
+    "Link",
+    "Map",
+    "Program",
+    "RingBuf",
+    "inspect_object",
+    "kernel_member_offsets",
+    "loaded_programs",
+]
 
 AYA_VERSION: str
 
@@ -58,7 +68,6 @@ class Program:
     def attach_raw_tracepoint(self, name: str) -> Link:
         """Attach a RawTracePoint program to the raw tracepoint ``name``."""
     # --- end of tracing program types ---
-
     # --- networking and cgroup program types (crates/pyaya-native/src/programs_net.rs) ---
     # --- end of networking and cgroup program types ---
     def info(self) -> dict[str, int | str]:
