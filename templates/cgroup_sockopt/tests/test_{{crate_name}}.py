@@ -64,19 +64,22 @@ def test_cgroup() -> Iterator[Path]:
     path.rmdir()
 
 
-# Run by a process in the test's cgroup. TCP_INFO is read into a buffer longer than a page, which the kernel does not
-# copy for the program: the call must still return the kernel's answer.
+# Run by a process in the test's cgroup. TCP_INFO is read into a buffer longer than a page (through libc: Python's
+# getsockopt takes at most 1024 bytes), which the kernel does not copy for the program: the call must still return
+# the kernel's answer.
 SOCKET_OPTIONS = """
-import json, os, socket
+import ctypes, json, os, socket
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-print(json.dumps({
-    "pid": os.getpid(),
-    "rcvbuf": s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF),
-    "nodelay": s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
-    "tcp_info": len(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 5000)),
-}))
+rcvbuf = s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+nodelay = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+libc = ctypes.CDLL(None, use_errno=True)
+buffer = ctypes.create_string_buffer(5000)
+length = ctypes.c_uint32(len(buffer))
+if libc.getsockopt(s.fileno(), socket.IPPROTO_TCP, socket.TCP_INFO, buffer, ctypes.byref(length)) != 0:
+    raise OSError(ctypes.get_errno(), "getsockopt(TCP_INFO)")
+print(json.dumps({"pid": os.getpid(), "rcvbuf": rcvbuf, "nodelay": nodelay, "tcp_info": length.value}))
 """
 
 
@@ -103,10 +106,11 @@ def test_reports_each_call_and_changes_nothing(bpf: pyaya.Ebpf, test_cgroup: Pat
     if TARGET == "setsockopt":
         assert calls == [("SOL_SOCKET", "SO_RCVBUF", 4), ("IPPROTO_TCP", "TCP_NODELAY", 4)]
     else:
+        # A getsockopt program runs after the kernel's handler: optlen is the length of the kernel's answer.
         assert calls == [
             ("SOL_SOCKET", "SO_RCVBUF", 4),
             ("IPPROTO_TCP", "TCP_NODELAY", 4),
-            ("IPPROTO_TCP", "TCP_INFO", 5000),
+            ("IPPROTO_TCP", "TCP_INFO", seen["tcp_info"]),
         ]
         assert {e["retval"] for e in events} == {0}
     assert {e["socket"] for e in events} == {"inet/stream/tcp"}

@@ -15,7 +15,8 @@ pub struct SockoptEvent {
     pub level: i32,
     /// The option's number within its level (SO_RCVBUF, TCP_NODELAY, ...).
     pub optname: i32,
-    /// The option buffer's length as the caller passed it.
+    /// setsockopt: the length of the caller's buffer; getsockopt: the length of the kernel's answer (the program
+    /// runs after the kernel's handler).
     pub optlen: i32,
     /// getsockopt only: what the kernel's handler returned (0, or a negative errno); 0 for setsockopt.
     pub retval: i32,

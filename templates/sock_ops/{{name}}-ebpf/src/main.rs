@@ -64,10 +64,17 @@ fn report(ctx: &SockOpsContext, kind: u32) {
         return;
     };
     let family = ctx.family();
-    let (local, remote) = if family == AF_INET {
-        (address4(ctx.local_ip4()), address4(ctx.remote_ip4()))
-    } else {
-        (address6(ctx.local_ip6()), address6(ctx.remote_ip6()))
+    // SAFETY: reading fields of the context the kernel handed us.
+    let (local, remote) = unsafe {
+        let ops = ctx.ops;
+        if family == AF_INET {
+            (address4((*ops).local_ip4), address4((*ops).remote_ip4))
+        } else {
+            (
+                address6(core::ptr::addr_of!((*ops).local_ip6) as *const u32),
+                address6(core::ptr::addr_of!((*ops).remote_ip6) as *const u32),
+            )
+        }
     };
     // SAFETY: reading fields of the context the kernel handed us (zero when the socket is not a full socket).
     let (bytes_acked, bytes_received, total_retrans) =
@@ -96,9 +103,17 @@ fn address4(address: u32) -> [u8; 16] {
     bytes
 }
 
-fn address6(words: [u32; 4]) -> [u8; 16] {
+/// Reads an IPv6 address from the context word by word: the verifier allows only loads at a constant offset from the
+/// context pointer itself, so the array must not be copied as a whole (that would load through a moved pointer).
+///
+/// # Safety
+/// `words` must point at a `[u32; 4]` field of the sock_ops context.
+#[inline(always)]
+unsafe fn address6(words: *const u32) -> [u8; 16] {
     let mut bytes = [0; 16];
-    for (index, word) in words.iter().enumerate() {
+    for index in 0..4 {
+        // SAFETY: per the function's contract; volatile, so each word is its own load at its own offset.
+        let word = unsafe { core::ptr::read_volatile(words.add(index)) };
         bytes[index * 4..index * 4 + 4].copy_from_slice(&word.to_ne_bytes());
     }
     bytes
