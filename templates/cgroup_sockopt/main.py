@@ -26,6 +26,8 @@ LEVELS = {socket.SOL_SOCKET: "SOL_SOCKET", socket.IPPROTO_IP: "IPPROTO_IP", sock
 #: Option-name prefixes of each level, to name options from the socket module's constants.
 OPTION_PREFIXES = {socket.SOL_SOCKET: "SO_", socket.IPPROTO_IP: "IP_", socket.IPPROTO_TCP: "TCP_",
                    socket.IPPROTO_UDP: "UDP_", socket.IPPROTO_IPV6: "IPV6_"}  # fmt: skip
+#: Names in Python's socket module that look like options of a level but are not (other levels, default values).
+NOT_OPTIONS = ("J1939", "VM_SOCKETS", "DEFAULT_", "MAX_MEMBERSHIPS")
 FAMILIES = {1: "unix", 2: "inet", 10: "inet6", 16: "netlink", 17: "packet"}
 SOCKET_TYPES = {1: "stream", 2: "dgram", 3: "raw", 5: "seqpacket"}
 PROTOCOLS = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp"}
@@ -51,7 +53,13 @@ def option_name(level: int, optname: int) -> str:
     """`SO_RCVBUF`-style name of an option, from Python's socket module; the number when it has none."""
     prefix = OPTION_PREFIXES.get(level)
     if prefix is not None:
-        names = sorted(n for n in dir(socket) if n.startswith(prefix) and getattr(socket, n) == optname)
+        names = sorted(
+            name
+            for name in dir(socket)
+            if name.startswith(prefix)
+            and not any(other in name for other in NOT_OPTIONS)
+            and getattr(socket, name) == optname
+        )
         if names:
             return names[0]
     return str(optname)

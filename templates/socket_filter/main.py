@@ -109,7 +109,7 @@ def parse_arguments(extra: Sequence[str]) -> argparse.Namespace:
 def main() -> None:
     columns = [
         Column("direction", 9),
-        Column("interface", 8),
+        Column("interface", 9),
         Column("protocol", 8),
         Column("source", 24),
         Column("source_port", 6, "SPORT", ">"),
