@@ -8,6 +8,7 @@ mod links;
 mod logs;
 mod maps;
 mod names;
+mod programs_common;
 mod programs_tracing;
 mod sys;
 
@@ -22,6 +23,10 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<maps::RingBuf>()?;
     module.add_function(wrap_pyfunction!(inspect::inspect_object, module)?)?;
     module.add_function(wrap_pyfunction!(ebpf::loaded_programs, module)?)?;
+    module.add_class::<programs_common::RunStats>()?;
+    module.add_function(wrap_pyfunction!(programs_common::enable_stats, module)?)?;
+    module.add_function(wrap_pyfunction!(programs_tracing::perf_event_names, module)?)?;
+    module.add_function(wrap_pyfunction!(programs_tracing::read_iter, module)?)?;
     module.add("AYA_VERSION", "0.14")?;
     Ok(())
 }
