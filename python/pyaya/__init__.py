@@ -25,7 +25,25 @@ from pyaya.errors import (
 )
 from pyaya.loader import Ebpf, loaded_programs
 from pyaya.maps import Array, HashMap, Map, RingBuf
-from pyaya.programs import Link, Program, RawTracePoint, TracePoint
+from pyaya.programs import (
+    BtfTracePoint,
+    Extension,
+    FEntry,
+    FExit,
+    Iter,
+    IterLink,
+    KProbe,
+    Link,
+    Lsm,
+    LsmCgroup,
+    PerfEvent,
+    PerfEventKind,
+    Program,
+    RawTracePoint,
+    TracePoint,
+    UProbe,
+    enable_stats,
+)
 
 try:
     __version__ = version("pyaya")
@@ -34,16 +52,27 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "Array",
+    "BtfTracePoint",
     "BuildError",
     "ClosedError",
     "Ebpf",
+    "Extension",
+    "FEntry",
+    "FExit",
     "HashMap",
+    "Iter",
+    "IterLink",
+    "KProbe",
     "Link",
     "LoadError",
+    "Lsm",
+    "LsmCgroup",
     "Map",
     "MapError",
     "NotFoundError",
     "ObjectError",
+    "PerfEvent",
+    "PerfEventKind",
     "PermissionDeniedError",
     "Program",
     "ProgramError",
@@ -54,8 +83,10 @@ __all__ = [
     "ScaffoldError",
     "ToolchainError",
     "TracePoint",
+    "UProbe",
     "UnsupportedError",
     "VerifierError",
     "__version__",
+    "enable_stats",
     "loaded_programs",
 ]
