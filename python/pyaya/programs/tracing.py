@@ -70,33 +70,36 @@ class RawTracePoint(Program):
 # -- BTF-based programs --------------------------------------------------------------------------------------------
 
 
-def _explain_refusal(kind: str, target: str | None, error: PermissionDeniedError) -> NoReturn:
+def _explain_refusal(program: Program, target: str | None, error: PermissionDeniedError) -> NoReturn:
     """Re-raise a load refused with EPERM, saying what is missing here (probed) and what would fix it."""
+    kind = program.kind
     probe = features.btf_program_supported(kind, target)
     caps = features.capabilities()
     needed = (1 << features.CAPABILITIES["CAP_BPF"]) | (1 << features.CAPABILITIES["CAP_PERFMON"])
     if caps & needed != needed:
-        fix = "run as root, or grant CAP_BPF and CAP_PERFMON (plus CAP_SYS_ADMIN for some attach points)"
-    else:
-        config = features.kernel_config()
-        lsms = config[0].get("CONFIG_LSM", "").strip('"') if config else ""
-        lockdown = "lockdown" in lsms.split(",")
-        blocker = (
-            f"the lockdown LSM is built in (CONFIG_LSM={lsms}) and this kernel's policy refuses {kind} programs"
-            if lockdown
-            else f"a security module or this kernel's policy refuses {kind} programs"
-        )
-        trampoline = (
-            " (they need a BPF trampoline, which this kernel does not grant)" if kind in ("FEntry", "FExit", "Lsm") else ""
-        )
-        fix = (
-            f"{blocker}{trampoline}. Fix: run on a kernel that allows them (no lockdown in integrity/confidentiality "
-            "mode, BPF tracing not restricted), or use a program type that works here: TracePoint, RawTracePoint"
-            + (", BtfTracePoint" if features.btf_program_supported("BtfTracePoint").ok else "")
-            + " or UProbe"
-        )
+        raise PermissionDeniedError(
+            f"{error}\nprobed: {probe.reason}\nwhat would fix it: run as root, or grant CAP_BPF and CAP_PERFMON",
+            error.errno,
+        ) from error
+    config = features.kernel_config()
+    lsms = config[0].get("CONFIG_LSM", "").strip('"') if config else ""
+    blocker = (
+        f"the lockdown LSM is built in (CONFIG_LSM={lsms}) and this kernel's policy refuses {kind} programs"
+        if "lockdown" in lsms.split(",")
+        else f"a security module or this kernel's policy refuses {kind} programs"
+    )
+    if kind in ("FEntry", "FExit", "Lsm", "LsmCgroup"):
+        blocker += " (they run through a BPF trampoline)"
+    working = ["TracePoint", "RawTracePoint"]
+    if kind != "BtfTracePoint" and features.btf_program_supported("BtfTracePoint").ok:
+        working.append("BtfTracePoint")
+    working.append("UProbe")
     raise PermissionDeniedError(
-        f"{error}\nprobed: {probe.reason}\nwhat would fix it: {fix}",
+        f"loading {kind} program {program.name!r} on {target or '?'}: the kernel refused it (EPERM) although this "
+        f"process has CAP_BPF and CAP_PERFMON: {blocker}\n"
+        f"probed: {probe.reason}\n"
+        "what would fix it: a kernel that allows these programs (lockdown off or in 'none' mode, no security policy "
+        f"denying BPF tracing); here, use {', '.join(working)} instead",
         error.errno,
     ) from error
 
@@ -113,7 +116,7 @@ class _BtfProgram(Program):
         try:
             self._load_native(target)
         except PermissionDeniedError as error:
-            _explain_refusal(self.kind, target or self._section_target(), error)
+            _explain_refusal(self, target or self._section_target(), error)
 
     def _section_target(self) -> str | None:
         section = self._native.section
@@ -248,7 +251,7 @@ class IterLink(Link):
 
 
 @register
-class Iter(Program):
+class Iter(_BtfProgram):
     """A BPF iterator: a program the kernel runs over every object of a kind (tasks, maps, sockets, ...), writing
     into a seq_file that :meth:`IterLink.read` returns.
 
@@ -263,15 +266,15 @@ class Iter(Program):
     def load(self, iter_type: str | None = None) -> None:
         """Load for iterator type ``iter_type`` (e.g. ``"task"``, ``"bpf_map"``); None takes it from the ELF section
         (``iter/<type>``)."""
-        try:
-            self._native.load_iter(iter_type)
-        except PermissionDeniedError as error:
-            _explain_refusal(self.kind, iter_type, error)
+        self._load_explained(iter_type)
+
+    def _load_native(self, target: str | None) -> None:
+        self._native.load_iter(target)
 
     def attach(self) -> IterLink:
         """Create the iterator link, loading first if needed; :meth:`IterLink.read` runs it."""
         if not self._native.loaded:
-            self.load()
+            self._load_explained(None)
         native, link_id = self._native.attach_iter()
         link = IterLink(native, self, link_id)
         self._links.append(link)
