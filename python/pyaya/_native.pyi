@@ -98,9 +98,7 @@ class Program:
         """Attach a loaded Iter program; returns the link and its kernel link id."""
     def attach_kprobe(self, function: str, offset: int = 0) -> Link:
         """Attach a KProbe program to kernel function ``function``."""
-    def attach_uprobe(
-        self, target: Path, symbol: str | None = None, offset: int = 0, pid: int | None = None
-    ) -> Link:
+    def attach_uprobe(self, target: Path, symbol: str | None = None, offset: int = 0, pid: int | None = None) -> Link:
         """Attach a UProbe program to ``symbol`` (+``offset``) or file offset ``offset`` of ``target``."""
     def attach_perf_event(
         self,
@@ -119,7 +117,6 @@ class Program:
     def from_pin(path: Path, kind: str | None = None, retprobe: bool = False) -> Program:
         """Open the program pinned at ``path``; ``kind`` settles types the kernel cannot tell apart."""
     # --- end of tracing program types ---
-
     # --- networking and cgroup program types (crates/pyaya-native/src/programs_net.rs) ---
     # --- end of networking and cgroup program types ---
     def info(self) -> dict[str, int | str]:
@@ -240,4 +237,5 @@ def perf_event_names() -> list[tuple[str, str]]:
 
 def read_iter(link_id: int) -> bytes:
     """Run the iterator behind the bpf_link ``link_id`` and return its output."""
+
 # --- end of tracing program types and program statistics ---

@@ -308,7 +308,10 @@ def btf_program_supported(kind: str, target: str | None = None) -> Probe:
     attr = ctypes.create_string_buffer(_ATTR_SIZE)
 
     def put(
-        buffer: ctypes.Array[ctypes.c_char], offset: int, ctype: type[ctypes.c_uint32] | type[ctypes.c_uint64], value: int
+        buffer: ctypes.Array[ctypes.c_char],
+        offset: int,
+        ctype: type[ctypes.c_uint32] | type[ctypes.c_uint64],
+        value: int,
     ) -> None:
         ctype.from_buffer(buffer, offset).value = value
 

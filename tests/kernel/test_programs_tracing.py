@@ -47,11 +47,11 @@ int main(void) {
     char line[16];
     unsigned long total = 0;
     if (!fgets(line, sizeof line, stdin)) return 1;
-    for (unsigned long i = 1; i <= %d; i++) total += pyaya_add(i, 100);
-    printf("%%lu\n", total);
+    for (unsigned long i = 1; i <= ADD_CALLS; i++) total += pyaya_add(i, 100);
+    printf("%lu\n", total);
     return 0;
 }
-""" % ADD_CALLS
+""".replace("ADD_CALLS", str(ADD_CALLS))
 
 
 def _loaded_ids() -> set[int]:
@@ -410,9 +410,10 @@ def test_program_pin_and_from_pin(fixtures_dir: Path) -> None:
 
 
 def test_from_pin_tells_probe_kinds_apart_by_class(fixtures_dir: Path) -> None:
-    with _bpffs_paths("uprobe", "uretprobe") as (entry_pin, return_pin), Ebpf.load_file(
-        fixtures_dir / "trace_uprobe"
-    ) as bpf:
+    with (
+        _bpffs_paths("uprobe", "uretprobe") as (entry_pin, return_pin),
+        Ebpf.load_file(fixtures_dir / "trace_uprobe") as bpf,
+    ):
         bpf.programs["trace_add_entry"].load()
         bpf.programs["trace_add_entry"].pin(entry_pin)
         bpf.programs["trace_add_return"].load()

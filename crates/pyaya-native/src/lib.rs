@@ -25,7 +25,10 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(ebpf::loaded_programs, module)?)?;
     module.add_class::<programs_common::RunStats>()?;
     module.add_function(wrap_pyfunction!(programs_common::enable_stats, module)?)?;
-    module.add_function(wrap_pyfunction!(programs_tracing::perf_event_names, module)?)?;
+    module.add_function(wrap_pyfunction!(
+        programs_tracing::perf_event_names,
+        module
+    )?)?;
     module.add_function(wrap_pyfunction!(programs_tracing::read_iter, module)?)?;
     module.add("AYA_VERSION", "0.14")?;
     Ok(())

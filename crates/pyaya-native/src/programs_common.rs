@@ -204,12 +204,19 @@ fn pinned_error(path: &std::path::Path, hint: Option<&str>, error: &ProgramError
     if not_found {
         return Deferred::Plain(
             Kind::NotFound,
-            format!("no pinned program at {} (nothing pinned there, or bpffs is not mounted)", path.display()),
+            format!(
+                "no pinned program at {} (nothing pinned there, or bpffs is not mounted)",
+                path.display()
+            ),
         );
     }
     Deferred::Plain(
         Kind::Program,
-        format!("opening the program pinned at {}: {}", path.display(), chain_message(error)),
+        format!(
+            "opening the program pinned at {}: {}",
+            path.display(),
+            chain_message(error)
+        ),
     )
 }
 
@@ -247,10 +254,7 @@ impl Program {
         py.detach(|| {
             self.with_program(|program| {
                 for_every_program!(program, p => p.unpin()).map_err(|err| {
-                    Deferred::Plain(
-                        Kind::Program,
-                        format!("unpinning program {name:?}: {err}"),
-                    )
+                    Deferred::Plain(Kind::Program, format!("unpinning program {name:?}: {err}"))
                 })
             })
         })?;
@@ -268,8 +272,8 @@ impl Program {
         retprobe: bool,
     ) -> PyResult<Self> {
         let (found, program, name) = py.detach(|| {
-            let (found, program) =
-                open_pinned(&path, kind, retprobe).map_err(|err| pinned_error(&path, kind, &err))?;
+            let (found, program) = open_pinned(&path, kind, retprobe)
+                .map_err(|err| pinned_error(&path, kind, &err))?;
             let name = program
                 .info()
                 .ok()
@@ -318,7 +322,12 @@ impl RunStats {
 
     /// Stops collecting (other open handles keep it on). Safe to call twice.
     fn close(&self) {
-        drop(self.fd.lock().unwrap_or_else(PoisonError::into_inner).take());
+        drop(
+            self.fd
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
     }
 }
 
@@ -330,11 +339,23 @@ pub fn enable_stats(py: Python<'_>) -> PyResult<RunStats> {
         .map_err(|err| {
             let errno = err.io_error.raw_os_error();
             let (kind, hint) = match errno {
-                Some(libc::EPERM) => (Kind::PermissionDenied, "; it needs CAP_SYS_ADMIN (run as root)"),
-                Some(libc::EINVAL) => (Kind::Unsupported, "; BPF_ENABLE_STATS needs kernel 5.8 or later"),
+                Some(libc::EPERM) => (
+                    Kind::PermissionDenied,
+                    "; it needs CAP_SYS_ADMIN (run as root)",
+                ),
+                Some(libc::EINVAL) => (
+                    Kind::Unsupported,
+                    "; BPF_ENABLE_STATS needs kernel 5.8 or later",
+                ),
                 _ => (Kind::Program, ""),
             };
-            new_err(kind, format!("enabling BPF run statistics failed: {}{hint}", chain_message(&err)))
+            new_err(
+                kind,
+                format!(
+                    "enabling BPF run statistics failed: {}{hint}",
+                    chain_message(&err)
+                ),
+            )
         })?;
     Ok(RunStats {
         fd: Mutex::new(Some(fd)),

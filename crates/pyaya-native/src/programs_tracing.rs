@@ -130,7 +130,9 @@ impl Program {
                     AyaProgram::Lsm(p) => p.load(&target, btf),
                     AyaProgram::LsmCgroup(p) => p.load(&target, btf),
                     AyaProgram::Iter(p) => p.load(&target, btf),
-                    other => return Err(wrong_kind(self.name_str(), program_kind(other), expected)),
+                    other => {
+                        return Err(wrong_kind(self.name_str(), program_kind(other), expected))
+                    }
                 };
                 result.map_err(|err| load_error(context, what, &target, err))
             })
@@ -141,34 +143,115 @@ impl Program {
 
 /// A perf event name as `perf list` spells it, with the aya event it stands for.
 const PERF_EVENTS: [(&str, PerfEventConfig); 28] = [
-    ("cpu-clock", PerfEventConfig::Software(SoftwareEvent::CpuClock)),
-    ("task-clock", PerfEventConfig::Software(SoftwareEvent::TaskClock)),
-    ("page-faults", PerfEventConfig::Software(SoftwareEvent::PageFaults)),
-    ("faults", PerfEventConfig::Software(SoftwareEvent::PageFaults)),
-    ("context-switches", PerfEventConfig::Software(SoftwareEvent::ContextSwitches)),
-    ("cs", PerfEventConfig::Software(SoftwareEvent::ContextSwitches)),
-    ("cpu-migrations", PerfEventConfig::Software(SoftwareEvent::CpuMigrations)),
-    ("migrations", PerfEventConfig::Software(SoftwareEvent::CpuMigrations)),
-    ("minor-faults", PerfEventConfig::Software(SoftwareEvent::PageFaultsMin)),
-    ("major-faults", PerfEventConfig::Software(SoftwareEvent::PageFaultsMaj)),
-    ("alignment-faults", PerfEventConfig::Software(SoftwareEvent::AlignmentFaults)),
-    ("emulation-faults", PerfEventConfig::Software(SoftwareEvent::EmulationFaults)),
+    (
+        "cpu-clock",
+        PerfEventConfig::Software(SoftwareEvent::CpuClock),
+    ),
+    (
+        "task-clock",
+        PerfEventConfig::Software(SoftwareEvent::TaskClock),
+    ),
+    (
+        "page-faults",
+        PerfEventConfig::Software(SoftwareEvent::PageFaults),
+    ),
+    (
+        "faults",
+        PerfEventConfig::Software(SoftwareEvent::PageFaults),
+    ),
+    (
+        "context-switches",
+        PerfEventConfig::Software(SoftwareEvent::ContextSwitches),
+    ),
+    (
+        "cs",
+        PerfEventConfig::Software(SoftwareEvent::ContextSwitches),
+    ),
+    (
+        "cpu-migrations",
+        PerfEventConfig::Software(SoftwareEvent::CpuMigrations),
+    ),
+    (
+        "migrations",
+        PerfEventConfig::Software(SoftwareEvent::CpuMigrations),
+    ),
+    (
+        "minor-faults",
+        PerfEventConfig::Software(SoftwareEvent::PageFaultsMin),
+    ),
+    (
+        "major-faults",
+        PerfEventConfig::Software(SoftwareEvent::PageFaultsMaj),
+    ),
+    (
+        "alignment-faults",
+        PerfEventConfig::Software(SoftwareEvent::AlignmentFaults),
+    ),
+    (
+        "emulation-faults",
+        PerfEventConfig::Software(SoftwareEvent::EmulationFaults),
+    ),
     ("dummy", PerfEventConfig::Software(SoftwareEvent::Dummy)),
-    ("bpf-output", PerfEventConfig::Software(SoftwareEvent::BpfOutput)),
-    ("cgroup-switches", PerfEventConfig::Software(SoftwareEvent::CgroupSwitches)),
-    ("cpu-cycles", PerfEventConfig::Hardware(HardwareEvent::CpuCycles)),
-    ("cycles", PerfEventConfig::Hardware(HardwareEvent::CpuCycles)),
-    ("instructions", PerfEventConfig::Hardware(HardwareEvent::Instructions)),
-    ("cache-references", PerfEventConfig::Hardware(HardwareEvent::CacheReferences)),
-    ("cache-misses", PerfEventConfig::Hardware(HardwareEvent::CacheMisses)),
-    ("branch-instructions", PerfEventConfig::Hardware(HardwareEvent::BranchInstructions)),
-    ("branches", PerfEventConfig::Hardware(HardwareEvent::BranchInstructions)),
-    ("branch-misses", PerfEventConfig::Hardware(HardwareEvent::BranchMisses)),
-    ("bus-cycles", PerfEventConfig::Hardware(HardwareEvent::BusCycles)),
-    ("stalled-cycles-frontend", PerfEventConfig::Hardware(HardwareEvent::StalledCyclesFrontend)),
-    ("stalled-cycles-backend", PerfEventConfig::Hardware(HardwareEvent::StalledCyclesBackend)),
-    ("ref-cycles", PerfEventConfig::Hardware(HardwareEvent::RefCpuCycles)),
-    ("ref-cpu-cycles", PerfEventConfig::Hardware(HardwareEvent::RefCpuCycles)),
+    (
+        "bpf-output",
+        PerfEventConfig::Software(SoftwareEvent::BpfOutput),
+    ),
+    (
+        "cgroup-switches",
+        PerfEventConfig::Software(SoftwareEvent::CgroupSwitches),
+    ),
+    (
+        "cpu-cycles",
+        PerfEventConfig::Hardware(HardwareEvent::CpuCycles),
+    ),
+    (
+        "cycles",
+        PerfEventConfig::Hardware(HardwareEvent::CpuCycles),
+    ),
+    (
+        "instructions",
+        PerfEventConfig::Hardware(HardwareEvent::Instructions),
+    ),
+    (
+        "cache-references",
+        PerfEventConfig::Hardware(HardwareEvent::CacheReferences),
+    ),
+    (
+        "cache-misses",
+        PerfEventConfig::Hardware(HardwareEvent::CacheMisses),
+    ),
+    (
+        "branch-instructions",
+        PerfEventConfig::Hardware(HardwareEvent::BranchInstructions),
+    ),
+    (
+        "branches",
+        PerfEventConfig::Hardware(HardwareEvent::BranchInstructions),
+    ),
+    (
+        "branch-misses",
+        PerfEventConfig::Hardware(HardwareEvent::BranchMisses),
+    ),
+    (
+        "bus-cycles",
+        PerfEventConfig::Hardware(HardwareEvent::BusCycles),
+    ),
+    (
+        "stalled-cycles-frontend",
+        PerfEventConfig::Hardware(HardwareEvent::StalledCyclesFrontend),
+    ),
+    (
+        "stalled-cycles-backend",
+        PerfEventConfig::Hardware(HardwareEvent::StalledCyclesBackend),
+    ),
+    (
+        "ref-cycles",
+        PerfEventConfig::Hardware(HardwareEvent::RefCpuCycles),
+    ),
+    (
+        "ref-cpu-cycles",
+        PerfEventConfig::Hardware(HardwareEvent::RefCpuCycles),
+    ),
 ];
 
 /// `(name, "software" | "hardware")` of every perf event name `PerfEvent.attach` accepts.
@@ -291,7 +374,10 @@ fn read_iterator(link_id: u32) -> Result<Vec<u8>, Deferred> {
     attr[2] = address as u32;
     attr[3] = (address >> 32) as u32;
     bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).map_err(|err| {
-        Deferred::Plain(Kind::Program, format!("reading the info of link {link_id}: {err}"))
+        Deferred::Plain(
+            Kind::Program,
+            format!("reading the info of link {link_id}: {err}"),
+        )
     })?;
     if info[0] != BPF_LINK_TYPE_ITER {
         return Err(Deferred::Plain(
@@ -302,12 +388,20 @@ fn read_iterator(link_id: u32) -> Result<Vec<u8>, Deferred> {
     let iterator = bpf(BPF_ITER_CREATE, &mut [link.as_raw_fd() as u32, 0, 0, 0])
         .map(owned_fd)
         .map_err(|err| {
-            Deferred::Plain(Kind::Program, format!("creating an iterator on link {link_id}: {err}"))
+            Deferred::Plain(
+                Kind::Program,
+                format!("creating an iterator on link {link_id}: {err}"),
+            )
         })?;
     let mut output = Vec::new();
-    File::from(iterator).read_to_end(&mut output).map_err(|err| {
-        Deferred::Plain(Kind::Program, format!("reading iterator link {link_id}: {err}"))
-    })?;
+    File::from(iterator)
+        .read_to_end(&mut output)
+        .map_err(|err| {
+            Deferred::Plain(
+                Kind::Program,
+                format!("reading iterator link {link_id}: {err}"),
+            )
+        })?;
     Ok(output)
 }
 
@@ -439,20 +533,25 @@ impl Program {
                 let fd = program.fd().map_err(|_| {
                     Deferred::Plain(
                         Kind::Program,
-                        format!(
-                            "{context}: the target program is not loaded; load() it first"
-                        ),
+                        format!("{context}: the target program is not loaded; load() it first"),
                     )
                 })?;
                 fd.try_clone().map_err(|err| {
-                    Deferred::Plain(Kind::Program, format!("{context}: duplicating the target's fd: {err}"))
+                    Deferred::Plain(
+                        Kind::Program,
+                        format!("{context}: duplicating the target's fd: {err}"),
+                    )
                 })
             })?;
             self.with_program(|program| match program {
                 AyaProgram::Extension(p) => p
                     .load(target_fd, &function)
                     .map_err(|err| load_error(context.clone(), "function", &function, err)),
-                other => Err(wrong_kind(self.name_str(), program_kind(other), "Extension")),
+                other => Err(wrong_kind(
+                    self.name_str(),
+                    program_kind(other),
+                    "Extension",
+                )),
             })
         })?;
         Ok(())
@@ -460,7 +559,11 @@ impl Program {
 
     /// Attaches a loaded BtfTracePoint, FEntry, FExit, Lsm or Extension program to the target it was loaded for.
     fn attach_btf(&self, py: Python<'_>) -> PyResult<Link> {
-        let context = format!("attaching {} program {:?}", self.kind_str(), self.name_str());
+        let context = format!(
+            "attaching {} program {:?}",
+            self.kind_str(),
+            self.name_str()
+        );
         self.attach_with(py, |program| {
             let error = |err| Deferred::Program(context.clone(), Box::new(err));
             match program {
@@ -513,7 +616,11 @@ impl Program {
                     .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
                 owned(&context, p.take_link(id))
             }
-            other => Err(wrong_kind(self.name_str(), program_kind(other), "LsmCgroup")),
+            other => Err(wrong_kind(
+                self.name_str(),
+                program_kind(other),
+                "LsmCgroup",
+            )),
         })
     }
 
@@ -529,13 +636,15 @@ impl Program {
                 let link = p
                     .take_link(id)
                     .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
-                let fd_link = FdLink::try_from(link).map_err(|err| {
-                    Deferred::Plain(Kind::Program, format!("{context}: {err}"))
-                })?;
+                let fd_link = FdLink::try_from(link)
+                    .map_err(|err| Deferred::Plain(Kind::Program, format!("{context}: {err}")))?;
                 link_id = fd_link
                     .info()
                     .map_err(|err| {
-                        Deferred::Plain(Kind::Program, format!("{context}: {}", chain_message(&err)))
+                        Deferred::Plain(
+                            Kind::Program,
+                            format!("{context}: {}", chain_message(&err)),
+                        )
                     })?
                     .id();
                 Ok(Box::new(fd_link) as Box<dyn OwnedLink>)
@@ -597,7 +706,9 @@ impl Program {
         self.attach_with(py, |program| match program {
             AyaProgram::UProbe(p) => {
                 let location = match symbol {
-                    Some(symbol) if offset > 0 => UProbeAttachLocation::SymbolOffset(symbol, offset),
+                    Some(symbol) if offset > 0 => {
+                        UProbeAttachLocation::SymbolOffset(symbol, offset)
+                    }
                     Some(symbol) => UProbeAttachLocation::Symbol(symbol),
                     None => UProbeAttachLocation::AbsoluteOffset(offset),
                 };
@@ -632,7 +743,10 @@ impl Program {
                 let names: Vec<_> = PERF_EVENTS.iter().map(|(name, _)| *name).collect();
                 crate::errors::new_err(
                     Kind::NotFound,
-                    format!("{context}: no perf event named {event:?}; known: {}", names.join(", ")),
+                    format!(
+                        "{context}: no perf event named {event:?}; known: {}",
+                        names.join(", ")
+                    ),
                 )
             })?;
         let policy = match (sample_period, sample_frequency) {
@@ -663,7 +777,10 @@ impl Program {
                     (Some(pid), None) => vec![PerfEventScope::OneProcess { pid, cpu: None }],
                     (Some(pid), Some(cpus)) => cpus
                         .into_iter()
-                        .map(|cpu| PerfEventScope::OneProcess { pid, cpu: Some(cpu) })
+                        .map(|cpu| PerfEventScope::OneProcess {
+                            pid,
+                            cpu: Some(cpu),
+                        })
                         .collect(),
                     (None, cpus) => cpus
                         .map_or_else(online_cpus, Ok)?
@@ -688,17 +805,30 @@ impl Program {
                             // Nothing stays attached when one CPU fails.
                             drop(links);
                             let place = match scope {
-                                PerfEventScope::AllProcessesOneCpu { cpu } => format!(" on CPU {cpu}"),
-                                PerfEventScope::OneProcess { pid, .. } => format!(" for process {pid}"),
-                                PerfEventScope::CallingProcess { .. } => " for this process".to_owned(),
+                                PerfEventScope::AllProcessesOneCpu { cpu } => {
+                                    format!(" on CPU {cpu}")
+                                }
+                                PerfEventScope::OneProcess { pid, .. } => {
+                                    format!(" for process {pid}")
+                                }
+                                PerfEventScope::CallingProcess { .. } => {
+                                    " for this process".to_owned()
+                                }
                             };
-                            return Err(Deferred::Program(format!("{context}{place}"), Box::new(err)));
+                            return Err(Deferred::Program(
+                                format!("{context}{place}"),
+                                Box::new(err),
+                            ));
                         }
                     }
                 }
                 Ok(Box::new(PerfEventLinks(links)) as Box<dyn OwnedLink>)
             }
-            other => Err(wrong_kind(self.name_str(), program_kind(other), "PerfEvent")),
+            other => Err(wrong_kind(
+                self.name_str(),
+                program_kind(other),
+                "PerfEvent",
+            )),
         })
     }
 }

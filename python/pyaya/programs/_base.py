@@ -3,6 +3,7 @@ aya's program type names to the typed classes of :mod:`pyaya.programs`."""
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -157,7 +158,7 @@ class Program:
         self._native.unpin()
 
     @classmethod
-    def from_pin(cls: type[PinnedT], path: str | os.PathLike[str]) -> PinnedT:
+    def from_pin(cls: builtins.type[PinnedT], path: str | os.PathLike[str]) -> PinnedT:
         """Open the program pinned at ``path`` (by this or another process) as its typed class.
 
         The type comes from the kernel's program info. Types the kernel does not tell apart are settled by the
@@ -170,7 +171,7 @@ class Program:
         return cls._open_pinned(path)
 
     @classmethod
-    def _open_pinned(cls: type[PinnedT], path: str | os.PathLike[str], *, retprobe: bool = False) -> PinnedT:
+    def _open_pinned(cls: builtins.type[PinnedT], path: str | os.PathLike[str], *, retprobe: bool = False) -> PinnedT:
         hint = None if cls is Program else cls.kind
         native = _native.Program.from_pin(Path(path), hint, retprobe)
         program = class_for(native.kind)(native)
