@@ -309,6 +309,10 @@ macro_rules! for_loadable {
             AyaProgram::SkLookup($p) => $body,
             AyaProgram::FlowDissector($p) => $body,
             AyaProgram::CgroupDevice($p) => $body,
+            AyaProgram::CgroupSock($p) => $body,
+            AyaProgram::CgroupSockAddr($p) => $body,
+            AyaProgram::CgroupSockopt($p) => $body,
+            AyaProgram::SkSkb($p) => $body,
             $other => $fallback,
         }
     };
@@ -408,10 +412,6 @@ impl Program {
     }
 
     /// Runs `f` on this program inside its object (see `Ebpf::with_object`).
-    #[allow(
-        dead_code,
-        reason = "for program calls outside attach (test runs, pins)"
-    )]
     pub fn with_program<T>(
         &self,
         f: impl FnOnce(&mut AyaProgram) -> Result<T, Deferred>,

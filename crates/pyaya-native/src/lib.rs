@@ -8,8 +8,10 @@ mod links;
 mod logs;
 mod maps;
 mod names;
+mod programs_net;
 mod programs_tracing;
 mod sys;
+mod testrun;
 
 use pyo3::prelude::*;
 
