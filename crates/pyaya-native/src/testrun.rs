@@ -80,7 +80,7 @@ impl Program {
     /// Runs the loaded program through `BPF_PROG_TEST_RUN` on `data` (a packet, starting at its Ethernet
     /// header) and `ctx` (the program's context, e.g. `__sk_buff`, or a raw tracepoint's packed u64 arguments),
     /// `repeat` times. Returns `(return_value, data_out, ctx_out, duration_ns)`.
-    #[pyo3(signature = (data = b"".as_slice(), ctx = None, repeat = 1, data_out_size = None))]
+    #[pyo3(signature = (data, ctx = None, repeat = 1, data_out_size = None))]
     fn test_run<'py>(
         &self,
         py: Python<'py>,

@@ -4,13 +4,14 @@ aya's program type names to the typed classes of :mod:`pyaya.programs`."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, TypeVar
 
 from pyaya import _native
 
-__all__ = ["Link", "Program", "class_for", "register"]
+__all__ = ["Link", "Program", "TestRunResult", "class_for", "register"]
 
 ProgramT = TypeVar("ProgramT", bound="type[Program]")
 
@@ -90,6 +91,23 @@ class Link:
         return f"<pyaya.Link of {self.program!r}: {'attached' if self.attached else 'detached'}>"
 
 
+@dataclass(frozen=True)
+class TestRunResult:
+    """What one :meth:`Program.test_run` gave back.
+
+    ``return_value`` is the program's verdict (e.g. ``XDP_PASS``); ``data`` the packet as the program left it;
+    ``ctx`` the context as the program left it (empty when no ``ctx`` was passed); ``duration_ns`` the kernel's
+    average time per run (0 for raw tracepoints, which the kernel does not time).
+    """
+
+    __test__ = False  # not a pytest test class, despite its name
+
+    return_value: int
+    data: bytes
+    ctx: bytes
+    duration_ns: int
+
+
 class Program:
     """A program of a loaded object. Load it with :meth:`load`, then attach it with its type's ``attach``."""
 
@@ -142,6 +160,27 @@ class Program:
     def info(self) -> dict[str, int | str]:
         """The kernel's view: ``id``, ``tag``, ``type``, ``name``, ``run_count``, ``run_time_ns``."""
         return self._native.info()
+
+    def test_run(
+        self, data: bytes = b"", *, ctx: bytes | None = None, repeat: int = 1, data_out_size: int | None = None
+    ) -> TestRunResult:
+        """Run the program in the kernel on ``data`` without attaching it (``BPF_PROG_TEST_RUN``), loading it first
+        if needed.
+
+        Works for Xdp, SchedClassifier, SocketFilter, CgroupSkb and FlowDissector programs (``data`` is a packet
+        from its Ethernet header; ``ctx`` optionally a ``struct __sk_buff`` / ``xdp_md``) and for RawTracePoint
+        programs (``ctx`` is their arguments as packed u64 values, ``data`` stays empty). ``repeat`` runs it that
+        many times (the duration is the average); ``data_out_size`` bounds the output packet (default: the input
+        size plus 4096). Other types raise :class:`~pyaya.UnsupportedError`.
+
+        >>> result = bpf.programs["xdp_drop"].test_run(packet)  # doctest: +SKIP
+        >>> result.return_value == pyaya.XDP_DROP  # doctest: +SKIP
+        """
+        self._ensure_loaded()
+        return_value, data_out, ctx_out, duration_ns = self._native.test_run(
+            bytes(data), ctx=None if ctx is None else bytes(ctx), repeat=repeat, data_out_size=data_out_size
+        )
+        return TestRunResult(return_value, data_out, ctx_out, duration_ns)
 
     def _ensure_loaded(self) -> None:
         if not self._native.loaded:
