@@ -119,6 +119,22 @@ class Program:
         """Open the program pinned at ``path``; ``kind`` settles types the kernel cannot tell apart."""
     # --- end of tracing program types ---
     # --- networking and cgroup program types (crates/pyaya-native/src/programs_net.rs) ---
+    def attach_xdp(self, interface: str | int, mode: str | None = None) -> Link:
+        """Attach an Xdp program to ``interface`` (name or index); ``mode`` "skb", "drv", "hw" or ``None``."""
+    def attach_sched_classifier(self, interface: str | int, direction: str = "ingress", priority: int = 0) -> Link:
+        """Attach a SchedClassifier program (tcx where available, else netlink on a clsact qdisc)."""
+    def attach_socket_filter(self, fd: int) -> Link:
+        """Attach a SocketFilter program to the socket ``fd``, borrowed for this call only."""
+    def attach_cgroup(self, cgroup: Path, direction: str | None = None) -> Link:
+        """Attach a cgroup program (or SockOps) to a cgroup v2 directory; ``direction`` is for CgroupSkb."""
+    def attach_sock_map(self, map: Map) -> Link:
+        """Attach an SkMsg or SkSkb program to a SockMap or SockHash."""
+    def attach_netns(self, netns: Path) -> Link:
+        """Attach an SkLookup or FlowDissector program to a network namespace file."""
+    def test_run(
+        self, data: bytes, ctx: bytes | None = None, repeat: int = 1, data_out_size: int | None = None
+    ) -> tuple[int, bytes, bytes, int]:
+        """``BPF_PROG_TEST_RUN``: ``(return_value, data_out, ctx_out, duration_ns)``."""
     # --- end of networking and cgroup program types ---
     def info(self) -> dict[str, int | str]:
         """The kernel's view of the program: id, tag, type, name, run_count, run_time_ns."""

@@ -421,10 +421,6 @@ impl Program {
     }
 
     /// Runs `f` on this program inside its object (see `Ebpf::with_object`).
-    #[allow(
-        dead_code,
-        reason = "for program calls outside attach (test runs, pins)"
-    )]
     pub fn with_program<T>(
         &self,
         f: impl FnOnce(&mut AyaProgram) -> Result<T, Deferred>,

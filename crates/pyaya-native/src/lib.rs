@@ -10,8 +10,10 @@ mod logs;
 mod maps;
 mod names;
 mod programs_common;
+mod programs_net;
 mod programs_tracing;
 mod sys;
+mod testrun;
 
 use pyo3::prelude::*;
 
