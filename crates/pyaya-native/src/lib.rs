@@ -3,11 +3,13 @@
 
 mod ebpf;
 mod errors;
+mod features;
 mod inspect;
 mod links;
 mod logs;
 mod maps;
 mod names;
+mod pinning;
 mod programs_tracing;
 mod sys;
 
@@ -22,6 +24,10 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<maps::RingBuf>()?;
     module.add_function(wrap_pyfunction!(inspect::inspect_object, module)?)?;
     module.add_function(wrap_pyfunction!(ebpf::loaded_programs, module)?)?;
+    module.add_function(wrap_pyfunction!(features::program_supported, module)?)?;
+    module.add_function(wrap_pyfunction!(features::map_supported, module)?)?;
+    module.add_function(wrap_pyfunction!(features::helper_supported, module)?)?;
+    module.add_function(wrap_pyfunction!(features::kernel_features, module)?)?;
     module.add("AYA_VERSION", "0.14")?;
     Ok(())
 }
