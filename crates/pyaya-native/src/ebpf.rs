@@ -122,8 +122,8 @@ impl Ebpf {
         let queue = log_queue.clone();
         let (ebpf, logger) = py.detach(move || {
             let pins = match &pin_maps {
-                Some(directory) => pinning::pin_paths(data, directory, &max_entries)?,
-                None => Vec::new(),
+                Some(directory) => Some(pinning::pin_paths(data, directory, &max_entries)?),
+                None => None,
             };
             let mut loader = EbpfLoader::new();
             if let Some(level) = &log_level {
@@ -136,12 +136,15 @@ impl Ebpf {
             for (name, entries) in &max_entries {
                 loader.map_max_entries(name.as_str(), *entries);
             }
-            for (name, path) in &pins {
+            for (name, path) in pins.iter().flat_map(|pins| &pins.paths) {
                 loader.map_pin_path(name.as_str(), path.as_path());
             }
-            let mut ebpf = loader
-                .load(data)
-                .map_err(|err| Deferred::Ebpf(Box::new(err)))?;
+            let mut ebpf = loader.load(data).map_err(|err| {
+                if let Some(pins) = &pins {
+                    pins.remove_new();
+                }
+                Deferred::Ebpf(Box::new(err))
+            })?;
             let logger = match EbpfLogger::init_with_logger(&mut ebpf, queue) {
                 Ok(logger) => Some(logger),
                 // An object without aya-log statements has no AYA_LOGS map: nothing to read.

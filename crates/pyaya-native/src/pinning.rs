@@ -16,6 +16,25 @@ const LOG_MAP: &str = "AYA_LOGS";
 const PERF_EVENT_ARRAY: u32 = 4;
 const RINGBUF: u32 = 27;
 
+/// Where this load pins maps, and what it created, so a failed load leaves nothing behind.
+pub struct Pins {
+    pub paths: Vec<(String, PathBuf)>,
+    created_directory: Option<PathBuf>,
+    new_pins: Vec<PathBuf>,
+}
+
+impl Pins {
+    /// Removes the pins (and the folder) this load created: called when loading fails after maps were pinned.
+    pub fn remove_new(&self) {
+        for path in &self.new_pins {
+            let _ = std::fs::remove_file(path);
+        }
+        if let Some(directory) = &self.created_directory {
+            let _ = std::fs::remove_dir(directory);
+        }
+    }
+}
+
 /// The pin path of each map of `data` that pinning applies to: maps declared with `#[map]` or `#[btf_map]`, not
 /// the `.rodata`/`.data`/`.bss` maps that hold globals (those are the object's own, rewritten at each load).
 /// Pins already present are checked against the object's definitions; a mismatch is an error naming the pin.
@@ -23,13 +42,14 @@ pub fn pin_paths(
     data: &[u8],
     directory: &Path,
     max_entries: &HashMap<String, u32>,
-) -> Result<Vec<(String, PathBuf)>, Deferred> {
+) -> Result<Pins, Deferred> {
     let object = Object::parse(data).map_err(|err| {
         Deferred::Plain(
             Kind::Object,
             format!("not a valid BPF object: {}", chain_message(&err)),
         )
     })?;
+    let created_directory = (!directory.exists()).then(|| directory.to_path_buf());
     std::fs::create_dir_all(directory).map_err(|err| {
         Deferred::Plain(
             Kind::Map,
@@ -40,6 +60,7 @@ pub fn pin_paths(
         )
     })?;
     let mut paths = Vec::new();
+    let mut new_pins = Vec::new();
     for (name, map) in &object.maps {
         if name == LOG_MAP
             || !matches!(
@@ -64,10 +85,16 @@ pub fn pin_paths(
                 wanted_entries,
                 map.map_flags(),
             )?;
+        } else {
+            new_pins.push(path.clone());
         }
         paths.push((name.clone(), path));
     }
-    Ok(paths)
+    Ok(Pins {
+        paths,
+        created_directory,
+        new_pins,
+    })
 }
 
 fn check_pin(
