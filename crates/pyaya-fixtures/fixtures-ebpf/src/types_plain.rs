@@ -4,9 +4,10 @@
 #![no_main]
 
 use aya_ebpf::{
-    macros::{map, tracepoint},
+    bindings::xdp_action,
+    macros::{kprobe, map, tracepoint, xdp},
     maps::{Array, HashMap},
-    programs::TracePointContext,
+    programs::{ProbeContext, TracePointContext, XdpContext},
 };
 
 /// Pinned by name by `Ebpf.load(..., pin_maps=...)`; tests write and read it from two loads.
@@ -31,6 +32,18 @@ pub fn types_plain(_ctx: TracePointContext) -> u32 {
         // SAFETY: array slots always exist.
         unsafe { *slot = pid };
     }
+    0
+}
+
+/// Lets every packet through: the feature tests load it to check the XDP probe against reality.
+#[xdp]
+pub fn types_xdp(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+/// Does nothing: the feature tests load and attach it to check the kprobe probe against reality.
+#[kprobe]
+pub fn types_kprobe(_ctx: ProbeContext) -> u32 {
     0
 }
 
