@@ -120,7 +120,10 @@ def check_fentry() -> Check:
 
 # Kernel features beyond those above, each with what it is for: unsupported ones do not fail a run.
 _FEATURE_CHECKS = {
-    "object btf": ("objects load with their BTF (btf_map maps, typed data)", "use a kernel built with CONFIG_DEBUG_INFO_BTF=y"),
+    "object btf": (
+        "objects load with their BTF (btf_map maps, typed data)",
+        "use a kernel built with CONFIG_DEBUG_INFO_BTF=y",
+    ),
     "bpf_link": ("attachments as bpf_link fds", "use kernel 5.15 or newer"),
     "lsm": ("Lsm programs", "boot with the BPF LSM enabled (lsm=...,bpf) on a kernel with CONFIG_BPF_LSM=y"),
     "tp_btf": ("BtfTracePoint programs", "use RawTracePoint or TracePoint programs on this kernel"),

@@ -37,7 +37,13 @@ def _forward_log(level: int, target: str, message: str) -> None:
 def aya_log_level(level: int) -> int:
     """aya-log's level number (5 trace, 4 debug, 3 info, 2 warn, 1 error, 0 off) that lets through the records
     Python ``logging`` shows at ``level`` (aya-log's trace records arrive at level 5)."""
-    for threshold, aya_level in ((5, 5), (logging.DEBUG, 4), (logging.INFO, 3), (logging.WARNING, 2), (logging.ERROR, 1)):
+    for threshold, aya_level in (
+        (5, 5),
+        (logging.DEBUG, 4),
+        (logging.INFO, 3),
+        (logging.WARNING, 2),
+        (logging.ERROR, 1),
+    ):
         if level <= threshold:
             return aya_level
     return 0
@@ -243,7 +249,7 @@ class Maps(Mapping[str, "Map"]):
 
 
 # A valid BTF blob with no types: the header (24 bytes) and a one-byte string section holding "".
-_EMPTY_BTF = bytes.fromhex("9feb0100" "18000000" "00000000" "00000000" "00000000" "01000000") + b"\0"
+_EMPTY_BTF = bytes.fromhex("9feb01001800000000000000000000000000000001000000") + b"\0"
 
 
 def _btf_section(data: bytes) -> bytes:

@@ -384,7 +384,9 @@ class RecordType(_Node):
         elif isinstance(value, Mapping):
             unknown = set(value) - set(self.field_names)
             if unknown:
-                raise MapError(f"{self.name} has no field {sorted(unknown)[0]!r} (fields: {', '.join(self.field_names)})")
+                raise MapError(
+                    f"{self.name} has no field {sorted(unknown)[0]!r} (fields: {', '.join(self.field_names)})"
+                )
             values = dict(value)
         else:
             raise MapError(f"expected a {self.name} record, a dict or bytes, got {type(value).__name__}")
@@ -402,10 +404,10 @@ class RecordType(_Node):
         if data is not None:
             if fields:
                 raise TypeError(f"{self.name}() takes either bytes or fields, not both")
-            return self.decode(data)
-        if not fields:
-            return self.zero()  # type: ignore[no-any-return]
-        return self.decode(self.encode(fields))  # type: ignore[no-any-return]
+            decoded: Record = self.decode(data)
+            return decoded
+        built: Record = self.decode(self.encode(fields)) if fields else self.zero()
+        return built
 
     def label(self) -> str:
         return f"{'union' if self.union else 'struct'} {self.name or '<anon>'}"
@@ -760,17 +762,17 @@ class BtfRingBuf(RingBuf):
     def _decode(self, data: bytes) -> Any:
         return data if self.record is None else self.record.decode(data)
 
-    def drain(self, max_records: int | None = None, timeout: float | None = 0) -> list[Any]:  # type: ignore[override]
+    def drain(self, max_records: int | None = None, timeout: float | None = 0) -> list[Any]:
         """Like :meth:`RingBuf.drain`, each record decoded."""
         batch = super().drain(max_records, timeout)
         return batch if self.record is None else [self.record.decode(data) for data in batch]
 
-    def records(self, timeout: float | None = None, *, until: float | None = None) -> Iterator[Any]:  # type: ignore[override]
+    def records(self, timeout: float | None = None, *, until: float | None = None) -> Iterator[Any]:
         """Like :meth:`RingBuf.records`, each record decoded."""
         for data in super().records(timeout, until=until):
             yield self._decode(data)
 
-    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[Any]:
         return self.records()
 
     def __repr__(self) -> str:

@@ -64,7 +64,12 @@ fn unknown_program_type(name: &str) -> PyErr {
 pub fn program_supported(py: Python<'_>, kind: &str) -> PyResult<bool> {
     let program_type = program_type(kind).ok_or_else(|| unknown_program_type(kind))?;
     py.detach(|| is_program_supported(program_type))
-        .map_err(|err| new_err(Kind::Load, format!("probing {kind} programs failed: {}", chain_message(&err))))
+        .map_err(|err| {
+            new_err(
+                Kind::Load,
+                format!("probing {kind} programs failed: {}", chain_message(&err)),
+            )
+        })
 }
 
 /// Whether the kernel creates maps of this type (`kind`: a pyaya map type name, e.g. `"RingBuf"`).
@@ -79,9 +84,18 @@ pub fn map_supported(py: Python<'_>, kind: &str) -> PyResult<bool> {
     let map_type = bpf_map_type::try_from(number)
         .ok()
         .and_then(|raw| MapType::try_from(raw).ok())
-        .ok_or_else(|| new_err(Kind::Unsupported, format!("aya 0.14 cannot probe {kind} maps")))?;
-    py.detach(|| is_map_supported(map_type))
-        .map_err(|err| new_err(Kind::Load, format!("probing {kind} maps failed: {}", chain_message(&err))))
+        .ok_or_else(|| {
+            new_err(
+                Kind::Unsupported,
+                format!("aya 0.14 cannot probe {kind} maps"),
+            )
+        })?;
+    py.detach(|| is_map_supported(map_type)).map_err(|err| {
+        new_err(
+            Kind::Load,
+            format!("probing {kind} maps failed: {}", chain_message(&err)),
+        )
+    })
 }
 
 /// Whether programs of type `kind` may call the helper numbered `helper` (`enum bpf_func_id`).
@@ -100,12 +114,16 @@ pub fn helper_supported(py: Python<'_>, kind: &str, helper: u32) -> PyResult<boo
     // SAFETY: `bpf_func_id` is a `#[repr(u32)]` enum whose variants are every value from 0 to __BPF_FUNC_MAX_ID;
     // `helper` was checked to be in that range.
     let helper_id = unsafe { std::mem::transmute::<u32, BpfHelper>(helper) };
-    py.detach(|| is_helper_supported(program_type, helper_id)).map_err(|err| {
-        new_err(
-            Kind::Load,
-            format!("probing helper {helper} for {kind} programs failed: {}", chain_message(&err)),
-        )
-    })
+    py.detach(|| is_helper_supported(program_type, helper_id))
+        .map_err(|err| {
+            new_err(
+                Kind::Load,
+                format!(
+                    "probing helper {helper} for {kind} programs failed: {}",
+                    chain_message(&err)
+                ),
+            )
+        })
 }
 
 /// What aya detected about this kernel when it first loaded an object (BTF kinds, bpf_link for perf events...).

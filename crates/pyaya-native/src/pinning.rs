@@ -120,9 +120,7 @@ fn check_pin(
             ),
         )
     })?;
-    let pinned_type = info
-        .map_type()
-        .map_or(u32::MAX, |map_type| map_type as u32);
+    let pinned_type = info.map_type().map_or(u32::MAX, |map_type| map_type as u32);
     let mut differences = Vec::new();
     if pinned_type != map_type {
         differences.push(format!(
