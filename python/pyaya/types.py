@@ -18,9 +18,10 @@ value types of each map, so maps and ring buffers come back typed without the us
 
 from __future__ import annotations
 
+import operator
 import re
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from enum import IntEnum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -199,11 +200,17 @@ class _ByteArray(_Node):
 
 
 class _Array(_Node):
-    def __init__(self, element: _Node, count: int) -> None:
+    def __init__(self, element: _Node, count: int, endian: str = "<") -> None:
         self.element, self.count = element, count
         self.size = element.size * count
+        code = _struct_code(element)
+        self._fast = None if code is None else (struct.Struct(f"{endian}{count}{code[0]}"), code[1])
 
     def read(self, view: memoryview, offset: int) -> Any:
+        if self._fast is not None:
+            layout, convert = self._fast
+            values = layout.unpack_from(view, offset)
+            return list(values) if convert is None else [convert(value) for value in values]
         step, element = self.element.size, self.element
         return [element.read(view, offset + i * step) for i in range(self.count)]
 
@@ -253,7 +260,10 @@ class EnumCodec(_Node):
         self.enum: type[IntEnum] = IntEnum(name or "Enum", dict(values))  # type: ignore[misc]
 
     def read(self, view: memoryview, offset: int) -> Any:
-        value = self._int.read(view, offset)
+        return self.member(self._int.read(view, offset))
+
+    def member(self, value: int) -> Any:
+        """The enum member with this value, or the int itself when the enum has none."""
         try:
             return self.enum(value)
         except ValueError:
@@ -283,8 +293,9 @@ class EnumCodec(_Node):
 # -- records -----------------------------------------------------------------------------------------------------
 
 
-class Record:
-    """A decoded struct or union: fields as attributes, ``asdict()`` for JSON, ``bytes(record)`` to encode."""
+class Record(tuple):  # type: ignore[type-arg]
+    """A decoded struct or union: fields as attributes (and, like a named tuple, by position), ``asdict()`` for
+    JSON, ``bytes(record)`` to encode."""
 
     __slots__ = ()
     _type: ClassVar[RecordType]
@@ -292,26 +303,30 @@ class Record:
 
     def _asdict(self) -> dict[str, Any]:
         """Fields by name, nested records as dicts, enum members and bytes kept as they are."""
-        return {name: _plain(getattr(self, name), json=False) for name in self._fields}
+        return {name: _plain(value, json=False) for name, value in zip(self._fields, self, strict=True)}
 
     def asdict(self) -> dict[str, Any]:
         """Fields by name ready for ``json.dumps``: nested records as dicts, enums as their member names, bytes
         as hex."""
-        return {name: _plain(getattr(self, name), json=True) for name in self._fields}
+        return {name: _plain(value, json=True) for name, value in zip(self._fields, self, strict=True)}
 
     def __bytes__(self) -> bytes:
         return self._type.encode(self)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Record):
-            return other._type is self._type and all(getattr(self, f) == getattr(other, f) for f in self._fields)
+            return other._type is self._type and tuple.__eq__(self, other)
         return NotImplemented
 
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
     def __hash__(self) -> int:
-        return hash(tuple(_hashable(getattr(self, f)) for f in self._fields))
+        return hash(tuple(_hashable(value) for value in self))
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        fields = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields, self, strict=True))
         return f"{self._type.name}({fields})"
 
 
@@ -336,6 +351,35 @@ def asdict(value: Any) -> Any:
     return _plain(value, json=True)
 
 
+_STRUCT_CODES = {
+    (1, False): "B",
+    (1, True): "b",
+    (2, False): "H",
+    (2, True): "h",
+    (4, False): "I",
+    (4, True): "i",
+    (8, False): "Q",
+    (8, True): "q",
+}
+
+
+def _struct_code(node: _Node) -> tuple[str, Callable[[Any], Any] | None] | None:
+    """The ``struct`` code reading ``node`` and the conversion applied after, for plain numbers; else None."""
+    if isinstance(node, _Named):
+        return _struct_code(node.target)
+    if type(node) is _Int and not node.char:
+        code = _STRUCT_CODES.get((node.size, node.signed))
+        if code is None:
+            return None
+        return code, (bool if node.boolean else None)
+    if type(node) is EnumCodec:
+        code = _STRUCT_CODES.get((node.size, node._int.signed))
+        return None if code is None else (code, node.member)
+    if type(node) is _Float:
+        return node.format.format[-1], None
+    return None
+
+
 class _Field:
     __slots__ = ("name", "node", "offset")
 
@@ -348,29 +392,48 @@ class RecordType(_Node):
     calling it with keyword arguments builds one (missing fields are zero), ``encode`` turns a record or a dict
     into bytes. ``record_class`` is the class of its records, for ``isinstance``."""
 
-    def __init__(self, name: str, size: int, union: bool) -> None:
-        self.name, self.size, self.union = name, size, union
+    def __init__(self, name: str, size: int, union: bool, endian: str = "<") -> None:
+        self.name, self.size, self.union, self.endian = name, size, union, endian
         self.fields: tuple[_Field, ...] = ()
         self.record_class: type[Record] = Record
+        self._fast: tuple[struct.Struct, tuple[tuple[int, Callable[[Any], Any] | None], ...]] | None = None
+        self._slow: tuple[tuple[int, _Field], ...] = ()
 
     def _complete(self, fields: list[_Field]) -> None:
         self.fields = tuple(fields)
         names = tuple(field.name for field in fields)
-        self.record_class = type(
-            self.name or "anonymous",
-            (Record,),
-            {"__slots__": names, "_type": self, "_fields": names, "__module__": "pyaya.types"},
-        )
+        namespace: dict[str, Any] = {"__slots__": (), "_type": self, "_fields": names, "__module__": "pyaya.types"}
+        for index, name in enumerate(names):
+            namespace[name] = property(operator.itemgetter(index), doc=f"Field {name!r} of {self.label()}.")
+        self.record_class = type(self.name or "anonymous", (Record,), namespace)
+        # Plain numbers at distinct offsets are read by one precompiled struct.Struct: records arrive by the
+        # thousand per second from ring buffers, and these are most of their fields.
+        layout, fast, slow, position = [], [], [], 0
+        for index, field in sorted(enumerate(fields), key=lambda pair: pair[1].offset):
+            code = None if self.union or field.offset < position else _struct_code(field.node)
+            if code is None:
+                slow.append((index, field))
+                continue
+            layout.append("x" * (field.offset - position) + code[0])
+            fast.append((index, code[1]))
+            position = field.offset + field.node.size
+        if fast:
+            self._fast = (struct.Struct(self.endian + "".join(layout)), tuple(fast))
+        self._slow = tuple(slow)
 
     @property
     def field_names(self) -> tuple[str, ...]:
         return tuple(field.name for field in self.fields)
 
     def read(self, view: memoryview, offset: int) -> Record:
-        record = object.__new__(self.record_class)
-        for field in self.fields:
-            object.__setattr__(record, field.name, field.node.read(view, offset + field.offset))
-        return record
+        values: list[Any] = [None] * len(self.fields)
+        if self._fast is not None:
+            layout, fast = self._fast
+            for (index, convert), value in zip(fast, layout.unpack_from(view, offset), strict=True):
+                values[index] = value if convert is None else convert(value)
+        for index, field in self._slow:
+            values[index] = field.node.read(view, offset + field.offset)
+        return tuple.__new__(self.record_class, values)
 
     def write(self, buffer: bytearray, offset: int, value: Any) -> None:
         if isinstance(value, (bytes, bytearray, memoryview)):
@@ -451,7 +514,7 @@ class _Builder:
         t = self.btf.type(type_id)
         node: _Node
         if isinstance(t, BtfComposite):
-            record = RecordType(t.name, t.size or 0, t.kind == Kind.UNION)
+            record = RecordType(t.name, t.size or 0, t.kind == Kind.UNION, self.btf.endian)
             self.nodes[type_id] = record  # before the members: a struct may point at itself
             record._complete(self._fields(t))
             return record
@@ -479,7 +542,7 @@ class _Builder:
             element = self.btf.resolve(t.type_id)
             if isinstance(element, BtfInt) and element.size == 1 and not element.is_bool:
                 return _ByteArray(t.nelems, always_text=element.is_char and element.name != "u8")
-            return _Array(self.node(t.type_id), t.nelems)
+            return _Array(self.node(t.type_id), t.nelems, self.btf.endian)
         if isinstance(t, BtfVar):
             return self.node(t.type_id)
         if t.kind in (Kind.UNKN, Kind.FWD):
@@ -613,7 +676,7 @@ def _parse_rust_type(text: str, types: Types) -> _Node | None:
             return None
         if isinstance(inner, _Int) and inner.size == 1 and not inner.boolean:
             return _ByteArray(n, always_text=False)
-        return _Array(inner, n)
+        return _Array(inner, n, types.btf.endian)
     if "<" in text or "(" in text or "&" in text or "*" in text:
         return None
     name = text.rsplit("::", 1)[-1]
