@@ -132,7 +132,8 @@ class Ebpf:
         applied in the kernel: aya-log records below it are never sent.
 
         ``pin_maps`` (a folder on bpffs, e.g. ``/sys/fs/bpf/myapp``) pins every map declared with ``#[map]`` or
-        ``#[btf_map]`` there by name, and reuses the maps already pinned there by an earlier load, so both see the
+        ``#[btf_map]`` there by name (not the maps holding globals, nor aya-log's ``AYA_LOGS``, which belong to
+        one load), and reuses the maps already pinned there by an earlier load, so both see the
         same contents. A pin whose type or sizes differ from the object's map raises :class:`MapError` naming it.
         Pins outlive the process: remove them with ``rm`` (or ``Map.unpin()``) when done.
         """

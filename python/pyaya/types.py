@@ -864,23 +864,23 @@ def apply_btf_types(map_: Map, found: MapTypes | None) -> Map:
         if isinstance(map_, BtfRingBuf):
             return map_
         value = found.value if found is not None else None
-        return BtfRingBuf(map_._ring, map_._ebpf, value if isinstance(value, (RecordType, _Named)) else None)
+        return BtfRingBuf(map_._ring, map_._ebpf, value)
     if found is None:
         return map_
     key = found.key if found.key is not None and found.key.size == map_.key_size else None
     value = found.value if found.value is not None and found.value.size == map_.value_size else None
     if key is None and value is None:
         return map_
-    if not isinstance(map_, (HashMap, Array)):
-        return map_
     typed = getattr(map_, "typed", None)
     if typed is not None:
         try:
-            # The maps API takes codecs as typed(key=..., value=...).
+            # The maps API takes codecs as typed(key=..., value=...) on every key/value map class.
             return typed(key=key, value=value)  # type: ignore[no-any-return]
         except TypeError:
             pass
-    # Older maps API: codecs sit in _keys/_values.
+    if not isinstance(map_, (HashMap, Array)):
+        return map_
+    # Older maps API (typed(key_type, value_type) on HashMap only): codecs sit in _keys/_values.
     result = type(map_)(map_._native)
     if key is not None and isinstance(result, HashMap):
         result._keys = _SizedCodec(key, map_.key_size)  # type: ignore[assignment]
