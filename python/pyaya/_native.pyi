@@ -13,10 +13,14 @@ __all__ = [
     "RingBuf",
     "RunStats",
     "enable_stats",
+    "helper_supported",
     "inspect_object",
+    "kernel_features",
     "kernel_member_offsets",
     "loaded_programs",
+    "map_supported",
     "perf_event_names",
+    "program_supported",
     "read_iter",
 ]
 
@@ -28,9 +32,17 @@ class Ebpf:
 
     @staticmethod
     def load(
-        data: bytes, *, globals: dict[str, bytes] | None = None, max_entries: dict[str, int] | None = None
+        data: bytes,
+        *,
+        globals: dict[str, bytes] | None = None,
+        max_entries: dict[str, int] | None = None,
+        log_level: int | None = None,
+        pin_maps: str | Path | None = None,
     ) -> Ebpf:
-        """Parse ``data`` as a BPF ELF object, override globals and map sizes, and create its maps."""
+        """Parse ``data`` as a BPF ELF object, override globals and map sizes, and create its maps.
+
+        ``log_level`` (aya-log's 0 off ... 5 trace) goes into ``AYA_LOG_LEVEL`` when the object has it;
+        ``pin_maps`` pins every map by name into that bpffs folder, reusing compatible pins."""
     def programs(self) -> list[tuple[str, str]]:
         """``(name, type)`` of every program, sorted by name."""
     def maps(self) -> list[tuple[str, str]]:
@@ -260,3 +272,18 @@ def read_iter(link_id: int) -> bytes:
     """Run the iterator behind the bpf_link ``link_id`` and return its output."""
 
 # --- end of tracing program types and program statistics ---
+
+# --- feature probes (crates/pyaya-native/src/features.rs) ---
+def program_supported(kind: str) -> bool:
+    """Whether the kernel loads programs of this type (a pyaya program class name such as ``"Xdp"``)."""
+
+def map_supported(kind: str) -> bool:
+    """Whether the kernel creates maps of this type (a pyaya map type name such as ``"RingBuf"``)."""
+
+def helper_supported(kind: str, helper: int) -> bool:
+    """Whether programs of type ``kind`` may call the helper numbered ``helper`` (``enum bpf_func_id``)."""
+
+def kernel_features() -> dict[str, bool]:
+    """What aya detected about the kernel: bpf_name, perf_link, global_data, cookie, btf and BTF kinds..."""
+
+# --- end of feature probes ---
