@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -64,10 +65,12 @@ def test_cgroup() -> Iterator[Path]:
     path.rmdir()
 
 
-# Run by a process in the test's cgroup: a TCP connection to itself over lo, 3000 bytes each way, then closed.
+# Run by a process in the test's cgroup: a TCP connection to itself over lo (to the address in argv[1]), 3000 bytes
+# each way, then closed.
 TCP_CONVERSATION = """
-import json, socket
-listener = socket.create_server(("127.0.0.1", 0))
+import json, socket, sys
+family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+listener = socket.create_server((sys.argv[1], 0), family=family)
 client = socket.create_connection(listener.getsockname())
 server, _ = listener.accept()
 for _ in range(3):
@@ -82,30 +85,49 @@ print(json.dumps(ports))
 """
 
 
-def conversation_in(path: Path) -> dict[str, int]:
-    """Runs TCP_CONVERSATION in a child process moved into the cgroup at `path` before it starts."""
+def conversation_in(path: Path, host: str = "127.0.0.1") -> dict[str, int]:
+    """Runs TCP_CONVERSATION with `host` in a child process moved into the cgroup at `path` before it starts."""
 
     def enter_cgroup() -> None:
         (path / "cgroup.procs").write_text("0")  # "0": the writing process itself
 
     child = subprocess.run(
-        [sys.executable, "-c", TCP_CONVERSATION], capture_output=True, text=True, preexec_fn=enter_cgroup, check=True
+        [sys.executable, "-c", TCP_CONVERSATION, host],
+        capture_output=True,
+        text=True,
+        preexec_fn=enter_cgroup,
+        check=True,
     )
     time.sleep(0.5)  # the last FIN/ACK exchange (and so the CLOSE state) may follow the process's exit
     ports: dict[str, int] = json.loads(child.stdout)
     return ports
 
 
-def test_reports_both_ends_established_and_closed(bpf: pyaya.Ebpf, test_cgroup: Path) -> None:
+def ipv6_loopback() -> bool:
+    try:
+        with socket.create_server(("::1", 0), family=socket.AF_INET6):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        pytest.param("::1", marks=pytest.mark.skipif(not ipv6_loopback(), reason="lo has no IPv6 address (::1)")),
+    ],
+)
+def test_reports_both_ends_established_and_closed(bpf: pyaya.Ebpf, test_cgroup: Path, host: str) -> None:
     with bpf.programs["{{crate_name}}"].attach(str(test_cgroup)):
-        ports = conversation_in(test_cgroup)
+        ports = conversation_in(test_cgroup, host)
     events = [main.event_fields(main.TcpEvent.from_buffer_copy(r)) for r in bpf.maps["EVENTS"].drain(timeout=1)]
     client = [e for e in events if e["local_port"] == ports["client"]]
     server = [e for e in events if e["remote_port"] == ports["client"]]
     assert [e["event"] for e in client] == ["connect", "close"]
     assert [e["event"] for e in server] == ["accept", "close"]
     assert {e["remote_port"] for e in client} == {ports["server"]}
-    assert {(e["local"], e["remote"]) for e in client + server} == {("127.0.0.1", "127.0.0.1")}
+    assert {(e["local"], e["remote"]) for e in client + server} == {(host, host)}
     client_closed, server_closed = client[1], server[1]
     assert client_closed["bytes_acked"] >= 3000
     assert client_closed["bytes_received"] >= 3000
