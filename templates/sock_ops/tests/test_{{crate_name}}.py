@@ -71,7 +71,7 @@ TCP_CONVERSATION = """
 import json, socket, sys
 family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
 listener = socket.create_server((sys.argv[1], 0), family=family)
-client = socket.create_connection(listener.getsockname())
+client = socket.create_connection(listener.getsockname()[:2])
 server, _ = listener.accept()
 for _ in range(3):
     client.sendall(b"x" * 1000)
