@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import shutil
 import socket
 import subprocess
@@ -28,7 +29,7 @@ from pyaya.scaffold import list_templates
 
 TEMPLATES = sorted(template.kind for template in list_templates())
 RUN_SECONDS = 4
-LSM_LIST = Path("/sys/kernel/security/lsm")
+BASH = Path("/bin/bash")
 
 
 @dataclass(frozen=True)
@@ -88,36 +89,14 @@ def pyaya(
 # -- what this kernel can run ------------------------------------------------------------------------------------
 
 
-def _lsm_supported() -> features.Probe:
-    probe = getattr(features, "lsm_supported", None)
-    if probe is not None:
-        result: features.Probe = probe()
-        return result
-    try:
-        active = LSM_LIST.read_text().strip()
-    except OSError as error:
-        return features.Probe(False, f"cannot read {LSM_LIST} to see whether the bpf LSM is active: {error}")
-    if "bpf" not in active.split(","):
-        return features.Probe(False, f"the bpf LSM is not active (lsm={active}): boot with lsm=...,bpf")
-    return features.fentry_supported()  # LSM programs attach through the same BPF trampolines as fentry
-
-
-def _tp_btf_supported() -> features.Probe:
-    probe = getattr(features, "tp_btf_supported", None)
-    if probe is not None:
-        result: features.Probe = probe()
-        return result
-    return features.fentry_supported()  # a BTF tracepoint is a BPF_PROG_TYPE_TRACING program, like fentry
-
-
 #: Program types whose support this kernel may lack, and the probe that says so (the others are in every kernel
 #: pyaya supports: tracepoints, uprobes, XDP, TC, socket, cgroup and sockmap programs).
 PROBES: dict[str, Callable[[], features.Probe]] = {
     "KProbe": features.kprobes_supported,
     "FEntry": features.fentry_supported,
-    "FExit": features.fentry_supported,
-    "BtfTracePoint": _tp_btf_supported,
-    "Lsm": _lsm_supported,
+    "FExit": features.fexit_supported,
+    "BtfTracePoint": features.tp_btf_supported,
+    "Lsm": features.lsm_supported,
 }
 
 
@@ -136,11 +115,36 @@ def unsupported_reason(program_types: frozenset[str]) -> str | None:
 # -- activity every template reacts to ---------------------------------------------------------------------------
 
 
+def type_into_bash() -> None:
+    """A line typed into an interactive bash on a pseudo-terminal: what readline (uretprobe template) returns."""
+    if not BASH.is_file():
+        return
+    controller, terminal = pty.openpty()
+    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TERM": "dumb", "HOME": "/"}
+    with subprocess.Popen(
+        [str(BASH), "--norc", "--noprofile", "-i"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        start_new_session=True,
+        env=environment,
+    ) as bash:
+        os.close(terminal)
+        try:
+            os.write(controller, b"true\nexit\n")
+            bash.wait(timeout=10)
+        finally:
+            os.close(controller)
+
+
 def make_activity(scratch: Path) -> None:
-    """One round of everything the templates watch: processes, files, sysctls, socket options, packets, CPU."""
+    """One round of everything the templates watch: processes, files, sysctls, name lookups, an interactive
+    shell, socket options, packets, CPU time."""
     for _ in range(2):
         subprocess.run(["/bin/true"], check=True)
     subprocess.run(["/bin/sh", "-c", "echo activity > /dev/null"], check=True)
+    socket.getaddrinfo("localhost", 80)  # libc getaddrinfo (uprobe template)
+    type_into_bash()
     victim = scratch / "victim"
     victim.write_text("pyaya")
     victim.read_text()
