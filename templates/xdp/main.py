@@ -40,13 +40,15 @@ class DropEvent(ctypes.Structure):
     ]
 
 
-def address_key(address: str) -> int:
-    """The DROP_LIST key of an IPv4 address: its four bytes in network order, read as the map's native int."""
-    return int.from_bytes(ipaddress.IPv4Address(address).packed, sys.byteorder)
+def address_key(address: str) -> bytes:
+    """The DROP_LIST key of an IPv4 address: its four bytes in network order (the key type is `[u8; 4]`)."""
+    return ipaddress.IPv4Address(address).packed
 
 
-def key_address(key: int) -> str:
-    return str(ipaddress.IPv4Address(key.to_bytes(4, sys.byteorder)))
+def key_address(key: bytes | int) -> str:
+    """The address of a DROP_LIST key, whether the map hands it back as bytes or as a native-order int."""
+    packed = key.to_bytes(4, sys.byteorder) if isinstance(key, int) else bytes(key)
+    return str(ipaddress.IPv4Address(packed))
 
 
 def protocol_name(number: int) -> str:
