@@ -17,6 +17,7 @@ import pytest
 from pyaya import (
     BtfTracePoint,
     Ebpf,
+    Extension,
     FEntry,
     FExit,
     Iter,
@@ -346,6 +347,35 @@ def test_kprobe(fixtures_dir: Path, tmp_path: Path, name: str, retprobe: bool) -
             hits = bpf.maps["HITS"]
             assert isinstance(hits, pyaya.HashMap)
             assert hits[0] >= 1
+
+
+def _decision(bpf: Ebpf) -> int:
+    decisions = bpf.maps["DECISIONS"]
+    assert isinstance(decisions, pyaya.HashMap)
+    os.getppid()
+    return int(decisions[os.getpid()])
+
+
+def test_extension_replaces_a_function_of_another_program(fixtures_dir: Path) -> None:
+    with Ebpf.load_file(fixtures_dir / "trace_ext") as target_object, Ebpf.load_file(fixtures_dir / "trace_ext") as bpf:
+        target = target_object.programs["trace_ext_target"]
+        extension = bpf.programs["trace_ext_replacement"]
+        assert isinstance(extension, Extension)
+        with pytest.raises(pyaya.ProgramError, match="not loaded; load"):
+            extension.load(target)
+        target.attach("sys_enter")
+        assert _decision(target_object) == 1
+        trampolines = features.fentry_supported()
+        try:
+            extension.load(target)
+        except pyaya.PermissionDeniedError as error:
+            assert not trampolines.ok, error
+            assert "what would fix it" in str(error)
+            assert "trace_ext_decide" in str(error)
+            pytest.skip(f"Extension programs are refused here, like every BPF trampoline: {trampolines.reason}")
+        with extension.attach():
+            assert _decision(target_object) == 2
+        assert _decision(target_object) == 1
 
 
 def test_plain_load_of_a_type_needing_arguments_says_which_call(fixtures_dir: Path) -> None:
