@@ -267,6 +267,18 @@ def test_task_iterator_lists_this_process(fixtures_dir: Path) -> None:
             assert (child.pid, child.pid) in tasks
         with pytest.raises(pyaya.ClosedError):
             link.read()
+        # A pinned iterator comes back as an Iter: the kernel's info names its bpf_iter_task target.
+        with _bpffs_paths("iter") as (pin,):
+            program.pin(pin)
+            reopened = Program.from_pin(pin)
+            assert isinstance(reopened, Iter)
+            with reopened.attach() as pinned_link:
+                output = pinned_link.read()
+            assert (os.getpid(), os.getpid()) in {
+                struct.unpack_from("=II", output, offset) for offset in range(0, len(output), 8)
+            }
+            reopened.unpin()
+            assert not pin.exists()
 
 
 def test_btf_tracepoint_counts_execs(fixtures_dir: Path) -> None:
