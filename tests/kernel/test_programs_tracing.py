@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import socket
 import struct
 import subprocess
 import time
@@ -24,6 +25,7 @@ from pyaya import (
     KProbe,
     Link,
     Lsm,
+    LsmCgroup,
     PerfEvent,
     PerfEventKind,
     Program,
@@ -33,6 +35,7 @@ from pyaya import (
     loaded_programs,
 )
 from pyaya.btf import Btf
+from pyaya.elf import Elf
 
 ADD_CALLS = 5
 
@@ -160,6 +163,25 @@ def test_uprobe_pid_filter_sees_only_that_process(fixtures_dir: Path, add_binary
         assert _calls(bpf, other.pid, 1, timeout=0.5) == []
 
 
+def _file_offset(binary: Path, symbol: str) -> int:
+    """Where ``symbol``'s code is in the file: its address, less its section's address, plus the section's offset."""
+    elf = Elf.from_path(binary)
+    found = next(sym for sym in elf.symbols if sym.name == symbol)
+    section = elf.section_of(found)
+    assert section is not None
+    return found.value - section.addr + section.offset
+
+
+def test_uprobe_by_file_offset(fixtures_dir: Path, add_binary: Path) -> None:
+    with Ebpf.load_file(fixtures_dir / "trace_uprobe") as bpf:
+        link = bpf.programs["trace_add_entry"].attach(add_binary, offset=_file_offset(add_binary, "pyaya_add"))
+        child = subprocess.Popen([str(add_binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        child.communicate("go\n", timeout=10)
+        calls = _calls(bpf, child.pid, ADD_CALLS)
+        assert [value for _, value in calls] == list(range(1, ADD_CALLS + 1))
+        link.detach()
+
+
 def test_uprobe_errors_name_what_is_missing(fixtures_dir: Path, add_binary: Path, tmp_path: Path) -> None:
     with Ebpf.load_file(fixtures_dir / "trace_uprobe") as bpf:
         program = bpf.programs["trace_add_entry"]
@@ -232,6 +254,23 @@ def test_perf_event_on_chosen_cpus_and_for_one_process(fixtures_dir: Path) -> No
             program.attach("no-such-event")
         with pytest.raises(pyaya.ProgramError, match="not both"):
             program.attach("cpu-clock", sample_period=10, sample_frequency=10)
+
+
+def test_perf_event_link_pins_only_when_it_is_one_attachment(fixtures_dir: Path) -> None:
+    with _bpffs_paths("perf") as (pin,), Ebpf.load_file(fixtures_dir / "trace_perf") as bpf:
+        program = bpf.programs["trace_perf_sample"]
+        assert isinstance(program, PerfEvent)
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) > 1:
+            every_cpu = program.attach("cpu-clock", sample_frequency=100)
+            with pytest.raises(pyaya.UnsupportedError, match="per-CPU attachments"):
+                every_cpu.pin(pin)
+            assert not every_cpu.attached
+        one_cpu = program.attach("cpu-clock", sample_frequency=100, cpus=cpus[:1])
+        one_cpu.pin(pin)
+        assert pin.exists()
+        one_cpu.detach()
+        assert not pin.exists()
 
 
 def test_perf_event_hardware_counters(fixtures_dir: Path) -> None:
@@ -347,6 +386,24 @@ def test_lsm(fixtures_dir: Path, tmp_path: Path) -> None:
             pytest.skip(probe.reason)
         with program.attach():
             (tmp_path / "opened").write_text("x")
+            hits = bpf.maps["HITS"]
+            assert isinstance(hits, pyaya.HashMap)
+            assert hits[0] >= 1
+
+
+def test_lsm_cgroup(fixtures_dir: Path) -> None:
+    probe = features.btf_program_supported("Lsm", "socket_create")
+    cgroup_root = Path("/sys/fs/cgroup/unified")
+    with Ebpf.load_file(fixtures_dir / "trace_btf") as bpf:
+        program = bpf.programs["trace_socket_create"]
+        assert isinstance(program, LsmCgroup)
+        if not probe.ok:
+            with pytest.raises(pyaya.PermissionDeniedError, match="what would fix it"):
+                program.attach(cgroup_root)
+            assert program.links == []
+            pytest.skip(f"LSM programs (cgroup ones run through the same trampolines) are refused: {probe.reason}")
+        with program.attach(cgroup_root):
+            socket.socket().close()
             hits = bpf.maps["HITS"]
             assert isinstance(hits, pyaya.HashMap)
             assert hits[0] >= 1
