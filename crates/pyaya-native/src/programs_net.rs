@@ -348,7 +348,12 @@ impl Program {
                 let id = p
                     .attach_with_options(&name, attach_type, TcAttachOptions::Netlink(options))
                     .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
-                owned(&context, p.take_link(id))
+                // A netlink filter is no bpf_link: as a LegacyLink a refused pin still detaches it on drop,
+                // where converting it to an FdLink would drop it without removing the filter.
+                let link = p
+                    .take_link(id)
+                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
+                Ok(Box::new(LegacyLink(link)) as Box<dyn OwnedLink>)
             }
             other => Err(wrong_kind(
                 self.name_str(),
