@@ -19,6 +19,7 @@ Probes are real: the skip reasons quote the kernel's answer, never a guess.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import os
@@ -149,9 +150,7 @@ class NetnsPair:
             raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
         return result
 
-    def socket(
-        self, family: int = socket.AF_INET, type: int = socket.SOCK_DGRAM, proto: int = 0
-    ) -> socket.socket:
+    def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_DGRAM, proto: int = 0) -> socket.socket:
         """A socket created inside the namespace (a socket stays in the namespace it was created in), so one
         test can talk across the pair without subprocesses. The caller closes it."""
         own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -271,8 +270,6 @@ def cgroup() -> Iterator[Cgroup]:
         yield Cgroup(path)
     finally:
         for pid in (path / "cgroup.procs").read_text().split():
-            try:
+            with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
                 (root / "cgroup.procs").write_text(f"{pid}\n")
-            except ProcessLookupError:
-                pass
         path.rmdir()

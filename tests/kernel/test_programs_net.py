@@ -57,7 +57,9 @@ def _ethernet(payload: bytes, *, destination: bytes = b"\x02" * 6, source: bytes
     return destination + source + struct.pack("!H", 0x0800) + payload
 
 
-def _udp_frame(dport: int, payload: bytes, *, sport: int = 40000, src: str = "10.1.0.1", dst: str = "10.1.0.2") -> bytes:
+def _udp_frame(
+    dport: int, payload: bytes, *, sport: int = 40000, src: str = "10.1.0.1", dst: str = "10.1.0.2"
+) -> bytes:
     segment = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
     segment = segment[:6] + struct.pack("!H", _udp_checksum(src, dst, segment)) + segment[8:]
     return _ethernet(_ipv4(src, dst, 17, segment))
@@ -144,7 +146,7 @@ def _loaded_ids() -> set[int]:
 
 def _store_socket(bpf: Ebpf, map_name: str, index: int, sock: socket.socket) -> None:
     """Puts a socket into a SockMap through the raw map update (the value is the socket's fd)."""
-    native = bpf.maps[map_name]._native  # noqa: SLF001
+    native = bpf.maps[map_name]._native
     native.update(struct.pack("=I", index), struct.pack("=I", sock.fileno()))
 
 
@@ -157,14 +159,18 @@ def test_xdp_drops_and_counts_udp_through_a_veth_pair(
     bpf = bpf_object(fixtures_dir / "net_xdp")
     program = bpf.programs["net_xdp_filter"]
     assert isinstance(program, pyaya.Xdp)
-    with _udp_receiver(netns_pair.host_address) as (kept, kept_port), _udp_receiver(
-        netns_pair.host_address
-    ) as (dropped, dropped_port):
+    with (
+        _udp_receiver(netns_pair.host_address) as (kept, kept_port),
+        _udp_receiver(netns_pair.host_address) as (dropped, dropped_port),
+    ):
         _set(bpf, "DROP_PORT", 0, dropped_port)
         link = program.attach(netns_pair.host_interface, mode="skb")
-        assert "xdp" in subprocess.run(
-            ["ip", "link", "show", "dev", netns_pair.host_interface], capture_output=True, text=True, check=True
-        ).stdout
+        assert (
+            "xdp"
+            in subprocess.run(
+                ["ip", "link", "show", "dev", netns_pair.host_interface], capture_output=True, text=True, check=True
+            ).stdout
+        )
         sender = netns_pair.socket()
         try:
             for i in range(5):
@@ -181,9 +187,12 @@ def test_xdp_drops_and_counts_udp_through_a_veth_pair(
             assert _receive_all(dropped) == [b"after"]
         finally:
             sender.close()
-    assert "xdp" not in subprocess.run(
-        ["ip", "link", "show", "dev", netns_pair.host_interface], capture_output=True, text=True, check=True
-    ).stdout
+    assert (
+        "xdp"
+        not in subprocess.run(
+            ["ip", "link", "show", "dev", netns_pair.host_interface], capture_output=True, text=True, check=True
+        ).stdout
+    )
 
 
 def test_xdp_attach_by_index_and_close_detaches(fixtures_dir: Path, netns_pair: NetnsPair) -> None:
@@ -211,16 +220,14 @@ def test_xdp_bad_interface_and_mode(fixtures_dir: Path, requires_root: None) -> 
             program.attach("lo", mode="turbo")  # type: ignore[arg-type]
         tc = bpf.programs["net_xdp_swap"]
         with pytest.raises(pyaya.ProgramError, match="is a Xdp program, not a SchedClassifier"):
-            tc._native.attach_sched_classifier("lo", "ingress", 0)  # noqa: SLF001
+            tc._native.attach_sched_classifier("lo", "ingress", 0)
 
 
 # -- TC ----------------------------------------------------------------------------------------------------------
 
 
 def _qdiscs(interface: str) -> str:
-    return subprocess.run(
-        ["tc", "qdisc", "show", "dev", interface], capture_output=True, text=True, check=True
-    ).stdout
+    return subprocess.run(["tc", "qdisc", "show", "dev", interface], capture_output=True, text=True, check=True).stdout
 
 
 def test_tc_rewrites_ingress_payload_and_drops_egress_icmp(
@@ -251,9 +258,7 @@ def test_tc_rewrites_ingress_payload_and_drops_egress_icmp(
     assert "clsact" not in _qdiscs(netns_pair.host_interface)
 
 
-def test_tc_netlink_priority_uses_clsact_and_detaches_its_filter(
-    fixtures_dir: Path, netns_pair: NetnsPair
-) -> None:
+def test_tc_netlink_priority_uses_clsact_and_detaches_its_filter(fixtures_dir: Path, netns_pair: NetnsPair) -> None:
     def filters() -> str:
         return subprocess.run(
             ["tc", "filter", "show", "dev", netns_pair.host_interface, "ingress"],
@@ -339,9 +344,15 @@ def test_run_tc_rewrites_payload_with_a_valid_checksum(fixtures_dir: Path, requi
         assert result.return_value == pyaya.TC_ACT_OK
         assert result.data[42:] == b"TCOK-1234"
         segment = result.data[34:]
-        assert _checksum(
-            socket.inet_aton("10.1.0.1") + socket.inet_aton("10.1.0.2") + struct.pack("!BBH", 0, 17, len(segment)) + segment
-        ) == 0
+        assert (
+            _checksum(
+                socket.inet_aton("10.1.0.1")
+                + socket.inet_aton("10.1.0.2")
+                + struct.pack("!BBH", 0, 17, len(segment))
+                + segment
+            )
+            == 0
+        )
         untouched = bpf.programs["net_tc_rewrite"].test_run(_udp_frame(53, b"ping-1234"))
         assert untouched.data[42:] == b"ping-1234"
         assert bpf.programs["net_tc_drop_icmp"].test_run(_icmp_frame()).return_value == pyaya.TC_ACT_SHOT
@@ -390,9 +401,11 @@ def test_run_raw_tracepoint_with_packed_args(fixtures_dir: Path, requires_root: 
 
 
 def test_run_is_refused_for_types_the_kernel_cannot_run(fixtures_dir: Path, requires_root: None) -> None:
-    with Ebpf.load_file(fixtures_dir / "net_sockmap") as bpf:
-        with pytest.raises(pyaya.UnsupportedError, match="SkLookup programs.*Xdp, SchedClassifier, SocketFilter"):
-            bpf.programs["net_sk_lookup"].test_run(_udp_frame(1, b""))
+    with (
+        Ebpf.load_file(fixtures_dir / "net_sockmap") as bpf,
+        pytest.raises(pyaya.UnsupportedError, match=r"SkLookup programs.*Xdp, SchedClassifier, SocketFilter"),
+    ):
+        bpf.programs["net_sk_lookup"].test_run(_udp_frame(1, b""))
 
 
 # -- cgroups -----------------------------------------------------------------------------------------------------
@@ -530,7 +543,7 @@ def test_cgroup_attach_errors(fixtures_dir: Path, cgroup: Cgroup, tmp_path: Path
         with pytest.raises(pyaya.ProgramError, match="not a cgroup v2 directory"):
             program.attach(tmp_path)
         with pytest.raises(pyaya.ProgramError, match="only CgroupSkb programs take a direction"):
-            program._native.attach_cgroup(cgroup.path, "egress")  # noqa: SLF001
+            program._native.attach_cgroup(cgroup.path, "egress")
         skb = bpf.programs["net_cgroup_skb"]
         with pytest.raises(ValueError, match="ingress"):
             skb.attach(cgroup.path, "sideways")  # type: ignore[arg-type]
@@ -661,7 +674,10 @@ def test_close_leaves_no_program_link_or_qdisc(fixtures_dir: Path, netns_pair: N
     assert not ids & _loaded_ids()
     assert "clsact" not in _qdiscs(netns_pair.host_interface)
     attached = subprocess.run(
-        ["tc", "filter", "show", "dev", netns_pair.host_interface, "ingress"], capture_output=True, text=True, check=True
+        ["tc", "filter", "show", "dev", netns_pair.host_interface, "ingress"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert attached.stdout.strip() == ""
 
