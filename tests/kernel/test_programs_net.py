@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyaya
+import pyaya.testing
 import pytest
 from pyaya import Ebpf
 from pyaya.testing import Cgroup, NetnsPair, cgroup2_mount
@@ -138,6 +139,16 @@ def _python(code: str) -> list[str]:
 
 def _program_ids(bpf: Ebpf) -> set[int]:
     return {int(program.info()["id"]) for program in bpf.programs.values() if program.loaded}
+
+
+def _bpf_fds(kind: str) -> set[int]:
+    """This process's fds of one kind of BPF object (``bpf_link``, ``bpf-prog``): what it still holds."""
+    held = set()
+    for entry in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            if os.readlink(entry) == f"anon_inode:{kind}":
+                held.add(int(entry.name))
+    return held
 
 
 def _loaded_ids() -> set[int]:
@@ -663,6 +674,7 @@ def test_flow_dissector_attaches_to_a_netns_and_dissects_its_traffic(
 
 
 def test_close_leaves_no_program_link_or_qdisc(fixtures_dir: Path, netns_pair: NetnsPair, cgroup: Cgroup) -> None:
+    links_before, programs_before = _bpf_fds("bpf_link"), _bpf_fds("bpf-prog")
     with Ebpf.load_file(fixtures_dir / "net_tc") as tc_bpf, Ebpf.load_file(fixtures_dir / "net_cgroup") as cg_bpf:
         tc_bpf.programs["net_tc_rewrite"].attach(netns_pair.host_interface, "ingress")
         tc_bpf.programs["net_tc_drop_icmp"].attach(netns_pair.host_interface, "egress")
@@ -671,7 +683,10 @@ def test_close_leaves_no_program_link_or_qdisc(fixtures_dir: Path, netns_pair: N
         cg_bpf.programs["net_sock_ops"].attach(cgroup.path)
         ids = _program_ids(tc_bpf) | _program_ids(cg_bpf)
         assert ids <= _loaded_ids()
+        assert len(_bpf_fds("bpf_link") - links_before) == 5
     assert not ids & _loaded_ids()
+    assert _bpf_fds("bpf_link") <= links_before
+    assert _bpf_fds("bpf-prog") <= programs_before
     assert "clsact" not in _qdiscs(netns_pair.host_interface)
     attached = subprocess.run(
         ["tc", "filter", "show", "dev", netns_pair.host_interface, "ingress"],
@@ -683,10 +698,22 @@ def test_close_leaves_no_program_link_or_qdisc(fixtures_dir: Path, netns_pair: N
 
 
 def test_fixtures_removed_their_netns_and_cgroups() -> None:
-    # Runs last in this file: every netns_pair and cgroup fixture above has been torn down.
+    # Runs after every test above: each netns_pair and cgroup fixture they used has been torn down.
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
     assert f"pyaya-{os.getpid() % 100000}" not in netns
     assert not list(Path("/sys/class/net").glob(f"pya{os.getpid() % 100000}*"))
     root = cgroup2_mount()
     if root is not None:
         assert not list(root.glob(f"pyaya-test-{os.getpid()}-*"))
+
+
+def test_privilege_skip_reason_states_what_was_probed() -> None:
+    # The reason behind the plugin's requires_root skip, asked in a process that dropped to nobody.
+    script = (
+        "import os, pyaya.testing\n"
+        "os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
+        "print(pyaya.testing.privilege_skip_reason())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd="/", check=True)
+    assert result.stdout.strip() == "needs root: this process runs with euid 65534"
+    assert pyaya.testing.privilege_skip_reason() is None  # this test runs as root with a working bpf()
