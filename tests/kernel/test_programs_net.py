@@ -206,6 +206,21 @@ def test_xdp_drops_and_counts_udp_through_a_veth_pair(
     )
 
 
+def _xdp_modes(interface: str) -> list[str]:
+    shown = subprocess.run(["ip", "link", "show", "dev", interface], capture_output=True, text=True, check=True)
+    return [word for word in shown.stdout.split() if word.startswith("xdp")]
+
+
+def test_xdp_modes_reach_the_kernel(fixtures_dir: Path, netns_pair: NetnsPair) -> None:
+    with Ebpf.load_file(fixtures_dir / "net_xdp") as bpf:
+        program = bpf.programs["net_xdp_filter"]
+        for mode, shown in (("skb", ["xdpgeneric"]), ("drv", ["xdp"])):  # veth has native XDP
+            link = program.attach(netns_pair.host_interface, mode=mode)  # type: ignore[arg-type]
+            assert _xdp_modes(netns_pair.host_interface) == shown
+            link.detach()
+            assert _xdp_modes(netns_pair.host_interface) == []
+
+
 def test_xdp_attach_by_index_and_close_detaches(fixtures_dir: Path, netns_pair: NetnsPair) -> None:
     with Ebpf.load_file(fixtures_dir / "net_xdp") as bpf:
         program = bpf.programs["net_xdp_filter"]
