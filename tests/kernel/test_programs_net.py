@@ -427,11 +427,11 @@ def test_run_raw_tracepoint_with_packed_args(fixtures_dir: Path, requires_root: 
 
 
 def test_run_is_refused_for_types_the_kernel_cannot_run(fixtures_dir: Path, requires_root: None) -> None:
-    with (
-        Ebpf.load_file(fixtures_dir / "net_sockmap") as bpf,
-        pytest.raises(pyaya.UnsupportedError, match=r"SkLookup programs.*Xdp, SchedClassifier, SocketFilter"),
-    ):
-        bpf.programs["net_sk_lookup"].test_run(_udp_frame(1, b""))
+    with Ebpf.load_file(fixtures_dir / "net_sockmap") as bpf:
+        program = bpf.programs["net_sk_lookup"]
+        with pytest.raises(pyaya.UnsupportedError, match=r"SkLookup programs.*Xdp, SchedClassifier, SocketFilter"):
+            program.test_run(_udp_frame(1, b""))
+        assert not program.loaded  # refused before loading anything
 
 
 # -- cgroups -----------------------------------------------------------------------------------------------------
