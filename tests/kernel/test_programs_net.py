@@ -482,6 +482,26 @@ def test_cgroup_sysctl_refuses_a_read(bpf_object: LoadObject, fixtures_dir: Path
     assert cgroup.run("cat", "/proc/sys/kernel/ostype").stdout.strip() == "Linux"
 
 
+def test_cgroup_add_moves_a_running_process_under_the_program(
+    bpf_object: LoadObject, fixtures_dir: Path, cgroup: Cgroup
+) -> None:
+    bpf = bpf_object(fixtures_dir / "net_cgroup")
+    bpf.programs["net_cgroup_sysctl"].attach(cgroup.path)
+    code = "input()\nprint(open('/proc/sys/kernel/ostype').read())"
+    child = subprocess.Popen(
+        _python(code), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        cgroup.add(child.pid)
+        assert cgroup.pids == [child.pid]
+        _, stderr = child.communicate("go\n", timeout=10)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode != 0
+    assert "PermissionError" in stderr
+
+
 def _so_mark_of_new_socket(cgroup: Cgroup) -> int:
     code = "import socket\nprint(socket.socket().getsockopt(socket.SOL_SOCKET, 36))"
     return int(cgroup.run(*_python(code)).stdout)
