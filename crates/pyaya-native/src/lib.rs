@@ -6,8 +6,10 @@ mod errors;
 mod inspect;
 mod links;
 mod logs;
+mod map_ops;
 mod maps;
 mod names;
+mod perf;
 mod programs_tracing;
 mod sys;
 
@@ -20,6 +22,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<links::Link>()?;
     module.add_class::<maps::Map>()?;
     module.add_class::<maps::RingBuf>()?;
+    module.add_class::<perf::PerfEventArray>()?;
     module.add_function(wrap_pyfunction!(inspect::inspect_object, module)?)?;
     module.add_function(wrap_pyfunction!(ebpf::loaded_programs, module)?)?;
     module.add("AYA_VERSION", "0.14")?;
