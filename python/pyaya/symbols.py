@@ -90,7 +90,7 @@ class ElfSymbols:
     offsets into symbol addresses."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        elf = Elf.from_path(path)
+        elf = Elf.from_path(Path(path))
         self.path = str(path)
         self.segments = self._load_segments(elf)
         symbols: dict[int, tuple[str, int]] = {}

@@ -10,8 +10,8 @@ from typing import Any, Protocol, TypeAlias, runtime_checkable
 from pyaya.errors import MapError
 
 __all__ = [
-    "BytesCodec",
     "Buffer",
+    "BytesCodec",
     "Codec",
     "CodecSpec",
     "CtypesCodec",
@@ -148,7 +148,7 @@ class StructCodec:
         return f"StructCodec({self.struct.format!r})"
 
 
-CodecSpec: TypeAlias = "None | type[Any] | str | Codec"
+CodecSpec: TypeAlias = "type[Any] | str | Codec | None"
 
 
 def _is_ctypes_type(spec: object) -> bool:

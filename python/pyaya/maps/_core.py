@@ -34,6 +34,9 @@ MapT = TypeVar("MapT", bound="type[Map]")
 
 _CLASSES: dict[str, type[Map]] = {}
 
+# The native class under another name: inside classes, ``_native`` is the attribute holding the handle.
+NativeKeyValueMap: TypeAlias = _native.Map
+
 
 def register(cls: MapT) -> MapT:
     """Class decorator: ``cls`` is the Python face of maps whose native ``kind`` is in ``cls.kinds``."""
@@ -55,7 +58,7 @@ class Map:
     kinds: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, native: Any, ebpf: Ebpf | None = None) -> None:
-        self._native = native
+        self._native: Any = native
         self._ebpf = ebpf
 
     @classmethod
@@ -69,17 +72,17 @@ class Map:
 
     @property
     def name(self) -> str:
-        return self._native.name
+        return str(self._native.name)
 
     @property
     def type(self) -> str:
         """The map type's name, e.g. ``"HashMap"``."""
-        return self._native.kind
+        return str(self._native.kind)
 
     @property
     def id(self) -> int:
         """The kernel's id of the map."""
-        return self._native.id
+        return int(self._native.id)
 
     @property
     def key_size(self) -> int:
@@ -91,16 +94,17 @@ class Map:
 
     @property
     def max_entries(self) -> int:
-        return self._native.max_entries
+        return int(self._native.max_entries)
 
     @property
     def closed(self) -> bool:
-        return self._native.closed
+        return bool(self._native.closed)
 
     @property
     def pinned_path(self) -> Path | None:
         """Where this handle pinned the map, or ``None``."""
-        return self._native.pinned_path
+        path = self._native.pinned_path
+        return None if path is None else Path(path)
 
     def pin(self, path: str | os.PathLike[str]) -> None:
         """Pin the map at ``path`` in bpffs: it outlives this process until :meth:`unpin` or ``os.unlink(path)``.
@@ -173,11 +177,11 @@ def _value_codec(native: _native.Map, spec: Any) -> Codec:
 class KeyValueMap(Map):
     """A map with fixed-size keys and values, decoded by codecs chosen with :meth:`typed`."""
 
-    _native: _native.Map
+    _native: NativeKeyValueMap
 
     def __init__(
         self,
-        native: _native.Map,
+        native: NativeKeyValueMap,
         ebpf: Ebpf | None = None,
         key: Any = None,
         value: Any = None,
@@ -218,7 +222,7 @@ class KeyValueMap(Map):
 
     @property
     def value_buffer_len(self) -> int:
-        return self._native.value_buffer_len
+        return int(self._native.value_buffer_len)
 
     # -- batch helpers: the kernel's batch commands where it has them for this map type, else key by key ------------
 
@@ -226,7 +230,7 @@ class KeyValueMap(Map):
         if batch is False:
             return False
         if batch is None:
-            return self._native.batch_supported
+            return bool(self._native.batch_supported)
         return True
 
     def _batched(self, batch: bool | None, fast: Callable[[], Any], slow: Callable[[], Any]) -> Any:
@@ -440,9 +444,7 @@ class Array(KeyValueMap, Sequence[Any]):
 
     def items(self, *, batch: bool | None = None) -> list[tuple[int, Any]]:
         """Every ``(index, value)`` pair (see :meth:`HashMap.items` for ``batch``)."""
-        return [
-            (int.from_bytes(k, BYTE_ORDER), self._values.decode(v)) for k, v in self._raw_items(batch)
-        ]
+        return [(int.from_bytes(k, BYTE_ORDER), self._values.decode(v)) for k, v in self._raw_items(batch)]
 
     def values(self, *, batch: bool | None = None) -> list[Any]:
         """Every value, by index."""

@@ -3,6 +3,7 @@ stacks, stack traces, LPM tries, bloom filters, storage maps and maps of maps.""
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import socket
@@ -14,10 +15,10 @@ from pyaya import _native
 from pyaya.errors import MapError, NotFoundError, UnsupportedError
 from pyaya.maps._codec import BYTE_ORDER, Codec, IntCodec, codec_for
 from pyaya.maps._core import HashMap, KeyValueMap, Map, PerCpuValues, register, wrap_map
+from pyaya.symbols import Symbol, resolve_stack
 
 if TYPE_CHECKING:
     from pyaya.programs import Program
-    from pyaya.symbols import Symbol
 
 __all__ = [
     "ArrayOfMaps",
@@ -45,6 +46,11 @@ __all__ = [
     "StackTraceMap",
     "XskMap",
 ]
+
+
+def _listed_keys(native: _native.Map) -> list[bytes]:
+    # _native.Map is not a dict: keys() is the native call that walks the map with BPF_MAP_GET_NEXT_KEY.
+    return native.keys()
 
 
 def _index(map: KeyValueMap, index: int) -> bytes:
@@ -82,7 +88,7 @@ class _FdSlots(KeyValueMap, MutableMapping[Any, Any]):
     def _present_keys(self) -> list[bytes]:
         # Array-like maps list every index from get_next_key; keep those that hold something.
         present = []
-        for key in self._native.keys():
+        for key in _listed_keys(self._native):
             try:
                 if self._native.lookup(key) is not None:
                     present.append(key)
@@ -130,23 +136,37 @@ class _SocketSlots(_FdSlots):
         fd = _fileno(sock, "a socket")
         self._native.update(self._key(key), fd.to_bytes(self._native.value_size, BYTE_ORDER))
 
+    def _lookup(self, key: bytes) -> bytes | None | bool:
+        """The value (a socket cookie for 8-byte values), None when absent, True when present but unreadable."""
+        try:
+            return self._native.lookup(key)
+        except MapError as error:
+            # With 4-byte values the kernel answers ENOSPC for an occupied slot: it only returns 8-byte cookies.
+            if error.errno == errno.ENOSPC:
+                return True
+            raise
+
     def __getitem__(self, key: Any) -> int:
-        """The socket's cookie (kernel 5.? needs 8-byte values to return it)."""
-        if self._native.value_size != 8:
+        """The socket's cookie; maps with 4-byte values hold sockets the kernel does not describe to user space."""
+        value = self._lookup(self._key(key))
+        if value is None:
+            raise KeyError(key)
+        if value is True or not isinstance(value, bytes):
             raise UnsupportedError(
                 f"{self.type} {self.name!r} has {self._native.value_size}-byte values: the kernel only returns "
                 "socket cookies to user space for maps declared with 8-byte (u64) values"
             )
-        value = self._native.lookup(self._key(key))
-        if value is None:
-            raise KeyError(key)
         return int.from_bytes(value, BYTE_ORDER)
 
-    def __iter__(self) -> Iterator[Any]:
-        return (self._keys.decode(key) for key in self._native.keys())
+    def __contains__(self, key: object) -> bool:
+        try:
+            encoded = self._key(key)
+        except (TypeError, IndexError, MapError):
+            return False
+        return self._lookup(encoded) is not None
 
-    def __len__(self) -> int:
-        return len(self._native.keys())
+    def _present_keys(self) -> list[bytes]:
+        return [key for key in _listed_keys(self._native) if self._lookup(key) is not None]
 
 
 @register
@@ -184,6 +204,12 @@ class XskMap(_SocketSlots):
     def __getitem__(self, key: Any) -> int:
         raise UnsupportedError("the kernel does not return XSKMAP entries to user space")
 
+    def __contains__(self, key: object) -> bool:
+        raise UnsupportedError("the kernel does not return XSKMAP entries to user space")
+
+    def _present_keys(self) -> list[bytes]:
+        raise UnsupportedError("the kernel does not list XSKMAP entries to user space")
+
 
 class DevMapValue(NamedTuple):
     """A device map entry: the interface index and the id of the XDP program run on redirect (0: none)."""
@@ -218,7 +244,7 @@ class _DevSlots(_FdSlots):
     def _present_keys(self) -> list[bytes]:
         if self._int_keys:
             return super()._present_keys()
-        return self._native.keys()
+        return _listed_keys(self._native)
 
 
 @register
@@ -456,16 +482,14 @@ class StackTraceMap(KeyValueMap, Mapping[int, list[int]]):
             raise KeyError(stack_id)
 
     def __iter__(self) -> Iterator[int]:
-        return (int.from_bytes(key, BYTE_ORDER) for key in self._native.keys())
+        return (int.from_bytes(key, BYTE_ORDER) for key in _listed_keys(self._native))
 
     def __len__(self) -> int:
-        return len(self._native.keys())
+        return len(_listed_keys(self._native))
 
     def resolve(self, stack_id: int, pid: int | None = None) -> list[Symbol]:
         """The frames of ``stack_id`` as symbols: kernel addresses through ``/proc/kallsyms``, user addresses
         (when ``pid`` is given) through ``/proc/PID/maps`` and the mapped ELF files' symbol tables."""
-        from pyaya.symbols import resolve_stack
-
         return resolve_stack(self[stack_id], pid)
 
 
@@ -566,7 +590,8 @@ class CgroupStorage(KeyValueMap, Mapping[Any, Any]):
 
     def _encode_key(self, key: Any) -> bytes:
         if isinstance(key, tuple):
-            return key[0].to_bytes(8, BYTE_ORDER) + key[1].to_bytes(4, BYTE_ORDER) + bytes(self.key_size - 12)
+            cgroup_id, attach_type = int(key[0]), int(key[1])
+            return cgroup_id.to_bytes(8, BYTE_ORDER) + attach_type.to_bytes(4, BYTE_ORDER) + bytes(self.key_size - 12)
         return int(key).to_bytes(self.key_size, BYTE_ORDER)
 
     def __getitem__(self, key: Any) -> Any:
@@ -576,10 +601,10 @@ class CgroupStorage(KeyValueMap, Mapping[Any, Any]):
         return self._values.decode(value)
 
     def __iter__(self) -> Iterator[Any]:
-        return (self._decode_key(key) for key in self._native.keys())
+        return (self._decode_key(key) for key in _listed_keys(self._native))
 
     def __len__(self) -> int:
-        return len(self._native.keys())
+        return len(_listed_keys(self._native))
 
     def _key_codec(self, spec: Any) -> Codec:
         return codec_for(bytes, self._native.key_size)
@@ -626,9 +651,7 @@ class _MapOfMaps(KeyValueMap, MutableMapping[Any, Any]):
         return int.from_bytes(value[:4], BYTE_ORDER)
 
     def __iter__(self) -> Iterator[Any]:
-        return (
-            self._keys.decode(key) for key in self._native.keys() if self._native.lookup(key) is not None
-        )
+        return (self._keys.decode(key) for key in _listed_keys(self._native) if self._native.lookup(key) is not None)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)

@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pyaya import _native
 from pyaya.maps._codec import Codec, codec_for
 from pyaya.maps._core import Map, register
 
@@ -75,7 +74,7 @@ class Stream(Map):
 
     def fileno(self) -> int:
         """An fd readable when records are ready, for ``selectors``/asyncio. pyaya owns it: never close it."""
-        return self._native.fileno()
+        return int(self._native.fileno())
 
     async def arecords(self, timeout: float | None = None) -> AsyncIterator[Any]:
         """Yield records as they arrive without blocking the event loop (readiness through
@@ -126,16 +125,15 @@ class RingBuf(Stream):
     """
 
     kinds: ClassVar[tuple[str, ...]] = ("RingBuf",)
-    _native: _native.RingBuf
 
     @property
     def size(self) -> int:
         """The ring's size in bytes."""
-        return self._native.size
+        return int(self._native.size)
 
     @property
     def max_entries(self) -> int:
-        return self._native.size
+        return int(self._native.size)
 
     @property
     def id(self) -> int:
@@ -147,7 +145,7 @@ class RingBuf(Stream):
         return None
 
     def _drain_raw(self, max_records: int | None, timeout: float | None) -> list[bytes]:
-        return self._native.drain(max_records, timeout)
+        return list(self._native.drain(max_records, timeout))
 
     def __repr__(self) -> str:
         return f"<pyaya.RingBuf {self.name!r}: {self.size} bytes>"
@@ -168,22 +166,21 @@ class PerfEventArray(Stream):
     """
 
     kinds: ClassVar[tuple[str, ...]] = ("PerfEventArray",)
-    _native: _native.PerfEventArray
 
     @property
     def lost(self) -> int:
         """Samples the kernel dropped so far because a CPU's buffer was full."""
-        return self._native.lost
+        return int(self._native.lost)
 
     @property
     def page_count(self) -> int:
         """Pages per CPU buffer."""
-        return self._native.page_count
+        return int(self._native.page_count)
 
     @property
     def cpus(self) -> list[int]:
         """The CPUs with a buffer."""
-        return self._native.cpus
+        return [int(cpu) for cpu in self._native.cpus]
 
     def reopen(self, page_count: int) -> None:
         """Replace every CPU's buffer with one of ``page_count`` pages (a power of two); unread records are

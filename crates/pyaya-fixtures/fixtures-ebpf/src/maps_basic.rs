@@ -48,7 +48,8 @@ static MAPS_STACK: Stack<u64> = Stack::with_max_entries(16, 0);
 static MAPS_QUEUE: Queue<u64> = Queue::with_max_entries(16, 0);
 #[map]
 static MAPS_STACKS: StackTrace = StackTrace::with_max_entries(256, 0);
-/// Stack ids by kind: 0 the kernel stack, 1 the user stack of the last trigger.
+/// Stack ids of the last trigger: key 10 the kernel stack, 11 the user stack. (Not 0: a `&0u32` constant can be
+/// merged with the zero-initialised `MAPS_TARGET_TGID` global, which the loader patches to the test's pid.)
 #[map]
 static MAPS_STACK_IDS: HashMap<u32, i64> = HashMap::with_max_entries(2, 0);
 #[map]
@@ -116,10 +117,10 @@ pub fn maps_writer(ctx: RawTracePointContext) -> i32 {
     let _ = MAPS_QUEUE.push(&u64::from(seq), BPF_EXIST as u64);
     let _ = MAPS_STACK.push(&u64::from(seq), BPF_EXIST as u64);
     if let Ok(id) = ctx.get_stackid(&MAPS_STACKS, 0) {
-        let _ = MAPS_STACK_IDS.insert(&0u32, &id, 0);
+        let _ = MAPS_STACK_IDS.insert(&10u32, &id, 0);
     }
     if let Ok(id) = ctx.get_stackid(&MAPS_STACKS, BPF_F_USER_STACK as u64) {
-        let _ = MAPS_STACK_IDS.insert(&1u32, &id, 0);
+        let _ = MAPS_STACK_IDS.insert(&11u32, &id, 0);
     }
     let record = PerfRecord {
         cpu,
