@@ -82,7 +82,14 @@ class _FdSlots(KeyValueMap, MutableMapping[Any, Any]):
         return self._keys.encode(key)
 
     def __delitem__(self, key: Any) -> None:
-        if not self._native.delete(self._key(key)):
+        try:
+            found = self._native.delete(self._key(key))
+        except MapError as error:
+            # Socket maps answer EINVAL, not ENOENT, for an empty slot.
+            if error.errno != errno.EINVAL or not isinstance(self, _SocketSlots):
+                raise
+            found = False
+        if not found:
             raise KeyError(key)
 
     def _present_keys(self) -> list[bytes]:
@@ -136,26 +143,21 @@ class _SocketSlots(_FdSlots):
         fd = _fileno(sock, "a socket")
         self._native.update(self._key(key), fd.to_bytes(self._native.value_size, BYTE_ORDER))
 
-    def _lookup(self, key: bytes) -> bytes | None | bool:
-        """The value (a socket cookie for 8-byte values), None when absent, True when present but unreadable."""
-        try:
-            return self._native.lookup(key)
-        except MapError as error:
-            # With 4-byte values the kernel answers ENOSPC for an occupied slot: it only returns 8-byte cookies.
-            if error.errno == errno.ENOSPC:
-                return True
-            raise
+    def _lookup(self, key: bytes) -> bytes | None:
+        """The socket's cookie, or None when the key is absent."""
+        if self._native.value_size != 8:
+            # The kernel answers ENOSPC for every key of such a map, present or not.
+            raise UnsupportedError(
+                f"{self.type} {self.name!r} has {self._native.value_size}-byte values: the kernel only describes "
+                "its sockets (by cookie) to user space for maps declared with 8-byte (u64) values"
+            )
+        return self._native.lookup(key)
 
     def __getitem__(self, key: Any) -> int:
-        """The socket's cookie; maps with 4-byte values hold sockets the kernel does not describe to user space."""
+        """The socket's cookie (maps with 8-byte values only)."""
         value = self._lookup(self._key(key))
         if value is None:
             raise KeyError(key)
-        if value is True or not isinstance(value, bytes):
-            raise UnsupportedError(
-                f"{self.type} {self.name!r} has {self._native.value_size}-byte values: the kernel only returns "
-                "socket cookies to user space for maps declared with 8-byte (u64) values"
-            )
         return int.from_bytes(value, BYTE_ORDER)
 
     def __contains__(self, key: object) -> bool:
@@ -163,9 +165,13 @@ class _SocketSlots(_FdSlots):
             encoded = self._key(key)
         except (TypeError, IndexError, MapError):
             return False
+        if not self._int_keys:
+            return encoded in _listed_keys(self._native)
         return self._lookup(encoded) is not None
 
     def _present_keys(self) -> list[bytes]:
+        if not self._int_keys:
+            return _listed_keys(self._native)  # hash-like: the kernel lists only present keys
         return [key for key in _listed_keys(self._native) if self._lookup(key) is not None]
 
 
