@@ -156,7 +156,8 @@ class PerfEventArray(Stream):
     """A perf event array (``BPF_MAP_TYPE_PERF_EVENT_ARRAY``, kernel 4.3) read as one stream of records.
 
     pyaya opens one perf buffer per online CPU (8 pages each; :meth:`reopen` changes that) and reads them all;
-    samples the kernel dropped because a buffer was full are counted in :attr:`lost`. Records are ``bytes`` (they
+    samples the kernel dropped because a buffer was full are counted in :attr:`lost` (the kernel reports them
+    once that CPU's buffer has room again, ahead of its next sample). Records are ``bytes`` (they
     may carry up to 7 bytes of padding) unless decoded by :meth:`typed`; :meth:`drain_with_cpu` also says which
     CPU each came from.
 
