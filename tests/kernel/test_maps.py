@@ -189,8 +189,10 @@ def test_batch_operations_match_the_per_key_path(basic: Ebpf, name: str) -> None
     assert isinstance(target, (HashMap, Array))
     entries = {key: key * 3 + 1 for key in range(4000)}
     try:
-        written = target.update_many(entries, batch=True) if isinstance(target, HashMap) else target.update(
-            entries, batch=True
+        written = (
+            target.update_many(entries, batch=True)
+            if isinstance(target, HashMap)
+            else target.update(entries, batch=True)
         )
     except UnsupportedError as error:
         pytest.skip(f"this kernel has no batch update for {target.type}: {error}")
@@ -219,7 +221,7 @@ def test_batch_operations_match_the_per_key_path(basic: Ebpf, name: str) -> None
         assert len(target) == 0
 
 
-def CPUS_POSSIBLE() -> list[int]:  # noqa: N802 (reads like the constant it stands for)
+def CPUS_POSSIBLE() -> list[int]:
     text = Path("/sys/devices/system/cpu/possible").read_text().strip()
     cpus: list[int] = []
     for part in text.split(","):
@@ -388,9 +390,8 @@ def test_device_and_cpu_maps(basic: Ebpf) -> None:
 
 def test_xsk_map_refuses_plain_sockets(basic: Ebpf) -> None:
     xsks = basic.maps["MAPS_XSKMAP"]
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        with pytest.raises(MapError):
-            xsks[0] = udp
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, pytest.raises(MapError):
+        xsks[0] = udp
     with pytest.raises(UnsupportedError):
         xsks[0]
     del xsks[0]  # the kernel reports success for empty slots too

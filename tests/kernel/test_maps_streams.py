@@ -24,7 +24,9 @@ class PerfRecord(ctypes.Structure):
 
 @pytest.fixture
 def basic(fixtures_dir: Path) -> Iterator[Ebpf]:
-    with Ebpf.load_file(fixtures_dir / "maps_basic", globals={"MAPS_TARGET_TGID": os.getpid().to_bytes(4, "little")}) as bpf:
+    with Ebpf.load_file(
+        fixtures_dir / "maps_basic", globals={"MAPS_TARGET_TGID": os.getpid().to_bytes(4, "little")}
+    ) as bpf:
         yield bpf
 
 

@@ -29,8 +29,12 @@ pub(crate) fn remove_pin(pinned: &Mutex<Option<PathBuf>>, name: &str) -> PyResul
             format!("map {name:?} was not pinned by this handle; remove another pin with os.unlink(path)"),
         ));
     };
-    std::fs::remove_file(&path)
-        .map_err(|err| from_map_io(&format!("unpinning map {name:?} from {}", path.display()), &err))
+    std::fs::remove_file(&path).map_err(|err| {
+        from_map_io(
+            &format!("unpinning map {name:?} from {}", path.display()),
+            &err,
+        )
+    })
 }
 
 /// An fd for `path` (a cgroup folder, a file), opened read-only and closed when dropped.
@@ -173,14 +177,16 @@ impl Map {
     /// `PerfEventArray`, typed by what the kernel says about the pinned map.
     #[staticmethod]
     fn from_pin(py: Python<'_>, path: PathBuf) -> PyResult<Py<PyAny>> {
-        let data = py
-            .detach(|| MapData::from_pin(&path))
-            .map_err(|err| {
-                new_err(
-                    Kind::NotFound,
-                    format!("no pinned map at {}: {}", path.display(), chain_message(&err)),
-                )
-            })?;
+        let data = py.detach(|| MapData::from_pin(&path)).map_err(|err| {
+            new_err(
+                Kind::NotFound,
+                format!(
+                    "no pinned map at {}: {}",
+                    path.display(),
+                    chain_message(&err)
+                ),
+            )
+        })?;
         let name = data
             .info()
             .ok()
@@ -194,7 +200,10 @@ impl Map {
     #[staticmethod]
     fn from_id(py: Python<'_>, id: u32) -> PyResult<Py<PyAny>> {
         let data = py.detach(|| MapData::from_id(id)).map_err(|err| {
-            new_err(Kind::NotFound, format!("no map with id {id}: {}", chain_message(&err)))
+            new_err(
+                Kind::NotFound,
+                format!("no map with id {id}: {}", chain_message(&err)),
+            )
         })?;
         let name = data
             .info()
@@ -259,7 +268,13 @@ impl Map {
     /// Writes many entries with one `BPF_MAP_UPDATE_BATCH`: `keys` and `values` are the keys and values back to
     /// back. Returns how many were written.
     #[pyo3(signature = (keys, values, flags = 0))]
-    fn update_batch(&self, py: Python<'_>, keys: &[u8], values: &[u8], flags: u64) -> PyResult<usize> {
+    fn update_batch(
+        &self,
+        py: Python<'_>,
+        keys: &[u8],
+        values: &[u8],
+        flags: u64,
+    ) -> PyResult<usize> {
         self.refuse_if_batch_unsupported()?;
         let key_size = self.shape.key_size as usize;
         let count = self.batch_count(keys, key_size, "keys")?;
@@ -347,14 +362,21 @@ impl Map {
         self.check_value(value)?;
         let mut probe = value.to_vec();
         self.with_fd(|fd| {
-            sys::lookup_keyless(fd, &mut probe)
-                .map_err(|err| from_map_io(&format!("looking up a value in map {:?}", self.name), &err))
+            sys::lookup_keyless(fd, &mut probe).map_err(|err| {
+                from_map_io(&format!("looking up a value in map {:?}", self.name), &err)
+            })
         })
     }
 
     /// Stores a loaded program's fd under `key` (program arrays; device and CPU maps take it in their values).
     #[pyo3(signature = (key, program, flags = 0))]
-    fn update_program(&self, py: Python<'_>, key: &[u8], program: &Program, flags: u64) -> PyResult<()> {
+    fn update_program(
+        &self,
+        py: Python<'_>,
+        key: &[u8],
+        program: &Program,
+        flags: u64,
+    ) -> PyResult<()> {
         self.check_key(key)?;
         let context = format!("storing a program in map {:?}", self.name);
         let value_len = self.value_buffer_len;
@@ -378,7 +400,10 @@ impl Map {
         self.check_key(key)?;
         let context = format!("storing map {:?} in map {:?}", inner.name, self.name);
         if std::sync::Arc::ptr_eq(&self.data, &inner.data) {
-            return Err(new_err(Kind::Map, format!("map {:?} cannot contain itself", self.name)));
+            return Err(new_err(
+                Kind::Map,
+                format!("map {:?} cannot contain itself", self.name),
+            ));
         }
         let value_len = self.value_buffer_len;
         self.detached(py, |fd| {
@@ -408,7 +433,11 @@ impl Map {
 
     /// The value stored for the object at `path` (storage maps keyed by an fd: a cgroup folder, a file), or
     /// `None`.
-    fn lookup_path<'py>(&self, py: Python<'py>, path: PathBuf) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    fn lookup_path<'py>(
+        &self,
+        py: Python<'py>,
+        path: PathBuf,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let context = format!("looking up {} in map {:?}", path.display(), self.name);
         let key_size = self.shape.key_size as usize;
         let mut value = vec![0u8; self.value_buffer_len];
@@ -422,7 +451,13 @@ impl Map {
 
     /// Sets the value stored for the object at `path` (storage maps keyed by an fd).
     #[pyo3(signature = (path, value, flags = 0))]
-    fn update_at_path(&self, py: Python<'_>, path: PathBuf, value: &[u8], flags: u64) -> PyResult<()> {
+    fn update_at_path(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        value: &[u8],
+        flags: u64,
+    ) -> PyResult<()> {
         self.check_value(value)?;
         let context = format!("updating {} in map {:?}", path.display(), self.name);
         let key_size = self.shape.key_size as usize;
@@ -459,7 +494,10 @@ impl Map {
         }
         let count = blob.len() / element;
         if u32::try_from(count).is_err() {
-            return Err(new_err(Kind::Map, format!("too many {what} in one batch: {count}")));
+            return Err(new_err(
+                Kind::Map,
+                format!("too many {what} in one batch: {count}"),
+            ));
         }
         Ok(count)
     }

@@ -472,7 +472,10 @@ impl RingBuf {
         py.detach(|| {
             let guard = lock(&self.ring);
             let ring = guard.as_ref().ok_or_else(|| {
-                Deferred::Plain(Kind::Closed, format!("ring buffer {:?} is closed", self.name))
+                Deferred::Plain(
+                    Kind::Closed,
+                    format!("ring buffer {:?} is closed", self.name),
+                )
             })?;
             sys::pin_object(ring.as_fd(), &path).map_err(|err| Deferred::MapIo(context, err))
         })?;

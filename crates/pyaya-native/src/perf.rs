@@ -25,11 +25,14 @@ pub const MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
 /// Pages per CPU buffer unless the user asks otherwise: 32 KiB with 4 KiB pages.
 const DEFAULT_PAGE_COUNT: usize = 8;
 
+/// One perf buffer per CPU, with the CPU it reads.
+type CpuBuffers = Vec<(u32, PerfEventArrayBuffer<MapData>)>;
+
 /// The open buffers of a perf event array.
 pub struct PerfState {
     array: AyaPerfEventArray<MapData>,
     /// `(cpu, buffer)` for every online CPU.
-    buffers: Vec<(u32, PerfEventArrayBuffer<MapData>)>,
+    buffers: CpuBuffers,
     epoll: sys::Epoll,
     /// Where to resume reading, so one busy CPU does not starve the others when `max_records` is small.
     next_buffer: usize,
@@ -38,7 +41,7 @@ pub struct PerfState {
 fn open_buffers(
     array: &mut AyaPerfEventArray<MapData>,
     page_count: usize,
-) -> Result<(Vec<(u32, PerfEventArrayBuffer<MapData>)>, sys::Epoll), Deferred> {
+) -> Result<(CpuBuffers, sys::Epoll), Deferred> {
     let cpus = aya::util::online_cpus().map_err(|(path, err)| {
         Deferred::Plain(Kind::Map, format!("reading online CPUs from {path}: {err}"))
     })?;
@@ -55,9 +58,9 @@ fn open_buffers(
                 ),
             )
         })?;
-        epoll
-            .add(buffer.as_fd(), u64::from(cpu))
-            .map_err(|err| Deferred::MapIo(format!("watching the perf buffer of CPU {cpu}"), err))?;
+        epoll.add(buffer.as_fd(), u64::from(cpu)).map_err(|err| {
+            Deferred::MapIo(format!("watching the perf buffer of CPU {cpu}"), err)
+        })?;
         buffers.push((cpu, buffer));
     }
     Ok((buffers, epoll))
@@ -85,9 +88,13 @@ impl PerfEventArray {
         wake_on_logs: bool,
         shape: Shape,
     ) -> PyResult<(Self, Shared<PerfState>)> {
-        let mut array = AyaPerfEventArray::try_from(AyaMap::PerfEventArray(data)).map_err(|err| {
-            new_err(Kind::Map, format!("opening perf event array {name:?}: {err}"))
-        })?;
+        let mut array =
+            AyaPerfEventArray::try_from(AyaMap::PerfEventArray(data)).map_err(|err| {
+                new_err(
+                    Kind::Map,
+                    format!("opening perf event array {name:?}: {err}"),
+                )
+            })?;
         let (buffers, epoll) = open_buffers(&mut array, DEFAULT_PAGE_COUNT)?;
         let shared = Arc::new(Mutex::new(Some(PerfState {
             array,
@@ -111,7 +118,10 @@ impl PerfEventArray {
     }
 
     fn closed_error(&self) -> Deferred {
-        Deferred::Plain(Kind::Closed, format!("perf event array {:?} is closed", self.name))
+        Deferred::Plain(
+            Kind::Closed,
+            format!("perf event array {:?} is closed", self.name),
+        )
     }
 
     /// Copies out up to `limit` available records without waiting, visiting the CPUs round-robin.
@@ -242,7 +252,9 @@ impl PerfEventArray {
                     "timeout must be a number of seconds >= 0",
                 ))
             }
-            Some(seconds) if seconds.is_finite() => Some(Instant::now() + Duration::from_secs_f64(seconds)),
+            Some(seconds) if seconds.is_finite() => {
+                Some(Instant::now() + Duration::from_secs_f64(seconds))
+            }
             _ => None,
         };
         let owner = self.owner.as_ref().map(Py::get);
@@ -272,9 +284,11 @@ impl PerfEventArray {
                 let state = guard.as_ref().ok_or_else(|| self.closed_error())?;
                 let mut fds = vec![state.epoll.as_fd()];
                 fds.extend(owner.and_then(Ebpf::wake_fd));
-                sys::wait_readable(&fds, slice.as_millis().try_into().unwrap_or(i32::MAX)).map_err(|err| {
-                    Deferred::MapIo(format!("waiting on perf event array {:?}", self.name), err)
-                })
+                sys::wait_readable(&fds, slice.as_millis().try_into().unwrap_or(i32::MAX)).map_err(
+                    |err| {
+                        Deferred::MapIo(format!("waiting on perf event array {:?}", self.name), err)
+                    },
+                )
             })?;
             py.check_signals()?;
         }
@@ -292,14 +306,20 @@ impl PerfEventArray {
 
     /// Pins the map at `path` in bpffs (the buffers themselves belong to this process).
     fn pin(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        let context = format!("pinning perf event array {:?} at {}", self.name, path.display());
+        let context = format!(
+            "pinning perf event array {:?} at {}",
+            self.name,
+            path.display()
+        );
         py.detach(|| {
             let guard = lock(&self.state);
             let state = guard.as_ref().ok_or_else(|| self.closed_error())?;
-            state
-                .array
-                .pin(&path)
-                .map_err(|err| Deferred::Plain(Kind::Map, format!("{context}: {}", crate::errors::chain_message(&err))))
+            state.array.pin(&path).map_err(|err| {
+                Deferred::Plain(
+                    Kind::Map,
+                    format!("{context}: {}", crate::errors::chain_message(&err)),
+                )
+            })
         })?;
         *self.pinned.lock().unwrap_or_else(PoisonError::into_inner) = Some(path);
         Ok(())

@@ -141,7 +141,11 @@ pub fn is_unsupported(err: &io::Error) -> bool {
 }
 
 /// Queue and stack maps take no key: pop (lookup and delete) the head into `value`. `Ok(false)` when empty.
-pub fn lookup_and_delete(fd: BorrowedFd<'_>, key: Option<&[u8]>, value: &mut [u8]) -> io::Result<bool> {
+pub fn lookup_and_delete(
+    fd: BorrowedFd<'_>,
+    key: Option<&[u8]>,
+    value: &mut [u8],
+) -> io::Result<bool> {
     let mut attr = MapElemAttr {
         map_fd: fd.as_raw_fd() as u32,
         key: key.map_or(0, |key| key.as_ptr() as u64),
