@@ -157,8 +157,8 @@ class Map:
     def pinned_path(self) -> Path | None:
         """Where this handle pinned the map, or ``None``."""
     @property
-    def batch_supported(self) -> bool:
-        """False once the kernel said batch commands do not work for this map."""
+    def batch_refused(self) -> list[str]:
+        """The batch commands the kernel refused for this map (tried once, then skipped)."""
     def lookup_batch(self, chunk: int | None = None) -> list[tuple[bytes, bytes]]:
         """Every pair, read with ``BPF_MAP_LOOKUP_BATCH``; ``UnsupportedError`` where the kernel lacks it."""
     def lookup_and_delete_batch(self, chunk: int | None = None) -> list[tuple[bytes, bytes]]:

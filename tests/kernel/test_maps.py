@@ -235,7 +235,17 @@ def test_batch_falls_back_where_the_kernel_has_none(basic: Ebpf) -> None:
     native = stacks._native
     with pytest.raises(UnsupportedError):
         native.lookup_batch()
-    assert not native.batch_supported
+    assert native.batch_refused == ["BPF_MAP_LOOKUP_BATCH"]
+    with pytest.raises(UnsupportedError, match="said so before"):
+        native.lookup_batch()
+    # Arrays have batch lookups but no batch deletes: only the refused command is skipped afterwards.
+    array = basic.maps["MAPS_ARRAY"]
+    assert isinstance(array, Array)
+    with pytest.raises(UnsupportedError):
+        array._native.delete_batch(bytes(4))
+    assert array._native.batch_refused == ["BPF_MAP_DELETE_BATCH"]
+    array.update({1: 11}, batch=True)
+    assert array.items(batch=True)[1] == (1, 11)
     # The LPM trie's items() work whichever path the kernel offers.
     trie = basic.maps["MAPS_LPM"]
     assert isinstance(trie, LpmTrie)

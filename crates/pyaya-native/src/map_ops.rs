@@ -20,6 +20,33 @@ use crate::sys;
 /// enough that the buffers stay modest for per-CPU maps.
 const DEFAULT_BATCH_CHUNK: usize = 1024;
 
+/// The batch commands, each with its bit in `Map::batch_refused`.
+#[derive(Clone, Copy)]
+pub(crate) enum BatchCommand {
+    Lookup = 1,
+    LookupAndDelete = 2,
+    Update = 4,
+    Delete = 8,
+}
+
+impl BatchCommand {
+    const ALL: [Self; 4] = [
+        Self::Lookup,
+        Self::LookupAndDelete,
+        Self::Update,
+        Self::Delete,
+    ];
+
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Lookup => "BPF_MAP_LOOKUP_BATCH",
+            Self::LookupAndDelete => "BPF_MAP_LOOKUP_AND_DELETE_BATCH",
+            Self::Update => "BPF_MAP_UPDATE_BATCH",
+            Self::Delete => "BPF_MAP_DELETE_BATCH",
+        }
+    }
+}
+
 /// Removes the pin recorded in `pinned` (made by this handle).
 pub(crate) fn remove_pin(pinned: &Mutex<Option<PathBuf>>, name: &str) -> PyResult<()> {
     let path = pinned.lock().unwrap_or_else(PoisonError::into_inner).take();
@@ -97,9 +124,11 @@ impl Map {
     }
 
     /// Turns a batch command's error into the exception Python sees, remembering "unsupported for this map".
-    fn batch_error(&self, what: &str, done: usize, err: &std::io::Error) -> Deferred {
+    fn batch_error(&self, command: BatchCommand, done: usize, err: &std::io::Error) -> Deferred {
+        let what = command.name();
         if done == 0 && sys::is_unsupported(err) {
-            self.batch_unsupported.store(true, Ordering::Relaxed);
+            self.batch_refused
+                .fetch_or(command as u8, Ordering::Relaxed);
             return Deferred::Plain(
                 Kind::Unsupported,
                 format!(
@@ -119,12 +148,13 @@ impl Map {
         crate::names::map_kind(self.shape.map_type)
     }
 
-    fn refuse_if_batch_unsupported(&self) -> PyResult<()> {
-        if self.batch_unsupported.load(Ordering::Relaxed) {
+    fn refuse_if_batch_unsupported(&self, command: BatchCommand) -> PyResult<()> {
+        if self.batch_refused.load(Ordering::Relaxed) & command as u8 != 0 {
             return Err(new_err(
                 Kind::Unsupported,
                 format!(
-                    "batch operations are not supported for {} map {:?} on this kernel",
+                    "{} is not supported for {} map {:?} on this kernel (it said so before)",
+                    command.name(),
                     self.kind_name(),
                     self.name
                 ),
@@ -139,20 +169,20 @@ impl Map {
         chunk: Option<usize>,
         delete: bool,
     ) -> PyResult<Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
-        self.refuse_if_batch_unsupported()?;
+        let command = if delete {
+            BatchCommand::LookupAndDelete
+        } else {
+            BatchCommand::Lookup
+        };
+        self.refuse_if_batch_unsupported(command)?;
         let key_size = self.shape.key_size as usize;
         let value_len = self.value_buffer_len;
         let chunk = chunk
             .unwrap_or(DEFAULT_BATCH_CHUNK)
             .clamp(1, (self.shape.max_entries as usize).max(1));
-        let what = if delete {
-            "BPF_MAP_LOOKUP_AND_DELETE_BATCH"
-        } else {
-            "BPF_MAP_LOOKUP_BATCH"
-        };
         let read = self.detached(py, |fd| {
             sys::lookup_batch_all(fd, key_size, value_len, chunk, delete)
-                .map_err(|err| self.batch_error(what, 0, &err))
+                .map_err(|err| self.batch_error(command, 0, &err))
         })?;
         Ok((0..read.count)
             .map(|index| {
@@ -238,10 +268,15 @@ impl Map {
             .clone()
     }
 
-    /// Whether batch commands may work on this map (false once the kernel said they do not).
+    /// The batch commands the kernel refused for this map (each is tried once, then skipped).
     #[getter]
-    fn batch_supported(&self) -> bool {
-        !self.batch_unsupported.load(Ordering::Relaxed)
+    fn batch_refused(&self) -> Vec<&'static str> {
+        let refused = self.batch_refused.load(Ordering::Relaxed);
+        BatchCommand::ALL
+            .iter()
+            .filter(|command| refused & **command as u8 != 0)
+            .map(|command| command.name())
+            .collect()
     }
 
     /// Every `(key, value)` pair, read with `BPF_MAP_LOOKUP_BATCH`, `chunk` entries per syscall (GIL released).
@@ -275,7 +310,7 @@ impl Map {
         values: &[u8],
         flags: u64,
     ) -> PyResult<usize> {
-        self.refuse_if_batch_unsupported()?;
+        self.refuse_if_batch_unsupported(BatchCommand::Update)?;
         let key_size = self.shape.key_size as usize;
         let count = self.batch_count(keys, key_size, "keys")?;
         if values.len() != count * self.value_buffer_len {
@@ -297,14 +332,14 @@ impl Map {
             let (done, result) = sys::update_batch(fd, keys, values, count, flags);
             result
                 .map(|()| done)
-                .map_err(|err| self.batch_error("BPF_MAP_UPDATE_BATCH", done, &err))
+                .map_err(|err| self.batch_error(BatchCommand::Update, done, &err))
         })
     }
 
     /// Deletes many keys (back to back in `keys`) with one `BPF_MAP_DELETE_BATCH`. Returns how many were deleted;
     /// a missing key stops the batch with `NotFoundError`.
     fn delete_batch(&self, py: Python<'_>, keys: &[u8]) -> PyResult<usize> {
-        self.refuse_if_batch_unsupported()?;
+        self.refuse_if_batch_unsupported(BatchCommand::Delete)?;
         let key_size = self.shape.key_size as usize;
         let count = self.batch_count(keys, key_size, "keys")?;
         if count == 0 {
@@ -321,7 +356,7 @@ impl Map {
                         self.name
                     ),
                 )),
-                Err(err) => Err(self.batch_error("BPF_MAP_DELETE_BATCH", done, &err)),
+                Err(err) => Err(self.batch_error(BatchCommand::Delete, done, &err)),
             }
         })
     }

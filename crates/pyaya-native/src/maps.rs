@@ -174,7 +174,7 @@ pub(crate) fn wrap_data(
         shape,
         value_buffer_len,
         pinned: Mutex::new(None),
-        batch_unsupported: std::sync::atomic::AtomicBool::new(false),
+        batch_refused: std::sync::atomic::AtomicU8::new(0),
     };
     Ok((Py::new(py, object)?.into_any(), MapSlot::Data(shared)))
 }
@@ -189,9 +189,9 @@ pub struct Map {
     pub(crate) value_buffer_len: usize,
     /// Where this handle pinned the map, so `unpin()` knows what to remove.
     pub(crate) pinned: Mutex<Option<std::path::PathBuf>>,
-    /// Set once a batch command answered "not supported for this map type", so later calls skip straight to the
-    /// per-key path.
-    pub(crate) batch_unsupported: std::sync::atomic::AtomicBool,
+    /// One bit per batch command (`map_ops::BatchCommand`) the kernel refused for this map type, so later calls
+    /// skip straight to the per-key path.
+    pub(crate) batch_refused: std::sync::atomic::AtomicU8,
 }
 
 impl Map {

@@ -339,6 +339,17 @@ pub fn lookup_batch_all(
     })
 }
 
+/// How many elements a write batch processed. The kernel writes the count back only once it has started; a
+/// failure that leaves the caller's count untouched (an unsupported command, a bad argument) processed none.
+fn batch_done(reported: u32, asked: usize, failed: bool) -> usize {
+    let reported = reported as usize;
+    if failed && reported >= asked {
+        0
+    } else {
+        reported.min(asked)
+    }
+}
+
 /// Writes `count` entries with `BPF_MAP_UPDATE_BATCH`. `keys` and `values` hold `count` elements back to back
 /// (the caller checked their lengths). Returns how many were written before an error, with the error.
 pub fn update_batch(
@@ -357,7 +368,7 @@ pub fn update_batch(
         ..BatchAttr::default()
     };
     let result = batch_command(BPF_MAP_UPDATE_BATCH, &mut attr);
-    ((attr.count as usize).min(count), result)
+    (batch_done(attr.count, count, result.is_err()), result)
 }
 
 /// Deletes `count` keys with `BPF_MAP_DELETE_BATCH`. Returns how many were deleted before an error, with it.
@@ -369,7 +380,7 @@ pub fn delete_batch(fd: BorrowedFd<'_>, keys: &[u8], count: usize) -> (usize, io
         ..BatchAttr::default()
     };
     let result = batch_command(BPF_MAP_DELETE_BATCH, &mut attr);
-    ((attr.count as usize).min(count), result)
+    (batch_done(attr.count, count, result.is_err()), result)
 }
 
 /// An epoll instance over many fds, so one fd (`as_fd`) is readable when any of them is: the per-CPU buffers of a

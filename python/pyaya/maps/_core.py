@@ -226,15 +226,9 @@ class KeyValueMap(Map):
 
     # -- batch helpers: the kernel's batch commands where it has them for this map type, else key by key ------------
 
-    def _use_batch(self, batch: bool | None) -> bool:
-        if batch is False:
-            return False
-        if batch is None:
-            return bool(self._native.batch_supported)
-        return True
-
     def _batched(self, batch: bool | None, fast: Callable[[], Any], slow: Callable[[], Any]) -> Any:
-        if self._use_batch(batch):
+        # The native side remembers a command the kernel refused and then refuses at once, without a syscall.
+        if batch is not False:
             try:
                 return fast()
             except UnsupportedError:
