@@ -58,7 +58,6 @@ class Program:
     def attach_raw_tracepoint(self, name: str) -> Link:
         """Attach a RawTracePoint program to the raw tracepoint ``name``."""
     # --- end of tracing program types ---
-
     # --- networking and cgroup program types (crates/pyaya-native/src/programs_net.rs) ---
     # --- end of networking and cgroup program types ---
     def info(self) -> dict[str, int | str]:
