@@ -24,13 +24,17 @@ from pyaya.errors import ObjectError
 __all__ = [
     "MAP_TYPES",
     "BtfTypeInfo",
+    "LineInfo",
     "MapInfo",
     "ObjectInfo",
     "ProgramInfo",
+    "SourceLocation",
     "inspect_bytes",
     "inspect_file",
+    "line_info",
     "map_type_name",
     "program_type",
+    "source_location",
 ]
 
 # The kernel's `enum bpf_map_type`, by value, under the names of pyaya's (and aya's) map classes; the same table
@@ -329,3 +333,109 @@ def inspect_file(path: str | Path, *, native: bool | None = None) -> ObjectInfo:
         return inspect_bytes(data, native=native)
     except ObjectError as error:
         raise ObjectError(f"{path}: {error}") from None
+
+
+# -- source lines (.BTF.ext line_info) ---------------------------------------------------------------------------
+
+_BTF_EXT_MAGIC = 0xEB9F
+_INSN_SIZE = 8
+
+
+@dataclass(frozen=True, slots=True)
+class LineInfo:
+    """One ``.BTF.ext`` line_info record: the instruction at byte ``insn_offset`` of ``section`` comes from
+    ``file:line:column`` (``text`` is the source line when the compiler recorded it; Rust often leaves it empty)."""
+
+    section: str
+    insn_offset: int
+    file: str
+    line: int
+    column: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}" if self.column else f"{self.file}:{self.line}"
+
+
+def line_info(elf: Elf, btf: Btf | None = None) -> list[LineInfo]:
+    """Every line_info record of the object's ``.BTF.ext``, in section order; empty without one.
+
+    Offsets are in bytes from the start of their section, as the linker writes them (the kernel counts
+    instructions instead: divide by 8).
+    """
+    section = elf.section(".BTF.ext")
+    if section is None or elf.section(".BTF") is None:
+        return []
+    btf = btf if btf is not None else Btf.from_elf(elf)
+    data = elf.section_data(section)
+    endian = elf.endian
+    if len(data) < 24:
+        raise ObjectError(f".BTF.ext is truncated ({len(data)} bytes, the header needs 24)")
+    magic, _version, _flags, header_len = struct.unpack_from(endian + "HBBI", data)
+    if magic != _BTF_EXT_MAGIC:
+        raise ObjectError(f".BTF.ext has a bad magic number {magic:#x}")
+    _func_off, _func_len, line_off, line_len = struct.unpack_from(endian + "4I", data, 8)
+    start = header_len + line_off
+    end = start + line_len
+    if line_len == 0:
+        return []
+    if end > len(data) or line_len < 4:
+        raise ObjectError(f".BTF.ext line_info runs past the section (ends at byte {end} of {len(data)})")
+    (record_size,) = struct.unpack_from(endian + "I", data, start)
+    if record_size < 16:
+        raise ObjectError(f".BTF.ext line_info records are {record_size} bytes, expected at least 16")
+    records: list[LineInfo] = []
+    at = start + 4
+    while at + 8 <= end:
+        name_off, count = struct.unpack_from(endian + "II", data, at)
+        at += 8
+        if at + count * record_size > end:
+            raise ObjectError(".BTF.ext line_info: a section's records run past the end of line_info")
+        name = btf.string(name_off)
+        for _ in range(count):
+            insn_off, file_off, text_off, line_col = struct.unpack_from(endian + "4I", data, at)
+            at += record_size
+            records.append(
+                LineInfo(name, insn_off, btf.string(file_off), line_col >> 10, line_col & 0x3FF, btf.string(text_off))
+            )
+    return records
+
+
+def _is_library_source(file: str) -> bool:
+    """Sources of Rust's own library and of crates from a registry: not where a verifier problem gets fixed."""
+    return any(part in file for part in ("/rustc-", "/rustlib/", "/library/core/", "/.cargo/registry/", "/.cargo/git/"))
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLocation:
+    """Where a program's instruction comes from: the exact line, and the nearest line of the project's own code
+    in the same program (the exact line is often inside an inlined library function)."""
+
+    program: str
+    insn: int
+    exact: LineInfo | None
+    own: LineInfo | None
+
+
+def source_location(path: str | Path, program: str, insn: int) -> SourceLocation | None:
+    """The source line of instruction ``insn`` (as the verifier counts them) of ``program`` in the object at
+    ``path``; None when the object has no line info for it (no ``.BTF.ext``, or an instruction past the program's
+    own function, in a called function the loader appended)."""
+    elf = Elf.from_path(path)
+    symbol = next((s for s in elf.symbols if s.name == program and s.is_function), None)
+    section = elf.section_of(symbol) if symbol is not None else None
+    if symbol is None or section is None:
+        return None
+    offset = symbol.value + insn * _INSN_SIZE
+    if symbol.size and offset >= symbol.value + symbol.size:
+        return None
+    records = [r for r in line_info(elf) if r.section == section.name and symbol.value <= r.insn_offset]
+    records = [r for r in records if not symbol.size or r.insn_offset < symbol.value + symbol.size]
+    if not records:
+        return None
+    before = [r for r in records if r.insn_offset <= offset]
+    exact = before[-1] if before else None
+    own_before = [r for r in before if not _is_library_source(r.file)]
+    own_after = [r for r in records if r.insn_offset > offset and not _is_library_source(r.file)]
+    own = own_before[-1] if own_before else own_after[0] if own_after else None
+    return SourceLocation(program, insn, exact, own)
