@@ -17,8 +17,8 @@ from pyaya.toolchain import bpf_target
 
 MAIN = """\
 import json, sys, time
-print(json.dumps({{"version": {version}, "argv": sys.argv[1:]}}), flush=True)
 try:
+    print(json.dumps({{"version": {version}, "argv": sys.argv[1:]}}), flush=True)
     time.sleep(60)
 except KeyboardInterrupt:
     print(json.dumps({{"version": {version}, "stopped": "cleanly"}}), flush=True)
