@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +19,7 @@ def _heading(text: str, color: bool) -> str:
     return typer.style(text, bold=True) if color else text
 
 
-def _bold_header(color: bool):  # type: ignore[no-untyped-def]
+def _bold_header(color: bool) -> Callable[[int, int, str], str]:
     def style(row: int, column: int, text: str) -> str:
         return typer.style(text, bold=True) if color and row < 0 else text
 
