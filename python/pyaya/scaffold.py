@@ -652,6 +652,10 @@ def _check_tracepoint(option: TemplateOption, value: str, values: Mapping[str, s
     if not slash:
         category, name = values.get("tracepoint_category", ""), value
     categories = _sorted_dirs(events)
+    if not category:  # a name without a category option: any category will do
+        if any((events / c / name).is_dir() for c in categories):
+            return value
+        raise ScaffoldError(f"no tracepoint named {name!r} in any category of {events}: list them with `ls {events}/*`")
     if category not in categories:
         raise ScaffoldError(
             f"no tracepoint category {category!r} in {events}{_did_you_mean(category, categories)}: "
