@@ -16,7 +16,10 @@ from _fake_rust import fake_linker, fake_rustc, write_script
 from pyaya.toolchain import bpf_target
 
 MAIN = """\
-import json, sys, time
+import json, signal, sys, time
+def stop(signum, frame):
+    raise KeyboardInterrupt
+signal.signal(signal.SIGTERM, stop)  # as pyaya.runtime.Session does
 try:
     print(json.dumps({{"version": {version}, "argv": sys.argv[1:]}}), flush=True)
     time.sleep(60)
@@ -105,6 +108,18 @@ def test_watch_restarts_on_change_and_stops_cleanly(tmp_path: Path) -> None:
     assert "main.py changed: restarting" in err
     assert "stopped watching" in err
     assert "Traceback" not in err
+
+
+def test_sigterm_stops_main_too(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _object(root).parent.mkdir(parents=True)
+    _object(root).write_bytes(b"\x7fELF")
+    run = Run(str(root), "--no-build")
+    run.line()
+    run.process.terminate()  # pyaya run alone, not its process group
+    out, _ = run.process.communicate(timeout=30)
+    assert json.loads(out.splitlines()[-1]) == {"version": 1, "stopped": "cleanly"}
+    assert run.process.returncode == 0
 
 
 def _fake_toolchain(tmp_path: Path, root: Path) -> dict[str, str]:

@@ -102,9 +102,9 @@ def _given_options(template: Template, flags: Mapping[str, str | None], settings
 
 
 def _interactive() -> bool:
-    """Whether missing options may be asked for: only when a person is at the terminal."""
+    """Whether missing options may be asked for: only when stdin is a terminal (the questions go to stderr)."""
     try:
-        return sys.stdin.isatty() and sys.stdout.isatty()
+        return sys.stdin.isatty()
     except (AttributeError, ValueError):
         return False
 

@@ -89,9 +89,11 @@ def _wait(child: subprocess.Popen[bytes]) -> int:
 
 
 def _stop(child: subprocess.Popen[bytes]) -> int:
-    """Stop ``child`` as Ctrl-C would (SIGINT: it detaches and prints its maps); kill it if it hangs."""
+    """Stop ``child`` as Ctrl-C would: SIGTERM, which :class:`pyaya.runtime.Session` handles like Ctrl-C (it detaches
+    and prints its maps) and which, unlike SIGINT, a shell never starts a background process ignoring. Kill it if
+    it hangs."""
     if child.poll() is None:
-        child.send_signal(signal.SIGINT)
+        child.send_signal(signal.SIGTERM)
         try:
             child.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -111,7 +113,7 @@ def _watch(project: Project, argv_for: ArgvFor, *, debug: bool, no_build: bool, 
             typer.echo(f"error: {error}", err=True)
             _note("the build failed; watching for changes (Ctrl-C to stop)")
         else:
-            child = subprocess.Popen(argv_for(objects), cwd=project.root)
+            child = _Running.start(argv_for(objects), project.root)
         try:
             while True:
                 if child is not None and child.poll() is not None:
@@ -130,6 +132,23 @@ def _watch(project: Project, argv_for: ArgvFor, *, debug: bool, no_build: bool, 
         if child is not None:
             _stop(child)
         rebuild = False  # from now on, only when stale
+
+
+class _Running:
+    """The main.py being run, so that a SIGTERM sent to ``pyaya run`` stops it the same way (not orphaned)."""
+
+    child: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def start(cls, argv: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+        cls.child = subprocess.Popen(argv, cwd=cwd)
+        return cls.child
+
+    @classmethod
+    def on_sigterm(cls, signum: int, frame: object) -> None:
+        if cls.child is not None and cls.child.poll() is None:
+            cls.child.send_signal(signal.SIGTERM)
+        raise KeyboardInterrupt  # then wait for main.py to finish, as after Ctrl-C
 
 
 class ArgvFor:
@@ -207,11 +226,12 @@ def run(
         if count is not None:
             options.append(str(count))
     argv_for = ArgvFor(project, options)
+    signal.signal(signal.SIGTERM, _Running.on_sigterm)
     if watch:
         _watch(project, argv_for, debug=debug, no_build=no_build, rebuild=rebuild)
         return
     objects = _objects(project, debug=debug, no_build=no_build, rebuild=rebuild)
     # The child shares the terminal's process group, so Ctrl-C reaches it directly: it detaches and prints its maps.
     # This process keeps waiting for it meanwhile.
-    child = subprocess.Popen(argv_for(objects), cwd=project.root)
+    child = _Running.start(argv_for(objects), project.root)
     raise typer.Exit(_wait(child))
