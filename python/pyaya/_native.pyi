@@ -4,7 +4,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import final
 
-__all__ = ["AYA_VERSION", "Ebpf", "Link", "Map", "Program", "RingBuf", "inspect_object", "loaded_programs"]
+__all__ = [
+    "AYA_VERSION",
+    "Ebpf",
+    "Link",
+    "Map",
+    "Program",
+    "RingBuf",
+    "RunStats",
+    "enable_stats",
+    "helper_supported",
+    "inspect_object",
+    "kernel_features",
+    "kernel_member_offsets",
+    "loaded_programs",
+    "map_supported",
+    "perf_event_names",
+    "program_supported",
+    "read_iter",
+]
 
 AYA_VERSION: str
 
@@ -14,9 +32,17 @@ class Ebpf:
 
     @staticmethod
     def load(
-        data: bytes, *, globals: dict[str, bytes] | None = None, max_entries: dict[str, int] | None = None
+        data: bytes,
+        *,
+        globals: dict[str, bytes] | None = None,
+        max_entries: dict[str, int] | None = None,
+        log_level: int | None = None,
+        pin_maps: str | Path | None = None,
     ) -> Ebpf:
-        """Parse ``data`` as a BPF ELF object, override globals and map sizes, and create its maps."""
+        """Parse ``data`` as a BPF ELF object, override globals and map sizes, and create its maps.
+
+        ``log_level`` (aya-log's 0 off ... 5 trace) goes into ``AYA_LOG_LEVEL`` when the object has it;
+        ``pin_maps`` pins every map by name into that bpffs folder, reusing compatible pins."""
     def programs(self) -> list[tuple[str, str]]:
         """``(name, type)`` of every program, sorted by name."""
     def maps(self) -> list[tuple[str, str]]:
@@ -57,8 +83,70 @@ class Program:
         """Attach a TracePoint program to ``category/name``."""
     def attach_raw_tracepoint(self, name: str) -> Link:
         """Attach a RawTracePoint program to the raw tracepoint ``name``."""
+    @property
+    def section(self) -> str | None:
+        """The ELF section the program was read from, or ``None`` for a pinned program."""
+    @property
+    def retprobe(self) -> bool:
+        """Whether a KProbe/UProbe program is a return probe."""
+    def load_btf_tracepoint(self, tracepoint: str | None = None) -> None:
+        """Load a BtfTracePoint program (default tracepoint: from its ELF section)."""
+    def load_fentry(self, function: str | None = None) -> None:
+        """Load an FEntry program (default function: from its ELF section)."""
+    def load_fexit(self, function: str | None = None) -> None:
+        """Load an FExit program (default function: from its ELF section)."""
+    def load_lsm(self, hook: str | None = None) -> None:
+        """Load an Lsm program (default hook: from its ELF section)."""
+    def load_lsm_cgroup(self, hook: str | None = None) -> None:
+        """Load an LsmCgroup program (default hook: from its ELF section)."""
+    def load_iter(self, iter_type: str | None = None) -> None:
+        """Load an Iter program (default iterator type: from its ELF section)."""
+    def load_extension(self, target: Program, function: str | None = None) -> None:
+        """Load an Extension program replacing ``function`` of the loaded program ``target``."""
+    def attach_btf(self) -> Link:
+        """Attach a loaded BtfTracePoint, FEntry, FExit, Lsm or Extension program."""
+    def attach_lsm_cgroup(self, cgroup: Path) -> Link:
+        """Attach a loaded LsmCgroup program to a cgroup."""
+    def attach_iter(self) -> tuple[Link, int]:
+        """Attach a loaded Iter program; returns the link and its kernel link id."""
+    def attach_kprobe(self, function: str, offset: int = 0) -> Link:
+        """Attach a KProbe program to kernel function ``function``."""
+    def attach_uprobe(self, target: Path, symbol: str | None = None, offset: int = 0, pid: int | None = None) -> Link:
+        """Attach a UProbe program to ``symbol`` (+``offset``) or file offset ``offset`` of ``target``."""
+    def attach_perf_event(
+        self,
+        event: str,
+        sample_period: int | None = None,
+        sample_frequency: int | None = None,
+        cpus: list[int] | None = None,
+        pid: int | None = None,
+    ) -> Link:
+        """Attach a PerfEvent program to ``event`` on every online CPU (or ``cpus``, or process ``pid``)."""
+    def pin(self, path: Path) -> None:
+        """Pin the loaded program at ``path`` in bpffs."""
+    def unpin(self) -> None:
+        """Remove the program's pin."""
+    @staticmethod
+    def from_pin(path: Path, kind: str | None = None, retprobe: bool = False) -> Program:
+        """Open the program pinned at ``path``; ``kind`` settles types the kernel cannot tell apart."""
     # --- end of tracing program types ---
     # --- networking and cgroup program types (crates/pyaya-native/src/programs_net.rs) ---
+    def attach_xdp(self, interface: str | int, mode: str | None = None) -> Link:
+        """Attach an Xdp program to ``interface`` (name or index); ``mode`` "skb", "drv", "hw" or ``None``."""
+    def attach_sched_classifier(self, interface: str | int, direction: str = "ingress", priority: int = 0) -> Link:
+        """Attach a SchedClassifier program (tcx where available, else netlink on a clsact qdisc)."""
+    def attach_socket_filter(self, fd: int) -> Link:
+        """Attach a SocketFilter program to the socket ``fd``, borrowed for this call only."""
+    def attach_cgroup(self, cgroup: Path, direction: str | None = None) -> Link:
+        """Attach a cgroup program (or SockOps) to a cgroup v2 directory; ``direction`` is for CgroupSkb."""
+    def attach_sock_map(self, map: Map) -> Link:
+        """Attach an SkMsg or SkSkb program to a SockMap or SockHash."""
+    def attach_netns(self, netns: Path) -> Link:
+        """Attach an SkLookup or FlowDissector program to a network namespace file."""
+    def test_run(
+        self, data: bytes, ctx: bytes | None = None, repeat: int = 1, data_out_size: int | None = None
+    ) -> tuple[int, bytes, bytes, int]:
+        """``BPF_PROG_TEST_RUN``: ``(return_value, data_out, ctx_out, duration_ns)``."""
     # --- end of networking and cgroup program types ---
     def info(self) -> dict[str, int | str]:
         """The kernel's view of the program: id, tag, type, name, run_count, run_time_ns."""
@@ -153,8 +241,49 @@ class RingBuf:
     def close(self) -> None:
         """Close this handle on the ring buffer."""
 
+def kernel_member_offsets(struct_name: str, members: list[str], path: Path | None = None) -> list[int]:
+    """Byte offsets of ``members`` of kernel struct ``struct_name`` from the kernel's BTF (or the BTF file at
+    ``path``), looking into anonymous members; raises ``NotFoundError`` naming what is missing."""
+
 def inspect_object(data: bytes) -> dict[str, list[dict[str, str | int]]]:
     """Programs and maps of an object, parsed without loading it."""
 
 def loaded_programs() -> list[tuple[int, str, int]]:
     """``(id, name, type)`` of every program loaded in the kernel."""
+
+# --- tracing program types and program statistics (programs_tracing.rs, programs_common.rs) ---
+@final
+class RunStats:
+    """Run-time statistics of every BPF program, collected while this handle is open."""
+
+    @property
+    def active(self) -> bool:
+        """Whether statistics are still collected through this handle."""
+    def close(self) -> None:
+        """Stop collecting through this handle; idempotent."""
+
+def enable_stats() -> RunStats:
+    """Switch on run-time statistics (``BPF_ENABLE_STATS``) until the handle is closed."""
+
+def perf_event_names() -> list[tuple[str, str]]:
+    """``(name, "software" | "hardware")`` of every perf event name ``attach_perf_event`` accepts."""
+
+def read_iter(link_id: int) -> bytes:
+    """Run the iterator behind the bpf_link ``link_id`` and return its output."""
+
+# --- end of tracing program types and program statistics ---
+
+# --- feature probes (crates/pyaya-native/src/features.rs) ---
+def program_supported(kind: str) -> bool:
+    """Whether the kernel loads programs of this type (a pyaya program class name such as ``"Xdp"``)."""
+
+def map_supported(kind: str) -> bool:
+    """Whether the kernel creates maps of this type (a pyaya map type name such as ``"RingBuf"``)."""
+
+def helper_supported(kind: str, helper: int) -> bool:
+    """Whether programs of type ``kind`` may call the helper numbered ``helper`` (``enum bpf_func_id``)."""
+
+def kernel_features() -> dict[str, bool]:
+    """What aya detected about the kernel: bpf_name, perf_link, global_data, cookie, btf and BTF kinds..."""
+
+# --- end of feature probes ---

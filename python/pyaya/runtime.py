@@ -33,6 +33,7 @@ from typing import Any, TextIO
 from pyaya.errors import PyayaError, VerifierError
 from pyaya.loader import Ebpf
 from pyaya.maps import HashMap, Map, RingBuf
+from pyaya.types import Record
 
 __all__ = [
     "Column",
@@ -518,9 +519,10 @@ class Session:
     def _over(self) -> bool:
         return self._deadline is not None and time.monotonic() >= self._deadline
 
-    def stream(self, ring: RingBuf, *, batch: int | None = None) -> Iterator[bytes]:
-        """Yield records from ``ring`` until ``--duration`` runs out (or forever), draining many per wake-up;
-        runs :meth:`every` callbacks in between, and ends after ``count`` intervals."""
+    def stream(self, ring: RingBuf, *, batch: int | None = None) -> Iterator[Any]:
+        """Yield records from ``ring`` until ``--duration`` runs out (or forever), draining many per wake-up: decoded
+        records where the ring buffer is typed (a ``#[btf_map]`` ring buffer, or ``ring.typed("Name")``), else
+        bytes. Runs :meth:`every` callbacks in between, and ends after ``count`` intervals."""
         self.announce()
         while True:
             records = ring.drain(batch, self._next_wait())
@@ -558,8 +560,12 @@ class Session:
         self.out.write(json.dumps(record, default=_json_default) + "\n")
         self.out.flush()
 
-    def event(self, map_name: str, data: Mapping[str, Any]) -> None:
-        """Show one event: a table row, or ``{"kind": "event", "map": ..., "data": {...}}`` with ``--json``."""
+    def event(self, map_name: str, data: Mapping[str, Any] | Record) -> None:
+        """Show one event: a table row, or ``{"kind": "event", "map": ..., "data": {...}}`` with ``--json``.
+
+        ``data`` is a mapping of field names to values, or a record decoded from the object's BTF."""
+        if isinstance(data, Record):
+            data = data.asdict()
         self.events_seen += 1
         if self.options.json:
             self._write({"kind": "event", "map": map_name, "data": dict(data)})

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd as _, OwnedFd};
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use aya::programs::Program as AyaProgram;
@@ -15,6 +16,7 @@ use crate::links::{lock_link, Link, LinkState, OwnedLink, SharedLink};
 use crate::logs::LogQueue;
 use crate::maps::{self, MapSlot};
 use crate::names::program_kind;
+use crate::pinning;
 
 /// Everything a loaded object holds in the kernel. Dropping it closes every fd: programs unload, links detach.
 struct LoadedObject {
@@ -24,6 +26,17 @@ struct LoadedObject {
     /// Every link handed to Python, so closing the object detaches them even while Python still holds handles.
     links: Vec<(String, SharedLink)>,
     logger: Option<EbpfLogger<LogQueue>>,
+    /// Programs opened from a pin in bpffs (`Program.from_pin`), owned here like the object's own programs.
+    pinned_programs: HashMap<String, AyaProgram>,
+}
+
+impl LoadedObject {
+    fn program_mut(&mut self, name: &str) -> Option<&mut AyaProgram> {
+        match self.ebpf.program_mut(name) {
+            Some(program) => Some(program),
+            None => self.pinned_programs.get_mut(name),
+        }
+    }
 }
 
 #[pyclass(module = "pyaya._native", frozen)]
@@ -33,6 +46,8 @@ pub struct Ebpf {
     log_handler: Mutex<Option<Py<PyAny>>>,
     /// A duplicate of the log ring buffer's fd, so waits on event streams also wake for log records.
     log_wake_fd: Option<OwnedFd>,
+    /// ELF section of each program (e.g. `fentry/do_unlinkat`), where BTF-based loads find their default target.
+    sections: HashMap<String, String>,
 }
 
 impl Ebpf {
@@ -59,7 +74,7 @@ impl Ebpf {
         f: impl FnOnce(&mut AyaProgram) -> Result<T, Deferred>,
     ) -> Result<T, Deferred> {
         self.with_object(|object| {
-            let program = object.ebpf.program_mut(name).ok_or_else(|| {
+            let program = object.program_mut(name).ok_or_else(|| {
                 Deferred::Plain(Kind::NotFound, format!("no program named {name:?}"))
             })?;
             f(program)
@@ -99,29 +114,51 @@ impl Ebpf {
 #[pymethods]
 impl Ebpf {
     /// Loads an object from its bytes: creates its maps and prepares (but does not load) its programs.
+    ///
+    /// `log_level` (aya-log's numbering: 0 off, 1 error ... 5 trace) is written into the object's
+    /// `AYA_LOG_LEVEL` global, so records above it are never sent by the kernel; objects without aya-log
+    /// statements have no such global and load unchanged. `pin_maps` pins every map by name into that bpffs
+    /// folder, reusing pins of the same shape.
     #[staticmethod]
-    #[pyo3(signature = (data, *, globals = None, max_entries = None))]
+    #[pyo3(signature = (data, *, globals = None, max_entries = None, log_level = None, pin_maps = None))]
     fn load(
         py: Python<'_>,
         data: &[u8],
         globals: Option<HashMap<String, Vec<u8>>>,
         max_entries: Option<HashMap<String, u32>>,
+        log_level: Option<u8>,
+        pin_maps: Option<PathBuf>,
     ) -> PyResult<Self> {
         let globals = globals.unwrap_or_default();
         let max_entries = max_entries.unwrap_or_default();
         let log_queue = LogQueue::default();
         let queue = log_queue.clone();
+        let sections = crate::programs_common::program_sections(data);
         let (ebpf, logger) = py.detach(move || {
+            let pins = match &pin_maps {
+                Some(directory) => Some(pinning::pin_paths(data, directory, &max_entries)?),
+                None => None,
+            };
             let mut loader = EbpfLoader::new();
+            if let Some(level) = &log_level {
+                // Not required to exist: only objects with aya-log statements have it.
+                loader.override_global(aya_log::LEVEL, level, false);
+            }
             for (name, value) in &globals {
                 loader.override_global(name.as_str(), value.as_slice(), true);
             }
             for (name, entries) in &max_entries {
                 loader.map_max_entries(name.as_str(), *entries);
             }
-            let mut ebpf = loader
-                .load(data)
-                .map_err(|err| Deferred::Ebpf(Box::new(err)))?;
+            for (name, path) in pins.iter().flat_map(|pins| &pins.paths) {
+                loader.map_pin_path(name.as_str(), path.as_path());
+            }
+            let mut ebpf = loader.load(data).map_err(|err| {
+                if let Some(pins) = &pins {
+                    pins.remove_new();
+                }
+                Deferred::Ebpf(Box::new(err))
+            })?;
             let logger = match EbpfLogger::init_with_logger(&mut ebpf, queue) {
                 Ok(logger) => Some(logger),
                 // An object without aya-log statements has no AYA_LOGS map: nothing to read.
@@ -153,10 +190,12 @@ impl Ebpf {
                 taken_maps: Vec::new(),
                 links: Vec::new(),
                 logger,
+                pinned_programs: HashMap::new(),
             })),
             log_queue,
             log_handler: Mutex::new(None),
             log_wake_fd,
+            sections,
         })
     }
 
@@ -309,6 +348,13 @@ macro_rules! for_loadable {
             AyaProgram::SkLookup($p) => $body,
             AyaProgram::FlowDissector($p) => $body,
             AyaProgram::CgroupDevice($p) => $body,
+            AyaProgram::CgroupSock($p) => $body,
+            AyaProgram::CgroupSockAddr($p) => $body,
+            AyaProgram::CgroupSockopt($p) => $body,
+            AyaProgram::SkSkb($p) => $body,
+            AyaProgram::SkReuseport($p) => $body,
+            AyaProgram::ReusePortSocketFilter($p) => $body,
+            AyaProgram::LircMode2($p) => $body,
             $other => $fallback,
         }
     };
@@ -342,15 +388,7 @@ impl Program {
         py.detach(|| {
             self.ebpf.get().with_program(&self.name, |program| {
                 let result = for_loadable!(program, p => p.load(), other => {
-                    return Err(Deferred::Plain(
-                        Kind::Unsupported,
-                        format!(
-                            "pyaya cannot load {} programs yet (program {:?}); TracePoint, RawTracePoint, KProbe, \
-                             UProbe, Xdp, SchedClassifier, SocketFilter, CgroupSkb and a few more can be loaded",
-                            program_kind(other),
-                            self.name
-                        ),
-                    ))
+                    return Err(crate::programs_common::needs_arguments(&self.name, program_kind(other)))
                 });
                 result.map_err(|err| Deferred::Program(context, Box::new(err)))
             })
@@ -374,9 +412,7 @@ impl Program {
                 Ok(())
             })?;
             self.ebpf.get().with_program(&self.name, |program| {
-                let result = for_loadable!(program, p => p.unload(), other => {
-                    return Err(Deferred::Plain(Kind::Unsupported, format!("pyaya cannot unload {} programs yet", program_kind(other))))
-                });
+                let result = crate::programs_common::for_every_program!(program, p => p.unload());
                 result.map_err(|err| Deferred::Program(context, Box::new(err)))
             })
         })?;
@@ -408,10 +444,6 @@ impl Program {
     }
 
     /// Runs `f` on this program inside its object (see `Ebpf::with_object`).
-    #[allow(
-        dead_code,
-        reason = "for program calls outside attach (test runs, pins)"
-    )]
     pub fn with_program<T>(
         &self,
         f: impl FnOnce(&mut AyaProgram) -> Result<T, Deferred>,
@@ -428,7 +460,7 @@ impl Program {
     ) -> PyResult<Link> {
         let link = py.detach(|| {
             self.ebpf.get().with_object(|object| {
-                let program = object.ebpf.program_mut(&self.name).ok_or_else(|| {
+                let program = object.program_mut(&self.name).ok_or_else(|| {
                     Deferred::Plain(Kind::NotFound, format!("no program named {:?}", self.name))
                 })?;
                 let owned = attach(program)?;
@@ -483,3 +515,68 @@ pub fn loaded_programs(py: Python<'_>) -> PyResult<Vec<(u32, String, u32)>> {
         Ok(list)
     })
 }
+
+// --- programs opened from a pin, and section names (used by programs_common.rs and programs_tracing.rs) ---
+
+/// The smallest ELF object aya parses: a 64-bit little-endian eBPF relocatable file with no sections. aya's `Ebpf`
+/// can only be made from an object, and a program opened from a pin needs an owner whose close and unload paths
+/// are those of every other program.
+const EMPTY_OBJECT: [u8; 64] = {
+    let mut header = [0u8; 64];
+    let ident = [0x7f, b'E', b'L', b'F', 2, 1, 1];
+    let mut i = 0;
+    while i < ident.len() {
+        header[i] = ident[i];
+        i += 1;
+    }
+    header[16] = 1; // e_type = ET_REL
+    header[18] = 247; // e_machine = EM_BPF
+    header[20] = 1; // e_version
+    header[52] = 64; // e_ehsize
+    header[58] = 64; // e_shentsize
+    header
+};
+
+impl Ebpf {
+    /// An object holding only `program`, opened from a pin under the name `name`.
+    pub fn for_pinned_program(name: &str, program: AyaProgram) -> Result<Self, Deferred> {
+        let ebpf = EbpfLoader::new()
+            .load(&EMPTY_OBJECT)
+            .map_err(|err| Deferred::Ebpf(Box::new(err)))?;
+        let mut pinned_programs = HashMap::new();
+        pinned_programs.insert(name.to_owned(), program);
+        Ok(Self {
+            state: Mutex::new(Some(LoadedObject {
+                ebpf,
+                taken_maps: Vec::new(),
+                links: Vec::new(),
+                logger: None,
+                pinned_programs,
+            })),
+            log_queue: LogQueue::default(),
+            log_handler: Mutex::new(None),
+            log_wake_fd: None,
+            sections: HashMap::new(),
+        })
+    }
+}
+
+impl Program {
+    pub fn new(ebpf: Py<Ebpf>, name: &str, kind: &'static str) -> Self {
+        Self {
+            ebpf,
+            name: name.to_owned(),
+            kind,
+        }
+    }
+
+    pub const fn kind_str(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The ELF section the program came from (e.g. `fentry/do_unlinkat`); `None` for a program opened from a pin.
+    pub fn section_name(&self) -> Option<&str> {
+        self.ebpf.get().sections.get(&self.name).map(String::as_str)
+    }
+}
+// --- end of programs opened from a pin ---

@@ -3,13 +3,19 @@
 
 mod ebpf;
 mod errors;
+mod features;
 mod inspect;
+mod kernel_btf;
 mod links;
 mod logs;
 mod maps;
 mod names;
+mod pinning;
+mod programs_common;
+mod programs_net;
 mod programs_tracing;
 mod sys;
+mod testrun;
 
 use pyo3::prelude::*;
 
@@ -22,6 +28,18 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<maps::RingBuf>()?;
     module.add_function(wrap_pyfunction!(inspect::inspect_object, module)?)?;
     module.add_function(wrap_pyfunction!(ebpf::loaded_programs, module)?)?;
+    module.add_function(wrap_pyfunction!(kernel_btf::kernel_member_offsets, module)?)?;
+    module.add_class::<programs_common::RunStats>()?;
+    module.add_function(wrap_pyfunction!(programs_common::enable_stats, module)?)?;
+    module.add_function(wrap_pyfunction!(
+        programs_tracing::perf_event_names,
+        module
+    )?)?;
+    module.add_function(wrap_pyfunction!(programs_tracing::read_iter, module)?)?;
+    module.add_function(wrap_pyfunction!(features::program_supported, module)?)?;
+    module.add_function(wrap_pyfunction!(features::map_supported, module)?)?;
+    module.add_function(wrap_pyfunction!(features::helper_supported, module)?)?;
+    module.add_function(wrap_pyfunction!(features::kernel_features, module)?)?;
     module.add("AYA_VERSION", "0.14")?;
     Ok(())
 }
