@@ -64,6 +64,13 @@ check = "btf_tracepoint"
 default = "probe"
 check = "identifier"
 """,
+    "raw": """
+description = "Count syscalls"
+[options.tracepoint_name]
+default = "sys_enter"
+help = "raw tracepoint"
+check = "btf_tracepoint"
+""",
     "plain": 'description = "No options"\n',
 }
 
@@ -183,6 +190,12 @@ def test_unmounted_tracefs_says_how_to_mount(templates: Path, monkeypatch: pytes
 def _kernel_btf() -> None:
     if not Path("/sys/kernel/btf/vmlinux").is_file():
         pytest.skip("this kernel has no BTF at /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF)")
+
+
+def test_raw_tracepoint_takes_a_name_alone(templates: Path) -> None:
+    assert _ok(["new", "p", "-t", "raw", "--tracepoint", "sched_switch", "--no-check"]) == {
+        "tracepoint_name": "sched_switch"
+    }
 
 
 def test_kernel_names_are_checked_in_the_kernel_btf(templates: Path) -> None:

@@ -46,11 +46,14 @@ FLAG_OPTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def flag_for(option_name: str) -> str:
+def flag_for(option_name: str, template: Template | None = None) -> str:
     """How an option is set on the command line: its dedicated flag, else ``--set NAME=VALUE``."""
     for flag, names in FLAG_OPTIONS.items():
         if option_name in names:
-            return f"{flag} CATEGORY/NAME" if flag == "--tracepoint" else flag
+            if flag != "--tracepoint":
+                return flag
+            alone = template is not None and all(o.name != "tracepoint_category" for o in template.options)
+            return f"{flag} NAME" if alone else f"{flag} CATEGORY/NAME"
     return f"--set {option_name}=VALUE"
 
 
@@ -65,7 +68,7 @@ class _Given:
 def _options_summary(template: Template) -> str:
     if not template.options:
         return f"template {template.kind} has no options"
-    listed = ", ".join(f"{o.name} ({flag_for(o.name)})" for o in template.options)
+    listed = ", ".join(f"{o.name} ({flag_for(o.name, template)})" for o in template.options)
     return f"its options are {listed}"
 
 
@@ -78,9 +81,12 @@ def _given_options(template: Template, flags: Mapping[str, str | None], settings
         names = FLAG_OPTIONS[flag]
         if flag == "--tracepoint":
             category, slash, name = value.partition("/")
-            if not slash or not category or not name or "/" in name:
+            if not slash and "tracepoint_category" not in known:
+                values: tuple[str, ...] = ("", value)  # a raw tracepoint: a name alone
+            elif not slash or not category or not name or "/" in name:
                 raise typer.BadParameter(f"{value!r} is not CATEGORY/NAME (e.g. syscalls/sys_enter_openat)")
-            values: tuple[str, ...] = (category, name)
+            else:
+                values = (category, name)
         else:
             values = (value,)
         present = [n for n in names if n in known]
@@ -150,7 +156,7 @@ def _resolve_options(template: Template, given: dict[str, _Given], *, check: boo
             # A default that does not fit this machine is the template's choice, not the user's: say so, go on.
             typer.secho(
                 f"warning: {error} (the default {option.name} of template {template.kind}; "
-                f"set another with {flag_for(option.name)})",
+                f"set another with {flag_for(option.name, template)})",
                 err=True,
                 fg=typer.colors.YELLOW,
             )
@@ -204,7 +210,7 @@ def new(
         str | None,
         typer.Option(
             "--tracepoint",
-            help="Tracepoint to attach to (tracepoint template).",
+            help="Tracepoint to attach to (CATEGORY/NAME; a raw tracepoint's NAME alone).",
             metavar="CATEGORY/NAME",
             show_default=False,
             autocompletion=_complete.tracepoints,

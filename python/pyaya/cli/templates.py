@@ -35,7 +35,7 @@ def templates(
                 "options": [
                     {
                         "name": o.name,
-                        "flag": flag_for(o.name),
+                        "flag": flag_for(o.name, t),
                         "default": o.default,
                         "help": o.help,
                         "check": o.check,
@@ -57,7 +57,7 @@ def templates(
         # One line per flag: --tracepoint sets two options, shown together.
         lines: dict[str, list[TemplateOption]] = {}
         for option in template.options:
-            lines.setdefault(flag_for(option.name), []).append(option)
+            lines.setdefault(flag_for(option.name, template), []).append(option)
         flag_width = max(len(flag) for flag in lines)
         for flag, options in lines.items():
             about = " / ".join(o.help or o.name for o in options)
