@@ -118,7 +118,7 @@ def _interactive() -> bool:
 def _ask(template: Template, option: TemplateOption, values: dict[str, str], check: bool) -> str:
     """Prompt for one option (default pre-filled) until the answer passes its check."""
     hint = f" [{'|'.join(option.choices)}]" if option.choices else ""
-    text = f"{option.help or option.name}{hint} ({option.name})"
+    text = f"{option.name}{hint}" + (f" ({option.help})" if option.help else "")
     while True:
         answer: str = typer.prompt(text, default=option.default, err=True)
         answer = answer.strip()
