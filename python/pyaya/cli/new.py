@@ -166,7 +166,10 @@ def _resolve_options(template: Template, given: dict[str, _Given], *, check: boo
 @handle_errors
 def new(
     name: Annotated[
-        str, typer.Argument(help="Project name: lowercase letters, digits, '-' and '_'.", show_default=False)
+        str,
+        typer.Argument(
+            metavar="NAME", help="Project name: lowercase letters, digits, '-' and '_'.", show_default=False
+        ),
     ],
     *,
     template: Annotated[

@@ -166,7 +166,11 @@ class ArgvFor:
 def run(
     path: Annotated[
         Path | None,
-        typer.Argument(help="The project, or any folder inside it (default: the current folder).", show_default=False),
+        typer.Argument(
+            metavar="PATH",
+            help="The project, or any folder inside it (default: the current folder).",
+            show_default=False,
+        ),
     ] = None,
     *,
     duration: Annotated[
@@ -193,15 +197,19 @@ def run(
     ] = False,
     pid: Annotated[
         int | None,
-        typer.Option("--pid", "-p", min=1, help="Trace this process only (main.py's -p).", show_default=False),
+        typer.Option(
+            "--pid", "-p", min=1, metavar="PID", help="Trace this process only (main.py's -p).", show_default=False
+        ),
     ] = None,
     interval: Annotated[
         float | None,
-        typer.Option("--interval", help="Seconds between periodic outputs (> 0).", show_default=False),
+        typer.Option(
+            "--interval", metavar="SECONDS", help="Seconds between periodic outputs (> 0).", show_default=False
+        ),
     ] = None,
     count: Annotated[
         int | None,
-        typer.Option("--count", min=1, help="Stop after this many periodic outputs.", show_default=False),
+        typer.Option("--count", min=1, metavar="N", help="Stop after this many periodic outputs.", show_default=False),
     ] = None,
 ) -> None:
     """Build the project if its sources changed, load it and stream its events (needs root or CAP_BPF)."""
