@@ -15,11 +15,12 @@ import argparse
 import contextlib
 import ctypes
 import socket
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pyaya.runtime import Column, Session
+from pyaya.runtime import Column, RunOptions, Session, parse_options
 
 LEVELS = {socket.SOL_SOCKET: "SOL_SOCKET", socket.IPPROTO_IP: "IPPROTO_IP", socket.IPPROTO_TCP: "IPPROTO_TCP",
           socket.IPPROTO_UDP: "IPPROTO_UDP", socket.IPPROTO_IPV6: "IPPROTO_IPV6"}  # fmt: skip
@@ -130,10 +131,13 @@ def cgroup(path: Path | None) -> Iterator[Path]:
                 path.rmdir()
 
 
-def parse_arguments(extra: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="main.py", description="{{name}}: log {{sockopt_target}} calls")
+def parse_arguments() -> tuple[argparse.Namespace, RunOptions]:
+    """This project's options, then the ones every pyaya project has (parsed second, so that the values given
+    here are not taken for their positional interval and count)."""
+    parser = argparse.ArgumentParser(prog="main.py", allow_abbrev=False, add_help=False)
     parser.add_argument("--cgroup", type=Path, help="cgroup v2 folder (default: the root cgroup); created if missing")
-    return parser.parse_args(list(extra))
+    own, rest = parser.parse_known_args(sys.argv[1:])
+    return own, parse_options(rest)
 
 
 def main() -> None:
@@ -146,8 +150,8 @@ def main() -> None:
         Column("optlen", 6, align=">"),
         Column("retval", 6, align=">"),
     ]
-    with Session("{{name}}", columns=columns) as session:
-        arguments = parse_arguments(session.options.extra)
+    arguments, options = parse_arguments()
+    with Session("{{name}}", options=options, columns=columns) as session:
         bpf = session.load()
         with cgroup(arguments.cgroup) as path:
             bpf.programs["{{crate_name}}"].attach(str(path))

@@ -14,10 +14,10 @@ import argparse
 import ctypes
 import ipaddress
 import socket
-from collections.abc import Sequence
+import sys
 from typing import Any
 
-from pyaya.runtime import Column, Session
+from pyaya.runtime import Column, RunOptions, Session, parse_options
 
 PROTOCOL_NAMES = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp", 58: "icmpv6", 132: "sctp"}
 
@@ -99,11 +99,14 @@ class FlowTable:
         return sorted(rows, key=lambda row: row[1]["bytes"], reverse=True)
 
 
-def parse_arguments(extra: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="main.py", description="{{name}}: per-flow counters with TC")
+def parse_arguments() -> tuple[argparse.Namespace, RunOptions]:
+    """This project's options, then the ones every pyaya project has (parsed second, so that the values given
+    here are not taken for their positional interval and count)."""
+    parser = argparse.ArgumentParser(prog="main.py", allow_abbrev=False, add_help=False)
     parser.add_argument("--interface", default="{{interface}}", help="interface to attach to (default: %(default)s)")
     parser.add_argument("--direction", choices=["ingress", "egress"], default="{{direction}}")
-    return parser.parse_args(list(extra))
+    own, rest = parser.parse_known_args(sys.argv[1:])
+    return own, parse_options(rest)
 
 
 def main() -> None:
@@ -116,8 +119,8 @@ def main() -> None:
         Column("length", 6, align=">"),
         Column("interface"),
     ]
-    with Session("{{name}}", columns=columns) as session:
-        arguments = parse_arguments(session.options.extra)
+    arguments, options = parse_arguments()
+    with Session("{{name}}", options=options, columns=columns) as session:
         bpf = session.load()
         bpf.programs["{{crate_name}}"].attach(arguments.interface, direction=arguments.direction)
         session.show_map_at_exit(FlowTable(bpf.maps["FLOWS"]), key="flow", value="traffic", sort_by_value=False)  # type: ignore[arg-type]

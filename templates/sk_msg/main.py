@@ -5,7 +5,7 @@ exit the messages and bytes per route are printed.
 
     sudo pyaya run                                   # until Ctrl-C
     sudo pyaya run --json --duration 5
-    sudo python main.py --no-redirect --interval 0.2 # count only: messages then go through TCP as usual
+    sudo python main.py --no-redirect --ping-interval 0.2 # count only: messages then go through TCP as usual
 
 It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
 """
@@ -16,11 +16,12 @@ import argparse
 import contextlib
 import ctypes
 import socket
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from pyaya.runtime import Column, Session
+from pyaya.runtime import Column, RunOptions, Session, parse_options
 
 
 class MessageEvent(ctypes.Structure):
@@ -96,11 +97,14 @@ def ping_pong(client: socket.socket, server: socket.socket, number: int) -> None
     client.recv(len(pong), socket.MSG_WAITALL)
 
 
-def parse_arguments(extra: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="main.py", description="{{name}}: sk_msg on a sockmap")
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between pings (default: %(default)s)")
+def parse_arguments() -> tuple[argparse.Namespace, RunOptions]:
+    """This project's options, then the ones every pyaya project has (parsed second, so that the values given
+    here are not taken for their positional interval and count)."""
+    parser = argparse.ArgumentParser(prog="main.py", allow_abbrev=False, add_help=False)
+    parser.add_argument("--ping-interval", type=float, default=1.0, help="seconds between pings (default: %(default)s)")
     parser.add_argument("--no-redirect", action="store_true", help="count messages but let them go through TCP")
-    return parser.parse_args(list(extra))
+    own, rest = parser.parse_known_args(sys.argv[1:])
+    return own, parse_options(rest)
 
 
 def main() -> None:
@@ -111,8 +115,8 @@ def main() -> None:
         Column("redirected", 11),
         Column("head"),
     ]
-    with Session("{{name}}", columns=columns) as session:
-        arguments = parse_arguments(session.options.extra)
+    arguments, options = parse_arguments()
+    with Session("{{name}}", options=options, columns=columns) as session:
         bpf = session.load()
         messages = bpf.maps["MESSAGES"]
         # The program goes on the map first: sockets added to a sockmap take the programs attached to it then.
@@ -130,7 +134,7 @@ def main() -> None:
                 if time.monotonic() >= next_ping:
                     number += 1
                     ping_pong(client, server, number)
-                    next_ping = time.monotonic() + arguments.interval
+                    next_ping = time.monotonic() + arguments.ping_interval
                 wait = max(0.0, next_ping - time.monotonic())
                 for record in messages.drain(None, wait if left is None else min(wait, left)):
                     session.event("MESSAGES", event_fields(MessageEvent.from_buffer_copy(record)))

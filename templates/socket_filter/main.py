@@ -15,10 +15,10 @@ import argparse
 import ctypes
 import ipaddress
 import socket
-from collections.abc import Sequence
+import sys
 from typing import Any
 
-from pyaya.runtime import Column, Session
+from pyaya.runtime import Column, RunOptions, Session, parse_options
 
 ETH_P_ALL = 0x0003
 PROTOCOL_NAMES = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp", 58: "icmpv6", 132: "sctp"}
@@ -100,10 +100,13 @@ def open_packet_socket(interface: str) -> socket.socket:
     return sock
 
 
-def parse_arguments(extra: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="main.py", description="{{name}}: a tiny tcpdump")
+def parse_arguments() -> tuple[argparse.Namespace, RunOptions]:
+    """This project's options, then the ones every pyaya project has (parsed second, so that the values given
+    here are not taken for their positional interval and count)."""
+    parser = argparse.ArgumentParser(prog="main.py", allow_abbrev=False, add_help=False)
     parser.add_argument("--interface", default="lo", help="interface to watch, or any (default: %(default)s)")
-    return parser.parse_args(list(extra))
+    own, rest = parser.parse_known_args(sys.argv[1:])
+    return own, parse_options(rest)
 
 
 def main() -> None:
@@ -117,8 +120,8 @@ def main() -> None:
         Column("destination_port", 6, "DPORT", ">"),
         Column("length", 6, align=">"),
     ]
-    with Session("{{name}}", columns=columns) as session:
-        arguments = parse_arguments(session.options.extra)
+    arguments, options = parse_arguments()
+    with Session("{{name}}", options=options, columns=columns) as session:
         bpf = session.load()
         with open_packet_socket(arguments.interface) as packet_socket:
             bpf.programs["{{crate_name}}"].attach(packet_socket)

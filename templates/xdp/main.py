@@ -15,10 +15,9 @@ import ctypes
 import ipaddress
 import socket
 import sys
-from collections.abc import Sequence
 from typing import Any
 
-from pyaya.runtime import Column, Session
+from pyaya.runtime import Column, RunOptions, Session, parse_options
 
 #: Names for the protocol slots of PACKETS and BYTES; other numbers are shown as they are.
 PROTOCOL_NAMES = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 41: "ipv6-in-ipv4", 47: "gre", 50: "esp", 58: "icmpv6",
@@ -90,8 +89,10 @@ class DropCounts:
         return [(key_address(key), total(count)) for key, count in self.drop_list.items()]
 
 
-def parse_arguments(extra: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="main.py", description="{{name}}: XDP packet counter and drop list")
+def parse_arguments() -> tuple[argparse.Namespace, RunOptions]:
+    """This project's options, then the ones every pyaya project has (parsed second, so that the values given
+    here are not taken for their positional interval and count)."""
+    parser = argparse.ArgumentParser(prog="main.py", allow_abbrev=False, add_help=False)
     parser.add_argument("--interface", default="{{interface}}", help="interface to attach to (default: %(default)s)")
     parser.add_argument("--mode", choices=sorted(MODES), default="skb", help="XDP mode (default: %(default)s)")
     parser.add_argument(
@@ -102,7 +103,8 @@ def parse_arguments(extra: Sequence[str]) -> argparse.Namespace:
         type=lambda text: str(ipaddress.IPv4Address(text)),
         help="drop IPv4 packets from this source address (repeatable)",
     )
-    return parser.parse_args(list(extra))
+    own, rest = parser.parse_known_args(sys.argv[1:])
+    return own, parse_options(rest)
 
 
 def main() -> None:
@@ -113,8 +115,8 @@ def main() -> None:
         Column("length", 7, align=">"),
         Column("interface"),
     ]
-    with Session("{{name}}", columns=columns) as session:
-        arguments = parse_arguments(session.options.extra)
+    arguments, options = parse_arguments()
+    with Session("{{name}}", options=options, columns=columns) as session:
         bpf = session.load()
         drop_list = bpf.maps["DROP_LIST"]
         for address in arguments.drop:
