@@ -100,8 +100,16 @@ PROBES: dict[str, Callable[[], features.Probe]] = {
 }
 
 
+#: Program types attached to a cgroup (v2): their templates attach to the root of the cgroup v2 mount.
+CGROUP_TYPES = frozenset(
+    {"CgroupSkb", "CgroupSock", "CgroupSockAddr", "CgroupSockopt", "CgroupSysctl", "CgroupDevice", "SockOps"}
+)
+
+
 def unsupported_reason(program_types: frozenset[str]) -> str | None:
-    """Why this kernel cannot run programs of these types (from a probe), or None when it can."""
+    """Why this machine cannot run programs of these types (from a probe), or None when it can."""
+    if program_types & CGROUP_TYPES and not any(fs_type == "cgroup2" for _, _, fs_type in features.mounts()):
+        return "no cgroup v2 hierarchy is mounted (/proc/self/mounts): mount -t cgroup2 none /sys/fs/cgroup"
     for program_type in sorted(program_types):
         probe = PROBES.get(program_type)
         if probe is None:
