@@ -258,8 +258,10 @@ def test_template_runs_and_reports(
     records = [json.loads(line) for line in output.splitlines()]
     assert {record["kind"] for record in records} <= {"event", "log", "map", "lost"}
     events = [record for record in records if record["kind"] == "event"]
-    entries = [entry for record in records if record["kind"] == "map" for entry in record["entries"]]
-    assert events or entries, f"{kind}: no event and no map entry in {RUN_SECONDS}s of activity:\n{output}"
+    # A map record lists "entries" (a table) or "buckets" (a histogram, with their counts).
+    entries = [entry for record in records if record["kind"] == "map" for entry in record.get("entries", [])]
+    buckets = [b for record in records if record["kind"] == "map" for b in record.get("buckets", []) if b["count"]]
+    assert events or entries or buckets, f"{kind}: no event and no map entry in {RUN_SECONDS}s of activity:\n{output}"
 
 
 @pytest.mark.parametrize("kind", TEMPLATES)
