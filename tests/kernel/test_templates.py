@@ -89,14 +89,16 @@ def pyaya(
 # -- what this kernel can run ------------------------------------------------------------------------------------
 
 
-#: Program types whose support this kernel may lack, and the probe that says so (the others are in every kernel
-#: pyaya supports: tracepoints, uprobes, XDP, TC, socket, cgroup and sockmap programs).
+#: Program types (as `pyaya inspect` names them) whose support this kernel may lack, and the probe that says so
+#: (the others are in every kernel pyaya supports: tracepoints, uprobes, XDP, TC, socket, cgroup, sockmap programs).
 PROBES: dict[str, Callable[[], features.Probe]] = {
     "KProbe": features.kprobes_supported,
+    "KRetProbe": features.kprobes_supported,
     "FEntry": features.fentry_supported,
     "FExit": features.fexit_supported,
     "BtfTracePoint": features.tp_btf_supported,
     "Lsm": features.lsm_supported,
+    "LsmCgroup": features.lsm_supported,
 }
 
 
