@@ -1,5 +1,6 @@
 """User space of {{name}}: reports TCP connections of the processes in a cgroup (v2) as they are established and
-closed (addresses, ports, smoothed RTT, bytes, retransmissions), then a histogram of RTT samples when it stops.
+closed (addresses, ports, smoothed RTT, bytes, retransmissions), then a log2 histogram of RTT samples when it
+stops (like BCC's tcprtt).
 
     sudo pyaya run                                   # the root cgroup: every connection, until Ctrl-C
     sudo pyaya run --json --duration 5
@@ -62,18 +63,6 @@ def event_fields(event: TcpEvent) -> dict[str, Any]:
     }
 
 
-class RttHistogram:
-    """RTT_HISTOGRAM as `("64-127", samples)` pairs in bucket order, for `show_map_at_exit`."""
-
-    def __init__(self, histogram: Any) -> None:
-        self.histogram = histogram
-        self.name = histogram.name
-
-    def items(self) -> list[tuple[str, int]]:
-        rows = sorted(self.histogram.items())
-        return [(f"{1 << bucket if bucket else 0}-{(1 << (bucket + 1)) - 1}", count) for bucket, count in rows]
-
-
 def cgroup2_mount() -> Path:
     """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems)."""
     for line in Path("/proc/self/mounts").read_text().splitlines():
@@ -126,12 +115,7 @@ def main() -> None:
         bpf = session.load()
         with cgroup(arguments.cgroup) as path:
             bpf.programs["{{crate_name}}"].attach(str(path))
-            session.show_map_at_exit(
-                RttHistogram(bpf.maps["RTT_HISTOGRAM"]),  # type: ignore[arg-type]
-                key="srtt_us",
-                value="samples",
-                sort_by_value=False,
-            )
+            session.show_histogram_at_exit(bpf.maps["RTT_HISTOGRAM"], label="srtt usecs")
             for record in session.stream(bpf.maps["EVENTS"]):
                 session.event("EVENTS", event_fields(TcpEvent.from_buffer_copy(record)))
 

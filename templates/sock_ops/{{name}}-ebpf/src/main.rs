@@ -21,7 +21,8 @@ use {{crate_name}}_common::{TcpEvent, ACTIVE_ESTABLISHED, CLOSED, PASSIVE_ESTABL
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 
-/// RTT samples per log2 bucket of the smoothed RTT in microseconds: bucket b counts RTTs in [2^b, 2^(b+1)).
+/// RTT samples per log2 slot of the smoothed RTT in microseconds, as BCC counts them: slot n holds RTTs from 2^(n-1)
+/// to 2^n - 1 (slot 0: zero).
 #[map]
 static RTT_HISTOGRAM: HashMap<u32, u64> = HashMap::with_max_entries(64, 0);
 
@@ -121,7 +122,7 @@ unsafe fn address6(words: *const u32) -> [u8; 16] {
 
 fn count_rtt(ctx: &SockOpsContext) {
     let rtt = srtt_us(ctx);
-    let bucket = if rtt == 0 { 0 } else { 31 - rtt.leading_zeros() };
+    let bucket = u32::BITS - rtt.leading_zeros();
     match RTT_HISTOGRAM.get_ptr_mut(&bucket) {
         Some(count) => atomic_add(count, 1),
         None => {
