@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit test-kernel lint fmt stubtest wheel clean
+.PHONY: setup demo test test-unit test-kernel bench lint fmt stubtest wheel clean
 
 setup:
 	@bash scripts/setup.sh
@@ -22,17 +22,22 @@ test-unit: setup
 test-kernel: setup
 	$(PY) -m pytest tests/kernel $(PYTEST_ARGS)
 
+# Figures and ratios against a baseline measured in the same run (root; see each script's docstring).
+bench: setup
+	$(PY) benchmarks/kernel_offsets.py
+	$(PY) benchmarks/startup.py
+
 lint: setup
-	$(VENV)/bin/ruff check python tests
-	$(VENV)/bin/ruff format --check python tests
+	$(VENV)/bin/ruff check python tests benchmarks
+	$(VENV)/bin/ruff format --check python tests benchmarks
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest pyaya._native
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
 fmt:
-	$(VENV)/bin/ruff format python tests
-	$(VENV)/bin/ruff check --fix python tests
+	$(VENV)/bin/ruff format python tests benchmarks
+	$(VENV)/bin/ruff check --fix python tests benchmarks
 	cargo fmt --all
 
 wheel: setup

@@ -5,8 +5,6 @@ Scaffold, build, load and run aya-ebpf programs; the loader is aya itself, expos
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 from pyaya.errors import (
     BuildError,
     ClosedError,
@@ -27,10 +25,18 @@ from pyaya.loader import Ebpf, loaded_programs
 from pyaya.maps import Array, HashMap, Map, RingBuf
 from pyaya.programs import Link, Program, RawTracePoint, TracePoint
 
-try:
-    __version__ = version("pyaya")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+
+def __getattr__(name: str) -> str:
+    # importlib.metadata costs ~30 ms at import: read the version only when someone asks for it.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+        try:
+            return version("pyaya")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            return "0.0.0+unknown"
+    raise AttributeError(f"module 'pyaya' has no attribute {name!r}")
+
 
 __all__ = [
     "Array",

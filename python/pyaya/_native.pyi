@@ -4,7 +4,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import final
 
-__all__ = ["AYA_VERSION", "Ebpf", "Link", "Map", "Program", "RingBuf", "inspect_object", "loaded_programs"]
+__all__ = [
+    "AYA_VERSION",
+    "Ebpf",
+    "Link",
+    "Map",
+    "Program",
+    "RingBuf",
+    "inspect_object",
+    "kernel_member_offsets",
+    "loaded_programs",
+]
 
 AYA_VERSION: str
 
@@ -58,7 +68,6 @@ class Program:
     def attach_raw_tracepoint(self, name: str) -> Link:
         """Attach a RawTracePoint program to the raw tracepoint ``name``."""
     # --- end of tracing program types ---
-
     # --- networking and cgroup program types (crates/pyaya-native/src/programs_net.rs) ---
     # --- end of networking and cgroup program types ---
     def info(self) -> dict[str, int | str]:
@@ -153,6 +162,10 @@ class RingBuf:
         """Whether the ring buffer handle is closed."""
     def close(self) -> None:
         """Close this handle on the ring buffer."""
+
+def kernel_member_offsets(struct_name: str, members: list[str], path: Path | None = None) -> list[int]:
+    """Byte offsets of ``members`` of kernel struct ``struct_name`` from the kernel's BTF (or the BTF file at
+    ``path``), looking into anonymous members; raises ``NotFoundError`` naming what is missing."""
 
 def inspect_object(data: bytes) -> dict[str, list[dict[str, str | int]]]:
     """Programs and maps of an object, parsed without loading it."""

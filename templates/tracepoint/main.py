@@ -12,7 +12,7 @@ import ctypes
 import logging
 
 from pyaya import PyayaError
-from pyaya.btf import Btf
+from pyaya.kernel import member_offsets
 from pyaya.runtime import Column, Session
 
 
@@ -33,12 +33,12 @@ def task_struct_offsets() -> dict[str, ctypes.c_uint64]:
     """Where this kernel keeps `task_struct.real_parent` and `.tgid`: the kernel side needs them for the ppid,
     because Rust eBPF programs have no CO-RE relocations."""
     try:
-        btf = Btf.vmlinux()
+        offsets = member_offsets("task_struct", "real_parent", "tgid")
         return {
-            "TASK_REAL_PARENT_OFFSET": ctypes.c_uint64(btf.member_offset("task_struct", "real_parent")),
-            "TASK_TGID_OFFSET": ctypes.c_uint64(btf.member_offset("task_struct", "tgid")),
+            "TASK_REAL_PARENT_OFFSET": ctypes.c_uint64(offsets["real_parent"]),
+            "TASK_TGID_OFFSET": ctypes.c_uint64(offsets["tgid"]),
         }
-    except (OSError, PyayaError) as error:
+    except PyayaError as error:
         logging.getLogger("{{name}}").warning("no kernel BTF (%s): ppid will show as 0", error)
         return {}
 

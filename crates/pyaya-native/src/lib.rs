@@ -4,6 +4,7 @@
 mod ebpf;
 mod errors;
 mod inspect;
+mod kernel_btf;
 mod links;
 mod logs;
 mod maps;
@@ -22,6 +23,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<maps::RingBuf>()?;
     module.add_function(wrap_pyfunction!(inspect::inspect_object, module)?)?;
     module.add_function(wrap_pyfunction!(ebpf::loaded_programs, module)?)?;
+    module.add_function(wrap_pyfunction!(kernel_btf::kernel_member_offsets, module)?)?;
     module.add("AYA_VERSION", "0.14")?;
     Ok(())
 }

@@ -1,0 +1,34 @@
+"""Facts about the running kernel that kernel-side Rust code needs from user space.
+
+Rust eBPF programs have no CO-RE relocations: a program that reads a kernel struct (``task_struct.real_parent``,
+say) needs the member's offset in *this* kernel, which user space reads from the kernel's BTF and passes in as a
+global (``Ebpf.load(..., globals=...)``). The lookup runs natively and takes milliseconds.
+
+>>> from pyaya.kernel import member_offsets  # doctest: +SKIP
+>>> member_offsets("task_struct", "real_parent", "tgid")  # doctest: +SKIP
+{'real_parent': 1280, 'tgid': 1268}
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pyaya import _native
+
+__all__ = ["VMLINUX_BTF", "member_offset", "member_offsets"]
+
+VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
+
+
+def member_offsets(struct: str, *members: str, btf_path: str | os.PathLike[str] | None = None) -> dict[str, int]:
+    """Byte offsets of ``members`` in kernel struct ``struct`` (members of anonymous inner structs and unions
+    included). Raises :class:`~pyaya.NotFoundError` when the kernel has no BTF, no such struct or no such member."""
+    path = Path(btf_path) if btf_path is not None else None
+    offsets = _native.kernel_member_offsets(struct, list(members), path)
+    return dict(zip(members, offsets, strict=True))
+
+
+def member_offset(struct: str, member: str, *, btf_path: str | os.PathLike[str] | None = None) -> int:
+    """Byte offset of one member; see :func:`member_offsets`."""
+    return member_offsets(struct, member, btf_path=btf_path)[member]
