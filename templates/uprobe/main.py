@@ -1,0 +1,89 @@
+"""User space of {{name}}: times every call of `{{uprobe_function}}` in `{{uprobe_target}}` and prints one line per
+call (its first argument, latency and result), then the calls per process and a latency histogram when it stops.
+
+    sudo pyaya run                          # until Ctrl-C
+    sudo pyaya run --json --duration 5
+    sudo python main.py -p 1234 --min-ms 5  # only pid 1234, only calls of 5 ms or more
+
+It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import time
+
+from pyaya.runtime import Column, Session
+
+TARGET = "{{uprobe_target}}"
+FUNCTION = "{{uprobe_function}}"
+#: Width of the function's return type: getaddrinfo returns an int, whose register's upper half is undefined.
+#: Use 64 for functions returning a long, a size or a pointer.
+RETURN_BITS = 32
+
+
+class CallEvent(ctypes.Structure):
+    """Mirrors `{{crate_name}}_common::CallEvent` (keep the two in step)."""
+
+    _fields_ = [
+        ("pid", ctypes.c_uint32),
+        ("tid", ctypes.c_uint32),
+        ("latency_ns", ctypes.c_uint64),
+        ("ret", ctypes.c_uint64),
+        ("arg0", ctypes.c_uint64),
+        ("comm", ctypes.c_char * 16),
+        ("arg", ctypes.c_char * 128),
+    ]
+
+
+def signed(value: int, bits: int = RETURN_BITS) -> int:
+    """The low ``bits`` of a register as a signed number."""
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def own_options(extra: list[str]) -> argparse.Namespace:
+    """This project's options, beyond the ones every pyaya project has."""
+    parser = argparse.ArgumentParser(prog="main.py")
+    parser.add_argument("--min-ms", type=float, default=0.0, help="only show calls that take at least this long")
+    return parser.parse_args(extra)
+
+
+def main() -> None:
+    columns = [
+        Column("time", 8),
+        Column("pid", 7),
+        Column("comm", 16),
+        Column("latency_ms", 10, "LAT(ms)", ">"),
+        Column("ret", 6, "RET", ">"),
+        Column("arg", 0, "ARG0"),
+    ]
+    with Session("{{name}}", columns=columns) as session:
+        options = own_options(list(session.options.extra))
+        bpf = session.load(globals={"MIN_LATENCY_NS": ctypes.c_uint64(int(options.min_ms * 1e6))})
+        # -p PID: the kernel only fires the probes in that process.
+        pid = session.options.pid
+        bpf.programs["{{crate_name}}_entry"].attach(TARGET, FUNCTION, pid=pid)
+        bpf.programs["{{crate_name}}_return"].attach(TARGET, FUNCTION, pid=pid)
+        session.show_map_at_exit(bpf.maps["CALLS"], key="pid", value="calls")
+        session.show_histogram_at_exit(bpf.maps["LATENCY_NS"], label="nsecs", kind="log2")
+        for record in session.stream(bpf.maps["EVENTS"]):
+            event = CallEvent.from_buffer_copy(record)
+            session.event(
+                "EVENTS",
+                {
+                    "time": time.strftime("%H:%M:%S"),
+                    "pid": event.pid,
+                    "tid": event.tid,
+                    "comm": event.comm.decode(errors="replace"),
+                    "latency_ms": round(event.latency_ns / 1e6, 3),
+                    "ret": signed(event.ret),
+                    "arg0": event.arg0,
+                    "arg": event.arg.decode(errors="replace"),
+                },
+            )
+
+
+if __name__ == "__main__":
+    main()
