@@ -1,0 +1,57 @@
+"""User space of {{name}}: prints each string `{{uprobe_function}}` in `{{uprobe_target}}` returns (for bash's
+readline: every command line typed into an interactive bash), then the lines per process when it stops.
+
+    sudo pyaya run                          # until Ctrl-C
+    sudo pyaya run --json --duration 5
+    sudo python main.py -p 1234             # only the bash with pid 1234
+
+It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+
+from pyaya.runtime import Column, Session
+
+TARGET = "{{uprobe_target}}"
+FUNCTION = "{{uprobe_function}}"
+
+
+class LineEvent(ctypes.Structure):
+    """Mirrors `{{crate_name}}_common::LineEvent` (keep the two in step)."""
+
+    _fields_ = [
+        ("pid", ctypes.c_uint32),
+        ("uid", ctypes.c_uint32),
+        ("line_len", ctypes.c_uint32),
+        ("_padding", ctypes.c_uint32),
+        ("comm", ctypes.c_char * 16),
+        ("line", ctypes.c_char * 256),
+    ]
+
+
+def main() -> None:
+    columns = [Column("time", 8), Column("pid", 7), Column("uid", 6), Column("comm", 16), Column("line")]
+    with Session("{{name}}", columns=columns) as session:
+        bpf = session.load()
+        # -p PID: the kernel only fires the probe in that process.
+        bpf.programs["{{crate_name}}"].attach(TARGET, FUNCTION, pid=session.options.pid)
+        session.show_map_at_exit(bpf.maps["LINES"], key="pid", value="lines")
+        for record in session.stream(bpf.maps["EVENTS"]):
+            event = LineEvent.from_buffer_copy(record)
+            session.event(
+                "EVENTS",
+                {
+                    "time": time.strftime("%H:%M:%S"),
+                    "pid": event.pid,
+                    "uid": event.uid,
+                    "comm": event.comm.decode(errors="replace"),
+                    "line": event.line[: event.line_len].decode(errors="replace"),
+                },
+            )
+
+
+if __name__ == "__main__":
+    main()
