@@ -1,0 +1,76 @@
+"""User space of {{name}}: times every call of the kernel function `{{function}}`, prints the calls slower than
+--min-ms as they happen, and when it stops the calls per process and a log2 histogram of the latencies.
+
+    sudo pyaya run                          # until Ctrl-C
+    sudo pyaya run --json --duration 5
+    sudo python main.py -p 1234 --min-ms 1  # only pid 1234, print calls of 1 ms or more
+
+It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import time
+
+from pyaya.runtime import Column, Session
+
+
+class SlowCall(ctypes.Structure):
+    """Mirrors `{{crate_name}}_common::SlowCall` (keep the two in step)."""
+
+    _fields_ = [
+        ("pid", ctypes.c_uint32),
+        ("tid", ctypes.c_uint32),
+        ("latency_ns", ctypes.c_uint64),
+        ("comm", ctypes.c_char * 16),
+    ]
+
+
+def own_options(extra: list[str]) -> argparse.Namespace:
+    """This project's options, beyond the ones every pyaya project has."""
+    parser = argparse.ArgumentParser(prog="main.py")
+    parser.add_argument("--min-ms", type=float, default=10.0, help="print calls that take at least this long")
+    return parser.parse_args(extra)
+
+
+def main() -> None:
+    columns = [
+        Column("time", 8),
+        Column("pid", 7),
+        Column("tid", 7),
+        Column("comm", 16),
+        Column("latency_ms", 10, "LAT(ms)", ">"),
+    ]
+    with Session("{{name}}", columns=columns) as session:
+        options = own_options(list(session.options.extra))
+        bpf = session.load(
+            globals={
+                "TARGET_TGID": ctypes.c_uint32(session.options.pid or 0),
+                "MIN_LATENCY_NS": ctypes.c_uint64(int(options.min_ms * 1e6)),
+            }
+        )
+        # Both programs name their function in their ELF section (fentry/{{function}}, fexit/{{function}}): loading
+        # finds it in the kernel's BTF, attaching builds the trampoline.
+        for program in ("{{crate_name}}_entry", "{{crate_name}}_return"):
+            bpf.programs[program].load()
+            bpf.programs[program].attach()
+        session.show_map_at_exit(bpf.maps["CALLS"], key="pid", value="calls")
+        session.show_histogram_at_exit(bpf.maps["LATENCY_NS"], label="nsecs", kind="log2")
+        for record in session.stream(bpf.maps["EVENTS"]):
+            call = SlowCall.from_buffer_copy(record)
+            session.event(
+                "EVENTS",
+                {
+                    "time": time.strftime("%H:%M:%S"),
+                    "pid": call.pid,
+                    "tid": call.tid,
+                    "comm": call.comm.decode(errors="replace"),
+                    "latency_ms": round(call.latency_ns / 1e6, 3),
+                },
+            )
+
+
+if __name__ == "__main__":
+    main()
