@@ -1,0 +1,108 @@
+"""User space of {{name}}: a sampling CPU profiler. It samples the kernel and user stacks of whatever runs on every
+CPU, 49 times a second, and when it stops prints the most frequent stacks, resolved to function names, as folded
+lines (`comm;outer;...;inner count`: flamegraph.pl reads them).
+
+    sudo pyaya run                          # until Ctrl-C, then the top stacks
+    sudo pyaya run --json --duration 5
+    sudo python main.py -p 1234 -F 99 --top 5 --duration 10
+
+It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import signal
+import struct
+from types import FrameType
+from typing import Any
+
+from pyaya.runtime import Column, Session
+from symbols import KernelSymbols, UserSymbols  # the project's own module, next to this script
+
+
+class SampleKey(ctypes.Structure):
+    """Mirrors `{{crate_name}}_common::SampleKey` (keep the two in step)."""
+
+    _fields_ = [
+        ("pid", ctypes.c_uint32),
+        ("kernel_stack_id", ctypes.c_int32),
+        ("user_stack_id", ctypes.c_int32),
+        ("comm", ctypes.c_char * 16),
+    ]
+
+
+def own_options(extra: list[str]) -> argparse.Namespace:
+    """This project's options, beyond the ones every pyaya project has."""
+    parser = argparse.ArgumentParser(prog="main.py")
+    parser.add_argument("-F", "--frequency", type=int, default=49, help="samples per second on each CPU")
+    parser.add_argument("--top", type=int, default=20, help="stacks to print")
+    return parser.parse_args(extra)
+
+
+def stack_addresses(stacks: Any, stack_id: int) -> list[int]:
+    """The return addresses of stack `stack_id`, innermost first (none for a negative id: no stack was taken)."""
+    if stack_id < 0:
+        return []
+    try:
+        frames = stacks[stack_id]
+    except KeyError:  # the stack map was full
+        return []
+    if isinstance(frames, (bytes, bytearray)):
+        addresses = [address for (address,) in struct.iter_unpack("<Q", frames)]
+    else:
+        addresses = [int(getattr(frame, "ip", frame)) for frame in frames]
+    return [address for address in addresses if address]
+
+
+def stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    columns = [Column("count", 7, "COUNT", ">"), Column("pid", 7), Column("comm", 16), Column("stack")]
+    with Session("{{name}}", columns=columns) as session:
+        options = own_options(list(session.options.extra))
+        bpf = session.load(globals={"TARGET_TGID": ctypes.c_uint32(session.options.pid or 0)})
+        bpf.programs["{{crate_name}}"].attach("cpu-clock", sample_frequency=options.frequency)
+        counts = bpf.maps["COUNTS"].typed(SampleKey, None)
+        stacks = bpf.maps["STACKS"]
+        user_symbols = UserSymbols()
+
+        def remember_processes() -> None:
+            # Mappings are read while the processes live; the stacks are resolved at the end.
+            for key in counts:
+                user_symbols.remember(key.pid)
+
+        # The profile is the output: print it on Ctrl-C and on SIGTERM too, not only when --duration ends.
+        signal.signal(signal.SIGTERM, stop_on_sigterm)
+        try:
+            session.wait(poll=remember_processes, interval=1.0)
+        except KeyboardInterrupt:
+            pass
+        remember_processes()
+        samples = sorted(counts.items(), key=lambda item: item[1], reverse=True)
+        kernel_symbols = KernelSymbols()
+        for key, count in samples[: options.top]:
+            user = [user_symbols.name(key.pid, a) for a in stack_addresses(stacks, key.user_stack_id)]
+            kernel = [kernel_symbols.name(a) for a in stack_addresses(stacks, key.kernel_stack_id)]
+            comm = key.comm.decode(errors="replace")
+            folded = [comm, *reversed(user), *(f"{name}_[k]" for name in reversed(kernel))]
+            session.event(
+                "COUNTS",
+                {
+                    "count": count,
+                    "pid": key.pid,
+                    "comm": comm,
+                    "stack": ";".join(folded),
+                    "user_stack": user,
+                    "kernel_stack": kernel,
+                },
+            )
+        total = sum(count for _, count in samples)
+        session.log("info", "{{name}}", f"{total} samples, {len(samples)} distinct stacks, top {options.top} shown")
+
+
+if __name__ == "__main__":
+    main()
