@@ -23,7 +23,25 @@ from pyaya.errors import (
 )
 from pyaya.loader import Ebpf, loaded_programs
 from pyaya.maps import Array, HashMap, Map, RingBuf
-from pyaya.programs import Link, Program, RawTracePoint, TracePoint
+from pyaya.programs import (
+    BtfTracePoint,
+    Extension,
+    FEntry,
+    FExit,
+    Iter,
+    IterLink,
+    KProbe,
+    Link,
+    Lsm,
+    LsmCgroup,
+    PerfEvent,
+    PerfEventKind,
+    Program,
+    RawTracePoint,
+    TracePoint,
+    UProbe,
+    enable_stats,
+)
 
 
 def __getattr__(name: str) -> str:
@@ -40,16 +58,27 @@ def __getattr__(name: str) -> str:
 
 __all__ = [
     "Array",
+    "BtfTracePoint",
     "BuildError",
     "ClosedError",
     "Ebpf",
+    "Extension",
+    "FEntry",
+    "FExit",
     "HashMap",
+    "Iter",
+    "IterLink",
+    "KProbe",
     "Link",
     "LoadError",
+    "Lsm",
+    "LsmCgroup",
     "Map",
     "MapError",
     "NotFoundError",
     "ObjectError",
+    "PerfEvent",
+    "PerfEventKind",
     "PermissionDeniedError",
     "Program",
     "ProgramError",
@@ -60,8 +89,10 @@ __all__ = [
     "ScaffoldError",
     "ToolchainError",
     "TracePoint",
+    "UProbe",
     "UnsupportedError",
     "VerifierError",
     "__version__",
+    "enable_stats",
     "loaded_programs",
 ]

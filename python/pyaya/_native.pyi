@@ -11,9 +11,13 @@ __all__ = [
     "Map",
     "Program",
     "RingBuf",
+    "RunStats",
+    "enable_stats",
     "inspect_object",
     "kernel_member_offsets",
     "loaded_programs",
+    "perf_event_names",
+    "read_iter",
 ]
 
 AYA_VERSION: str
@@ -67,6 +71,52 @@ class Program:
         """Attach a TracePoint program to ``category/name``."""
     def attach_raw_tracepoint(self, name: str) -> Link:
         """Attach a RawTracePoint program to the raw tracepoint ``name``."""
+    @property
+    def section(self) -> str | None:
+        """The ELF section the program was read from, or ``None`` for a pinned program."""
+    @property
+    def retprobe(self) -> bool:
+        """Whether a KProbe/UProbe program is a return probe."""
+    def load_btf_tracepoint(self, tracepoint: str | None = None) -> None:
+        """Load a BtfTracePoint program (default tracepoint: from its ELF section)."""
+    def load_fentry(self, function: str | None = None) -> None:
+        """Load an FEntry program (default function: from its ELF section)."""
+    def load_fexit(self, function: str | None = None) -> None:
+        """Load an FExit program (default function: from its ELF section)."""
+    def load_lsm(self, hook: str | None = None) -> None:
+        """Load an Lsm program (default hook: from its ELF section)."""
+    def load_lsm_cgroup(self, hook: str | None = None) -> None:
+        """Load an LsmCgroup program (default hook: from its ELF section)."""
+    def load_iter(self, iter_type: str | None = None) -> None:
+        """Load an Iter program (default iterator type: from its ELF section)."""
+    def load_extension(self, target: Program, function: str | None = None) -> None:
+        """Load an Extension program replacing ``function`` of the loaded program ``target``."""
+    def attach_btf(self) -> Link:
+        """Attach a loaded BtfTracePoint, FEntry, FExit, Lsm or Extension program."""
+    def attach_lsm_cgroup(self, cgroup: Path) -> Link:
+        """Attach a loaded LsmCgroup program to a cgroup."""
+    def attach_iter(self) -> tuple[Link, int]:
+        """Attach a loaded Iter program; returns the link and its kernel link id."""
+    def attach_kprobe(self, function: str, offset: int = 0) -> Link:
+        """Attach a KProbe program to kernel function ``function``."""
+    def attach_uprobe(self, target: Path, symbol: str | None = None, offset: int = 0, pid: int | None = None) -> Link:
+        """Attach a UProbe program to ``symbol`` (+``offset``) or file offset ``offset`` of ``target``."""
+    def attach_perf_event(
+        self,
+        event: str,
+        sample_period: int | None = None,
+        sample_frequency: int | None = None,
+        cpus: list[int] | None = None,
+        pid: int | None = None,
+    ) -> Link:
+        """Attach a PerfEvent program to ``event`` on every online CPU (or ``cpus``, or process ``pid``)."""
+    def pin(self, path: Path) -> None:
+        """Pin the loaded program at ``path`` in bpffs."""
+    def unpin(self) -> None:
+        """Remove the program's pin."""
+    @staticmethod
+    def from_pin(path: Path, kind: str | None = None, retprobe: bool = False) -> Program:
+        """Open the program pinned at ``path``; ``kind`` settles types the kernel cannot tell apart."""
     # --- end of tracing program types ---
     # --- networking and cgroup program types (crates/pyaya-native/src/programs_net.rs) ---
     # --- end of networking and cgroup program types ---
@@ -172,3 +222,25 @@ def inspect_object(data: bytes) -> dict[str, list[dict[str, str | int]]]:
 
 def loaded_programs() -> list[tuple[int, str, int]]:
     """``(id, name, type)`` of every program loaded in the kernel."""
+
+# --- tracing program types and program statistics (programs_tracing.rs, programs_common.rs) ---
+@final
+class RunStats:
+    """Run-time statistics of every BPF program, collected while this handle is open."""
+
+    @property
+    def active(self) -> bool:
+        """Whether statistics are still collected through this handle."""
+    def close(self) -> None:
+        """Stop collecting through this handle; idempotent."""
+
+def enable_stats() -> RunStats:
+    """Switch on run-time statistics (``BPF_ENABLE_STATS``) until the handle is closed."""
+
+def perf_event_names() -> list[tuple[str, str]]:
+    """``(name, "software" | "hardware")`` of every perf event name ``attach_perf_event`` accepts."""
+
+def read_iter(link_id: int) -> bytes:
+    """Run the iterator behind the bpf_link ``link_id`` and return its output."""
+
+# --- end of tracing program types and program statistics ---

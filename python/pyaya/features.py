@@ -28,6 +28,7 @@ __all__ = [
     "Probe",
     "bpf_syscall_available",
     "bpffs_mount",
+    "btf_program_supported",
     "capabilities",
     "fentry_supported",
     "kernel_config",
@@ -260,31 +261,70 @@ def fentry_supported(target: str = "bpf_fentry_test1") -> Probe:
     """Whether fentry programs load and attach: ``BPF_PROG_LOAD`` of a 2-instruction ``BPF_PROG_TYPE_TRACING``
     program with ``BPF_TRACE_FENTRY`` on vmlinux's ``target``, then ``BPF_RAW_TRACEPOINT_OPEN`` to attach it
     (which builds the trampoline); both fds are closed at once. The reason carries the kernel's answer."""
+    return btf_program_supported("FEntry", target)
+
+
+# The BTF-based program types: (kernel program type, attach type, BTF name of the target, its BTF kind, default
+# target, what the target is called). The numbers are the kernel's enum bpf_prog_type / bpf_attach_type.
+_BTF_PROGRAMS = {
+    "FEntry": (_BPF_PROG_TYPE_TRACING, _BPF_TRACE_FENTRY, "{}", "FUNC", "bpf_fentry_test1", "a fentry program on"),
+    "FExit": (_BPF_PROG_TYPE_TRACING, 25, "{}", "FUNC", "bpf_fentry_test1", "a fexit program on"),
+    "BtfTracePoint": (_BPF_PROG_TYPE_TRACING, 23, "btf_trace_{}", "TYPEDEF", "sched_switch", "a tp_btf program on"),
+    "Lsm": (29, 27, "bpf_lsm_{}", "FUNC", "file_open", "an lsm program on hook"),
+    "Iter": (_BPF_PROG_TYPE_TRACING, 28, "bpf_iter_{}", "FUNC", "task", "an iterator program of type"),
+}
+_BPF_LINK_CREATE = 28
+
+
+def _vmlinux_type_id(name: str, kind: str) -> int | None:
+    from pyaya.btf import Btf, Kind  # noqa: PLC0415 (parsing vmlinux is only needed by these probes)
+    from pyaya.errors import PyayaError  # noqa: PLC0415
+
+    try:
+        found = Btf.vmlinux().find_all(name, Kind[kind])
+    except PyayaError:
+        return None
+    return found[0].id if found else None
+
+
+def btf_program_supported(kind: str, target: str | None = None) -> Probe:
+    """Whether programs of the BTF-based type ``kind`` (``"FEntry"``, ``"FExit"``, ``"BtfTracePoint"``, ``"Lsm"``,
+    ``"Iter"``) load and attach here: ``BPF_PROG_LOAD`` of a 2-instruction program on ``target`` (a kernel function,
+    tracepoint, LSM hook or iterator type; a default that every kernel has when None), then an attach
+    (``BPF_RAW_TRACEPOINT_OPEN``, or ``BPF_LINK_CREATE`` for iterators); every fd is closed at once. The reason
+    carries the kernel's answer and, for a refusal, what is missing."""
+    prog_type, attach_type, btf_name, btf_kind, default, what = _BTF_PROGRAMS[kind]
+    target = target or default
     btf = vmlinux_btf_available()
     if not btf.ok:
-        return Probe(False, f"fentry needs vmlinux BTF: {btf.reason}")
-    func_id = _vmlinux_func_id(target)
-    if func_id is None:
-        return Probe(False, f"vmlinux BTF has no FUNC {target!r} to probe with")
+        return Probe(False, f"{kind} programs need vmlinux BTF: {btf.reason}")
+    type_id = _vmlinux_type_id(btf_name.format(target), btf_kind)
+    if type_id is None:
+        return Probe(False, f"vmlinux BTF has no {btf_kind} {btf_name.format(target)!r} to probe with")
     insns = ctypes.create_string_buffer(_RETURN_ZERO, len(_RETURN_ZERO))
     license_ = ctypes.create_string_buffer(b"GPL")
     log = ctypes.create_string_buffer(_LOG_SIZE)
     name = b"pyaya_probe"
     attr = ctypes.create_string_buffer(_ATTR_SIZE)
 
-    def put(offset: int, ctype: type[ctypes.c_uint32] | type[ctypes.c_uint64], value: int) -> None:
-        ctype.from_buffer(attr, offset).value = value
+    def put(
+        buffer: ctypes.Array[ctypes.c_char],
+        offset: int,
+        ctype: type[ctypes.c_uint32] | type[ctypes.c_uint64],
+        value: int,
+    ) -> None:
+        ctype.from_buffer(buffer, offset).value = value
 
-    put(0, ctypes.c_uint32, _BPF_PROG_TYPE_TRACING)
-    put(4, ctypes.c_uint32, len(_RETURN_ZERO) // 8)
-    put(8, ctypes.c_uint64, ctypes.addressof(insns))
-    put(16, ctypes.c_uint64, ctypes.addressof(license_))
-    put(24, ctypes.c_uint32, 1)  # log_level
-    put(28, ctypes.c_uint32, _LOG_SIZE)
-    put(32, ctypes.c_uint64, ctypes.addressof(log))
+    put(attr, 0, ctypes.c_uint32, prog_type)
+    put(attr, 4, ctypes.c_uint32, len(_RETURN_ZERO) // 8)
+    put(attr, 8, ctypes.c_uint64, ctypes.addressof(insns))
+    put(attr, 16, ctypes.c_uint64, ctypes.addressof(license_))
+    put(attr, 24, ctypes.c_uint32, 1)  # log_level
+    put(attr, 28, ctypes.c_uint32, _LOG_SIZE)
+    put(attr, 32, ctypes.c_uint64, ctypes.addressof(log))
     ctypes.memmove(ctypes.addressof(attr) + 48, name, len(name))
-    put(68, ctypes.c_uint32, _BPF_TRACE_FENTRY)
-    put(108, ctypes.c_uint32, func_id)
+    put(attr, 68, ctypes.c_uint32, attach_type)
+    put(attr, 108, ctypes.c_uint32, type_id)
     load = _bpf(_BPF_PROG_LOAD, attr)
     if load.result < 0:
         verifier = log.value.decode("utf-8", errors="replace").strip().splitlines()
@@ -300,15 +340,21 @@ def fentry_supported(target: str = "bpf_fentry_test1") -> Probe:
                 )
             else:
                 hint = "; run as root or grant CAP_BPF and CAP_PERFMON"
-        return Probe(False, f"BPF_PROG_LOAD of a fentry program on {target} failed: {load.error}{tail}{hint}")
+        return Probe(False, f"BPF_PROG_LOAD of {what} {target} failed: {load.error}{tail}{hint}")
     try:
         open_attr = ctypes.create_string_buffer(_ATTR_SIZE)
-        ctypes.c_uint32.from_buffer(open_attr, 8).value = load.result  # raw_tracepoint.prog_fd; name = NULL
-        link = _bpf(_BPF_RAW_TRACEPOINT_OPEN, open_attr)
+        if kind == "Iter":
+            put(open_attr, 0, ctypes.c_uint32, load.result)  # link_create.prog_fd; target_fd = 0
+            put(open_attr, 8, ctypes.c_uint32, attach_type)
+            link = _bpf(_BPF_LINK_CREATE, open_attr)
+        else:
+            put(open_attr, 8, ctypes.c_uint32, load.result)  # raw_tracepoint.prog_fd; name = NULL
+            link = _bpf(_BPF_RAW_TRACEPOINT_OPEN, open_attr)
         _close(link)
     finally:
         _close(load)
     if link.result < 0:
         detail = "ENOTSUPP (no BPF trampoline on this architecture)" if link.errno == 524 else link.error
-        return Probe(False, f"a fentry program on {target} loaded but attaching it failed: {detail}")
-    return Probe(True, f"a fentry program on {target} loaded and attached (BPF trampoline works)")
+        return Probe(False, f"{what[0].upper()}{what[1:]} {target} loaded but attaching it failed: {detail}")
+    trampoline = " (BPF trampoline works)" if kind in ("FEntry", "FExit", "Lsm") else ""
+    return Probe(True, f"{what[0].upper()}{what[1:]} {target} loaded and attached{trampoline}")

@@ -24,6 +24,17 @@ struct LoadedObject {
     /// Every link handed to Python, so closing the object detaches them even while Python still holds handles.
     links: Vec<(String, SharedLink)>,
     logger: Option<EbpfLogger<LogQueue>>,
+    /// Programs opened from a pin in bpffs (`Program.from_pin`), owned here like the object's own programs.
+    pinned_programs: HashMap<String, AyaProgram>,
+}
+
+impl LoadedObject {
+    fn program_mut(&mut self, name: &str) -> Option<&mut AyaProgram> {
+        match self.ebpf.program_mut(name) {
+            Some(program) => Some(program),
+            None => self.pinned_programs.get_mut(name),
+        }
+    }
 }
 
 #[pyclass(module = "pyaya._native", frozen)]
@@ -33,6 +44,8 @@ pub struct Ebpf {
     log_handler: Mutex<Option<Py<PyAny>>>,
     /// A duplicate of the log ring buffer's fd, so waits on event streams also wake for log records.
     log_wake_fd: Option<OwnedFd>,
+    /// ELF section of each program (e.g. `fentry/do_unlinkat`), where BTF-based loads find their default target.
+    sections: HashMap<String, String>,
 }
 
 impl Ebpf {
@@ -59,7 +72,7 @@ impl Ebpf {
         f: impl FnOnce(&mut AyaProgram) -> Result<T, Deferred>,
     ) -> Result<T, Deferred> {
         self.with_object(|object| {
-            let program = object.ebpf.program_mut(name).ok_or_else(|| {
+            let program = object.program_mut(name).ok_or_else(|| {
                 Deferred::Plain(Kind::NotFound, format!("no program named {name:?}"))
             })?;
             f(program)
@@ -111,6 +124,7 @@ impl Ebpf {
         let max_entries = max_entries.unwrap_or_default();
         let log_queue = LogQueue::default();
         let queue = log_queue.clone();
+        let sections = crate::programs_common::program_sections(data);
         let (ebpf, logger) = py.detach(move || {
             let mut loader = EbpfLoader::new();
             for (name, value) in &globals {
@@ -153,10 +167,12 @@ impl Ebpf {
                 taken_maps: Vec::new(),
                 links: Vec::new(),
                 logger,
+                pinned_programs: HashMap::new(),
             })),
             log_queue,
             log_handler: Mutex::new(None),
             log_wake_fd,
+            sections,
         })
     }
 
@@ -309,6 +325,13 @@ macro_rules! for_loadable {
             AyaProgram::SkLookup($p) => $body,
             AyaProgram::FlowDissector($p) => $body,
             AyaProgram::CgroupDevice($p) => $body,
+            AyaProgram::CgroupSock($p) => $body,
+            AyaProgram::CgroupSockAddr($p) => $body,
+            AyaProgram::CgroupSockopt($p) => $body,
+            AyaProgram::SkSkb($p) => $body,
+            AyaProgram::SkReuseport($p) => $body,
+            AyaProgram::ReusePortSocketFilter($p) => $body,
+            AyaProgram::LircMode2($p) => $body,
             $other => $fallback,
         }
     };
@@ -342,15 +365,7 @@ impl Program {
         py.detach(|| {
             self.ebpf.get().with_program(&self.name, |program| {
                 let result = for_loadable!(program, p => p.load(), other => {
-                    return Err(Deferred::Plain(
-                        Kind::Unsupported,
-                        format!(
-                            "pyaya cannot load {} programs yet (program {:?}); TracePoint, RawTracePoint, KProbe, \
-                             UProbe, Xdp, SchedClassifier, SocketFilter, CgroupSkb and a few more can be loaded",
-                            program_kind(other),
-                            self.name
-                        ),
-                    ))
+                    return Err(crate::programs_common::needs_arguments(&self.name, program_kind(other)))
                 });
                 result.map_err(|err| Deferred::Program(context, Box::new(err)))
             })
@@ -374,9 +389,7 @@ impl Program {
                 Ok(())
             })?;
             self.ebpf.get().with_program(&self.name, |program| {
-                let result = for_loadable!(program, p => p.unload(), other => {
-                    return Err(Deferred::Plain(Kind::Unsupported, format!("pyaya cannot unload {} programs yet", program_kind(other))))
-                });
+                let result = crate::programs_common::for_every_program!(program, p => p.unload());
                 result.map_err(|err| Deferred::Program(context, Box::new(err)))
             })
         })?;
@@ -428,7 +441,7 @@ impl Program {
     ) -> PyResult<Link> {
         let link = py.detach(|| {
             self.ebpf.get().with_object(|object| {
-                let program = object.ebpf.program_mut(&self.name).ok_or_else(|| {
+                let program = object.program_mut(&self.name).ok_or_else(|| {
                     Deferred::Plain(Kind::NotFound, format!("no program named {:?}", self.name))
                 })?;
                 let owned = attach(program)?;
@@ -483,3 +496,68 @@ pub fn loaded_programs(py: Python<'_>) -> PyResult<Vec<(u32, String, u32)>> {
         Ok(list)
     })
 }
+
+// --- programs opened from a pin, and section names (used by programs_common.rs and programs_tracing.rs) ---
+
+/// The smallest ELF object aya parses: a 64-bit little-endian eBPF relocatable file with no sections. aya's `Ebpf`
+/// can only be made from an object, and a program opened from a pin needs an owner whose close and unload paths
+/// are those of every other program.
+const EMPTY_OBJECT: [u8; 64] = {
+    let mut header = [0u8; 64];
+    let ident = [0x7f, b'E', b'L', b'F', 2, 1, 1];
+    let mut i = 0;
+    while i < ident.len() {
+        header[i] = ident[i];
+        i += 1;
+    }
+    header[16] = 1; // e_type = ET_REL
+    header[18] = 247; // e_machine = EM_BPF
+    header[20] = 1; // e_version
+    header[52] = 64; // e_ehsize
+    header[58] = 64; // e_shentsize
+    header
+};
+
+impl Ebpf {
+    /// An object holding only `program`, opened from a pin under the name `name`.
+    pub fn for_pinned_program(name: &str, program: AyaProgram) -> Result<Self, Deferred> {
+        let ebpf = EbpfLoader::new()
+            .load(&EMPTY_OBJECT)
+            .map_err(|err| Deferred::Ebpf(Box::new(err)))?;
+        let mut pinned_programs = HashMap::new();
+        pinned_programs.insert(name.to_owned(), program);
+        Ok(Self {
+            state: Mutex::new(Some(LoadedObject {
+                ebpf,
+                taken_maps: Vec::new(),
+                links: Vec::new(),
+                logger: None,
+                pinned_programs,
+            })),
+            log_queue: LogQueue::default(),
+            log_handler: Mutex::new(None),
+            log_wake_fd: None,
+            sections: HashMap::new(),
+        })
+    }
+}
+
+impl Program {
+    pub fn new(ebpf: Py<Ebpf>, name: &str, kind: &'static str) -> Self {
+        Self {
+            ebpf,
+            name: name.to_owned(),
+            kind,
+        }
+    }
+
+    pub const fn kind_str(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The ELF section the program came from (e.g. `fentry/do_unlinkat`); `None` for a program opened from a pin.
+    pub fn section_name(&self) -> Option<&str> {
+        self.ebpf.get().sections.get(&self.name).map(String::as_str)
+    }
+}
+// --- end of programs opened from a pin ---

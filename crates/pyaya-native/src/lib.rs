@@ -9,6 +9,7 @@ mod links;
 mod logs;
 mod maps;
 mod names;
+mod programs_common;
 mod programs_tracing;
 mod sys;
 
@@ -24,6 +25,13 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(inspect::inspect_object, module)?)?;
     module.add_function(wrap_pyfunction!(ebpf::loaded_programs, module)?)?;
     module.add_function(wrap_pyfunction!(kernel_btf::kernel_member_offsets, module)?)?;
+    module.add_class::<programs_common::RunStats>()?;
+    module.add_function(wrap_pyfunction!(programs_common::enable_stats, module)?)?;
+    module.add_function(wrap_pyfunction!(
+        programs_tracing::perf_event_names,
+        module
+    )?)?;
+    module.add_function(wrap_pyfunction!(programs_tracing::read_iter, module)?)?;
     module.add("AYA_VERSION", "0.14")?;
     Ok(())
 }

@@ -1,10 +1,24 @@
-//! Attach calls of the tracing program types (tracepoints, probes, BTF-based tracing, perf events, iterators).
+//! Load and attach calls of the tracing program types: tracepoints, raw and BTF tracepoints, fentry/fexit, LSM,
+//! kprobes and uprobes, perf events, iterators and extensions.
 
-use aya::programs::Program as AyaProgram;
+use std::fs::File;
+use std::io::{self, Read as _};
+use std::num::NonZeroU32;
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use aya::programs::links::FdLink;
+use aya::programs::perf_event::{
+    HardwareEvent, PerfEventConfig, PerfEventLink, PerfEventScope, SamplePolicy, SoftwareEvent,
+};
+use aya::programs::uprobe::{UProbeAttachLocation, UProbeError, UProbeScope};
+use aya::programs::{ProbeKind, Program as AyaProgram, ProgramError};
+use aya::Btf;
 use pyo3::prelude::*;
 
 use crate::ebpf::{wrong_kind, Program};
-use crate::errors::Deferred;
+use crate::errors::{chain_message, Deferred, Kind};
 use crate::links::{Link, OwnedLink};
 use crate::names::program_kind;
 
@@ -15,6 +29,386 @@ pub fn owned<L: OwnedLink>(
 ) -> Result<Box<dyn OwnedLink>, Deferred> {
     link.map(|link| Box::new(link) as Box<dyn OwnedLink>)
         .map_err(|err| Deferred::Program(context.to_owned(), Box::new(err)))
+}
+
+/// The kernel's BTF, parsed once per process (parsing vmlinux takes a while).
+fn kernel_btf() -> Result<&'static Btf, Deferred> {
+    static BTF: OnceLock<Btf> = OnceLock::new();
+    if let Some(btf) = BTF.get() {
+        return Ok(btf);
+    }
+    let btf = Btf::from_sys_fs().map_err(|err| {
+        Deferred::Plain(
+            Kind::Unsupported,
+            format!(
+                "this program type needs the kernel's BTF at /sys/kernel/btf/vmlinux (a kernel built with \
+                 CONFIG_DEBUG_INFO_BTF=y): {}",
+                chain_message(&err)
+            ),
+        )
+    })?;
+    Ok(BTF.get_or_init(|| btf))
+}
+
+/// A load error, where a name the kernel's BTF does not have becomes `NotFoundError` saying which name.
+fn load_error(context: String, what: &str, target: &str, error: ProgramError) -> Deferred {
+    if let ProgramError::Btf(btf_error) = &error {
+        return Deferred::Plain(
+            Kind::NotFound,
+            format!(
+                "{context}: the kernel's BTF has no {what} {target:?} ({})",
+                chain_message(btf_error)
+            ),
+        );
+    }
+    Deferred::Program(context, Box::new(error))
+}
+
+/// The ELF section prefixes of each BTF-based program type, whose suffix names the target (`fentry/do_unlinkat`).
+fn section_prefixes(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "BtfTracePoint" => &["tp_btf"],
+        "FEntry" => &["fentry", "fentry.s"],
+        "FExit" => &["fexit", "fexit.s"],
+        "Lsm" => &["lsm", "lsm.s"],
+        "LsmCgroup" => &["lsm_cgroup"],
+        "Iter" => &["iter", "iter.s"],
+        "Extension" => &["freplace"],
+        _ => &[],
+    }
+}
+
+impl Program {
+    /// `target` if given, else the target named by the program's ELF section (`fentry/<function>`).
+    fn target_or_section(&self, target: Option<&str>, argument: &str) -> PyResult<String> {
+        if let Some(target) = target {
+            return Ok(target.to_owned());
+        }
+        let section = self.section_name();
+        let from_section = section.and_then(|section| {
+            let (prefix, rest) = section.split_once('/')?;
+            (section_prefixes(self.kind_str()).contains(&prefix) && !rest.is_empty())
+                .then(|| rest.to_owned())
+        });
+        from_section.ok_or_else(|| {
+            Deferred::Plain(
+                Kind::Program,
+                format!(
+                    "program {:?} does not name its {argument} in its ELF section ({}); pass {argument}=... to load()",
+                    self.name_str(),
+                    section.map_or_else(|| "no section known".to_owned(), |s| format!("{s:?}")),
+                ),
+            )
+            .into()
+        })
+    }
+
+    /// Loads a BTF-based program whose `load` takes a target name and the kernel's BTF.
+    fn load_btf_based(
+        &self,
+        py: Python<'_>,
+        expected: &'static str,
+        what: &'static str,
+        argument: &str,
+        target: Option<&str>,
+    ) -> PyResult<()> {
+        if self.kind_str() != expected {
+            return Err(wrong_kind(self.name_str(), self.kind_str(), expected).into());
+        }
+        let target = self.target_or_section(target, argument)?;
+        let context = format!(
+            "loading {expected} program {:?} on {what} {target:?}",
+            self.name_str()
+        );
+        py.detach(|| {
+            let btf = kernel_btf()?;
+            self.with_program(|program| {
+                let result = match program {
+                    AyaProgram::BtfTracePoint(p) => p.load(&target, btf),
+                    AyaProgram::FEntry(p) => p.load(&target, btf),
+                    AyaProgram::FExit(p) => p.load(&target, btf),
+                    AyaProgram::Lsm(p) => p.load(&target, btf),
+                    AyaProgram::LsmCgroup(p) => p.load(&target, btf),
+                    AyaProgram::Iter(p) => p.load(&target, btf),
+                    other => {
+                        return Err(wrong_kind(self.name_str(), program_kind(other), expected))
+                    }
+                };
+                result.map_err(|err| load_error(context, what, &target, err))
+            })
+        })?;
+        Ok(())
+    }
+}
+
+/// A perf event name as `perf list` spells it, with the aya event it stands for.
+const PERF_EVENTS: [(&str, PerfEventConfig); 28] = [
+    (
+        "cpu-clock",
+        PerfEventConfig::Software(SoftwareEvent::CpuClock),
+    ),
+    (
+        "task-clock",
+        PerfEventConfig::Software(SoftwareEvent::TaskClock),
+    ),
+    (
+        "page-faults",
+        PerfEventConfig::Software(SoftwareEvent::PageFaults),
+    ),
+    (
+        "faults",
+        PerfEventConfig::Software(SoftwareEvent::PageFaults),
+    ),
+    (
+        "context-switches",
+        PerfEventConfig::Software(SoftwareEvent::ContextSwitches),
+    ),
+    (
+        "cs",
+        PerfEventConfig::Software(SoftwareEvent::ContextSwitches),
+    ),
+    (
+        "cpu-migrations",
+        PerfEventConfig::Software(SoftwareEvent::CpuMigrations),
+    ),
+    (
+        "migrations",
+        PerfEventConfig::Software(SoftwareEvent::CpuMigrations),
+    ),
+    (
+        "minor-faults",
+        PerfEventConfig::Software(SoftwareEvent::PageFaultsMin),
+    ),
+    (
+        "major-faults",
+        PerfEventConfig::Software(SoftwareEvent::PageFaultsMaj),
+    ),
+    (
+        "alignment-faults",
+        PerfEventConfig::Software(SoftwareEvent::AlignmentFaults),
+    ),
+    (
+        "emulation-faults",
+        PerfEventConfig::Software(SoftwareEvent::EmulationFaults),
+    ),
+    ("dummy", PerfEventConfig::Software(SoftwareEvent::Dummy)),
+    (
+        "bpf-output",
+        PerfEventConfig::Software(SoftwareEvent::BpfOutput),
+    ),
+    (
+        "cgroup-switches",
+        PerfEventConfig::Software(SoftwareEvent::CgroupSwitches),
+    ),
+    (
+        "cpu-cycles",
+        PerfEventConfig::Hardware(HardwareEvent::CpuCycles),
+    ),
+    (
+        "cycles",
+        PerfEventConfig::Hardware(HardwareEvent::CpuCycles),
+    ),
+    (
+        "instructions",
+        PerfEventConfig::Hardware(HardwareEvent::Instructions),
+    ),
+    (
+        "cache-references",
+        PerfEventConfig::Hardware(HardwareEvent::CacheReferences),
+    ),
+    (
+        "cache-misses",
+        PerfEventConfig::Hardware(HardwareEvent::CacheMisses),
+    ),
+    (
+        "branch-instructions",
+        PerfEventConfig::Hardware(HardwareEvent::BranchInstructions),
+    ),
+    (
+        "branches",
+        PerfEventConfig::Hardware(HardwareEvent::BranchInstructions),
+    ),
+    (
+        "branch-misses",
+        PerfEventConfig::Hardware(HardwareEvent::BranchMisses),
+    ),
+    (
+        "bus-cycles",
+        PerfEventConfig::Hardware(HardwareEvent::BusCycles),
+    ),
+    (
+        "stalled-cycles-frontend",
+        PerfEventConfig::Hardware(HardwareEvent::StalledCyclesFrontend),
+    ),
+    (
+        "stalled-cycles-backend",
+        PerfEventConfig::Hardware(HardwareEvent::StalledCyclesBackend),
+    ),
+    (
+        "ref-cycles",
+        PerfEventConfig::Hardware(HardwareEvent::RefCpuCycles),
+    ),
+    (
+        "ref-cpu-cycles",
+        PerfEventConfig::Hardware(HardwareEvent::RefCpuCycles),
+    ),
+];
+
+/// `(name, "software" | "hardware")` of every perf event name `PerfEvent.attach` accepts.
+#[pyfunction]
+pub fn perf_event_names() -> Vec<(&'static str, &'static str)> {
+    PERF_EVENTS
+        .iter()
+        .map(|(name, config)| {
+            let kind = match config {
+                PerfEventConfig::Hardware(_) => "hardware",
+                _ => "software",
+            };
+            (*name, kind)
+        })
+        .collect()
+}
+
+/// The per-CPU (or per-process) attachments of one `PerfEvent.attach` call, detached together.
+struct PerfEventLinks(Vec<PerfEventLink>);
+
+impl OwnedLink for PerfEventLinks {
+    fn detach(self: Box<Self>) -> Result<(), ProgramError> {
+        let mut first_error = None;
+        for link in self.0 {
+            if let Err(err) = aya::programs::Link::detach(link) {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn into_fd_link(self: Box<Self>) -> Result<FdLink, String> {
+        let mut links = self.0;
+        if links.len() != 1 {
+            return Err(format!(
+                "this PerfEvent link holds {} per-CPU attachments and a pin holds one; attach with cpus=[N] \
+                 (one CPU) or pid=... to get a link that can be pinned; the link was detached",
+                links.len()
+            ));
+        }
+        let link = links.remove(0);
+        FdLink::try_from(link).map_err(|err| err.to_string())
+    }
+}
+
+/// The CPUs the kernel has online.
+fn online_cpus() -> Result<Vec<u32>, Deferred> {
+    aya::util::online_cpus().map_err(|(path, err)| {
+        Deferred::Plain(
+            Kind::Program,
+            format!("reading the online CPUs from {path}: {err}"),
+        )
+    })
+}
+
+/// A uprobe attach error: a target or symbol that does not exist becomes `NotFoundError`.
+fn uprobe_error(context: String, error: ProgramError) -> Deferred {
+    let not_found = matches!(
+        &error,
+        ProgramError::UProbeError(
+            UProbeError::InvalidTarget { .. } | UProbeError::SymbolError { .. }
+        )
+    ) || matches!(&error, ProgramError::UProbeError(UProbeError::FileError { io_error, .. }) if io_error.kind() == io::ErrorKind::NotFound);
+    if not_found {
+        return Deferred::Plain(
+            Kind::NotFound,
+            format!("{context}: {}", chain_message(&error)),
+        );
+    }
+    Deferred::Program(context, Box::new(error))
+}
+
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_LINK_GET_FD_BY_ID: libc::c_long = 30;
+const BPF_ITER_CREATE: libc::c_long = 33;
+const BPF_LINK_TYPE_ITER: u32 = 4;
+
+fn bpf(command: libc::c_long, attr: &mut [u32; 4]) -> io::Result<libc::c_long> {
+    // SAFETY: `attr` is a zero-padded bpf_attr prefix of the size passed; any pointer it carries points at a
+    // buffer that outlives the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            command,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(attr) as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn owned_fd(raw: libc::c_long) -> OwnedFd {
+    // SAFETY: the kernel just returned this new fd to us, and nothing else owns it.
+    unsafe { OwnedFd::from_raw_fd(raw as i32) }
+}
+
+/// Runs the iterator of the bpf_link `link_id` once and returns everything it wrote.
+fn read_iterator(link_id: u32) -> Result<Vec<u8>, Deferred> {
+    let link = bpf(BPF_LINK_GET_FD_BY_ID, &mut [link_id, 0, 0, 0])
+        .map(owned_fd)
+        .map_err(|err| {
+            let kind = if err.raw_os_error() == Some(libc::ENOENT) {
+                Kind::Closed
+            } else {
+                Kind::Program
+            };
+            Deferred::Plain(
+                kind,
+                format!("reading iterator link {link_id}: the link is gone ({err}); attach again"),
+            )
+        })?;
+    // bpf_link_info starts with type, id, prog_id.
+    let mut info = [0u32; 4];
+    let mut attr = [link.as_raw_fd() as u32, 16, 0, 0];
+    let address = info.as_mut_ptr() as u64;
+    attr[2] = address as u32;
+    attr[3] = (address >> 32) as u32;
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).map_err(|err| {
+        Deferred::Plain(
+            Kind::Program,
+            format!("reading the info of link {link_id}: {err}"),
+        )
+    })?;
+    if info[0] != BPF_LINK_TYPE_ITER {
+        return Err(Deferred::Plain(
+            Kind::Program,
+            format!("link {link_id} is not an iterator link"),
+        ));
+    }
+    let iterator = bpf(BPF_ITER_CREATE, &mut [link.as_raw_fd() as u32, 0, 0, 0])
+        .map(owned_fd)
+        .map_err(|err| {
+            Deferred::Plain(
+                Kind::Program,
+                format!("creating an iterator on link {link_id}: {err}"),
+            )
+        })?;
+    let mut output = Vec::new();
+    File::from(iterator)
+        .read_to_end(&mut output)
+        .map_err(|err| {
+            Deferred::Plain(
+                Kind::Program,
+                format!("reading iterator link {link_id}: {err}"),
+            )
+        })?;
+    Ok(output)
+}
+
+/// Runs the iterator behind the bpf_link with id `link_id` to its end and returns its output (GIL released).
+#[pyfunction]
+pub fn read_iter(py: Python<'_>, link_id: u32) -> PyResult<Vec<u8>> {
+    Ok(py.detach(|| read_iterator(link_id))?)
 }
 
 #[pymethods]
@@ -59,6 +453,381 @@ impl Program {
                 self.name_str(),
                 program_kind(other),
                 "RawTracePoint",
+            )),
+        })
+    }
+
+    /// The ELF section the program was read from (e.g. `"fentry/do_unlinkat"`), or `None` for a pinned program.
+    #[getter]
+    fn section(&self) -> Option<String> {
+        self.section_name().map(str::to_owned)
+    }
+
+    /// Whether a KProbe/UProbe program is a return probe (kretprobe/uretprobe).
+    #[getter]
+    fn retprobe(&self) -> PyResult<bool> {
+        let name = self.name_str().to_owned();
+        Ok(self.with_program(|program| match program {
+            AyaProgram::KProbe(p) => Ok(matches!(p.kind(), ProbeKind::Return)),
+            AyaProgram::UProbe(p) => Ok(matches!(p.kind(), ProbeKind::Return)),
+            other => Err(wrong_kind(&name, program_kind(other), "KProbe or UProbe")),
+        })?)
+    }
+
+    /// Loads a BtfTracePoint (tp_btf) program on `tracepoint` (default: from its section, `tp_btf/<name>`).
+    #[pyo3(signature = (tracepoint = None))]
+    fn load_btf_tracepoint(&self, py: Python<'_>, tracepoint: Option<&str>) -> PyResult<()> {
+        self.load_btf_based(py, "BtfTracePoint", "tracepoint", "tracepoint", tracepoint)
+    }
+
+    /// Loads an FEntry program on kernel function `function` (default: from its section, `fentry/<function>`).
+    #[pyo3(signature = (function = None))]
+    fn load_fentry(&self, py: Python<'_>, function: Option<&str>) -> PyResult<()> {
+        self.load_btf_based(py, "FEntry", "function", "function", function)
+    }
+
+    /// Loads an FExit program on kernel function `function` (default: from its section, `fexit/<function>`).
+    #[pyo3(signature = (function = None))]
+    fn load_fexit(&self, py: Python<'_>, function: Option<&str>) -> PyResult<()> {
+        self.load_btf_based(py, "FExit", "function", "function", function)
+    }
+
+    /// Loads an Lsm program on LSM hook `hook` (default: from its section, `lsm/<hook>`).
+    #[pyo3(signature = (hook = None))]
+    fn load_lsm(&self, py: Python<'_>, hook: Option<&str>) -> PyResult<()> {
+        self.load_btf_based(py, "Lsm", "LSM hook", "hook", hook)
+    }
+
+    /// Loads an LsmCgroup program on LSM hook `hook` (default: from its section, `lsm_cgroup/<hook>`).
+    #[pyo3(signature = (hook = None))]
+    fn load_lsm_cgroup(&self, py: Python<'_>, hook: Option<&str>) -> PyResult<()> {
+        self.load_btf_based(py, "LsmCgroup", "LSM hook", "hook", hook)
+    }
+
+    /// Loads an Iter program for iterator type `iter_type` (default: from its section, `iter/<type>`).
+    #[pyo3(signature = (iter_type = None))]
+    fn load_iter(&self, py: Python<'_>, iter_type: Option<&str>) -> PyResult<()> {
+        self.load_btf_based(py, "Iter", "iterator type", "iter_type", iter_type)
+    }
+
+    /// Loads an Extension program replacing function `function` of the loaded program `target`.
+    #[pyo3(signature = (target, function = None))]
+    fn load_extension(
+        &self,
+        py: Python<'_>,
+        target: &Program,
+        function: Option<&str>,
+    ) -> PyResult<()> {
+        if self.kind_str() != "Extension" {
+            return Err(wrong_kind(self.name_str(), self.kind_str(), "Extension").into());
+        }
+        let function = self.target_or_section(function, "function")?;
+        let context = format!(
+            "loading Extension program {:?} to replace {function:?} in program {:?}",
+            self.name_str(),
+            target.name_str()
+        );
+        py.detach(|| {
+            // The target's fd is duplicated under its object's lock, which is released before ours is taken.
+            let target_fd = target.with_program(|program| {
+                let fd = program.fd().map_err(|_| {
+                    Deferred::Plain(
+                        Kind::Program,
+                        format!("{context}: the target program is not loaded; load() it first"),
+                    )
+                })?;
+                fd.try_clone().map_err(|err| {
+                    Deferred::Plain(
+                        Kind::Program,
+                        format!("{context}: duplicating the target's fd: {err}"),
+                    )
+                })
+            })?;
+            self.with_program(|program| match program {
+                AyaProgram::Extension(p) => p
+                    .load(target_fd, &function)
+                    .map_err(|err| load_error(context.clone(), "function", &function, err)),
+                other => Err(wrong_kind(
+                    self.name_str(),
+                    program_kind(other),
+                    "Extension",
+                )),
+            })
+        })?;
+        Ok(())
+    }
+
+    /// Attaches a loaded BtfTracePoint, FEntry, FExit, Lsm or Extension program to the target it was loaded for.
+    fn attach_btf(&self, py: Python<'_>) -> PyResult<Link> {
+        let context = format!(
+            "attaching {} program {:?}",
+            self.kind_str(),
+            self.name_str()
+        );
+        self.attach_with(py, |program| {
+            let error = |err| Deferred::Program(context.clone(), Box::new(err));
+            match program {
+                AyaProgram::BtfTracePoint(p) => {
+                    let id = p.attach().map_err(error)?;
+                    owned(&context, p.take_link(id))
+                }
+                AyaProgram::FEntry(p) => {
+                    let id = p.attach().map_err(error)?;
+                    owned(&context, p.take_link(id))
+                }
+                AyaProgram::FExit(p) => {
+                    let id = p.attach().map_err(error)?;
+                    owned(&context, p.take_link(id))
+                }
+                AyaProgram::Lsm(p) => {
+                    let id = p.attach().map_err(error)?;
+                    owned(&context, p.take_link(id))
+                }
+                AyaProgram::Extension(p) => {
+                    let id = p.attach().map_err(error)?;
+                    owned(&context, p.take_link(id))
+                }
+                other => Err(wrong_kind(
+                    self.name_str(),
+                    program_kind(other),
+                    "BtfTracePoint, FEntry, FExit, Lsm or Extension",
+                )),
+            }
+        })
+    }
+
+    /// Attaches a loaded LsmCgroup program to the cgroup at `cgroup` (a path under the cgroup v2 mount).
+    fn attach_lsm_cgroup(&self, py: Python<'_>, cgroup: PathBuf) -> PyResult<Link> {
+        let context = format!(
+            "attaching LsmCgroup program {:?} to cgroup {}",
+            self.name_str(),
+            cgroup.display()
+        );
+        let file = File::open(&cgroup).map_err(|err| {
+            crate::errors::new_err(
+                Kind::NotFound,
+                format!("{context}: cannot open the cgroup: {err}"),
+            )
+        })?;
+        self.attach_with(py, |program| match program {
+            AyaProgram::LsmCgroup(p) => {
+                let id = p
+                    .attach(&file)
+                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
+                owned(&context, p.take_link(id))
+            }
+            other => Err(wrong_kind(
+                self.name_str(),
+                program_kind(other),
+                "LsmCgroup",
+            )),
+        })
+    }
+
+    /// Attaches a loaded Iter program; returns the link and its kernel id, which `read_iter` runs.
+    fn attach_iter(&self, py: Python<'_>) -> PyResult<(Link, u32)> {
+        let context = format!("attaching Iter program {:?}", self.name_str());
+        let mut link_id = 0;
+        let link = self.attach_with(py, |program| match program {
+            AyaProgram::Iter(p) => {
+                let id = p
+                    .attach()
+                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
+                let link = p
+                    .take_link(id)
+                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
+                let fd_link = FdLink::try_from(link)
+                    .map_err(|err| Deferred::Plain(Kind::Program, format!("{context}: {err}")))?;
+                link_id = fd_link
+                    .info()
+                    .map_err(|err| {
+                        Deferred::Plain(
+                            Kind::Program,
+                            format!("{context}: {}", chain_message(&err)),
+                        )
+                    })?
+                    .id();
+                Ok(Box::new(fd_link) as Box<dyn OwnedLink>)
+            }
+            other => Err(wrong_kind(self.name_str(), program_kind(other), "Iter")),
+        })?;
+        Ok((link, link_id))
+    }
+
+    /// Attaches a KProbe program (kprobe or kretprobe) to kernel function `function`, `offset` bytes in.
+    #[pyo3(signature = (function, offset = 0))]
+    fn attach_kprobe(&self, py: Python<'_>, function: &str, offset: u64) -> PyResult<Link> {
+        let context = format!(
+            "attaching {:?} to kernel function {function}+{offset}",
+            self.name_str()
+        );
+        self.attach_with(py, |program| match program {
+            AyaProgram::KProbe(p) => {
+                let id = p
+                    .attach(function, offset)
+                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
+                owned(&context, p.take_link(id))
+            }
+            other => Err(wrong_kind(self.name_str(), program_kind(other), "KProbe")),
+        })
+    }
+
+    /// Attaches a UProbe program (uprobe or uretprobe) to `symbol` (+`offset`) of `target`, or to file offset
+    /// `offset` when `symbol` is None; only in process `pid` if given.
+    #[pyo3(signature = (target, symbol = None, offset = 0, pid = None))]
+    fn attach_uprobe(
+        &self,
+        py: Python<'_>,
+        target: PathBuf,
+        symbol: Option<&str>,
+        offset: u64,
+        pid: Option<u32>,
+    ) -> PyResult<Link> {
+        let place = match symbol {
+            Some(symbol) if offset > 0 => format!("{symbol}+{offset:#x}"),
+            Some(symbol) => symbol.to_owned(),
+            None => format!("offset {offset:#x}"),
+        };
+        let scope_text = pid.map_or_else(String::new, |pid| format!(" in process {pid}"));
+        let context = format!(
+            "attaching {:?} to {place} of {}{scope_text}",
+            self.name_str(),
+            target.display()
+        );
+        let scope = match pid {
+            None => UProbeScope::AllProcesses,
+            Some(pid) => UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or_else(|| {
+                crate::errors::new_err(
+                    Kind::Program,
+                    format!("{context}: pid must be a process id (not 0); pass pid=None for every process"),
+                )
+            })?),
+        };
+        self.attach_with(py, |program| match program {
+            AyaProgram::UProbe(p) => {
+                let location = match symbol {
+                    Some(symbol) if offset > 0 => {
+                        UProbeAttachLocation::SymbolOffset(symbol, offset)
+                    }
+                    Some(symbol) => UProbeAttachLocation::Symbol(symbol),
+                    None => UProbeAttachLocation::AbsoluteOffset(offset),
+                };
+                let id = p
+                    .attach(location, &target, scope)
+                    .map_err(|err| uprobe_error(context.clone(), err))?;
+                owned(&context, p.take_link(id))
+            }
+            other => Err(wrong_kind(self.name_str(), program_kind(other), "UProbe")),
+        })
+    }
+
+    /// Attaches a PerfEvent program to perf event `event` (a `perf list` name, see `perf_event_names`), sampling
+    /// every `sample_period` events or `sample_frequency` times a second; once per CPU in `cpus` (default: every
+    /// online CPU), or for process `pid` only. All attachments come back as one link.
+    #[pyo3(signature = (event, sample_period = None, sample_frequency = None, cpus = None, pid = None))]
+    fn attach_perf_event(
+        &self,
+        py: Python<'_>,
+        event: &str,
+        sample_period: Option<u64>,
+        sample_frequency: Option<u64>,
+        cpus: Option<Vec<u32>>,
+        pid: Option<u32>,
+    ) -> PyResult<Link> {
+        let context = format!("attaching {:?} to perf event {event}", self.name_str());
+        let config = PERF_EVENTS
+            .iter()
+            .find(|(name, _)| *name == event)
+            .map(|(_, config)| *config)
+            .ok_or_else(|| {
+                let names: Vec<_> = PERF_EVENTS.iter().map(|(name, _)| *name).collect();
+                crate::errors::new_err(
+                    Kind::NotFound,
+                    format!(
+                        "{context}: no perf event named {event:?}; known: {}",
+                        names.join(", ")
+                    ),
+                )
+            })?;
+        let policy = match (sample_period, sample_frequency) {
+            (Some(_), Some(_)) => {
+                return Err(crate::errors::new_err(
+                    Kind::Program,
+                    format!("{context}: give sample_period or sample_frequency, not both"),
+                ))
+            }
+            (Some(0), None) | (None, Some(0)) => {
+                return Err(crate::errors::new_err(
+                    Kind::Program,
+                    format!("{context}: the sample period or frequency must be at least 1"),
+                ))
+            }
+            (Some(period), None) => SamplePolicy::Period(period),
+            (None, Some(frequency)) => SamplePolicy::Frequency(frequency),
+            (None, None) => SamplePolicy::Frequency(99),
+        };
+        self.attach_with(py, |program| match program {
+            AyaProgram::PerfEvent(p) => {
+                let scopes: Vec<PerfEventScope> = match (pid, cpus) {
+                    (Some(0), None) => vec![PerfEventScope::CallingProcess { cpu: None }],
+                    (Some(0), Some(cpus)) => cpus
+                        .into_iter()
+                        .map(|cpu| PerfEventScope::CallingProcess { cpu: Some(cpu) })
+                        .collect(),
+                    (Some(pid), None) => vec![PerfEventScope::OneProcess { pid, cpu: None }],
+                    (Some(pid), Some(cpus)) => cpus
+                        .into_iter()
+                        .map(|cpu| PerfEventScope::OneProcess {
+                            pid,
+                            cpu: Some(cpu),
+                        })
+                        .collect(),
+                    (None, cpus) => cpus
+                        .map_or_else(online_cpus, Ok)?
+                        .into_iter()
+                        .map(|cpu| PerfEventScope::AllProcessesOneCpu { cpu })
+                        .collect(),
+                };
+                if scopes.is_empty() {
+                    return Err(Deferred::Plain(
+                        Kind::Program,
+                        format!("{context}: cpus is empty; give at least one CPU or None for all"),
+                    ));
+                }
+                let mut links = Vec::with_capacity(scopes.len());
+                for scope in scopes {
+                    let attached = p
+                        .attach(config, scope, policy, false)
+                        .and_then(|id| p.take_link(id));
+                    match attached {
+                        Ok(link) => links.push(link),
+                        Err(err) => {
+                            // Nothing stays attached when one CPU fails.
+                            drop(links);
+                            let place = match scope {
+                                PerfEventScope::AllProcessesOneCpu { cpu } => {
+                                    format!(" on CPU {cpu}")
+                                }
+                                PerfEventScope::OneProcess { pid, .. } => {
+                                    format!(" for process {pid}")
+                                }
+                                PerfEventScope::CallingProcess { .. } => {
+                                    " for this process".to_owned()
+                                }
+                            };
+                            return Err(Deferred::Program(
+                                format!("{context}{place}"),
+                                Box::new(err),
+                            ));
+                        }
+                    }
+                }
+                Ok(Box::new(PerfEventLinks(links)) as Box<dyn OwnedLink>)
+            }
+            other => Err(wrong_kind(
+                self.name_str(),
+                program_kind(other),
+                "PerfEvent",
             )),
         })
     }

@@ -3,16 +3,21 @@ aya's program type names to the typed classes of :mod:`pyaya.programs`."""
 
 from __future__ import annotations
 
+import builtins
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, TypeVar
 
 from pyaya import _native
+from pyaya.errors import ProgramError
 
-__all__ = ["Link", "Program", "class_for", "register"]
+__all__ = ["Link", "Program", "class_for", "enable_stats", "register"]
 
 ProgramT = TypeVar("ProgramT", bound="type[Program]")
+PinnedT = TypeVar("PinnedT", bound="Program")
 
 _CLASSES: dict[str, type[Program]] = {}
 
@@ -143,9 +148,56 @@ class Program:
         """The kernel's view: ``id``, ``tag``, ``type``, ``name``, ``run_count``, ``run_time_ns``."""
         return self._native.info()
 
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        """Pin the loaded program at ``path`` in bpffs: it stays loaded after this process exits, until
+        :meth:`unpin` (or removing the file) drops the pin. The folder must exist on a bpffs mount."""
+        self._native.pin(Path(path))
+
+    def unpin(self) -> None:
+        """Remove the pin made by :meth:`pin` (or the one :meth:`from_pin` opened)."""
+        self._native.unpin()
+
+    @classmethod
+    def from_pin(cls: builtins.type[PinnedT], path: str | os.PathLike[str]) -> PinnedT:
+        """Open the program pinned at ``path`` (by this or another process) as its typed class.
+
+        The type comes from the kernel's program info. Types the kernel does not tell apart are settled by the
+        class called: ``UProbe.from_pin`` (not KProbe), ``FEntry``/``FExit``/``BtfTracePoint``/``Iter.from_pin``
+        for tracing programs. The handle holds the program until it is garbage collected; the pin stays.
+
+        >>> prog = pyaya.Program.from_pin("/sys/fs/bpf/execwatch")  # doctest: +SKIP
+        >>> prog.attach("syscalls", "sys_enter_execve")  # doctest: +SKIP
+        """
+        return cls._open_pinned(path)
+
+    @classmethod
+    def _open_pinned(cls: builtins.type[PinnedT], path: str | os.PathLike[str], *, retprobe: bool = False) -> PinnedT:
+        hint = None if cls is Program else cls.kind
+        native = _native.Program.from_pin(Path(path), hint, retprobe)
+        program = class_for(native.kind)(native)
+        if not isinstance(program, cls):
+            raise ProgramError(f"the program pinned at {path} is a {native.kind} program, not a {cls.kind}")
+        return program
+
     def _ensure_loaded(self) -> None:
         if not self._native.loaded:
             self._native.load()
 
     def __repr__(self) -> str:
         return f"<pyaya.{self.type} {self.name!r}{' loaded' if self.loaded else ''}>"
+
+
+@contextmanager
+def enable_stats() -> Iterator[None]:
+    """Count the runs and run time of every BPF program while the block runs (``BPF_ENABLE_STATS``, kernel 5.8+,
+    needs CAP_SYS_ADMIN); ``program.info()["run_count"]`` and ``["run_time_ns"]`` stay 0 without it.
+
+    >>> with pyaya.enable_stats():  # doctest: +SKIP
+    ...     time.sleep(1)
+    ...     print(prog.info()["run_count"])
+    """
+    stats = _native.enable_stats()
+    try:
+        yield
+    finally:
+        stats.close()

@@ -1,10 +1,35 @@
-"""Tracing program types: tracepoints, raw tracepoints, probes, BTF-based tracing, perf events and iterators."""
+"""Tracing program types: tracepoints, raw and BTF tracepoints, fentry/fexit, LSM, kprobes, uprobes, perf events,
+iterators and extensions."""
 
 from __future__ import annotations
 
-from pyaya.programs._base import Link, Program, register
+import enum
+import errno as errno_codes
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import NoReturn
 
-__all__ = ["RawTracePoint", "TracePoint"]
+from pyaya import _native, features
+from pyaya.errors import PermissionDeniedError, ProgramError, UnsupportedError
+from pyaya.programs._base import Link, PinnedT, Program, register
+
+__all__ = [
+    "BtfTracePoint",
+    "Extension",
+    "FEntry",
+    "FExit",
+    "Iter",
+    "IterLink",
+    "KProbe",
+    "Lsm",
+    "LsmCgroup",
+    "PerfEvent",
+    "PerfEventKind",
+    "RawTracePoint",
+    "TracePoint",
+    "UProbe",
+]
 
 
 @register
@@ -40,3 +65,392 @@ class RawTracePoint(Program):
         """Attach to the raw tracepoint ``name``, loading the program first if needed."""
         self._ensure_loaded()
         return self._attached(self._native.attach_raw_tracepoint(name))
+
+
+# -- BTF-based programs --------------------------------------------------------------------------------------------
+
+
+def _explain_refusal(program: Program, target: str | None, error: PermissionDeniedError) -> NoReturn:
+    """Re-raise a load refused with EPERM, saying what is missing here (probed) and what would fix it."""
+    kind = program.kind
+    probe = features.btf_program_supported(kind, target)
+    caps = features.capabilities()
+    needed = (1 << features.CAPABILITIES["CAP_BPF"]) | (1 << features.CAPABILITIES["CAP_PERFMON"])
+    if caps & needed != needed:
+        raise PermissionDeniedError(
+            f"{error}\nprobed: {probe.reason}\nwhat would fix it: run as root, or grant CAP_BPF and CAP_PERFMON",
+            error.errno,
+        ) from error
+    config = features.kernel_config()
+    lsms = config[0].get("CONFIG_LSM", "").strip('"') if config else ""
+    blocker = (
+        f"the lockdown LSM is built in (CONFIG_LSM={lsms}) and this kernel's policy refuses {kind} programs"
+        if "lockdown" in lsms.split(",")
+        else f"a security module or this kernel's policy refuses {kind} programs"
+    )
+    if kind in ("FEntry", "FExit", "Lsm", "LsmCgroup"):
+        blocker += " (they run through a BPF trampoline)"
+    working = ["TracePoint", "RawTracePoint"]
+    if kind != "BtfTracePoint" and features.btf_program_supported("BtfTracePoint").ok:
+        working.append("BtfTracePoint")
+    working.append("UProbe")
+    raise PermissionDeniedError(
+        f"loading {kind} program {program.name!r} on {target or '?'}: the kernel refused it (EPERM) although this "
+        f"process has CAP_BPF and CAP_PERFMON: {blocker}\n"
+        f"probed: {probe.reason}\n"
+        "what would fix it: a kernel that allows these programs (lockdown off or in 'none' mode, no security policy "
+        f"denying BPF tracing); here, use {', '.join(working)} instead",
+        error.errno,
+    ) from error
+
+
+class _BtfProgram(Program):
+    """A program loaded against a target named in the kernel's BTF, by default the one in its ELF section."""
+
+    _what: str = ""
+
+    def _load_native(self, target: str | None) -> None:
+        raise NotImplementedError
+
+    def _load_explained(self, target: str | None) -> None:
+        try:
+            self._load_native(target)
+        except PermissionDeniedError as error:
+            _explain_refusal(self, target or self._section_target(), error)
+
+    def _section_target(self) -> str | None:
+        section = self._native.section
+        if section is None or "/" not in section:
+            return None
+        return section.split("/", 1)[1] or None
+
+    def attach(self) -> Link:
+        """Attach to the target it was loaded for, loading it first (target from its ELF section) if needed."""
+        if not self._native.loaded:
+            self._load_explained(None)
+        return self._attached(self._native.attach_btf())
+
+
+@register
+class BtfTracePoint(_BtfProgram):
+    """A tp_btf program: a raw tracepoint whose arguments are typed from the kernel's BTF.
+
+    Kernel 5.5 or later, with BTF (``/sys/kernel/btf/vmlinux``).
+
+    >>> prog = bpf.programs["sched_switch"]  # #[btf_tracepoint(function = "sched_switch")]  # doctest: +SKIP
+    >>> link = prog.attach()  # doctest: +SKIP
+    """
+
+    kind = "BtfTracePoint"
+
+    def load(self, tracepoint: str | None = None) -> None:
+        """Load for the tracepoint ``tracepoint`` (e.g. ``"sched_switch"``); None takes it from the ELF section
+        (``tp_btf/<name>``)."""
+        self._load_explained(tracepoint)
+
+    def _load_native(self, target: str | None) -> None:
+        self._native.load_btf_tracepoint(target)
+
+
+@register
+class FEntry(_BtfProgram):
+    """A program run on entry to a kernel function, with its typed arguments (a BPF trampoline, no kprobe).
+
+    Kernel 5.5 or later, with BTF and BPF trampolines (x86-64, arm64 since 6.0).
+
+    >>> prog = bpf.programs["unlink"]  # #[fentry(function = "do_unlinkat")]  # doctest: +SKIP
+    >>> link = prog.attach()  # doctest: +SKIP
+    """
+
+    kind = "FEntry"
+
+    def load(self, function: str | None = None) -> None:
+        """Load for kernel function ``function``; None takes it from the ELF section (``fentry/<function>``)."""
+        self._load_explained(function)
+
+    def _load_native(self, target: str | None) -> None:
+        self._native.load_fentry(target)
+
+
+@register
+class FExit(_BtfProgram):
+    """A program run on return from a kernel function, seeing its arguments and return value.
+
+    Kernel 5.5 or later, with BTF and BPF trampolines.
+
+    >>> prog = bpf.programs["unlink_ret"]  # #[fexit(function = "do_unlinkat")]  # doctest: +SKIP
+    >>> link = prog.attach()  # doctest: +SKIP
+    """
+
+    kind = "FExit"
+
+    def load(self, function: str | None = None) -> None:
+        """Load for kernel function ``function``; None takes it from the ELF section (``fexit/<function>``)."""
+        self._load_explained(function)
+
+    def _load_native(self, target: str | None) -> None:
+        self._native.load_fexit(target)
+
+
+@register
+class Lsm(_BtfProgram):
+    """A BPF LSM program on a security hook; a non-zero return denies the operation.
+
+    Kernel 5.7 or later, built with CONFIG_BPF_LSM=y and ``bpf`` in the active LSMs (``lsm=`` boot option).
+
+    >>> prog = bpf.programs["file_open"]  # #[lsm(hook = "file_open")]  # doctest: +SKIP
+    >>> link = prog.attach()  # doctest: +SKIP
+    """
+
+    kind = "Lsm"
+
+    def load(self, hook: str | None = None) -> None:
+        """Load for LSM hook ``hook`` (e.g. ``"file_open"``); None takes it from the ELF section (``lsm/<hook>``)."""
+        self._load_explained(hook)
+
+    def _load_native(self, target: str | None) -> None:
+        self._native.load_lsm(target)
+
+
+@register
+class LsmCgroup(_BtfProgram):
+    """A BPF LSM program that applies to the tasks of one cgroup.
+
+    Kernel 6.0 or later, with CONFIG_BPF_LSM=y.
+
+    >>> prog = bpf.programs["socket_create"]  # #[lsm_cgroup(hook = "socket_create")]  # doctest: +SKIP
+    >>> link = prog.attach("/sys/fs/cgroup/unified/my.slice")  # doctest: +SKIP
+    """
+
+    kind = "LsmCgroup"
+
+    def load(self, hook: str | None = None) -> None:
+        """Load for LSM hook ``hook``; None takes it from the ELF section (``lsm_cgroup/<hook>``)."""
+        self._load_explained(hook)
+
+    def _load_native(self, target: str | None) -> None:
+        self._native.load_lsm_cgroup(target)
+
+    def attach(self, cgroup: str | os.PathLike[str]) -> Link:  # type: ignore[override]
+        """Attach to the cgroup at ``cgroup`` (a folder under the cgroup v2 mount), loading first if needed."""
+        if not self._native.loaded:
+            self._load_explained(None)
+        return self._attached(self._native.attach_lsm_cgroup(Path(cgroup)))
+
+
+class IterLink(Link):
+    """The link of an :class:`Iter` program; :meth:`read` runs the iterator and returns what it wrote."""
+
+    def __init__(self, native: _native.Link, owner: Program | None, link_id: int) -> None:
+        super().__init__(native, owner)
+        self.link_id = link_id
+
+    def read(self) -> bytes:
+        """Run the iterator once, from the start, and return its whole output."""
+        return bytes(_native.read_iter(self.link_id))
+
+
+@register
+class Iter(_BtfProgram):
+    """A BPF iterator: a program the kernel runs over every object of a kind (tasks, maps, sockets, ...), writing
+    into a seq_file that :meth:`IterLink.read` returns.
+
+    Kernel 5.8 or later, with BTF.
+
+    >>> link = bpf.programs["dump_tasks"].attach()  # link_section = "iter/task"  # doctest: +SKIP
+    >>> print(link.read().decode())  # doctest: +SKIP
+    """
+
+    kind = "Iter"
+
+    def load(self, iter_type: str | None = None) -> None:
+        """Load for iterator type ``iter_type`` (e.g. ``"task"``, ``"bpf_map"``); None takes it from the ELF section
+        (``iter/<type>``)."""
+        self._load_explained(iter_type)
+
+    def _load_native(self, target: str | None) -> None:
+        self._native.load_iter(target)
+
+    def attach(self) -> IterLink:
+        """Create the iterator link, loading first if needed; :meth:`IterLink.read` runs it."""
+        if not self._native.loaded:
+            self._load_explained(None)
+        native, link_id = self._native.attach_iter()
+        link = IterLink(native, self, link_id)
+        self._links.append(link)
+        return link
+
+
+@register
+class Extension(Program):
+    """A program that replaces a global function of another loaded program (``freplace``).
+
+    Kernel 5.6 or later; the target program must carry BTF.
+
+    >>> ext = bpf.programs["new_decision"]  # doctest: +SKIP
+    >>> ext.load(other.programs["xdp_main"], "decide")  # doctest: +SKIP
+    >>> link = ext.attach()  # doctest: +SKIP
+    """
+
+    kind = "Extension"
+
+    def load(self, target_program: Program, function: str | None = None) -> None:  # type: ignore[override]
+        """Load to replace ``function`` of ``target_program`` (which must be loaded); None takes the function from
+        the ELF section (``freplace/<function>``)."""
+        self._native.load_extension(target_program._native, function)
+
+    def attach(self) -> Link:
+        """Replace the function named at :meth:`load`; detaching puts the original back."""
+        if not self._native.loaded:
+            raise ProgramError(f"Extension program {self.name!r} is not loaded: call load(target_program, function)")
+        return self._attached(self._native.attach_btf())
+
+
+# -- probes --------------------------------------------------------------------------------------------------------
+
+
+@register
+class KProbe(Program):
+    """A kprobe or kretprobe on a kernel function (``retprobe`` says which; the ELF section decides).
+
+    Kernel 4.1 or later, built with CONFIG_KPROBES=y.
+
+    >>> prog = bpf.programs["tcp_connect"]  # #[kprobe]  # doctest: +SKIP
+    >>> link = prog.attach("tcp_connect")  # doctest: +SKIP
+    """
+
+    kind = "KProbe"
+
+    @property
+    def retprobe(self) -> bool:
+        """True for a kretprobe (runs on return), False for a kprobe."""
+        return self._native.retprobe
+
+    def attach(self, function: str, offset: int = 0) -> Link:
+        """Attach to kernel function ``function``, ``offset`` bytes in (kprobes only), loading first if needed.
+
+        Raises :class:`~pyaya.UnsupportedError` naming what is missing when this kernel has no kprobes."""
+        self._ensure_loaded()
+        try:
+            native = self._native.attach_kprobe(function, offset)
+        except ProgramError as error:
+            probe = features.kprobes_supported()
+            if not probe.ok:
+                raise UnsupportedError(
+                    f"cannot attach {'kretprobe' if self.retprobe else 'kprobe'} {self.name!r} to {function}: this "
+                    f"kernel has no kprobes ({probe.reason}); they need a kernel built with CONFIG_KPROBES=y, which "
+                    "provides the kprobe PMU (/sys/bus/event_source/devices/kprobe); a TracePoint, RawTracePoint or "
+                    "BtfTracePoint on a nearby event works without them"
+                ) from error
+            raise
+        return self._attached(native)
+
+    @classmethod
+    def from_pin(cls: type[PinnedT], path: str | os.PathLike[str], *, retprobe: bool = False) -> PinnedT:
+        """Open the program pinned at ``path`` as this class; ``retprobe`` says it is a return probe (the kernel's
+        program info does not)."""
+        return cls._open_pinned(path, retprobe=retprobe)
+
+
+@register
+class UProbe(Program):
+    """A uprobe or uretprobe on a function of a user-space binary or library (``retprobe`` says which).
+
+    Kernel 4.1 or later (CONFIG_UPROBES=y); ``pid`` filtering via the uprobe PMU since 4.17.
+
+    >>> prog = bpf.programs["readline"]  # #[uretprobe]  # doctest: +SKIP
+    >>> link = prog.attach("/bin/bash", "readline")  # doctest: +SKIP
+    >>> link = prog.attach("libc", "malloc", pid=1234)  # doctest: +SKIP
+    """
+
+    kind = "UProbe"
+
+    @property
+    def retprobe(self) -> bool:
+        """True for a uretprobe (runs on return), False for a uprobe."""
+        return self._native.retprobe
+
+    def attach(
+        self,
+        target: str | os.PathLike[str],
+        symbol: str | None = None,
+        *,
+        offset: int = 0,
+        pid: int | None = None,
+    ) -> Link:
+        """Attach to ``symbol`` (plus ``offset`` bytes) of ``target``, or at file offset ``offset`` when ``symbol``
+        is None, loading first if needed.
+
+        ``target`` is a path to an ELF binary or library, or a library name (``"libc"``) looked up in the
+        ld.so cache (and in ``pid``'s mappings when given). With ``pid``, only that process triggers it."""
+        self._ensure_loaded()
+        if pid is not None and pid <= 0:
+            raise ProgramError(f"pid must be a positive process id, not {pid}; pass pid=None for every process")
+        return self._attached(self._native.attach_uprobe(Path(target), symbol, offset, pid))
+
+    @classmethod
+    def from_pin(cls: type[PinnedT], path: str | os.PathLike[str], *, retprobe: bool = False) -> PinnedT:
+        """Open the program pinned at ``path`` as a UProbe; ``retprobe`` says it is a uretprobe."""
+        return cls._open_pinned(path, retprobe=retprobe)
+
+
+# -- perf events ---------------------------------------------------------------------------------------------------
+
+
+class PerfEventKind(str, enum.Enum):
+    """Where a perf event comes from: the kernel's software counters or the CPU's hardware PMU."""
+
+    SOFTWARE = "software"
+    HARDWARE = "hardware"
+
+
+_HARDWARE_PMU = Path("/sys/bus/event_source/devices/cpu")
+
+
+@register
+class PerfEvent(Program):
+    """A program run on perf event samples: a timer (``cpu-clock``), a software counter or a hardware counter.
+
+    Kernel 4.9 or later.
+
+    >>> prog = bpf.programs["profile"]  # #[perf_event]  # doctest: +SKIP
+    >>> link = prog.attach("cpu-clock", sample_frequency=99)  # every online CPU  # doctest: +SKIP
+    """
+
+    kind = "PerfEvent"
+
+    @staticmethod
+    def events() -> dict[str, PerfEventKind]:
+        """Every event name :meth:`attach` accepts (as ``perf list`` spells them), with its kind."""
+        return {name: PerfEventKind(kind) for name, kind in _native.perf_event_names()}
+
+    def attach(
+        self,
+        event: str = "cpu-clock",
+        *,
+        sample_period: int | None = None,
+        sample_frequency: int | None = None,
+        cpus: Iterable[int] | None = None,
+        pid: int | None = None,
+    ) -> Link:
+        """Attach to ``event``, loading first if needed; one attachment per CPU, all in the returned link.
+
+        Sample every ``sample_period`` events (for clocks: nanoseconds) or ``sample_frequency`` times a second
+        (99 Hz when neither is given). ``cpus`` limits it to those CPUs (default: every online CPU); ``pid``
+        samples only that process (0: this process) on any CPU, or on ``cpus`` if given."""
+        self._ensure_loaded()
+        events = self.events()
+        try:
+            native = self._native.attach_perf_event(
+                event, sample_period, sample_frequency, None if cpus is None else list(cpus), pid
+            )
+        except ProgramError as error:
+            missing = error.errno in (errno_codes.ENOENT, errno_codes.EOPNOTSUPP, errno_codes.ENODEV)
+            if events.get(event) is PerfEventKind.HARDWARE and missing and not _HARDWARE_PMU.exists():
+                raise UnsupportedError(
+                    f"cannot attach {self.name!r} to hardware event {event}: this machine exposes no hardware PMU "
+                    f"({_HARDWARE_PMU} does not exist; common in virtual machines): use a software event such as "
+                    "cpu-clock"
+                ) from error
+            raise
+        return self._attached(native)

@@ -1,0 +1,363 @@
+//! What every program type shares beyond load and attach: pinning a program in bpffs, opening a pinned program
+//! again, run statistics (`BPF_ENABLE_STATS`), and the ELF section names BTF-based loads take their target from.
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+
+use aya::programs::{
+    BtfTracePoint, CgroupDevice, CgroupSysctl, Extension, FEntry, FExit, FlowDissector, Iter,
+    KProbe, LircMode2, Lsm, LsmCgroup, PerfEvent, ProbeKind, Program as AyaProgram, ProgramError,
+    ProgramInfo, RawTracePoint, SkLookup, SkMsg, SockOps, TracePoint, UProbe,
+};
+use aya_obj::generated::bpf_prog_type;
+use object::{Object as _, ObjectSection as _, ObjectSymbol as _, SymbolKind};
+use pyo3::prelude::*;
+
+use crate::ebpf::{Ebpf, Program};
+use crate::errors::{chain_message, new_err, Deferred, Kind};
+use crate::names::program_kind;
+
+/// Runs `$body` with `$p` bound to the typed program inside any `aya::programs::Program`.
+macro_rules! for_every_program {
+    ($program:expr, $p:ident => $body:expr) => {
+        match $program {
+            aya::programs::Program::KProbe($p) => $body,
+            aya::programs::Program::UProbe($p) => $body,
+            aya::programs::Program::TracePoint($p) => $body,
+            aya::programs::Program::SocketFilter($p) => $body,
+            aya::programs::Program::ReusePortSocketFilter($p) => $body,
+            aya::programs::Program::Xdp($p) => $body,
+            aya::programs::Program::SkMsg($p) => $body,
+            aya::programs::Program::SkSkb($p) => $body,
+            aya::programs::Program::CgroupSockAddr($p) => $body,
+            aya::programs::Program::SockOps($p) => $body,
+            aya::programs::Program::SchedClassifier($p) => $body,
+            aya::programs::Program::CgroupSkb($p) => $body,
+            aya::programs::Program::CgroupSysctl($p) => $body,
+            aya::programs::Program::CgroupSockopt($p) => $body,
+            aya::programs::Program::LircMode2($p) => $body,
+            aya::programs::Program::PerfEvent($p) => $body,
+            aya::programs::Program::RawTracePoint($p) => $body,
+            aya::programs::Program::Lsm($p) => $body,
+            aya::programs::Program::LsmCgroup($p) => $body,
+            aya::programs::Program::BtfTracePoint($p) => $body,
+            aya::programs::Program::FEntry($p) => $body,
+            aya::programs::Program::FExit($p) => $body,
+            aya::programs::Program::FlowDissector($p) => $body,
+            aya::programs::Program::Extension($p) => $body,
+            aya::programs::Program::SkLookup($p) => $body,
+            aya::programs::Program::SkReuseport($p) => $body,
+            aya::programs::Program::CgroupSock($p) => $body,
+            aya::programs::Program::CgroupDevice($p) => $body,
+            aya::programs::Program::Iter($p) => $body,
+        }
+    };
+}
+pub(crate) use for_every_program;
+
+/// The ELF section of every function symbol, by name: aya names programs after their function, and BTF-based
+/// program types (`fentry/do_unlinkat`, `tp_btf/sched_switch`, `iter/task`) carry their target in the section.
+pub fn program_sections(data: &[u8]) -> HashMap<String, String> {
+    let mut sections = HashMap::new();
+    let Ok(elf) = object::File::parse(data) else {
+        return sections;
+    };
+    for symbol in elf.symbols() {
+        if symbol.kind() != SymbolKind::Text {
+            continue;
+        }
+        let (Ok(name), Some(index)) = (symbol.name(), symbol.section_index()) else {
+            continue;
+        };
+        if let Some(section) = elf
+            .section_by_index(index)
+            .ok()
+            .and_then(|s| s.name().ok().map(str::to_owned))
+        {
+            sections.insert(name.to_owned(), section);
+        }
+    }
+    sections
+}
+
+/// The call that loads a program type whose `load()` takes arguments.
+const fn load_call(kind: &str) -> Option<&'static str> {
+    Some(match kind.as_bytes() {
+        b"BtfTracePoint" => "load(tracepoint=None) (or attach(), which loads it)",
+        b"FEntry" | b"FExit" => "load(function=None) (or attach(), which loads it)",
+        b"Lsm" => "load(hook=None) (or attach(), which loads it)",
+        b"LsmCgroup" => "load(hook=None) (or attach(cgroup), which loads it)",
+        b"Iter" => "load(iter_type=None) (or attach(), which loads it)",
+        b"Extension" => "load(target_program, function)",
+        _ => return None,
+    })
+}
+
+/// The error of a plain `load()` on a program type that needs arguments, naming the call to use.
+pub fn needs_arguments(name: &str, kind: &str) -> Deferred {
+    match load_call(kind) {
+        Some(call) => Deferred::Plain(
+            Kind::Program,
+            format!("program {name:?} is a {kind} program, whose load needs arguments: use {kind}.{call}"),
+        ),
+        None => Deferred::Plain(
+            Kind::Unsupported,
+            format!("pyaya cannot load {kind} programs (program {name:?})"),
+        ),
+    }
+}
+
+/// The `(kind, program)` of a program pinned at `path`: the kind comes from the kernel's program info; `hint`
+/// (the Python class asked for) settles the types the kernel cannot tell apart (kprobe/uprobe; the tracing
+/// subtypes; lsm/lsm_cgroup).
+fn open_pinned(
+    path: &PathBuf,
+    hint: Option<&str>,
+    retprobe: bool,
+) -> Result<(&'static str, AyaProgram), ProgramError> {
+    let info = ProgramInfo::from_pin(path)?;
+    let probe_kind = if retprobe {
+        ProbeKind::Return
+    } else {
+        ProbeKind::Entry
+    };
+    let program = match (info.program_type(), hint) {
+        (bpf_prog_type::BPF_PROG_TYPE_KPROBE, Some("UProbe")) => {
+            AyaProgram::UProbe(UProbe::from_pin(path, probe_kind)?)
+        }
+        (bpf_prog_type::BPF_PROG_TYPE_KPROBE, None | Some("KProbe")) => {
+            AyaProgram::KProbe(KProbe::from_pin(path, probe_kind)?)
+        }
+        (bpf_prog_type::BPF_PROG_TYPE_TRACEPOINT, _) => {
+            AyaProgram::TracePoint(TracePoint::from_pin(path)?)
+        }
+        (bpf_prog_type::BPF_PROG_TYPE_RAW_TRACEPOINT, _) => {
+            AyaProgram::RawTracePoint(RawTracePoint::from_pin(path)?)
+        }
+        (bpf_prog_type::BPF_PROG_TYPE_PERF_EVENT, _) => {
+            AyaProgram::PerfEvent(PerfEvent::from_pin(path)?)
+        }
+        (bpf_prog_type::BPF_PROG_TYPE_LSM, Some("LsmCgroup")) => {
+            AyaProgram::LsmCgroup(LsmCgroup::from_pin(path)?)
+        }
+        (bpf_prog_type::BPF_PROG_TYPE_LSM, _) => AyaProgram::Lsm(Lsm::from_pin(path)?),
+        (bpf_prog_type::BPF_PROG_TYPE_TRACING, Some("BtfTracePoint")) => {
+            AyaProgram::BtfTracePoint(BtfTracePoint::from_pin(path)?)
+        }
+        (bpf_prog_type::BPF_PROG_TYPE_TRACING, Some("FEntry")) => {
+            AyaProgram::FEntry(FEntry::from_pin(path)?)
+        }
+        (bpf_prog_type::BPF_PROG_TYPE_TRACING, Some("FExit")) => {
+            AyaProgram::FExit(FExit::from_pin(path)?)
+        }
+        (bpf_prog_type::BPF_PROG_TYPE_TRACING, Some("Iter")) => {
+            AyaProgram::Iter(Iter::from_pin(path)?)
+        }
+        (bpf_prog_type::BPF_PROG_TYPE_EXT, _) => AyaProgram::Extension(Extension::from_pin(path)?),
+        (bpf_prog_type::BPF_PROG_TYPE_SK_MSG, _) => AyaProgram::SkMsg(SkMsg::from_pin(path)?),
+        (bpf_prog_type::BPF_PROG_TYPE_CGROUP_SYSCTL, _) => {
+            AyaProgram::CgroupSysctl(CgroupSysctl::from_pin(path)?)
+        }
+        (bpf_prog_type::BPF_PROG_TYPE_LIRC_MODE2, _) => {
+            AyaProgram::LircMode2(LircMode2::from_pin(path)?)
+        }
+        (bpf_prog_type::BPF_PROG_TYPE_FLOW_DISSECTOR, _) => {
+            AyaProgram::FlowDissector(FlowDissector::from_pin(path)?)
+        }
+        (bpf_prog_type::BPF_PROG_TYPE_SK_LOOKUP, _) => {
+            AyaProgram::SkLookup(SkLookup::from_pin(path)?)
+        }
+        (bpf_prog_type::BPF_PROG_TYPE_SOCK_OPS, _) => AyaProgram::SockOps(SockOps::from_pin(path)?),
+        (bpf_prog_type::BPF_PROG_TYPE_CGROUP_DEVICE, _) => {
+            AyaProgram::CgroupDevice(CgroupDevice::from_pin(path)?)
+        }
+        _ => return Err(ProgramError::UnexpectedProgramType),
+    };
+    let kind = program_kind(&program);
+    Ok((kind, program))
+}
+
+fn pinned_error(path: &std::path::Path, hint: Option<&str>, error: &ProgramError) -> Deferred {
+    if let ProgramError::UnexpectedProgramType = error {
+        let what = match hint {
+            Some("KProbe" | "UProbe") | None => String::new(),
+            Some(kind) => format!(" as a {kind}"),
+        };
+        let message = match hint {
+            None => format!(
+                "the program pinned at {} is of a type that pyaya can only open through its class (the kernel's \
+                 program info does not say which): use BtfTracePoint.from_pin, FEntry.from_pin, FExit.from_pin or \
+                 Iter.from_pin for tracing programs; aya cannot reopen pinned programs of types that need their \
+                 attach type (Xdp, SchedClassifier, SocketFilter, CgroupSkb, CgroupSock, CgroupSockAddr, ...)",
+                path.display()
+            ),
+            Some(_) => format!(
+                "the program pinned at {} cannot be opened{what}: the kernel reports another program type",
+                path.display()
+            ),
+        };
+        return Deferred::Plain(Kind::Program, message);
+    }
+    let not_found = matches!(error, ProgramError::SyscallError(e) if e.io_error.raw_os_error() == Some(libc::ENOENT));
+    if not_found {
+        return Deferred::Plain(
+            Kind::NotFound,
+            format!(
+                "no pinned program at {} (nothing pinned there, or bpffs is not mounted)",
+                path.display()
+            ),
+        );
+    }
+    Deferred::Plain(
+        Kind::Program,
+        format!(
+            "opening the program pinned at {}: {}",
+            path.display(),
+            chain_message(error)
+        ),
+    )
+}
+
+#[pymethods]
+impl Program {
+    /// Pins the loaded program at `path` in bpffs: it stays loaded after this process exits, until unpinned.
+    fn pin(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let name = self.name_str().to_owned();
+        py.detach(|| {
+            self.with_program(|program| {
+                program.pin(&path).map_err(|err| {
+                    let hint = if program.fd().is_err() {
+                        "; load() it first"
+                    } else {
+                        " (is bpffs mounted there? `mount -t bpf bpf /sys/fs/bpf`; does the folder exist?)"
+                    };
+                    Deferred::Plain(
+                        Kind::Program,
+                        format!(
+                            "pinning program {name:?} at {} failed: {}{hint}",
+                            path.display(),
+                            chain_message(&err)
+                        ),
+                    )
+                })
+            })
+        })?;
+        Ok(())
+    }
+
+    /// Removes the program's pin (set by `pin()` or `from_pin()`); the program stays loaded while this process
+    /// holds it.
+    fn unpin(&self, py: Python<'_>) -> PyResult<()> {
+        let name = self.name_str().to_owned();
+        py.detach(|| {
+            self.with_program(|program| {
+                for_every_program!(program, p => p.unpin()).map_err(|err| {
+                    Deferred::Plain(Kind::Program, format!("unpinning program {name:?}: {err}"))
+                })
+            })
+        })?;
+        Ok(())
+    }
+
+    /// Opens the program pinned at `path`. `kind` (a pyaya class name) settles types the kernel's program info
+    /// cannot tell apart; `retprobe` says a kprobe/uprobe is a return probe.
+    #[staticmethod]
+    #[pyo3(signature = (path, kind = None, retprobe = false))]
+    fn from_pin(
+        py: Python<'_>,
+        path: PathBuf,
+        kind: Option<&str>,
+        retprobe: bool,
+    ) -> PyResult<Self> {
+        let (found, program, name) = py.detach(|| {
+            let (found, program) = open_pinned(&path, kind, retprobe)
+                .map_err(|err| pinned_error(&path, kind, &err))?;
+            let name = program
+                .info()
+                .ok()
+                .and_then(|info| info.name_as_str().map(str::to_owned))
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| {
+                    path.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                });
+            Ok::<_, Deferred>((found, program, name))
+        })?;
+        if let Some(expected) = kind {
+            if expected != found {
+                return Err(new_err(
+                    Kind::Program,
+                    format!(
+                        "the program pinned at {} is a {found} program, not a {expected}",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        let owner = Ebpf::for_pinned_program(&name, program)?;
+        Ok(Self::new(Py::new(py, owner)?, &name, found))
+    }
+}
+
+/// Run-time statistics switched on for every BPF program (`BPF_ENABLE_STATS`): while this handle is open the
+/// kernel counts each program's runs and run time (`info()['run_count']`, `run_time_ns`).
+#[pyclass(module = "pyaya._native", frozen)]
+pub struct RunStats {
+    fd: Mutex<Option<OwnedFd>>,
+}
+
+#[pymethods]
+impl RunStats {
+    /// Whether statistics are still being collected through this handle.
+    #[getter]
+    fn active(&self) -> bool {
+        self.fd
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// Stops collecting (other open handles keep it on). Safe to call twice.
+    fn close(&self) {
+        drop(
+            self.fd
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+    }
+}
+
+/// Switches on run-time statistics for all BPF programs until the returned handle is closed (kernel 5.8+).
+#[pyfunction]
+pub fn enable_stats(py: Python<'_>) -> PyResult<RunStats> {
+    let fd = py
+        .detach(|| aya::sys::enable_stats(aya::sys::Stats::RunTime))
+        .map_err(|err| {
+            let errno = err.io_error.raw_os_error();
+            let (kind, hint) = match errno {
+                Some(libc::EPERM) => (
+                    Kind::PermissionDenied,
+                    "; it needs CAP_SYS_ADMIN (run as root)",
+                ),
+                Some(libc::EINVAL) => (
+                    Kind::Unsupported,
+                    "; BPF_ENABLE_STATS needs kernel 5.8 or later",
+                ),
+                _ => (Kind::Program, ""),
+            };
+            new_err(
+                kind,
+                format!(
+                    "enabling BPF run statistics failed: {}{hint}",
+                    chain_message(&err)
+                ),
+            )
+        })?;
+    Ok(RunStats {
+        fd: Mutex::new(Some(fd)),
+    })
+}

@@ -1,0 +1,463 @@
+"""Tracing program types against the real kernel: uprobes on a test binary, perf event sampling, task iterators,
+BTF tracepoints, pinning of programs and links, run statistics, and the errors for what this kernel lacks."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import struct
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyaya
+import pytest
+from pyaya import (
+    BtfTracePoint,
+    Ebpf,
+    FEntry,
+    FExit,
+    Iter,
+    KProbe,
+    Link,
+    Lsm,
+    PerfEvent,
+    PerfEventKind,
+    Program,
+    RawTracePoint,
+    UProbe,
+    features,
+    loaded_programs,
+)
+from pyaya.btf import Btf
+
+ADD_CALLS = 5
+
+TEST_BINARY = r"""
+#include <stdio.h>
+
+__attribute__((noinline)) unsigned long pyaya_add(unsigned long a, unsigned long b) {
+    __asm__ volatile("" ::: "memory");
+    return a + b;
+}
+
+int main(void) {
+    char line[16];
+    unsigned long total = 0;
+    if (!fgets(line, sizeof line, stdin)) return 1;
+    for (unsigned long i = 1; i <= ADD_CALLS; i++) total += pyaya_add(i, 100);
+    printf("%lu\n", total);
+    return 0;
+}
+""".replace("ADD_CALLS", str(ADD_CALLS))
+
+
+def _loaded_ids() -> set[int]:
+    return {program_id for program_id, _, _ in loaded_programs()}
+
+
+def _still_loaded(program_ids: set[int], timeout: float = 5) -> set[int]:
+    """Which of ``program_ids`` are still loaded after ``timeout``: the kernel frees programs behind bpf_links
+    after an RCU grace period, so a closed object's programs may take a moment to disappear."""
+    deadline = time.monotonic() + timeout
+    while (left := program_ids & _loaded_ids()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def _program_ids(bpf: Ebpf) -> set[int]:
+    ids = set()
+    for program in bpf.programs.values():
+        if program.loaded:
+            ids.add(int(program.info()["id"]))
+    return ids
+
+
+@pytest.fixture
+def add_binary(tmp_path: Path) -> Path:
+    """A tiny C program that waits for a line on stdin, then calls ``pyaya_add(i, 100)`` for i in 1..5."""
+    source = tmp_path / "add.c"
+    source.write_text(TEST_BINARY)
+    binary = tmp_path / "add"
+    subprocess.run(["gcc", "-O1", "-o", str(binary), str(source)], check=True, capture_output=True)
+    return binary
+
+
+def _calls(bpf: Ebpf, tgid: int, expected: int, timeout: float = 5) -> list[tuple[int, int]]:
+    """``(kind, value)`` of the calls recorded for ``tgid``, waiting until ``expected`` arrived."""
+    found: list[tuple[int, int]] = []
+    deadline = time.monotonic() + timeout
+    ring = bpf.maps["CALLS"]
+    assert isinstance(ring, pyaya.RingBuf)
+    while len(found) < expected and time.monotonic() < deadline:
+        for record in ring.drain(timeout=0.2):
+            record_tgid, kind, value = struct.unpack("=IIQ", record)
+            if record_tgid == tgid:
+                found.append((kind, value))
+    return found
+
+
+def test_uprobe_and_uretprobe_see_arguments_and_results(fixtures_dir: Path, add_binary: Path) -> None:
+    with Ebpf.load_file(fixtures_dir / "trace_uprobe") as bpf:
+        entry, ret = bpf.programs["trace_add_entry"], bpf.programs["trace_add_return"]
+        assert isinstance(entry, UProbe)
+        assert isinstance(ret, UProbe)
+        assert not entry.retprobe
+        assert ret.retprobe
+        entry.attach(add_binary, "pyaya_add")
+        ret.attach(add_binary, "pyaya_add")
+        child = subprocess.run([str(add_binary)], input="go\n", capture_output=True, text=True, check=True)
+        assert child.stdout.strip() == str(sum(range(1, ADD_CALLS + 1)) + 100 * ADD_CALLS)
+        ids = _program_ids(bpf)
+        # The child has exited; its pid is only known from the records, which all come from one process.
+        ring = bpf.maps["CALLS"]
+        assert isinstance(ring, pyaya.RingBuf)
+        records = [struct.unpack("=IIQ", record) for record in ring.drain(timeout=2)]
+        deadline = time.monotonic() + 5
+        while len(records) < 2 * ADD_CALLS and time.monotonic() < deadline:
+            records += [struct.unpack("=IIQ", record) for record in ring.drain(timeout=0.2)]
+        tgids = {tgid for tgid, _, _ in records}
+        assert len(tgids) == 1
+        assert [value for _, kind, value in records if kind == 0] == list(range(1, ADD_CALLS + 1))
+        assert [value for _, kind, value in records if kind == 1] == [i + 100 for i in range(1, ADD_CALLS + 1)]
+    assert not _still_loaded(ids)
+
+
+def test_uprobe_pid_filter_sees_only_that_process(fixtures_dir: Path, add_binary: Path) -> None:
+    with Ebpf.load_file(fixtures_dir / "trace_uprobe") as bpf:
+        chosen = subprocess.Popen([str(add_binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        other = subprocess.Popen([str(add_binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            link = bpf.programs["trace_add_entry"].attach(add_binary, "pyaya_add", pid=chosen.pid)
+            assert link.attached
+            for child in (other, chosen):
+                child.communicate("go\n", timeout=10)
+            assert chosen.returncode == 0
+            assert other.returncode == 0
+        finally:
+            for child in (chosen, other):
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+        calls = _calls(bpf, chosen.pid, ADD_CALLS)
+        assert [value for _, value in calls] == list(range(1, ADD_CALLS + 1))
+        assert _calls(bpf, other.pid, 1, timeout=0.5) == []
+
+
+def test_uprobe_errors_name_what_is_missing(fixtures_dir: Path, add_binary: Path, tmp_path: Path) -> None:
+    with Ebpf.load_file(fixtures_dir / "trace_uprobe") as bpf:
+        program = bpf.programs["trace_add_entry"]
+        assert isinstance(program, UProbe)
+        with pytest.raises(pyaya.NotFoundError, match="no_such_function"):
+            program.attach(add_binary, "no_such_function")
+        with pytest.raises(pyaya.NotFoundError, match="missing"):
+            program.attach(tmp_path / "missing", "pyaya_add")
+        with pytest.raises(pyaya.ProgramError, match="pid"):
+            program.attach(add_binary, "pyaya_add", pid=0)
+        assert program.links == []
+
+
+def _burn_cpu(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    value = 0
+    while time.monotonic() < end:
+        value += 1
+
+
+def _samples(bpf: Ebpf) -> dict[int, int]:
+    counts = bpf.maps["SAMPLES"]
+    assert isinstance(counts, pyaya.HashMap)
+    return {int(key): int(value) for key, value in counts.items()}
+
+
+def test_perf_event_samples_on_every_cpu(fixtures_dir: Path) -> None:
+    online = os.sched_getaffinity(0)
+    with Ebpf.load_file(fixtures_dir / "trace_perf", globals={"TARGET_TGID": ctypes.c_uint32(os.getpid())}) as bpf:
+        program = bpf.programs["trace_perf_sample"]
+        assert isinstance(program, PerfEvent)
+        assert PerfEvent.events()["cpu-clock"] is PerfEventKind.SOFTWARE
+        link = program.attach("cpu-clock", sample_frequency=1000)
+        assert isinstance(link, Link)
+        _burn_cpu(0.5)
+        samples = _samples(bpf)
+        link.detach()
+        assert not link.attached
+        total = sum(count for key, count in samples.items() if key % 2 == 0)
+        ours = sum(count for key, count in samples.items() if key % 2 == 1)
+        assert total > 0
+        assert ours > 0
+        assert {key // 2 for key in samples} <= online
+        after = _samples(bpf)
+        _burn_cpu(0.2)
+        assert _samples(bpf) == after  # detached: no more samples
+
+
+def test_perf_event_on_chosen_cpus_and_for_one_process(fixtures_dir: Path) -> None:
+    with Ebpf.load_file(fixtures_dir / "trace_perf", globals={"TARGET_TGID": ctypes.c_uint32(os.getpid())}) as bpf:
+        program = bpf.programs["trace_perf_sample"]
+        assert isinstance(program, PerfEvent)
+        cpu = min(os.sched_getaffinity(0))
+        with program.attach("cpu-clock", sample_period=1_000_000, cpus=[cpu]):
+            os.sched_setaffinity(0, {cpu})
+            try:
+                _burn_cpu(0.3)
+            finally:
+                os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+        assert {key // 2 for key in _samples(bpf)} == {cpu}
+        counts = bpf.maps["SAMPLES"]
+        assert isinstance(counts, pyaya.HashMap)
+        counts.clear()
+        with program.attach("task-clock", sample_frequency=1000, pid=os.getpid()):
+            _burn_cpu(0.3)
+        samples = _samples(bpf)
+        assert sum(count for key, count in samples.items() if key % 2 == 1) > 0
+        assert all(key % 2 == 1 or samples.get(key + 1) == count for key, count in samples.items())
+        with pytest.raises(pyaya.NotFoundError, match="no perf event named"):
+            program.attach("no-such-event")
+        with pytest.raises(pyaya.ProgramError, match="not both"):
+            program.attach("cpu-clock", sample_period=10, sample_frequency=10)
+
+
+def test_perf_event_hardware_counters(fixtures_dir: Path) -> None:
+    with Ebpf.load_file(fixtures_dir / "trace_perf") as bpf:
+        program = bpf.programs["trace_perf_sample"]
+        assert isinstance(program, PerfEvent)
+        pmu = Path("/sys/bus/event_source/devices/cpu")
+        if not pmu.exists():
+            with pytest.raises(pyaya.UnsupportedError, match="no hardware PMU"):
+                program.attach("cycles", sample_period=100_000)
+            assert program.links == []
+            pytest.skip(f"{pmu} does not exist: this machine exposes no hardware PMU")
+        with program.attach("cycles", sample_period=100_000):
+            _burn_cpu(0.3)
+        assert sum(_samples(bpf).values()) > 0
+
+
+def _task_offsets() -> dict[str, ctypes.c_uint64]:
+    btf = Btf.vmlinux()
+    return {
+        "TASK_TGID_OFFSET": ctypes.c_uint64(btf.member_offset("task_struct", "tgid")),
+        "TASK_PID_OFFSET": ctypes.c_uint64(btf.member_offset("task_struct", "pid")),
+    }
+
+
+def test_task_iterator_lists_this_process(fixtures_dir: Path) -> None:
+    probe = features.btf_program_supported("Iter", "task")
+    if not probe.ok:
+        pytest.skip(probe.reason)
+    with Ebpf.load_file(fixtures_dir / "trace_iter", globals=_task_offsets()) as bpf:
+        program = bpf.programs["trace_iter_tasks"]
+        assert isinstance(program, Iter)
+        with program.attach() as link:
+            first = link.read()
+            assert len(first) % 8 == 0
+            tasks = {struct.unpack_from("=II", first, offset) for offset in range(0, len(first), 8)}
+            assert (os.getpid(), os.getpid()) in tasks
+            assert any(tgid == os.getppid() for tgid, _ in tasks)
+            child = subprocess.Popen(["sleep", "5"])
+            try:
+                again = link.read()
+            finally:
+                child.kill()
+                child.wait()
+            tasks = {struct.unpack_from("=II", again, offset) for offset in range(0, len(again), 8)}
+            assert (child.pid, child.pid) in tasks
+        with pytest.raises(pyaya.ClosedError):
+            link.read()
+
+
+def test_btf_tracepoint_counts_execs(fixtures_dir: Path) -> None:
+    probe = features.btf_program_supported("BtfTracePoint", "sched_process_exec")
+    program_ids: set[int] = set()
+    with Ebpf.load_file(fixtures_dir / "trace_btf") as bpf:
+        program = bpf.programs["trace_exec_btf"]
+        assert isinstance(program, BtfTracePoint)
+        if not probe.ok:
+            with pytest.raises(pyaya.PyayaError, match="what would fix it"):
+                program.attach()
+            pytest.skip(probe.reason)
+        with program.attach():
+            child = subprocess.run(["true"], check=True)
+            del child
+            program_ids = _program_ids(bpf)
+            hits = bpf.maps["HITS"]
+            assert isinstance(hits, pyaya.HashMap)
+            assert sum(int(count) for count in hits.values()) >= 1
+    assert not _still_loaded(program_ids)
+
+
+@pytest.mark.parametrize(("name", "cls"), [("trace_unlink_entry", FEntry), ("trace_unlink_exit", FExit)])
+def test_fentry_fexit(fixtures_dir: Path, tmp_path: Path, name: str, cls: type[Program]) -> None:
+    probe = features.btf_program_supported(cls.kind, "do_unlinkat")
+    with Ebpf.load_file(fixtures_dir / "trace_btf") as bpf:
+        program = bpf.programs[name]
+        assert isinstance(program, cls)
+        assert isinstance(program, FEntry | FExit)
+        if not probe.ok:
+            with pytest.raises(pyaya.PermissionDeniedError, match="what would fix it") as raised:
+                program.attach()
+            assert "do_unlinkat" in str(raised.value)
+            assert not program.loaded
+            pytest.skip(probe.reason)
+        with program.attach():
+            victim = tmp_path / "victim"
+            victim.touch()
+            victim.unlink()
+            hits = bpf.maps["HITS"]
+            assert isinstance(hits, pyaya.HashMap)
+            assert hits[0] >= 1
+
+
+def test_lsm(fixtures_dir: Path, tmp_path: Path) -> None:
+    probe = features.btf_program_supported("Lsm", "file_open")
+    with Ebpf.load_file(fixtures_dir / "trace_btf") as bpf:
+        program = bpf.programs["trace_file_open"]
+        assert isinstance(program, Lsm)
+        if not probe.ok:
+            with pytest.raises(pyaya.PermissionDeniedError, match="what would fix it"):
+                program.load()
+            pytest.skip(probe.reason)
+        with program.attach():
+            (tmp_path / "opened").write_text("x")
+            hits = bpf.maps["HITS"]
+            assert isinstance(hits, pyaya.HashMap)
+            assert hits[0] >= 1
+
+
+@pytest.mark.parametrize(("name", "retprobe"), [("trace_kprobe", False), ("trace_kretprobe", True)])
+def test_kprobe(fixtures_dir: Path, tmp_path: Path, name: str, retprobe: bool) -> None:
+    probe = features.kprobes_supported()
+    with Ebpf.load_file(fixtures_dir / "trace_btf") as bpf:
+        program = bpf.programs[name]
+        assert isinstance(program, KProbe)
+        assert program.retprobe is retprobe
+        if not probe.ok:
+            with pytest.raises(pyaya.UnsupportedError, match="CONFIG_KPROBES") as raised:
+                program.attach("do_unlinkat")
+            assert "kprobe PMU" in str(raised.value)
+            assert program.links == []
+            pytest.skip(probe.reason)
+        with program.attach("do_unlinkat"):
+            victim = tmp_path / "victim"
+            victim.touch()
+            victim.unlink()
+            hits = bpf.maps["HITS"]
+            assert isinstance(hits, pyaya.HashMap)
+            assert hits[0] >= 1
+
+
+def test_plain_load_of_a_type_needing_arguments_says_which_call(fixtures_dir: Path) -> None:
+    with Ebpf.load_file(fixtures_dir / "trace_btf") as bpf:
+        program = bpf.programs["trace_unlink_entry"]
+        with pytest.raises(pyaya.ProgramError, match=r"use FEntry\.load\(function=None\)"):
+            Program.load(program)
+        with pytest.raises(pyaya.ProgramError, match="is a BtfTracePoint program, not a FEntry"):
+            bpf.programs["trace_exec_btf"]._native.load_fentry(None)
+        with pytest.raises(pyaya.NotFoundError, match="no_such_tracepoint"):
+            bpf.programs["trace_exec_btf"].load("no_such_tracepoint")
+
+
+@contextlib.contextmanager
+def _bpffs_paths(*names: str) -> Iterator[list[Path]]:
+    root = features.bpffs_mount()
+    if root is None:
+        pytest.skip("bpffs is not mounted (mount -t bpf bpf /sys/fs/bpf)")
+    paths = [root / f"pyaya_test_{os.getpid()}_{name}" for name in names]
+    try:
+        yield paths
+    finally:
+        for path in paths:
+            path.unlink(missing_ok=True)
+
+
+def _syscall_count(bpf: Ebpf) -> int:
+    counts = bpf.maps["SYSCALLS"]
+    assert isinstance(counts, pyaya.HashMap)
+    return int(counts.get(os.getpid(), 0))
+
+
+def test_program_pin_and_from_pin(fixtures_dir: Path) -> None:
+    with _bpffs_paths("prog") as (pin,):
+        with Ebpf.load_file(fixtures_dir / "trace_raw") as bpf:
+            program = bpf.programs["trace_sys_enter"]
+            assert isinstance(program, RawTracePoint)
+            program.load()
+            program.pin(pin)
+            program_id = program.info()["id"]
+            reopened = Program.from_pin(pin)
+            assert isinstance(reopened, RawTracePoint)
+            assert reopened.info()["id"] == program_id
+            assert reopened.loaded
+            # The reopened handle attaches the same kernel program, which counts into the object's map.
+            before = _syscall_count(bpf)
+            with reopened.attach("sys_enter"):
+                for _ in range(20):
+                    os.getppid()
+                assert _syscall_count(bpf) >= before + 20
+        # The object is closed; the pin keeps the program loaded.
+        assert program_id in _loaded_ids()
+        assert RawTracePoint.from_pin(pin).info()["id"] == program_id
+        with pytest.raises(pyaya.ProgramError, match="not a UProbe"):
+            UProbe.from_pin(pin)
+        reopened.unpin()
+        assert not pin.exists()
+        del reopened
+        assert not _still_loaded({int(program_id)})
+    with pytest.raises(pyaya.NotFoundError, match="no pinned program"):
+        Program.from_pin(pin)
+
+
+def test_from_pin_tells_probe_kinds_apart_by_class(fixtures_dir: Path) -> None:
+    with (
+        _bpffs_paths("uprobe", "uretprobe") as (entry_pin, return_pin),
+        Ebpf.load_file(fixtures_dir / "trace_uprobe") as bpf,
+    ):
+        bpf.programs["trace_add_entry"].load()
+        bpf.programs["trace_add_entry"].pin(entry_pin)
+        bpf.programs["trace_add_return"].load()
+        bpf.programs["trace_add_return"].pin(return_pin)
+        as_kprobe = Program.from_pin(entry_pin)
+        assert isinstance(as_kprobe, KProbe)  # the kernel's program info says only "kprobe"
+        as_uprobe = UProbe.from_pin(entry_pin)
+        assert isinstance(as_uprobe, UProbe)
+        assert not as_uprobe.retprobe
+        assert UProbe.from_pin(return_pin, retprobe=True).retprobe
+        as_uprobe.unpin()
+        UProbe.from_pin(return_pin).unpin()
+        assert not entry_pin.exists()
+        assert not return_pin.exists()
+
+
+def test_link_pin_survives_close_and_from_pin_detaches(fixtures_dir: Path) -> None:
+    with _bpffs_paths("link") as (pin,):
+        with Ebpf.load_file(fixtures_dir / "trace_raw") as bpf:
+            program = bpf.programs["trace_sys_enter"]
+            link = program.attach("sys_enter")
+            program_id = program.info()["id"]
+            link.pin(pin)
+            assert link.pinned_path == pin
+            counts = bpf.maps["SYSCALLS"]
+            assert isinstance(counts, pyaya.HashMap)
+        assert bpf.closed
+        assert pin.exists()
+        assert program_id in _loaded_ids()  # the pinned link holds the program attached
+        reopened = Link.from_pin(pin)
+        assert reopened.attached
+        reopened.detach()
+        assert not pin.exists()
+        assert not _still_loaded({int(program_id)})
+
+
+def test_enable_stats_counts_runs(fixtures_dir: Path) -> None:
+    with Ebpf.load_file(fixtures_dir / "trace_raw") as bpf:
+        program = bpf.programs["trace_sys_enter"]
+        with pyaya.enable_stats(), program.attach("sys_enter"):
+            for _ in range(50):
+                os.getppid()
+            info = program.info()
+        assert int(info["run_count"]) >= 50
+        assert int(info["run_time_ns"]) > 0
+        program_ids = _program_ids(bpf)
+    assert not _still_loaded(program_ids)
