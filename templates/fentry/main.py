@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import sys
 import time
 
-from pyaya.runtime import Column, Session
+from pyaya.runtime import Column, Session, parse_options
 
 
 class SlowCall(ctypes.Structure):
@@ -28,11 +29,13 @@ class SlowCall(ctypes.Structure):
     ]
 
 
-def own_options(extra: list[str]) -> argparse.Namespace:
-    """This project's options, beyond the ones every pyaya project has."""
-    parser = argparse.ArgumentParser(prog="main.py")
+def own_options() -> tuple[argparse.Namespace, list[str]]:
+    """This project's options, and the arguments left for the ones every pyaya project has (parsed first, so that
+    their values are not taken for the common positional arguments)."""
+    parser = argparse.ArgumentParser(prog="main.py", allow_abbrev=False, add_help=False)
     parser.add_argument("--min-ms", type=float, default=10.0, help="print calls that take at least this long")
-    return parser.parse_args(extra)
+    own, rest = parser.parse_known_args(sys.argv[1:])
+    return own, rest
 
 
 def main() -> None:
@@ -43,8 +46,8 @@ def main() -> None:
         Column("comm", 16),
         Column("latency_ms", 10, "LAT(ms)", ">"),
     ]
-    with Session("{{name}}", columns=columns) as session:
-        options = own_options(list(session.options.extra))
+    options, rest = own_options()
+    with Session("{{name}}", options=parse_options(rest), columns=columns) as session:
         bpf = session.load(
             globals={
                 "TARGET_TGID": ctypes.c_uint32(session.options.pid or 0),

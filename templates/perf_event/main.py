@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import sys
 import signal
 import struct
 from types import FrameType
 from typing import Any
 
-from pyaya.runtime import Column, Session
+from pyaya.runtime import Column, Session, parse_options
 from symbols import KernelSymbols, UserSymbols  # the project's own module, next to this script
 
 
@@ -33,12 +34,14 @@ class SampleKey(ctypes.Structure):
     ]
 
 
-def own_options(extra: list[str]) -> argparse.Namespace:
-    """This project's options, beyond the ones every pyaya project has."""
-    parser = argparse.ArgumentParser(prog="main.py")
+def own_options() -> tuple[argparse.Namespace, list[str]]:
+    """This project's options, and the arguments left for the ones every pyaya project has (parsed first, so that
+    their values are not taken for the common positional arguments)."""
+    parser = argparse.ArgumentParser(prog="main.py", allow_abbrev=False, add_help=False)
     parser.add_argument("-F", "--frequency", type=int, default=49, help="samples per second on each CPU")
     parser.add_argument("--top", type=int, default=20, help="stacks to print")
-    return parser.parse_args(extra)
+    own, rest = parser.parse_known_args(sys.argv[1:])
+    return own, rest
 
 
 def stack_addresses(stacks: Any, stack_id: int) -> list[int]:
@@ -62,8 +65,8 @@ def stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main() -> None:
     columns = [Column("count", 7, "COUNT", ">"), Column("pid", 7), Column("comm", 16), Column("stack")]
-    with Session("{{name}}", columns=columns) as session:
-        options = own_options(list(session.options.extra))
+    options, rest = own_options()
+    with Session("{{name}}", options=parse_options(rest), columns=columns) as session:
         bpf = session.load(globals={"TARGET_TGID": ctypes.c_uint32(session.options.pid or 0)})
         bpf.programs["{{crate_name}}"].attach("cpu-clock", sample_frequency=options.frequency)
         counts = bpf.maps["COUNTS"].typed(SampleKey, None)
@@ -82,26 +85,27 @@ def main() -> None:
         except KeyboardInterrupt:
             pass
         remember_processes()
-        samples = sorted(counts.items(), key=lambda item: item[1], reverse=True)
+        # Stacks that differ only in return addresses within the same functions fold into one line.
         kernel_symbols = KernelSymbols()
-        for key, count in samples[: options.top]:
+        folded: dict[tuple[int, str, str], int] = {}
+        frames: dict[tuple[int, str, str], tuple[list[str], list[str]]] = {}
+        samples = counts.items()
+        for key, count in samples:
             user = [user_symbols.name(key.pid, a) for a in stack_addresses(stacks, key.user_stack_id)]
             kernel = [kernel_symbols.name(a) for a in stack_addresses(stacks, key.kernel_stack_id)]
             comm = key.comm.decode(errors="replace")
-            folded = [comm, *reversed(user), *(f"{name}_[k]" for name in reversed(kernel))]
+            line = ";".join([comm, *reversed(user), *(f"{name}_[k]" for name in reversed(kernel))])
+            folded[key.pid, comm, line] = folded.get((key.pid, comm, line), 0) + count
+            frames[key.pid, comm, line] = (user, kernel)
+        for (pid, comm, line), count in sorted(folded.items(), key=lambda item: item[1], reverse=True)[: options.top]:
+            user, kernel = frames[pid, comm, line]
             session.event(
                 "COUNTS",
-                {
-                    "count": count,
-                    "pid": key.pid,
-                    "comm": comm,
-                    "stack": ";".join(folded),
-                    "user_stack": user,
-                    "kernel_stack": kernel,
-                },
+                {"count": count, "pid": pid, "comm": comm, "stack": line, "user_stack": user, "kernel_stack": kernel},
             )
         total = sum(count for _, count in samples)
-        session.log("info", "{{name}}", f"{total} samples, {len(samples)} distinct stacks, top {options.top} shown")
+        shown = min(options.top, len(folded))
+        session.log("info", "{{name}}", f"{total} samples, {len(folded)} distinct stacks, {shown} shown")
 
 
 if __name__ == "__main__":

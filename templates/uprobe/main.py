@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import sys
 import time
 
-from pyaya.runtime import Column, Session
+from pyaya.runtime import Column, Session, parse_options
 
 TARGET = "{{uprobe_target}}"
 FUNCTION = "{{uprobe_function}}"
@@ -43,11 +44,13 @@ def signed(value: int, bits: int = RETURN_BITS) -> int:
     return value - (1 << bits) if value >> (bits - 1) else value
 
 
-def own_options(extra: list[str]) -> argparse.Namespace:
-    """This project's options, beyond the ones every pyaya project has."""
-    parser = argparse.ArgumentParser(prog="main.py")
+def own_options() -> tuple[argparse.Namespace, list[str]]:
+    """This project's options, and the arguments left for the ones every pyaya project has (parsed first, so that
+    their values are not taken for the common positional arguments)."""
+    parser = argparse.ArgumentParser(prog="main.py", allow_abbrev=False, add_help=False)
     parser.add_argument("--min-ms", type=float, default=0.0, help="only show calls that take at least this long")
-    return parser.parse_args(extra)
+    own, rest = parser.parse_known_args(sys.argv[1:])
+    return own, rest
 
 
 def main() -> None:
@@ -59,8 +62,8 @@ def main() -> None:
         Column("ret", 6, "RET", ">"),
         Column("arg", 0, "ARG0"),
     ]
-    with Session("{{name}}", columns=columns) as session:
-        options = own_options(list(session.options.extra))
+    options, rest = own_options()
+    with Session("{{name}}", options=parse_options(rest), columns=columns) as session:
         bpf = session.load(globals={"MIN_LATENCY_NS": ctypes.c_uint64(int(options.min_ms * 1e6))})
         # -p PID: the kernel only fires the probes in that process.
         pid = session.options.pid

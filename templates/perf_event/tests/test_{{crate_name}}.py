@@ -65,15 +65,22 @@ def test_builds() -> None:
     assert Path(out.strip()).is_file()
 
 
-def test_profiles_a_busy_process() -> None:
-    runner = start("--top", "1000")
-    # dd spends its time in read() and write() system calls: both its kernel and its user stacks have frames.
+def profile_while_busy(*main_args: str) -> tuple[list[dict[str, Any]], int]:
+    """Profile while dd copies /dev/zero to /dev/null; return the records and dd's pid. dd spends its time in read()
+    and write() system calls, so both its kernel and its user stacks have frames."""
+    runner = start(*main_args)
     busy = subprocess.Popen(["dd", "if=/dev/zero", "of=/dev/null", "bs=64k"], stderr=subprocess.DEVNULL)
-    records = finish(runner)
-    busy.kill()
-    busy.wait()
-    stacks = events_of(records, busy.pid)
-    assert stacks, f"no samples of dd (pid {busy.pid})"
+    try:
+        return finish(runner), busy.pid
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def test_profiles_a_busy_process() -> None:
+    records, pid = profile_while_busy("--top", "1000")
+    stacks = events_of(records, pid)
+    assert stacks, f"no samples of dd (pid {pid})"
     assert all(stack["comm"] == "dd" for stack in stacks)
     assert all(stack["stack"].startswith("dd;") for stack in stacks)
     assert sum(stack["count"] for stack in stacks) >= 10  # 49 Hz for most of 3 s on a busy CPU
@@ -82,9 +89,5 @@ def test_profiles_a_busy_process() -> None:
 
 
 def test_pid_filter() -> None:
-    runner = start("-p", str(os.getpid()))
-    busy = subprocess.Popen(["dd", "if=/dev/zero", "of=/dev/null", "bs=64k"], stderr=subprocess.DEVNULL)
-    records = finish(runner)
-    busy.kill()
-    busy.wait()
+    records, _ = profile_while_busy("-p", str(os.getpid()))
     assert {r["data"]["pid"] for r in records if r["kind"] == "event"} <= {os.getpid()}
