@@ -80,7 +80,7 @@ def test_builds() -> None:
 
 
 def needs_fentry() -> None:
-    supported, reason = features.fentry_supported()
+    supported, reason = features.btf_program_supported("FEntry", "{{function}}")
     if not supported:
         pytest.skip(f"fentry programs cannot be loaded and attached here: {reason}")
     if "{{function}}" not in READ_FUNCTIONS:

@@ -77,8 +77,7 @@ def test_builds() -> None:
 
 
 def needs_fexit() -> None:
-    # fexit programs are loaded and attached like fentry ones (BPF_PROG_TYPE_TRACING on a trampoline).
-    supported, reason = features.fentry_supported()
+    supported, reason = features.btf_program_supported("FExit", "{{function}}")
     if not supported:
         pytest.skip(f"fexit programs cannot be loaded and attached here: {reason}")
     if "{{function}}" not in READ_FUNCTIONS:

@@ -34,7 +34,7 @@ def test_builds() -> None:
 
 
 def test_checks_are_reported_and_allowed(tmp_path: Path) -> None:
-    supported, reason = features.lsm_supported("bpf_lsm_{{lsm_hook}}")
+    supported, reason = features.btf_program_supported("Lsm", "{{lsm_hook}}")
     if not supported:
         pytest.skip(f"BPF LSM programs cannot be loaded and attached here: {reason}")
     # A uniquely named executable, run three times: each exec is checked (bprm_check_security) and opens it

@@ -34,7 +34,7 @@ def test_builds() -> None:
 
 
 def test_each_exec_is_reported(tmp_path: Path) -> None:
-    supported, reason = features.tp_btf_supported("{{btf_tracepoint}}")
+    supported, reason = features.btf_program_supported("BtfTracePoint", "{{btf_tracepoint}}")
     if not supported:
         pytest.skip(f"BTF tracepoints cannot be loaded and attached here: {reason}")
     # A uniquely named executable, so its events can't be confused with anything else running.
