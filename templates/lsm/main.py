@@ -66,8 +66,8 @@ def main() -> None:
     ]
     with Session("{{name}}", columns=columns) as session:
         bpf = session.load(globals=kernel_offsets())
-        # The program names its hook in its ELF section (lsm/{{lsm_hook}}): loading finds bpf_lsm_{{lsm_hook}} in the
-        # kernel's BTF.
+        # The program names its hook in its ELF section (lsm/{{lsm_hook}}): loading finds the hook's
+        # bpf_lsm_ function in the kernel's BTF.
         program = bpf.programs["{{crate_name}}"]
         program.load()
         program.attach()

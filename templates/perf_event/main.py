@@ -12,15 +12,18 @@ It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
-import sys
 import signal
 import struct
+import sys
 from types import FrameType
 from typing import Any
 
 from pyaya.runtime import Column, Session, parse_options
-from symbols import KernelSymbols, UserSymbols  # the project's own module, next to this script
+
+# The project's own module, next to this script.
+from symbols import KernelSymbols, UserSymbols
 
 
 class SampleKey(ctypes.Structure):
@@ -80,10 +83,8 @@ def main() -> None:
 
         # The profile is the output: print it on Ctrl-C and on SIGTERM too, not only when --duration ends.
         signal.signal(signal.SIGTERM, stop_on_sigterm)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             session.wait(poll=remember_processes, interval=1.0)
-        except KeyboardInterrupt:
-            pass
         remember_processes()
         # Stacks that differ only in return addresses within the same functions fold into one line.
         kernel_symbols = KernelSymbols()

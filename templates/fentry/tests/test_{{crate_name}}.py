@@ -17,6 +17,7 @@ import pytest
 from pyaya import features
 
 PROJECT = Path(__file__).resolve().parent.parent
+FUNCTION = "{{function}}"
 
 READ_FUNCTIONS = ("vfs_read", "ksys_read", "__x64_sys_read", "__arm64_sys_read", "pipe_read")
 #: A read that waits WAIT_S seconds for its pipe's writer.
@@ -32,7 +33,9 @@ os.read(r, 1)
 os.wait()
 """
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)"
+)
 
 
 def pyaya(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
@@ -80,10 +83,10 @@ def test_builds() -> None:
 
 
 def needs_fentry() -> None:
-    supported, reason = features.btf_program_supported("FEntry", "{{function}}")
+    supported, reason = features.btf_program_supported("FEntry", FUNCTION)
     if not supported:
         pytest.skip(f"fentry programs cannot be loaded and attached here: {reason}")
-    if "{{function}}" not in READ_FUNCTIONS:
+    if FUNCTION not in READ_FUNCTIONS:
         pytest.skip("this test makes a slow read(); write a trigger for {{function}}")
 
 

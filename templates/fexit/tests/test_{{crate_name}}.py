@@ -17,6 +17,7 @@ import pytest
 from pyaya import features
 
 PROJECT = Path(__file__).resolve().parent.parent
+FUNCTION = "{{function}}"
 
 READ_FUNCTIONS = ("vfs_read", "ksys_read", "__x64_sys_read", "__arm64_sys_read", "pipe_read")
 #: A read of a directory: vfs_read returns -EISDIR.
@@ -29,7 +30,9 @@ except IsADirectoryError:
     pass
 """
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)"
+)
 
 
 def pyaya(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
@@ -77,10 +80,10 @@ def test_builds() -> None:
 
 
 def needs_fexit() -> None:
-    supported, reason = features.btf_program_supported("FExit", "{{function}}")
+    supported, reason = features.btf_program_supported("FExit", FUNCTION)
     if not supported:
         pytest.skip(f"fexit programs cannot be loaded and attached here: {reason}")
-    if "{{function}}" not in READ_FUNCTIONS:
+    if FUNCTION not in READ_FUNCTIONS:
         pytest.skip("this test makes a read() fail; write a trigger for {{function}}")
 
 

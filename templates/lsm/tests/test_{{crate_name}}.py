@@ -18,8 +18,11 @@ import pytest
 from pyaya import features
 
 PROJECT = Path(__file__).resolve().parent.parent
+HOOK = "{{lsm_hook}}"
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)"
+)
 
 
 def pyaya(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
@@ -34,7 +37,7 @@ def test_builds() -> None:
 
 
 def test_checks_are_reported_and_allowed(tmp_path: Path) -> None:
-    supported, reason = features.btf_program_supported("Lsm", "{{lsm_hook}}")
+    supported, reason = features.btf_program_supported("Lsm", HOOK)
     if not supported:
         pytest.skip(f"BPF LSM programs cannot be loaded and attached here: {reason}")
     # A uniquely named executable, run three times: each exec is checked (bprm_check_security) and opens it
@@ -58,9 +61,9 @@ def test_checks_are_reported_and_allowed(tmp_path: Path) -> None:
     assert {event["pid"] for event in events} == set(pids)
     assert all(event["decision"] == 0 for event in events)
     names = {event["name"] for event in events}
-    if "{{lsm_hook}}" == "bprm_check_security":
+    if HOOK == "bprm_check_security":
         assert names == {str(probe)}
-    elif "{{lsm_hook}}" == "file_open":
+    elif HOOK == "file_open":
         assert probe.name in names
     totals = {r["map"]: r["entries"] for r in records if r["kind"] == "map"}
     assert {entry["pid"] for entry in totals["CHECKS"]} >= set(pids)

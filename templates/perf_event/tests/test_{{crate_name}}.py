@@ -17,7 +17,9 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)"
+)
 
 
 def pyaya(*args: str, **kwargs: Any) -> subprocess.Popen[str]:

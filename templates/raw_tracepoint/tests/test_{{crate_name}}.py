@@ -17,8 +17,11 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
 CALLS = 3000
+TRACEPOINT = "{{tracepoint_name}}"
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)"
+)
 
 
 def pyaya(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
@@ -77,8 +80,9 @@ def test_counts_the_calls_of_a_process() -> None:
     # Reports show the busiest processes of each interval: the trigger when this machine is quiet enough.
     reported = sum(report["count"] for report in reports if report["pid"] == pid)
     assert reported <= counted[0]
-    if "{{tracepoint_name}}" == "sys_enter":
+    if TRACEPOINT == "sys_enter":
         assert counted[0] >= CALLS
+
 
 def test_pid_filter_counts_only_that_process() -> None:
     records, _ = run_while([sys.executable, "-c", "pass"], "-p", str(os.getpid()))

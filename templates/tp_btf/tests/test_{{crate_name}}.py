@@ -18,8 +18,11 @@ import pytest
 from pyaya import features
 
 PROJECT = Path(__file__).resolve().parent.parent
+TRACEPOINT = "{{btf_tracepoint}}"
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)"
+)
 
 
 def pyaya(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
@@ -34,7 +37,7 @@ def test_builds() -> None:
 
 
 def test_each_exec_is_reported(tmp_path: Path) -> None:
-    supported, reason = features.btf_program_supported("BtfTracePoint", "{{btf_tracepoint}}")
+    supported, reason = features.btf_program_supported("BtfTracePoint", TRACEPOINT)
     if not supported:
         pytest.skip(f"BTF tracepoints cannot be loaded and attached here: {reason}")
     # A uniquely named executable, so its events can't be confused with anything else running.
@@ -57,6 +60,6 @@ def test_each_exec_is_reported(tmp_path: Path) -> None:
     assert sorted(event["pid"] for event in events) == sorted(pids)
     assert all(event["comm"] == probe.name[:15] for event in events)
     assert all(event["uid"] == os.getuid() for event in events)
-    if "{{btf_tracepoint}}" == "sched_process_exec":
+    if TRACEPOINT == "sched_process_exec":
         assert all(event["filename"] == str(probe) for event in events)
         assert all(event["old_pid"] == event["pid"] for event in events)

@@ -16,8 +16,12 @@ from typing import Any
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
+TARGET = "{{uprobe_target}}"
+FUNCTION = "{{uprobe_function}}"
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)"
+)
 
 
 def pyaya(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
@@ -65,7 +69,7 @@ def test_builds() -> None:
 
 
 def test_reports_each_call() -> None:
-    if ("{{uprobe_target}}", "{{uprobe_function}}") != ("libc", "getaddrinfo"):
+    if (TARGET, FUNCTION) != ("libc", "getaddrinfo"):
         pytest.skip("this test calls libc's getaddrinfo; write a trigger for {{uprobe_function}} in {{uprobe_target}}")
     runner = start()
     # Python's socket.getaddrinfo calls libc's; a numeric-only lookup of a name fails at once with EAI_NONAME.
@@ -89,7 +93,7 @@ def test_reports_each_call() -> None:
 
 
 def test_pid_filter() -> None:
-    if ("{{uprobe_target}}", "{{uprobe_function}}") != ("libc", "getaddrinfo"):
+    if (TARGET, FUNCTION) != ("libc", "getaddrinfo"):
         pytest.skip("this test calls libc's getaddrinfo; write a trigger for {{uprobe_function}} in {{uprobe_target}}")
     code = "import socket, sys\nsys.stdin.readline()\nsocket.getaddrinfo('localhost', 80)\n"
     watched = python(code, stdin=subprocess.PIPE)

@@ -9,17 +9,21 @@ from __future__ import annotations
 import json
 import os
 import pty
-import time
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
+TARGET = "{{uprobe_target}}"
+FUNCTION = "{{uprobe_function}}"
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)"
+)
 
 
 def pyaya(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
@@ -59,7 +63,7 @@ def type_into_bash(*lines: str) -> int:
     """Start an interactive bash on a new pseudo-terminal, type `lines` and `exit`; return its pid."""
     controller, terminal = pty.openpty()
     bash = subprocess.Popen(
-        ["{{uprobe_target}}", "--norc", "--noprofile", "-i"],
+        [TARGET, "--norc", "--noprofile", "-i"],
         stdin=terminal,
         stdout=terminal,
         stderr=terminal,
@@ -85,7 +89,7 @@ def test_builds() -> None:
 
 
 needs_bash = pytest.mark.skipif(
-    not ("{{uprobe_target}}".endswith("/bash") and "{{uprobe_function}}" == "readline"),
+    not (TARGET.endswith("/bash") and FUNCTION == "readline"),
     reason="this test types into bash; write a trigger for {{uprobe_function}} in {{uprobe_target}}",
 )
 
