@@ -24,10 +24,31 @@ from pyaya.errors import (
 from pyaya.loader import Ebpf, loaded_programs
 from pyaya.maps import Array, HashMap, Map, RingBuf
 from pyaya.programs import (
+    SK_DROP,
+    SK_PASS,
+    TC_ACT_OK,
+    TC_ACT_PIPE,
+    TC_ACT_RECLASSIFY,
+    TC_ACT_REDIRECT,
+    TC_ACT_SHOT,
+    TC_ACT_STOLEN,
+    TC_ACT_UNSPEC,
+    XDP_ABORTED,
+    XDP_DROP,
+    XDP_PASS,
+    XDP_REDIRECT,
+    XDP_TX,
     BtfTracePoint,
+    CgroupDevice,
+    CgroupSkb,
+    CgroupSock,
+    CgroupSockAddr,
+    CgroupSockopt,
+    CgroupSysctl,
     Extension,
     FEntry,
     FExit,
+    FlowDissector,
     Iter,
     IterLink,
     KProbe,
@@ -38,33 +59,49 @@ from pyaya.programs import (
     PerfEventKind,
     Program,
     RawTracePoint,
+    SchedClassifier,
+    SkLookup,
+    SkMsg,
+    SkSkb,
+    SocketFilter,
+    SockOps,
+    TestRunResult,
     TracePoint,
     UProbe,
+    Xdp,
     enable_stats,
 )
 
-
-def __getattr__(name: str) -> str:
-    # importlib.metadata costs ~30 ms at import: read the version only when someone asks for it.
-    if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
-
-        try:
-            return version("pyaya")
-        except PackageNotFoundError:  # running from a source tree that was never installed
-            return "0.0.0+unknown"
-    raise AttributeError(f"module 'pyaya' has no attribute {name!r}")
-
-
 __all__ = [
+    "SK_DROP",
+    "SK_PASS",
+    "TC_ACT_OK",
+    "TC_ACT_PIPE",
+    "TC_ACT_RECLASSIFY",
+    "TC_ACT_REDIRECT",
+    "TC_ACT_SHOT",
+    "TC_ACT_STOLEN",
+    "TC_ACT_UNSPEC",
+    "XDP_ABORTED",
+    "XDP_DROP",
+    "XDP_PASS",
+    "XDP_REDIRECT",
+    "XDP_TX",
     "Array",
     "BtfTracePoint",
     "BuildError",
+    "CgroupDevice",
+    "CgroupSkb",
+    "CgroupSock",
+    "CgroupSockAddr",
+    "CgroupSockopt",
+    "CgroupSysctl",
     "ClosedError",
     "Ebpf",
     "Extension",
     "FEntry",
     "FExit",
+    "FlowDissector",
     "HashMap",
     "Iter",
     "IterLink",
@@ -87,12 +124,32 @@ __all__ = [
     "RawTracePoint",
     "RingBuf",
     "ScaffoldError",
+    "SchedClassifier",
+    "SkLookup",
+    "SkMsg",
+    "SkSkb",
+    "SockOps",
+    "SocketFilter",
+    "TestRunResult",
     "ToolchainError",
     "TracePoint",
     "UProbe",
     "UnsupportedError",
     "VerifierError",
+    "Xdp",
     "__version__",
     "enable_stats",
     "loaded_programs",
 ]
+
+
+def __getattr__(name: str) -> str:
+    # importlib.metadata costs ~30 ms at import: read the version only when someone asks for it.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+        try:
+            return version("pyaya")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            return "0.0.0+unknown"
+    raise AttributeError(f"module 'pyaya' has no attribute {name!r}")

@@ -13,10 +13,14 @@ __all__ = [
     "RingBuf",
     "RunStats",
     "enable_stats",
+    "helper_supported",
     "inspect_object",
+    "kernel_features",
     "kernel_member_offsets",
     "loaded_programs",
+    "map_supported",
     "perf_event_names",
+    "program_supported",
     "read_iter",
 ]
 
@@ -28,9 +32,17 @@ class Ebpf:
 
     @staticmethod
     def load(
-        data: bytes, *, globals: dict[str, bytes] | None = None, max_entries: dict[str, int] | None = None
+        data: bytes,
+        *,
+        globals: dict[str, bytes] | None = None,
+        max_entries: dict[str, int] | None = None,
+        log_level: int | None = None,
+        pin_maps: str | Path | None = None,
     ) -> Ebpf:
-        """Parse ``data`` as a BPF ELF object, override globals and map sizes, and create its maps."""
+        """Parse ``data`` as a BPF ELF object, override globals and map sizes, and create its maps.
+
+        ``log_level`` (aya-log's 0 off ... 5 trace) goes into ``AYA_LOG_LEVEL`` when the object has it;
+        ``pin_maps`` pins every map by name into that bpffs folder, reusing compatible pins."""
     def programs(self) -> list[tuple[str, str]]:
         """``(name, type)`` of every program, sorted by name."""
     def maps(self) -> list[tuple[str, str]]:
@@ -119,6 +131,22 @@ class Program:
         """Open the program pinned at ``path``; ``kind`` settles types the kernel cannot tell apart."""
     # --- end of tracing program types ---
     # --- networking and cgroup program types (crates/pyaya-native/src/programs_net.rs) ---
+    def attach_xdp(self, interface: str | int, mode: str | None = None) -> Link:
+        """Attach an Xdp program to ``interface`` (name or index); ``mode`` "skb", "drv", "hw" or ``None``."""
+    def attach_sched_classifier(self, interface: str | int, direction: str = "ingress", priority: int = 0) -> Link:
+        """Attach a SchedClassifier program (tcx where available, else netlink on a clsact qdisc)."""
+    def attach_socket_filter(self, fd: int) -> Link:
+        """Attach a SocketFilter program to the socket ``fd``, borrowed for this call only."""
+    def attach_cgroup(self, cgroup: Path, direction: str | None = None) -> Link:
+        """Attach a cgroup program (or SockOps) to a cgroup v2 directory; ``direction`` is for CgroupSkb."""
+    def attach_sock_map(self, map: Map) -> Link:
+        """Attach an SkMsg or SkSkb program to a SockMap or SockHash."""
+    def attach_netns(self, netns: Path) -> Link:
+        """Attach an SkLookup or FlowDissector program to a network namespace file."""
+    def test_run(
+        self, data: bytes, ctx: bytes | None = None, repeat: int = 1, data_out_size: int | None = None
+    ) -> tuple[int, bytes, bytes, int]:
+        """``BPF_PROG_TEST_RUN``: ``(return_value, data_out, ctx_out, duration_ns)``."""
     # --- end of networking and cgroup program types ---
     def info(self) -> dict[str, int | str]:
         """The kernel's view of the program: id, tag, type, name, run_count, run_time_ns."""
@@ -244,3 +272,18 @@ def read_iter(link_id: int) -> bytes:
     """Run the iterator behind the bpf_link ``link_id`` and return its output."""
 
 # --- end of tracing program types and program statistics ---
+
+# --- feature probes (crates/pyaya-native/src/features.rs) ---
+def program_supported(kind: str) -> bool:
+    """Whether the kernel loads programs of this type (a pyaya program class name such as ``"Xdp"``)."""
+
+def map_supported(kind: str) -> bool:
+    """Whether the kernel creates maps of this type (a pyaya map type name such as ``"RingBuf"``)."""
+
+def helper_supported(kind: str, helper: int) -> bool:
+    """Whether programs of type ``kind`` may call the helper numbered ``helper`` (``enum bpf_func_id``)."""
+
+def kernel_features() -> dict[str, bool]:
+    """What aya detected about the kernel: bpf_name, perf_link, global_data, cookie, btf and BTF kinds..."""
+
+# --- end of feature probes ---

@@ -118,6 +118,54 @@ def check_fentry() -> Check:
     return Check("fentry/fexit", "unsupported", reason, "use tracepoint or kprobe programs on this kernel")
 
 
+# Kernel features beyond those above, each with what it is for: unsupported ones do not fail a run.
+_FEATURE_CHECKS = {
+    "object btf": (
+        "objects load with their BTF (btf_map maps, typed data)",
+        "use a kernel built with CONFIG_DEBUG_INFO_BTF=y",
+    ),
+    "bpf_link": ("attachments as bpf_link fds", "use kernel 5.15 or newer"),
+    "lsm": ("Lsm programs", "boot with the BPF LSM enabled (lsm=...,bpf) on a kernel with CONFIG_BPF_LSM=y"),
+    "tp_btf": ("BtfTracePoint programs", "use RawTracePoint or TracePoint programs on this kernel"),
+    "ring buffer": ("RingBuf maps", "use PerfEventArray maps on kernels before 5.8"),
+    "batch map ops": ("batched map reads and writes", "use kernel 5.6 or newer; maps are read one key at a time"),
+    "tcx": ("SchedClassifier through tcx links", "use kernel 6.6 or newer; pyaya falls back to clsact (netlink)"),
+    "bpf stats": ("program run counts and times", "run as root; needs kernel 5.8"),
+}
+
+
+def _feature_check(name: str) -> Check:
+    purpose, fix = _FEATURE_CHECKS[name]
+    report = features.probe(name)
+    if report.supported:
+        return Check(name, "ok", f"{report.reason}; used by {purpose}")
+    privileged, _ = _privileged()
+    if not privileged:
+        return Check(name, "warning", f"cannot probe without privilege: {report.reason}", "run pyaya doctor as root")
+    return Check(name, "unsupported", f"{report.reason}; needed for {purpose}", fix)
+
+
+def _types_check(label: str, prefix: str, kinds: tuple[str, ...]) -> Check:
+    refused = [kind for kind in kinds if not features.probe(f"{prefix}:{kind}").supported]
+    if not refused:
+        return Check(label, "ok", f"all {len(kinds)} load: {', '.join(kinds)}")
+    privileged, _ = _privileged()
+    detail = f"{len(kinds) - len(refused)} of {len(kinds)} load; refused: {', '.join(refused)}"
+    if not privileged:
+        return Check(label, "warning", f"cannot probe without privilege: {detail}", "run pyaya doctor as root")
+    first = features.probe(f"{prefix}:{refused[0]}").reason
+    return Check(label, "unsupported", f"{detail} ({first})", "these types need a newer or differently built kernel")
+
+
+def check_features() -> list[Check]:
+    """One check per kernel feature of :data:`pyaya.features.FEATURES` not covered above, plus program and map
+    types."""
+    checks = [_feature_check(name) for name in _FEATURE_CHECKS]
+    checks.append(_types_check("program types", "program", features.PROGRAM_TYPES))
+    checks.append(_types_check("map types", "map", features.MAP_TYPES))
+    return checks
+
+
 def check_memlock() -> Check:
     version = features.kernel_version()
     release = ".".join(map(str, version))
@@ -220,7 +268,13 @@ def _safe(check: Callable[[], Check]) -> Check:
 
 def run_checks() -> list[Check]:
     """Run every check, in a stable order."""
-    return [_safe(check) for check in CHECKS]
+    checks = [_safe(check) for check in CHECKS]
+    try:
+        kernel = check_features()
+    except Exception as error:  # a probe that crashes is reported, not fatal
+        kernel = [Check("kernel features", "warning", f"the probes failed: {type(error).__name__}: {error}")]
+    at = next(i for i, check in enumerate(checks) if check.name == "RLIMIT_MEMLOCK")
+    return checks[:at] + kernel + checks[at:]
 
 
 def failed(checks: list[Check]) -> bool:

@@ -18,23 +18,43 @@ import gzip
 import os
 import platform
 import re
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from pyaya.btf import Kind
 
 __all__ = [
     "CAPABILITIES",
+    "FEATURES",
+    "MAP_TYPES",
+    "PROGRAM_TYPES",
     "BpfCall",
+    "FeatureReport",
     "Probe",
+    "batch_ops_supported",
     "bpf_syscall_available",
     "bpffs_mount",
     "btf_program_supported",
     "capabilities",
     "fentry_supported",
+    "fexit_supported",
+    "helper_supported",
+    "iter_supported",
     "kernel_config",
     "kernel_version",
     "kprobes_supported",
+    "lsm_supported",
+    "map_type_supported",
     "mounts",
+    "probe",
+    "probe_all",
+    "program_type_supported",
+    "stats_supported",
+    "tcx_supported",
+    "tp_btf_supported",
     "tracefs_mount",
     "vmlinux_btf_available",
 ]
@@ -43,6 +63,7 @@ VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 BPFFS_PATH = Path("/sys/fs/bpf")
 TRACEFS_PATHS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 KPROBE_PMU = Path("/sys/bus/event_source/devices/kprobe")
+LSM_LIST = Path("/sys/kernel/security/lsm")
 
 CAPABILITIES = {"CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
 
@@ -50,9 +71,20 @@ _SYS_BPF = {"x86_64": 321, "aarch64": 280, "arm64": 280, "riscv64": 280, "loonga
 _BPF_MAP_CREATE = 0
 _BPF_PROG_LOAD = 5
 _BPF_RAW_TRACEPOINT_OPEN = 17
+_BPF_PROG_QUERY = 16
+_BPF_MAP_LOOKUP_BATCH = 24
+_BPF_ENABLE_STATS = 32
+_BPF_MAP_TYPE_HASH = 1
 _BPF_MAP_TYPE_ARRAY = 2
 _BPF_PROG_TYPE_TRACING = 26
+_BPF_PROG_TYPE_LSM = 29
+_BPF_TRACE_RAW_TP = 23
 _BPF_TRACE_FENTRY = 24
+_BPF_LSM_MAC = 27
+_BPF_TRACE_FEXIT = 25
+_BPF_TRACE_ITER = 28
+_BPF_LINK_CREATE = 28
+_BPF_TCX_INGRESS = 46
 _ATTR_SIZE = 128
 _LOG_SIZE = 4096
 # r0 = 0; exit
@@ -246,85 +278,56 @@ def kprobes_supported() -> Probe:
     return Probe(False, reason)
 
 
-def _vmlinux_func_id(name: str) -> int | None:
-    from pyaya.btf import Btf, Kind  # noqa: PLC0415 (parsing vmlinux is only needed by this probe)
+def _vmlinux_type_id(name: str, kind: Kind) -> int | None:
+    from pyaya.btf import Btf  # noqa: PLC0415 (parsing vmlinux is only needed by these probes)
     from pyaya.errors import PyayaError  # noqa: PLC0415
 
     try:
-        found = Btf.vmlinux().find_all(name, Kind.FUNC)
+        found = Btf.vmlinux().find_all(name, kind)
     except PyayaError:
         return None
     return found[0].id if found else None
 
 
-def fentry_supported(target: str = "bpf_fentry_test1") -> Probe:
-    """Whether fentry programs load and attach: ``BPF_PROG_LOAD`` of a 2-instruction ``BPF_PROG_TYPE_TRACING``
-    program with ``BPF_TRACE_FENTRY`` on vmlinux's ``target``, then ``BPF_RAW_TRACEPOINT_OPEN`` to attach it
-    (which builds the trampoline); both fds are closed at once. The reason carries the kernel's answer."""
-    return btf_program_supported("FEntry", target)
+def _tracing_probe(
+    label: str,
+    attach_type: int,
+    btf_name: str,
+    btf_kind: str,
+    *,
+    program_type: int = _BPF_PROG_TYPE_TRACING,
+    link_create: bool = False,
+) -> Probe:
+    """``BPF_PROG_LOAD`` of a 2-instruction program of ``program_type`` with ``attach_type`` on vmlinux's
+    ``btf_name``, then ``BPF_RAW_TRACEPOINT_OPEN`` to attach it (which builds the trampoline); both fds are closed
+    at once. The reason carries the kernel's answer."""
+    from pyaya.btf import Kind  # noqa: PLC0415
 
-
-# The BTF-based program types: (kernel program type, attach type, BTF name of the target, its BTF kind, default
-# target, what the target is called). The numbers are the kernel's enum bpf_prog_type / bpf_attach_type.
-_BTF_PROGRAMS = {
-    "FEntry": (_BPF_PROG_TYPE_TRACING, _BPF_TRACE_FENTRY, "{}", "FUNC", "bpf_fentry_test1", "a fentry program on"),
-    "FExit": (_BPF_PROG_TYPE_TRACING, 25, "{}", "FUNC", "bpf_fentry_test1", "a fexit program on"),
-    "BtfTracePoint": (_BPF_PROG_TYPE_TRACING, 23, "btf_trace_{}", "TYPEDEF", "sched_switch", "a tp_btf program on"),
-    "Lsm": (29, 27, "bpf_lsm_{}", "FUNC", "file_open", "an lsm program on hook"),
-    "Iter": (_BPF_PROG_TYPE_TRACING, 28, "bpf_iter_{}", "FUNC", "task", "an iterator program of type"),
-}
-_BPF_LINK_CREATE = 28
-
-
-def _vmlinux_type_id(name: str, kind: str) -> int | None:
-    from pyaya.btf import Btf, Kind  # noqa: PLC0415 (parsing vmlinux is only needed by these probes)
-    from pyaya.errors import PyayaError  # noqa: PLC0415
-
-    try:
-        found = Btf.vmlinux().find_all(name, Kind[kind])
-    except PyayaError:
-        return None
-    return found[0].id if found else None
-
-
-def btf_program_supported(kind: str, target: str | None = None) -> Probe:
-    """Whether programs of the BTF-based type ``kind`` (``"FEntry"``, ``"FExit"``, ``"BtfTracePoint"``, ``"Lsm"``,
-    ``"Iter"``) load and attach here: ``BPF_PROG_LOAD`` of a 2-instruction program on ``target`` (a kernel function,
-    tracepoint, LSM hook or iterator type; a default that every kernel has when None), then an attach
-    (``BPF_RAW_TRACEPOINT_OPEN``, or ``BPF_LINK_CREATE`` for iterators); every fd is closed at once. The reason
-    carries the kernel's answer and, for a refusal, what is missing."""
-    prog_type, attach_type, btf_name, btf_kind, default, what = _BTF_PROGRAMS[kind]
-    target = target or default
     btf = vmlinux_btf_available()
     if not btf.ok:
-        return Probe(False, f"{kind} programs need vmlinux BTF: {btf.reason}")
-    type_id = _vmlinux_type_id(btf_name.format(target), btf_kind)
+        return Probe(False, f"{label} needs vmlinux BTF: {btf.reason}")
+    type_id = _vmlinux_type_id(btf_name, Kind[btf_kind])
     if type_id is None:
-        return Probe(False, f"vmlinux BTF has no {btf_kind} {btf_name.format(target)!r} to probe with")
+        return Probe(False, f"vmlinux BTF has no {btf_kind} {btf_name!r} to probe with")
     insns = ctypes.create_string_buffer(_RETURN_ZERO, len(_RETURN_ZERO))
     license_ = ctypes.create_string_buffer(b"GPL")
     log = ctypes.create_string_buffer(_LOG_SIZE)
     name = b"pyaya_probe"
     attr = ctypes.create_string_buffer(_ATTR_SIZE)
 
-    def put(
-        buffer: ctypes.Array[ctypes.c_char],
-        offset: int,
-        ctype: type[ctypes.c_uint32] | type[ctypes.c_uint64],
-        value: int,
-    ) -> None:
-        ctype.from_buffer(buffer, offset).value = value
+    def put(offset: int, ctype: type[ctypes.c_uint32] | type[ctypes.c_uint64], value: int) -> None:
+        ctype.from_buffer(attr, offset).value = value
 
-    put(attr, 0, ctypes.c_uint32, prog_type)
-    put(attr, 4, ctypes.c_uint32, len(_RETURN_ZERO) // 8)
-    put(attr, 8, ctypes.c_uint64, ctypes.addressof(insns))
-    put(attr, 16, ctypes.c_uint64, ctypes.addressof(license_))
-    put(attr, 24, ctypes.c_uint32, 1)  # log_level
-    put(attr, 28, ctypes.c_uint32, _LOG_SIZE)
-    put(attr, 32, ctypes.c_uint64, ctypes.addressof(log))
+    put(0, ctypes.c_uint32, program_type)
+    put(4, ctypes.c_uint32, len(_RETURN_ZERO) // 8)
+    put(8, ctypes.c_uint64, ctypes.addressof(insns))
+    put(16, ctypes.c_uint64, ctypes.addressof(license_))
+    put(24, ctypes.c_uint32, 1)  # log_level
+    put(28, ctypes.c_uint32, _LOG_SIZE)
+    put(32, ctypes.c_uint64, ctypes.addressof(log))
     ctypes.memmove(ctypes.addressof(attr) + 48, name, len(name))
-    put(attr, 68, ctypes.c_uint32, attach_type)
-    put(attr, 108, ctypes.c_uint32, type_id)
+    put(68, ctypes.c_uint32, attach_type)
+    put(108, ctypes.c_uint32, type_id)
     load = _bpf(_BPF_PROG_LOAD, attr)
     if load.result < 0:
         verifier = log.value.decode("utf-8", errors="replace").strip().splitlines()
@@ -340,21 +343,279 @@ def btf_program_supported(kind: str, target: str | None = None) -> Probe:
                 )
             else:
                 hint = "; run as root or grant CAP_BPF and CAP_PERFMON"
-        return Probe(False, f"BPF_PROG_LOAD of {what} {target} failed: {load.error}{tail}{hint}")
+        return Probe(False, f"BPF_PROG_LOAD of a {label} program on {btf_name} failed: {load.error}{tail}{hint}")
     try:
         open_attr = ctypes.create_string_buffer(_ATTR_SIZE)
-        if kind == "Iter":
-            put(open_attr, 0, ctypes.c_uint32, load.result)  # link_create.prog_fd; target_fd = 0
-            put(open_attr, 8, ctypes.c_uint32, attach_type)
+        if link_create:  # iterators attach with BPF_LINK_CREATE
+            ctypes.c_uint32.from_buffer(open_attr, 0).value = load.result  # link_create.prog_fd; target_fd = 0
+            ctypes.c_uint32.from_buffer(open_attr, 8).value = attach_type
             link = _bpf(_BPF_LINK_CREATE, open_attr)
         else:
-            put(open_attr, 8, ctypes.c_uint32, load.result)  # raw_tracepoint.prog_fd; name = NULL
+            ctypes.c_uint32.from_buffer(open_attr, 8).value = load.result  # raw_tracepoint.prog_fd; name = NULL
             link = _bpf(_BPF_RAW_TRACEPOINT_OPEN, open_attr)
         _close(link)
     finally:
         _close(load)
     if link.result < 0:
         detail = "ENOTSUPP (no BPF trampoline on this architecture)" if link.errno == 524 else link.error
-        return Probe(False, f"{what[0].upper()}{what[1:]} {target} loaded but attaching it failed: {detail}")
-    trampoline = " (BPF trampoline works)" if kind in ("FEntry", "FExit", "Lsm") else ""
-    return Probe(True, f"{what[0].upper()}{what[1:]} {target} loaded and attached{trampoline}")
+        return Probe(False, f"a {label} program on {btf_name} loaded but attaching it failed: {detail}")
+    return Probe(True, f"a {label} program on {btf_name} loaded and attached")
+
+
+def fentry_supported(target: str = "bpf_fentry_test1") -> Probe:
+    """Whether fentry programs load and attach (a real fentry on vmlinux's ``target``; BPF trampolines)."""
+    return _tracing_probe("fentry", _BPF_TRACE_FENTRY, target, "FUNC")
+
+
+def fexit_supported(target: str = "bpf_fentry_test1") -> Probe:
+    """Whether fexit programs load and attach (a real fexit on vmlinux's ``target``)."""
+    return _tracing_probe("fexit", _BPF_TRACE_FEXIT, target, "FUNC")
+
+
+def iter_supported(iter_type: str = "task") -> Probe:
+    """Whether BPF iterators of ``iter_type`` load and attach (``BPF_LINK_CREATE``)."""
+    return _tracing_probe("iterator", _BPF_TRACE_ITER, f"bpf_iter_{iter_type}", "FUNC", link_create=True)
+
+
+def btf_program_supported(kind: str, target: str | None = None) -> Probe:
+    """Whether programs of the BTF-based type ``kind`` (``"FEntry"``, ``"FExit"``, ``"BtfTracePoint"``, ``"Lsm"``,
+    ``"Iter"``) load and attach here, on ``target`` (a kernel function, tracepoint, LSM hook or iterator type; a
+    default every kernel has when None). The reason carries the kernel's answer and what is missing."""
+    probes: dict[str, Callable[..., Probe]] = {
+        "FEntry": fentry_supported,
+        "FExit": fexit_supported,
+        "BtfTracePoint": tp_btf_supported,
+        "Lsm": lsm_supported,
+        "Iter": iter_supported,
+    }
+    if kind not in probes:
+        raise ValueError(f"{kind!r} is not a BTF-based program type: one of {', '.join(probes)}")
+    if target is None:
+        return probes[kind]()
+    if kind == "Lsm" and not target.startswith("bpf_lsm_"):
+        target = f"bpf_lsm_{target}"
+    return probes[kind](target)
+
+
+def tp_btf_supported(tracepoint: str = "sched_switch") -> Probe:
+    """Whether BTF-enabled tracepoints (``tp_btf``) load and attach: a real one on ``tracepoint``."""
+    return _tracing_probe("tp_btf", _BPF_TRACE_RAW_TP, f"btf_trace_{tracepoint}", "TYPEDEF")
+
+
+def lsm_supported(hook: str = "bpf_lsm_bpf") -> Probe:
+    """Whether BPF LSM programs work: ``bpf`` among the active LSMs, then a real program on ``hook``."""
+    try:
+        active = LSM_LIST.read_text().strip()
+    except OSError as error:
+        # Without securityfs the list is unknown: the program probe alone answers.
+        loaded = _tracing_probe("lsm", _BPF_LSM_MAC, hook, "FUNC", program_type=_BPF_PROG_TYPE_LSM)
+        return Probe(loaded.ok, f"{loaded.reason} ({LSM_LIST}: {error.strerror})")
+    if "bpf" not in active.split(","):
+        return Probe(False, f"the BPF LSM is not active (active LSMs: {active}); boot with lsm={active},bpf")
+    return _tracing_probe("lsm", _BPF_LSM_MAC, hook, "FUNC", program_type=_BPF_PROG_TYPE_LSM)
+
+
+# -- map operations and kernel facilities --------------------------------------------------------------------------
+
+
+def batch_ops_supported() -> Probe:
+    """Whether batched map operations exist (kernel 5.6): ``BPF_MAP_LOOKUP_BATCH`` on an empty hash map."""
+    attr = ctypes.create_string_buffer(_ATTR_SIZE)
+    ctypes.memmove(attr, (ctypes.c_uint32 * 4)(_BPF_MAP_TYPE_HASH, 4, 4, 1), 16)
+    created = _bpf(_BPF_MAP_CREATE, attr)
+    if created.result < 0:
+        return Probe(False, f"bpf(BPF_MAP_CREATE) of a hash map failed: {created.error}")
+    try:
+        out_batch, keys, values = (ctypes.create_string_buffer(8) for _ in range(3))
+        batch = ctypes.create_string_buffer(_ATTR_SIZE)
+        ctypes.c_uint64.from_buffer(batch, 8).value = ctypes.addressof(out_batch)
+        ctypes.c_uint64.from_buffer(batch, 16).value = ctypes.addressof(keys)
+        ctypes.c_uint64.from_buffer(batch, 24).value = ctypes.addressof(values)
+        ctypes.c_uint32.from_buffer(batch, 32).value = 1  # count
+        ctypes.c_uint32.from_buffer(batch, 36).value = created.result  # map_fd
+        call = _bpf(_BPF_MAP_LOOKUP_BATCH, batch)
+    finally:
+        _close(created)
+    if call.result >= 0 or call.errno == errno.ENOENT:  # ENOENT: the (empty) map was walked to its end
+        return Probe(True, "BPF_MAP_LOOKUP_BATCH on an empty hash map walked it (ENOENT at the end)")
+    return Probe(False, f"BPF_MAP_LOOKUP_BATCH failed: {call.error} (batched map operations need kernel 5.6)")
+
+
+def tcx_supported() -> Probe:
+    """Whether tcx (TC through bpf_link, kernel 6.6) exists: ``BPF_PROG_QUERY`` of ``BPF_TCX_INGRESS`` on lo."""
+    attr = ctypes.create_string_buffer(_ATTR_SIZE)
+    ctypes.c_uint32.from_buffer(attr, 0).value = 1  # target_ifindex: lo
+    ctypes.c_uint32.from_buffer(attr, 4).value = _BPF_TCX_INGRESS
+    call = _bpf(_BPF_PROG_QUERY, attr)
+    if call.result >= 0:
+        count = ctypes.c_uint32.from_buffer(attr, 24).value
+        return Probe(True, f"BPF_PROG_QUERY of tcx ingress on lo answered ({count} programs attached)")
+    if call.errno in (errno.EPERM, errno.EACCES):
+        return Probe(False, f"BPF_PROG_QUERY of tcx ingress failed: {call.error}; run as root (CAP_NET_ADMIN)")
+    return Probe(False, f"BPF_PROG_QUERY of tcx ingress on lo failed: {call.error} (tcx needs kernel 6.6)")
+
+
+def stats_supported() -> Probe:
+    """Whether ``BPF_ENABLE_STATS`` (run counts and times of every program, kernel 5.8) works; the fd that keeps
+    statistics on is closed at once."""
+    attr = ctypes.create_string_buffer(_ATTR_SIZE)  # enable_stats.type = BPF_STATS_RUN_TIME (0)
+    call = _bpf(_BPF_ENABLE_STATS, attr)
+    _close(call)
+    if call.result >= 0:
+        return Probe(True, "BPF_ENABLE_STATS(BPF_STATS_RUN_TIME) returned an fd")
+    if call.errno in (errno.EPERM, errno.EACCES):
+        return Probe(False, f"BPF_ENABLE_STATS failed: {call.error}; it needs CAP_SYS_ADMIN")
+    return Probe(False, f"BPF_ENABLE_STATS failed: {call.error} (needs kernel 5.8)")
+
+
+# -- the whole report ----------------------------------------------------------------------------------------------
+
+
+class FeatureReport(NamedTuple):
+    """One feature: ``name``, whether it is ``supported``, and the ``reason`` in the kernel's words."""
+
+    name: str
+    supported: bool
+    reason: str
+
+
+def _native_probe(what: str, call: Callable[[], bool]) -> Probe:
+    from pyaya.errors import PyayaError  # noqa: PLC0415
+
+    try:
+        ok = call()
+    except PyayaError as error:
+        return Probe(False, f"the probe for {what} failed: {error}")
+    return Probe(ok, f"the kernel {'accepted' if ok else 'refused'} {what} (aya's probe)")
+
+
+def program_type_supported(kind: str) -> Probe:
+    """Whether the kernel loads programs of a type (a pyaya class name such as ``"Xdp"``), by aya's probe."""
+    from pyaya import _native  # noqa: PLC0415
+
+    return _native_probe(f"a minimal {kind} program", lambda: _native.program_supported(kind))
+
+
+def map_type_supported(kind: str) -> Probe:
+    """Whether the kernel creates maps of a type (a pyaya map type name such as ``"RingBuf"``), by aya's probe."""
+    from pyaya import _native  # noqa: PLC0415
+
+    return _native_probe(f"a small {kind} map", lambda: _native.map_supported(kind))
+
+
+def helper_supported(program_kind: str, helper: int) -> Probe:
+    """Whether programs of ``program_kind`` may call helper number ``helper`` (``enum bpf_func_id``)."""
+    from pyaya import _native  # noqa: PLC0415
+
+    return _native_probe(
+        f"a {program_kind} program calling helper {helper}", lambda: _native.helper_supported(program_kind, helper)
+    )
+
+
+def _object_btf() -> Probe:
+    from pyaya import _native  # noqa: PLC0415
+
+    found = _native.kernel_features()
+    if not found.get("btf"):
+        return Probe(False, "the kernel refused aya's BTF_LOAD probe: objects load without their BTF")
+    kinds = [name.removeprefix("btf_") for name, ok in sorted(found.items()) if name.startswith("btf_") and ok]
+    return Probe(True, f"BTF_LOAD works; kinds accepted: {', '.join(kinds)}")
+
+
+def _bpf_link() -> Probe:
+    from pyaya import _native  # noqa: PLC0415
+
+    if _native.kernel_features().get("perf_link"):
+        return Probe(True, "BPF_LINK_CREATE of a perf event link works (links are fds: detached on exit)")
+    return Probe(False, "BPF_LINK_CREATE of a perf event link failed: tracing attachments fall back to perf event fds")
+
+
+def _kprobe() -> Probe:
+    loads = program_type_supported("KProbe")
+    if not loads.ok:
+        return loads
+    attach = kprobes_supported()
+    return Probe(attach.ok, f"kprobe programs load; attaching: {attach.reason}")
+
+
+PROGRAM_TYPES = (
+    "TracePoint",
+    "RawTracePoint",
+    "KProbe",
+    "PerfEvent",
+    "Xdp",
+    "SchedClassifier",
+    "SocketFilter",
+    "CgroupSkb",
+    "CgroupSock",
+    "CgroupSockAddr",
+    "CgroupSockopt",
+    "CgroupSysctl",
+    "CgroupDevice",
+    "SockOps",
+    "SkMsg",
+    "SkSkb",
+    "SkLookup",
+    "FlowDissector",
+)
+MAP_TYPES = (
+    "HashMap",
+    "Array",
+    "PerCpuHashMap",
+    "PerCpuArray",
+    "LruHashMap",
+    "PerCpuLruHashMap",
+    "LpmTrie",
+    "PerfEventArray",
+    "StackTraceMap",
+    "ProgramArray",
+    "Queue",
+    "Stack",
+    "BloomFilter",
+    "SockMap",
+    "SockHash",
+    "DevMap",
+    "CpuMap",
+    "XskMap",
+    "RingBuf",
+)
+
+FEATURES: dict[str, Callable[[], Probe]] = {
+    "bpf": bpf_syscall_available,
+    "btf": vmlinux_btf_available,
+    "object btf": _object_btf,
+    "bpf_link": _bpf_link,
+    "kprobes": _kprobe,
+    "fentry/fexit": fentry_supported,
+    "lsm": lsm_supported,
+    "tp_btf": tp_btf_supported,
+    "ring buffer": lambda: map_type_supported("RingBuf"),
+    "batch map ops": batch_ops_supported,
+    "tcx": tcx_supported,
+    "bpf stats": stats_supported,
+}
+"""The features pyaya's program and map types depend on, by name, each with its probe."""
+
+
+@cache
+def probe(name: str) -> FeatureReport:
+    """The (cached) answer for one feature: a :data:`FEATURES` name, ``"program:Xdp"`` or ``"map:RingBuf"``."""
+    kind, _, what = name.partition(":")
+    if kind == "program" and what:
+        ok, reason = program_type_supported(what)
+    elif kind == "map" and what:
+        ok, reason = map_type_supported(what)
+    elif name in FEATURES:
+        try:
+            ok, reason = FEATURES[name]()
+        except OSError as error:
+            ok, reason = False, f"the probe failed: {error}"
+    else:
+        raise KeyError(f"no feature {name!r}; known: {', '.join(FEATURES)}, program:<Type>, map:<Type>")
+    return FeatureReport(name, ok, reason)
+
+
+def probe_all() -> list[FeatureReport]:
+    """Every feature of :data:`FEATURES`, then each program type and map type; cached per process."""
+    names = [*FEATURES, *(f"program:{kind}" for kind in PROGRAM_TYPES), *(f"map:{kind}" for kind in MAP_TYPES)]
+    return [probe(name) for name in names]

@@ -12,13 +12,16 @@ import platform
 import resource
 import warnings
 from collections.abc import Iterator, Mapping
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 
 from pyaya import _native
-from pyaya.errors import ObjectError
+from pyaya.btf import Btf
+from pyaya.errors import ObjectError, PyayaError
 from pyaya.maps import Buffer, Map, as_bytes, wrap_map
 from pyaya.programs import Program, class_for
+from pyaya.types import MapTypes, Types, apply_btf_types, map_types
 
 __all__ = ["Ebpf", "Maps", "Programs", "loaded_programs"]
 
@@ -29,6 +32,21 @@ def _forward_log(level: int, target: str, message: str) -> None:
     """Hands one aya-log record from the kernel to Python's logging, under ``pyaya.ebpf.<target>``."""
     logger = _ebpf_log.getChild(target) if target else _ebpf_log
     logger.log(level, message)
+
+
+def aya_log_level(level: int) -> int:
+    """aya-log's level number (5 trace, 4 debug, 3 info, 2 warn, 1 error, 0 off) that lets through the records
+    Python ``logging`` shows at ``level`` (aya-log's trace records arrive at level 5)."""
+    for threshold, aya_level in (
+        (5, 5),
+        (logging.DEBUG, 4),
+        (logging.INFO, 3),
+        (logging.WARNING, 2),
+        (logging.ERROR, 1),
+    ):
+        if level <= threshold:
+            return aya_level
+    return 0
 
 
 def _kernel_needs_memlock() -> bool:
@@ -62,12 +80,38 @@ class Ebpf:
     ...     bpf.programs["execwatch"].load()
     """
 
-    def __init__(self, native: _native.Ebpf, path: Path | None = None) -> None:
+    def __init__(self, native: _native.Ebpf, path: Path | None = None, *, data: bytes | None = None) -> None:
         self._native = native
         self.path = path
+        self._data = data
         native.set_log_handler(_forward_log)
         self.programs: Programs = Programs(self)
         self.maps: Maps = Maps(self)
+
+    @cached_property
+    def btf(self) -> Btf | None:
+        """The object's own BTF (its ``.BTF`` section), None when it was built without one."""
+        if self._data is None:
+            return None
+        try:
+            return Btf.from_bytes(_btf_section(self._data))
+        except PyayaError:
+            return None
+
+    @cached_property
+    def types(self) -> Types:
+        """The object's named types (``#[repr(C)]`` structs, enums...) by name, each a codec that decodes bytes to
+        a record with named fields: ``bpf.types["ExecEvent"](data).pid``. Empty without BTF."""
+        btf = self.btf
+        if btf is None:
+            empty = Btf.from_bytes(_EMPTY_BTF)
+            return Types(empty)
+        return Types(btf)
+
+    @cached_property
+    def map_types(self) -> dict[str, MapTypes]:
+        """Key and value codecs of the maps whose BTF reveals them, by map name."""
+        return map_types(self.types) if self.btf is not None else {}
 
     @classmethod
     def load(
@@ -76,20 +120,35 @@ class Ebpf:
         *,
         globals: Mapping[str, object] | None = None,
         max_entries: Mapping[str, int] | None = None,
+        log_level: int | None = None,
+        pin_maps: str | os.PathLike[str] | None = None,
     ) -> Ebpf:
         """Load an object from its bytes.
 
         ``globals`` overrides read-only globals (``#[no_mangle] static`` items) by name with bytes or ctypes
         values of the global's size; ``max_entries`` resizes maps by name before they are created.
+
+        ``log_level`` (a :mod:`logging` level; default: the effective level of the ``pyaya.ebpf`` logger) is
+        applied in the kernel: aya-log records below it are never sent.
+
+        ``pin_maps`` (a folder on bpffs, e.g. ``/sys/fs/bpf/myapp``) pins every map declared with ``#[map]`` or
+        ``#[btf_map]`` there by name (not the maps holding globals, nor aya-log's ``AYA_LOGS``, which belong to
+        one load), and reuses the maps already pinned there by an earlier load, so both see the
+        same contents. A pin whose type or sizes differ from the object's map raises :class:`MapError` naming it.
+        Pins outlive the process: remove them with ``rm`` (or ``Map.unpin()``) when done.
         """
         if _kernel_needs_memlock():
             _raise_memlock_limit()
+        level = _ebpf_log.getEffectiveLevel() if log_level is None else log_level
+        raw = bytes(data)
         native = _native.Ebpf.load(
-            bytes(data),
+            raw,
             globals={name: as_bytes(value) for name, value in (globals or {}).items()},
             max_entries=dict(max_entries or {}),
+            log_level=aya_log_level(level),
+            pin_maps=None if pin_maps is None else os.fspath(pin_maps),
         )
-        return cls(native)
+        return cls(native, data=raw)
 
     @classmethod
     def load_file(
@@ -98,8 +157,11 @@ class Ebpf:
         *,
         globals: Mapping[str, object] | None = None,
         max_entries: Mapping[str, int] | None = None,
+        log_level: int | None = None,
+        pin_maps: str | os.PathLike[str] | None = None,
     ) -> Ebpf:
-        """Load an object from a file (``pyaya build`` prints the paths of the objects it builds)."""
+        """Load an object from a file (``pyaya build`` prints the paths of the objects it builds); the options are
+        :meth:`load`'s."""
         file = Path(path)
         try:
             data = file.read_bytes()
@@ -107,7 +169,7 @@ class Ebpf:
             raise ObjectError(f"no object at {file}: build it first with `pyaya build`") from None
         except IsADirectoryError:
             raise ObjectError(f"{file} is a folder, not a BPF object file") from None
-        ebpf = cls.load(data, globals=globals, max_entries=max_entries)
+        ebpf = cls.load(data, globals=globals, max_entries=max_entries, log_level=log_level, pin_maps=pin_maps)
         ebpf.path = file
         return ebpf
 
@@ -173,7 +235,8 @@ class Maps(Mapping[str, "Map"]):
 
     def __getitem__(self, name: str) -> Map:
         if name not in self._cache:
-            self._cache[name] = wrap_map(self._ebpf._native.map(name), self._ebpf)
+            wrapped = wrap_map(self._ebpf._native.map(name), self._ebpf)
+            self._cache[name] = apply_btf_types(wrapped, self._ebpf.map_types.get(name))
         return self._cache[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -184,6 +247,20 @@ class Maps(Mapping[str, "Map"]):
 
     def __contains__(self, name: object) -> bool:
         return any(name == existing for existing, _ in self._ebpf._native.maps())
+
+
+# A valid BTF blob with no types: the header (24 bytes) and a one-byte string section holding "".
+_EMPTY_BTF = bytes.fromhex("9feb01001800000000000000000000000000000001000000") + b"\0"
+
+
+def _btf_section(data: bytes) -> bytes:
+    from pyaya.elf import Elf  # noqa: PLC0415 (only objects that use types need the ELF reader)
+
+    elf = Elf(data)
+    section = elf.section(".BTF")
+    if section is None:
+        raise ObjectError("the object has no .BTF section")
+    return bytes(elf.section_data(section))
 
 
 def loaded_programs() -> list[tuple[int, str, int]]:

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 from pyaya.errors import PyayaError
 from pyaya.loader import Ebpf
 from pyaya.maps import HashMap, RingBuf
+from pyaya.types import Record
 
 __all__ = ["Column", "RunOptions", "Session", "parse_options"]
 
@@ -191,8 +192,10 @@ class Session:
             limit = f" for {self.options.duration:g}s" if self.options.duration is not None else ""
             print(f"pyaya: {self.name} is running{limit} (Ctrl-C to stop)", file=sys.stderr, flush=True)
 
-    def stream(self, ring: RingBuf, *, batch: int | None = None) -> Iterator[bytes]:
-        """Yield records from ``ring`` until ``--duration`` runs out (or forever), draining many per wake-up."""
+    def stream(self, ring: RingBuf, *, batch: int | None = None) -> Iterator[Any]:
+        """Yield records from ``ring`` until ``--duration`` runs out (or forever), draining many per wake-up: decoded
+        records where the ring buffer is typed (a ``#[btf_map]`` ring buffer, or ``ring.typed("Name")``), else
+        bytes."""
         self.announce()
         while True:
             left = self.remaining()
@@ -220,8 +223,12 @@ class Session:
         self.out.write(json.dumps(record, default=_json_default) + "\n")
         self.out.flush()
 
-    def event(self, map_name: str, data: Mapping[str, Any]) -> None:
-        """Show one event: a table row, or ``{"kind": "event", "map": ..., "data": {...}}`` with ``--json``."""
+    def event(self, map_name: str, data: Mapping[str, Any] | Record) -> None:
+        """Show one event: a table row, or ``{"kind": "event", "map": ..., "data": {...}}`` with ``--json``.
+
+        ``data`` is a mapping of field names to values, or a record decoded from the object's BTF."""
+        if isinstance(data, Record):
+            data = data.asdict()
         self.events_seen += 1
         if self.options.json:
             self._write({"kind": "event", "map": map_name, "data": dict(data)})

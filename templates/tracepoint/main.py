@@ -16,19 +16,6 @@ from pyaya.kernel import member_offsets
 from pyaya.runtime import Column, Session
 
 
-class ExecEvent(ctypes.Structure):
-    """Mirrors `{{crate_name}}_common::ExecEvent` (keep the two in step)."""
-
-    _fields_ = [
-        ("pid", ctypes.c_uint32),
-        ("ppid", ctypes.c_uint32),
-        ("uid", ctypes.c_uint32),
-        ("filename_len", ctypes.c_uint32),
-        ("comm", ctypes.c_char * 16),
-        ("filename", ctypes.c_char * 256),
-    ]
-
-
 def task_struct_offsets() -> dict[str, ctypes.c_uint64]:
     """Where this kernel keeps `task_struct.real_parent` and `.tgid`: the kernel side needs them for the ppid,
     because Rust eBPF programs have no CO-RE relocations."""
@@ -55,18 +42,10 @@ def main() -> None:
         bpf = session.load(globals=task_struct_offsets())
         bpf.programs["{{crate_name}}"].attach("syscalls", "sys_enter_execve")
         session.show_map_at_exit(bpf.maps["EXEC_COUNTS"], key="uid", value="execs")
-        for record in session.stream(bpf.maps["EVENTS"]):
-            event = ExecEvent.from_buffer_copy(record)
-            session.event(
-                "EVENTS",
-                {
-                    "pid": event.pid,
-                    "ppid": event.ppid,
-                    "uid": event.uid,
-                    "comm": event.comm.decode(errors="replace"),
-                    "filename": event.filename[: event.filename_len].decode(errors="replace"),
-                },
-            )
+        # EVENTS is a #[btf_map] ring buffer of ExecEvent: each record arrives decoded by the object's BTF, with
+        # the fields of {{name}}-common's ExecEvent as attributes (byte arrays holding text as str).
+        for event in session.stream(bpf.maps["EVENTS"]):
+            session.event("EVENTS", event)
 
 
 if __name__ == "__main__":

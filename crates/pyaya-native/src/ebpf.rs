@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd as _, OwnedFd};
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use aya::programs::Program as AyaProgram;
@@ -15,6 +16,7 @@ use crate::links::{lock_link, Link, LinkState, OwnedLink, SharedLink};
 use crate::logs::LogQueue;
 use crate::maps::{self, MapSlot};
 use crate::names::program_kind;
+use crate::pinning;
 
 /// Everything a loaded object holds in the kernel. Dropping it closes every fd: programs unload, links detach.
 struct LoadedObject {
@@ -112,13 +114,20 @@ impl Ebpf {
 #[pymethods]
 impl Ebpf {
     /// Loads an object from its bytes: creates its maps and prepares (but does not load) its programs.
+    ///
+    /// `log_level` (aya-log's numbering: 0 off, 1 error ... 5 trace) is written into the object's
+    /// `AYA_LOG_LEVEL` global, so records above it are never sent by the kernel; objects without aya-log
+    /// statements have no such global and load unchanged. `pin_maps` pins every map by name into that bpffs
+    /// folder, reusing pins of the same shape.
     #[staticmethod]
-    #[pyo3(signature = (data, *, globals = None, max_entries = None))]
+    #[pyo3(signature = (data, *, globals = None, max_entries = None, log_level = None, pin_maps = None))]
     fn load(
         py: Python<'_>,
         data: &[u8],
         globals: Option<HashMap<String, Vec<u8>>>,
         max_entries: Option<HashMap<String, u32>>,
+        log_level: Option<u8>,
+        pin_maps: Option<PathBuf>,
     ) -> PyResult<Self> {
         let globals = globals.unwrap_or_default();
         let max_entries = max_entries.unwrap_or_default();
@@ -126,16 +135,30 @@ impl Ebpf {
         let queue = log_queue.clone();
         let sections = crate::programs_common::program_sections(data);
         let (ebpf, logger) = py.detach(move || {
+            let pins = match &pin_maps {
+                Some(directory) => Some(pinning::pin_paths(data, directory, &max_entries)?),
+                None => None,
+            };
             let mut loader = EbpfLoader::new();
+            if let Some(level) = &log_level {
+                // Not required to exist: only objects with aya-log statements have it.
+                loader.override_global(aya_log::LEVEL, level, false);
+            }
             for (name, value) in &globals {
                 loader.override_global(name.as_str(), value.as_slice(), true);
             }
             for (name, entries) in &max_entries {
                 loader.map_max_entries(name.as_str(), *entries);
             }
-            let mut ebpf = loader
-                .load(data)
-                .map_err(|err| Deferred::Ebpf(Box::new(err)))?;
+            for (name, path) in pins.iter().flat_map(|pins| &pins.paths) {
+                loader.map_pin_path(name.as_str(), path.as_path());
+            }
+            let mut ebpf = loader.load(data).map_err(|err| {
+                if let Some(pins) = &pins {
+                    pins.remove_new();
+                }
+                Deferred::Ebpf(Box::new(err))
+            })?;
             let logger = match EbpfLogger::init_with_logger(&mut ebpf, queue) {
                 Ok(logger) => Some(logger),
                 // An object without aya-log statements has no AYA_LOGS map: nothing to read.
@@ -421,10 +444,6 @@ impl Program {
     }
 
     /// Runs `f` on this program inside its object (see `Ebpf::with_object`).
-    #[allow(
-        dead_code,
-        reason = "for program calls outside attach (test runs, pins)"
-    )]
     pub fn with_program<T>(
         &self,
         f: impl FnOnce(&mut AyaProgram) -> Result<T, Deferred>,

@@ -3,15 +3,19 @@
 
 mod ebpf;
 mod errors;
+mod features;
 mod inspect;
 mod kernel_btf;
 mod links;
 mod logs;
 mod maps;
 mod names;
+mod pinning;
 mod programs_common;
+mod programs_net;
 mod programs_tracing;
 mod sys;
+mod testrun;
 
 use pyo3::prelude::*;
 
@@ -32,6 +36,10 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
         module
     )?)?;
     module.add_function(wrap_pyfunction!(programs_tracing::read_iter, module)?)?;
+    module.add_function(wrap_pyfunction!(features::program_supported, module)?)?;
+    module.add_function(wrap_pyfunction!(features::map_supported, module)?)?;
+    module.add_function(wrap_pyfunction!(features::helper_supported, module)?)?;
+    module.add_function(wrap_pyfunction!(features::kernel_features, module)?)?;
     module.add("AYA_VERSION", "0.14")?;
     Ok(())
 }

@@ -452,3 +452,18 @@ impl RingBuf {
         drop(lock(&self.ring).take());
     }
 }
+
+impl Map {
+    /// Runs `f` on the map's `MapData` under its lock, for program attachments that target a map (sk_msg, sk_skb
+    /// on a SockMap or SockHash). Errors are deferred, so this is safe with the GIL released.
+    pub(crate) fn with_map_data<T>(
+        &self,
+        f: impl FnOnce(&MapData) -> Result<T, Deferred>,
+    ) -> Result<T, Deferred> {
+        let guard = lock(&self.data);
+        let data = guard.as_ref().ok_or_else(|| {
+            Deferred::Plain(Kind::Closed, format!("map {:?} is closed", self.name))
+        })?;
+        f(data)
+    }
+}

@@ -11,16 +11,18 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid,
         bpf_probe_read_kernel, bpf_probe_read_user_str_bytes,
     },
-    macros::{map, tracepoint},
-    maps::{HashMap, RingBuf},
+    btf_maps,
+    macros::{btf_map, map, tracepoint},
+    maps::HashMap,
     programs::TracePointContext,
 };
 use aya_log_ebpf::debug;
 use {{crate_name}}_common::ExecEvent;
 
-/// Exec events for user space.
-#[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+/// Exec events for user space. A `#[btf_map]` ring buffer names its record type in the object's BTF, so user
+/// space decodes `ExecEvent`s without declaring the struct again.
+#[btf_map]
+static EVENTS: btf_maps::RingBuf<ExecEvent, { 256 * 1024 }> = btf_maps::RingBuf::new();
 
 /// Number of execs per real uid.
 #[map]
@@ -48,7 +50,7 @@ fn try_trace_exec(ctx: &TracePointContext) -> Result<(), i64> {
     let uid = bpf_get_current_uid_gid() as u32;
     count_exec(uid);
 
-    let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
+    let Some(mut entry) = EVENTS.reserve(0) else {
         return Err(-1);
     };
     let event = entry.as_mut_ptr();

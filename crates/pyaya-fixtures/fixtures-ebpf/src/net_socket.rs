@@ -1,0 +1,45 @@
+//! Socket filter fixture: counts every packet and drops those whose last byte is `!`. Looking at the last byte
+//! works the same on a UDP socket (data from the UDP header) and in a test run (data from the IP header).
+#![no_std]
+#![no_main]
+// Inline BPF assembly (for the atomic add below) is unstable, as it is for aya-ebpf itself.
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
+
+use aya_ebpf::{
+    macros::{map, socket_filter},
+    maps::Array,
+    programs::SkBuffContext,
+};
+
+/// 0: packets seen, 1: packets dropped.
+#[map]
+static FILTER_COUNTS: Array<u64> = Array::with_max_entries(2, 0);
+
+fn bump(index: u32) {
+    if let Some(value) = FILTER_COUNTS.get_ptr_mut(index) {
+        // SAFETY: `value` points at a live, 8-byte aligned u64 map value returned by the kernel.
+        unsafe { core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) value, in(reg) 1u64) };
+    }
+}
+
+#[socket_filter]
+pub fn net_socket_filter(ctx: SkBuffContext) -> i64 {
+    bump(0);
+    let len = ctx.len();
+    if len == 0 {
+        return 0;
+    }
+    match ctx.load::<u8>(len as usize - 1) {
+        Ok(b'!') => {
+            bump(1);
+            0
+        }
+        _ => i64::from(len),
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}

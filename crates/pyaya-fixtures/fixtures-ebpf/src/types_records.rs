@@ -1,0 +1,103 @@
+//! Typed data fixture: on `getppid()` by the test's process (`TARGET_PID`), sends a `Sample` through a BTF ring
+//! buffer and a legacy one, and stores it in legacy and `#[btf_map]` maps with struct keys and values. Logs one
+//! record per aya-log level so tests can check which levels the kernel sends.
+#![no_std]
+#![no_main]
+
+#[path = "types_common.rs"]
+mod types_common;
+
+use aya_ebpf::{
+    btf_maps,
+    macros::{btf_map, map, tracepoint},
+    maps::{Array, HashMap, RingBuf},
+    programs::TracePointContext,
+};
+use aya_log_ebpf::{debug, error, info, trace, warn};
+use types_common::{Color, Inner, Sample, SampleKey, Totals};
+
+/// Samples for user space, typed by the map itself (its BTF value type is `Sample`).
+#[btf_map]
+static SAMPLES: btf_maps::RingBuf<Sample, { 64 * 1024 }> = btf_maps::RingBuf::new();
+
+/// The same samples through a legacy ring buffer, which carries no type: user space names it.
+#[map]
+static RAW_SAMPLES: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
+
+/// Legacy map whose key and value types are only in the static's type name.
+#[map]
+static SAMPLES_BY_KEY: HashMap<SampleKey, Sample> = HashMap::with_max_entries(64, 0);
+
+/// Legacy map of primitives, one of them signed.
+#[map]
+static SIGNED: HashMap<u32, i64> = HashMap::with_max_entries(64, 0);
+
+/// Legacy array of structs.
+#[map]
+static LAST_TOTALS: Array<Totals> = Array::with_max_entries(1, 0);
+
+/// BTF-defined map: its definition points at the key and value types.
+#[btf_map]
+static TOTALS: btf_maps::HashMap<SampleKey, Totals, 64> = btf_maps::HashMap::new();
+
+/// The only process whose calls are recorded (written by the test before loading).
+#[no_mangle]
+static TARGET_PID: u32 = 0;
+
+#[tracepoint(category = "syscalls", name = "sys_enter_getppid")]
+pub fn types_records(ctx: TracePointContext) -> u32 {
+    // SAFETY: a volatile read keeps the compiler from folding the loader-patched global to its initial zero.
+    let target = unsafe { core::ptr::read_volatile(&TARGET_PID) };
+    let pid = (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32;
+    if target == 0 || pid != target {
+        return 0;
+    }
+    let sample = Sample {
+        small: 250,
+        small_signed: -5,
+        short: 65000,
+        short_signed: -30000,
+        word: 4_000_000_000,
+        word_signed: -2_000_000_000,
+        long: 18_000_000_000_000_000_000,
+        long_signed: -9_000_000_000_000_000_000,
+        flag: true,
+        color: Color::Green,
+        words: [1, 2, 3],
+        inner: Inner { a: 7, b: -7, tag: [1, 2, 3, 4] },
+        inners: [
+            Inner { a: 10, b: -10, tag: [0xde, 0xad, 0xbe, 0xef] },
+            Inner { a: 20, b: -20, tag: [0, 0, 0, 0] },
+        ],
+        name: *b"hello types\0\0\0\0\0",
+        blob: [0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa, 0xf9, 0xf8],
+        pid,
+    };
+    let _ = SAMPLES.output(&sample, 0);
+    let _ = RAW_SAMPLES.output::<Sample>(&sample, 0);
+    let key = SampleKey { pid, slot: 3 };
+    let _ = SAMPLES_BY_KEY.insert(&key, &sample, 0);
+    let _ = SIGNED.insert(&pid, &-42, 0);
+    let totals = match TOTALS.get_ptr(&key) {
+        // SAFETY: the pointer comes from the kernel's lookup of a live entry.
+        Some(previous) => Totals { calls: unsafe { (*previous).calls } + 1, last: Color::Blue },
+        None => Totals { calls: 1, last: Color::Blue },
+    };
+    let _ = TOTALS.insert(&key, &totals, 0);
+    if let Some(slot) = LAST_TOTALS.get_ptr_mut(0) {
+        // SAFETY: array slots always exist and are 8-byte aligned.
+        unsafe { *slot = totals };
+    }
+    error!(&ctx, "types error {}", pid);
+    warn!(&ctx, "types warn {}", pid);
+    info!(&ctx, "types info {}", pid);
+    debug!(&ctx, "types debug {}", pid);
+    trace!(&ctx, "types trace {}", pid);
+    0
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}

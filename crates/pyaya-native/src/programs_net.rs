@@ -1,0 +1,540 @@
+//! Attach calls of the networking and cgroup program types: XDP, TC classifiers, socket filters, the cgroup hooks,
+//! sock_ops, sk_msg / sk_skb on socket maps, sk_lookup and flow dissectors.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+
+use aya::maps::{Map as AyaMap, MapData, SockHash, SockMap};
+use aya::programs::cgroup_skb::CgroupSkbAttachType;
+use aya::programs::links::{CgroupAttachMode, LinkOrder};
+use aya::programs::tc::{self, NlOptions, TcAttachOptions, TcError};
+use aya::programs::{Program as AyaProgram, ProgramError, SocketFilter, TcAttachType, XdpMode};
+use aya::util::KernelVersion;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::ebpf::{wrong_kind, Program};
+use crate::errors::{Deferred, Kind};
+use crate::links::{LegacyLink, Link, OwnedLink};
+use crate::maps::Map;
+use crate::names::program_kind;
+use crate::programs_tracing::owned;
+
+/// `statfs.f_type` of a cgroup v2 mount.
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+/// Kernel `enum bpf_map_type` values of the maps sk_msg and sk_skb programs attach to.
+const MAP_TYPE_SOCKMAP: u32 = 15;
+const MAP_TYPE_SOCKHASH: u32 = 18;
+
+/// A network interface given by name or index.
+#[derive(FromPyObject)]
+pub enum Interface {
+    Index(u32),
+    Name(String),
+}
+
+impl Interface {
+    /// `(name, index)`, both resolved, or `NotFoundError` naming the interface.
+    fn resolve(&self) -> Result<(String, u32), Deferred> {
+        let missing = |what: String| {
+            Deferred::Plain(
+                Kind::NotFound,
+                format!(
+                    "no network interface {what} in this network namespace (see `ip link show`)"
+                ),
+            )
+        };
+        match self {
+            Self::Name(name) => {
+                let c_name = std::ffi::CString::new(name.as_str())
+                    .map_err(|_| missing(format!("{name:?}")))?;
+                // SAFETY: `c_name` is a valid NUL-terminated string for the duration of the call.
+                let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+                if index == 0 {
+                    return Err(missing(format!("{name:?}")));
+                }
+                Ok((name.clone(), index))
+            }
+            Self::Index(index) => {
+                let mut buffer = [0 as libc::c_char; libc::IF_NAMESIZE];
+                // SAFETY: `buffer` has the IF_NAMESIZE bytes `if_indextoname` may write.
+                let found = unsafe { libc::if_indextoname(*index, buffer.as_mut_ptr()) };
+                if found.is_null() {
+                    return Err(missing(format!("with index {index}")));
+                }
+                // SAFETY: on success `buffer` holds a NUL-terminated name.
+                let name = unsafe { std::ffi::CStr::from_ptr(buffer.as_ptr()) };
+                Ok((name.to_string_lossy().into_owned(), *index))
+            }
+        }
+    }
+}
+
+fn xdp_mode(mode: Option<&str>) -> PyResult<XdpMode> {
+    match mode {
+        None => Ok(XdpMode::Default),
+        Some("skb") => Ok(XdpMode::Skb),
+        Some("drv") => Ok(XdpMode::Driver),
+        Some("hw") => Ok(XdpMode::Hardware),
+        Some(other) => Err(PyValueError::new_err(format!(
+            "XDP mode must be \"skb\" (generic), \"drv\" (native driver), \"hw\" (offload) or None (let the \
+             kernel choose), not {other:?}"
+        ))),
+    }
+}
+
+fn tc_attach_type(direction: &str) -> PyResult<TcAttachType> {
+    match direction {
+        "ingress" => Ok(TcAttachType::Ingress),
+        "egress" => Ok(TcAttachType::Egress),
+        other => Err(PyValueError::new_err(format!(
+            "direction must be \"ingress\" or \"egress\", not {other:?}"
+        ))),
+    }
+}
+
+/// Opens a folder for its fd (a cgroup or a network namespace file), explaining what is wrong with `path`.
+fn open_target(path: &Path, what: &str, directory: bool) -> Result<File, Deferred> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    if directory {
+        options.custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC);
+    } else {
+        options.custom_flags(libc::O_CLOEXEC);
+    }
+    options.open(path).map_err(|err| {
+        let kind = match err.kind() {
+            std::io::ErrorKind::NotFound => Kind::NotFound,
+            std::io::ErrorKind::PermissionDenied => Kind::PermissionDenied,
+            _ => Kind::Program,
+        };
+        Deferred::Plain(kind, format!("opening {what} {}: {err}", path.display()))
+    })
+}
+
+/// Opens a cgroup v2 directory, refusing anything that is not on a cgroup2 mount (cgroup v1 hierarchies cannot
+/// take BPF programs).
+fn open_cgroup(path: &Path) -> Result<File, Deferred> {
+    let file = open_target(path, "cgroup", true)?;
+    // SAFETY: `statfs` is plain data; `fstatfs` fills it from an fd this function owns.
+    let mut stats: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: the fd is open for the whole call and `stats` is a valid out-pointer.
+    let result = unsafe { libc::fstatfs(file.as_raw_fd(), &mut stats) };
+    #[allow(
+        clippy::useless_conversion,
+        reason = "f_type is i64 on x86_64 but narrower on other architectures"
+    )]
+    let filesystem = i64::from(stats.f_type);
+    if result == 0 && filesystem != CGROUP2_SUPER_MAGIC {
+        return Err(Deferred::Plain(
+            Kind::Program,
+            format!(
+                "{} is not a cgroup v2 directory; BPF programs attach to cgroup v2 (see `mount -t cgroup2`, \
+                 e.g. /sys/fs/cgroup or /sys/fs/cgroup/unified)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(file)
+}
+
+fn open_netns(path: &Path) -> Result<File, Deferred> {
+    open_target(path, "network namespace", false)
+}
+
+/// A socket filter set with `SO_ATTACH_BPF`. The kernel keeps it with the socket, not with an fd of ours, and
+/// pyaya must not keep the caller's socket open; so this remembers the fd number and the socket's inode, and
+/// detaches only if that fd still names the same socket (a closed socket took its filter with it).
+struct SocketFilterAttachment {
+    fd: RawFd,
+    device: u64,
+    inode: u64,
+    attached: bool,
+}
+
+impl SocketFilterAttachment {
+    fn new(socket: BorrowedFd<'_>) -> std::io::Result<Self> {
+        let metadata = File::from(socket.try_clone_to_owned()?).metadata()?;
+        Ok(Self {
+            fd: socket.as_raw_fd(),
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            attached: true,
+        })
+    }
+
+    fn detach_now(&mut self) -> Result<(), ProgramError> {
+        if !std::mem::replace(&mut self.attached, false) {
+            return Ok(());
+        }
+        // SAFETY: `fstat` on an fd number that may have been closed just fails with EBADF.
+        let mut stats: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `stats` is a valid out-pointer for the call.
+        if unsafe { libc::fstat(self.fd, &mut stats) } != 0 {
+            return Ok(());
+        }
+        if stats.st_dev != self.device || stats.st_ino != self.inode {
+            return Ok(());
+        }
+        // SAFETY: the fd number was just checked to be open and to name the socket the filter was attached to; it
+        // is borrowed only for the `setsockopt` below.
+        let socket = unsafe { BorrowedFd::borrow_raw(self.fd) };
+        SocketFilter::detach(socket)
+    }
+}
+
+impl Drop for SocketFilterAttachment {
+    fn drop(&mut self) {
+        let _ignored: Result<(), ProgramError> = self.detach_now();
+    }
+}
+
+impl OwnedLink for SocketFilterAttachment {
+    fn detach(mut self: Box<Self>) -> Result<(), ProgramError> {
+        self.detach_now()
+    }
+
+    fn into_fd_link(self: Box<Self>) -> Result<aya::programs::links::FdLink, String> {
+        Err(
+            "a socket filter lives with its socket, not in a bpf_link, so it cannot be pinned"
+                .into(),
+        )
+    }
+}
+
+/// A `SockMap`/`SockHash` fd for sk_msg / sk_skb attachment, from a map pyaya handed out. The map stays usable.
+fn sock_map_fd(map: &Map) -> Result<aya::maps::sock::SockMapFd, Deferred> {
+    map.with_map_data(|data| {
+        let map_type = data
+            .info()
+            .ok()
+            .and_then(|info| info.map_type().ok())
+            .map(|t| t as u32);
+        let io_error = |err: std::io::Error| {
+            Deferred::Plain(
+                Kind::Map,
+                format!("duplicating the fd of a socket map: {err}"),
+            )
+        };
+        let duplicate: OwnedFd = data.fd().as_fd().try_clone_to_owned().map_err(io_error)?;
+        let copy = MapData::from_fd(duplicate)
+            .map_err(|err| Deferred::Plain(Kind::Map, format!("reopening a socket map: {err}")))?;
+        let map_error = |err: aya::maps::MapError| {
+            Deferred::Plain(Kind::Map, format!("opening a socket map: {err}"))
+        };
+        match map_type {
+            Some(MAP_TYPE_SOCKMAP) => {
+                let sock_map = SockMap::try_from(AyaMap::SockMap(copy)).map_err(map_error)?;
+                sock_map.fd().try_clone().map_err(io_error)
+            }
+            Some(MAP_TYPE_SOCKHASH) => sock_hash_fd(copy).map_err(map_error),
+            _ => Err(Deferred::Plain(
+                Kind::Program,
+                "sk_msg and sk_skb programs attach to a SockMap or SockHash map, not to this map"
+                    .into(),
+            )),
+        }
+    })
+}
+
+/// aya types a SockHash by its key; any key size a map can have is spelled out here.
+fn sock_hash_fd(data: MapData) -> Result<aya::maps::sock::SockMapFd, aya::maps::MapError> {
+    macro_rules! by_key_size {
+        ($($size:literal)*) => {
+            match data.info().map(|info| info.key_size())? {
+                $($size => SockHash::<MapData, [u8; $size]>::try_from(AyaMap::SockHash(data))?
+                    .fd()
+                    .try_clone()
+                    .map_err(aya::maps::MapError::from),)*
+                other => Err(aya::maps::MapError::InvalidKeySize { size: other as usize, expected: 64 }),
+            }
+        };
+    }
+    by_key_size!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
+        33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64)
+}
+
+/// Whether the error is the kernel saying the clsact qdisc is already there.
+fn already_exists(error: &TcError) -> bool {
+    match error {
+        TcError::NetlinkError(err) => err.raw_os_error() == Some(libc::EEXIST),
+        TcError::AlreadyAttached => true,
+        _ => false,
+    }
+}
+
+/// Whether a tcx attach failed because this kernel has no tcx hook (so netlink is the way).
+fn tcx_unavailable(error: &ProgramError) -> bool {
+    match error {
+        ProgramError::SyscallError(err) => matches!(
+            err.io_error.raw_os_error(),
+            Some(libc::EINVAL | libc::EOPNOTSUPP)
+        ),
+        _ => false,
+    }
+}
+
+#[pymethods]
+impl Program {
+    /// Attaches an Xdp program to `interface` (name or index) in `mode` ("skb", "drv", "hw" or None).
+    #[pyo3(signature = (interface, mode = None))]
+    fn attach_xdp(
+        &self,
+        py: Python<'_>,
+        interface: Interface,
+        mode: Option<&str>,
+    ) -> PyResult<Link> {
+        let mode = xdp_mode(mode)?;
+        let (name, index) = interface.resolve()?;
+        let context = format!("attaching {:?} to XDP of {name}", self.name_str());
+        self.attach_with(py, |program| match program {
+            AyaProgram::Xdp(p) => {
+                let id = p
+                    .attach_to_if_index(index, mode)
+                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
+                owned(&context, p.take_link(id))
+            }
+            other => Err(wrong_kind(self.name_str(), program_kind(other), "Xdp")),
+        })
+    }
+
+    /// Attaches a SchedClassifier program to `interface` in `direction`: through tcx where the kernel has it
+    /// (6.6+) and `priority` is 0, otherwise through netlink on a clsact qdisc, added if missing.
+    #[pyo3(signature = (interface, direction = "ingress", priority = 0))]
+    fn attach_sched_classifier(
+        &self,
+        py: Python<'_>,
+        interface: Interface,
+        direction: &str,
+        priority: u16,
+    ) -> PyResult<Link> {
+        let attach_type = tc_attach_type(direction)?;
+        let (name, _) = interface.resolve()?;
+        let context = format!(
+            "attaching {:?} to TC {direction} of {name}",
+            self.name_str()
+        );
+        let tcx_kernel =
+            KernelVersion::current().is_ok_and(|version| version >= KernelVersion::new(6, 6, 0));
+        self.attach_with(py, |program| match program {
+            AyaProgram::SchedClassifier(p) => {
+                if tcx_kernel && priority == 0 {
+                    match p.attach_with_options(
+                        &name,
+                        attach_type,
+                        TcAttachOptions::TcxOrder(LinkOrder::default()),
+                    ) {
+                        Ok(id) => return owned(&context, p.take_link(id)),
+                        Err(err) if tcx_unavailable(&err) => {}
+                        Err(err) => return Err(Deferred::Program(context, Box::new(err))),
+                    }
+                }
+                match tc::qdisc_add_clsact(&name) {
+                    Ok(()) => {}
+                    Err(err) if already_exists(&err) => {}
+                    Err(err) => {
+                        return Err(Deferred::Program(
+                            format!("{context}: adding the clsact qdisc"),
+                            Box::new(ProgramError::from(err)),
+                        ))
+                    }
+                }
+                let options = NlOptions {
+                    priority,
+                    ..NlOptions::default()
+                };
+                let id = p
+                    .attach_with_options(&name, attach_type, TcAttachOptions::Netlink(options))
+                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
+                owned(&context, p.take_link(id))
+            }
+            other => Err(wrong_kind(
+                self.name_str(),
+                program_kind(other),
+                "SchedClassifier",
+            )),
+        })
+    }
+
+    /// Attaches a SocketFilter program to the socket whose fd is `fd` (borrowed for this call only).
+    fn attach_socket_filter(&self, py: Python<'_>, fd: RawFd) -> PyResult<Link> {
+        if fd < 0 {
+            return Err(PyValueError::new_err(
+                "the socket is closed (fileno() is -1)",
+            ));
+        }
+        let context = format!("attaching {:?} to socket fd {fd}", self.name_str());
+        self.attach_with(py, |program| match program {
+            AyaProgram::SocketFilter(p) => {
+                // SAFETY: the caller's socket object keeps `fd` open for the duration of this call, which is the
+                // only time it is borrowed.
+                let socket = unsafe { BorrowedFd::borrow_raw(fd) };
+                let attachment = SocketFilterAttachment::new(socket)
+                    .map_err(|err| Deferred::Plain(Kind::Program, format!("{context}: {err}")))?;
+                p.attach(socket)
+                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
+                Ok(Box::new(attachment) as Box<dyn OwnedLink>)
+            }
+            other => Err(wrong_kind(
+                self.name_str(),
+                program_kind(other),
+                "SocketFilter",
+            )),
+        })
+    }
+
+    /// Attaches a cgroup program (CgroupSkb, CgroupSock, CgroupSockAddr, CgroupSockopt, CgroupSysctl,
+    /// CgroupDevice, SockOps) to the cgroup v2 directory `cgroup`. `direction` is for CgroupSkb only: "ingress",
+    /// "egress", or None for the direction of the program's ELF section.
+    #[pyo3(signature = (cgroup, direction = None))]
+    fn attach_cgroup(
+        &self,
+        py: Python<'_>,
+        cgroup: PathBuf,
+        direction: Option<&str>,
+    ) -> PyResult<Link> {
+        let skb_direction = match direction {
+            None => None,
+            Some("ingress") => Some(CgroupSkbAttachType::Ingress),
+            Some("egress") => Some(CgroupSkbAttachType::Egress),
+            Some(other) => {
+                return Err(PyValueError::new_err(format!(
+                    "direction must be \"ingress\" or \"egress\", not {other:?}"
+                )))
+            }
+        };
+        let context = format!(
+            "attaching {:?} to cgroup {}",
+            self.name_str(),
+            cgroup.display()
+        );
+        let file = py.detach(|| open_cgroup(&cgroup))?;
+        // Cgroup bpf_links take no flags: the kernel always lets them share the hook with other programs.
+        let mode = CgroupAttachMode::Single;
+        let program_error = |err: ProgramError| Deferred::Program(context.clone(), Box::new(err));
+        self.attach_with(py, |program| match program {
+            AyaProgram::CgroupSkb(p) => {
+                let attach_type = skb_direction
+                    .or(*p.expected_attach_type())
+                    .ok_or_else(|| {
+                        Deferred::Plain(
+                            Kind::Program,
+                            format!(
+                                "{context}: say direction=\"ingress\" or \"egress\"; the program's section \
+                                 (cgroup/skb) does not"
+                            ),
+                        )
+                    })?;
+                let id = p
+                    .attach(&file, attach_type, mode)
+                    .map_err(program_error)?;
+                owned(&context, p.take_link(id))
+            }
+            _ if direction.is_some() => Err(Deferred::Plain(
+                Kind::Program,
+                format!(
+                    "{context}: only CgroupSkb programs take a direction; this is a {}",
+                    program_kind(program)
+                ),
+            )),
+            AyaProgram::CgroupSock(p) => {
+                let id = p.attach(&file, mode).map_err(program_error)?;
+                owned(&context, p.take_link(id))
+            }
+            AyaProgram::CgroupSockAddr(p) => {
+                let id = p.attach(&file, mode).map_err(program_error)?;
+                owned(&context, p.take_link(id))
+            }
+            AyaProgram::SockOps(p) => {
+                let id = p.attach(&file, mode).map_err(program_error)?;
+                owned(&context, p.take_link(id))
+            }
+            AyaProgram::CgroupSockopt(p) => {
+                let id = p.attach(&file, mode).map_err(program_error)?;
+                let link = p.take_link(id).map_err(program_error)?;
+                Ok(Box::new(LegacyLink(link)) as Box<dyn OwnedLink>)
+            }
+            AyaProgram::CgroupSysctl(p) => {
+                let id = p.attach(&file, mode).map_err(program_error)?;
+                let link = p.take_link(id).map_err(program_error)?;
+                Ok(Box::new(LegacyLink(link)) as Box<dyn OwnedLink>)
+            }
+            AyaProgram::CgroupDevice(p) => {
+                let id = p.attach(&file, mode).map_err(program_error)?;
+                let link = p.take_link(id).map_err(program_error)?;
+                Ok(Box::new(LegacyLink(link)) as Box<dyn OwnedLink>)
+            }
+            other => Err(wrong_kind(
+                self.name_str(),
+                program_kind(other),
+                "cgroup program (CgroupSkb, CgroupSock, CgroupSockAddr, CgroupSockopt, CgroupSysctl, \
+                 CgroupDevice or SockOps)",
+            )),
+        })
+    }
+
+    /// Attaches an SkMsg or SkSkb program to a SockMap or SockHash `map`.
+    fn attach_sock_map(&self, py: Python<'_>, map: &Bound<'_, Map>) -> PyResult<Link> {
+        let map_name: String = map.getattr("name")?.extract()?;
+        let map = map.get();
+        let context = format!("attaching {:?} to socket map {map_name:?}", self.name_str());
+        let map_fd = py.detach(|| sock_map_fd(map))?;
+        self.attach_with(py, |program| match program {
+            AyaProgram::SkMsg(p) => {
+                let id = p
+                    .attach(&map_fd)
+                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
+                let link = p
+                    .take_link(id)
+                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
+                Ok(Box::new(LegacyLink(link)) as Box<dyn OwnedLink>)
+            }
+            AyaProgram::SkSkb(p) => {
+                let id = p
+                    .attach(&map_fd)
+                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
+                let link = p
+                    .take_link(id)
+                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
+                Ok(Box::new(LegacyLink(link)) as Box<dyn OwnedLink>)
+            }
+            other => Err(wrong_kind(
+                self.name_str(),
+                program_kind(other),
+                "SkMsg or SkSkb",
+            )),
+        })
+    }
+
+    /// Attaches an SkLookup or FlowDissector program to the network namespace file `netns` (e.g.
+    /// /var/run/netns/NAME or /proc/self/ns/net).
+    fn attach_netns(&self, py: Python<'_>, netns: PathBuf) -> PyResult<Link> {
+        let context = format!(
+            "attaching {:?} to network namespace {}",
+            self.name_str(),
+            netns.display()
+        );
+        let file = py.detach(|| open_netns(&netns))?;
+        self.attach_with(py, |program| match program {
+            AyaProgram::SkLookup(p) => {
+                let id = p
+                    .attach(&file)
+                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
+                owned(&context, p.take_link(id))
+            }
+            AyaProgram::FlowDissector(p) => {
+                let id = p
+                    .attach(&file)
+                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
+                owned(&context, p.take_link(id))
+            }
+            other => Err(wrong_kind(
+                self.name_str(),
+                program_kind(other),
+                "SkLookup or FlowDissector",
+            )),
+        })
+    }
+}

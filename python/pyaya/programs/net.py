@@ -1,0 +1,319 @@
+"""Networking and cgroup program types: XDP, TC classifiers, socket filters, cgroup hooks, sock_ops, socket-map
+programs, sk_lookup and flow dissectors. Each ``attach`` loads the program first if needed and returns a
+:class:`~pyaya.Link`; closing the object detaches everything it attached.
+
+The action constants are the values these programs return, and what :meth:`Program.test_run` reports in
+``return_value``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from pyaya import _native
+from pyaya.programs._base import Link, Program, register
+
+if TYPE_CHECKING:
+    from pyaya.maps import Map
+
+__all__ = [
+    "SK_DROP",
+    "SK_PASS",
+    "TC_ACT_OK",
+    "TC_ACT_PIPE",
+    "TC_ACT_RECLASSIFY",
+    "TC_ACT_REDIRECT",
+    "TC_ACT_SHOT",
+    "TC_ACT_STOLEN",
+    "TC_ACT_UNSPEC",
+    "XDP_ABORTED",
+    "XDP_DROP",
+    "XDP_PASS",
+    "XDP_REDIRECT",
+    "XDP_TX",
+    "CgroupDevice",
+    "CgroupSkb",
+    "CgroupSock",
+    "CgroupSockAddr",
+    "CgroupSockopt",
+    "CgroupSysctl",
+    "FlowDissector",
+    "SchedClassifier",
+    "SkLookup",
+    "SkMsg",
+    "SkSkb",
+    "SockOps",
+    "SocketFilter",
+    "Xdp",
+]
+
+# enum xdp_action
+XDP_ABORTED = 0
+XDP_DROP = 1
+XDP_PASS = 2
+XDP_TX = 3
+XDP_REDIRECT = 4
+
+# TC_ACT_* of linux/pkt_cls.h (test_run reports TC_ACT_UNSPEC as 0xFFFFFFFF: return values are unsigned there)
+TC_ACT_UNSPEC = -1
+TC_ACT_OK = 0
+TC_ACT_RECLASSIFY = 1
+TC_ACT_SHOT = 2
+TC_ACT_PIPE = 3
+TC_ACT_STOLEN = 4
+TC_ACT_REDIRECT = 7
+
+# enum sk_action: the verdicts of sk_msg, sk_skb and sk_lookup programs
+SK_DROP = 0
+SK_PASS = 1
+
+PathArg = str | os.PathLike[str]
+
+
+class _HasFileno(Protocol):
+    def fileno(self) -> int: ...
+
+
+class _CgroupProgram(Program):
+    def attach(self, cgroup: PathArg) -> Link:
+        """Attach to the cgroup v2 directory ``cgroup`` (e.g. ``/sys/fs/cgroup/unified/mygroup``): the program
+        then runs for every process in that cgroup and its descendants. Loads the program first if needed."""
+        self._ensure_loaded()
+        return self._attached(self._native.attach_cgroup(Path(cgroup)))
+
+
+@register
+class Xdp(Program):
+    """An eXpress Data Path program: runs on every packet an interface receives, before the kernel allocates
+    anything for it, and returns a verdict (:data:`XDP_PASS`, :data:`XDP_DROP`, :data:`XDP_TX`, ...).
+
+    Kernel 4.8 or later (bpf_link attachments: 5.9).
+
+    >>> link = bpf.programs["firewall"].attach("eth0", mode="skb")  # doctest: +SKIP
+    """
+
+    kind = "Xdp"
+
+    def attach(self, interface: str | int, mode: Literal["skb", "drv", "hw"] | None = None) -> Link:
+        """Attach to ``interface`` (a name or an index). ``mode``: ``"skb"`` (generic, works on any interface),
+        ``"drv"`` (native, in the driver), ``"hw"`` (offloaded to the NIC) or ``None`` (the kernel picks)."""
+        self._ensure_loaded()
+        return self._attached(self._native.attach_xdp(interface, mode))
+
+
+@register
+class SchedClassifier(Program):
+    """A traffic-control classifier (``tc``) in direct-action mode: sees every packet entering or leaving an
+    interface as an ``__sk_buff``, may rewrite it, and returns :data:`TC_ACT_OK`, :data:`TC_ACT_SHOT`, ...
+
+    Kernel 4.1 or later; tcx attachments (no qdisc, bpf_link) from 6.6.
+
+    >>> link = bpf.programs["tc_egress"].attach("eth0", "egress")  # doctest: +SKIP
+    """
+
+    kind = "SchedClassifier"
+
+    def attach(
+        self, interface: str | int, direction: Literal["ingress", "egress"] = "ingress", *, priority: int = 0
+    ) -> Link:
+        """Attach to ``interface`` (a name or an index) in ``direction``.
+
+        On kernels with tcx (6.6+) this needs no qdisc and is a bpf_link. With a ``priority`` (a netlink
+        concept) or on older kernels it is a netlink filter on the interface's ``clsact`` qdisc, which is added
+        when missing and left in place afterwards, as ``tc`` does.
+        """
+        self._ensure_loaded()
+        return self._attached(self._native.attach_sched_classifier(interface, direction, priority))
+
+
+@register
+class SocketFilter(Program):
+    """A socket filter: runs on every packet queued to one socket and returns how many bytes to keep (0 drops
+    the packet).
+
+    Kernel 3.19 or later.
+
+    >>> sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # doctest: +SKIP
+    >>> link = bpf.programs["filter"].attach(sock)  # doctest: +SKIP
+    """
+
+    kind = "SocketFilter"
+
+    def attach(self, sock: _HasFileno) -> Link:
+        """Attach to ``sock`` (a :class:`socket.socket`, or anything with ``fileno()``). The filter stays with the
+        socket: closing the socket removes it, and detaching the link removes it from a socket still open.
+        pyaya does not keep the socket open. Such a link cannot be pinned."""
+        self._ensure_loaded()
+        return self._attached(self._native.attach_socket_filter(sock.fileno()))
+
+
+@register
+class CgroupSkb(Program):
+    """A cgroup socket-buffer program: sees every packet that processes of a cgroup send (egress) or receive
+    (ingress), from the IP header, and returns 1 to let it through or 0 to drop it.
+
+    Kernel 4.10 or later.
+
+    >>> link = bpf.programs["count_egress"].attach("/sys/fs/cgroup/unified/web", "egress")  # doctest: +SKIP
+    """
+
+    kind = "CgroupSkb"
+
+    def attach(self, cgroup: PathArg, direction: Literal["ingress", "egress"] | None = None) -> Link:
+        """Attach to the cgroup v2 directory ``cgroup`` in ``direction``; ``None`` takes the direction from the
+        program's section (``#[cgroup_skb(ingress)]`` or ``(egress)``). Loads the program first if needed."""
+        self._ensure_loaded()
+        return self._attached(self._native.attach_cgroup(Path(cgroup), direction))
+
+
+@register
+class CgroupSock(_CgroupProgram):
+    """A cgroup socket program: runs when processes of a cgroup create, bind or release a socket (the hook is in
+    its section, e.g. ``#[cgroup_sock(sock_create)]``); it may set the socket's mark, priority or bound device,
+    and returns 1 to allow or 0 to refuse with EPERM.
+
+    Kernel 4.10 or later.
+
+    >>> link = bpf.programs["mark_sockets"].attach("/sys/fs/cgroup/unified/web")  # doctest: +SKIP
+    """
+
+    kind = "CgroupSock"
+
+
+@register
+class CgroupSockAddr(_CgroupProgram):
+    """A cgroup socket-address program: runs on ``connect``, ``bind``, ``sendmsg``, ... of processes in a cgroup
+    (the hook is in its section, e.g. ``#[cgroup_sock_addr(connect4)]``) and may rewrite the address.
+
+    Kernel 4.17 or later.
+
+    >>> link = bpf.programs["redirect_connect"].attach("/sys/fs/cgroup/unified/web")  # doctest: +SKIP
+    """
+
+    kind = "CgroupSockAddr"
+
+
+@register
+class CgroupSockopt(_CgroupProgram):
+    """A cgroup sockopt program: runs on ``getsockopt`` or ``setsockopt`` of processes in a cgroup and may change
+    the option's value or the call's result.
+
+    Kernel 5.3 or later. Its link cannot be pinned.
+
+    >>> link = bpf.programs["getsockopt_hook"].attach("/sys/fs/cgroup/unified/web")  # doctest: +SKIP
+    """
+
+    kind = "CgroupSockopt"
+
+
+@register
+class CgroupSysctl(_CgroupProgram):
+    """A cgroup sysctl program: runs when processes of a cgroup read or write ``/proc/sys`` and returns 1 to
+    allow or 0 to refuse with EPERM.
+
+    Kernel 5.2 or later. Its link cannot be pinned.
+
+    >>> link = bpf.programs["sysctl_guard"].attach("/sys/fs/cgroup/unified/web")  # doctest: +SKIP
+    """
+
+    kind = "CgroupSysctl"
+
+
+@register
+class CgroupDevice(_CgroupProgram):
+    """A cgroup device program: runs when processes of a cgroup open or create device files and returns 1 to
+    allow or 0 to refuse with EPERM.
+
+    Kernel 4.15 or later. Its link cannot be pinned.
+
+    >>> link = bpf.programs["device_policy"].attach("/sys/fs/cgroup/unified/web")  # doctest: +SKIP
+    """
+
+    kind = "CgroupDevice"
+
+
+@register
+class SockOps(_CgroupProgram):
+    """A sock_ops program: runs at points of the TCP life of sockets of a cgroup (connect, established, RTO,
+    ...) and may tune them.
+
+    Kernel 4.13 or later.
+
+    >>> link = bpf.programs["tcp_events"].attach("/sys/fs/cgroup/unified")  # doctest: +SKIP
+    """
+
+    kind = "SockOps"
+
+
+class _SockMapProgram(Program):
+    def attach(self, sock_map: Map | _native.Map) -> Link:
+        """Attach to ``sock_map``, a SockMap or SockHash of an object loaded with pyaya: the program then runs
+        for the sockets stored in it. Loads the program first if needed. Such a link cannot be pinned."""
+        self._ensure_loaded()
+        native = sock_map if isinstance(sock_map, _native.Map) else sock_map._native
+        return self._attached(self._native.attach_sock_map(native))
+
+
+@register
+class SkMsg(_SockMapProgram):
+    """An sk_msg program: runs on every ``sendmsg`` to a socket stored in a SockMap or SockHash and returns
+    :data:`SK_PASS`, :data:`SK_DROP` (the send fails with EACCES) or a redirect.
+
+    Kernel 4.17 or later.
+
+    >>> link = bpf.programs["msg_policy"].attach(bpf.maps["SOCKETS"])  # doctest: +SKIP
+    """
+
+    kind = "SkMsg"
+
+
+@register
+class SkSkb(_SockMapProgram):
+    """An sk_skb program (stream parser or stream verdict): runs on data received by sockets stored in a
+    SockMap or SockHash; verdicts are :data:`SK_PASS`, :data:`SK_DROP` or a redirect.
+
+    Kernel 4.14 or later.
+
+    >>> link = bpf.programs["verdict"].attach(bpf.maps["SOCKETS"])  # doctest: +SKIP
+    """
+
+    kind = "SkSkb"
+
+
+@register
+class SkLookup(Program):
+    """An sk_lookup program: runs when the kernel looks for the socket to deliver a new connection or datagram
+    to, in one network namespace, and may pick any socket (e.g. one listener for many ports).
+
+    Kernel 5.9 or later.
+
+    >>> link = bpf.programs["steer"].attach("/proc/self/ns/net")  # doctest: +SKIP
+    """
+
+    kind = "SkLookup"
+
+    def attach(self, netns: PathArg) -> Link:
+        """Attach to the network namespace file ``netns`` (``/proc/self/ns/net``, ``/var/run/netns/NAME``, ...).
+        Loads the program first if needed."""
+        self._ensure_loaded()
+        return self._attached(self._native.attach_netns(Path(netns)))
+
+
+@register
+class FlowDissector(Program):
+    """A flow dissector: replaces the kernel's packet parser that finds flow keys (addresses, ports) for
+    hashing, RPS and classification, in one network namespace.
+
+    Kernel 4.20 or later (bpf_link attachments: 5.7).
+
+    >>> link = bpf.programs["dissect"].attach("/var/run/netns/test")  # doctest: +SKIP
+    """
+
+    kind = "FlowDissector"
+
+    def attach(self, netns: PathArg) -> Link:
+        """Attach to the network namespace file ``netns``. Loads the program first if needed."""
+        self._ensure_loaded()
+        return self._attached(self._native.attach_netns(Path(netns)))

@@ -1,0 +1,275 @@
+"""pytest fixtures for testing eBPF programs against the real kernel, registered as a pytest plugin (``pytest11``
+entry point ``pyaya``), so any project with pyaya installed can use them:
+
+- ``requires_root``: skips the test, saying what was probed, unless this process is root and ``bpf()`` works.
+- ``bpf_object``: a factory loading object files as :class:`pyaya.Ebpf`, each closed at teardown.
+- ``netns_pair``: a fresh network namespace joined to this one by a veth pair, addresses assigned and links up,
+  removed at teardown (:class:`NetnsPair`).
+- ``cgroup``: a fresh cgroup v2 child, removed at teardown (:class:`Cgroup`).
+
+::
+
+    def test_xdp_drops(bpf_object, netns_pair):
+        bpf = bpf_object("target/bpfel-unknown-none/release/firewall")
+        bpf.programs["firewall"].attach(netns_pair.host_interface, mode="skb")
+        assert netns_pair.run("ping", "-c1", "-W1", netns_pair.host_address, check=False).returncode != 0
+
+Probes are real: the skip reasons quote the kernel's answer, never a guess.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pyaya import features
+from pyaya.errors import PyayaError
+from pyaya.loader import Ebpf
+
+__all__ = [
+    "Cgroup",
+    "NetnsPair",
+    "bpf_object",
+    "cgroup",
+    "cgroup2_mount",
+    "netns_pair",
+    "privilege_skip_reason",
+    "requires_root",
+]
+
+_CLONE_NEWNET = 0x40000000
+_NETNS_RUN_DIR = Path("/var/run/netns")
+_ids = itertools.count(1)
+
+
+def privilege_skip_reason() -> str | None:
+    """Why kernel tests cannot run here (root and a working ``bpf()`` are probed), or ``None`` when they can."""
+    if os.geteuid() != 0:
+        return f"needs root: this process runs with euid {os.geteuid()}"
+    available = features.bpf_syscall_available()
+    if not available.ok:
+        return f"bpf() is not usable here: {available.reason}"
+    return None
+
+
+def cgroup2_mount() -> Path | None:
+    """Where cgroup v2 is mounted (``/sys/fs/cgroup`` or, on hybrid systems, ``/sys/fs/cgroup/unified``)."""
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 3 and fields[2] == "cgroup2":
+            return Path(fields[1])
+    return None
+
+
+@pytest.fixture
+def requires_root() -> None:
+    """Skips the test unless this process is root and ``bpf()`` works; the reason says what was probed."""
+    reason = privilege_skip_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def bpf_object(requires_root: None) -> Iterator[Callable[..., Ebpf]]:
+    """A factory: ``bpf_object(path, globals=..., max_entries=...)`` loads an object file; every object it
+    loaded is closed (links detached, programs unloaded, maps closed) when the test ends."""
+    loaded: list[Ebpf] = []
+
+    def load(
+        path: str | os.PathLike[str],
+        *,
+        globals: Mapping[str, object] | None = None,
+        max_entries: Mapping[str, int] | None = None,
+    ) -> Ebpf:
+        ebpf = Ebpf.load_file(path, globals=globals, max_entries=max_entries)
+        loaded.append(ebpf)
+        return ebpf
+
+    yield load
+    for ebpf in reversed(loaded):
+        ebpf.close()
+
+
+def _run(argv: Sequence[str], *, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        raise PyayaError(f"`{' '.join(argv)}` failed ({result.returncode}): {result.stderr.strip()}")
+    return result
+
+
+def _libc_setns(fd: int, nstype: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, nstype) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"setns: {os.strerror(error)}")
+
+
+@dataclass(frozen=True)
+class NetnsPair:
+    """A network namespace (``name``, at ``netns_path``) joined to the test's namespace by a veth pair:
+    ``host_interface`` stays in the test's namespace, ``peer_interface`` lives in the new one. Both ends are up,
+    with ``host_address`` and ``peer_address`` in ``{address}/{prefix_len}``; the namespace's loopback is up."""
+
+    name: str
+    netns_path: Path
+    host_interface: str
+    host_ifindex: int
+    host_address: str
+    peer_interface: str
+    peer_ifindex: int
+    peer_address: str
+    prefix_len: int
+
+    def run(
+        self, *argv: str, check: bool = True, timeout: float = 30, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Runs a command inside the namespace (``ip netns exec``), capturing its output as text."""
+        result = subprocess.run(
+            ["ip", "netns", "exec", self.name, *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            input=input,
+        )
+        if check and result.returncode != 0:
+            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
+        return result
+
+    def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_DGRAM, proto: int = 0) -> socket.socket:
+        """A socket created inside the namespace (a socket stays in the namespace it was created in), so one
+        test can talk across the pair without subprocesses. The caller closes it."""
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        target = os.open(self.netns_path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _libc_setns(target, _CLONE_NEWNET)
+            try:
+                return socket.socket(family, type, proto)
+            finally:
+                _libc_setns(own, _CLONE_NEWNET)
+        finally:
+            os.close(target)
+            os.close(own)
+
+
+def _netns_skip_reason() -> str | None:
+    reason = privilege_skip_reason()
+    if reason:
+        return reason
+    if shutil.which("ip") is None:
+        return "the `ip` command (iproute2) is not on PATH; it creates the namespace and the veth pair"
+    return None
+
+
+@pytest.fixture
+def netns_pair() -> Iterator[NetnsPair]:
+    """A fresh network namespace with a veth pair to this one (see :class:`NetnsPair`), deleted after the test
+    together with both veth ends."""
+    reason = _netns_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    number = next(_ids)
+    tag = f"{os.getpid() % 100000}{number % 100}"
+    name = f"pyaya-{tag}"
+    host, peer = f"pya{tag}h", f"pya{tag}p"
+    subnet = f"10.{200 + number % 50}.{os.getpid() % 250}"
+    host_address, peer_address = f"{subnet}.1", f"{subnet}.2"
+    created = _run(["ip", "netns", "add", name], check=False)
+    if created.returncode != 0:
+        pytest.skip(f"`ip netns add` failed here: {created.stderr.strip()}")
+    try:
+        _run(["ip", "link", "add", host, "type", "veth", "peer", "name", peer, "netns", name])
+        _run(["ip", "addr", "add", f"{host_address}/24", "dev", host])
+        _run(["ip", "link", "set", host, "up"])
+        _run(["ip", "-n", name, "addr", "add", f"{peer_address}/24", "dev", peer])
+        _run(["ip", "-n", name, "link", "set", peer, "up"])
+        _run(["ip", "-n", name, "link", "set", "lo", "up"])
+        peer_index = _run(["ip", "netns", "exec", name, "cat", f"/sys/class/net/{peer}/ifindex"]).stdout
+        yield NetnsPair(
+            name=name,
+            netns_path=_NETNS_RUN_DIR / name,
+            host_interface=host,
+            host_ifindex=socket.if_nametoindex(host),
+            host_address=host_address,
+            peer_interface=peer,
+            peer_ifindex=int(peer_index),
+            peer_address=peer_address,
+            prefix_len=24,
+        )
+    finally:
+        _run(["ip", "netns", "del", name], check=False)
+        # Deleting the namespace destroys the peer end and with it the pair; make sure of the host end.
+        if Path("/sys/class/net", host).exists():
+            _run(["ip", "link", "del", host], check=False)
+
+
+@dataclass(frozen=True)
+class Cgroup:
+    """A cgroup v2 directory made for one test. Programs attach to :attr:`path`; processes join with
+    :meth:`add` or start inside it with :meth:`run`."""
+
+    path: Path
+
+    @property
+    def pids(self) -> list[int]:
+        """The processes in this cgroup now."""
+        return [int(line) for line in (self.path / "cgroup.procs").read_text().split()]
+
+    def add(self, pid: int) -> None:
+        """Moves process ``pid`` (with all its threads) into this cgroup."""
+        (self.path / "cgroup.procs").write_text(f"{pid}\n")
+
+    def run(
+        self, *argv: str, check: bool = True, timeout: float = 30, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Runs a command that joins this cgroup before it executes (so everything it does is seen), capturing
+        its output as text."""
+        procs = str(self.path / "cgroup.procs")
+        # `sh` writes its own pid into cgroup.procs, then becomes the command: no argument is parsed by a shell.
+        join_then_exec = 'echo $$ > "$0" && exec "$@"'
+        result = subprocess.run(
+            ["sh", "-c", join_then_exec, procs, *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            input=input,
+        )
+        if check and result.returncode != 0:
+            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
+        return result
+
+
+@pytest.fixture
+def cgroup() -> Iterator[Cgroup]:
+    """A fresh child of the cgroup v2 root (see :class:`Cgroup`), removed after the test; processes left in it
+    are moved back to the root first."""
+    reason = privilege_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    root = cgroup2_mount()
+    if root is None:
+        pytest.skip("no cgroup2 filesystem in /proc/self/mounts; mount one with `mount -t cgroup2 none /sys/fs/cgroup`")
+    path = root / f"pyaya-test-{os.getpid()}-{next(_ids)}"
+    path.mkdir()
+    try:
+        yield Cgroup(path)
+    finally:
+        for pid in (path / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                (root / "cgroup.procs").write_text(f"{pid}\n")
+        path.rmdir()

@@ -1,0 +1,889 @@
+"""Typed data from the object's BTF: ``#[repr(C)]`` structs of a project's ``-common`` crate as Python types.
+
+``bpf-linker --btf`` writes every type the kernel side's maps and globals use into the object's ``.BTF`` section.
+:class:`Types` (``Ebpf.types``) turns each named struct, union, enum and typedef into a codec that decodes bytes to
+a :class:`Record` with named attributes and encodes records (or dicts) back, and :func:`map_types` finds the key and
+value types of each map, so maps and ring buffers come back typed without the user declaring anything again:
+
+* ``#[btf_map]`` maps (``.maps`` section): their definition struct points at the key and value types, as libbpf's
+  ``__type(key, ...)`` does;
+* ``#[map]`` maps (``maps`` section): the static's type name carries them (``HashMap<u32, FlowStats>``, escaped by
+  bpf-linker as ``HashMap_3C_u32_2C__20_FlowStats_3E_``); primitives are decoded from the name, structs looked
+  up by name in the BTF (present when the kernel side uses them in a BTF-described place).
+
+>>> event = bpf.types["ExecEvent"](record_bytes)  # doctest: +SKIP
+>>> event.pid, event.comm  # doctest: +SKIP
+(4242, 'bash')
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import struct
+from collections.abc import Callable, Iterator, Mapping
+from enum import IntEnum
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from pyaya.btf import (
+    Btf,
+    BtfArray,
+    BtfComposite,
+    BtfDatasec,
+    BtfEnum,
+    BtfFloat,
+    BtfInt,
+    BtfPtr,
+    BtfRef,
+    BtfType,
+    BtfVar,
+    Kind,
+)
+from pyaya.errors import MapError, NotFoundError, ObjectError, UnsupportedError
+from pyaya.maps import Array, HashMap, Map, RingBuf
+
+if TYPE_CHECKING:
+    from pyaya import _native
+    from pyaya.loader import Ebpf
+
+__all__ = [
+    "BtfRingBuf",
+    "Codec",
+    "EnumCodec",
+    "MapTypes",
+    "Record",
+    "RecordType",
+    "Types",
+    "apply_btf_types",
+    "asdict",
+    "map_types",
+    "record_codec",
+]
+
+_NAMED_KINDS = (Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64, Kind.TYPEDEF)
+# bpf-linker escapes characters BTF names may not hold as _XX_ (hex): `HashMap<u32, u64>` -> HashMap_3C_u32...
+_ESCAPE = re.compile(r"_([0-9A-F]{2})_")
+# Shortest byte array shown as text: shorter ones (addresses, MACs) are more often numbers than words.
+_MIN_TEXT_LEN = 8
+
+
+class Codec(Protocol):
+    """What maps need to convert keys and values: ``size`` bytes, ``encode(value)``, ``decode(data)``."""
+
+    size: int
+
+    def encode(self, value: Any) -> bytes: ...
+
+    def decode(self, data: bytes) -> Any: ...
+
+
+# -- the codec tree: one node per BTF type, reading at an offset of a shared buffer ------------------------------
+
+
+class _Node:
+    size: int = 0
+
+    def read(self, view: memoryview, offset: int) -> Any:
+        raise NotImplementedError
+
+    def write(self, buffer: bytearray, offset: int, value: Any) -> None:
+        raise NotImplementedError
+
+    def zero(self) -> Any:
+        return self.read(memoryview(bytes(self.size)), 0)
+
+    def encode(self, value: Any) -> bytes:
+        buffer = bytearray(self.size)
+        self.write(buffer, 0, value)
+        return bytes(buffer)
+
+    def decode(self, data: bytes | bytearray | memoryview) -> Any:
+        view = memoryview(data).cast("B")
+        if len(view) < self.size:
+            raise ObjectError(f"{len(view)} bytes are too few for {self.label()} ({self.size} bytes)")
+        return self.read(view, 0)
+
+    def label(self) -> str:
+        return type(self).__name__
+
+
+class _Int(_Node):
+    def __init__(self, size: int, signed: bool, byteorder: str, *, boolean: bool = False, char: bool = False):
+        self.size, self.signed, self.byteorder = size, signed, byteorder
+        self.boolean, self.char = boolean, char
+
+    def read(self, view: memoryview, offset: int) -> Any:
+        value = int.from_bytes(view[offset : offset + self.size], self.byteorder, signed=self.signed)  # type: ignore[arg-type]
+        if self.boolean:
+            return bool(value)
+        if self.char:
+            try:
+                return chr(value)
+            except (ValueError, OverflowError):
+                return value
+        return value
+
+    def write(self, buffer: bytearray, offset: int, value: Any) -> None:
+        if self.char and isinstance(value, str):
+            if len(value) != 1:
+                raise MapError(f"a char holds one character, got {value!r}")
+            value = ord(value)
+        if not isinstance(value, int):
+            raise MapError(f"expected an int for a {self.size}-byte integer, got {type(value).__name__}")
+        try:
+            buffer[offset : offset + self.size] = int(value).to_bytes(self.size, self.byteorder, signed=self.signed)  # type: ignore[arg-type]
+        except OverflowError:
+            kind = "signed" if self.signed else "unsigned"
+            raise MapError(f"{value} does not fit in a {kind} {self.size * 8}-bit integer") from None
+
+    def label(self) -> str:
+        return f"{'i' if self.signed else 'u'}{self.size * 8}"
+
+
+class _Float(_Node):
+    _CODES: ClassVar[dict[int, str]] = {2: "e", 4: "f", 8: "d"}
+
+    def __init__(self, size: int, endian: str) -> None:
+        self.size = size
+        code = self._CODES.get(size)
+        if code is None:
+            raise UnsupportedError(f"pyaya cannot decode {size * 8}-bit floats")
+        self.format = struct.Struct(endian + code)
+
+    def read(self, view: memoryview, offset: int) -> Any:
+        return self.format.unpack_from(view, offset)[0]
+
+    def write(self, buffer: bytearray, offset: int, value: Any) -> None:
+        self.format.pack_into(buffer, offset, value)
+
+
+class _Opaque(_Node):
+    """Types with nothing to show (zero-sized `PhantomData`, `()`): read as None, written as zeros."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def read(self, view: memoryview, offset: int) -> Any:
+        return None if self.size == 0 else bytes(view[offset : offset + self.size])
+
+    def write(self, buffer: bytearray, offset: int, value: Any) -> None:
+        if value is not None and self.size:
+            data = bytes(value)
+            buffer[offset : offset + len(data[: self.size])] = data[: self.size]
+
+
+class _ByteArray(_Node):
+    """``[u8; N]`` / ``char[N]``: text when it holds NUL-terminated printable UTF-8, else bytes."""
+
+    def __init__(self, size: int, *, always_text: bool) -> None:
+        self.size, self.always_text = size, always_text
+
+    def read(self, view: memoryview, offset: int) -> Any:
+        raw = bytes(view[offset : offset + self.size])
+        end = raw.find(b"\0")
+        if self.always_text:
+            return raw[: end if end >= 0 else len(raw)].decode("utf-8", errors="backslashreplace")
+        if end < 0 or self.size < _MIN_TEXT_LEN:
+            return raw
+        try:
+            text = raw[:end].decode("utf-8")
+        except UnicodeDecodeError:
+            return raw
+        return text if text.isprintable() else raw
+
+    def write(self, buffer: bytearray, offset: int, value: Any) -> None:
+        data = value.encode() if isinstance(value, str) else bytes(value)
+        if len(data) > self.size:
+            raise MapError(f"{len(data)} bytes do not fit in a {self.size}-byte array")
+        buffer[offset : offset + self.size] = data.ljust(self.size, b"\0")
+
+
+class _Array(_Node):
+    def __init__(self, element: _Node, count: int, endian: str = "<") -> None:
+        self.element, self.count = element, count
+        self.size = element.size * count
+        code = _struct_code(element)
+        self._fast = None if code is None else (struct.Struct(f"{endian}{count}{code[0]}"), code[1])
+
+    def read(self, view: memoryview, offset: int) -> Any:
+        if self._fast is not None:
+            layout, convert = self._fast
+            values = layout.unpack_from(view, offset)
+            return list(values) if convert is None else [convert(value) for value in values]
+        step, element = self.element.size, self.element
+        return [element.read(view, offset + i * step) for i in range(self.count)]
+
+    def write(self, buffer: bytearray, offset: int, value: Any) -> None:
+        items = list(value)
+        if len(items) > self.count:
+            raise MapError(f"{len(items)} items do not fit in an array of {self.count}")
+        for i, item in enumerate(items):
+            self.element.write(buffer, offset + i * self.element.size, item)
+
+
+class _Bitfield(_Node):
+    """An integer member narrower than its type (C bitfields; Rust has none)."""
+
+    def __init__(self, bit_offset: int, bits: int, signed: bool, byteorder: str) -> None:
+        self.bit_offset, self.bits, self.signed, self.byteorder = bit_offset, bits, signed, byteorder
+        self.first = bit_offset // 8
+        self.span = (bit_offset + bits - 1) // 8 - self.first + 1
+
+    def _shift(self) -> int:
+        if self.byteorder == "little":
+            return self.bit_offset % 8
+        return self.span * 8 - (self.bit_offset % 8) - self.bits
+
+    def read(self, view: memoryview, offset: int) -> Any:
+        start = offset + self.first
+        chunk = int.from_bytes(view[start : start + self.span], self.byteorder)  # type: ignore[arg-type]
+        value = (chunk >> self._shift()) & ((1 << self.bits) - 1)
+        if self.signed and value >> (self.bits - 1):
+            value -= 1 << self.bits
+        return value
+
+    def write(self, buffer: bytearray, offset: int, value: Any) -> None:
+        start = offset + self.first
+        mask = ((1 << self.bits) - 1) << self._shift()
+        chunk = int.from_bytes(buffer[start : start + self.span], self.byteorder)  # type: ignore[arg-type]
+        chunk = (chunk & ~mask) | ((int(value) << self._shift()) & mask)
+        buffer[start : start + self.span] = chunk.to_bytes(self.span, self.byteorder)  # type: ignore[arg-type]
+
+
+class EnumCodec(_Node):
+    """A BTF enum: values decode to members of :attr:`enum` (an ``IntEnum``), unknown values to plain ints."""
+
+    def __init__(self, name: str, size: int, signed: bool, values: Mapping[str, int], byteorder: str) -> None:
+        self.name, self.size = name, size
+        self._int = _Int(size, signed, byteorder)
+        self.enum: type[IntEnum] = IntEnum(name or "Enum", dict(values))  # type: ignore[misc]
+
+    def read(self, view: memoryview, offset: int) -> Any:
+        return self.member(self._int.read(view, offset))
+
+    def member(self, value: int) -> Any:
+        """The enum member with this value, or the int itself when the enum has none."""
+        try:
+            return self.enum(value)
+        except ValueError:
+            return value
+
+    def write(self, buffer: bytearray, offset: int, value: Any) -> None:
+        if isinstance(value, str):
+            try:
+                value = self.enum[value]
+            except KeyError:
+                names = ", ".join(self.enum.__members__)
+                raise MapError(f"{self.name} has no member {value!r} (members: {names})") from None
+        self._int.write(buffer, offset, value)
+
+    def __call__(self, value: int | str) -> IntEnum:
+        """The enum member for a value or a name."""
+        return self.enum[value] if isinstance(value, str) else self.enum(value)
+
+    def label(self) -> str:
+        return f"enum {self.name}"
+
+    def __repr__(self) -> str:
+        members = ", ".join(f"{m.name}={m.value}" for m in self.enum)
+        return f"<pyaya type enum {self.name} ({self.size} B): {members}>"
+
+
+# -- records -----------------------------------------------------------------------------------------------------
+
+
+class Record(tuple):  # type: ignore[type-arg]
+    """A decoded struct or union: fields as attributes (and, like a named tuple, by position), ``asdict()`` for
+    JSON, ``bytes(record)`` to encode."""
+
+    __slots__ = ()
+    _type: ClassVar[RecordType]
+    _fields: ClassVar[tuple[str, ...]]
+
+    def _asdict(self) -> dict[str, Any]:
+        """Fields by name, nested records as dicts, enum members and bytes kept as they are."""
+        return {name: _plain(value, json=False) for name, value in zip(self._fields, self, strict=True)}
+
+    def asdict(self) -> dict[str, Any]:
+        """Fields by name ready for ``json.dumps``: nested records as dicts, enums as their member names, bytes
+        as hex."""
+        return {name: _plain(value, json=True) for name, value in zip(self._fields, self, strict=True)}
+
+    def __bytes__(self) -> bytes:
+        return self._type.encode(self)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Record):
+            return other._type is self._type and tuple.__eq__(self, other)
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self) -> int:
+        return hash(tuple(_hashable(value) for value in self))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields, self, strict=True))
+        return f"{self._type.name}({fields})"
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(_hashable(v) for v in value) if isinstance(value, list) else value
+
+
+def _plain(value: Any, *, json: bool) -> Any:
+    if isinstance(value, Record):
+        return value.asdict() if json else value._asdict()
+    if isinstance(value, list):
+        return [_plain(item, json=json) for item in value]
+    if json and isinstance(value, IntEnum):
+        return value.name
+    if json and isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def asdict(value: Any) -> Any:
+    """A record (or list of records) as JSON-ready dicts; other values unchanged (enums become names)."""
+    return _plain(value, json=True)
+
+
+_STRUCT_CODES = {
+    (1, False): "B",
+    (1, True): "b",
+    (2, False): "H",
+    (2, True): "h",
+    (4, False): "I",
+    (4, True): "i",
+    (8, False): "Q",
+    (8, True): "q",
+}
+
+
+def _struct_code(node: _Node) -> tuple[str, Callable[[Any], Any] | None] | None:
+    """The ``struct`` code reading ``node`` and the conversion applied after, for plain numbers; else None."""
+    if isinstance(node, _Named):
+        return _struct_code(node.target)
+    if type(node) is _Int and not node.char:
+        code = _STRUCT_CODES.get((node.size, node.signed))
+        if code is None:
+            return None
+        return code, (bool if node.boolean else None)
+    if type(node) is EnumCodec:
+        code = _STRUCT_CODES.get((node.size, node._int.signed))
+        return None if code is None else (code, node.member)
+    if type(node) is _Float:
+        return node.format.format[-1], None
+    return None
+
+
+class _Field:
+    __slots__ = ("name", "node", "offset")
+
+    def __init__(self, name: str, offset: int, node: _Node) -> None:
+        self.name, self.offset, self.node = name, offset, node
+
+
+class RecordType(_Node):
+    """The codec of one struct or union: ``decode(bytes)`` (or calling it with bytes) gives a :class:`Record`,
+    calling it with keyword arguments builds one (missing fields are zero), ``encode`` turns a record or a dict
+    into bytes. ``record_class`` is the class of its records, for ``isinstance``."""
+
+    def __init__(self, name: str, size: int, union: bool, endian: str = "<") -> None:
+        self.name, self.size, self.union, self.endian = name, size, union, endian
+        self.fields: tuple[_Field, ...] = ()
+        self.record_class: type[Record] = Record
+        self._fast: tuple[struct.Struct, tuple[tuple[int, Callable[[Any], Any] | None], ...]] | None = None
+        self._slow: tuple[tuple[int, _Field], ...] = ()
+
+    def _complete(self, fields: list[_Field]) -> None:
+        self.fields = tuple(fields)
+        names = tuple(field.name for field in fields)
+        namespace: dict[str, Any] = {"__slots__": (), "_type": self, "_fields": names, "__module__": "pyaya.types"}
+        for index, name in enumerate(names):
+            namespace[name] = property(operator.itemgetter(index), doc=f"Field {name!r} of {self.label()}.")
+        self.record_class = type(self.name or "anonymous", (Record,), namespace)
+        # Plain numbers at distinct offsets are read by one precompiled struct.Struct: records arrive by the
+        # thousand per second from ring buffers, and these are most of their fields.
+        layout, fast, slow, position = [], [], [], 0
+        for index, field in sorted(enumerate(fields), key=lambda pair: pair[1].offset):
+            code = None if self.union or field.offset < position else _struct_code(field.node)
+            if code is None:
+                slow.append((index, field))
+                continue
+            layout.append("x" * (field.offset - position) + code[0])
+            fast.append((index, code[1]))
+            position = field.offset + field.node.size
+        if fast:
+            self._fast = (struct.Struct(self.endian + "".join(layout)), tuple(fast))
+        self._slow = tuple(slow)
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(field.name for field in self.fields)
+
+    def read(self, view: memoryview, offset: int) -> Record:
+        values: list[Any] = [None] * len(self.fields)
+        if self._fast is not None:
+            layout, fast = self._fast
+            for (index, convert), value in zip(fast, layout.unpack_from(view, offset), strict=True):
+                values[index] = value if convert is None else convert(value)
+        for index, field in self._slow:
+            values[index] = field.node.read(view, offset + field.offset)
+        return tuple.__new__(self.record_class, values)
+
+    def write(self, buffer: bytearray, offset: int, value: Any) -> None:
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            data = bytes(value)
+            if len(data) != self.size:
+                raise MapError(f"{self.name} is {self.size} bytes, got {len(data)}")
+            buffer[offset : offset + self.size] = data
+            return
+        if isinstance(value, Record):
+            values = {name: getattr(value, name) for name in value._fields}
+        elif isinstance(value, Mapping):
+            unknown = set(value) - set(self.field_names)
+            if unknown:
+                raise MapError(
+                    f"{self.name} has no field {sorted(unknown)[0]!r} (fields: {', '.join(self.field_names)})"
+                )
+            values = dict(value)
+        else:
+            raise MapError(f"expected a {self.name} record, a dict or bytes, got {type(value).__name__}")
+        view = memoryview(buffer)
+        for field in self.fields:
+            if field.name not in values:
+                continue
+            # In a union every member covers the same bytes: write only those that differ from what is there.
+            if self.union and field.node.read(view, offset + field.offset) == values[field.name]:
+                continue
+            field.node.write(buffer, offset + field.offset, values[field.name])
+
+    def __call__(self, data: bytes | bytearray | memoryview | None = None, /, **fields: Any) -> Record:
+        """``T(data)`` decodes ``data``; ``T(field=value, ...)`` builds a record (other fields zero)."""
+        if data is not None:
+            if fields:
+                raise TypeError(f"{self.name}() takes either bytes or fields, not both")
+            decoded: Record = self.decode(data)
+            return decoded
+        built: Record = self.decode(self.encode(fields)) if fields else self.zero()
+        return built
+
+    def label(self) -> str:
+        return f"{'union' if self.union else 'struct'} {self.name or '<anon>'}"
+
+    def __repr__(self) -> str:
+        return f"<pyaya type {self.label()} ({self.size} B): {', '.join(self.field_names)}>"
+
+
+class _Named(_Node):
+    """A typedef: the target's codec under the typedef's name."""
+
+    def __init__(self, name: str, target: _Node) -> None:
+        self.name, self.target, self.size = name, target, target.size
+
+    def read(self, view: memoryview, offset: int) -> Any:
+        return self.target.read(view, offset)
+
+    def write(self, buffer: bytearray, offset: int, value: Any) -> None:
+        self.target.write(buffer, offset, value)
+
+    def __call__(self, data: bytes | bytearray | memoryview) -> Any:
+        return self.decode(data)
+
+    def __repr__(self) -> str:
+        return f"<pyaya type {self.name} = {self.target.label()}>"
+
+
+# -- building codecs from BTF ------------------------------------------------------------------------------------
+
+
+class _Builder:
+    def __init__(self, btf: Btf) -> None:
+        self.btf = btf
+        self.byteorder = "little" if btf.endian == "<" else "big"
+        self.nodes: dict[int, _Node] = {}
+
+    def node(self, type_id: int) -> _Node:
+        found = self.nodes.get(type_id)
+        if found is not None:
+            return found
+        t = self.btf.type(type_id)
+        node: _Node
+        if isinstance(t, BtfComposite):
+            record = RecordType(t.name, t.size or 0, t.kind == Kind.UNION, self.btf.endian)
+            self.nodes[type_id] = record  # before the members: a struct may point at itself
+            record._complete(self._fields(t))
+            return record
+        if t.kind == Kind.TYPEDEF and isinstance(t, BtfRef):
+            node = _Named(t.name, self.node(t.type_id))
+        elif isinstance(t, BtfRef) and not isinstance(t, BtfPtr):
+            node = self.node(t.type_id)  # const, volatile, restrict, type tags
+        else:
+            node = self._plain(t)
+        self.nodes[type_id] = node
+        return node
+
+    def _plain(self, t: BtfType) -> _Node:
+        if isinstance(t, BtfInt):
+            if t.size == 0:
+                return _Opaque(0)
+            return _Int(t.size or 0, t.signed, self.byteorder, boolean=t.is_bool, char=t.name == "char" and t.size == 4)
+        if isinstance(t, BtfEnum):
+            return EnumCodec(t.name, t.size or 0, t.signed, {v.name: v.value for v in t.values}, self.byteorder)
+        if isinstance(t, BtfPtr):
+            return _Int(8, False, self.byteorder)
+        if isinstance(t, BtfFloat):
+            return _Float(t.size or 0, self.btf.endian)
+        if isinstance(t, BtfArray):
+            element = self.btf.resolve(t.type_id)
+            if isinstance(element, BtfInt) and element.size == 1 and not element.is_bool:
+                return _ByteArray(t.nelems, always_text=element.is_char and element.name != "u8")
+            return _Array(self.node(t.type_id), t.nelems, self.btf.endian)
+        if isinstance(t, BtfVar):
+            return self.node(t.type_id)
+        if t.kind in (Kind.UNKN, Kind.FWD):
+            return _Opaque(0)
+        raise UnsupportedError(f"pyaya cannot decode values of BTF kind {t.kind.name} ({self.btf.describe(t.id)})")
+
+    def _fields(self, t: BtfComposite) -> list[_Field]:
+        fields: list[_Field] = []
+        taken: set[str] = set()
+        for index, member in enumerate(t.members):
+            inner = self.btf.resolve(member.type_id)
+            if not member.name and isinstance(inner, BtfComposite):
+                # Anonymous struct/union members: their fields belong to the outer record, as in C.
+                nested = self.node(member.type_id)
+                assert isinstance(nested, RecordType)
+                for field in nested.fields:
+                    fields.append(_Field(field.name, member.offset + field.offset, field.node))
+                    taken.add(field.name)
+                continue
+            name = member.name or f"_{index}"
+            if name in taken:
+                name = f"{name}_{index}"
+            taken.add(name)
+            node: _Node
+            if isinstance(inner, BtfInt) and (member.bitfield_size or member.bit_offset % 8):
+                bits = member.bitfield_size or inner.bits
+                node = _Bitfield(member.bit_offset % 8, bits, inner.signed, self.byteorder)
+            elif member.bitfield_size and isinstance(inner, BtfEnum):
+                node = _Bitfield(member.bit_offset % 8, member.bitfield_size, inner.signed, self.byteorder)
+            else:
+                node = self.node(member.type_id)
+            fields.append(_Field(name, member.bit_offset // 8, node))
+        return fields
+
+
+def _is_escaped(name: str) -> bool:
+    return _ESCAPE.search(name) is not None
+
+
+def unescape(name: str) -> str:
+    """A BTF name with bpf-linker's ``_XX_`` escapes turned back into characters (``HashMap<u32, u64>``)."""
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), name)
+
+
+class Types(Mapping[str, Any]):
+    """The object's named types: ``types["ExecEvent"]`` is a :class:`RecordType` (structs, unions), an
+    :class:`EnumCodec` (enums) or the target's codec (typedefs).
+
+    Listed are the types a program's own code declares: Rust generic instantiations (``HashMap<u32, u64>``,
+    whose BTF names bpf-linker escapes) and the map definition structs of ``#[map]`` statics are left out, but
+    still reachable through :meth:`by_id`.
+    """
+
+    def __init__(self, btf: Btf) -> None:
+        self.btf = btf
+        self._builder = _Builder(btf)
+
+    @cached_property
+    def _names(self) -> dict[str, int]:
+        hidden = _map_definition_types(self.btf)
+        names: dict[str, int] = {}
+        for t in self.btf:
+            if t.kind not in _NAMED_KINDS or not t.name or t.id in hidden or _is_escaped(t.name):
+                continue
+            if t.name == "c_void":
+                continue
+            names.setdefault(t.name, t.id)
+        return names
+
+    def __getitem__(self, name: str) -> Any:
+        type_id = self._names.get(name)
+        if type_id is None:
+            known = ", ".join(sorted(self._names)) or "none"
+            raise NotFoundError(f"the object's BTF has no type named {name!r} (it has: {known})")
+        return self._builder.node(type_id)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def by_id(self, type_id: int) -> Any:
+        """The codec of any BTF type by id."""
+        return self._builder.node(type_id)
+
+    def parse(self, rust_type: str) -> _Node | None:
+        """The codec for a Rust type as written in a generic argument (``u32``, ``[u8; 16]``,
+        ``my_common::FlowKey``), or None when it cannot be known (a struct absent from the BTF, a tuple)."""
+        return _parse_rust_type(rust_type.strip(), self)
+
+    def __repr__(self) -> str:
+        return f"<pyaya.types.Types: {', '.join(self._names)}>"
+
+
+_PRIMITIVES = {
+    "u8": (1, False),
+    "u16": (2, False),
+    "u32": (4, False),
+    "u64": (8, False),
+    "u128": (16, False),
+    "usize": (8, False),
+    "i8": (1, True),
+    "i16": (2, True),
+    "i32": (4, True),
+    "i64": (8, True),
+    "i128": (16, True),
+    "isize": (8, True),
+}
+
+
+def _parse_rust_type(text: str, types: Types) -> _Node | None:
+    byteorder = types._builder.byteorder
+    if text in _PRIMITIVES:
+        size, signed = _PRIMITIVES[text]
+        return _Int(size, signed, byteorder)
+    if text == "bool":
+        return _Int(1, False, byteorder, boolean=True)
+    if text == "char":
+        return _Int(4, False, byteorder, char=True)
+    if text in ("f32", "f64"):
+        return _Float(4 if text == "f32" else 8, types.btf.endian)
+    if text.startswith("[") and text.endswith("]"):
+        element, _, count = text[1:-1].rpartition(";")
+        try:
+            n = int(count.strip())
+        except ValueError:
+            return None
+        inner = _parse_rust_type(element.strip(), types)
+        if inner is None:
+            return None
+        if isinstance(inner, _Int) and inner.size == 1 and not inner.boolean:
+            return _ByteArray(n, always_text=False)
+        return _Array(inner, n, types.btf.endian)
+    if "<" in text or "(" in text or "&" in text or "*" in text:
+        return None
+    name = text.rsplit("::", 1)[-1]
+    for candidate in types.btf.find_all(name):
+        if candidate.kind in _NAMED_KINDS:
+            return types._builder.node(candidate.id)
+    return None
+
+
+def _split_arguments(text: str) -> list[str]:
+    """Top-level comma-separated parts of a generic argument list."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char in "<([":
+            depth += 1
+        elif char in ">)]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    tail = text[start:].strip()
+    if tail:
+        parts.append(tail)
+    return parts
+
+
+# -- the maps' key and value types -------------------------------------------------------------------------------
+
+
+class MapTypes:
+    """What the BTF says about one map's keys and values (either may be None: unknown)."""
+
+    __slots__ = ("key", "value")
+
+    def __init__(self, key: _Node | None, value: _Node | None) -> None:
+        self.key, self.value = key, value
+
+    def __repr__(self) -> str:
+        key = self.key.label() if self.key is not None else None
+        value = self.value.label() if self.value is not None else None
+        return f"MapTypes(key={key}, value={value})"
+
+
+def _map_sections(btf: Btf) -> Iterator[tuple[str, BtfVar]]:
+    for t in btf:
+        if isinstance(t, BtfDatasec) and t.name in ("maps", ".maps"):
+            for info in t.vars:
+                var = btf.type(info.type_id)
+                if isinstance(var, BtfVar):
+                    yield t.name, var
+
+
+def _map_definition_types(btf: Btf) -> set[int]:
+    """Types reachable from map statics, except through a `#[btf_map]` definition's key/value pointers."""
+    seen: set[int] = set()
+    stack: list[int] = []
+    for section, var in _map_sections(btf):
+        definition = btf.resolve(var.type_id)
+        if section == ".maps" and isinstance(definition, BtfComposite):
+            seen.update((var.type_id, definition.id))
+            stack.extend(m.type_id for m in definition.members if m.name not in ("key", "value"))
+        else:
+            stack.append(var.type_id)
+    while stack:
+        type_id = stack.pop()
+        if type_id in seen or type_id == 0:
+            continue
+        seen.add(type_id)
+        t = btf.type(type_id)
+        if isinstance(t, BtfComposite):
+            stack.extend(m.type_id for m in t.members)
+        elif isinstance(t, (BtfRef, BtfArray)):
+            stack.append(t.type_id)
+    return seen
+
+
+def map_types(types: Types) -> dict[str, MapTypes]:
+    """Key and value codecs of every map whose definition in the BTF reveals them, by map name."""
+    btf = types.btf
+    found: dict[str, MapTypes] = {}
+    for section, var in _map_sections(btf):
+        definition = btf.resolve(var.type_id)
+        if not isinstance(definition, BtfComposite):
+            continue
+        if section == ".maps":
+            members = {m.name: m.type_id for m in definition.members}
+            found[var.name] = MapTypes(_pointee(types, members.get("key")), _pointee(types, members.get("value")))
+            continue
+        full = unescape(definition.name)
+        base, _, rest = full.partition("<")
+        if not rest.endswith(">"):
+            continue
+        arguments = [types.parse(argument) for argument in _split_arguments(rest[:-1])]
+        if base == "LpmTrie":  # the key is lpm's Key<K> (prefix length + data), not K
+            found[var.name] = MapTypes(None, arguments[1] if len(arguments) > 1 else None)
+        elif len(arguments) >= 2:
+            found[var.name] = MapTypes(arguments[0], arguments[1])
+        elif len(arguments) == 1:
+            found[var.name] = MapTypes(None, arguments[0])
+    return found
+
+
+def _pointee(types: Types, member_type: int | None) -> _Node | None:
+    if member_type is None:
+        return None
+    pointer = types.btf.resolve(member_type)
+    if not isinstance(pointer, BtfPtr):
+        return None
+    node = types.by_id(pointer.type_id)
+    return None if isinstance(node, _Opaque) else node
+
+
+def record_codec(spec: Any, ebpf: Ebpf | None) -> Codec:
+    """A codec from a BTF type name (looked up in ``ebpf.types``) or anything with size/encode/decode."""
+    if isinstance(spec, str):
+        types = ebpf.types if ebpf is not None else None
+        if types is None:
+            raise NotFoundError(f"cannot look up type {spec!r}: the object has no BTF (build it with pyaya build)")
+        codec = types[spec]
+        return codec  # type: ignore[no-any-return]
+    if all(hasattr(spec, attribute) for attribute in ("size", "encode", "decode")):
+        return spec  # type: ignore[no-any-return]
+    raise TypeError(f"expected a BTF type name or a codec (size, encode, decode), got {type(spec).__name__}")
+
+
+# -- typed maps --------------------------------------------------------------------------------------------------
+
+
+class BtfRingBuf(RingBuf):
+    """A :class:`RingBuf` whose records are decoded by a codec: the BTF type of a ``#[btf_map]`` ring buffer's
+    value, or one chosen with :meth:`typed` (a BTF type name such as ``"ExecEvent"``, or any codec). Without
+    one, records are bytes. Ring buffers exist since kernel 5.8.
+
+    >>> for event in bpf.maps["EVENTS"].typed("ExecEvent").records(timeout=5):  # doctest: +SKIP
+    ...     print(event.pid, event.comm)
+    """
+
+    def __init__(self, native: _native.RingBuf, ebpf: Ebpf, record: Codec | None = None) -> None:
+        super().__init__(native, ebpf)
+        self.record = record
+
+    def typed(self, record: Any) -> BtfRingBuf:
+        """The same ring buffer with records decoded as ``record`` (a BTF type name or a codec)."""
+        return BtfRingBuf(self._ring, self._ebpf, record_codec(record, self._ebpf))
+
+    def _decode(self, data: bytes) -> Any:
+        return data if self.record is None else self.record.decode(data)
+
+    def drain(self, max_records: int | None = None, timeout: float | None = 0) -> list[Any]:
+        """Like :meth:`RingBuf.drain`, each record decoded."""
+        batch = super().drain(max_records, timeout)
+        return batch if self.record is None else [self.record.decode(data) for data in batch]
+
+    def records(self, timeout: float | None = None, *, until: float | None = None) -> Iterator[Any]:
+        """Like :meth:`RingBuf.records`, each record decoded."""
+        for data in super().records(timeout, until=until):
+            yield self._decode(data)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.records()
+
+    def __repr__(self) -> str:
+        record = f", records {self.record.label()}" if isinstance(self.record, _Node) else ""
+        return f"<pyaya.RingBuf {self.name!r}: {self.size} bytes{record}>"
+
+
+class _SizedCodec:
+    """Makes a codec fit a map's actual size (a BTF int type for a key aya created wider, say): falls back to
+    raw bytes when the sizes differ, so a wrong guess never corrupts writes."""
+
+    def __init__(self, codec: _Node, size: int) -> None:
+        self.codec, self.size = codec, size
+
+    def encode(self, value: Any) -> bytes:
+        return self.codec.encode(value)
+
+    def decode(self, data: bytes) -> Any:
+        return self.codec.decode(data)
+
+
+def apply_btf_types(map_: Map, found: MapTypes | None) -> Map:
+    """``map_`` with the BTF's key and value codecs applied where their sizes match the map's; the one place that
+    knows how maps take codecs."""
+    if isinstance(map_, RingBuf):
+        if isinstance(map_, BtfRingBuf):
+            return map_
+        value = found.value if found is not None else None
+        return BtfRingBuf(map_._ring, map_._ebpf, value)
+    if found is None:
+        return map_
+    key = found.key if found.key is not None and found.key.size == map_.key_size else None
+    value = found.value if found.value is not None and found.value.size == map_.value_size else None
+    if key is None and value is None:
+        return map_
+    typed = getattr(map_, "typed", None)
+    if typed is not None:
+        try:
+            # The maps API takes codecs as typed(key=..., value=...) on every key/value map class.
+            return typed(key=key, value=value)  # type: ignore[no-any-return]
+        except TypeError:
+            pass
+    if not isinstance(map_, (HashMap, Array)):
+        return map_
+    # Older maps API (typed(key_type, value_type) on HashMap only): codecs sit in _keys/_values.
+    result = type(map_)(map_._native)
+    if key is not None and isinstance(result, HashMap):
+        result._keys = _SizedCodec(key, map_.key_size)  # type: ignore[assignment]
+    if value is not None:
+        result._values = _SizedCodec(value, map_.value_size)  # type: ignore[assignment]
+    return result

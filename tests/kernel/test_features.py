@@ -1,0 +1,69 @@
+"""pyaya.features against reality on this machine: what the probes say is what loading and attaching do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyaya
+import pytest
+from pyaya import Ebpf, features
+
+
+def test_probe_all_answers_every_feature() -> None:
+    reports = features.probe_all()
+    names = [report.name for report in reports]
+    assert len(names) == len(set(names))
+    for wanted in ("btf", "bpf_link", "kprobes", "fentry/fexit", "lsm", "tp_btf", "ring buffer", "batch map ops",
+                   "tcx", "bpf stats", "program:Xdp", "map:RingBuf"):  # fmt: skip
+        assert wanted in names
+    for report in reports:
+        assert report.reason, report.name
+    assert features.probe_all() == reports  # cached: the same answers
+    assert features.probe("ring buffer") is features.probe("ring buffer")
+
+
+def test_unknown_names_are_errors() -> None:
+    with pytest.raises(KeyError, match="no feature"):
+        features.probe("warp drive")
+    assert not features.program_type_supported("NoSuchProgram").ok
+    assert "NoSuchProgram" in features.program_type_supported("NoSuchProgram").reason
+    with pytest.raises(pyaya.NotFoundError, match="helpers are numbered"):
+        pyaya._native.helper_supported("Xdp", 100000)
+
+
+def test_xdp_probe_matches_loading_one(fixtures_dir: Path) -> None:
+    assert features.probe("program:Xdp").supported
+    with Ebpf.load_file(fixtures_dir / "types_plain") as bpf:
+        program = bpf.programs["types_xdp"]
+        program.load()
+        assert program.loaded
+
+
+def test_ring_buffer_probe_matches_creating_one(fixtures_dir: Path) -> None:
+    assert features.probe("ring buffer").supported
+    with Ebpf.load_file(fixtures_dir / "types_records") as bpf:
+        assert bpf.maps["SAMPLES"].size == 64 * 1024
+
+
+def test_helper_probe() -> None:
+    bpf_redirect = 23
+    assert features.helper_supported("Xdp", bpf_redirect).ok
+    # A networking helper from a tracepoint: the verifier refuses it.
+    assert not features.helper_supported("TracePoint", bpf_redirect).ok
+
+
+def test_kprobe_attach_fails_exactly_when_the_probe_says_so(fixtures_dir: Path) -> None:
+    report = features.probe("kprobes")
+    with Ebpf.load_file(fixtures_dir / "types_plain") as bpf:
+        program = bpf.programs["types_kprobe"]
+        program.load()  # loading works either way: the program type exists
+        assert program.loaded
+        attach = getattr(program, "attach", None)
+        if attach is None:
+            pytest.skip("this build has no KProbe.attach (pyaya.programs registers no KProbe class)")
+        if report.supported:
+            with attach("do_unlinkat"):
+                pass
+        else:
+            with pytest.raises(pyaya.PyayaError):
+                attach("do_unlinkat")
