@@ -20,17 +20,6 @@ from pyaya.runtime import Column, Session, parse_options
 FUNCTION = "{{function}}"
 
 
-class SlowCall(ctypes.Structure):
-    """Mirrors `{{crate_name}}_common::SlowCall` (keep the two in step)."""
-
-    _fields_ = [
-        ("pid", ctypes.c_uint32),
-        ("tid", ctypes.c_uint32),
-        ("latency_ns", ctypes.c_uint64),
-        ("comm", ctypes.c_char * 16),
-    ]
-
-
 def own_options() -> tuple[argparse.Namespace, list[str]]:
     """This project's options, and the arguments left for the ones every pyaya project has (parsed first, so that
     their values are not taken for the common positional arguments)."""
@@ -60,15 +49,15 @@ def main() -> None:
         bpf.programs["{{crate_name}}_return"].attach(FUNCTION)
         session.show_map_at_exit(bpf.maps["CALLS"], key="pid", value="calls")
         session.show_histogram_at_exit(bpf.maps["LATENCY_NS"], label="nsecs", kind="log2")
-        for record in session.stream(bpf.maps["EVENTS"]):
-            call = SlowCall.from_buffer_copy(record)
+        # EVENTS is a #[btf_map] ring buffer of SlowCall: each record arrives decoded by the object's BTF.
+        for call in session.stream(bpf.maps["EVENTS"]):
             session.event(
                 "EVENTS",
                 {
                     "time": time.strftime("%H:%M:%S"),
                     "pid": call.pid,
                     "tid": call.tid,
-                    "comm": call.comm.decode(errors="replace"),
+                    "comm": call.comm,
                     "latency_ms": round(call.latency_ns / 1e6, 3),
                 },
             )

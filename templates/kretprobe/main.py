@@ -23,18 +23,6 @@ from pyaya.runtime import Column, Session
 FUNCTION = "{{function}}"
 
 
-class Failure(ctypes.Structure):
-    """Mirrors `{{crate_name}}_common::Failure` (keep the two in step)."""
-
-    _fields_ = [
-        ("pid", ctypes.c_uint32),
-        ("tid", ctypes.c_uint32),
-        ("errno", ctypes.c_uint32),
-        ("_padding", ctypes.c_uint32),
-        ("comm", ctypes.c_char * 16),
-    ]
-
-
 def return_bits(function: str) -> int:
     """The width of `function`'s return type, from the kernel's BTF (64 when it cannot be known)."""
     try:
@@ -73,15 +61,15 @@ def main() -> None:
         session.show_map_at_exit(bpf.maps["CALLS"], key="pid", value="calls")
         session.show_map_at_exit(bpf.maps["ERRORS"], key="errno", value="calls")
         session.show_histogram_at_exit(bpf.maps["RESULTS"], label="result", kind="log2")
-        for record in session.stream(bpf.maps["EVENTS"]):
-            failure = Failure.from_buffer_copy(record)
+        # EVENTS is a #[btf_map] ring buffer of Failure: each record arrives decoded by the object's BTF.
+        for failure in session.stream(bpf.maps["EVENTS"]):
             session.event(
                 "EVENTS",
                 {
                     "time": time.strftime("%H:%M:%S"),
                     "pid": failure.pid,
                     "tid": failure.tid,
-                    "comm": failure.comm.decode(errors="replace"),
+                    "comm": failure.comm,
                     "errno": failure.errno,
                     "error": errno.errorcode.get(failure.errno, "?"),
                 },

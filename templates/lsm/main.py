@@ -30,19 +30,6 @@ OFFSETS = {
 }
 
 
-class Check(ctypes.Structure):
-    """Mirrors `{{crate_name}}_common::Check` (keep the two in step)."""
-
-    _fields_ = [
-        ("pid", ctypes.c_uint32),
-        ("uid", ctypes.c_uint32),
-        ("decision", ctypes.c_int32),
-        ("name_len", ctypes.c_uint32),
-        ("comm", ctypes.c_char * 16),
-        ("name", ctypes.c_char * 256),
-    ]
-
-
 def kernel_offsets() -> dict[str, ctypes.c_uint64]:
     """Offsets of the kernel struct members the program follows, from this kernel's BTF (Rust eBPF programs have
     no CO-RE relocations)."""
@@ -72,18 +59,10 @@ def main() -> None:
         program.load()
         program.attach()
         session.show_map_at_exit(bpf.maps["CHECKS"], key="pid", value="checks")
-        for record in session.stream(bpf.maps["EVENTS"]):
-            check = Check.from_buffer_copy(record)
-            session.event(
-                "EVENTS",
-                {
-                    "pid": check.pid,
-                    "uid": check.uid,
-                    "comm": check.comm.decode(errors="replace"),
-                    "decision": check.decision,
-                    "name": check.name[: check.name_len].decode(errors="replace"),
-                },
-            )
+        # EVENTS is a #[btf_map] ring buffer of Check: each record arrives decoded by the object's BTF, with the
+        # fields of {{name}}-common's Check as attributes (byte arrays holding text as str).
+        for check in session.stream(bpf.maps["EVENTS"]):
+            session.event("EVENTS", check)
 
 
 if __name__ == "__main__":

@@ -17,19 +17,6 @@ from pyaya.kernel import member_offset
 from pyaya.runtime import Column, Session
 
 
-class ExecEvent(ctypes.Structure):
-    """Mirrors `{{crate_name}}_common::ExecEvent` (keep the two in step)."""
-
-    _fields_ = [
-        ("pid", ctypes.c_uint32),
-        ("old_pid", ctypes.c_uint32),
-        ("uid", ctypes.c_uint32),
-        ("filename_len", ctypes.c_uint32),
-        ("comm", ctypes.c_char * 16),
-        ("filename", ctypes.c_char * 256),
-    ]
-
-
 def kernel_offsets() -> dict[str, ctypes.c_uint64]:
     """Where this kernel keeps `linux_binprm.filename`: the kernel side reads it from the tracepoint's `bprm`
     argument, and Rust eBPF programs have no CO-RE relocations."""
@@ -56,18 +43,10 @@ def main() -> None:
         program.load()
         program.attach()
         session.show_map_at_exit(bpf.maps["EXEC_COUNTS"], key="uid", value="execs")
-        for record in session.stream(bpf.maps["EVENTS"]):
-            event = ExecEvent.from_buffer_copy(record)
-            session.event(
-                "EVENTS",
-                {
-                    "pid": event.pid,
-                    "old_pid": event.old_pid,
-                    "uid": event.uid,
-                    "comm": event.comm.decode(errors="replace"),
-                    "filename": event.filename[: event.filename_len].decode(errors="replace"),
-                },
-            )
+        # EVENTS is a #[btf_map] ring buffer of ExecEvent: each record arrives decoded by the object's BTF, with
+        # the fields of {{name}}-common's ExecEvent as attributes (byte arrays holding text as str).
+        for event in session.stream(bpf.maps["EVENTS"]):
+            session.event("EVENTS", event)
 
 
 if __name__ == "__main__":

@@ -24,20 +24,6 @@ FUNCTION = "{{uprobe_function}}"
 RETURN_BITS = 32
 
 
-class CallEvent(ctypes.Structure):
-    """Mirrors `{{crate_name}}_common::CallEvent` (keep the two in step)."""
-
-    _fields_ = [
-        ("pid", ctypes.c_uint32),
-        ("tid", ctypes.c_uint32),
-        ("latency_ns", ctypes.c_uint64),
-        ("ret", ctypes.c_uint64),
-        ("arg0", ctypes.c_uint64),
-        ("comm", ctypes.c_char * 16),
-        ("arg", ctypes.c_char * 128),
-    ]
-
-
 def signed(value: int, bits: int = RETURN_BITS) -> int:
     """The low ``bits`` of a register as a signed number."""
     value &= (1 << bits) - 1
@@ -71,19 +57,20 @@ def main() -> None:
         bpf.programs["{{crate_name}}_return"].attach(TARGET, FUNCTION, pid=pid)
         session.show_map_at_exit(bpf.maps["CALLS"], key="pid", value="calls")
         session.show_histogram_at_exit(bpf.maps["LATENCY_NS"], label="nsecs", kind="log2")
-        for record in session.stream(bpf.maps["EVENTS"]):
-            event = CallEvent.from_buffer_copy(record)
+        # EVENTS is a #[btf_map] ring buffer of CallEvent: each record arrives decoded by the object's BTF (byte
+        # arrays holding text as str).
+        for event in session.stream(bpf.maps["EVENTS"]):
             session.event(
                 "EVENTS",
                 {
                     "time": time.strftime("%H:%M:%S"),
                     "pid": event.pid,
                     "tid": event.tid,
-                    "comm": event.comm.decode(errors="replace"),
+                    "comm": event.comm,
                     "latency_ms": round(event.latency_ns / 1e6, 3),
                     "ret": signed(event.ret),
                     "arg0": event.arg0,
-                    "arg": event.arg.decode(errors="replace"),
+                    "arg": event.arg if isinstance(event.arg, str) else "",
                 },
             )
 

@@ -10,26 +10,12 @@ It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/
 
 from __future__ import annotations
 
-import ctypes
 import time
 
 from pyaya.runtime import Column, Session
 
 TARGET = "{{uprobe_target}}"
 FUNCTION = "{{uprobe_function}}"
-
-
-class LineEvent(ctypes.Structure):
-    """Mirrors `{{crate_name}}_common::LineEvent` (keep the two in step)."""
-
-    _fields_ = [
-        ("pid", ctypes.c_uint32),
-        ("uid", ctypes.c_uint32),
-        ("line_len", ctypes.c_uint32),
-        ("_padding", ctypes.c_uint32),
-        ("comm", ctypes.c_char * 16),
-        ("line", ctypes.c_char * 256),
-    ]
 
 
 def main() -> None:
@@ -39,16 +25,17 @@ def main() -> None:
         # -p PID: the kernel only fires the probe in that process.
         bpf.programs["{{crate_name}}"].attach(TARGET, FUNCTION, pid=session.options.pid)
         session.show_map_at_exit(bpf.maps["LINES"], key="pid", value="lines")
-        for record in session.stream(bpf.maps["EVENTS"]):
-            event = LineEvent.from_buffer_copy(record)
+        # EVENTS is a #[btf_map] ring buffer of LineEvent: each record arrives decoded by the object's BTF (byte
+        # arrays holding text as str).
+        for event in session.stream(bpf.maps["EVENTS"]):
             session.event(
                 "EVENTS",
                 {
                     "time": time.strftime("%H:%M:%S"),
                     "pid": event.pid,
                     "uid": event.uid,
-                    "comm": event.comm.decode(errors="replace"),
-                    "line": event.line[: event.line_len].decode(errors="replace"),
+                    "comm": event.comm,
+                    "line": event.line,
                 },
             )
 

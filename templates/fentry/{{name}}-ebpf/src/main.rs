@@ -8,15 +8,18 @@
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::{fentry, fexit, map},
-    maps::{Array, HashMap, RingBuf},
+    btf_maps,
+    macros::{btf_map, fentry, fexit, map},
+    maps::{Array, HashMap},
     programs::{FEntryContext, FExitContext},
 };
 use {{crate_name}}_common::{SlowCall, HISTOGRAM_SLOTS};
 
 /// Calls slower than `MIN_LATENCY_NS`.
-#[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+/// (A `#[btf_map]` ring buffer names its record type in the object's BTF: user space decodes `SlowCall`s without
+/// declaring the struct again.)
+#[btf_map]
+static EVENTS: btf_maps::RingBuf<SlowCall, { 256 * 1024 }> = btf_maps::RingBuf::new();
 
 /// Entry time of the calls in progress, by thread (`pid_tgid`).
 #[map]
@@ -79,7 +82,7 @@ fn leave() {
     if latency_ns < unsafe { core::ptr::read_volatile(&MIN_LATENCY_NS) } {
         return;
     }
-    if let Some(mut entry) = EVENTS.reserve::<SlowCall>(0) {
+    if let Some(mut entry) = EVENTS.reserve(0) {
         let event = entry.as_mut_ptr();
         // SAFETY: `event` points at ring buffer memory reserved for one SlowCall; every field is written.
         unsafe {

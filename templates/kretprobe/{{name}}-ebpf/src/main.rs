@@ -8,15 +8,18 @@
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
-    macros::{kretprobe, map},
-    maps::{Array, HashMap, RingBuf},
+    btf_maps,
+    macros::{btf_map, kretprobe, map},
+    maps::{Array, HashMap},
     programs::RetProbeContext,
 };
 use {{crate_name}}_common::{Failure, HISTOGRAM_SLOTS, MAX_ERRNO};
 
 /// Calls that returned an error.
-#[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+/// (A `#[btf_map]` ring buffer names its record type in the object's BTF: user space decodes `Failure`s without
+/// declaring the struct again.)
+#[btf_map]
+static EVENTS: btf_maps::RingBuf<Failure, { 256 * 1024 }> = btf_maps::RingBuf::new();
 
 /// Calls per process id.
 #[map]
@@ -54,7 +57,7 @@ pub fn {{crate_name}}(ctx: RetProbeContext) -> u32 {
     if (-MAX_ERRNO..0).contains(&result) {
         let errno = (-result) as u32;
         increment(&ERRORS, errno);
-        if let Some(mut entry) = EVENTS.reserve::<Failure>(0) {
+        if let Some(mut entry) = EVENTS.reserve(0) {
             let event = entry.as_mut_ptr();
             // SAFETY: `event` points at ring buffer memory reserved for one Failure; every field is written.
             unsafe {

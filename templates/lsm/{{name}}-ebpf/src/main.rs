@@ -11,15 +11,18 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel,
         bpf_probe_read_kernel_str_bytes,
     },
-    macros::{lsm, map},
-    maps::{HashMap, RingBuf},
+    btf_maps,
+    macros::{btf_map, lsm, map},
+    maps::HashMap,
     programs::LsmContext,
 };
 use {{crate_name}}_common::Check;
 
 /// One event per check.
-#[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+/// (A `#[btf_map]` ring buffer names its record type in the object's BTF: user space decodes `Check`s without
+/// declaring the struct again.)
+#[btf_map]
+static EVENTS: btf_maps::RingBuf<Check, { 256 * 1024 }> = btf_maps::RingBuf::new();
 
 /// Checks per process id.
 #[map]
@@ -50,7 +53,7 @@ pub fn {{crate_name}}(ctx: LsmContext) -> i32 {
     let decision: i32 = if IS_BPRM_CHECK || IS_FILE_OPEN { ctx.arg(1) } else { 0 };
     let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
     count(pid);
-    if let Some(mut entry) = EVENTS.reserve::<Check>(0) {
+    if let Some(mut entry) = EVENTS.reserve(0) {
         let event = entry.as_mut_ptr();
         // SAFETY: `event` points at ring buffer memory reserved for one Check; every field is written before submit.
         unsafe {

@@ -12,15 +12,18 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel,
         bpf_probe_read_kernel_str_bytes,
     },
-    macros::{btf_tracepoint, map},
-    maps::{HashMap, RingBuf},
+    btf_maps,
+    macros::{btf_map, btf_tracepoint, map},
+    maps::HashMap,
     programs::BtfTracePointContext,
 };
 use {{crate_name}}_common::ExecEvent;
 
 /// One event per hit.
-#[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+/// (A `#[btf_map]` ring buffer names its record type in the object's BTF: user space decodes `ExecEvent`s without
+/// declaring the struct again.)
+#[btf_map]
+static EVENTS: btf_maps::RingBuf<ExecEvent, { 256 * 1024 }> = btf_maps::RingBuf::new();
 
 /// Hits per real uid.
 #[map]
@@ -39,7 +42,7 @@ const DECODES_EXEC: bool = same_name("{{btf_tracepoint}}", "sched_process_exec")
 pub fn {{crate_name}}(ctx: BtfTracePointContext) -> i32 {
     let uid = bpf_get_current_uid_gid() as u32;
     count(uid);
-    let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
+    let Some(mut entry) = EVENTS.reserve(0) else {
         return 0;
     };
     let event = entry.as_mut_ptr();

@@ -9,15 +9,18 @@
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user_str_bytes},
-    macros::{map, uprobe, uretprobe},
-    maps::{Array, HashMap, RingBuf},
+    btf_maps,
+    macros::{btf_map, map, uprobe, uretprobe},
+    maps::{Array, HashMap},
     programs::{ProbeContext, RetProbeContext},
 };
 use {{crate_name}}_common::{CallEvent, CallStart, ARG_LEN};
 
 /// One event per finished call.
-#[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+/// (A `#[btf_map]` ring buffer names its record type in the object's BTF: user space decodes `CallEvent`s without
+/// declaring the struct again.)
+#[btf_map]
+static EVENTS: btf_maps::RingBuf<CallEvent, { 256 * 1024 }> = btf_maps::RingBuf::new();
 
 /// Calls in progress, by thread (`pid_tgid`): entry time and first argument.
 #[map]
@@ -67,7 +70,7 @@ pub fn {{crate_name}}_return(ctx: RetProbeContext) -> u32 {
     }
     // SAFETY: a volatile read keeps the compiler from folding the loader-patched global to its initial zero.
     if latency_ns >= unsafe { core::ptr::read_volatile(&MIN_LATENCY_NS) } {
-        if let Some(mut entry) = EVENTS.reserve::<CallEvent>(0) {
+        if let Some(mut entry) = EVENTS.reserve(0) {
             let event = entry.as_mut_ptr();
             // SAFETY: `event` points at ring buffer memory reserved for one CallEvent; every field is written.
             unsafe {

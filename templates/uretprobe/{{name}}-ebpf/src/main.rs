@@ -8,15 +8,18 @@
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_user_str_bytes},
-    macros::{map, uretprobe},
-    maps::{HashMap, RingBuf},
+    btf_maps,
+    macros::{btf_map, map, uretprobe},
+    maps::HashMap,
     programs::RetProbeContext,
 };
 use {{crate_name}}_common::LineEvent;
 
 /// One event per returned line.
-#[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+/// (A `#[btf_map]` ring buffer names its record type in the object's BTF: user space decodes `LineEvent`s without
+/// declaring the struct again.)
+#[btf_map]
+static EVENTS: btf_maps::RingBuf<LineEvent, { 256 * 1024 }> = btf_maps::RingBuf::new();
 
 /// Lines returned per process id.
 #[map]
@@ -29,7 +32,7 @@ pub fn {{crate_name}}(ctx: RetProbeContext) -> u32 {
         return 0; // readline returns NULL at end of input
     }
     let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let Some(mut entry) = EVENTS.reserve::<LineEvent>(0) else {
+    let Some(mut entry) = EVENTS.reserve(0) else {
         return 0;
     };
     let event = entry.as_mut_ptr();
