@@ -4,7 +4,7 @@ Every interval it prints the processes that were busiest in that interval; when 
 per system call and per process.
 
     sudo pyaya run                          # one report a second until Ctrl-C
-    sudo pyaya run -- -p 1234 5 3           # only pid 1234, a report every 5 seconds, 3 reports
+    sudo python main.py -p 1234 5 3         # only pid 1234, a report every 5 seconds, 3 reports
     sudo pyaya run --json --duration 5
 
 It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ctypes
 import time
-from collections.abc import Callable
 
 from pyaya.runtime import Column, Session
 
@@ -26,19 +25,6 @@ class Comm(ctypes.Structure):
     """Mirrors `{{crate_name}}_common::Comm` (keep the two in step)."""
 
     _fields_ = [("name", ctypes.c_char * 16)]
-
-
-def run_intervals(session: Session, report: Callable[[], None], interval: float, count: int | None) -> None:
-    """Call ``report`` every ``interval`` seconds, ``count`` times (None: until --duration ends or Ctrl-C)."""
-    session.announce()
-    reports = 0
-    while count is None or reports < count:
-        left = session.remaining()
-        if left is not None and left <= 0:
-            return
-        time.sleep(interval if left is None else min(interval, left))
-        report()
-        reports += 1
 
 
 def main() -> None:
@@ -69,7 +55,9 @@ def main() -> None:
             previous.clear()
             previous.update(current)
 
-        run_intervals(session, report, options.interval or 1.0, options.count)
+        # A report every `interval` seconds (default 1), `count` times when given, as BCC tools do.
+        session.every(options.interval or 1.0, report)
+        session.wait()
 
 
 if __name__ == "__main__":
