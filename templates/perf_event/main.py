@@ -15,15 +15,14 @@ import argparse
 import contextlib
 import ctypes
 import signal
-import struct
 import sys
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from pyaya.errors import ObjectError, PermissionDeniedError
 from pyaya.runtime import Column, Session, parse_options
-
-# The project's own module, next to this script.
-from symbols import KernelSymbols, UserSymbols
+from pyaya.symbols import Symbol, UserSymbols, kernel_symbols
 
 
 class SampleKey(ctypes.Structure):
@@ -52,14 +51,23 @@ def stack_addresses(stacks: Any, stack_id: int) -> list[int]:
     if stack_id < 0:
         return []
     try:
-        frames = stacks[stack_id]
+        return list(stacks[stack_id])
     except KeyError:  # the stack map was full
         return []
-    if isinstance(frames, (bytes, bytearray)):
-        addresses = [address for (address,) in struct.iter_unpack("<Q", frames)]
-    else:
-        addresses = [int(getattr(frame, "ip", frame)) for frame in frames]
-    return [address for address in addresses if address]
+
+
+def frame_name(symbol: Symbol) -> str:
+    """A frame as flame graphs show it: the function, else the file it is in, else [unknown]."""
+    if symbol.name is not None:
+        return symbol.name
+    return f"[{Path(symbol.module).name}]" if symbol.module else "[unknown]"
+
+
+def kernel_frames(addresses: list[int]) -> list[str]:
+    try:
+        return [frame_name(kernel_symbols().resolve(address)) for address in addresses]
+    except PermissionDeniedError:  # /proc/kallsyms hides addresses from this user
+        return ["[unknown]" for _ in addresses]
 
 
 def stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -74,26 +82,41 @@ def main() -> None:
         bpf.programs["{{crate_name}}"].attach("cpu-clock", sample_frequency=options.frequency)
         counts = bpf.maps["COUNTS"].typed(SampleKey, None)
         stacks = bpf.maps["STACKS"]
-        user_symbols = UserSymbols()
+        processes: dict[int, UserSymbols | None] = {}
+        user_stacks: dict[tuple[int, int], list[str]] = {}
 
-        def remember_processes() -> None:
-            # Mappings are read while the processes live; the stacks are resolved at the end.
+        def user_frames(pid: int, stack_id: int) -> list[str]:
+            """User frames are named through the process's memory map and files, so while it lives: each new
+            stack once a second (see below), the rest at the end."""
+            if (pid, stack_id) not in user_stacks:
+                if pid not in processes:
+                    try:
+                        processes[pid] = UserSymbols(pid)
+                    except (OSError, ObjectError):  # it has exited already
+                        processes[pid] = None
+                symbols = processes[pid]
+                addresses = stack_addresses(stacks, stack_id)
+                if symbols is None:
+                    user_stacks[pid, stack_id] = ["[unknown]" for _ in addresses]
+                else:
+                    user_stacks[pid, stack_id] = [frame_name(symbols.resolve(address)) for address in addresses]
+            return user_stacks[pid, stack_id]
+
+        def name_new_stacks() -> None:
             for key in counts:
-                user_symbols.remember(key.pid)
+                user_frames(key.pid, key.user_stack_id)
 
         # The profile is the output: print it on Ctrl-C and on SIGTERM too, not only when --duration ends.
         signal.signal(signal.SIGTERM, stop_on_sigterm)
         with contextlib.suppress(KeyboardInterrupt):
-            session.wait(poll=remember_processes, interval=1.0)
-        remember_processes()
+            session.wait(poll=name_new_stacks, interval=1.0)
         # Stacks that differ only in return addresses within the same functions fold into one line.
-        kernel_symbols = KernelSymbols()
         folded: dict[tuple[int, str, str], int] = {}
         frames: dict[tuple[int, str, str], tuple[list[str], list[str]]] = {}
         samples = counts.items()
         for key, count in samples:
-            user = [user_symbols.name(key.pid, a) for a in stack_addresses(stacks, key.user_stack_id)]
-            kernel = [kernel_symbols.name(a) for a in stack_addresses(stacks, key.kernel_stack_id)]
+            user = user_frames(key.pid, key.user_stack_id)
+            kernel = kernel_frames(stack_addresses(stacks, key.kernel_stack_id))
             comm = key.comm.decode(errors="replace")
             line = ";".join([comm, *reversed(user), *(f"{name}_[k]" for name in reversed(kernel))])
             folded[key.pid, comm, line] = folded.get((key.pid, comm, line), 0) + count
