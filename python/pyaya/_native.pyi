@@ -20,6 +20,7 @@ __all__ = [
     "loaded_programs",
     "map_supported",
     "perf_event_names",
+    "pinned_program_target",
     "program_supported",
     "read_iter",
 ]
@@ -264,6 +265,9 @@ class RunStats:
 
 def enable_stats() -> RunStats:
     """Switch on run-time statistics (``BPF_ENABLE_STATS``) until the handle is closed."""
+
+def pinned_program_target(path: Path) -> tuple[int, int]:
+    """``(program type, attach_btf_id)`` of the program pinned at ``path``."""
 
 def perf_event_names() -> list[tuple[str, str]]:
     """``(name, "software" | "hardware")`` of every perf event name ``attach_perf_event`` accepts."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import socket
 import struct
 import subprocess
 import time
@@ -17,12 +18,14 @@ import pytest
 from pyaya import (
     BtfTracePoint,
     Ebpf,
+    Extension,
     FEntry,
     FExit,
     Iter,
     KProbe,
     Link,
     Lsm,
+    LsmCgroup,
     PerfEvent,
     PerfEventKind,
     Program,
@@ -32,6 +35,7 @@ from pyaya import (
     loaded_programs,
 )
 from pyaya.btf import Btf
+from pyaya.elf import Elf
 
 ADD_CALLS = 5
 
@@ -73,6 +77,19 @@ def _program_ids(bpf: Ebpf) -> set[int]:
         if program.loaded:
             ids.add(int(program.info()["id"]))
     return ids
+
+
+def _fixture_programs() -> set[int]:
+    """Ids of loaded programs named like this module's fixtures (the kernel keeps 15 characters of a name)."""
+    return {program_id for program_id, name, _ in loaded_programs() if name.startswith("trace_")}
+
+
+@pytest.fixture(autouse=True)
+def no_programs_left_behind() -> Iterator[None]:
+    """Every test here closes what it loaded: afterwards none of its programs is still in the kernel."""
+    before = _fixture_programs()
+    yield
+    assert not _still_loaded(_fixture_programs() - before)
 
 
 @pytest.fixture
@@ -144,6 +161,25 @@ def test_uprobe_pid_filter_sees_only_that_process(fixtures_dir: Path, add_binary
         calls = _calls(bpf, chosen.pid, ADD_CALLS)
         assert [value for _, value in calls] == list(range(1, ADD_CALLS + 1))
         assert _calls(bpf, other.pid, 1, timeout=0.5) == []
+
+
+def _file_offset(binary: Path, symbol: str) -> int:
+    """Where ``symbol``'s code is in the file: its address, less its section's address, plus the section's offset."""
+    elf = Elf.from_path(binary)
+    found = next(sym for sym in elf.symbols if sym.name == symbol)
+    section = elf.section_of(found)
+    assert section is not None
+    return found.value - section.addr + section.offset
+
+
+def test_uprobe_by_file_offset(fixtures_dir: Path, add_binary: Path) -> None:
+    with Ebpf.load_file(fixtures_dir / "trace_uprobe") as bpf:
+        link = bpf.programs["trace_add_entry"].attach(add_binary, offset=_file_offset(add_binary, "pyaya_add"))
+        child = subprocess.Popen([str(add_binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        child.communicate("go\n", timeout=10)
+        calls = _calls(bpf, child.pid, ADD_CALLS)
+        assert [value for _, value in calls] == list(range(1, ADD_CALLS + 1))
+        link.detach()
 
 
 def test_uprobe_errors_name_what_is_missing(fixtures_dir: Path, add_binary: Path, tmp_path: Path) -> None:
@@ -220,6 +256,23 @@ def test_perf_event_on_chosen_cpus_and_for_one_process(fixtures_dir: Path) -> No
             program.attach("cpu-clock", sample_period=10, sample_frequency=10)
 
 
+def test_perf_event_link_pins_only_when_it_is_one_attachment(fixtures_dir: Path) -> None:
+    with _bpffs_paths("perf") as (pin,), Ebpf.load_file(fixtures_dir / "trace_perf") as bpf:
+        program = bpf.programs["trace_perf_sample"]
+        assert isinstance(program, PerfEvent)
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) > 1:
+            every_cpu = program.attach("cpu-clock", sample_frequency=100)
+            with pytest.raises(pyaya.UnsupportedError, match="per-CPU attachments"):
+                every_cpu.pin(pin)
+            assert not every_cpu.attached
+        one_cpu = program.attach("cpu-clock", sample_frequency=100, cpus=cpus[:1])
+        one_cpu.pin(pin)
+        assert pin.exists()
+        one_cpu.detach()
+        assert not pin.exists()
+
+
 def test_perf_event_hardware_counters(fixtures_dir: Path) -> None:
     with Ebpf.load_file(fixtures_dir / "trace_perf") as bpf:
         program = bpf.programs["trace_perf_sample"]
@@ -266,6 +319,18 @@ def test_task_iterator_lists_this_process(fixtures_dir: Path) -> None:
             assert (child.pid, child.pid) in tasks
         with pytest.raises(pyaya.ClosedError):
             link.read()
+        # A pinned iterator comes back as an Iter: the kernel's info names its bpf_iter_task target.
+        with _bpffs_paths("iter") as (pin,):
+            program.pin(pin)
+            reopened = Program.from_pin(pin)
+            assert isinstance(reopened, Iter)
+            with reopened.attach() as pinned_link:
+                output = pinned_link.read()
+            assert (os.getpid(), os.getpid()) in {
+                struct.unpack_from("=II", output, offset) for offset in range(0, len(output), 8)
+            }
+            reopened.unpin()
+            assert not pin.exists()
 
 
 def test_btf_tracepoint_counts_execs(fixtures_dir: Path) -> None:
@@ -326,6 +391,24 @@ def test_lsm(fixtures_dir: Path, tmp_path: Path) -> None:
             assert hits[0] >= 1
 
 
+def test_lsm_cgroup(fixtures_dir: Path) -> None:
+    probe = features.btf_program_supported("Lsm", "socket_create")
+    cgroup_root = Path("/sys/fs/cgroup/unified")
+    with Ebpf.load_file(fixtures_dir / "trace_btf") as bpf:
+        program = bpf.programs["trace_socket_create"]
+        assert isinstance(program, LsmCgroup)
+        if not probe.ok:
+            with pytest.raises(pyaya.PermissionDeniedError, match="what would fix it"):
+                program.attach(cgroup_root)
+            assert program.links == []
+            pytest.skip(f"LSM programs (cgroup ones run through the same trampolines) are refused: {probe.reason}")
+        with program.attach(cgroup_root):
+            socket.socket().close()
+            hits = bpf.maps["HITS"]
+            assert isinstance(hits, pyaya.HashMap)
+            assert hits[0] >= 1
+
+
 @pytest.mark.parametrize(("name", "retprobe"), [("trace_kprobe", False), ("trace_kretprobe", True)])
 def test_kprobe(fixtures_dir: Path, tmp_path: Path, name: str, retprobe: bool) -> None:
     probe = features.kprobes_supported()
@@ -346,6 +429,34 @@ def test_kprobe(fixtures_dir: Path, tmp_path: Path, name: str, retprobe: bool) -
             hits = bpf.maps["HITS"]
             assert isinstance(hits, pyaya.HashMap)
             assert hits[0] >= 1
+
+
+def _decision(bpf: Ebpf) -> int:
+    decisions = bpf.maps["DECISIONS"]
+    assert isinstance(decisions, pyaya.HashMap)
+    os.getppid()
+    return int(decisions[os.getpid()])
+
+
+def test_extension_replaces_a_function_of_another_program(fixtures_dir: Path) -> None:
+    with Ebpf.load_file(fixtures_dir / "trace_ext") as target_object, Ebpf.load_file(fixtures_dir / "trace_ext") as bpf:
+        target = target_object.programs["trace_ext_target"]
+        extension = bpf.programs["trace_ext_replacement"]
+        assert isinstance(extension, Extension)
+        with pytest.raises(pyaya.ProgramError, match="not loaded; load"):
+            extension.load(target)
+        target.attach("sys_enter")
+        assert _decision(target_object) == 1
+        trampolines = features.fentry_supported()
+        if not trampolines.ok:
+            with pytest.raises(pyaya.PermissionDeniedError, match="what would fix it") as raised:
+                extension.load(target)
+            assert "trace_ext_decide" in str(raised.value)
+            pytest.skip(f"Extension programs are refused here, like every BPF trampoline: {trampolines.reason}")
+        extension.load(target)
+        with extension.attach():
+            assert _decision(target_object) == 2
+        assert _decision(target_object) == 1
 
 
 def test_plain_load_of_a_type_needing_arguments_says_which_call(fixtures_dir: Path) -> None:

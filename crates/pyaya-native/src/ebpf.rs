@@ -133,8 +133,7 @@ impl Ebpf {
         let max_entries = max_entries.unwrap_or_default();
         let log_queue = LogQueue::default();
         let queue = log_queue.clone();
-        let sections = crate::programs_common::program_sections(data);
-        let (ebpf, logger) = py.detach(move || {
+        let (ebpf, logger, sections) = py.detach(move || {
             let pins = match &pin_maps {
                 Some(directory) => Some(pinning::pin_paths(data, directory, &max_entries)?),
                 None => None,
@@ -173,7 +172,7 @@ impl Ebpf {
                     ))
                 }
             };
-            Ok::<_, Deferred>((ebpf, logger))
+            Ok::<_, Deferred>((ebpf, logger, crate::programs_common::program_sections(data)))
         })?;
         let log_wake_fd = match &logger {
             Some(logger) => Some(logger.as_fd().try_clone_to_owned().map_err(|err| {

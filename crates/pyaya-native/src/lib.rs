@@ -32,6 +32,10 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<programs_common::RunStats>()?;
     module.add_function(wrap_pyfunction!(programs_common::enable_stats, module)?)?;
     module.add_function(wrap_pyfunction!(
+        programs_common::pinned_program_target,
+        module
+    )?)?;
+    module.add_function(wrap_pyfunction!(
         programs_tracing::perf_event_names,
         module
     )?)?;

@@ -187,10 +187,10 @@ fn pinned_error(path: &std::path::Path, hint: Option<&str>, error: &ProgramError
         };
         let message = match hint {
             None => format!(
-                "the program pinned at {} is of a type that pyaya can only open through its class (the kernel's \
-                 program info does not say which): use BtfTracePoint.from_pin, FEntry.from_pin, FExit.from_pin or \
-                 Iter.from_pin for tracing programs; aya cannot reopen pinned programs of types that need their \
-                 attach type (Xdp, SchedClassifier, SocketFilter, CgroupSkb, CgroupSock, CgroupSockAddr, ...)",
+                "the program pinned at {} cannot be reopened: aya reopens pinned programs only of types that \
+                 need no attach type (not Xdp, SchedClassifier, SocketFilter, CgroupSkb, CgroupSock, \
+                 CgroupSockAddr, CgroupSockopt, SkSkb, SkReuseport); for a tracing program, call the class it \
+                 was loaded as (e.g. FExit.from_pin)",
                 path.display()
             ),
             Some(_) => format!(
@@ -359,5 +359,86 @@ pub fn enable_stats(py: Python<'_>) -> PyResult<RunStats> {
         })?;
     Ok(RunStats {
         fd: Mutex::new(Some(fd)),
+    })
+}
+
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+
+/// The `bpf_attr` of `BPF_OBJ_GET`.
+#[repr(C)]
+#[derive(Default)]
+struct ObjGetAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+    path_fd: i32,
+    _pad: u32,
+}
+
+/// The `bpf_attr` of `BPF_OBJ_GET_INFO_BY_FD`.
+#[repr(C)]
+#[derive(Default)]
+struct InfoByFdAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+fn bpf_call<T>(command: libc::c_long, attr: &mut T) -> std::io::Result<libc::c_long> {
+    // SAFETY: `attr` is a valid, initialised bpf_attr prefix of the size passed; the pointers it carries point at
+    // buffers that outlive the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            command,
+            std::ptr::from_mut(attr),
+            std::mem::size_of::<T>() as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `(program type, attach_btf_id)` of the program pinned at `path`: what the kernel's program info says about its
+/// target, for telling tracing programs apart (a `btf_trace_*` typedef, a `bpf_iter_*` function, ...).
+#[pyfunction]
+pub fn pinned_program_target(py: Python<'_>, path: PathBuf) -> PyResult<(u32, u32)> {
+    use std::os::fd::{AsRawFd as _, FromRawFd as _};
+    use std::os::unix::ffi::OsStrExt as _;
+
+    let result = py.detach(|| {
+        let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        let mut get = ObjGetAttr {
+            pathname: c_path.as_ptr() as u64,
+            ..ObjGetAttr::default()
+        };
+        let raw = bpf_call(BPF_OBJ_GET, &mut get)?;
+        // SAFETY: the kernel just returned this new fd, owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+        // SAFETY: bpf_prog_info is a plain C struct of integers, for which all zero bytes is a valid value.
+        let mut info: aya_obj::generated::bpf_prog_info = unsafe { std::mem::zeroed() };
+        let mut attr = InfoByFdAttr {
+            bpf_fd: fd.as_raw_fd() as u32,
+            info_len: std::mem::size_of_val(&info) as u32,
+            info: std::ptr::from_mut(&mut info) as u64,
+        };
+        bpf_call(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+        Ok::<_, std::io::Error>((info.type_, info.attach_btf_id))
+    });
+    result.map_err(|err| {
+        let kind = if err.raw_os_error() == Some(libc::ENOENT) {
+            Kind::NotFound
+        } else {
+            Kind::Program
+        };
+        new_err(
+            kind,
+            format!("no pinned program at {} ({err})", path.display()),
+        )
     })
 }

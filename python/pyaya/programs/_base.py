@@ -191,6 +191,8 @@ class Program:
     @classmethod
     def _open_pinned(cls: builtins.type[PinnedT], path: str | os.PathLike[str], *, retprobe: bool = False) -> PinnedT:
         hint = None if cls is Program else cls.kind
+        if hint is None:
+            hint = _tracing_kind(Path(path))
         native = _native.Program.from_pin(Path(path), hint, retprobe)
         program = class_for(native.kind)(native)
         if not isinstance(program, cls):
@@ -224,6 +226,30 @@ class Program:
 
     def __repr__(self) -> str:
         return f"<pyaya.{self.type} {self.name!r}{' loaded' if self.loaded else ''}>"
+
+
+_BPF_PROG_TYPE_TRACING = 26
+
+
+def _tracing_kind(path: Path) -> str | None:
+    """For a pinned tracing program, its pyaya type from the kernel BTF type it attaches to: a ``btf_trace_*``
+    typedef (BtfTracePoint), a ``bpf_iter_*`` function (Iter), or another function (FEntry; the kernel's info does
+    not tell fentry from fexit). None for other program types."""
+    program_type, btf_id = _native.pinned_program_target(path)
+    if program_type != _BPF_PROG_TYPE_TRACING:
+        return None
+    from pyaya.btf import Btf  # noqa: PLC0415 (parsing vmlinux is only needed here)
+    from pyaya.errors import PyayaError  # noqa: PLC0415
+
+    try:
+        name = Btf.vmlinux().name_of(btf_id)
+    except (PyayaError, IndexError, OSError):
+        return "FEntry"
+    if name.startswith("btf_trace_"):
+        return "BtfTracePoint"
+    if name.startswith("bpf_iter_"):
+        return "Iter"
+    return "FEntry"
 
 
 @contextmanager

@@ -73,7 +73,14 @@ class RawTracePoint(Program):
 def _explain_refusal(program: Program, target: str | None, error: PermissionDeniedError) -> NoReturn:
     """Re-raise a load refused with EPERM, saying what is missing here (probed) and what would fix it."""
     kind = program.kind
-    probe = features.btf_program_supported(kind, target)
+    # LsmCgroup and Extension programs run through BPF trampolines like Lsm and FEntry programs, which the probe
+    # can load without a target program of their own.
+    if kind == "LsmCgroup":
+        probe = features.btf_program_supported("Lsm", target)
+    elif kind == "Extension":
+        probe = features.btf_program_supported("FEntry")
+    else:
+        probe = features.btf_program_supported(kind, target)
     caps = features.capabilities()
     needed = (1 << features.CAPABILITIES["CAP_BPF"]) | (1 << features.CAPABILITIES["CAP_PERFMON"])
     if caps & needed != needed:
@@ -88,7 +95,7 @@ def _explain_refusal(program: Program, target: str | None, error: PermissionDeni
         if "lockdown" in lsms.split(",")
         else f"a security module or this kernel's policy refuses {kind} programs"
     )
-    if kind in ("FEntry", "FExit", "Lsm", "LsmCgroup"):
+    if kind in ("FEntry", "FExit", "Lsm", "LsmCgroup", "Extension"):
         blocker += " (they run through a BPF trampoline)"
     working = ["TracePoint", "RawTracePoint"]
     if kind != "BtfTracePoint" and features.btf_program_supported("BtfTracePoint").ok:
@@ -99,7 +106,7 @@ def _explain_refusal(program: Program, target: str | None, error: PermissionDeni
         f"process has CAP_BPF and CAP_PERFMON: {blocker}\n"
         f"probed: {probe.reason}\n"
         "what would fix it: a kernel that allows these programs (lockdown off or in 'none' mode, no security policy "
-        f"denying BPF tracing); here, use {', '.join(working)} instead",
+        f"denying BPF tracing); here, use {', '.join(working[:-1])} or {working[-1]} instead",
         error.errno,
     ) from error
 
@@ -297,7 +304,10 @@ class Extension(Program):
     def load(self, target_program: Program, function: str | None = None) -> None:  # type: ignore[override]
         """Load to replace ``function`` of ``target_program`` (which must be loaded); None takes the function from
         the ELF section (``freplace/<function>``)."""
-        self._native.load_extension(target_program._native, function)
+        try:
+            self._native.load_extension(target_program._native, function)
+        except PermissionDeniedError as error:
+            _explain_refusal(self, function or (self._native.section or "").partition("/")[2] or None, error)
 
     def attach(self) -> Link:
         """Replace the function named at :meth:`load`; detaching puts the original back."""

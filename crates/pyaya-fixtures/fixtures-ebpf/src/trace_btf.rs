@@ -1,5 +1,5 @@
 //! BTF-based and kprobe programs: a tp_btf program counting `sched_process_exec` per tgid, plus fentry, fexit,
-//! lsm, kprobe and kretprobe programs that tests load or attach where this kernel allows them (and otherwise
+//! lsm, lsm_cgroup, kprobe and kretprobe programs that tests load or attach where this kernel allows them (and otherwise
 //! check the error that says what is missing).
 #![no_std]
 #![no_main]
@@ -9,7 +9,7 @@
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::bpf_get_current_pid_tgid,
-    macros::{btf_tracepoint, fentry, fexit, kprobe, kretprobe, lsm, map},
+    macros::{btf_tracepoint, fentry, fexit, kprobe, kretprobe, lsm, lsm_cgroup, map},
     maps::HashMap,
     programs::{BtfTracePointContext, FEntryContext, FExitContext, LsmContext, ProbeContext, RetProbeContext},
 };
@@ -62,6 +62,13 @@ pub fn trace_unlink_exit(_ctx: FExitContext) -> i32 {
 pub fn trace_file_open(_ctx: LsmContext) -> i32 {
     count(0);
     0
+}
+
+#[lsm_cgroup(hook = "socket_create")]
+pub fn trace_socket_create(_ctx: LsmContext) -> i32 {
+    count(0);
+    // 1 allows the operation for cgroup LSM programs.
+    1
 }
 
 #[kprobe]

@@ -1,0 +1,47 @@
+//! An Extension (freplace) fixture: `trace_ext_target`, a raw tracepoint on `sys_enter`, stores what the global
+//! function `trace_ext_decide` returns (1) for the calling tgid in `DECISIONS`; `trace_ext_replacement` replaces
+//! that function and returns 2. aya-ebpf 0.2 has no `#[extension]` macro, so its section is written by hand.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid,
+    macros::{map, raw_tracepoint},
+    maps::HashMap,
+    programs::RawTracePointContext,
+};
+
+#[map]
+static DECISIONS: HashMap<u32, u64> = HashMap::with_max_entries(4096, 0);
+
+/// A global BPF function (its own BTF FUNC), so an Extension program can replace it.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn trace_ext_decide(tgid: u64) -> u64 {
+    // The volatile read keeps the compiler from dropping the argument (the verifier checks it is a scalar).
+    // SAFETY: reads a local.
+    let tgid = unsafe { core::ptr::read_volatile(&tgid) };
+    u64::from(tgid != u64::MAX)
+}
+
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn trace_ext_target(_ctx: RawTracePointContext) -> i32 {
+    let tgid = bpf_get_current_pid_tgid() >> 32;
+    let decision = trace_ext_decide(tgid);
+    let _ = DECISIONS.insert(&(tgid as u32), &decision, 0);
+    0
+}
+
+#[no_mangle]
+#[link_section = "freplace/trace_ext_decide"]
+pub extern "C" fn trace_ext_replacement(tgid: u64) -> u64 {
+    // SAFETY: reads a local.
+    let tgid = unsafe { core::ptr::read_volatile(&tgid) };
+    2 * u64::from(tgid != u64::MAX)
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
