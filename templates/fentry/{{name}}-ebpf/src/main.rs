@@ -7,8 +7,8 @@
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     btf_maps,
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::{btf_map, fentry, fexit, map},
     maps::{Array, HashMap},
     programs::{FEntryContext, FExitContext},

@@ -7,8 +7,8 @@
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
     btf_maps,
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
     macros::{btf_map, fexit, map},
     maps::{Array, HashMap},
     programs::FExitContext,
@@ -47,7 +47,12 @@ pub fn {{crate_name}}(ctx: FExitContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let pid = (pid_tgid >> 32) as u32;
     // SAFETY: volatile reads keep the compiler from folding the loader-patched globals to their initial values.
-    let (target, bits) = unsafe { (core::ptr::read_volatile(&TARGET_TGID), core::ptr::read_volatile(&RETURN_BITS)) };
+    let (target, bits) = unsafe {
+        (
+            core::ptr::read_volatile(&TARGET_TGID),
+            core::ptr::read_volatile(&RETURN_BITS),
+        )
+    };
     if target != 0 && target != pid {
         return 0;
     }
@@ -55,7 +60,11 @@ pub fn {{crate_name}}(ctx: FExitContext) -> u32 {
     let Ok(raw) = ctx.ret::<u64>() else {
         return 0;
     };
-    let result = if bits == 32 { raw as u32 as i32 as i64 } else { raw as i64 };
+    let result = if bits == 32 {
+        raw as u32 as i32 as i64
+    } else {
+        raw as i64
+    };
     increment(&CALLS, pid);
     if (-MAX_ERRNO..0).contains(&result) {
         let errno = (-result) as u32;

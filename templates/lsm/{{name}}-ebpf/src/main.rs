@@ -7,11 +7,11 @@
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel,
-        bpf_probe_read_kernel_str_bytes,
-    },
     btf_maps,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
+    },
     macros::{btf_map, lsm, map},
     maps::HashMap,
     programs::LsmContext,
@@ -50,7 +50,11 @@ const IS_FILE_OPEN: bool = same_name("{{lsm_hook}}", "file_open");
 
 #[lsm(hook = "{{lsm_hook}}")]
 pub fn {{crate_name}}(ctx: LsmContext) -> i32 {
-    let decision: i32 = if IS_BPRM_CHECK || IS_FILE_OPEN { ctx.arg(1) } else { 0 };
+    let decision: i32 = if IS_BPRM_CHECK || IS_FILE_OPEN {
+        ctx.arg(1)
+    } else {
+        0
+    };
     let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
     count(pid);
     if let Some(mut entry) = EVENTS.reserve(0) {
@@ -63,9 +67,14 @@ pub fn {{crate_name}}(ctx: LsmContext) -> i32 {
             (*event).comm = bpf_get_current_comm().unwrap_or([0; 16]);
             (*event).name[0] = 0;
             (*event).name_len = 0;
-            let object: *const u8 = if IS_BPRM_CHECK || IS_FILE_OPEN { ctx.arg(0) } else { core::ptr::null() };
+            let object: *const u8 = if IS_BPRM_CHECK || IS_FILE_OPEN {
+                ctx.arg(0)
+            } else {
+                core::ptr::null()
+            };
             if IS_BPRM_CHECK {
-                (*event).name_len = read_string_at(object, &[load(&BINPRM_FILENAME_OFFSET)], &mut (*event).name);
+                (*event).name_len =
+                    read_string_at(object, &[load(&BINPRM_FILENAME_OFFSET)], &mut (*event).name);
             } else if IS_FILE_OPEN {
                 // file->f_path.dentry->d_name.name
                 let dentry = [load(&FILE_PATH_OFFSET) + load(&PATH_DENTRY_OFFSET)];
@@ -97,7 +106,9 @@ fn follow(base: *const u8, offsets: &[u64]) -> Option<*const u8> {
             return None;
         }
         // SAFETY: bpf_probe_read_kernel checks the address; a bad one yields an error, never a fault.
-        pointer = unsafe { bpf_probe_read_kernel(pointer.add(offset as usize) as *const *const u8) }.ok()?;
+        pointer =
+            unsafe { bpf_probe_read_kernel(pointer.add(offset as usize) as *const *const u8) }
+                .ok()?;
     }
     Some(pointer)
 }
@@ -106,8 +117,10 @@ fn follow(base: *const u8, offsets: &[u64]) -> Option<*const u8> {
 fn read_string_at(base: *const u8, offsets: &[u64], buffer: &mut [u8]) -> u32 {
     match follow(base, offsets) {
         // SAFETY: the helper checks the kernel address.
-        Some(string) if !string.is_null() => unsafe { bpf_probe_read_kernel_str_bytes(string, buffer) }
-            .map_or(0, |bytes| bytes.len() as u32),
+        Some(string) if !string.is_null() => {
+            unsafe { bpf_probe_read_kernel_str_bytes(string, buffer) }
+                .map_or(0, |bytes| bytes.len() as u32)
+        }
         _ => 0,
     }
 }

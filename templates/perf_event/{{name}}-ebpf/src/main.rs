@@ -37,8 +37,12 @@ pub fn {{crate_name}}(ctx: PerfEventContext) -> u32 {
     }
     let key = SampleKey {
         pid,
-        kernel_stack_id: ctx.get_stackid(&STACKS, 0).map_or_else(|error| error, |id| id as i32),
-        user_stack_id: ctx.get_stackid(&STACKS, BPF_F_USER_STACK as u64).map_or_else(|error| error, |id| id as i32),
+        kernel_stack_id: ctx
+            .get_stackid(&STACKS, 0)
+            .map_or_else(|error| error, |id| id as i32),
+        user_stack_id: ctx
+            .get_stackid(&STACKS, BPF_F_USER_STACK as u64)
+            .map_or_else(|error| error, |id| id as i32),
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
     };
     match COUNTS.get_ptr_mut(&key) {

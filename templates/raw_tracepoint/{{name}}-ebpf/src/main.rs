@@ -45,7 +45,9 @@ pub fn {{crate_name}}(ctx: RawTracePointContext) -> i32 {
     }
     if increment(&PROCESS_COUNTS, tgid) {
         // First hit of this process: remember its name for user space (it may have exited by then).
-        let comm = Comm { name: bpf_get_current_comm().unwrap_or([0; 16]) };
+        let comm = Comm {
+            name: bpf_get_current_comm().unwrap_or([0; 16]),
+        };
         let _ = PROCESS_NAMES.insert(&tgid, &comm, 0);
     }
     if READS_SYSCALL_ID {

@@ -8,11 +8,11 @@
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel,
-        bpf_probe_read_kernel_str_bytes,
-    },
     btf_maps,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
+    },
     macros::{btf_map, btf_tracepoint, map},
     maps::HashMap,
     programs::BtfTracePointContext,
@@ -75,7 +75,8 @@ fn read_filename(bprm: *const u8, buffer: &mut [u8]) -> u32 {
     }
     // SAFETY: the helpers check the kernel addresses; a bad offset yields an error, never a fault.
     unsafe {
-        let Ok(filename) = bpf_probe_read_kernel(bprm.add(offset as usize) as *const *const u8) else {
+        let Ok(filename) = bpf_probe_read_kernel(bprm.add(offset as usize) as *const *const u8)
+        else {
             return 0;
         };
         bpf_probe_read_kernel_str_bytes(filename, buffer).map_or(0, |bytes| bytes.len() as u32)

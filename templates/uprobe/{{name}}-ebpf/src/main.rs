@@ -8,8 +8,11 @@
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user_str_bytes},
     btf_maps,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+        bpf_probe_read_user_str_bytes,
+    },
     macros::{btf_map, map, uprobe, uretprobe},
     maps::{Array, HashMap},
     programs::{ProbeContext, RetProbeContext},
@@ -40,7 +43,11 @@ static MIN_LATENCY_NS: u64 = 0;
 
 #[uprobe]
 pub fn {{crate_name}}_entry(ctx: ProbeContext) -> u32 {
-    let mut start = CallStart { start_ns: 0, arg0: 0, arg: [0; ARG_LEN] };
+    let mut start = CallStart {
+        start_ns: 0,
+        arg0: 0,
+        arg: [0; ARG_LEN],
+    };
     if let Some(arg) = ctx.arg::<*const u8>(0) {
         start.arg0 = arg as u64;
         if !arg.is_null() {

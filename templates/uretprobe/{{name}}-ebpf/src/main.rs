@@ -7,8 +7,11 @@
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_user_str_bytes},
     btf_maps,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        bpf_probe_read_user_str_bytes,
+    },
     macros::{btf_map, map, uretprobe},
     maps::HashMap,
     programs::RetProbeContext,
@@ -44,7 +47,8 @@ pub fn {{crate_name}}(ctx: RetProbeContext) -> u32 {
         (*event)._padding = 0;
         (*event).comm = bpf_get_current_comm().unwrap_or([0; 16]);
         (*event).line[0] = 0;
-        (*event).line_len = bpf_probe_read_user_str_bytes(line, &mut (*event).line).map_or(0, |s| s.len() as u32);
+        (*event).line_len =
+            bpf_probe_read_user_str_bytes(line, &mut (*event).line).map_or(0, |s| s.len() as u32);
     }
     entry.submit(0);
     increment(&LINES, pid);
