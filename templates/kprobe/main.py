@@ -3,6 +3,7 @@
 
     sudo pyaya run                          # until Ctrl-C
     sudo pyaya run --json --duration 5
+    sudo python main.py 5 3                 # a histogram every 5 seconds, 3 times
     sudo python main.py -p 1234 --min-ms 1  # only pid 1234, print calls of 1 ms or more
 
 It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
@@ -48,7 +49,15 @@ def main() -> None:
         bpf.programs["{{crate_name}}_entry"].attach(FUNCTION)
         bpf.programs["{{crate_name}}_return"].attach(FUNCTION)
         session.show_map_at_exit(bpf.maps["CALLS"], key="pid", value="calls")
-        session.show_histogram_at_exit(bpf.maps["LATENCY_NS"], label="nsecs", kind="log2")
+        histogram = bpf.maps["LATENCY_NS"]
+        if session.options.interval:
+            # `interval [count]`: a histogram per interval (then emptied), as BCC tools print them.
+            session.every(
+                session.options.interval,
+                lambda: session.show_histogram(histogram, label="nsecs", clear=True),
+            )
+        else:
+            session.show_histogram_at_exit(histogram, label="nsecs")
         # EVENTS is a #[btf_map] ring buffer of SlowCall: each record arrives decoded by the object's BTF.
         for call in session.stream(bpf.maps["EVENTS"]):
             session.event(

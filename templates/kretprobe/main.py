@@ -4,6 +4,7 @@ log2 histogram of the other results (for vfs_read: bytes read).
 
     sudo pyaya run                          # until Ctrl-C
     sudo pyaya run --json --duration 5
+    sudo python main.py 5 3                 # a histogram every 5 seconds, 3 times
     sudo python main.py -p 1234             # only pid 1234
 
 It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
@@ -60,7 +61,15 @@ def main() -> None:
         bpf.programs["{{crate_name}}"].attach(FUNCTION)
         session.show_map_at_exit(bpf.maps["CALLS"], key="pid", value="calls")
         session.show_map_at_exit(bpf.maps["ERRORS"], key="errno", value="calls")
-        session.show_histogram_at_exit(bpf.maps["RESULTS"], label="result", kind="log2")
+        histogram = bpf.maps["RESULTS"]
+        if session.options.interval:
+            # `interval [count]`: a histogram per interval (then emptied), as BCC tools print them.
+            session.every(
+                session.options.interval,
+                lambda: session.show_histogram(histogram, label="result", clear=True),
+            )
+        else:
+            session.show_histogram_at_exit(histogram, label="result")
         # EVENTS is a #[btf_map] ring buffer of Failure: each record arrives decoded by the object's BTF.
         for failure in session.stream(bpf.maps["EVENTS"]):
             session.event(

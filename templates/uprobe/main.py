@@ -3,6 +3,7 @@ call (its first argument, latency and result), then the calls per process and a 
 
     sudo pyaya run                          # until Ctrl-C
     sudo pyaya run --json --duration 5
+    sudo python main.py 5 3                 # a histogram every 5 seconds, 3 times
     sudo python main.py -p 1234 --min-ms 5  # only pid 1234, only calls of 5 ms or more
 
 It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
@@ -56,7 +57,15 @@ def main() -> None:
         bpf.programs["{{crate_name}}_entry"].attach(TARGET, FUNCTION, pid=pid)
         bpf.programs["{{crate_name}}_return"].attach(TARGET, FUNCTION, pid=pid)
         session.show_map_at_exit(bpf.maps["CALLS"], key="pid", value="calls")
-        session.show_histogram_at_exit(bpf.maps["LATENCY_NS"], label="nsecs", kind="log2")
+        histogram = bpf.maps["LATENCY_NS"]
+        if session.options.interval:
+            # `interval [count]`: a histogram per interval (then emptied), as BCC tools print them.
+            session.every(
+                session.options.interval,
+                lambda: session.show_histogram(histogram, label="nsecs", clear=True),
+            )
+        else:
+            session.show_histogram_at_exit(histogram, label="nsecs")
         # EVENTS is a #[btf_map] ring buffer of CallEvent: each record arrives decoded by the object's BTF (byte
         # arrays holding text as str).
         for event in session.stream(bpf.maps["EVENTS"]):
