@@ -9,6 +9,7 @@ __all__ = [
     "Ebpf",
     "Link",
     "Map",
+    "PerfEventArray",
     "Program",
     "RingBuf",
     "RunStats",
@@ -50,7 +51,7 @@ class Ebpf:
         """``(name, type)`` of every map, sorted by name."""
     def program(self, name: str) -> Program:
         """A handle on the program ``name``; raises ``NotFoundError`` listing the names that exist."""
-    def map(self, name: str) -> Map | RingBuf:
+    def map(self, name: str) -> Map | RingBuf | PerfEventArray:
         """The map ``name`` (the same object on every call); raises ``NotFoundError`` listing the names that exist."""
     def set_log_handler(self, handler: Callable[[int, str, str], object] | None) -> None:
         """Set the callable receiving aya-log records as ``(level, target, message)``."""
@@ -218,6 +219,55 @@ class Map:
         """Whether the map handle is closed."""
     def close(self) -> None:
         """Close this handle on the map."""
+    # --- maps: batch, pinning, keyless and fd-valued operations (crates/pyaya-native/src/map_ops.rs) ---
+    @property
+    def id(self) -> int:
+        """The kernel's id of the map."""
+    @staticmethod
+    def from_pin(path: Path) -> Map | RingBuf | PerfEventArray:
+        """A handle on the map pinned at ``path``, typed by the pinned map's kind."""
+    @staticmethod
+    def from_id(id: int) -> Map | RingBuf | PerfEventArray:
+        """A handle on the map with kernel id ``id``."""
+    def pin(self, path: Path) -> None:
+        """Pin the map at ``path`` in bpffs."""
+    def unpin(self) -> None:
+        """Remove the pin this handle made."""
+    @property
+    def pinned_path(self) -> Path | None:
+        """Where this handle pinned the map, or ``None``."""
+    @property
+    def batch_refused(self) -> list[str]:
+        """The batch commands the kernel refused for this map (tried once, then skipped)."""
+    def lookup_batch(self, chunk: int | None = None) -> list[tuple[bytes, bytes]]:
+        """Every pair, read with ``BPF_MAP_LOOKUP_BATCH``; ``UnsupportedError`` where the kernel lacks it."""
+    def lookup_and_delete_batch(self, chunk: int | None = None) -> list[tuple[bytes, bytes]]:
+        """Every pair, removed as read with ``BPF_MAP_LOOKUP_AND_DELETE_BATCH``."""
+    def update_batch(self, keys: bytes, values: bytes, flags: int = 0) -> int:
+        """Write keys and values given back to back with ``BPF_MAP_UPDATE_BATCH``; returns how many."""
+    def delete_batch(self, keys: bytes) -> int:
+        """Delete keys given back to back with ``BPF_MAP_DELETE_BATCH``; returns how many."""
+    def pop(self) -> bytes | None:
+        """Remove and return the head of a queue or stack, or ``None``."""
+    def peek(self) -> bytes | None:
+        """The head of a queue or stack, or ``None``."""
+    def push(self, value: bytes, flags: int = 0) -> None:
+        """Push onto a queue, stack or bloom filter."""
+    def may_contain(self, value: bytes) -> bool:
+        """Whether a bloom filter may contain ``value``."""
+    def update_program(self, key: bytes, program: Program, flags: int = 0) -> None:
+        """Store a loaded program's fd under ``key``."""
+    def update_map(self, key: bytes, inner: Map, flags: int = 0) -> None:
+        """Store another map's fd under ``key`` (maps of maps)."""
+    def update_path(self, key: bytes, path: Path, flags: int = 0) -> None:
+        """Store the fd of ``path`` (e.g. a cgroup folder) under ``key``."""
+    def lookup_path(self, path: Path) -> bytes | None:
+        """The value stored for the object at ``path`` (fd-keyed storage maps)."""
+    def update_at_path(self, path: Path, value: bytes, flags: int = 0) -> None:
+        """Set the value stored for the object at ``path``."""
+    def delete_path(self, path: Path) -> bool:
+        """Remove the value stored for the object at ``path``."""
+    # --- end of maps operations ---
 
 @final
 class RingBuf:
@@ -236,6 +286,13 @@ class RingBuf:
         """Up to ``max_records`` records; waits up to ``timeout`` seconds (GIL released) when none is ready."""
     def fileno(self) -> int:
         """The ring's fd for readiness polling; owned by pyaya, never close it."""
+    def pin(self, path: Path) -> None:
+        """Pin the ring buffer at ``path`` in bpffs."""
+    def unpin(self) -> None:
+        """Remove the pin this handle made."""
+    @property
+    def pinned_path(self) -> Path | None:
+        """Where this handle pinned the ring buffer, or ``None``."""
     @property
     def closed(self) -> bool:
         """Whether the ring buffer handle is closed."""
@@ -291,3 +348,47 @@ def kernel_features() -> dict[str, bool]:
     """What aya detected about the kernel: bpf_name, perf_link, global_data, cookie, btf and BTF kinds..."""
 
 # --- end of feature probes ---
+
+@final
+class PerfEventArray:
+    """A perf event array read through one perf buffer per online CPU."""
+
+    @property
+    def name(self) -> str:
+        """The map's name."""
+    @property
+    def kind(self) -> str:
+        """Always ``"PerfEventArray"``."""
+    @property
+    def max_entries(self) -> int:
+        """Slots in the map."""
+    @property
+    def id(self) -> int:
+        """The kernel's id of the map."""
+    @property
+    def lost(self) -> int:
+        """Samples the kernel dropped because a buffer was full."""
+    @property
+    def page_count(self) -> int:
+        """Pages per CPU buffer."""
+    @property
+    def cpus(self) -> list[int]:
+        """CPUs with a buffer."""
+    def reopen(self, page_count: int) -> None:
+        """Replace every buffer with one of ``page_count`` pages."""
+    def drain(self, max_records: int | None = None, timeout: float | None = None) -> list[tuple[int, bytes]]:
+        """Up to ``max_records`` ``(cpu, record)`` pairs; waits up to ``timeout`` seconds (GIL released)."""
+    def fileno(self) -> int:
+        """An epoll fd readable when any buffer has records; owned by pyaya, never close it."""
+    def pin(self, path: Path) -> None:
+        """Pin the map at ``path`` in bpffs."""
+    def unpin(self) -> None:
+        """Remove the pin this handle made."""
+    @property
+    def pinned_path(self) -> Path | None:
+        """Where this handle pinned the map, or ``None``."""
+    @property
+    def closed(self) -> bool:
+        """Whether the handle is closed."""
+    def close(self) -> None:
+        """Close the buffers and this handle."""

@@ -1,21 +1,24 @@
 """Building a project's BPF objects: cargo with the chosen toolchain, read through ``--message-format=json``.
 
 The build is the one aya-build 0.2 runs (``cargo build --release --target bpfel-unknown-none -p <package>`` with
-aya's RUSTFLAGS, see :meth:`pyaya.toolchain.Toolchain.env`). Progress lines and warnings are shown as they happen;
-errors are gathered into the :class:`~pyaya.errors.BuildError`, so they are shown once, with file:line.
+aya's RUSTFLAGS, see :meth:`pyaya.toolchain.Toolchain.env`). On a terminal, cargo's status lines and progress bar
+are shown as they happen and diagnostics keep their colors (``--message-format=json-diagnostic-rendered-ansi``);
+piped, only warnings are. Errors are gathered into the :class:`~pyaya.errors.BuildError`, so they are shown once,
+with file:line:column.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 from pyaya.errors import BuildError, ToolchainError
 from pyaya.project import Project
@@ -62,16 +65,57 @@ def _echo(stream: TextIO | None, text: str) -> None:
     stream.flush()
 
 
-def _read_stderr(pipe: Iterable[str], stream: TextIO | None, result: BuildResult) -> None:
-    for raw in pipe:
-        line = raw.rstrip("\n")
-        if _STATUS.match(_plain(line)):
-            _echo(stream, line)
-        elif line.strip() or result.cargo_messages:
-            result.cargo_messages.append(line)
+# A line of cargo's that a progress bar may still be drawn over: clear it first (what cargo itself does).
+_CLEAR_LINE = "\r\x1b[K"
+_SEGMENT_END = re.compile(rb"[\r\n]")
 
 
-def _handle(message: dict[str, Any], stream: TextIO | None, result: BuildResult) -> None:
+@dataclass
+class _Output:
+    """Where a cargo run's human-readable output goes."""
+
+    stream: TextIO | None
+    progress: bool
+    """Show cargo's status lines ("Compiling ...") and progress bar as they come (on a terminal)."""
+    tty: bool
+
+    def status(self, text: str) -> None:
+        if self.progress and self.stream is not None:
+            self.stream.write(text)
+            self.stream.flush()
+
+    def message(self, text: str) -> None:
+        _echo(self.stream, (_CLEAR_LINE if self.tty else "") + text)
+
+
+def _read_stderr(pipe: IO[bytes], output: _Output, result: BuildResult) -> None:
+    """Cargo's stderr: status lines and the progress bar (segments ending in a carriage return) are shown live;
+    anything else (cargo's own errors and warnings) is kept for after the build."""
+    pending = b""
+    while True:
+        chunk = pipe.read1(65536) if hasattr(pipe, "read1") else pipe.read(65536)
+        if not chunk:
+            break
+        pending += chunk
+        while (end := _SEGMENT_END.search(pending)) is not None:
+            segment, pending = pending[: end.end()], pending[end.end() :]
+            _stderr_segment(segment.decode("utf-8", errors="replace"), output, result)
+    if pending:
+        _stderr_segment(pending.decode("utf-8", errors="replace") + "\n", output, result)
+
+
+def _stderr_segment(segment: str, output: _Output, result: BuildResult) -> None:
+    if segment.endswith("\r"):  # the progress bar, redrawn in place
+        output.status(segment)
+        return
+    line = segment.rstrip("\n")
+    if _STATUS.match(_plain(line)):
+        output.status(line + "\n")
+    elif _plain(line).strip() or result.cargo_messages:
+        result.cargo_messages.append(line)
+
+
+def _handle(message: dict[str, Any], output: _Output, result: BuildResult) -> None:
     reason = message.get("reason")
     if reason == "compiler-message":
         diagnostic = message.get("message") or {}
@@ -82,7 +126,7 @@ def _handle(message: dict[str, Any], stream: TextIO | None, result: BuildResult)
             result.errors.append(rendered.rstrip())
         else:
             result.warnings.append(rendered.rstrip())
-            _echo(stream, rendered.rstrip())
+            output.message(rendered.rstrip())
     elif reason == "compiler-artifact":
         executable = message.get("executable")
         kinds = (message.get("target") or {}).get("kind") or []
@@ -92,28 +136,27 @@ def _handle(message: dict[str, Any], stream: TextIO | None, result: BuildResult)
         result.success = bool(message.get("success"))
 
 
-def _run_cargo(argv: list[str], env: dict[str, str], cwd: Path, stream: TextIO | None) -> tuple[int, BuildResult]:
+def _run_cargo(argv: list[str], env: dict[str, str], cwd: Path, output: _Output) -> tuple[int, BuildResult]:
     result = BuildResult()
+    if output.progress and output.tty:
+        # cargo draws its progress bar only on a terminal; its stderr is a pipe here, so ask for it explicitly.
+        env = {
+            **env,
+            "CARGO_TERM_PROGRESS_WHEN": "always",
+            "CARGO_TERM_PROGRESS_WIDTH": str(shutil.get_terminal_size().columns),
+        }
     try:
         process = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
+            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
     except OSError as error:
         raise ToolchainError(f"cannot run {argv[0]}: {error.strerror or error}") from None
     assert process.stdout is not None
     assert process.stderr is not None
-    reader = threading.Thread(target=_read_stderr, args=(process.stderr, stream, result), daemon=True)
+    reader = threading.Thread(target=_read_stderr, args=(process.stderr, output, result), daemon=True)
     reader.start()
     try:
-        for line in process.stdout:
+        for line in io.TextIOWrapper(process.stdout, encoding="utf-8", errors="replace"):
             if not line.startswith("{"):
                 continue
             try:
@@ -121,7 +164,7 @@ def _run_cargo(argv: list[str], env: dict[str, str], cwd: Path, stream: TextIO |
             except json.JSONDecodeError:
                 continue
             if isinstance(message, dict):
-                _handle(message, stream, result)
+                _handle(message, output, result)
         code = process.wait()
     except BaseException:
         process.kill()
@@ -131,6 +174,8 @@ def _run_cargo(argv: list[str], env: dict[str, str], cwd: Path, stream: TextIO |
         reader.join(timeout=5)
         process.stdout.close()
         process.stderr.close()
+    if output.progress and output.tty:
+        output.status(_CLEAR_LINE)
     return code, result
 
 
@@ -161,23 +206,27 @@ def build(
     toolchain: Toolchain | str | None = None,
     stream: TextIO | None = None,
     quiet: bool = False,
+    progress: bool | None = None,
 ) -> list[Path]:
     """Build the project's BPF objects; return their paths.
 
     ``toolchain`` is a resolved :class:`Toolchain`, a kind (``auto``, ``nightly``, ``prebuilt``, ``bootstrap``) or
-    None (the project's ``[build] toolchain``, else auto). Progress and warnings go to ``stream`` (default: stderr),
-    or nowhere when ``quiet``. Raises :class:`BuildError` with the compiler's diagnostics, or :class:`ToolchainError`.
+    None (the project's ``[build] toolchain``, else auto). Warnings go to ``stream`` (default: stderr), or nowhere
+    when ``quiet``; so do cargo's status lines and progress bar when ``progress`` (default: when ``stream`` is a
+    terminal; piped output stays quiet). On a terminal, diagnostics keep the compiler's colors. Raises
+    :class:`BuildError` with the compiler's diagnostics (file:line:column), or :class:`ToolchainError`.
     """
     stream = None if quiet else (stream or sys.stderr)
     chosen = toolchain if isinstance(toolchain, Toolchain) else resolve(toolchain, project_kind=project.toolchain)
     for note in chosen.notes:
         _echo(stream, f"warning: {note}")
     tty = _is_tty(stream)
+    output = _Output(stream, progress=(tty if progress is None else progress) and stream is not None, tty=tty)
     message_format = "json-diagnostic-rendered-ansi" if tty else "json"
     argv, env = chosen.build_command(project.package, release=not debug, message_format=message_format)
     if tty:
         argv.append("--color=always")
-    code, result = _run_cargo(argv, env, project.root, stream)
+    code, result = _run_cargo(argv, env, project.root, output)
     if code != 0 or result.success is False:
         raise BuildError(_failure_message(project, chosen, code, result))
     if result.cargo_messages:
@@ -200,9 +249,10 @@ def ensure_built(
     toolchain: Toolchain | str | None = None,
     stream: TextIO | None = None,
     quiet: bool = False,
+    progress: bool | None = None,
 ) -> list[Path]:
     """The project's objects, building them first when they are missing or older than their sources."""
     profile = "debug" if debug else "release"
     if not project.is_stale(profile):
         return project.object_paths(profile)
-    return build(project, debug=debug, toolchain=toolchain, stream=stream, quiet=quiet)
+    return build(project, debug=debug, toolchain=toolchain, stream=stream, quiet=quiet, progress=progress)

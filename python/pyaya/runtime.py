@@ -1,33 +1,51 @@
 """What a project's ``main.py`` needs to be a good command: options, output and a clean stop.
 
-``pyaya run`` runs ``main.py --object PATH [--json] [--duration SECONDS]``; the same script runs directly with
-``sudo python main.py --object target/bpfel-unknown-none/release/NAME``. A :class:`Session` parses those options,
-loads the object, prints events as aligned columns on a terminal (JSON lines with ``--json``, as design section 4
-specifies: one object per line with a ``"kind"`` of ``event``, ``log``, ``map`` or ``lost``), forwards kernel-side
-logs, stops after ``--duration`` or on Ctrl-C/SIGTERM, and prints the chosen maps at exit.
+``pyaya run`` runs ``main.py --object PATH [--json] [--duration SECONDS] [-p PID] [interval [count]]``; the same
+script runs directly with ``sudo python main.py --object target/bpfel-unknown-none/release/NAME``. A
+:class:`Session` parses those options (BCC's conventions: ``-p PID``, then ``interval`` and ``count``), loads the
+object, prints events as aligned columns (bold headings and colored logs on a terminal, plain text when piped;
+JSON lines with ``--json``, as design section 4 specifies: one object per line with a ``"kind"`` of ``event``,
+``log``, ``map`` or ``lost``), forwards kernel-side logs, runs periodic callbacks (:meth:`Session.every`), stops after
+``--duration``, after ``count`` intervals, or on Ctrl-C/SIGTERM, and prints the chosen maps and histograms at exit.
+A verifier rejection is shown trimmed to what matters, with the Rust source line where the object's BTF says it.
+
+:func:`print_log2_hist` and :func:`print_linear_hist` print histograms exactly as BCC's ``print_log2_hist`` and
+``print_linear_hist`` do.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, TextIO
 
-from pyaya.errors import PyayaError
+from pyaya.errors import PyayaError, VerifierError
 from pyaya.loader import Ebpf
-from pyaya.maps import HashMap, RingBuf
+from pyaya.maps import HashMap, Map, RingBuf
 from pyaya.types import Record
 
-__all__ = ["Column", "RunOptions", "Session", "parse_options"]
+__all__ = [
+    "Column",
+    "RunOptions",
+    "Session",
+    "linear_buckets",
+    "log2_buckets",
+    "parse_options",
+    "print_linear_hist",
+    "print_log2_hist",
+    "verifier_summary",
+]
 
 
 @dataclass(frozen=True)
@@ -39,6 +57,12 @@ class RunOptions:
     duration: float | None = None
     verbose: bool = False
     extra: Sequence[str] = ()
+    pid: int | None = None
+    """``-p/--pid``: the process to trace (the program decides how to use it, e.g. a read-only global)."""
+    interval: float | None = None
+    """Positional ``interval``: seconds between periodic outputs (see :meth:`Session.every`)."""
+    count: int | None = None
+    """Positional ``count``: stop after this many intervals."""
 
 
 def _default_object(script: Path) -> Path | None:
@@ -54,25 +78,258 @@ def _default_object(script: Path) -> Path | None:
 
 
 def parse_options(argv: Sequence[str] | None = None, *, description: str | None = None) -> RunOptions:
-    """Parse ``--object``, ``--json`` and ``--duration``; unknown arguments are kept in ``extra``."""
+    """Parse ``--object``, ``--json``, ``--duration``, ``-v``, and BCC's ``-p PID``, ``interval`` and ``count``;
+    unknown arguments are kept in ``extra``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--object", type=Path, help="the BPF object to load (default: the project's first object)")
     parser.add_argument("--json", action="store_true", help="write one JSON object per line instead of columns")
     parser.add_argument("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
     parser.add_argument("-v", "--verbose", action="store_true", help="also show kernel-side debug log records")
+    parser.add_argument("-p", "--pid", type=int, help="trace this process only")
+    parser.add_argument("interval", nargs="?", type=float, help="seconds between outputs")
+    parser.add_argument("count", nargs="?", type=int, help="number of outputs before stopping")
     args, extra = parser.parse_known_args(argv)
     object_path = args.object or _default_object(Path(sys.argv[0]).resolve())
     if object_path is None:
         parser.error("no --object given and no built object found: run `pyaya build` or pass --object PATH")
     if args.duration is not None and args.duration < 0:
         parser.error("--duration must be >= 0")
+    if args.pid is not None and args.pid <= 0:
+        parser.error(f"-p/--pid must be a process id (> 0), not {args.pid}")
+    if args.interval is not None and args.interval <= 0:
+        parser.error(f"interval must be a number of seconds > 0, not {args.interval:g}")
+    if args.count is not None and args.count < 1:
+        parser.error(f"count must be >= 1, not {args.count}")
     return RunOptions(
         object_path=Path(object_path),
         json=args.json,
         duration=args.duration,
         verbose=args.verbose,
         extra=tuple(extra),
+        pid=args.pid,
+        interval=args.interval,
+        count=args.count,
     )
+
+
+# -- histograms, as BCC prints them ------------------------------------------------------------------------------
+
+_STARS_MAX = 40
+
+
+def _stars(value: int, value_max: int, width: int) -> str:
+    # BCC's _stars, kept step for step so bars match to the character.
+    text = ""
+    i = 0
+    while not (i > (width * value / value_max) - 1 or i > width - 1):
+        text += "*"
+        i += 1
+    if value > value_max:
+        text = text[:-1] + "+"
+    return text
+
+
+def _slots(counts: Mapping[int, int] | Sequence[int]) -> list[int]:
+    items = counts.items() if isinstance(counts, Mapping) else enumerate(counts)
+    values: dict[int, int] = {}
+    for key, value in items:
+        slot = int(key)
+        if slot < 0:
+            raise ValueError(f"histogram slot {slot} is negative: slots are 0, 1, 2, ...")
+        values[slot] = values.get(slot, 0) + _count(value)
+    size = max(values, default=-1) + 1
+    return [values.get(slot, 0) for slot in range(size)]
+
+
+def _count(value: object) -> int:
+    """A map value as a count: per-CPU values (a list, or anything with ``sum()``) are summed."""
+    total = getattr(value, "sum", None)
+    if callable(total):
+        return int(total())
+    if isinstance(value, (list, tuple)):
+        return sum(int(v) for v in value)
+    return int(value)  # type: ignore[call-overload,no-any-return]
+
+
+def _log2_range(slot: int) -> tuple[int, int]:
+    low = (1 << slot) >> 1
+    high = (1 << slot) - 1
+    if low == high:
+        low -= 1
+    return low, high
+
+
+def log2_buckets(counts: Mapping[int, int] | Sequence[int]) -> list[dict[str, int]]:
+    """The buckets :func:`print_log2_hist` prints, as ``{"low", "high", "count"}`` dicts (for JSON output)."""
+    slots = _slots(counts)
+    last = max((i for i, v in enumerate(slots) if v > 0), default=-1)
+    return [dict(zip(("low", "high"), _log2_range(i), strict=True), count=slots[i]) for i in range(1, last + 1)]
+
+
+def linear_buckets(counts: Mapping[int, int] | Sequence[int]) -> list[dict[str, int]]:
+    """The buckets :func:`print_linear_hist` prints, as ``{"value", "count"}`` dicts (for JSON output)."""
+    slots = _slots(counts)
+    last = max((i for i, v in enumerate(slots) if v > 0), default=-1)
+    return [{"value": i, "count": slots[i]} for i in range(last + 1)]
+
+
+def print_log2_hist(
+    counts: Mapping[int, int] | Sequence[int],
+    label: str,
+    file: TextIO | None = None,
+    *,
+    strip_leading_zero: bool = False,
+) -> None:
+    """Print a power-of-two histogram exactly as BCC's ``print_log2_hist`` does.
+
+    ``counts`` maps a slot to its count. Slot ``n`` holds values ``2**(n-1)`` to ``2**n - 1``, which is the value's
+    bit length (``value.bit_length()``; in Rust ``64 - value.leading_zeros()``), as BCC's ``bpf_log2l`` computes it;
+    slot 0 (the value 0) is not printed, as in BCC. Per-CPU values are summed. ``label`` names the unit
+    (``"usecs"``).
+
+    >>> print_log2_hist({1: 3, 3: 5}, "usecs")  # doctest: +NORMALIZE_WHITESPACE
+         usecs               : count     distribution
+             0 -> 1          : 3        |************************                |
+             2 -> 3          : 0        |                                        |
+             4 -> 7          : 5        |****************************************|
+    """
+    out = file if file is not None else sys.stdout
+    slots = _slots(counts)
+    idx_max = max((i for i, v in enumerate(slots) if v > 0), default=-1)
+    val_max = max(slots, default=0)
+    if idx_max <= 32:
+        header = "     %-19s : count     distribution"
+        body = "%10d -> %-10d : %-8d |%-*s|"
+        stars = _STARS_MAX
+    else:
+        header = "               %-29s : count     distribution"
+        body = "%20d -> %-20d : %-8d |%-*s|"
+        stars = _STARS_MAX // 2
+    if idx_max > 0:
+        print(header % label, file=out)
+    for i in range(1, idx_max + 1):
+        low, high = _log2_range(i)
+        value = slots[i]
+        if strip_leading_zero and not value:
+            continue
+        strip_leading_zero = False
+        print(body % (low, high, value, stars, _stars(value, val_max, stars)), file=out)
+
+
+def print_linear_hist(
+    counts: Mapping[int, int] | Sequence[int],
+    label: str,
+    file: TextIO | None = None,
+    *,
+    strip_leading_zero: bool = False,
+) -> None:
+    """Print a histogram of one slot per value exactly as BCC's ``print_linear_hist`` does.
+
+    ``counts`` maps a value (the slot) to its count; per-CPU values are summed.
+
+    >>> print_linear_hist({0: 1, 2: 2}, "cpu")  # doctest: +NORMALIZE_WHITESPACE
+         cpu           : count     distribution
+            0          : 1        |********************                    |
+            1          : 0        |                                        |
+            2          : 2        |****************************************|
+    """
+    out = file if file is not None else sys.stdout
+    slots = _slots(counts)
+    idx_max = max((i for i, v in enumerate(slots) if v > 0), default=-1)
+    val_max = max(slots, default=0)
+    header = "     %-13s : count     distribution"
+    body = "        %-10d : %-8d |%-*s|"
+    if idx_max >= 0:
+        print(header % label, file=out)
+    for i in range(idx_max + 1):
+        value = slots[i]
+        if strip_leading_zero and not value:
+            continue
+        strip_leading_zero = False
+        print(body % (i, value, _STARS_MAX, _stars(value, val_max, _STARS_MAX)), file=out)
+
+
+# -- verifier rejections -----------------------------------------------------------------------------------------
+
+_INSN_LINE = re.compile(r"^(\d+): \([0-9a-f]{2}\) ")
+_STATS_LINE = re.compile(r"^(verification time|stack depth|processed \d+ insns|max_states_per_insn)")
+_PROGRAM_NAME = re.compile(r'program "([^"]+)"')
+LAST_INSTRUCTIONS = 6
+
+
+def verifier_summary(error: VerifierError, object_path: str | os.PathLike[str] | None = None) -> str:
+    """A verifier rejection trimmed to what matters: the error, the instruction it stopped at, the source line
+    (from the object's ``.BTF.ext`` line info, when ``object_path`` is given) and the last instructions.
+
+    The first line is the error's message; the full log stays in ``error.log``.
+    """
+    message = Exception.__str__(error)
+    lines = [line.rstrip() for line in error.log.splitlines()]
+    body = [line for line in lines if line.strip() and not _STATS_LINE.match(line)]
+    insn_rows = [i for i, line in enumerate(body) if _INSN_LINE.match(line)]
+    if not insn_rows:
+        reason = body[-1] if body else ""
+        return "\n".join([message, *(f"  {reason}" for _ in [0] if reason), "  (run with -v for the full log)"])
+    last_row = insn_rows[-1]
+    reasons = [line for line in body[last_row + 1 :] if not line.startswith(";")] or [body[-1]]
+    failing = body[last_row]
+    parts = [message]
+    parts += [f"  {reason}" for reason in reasons]
+    parts.append(f"  at instruction {failing}")
+    location = _source_of(error, message, failing, object_path)
+    if location:
+        parts.append(f"  source: {location}")
+    shown = [body[i] for i in insn_rows[-LAST_INSTRUCTIONS:]]
+    parts.append("  last instructions:")
+    parts += [f"    {line}" for line in shown]
+    parts.append("  (run with -v for the full verifier log)")
+    return "\n".join(parts)
+
+
+def _source_of(
+    error: VerifierError, message: str, failing: str, object_path: str | os.PathLike[str] | None
+) -> str | None:
+    if object_path is None:
+        return None
+    program = getattr(error, "program", None) or next(iter(_PROGRAM_NAME.findall(message)), None)
+    match = _INSN_LINE.match(failing)
+    if program is None or match is None:
+        return None
+    try:
+        from pyaya.inspect import source_location  # noqa: PLC0415 - only a rejection needs the ELF read again
+
+        location = source_location(os.fspath(object_path), str(program), int(match.group(1)))
+    except PyayaError:
+        return None
+    if location is None or location.exact is None:
+        return None
+    exact = _relative(str(location.exact))
+    if location.own is None or location.own == location.exact:
+        return exact
+    return f"{exact} (inlined into {_relative(str(location.own))} in {location.program})"
+
+
+def _relative(location: str) -> str:
+    """``file:line:col`` with the file relative to the current folder when it is inside it (the project's)."""
+    here = os.getcwd() + os.sep
+    return location.removeprefix(here)
+
+
+def _color_enabled(stream: TextIO) -> bool:
+    """Color only for a person at a terminal that can show it, and never when NO_COLOR is set."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+_LEVEL_COLORS = {"error": "31", "warn": "33", "warning": "33", "info": "32", "debug": "2", "trace": "2"}
+
+
+def _paint(text: str, code: str, enabled: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if enabled and code else text
 
 
 @dataclass(frozen=True)
@@ -102,6 +359,23 @@ class _MapAtExit:
     sort_by_value: bool = True
 
 
+@dataclass
+class _HistogramAtExit:
+    map: Map
+    label: str
+    kind: str
+
+
+@dataclass
+class _Periodic:
+    interval: float
+    callback: Callable[[], object]
+    due: float
+
+
+HISTOGRAM_KINDS = ("log2", "linear")
+
+
 class _LogToOutput(logging.Handler):
     def __init__(self, session: Session) -> None:
         super().__init__()
@@ -110,6 +384,16 @@ class _LogToOutput(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         target = record.name.removeprefix("pyaya.ebpf").lstrip(".")
         self.session.log(record.levelname.lower(), target, record.getMessage())
+
+
+def _map_counts(map: Map | Mapping[int, Any] | Sequence[Any]) -> dict[int, int]:
+    """Slot -> count from a map whose keys are slot indexes (a hash map, or an array indexed by slot)."""
+    items: Iterable[tuple[Any, Any]] = map.items() if hasattr(map, "items") else enumerate(map)  # type: ignore[arg-type]
+    counts: dict[int, int] = {}
+    for key, value in items:
+        slot = int(key)
+        counts[slot] = counts.get(slot, 0) + _count(value)
+    return counts
 
 
 @dataclass
@@ -121,13 +405,16 @@ class Session:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     columns: Sequence[Column] = ()
     _ebpf: Ebpf | None = None
-    _maps_at_exit: list[_MapAtExit] = field(default_factory=list)
+    _maps_at_exit: list[_MapAtExit | _HistogramAtExit] = field(default_factory=list)
     _deadline: float | None = None
     _header_printed: bool = False
     _log_handler: logging.Handler | None = None
     _previous_sigterm: Any = None
     events_seen: int = 0
     _announced: bool = False
+    _periodic: list[_Periodic] = field(default_factory=list)
+    intervals_done: int = 0
+    """How many times the first :meth:`every` callback has run."""
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -164,6 +451,9 @@ class Session:
                 logging.getLogger("pyaya.ebpf").removeHandler(self._log_handler)
             signal.signal(signal.SIGTERM, self._previous_sigterm)
             self.out.flush()
+        if isinstance(exc, VerifierError) and not self.options.verbose:
+            print(f"error: {verifier_summary(exc, self.options.object_path)}", file=sys.stderr)
+            raise SystemExit(1)
         if isinstance(exc, PyayaError):
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(1)
@@ -192,32 +482,79 @@ class Session:
             limit = f" for {self.options.duration:g}s" if self.options.duration is not None else ""
             print(f"pyaya: {self.name} is running{limit} (Ctrl-C to stop)", file=sys.stderr, flush=True)
 
+    def every(self, interval: float | None, callback: Callable[[], object]) -> None:
+        """Call ``callback`` every ``interval`` seconds while :meth:`stream` or :meth:`wait` runs.
+
+        ``interval`` None takes the command line's ``interval`` (default 1 s). The run stops after the first
+        callback has run ``count`` times when the command line gives a ``count``, as BCC tools do::
+
+            session.every(session.options.interval or 1, lambda: session.show_histogram(hist, label="usecs"))
+        """
+        seconds = interval if interval is not None else (self.options.interval or 1.0)
+        if seconds <= 0:
+            raise ValueError(f"interval must be > 0 seconds, not {seconds:g}")
+        self._periodic.append(_Periodic(seconds, callback, time.monotonic() + seconds))
+
+    def _next_wait(self, limit: float | None = None) -> float | None:
+        """How long the next wait may last: until the deadline, the next periodic callback, or ``limit``."""
+        waits = [w for w in (self.remaining(), limit) if w is not None]
+        if self._periodic:
+            waits.append(max(0.0, min(p.due for p in self._periodic) - time.monotonic()))
+        return min(waits) if waits else None
+
+    def _run_due(self) -> bool:
+        """Run the periodic callbacks that are due; True when ``count`` intervals are done."""
+        now = time.monotonic()
+        for index, periodic in enumerate(self._periodic):
+            if periodic.due > now:
+                continue
+            periodic.callback()
+            # Skip the ticks missed while the callback (or a burst of events) kept us busy.
+            periodic.due = max(periodic.due + periodic.interval, now)
+            if index == 0:
+                self.intervals_done += 1
+        count = self.options.count
+        return bool(self._periodic) and count is not None and self.intervals_done >= count
+
+    def _over(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
     def stream(self, ring: RingBuf, *, batch: int | None = None) -> Iterator[Any]:
         """Yield records from ``ring`` until ``--duration`` runs out (or forever), draining many per wake-up: decoded
         records where the ring buffer is typed (a ``#[btf_map]`` ring buffer, or ``ring.typed("Name")``), else
-        bytes."""
+        bytes. Runs :meth:`every` callbacks in between, and ends after ``count`` intervals."""
         self.announce()
         while True:
-            left = self.remaining()
-            records = ring.drain(batch, None if left is None else left)
+            records = ring.drain(batch, self._next_wait())
             yield from records
-            if self._deadline is not None and time.monotonic() >= self._deadline:
+            if self._run_due() or self._over():
                 return
 
     def wait(self, *, poll: Callable[[], None] | None = None, interval: float = 1.0) -> None:
-        """For projects without a stream: sleep until ``--duration`` ends, calling ``poll`` every ``interval``."""
+        """For projects without a stream: sleep until ``--duration`` ends (or ``count`` intervals of the
+        :meth:`every` callbacks are done), calling ``poll`` every ``interval``."""
         self.announce()
+        next_poll = time.monotonic() + interval
         while True:
-            left = self.remaining()
-            if left is not None and left <= 0:
+            if self._over():
                 return
-            time.sleep(interval if left is None else min(interval, left))
+            pause = self._next_wait(max(0.0, next_poll - time.monotonic()))
+            time.sleep(interval if pause is None else pause)
             if self._ebpf is not None:
                 self._ebpf.flush_logs()
-            if poll is not None:
-                poll()
+            if time.monotonic() >= next_poll:
+                next_poll = time.monotonic() + interval
+                if poll is not None:
+                    poll()
+            if self._run_due():
+                return
 
     # -- output -------------------------------------------------------------------------------------------------
+
+    @property
+    def color(self) -> bool:
+        """Whether output to ``out`` is colored: on a terminal, not with ``--json``, not when NO_COLOR is set."""
+        return not self.options.json and _color_enabled(self.out)
 
     def _write(self, record: dict[str, Any]) -> None:
         self.out.write(json.dumps(record, default=_json_default) + "\n")
@@ -237,7 +574,9 @@ class Session:
             self.out.write(" ".join(f"{key}={value}" for key, value in data.items()) + "\n")
         else:
             if not self._header_printed:
-                self.out.write(_row([(column, column.title) for column in self.columns]) + "\n")
+                self.out.write(
+                    _paint(_row([(column, column.title) for column in self.columns]), "1", self.color) + "\n"
+                )
                 self._header_printed = True
             self.out.write(_row([(column, data.get(column.field, "")) for column in self.columns]) + "\n")
         self.out.flush()
@@ -247,14 +586,16 @@ class Session:
         if self.options.json:
             self._write({"kind": "log", "level": level, "target": target, "message": message})
         else:
-            print(f"[{level}] {target}: {message}", file=sys.stderr)
+            tag = _paint(f"[{level}]", _LEVEL_COLORS.get(level, ""), _color_enabled(sys.stderr))
+            print(f"{tag} {target}: {message}", file=sys.stderr)
 
     def lost(self, map_name: str, count: int) -> None:
         """Report records the kernel dropped because user space fell behind."""
         if self.options.json:
             self._write({"kind": "lost", "map": map_name, "count": count})
         else:
-            print(f"warning: lost {count} records from {map_name}", file=sys.stderr)
+            warning = _paint("warning:", "33", _color_enabled(sys.stderr))
+            print(f"{warning} lost {count} records from {map_name}", file=sys.stderr)
 
     def show_map_at_exit(
         self, map: HashMap, *, key: str = "key", value: str = "value", sort_by_value: bool = True
@@ -262,8 +603,37 @@ class Session:
         """Print ``map`` when the run ends (a table, or ``{"kind": "map", ...}`` with ``--json``)."""
         self._maps_at_exit.append(_MapAtExit(map.name, key, value, map, sort_by_value))
 
+    def show_histogram_at_exit(self, map: Map, *, label: str, kind: str = "log2") -> None:
+        """Print ``map`` as a histogram when the run ends (see :meth:`show_histogram`)."""
+        _check_histogram_kind(kind)
+        self._maps_at_exit.append(_HistogramAtExit(map, label, kind))
+
+    def show_histogram(self, map: Map, *, label: str, kind: str = "log2", clear: bool = False) -> None:
+        """Print ``map`` as a histogram now: its keys are slot indexes and its values counts (per-CPU values are
+        summed). ``kind`` ``"log2"`` prints like BCC's ``print_log2_hist`` (slot n: values 2**(n-1) to 2**n - 1),
+        ``"linear"`` like ``print_linear_hist``. With ``--json``: ``{"kind": "map", "map": NAME, "histogram":
+        KIND, "label": LABEL, "buckets": [...]}``. ``clear`` empties the map afterwards (per-interval histograms).
+        """
+        _check_histogram_kind(kind)
+        counts = _map_counts(map)
+        name = getattr(map, "name", "")
+        if self.options.json:
+            buckets = log2_buckets(counts) if kind == "log2" else linear_buckets(counts)
+            self._write({"kind": "map", "map": name, "histogram": kind, "label": label, "buckets": buckets})
+        else:
+            printer = print_log2_hist if kind == "log2" else print_linear_hist
+            if name:
+                self.out.write(_paint(f"\n{name}:", "1", self.color) + "\n")
+            printer(counts, label, self.out)
+            self.out.flush()
+        if clear:
+            _clear(map)
+
     def _print_maps(self) -> None:
         for entry in self._maps_at_exit:
+            if isinstance(entry, _HistogramAtExit):
+                self.show_histogram(entry.map, label=entry.label, kind=entry.kind)
+                continue
             items = entry.map.items()
             if entry.sort_by_value:
                 items.sort(key=lambda item: item[1], reverse=True)
@@ -276,11 +646,31 @@ class Session:
                     }
                 )
                 continue
-            self.out.write(f"\n{entry.name}:\n")
+            self.out.write(_paint(f"\n{entry.name}:", "1", self.color) + "\n")
             key_width = max([len(entry.key_heading)] + [len(str(k)) for k, _ in items])
-            self.out.write(f"  {entry.key_heading.upper():<{key_width}}  {entry.value_heading.upper()}\n")
+            heading = f"  {entry.key_heading.upper():<{key_width}}  {entry.value_heading.upper()}"
+            self.out.write(_paint(heading, "1", self.color) + "\n")
             for key, value in items:
                 self.out.write(f"  {key!s:<{key_width}}  {value}\n")
+
+
+def _check_histogram_kind(kind: str) -> None:
+    if kind not in HISTOGRAM_KINDS:
+        raise ValueError(f"histogram kind must be one of {', '.join(HISTOGRAM_KINDS)}, not {kind!r}")
+
+
+def _clear(map: Map) -> None:
+    """Empty a histogram map: delete every key of a hash map, zero every slot of an array."""
+    if isinstance(map, MutableMapping):
+        for key in list(map):
+            with contextlib.suppress(KeyError):
+                del map[key]
+        return
+    setter = getattr(map, "__setitem__", None)
+    if setter is None:
+        raise TypeError(f"cannot clear map {getattr(map, 'name', map)!r}: it is neither a hash map nor an array")
+    for index in range(len(map)):  # type: ignore[arg-type]
+        setter(index, 0)
 
 
 def _row(cells: list[tuple[Column, object]]) -> str:

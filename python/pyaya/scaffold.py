@@ -9,18 +9,23 @@ each option's ``{{NAME}}`` replaced in its contents and in its path, and a ``.tm
 from __future__ import annotations
 
 import contextlib
+import difflib
+import functools
 import os
 import re
 import shutil
+import struct
+import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from importlib.abc import Traversable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from pyaya.errors import ScaffoldError
+from pyaya.errors import PyayaError, ScaffoldError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,10 +39,22 @@ __all__ = [
     "RUST_KEYWORDS",
     "Template",
     "TemplateOption",
+    "btf_tracepoints",
+    "check_option",
     "create_project",
+    "elf_function_symbols",
+    "get_template",
+    "interfaces",
+    "kernel_functions",
     "list_templates",
+    "lsm_hooks",
     "render",
+    "resolve_library",
+    "resolve_uprobe_target",
     "templates_root",
+    "tracefs_events",
+    "tracepoint_categories",
+    "tracepoint_names",
     "validate_name",
 ]
 
@@ -337,3 +354,317 @@ def create_project(
     dest = Path(path) if path is not None else Path.cwd() / name
     files = render(template, name, dest, force=force, options=options)
     return dest.absolute(), files
+
+
+# -- checking option values against this machine -----------------------------------------------------------------
+
+#: Where the kernel lists network interfaces, and where tracefs is usually mounted.
+SYS_CLASS_NET = Path("/sys/class/net")
+TRACEFS_ROOTS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
+LIBRARY_DIRS = (
+    "/lib",
+    "/usr/lib",
+    "/lib64",
+    "/usr/lib64",
+    "/usr/local/lib",
+    f"/lib/{os.uname().machine}-linux-gnu",
+    f"/usr/lib/{os.uname().machine}-linux-gnu",
+)
+_C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _did_you_mean(value: str, candidates: Iterable[str], *, cutoff: float = 0.6) -> str:
+    close = difflib.get_close_matches(value, list(candidates), n=3, cutoff=cutoff)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+def interfaces() -> list[str]:
+    """The network interfaces of this machine (``/sys/class/net``), sorted."""
+    try:
+        return sorted(entry.name for entry in SYS_CLASS_NET.iterdir())
+    except OSError:
+        return []
+
+
+def tracefs_events() -> Path | None:
+    """The ``events`` folder of a mounted tracefs, or None when tracefs is not mounted."""
+    for root in TRACEFS_ROOTS:
+        events = root / "events"
+        if events.is_dir():
+            return events
+    return None
+
+
+def _sorted_dirs(folder: Path) -> list[str]:
+    try:
+        return sorted(entry.name for entry in folder.iterdir() if entry.is_dir())
+    except OSError:
+        return []
+
+
+def tracepoint_categories() -> list[str]:
+    """Tracepoint categories in tracefs (``syscalls``, ``sched``, ...); empty when tracefs is not mounted."""
+    events = tracefs_events()
+    return [] if events is None else _sorted_dirs(events)
+
+
+def tracepoint_names(category: str) -> list[str]:
+    """The tracepoints of one category in tracefs."""
+    events = tracefs_events()
+    if events is None or "/" in category or category in ("", ".", ".."):
+        return []
+    return _sorted_dirs(events / category)
+
+
+@functools.lru_cache(maxsize=1)
+def _vmlinux_names() -> tuple[frozenset[str], frozenset[str]]:
+    """(FUNC names, TYPEDEF names) of the running kernel's BTF."""
+    from pyaya.btf import Btf, Kind  # noqa: PLC0415 - only checks of kernel names need the kernel's BTF
+
+    try:
+        btf = Btf.vmlinux()
+    except PyayaError as error:
+        raise ScaffoldError(
+            f"cannot read the kernel's BTF ({error}): kernel names can only be checked on a kernel built with "
+            "CONFIG_DEBUG_INFO_BTF; pass --no-check to skip the check"
+        ) from None
+    funcs: set[str] = set()
+    typedefs: set[str] = set()
+    for type_id in range(1, len(btf)):
+        kind = btf.kind_of(type_id)
+        if kind == Kind.FUNC:
+            funcs.add(btf.name_of(type_id))
+        elif kind == Kind.TYPEDEF:
+            typedefs.add(btf.name_of(type_id))
+    return frozenset(funcs), frozenset(typedefs)
+
+
+def kernel_functions() -> frozenset[str]:
+    """Every function the kernel's BTF knows (what fentry, fexit and kprobe programs can hook)."""
+    return _vmlinux_names()[0]
+
+
+def lsm_hooks() -> list[str]:
+    """LSM hooks BPF LSM programs can attach to: the kernel's ``bpf_lsm_<hook>`` functions."""
+    return sorted(name.removeprefix("bpf_lsm_") for name in kernel_functions() if name.startswith("bpf_lsm_"))
+
+
+def btf_tracepoints() -> list[str]:
+    """Tracepoints BTF tracepoint programs can attach to: the kernel's ``btf_trace_<name>`` typedefs."""
+    return sorted(name.removeprefix("btf_trace_") for name in _vmlinux_names()[1] if name.startswith("btf_trace_"))
+
+
+@functools.lru_cache(maxsize=1)
+def _ld_cache() -> dict[str, str]:
+    """``ldconfig -p``: library file name -> path (first entry wins, as the dynamic linker's cache orders them)."""
+    libraries: dict[str, str] = {}
+    for ldconfig in ("ldconfig", "/sbin/ldconfig", "/usr/sbin/ldconfig"):
+        try:
+            output = subprocess.run([ldconfig, "-p"], capture_output=True, text=True, check=False, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        for line in output.splitlines():
+            name, arrow, path = line.strip().partition(" => ")
+            if arrow:
+                libraries.setdefault(name.split(" (", 1)[0], path.strip())
+        if libraries:
+            break
+    return libraries
+
+
+def _library_matches(name: str, file_name: str) -> bool:
+    return any(file_name == stem or file_name.startswith(f"{stem}.so") for stem in (name, f"lib{name}"))
+
+
+def _is_elf(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def resolve_library(name: str) -> Path | None:
+    """The file of a shared library given by name (``libc``, ``c``, ``libssl.so.3``), via ld.so's cache, then
+    the usual library folders; None when there is none. (``libc.so`` linker scripts are not libraries.)"""
+    for file_name, path in sorted(_ld_cache().items()):
+        if _library_matches(name, file_name) and _is_elf(Path(path)):
+            return Path(path)
+    for folder in LIBRARY_DIRS:
+        try:
+            entries = sorted(Path(folder).iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if _library_matches(name, entry.name) and _is_elf(entry):
+                return entry
+    return None
+
+
+def elf_function_symbols(path: Path) -> set[str]:
+    """Names of the functions defined in an ELF file (``.symtab`` and ``.dynsym``), without version suffixes."""
+    from pyaya.elf import Elf, SectionType, SymbolType  # noqa: PLC0415 - only the uprobe checks read ELF files
+
+    elf = Elf.from_path(path)
+    names: set[str] = set()
+    for section in elf.sections:
+        if section.type not in (SectionType.SYMTAB, SectionType.DYNSYM) or section.link >= len(elf.sections):
+            continue
+        strings = elf.section_data(elf.sections[section.link])
+        raw = elf.section_data(section)
+        for name_off, info, _other, shndx, _value, _size in struct.iter_unpack(
+            elf.endian + "IBBHQQ", raw[: len(raw) - len(raw) % 24]
+        ):
+            if info & 0xF != SymbolType.FUNC or shndx == 0:
+                continue
+            end = strings.find(b"\0", name_off)
+            name = strings[name_off : end if end >= 0 else None].decode("utf-8", errors="replace")
+            names.add(name.split("@", 1)[0])
+    names.discard("")
+    return names
+
+
+def resolve_uprobe_target(value: str) -> Path:
+    """The ELF file a uprobe target names: a path (absolute or relative) or a shared library name.
+
+    Raises :class:`ScaffoldError` saying what exists instead.
+    """
+    if "/" in value:
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ScaffoldError(f"uprobe target {value}: no such file: give the path of an executable or library")
+    else:
+        found = resolve_library(value)
+        if found is None:
+            on_path = shutil.which(value)
+            hint = (
+                f"; {on_path} is a program of that name: pass --target {on_path}"
+                if on_path
+                else f": give a path, or a library name from `ldconfig -p`{_did_you_mean(value, _ld_cache())}"
+            )
+            raise ScaffoldError(f"uprobe target {value!r} is not a shared library this system knows{hint}")
+        path = found
+    if not _is_elf(path):
+        raise ScaffoldError(f"uprobe target {path} is not an ELF file: give an executable or a shared library")
+    return path
+
+
+def check_option(template: Template, option: TemplateOption, value: str, values: Mapping[str, str]) -> str:
+    """Check ``value`` for ``option`` against this machine (its ``check``); return the value to render.
+
+    ``values`` holds the other options' values (a tracepoint name is checked within its category, a uprobe
+    function within its target). Raises :class:`ScaffoldError` saying what was wrong and what would be right.
+    """
+    check = option.check
+    if option.choices and value not in option.choices:
+        raise ScaffoldError(
+            f"{option.name} must be one of {', '.join(option.choices)} for template {template.kind}, not {value!r}"
+            f"{_did_you_mean(value, option.choices, cutoff=0.8)}"
+        )
+    if check in ("", "choice"):
+        return value
+    if check == "identifier":
+        if not _C_IDENTIFIER.fullmatch(value):
+            raise ScaffoldError(
+                f"{option.name} {value!r} is not an identifier: use letters, digits and '_', not starting with a digit"
+            )
+        return value
+    if check == "interface":
+        names = interfaces()
+        if value not in names:
+            raise ScaffoldError(
+                f"no network interface {value!r} on this machine{_did_you_mean(value, names)}: "
+                f"interfaces here are {', '.join(names) or 'none'}"
+            )
+        return value
+    if check == "tracepoint":
+        return _check_tracepoint(option, value, values)
+    if check == "kernel_function":
+        if value not in kernel_functions():
+            raise ScaffoldError(
+                f"the kernel has no function {value!r} in its BTF{_did_you_mean(value, kernel_functions(), cutoff=0.8)}"
+                ": give a function of /sys/kernel/btf/vmlinux "
+                '(`bpftool btf dump file /sys/kernel/btf/vmlinux | grep "FUNC \'"` lists them)'
+            )
+        return value
+    if check == "lsm_hook":
+        hooks = lsm_hooks()
+        if value.removeprefix("bpf_lsm_") not in hooks:
+            raise ScaffoldError(
+                f"{value!r} is not an LSM hook of this kernel (no bpf_lsm_{value} in its BTF)"
+                f"{_did_you_mean(value, hooks, cutoff=0.7)}: e.g. file_open, bprm_check_security, task_alloc"
+            )
+        return value.removeprefix("bpf_lsm_")
+    if check == "btf_tracepoint":
+        points = btf_tracepoints()
+        if value.removeprefix("btf_trace_") not in points:
+            raise ScaffoldError(
+                f"{value!r} is not a BTF tracepoint of this kernel (no btf_trace_{value} in its BTF)"
+                f"{_did_you_mean(value, points, cutoff=0.7)}: e.g. sched_switch, sched_process_exec"
+            )
+        return value.removeprefix("btf_trace_")
+    if check == "uprobe_target":
+        path = resolve_uprobe_target(value)
+        # A relative path would break once `pyaya run` starts main.py from the project's folder.
+        return str(path.absolute()) if "/" in value else value
+    if check == "uprobe_function":
+        target_value = _uprobe_target_value(template, values)
+        if target_value is None:
+            return value
+        path = resolve_uprobe_target(target_value)
+        symbols = elf_function_symbols(path)
+        if value not in symbols:
+            raise ScaffoldError(
+                f"{path} has no function symbol {value!r}{_did_you_mean(value, symbols, cutoff=0.7)}: "
+                f"list them with `nm -D --defined-only {path}` (or `nm` for a binary with a symbol table)"
+            )
+        return value
+    raise ScaffoldError(
+        f"template {template.kind}: option {option.name} has an unknown check {check!r}: use one of "
+        "choice, interface, tracepoint, kernel_function, lsm_hook, btf_tracepoint, uprobe_target, uprobe_function, "
+        "identifier"
+    )
+
+
+def _uprobe_target_value(template: Template, values: Mapping[str, str]) -> str | None:
+    for option in template.options:
+        if option.check == "uprobe_target":
+            return values.get(option.name, option.default)
+    return values.get("uprobe_target")
+
+
+def _check_tracepoint(option: TemplateOption, value: str, values: Mapping[str, str]) -> str:
+    events = tracefs_events()
+    if events is None:
+        raise ScaffoldError(
+            "tracefs is not mounted, so tracepoints cannot be checked (nor attached): mount it with "
+            "`mount -t tracefs nodev /sys/kernel/tracing`, or pass --no-check"
+        )
+    if "category" in option.name:
+        categories = _sorted_dirs(events)
+        if value not in categories:
+            raise ScaffoldError(
+                f"no tracepoint category {value!r} in {events}{_did_you_mean(value, categories)}: "
+                f"list them with `ls {events}`"
+            )
+        return value
+    category, slash, name = value.partition("/")
+    if not slash:
+        category, name = values.get("tracepoint_category", ""), value
+    categories = _sorted_dirs(events)
+    if not category:  # a name without a category option: any category will do
+        if any((events / c / name).is_dir() for c in categories):
+            return value
+        raise ScaffoldError(f"no tracepoint named {name!r} in any category of {events}: list them with `ls {events}/*`")
+    if category not in categories:
+        raise ScaffoldError(
+            f"no tracepoint category {category!r} in {events}{_did_you_mean(category, categories)}: "
+            f"list them with `ls {events}`"
+        )
+    names = _sorted_dirs(events / category)
+    if name not in names:
+        raise ScaffoldError(
+            f"no tracepoint {category}/{name} in {events}{_did_you_mean(name, names)}: "
+            f"list them with `ls {events / category}`"
+        )
+    return value

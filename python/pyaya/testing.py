@@ -166,6 +166,19 @@ class NetnsPair:
             os.close(own)
 
 
+def _free_subnet(number: int) -> str:
+    """A 10.x.y.0/24 no interface of this namespace uses (other test runs may be making pairs at the same time)."""
+    listing = _run(["ip", "-4", "-o", "addr", "show"], check=False).stdout
+    used = {".".join(field.split("/")[0].split(".")[:3]) for field in listing.split() if field.startswith("10.")}
+    start = (os.getpid() * 64 + number) % (50 * 250)
+    for offset in range(50 * 250):
+        candidate = (start + offset) % (50 * 250)
+        subnet = f"10.{200 + candidate // 250}.{candidate % 250}"
+        if subnet not in used:
+            return subnet
+    raise PyayaError("every 10.200-249.x.0/24 subnet is in use; delete stale test interfaces (`ip -4 addr show`)")
+
+
 def _netns_skip_reason() -> str | None:
     reason = privilege_skip_reason()
     if reason:
@@ -186,7 +199,7 @@ def netns_pair() -> Iterator[NetnsPair]:
     tag = f"{os.getpid() % 100000}{number % 100}"
     name = f"pyaya-{tag}"
     host, peer = f"pya{tag}h", f"pya{tag}p"
-    subnet = f"10.{200 + number % 50}.{os.getpid() % 250}"
+    subnet = _free_subnet(number)
     host_address, peer_address = f"{subnet}.1", f"{subnet}.2"
     created = _run(["ip", "netns", "add", name], check=False)
     if created.returncode != 0:
@@ -270,6 +283,6 @@ def cgroup() -> Iterator[Cgroup]:
         yield Cgroup(path)
     finally:
         for pid in (path / "cgroup.procs").read_text().split():
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
                 (root / "cgroup.procs").write_text(f"{pid}\n")
         path.rmdir()

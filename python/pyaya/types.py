@@ -41,14 +41,13 @@ from pyaya.btf import (
     Kind,
 )
 from pyaya.errors import MapError, NotFoundError, ObjectError, UnsupportedError
-from pyaya.maps import Array, HashMap, Map, RingBuf
+from pyaya.maps import Map
+from pyaya.maps._streams import Stream
 
 if TYPE_CHECKING:
-    from pyaya import _native
     from pyaya.loader import Ebpf
 
 __all__ = [
-    "BtfRingBuf",
     "Codec",
     "EnumCodec",
     "MapTypes",
@@ -805,85 +804,17 @@ def record_codec(spec: Any, ebpf: Ebpf | None) -> Codec:
 # -- typed maps --------------------------------------------------------------------------------------------------
 
 
-class BtfRingBuf(RingBuf):
-    """A :class:`RingBuf` whose records are decoded by a codec: the BTF type of a ``#[btf_map]`` ring buffer's
-    value, or one chosen with :meth:`typed` (a BTF type name such as ``"ExecEvent"``, or any codec). Without
-    one, records are bytes. Ring buffers exist since kernel 5.8.
-
-    >>> for event in bpf.maps["EVENTS"].typed("ExecEvent").records(timeout=5):  # doctest: +SKIP
-    ...     print(event.pid, event.comm)
-    """
-
-    def __init__(self, native: _native.RingBuf, ebpf: Ebpf, record: Codec | None = None) -> None:
-        super().__init__(native, ebpf)
-        self.record = record
-
-    def typed(self, record: Any) -> BtfRingBuf:
-        """The same ring buffer with records decoded as ``record`` (a BTF type name or a codec)."""
-        return BtfRingBuf(self._ring, self._ebpf, record_codec(record, self._ebpf))
-
-    def _decode(self, data: bytes) -> Any:
-        return data if self.record is None else self.record.decode(data)
-
-    def drain(self, max_records: int | None = None, timeout: float | None = 0) -> list[Any]:
-        """Like :meth:`RingBuf.drain`, each record decoded."""
-        batch = super().drain(max_records, timeout)
-        return batch if self.record is None else [self.record.decode(data) for data in batch]
-
-    def records(self, timeout: float | None = None, *, until: float | None = None) -> Iterator[Any]:
-        """Like :meth:`RingBuf.records`, each record decoded."""
-        for data in super().records(timeout, until=until):
-            yield self._decode(data)
-
-    def __iter__(self) -> Iterator[Any]:
-        return self.records()
-
-    def __repr__(self) -> str:
-        record = f", records {self.record.label()}" if isinstance(self.record, _Node) else ""
-        return f"<pyaya.RingBuf {self.name!r}: {self.size} bytes{record}>"
-
-
-class _SizedCodec:
-    """Makes a codec fit a map's actual size (a BTF int type for a key aya created wider, say): falls back to
-    raw bytes when the sizes differ, so a wrong guess never corrupts writes."""
-
-    def __init__(self, codec: _Node, size: int) -> None:
-        self.codec, self.size = codec, size
-
-    def encode(self, value: Any) -> bytes:
-        return self.codec.encode(value)
-
-    def decode(self, data: bytes) -> Any:
-        return self.codec.decode(data)
-
-
 def apply_btf_types(map_: Map, found: MapTypes | None) -> Map:
     """``map_`` with the BTF's key and value codecs applied where their sizes match the map's; the one place that
     knows how maps take codecs."""
-    if isinstance(map_, RingBuf):
-        if isinstance(map_, BtfRingBuf):
-            return map_
+    if isinstance(map_, Stream):
         value = found.value if found is not None else None
-        return BtfRingBuf(map_._ring, map_._ebpf, value)
+        return map_ if value is None else map_.typed(value)
     if found is None:
         return map_
     key = found.key if found.key is not None and found.key.size == map_.key_size else None
     value = found.value if found.value is not None and found.value.size == map_.value_size else None
     if key is None and value is None:
         return map_
-    typed = getattr(map_, "typed", None)
-    if typed is not None:
-        try:
-            # The maps API takes codecs as typed(key=..., value=...) on every key/value map class.
-            return typed(key=key, value=value)  # type: ignore[no-any-return]
-        except TypeError:
-            pass
-    if not isinstance(map_, (HashMap, Array)):
-        return map_
-    # Older maps API (typed(key_type, value_type) on HashMap only): codecs sit in _keys/_values.
-    result = type(map_)(map_._native)
-    if key is not None and isinstance(result, HashMap):
-        result._keys = _SizedCodec(key, map_.key_size)  # type: ignore[assignment]
-    if value is not None:
-        result._values = _SizedCodec(value, map_.value_size)  # type: ignore[assignment]
-    return result
+    typed = getattr(map_, "typed", None)  # every key/value map class: typed(key=..., value=...)
+    return map_ if typed is None else typed(key=key, value=value)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pyaya
 import pytest
 from pyaya import Ebpf
-from pyaya.types import BtfRingBuf, EnumCodec, Record, RecordType
+from pyaya.maps import RingBuf
+from pyaya.types import EnumCodec, Record, RecordType
 
 EXPECTED_SCALARS = {
     "small": 250,
@@ -65,7 +66,7 @@ def test_types_lists_the_common_types_only(records: Ebpf) -> None:
 
 def test_btf_ring_buffer_comes_back_typed(records: Ebpf) -> None:
     samples = records.maps["SAMPLES"]
-    assert isinstance(samples, BtfRingBuf)
+    assert isinstance(samples, RingBuf)
     got = samples.drain(timeout=5)
     assert len(got) == 1
     _check_sample(got[0])

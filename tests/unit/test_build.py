@@ -71,8 +71,8 @@ def test_success(tmp_path: Path) -> None:
     err = io.StringIO()
     assert build(find_project(root), toolchain=tc, stream=err) == [obj]
     shown = err.getvalue()
-    assert "Compiling aya-ebpf v0.2.1" in shown
-    assert "main.rs:3:9" in shown
+    assert "Compiling" not in shown  # piped: no progress
+    assert "main.rs:3:9" in shown  # but warnings, always
     argv = (tmp_path / "argv").read_text().split()
     assert argv[:5] == ["build", "--target", bpf_target(), "-p", "proj-ebpf"]
     assert "--release" in argv
@@ -147,3 +147,45 @@ def test_ensure_built_skips_fresh_objects(tmp_path: Path) -> None:
     obj.write_bytes(b"\x7fELF")
     assert ensure_built(project, toolchain=tc, quiet=True) == [obj]
     assert not (tmp_path / "argv").exists()  # fresh: no cargo run
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+PROGRESS = (
+    "\x1b[1m\x1b[92m   Compiling\x1b[0m proj-ebpf v0.1.0\n"
+    "\x1b[1m\x1b[96m    Building\x1b[0m [=====>  ] 60/61: proj(bin)   \r"
+    "\x1b[K\x1b[1m\x1b[92m    Finished\x1b[0m `release` profile\n"
+    "warning: unused manifest key: package.foo\n"
+)
+
+
+def test_progress_on_a_terminal(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    obj = root / "target" / bpf_target() / "release" / "proj"
+    tc = fake_toolchain(tmp_path, [artifact(obj), {"reason": "build-finished", "success": True}], PROGRESS, 0)
+    err = _Terminal()
+    assert build(find_project(root), toolchain=tc, stream=err) == [obj]
+    shown = err.getvalue()
+    assert "Compiling\x1b[0m proj-ebpf v0.1.0\n" in shown
+    assert "60/61: proj(bin)   \r" in shown  # the progress bar, redrawn in place
+    assert "Finished" in shown
+    assert shown.rstrip().endswith("unused manifest key: package.foo")  # cargo's own messages after the build
+    argv = (tmp_path / "argv").read_text().split()
+    assert "--message-format=json-diagnostic-rendered-ansi" in argv
+    assert "--color=always" in argv
+    env = dict(line.split("=", 1) for line in (tmp_path / "env").read_text().splitlines() if "=" in line)
+    assert env["CARGO_TERM_PROGRESS_WHEN"] == "always"
+
+
+def test_progress_can_be_asked_for_when_piped(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    obj = root / "target" / bpf_target() / "release" / "proj"
+    tc = fake_toolchain(tmp_path, [artifact(obj), {"reason": "build-finished", "success": True}], PROGRESS, 0)
+    err = io.StringIO()
+    build(find_project(root), toolchain=tc, stream=err, progress=True)
+    assert "Compiling" in err.getvalue()
+    env = dict(line.split("=", 1) for line in (tmp_path / "env").read_text().splitlines() if "=" in line)
+    assert "CARGO_TERM_PROGRESS_WHEN" not in env  # no bar without a terminal to draw it on

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import time
 from pathlib import Path
 
 import pytest
@@ -187,11 +186,9 @@ def test_elf_errors(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not VMLINUX_PATH.exists(), reason=f"{VMLINUX_PATH} does not exist on this kernel")
 def test_vmlinux_btf() -> None:
-    start = time.perf_counter()
+    # How long this takes is measured in benchmarks/kernel_offsets.py, not asserted here.
     btf = Btf.vmlinux()
     task = btf.find("task_struct", Kind.STRUCT)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"parsing vmlinux BTF and indexing names took {elapsed:.2f}s"
     assert len(btf) > 10_000
     assert task.size is not None
     assert task.size > 1000

@@ -8,8 +8,10 @@ mod inspect;
 mod kernel_btf;
 mod links;
 mod logs;
+mod map_ops;
 mod maps;
 mod names;
+mod perf;
 mod pinning;
 mod programs_common;
 mod programs_net;
@@ -26,6 +28,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<links::Link>()?;
     module.add_class::<maps::Map>()?;
     module.add_class::<maps::RingBuf>()?;
+    module.add_class::<perf::PerfEventArray>()?;
     module.add_function(wrap_pyfunction!(inspect::inspect_object, module)?)?;
     module.add_function(wrap_pyfunction!(ebpf::loaded_programs, module)?)?;
     module.add_function(wrap_pyfunction!(kernel_btf::kernel_member_offsets, module)?)?;

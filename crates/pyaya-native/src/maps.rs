@@ -1,5 +1,6 @@
 //! `Map` (any map, raw bytes in and out) and `RingBuf` (a stream of records), each sharing its fd with the owning
-//! `Ebpf` so that closing the object closes the map too.
+//! `Ebpf` so that closing the object closes the map too. Batch, pinning and fd-valued operations on `Map` live in
+//! `map_ops.rs`, `PerfEventArray` in `perf.rs`.
 
 use std::os::fd::AsFd as _;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -12,14 +13,15 @@ use pyo3::types::PyBytes;
 use crate::ebpf::Ebpf;
 use crate::errors::{closed, from_map_io, new_err, Deferred, Kind};
 use crate::names::{is_per_cpu, map_kind, MAP_TYPE_RINGBUF};
+use crate::perf::{PerfEventArray, PerfState, MAP_TYPE_PERF_EVENT_ARRAY};
 use crate::sys;
 
 /// How long one wait may block with the GIL released before checking for signals (Ctrl-C).
-const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
-type Shared<T> = Arc<Mutex<Option<T>>>;
+pub(crate) type Shared<T> = Arc<Mutex<Option<T>>>;
 
-fn lock<T>(shared: &Shared<T>) -> MutexGuard<'_, Option<T>> {
+pub(crate) fn lock<T>(shared: &Shared<T>) -> MutexGuard<'_, Option<T>> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -27,6 +29,7 @@ fn lock<T>(shared: &Shared<T>) -> MutexGuard<'_, Option<T>> {
 pub enum MapSlot {
     Data(Shared<MapData>),
     Ring(Shared<AyaRingBuf<MapData>>),
+    Perf(Shared<PerfState>),
 }
 
 impl MapSlot {
@@ -34,6 +37,7 @@ impl MapSlot {
         match self {
             Self::Data(data) => drop(lock(data).take()),
             Self::Ring(ring) => drop(lock(ring).take()),
+            Self::Perf(perf) => drop(lock(perf).take()),
         }
     }
 
@@ -41,6 +45,7 @@ impl MapSlot {
         match self {
             Self::Data(_) => "Map",
             Self::Ring(_) => "RingBuf",
+            Self::Perf(_) => "PerfEventArray",
         }
     }
 }
@@ -93,15 +98,16 @@ pub fn map_kind_of(map: &AyaMap) -> &'static str {
 
 /// Key and value sizes and the rest of what the kernel says about a map.
 #[derive(Clone, Copy)]
-struct Shape {
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    flags: u32,
+pub(crate) struct Shape {
+    pub(crate) map_type: u32,
+    pub(crate) key_size: u32,
+    pub(crate) value_size: u32,
+    pub(crate) max_entries: u32,
+    pub(crate) flags: u32,
+    pub(crate) id: u32,
 }
 
-fn possible_cpus() -> PyResult<usize> {
+pub(crate) fn possible_cpus() -> PyResult<usize> {
     aya::util::nr_cpus().map_err(|(path, err)| new_err(Kind::Map, format!("reading {path}: {err}")))
 }
 
@@ -114,6 +120,18 @@ pub fn wrap(
     wake_on_logs: bool,
 ) -> PyResult<(Py<PyAny>, MapSlot)> {
     let data = map_data!(map);
+    wrap_data(py, Some(owner), name, data, wake_on_logs)
+}
+
+/// Wraps a map's fd in the native class for its kind: `RingBuf`, `PerfEventArray` or `Map`. `owner` is `None` for
+/// maps opened from a pin, which belong to no object.
+pub(crate) fn wrap_data(
+    py: Python<'_>,
+    owner: Option<&Bound<'_, Ebpf>>,
+    name: &str,
+    data: MapData,
+    wake_on_logs: bool,
+) -> PyResult<(Py<PyAny>, MapSlot)> {
     let info = data
         .info()
         .map_err(|err| new_err(Kind::Map, format!("reading info of map {name:?}: {err}")))?;
@@ -123,7 +141,9 @@ pub fn wrap(
         value_size: info.value_size(),
         max_entries: info.max_entries(),
         flags: info.map_flags(),
+        id: info.id(),
     };
+    let owner = owner.map(|owner| owner.clone().unbind());
     if shape.map_type == MAP_TYPE_RINGBUF {
         let ring = AyaRingBuf::try_from(AyaMap::RingBuf(data))
             .map_err(|err| new_err(Kind::Map, format!("opening ring buffer {name:?}: {err}")))?;
@@ -131,11 +151,16 @@ pub fn wrap(
         let object = RingBuf {
             name: name.to_owned(),
             ring: shared.clone(),
-            owner: owner.clone().unbind(),
+            owner,
             wake_on_logs,
             max_entries: shape.max_entries,
+            pinned: Mutex::new(None),
         };
         return Ok((Py::new(py, object)?.into_any(), MapSlot::Ring(shared)));
+    }
+    if shape.map_type == MAP_TYPE_PERF_EVENT_ARRAY {
+        let (object, shared) = PerfEventArray::open_all(name, data, owner, wake_on_logs, shape)?;
+        return Ok((Py::new(py, object)?.into_any(), MapSlot::Perf(shared)));
     }
     let value_buffer_len = if is_per_cpu(shape.map_type) {
         possible_cpus()? * (shape.value_size as usize).next_multiple_of(8)
@@ -148,6 +173,8 @@ pub fn wrap(
         data: shared.clone(),
         shape,
         value_buffer_len,
+        pinned: Mutex::new(None),
+        batch_refused: std::sync::atomic::AtomicU8::new(0),
     };
     Ok((Py::new(py, object)?.into_any(), MapSlot::Data(shared)))
 }
@@ -155,15 +182,20 @@ pub fn wrap(
 /// A map of any type, seen as raw key and value bytes. Python's `pyaya` classes give it its typed shape.
 #[pyclass(module = "pyaya._native", frozen)]
 pub struct Map {
-    name: String,
-    data: Shared<MapData>,
-    shape: Shape,
+    pub(crate) name: String,
+    pub(crate) data: Shared<MapData>,
+    pub(crate) shape: Shape,
     /// Bytes a lookup writes: `value_size`, or one 8-byte-aligned slot per possible CPU for per-CPU maps.
-    value_buffer_len: usize,
+    pub(crate) value_buffer_len: usize,
+    /// Where this handle pinned the map, so `unpin()` knows what to remove.
+    pub(crate) pinned: Mutex<Option<std::path::PathBuf>>,
+    /// One bit per batch command (`map_ops::BatchCommand`) the kernel refused for this map type, so later calls
+    /// skip straight to the per-key path.
+    pub(crate) batch_refused: std::sync::atomic::AtomicU8,
 }
 
 impl Map {
-    fn with_fd<T>(
+    pub(crate) fn with_fd<T>(
         &self,
         f: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> PyResult<T>,
     ) -> PyResult<T> {
@@ -174,7 +206,7 @@ impl Map {
         f(data.fd().as_fd())
     }
 
-    fn check_key(&self, key: &[u8]) -> PyResult<()> {
+    pub(crate) fn check_key(&self, key: &[u8]) -> PyResult<()> {
         if key.len() == self.shape.key_size as usize {
             Ok(())
         } else {
@@ -329,9 +361,11 @@ impl Map {
 pub struct RingBuf {
     name: String,
     ring: Shared<AyaRingBuf<MapData>>,
-    owner: Py<Ebpf>,
+    /// `None` for a ring buffer opened from a pin: no object, no log records to wake for.
+    owner: Option<Py<Ebpf>>,
     wake_on_logs: bool,
     max_entries: u32,
+    pinned: Mutex<Option<std::path::PathBuf>>,
 }
 
 impl RingBuf {
@@ -392,9 +426,9 @@ impl RingBuf {
             }
             _ => None,
         };
-        let owner = self.owner.get();
+        let owner = self.owner.as_ref().map(Py::get);
         loop {
-            if self.wake_on_logs {
+            if let (true, Some(owner)) = (self.wake_on_logs, owner) {
                 owner.flush_logs_inner(py)?;
             }
             let records = self.take_available(limit)?;
@@ -423,13 +457,44 @@ impl RingBuf {
                     )
                 })?;
                 let mut fds = vec![ring.as_fd()];
-                fds.extend(owner.wake_fd());
+                fds.extend(owner.and_then(Ebpf::wake_fd));
                 sys::wait_readable(&fds, slice.as_millis().try_into().unwrap_or(i32::MAX)).map_err(
                     |err| Deferred::MapIo(format!("waiting on ring buffer {:?}", self.name), err),
                 )
             })?;
             py.check_signals()?;
         }
+    }
+
+    /// Pins the ring buffer at `path` in bpffs, so it outlives this process until `unpin()`.
+    fn pin(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+        let context = format!("pinning ring buffer {:?} at {}", self.name, path.display());
+        py.detach(|| {
+            let guard = lock(&self.ring);
+            let ring = guard.as_ref().ok_or_else(|| {
+                Deferred::Plain(
+                    Kind::Closed,
+                    format!("ring buffer {:?} is closed", self.name),
+                )
+            })?;
+            sys::pin_object(ring.as_fd(), &path).map_err(|err| Deferred::MapIo(context, err))
+        })?;
+        *self.pinned.lock().unwrap_or_else(PoisonError::into_inner) = Some(path);
+        Ok(())
+    }
+
+    /// Removes the pin this handle made.
+    fn unpin(&self) -> PyResult<()> {
+        crate::map_ops::remove_pin(&self.pinned, &self.name)
+    }
+
+    /// Where this handle pinned the ring buffer, or `None`.
+    #[getter]
+    fn pinned_path(&self) -> Option<std::path::PathBuf> {
+        self.pinned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The ring buffer's fd, for readiness notification (e.g. asyncio's `add_reader`). pyaya keeps ownership:

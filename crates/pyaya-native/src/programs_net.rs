@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use aya::maps::{Map as AyaMap, MapData, SockHash, SockMap};
 use aya::programs::cgroup_skb::CgroupSkbAttachType;
-use aya::programs::links::{CgroupAttachMode, LinkOrder};
-use aya::programs::tc::{self, NlOptions, TcAttachOptions, TcError};
+use aya::programs::links::{CgroupAttachMode, FdLink, LinkOrder};
+use aya::programs::tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions, TcError};
 use aya::programs::{Program as AyaProgram, ProgramError, SocketFilter, TcAttachType, XdpMode};
 use aya::util::KernelVersion;
 use pyo3::exceptions::PyValueError;
@@ -196,7 +196,7 @@ impl OwnedLink for SocketFilterAttachment {
         self.detach_now()
     }
 
-    fn into_fd_link(self: Box<Self>) -> Result<aya::programs::links::FdLink, String> {
+    fn into_fd_link(self: Box<Self>) -> Result<FdLink, String> {
         Err(
             "a socket filter lives with its socket, not in a bpf_link, so it cannot be pinned"
                 .into(),
@@ -254,6 +254,20 @@ fn sock_hash_fd(data: MapData) -> Result<aya::maps::sock::SockMapFd, aya::maps::
     }
     by_key_size!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
         33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64)
+}
+
+/// A tcx attachment is a bpf_link; a netlink filter is not, and as a `LegacyLink` a refused pin still removes it
+/// on drop, where converting it to an `FdLink` would drop it without removing the filter.
+fn tc_link(
+    context: &str,
+    link: Result<SchedClassifierLink, ProgramError>,
+) -> Result<Box<dyn OwnedLink>, Deferred> {
+    let link = link.map_err(|err| Deferred::Program(context.to_owned(), Box::new(err)))?;
+    if <&FdLink>::try_from(&link).is_ok() {
+        owned(context, Ok(link))
+    } else {
+        Ok(Box::new(LegacyLink(link)))
+    }
 }
 
 /// Whether the error is the kernel saying the clsact qdisc is already there.
@@ -326,7 +340,7 @@ impl Program {
                         attach_type,
                         TcAttachOptions::TcxOrder(LinkOrder::default()),
                     ) {
-                        Ok(id) => return owned(&context, p.take_link(id)),
+                        Ok(id) => return tc_link(&context, p.take_link(id)),
                         Err(err) if tcx_unavailable(&err) => {}
                         Err(err) => return Err(Deferred::Program(context, Box::new(err))),
                     }
@@ -348,7 +362,7 @@ impl Program {
                 let id = p
                     .attach_with_options(&name, attach_type, TcAttachOptions::Netlink(options))
                     .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
-                owned(&context, p.take_link(id))
+                tc_link(&context, p.take_link(id))
             }
             other => Err(wrong_kind(
                 self.name_str(),

@@ -121,3 +121,308 @@ pub fn wait_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<bool
     }
     Ok(ret > 0)
 }
+
+const BPF_MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long = 21;
+const BPF_OBJ_PIN: libc::c_long = 6;
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+const BPF_MAP_LOOKUP_AND_DELETE_BATCH: libc::c_long = 25;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
+
+/// `ENOTSUPP`: the kernel-internal "not supported" errno (524) that leaks to user space from some map commands.
+pub const ENOTSUPP: i32 = 524;
+
+/// Whether an errno from a map command means "this map type does not do that" rather than a real failure.
+pub fn is_unsupported(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EINVAL | libc::EOPNOTSUPP | ENOTSUPP)
+    )
+}
+
+/// Queue and stack maps take no key: pop (lookup and delete) the head into `value`. `Ok(false)` when empty.
+pub fn lookup_and_delete(
+    fd: BorrowedFd<'_>,
+    key: Option<&[u8]>,
+    value: &mut [u8],
+) -> io::Result<bool> {
+    let mut attr = MapElemAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        key: key.map_or(0, |key| key.as_ptr() as u64),
+        value_or_next_key: value.as_mut_ptr() as u64,
+        ..MapElemAttr::default()
+    };
+    match map_elem_command(BPF_MAP_LOOKUP_AND_DELETE_ELEM, &mut attr) {
+        Ok(()) => Ok(true),
+        Err(err) if err.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// Lookup without a key (queue/stack peek) or with the value as input (bloom filter membership): the kernel
+/// reads or writes `value` depending on the map type. `Ok(false)` on ENOENT.
+pub fn lookup_keyless(fd: BorrowedFd<'_>, value: &mut [u8]) -> io::Result<bool> {
+    let mut attr = MapElemAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        key: 0,
+        value_or_next_key: value.as_mut_ptr() as u64,
+        ..MapElemAttr::default()
+    };
+    match map_elem_command(BPF_MAP_LOOKUP_ELEM, &mut attr) {
+        Ok(()) => Ok(true),
+        Err(err) if err.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// Push without a key (queue, stack, bloom filter).
+pub fn update_keyless(fd: BorrowedFd<'_>, value: &[u8], flags: u64) -> io::Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        key: 0,
+        value_or_next_key: value.as_ptr() as u64,
+        flags,
+        ..MapElemAttr::default()
+    };
+    map_elem_command(BPF_MAP_UPDATE_ELEM, &mut attr)
+}
+
+/// The `bpf_attr` layout of `BPF_OBJ_PIN`.
+#[repr(C)]
+#[derive(Default)]
+struct ObjPinAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+}
+
+/// Pins the object behind `fd` at `path` in bpffs.
+pub fn pin_object(fd: BorrowedFd<'_>, path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut attr = ObjPinAttr {
+        pathname: path.as_ptr() as u64,
+        bpf_fd: fd.as_raw_fd() as u32,
+        file_flags: 0,
+    };
+    // SAFETY: `attr` is a valid bpf_attr prefix for BPF_OBJ_PIN; `path` is a NUL-terminated string alive for the
+    // whole call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_PIN,
+            std::ptr::from_mut(&mut attr),
+            std::mem::size_of::<ObjPinAttr>() as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The `bpf_attr` layout of the `BPF_MAP_*_BATCH` commands.
+#[repr(C)]
+#[derive(Default)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+fn batch_command(command: libc::c_long, attr: &mut BatchAttr) -> io::Result<()> {
+    // SAFETY: `attr` is a valid, initialised bpf_attr prefix for the batch commands; every pointer in it was set
+    // by the callers below from buffers they sized for `count` elements (and batch tokens of `token_len` bytes)
+    // and that outlive the call. The kernel writes `count` back into `attr`.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            command,
+            std::ptr::from_mut(attr),
+            std::mem::size_of::<BatchAttr>() as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// What a batch traversal read: `count` keys of `key_size` bytes and values of `value_len` bytes, back to back.
+pub struct BatchRead {
+    pub keys: Vec<u8>,
+    pub values: Vec<u8>,
+    pub count: usize,
+}
+
+/// Reads (and with `delete`, removes) every entry with `BPF_MAP_LOOKUP[_AND_DELETE]_BATCH`, `chunk` entries per
+/// call. The batch token is opaque: hash maps use a 4-byte bucket index, generic maps a key, so it gets
+/// `max(key_size, 8)` bytes. A chunk too small for one hash bucket (ENOSPC) is doubled and retried.
+pub fn lookup_batch_all(
+    fd: BorrowedFd<'_>,
+    key_size: usize,
+    value_len: usize,
+    chunk: usize,
+    delete: bool,
+) -> io::Result<BatchRead> {
+    let command = if delete {
+        BPF_MAP_LOOKUP_AND_DELETE_BATCH
+    } else {
+        BPF_MAP_LOOKUP_BATCH
+    };
+    let token_len = key_size.max(8);
+    let mut in_token = vec![0u8; token_len];
+    let mut out_token = vec![0u8; token_len];
+    let mut chunk = chunk.max(1);
+    let mut keys: Vec<u8> = Vec::new();
+    let mut values: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    let mut first = true;
+    loop {
+        let key_start = total * key_size;
+        let value_start = total * value_len;
+        keys.resize(key_start + chunk * key_size, 0);
+        values.resize(value_start + chunk * value_len, 0);
+        let mut attr = BatchAttr {
+            in_batch: if first { 0 } else { in_token.as_ptr() as u64 },
+            out_batch: out_token.as_mut_ptr() as u64,
+            keys: keys[key_start..].as_mut_ptr() as u64,
+            values: values[value_start..].as_mut_ptr() as u64,
+            count: u32::try_from(chunk).unwrap_or(u32::MAX),
+            map_fd: fd.as_raw_fd() as u32,
+            elem_flags: 0,
+            flags: 0,
+        };
+        let result = batch_command(command, &mut attr);
+        // The kernel never reports more than it was given room for; clamp anyway so a bad count cannot make us
+        // read past the buffers.
+        let filled = (attr.count as usize).min(chunk);
+        match result {
+            Ok(()) => {
+                total += filled;
+                in_token.copy_from_slice(&out_token);
+                first = false;
+            }
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {
+                total += filled;
+                break;
+            }
+            Err(err) if err.raw_os_error() == Some(libc::ENOSPC) && filled == 0 => {
+                chunk = chunk.saturating_mul(2);
+            }
+            Err(err) => {
+                if total > 0 || !first {
+                    // Part of the map was already read (and maybe deleted): report that, not "unsupported".
+                    return Err(io::Error::new(
+                        err.kind(),
+                        format!("batch traversal failed after {total} entries: {err}"),
+                    ));
+                }
+                return Err(err);
+            }
+        }
+    }
+    keys.truncate(total * key_size);
+    values.truncate(total * value_len);
+    Ok(BatchRead {
+        keys,
+        values,
+        count: total,
+    })
+}
+
+/// How many elements a write batch processed. The kernel writes the count back only once it has started; a
+/// failure that leaves the caller's count untouched (an unsupported command, a bad argument) processed none.
+fn batch_done(reported: u32, asked: usize, failed: bool) -> usize {
+    let reported = reported as usize;
+    if failed && reported >= asked {
+        0
+    } else {
+        reported.min(asked)
+    }
+}
+
+/// Writes `count` entries with `BPF_MAP_UPDATE_BATCH`. `keys` and `values` hold `count` elements back to back
+/// (the caller checked their lengths). Returns how many were written before an error, with the error.
+pub fn update_batch(
+    fd: BorrowedFd<'_>,
+    keys: &[u8],
+    values: &[u8],
+    count: usize,
+    elem_flags: u64,
+) -> (usize, io::Result<()>) {
+    let mut attr = BatchAttr {
+        keys: keys.as_ptr() as u64,
+        values: values.as_ptr() as u64,
+        count: u32::try_from(count).unwrap_or(u32::MAX),
+        map_fd: fd.as_raw_fd() as u32,
+        elem_flags,
+        ..BatchAttr::default()
+    };
+    let result = batch_command(BPF_MAP_UPDATE_BATCH, &mut attr);
+    (batch_done(attr.count, count, result.is_err()), result)
+}
+
+/// Deletes `count` keys with `BPF_MAP_DELETE_BATCH`. Returns how many were deleted before an error, with it.
+pub fn delete_batch(fd: BorrowedFd<'_>, keys: &[u8], count: usize) -> (usize, io::Result<()>) {
+    let mut attr = BatchAttr {
+        keys: keys.as_ptr() as u64,
+        count: u32::try_from(count).unwrap_or(u32::MAX),
+        map_fd: fd.as_raw_fd() as u32,
+        ..BatchAttr::default()
+    };
+    let result = batch_command(BPF_MAP_DELETE_BATCH, &mut attr);
+    (batch_done(attr.count, count, result.is_err()), result)
+}
+
+/// An epoll instance over many fds, so one fd (`as_fd`) is readable when any of them is: the per-CPU buffers of a
+/// perf event array become one pollable stream (for `poll` and for asyncio's `add_reader`).
+pub struct Epoll(std::os::fd::OwnedFd);
+
+impl Epoll {
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: plain syscall with a flag argument; the returned fd is checked and then owned.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by epoll_create1 and nothing else owns it.
+        Ok(Self(unsafe {
+            <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+        }))
+    }
+
+    /// Watches `fd` for readability; `token` comes back in events (unused by `wait_readable`).
+    pub fn add(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: token,
+        };
+        // SAFETY: both fds are open for the call; `event` is a valid epoll_event the kernel only reads.
+        let ret = unsafe {
+            libc::epoll_ctl(
+                self.0.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                fd.as_raw_fd(),
+                &mut event,
+            )
+        };
+        if ret < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.0)
+    }
+}

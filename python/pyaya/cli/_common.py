@@ -18,10 +18,18 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``; no traceback."""
     first, _, rest = message.partition("\n")
-    typer.echo(f"error: {first}", err=True)
+    prefix = typer.style("error:", fg=typer.colors.RED, bold=True) if _stderr_is_tty() else "error:"
+    typer.echo(f"{prefix} {first}", err=True)
     if rest:
         typer.echo(rest, err=True)
     raise typer.Exit(code)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from typing import Annotated
 
 import typer
 
 from pyaya.cli._common import EXIT_FAILURE, handle_errors
 from pyaya.cli._table import format_table
-from pyaya.doctor import Check, failed, run_checks
+from pyaya.doctor import STATUSES, Check, failed, run_checks
 
+_NO_FIX = "no command fixes this; the detail above says what is wrong"
 _COLORS = {"ok": "green", "warning": "yellow", "missing": "red", "unsupported": "magenta"}
 
 
@@ -28,12 +30,18 @@ def _render(checks: list[Check], color: bool) -> str:
         return text
 
     table = format_table(("CHECK", "STATUS", "DETAIL"), rows, style=style)
-    # Fixes are whole commands: under the table, one per line, so they are easy to copy and never cut.
-    fixes = [f"  {c.name}: {c.fix}" for c in checks if c.fix and c.status != "ok"]
+    # Fixes are whole commands: under the table, one per line, so they are easy to copy and never cut. Every
+    # problem gets a line, even one whose check could not name a command.
+    fixes = [f"  {c.name}: {c.fix or _NO_FIX}" for c in checks if c.status != "ok"]
     if fixes:
         heading = typer.style("What to do:", bold=True) if color else "What to do:"
         table += "\n\n" + heading + "\n" + "\n".join(fixes)
     return table
+
+
+def _summary(checks: list[Check]) -> str:
+    counts = Counter(c.status for c in checks)
+    return ", ".join(f"{counts[status]} {status}" for status in STATUSES if counts[status])
 
 
 @handle_errors
@@ -49,7 +57,6 @@ def doctor(
     else:
         typer.echo(_render(checks, color=sys.stdout.isatty()))
         missing = [c.name for c in checks if c.status == "missing"]
-        if missing:
-            typer.echo(f"\nmissing: {', '.join(missing)}", err=True)
+        typer.echo(f"\n{_summary(checks)}" + (f"; missing: {', '.join(missing)}" if missing else ""), err=True)
     if failed(checks):
         raise typer.Exit(EXIT_FAILURE)

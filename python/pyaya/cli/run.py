@@ -1,9 +1,19 @@
-"""``pyaya run [PATH]``: build when stale, then run the project's ``main.py`` as its user space."""
+"""``pyaya run [PATH]``: build when stale, then run the project's ``main.py`` as its user space.
+
+With ``--watch``, the project's sources are polled (their modification times, every half second: no inotify
+dependency, and it works on every file system); on a change the running ``main.py`` is stopped the way Ctrl-C stops
+it (its maps are printed, every link detached), the project rebuilt and ``main.py`` started again. A failing build
+keeps watching.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -12,16 +22,155 @@ import typer
 from pyaya.build import build as build_project
 from pyaya.build import ensure_built
 from pyaya.cli._common import fail, handle_errors
-from pyaya.project import find_project
+from pyaya.errors import PyayaError
+from pyaya.project import Project, find_project
 
 __all__ = ["run"]
+
+#: How often ``--watch`` looks at the sources, and how long a stopping main.py may take before it is killed.
+POLL_SECONDS = 0.5
+STOP_TIMEOUT = 10.0
+_SKIP_DIRS = frozenset({"target", ".git", "__pycache__", ".venv", "venv", ".mypy_cache", ".pytest_cache"})
+
+
+def _watched_files(project: Project) -> Iterator[Path]:
+    """What a change to restarts the run: the build's inputs, and the project's Python files."""
+    yield from project.source_files()
+    yield project.main
+    for folder, dirs, files in os.walk(project.root):
+        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and not d.startswith(".")]
+        for file in files:
+            if file.endswith(".py"):
+                yield Path(folder) / file
+
+
+def snapshot(project: Project) -> dict[Path, int]:
+    """Modification time (ns) of every watched file; a file removed while walking is left out."""
+    times: dict[Path, int] = {}
+    for path in _watched_files(project):
+        try:
+            times[path] = path.stat().st_mtime_ns
+        except OSError:
+            continue
+    return times
+
+
+def _changed(before: dict[Path, int], after: dict[Path, int]) -> list[Path]:
+    return sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
+
+
+def _note(message: str) -> None:
+    prefix = typer.style("pyaya:", bold=True) if sys.stderr.isatty() else "pyaya:"
+    typer.echo(f"{prefix} {message}", err=True)
+
+
+def _objects(project: Project, *, debug: bool, no_build: bool, rebuild: bool) -> list[Path]:
+    profile = "debug" if debug else "release"
+    if no_build:
+        objects = project.object_paths(profile)
+        missing = [str(obj) for obj in objects if not obj.is_file()]
+        if missing:
+            fail(f"no built object at {', '.join(missing)}: run `pyaya build` first, or drop --no-build")
+        return objects
+    if rebuild:
+        return build_project(project, debug=debug)
+    return ensure_built(project, debug=debug)
+
+
+def _wait(child: subprocess.Popen[bytes]) -> int:
+    """Wait for ``child``; Ctrl-C reaches it directly (same process group), so keep waiting while it stops."""
+    code: int | None = None
+    while code is None:
+        try:
+            code = child.wait()
+        except KeyboardInterrupt:
+            continue
+    return 128 - code if code < 0 else code
+
+
+def _stop(child: subprocess.Popen[bytes]) -> int:
+    """Stop ``child`` as Ctrl-C would: SIGTERM, which :class:`pyaya.runtime.Session` handles like Ctrl-C (it detaches
+    and prints its maps) and which, unlike SIGINT, a shell never starts a background process ignoring. Kill it if
+    it hangs."""
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return _wait(child)
+
+
+def _watch(project: Project, argv_for: ArgvFor, *, debug: bool, no_build: bool, rebuild: bool) -> None:
+    """Run, and restart on every change of the sources, until Ctrl-C. The objects are rebuilt when a build input
+    changed (a change of main.py only restarts it)."""
+    while True:
+        before = snapshot(project)
+        child: subprocess.Popen[bytes] | None = None
+        try:
+            objects = _objects(project, debug=debug, no_build=no_build, rebuild=rebuild)
+        except PyayaError as error:
+            typer.echo(f"error: {error}", err=True)
+            _note("the build failed; watching for changes (Ctrl-C to stop)")
+        else:
+            child = _Running.start(argv_for(objects), project.root)
+        try:
+            while True:
+                if child is not None and child.poll() is not None:
+                    _note(f"{project.main.name} exited with status {_wait(child)}; watching for changes")
+                    child = None
+                time.sleep(POLL_SECONDS)
+                changed = _changed(before, snapshot(project))
+                if changed:
+                    break
+        except KeyboardInterrupt:
+            code = _wait(child) if child is not None else 130
+            _note("stopped watching")
+            raise typer.Exit(code) from None
+        shown = ", ".join(str(p.relative_to(project.root)) for p in changed[:3]) + (" ..." if len(changed) > 3 else "")
+        _note(f"{shown} changed: restarting")
+        if child is not None:
+            _stop(child)
+        rebuild = False  # from now on, only when stale
+
+
+class _Running:
+    """The main.py being run, so that a SIGTERM sent to ``pyaya run`` stops it the same way (not orphaned)."""
+
+    child: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def start(cls, argv: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+        cls.child = subprocess.Popen(argv, cwd=cwd)
+        return cls.child
+
+    @classmethod
+    def on_sigterm(cls, signum: int, frame: object) -> None:
+        if cls.child is not None and cls.child.poll() is None:
+            cls.child.send_signal(signal.SIGTERM)
+        raise KeyboardInterrupt  # then wait for main.py to finish, as after Ctrl-C
+
+
+class ArgvFor:
+    """The command line of main.py for the objects just built."""
+
+    def __init__(self, project: Project, options: list[str]) -> None:
+        self.project = project
+        self.options = options
+
+    def __call__(self, objects: list[Path]) -> list[str]:
+        return [sys.executable, str(self.project.main), "--object", str(objects[0]), *self.options]
 
 
 @handle_errors
 def run(
     path: Annotated[
         Path | None,
-        typer.Argument(help="The project, or any folder inside it (default: the current folder).", show_default=False),
+        typer.Argument(
+            metavar="PATH",
+            help="The project, or any folder inside it (default: the current folder).",
+            show_default=False,
+        ),
     ] = None,
     *,
     duration: Annotated[
@@ -37,40 +186,60 @@ def run(
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Build even if the objects look up to date.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Build and run the dev profile.")] = False,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Also show kernel-side debug log records (aya-log debug!).")
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Also show kernel-side debug log records (aya-log debug!) and whole verifier logs."
+        ),
     ] = False,
+    watch: Annotated[
+        bool,
+        typer.Option("--watch", "-w", help="Rebuild and restart whenever the project's sources change."),
+    ] = False,
+    pid: Annotated[
+        int | None,
+        typer.Option(
+            "--pid", "-p", min=1, metavar="PID", help="Trace this process only (main.py's -p).", show_default=False
+        ),
+    ] = None,
+    interval: Annotated[
+        float | None,
+        typer.Option(
+            "--interval", metavar="SECONDS", help="Seconds between periodic outputs (> 0).", show_default=False
+        ),
+    ] = None,
+    count: Annotated[
+        int | None,
+        typer.Option("--count", min=1, metavar="N", help="Stop after this many periodic outputs.", show_default=False),
+    ] = None,
 ) -> None:
     """Build the project if its sources changed, load it and stream its events (needs root or CAP_BPF)."""
     project = find_project(path)
-    profile = "debug" if debug else "release"
-    if no_build:
-        objects = project.object_paths(profile)
-        missing = [str(obj) for obj in objects if not obj.is_file()]
-        if missing:
-            fail(f"no built object at {', '.join(missing)}: run `pyaya build` first, or drop --no-build")
-    elif rebuild:
-        objects = build_project(project, debug=debug)
-    else:
-        objects = ensure_built(project, debug=debug)
     if not project.main.is_file():
         fail(f"{project.main} does not exist: [run] main in {project.config_path} must name the user-space script")
-
-    argv = [sys.executable, str(project.main), "--object", str(objects[0])]
+    if interval is not None and interval <= 0:
+        raise typer.BadParameter(f"{interval:g} is not a number of seconds > 0", param_hint="--interval")
+    if count is not None and interval is None:
+        raise typer.BadParameter("--count needs --interval", param_hint="--count")
+    options: list[str] = []
     if json_lines:
-        argv.append("--json")
+        options.append("--json")
     if verbose:
-        argv.append("--verbose")
+        options.append("--verbose")
     if duration is not None:
-        argv += ["--duration", f"{duration:g}"]
+        options += ["--duration", f"{duration:g}"]
+    if pid is not None:
+        options += ["--pid", str(pid)]
+    if interval is not None:
+        options.append(f"{interval:g}")
+        if count is not None:
+            options.append(str(count))
+    argv_for = ArgvFor(project, options)
+    signal.signal(signal.SIGTERM, _Running.on_sigterm)
+    if watch:
+        _watch(project, argv_for, debug=debug, no_build=no_build, rebuild=rebuild)
+        return
+    objects = _objects(project, debug=debug, no_build=no_build, rebuild=rebuild)
     # The child shares the terminal's process group, so Ctrl-C reaches it directly: it detaches and prints its maps.
     # This process keeps waiting for it meanwhile.
-    child = subprocess.Popen(argv, cwd=project.root)
-    code: int | None = None
-    while code is None:
-        try:
-            code = child.wait()
-        except KeyboardInterrupt:
-            continue
-    if code < 0:
-        code = 128 - code
-    raise typer.Exit(code)
+    child = _Running.start(argv_for(objects), project.root)
+    raise typer.Exit(_wait(child))

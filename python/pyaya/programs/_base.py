@@ -21,6 +21,10 @@ ProgramT = TypeVar("ProgramT", bound="type[Program]")
 PinnedT = TypeVar("PinnedT", bound="Program")
 
 _CLASSES: dict[str, type[Program]] = {}
+# The program types crates/pyaya-native/src/testrun.rs can test-run.
+_TEST_RUN_TYPES = frozenset(
+    {"Xdp", "SchedClassifier", "SocketFilter", "ReusePortSocketFilter", "CgroupSkb", "FlowDissector", "RawTracePoint"}
+)
 
 
 def register(cls: ProgramT) -> ProgramT:
@@ -214,7 +218,8 @@ class Program:
         >>> result = bpf.programs["xdp_drop"].test_run(packet)  # doctest: +SKIP
         >>> result.return_value == pyaya.XDP_DROP  # doctest: +SKIP
         """
-        self._ensure_loaded()
+        if self.type in _TEST_RUN_TYPES:  # others get the native UnsupportedError, not a load attempt first
+            self._ensure_loaded()
         return_value, data_out, ctx_out, duration_ns = self._native.test_run(
             bytes(data), ctx=None if ctx is None else bytes(ctx), repeat=repeat, data_out_size=data_out_size
         )

@@ -1,4 +1,5 @@
-//! Raw tracepoint fixture for test runs: returns the sum of its first two arguments and keeps the second.
+//! Raw tracepoint fixture for test runs: keeps its second argument and the sum of its first two in `LAST_ARG`.
+//! (aya-ebpf's `#[raw_tracepoint]` makes every raw tracepoint return 0.)
 #![no_std]
 #![no_main]
 
@@ -8,19 +9,22 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 
-/// Index 0: the second argument of the last run.
+/// Index 0: the second argument of the last run; 1: the sum of the first two.
 #[map]
-static LAST_ARG: Array<u64> = Array::with_max_entries(1, 0);
+static LAST_ARG: Array<u64> = Array::with_max_entries(2, 0);
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn net_rawtp_args(ctx: RawTracePointContext) -> i32 {
     let first: u64 = ctx.arg(0);
     let second: u64 = ctx.arg(1);
-    if let Some(slot) = LAST_ARG.get_ptr_mut(0) {
-        // SAFETY: `slot` points at a live u64 map value returned by the kernel.
-        unsafe { *slot = second };
+    if let (Some(kept), Some(sum)) = (LAST_ARG.get_ptr_mut(0), LAST_ARG.get_ptr_mut(1)) {
+        // SAFETY: both point at live u64 map values returned by the kernel.
+        unsafe {
+            *kept = second;
+            *sum = first.wrapping_add(second);
+        }
     }
-    first.wrapping_add(second) as i32
+    0
 }
 
 #[cfg(not(test))]

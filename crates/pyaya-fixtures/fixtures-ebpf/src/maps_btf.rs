@@ -1,0 +1,46 @@
+//! The map types declared through BTF (`#[btf_map]`): storage attached to sockets, inodes and cgroups, maps of
+//! maps, and the (deprecated) cgroup storage maps. Tests create them and use them from user space.
+#![no_std]
+#![no_main]
+#![expect(deprecated, reason = "cgroup storage maps are tested although the kernel deprecates them")]
+
+use aya_ebpf::{
+    btf_maps::{
+        Array, ArrayOfMaps, CgroupStorage, CgrpStorage, HashMap, HashOfMaps, InodeStorage, PerCpuCgroupStorage,
+        SkStorage,
+    },
+    macros::{btf_map, raw_tracepoint},
+    programs::RawTracePointContext,
+};
+
+#[btf_map]
+static MAPS_SK_STORAGE: SkStorage<u64> = SkStorage::new();
+#[btf_map]
+static MAPS_INODE_STORAGE: InodeStorage<u64> = InodeStorage::new();
+#[btf_map]
+static MAPS_CGRP_STORAGE: CgrpStorage<u64> = CgrpStorage::new();
+#[btf_map]
+static MAPS_CGROUP_STORAGE: CgroupStorage<u64> = CgroupStorage::new();
+#[btf_map]
+static MAPS_PERCPU_CGROUP_STORAGE: PerCpuCgroupStorage<u64> = PerCpuCgroupStorage::new();
+#[btf_map]
+static MAPS_ARRAY_OF_MAPS: ArrayOfMaps<Array<u32, 4>, 4> = ArrayOfMaps::new();
+#[btf_map]
+static MAPS_HASH_OF_MAPS: HashOfMaps<u32, Array<u32, 4>, 4> = HashOfMaps::new();
+/// An inner map candidate of the maps of maps' shape.
+#[btf_map]
+static MAPS_INNER: Array<u32, 4> = Array::new();
+#[btf_map]
+static MAPS_BTF_HASH: HashMap<u32, u64, 16> = HashMap::new();
+
+/// Touches the inner map, so the object has a program (never attached by the tests).
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn maps_btf_probe(_ctx: RawTracePointContext) -> i32 {
+    MAPS_INNER.get(0).map_or(0, |value| *value as i32)
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}

@@ -1,0 +1,204 @@
+"""Streams: ring buffers and perf event arrays, read by iteration, batches, callbacks or ``async for``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pyaya.maps._codec import Codec, codec_for
+from pyaya.maps._core import Map, register
+
+if TYPE_CHECKING:
+    from pyaya.loader import Ebpf
+
+__all__ = ["PerfEventArray", "RingBuf", "Stream"]
+
+
+class Stream(Map):
+    """What ring buffers and perf event arrays share: records as ``bytes`` (or decoded by :meth:`typed`),
+    read by iteration, :meth:`drain`, :meth:`records`, :meth:`on` + :meth:`poll`, or ``async for``."""
+
+    def __init__(self, native: Any, ebpf: Ebpf | None = None, record: Any = None) -> None:
+        super().__init__(native, ebpf)
+        self._record_spec = record
+        if isinstance(record, str):  # a type name from the object's BTF, e.g. "ExecEvent"
+            from pyaya.types import record_codec  # noqa: PLC0415 - types imports maps
+
+            record = record_codec(record, ebpf)
+        self._codec: Codec | None = None if record is None else codec_for(record, None)
+        self._callbacks: list[Callable[[Any], object]] = []
+
+    def typed(self, record: Any = None) -> Any:
+        """The same stream with records decoded as ``record`` (the name of a type in the object's BTF such as
+        ``"ExecEvent"``, a ctypes type, a struct format, a Codec, ...).
+        Records longer than the type (perf samples carry padding) are cut to its size."""
+        return type(self)(self._native, self._ebpf, record)
+
+    def _decode(self, data: bytes) -> Any:
+        return data if self._codec is None else self._codec.decode(data)
+
+    def _drain_raw(self, max_records: int | None, timeout: float | None) -> list[bytes]:
+        raise NotImplementedError
+
+    def drain(self, max_records: int | None = None, timeout: float | None = 0) -> list[Any]:
+        """Return the records that are ready (at most ``max_records``).
+
+        When none is ready, wait up to ``timeout`` seconds (``None``: until one arrives) with the GIL released;
+        Ctrl-C interrupts the wait. Kernel-side log records that arrive meanwhile go to :mod:`logging`.
+        """
+        return [self._decode(record) for record in self._drain_raw(max_records, timeout)]
+
+    def records(self, timeout: float | None = None, *, until: float | None = None) -> Iterator[Any]:
+        """Yield records as they arrive, for ``timeout`` seconds (or until ``time.monotonic()`` reaches ``until``);
+        forever when both are ``None``."""
+        deadline = until if until is not None else (None if timeout is None else time.monotonic() + timeout)
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            yield from self.drain(None, left)
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.records()
+
+    def on(self, callback: Callable[[Any], object]) -> Callable[[Any], object]:
+        """Call ``callback(record)`` for every record :meth:`poll` reads. Usable as a decorator."""
+        self._callbacks.append(callback)
+        return callback
+
+    def poll(self, timeout: float | None = 0) -> int:
+        """Read the ready records (waiting up to ``timeout`` seconds for the first) and hand each to every
+        callback registered with :meth:`on`, in order; returns how many records were read."""
+        records = self.drain(None, timeout)
+        for record in records:
+            for callback in self._callbacks:
+                callback(record)
+        return len(records)
+
+    def fileno(self) -> int:
+        """An fd readable when records are ready, for ``selectors``/asyncio. pyaya owns it: never close it."""
+        return int(self._native.fileno())
+
+    async def arecords(self, timeout: float | None = None) -> AsyncIterator[Any]:
+        """Yield records as they arrive without blocking the event loop (readiness through
+        ``loop.add_reader``), for ``timeout`` seconds or forever."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        fd = self.fileno()
+        while True:
+            batch = self.drain(None, 0)
+            for record in batch:
+                yield record
+            if batch:
+                continue
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                return
+            ready: asyncio.Future[None] = loop.create_future()
+
+            def wake(future: asyncio.Future[None] = ready) -> None:
+                if not future.done():
+                    future.set_result(None)
+
+            loop.add_reader(fd, wake)
+            try:
+                await asyncio.wait_for(ready, left)
+            except TimeoutError:
+                return
+            finally:
+                loop.remove_reader(fd)
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self.arecords()
+
+
+@register
+class RingBuf(Stream):
+    """A ring buffer (``BPF_MAP_TYPE_RINGBUF``, kernel 5.8) read as a stream of records.
+
+    Iterating blocks (with the GIL released, Ctrl-C works) and yields each record as ``bytes``;
+    :meth:`drain` returns many records per call; :meth:`records` stops after a time limit; ``async for`` works in
+    asyncio code.
+
+    The kernel keeps no count of records that did not fit: ``bpf_ringbuf_reserve``/``output`` fail in the program,
+    so count drops there (e.g. in a per-CPU array); :attr:`lost` is ``None`` for that reason.
+
+    >>> for record in bpf.maps["EVENTS"].typed(ExecEvent).records(timeout=5):  # doctest: +SKIP
+    ...     print(record.pid)
+    """
+
+    kinds: ClassVar[tuple[str, ...]] = ("RingBuf",)
+
+    @property
+    def size(self) -> int:
+        """The ring's size in bytes."""
+        return int(self._native.size)
+
+    @property
+    def max_entries(self) -> int:
+        return int(self._native.size)
+
+    @property
+    def id(self) -> int:
+        raise AttributeError("ring buffer handles do not report their id")
+
+    @property
+    def lost(self) -> None:
+        """Always ``None``: ring buffers have no kernel-side drop counter (the program sees reserve failures)."""
+        return None
+
+    def _drain_raw(self, max_records: int | None, timeout: float | None) -> list[bytes]:
+        return list(self._native.drain(max_records, timeout))
+
+    def __repr__(self) -> str:
+        return f"<pyaya.RingBuf {self.name!r}: {self.size} bytes>"
+
+
+@register
+class PerfEventArray(Stream):
+    """A perf event array (``BPF_MAP_TYPE_PERF_EVENT_ARRAY``, kernel 4.3) read as one stream of records.
+
+    pyaya opens one perf buffer per online CPU (8 pages each; :meth:`reopen` changes that) and reads them all;
+    samples the kernel dropped because a buffer was full are counted in :attr:`lost` (the kernel reports them
+    once that CPU's buffer has room again, ahead of its next sample). Records are ``bytes`` (they
+    may carry up to 7 bytes of padding) unless decoded by :meth:`typed`; :meth:`drain_with_cpu` also says which
+    CPU each came from.
+
+    >>> events = bpf.maps["EVENTS"].typed(Event)  # doctest: +SKIP
+    >>> for event in events.records(timeout=5):  # doctest: +SKIP
+    ...     print(event.pid, events.lost)
+    """
+
+    kinds: ClassVar[tuple[str, ...]] = ("PerfEventArray",)
+
+    @property
+    def lost(self) -> int:
+        """Samples the kernel dropped so far because a CPU's buffer was full."""
+        return int(self._native.lost)
+
+    @property
+    def page_count(self) -> int:
+        """Pages per CPU buffer."""
+        return int(self._native.page_count)
+
+    @property
+    def cpus(self) -> list[int]:
+        """The CPUs with a buffer."""
+        return [int(cpu) for cpu in self._native.cpus]
+
+    def reopen(self, page_count: int) -> None:
+        """Replace every CPU's buffer with one of ``page_count`` pages (a power of two); unread records are
+        dropped."""
+        self._native.reopen(page_count)
+
+    def _drain_raw(self, max_records: int | None, timeout: float | None) -> list[bytes]:
+        return [record for _, record in self._native.drain(max_records, timeout)]
+
+    def drain_with_cpu(self, max_records: int | None = None, timeout: float | None = 0) -> list[tuple[int, Any]]:
+        """Like :meth:`drain`, as ``(cpu, record)`` pairs."""
+        return [(cpu, self._decode(record)) for cpu, record in self._native.drain(max_records, timeout)]
+
+    def __repr__(self) -> str:
+        return f"<pyaya.PerfEventArray {self.name!r}: {len(self.cpus)} CPUs x {self.page_count} pages>"

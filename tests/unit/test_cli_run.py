@@ -1,0 +1,172 @@
+"""`pyaya run`: options passed to main.py, and --watch restarting it on changes (real processes, no kernel)."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from _fake_rust import fake_linker, fake_rustc, write_script
+from pyaya.toolchain import bpf_target
+
+MAIN = """\
+import json, signal, sys, time
+def stop(signum, frame):
+    raise KeyboardInterrupt
+signal.signal(signal.SIGTERM, stop)  # as pyaya.runtime.Session does
+try:
+    print(json.dumps({{"version": {version}, "argv": sys.argv[1:]}}), flush=True)
+    time.sleep(60)
+except KeyboardInterrupt:
+    print(json.dumps({{"version": {version}, "stopped": "cleanly"}}), flush=True)
+"""
+
+
+def _project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    (root / "proj-ebpf" / "src").mkdir(parents=True)
+    (root / "proj-ebpf" / "src" / "main.rs").write_text("// kernel side\n")
+    (root / "pyaya.toml").write_text('[project]\nname = "proj"\n')
+    (root / "main.py").write_text(MAIN.format(version=1))
+    return root
+
+
+def _object(root: Path) -> Path:
+    return root / "target" / bpf_target() / "release" / "proj"
+
+
+def _touch_later(path: Path, text: str) -> None:
+    path.write_text(text)
+    stamp = time.time() + 2  # past any mtime granularity
+    os.utime(path, (stamp, stamp))
+
+
+class Run:
+    """`python -m pyaya run ...` in its own session, so Ctrl-C can be sent to it and its main.py at once."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pyaya", "run", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            env=env,
+        )
+        self.stderr: list[str] = []
+
+    def line(self, timeout: float = 30) -> dict[str, object]:
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        assert ready, f"no output in {timeout}s"
+        line = self.process.stdout.readline()
+        assert line, "pyaya run ended early"
+        return dict(json.loads(line))
+
+    def interrupt(self) -> tuple[str, str]:
+        os.killpg(self.process.pid, signal.SIGINT)
+        out, err = self.process.communicate(timeout=30)
+        return out, err
+
+
+def test_run_passes_bcc_options_to_main(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _object(root).parent.mkdir(parents=True)
+    _object(root).write_bytes(b"\x7fELF")
+    run = Run(str(root), "--no-build", "--json", "--pid", "42", "--interval", "2", "--count", "3")
+    assert run.line()["argv"] == ["--object", str(_object(root)), "--json", "--pid", "42", "2", "3"]
+    run.interrupt()
+    assert run.process.returncode == 0
+
+
+def test_count_needs_interval(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "pyaya", "run", str(root), "--count", "2"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert "--count needs --interval" in result.stderr
+
+
+def test_watch_restarts_on_change_and_stops_cleanly(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _object(root).parent.mkdir(parents=True)
+    _object(root).write_bytes(b"\x7fELF")
+    run = Run(str(root), "--watch", "--no-build")
+    assert run.line()["version"] == 1
+    _touch_later(root / "main.py", MAIN.format(version=2))
+    assert run.line() == {"version": 1, "stopped": "cleanly"}  # stopped as Ctrl-C stops it: maps printed
+    assert run.line()["version"] == 2
+    out, err = run.interrupt()
+    assert json.loads(out.splitlines()[-1]) == {"version": 2, "stopped": "cleanly"}
+    assert "main.py changed: restarting" in err
+    assert "stopped watching" in err
+    assert "Traceback" not in err
+
+
+def test_sigterm_stops_main_too(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _object(root).parent.mkdir(parents=True)
+    _object(root).write_bytes(b"\x7fELF")
+    run = Run(str(root), "--no-build")
+    run.line()
+    run.process.terminate()  # pyaya run alone, not its process group
+    out, _ = run.process.communicate(timeout=30)
+    assert json.loads(out.splitlines()[-1]) == {"version": 1, "stopped": "cleanly"}
+    assert run.process.returncode == 0
+
+
+def _fake_toolchain(tmp_path: Path, root: Path) -> dict[str, str]:
+    """rustc/cargo/bpf-linker stand-ins: cargo fails with a compiler error while src/main.rs says BROKEN."""
+    bin_dir = tmp_path / "bin"
+    rustc = fake_rustc(bin_dir, tmp_path / "sysroot", release="1.96.0", llvm="22.1.0", bpf_target=True)
+    fake_linker(bin_dir, 22)
+    obj = _object(root)
+    error = {
+        "reason": "compiler-message",
+        "message": {"level": "error", "rendered": "error: expected `;`\n --> proj-ebpf/src/main.rs:1:9\n"},
+    }
+    artifact = {"reason": "compiler-artifact", "target": {"kind": ["bin"]}, "executable": str(obj)}
+    cargo = write_script(
+        bin_dir / "cargo",
+        f"""if /bin/grep -q BROKEN {root}/proj-ebpf/src/main.rs; then
+  printf '%s\\n' '{json.dumps(error)}'; echo '{{"reason":"build-finished","success":false}}'; exit 101
+fi
+/bin/mkdir -p {obj.parent} && echo built > {obj}
+echo '{json.dumps(artifact)}'; echo '{{"reason":"build-finished","success":true}}'
+""",
+    )
+    return {**os.environ, "PYAYA_RUSTC": str(rustc), "PYAYA_CARGO": str(cargo), "PATH": f"{bin_dir}:/usr/bin:/bin"}
+
+
+def test_watch_keeps_watching_through_a_failed_build(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (root / "proj-ebpf" / "src" / "main.rs").write_text("BROKEN\n")
+    run = Run(str(root), "--watch", env=_fake_toolchain(tmp_path, root))
+    assert run.process.stderr is not None
+    deadline = time.monotonic() + 30
+    while "watching for changes" not in "".join(run.stderr):
+        assert time.monotonic() < deadline, "".join(run.stderr)
+        run.stderr.append(run.process.stderr.readline())
+    assert "main.rs:1:9" in "".join(run.stderr)
+    _touch_later(root / "proj-ebpf" / "src" / "main.rs", "// fixed\n")
+    assert run.line()["version"] == 1  # rebuilt, then started
+    assert _object(root).read_text() == "built\n"
+    _, err = run.interrupt()
+    assert "stopped watching" in err
+
+
+@pytest.mark.parametrize("flag", ["--watch", "--no-build"])
+def test_run_outside_a_project_fails_with_one_line(tmp_path: Path, flag: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pyaya", "run", str(tmp_path), flag], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: no pyaya.toml")
+    assert len(result.stderr.strip().splitlines()) == 1

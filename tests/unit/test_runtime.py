@@ -1,0 +1,233 @@
+"""runtime: BCC-style histograms, BCC's common flags, periodic callbacks, output modes, verifier summaries."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import time
+from pathlib import Path
+
+import pytest
+from bpfobj import BtfBuilder, Sym, build_elf
+from pyaya import runtime
+from pyaya.elf import Elf
+from pyaya.errors import VerifierError
+from pyaya.inspect import line_info, source_location
+from pyaya.runtime import (
+    RunOptions,
+    Session,
+    linear_buckets,
+    log2_buckets,
+    parse_options,
+    print_linear_hist,
+    print_log2_hist,
+    verifier_summary,
+)
+
+
+def _printed(function: object, *args: object, **kwargs: object) -> list[str]:
+    out = io.StringIO()
+    function(*args, file=out, **kwargs)  # type: ignore[operator]
+    return out.getvalue().splitlines()
+
+
+def test_log2_hist_matches_bcc() -> None:
+    # What BCC's print_log2_hist prints for vals[1] = 1, vals[3] = 4 (e.g. biolatency with two bursts).
+    assert _printed(print_log2_hist, {1: 1, 3: 4}, "usecs") == [
+        "     usecs               : count     distribution",
+        "         0 -> 1          : 1        |**********                              |",
+        "         2 -> 3          : 0        |                                        |",
+        "         4 -> 7          : 4        |****************************************|",
+    ]
+
+
+def test_log2_hist_wide_layout_past_slot_32() -> None:
+    lines = _printed(print_log2_hist, {34: 2}, "nsecs")
+    assert lines[0] == "               nsecs                         : count     distribution"
+    assert lines[-1] == "          8589934592 -> 17179869183          : 2        |********************|"
+    assert len(lines) == 35
+
+
+def test_log2_hist_strip_leading_zero_and_empty() -> None:
+    assert _printed(print_log2_hist, {3: 1}, "ms", strip_leading_zero=True) == [
+        "     ms                  : count     distribution",
+        "         4 -> 7          : 1        |****************************************|",
+    ]
+    assert _printed(print_log2_hist, {}, "ms") == []
+    assert _printed(print_log2_hist, {0: 5}, "ms") == []  # slot 0 alone prints nothing, as in BCC
+
+
+def test_per_cpu_values_are_summed() -> None:
+    class PerCpu(list[int]):
+        def sum(self) -> int:
+            return sum(self)
+
+    assert _printed(print_log2_hist, {1: PerCpu([1, 2]), 2: [3, 3]}, "x")[1:] == [
+        "         0 -> 1          : 3        |********************                    |",
+        "         2 -> 3          : 6        |****************************************|",
+    ]
+
+
+def test_linear_hist_matches_bcc() -> None:
+    assert _printed(print_linear_hist, [1, 0, 3], "cpu") == [
+        "     cpu           : count     distribution",
+        "        0          : 1        |*************                           |",
+        "        1          : 0        |                                        |",
+        "        2          : 3        |****************************************|",
+    ]
+
+
+def test_buckets_for_json() -> None:
+    assert log2_buckets({1: 1, 3: 4}) == [
+        {"low": 0, "high": 1, "count": 1},
+        {"low": 2, "high": 3, "count": 0},
+        {"low": 4, "high": 7, "count": 4},
+    ]
+    assert linear_buckets({1: 2}) == [{"value": 0, "count": 0}, {"value": 1, "count": 2}]
+    with pytest.raises(ValueError, match="negative"):
+        log2_buckets({-1: 1})
+
+
+def test_bcc_common_flags(tmp_path: Path) -> None:
+    obj = tmp_path / "obj"
+    options = parse_options(["--object", str(obj), "-p", "42", "2", "5", "--extra"])
+    assert (options.pid, options.interval, options.count) == (42, 2.0, 5)
+    assert options.extra == ("--extra",)
+    plain = parse_options(["--object", str(obj)])
+    assert (plain.pid, plain.interval, plain.count) == (None, None, None)
+    for bad in (["0"], ["1", "0"], ["-p", "0"]):
+        with pytest.raises(SystemExit):
+            parse_options(["--object", str(obj), *bad])
+
+
+def _session(tmp_path: Path, **options: object) -> tuple[Session, io.StringIO]:
+    out = io.StringIO()
+    return Session("demo", options=RunOptions(object_path=tmp_path / "obj", **options), out=out), out  # type: ignore[arg-type]
+
+
+class _Named(dict[int, int]):
+    name = "LATENCY"
+
+
+def test_histogram_at_exit_table_and_json(tmp_path: Path) -> None:
+    session, out = _session(tmp_path)
+    session.show_histogram_at_exit(_Named({1: 1, 3: 4}), label="usecs")  # type: ignore[arg-type]
+    session._print_maps()
+    assert out.getvalue().splitlines()[1:3] == ["LATENCY:", "     usecs               : count     distribution"]
+
+    session, out = _session(tmp_path, json=True)
+    session.show_histogram_at_exit(_Named({1: 2}), label="usecs", kind="linear")  # type: ignore[arg-type]
+    session._print_maps()
+    assert json.loads(out.getvalue()) == {
+        "kind": "map",
+        "map": "LATENCY",
+        "histogram": "linear",
+        "label": "usecs",
+        "buckets": [{"value": 0, "count": 0}, {"value": 1, "count": 2}],
+    }
+    with pytest.raises(ValueError, match="log2, linear"):
+        session.show_histogram_at_exit(_Named(), label="x", kind="log10")  # type: ignore[arg-type]
+
+
+def test_show_histogram_clear_empties_the_map(tmp_path: Path) -> None:
+    session, _ = _session(tmp_path)
+    hist = _Named({1: 1})
+    session.show_histogram(hist, label="x", clear=True)  # type: ignore[arg-type]
+    assert hist == {}
+
+
+def test_every_runs_count_intervals_then_stops(tmp_path: Path) -> None:
+    session, _ = _session(tmp_path, count=3)
+    ticks: list[float] = []
+    session.every(0.05, lambda: ticks.append(time.monotonic()))
+    started = time.monotonic()
+    session.wait(interval=10)
+    assert len(ticks) == 3
+    assert session.intervals_done == 3
+    assert 0.14 <= time.monotonic() - started < 2
+    with pytest.raises(ValueError, match="> 0"):
+        session.every(0, lambda: None)
+
+
+def test_every_uses_the_command_line_interval(tmp_path: Path) -> None:
+    session, _ = _session(tmp_path, interval=0.05, count=1, duration=5)
+    seen: list[int] = []
+    session.every(None, lambda: seen.append(1))
+    session.wait()
+    assert seen == [1]
+
+
+def test_plain_output_when_not_a_terminal(tmp_path: Path) -> None:
+    session, out = _session(tmp_path)
+    session.columns = [runtime.Column("pid", 6)]
+    session.event("EVENTS", {"pid": 1})
+    assert not session.color
+    assert out.getvalue() == "PID\n1\n"
+
+
+# -- verifier rejections -----------------------------------------------------------------------------------------
+
+LOG = """\
+0: R1=ctx() R10=fp0
+;  @ const_ptr.rs:863
+0: (07) r1 += 32768                   ; R1=ctx(off=0x8000)
+;  @ mod.rs:2095
+1: (79) r1 = *(u64 *)(r1 +0)
+dereference of modified ctx ptr R1 off=32768 disallowed
+verification time 80 usec
+stack depth 0
+processed 2 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0
+"""
+
+
+def _object_with_line_info(tmp_path: Path) -> Path:
+    btf = BtfBuilder()
+    btf.int_("u32", 4)
+    section = "tracepoint/syscalls/sys_enter_getpid"
+    records = [
+        (0, "/usr/src/rustc-1.96.0/library/core/src/ptr/const_ptr.rs", "", 863, 18),
+        (8, "/usr/src/rustc-1.96.0/library/core/src/ptr/mod.rs", "", 2095, 9),
+        (16, "/home/me/probe/probe-ebpf/src/main.rs", "let value = ...;", 11, 17),
+    ]
+    line_data = struct.pack("<III", 16, btf.s(section), len(records))
+    for offset, file, text, line, column in records:
+        line_data += struct.pack("<IIII", offset, btf.s(file), btf.s(text), (line << 10) | column)
+    ext = struct.pack("<HBBIIIIIII", 0xEB9F, 1, 0, 32, 0, 0, 0, len(line_data), 0, 0) + line_data
+    code = bytes(8 * 4)
+    data = build_elf(
+        [(section, 1, 0x6, code), (".BTF", 1, 0, btf.to_bytes()), (".BTF.ext", 1, 0, ext)],
+        [Sym("rejected", section, 0, len(code))],
+    )
+    path = tmp_path / "rejected"
+    path.write_bytes(data)
+    return path
+
+
+def test_line_info_is_read_from_btf_ext(tmp_path: Path) -> None:
+    records = line_info(Elf.from_path(_object_with_line_info(tmp_path)))
+    assert [(r.insn_offset, r.line, r.column) for r in records] == [(0, 863, 18), (8, 2095, 9), (16, 11, 17)]
+    assert str(records[2]) == "/home/me/probe/probe-ebpf/src/main.rs:11:17"
+    location = source_location(tmp_path / "rejected", "rejected", 1)
+    assert location is not None
+    assert location.exact is not None
+    assert location.exact.line == 2095
+    assert location.own is not None
+    assert location.own.line == 11
+    assert source_location(tmp_path / "rejected", "rejected", 99) is None
+
+
+def test_verifier_summary_keeps_what_matters(tmp_path: Path) -> None:
+    error = VerifierError('loading program "rejected": the verifier rejected the program', LOG, 13)
+    summary = verifier_summary(error, _object_with_line_info(tmp_path)).splitlines()
+    assert summary[0] == 'loading program "rejected": the verifier rejected the program'
+    assert summary[1] == "  dereference of modified ctx ptr R1 off=32768 disallowed"
+    assert summary[2] == "  at instruction 1: (79) r1 = *(u64 *)(r1 +0)"
+    assert summary[3] == (
+        "  source: /usr/src/rustc-1.96.0/library/core/src/ptr/mod.rs:2095:9 "
+        "(inlined into /home/me/probe/probe-ebpf/src/main.rs:11:17 in rejected)"
+    )
+    assert "verification time" not in "\n".join(summary)
+    assert summary[-1] == "  (run with -v for the full verifier log)"
+    without_object = verifier_summary(error)
+    assert "source:" not in without_object
