@@ -25,17 +25,6 @@ from pyaya.runtime import Column, Session, parse_options
 from pyaya.symbols import Symbol, UserSymbols, kernel_symbols
 
 
-class SampleKey(ctypes.Structure):
-    """Mirrors `{{crate_name}}_common::SampleKey` (keep the two in step)."""
-
-    _fields_ = [
-        ("pid", ctypes.c_uint32),
-        ("kernel_stack_id", ctypes.c_int32),
-        ("user_stack_id", ctypes.c_int32),
-        ("comm", ctypes.c_char * 16),
-    ]
-
-
 def own_options() -> tuple[argparse.Namespace, list[str]]:
     """This project's options, and the arguments left for the ones every pyaya project has (parsed first, so that
     their values are not taken for the common positional arguments)."""
@@ -80,7 +69,7 @@ def main() -> None:
     with Session("{{name}}", options=parse_options(rest), columns=columns) as session:
         bpf = session.load(globals={"TARGET_TGID": ctypes.c_uint32(session.options.pid or 0)})
         bpf.programs["{{crate_name}}"].attach("cpu-clock", sample_frequency=options.frequency)
-        counts = bpf.maps["COUNTS"].typed(SampleKey, None)
+        counts = bpf.maps["COUNTS"]  # a #[btf_map]: keys come back as SampleKey records
         stacks = bpf.maps["STACKS"]
         processes: dict[int, UserSymbols | None] = {}
         user_stacks: dict[tuple[int, int], list[str]] = {}
@@ -117,7 +106,7 @@ def main() -> None:
         for key, count in samples:
             user = user_frames(key.pid, key.user_stack_id)
             kernel = kernel_frames(stack_addresses(stacks, key.kernel_stack_id))
-            comm = key.comm.decode(errors="replace")
+            comm = key.comm
             line = ";".join([comm, *reversed(user), *(f"{name}_[k]" for name in reversed(kernel))])
             folded[key.pid, comm, line] = folded.get((key.pid, comm, line), 0) + count
             frames[key.pid, comm, line] = (user, kernel)

@@ -21,12 +21,6 @@ from pyaya.runtime import Column, Session
 TOP = 10
 
 
-class Comm(ctypes.Structure):
-    """Mirrors `{{crate_name}}_common::Comm` (keep the two in step)."""
-
-    _fields_ = [("name", ctypes.c_char * 16)]
-
-
 def main() -> None:
     columns = [Column("time", 8), Column("pid", 7), Column("comm", 16), Column("count", 10, "COUNT", ">")]
     with Session("{{name}}", columns=columns) as session:
@@ -34,7 +28,7 @@ def main() -> None:
         bpf = session.load(globals={"TARGET_TGID": ctypes.c_uint32(options.pid or 0)})
         bpf.programs["{{crate_name}}"].attach("{{tracepoint_name}}")
         counts = bpf.maps["PROCESS_COUNTS"]
-        names = bpf.maps["PROCESS_NAMES"].typed(None, Comm)
+        names = bpf.maps["PROCESS_NAMES"]  # a #[btf_map]: values come back as Comm records
         session.show_map_at_exit(bpf.maps["SYSCALL_COUNTS"], key="syscall", value="calls")
         session.show_map_at_exit(counts, key="pid", value="count")
         previous: dict[int, int] = {}
@@ -50,7 +44,7 @@ def main() -> None:
                 if delta <= 0:
                     break
                 comm = names.get(pid)
-                name = comm.name.decode(errors="replace") if comm is not None else ""
+                name = comm.name if comm is not None else ""
                 session.event("PROCESS_COUNTS", {"time": now, "pid": pid, "comm": name, "count": delta})
             previous.clear()
             previous.update(current)

@@ -7,9 +7,10 @@
 
 use aya_ebpf::{
     bindings::{BPF_F_USER_STACK, BPF_NOEXIST},
+    btf_maps,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
-    macros::{map, perf_event},
-    maps::{HashMap, StackTrace},
+    macros::{btf_map, map, perf_event},
+    maps::StackTrace,
     programs::{tracing::StackIdContext, PerfEventContext},
 };
 use {{crate_name}}_common::SampleKey;
@@ -18,9 +19,10 @@ use {{crate_name}}_common::SampleKey;
 #[map]
 static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
 
-/// Samples per (pid, command, kernel stack, user stack).
-#[map]
-static COUNTS: HashMap<SampleKey, u64> = HashMap::with_max_entries(16384, 0);
+/// Samples per (pid, command, kernel stack, user stack). (A `#[btf_map]` names its key and value types in the
+/// object's BTF: user space reads `SampleKey` records without declaring the struct again.)
+#[btf_map]
+static COUNTS: btf_maps::HashMap<SampleKey, u64, 16384> = btf_maps::HashMap::new();
 
 /// Set by user space before loading (`-p PID`): sample only this process. Zero samples every process.
 #[no_mangle]

@@ -7,8 +7,9 @@
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
+    btf_maps,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
-    macros::{map, raw_tracepoint},
+    macros::{btf_map, map, raw_tracepoint},
     maps::HashMap,
     programs::RawTracePointContext,
 };
@@ -18,9 +19,10 @@ use {{crate_name}}_common::Comm;
 #[map]
 static PROCESS_COUNTS: HashMap<u32, u64> = HashMap::with_max_entries(16384, 0);
 
-/// Each counted process's command name, as it was when first seen.
-#[map]
-static PROCESS_NAMES: HashMap<u32, Comm> = HashMap::with_max_entries(16384, 0);
+/// Each counted process's command name, as it was when first seen. (A `#[btf_map]` names its key and value types in
+/// the object's BTF: user space reads `Comm` records without declaring the struct again.)
+#[btf_map]
+static PROCESS_NAMES: btf_maps::HashMap<u32, Comm, 16384> = btf_maps::HashMap::new();
 
 /// Calls per system call number (only filled for `sys_enter`).
 #[map]
