@@ -4,8 +4,8 @@ log2 histogram of the other results (for vfs_read: bytes read).
 
     sudo pyaya run                          # until Ctrl-C
     sudo pyaya run --json --duration 5
-    sudo python main.py 5 3                 # a histogram every 5 seconds, 3 times
-    sudo python main.py -p 1234             # only pid 1234
+    sudo pyaya run --interval 5 --count 3   # a histogram every 5 seconds, 3 times
+    sudo pyaya run -p 1234                  # only pid 1234
 
 It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
 """

@@ -3,7 +3,7 @@
 
     sudo pyaya run                          # until Ctrl-C
     sudo pyaya run --json --duration 5
-    sudo python main.py 5 3                 # a histogram every 5 seconds, 3 times
+    sudo pyaya run --interval 5 --count 3   # a histogram every 5 seconds, 3 times
     sudo python main.py -p 1234 --min-ms 1  # only pid 1234, print calls of 1 ms or more
 
 It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}

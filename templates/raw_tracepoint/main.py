@@ -4,7 +4,7 @@ Every interval it prints the processes that were busiest in that interval; when 
 per system call and per process.
 
     sudo pyaya run                          # one report a second until Ctrl-C
-    sudo python main.py -p 1234 5 3         # only pid 1234, a report every 5 seconds, 3 reports
+    sudo pyaya run -p 1234 --interval 5 --count 3   # only pid 1234, a report every 5 s, 3 reports
     sudo pyaya run --json --duration 5
 
 It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}

@@ -3,7 +3,7 @@ readline: every command line typed into an interactive bash), then the lines per
 
     sudo pyaya run                          # until Ctrl-C
     sudo pyaya run --json --duration 5
-    sudo python main.py -p 1234             # only the bash with pid 1234
+    sudo pyaya run -p 1234                  # only the bash with pid 1234
 
 It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
 """
