@@ -18,6 +18,9 @@ import time
 
 from pyaya.runtime import Column, Session, parse_options
 
+#: Shown by --help (the options below are parsed before the common ones).
+OWN_OPTIONS = "--min-ms MS (print calls that take at least this long; default 10)."
+
 
 def own_options() -> tuple[argparse.Namespace, list[str]]:
     """This project's options, and the arguments left for the ones every pyaya project has (parsed first, so that
@@ -37,7 +40,8 @@ def main() -> None:
         Column("latency_ms", 10, "LAT(ms)", ">"),
     ]
     options, rest = own_options()
-    with Session("{{name}}", options=parse_options(rest), columns=columns) as session:
+    run_options = parse_options(rest, description=f"{{name}}. Its own options: {OWN_OPTIONS}")
+    with Session("{{name}}", options=run_options, columns=columns) as session:
         bpf = session.load(
             globals={
                 "TARGET_TGID": ctypes.c_uint32(session.options.pid or 0),

@@ -24,6 +24,9 @@ from pyaya.errors import ObjectError, PermissionDeniedError
 from pyaya.runtime import Column, Session, parse_options
 from pyaya.symbols import Symbol, UserSymbols, kernel_symbols
 
+#: Shown by --help (the options below are parsed before the common ones).
+OWN_OPTIONS = "-F/--frequency HZ (samples per second on each CPU; default 49), --top N (stacks to print; default 20)."
+
 
 def own_options() -> tuple[argparse.Namespace, list[str]]:
     """This project's options, and the arguments left for the ones every pyaya project has (parsed first, so that
@@ -66,7 +69,8 @@ def stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def main() -> None:
     columns = [Column("count", 7, "COUNT", ">"), Column("pid", 7), Column("comm", 16), Column("stack")]
     options, rest = own_options()
-    with Session("{{name}}", options=parse_options(rest), columns=columns) as session:
+    run_options = parse_options(rest, description=f"{{name}}. Its own options: {OWN_OPTIONS}")
+    with Session("{{name}}", options=run_options, columns=columns) as session:
         bpf = session.load(globals={"TARGET_TGID": ctypes.c_uint32(session.options.pid or 0)})
         bpf.programs["{{crate_name}}"].attach("cpu-clock", sample_frequency=options.frequency)
         counts = bpf.maps["COUNTS"]  # a #[btf_map]: keys come back as SampleKey records

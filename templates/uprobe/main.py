@@ -31,6 +31,10 @@ def signed(value: int, bits: int = RETURN_BITS) -> int:
     return value - (1 << bits) if value >> (bits - 1) else value
 
 
+#: Shown by --help (the options below are parsed before the common ones).
+OWN_OPTIONS = "--min-ms MS (only show calls that take at least this long; default 0)."
+
+
 def own_options() -> tuple[argparse.Namespace, list[str]]:
     """This project's options, and the arguments left for the ones every pyaya project has (parsed first, so that
     their values are not taken for the common positional arguments)."""
@@ -50,7 +54,8 @@ def main() -> None:
         Column("arg", 0, "ARG0"),
     ]
     options, rest = own_options()
-    with Session("{{name}}", options=parse_options(rest), columns=columns) as session:
+    run_options = parse_options(rest, description=f"{{name}}. Its own options: {OWN_OPTIONS}")
+    with Session("{{name}}", options=run_options, columns=columns) as session:
         bpf = session.load(globals={"MIN_LATENCY_NS": ctypes.c_uint64(int(options.min_ms * 1e6))})
         # -p PID: the kernel only fires the probes in that process.
         pid = session.options.pid
