@@ -96,9 +96,9 @@ def test_reports_a_slow_call() -> None:
     child = python(SLOW_READ)
     assert child.wait() == 0
     records = finish(runner)
+    # The pipe read is slow; the interpreter's own start-up reads may be too on a cold cache.
     slow = events_of(records, child.pid)
-    assert len(slow) == 1
-    assert slow[0]["latency_ms"] >= WAIT_S * 1000 * 0.9
+    assert any(call["latency_ms"] >= WAIT_S * 1000 * 0.9 for call in slow)
     totals = {r["map"]: r["entries"] for r in records if r["kind"] == "map" and "entries" in r}
     assert any(entry["pid"] == child.pid and entry["calls"] >= 1 for entry in totals["CALLS"])
 
