@@ -115,7 +115,14 @@ def check_fentry() -> Check:
     privileged, _ = _privileged()
     if not privileged:
         return Check("fentry/fexit", "warning", f"cannot probe without privilege: {reason}", "run pyaya doctor as root")
-    return Check("fentry/fexit", "unsupported", reason, "use tracepoint or kprobe programs on this kernel")
+    alternatives = ["tp_btf", "raw tracepoint", "tracepoint"]
+    if features.kprobes_supported().ok:
+        alternatives.insert(0, "kprobe/kretprobe")
+    fix = (
+        f"on this kernel use {', '.join(alternatives)} programs instead; fentry/fexit need BPF trampolines that the "
+        "kernel's security policy (lockdown) allows"
+    )
+    return Check("fentry/fexit", "unsupported", reason, fix)
 
 
 # Kernel features beyond those above, each with what it is for: unsupported ones do not fail a run.

@@ -32,7 +32,7 @@ from typing import Any, TextIO
 
 from pyaya.errors import PyayaError, VerifierError
 from pyaya.loader import Ebpf
-from pyaya.maps import HashMap, Map, RingBuf
+from pyaya.maps import HashMap, Map, PerfEventArray, RingBuf
 from pyaya.types import Record
 
 __all__ = [
@@ -519,14 +519,21 @@ class Session:
     def _over(self) -> bool:
         return self._deadline is not None and time.monotonic() >= self._deadline
 
-    def stream(self, ring: RingBuf, *, batch: int | None = None) -> Iterator[Any]:
-        """Yield records from ``ring`` until ``--duration`` runs out (or forever), draining many per wake-up: decoded
-        records where the ring buffer is typed (a ``#[btf_map]`` ring buffer, or ``ring.typed("Name")``), else
-        bytes. Runs :meth:`every` callbacks in between, and ends after ``count`` intervals."""
+    def stream(self, ring: RingBuf | PerfEventArray, *, batch: int | None = None) -> Iterator[Any]:
+        """Yield records from ``ring`` (a ring buffer or a perf event array) until ``--duration`` runs out (or
+        forever), draining many per wake-up: decoded records where the stream is typed (a ``#[btf_map]`` ring
+        buffer, or ``ring.typed("Name")``), else bytes. Samples a perf event array drops are reported as ``lost``
+        records as they are counted, never silently. Runs :meth:`every` callbacks in between, and ends after
+        ``count`` intervals."""
         self.announce()
+        reported = ring.lost or 0
         while True:
             records = ring.drain(batch, self._next_wait())
             yield from records
+            lost = ring.lost or 0
+            if lost > reported:
+                self.lost(ring.name, lost - reported)
+                reported = lost
             if self._run_due() or self._over():
                 return
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import io
+import json
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pyaya import Ebpf
 from pyaya.maps import PerfEventArray, RingBuf
+from pyaya.runtime import RunOptions, Session
 
 CPUS = sorted(os.sched_getaffinity(0))
 
@@ -138,3 +143,27 @@ def test_async_iteration_wakes_on_records(basic: Ebpf, stream: str) -> None:
         return [record async for record in source.arecords(timeout=0.3)]
 
     assert asyncio.run(nothing()) == []
+
+
+def test_session_stream_reports_lost_samples(basic: Ebpf, tmp_path: Path) -> None:
+    perf = _perf(basic)
+    perf.reopen(1)
+    basic.programs["maps_writer"].attach("sys_enter")
+    out = io.StringIO()
+    options = RunOptions(object_path=tmp_path / "unused", json=True, duration=3)
+
+    def burst_then_one() -> None:
+        trigger(400, cpu=CPUS[0])
+        time.sleep(1)  # the stream drains meanwhile, so the buffer has room for the lost-samples record
+        trigger(1, cpu=CPUS[0])
+
+    with Session("lost-test", options=options, out=out) as session:
+        producer = threading.Thread(target=burst_then_one)
+        producer.start()
+        received = sum(1 for _ in session.stream(perf))
+        producer.join()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    lost = [line for line in lines if line["kind"] == "lost"]
+    assert lost, "a full perf buffer must show up as lost records"
+    assert all(line["map"] == "MAPS_PERF" for line in lost)
+    assert received + sum(line["count"] for line in lost) == 401

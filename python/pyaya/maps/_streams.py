@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -16,6 +17,14 @@ if TYPE_CHECKING:
 __all__ = ["PerfEventArray", "RingBuf", "Stream"]
 
 
+def _is_struct_format(text: str) -> bool:
+    try:
+        struct.calcsize(text)
+    except struct.error:
+        return False
+    return True
+
+
 class Stream(Map):
     """What ring buffers and perf event arrays share: records as ``bytes`` (or decoded by :meth:`typed`),
     read by iteration, :meth:`drain`, :meth:`records`, :meth:`on` + :meth:`poll`, or ``async for``."""
@@ -23,10 +32,14 @@ class Stream(Map):
     def __init__(self, native: Any, ebpf: Ebpf | None = None, record: Any = None) -> None:
         super().__init__(native, ebpf)
         self._record_spec = record
-        if isinstance(record, str):  # a type name from the object's BTF, e.g. "ExecEvent"
-            from pyaya.types import record_codec  # noqa: PLC0415 - types imports maps
+        if isinstance(record, str) and record.isidentifier() and ebpf is not None:
+            # A type name from the object's BTF (e.g. "ExecEvent"); other strings are struct formats ("<II").
+            if record in ebpf.types:
+                record = ebpf.types[record]
+            elif not _is_struct_format(record):
+                from pyaya.types import record_codec  # noqa: PLC0415 - types imports maps
 
-            record = record_codec(record, ebpf)
+                record = record_codec(record, ebpf)  # raises NotFoundError listing the BTF's types
         self._codec: Codec | None = None if record is None else codec_for(record, None)
         self._callbacks: list[Callable[[Any], object]] = []
 
