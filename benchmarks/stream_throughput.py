@@ -15,10 +15,11 @@ Two modes: ``backlog`` (the producer makes ``--events`` records first, then the 
 of reading) and ``live`` (the reader runs while the producer makes them, timed from the start until every
 record is read or known lost: what a tracer keeps up with; "per call" shows how many records each read got, 1
 meaning a wake-up per record, and "produced/s" how fast the producer went meanwhile, since every wake-up of the
-reader slows the producer down). Lost records are reported beside every figure:
-ring reservations that failed (counted by the program) and perf samples the kernel dropped (``.lost``), so a
-fast but lossy reader never looks like a win. Needs root, tracefs/raw tracepoints and x86-64 (getppid is
-syscall 110 in the fixture).
+reader slows the producer down, "ms" runs until the last record was read). Lost records are reported beside
+every figure: ring reservations that failed (counted by the program) and perf samples the kernel dropped
+(``.lost``), so a fast but lossy reader never looks like a win (its ratio reads "lossy"); "missing" counts records
+produced but neither read nor reported lost (a perf buffer reports a CPU's losses only ahead of that CPU's next
+sample). Needs root, raw tracepoints and x86-64 (getppid is syscall 110 in the fixture).
 
     sudo .venv/bin/python benchmarks/stream_throughput.py [--events N] [--runs N] [--perf-pages N] [--modes M]
 """
@@ -52,7 +53,7 @@ for line in sys.stdin:
     print(time.perf_counter() - start, flush=True)
 """
 QUIET_S = 1.0  # after the producer is done, this long without a record ends a run that is missing records
-WAIT_S = 0.2  # how long one read waits for a record
+WAIT_S = 0.05  # how long one read waits for a record
 PACE_S = 0.01  # the paced reader's sleep between reads
 
 
@@ -126,9 +127,10 @@ def read_batches_paced(stream: Any, finished: Finished) -> tuple[int, int]:
     """A tracer that reads every ``PACE_S`` (a refresh interval) instead of as soon as a record is ready."""
     received = calls = 0
     while not finished(received):
+        if calls:
+            time.sleep(PACE_S)
         received += len(stream.drain(None, WAIT_S))
         calls += 1
-        time.sleep(PACE_S)
     return received, calls
 
 
@@ -178,7 +180,7 @@ class Run:
         self.done = threading.Event()
         self.producer_seconds = 0.0
         self.target: int | None = None  # records to expect, once the producer is done
-        self.last_progress = (0, time.monotonic())
+        self.last_progress = (0, 0.0)  # (records read, perf_counter() when the last of them was read)
 
     def _lost(self) -> int:
         return self.stream.lost - self.lost_before if isinstance(self.stream, PerfEventArray) else 0
@@ -188,6 +190,10 @@ class Run:
         self.done.set()
 
     def _finished(self, received: int) -> bool:
+        now = time.perf_counter()
+        count, since = self.last_progress
+        if received != count:
+            self.last_progress = (received, now)  # when the latest record was in hand: the run's end
         if self.target is None:
             if not self.done.is_set():
                 return False
@@ -196,12 +202,7 @@ class Run:
             self.target = self.produced - self.failed
         if received + self._lost() >= self.target:
             return True
-        count, since = self.last_progress
-        now = time.monotonic()
-        if received != count:
-            self.last_progress = (received, now)
-            return False
-        return now - since > QUIET_S
+        return received == count and now - since > QUIET_S
 
     def measure(self, reader: Reader, mode: str) -> Outcome:
         self.stream.drain(None, 0)  # leftovers of an earlier pass
@@ -213,10 +214,10 @@ class Run:
         else:
             start = time.perf_counter()
             threading.Thread(target=self._produce, daemon=True).start()
+        self.last_progress = (0, start)
         received, calls = reader(self.stream, self._finished)
-        seconds = time.perf_counter() - start
-        if self.last_progress[0] == received and self.target is not None and received + self._lost() < self.target:
-            seconds -= QUIET_S  # the quiet wait that ended an incomplete run is not reading time
+        # Timed until the last record arrived: a reader waiting for the producer's "done" is not reading.
+        seconds = self.last_progress[1] - start
         lost = self.failed + self._lost()
         return Outcome(seconds, received, calls, lost, self.produced - received - lost, self.producer_seconds)
 
@@ -283,6 +284,7 @@ def main() -> int:
                             ]
                             rate = statistics.median(o.received / o.seconds for o in outcomes)
                             baseline = baseline or rate
+                            lossy = any(o.lost or o.missing for o in outcomes)
                             rows.append(
                                 [
                                     mode,
@@ -295,13 +297,14 @@ def main() -> int:
                                     f"{statistics.median(o.seconds for o in outcomes) * 1000:.1f}",
                                     f"{rate / 1000:.0f}k",
                                     f"{1e9 / rate:.0f}",
-                                    f"x{rate / baseline:.2f}",
+                                    "lossy" if lossy else f"x{rate / baseline:.2f}",
                                     f"{statistics.median(o.produced_rate for o in outcomes) / 1000:.0f}k",
                                 ]
                             )
     finally:
         producer.close()
-    print(f"{args.events} records of 64 bytes per run, median of {args.runs} runs; lost/missing: worst run")
+    print(f"{args.events} records of 64 bytes per run, median of {args.runs} runs; lost/missing: worst run;")
+    print("backlog: records read after the producer finished; live: read while it runs (see the docstring)")
     print_table(
         [
             "mode",
