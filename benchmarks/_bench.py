@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pyaya.errors import PyayaError
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "crates" / "pyaya-fixtures"
 
@@ -20,7 +22,7 @@ class BenchError(Exception):
 
 def require_root(script: str) -> None:
     if os.geteuid() != 0:
-        raise BenchError(f"{script} loads BPF objects: run it as root (sudo .venv/bin/python benchmarks/{script})")
+        raise BenchError(f"loads BPF objects: run it as root (sudo .venv/bin/python benchmarks/{script})")
 
 
 def fixture_object(name: str) -> Path:
@@ -60,10 +62,11 @@ def print_table(headings: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 
 def run(main: Callable[[], int]) -> None:
-    """Run ``main``, turning a :class:`BenchError` (or a missing dependency) into one line and exit status 1."""
+    """Run ``main``, turning a :class:`BenchError` or a :class:`PyayaError` (this kernel lacks something the
+    benchmark loads or attaches) into one line and exit status 1."""
     try:
         status = main()
-    except BenchError as error:
+    except (BenchError, PyayaError) as error:
         print(f"{Path(sys.argv[0]).name}: {error}", file=sys.stderr)
         status = 1
     raise SystemExit(status)
