@@ -3,7 +3,9 @@
 For a hash map, a per-CPU hash map and an array of N ``u64`` entries (default 10 000), times ``items()``,
 ``values()``, ``clear()`` and a bulk write (``update_many()`` on hash maps, ``update()`` on arrays) with
 ``batch=True`` (one ``BPF_MAP_*_BATCH`` command per call) and ``batch=False`` (one syscall per key), alternately
-in this process, and prints the median milliseconds of each and the speed-up. ``bpftool map dump id ID -j``
+in this process, and prints the median milliseconds of each and the speed-up. The "raw" columns time the same
+kernel commands on bytes through ``pyaya._native`` (no codecs), so the share of Python encoding and decoding
+shows. ``bpftool map dump id ID -j``
 (a process reading the whole map key by key and printing JSON) is timed on the same full map as an external
 baseline when bpftool is installed. Needs root and the fixture object ``bench_maps`` (built by this script with
 ``pyaya build``).
@@ -32,6 +34,7 @@ BPFTOOL_PATHS = ("bpftool", "/usr/sbin/bpftool")
 
 
 def bpftool() -> str | None:
+    """bpftool's path (``/usr/sbin`` is not on every root's PATH), or None."""
     for candidate in BPFTOOL_PATHS:
         found = shutil.which(candidate)
         if found:
