@@ -1,0 +1,138 @@
+"""Proves {{name}} works on this machine: a process this test puts in a cgroup of its own sets and reads socket
+options; the program reports each {{sockopt_target}} call, and the process sees exactly what it sees without it.
+
+Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pyaya
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+TARGET = "{{sockopt_target}}"
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_NET_ADMIN)"
+)
+
+
+def load_main() -> ModuleType:
+    """The project's main.py as a module, for its record mirror and helpers."""
+    spec = importlib.util.spec_from_file_location("{{crate_name}}_main", PROJECT / "main.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+main = load_main()
+
+
+@pytest.fixture(scope="module")
+def object_path() -> Path:
+    build = subprocess.run(
+        [sys.executable, "-m", "pyaya", "build", str(PROJECT)], capture_output=True, text=True, timeout=900, check=False
+    )
+    assert build.returncode == 0, build.stderr
+    path = Path(build.stdout.strip().splitlines()[-1])
+    assert path.is_file()
+    return path
+
+
+@pytest.fixture
+def bpf(object_path: Path) -> Iterator[pyaya.Ebpf]:
+    with pyaya.Ebpf.load_file(object_path) as loaded:
+        yield loaded
+
+
+@pytest.fixture
+def test_cgroup() -> Iterator[Path]:
+    path = main.cgroup2_mount() / f"{{name}}-test-{os.getpid()}"
+    path.mkdir()
+    yield path
+    path.rmdir()
+
+
+# Run by a process in the test's cgroup. TCP_INFO is read into a buffer longer than a page (through libc: Python's
+# getsockopt takes at most 1024 bytes), which the kernel does not copy for the program: the call must still return
+# the kernel's answer.
+SOCKET_OPTIONS = """
+import ctypes, json, os, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+rcvbuf = s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+nodelay = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+libc = ctypes.CDLL(None, use_errno=True)
+buffer = ctypes.create_string_buffer(5000)
+length = ctypes.c_uint32(len(buffer))
+if libc.getsockopt(s.fileno(), socket.IPPROTO_TCP, socket.TCP_INFO, buffer, ctypes.byref(length)) != 0:
+    raise OSError(ctypes.get_errno(), "getsockopt(TCP_INFO)")
+print(json.dumps({"pid": os.getpid(), "rcvbuf": rcvbuf, "nodelay": nodelay, "tcp_info": length.value}))
+"""
+
+
+def options_in(path: Path) -> dict[str, int]:
+    """Runs SOCKET_OPTIONS in a child process moved into the cgroup at `path` before it starts."""
+
+    def enter_cgroup() -> None:
+        (path / "cgroup.procs").write_text("0")  # "0": the writing process itself
+
+    child = subprocess.run(
+        [sys.executable, "-c", SOCKET_OPTIONS], capture_output=True, text=True, preexec_fn=enter_cgroup, check=True
+    )
+    result: dict[str, int] = json.loads(child.stdout)
+    return result
+
+
+def test_reports_each_call_and_changes_nothing(bpf: pyaya.Ebpf, test_cgroup: Path) -> None:
+    without = options_in(test_cgroup)
+    with bpf.programs["{{crate_name}}"].attach(str(test_cgroup)):
+        seen = options_in(test_cgroup)
+    assert {k: v for k, v in seen.items() if k != "pid"} == {k: v for k, v in without.items() if k != "pid"}
+    events = [main.event_fields(main.SockoptEvent.from_buffer_copy(r)) for r in bpf.maps["EVENTS"].drain(timeout=1)]
+    calls = [(e["level"], e["option"], e["optlen"]) for e in events if e["pid"] == seen["pid"]]
+    if TARGET == "setsockopt":
+        assert calls == [("SOL_SOCKET", "SO_RCVBUF", 4), ("IPPROTO_TCP", "TCP_NODELAY", 4)]
+    else:
+        # A getsockopt program runs after the kernel's handler: optlen is the length of the kernel's answer.
+        assert calls == [
+            ("SOL_SOCKET", "SO_RCVBUF", 4),
+            ("IPPROTO_TCP", "TCP_NODELAY", 4),
+            ("IPPROTO_TCP", "TCP_INFO", seen["tcp_info"]),
+        ]
+        assert {e["retval"] for e in events} == {0}
+    assert {e["socket"] for e in events} == {"inet/stream/tcp"}
+    assert {e["comm"] for e in events} == {os.path.basename(sys.executable)[:15]}
+
+
+def test_pyaya_run_logs_calls_in_the_root_cgroup() -> None:
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "pyaya", "run", str(PROJECT), "--json", "--duration", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert runner.stderr is not None
+    for line in runner.stderr:  # "... is running" once the program is attached
+        if "is running" in line:
+            break
+    pid = options_in(main.cgroup2_mount())["pid"]
+    output, _ = runner.communicate(timeout=120)
+    assert runner.returncode == 0
+    records = [json.loads(line) for line in output.splitlines()]
+    ours = [r["data"]["option"] for r in records if r["kind"] == "event" and r["data"]["pid"] == pid]
+    assert ours[:2] == ["SO_RCVBUF", "TCP_NODELAY"]
+    calls = next(r for r in records if r["kind"] == "map" and r["map"] == "CALLS")
+    assert {entry["option"]: entry["calls"] for entry in calls["entries"]}["SOL_SOCKET/SO_RCVBUF"] >= 1

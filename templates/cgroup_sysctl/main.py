@@ -1,0 +1,128 @@
+"""User space of {{name}}: logs every sysctl read and write (a file under /proc/sys) by the processes of a cgroup
+(v2): who, which sysctl, its value, and what is written; prints the accesses per sysctl when it stops. Every access
+is allowed.
+
+    sudo pyaya run                                   # the root cgroup: every process, until Ctrl-C
+    sudo pyaya run --json --duration 5
+    sudo python main.py --cgroup /sys/fs/cgroup/unified/my.slice      # created if missing, removed at exit if so
+
+It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pyaya.runtime import Column, RunOptions, Session, parse_options
+
+KEY_NAME_LEN = 60
+
+
+class SysctlEvent(ctypes.Structure):
+    """Mirrors `{{crate_name}}_common::SysctlEvent` (keep the two in step)."""
+
+    _fields_ = [
+        ("pid", ctypes.c_uint32),
+        ("write", ctypes.c_uint32),
+        ("comm", ctypes.c_char * 16),
+        ("name", ctypes.c_char * 64),
+        ("value", ctypes.c_char * 32),
+        ("new_value", ctypes.c_char * 32),
+    ]
+
+
+def text(raw: bytes) -> str:
+    """A NUL-terminated field as text, without the trailing newline sysctl values carry."""
+    return raw.decode(errors="replace").rstrip("\n")
+
+
+def event_fields(event: SysctlEvent) -> dict[str, Any]:
+    return {
+        "pid": event.pid,
+        "comm": text(event.comm),
+        "access": "write" if event.write else "read",
+        "sysctl": text(event.name).replace("/", "."),
+        "value": text(event.value),
+        "new_value": text(event.new_value) if event.write else "",
+    }
+
+
+class AccessCounts:
+    """ACCESSES as `("read kernel.ostype", count)` pairs, for `show_map_at_exit`."""
+
+    def __init__(self, accesses: Any) -> None:
+        self.accesses = accesses
+        self.name = accesses.name
+
+    def items(self) -> list[tuple[str, int]]:
+        rows = []
+        for key, count in self.accesses.items():
+            data = bytes(key)  # name[60] then write (u32)
+            name = data[:KEY_NAME_LEN].split(b"\0", 1)[0].decode(errors="replace").replace("/", ".")
+            write = int.from_bytes(data[KEY_NAME_LEN:], sys.byteorder)
+            rows.append((f"{'write' if write else 'read'} {name}", count))
+        return rows
+
+
+def cgroup2_mount() -> Path:
+    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems)."""
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[2] == "cgroup2":
+            return Path(fields[1])
+    raise SystemExit("error: no cgroup v2 hierarchy is mounted: mount -t cgroup2 none /sys/fs/cgroup")
+
+
+@contextlib.contextmanager
+def cgroup(path: Path | None) -> Iterator[Path]:
+    """The cgroup to attach to: `path` (created, and removed afterwards, when it does not exist) or the root."""
+    if path is None:
+        yield cgroup2_mount()
+        return
+    created = not path.exists()
+    if created:
+        path.mkdir()
+    try:
+        yield path
+    finally:
+        if created:
+            with contextlib.suppress(OSError):  # still has processes: leave it to its owner
+                path.rmdir()
+
+
+def parse_arguments() -> tuple[argparse.Namespace, RunOptions]:
+    """This project's options, then the ones every pyaya project has (parsed second, so that the values given
+    here are not taken for their positional interval and count)."""
+    parser = argparse.ArgumentParser(prog="main.py", allow_abbrev=False, add_help=False)
+    parser.add_argument("--cgroup", type=Path, help="cgroup v2 folder (default: the root cgroup); created if missing")
+    own, rest = parser.parse_known_args(sys.argv[1:])
+    return own, parse_options(rest)
+
+
+def main() -> None:
+    columns = [
+        Column("pid", 7),
+        Column("comm", 16),
+        Column("access", 6),
+        Column("sysctl", 40),
+        Column("value", 20),
+        Column("new_value", heading="NEW VALUE"),
+    ]
+    arguments, options = parse_arguments()
+    with Session("{{name}}", options=options, columns=columns) as session:
+        bpf = session.load()
+        with cgroup(arguments.cgroup) as path:
+            bpf.programs["{{crate_name}}"].attach(str(path))
+            session.show_map_at_exit(AccessCounts(bpf.maps["ACCESSES"]), key="access", value="count")  # type: ignore[arg-type]
+            for record in session.stream(bpf.maps["EVENTS"]):
+                session.event("EVENTS", event_fields(SysctlEvent.from_buffer_copy(record)))
+
+
+if __name__ == "__main__":
+    main()

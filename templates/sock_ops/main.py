@@ -1,0 +1,140 @@
+"""User space of {{name}}: reports TCP connections of the processes in a cgroup (v2) as they are established and
+closed (addresses, ports, smoothed RTT, bytes, retransmissions), then a histogram of RTT samples when it stops.
+
+    sudo pyaya run                                   # the root cgroup: every connection, until Ctrl-C
+    sudo pyaya run --json --duration 5
+    sudo python main.py --cgroup /sys/fs/cgroup/unified/my.slice      # created if missing, removed at exit if so
+
+It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import ipaddress
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pyaya.runtime import Column, RunOptions, Session, parse_options
+
+KINDS = {1: "connect", 2: "accept", 3: "close"}
+AF_INET = 2
+
+
+class TcpEvent(ctypes.Structure):
+    """Mirrors `{{crate_name}}_common::TcpEvent` (keep the two in step)."""
+
+    _fields_ = [
+        ("kind", ctypes.c_uint32),
+        ("family", ctypes.c_uint32),
+        ("local", ctypes.c_uint8 * 16),
+        ("remote", ctypes.c_uint8 * 16),
+        ("local_port", ctypes.c_uint16),
+        ("remote_port", ctypes.c_uint16),
+        ("srtt_us", ctypes.c_uint32),
+        ("bytes_acked", ctypes.c_uint64),
+        ("bytes_received", ctypes.c_uint64),
+        ("total_retrans", ctypes.c_uint32),
+        ("padding", ctypes.c_uint32),
+    ]
+
+
+def address(raw: Any, family: int) -> str:
+    data = bytes(raw)
+    return str(ipaddress.IPv4Address(data[:4]) if family == AF_INET else ipaddress.IPv6Address(data))
+
+
+def event_fields(event: TcpEvent) -> dict[str, Any]:
+    return {
+        "event": KINDS.get(event.kind, str(event.kind)),
+        "local": address(event.local, event.family),
+        "local_port": event.local_port,
+        "remote": address(event.remote, event.family),
+        "remote_port": event.remote_port,
+        "srtt_us": event.srtt_us,
+        "bytes_acked": event.bytes_acked,
+        "bytes_received": event.bytes_received,
+        "retransmits": event.total_retrans,
+    }
+
+
+class RttHistogram:
+    """RTT_HISTOGRAM as `("64-127", samples)` pairs in bucket order, for `show_map_at_exit`."""
+
+    def __init__(self, histogram: Any) -> None:
+        self.histogram = histogram
+        self.name = histogram.name
+
+    def items(self) -> list[tuple[str, int]]:
+        rows = sorted(self.histogram.items())
+        return [(f"{1 << bucket if bucket else 0}-{(1 << (bucket + 1)) - 1}", count) for bucket, count in rows]
+
+
+def cgroup2_mount() -> Path:
+    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems)."""
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[2] == "cgroup2":
+            return Path(fields[1])
+    raise SystemExit("error: no cgroup v2 hierarchy is mounted: mount -t cgroup2 none /sys/fs/cgroup")
+
+
+@contextlib.contextmanager
+def cgroup(path: Path | None) -> Iterator[Path]:
+    """The cgroup to attach to: `path` (created, and removed afterwards, when it does not exist) or the root."""
+    if path is None:
+        yield cgroup2_mount()
+        return
+    created = not path.exists()
+    if created:
+        path.mkdir()
+    try:
+        yield path
+    finally:
+        if created:
+            with contextlib.suppress(OSError):  # still has processes: leave it to its owner
+                path.rmdir()
+
+
+def parse_arguments() -> tuple[argparse.Namespace, RunOptions]:
+    """This project's options, then the ones every pyaya project has (parsed second, so that the values given
+    here are not taken for their positional interval and count)."""
+    parser = argparse.ArgumentParser(prog="main.py", allow_abbrev=False, add_help=False)
+    parser.add_argument("--cgroup", type=Path, help="cgroup v2 folder (default: the root cgroup); created if missing")
+    own, rest = parser.parse_known_args(sys.argv[1:])
+    return own, parse_options(rest)
+
+
+def main() -> None:
+    columns = [
+        Column("event", 8),
+        Column("local", 24),
+        Column("local_port", 6, "LPORT", ">"),
+        Column("remote", 24),
+        Column("remote_port", 6, "RPORT", ">"),
+        Column("srtt_us", 8, "SRTT(us)", ">"),
+        Column("bytes_acked", 10, "TX", ">"),
+        Column("bytes_received", 10, "RX", ">"),
+        Column("retransmits", 0, "RETRANS", ">"),
+    ]
+    arguments, options = parse_arguments()
+    with Session("{{name}}", options=options, columns=columns) as session:
+        bpf = session.load()
+        with cgroup(arguments.cgroup) as path:
+            bpf.programs["{{crate_name}}"].attach(str(path))
+            session.show_map_at_exit(
+                RttHistogram(bpf.maps["RTT_HISTOGRAM"]),  # type: ignore[arg-type]
+                key="srtt_us",
+                value="samples",
+                sort_by_value=False,
+            )
+            for record in session.stream(bpf.maps["EVENTS"]):
+                session.event("EVENTS", event_fields(TcpEvent.from_buffer_copy(record)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""Every template in templates/, as a user gets it: scaffolded with its default options, built, and run for real.
+
+Each template is built once (all builds share one cargo target folder, so aya-ebpf and its dependencies compile
+once), then, where this kernel supports its program types, run with ``pyaya run --json --duration`` while this test
+makes activity that any template reacts to (execs, files, sysctls, socket options, UDP and TCP over lo, CPU
+time), and the generated project's own pytest suite is run. Where the kernel cannot run a program type, the run
+skips with the reason probed from this kernel (``pyaya.features``); the build is still checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pyaya import features
+from pyaya.scaffold import list_templates
+
+TEMPLATES = sorted(template.kind for template in list_templates())
+RUN_SECONDS = 4
+BASH = Path("/bin/bash")
+
+
+@dataclass(frozen=True)
+class Built:
+    """A scaffolded and built project."""
+
+    project: Path
+    object_path: Path
+    program_types: frozenset[str]
+
+
+@pytest.fixture(scope="module")
+def cargo_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment of every pyaya command here: one CARGO_TARGET_DIR for all the templates' builds."""
+    return {**os.environ, "CARGO_TARGET_DIR": str(tmp_path_factory.mktemp("templates-target"))}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, cargo_env: dict[str, str]) -> Callable[[str], Built]:
+    """Scaffolds and builds a template the first time it is asked for; the run tests reuse the build."""
+    root = tmp_path_factory.mktemp("template-projects")
+    cache: dict[str, Built] = {}
+
+    def get(kind: str) -> Built:
+        if kind not in cache:
+            name = f"tpl-{kind.replace('_', '-')}"
+            created = pyaya("new", name, "--template", kind, cwd=root, env=cargo_env)
+            assert created.returncode == 0, created.stderr
+            project = root / name
+            build = pyaya("build", str(project), env=cargo_env)
+            assert build.returncode == 0, f"{kind}: pyaya build failed:\n{build.stderr}"
+            object_path = Path(build.stdout.strip().splitlines()[-1])
+            assert object_path == Path(cargo_env["CARGO_TARGET_DIR"]) / "bpfel-unknown-none" / "release" / name
+            inspected = pyaya("inspect", str(object_path), "--json", env=cargo_env)
+            assert inspected.returncode == 0, inspected.stderr
+            types = frozenset(program["type"] for program in json.loads(inspected.stdout)["programs"])
+            cache[kind] = Built(project, object_path, types)
+        return cache[kind]
+
+    return get
+
+
+def pyaya(
+    *args: str, cwd: Path | None = None, env: dict[str, str], timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pyaya", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+# -- what this kernel can run ------------------------------------------------------------------------------------
+
+
+#: Program types whose support this kernel may lack, and the probe that says so (the others are in every kernel
+#: pyaya supports: tracepoints, uprobes, XDP, TC, socket, cgroup and sockmap programs).
+PROBES: dict[str, Callable[[], features.Probe]] = {
+    "KProbe": features.kprobes_supported,
+    "FEntry": features.fentry_supported,
+    "FExit": features.fexit_supported,
+    "BtfTracePoint": features.tp_btf_supported,
+    "Lsm": features.lsm_supported,
+}
+
+
+#: Program types attached to a cgroup (v2): their templates attach to the root of the cgroup v2 mount.
+CGROUP_TYPES = frozenset(
+    {"CgroupSkb", "CgroupSock", "CgroupSockAddr", "CgroupSockopt", "CgroupSysctl", "CgroupDevice", "SockOps"}
+)
+
+
+def unsupported_reason(program_types: frozenset[str]) -> str | None:
+    """Why this machine cannot run programs of these types (from a probe), or None when it can."""
+    if program_types & CGROUP_TYPES and not any(fs_type == "cgroup2" for _, _, fs_type in features.mounts()):
+        return "no cgroup v2 hierarchy is mounted (/proc/self/mounts): mount -t cgroup2 none /sys/fs/cgroup"
+    for program_type in sorted(program_types):
+        probe = PROBES.get(program_type)
+        if probe is None:
+            continue
+        ok, reason = probe()
+        if not ok:
+            return f"{program_type} programs cannot run on this kernel: {reason}"
+    return None
+
+
+# -- activity every template reacts to ---------------------------------------------------------------------------
+
+
+def type_into_bash() -> None:
+    """A line typed into an interactive bash on a pseudo-terminal: what readline (uretprobe template) returns."""
+    if not BASH.is_file():
+        return
+    controller, terminal = pty.openpty()
+    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TERM": "dumb", "HOME": "/"}
+    with subprocess.Popen(
+        [str(BASH), "--norc", "--noprofile", "-i"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        start_new_session=True,
+        env=environment,
+    ) as bash:
+        os.close(terminal)
+        try:
+            os.write(controller, b"true\nexit\n")
+            bash.wait(timeout=10)
+        finally:
+            os.close(controller)
+
+
+def make_activity(scratch: Path) -> None:
+    """One round of everything the templates watch: processes, files, sysctls, name lookups, an interactive
+    shell, socket options, packets, CPU time."""
+    for _ in range(2):
+        subprocess.run(["/bin/true"], check=True)
+    subprocess.run(["/bin/sh", "-c", "echo activity > /dev/null"], check=True)
+    socket.getaddrinfo("localhost", 80)  # libc getaddrinfo (uprobe template)
+    type_into_bash()
+    victim = scratch / "victim"
+    victim.write_text("pyaya")
+    victim.read_text()
+    victim.unlink()
+    Path("/proc/sys/kernel/ostype").read_text()
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender,
+    ):
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(1)
+        sender.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sender.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        for _ in range(3):
+            sender.sendto(b"pyaya", receiver.getsockname())
+            receiver.recv(16)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+        with client, server:
+            client.sendall(b"x" * 2000)
+            server.recv(2000, socket.MSG_WAITALL)
+            server.sendall(b"y" * 2000)
+            client.recv(2000, socket.MSG_WAITALL)
+    deadline = time.monotonic() + 0.05
+    while time.monotonic() < deadline:  # CPU time for sampling (perf event) templates
+        pass
+
+
+@pytest.fixture
+def activity() -> Iterator[Callable[[subprocess.Popen[str]], None]]:
+    """Makes activity every 0.2 s until a runner exits, from a thread, so the test can wait on the runner."""
+    threads: list[threading.Thread] = []
+    scratch = Path(tempfile.mkdtemp(prefix="pyaya-activity-"))
+
+    def start(runner: subprocess.Popen[str]) -> None:
+        def loop() -> None:
+            while runner.poll() is None:
+                make_activity(scratch)
+                time.sleep(0.2)
+
+        thread = threading.Thread(target=loop, daemon=True)
+        threads.append(thread)
+        thread.start()
+
+    yield start
+    for thread in threads:
+        thread.join(timeout=10)
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+# -- the tests ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", TEMPLATES)
+def test_template_builds(kind: str, built: Callable[[str], Built]) -> None:
+    result = built(kind)
+    assert result.object_path.is_file()
+    assert result.program_types, f"{kind}: the object has no program"
+    for name in ("main.py", "pyaya.toml", "README.md"):
+        assert (result.project / name).is_file()
+    assert list((result.project / "tests").glob("test_*.py")), f"{kind}: the project has no tests"
+
+
+@pytest.mark.parametrize("kind", TEMPLATES)
+def test_template_runs_and_reports(
+    kind: str,
+    built: Callable[[str], Built],
+    cargo_env: dict[str, str],
+    activity: Callable[[subprocess.Popen[str]], None],
+) -> None:
+    result = built(kind)
+    reason = unsupported_reason(result.program_types)
+    if reason:
+        pytest.skip(reason)
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pyaya",
+            "run",
+            str(result.project),
+            "--json",
+            "--duration",
+            str(RUN_SECONDS),
+            "--no-build",
+        ],
+        env=cargo_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert runner.stderr is not None
+    errors = []
+    for line in runner.stderr:  # the runtime says it is running once everything is attached
+        errors.append(line)
+        if "is running" in line:
+            break
+    activity(runner)
+    output, rest = runner.communicate(timeout=120)
+    errors.append(rest)
+    assert runner.returncode == 0, f"{kind}: pyaya run failed:\n{''.join(errors)}"
+    records = [json.loads(line) for line in output.splitlines()]
+    assert {record["kind"] for record in records} <= {"event", "log", "map", "lost"}
+    events = [record for record in records if record["kind"] == "event"]
+    # A map record lists "entries" (a table) or "buckets" (a histogram, with their counts).
+    entries = [entry for record in records if record["kind"] == "map" for entry in record.get("entries", [])]
+    buckets = [b for record in records if record["kind"] == "map" for b in record.get("buckets", []) if b["count"]]
+    assert events or entries or buckets, f"{kind}: no event and no map entry in {RUN_SECONDS}s of activity:\n{output}"
+
+
+@pytest.mark.parametrize("kind", TEMPLATES)
+def test_generated_project_tests_pass(kind: str, built: Callable[[str], Built], cargo_env: dict[str, str]) -> None:
+    result = built(kind)
+    reason = unsupported_reason(result.program_types)
+    if reason:
+        pytest.skip(reason)
+    suite = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(result.project / "tests")],
+        cwd=result.project,
+        env=cargo_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert suite.returncode == 0, f"{kind}: the generated tests failed:\n{suite.stdout}\n{suite.stderr}"
+    assert " passed" in suite.stdout
