@@ -26,6 +26,9 @@ test-kernel: setup
 bench: setup
 	$(PY) benchmarks/kernel_offsets.py
 	$(PY) benchmarks/startup.py
+	$(PY) benchmarks/map_batch.py
+	$(PY) benchmarks/stream_throughput.py
+	$(PY) benchmarks/decode.py
 
 lint: setup
 	$(VENV)/bin/ruff check python tests benchmarks

@@ -508,7 +508,8 @@ def test_pin_and_open_from_pin(basic: Ebpf, tmp_path: Path) -> None:
         ring.pin(ring_path)
         with Map.from_pin(ring_path) as ring_again:
             assert isinstance(ring_again, RingBuf)
-        ring.unpin()
+            assert ring_again.pinned_path == ring_path
+            ring_again.unpin()  # a handle opened from a pin owns it, as programs and links do
         assert not ring_path.exists()
     finally:
         counts.unpin()

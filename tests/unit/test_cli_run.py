@@ -85,6 +85,27 @@ def test_run_passes_bcc_options_to_main(tmp_path: Path) -> None:
     assert run.process.returncode == 0
 
 
+def test_run_passes_project_options_before_interval(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _object(root).parent.mkdir(parents=True)
+    _object(root).write_bytes(b"\x7fELF")
+    run = Run(str(root), "--no-build", "--args", "--top 5 --label 'a b'", "--interval", "2")
+    assert run.line()["argv"] == ["--object", str(_object(root)), "--top", "5", "--label", "a b", "2"]
+    run.interrupt()
+
+
+def test_unbalanced_args_are_a_usage_error(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "pyaya", "run", str(root), "--args", "'open"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "cannot split" in result.stderr
+
+
 def test_count_needs_interval(tmp_path: Path) -> None:
     root = _project(tmp_path)
     result = subprocess.run(

@@ -223,6 +223,16 @@ impl Map {
             .and_then(|info| info.name_as_str().map(str::to_owned))
             .unwrap_or_default();
         let (handle, _slot) = wrap_data(py, None, &name, data, false)?;
+        // The handle owns the pin it was opened from, so `unpin()` removes it, as for programs and links.
+        let bound = handle.bind(py);
+        let pinned = if let Ok(map) = bound.cast::<Map>() {
+            &map.get().pinned
+        } else if let Ok(ring) = bound.cast::<crate::maps::RingBuf>() {
+            &ring.get().pinned
+        } else {
+            &bound.cast::<crate::perf::PerfEventArray>()?.get().pinned
+        };
+        *pinned.lock().unwrap_or_else(PoisonError::into_inner) = Some(path);
         Ok(handle)
     }
 
@@ -259,7 +269,7 @@ impl Map {
         remove_pin(&self.pinned, &self.name)
     }
 
-    /// Where this handle pinned the map, or `None`.
+    /// Where this handle pinned the map (or the pin it was opened from), or `None`.
     #[getter]
     fn pinned_path(&self) -> Option<PathBuf> {
         self.pinned

@@ -365,7 +365,7 @@ pub struct RingBuf {
     owner: Option<Py<Ebpf>>,
     wake_on_logs: bool,
     max_entries: u32,
-    pinned: Mutex<Option<std::path::PathBuf>>,
+    pub(crate) pinned: Mutex<Option<std::path::PathBuf>>,
 }
 
 impl RingBuf {
@@ -488,7 +488,7 @@ impl RingBuf {
         crate::map_ops::remove_pin(&self.pinned, &self.name)
     }
 
-    /// Where this handle pinned the ring buffer, or `None`.
+    /// Where this handle pinned the ring buffer (or the pin it was opened from), or `None`.
     #[getter]
     fn pinned_path(&self) -> Option<std::path::PathBuf> {
         self.pinned

@@ -76,7 +76,7 @@ pub struct PerfEventArray {
     shape: Shape,
     lost: AtomicU64,
     page_count: AtomicUsize,
-    pinned: Mutex<Option<PathBuf>>,
+    pub(crate) pinned: Mutex<Option<PathBuf>>,
 }
 
 impl PerfEventArray {
@@ -330,7 +330,7 @@ impl PerfEventArray {
         crate::map_ops::remove_pin(&self.pinned, &self.name)
     }
 
-    /// Where this handle pinned the map, or `None`.
+    /// Where this handle pinned the map (or the pin it was opened from), or `None`.
     #[getter]
     fn pinned_path(&self) -> Option<PathBuf> {
         self.pinned

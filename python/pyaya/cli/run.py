@@ -9,6 +9,7 @@ keeps watching.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -211,6 +212,15 @@ def run(
         int | None,
         typer.Option("--count", min=1, metavar="N", help="Stop after this many periodic outputs.", show_default=False),
     ] = None,
+    main_args: Annotated[
+        str | None,
+        typer.Option(
+            "--args",
+            metavar="ARGS",
+            help="More arguments for main.py, split like a shell would (no shell runs), e.g. --args '--top 5 -F 99'.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Build the project if its sources changed, load it and stream its events (needs root or CAP_BPF)."""
     project = find_project(path)
@@ -229,6 +239,11 @@ def run(
         options += ["--duration", f"{duration:g}"]
     if pid is not None:
         options += ["--pid", str(pid)]
+    if main_args:
+        try:
+            options += shlex.split(main_args)
+        except ValueError as error:
+            raise typer.BadParameter(f"cannot split {main_args!r}: {error}", param_hint="--args") from None
     if interval is not None:
         options.append(f"{interval:g}")
         if count is not None:

@@ -102,7 +102,7 @@ class Map:
 
     @property
     def pinned_path(self) -> Path | None:
-        """Where this handle pinned the map, or ``None``."""
+        """Where this handle pinned the map (or the pin it was opened from), or ``None``."""
         path = self._native.pinned_path
         return None if path is None else Path(path)
 

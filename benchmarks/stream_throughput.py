@@ -1,0 +1,329 @@
+"""Records per second through a RingBuf and a PerfEventArray, by the ways pyaya reads them.
+
+The fixture ``bench_stream`` emits one 64-byte ``BenchEvent`` per ``getppid()`` of a producer process (a raw
+tracepoint on ``sys_enter``, filtered to the producer's pid), through a 16 MiB ring buffer or a perf event array
+(``--perf-pages`` per CPU, 8 MiB by default so that a backlog fits). Readers compared on the same stream in this
+process, against ``drain()`` of bytes in batches:
+
+- ``drain()``: every ready record per call, as soon as one is ready; ``drain()`` every 10 ms (a tracer that
+  refreshes on an interval); ``drain(max_records=1)``: one record per call;
+- iteration (``for record in stream.records(...)``);
+- each as ``bytes`` (``typed(None)``) or decoded to named fields through the object's BTF (``typed("BenchEvent")``;
+  the fixture's maps name ``BenchEvent``, so ``bpf.maps[...]`` streams come back typed like this already).
+
+Two modes: ``backlog`` (the producer makes ``--events`` records first, then the reader is timed alone: the cost
+of reading) and ``live`` (the reader runs while the producer makes them, timed from the start until every
+record is read or known lost: what a tracer keeps up with; "per call" shows how many records each read got, 1
+meaning a wake-up per record, and "produced/s" how fast the producer went meanwhile, since every wake-up of the
+reader slows the producer down, "ms" runs until the last record was read). Lost records are reported beside
+every figure: ring reservations that failed (counted by the program) and perf samples the kernel dropped
+(``.lost``), so a fast but lossy reader never looks like a win (its ratio reads "lossy"); "missing" counts records
+produced but neither read nor reported lost (a perf buffer reports a CPU's losses only ahead of that CPU's next
+sample). Needs root, raw tracepoints and x86-64 (getppid is syscall 110 in the fixture).
+
+    sudo .venv/bin/python benchmarks/stream_throughput.py [--events N] [--runs N] [--perf-pages N] [--modes M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyaya
+from _bench import BenchError, fixture_object, print_table, require_root, run
+from pyaya.maps import PerfEventArray, RingBuf
+from pyaya.programs import RawTracePoint
+
+PRODUCER = """
+import os, sys, time
+getppid = os.getppid
+for line in sys.stdin:
+    count = int(line)
+    start = time.perf_counter()
+    for _ in range(count):
+        getppid()
+    print(time.perf_counter() - start, flush=True)
+"""
+QUIET_S = 1.0  # after the producer is done, this long without a record ends a run that is missing records
+WAIT_S = 0.05  # how long one read waits for a record
+PACE_S = 0.01  # the paced reader's sleep between reads
+
+
+@dataclass
+class Outcome:
+    seconds: float
+    received: int
+    calls: int
+    lost: int
+    missing: int
+    producer_seconds: float
+
+    @property
+    def produced_rate(self) -> float:
+        """The producer's getppid() calls per second (each one record) while this run lasted."""
+        return (self.received + self.lost + self.missing) / self.producer_seconds
+
+
+class Producer:
+    """A child process calling ``getppid()`` as many times as asked; it stays up so the filter's pid holds."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", PRODUCER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def produce(self, count: int) -> float:
+        """Make ``count`` calls; returns how long the producer took."""
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(f"{count}\n")
+        self.process.stdin.flush()
+        reply = self.process.stdout.readline()
+        if not reply:
+            raise BenchError("the producer process exited")
+        return float(reply)
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(timeout=10)
+
+
+class Counters:
+    """The program's per-CPU counters: events produced, ring reservations that failed."""
+
+    def __init__(self, bpf: pyaya.Ebpf) -> None:
+        self.array: Any = bpf.maps["BENCH_COUNTS"]
+
+    def read(self) -> tuple[int, int]:
+        return int(self.array[0].sum()), int(self.array[1].sum())
+
+
+Finished = Callable[[int], bool]
+Reader = Callable[[Any, Finished], tuple[int, int]]  # (records read, read calls made, 0 when not counted)
+
+
+def read_batches(stream: Any, finished: Finished) -> tuple[int, int]:
+    received = calls = 0
+    while not finished(received):
+        received += len(stream.drain(None, WAIT_S))
+        calls += 1
+    return received, calls
+
+
+def read_batches_paced(stream: Any, finished: Finished) -> tuple[int, int]:
+    """A tracer that reads every ``PACE_S`` (a refresh interval) instead of as soon as a record is ready."""
+    received = calls = 0
+    while not finished(received):
+        if calls:
+            time.sleep(PACE_S)
+        received += len(stream.drain(None, WAIT_S))
+        calls += 1
+    return received, calls
+
+
+def read_one_by_one(stream: Any, finished: Finished) -> tuple[int, int]:
+    received = calls = 0
+    while not finished(received):
+        received += len(stream.drain(1, WAIT_S))
+        calls += 1
+    return received, calls
+
+
+def read_iterating(stream: Any, finished: Finished) -> tuple[int, int]:
+    received = 0
+    while not finished(received):
+        for _ in stream.records(WAIT_S):
+            received += 1
+            if finished(received):
+                return received, 0
+    return received, 0
+
+
+def raw(read: Reader) -> Reader:
+    """``read`` on the stream's records as bytes: ``typed(None)`` undoes the BTF type the map came with."""
+    return lambda stream, finished: read(stream.typed(None), finished)
+
+
+def typed(read: Reader) -> Reader:
+    """``read`` on the stream's records decoded to ``BenchEvent`` records by the object's BTF."""
+    return lambda stream, finished: read(stream.typed("BenchEvent"), finished)
+
+
+READERS: dict[str, Reader] = {
+    "bytes drain()": raw(read_batches),
+    "bytes drain() every 10 ms": raw(read_batches_paced),
+    "bytes drain(max_records=1)": raw(read_one_by_one),
+    "bytes iteration": raw(read_iterating),
+    'typed("BenchEvent") drain()': typed(read_batches),
+    'typed("BenchEvent") iteration': typed(read_iterating),
+}
+
+
+class Run:
+    """One timed pass: the producer's events read by one reader, with the lost records accounted."""
+
+    def __init__(self, stream: Any, counters: Counters, producer: Producer, events: int) -> None:
+        self.stream, self.counters, self.producer, self.events = stream, counters, producer, events
+        self.done = threading.Event()
+        self.producer_seconds = 0.0
+        self.target: int | None = None  # records to expect, once the producer is done
+        self.last_progress = (0, 0.0)  # (records read, perf_counter() when the last of them was read)
+
+    def _lost(self) -> int:
+        return self.stream.lost - self.lost_before if isinstance(self.stream, PerfEventArray) else 0
+
+    def _produce(self) -> None:
+        self.producer_seconds = self.producer.produce(self.events)
+        self.done.set()
+
+    def _finished(self, received: int) -> bool:
+        now = time.perf_counter()
+        count, since = self.last_progress
+        if received != count:
+            self.last_progress = (received, now)  # when the latest record was in hand: the run's end
+        if self.target is None:
+            if not self.done.is_set():
+                return False
+            produced, failed = self.counters.read()
+            self.produced, self.failed = produced - self.produced_before, failed - self.failed_before
+            self.target = self.produced - self.failed
+        if received + self._lost() >= self.target:
+            return True
+        return received == count and now - since > QUIET_S
+
+    def measure(self, reader: Reader, mode: str) -> Outcome:
+        self.stream.drain(None, 0)  # leftovers of an earlier pass
+        self.produced_before, self.failed_before = self.counters.read()
+        self.lost_before = self.stream.lost if isinstance(self.stream, PerfEventArray) else 0
+        if mode == "backlog":
+            self._produce()
+            start = time.perf_counter()
+        else:
+            start = time.perf_counter()
+            threading.Thread(target=self._produce, daemon=True).start()
+        self.last_progress = (0, start)
+        received, calls = reader(self.stream, self._finished)
+        # Timed until the last record arrived: a reader waiting for the producer's "done" is not reading.
+        seconds = self.last_progress[1] - start
+        lost = self.failed + self._lost()
+        return Outcome(seconds, received, calls, lost, self.produced - received - lost, self.producer_seconds)
+
+
+def per_call(outcomes: list[Outcome]) -> str:
+    """Median records per read call: 1 means a wake-up per record."""
+    if not all(o.calls for o in outcomes):
+        return ""
+    return f"{statistics.median(o.received / o.calls for o in outcomes):.1f}"
+
+
+def check_records(bpf: pyaya.Ebpf, stream: Any, producer: Producer) -> None:
+    """One record, decoded: it must be the producer's getppid(), or the figures count something else."""
+    stream.drain(None, 0)
+    producer.produce(1)
+    records = stream.typed("BenchEvent").drain(None, 2.0)
+    if len(records) != 1 or records[0].pid != producer.pid or records[0].syscall != 110:
+        raise BenchError(f"expected one BenchEvent from pid {producer.pid}, got {records!r:.200}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=50_000, help="records per run (default 50 000)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per reader and mode (median reported)")
+    parser.add_argument(
+        "--perf-pages", type=int, default=2048, help="perf buffer pages per CPU (a power of two; default 8 MiB)"
+    )
+    parser.add_argument("--modes", default="backlog,live", help="comma-separated: backlog, live")
+    args = parser.parse_args()
+    require_root("stream_throughput.py")
+    if platform.machine() != "x86_64":
+        raise BenchError(f"the fixture filters on x86-64's getppid syscall number; this is {platform.machine()}")
+    modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
+    if not modes or set(modes) - {"backlog", "live"}:
+        raise BenchError(f"--modes takes backlog and/or live, not {args.modes!r}")
+    if args.events * 72 > 16 * 1024 * 1024:
+        raise BenchError("--events above 233 000 do not fit the 16 MiB ring in backlog mode")
+    obj = fixture_object("bench_stream")
+    producer = Producer()
+    rows: list[list[str]] = []
+    try:
+        with pyaya.Ebpf.load_file(obj, globals={"BENCH_TGID": producer.pid.to_bytes(4, "little")}) as bpf:
+            counters = Counters(bpf)
+            streams: dict[str, tuple[Any, str]] = {
+                "RingBuf": (bpf.maps["BENCH_RING"], "bench_ring"),
+                "PerfEventArray": (bpf.maps["BENCH_PERF"], "bench_perf"),
+            }
+            ring, perf = streams["RingBuf"][0], streams["PerfEventArray"][0]
+            if not isinstance(ring, RingBuf) or not isinstance(perf, PerfEventArray):
+                raise BenchError("the fixture's streams did not come back as RingBuf and PerfEventArray")
+            perf.reopen(args.perf_pages)
+            for mode in modes:
+                for stream_name, (stream, program) in streams.items():
+                    tracer = bpf.programs[program]
+                    if not isinstance(tracer, RawTracePoint):
+                        raise BenchError(f"{program} came back as {type(tracer).__name__}, not a RawTracePoint")
+                    with tracer.attach("sys_enter"):
+                        check_records(bpf, stream, producer)
+                        baseline: float | None = None
+                        for reader_name, reader in READERS.items():
+                            outcomes = [
+                                Run(stream, counters, producer, args.events).measure(reader, mode)
+                                for _ in range(args.runs)
+                            ]
+                            rate = statistics.median(o.received / o.seconds for o in outcomes)
+                            baseline = baseline or rate
+                            lossy = any(o.lost or o.missing for o in outcomes)
+                            rows.append(
+                                [
+                                    mode,
+                                    stream_name,
+                                    reader_name,
+                                    f"{statistics.median(o.received for o in outcomes):.0f}",
+                                    per_call(outcomes),
+                                    f"{max(o.lost for o in outcomes)}",
+                                    f"{max(o.missing for o in outcomes)}",
+                                    f"{statistics.median(o.seconds for o in outcomes) * 1000:.1f}",
+                                    f"{rate / 1000:.0f}k",
+                                    f"{1e9 / rate:.0f}",
+                                    "lossy" if lossy else f"x{rate / baseline:.2f}",
+                                    f"{statistics.median(o.produced_rate for o in outcomes) / 1000:.0f}k",
+                                ]
+                            )
+    finally:
+        producer.close()
+    print(f"{args.events} records of 64 bytes per run, median of {args.runs} runs; lost/missing: worst run;")
+    print("backlog: records read after the producer finished; live: read while it runs (see the docstring)")
+    print_table(
+        [
+            "mode",
+            "stream",
+            "reader",
+            "read",
+            "per call",
+            "lost",
+            "missing",
+            "ms",
+            "records/s",
+            "ns/record",
+            "vs bytes drain()",
+            "produced/s",
+        ],
+        rows,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)

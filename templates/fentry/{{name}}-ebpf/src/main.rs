@@ -1,0 +1,126 @@
+//! Kernel side of {{name}}: an fentry and an fexit program on `{{function}}` (BPF trampolines) that time each call, count calls per process,
+//! fill a log2 histogram of latencies, and send the calls slower than a minimum through a ring buffer.
+#![no_std]
+#![no_main]
+// Inline BPF assembly (for the atomic add below) is unstable, as it is for aya-ebpf itself.
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    btf_maps,
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::{btf_map, fentry, fexit, map},
+    maps::{Array, HashMap},
+    programs::{FEntryContext, FExitContext},
+};
+use {{crate_name}}_common::{SlowCall, HISTOGRAM_SLOTS};
+
+/// Calls slower than `MIN_LATENCY_NS`.
+/// (A `#[btf_map]` ring buffer names its record type in the object's BTF: user space decodes `SlowCall`s without
+/// declaring the struct again.)
+#[btf_map]
+static EVENTS: btf_maps::RingBuf<SlowCall, { 256 * 1024 }> = btf_maps::RingBuf::new();
+
+/// Entry time of the calls in progress, by thread (`pid_tgid`).
+#[map]
+static STARTS: HashMap<u64, u64> = HashMap::with_max_entries(10240, 0);
+
+/// Finished calls per process id.
+#[map]
+static CALLS: HashMap<u32, u64> = HashMap::with_max_entries(10240, 0);
+
+/// Log2 histogram of latencies in nanoseconds: slot `n` counts latencies in `[2^(n-1), 2^n)` (slot 0: zero).
+#[map]
+static LATENCY_NS: Array<u64> = Array::with_max_entries(HISTOGRAM_SLOTS, 0);
+
+/// Set by user space before loading (`-p PID`): time only this process. Zero times every process.
+#[no_mangle]
+static TARGET_TGID: u32 = 0;
+
+/// Set by user space before loading: calls faster than this are counted but not sent as events.
+#[no_mangle]
+static MIN_LATENCY_NS: u64 = 0;
+
+#[fentry(function = "{{function}}")]
+pub fn {{crate_name}}_entry(_ctx: FEntryContext) -> u32 {
+    enter();
+    0
+}
+
+#[fexit(function = "{{function}}")]
+pub fn {{crate_name}}_return(_ctx: FExitContext) -> u32 {
+    leave();
+    0
+}
+
+fn enter() {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // SAFETY: a volatile read keeps the compiler from folding the loader-patched global to its initial zero.
+    let target = unsafe { core::ptr::read_volatile(&TARGET_TGID) };
+    if target != 0 && target != (pid_tgid >> 32) as u32 {
+        return;
+    }
+    let now = unsafe { bpf_ktime_get_ns() };
+    let _ = STARTS.insert(&pid_tgid, &now, 0);
+}
+
+fn leave() {
+    let now = unsafe { bpf_ktime_get_ns() };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // SAFETY: the entry is only read here, by the thread that wrote it, before it is removed below.
+    let Some(&start) = (unsafe { STARTS.get(&pid_tgid) }) else {
+        return; // filtered out, or the call began before the programs were attached
+    };
+    let _ = STARTS.remove(&pid_tgid);
+    let latency_ns = now.saturating_sub(start);
+    let pid = (pid_tgid >> 32) as u32;
+    increment(&CALLS, pid);
+    if let Some(slot) = LATENCY_NS.get_ptr_mut(log2_slot(latency_ns)) {
+        atomic_add(slot, 1);
+    }
+    // SAFETY: as above, a loader-patched global.
+    if latency_ns < unsafe { core::ptr::read_volatile(&MIN_LATENCY_NS) } {
+        return;
+    }
+    if let Some(mut entry) = EVENTS.reserve(0) {
+        let event = entry.as_mut_ptr();
+        // SAFETY: `event` points at ring buffer memory reserved for one SlowCall; every field is written.
+        unsafe {
+            (*event).pid = pid;
+            (*event).tid = pid_tgid as u32;
+            (*event).latency_ns = latency_ns;
+            (*event).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        }
+        entry.submit(0);
+    }
+}
+
+/// The histogram slot of `value`: its bit length (0 for 0), so slot `n` holds `[2^(n-1), 2^n)`.
+fn log2_slot(value: u64) -> u32 {
+    (64 - value.leading_zeros()).min(HISTOGRAM_SLOTS - 1)
+}
+
+/// Adds one to `key`'s count.
+fn increment(counts: &HashMap<u32, u64>, key: u32) {
+    if let Some(count) = counts.get_ptr_mut(&key) {
+        atomic_add(count, 1);
+    } else if counts.insert(&key, &1, BPF_NOEXIST as u64).is_err() {
+        // Another CPU inserted the same key meanwhile: add to its entry.
+        if let Some(count) = counts.get_ptr_mut(&key) {
+            atomic_add(count, 1);
+        }
+    }
+}
+
+/// Adds to a map value with the BPF atomic add instruction, so calls on several CPUs at once are all counted.
+/// (The BPF target has no compare-and-swap, so `core::sync::atomic` offers no `fetch_add` there.)
+fn atomic_add(value: *mut u64, delta: u64) {
+    // SAFETY: `value` points at a live, 8-byte aligned u64 map value returned by the kernel.
+    unsafe { core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) value, in(reg) delta) };
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}

@@ -1,0 +1,116 @@
+//! Kernel side of {{name}}: a kretprobe on `{{function}}` that looks at every return value: errors are counted per
+//! errno and sent through a ring buffer, other results go into a log2 histogram, and calls are counted per process.
+#![no_std]
+#![no_main]
+// Inline BPF assembly (for the atomic add below) is unstable, as it is for aya-ebpf itself.
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    btf_maps,
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
+    macros::{btf_map, kretprobe, map},
+    maps::{Array, HashMap},
+    programs::RetProbeContext,
+};
+use {{crate_name}}_common::{Failure, HISTOGRAM_SLOTS, MAX_ERRNO};
+
+/// Calls that returned an error.
+/// (A `#[btf_map]` ring buffer names its record type in the object's BTF: user space decodes `Failure`s without
+/// declaring the struct again.)
+#[btf_map]
+static EVENTS: btf_maps::RingBuf<Failure, { 256 * 1024 }> = btf_maps::RingBuf::new();
+
+/// Calls per process id.
+#[map]
+static CALLS: HashMap<u32, u64> = HashMap::with_max_entries(10240, 0);
+
+/// Errors per errno.
+#[map]
+static ERRORS: HashMap<u32, u64> = HashMap::with_max_entries(4096, 0);
+
+/// Log2 histogram of the results that are not errors: slot `n` counts results in `[2^(n-1), 2^n)` (slot 0: zero).
+#[map]
+static RESULTS: Array<u64> = Array::with_max_entries(HISTOGRAM_SLOTS, 0);
+
+/// Set by user space before loading (`-p PID`): look only at this process. Zero looks at every process.
+#[no_mangle]
+static TARGET_TGID: u32 = 0;
+
+/// Set by user space before loading, from the function's BTF: the width of its return type in bits. The upper half
+/// of the return register is undefined for a 32-bit `int`, so it is sign-extended from the lower half.
+#[no_mangle]
+static RETURN_BITS: u64 = 64;
+
+#[kretprobe(function = "{{function}}")]
+pub fn {{crate_name}}(ctx: RetProbeContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let pid = (pid_tgid >> 32) as u32;
+    // SAFETY: volatile reads keep the compiler from folding the loader-patched globals to their initial values.
+    let (target, bits) = unsafe {
+        (
+            core::ptr::read_volatile(&TARGET_TGID),
+            core::ptr::read_volatile(&RETURN_BITS),
+        )
+    };
+    if target != 0 && target != pid {
+        return 0;
+    }
+    let raw: u64 = ctx.ret();
+    let result = if bits == 32 {
+        raw as u32 as i32 as i64
+    } else {
+        raw as i64
+    };
+    increment(&CALLS, pid);
+    if (-MAX_ERRNO..0).contains(&result) {
+        let errno = (-result) as u32;
+        increment(&ERRORS, errno);
+        if let Some(mut entry) = EVENTS.reserve(0) {
+            let event = entry.as_mut_ptr();
+            // SAFETY: `event` points at ring buffer memory reserved for one Failure; every field is written.
+            unsafe {
+                (*event).pid = pid;
+                (*event).tid = pid_tgid as u32;
+                (*event).errno = errno;
+                (*event)._padding = 0;
+                (*event).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+            }
+            entry.submit(0);
+        }
+    } else if let Some(slot) = RESULTS.get_ptr_mut(log2_slot(raw)) {
+        // Results below -MAX_ERRNO (kernel pointers) land in the top slot.
+        atomic_add(slot, 1);
+    }
+    0
+}
+
+/// The histogram slot of `value`: its bit length (0 for 0), so slot `n` holds `[2^(n-1), 2^n)`.
+fn log2_slot(value: u64) -> u32 {
+    (64 - value.leading_zeros()).min(HISTOGRAM_SLOTS - 1)
+}
+
+/// Adds one to `key`'s count.
+fn increment(counts: &HashMap<u32, u64>, key: u32) {
+    if let Some(count) = counts.get_ptr_mut(&key) {
+        atomic_add(count, 1);
+    } else if counts.insert(&key, &1, BPF_NOEXIST as u64).is_err() {
+        // Another CPU inserted the same key meanwhile: add to its entry.
+        if let Some(count) = counts.get_ptr_mut(&key) {
+            atomic_add(count, 1);
+        }
+    }
+}
+
+/// Adds to a map value with the BPF atomic add instruction, so calls on several CPUs at once are all counted.
+/// (The BPF target has no compare-and-swap, so `core::sync::atomic` offers no `fetch_add` there.)
+fn atomic_add(value: *mut u64, delta: u64) {
+    // SAFETY: `value` points at a live, 8-byte aligned u64 map value returned by the kernel.
+    unsafe { core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) value, in(reg) delta) };
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}

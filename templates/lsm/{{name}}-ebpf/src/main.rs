@@ -1,0 +1,169 @@
+//! Kernel side of {{name}}: a BPF LSM program on the hook `{{lsm_hook}}` that reports each check through a ring buffer
+//! and counts checks per process. It never denies anything: it returns the decision it was given.
+#![no_std]
+#![no_main]
+// Inline BPF assembly (for the atomic add below) is unstable, as it is for aya-ebpf itself.
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    btf_maps,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
+    },
+    macros::{btf_map, lsm, map},
+    maps::HashMap,
+    programs::LsmContext,
+};
+use {{crate_name}}_common::Check;
+
+/// One event per check.
+/// (A `#[btf_map]` ring buffer names its record type in the object's BTF: user space decodes `Check`s without
+/// declaring the struct again.)
+#[btf_map]
+static EVENTS: btf_maps::RingBuf<Check, { 256 * 1024 }> = btf_maps::RingBuf::new();
+
+/// Checks per process id.
+#[map]
+static CHECKS: HashMap<u32, u64> = HashMap::with_max_entries(10240, 0);
+
+// Rust eBPF has no CO-RE, so user space reads these offsets from the running kernel's BTF (/sys/kernel/btf/vmlinux)
+// and writes them here before loading. Zero means "unknown": the name is then left empty.
+/// `linux_binprm.filename` (bprm_check_security).
+#[no_mangle]
+static BINPRM_FILENAME_OFFSET: u64 = 0;
+/// `file.f_path`, `path.dentry`, `dentry.d_name` and `qstr.name` (file_open).
+#[no_mangle]
+static FILE_PATH_OFFSET: u64 = 0;
+#[no_mangle]
+static PATH_DENTRY_OFFSET: u64 = 0;
+#[no_mangle]
+static DENTRY_NAME_OFFSET: u64 = 0;
+#[no_mangle]
+static QSTR_NAME_OFFSET: u64 = 0;
+
+/// Hooks whose argument this program decodes. Both take one argument, so the decision so far is argument 1 (BPF
+/// LSM programs get it after the hook's own); for other hooks its index is unknown and the program returns 0.
+const IS_BPRM_CHECK: bool = same_name("{{lsm_hook}}", "bprm_check_security");
+const IS_FILE_OPEN: bool = same_name("{{lsm_hook}}", "file_open");
+
+#[lsm(hook = "{{lsm_hook}}")]
+pub fn {{crate_name}}(ctx: LsmContext) -> i32 {
+    let decision: i32 = if IS_BPRM_CHECK || IS_FILE_OPEN {
+        ctx.arg(1)
+    } else {
+        0
+    };
+    let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    count(pid);
+    if let Some(mut entry) = EVENTS.reserve(0) {
+        let event = entry.as_mut_ptr();
+        // SAFETY: `event` points at ring buffer memory reserved for one Check; every field is written before submit.
+        unsafe {
+            (*event).pid = pid;
+            (*event).uid = bpf_get_current_uid_gid() as u32;
+            (*event).decision = decision;
+            (*event).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+            (*event).name[0] = 0;
+            (*event).name_len = 0;
+            let object: *const u8 = if IS_BPRM_CHECK || IS_FILE_OPEN {
+                ctx.arg(0)
+            } else {
+                core::ptr::null()
+            };
+            if IS_BPRM_CHECK {
+                (*event).name_len =
+                    read_string_at(object, &[load(&BINPRM_FILENAME_OFFSET)], &mut (*event).name);
+            } else if IS_FILE_OPEN {
+                // file->f_path.dentry->d_name.name
+                let dentry = [load(&FILE_PATH_OFFSET) + load(&PATH_DENTRY_OFFSET)];
+                let name = [load(&DENTRY_NAME_OFFSET) + load(&QSTR_NAME_OFFSET)];
+                (*event).name_len = match follow(object, &dentry) {
+                    Some(dentry) => read_string_at(dentry, &name, &mut (*event).name),
+                    None => 0,
+                };
+            }
+        }
+        entry.submit(0);
+    }
+    // Never deny: pass on the decision made so far.
+    decision
+}
+
+/// Reads a loader-patched global; volatile so the compiler does not fold it to its initial zero.
+fn load(global: &u64) -> u64 {
+    // SAFETY: `global` is a valid static.
+    unsafe { core::ptr::read_volatile(global) }
+}
+
+/// Follows a chain of pointers: `*(base + offsets[0])`, then `*(that + offsets[1])`... None when an offset is
+/// unknown (0) or a read fails.
+fn follow(base: *const u8, offsets: &[u64]) -> Option<*const u8> {
+    let mut pointer = base;
+    for &offset in offsets {
+        if offset == 0 || pointer.is_null() {
+            return None;
+        }
+        // SAFETY: bpf_probe_read_kernel checks the address; a bad one yields an error, never a fault.
+        pointer =
+            unsafe { bpf_probe_read_kernel(pointer.add(offset as usize) as *const *const u8) }
+                .ok()?;
+    }
+    Some(pointer)
+}
+
+/// Copies the string that `follow(base, offsets)` points at into `buffer`; returns its length (0 if unreadable).
+fn read_string_at(base: *const u8, offsets: &[u64], buffer: &mut [u8]) -> u32 {
+    match follow(base, offsets) {
+        // SAFETY: the helper checks the kernel address.
+        Some(string) if !string.is_null() => {
+            unsafe { bpf_probe_read_kernel_str_bytes(string, buffer) }
+                .map_or(0, |bytes| bytes.len() as u32)
+        }
+        _ => 0,
+    }
+}
+
+fn count(pid: u32) {
+    match CHECKS.get_ptr_mut(&pid) {
+        Some(count) => atomic_add(count, 1),
+        None => {
+            // Another CPU may have inserted the same pid meanwhile: then BPF_NOEXIST fails and we add to its entry.
+            if CHECKS.insert(&pid, &1, BPF_NOEXIST as u64).is_err() {
+                if let Some(count) = CHECKS.get_ptr_mut(&pid) {
+                    atomic_add(count, 1);
+                }
+            }
+        }
+    }
+}
+
+/// Adds to a map value with the BPF atomic add instruction, so checks on several CPUs at once are all counted.
+/// (The BPF target has no compare-and-swap, so `core::sync::atomic` offers no `fetch_add` there.)
+fn atomic_add(value: *mut u64, delta: u64) {
+    // SAFETY: `value` points at a live, 8-byte aligned u64 map value returned by the kernel.
+    unsafe { core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) value, in(reg) delta) };
+}
+
+/// String equality usable in a `const` (so the comparison costs nothing at run time).
+const fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
