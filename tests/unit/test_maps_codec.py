@@ -219,7 +219,15 @@ def test_bulk_int_encoding_leaves_odd_values_to_the_codec(codec: Codec) -> None:
 
 @pytest.mark.parametrize(
     "inner",
-    [IntCodec(4), IntCodec(8, signed=True), BytesCodec(3), StructCodec("<Hb"), CtypesCodec(Pair), btf_int("u32")],
+    [
+        IntCodec(4),
+        IntCodec(8, signed=True),
+        BytesCodec(3),
+        StructCodec("<Hb"),
+        CtypesCodec(Pair),
+        btf_int("u32"),
+        Custom(),
+    ],
     ids=repr,
 )
 def test_per_cpu_batches_match_the_per_entry_split(inner: Codec) -> None:

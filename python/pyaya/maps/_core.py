@@ -205,7 +205,16 @@ class _PerCpuBulk(BulkCodec):
                     flat.extend(value)
                 else:
                     flat.extend([value] * cpus)
-        else:  # each value written to every CPU
+        elif codec.slot == 8:  # each value written to every CPU: encoded once, then copied slot by slot
+            once = memoryview(self.inner.encode_many(values, 8))
+            if len(once) != 8 * len(values):  # a codec's bytes of the wrong size: as entry by entry
+                return super().encode_many(values, stride)
+            slots = bytearray(len(once) * cpus)
+            spread = memoryview(slots).cast("Q")
+            for cpu in range(cpus):
+                spread[cpu::cpus] = once.cast("Q")
+            return bytes(slots)
+        else:
             flat = list(chain.from_iterable(zip(*[values] * cpus, strict=True)))
         return self.inner.encode_many(flat, codec.slot)
 
