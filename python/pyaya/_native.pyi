@@ -243,6 +243,9 @@ class Map:
         """Every pair, read with ``BPF_MAP_LOOKUP_BATCH``; ``UnsupportedError`` where the kernel lacks it."""
     def lookup_and_delete_batch(self, chunk: int | None = None) -> list[tuple[bytes, bytes]]:
         """Every pair, removed as read with ``BPF_MAP_LOOKUP_AND_DELETE_BATCH``."""
+    def lookup_batch_packed(self, chunk: int | None = None, delete: bool = False) -> tuple[int, bytes, bytes]:
+        """``(count, keys, values)``: every entry by batch lookup (removed as read with ``delete``), the keys and
+        values back to back in one ``bytes`` each."""
     def update_batch(self, keys: bytes, values: bytes, flags: int = 0) -> int:
         """Write keys and values given back to back with ``BPF_MAP_UPDATE_BATCH``; returns how many."""
     def delete_batch(self, keys: bytes) -> int:

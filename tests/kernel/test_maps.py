@@ -221,6 +221,113 @@ def test_batch_operations_match_the_per_key_path(basic: Ebpf, name: str) -> None
         assert len(target) == 0
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "make"),
+    [
+        (None, None, lambda k: k * 3 + 1),
+        (ctypes.c_int32, ctypes.c_int64, lambda k: -k * 1_000_003),
+        ("<i", "<q", lambda k: -(2**62) + k),
+        (bytes, bytes, lambda k: (k * 7).to_bytes(8, "little")),
+        (int, "<II", lambda k: (k, 2**32 - 1 - k)),
+    ],
+    ids=["btf", "ctypes", "struct", "bytes", "two-fields"],
+)
+def test_typed_batches_match_the_per_key_path(basic: Ebpf, key: object, value: object, make: object) -> None:
+    """Whole-batch codecs (signed ints, struct formats, bytes) read and write what the per-key path does."""
+    plain = basic.maps["MAPS_HASH"]
+    assert isinstance(plain, HashMap)
+    target = plain if key is None else plain.typed(key, value)  # None: the codecs from the object's BTF
+    assert callable(make)
+    keys: list[object] = list(range(-500, 500) if key in ("<i", ctypes.c_int32) else range(1000))
+    if key is bytes:
+        keys = [k.to_bytes(4, "little") for k in range(1000)]
+    entries = {k: make(i) for i, k in enumerate(keys)}
+    for write_batch in (True, False):
+        target.clear()
+        assert target.update_many(entries, batch=write_batch) == len(entries)
+        for read_batch in (True, False):
+            assert dict(target.items(batch=read_batch)) == entries
+            assert sorted(target.values(batch=read_batch)) == sorted(entries.values())
+        assert sorted(target.keys()) == sorted(entries)
+    assert target.pop_all() == entries
+    assert len(target) == 0
+
+
+def test_packed_batch_reads(basic: Ebpf) -> None:
+    hash_map = basic.maps["MAPS_HASH"]
+    per_cpu = basic.maps["MAPS_PERCPU_HASH"]
+    assert isinstance(hash_map, HashMap)
+    assert isinstance(per_cpu, PerCpuHashMap)
+    for target in (hash_map, per_cpu):
+        target.update_many({k: k for k in range(100)})
+        count, keys, values = target._native.lookup_batch_packed()
+        assert count == 100
+        assert len(keys) == 100 * target.key_size
+        assert len(values) == 100 * target.value_buffer_len
+        assert sorted(zip(*[iter(keys)] * target.key_size, strict=False)) == sorted(
+            tuple(k.to_bytes(4, "little")) for k in range(100)
+        )
+        assert target._native.lookup_batch_packed(delete=True)[0] == 100
+        assert target._native.lookup_batch_packed() == (0, b"", b"")
+
+
+def test_batch_writes_check_every_entry_first(basic: Ebpf) -> None:
+    """A bad entry anywhere fails the whole write before anything is written, with the error of the first bad
+    pair, as writing pair by pair would report it."""
+    target = basic.maps["MAPS_HASH"]
+    assert isinstance(target, HashMap)
+    target.clear()
+    entries: list[tuple[object, object]] = [(k, k) for k in range(10)]
+    entries[3] = (3, 2**64)  # value too big
+    entries[5] = (-(2**40), 5)  # key too big
+    for batch in (True, False):
+        with pytest.raises(MapError, match=f"{2**64} does not fit"):
+            target.update_many(entries, batch=batch)
+        assert len(target) == 0
+    with pytest.raises(MapError):
+        target.update_many([(1, 1), (2, b"\0" * 3)])
+    assert len(target) == 0
+
+
+def test_per_cpu_batch_writes(basic: Ebpf) -> None:
+    """Per-CPU values written in one batch as single values (every CPU), lists and PerCpuValues, mixed."""
+    possible = len(CPUS_POSSIBLE())
+    for name in ("MAPS_PERCPU_HASH", "MAPS_PERCPU_ARRAY"):
+        target = basic.maps[name]
+        assert isinstance(target, (PerCpuHashMap, PerCpuArray))
+        entries: dict[int, object] = {k: k * 5 for k in range(0, 300, 3)}
+        entries.update({k: [k + cpu for cpu in range(possible)] for k in range(1, 300, 3)})
+        entries.update({k: PerCpuValues([k * 2] * possible) for k in range(2, 300, 3)})
+        expected = {k: (v if isinstance(v, list) else [v] * possible) for k, v in entries.items()}
+        for batch in (True, False):
+            if isinstance(target, HashMap):
+                target.clear()
+                target.update_many(entries, batch=batch)
+            else:
+                target.update(entries, batch=batch)
+            got = dict(target.items(batch=not batch))
+            assert {k: got[k] for k in entries} == expected
+            assert all(type(v) is PerCpuValues for v in got.values())
+        write = target.update_many if isinstance(target, HashMap) else target.update
+        with pytest.raises(MapError, match="one value per possible CPU"):
+            write({1: [1] * (possible + 1)})
+
+
+def test_array_batch_writes_take_indices_as_setitem_does(basic: Ebpf) -> None:
+    array = basic.maps["MAPS_ARRAY"]
+    assert isinstance(array, Array)
+    size = len(array)
+    for batch in (True, False):
+        assert array.update({-1: 11, -size: 22, 5: 33}, batch=batch) == 3
+        assert (array[size - 1], array[0], array[5]) == (11, 22, 33)
+        array.update({-1: 0, 0: 0, 5: 0}, batch=batch)
+    with pytest.raises(IndexError, match=f"index {size} out of range"):
+        array.update({1: 1, size: 2})
+    with pytest.raises(TypeError, match="not bool"):
+        array.update({True: 1})
+    assert array[1] == 0
+
+
 def CPUS_POSSIBLE() -> list[int]:
     text = Path("/sys/devices/system/cpu/possible").read_text().strip()
     cpus: list[int] = []

@@ -163,12 +163,13 @@ impl Map {
         Ok(())
     }
 
-    fn read_batch<'py>(
+    /// Every entry through `BPF_MAP_LOOKUP[_AND_DELETE]_BATCH` (GIL released): keys and values back to back.
+    fn read_batch(
         &self,
-        py: Python<'py>,
+        py: Python<'_>,
         chunk: Option<usize>,
         delete: bool,
-    ) -> PyResult<Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
+    ) -> PyResult<sys::BatchRead> {
         let command = if delete {
             BatchCommand::LookupAndDelete
         } else {
@@ -180,10 +181,22 @@ impl Map {
         let chunk = chunk
             .unwrap_or(DEFAULT_BATCH_CHUNK)
             .clamp(1, (self.shape.max_entries as usize).max(1));
-        let read = self.detached(py, |fd| {
+        self.detached(py, |fd| {
             sys::lookup_batch_all(fd, key_size, value_len, chunk, delete)
                 .map_err(|err| self.batch_error(command, 0, &err))
-        })?;
+        })
+    }
+
+    /// The entries of a batch read as one `(key, value)` pair of `bytes` each.
+    fn read_batch_pairs<'py>(
+        &self,
+        py: Python<'py>,
+        chunk: Option<usize>,
+        delete: bool,
+    ) -> PyResult<Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
+        let read = self.read_batch(py, chunk, delete)?;
+        let key_size = self.shape.key_size as usize;
+        let value_len = self.value_buffer_len;
         Ok((0..read.count)
             .map(|index| {
                 (
@@ -297,7 +310,7 @@ impl Map {
         py: Python<'py>,
         chunk: Option<usize>,
     ) -> PyResult<Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
-        self.read_batch(py, chunk, false)
+        self.read_batch_pairs(py, chunk, false)
     }
 
     /// Every `(key, value)` pair, removed as read with `BPF_MAP_LOOKUP_AND_DELETE_BATCH`.
@@ -307,7 +320,25 @@ impl Map {
         py: Python<'py>,
         chunk: Option<usize>,
     ) -> PyResult<Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
-        self.read_batch(py, chunk, true)
+        self.read_batch_pairs(py, chunk, true)
+    }
+
+    /// Every entry as `(count, keys, values)`, the keys and values back to back in one `bytes` each (the layout
+    /// `update_batch` takes): one object per batch instead of two per entry, for callers that decode whole
+    /// batches. `delete` removes the entries as read (`BPF_MAP_LOOKUP_AND_DELETE_BATCH`).
+    #[pyo3(signature = (chunk = None, delete = false))]
+    fn lookup_batch_packed<'py>(
+        &self,
+        py: Python<'py>,
+        chunk: Option<usize>,
+        delete: bool,
+    ) -> PyResult<(usize, Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+        let read = self.read_batch(py, chunk, delete)?;
+        Ok((
+            read.count,
+            PyBytes::new(py, &read.keys),
+            PyBytes::new(py, &read.values),
+        ))
     }
 
     /// Writes many entries with one `BPF_MAP_UPDATE_BATCH`: `keys` and `values` are the keys and values back to

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import array
 import ctypes
 import struct
 import sys
+from collections.abc import Sequence
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from pyaya.errors import MapError
 
 __all__ = [
     "Buffer",
+    "BulkCodec",
     "BytesCodec",
     "Codec",
     "CodecSpec",
@@ -18,6 +21,7 @@ __all__ = [
     "IntCodec",
     "StructCodec",
     "as_bytes",
+    "bulk_codec",
     "codec_for",
 ]
 
@@ -190,3 +194,165 @@ def codec_for(spec: Any, size: int | None) -> Codec:
     if size is not None and codec.size != size and not (isinstance(codec, BytesCodec) and codec.size == 0):
         raise MapError(f"{codec!r} is {codec.size} bytes but the map's entries are {size} bytes")
     return codec
+
+
+# -- whole batches: one conversion for the keys (or values) of many entries, back to back ------------------------
+
+# struct codes whose native sizes are the kernel's 1, 2, 4 and 8 bytes; memoryview.cast only takes native codes.
+_INT_CODES = {
+    (size, signed): code.lower() if signed else code
+    for code in "BHIQ"
+    for size in (struct.calcsize(code),)
+    for signed in (False, True)
+}
+_STRUCT_ORDER = "<" if BYTE_ORDER == "little" else ">"
+
+
+class BulkCodec:
+    """Decodes and encodes the entries of a whole batch at once, each exactly as ``codec`` does one entry.
+
+    Entries sit every ``stride`` bytes: ``decode_many(data, count, stride, width)`` decodes ``count`` entries of
+    ``data``, entry ``i`` being ``data[i * stride : i * stride + width]`` (``width`` defaults to ``stride``: entries
+    back to back; per-CPU values have an 8-byte-aligned slot as stride and the value's size as width).
+    ``encode_many(values, stride)`` returns the encoded values, each followed by zeros up to ``stride`` bytes.
+
+    This base class calls the codec once per entry. The subclasses for ints, bytes and struct formats convert a
+    batch with a few C-level calls and leave any value outside their fast path (bools, negative numbers for
+    unsigned codecs, bytes for int codecs, values that do not fit) to the per-entry calls, so results and
+    exceptions are the codec's own.
+    """
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+        self.size = codec.size
+
+    def decode_many(self, data: bytes, count: int, stride: int, width: int | None = None) -> list[Any]:
+        width = stride if width is None else width
+        decode = self.codec.decode
+        return [decode(data[offset : offset + width]) for offset in range(0, count * stride, stride)]
+
+    def encode_many(self, values: Sequence[Any], stride: int | None = None) -> bytes:
+        encoded = map(self.codec.encode, values)
+        if stride is None or stride == self.size:
+            return b"".join(encoded)
+        pad = bytes(stride - self.size)
+        return b"".join(data + pad for data in encoded)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.codec!r})"
+
+
+class _IntBulk(BulkCodec):
+    """Native-order integers of 1, 2, 4 or 8 bytes: one ``memoryview.cast`` to decode, one ``array`` to encode."""
+
+    def __init__(self, codec: Codec, code: str) -> None:
+        super().__init__(codec)
+        self.code = code
+
+    def decode_many(self, data: bytes, count: int, stride: int, width: int | None = None) -> list[Any]:
+        width = stride if width is None else width
+        if width != self.size or stride % self.size:
+            return super().decode_many(data, count, stride, width)
+        view: memoryview[int] = memoryview(data)[: count * stride].cast(self.code)  # type: ignore[call-overload]
+        if stride != self.size:
+            view = view[:: stride // self.size]  # each value opens its slot; the rest is padding
+        return view.tolist()
+
+    def encode_many(self, values: Sequence[Any], stride: int | None = None) -> bytes:
+        stride = self.size if stride is None else stride
+        # Only ints (and int subclasses such as IntEnum) that fit take the fast path: bools, bytes, ctypes values,
+        # negative numbers for unsigned codecs and numbers out of range are the codec's own business.
+        if stride % self.size == 0 and all_ints(values):
+            try:
+                packed = array.array(self.code, values)
+            except (OverflowError, TypeError):
+                pass
+            else:
+                if stride == self.size:
+                    return packed.tobytes()
+                slots = bytearray(len(packed) * stride)
+                view: memoryview[int] = memoryview(slots).cast(self.code)  # type: ignore[call-overload]
+                view[:: stride // self.size] = packed
+                return bytes(slots)
+        return super().encode_many(values, stride)
+
+
+def all_ints(values: Sequence[Any]) -> bool:
+    """Whether every value is an int (or of an int subclass such as IntEnum) but not a bool."""
+    return all(issubclass(kind, int) and kind is not bool for kind in set(map(type, values)))
+
+
+class _BytesBulk(BulkCodec):
+    """Fixed-size raw bytes: slices of the batch's buffer, or the values joined."""
+
+    def decode_many(self, data: bytes, count: int, stride: int, width: int | None = None) -> list[Any]:
+        width = stride if width is None else width
+        return [data[offset : offset + width] for offset in range(0, count * stride, stride)]
+
+    def encode_many(self, values: Sequence[Any], stride: int | None = None) -> bytes:
+        stride = self.size if stride is None else stride
+        if self.size and set(map(type, values)) <= {bytes} and set(map(len, values)) <= {self.size}:
+            if stride == self.size:
+                return b"".join(values)
+            pad = bytes(stride - self.size)
+            return pad.join(values) + pad if values else b""
+        return super().encode_many(values, stride)
+
+
+class _StructBulk(BulkCodec):
+    """A :mod:`struct` format: ``struct.iter_unpack`` over entries back to back."""
+
+    def __init__(self, codec: StructCodec) -> None:
+        super().__init__(codec)
+        self.struct = codec.struct
+        self.single = codec.fields == 1
+
+    def decode_many(self, data: bytes, count: int, stride: int, width: int | None = None) -> list[Any]:
+        width = stride if width is None else width
+        if stride != self.size or width != self.size or not self.size:
+            return super().decode_many(data, count, stride, width)
+        unpacked = self.struct.iter_unpack(memoryview(data)[: count * stride])
+        return [value for (value,) in unpacked] if self.single else list(unpacked)
+
+
+def _int_code(codec: Codec) -> str | None:
+    """The native struct code of a codec that is exactly a native-order integer of 1, 2, 4 or 8 bytes both ways
+    (ints in, ints out), or None."""
+    if isinstance(codec, IntCodec):
+        return _INT_CODES.get((codec.size, codec.signed))
+    if isinstance(codec, CtypesCodec):
+        ctype = codec.ctype
+        code = getattr(ctype, "_type_", None)
+        # Swapped-order types (c_uint32.__ctype_be__ on little-endian) share the code but not the byte order.
+        same_order = getattr(ctype, f"__ctype_{BYTE_ORDER[0]}e__", None) is ctype
+        if codec.simple and same_order and isinstance(code, str) and code in "bBhHiIlLqQ":
+            return _INT_CODES.get((codec.size, code.islower()))
+        return None
+    return _btf_int_code(codec)
+
+
+def _btf_int_code(codec: Codec) -> str | None:
+    """The struct code of a BTF integer codec (``pyaya.types``) that decodes plain native-order ints."""
+    # Looked up, not imported: pyaya.types imports the maps, and without it loaded no codec can be one of its.
+    types = sys.modules.get("pyaya.types")
+    if types is None or type(codec) is not getattr(types, "_Int", None):
+        return None
+    plain = not getattr(codec, "boolean", True) and not getattr(codec, "char", True)
+    if not plain or getattr(codec, "byteorder", None) != BYTE_ORDER:
+        return None
+    return _INT_CODES.get((codec.size, bool(getattr(codec, "signed", None))))
+
+
+def bulk_codec(codec: Codec) -> BulkCodec:
+    """The batch converter for ``codec``: whole-batch conversions for ints, bytes and struct formats, per-entry
+    calls for anything else (ctypes structures, records, custom codecs)."""
+    if isinstance(codec, BulkCodec):
+        return codec
+    code = _int_code(codec)
+    if code is not None:
+        return _IntBulk(codec, code)
+    if isinstance(codec, BytesCodec):
+        return _BytesBulk(codec)
+    if isinstance(codec, StructCodec):
+        return _StructBulk(codec)
+    return BulkCodec(codec)

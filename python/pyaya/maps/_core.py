@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, TypeVar, overload
 
 from pyaya import _native
 from pyaya.errors import MapError, UnsupportedError
-from pyaya.maps._codec import BYTE_ORDER, Codec, codec_for
+from pyaya.maps._codec import BYTE_ORDER, BulkCodec, Codec, IntCodec, all_ints, bulk_codec, codec_for
 
 if TYPE_CHECKING:
     from pyaya.loader import Ebpf
@@ -36,6 +37,14 @@ _CLASSES: dict[str, type[Map]] = {}
 
 # The native class under another name: inside classes, ``_native`` is the attribute holding the handle.
 NativeKeyValueMap: TypeAlias = _native.Map
+
+# A batch as the native batch reads return it: (count, the keys back to back, the values back to back).
+_Packed: TypeAlias = tuple[int, bytes, bytes]
+
+
+def _pack(pairs: list[tuple[bytes, bytes]]) -> _Packed:
+    """Key-by-key results in the layout of a batch read."""
+    return len(pairs), b"".join([key for key, _ in pairs]), b"".join([value for _, value in pairs])
 
 
 def register(cls: MapT) -> MapT:
@@ -167,6 +176,53 @@ class _PerCpuCodec:
         )
 
 
+class _PerCpuBulk(BulkCodec):
+    """A batch of per-CPU values: every slot of every entry decoded (or encoded) by the inner codec at once."""
+
+    def __init__(self, codec: _PerCpuCodec) -> None:
+        super().__init__(codec)
+        self.per_cpu = codec
+        self.inner = bulk_codec(codec.inner)
+
+    def decode_many(self, data: bytes, count: int, stride: int, width: int | None = None) -> list[Any]:
+        codec, cpus = self.per_cpu, self.per_cpu.cpus
+        if width not in (None, stride) or stride != cpus * codec.slot or not cpus:
+            return super().decode_many(data, count, stride, width)
+        flat = self.inner.decode_many(data, count * cpus, codec.slot, codec.inner.size)
+        # One iterator zipped with itself: consecutive runs of ``cpus`` values, one entry each.
+        return list(map(PerCpuValues, zip(*[iter(flat)] * cpus, strict=False)))
+
+    def encode_many(self, values: Sequence[Any], stride: int | None = None) -> bytes:
+        codec, cpus = self.per_cpu, self.per_cpu.cpus
+        if stride not in (None, codec.size) or codec.size != cpus * codec.slot:
+            return super().encode_many(values, stride)
+        if any(issubclass(kind, list) for kind in set(map(type, values))):
+            flat: list[Any] = []
+            for value in values:
+                if isinstance(value, list):
+                    if len(value) != cpus:
+                        codec.encode(value)  # raises the per-entry error
+                    flat.extend(value)
+                else:
+                    flat.extend([value] * cpus)
+        elif codec.slot == 8:  # each value written to every CPU: encoded once, then copied slot by slot
+            once = memoryview(self.inner.encode_many(values, 8))
+            if len(once) != 8 * len(values):  # a codec's bytes of the wrong size: as entry by entry
+                return super().encode_many(values, stride)
+            slots = bytearray(len(once) * cpus)
+            spread = memoryview(slots).cast("Q")
+            for cpu in range(cpus):
+                spread[cpu::cpus] = once.cast("Q")
+            return bytes(slots)
+        else:
+            flat = list(chain.from_iterable(zip(*[values] * cpus, strict=True)))
+        return self.inner.encode_many(flat, codec.slot)
+
+
+def _bulk(codec: Codec) -> BulkCodec:
+    return _PerCpuBulk(codec) if isinstance(codec, _PerCpuCodec) else bulk_codec(codec)
+
+
 def _value_codec(native: _native.Map, spec: Any) -> Codec:
     inner = codec_for(spec, native.value_size)
     if native.value_buffer_len != native.value_size:
@@ -191,6 +247,8 @@ class KeyValueMap(Map):
         self._value_spec = value
         self._keys: Codec = self._key_codec(key)
         self._values: Codec = _value_codec(native, value)
+        self._bulk_keys = _bulk(self._keys)
+        self._bulk_values = _bulk(self._values)
 
     def _key_codec(self, spec: Any) -> Codec:
         return codec_for(spec, self._native.key_size)
@@ -239,23 +297,56 @@ class KeyValueMap(Map):
     def _raw_keys(self) -> list[bytes]:
         return self._native.keys()
 
-    def _raw_items(self, batch: bool | None = None) -> list[tuple[bytes, bytes]]:
-        return self._batched(batch, self._native.lookup_batch, self._native.items)  # type: ignore[no-any-return]
+    def _raw_batch(self, batch: bool | None = None) -> _Packed:
+        """Every entry, read with the batch command where possible (see :meth:`_batched`), packed."""
+        return self._batched(  # type: ignore[no-any-return]
+            batch, self._native.lookup_batch_packed, lambda: _pack(self._native.items())
+        )
+
+    def _decode_keys(self, packed: _Packed) -> list[Any]:
+        count, keys, _ = packed
+        return self._bulk_keys.decode_many(keys, count, self.key_size)
+
+    def _decode_values(self, packed: _Packed) -> list[Any]:
+        count, _, values = packed
+        return self._bulk_values.decode_many(values, count, self.value_buffer_len)
+
+    def _decode_items(self, packed: _Packed) -> list[tuple[Any, Any]]:
+        return list(zip(self._decode_keys(packed), self._decode_values(packed), strict=True))
+
+    def _encode_pairs(self, pairs: list[tuple[Any, Any]]) -> tuple[bytes, bytes]:
+        """The keys and the values of ``pairs``, each encoded back to back."""
+        try:
+            keys = self._bulk_keys.encode_many([key for key, _ in pairs])
+            values = self._bulk_values.encode_many([value for _, value in pairs])
+        except Exception:
+            # Encode pair by pair, as one entry at a time would, so the error raised is the first pair's.
+            for key, value in pairs:
+                self._keys.encode(key)
+                self._values.encode(value)
+            raise
+        return keys, values
 
     def _write_many(self, pairs: Iterable[tuple[Any, Any]], batch: bool | None, flags: int = 0) -> int:
-        encoded = [(self._keys.encode(k), self._values.encode(v)) for k, v in pairs]
-        if not encoded:
+        items = list(pairs)
+        if not items:
             return 0
+        keys, values = self._encode_pairs(items)
 
         def fast() -> int:
-            keys = b"".join(k for k, _ in encoded)
-            values = b"".join(v for _, v in encoded)
             return self._native.update_batch(keys, values, flags)
 
         def slow() -> int:
-            for key, value in encoded:
-                self._native.update(key, value, flags)
-            return len(encoded)
+            key_size, value_len = self.key_size, self.value_buffer_len
+            if len(keys) != len(items) * key_size or len(values) != len(items) * value_len:
+                # A codec gave an entry of the wrong size: write entry by entry, so the native check names it.
+                for key, value in items:
+                    self._native.update(self._keys.encode(key), self._values.encode(value), flags)
+                return len(items)
+            for index in range(len(items)):
+                key = keys[index * key_size : (index + 1) * key_size]
+                self._native.update(key, values[index * value_len : (index + 1) * value_len], flags)
+            return len(items)
 
         return int(self._batched(batch, fast, slow))
 
@@ -295,7 +386,7 @@ class HashMap(KeyValueMap, MutableMapping[Any, Any]):
         return self._native.lookup(encoded) is not None
 
     def __iter__(self) -> Iterator[Any]:
-        return (self._keys.decode(key) for key in self._raw_keys())
+        return iter(self.keys())
 
     def __len__(self) -> int:
         return len(self._raw_keys())
@@ -303,15 +394,16 @@ class HashMap(KeyValueMap, MutableMapping[Any, Any]):
     def items(self, *, batch: bool | None = None) -> list[tuple[Any, Any]]:  # type: ignore[override]
         """Every ``(key, value)`` pair. ``batch``: None picks batch commands where the kernel has them, True
         insists (``UnsupportedError`` otherwise), False reads key by key."""
-        return [(self._keys.decode(k), self._values.decode(v)) for k, v in self._raw_items(batch)]
+        return self._decode_items(self._raw_batch(batch))
 
     def values(self, *, batch: bool | None = None) -> list[Any]:  # type: ignore[override]
         """Every value (see :meth:`items` for ``batch``)."""
-        return [self._values.decode(v) for _, v in self._raw_items(batch)]
+        return self._decode_values(self._raw_batch(batch))
 
     def keys(self) -> list[Any]:  # type: ignore[override]
         """Every key, in the kernel's order."""
-        return [self._keys.decode(k) for k in self._raw_keys()]
+        keys = self._raw_keys()
+        return self._bulk_keys.decode_many(b"".join(keys), len(keys), self.key_size)
 
     def update_many(self, pairs: Mapping[Any, Any] | Iterable[tuple[Any, Any]], *, batch: bool | None = None) -> int:
         """Write many entries (one ``BPF_MAP_UPDATE_BATCH`` where possible); returns how many were written."""
@@ -329,16 +421,18 @@ class HashMap(KeyValueMap, MutableMapping[Any, Any]):
         """Read and remove every entry (``BPF_MAP_LOOKUP_AND_DELETE_BATCH`` where possible): a drain of counters
         without losing increments that land between the read and the delete of one key."""
 
-        def slow() -> list[tuple[bytes, bytes]]:
+        def fast() -> _Packed:
+            return self._native.lookup_batch_packed(None, True)
+
+        def slow() -> _Packed:
             taken = []
             for key in self._raw_keys():
                 value = self._native.lookup(key)
                 if value is not None and self._native.delete(key):
                     taken.append((key, value))
-            return taken
+            return _pack(taken)
 
-        raw = self._batched(batch, self._native.lookup_and_delete_batch, slow)
-        return {self._keys.decode(k): self._values.decode(v) for k, v in raw}
+        return dict(self._decode_items(self._batched(batch, fast, slow)))
 
     drain = pop_all
 
@@ -393,6 +487,10 @@ class PerCpuLruHashMap(HashMap):
     kinds: ClassVar[tuple[str, ...]] = ("PerCpuLruHashMap",)
 
 
+# Array indices: the kernel's u32 keys, whatever key codec the array was typed with.
+_INDEX_CODEC = bulk_codec(IntCodec(4))
+
+
 class Array(KeyValueMap, Sequence[Any]):
     """An array map (``BPF_MAP_TYPE_ARRAY``, kernel 3.19): a fixed-length sequence indexed by ``int``.
 
@@ -406,14 +504,18 @@ class Array(KeyValueMap, Sequence[Any]):
 
     kinds: ClassVar[tuple[str, ...]] = ("Array",)
 
-    def _index(self, index: int) -> bytes:
+    def _position(self, index: int) -> int:
+        """``index`` checked, negative ones counted from the end."""
         if not isinstance(index, int) or isinstance(index, bool):
             raise TypeError(f"array indices are ints, not {type(index).__name__}")
         if index < 0:
             index += self.max_entries
         if not 0 <= index < self.max_entries:
             raise IndexError(f"index {index} out of range for array {self.name!r} of {self.max_entries}")
-        return index.to_bytes(4, BYTE_ORDER)
+        return index
+
+    def _index(self, index: int) -> bytes:
+        return self._position(index).to_bytes(4, BYTE_ORDER)
 
     @overload
     def __getitem__(self, index: int) -> Any: ...
@@ -438,19 +540,25 @@ class Array(KeyValueMap, Sequence[Any]):
 
     def items(self, *, batch: bool | None = None) -> list[tuple[int, Any]]:
         """Every ``(index, value)`` pair (see :meth:`HashMap.items` for ``batch``)."""
-        return [(int.from_bytes(k, BYTE_ORDER), self._values.decode(v)) for k, v in self._raw_items(batch)]
+        packed = self._raw_batch(batch)
+        return list(zip(_INDEX_CODEC.decode_many(packed[1], packed[0], 4), self._decode_values(packed), strict=True))
 
     def values(self, *, batch: bool | None = None) -> list[Any]:
         """Every value, by index."""
-        return [value for _, value in self.items(batch=batch)]
+        return self._decode_values(self._raw_batch(batch))
 
     def update(self, pairs: Mapping[int, Any] | Iterable[tuple[int, Any]], *, batch: bool | None = None) -> int:
         """Set many indices at once (one ``BPF_MAP_UPDATE_BATCH`` where possible); returns how many."""
         items = list(pairs.items() if isinstance(pairs, Mapping) else pairs)
-        for index, _ in items:
-            self._index(index)
-        encoded = [(index, value) for index, value in items]
-        return self._write_many(encoded, batch)
+        positions = self._positions([index for index, _ in items])
+        return self._write_many(zip(positions, [value for _, value in items], strict=True), batch)
+
+    def _positions(self, indices: list[Any]) -> list[int]:
+        """:meth:`_position` of every index (the same errors, for the first bad index), checked all at once when
+        they are ints in range."""
+        if indices and all_ints(indices) and min(indices) >= 0 and max(indices) < self.max_entries:
+            return indices
+        return [self._position(index) for index in indices]
 
     def _key_codec(self, spec: Any) -> Codec:
         return codec_for(spec if spec is not None else int, self._native.key_size)
