@@ -18,6 +18,7 @@ value types of each map, so maps and ring buffers come back typed without the us
 
 from __future__ import annotations
 
+import collections
 import operator
 import re
 import struct
@@ -574,6 +575,18 @@ def _compile(node: _Node) -> tuple[Callable[[Any, int], Any], Callable[[Any], An
     return namespace["read"], namespace["decode"]
 
 
+def _field_getter(index: int, doc: str) -> Any:
+    """The attribute reading a record's field ``index``: namedtuple's C descriptor where this Python has it (about
+    twice as fast as a property), else a property."""
+    if _tuplegetter is not None:
+        return _tuplegetter(index, doc)
+    return property(operator.itemgetter(index), doc=doc)
+
+
+# namedtuple's own field descriptor (CPython's _collections); not public API, so looked up with a fallback.
+_tuplegetter: Any = getattr(collections, "_tuplegetter", None)
+
+
 class _Field:
     __slots__ = ("name", "node", "offset")
 
@@ -595,7 +608,7 @@ class RecordType(_Node):
         names = tuple(field.name for field in fields)
         namespace: dict[str, Any] = {"__slots__": (), "_type": self, "_fields": names, "__module__": "pyaya.types"}
         for index, name in enumerate(names):
-            namespace[name] = property(operator.itemgetter(index), doc=f"Field {name!r} of {self.label()}.")
+            namespace[name] = _field_getter(index, f"Field {name!r} of {self.label()}.")
         self.record_class = type(self.name or "anonymous", (Record,), namespace)
 
     @property
