@@ -526,7 +526,7 @@ class _PlanBuilder:
             return f"[{', '.join(self.emit(element, offset + i * step) for i in range(count))}]"
         self.slow = True
         reader = self.name(element._reader())
-        self.position = max(self.position, offset + array.size)
+        self.take(offset, "x" * array.size, array.size, values=0)  # the bytes are read per element, not unpacked
         return f"[{reader}(view, BASE+{offset} + _i * {step}) for _i in range({count})]"
 
 
