@@ -451,14 +451,15 @@ class _PlanBuilder:
             code = _STRUCT_CODES.get((node.size, node.signed))
             if code is not None and node.boolean and node.size == 1:
                 return "?", str  # '?' is `byte != 0`, as bool(int) is
-            if code is None:
-                from_bytes, order = self.name(int.from_bytes), repr(node.byteorder)
+            plain: Callable[[str], str] = str
+            if code is None:  # no struct code this wide (u128): the bytes, turned into an int
+                from_bytes, order, signed = self.name(int.from_bytes), repr(node.byteorder), node.signed
                 code = f"{node.size}s"
 
-                def plain(x: str) -> str:
-                    return f"{from_bytes}({x}, {order}, signed={node.signed})"
-            else:
-                plain = str
+                def wide(x: str) -> str:
+                    return f"{from_bytes}({x}, {order}, signed={signed})"
+
+                plain = wide
             if node.boolean:
                 return code, lambda x: f"bool({plain(x)})"
             if node.char:
@@ -571,7 +572,7 @@ def _compile(node: _Node) -> tuple[Callable[[Any, int], Any], Callable[[Any], An
         + f"    return {expression.replace('BASE+', '')}\n"
     )
     namespace = dict(builder.env)
-    exec(compile(source, f"<pyaya plan for {node.label()}>", "exec"), namespace)  # noqa: S102 - our own code
+    exec(compile(source, f"<pyaya plan for {node.label()}>", "exec"), namespace)
     return namespace["read"], namespace["decode"]
 
 
@@ -603,6 +604,7 @@ class RecordType(_Node):
         self.name, self.size, self.union, self.endian = name, size, union, endian
         self.fields: tuple[_Field, ...] = ()
         self.record_class: type[Record] = Record
+
     def _complete(self, fields: list[_Field]) -> None:
         self.fields = tuple(fields)
         names = tuple(field.name for field in fields)

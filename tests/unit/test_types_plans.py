@@ -38,7 +38,7 @@ def build(endian: str = "<") -> Types:
     statex2 = b.add("ARRAY", "", 0, [state, u32, 2])
     boolx3 = b.add("ARRAY", "", 0, [boolean, u32, 3])
     # struct Padded { u8 a; /* 3 bytes padding */ u32 b; u8 c; /* 7 */ i64 d; }  = 24 bytes
-    padded = b.composite("STRUCT", "Padded", 24, [("a", u8, 0, 0), ("b", u32, 32, 0), ("c", u8, 64, 0), ("d", i64, 128, 0)])
+    b.composite("STRUCT", "Padded", 24, [("a", u8, 0, 0), ("b", u32, 32, 0), ("c", u8, 64, 0), ("d", i64, 128, 0)])
     # struct Point { i32 x; i32 y; } and an outer struct holding one, two, and forty of them.
     point = b.composite("STRUCT", "Point", 8, [("x", i32, 0, 0), ("y", i32, 32, 0)])
     pointx2 = b.add("ARRAY", "", 0, [point, u32, 2])
@@ -47,8 +47,13 @@ def build(endian: str = "<") -> Types:
         "STRUCT",
         "Shapes",
         4 + 8 + 16 + 320 + 4,
-        [("id", u32, 0, 0), ("origin", point, 32, 0), ("pair", pointx2, 96, 0), ("many", pointx40, 224, 0),
-         ("tail", u32, 2784, 0)],
+        [
+            ("id", u32, 0, 0),
+            ("origin", point, 32, 0),
+            ("pair", pointx2, 96, 0),
+            ("many", pointx40, 224, 0),
+            ("tail", u32, 2784, 0),
+        ],
     )
     # Members declared out of offset order (C anonymous members, hand-written BTF): fields keep declaration order.
     b.composite("STRUCT", "Reordered", 8, [("second", u32, 32, 0), ("first", u32, 0, 0)])
@@ -156,7 +161,8 @@ def test_scalars_signed_enums_bools_chars_wide_ints() -> None:
     state = TYPES["State"]
     assert value.small_signed == -100
     assert value.flag is True
-    assert value.small_enum == 9 and not isinstance(value.small_enum, IntEnum)  # no member 9: the int
+    assert value.small_enum == 9
+    assert not isinstance(value.small_enum, IntEnum)  # no member 9: the int
     assert value.letter == "é"
     assert value.state is state.enum.Busy  # Also is an alias of Busy
     assert value.ratio == 0.25
