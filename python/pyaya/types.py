@@ -418,6 +418,7 @@ class _PlanBuilder:
         self.position = 0
         self.count = 0
         self.slow = False
+        self.statements: list[str] = []  # run before the expression, after the unpack
         self.env: dict[str, Any] = {"_new": tuple.__new__}
         self._names: dict[int, str] = {}
 
@@ -495,6 +496,8 @@ class _PlanBuilder:
             return "None"
         if offset < self.position or isinstance(node, _Bitfield):
             return self.per_field(node, offset)  # overlaps what the flat layout already covers
+        if type(node) is _ByteArray and not node.always_text and node.size >= _MIN_TEXT_LEN:
+            return self._text_or_bytes(node, offset)
         leaf = self.leaf(node)
         if leaf is not None:
             code, wrap = leaf
@@ -504,6 +507,23 @@ class _PlanBuilder:
         if isinstance(node, _Array):
             return self._array(node, offset)
         return self.per_field(node, offset)
+
+    def _text_or_bytes(self, node: _ByteArray, offset: int) -> str:
+        # _text_or_bytes written out in the generated function: the call would cost as much as the checks.
+        index = self.take(offset, f"{node.size}s", node.size)
+        self.statements.append(
+            f"t{index} = v[{index}]\n"
+            f"_head, _nul, _ = t{index}.partition(b'\\0')\n"
+            "if _nul:\n"
+            "    try:\n"
+            "        _text = _head.decode()\n"
+            "    except UnicodeDecodeError:\n"
+            "        pass\n"
+            "    else:\n"
+            "        if _text.isprintable():\n"
+            f"            t{index} = _text\n"
+        )
+        return f"t{index}"
 
     def _record(self, record: RecordType, offset: int) -> str:
         parts = [""] * len(record.fields)
@@ -558,10 +578,14 @@ def _compile(node: _Node) -> tuple[Callable[[Any, int], Any], Callable[[Any], An
         _as_view=_as_bytes_view,
     )
     view = "    view = _as_view({})\n" if builder.slow else ""
+    statements = "".join(
+        "".join(f"    {line}\n" for line in statement.splitlines()) for statement in builder.statements
+    )
     source = (
         "def read(buffer, base):\n"
         + ("    v = _unpack_from(buffer, base)\n" if builder.count else "")
         + view.format("buffer")
+        + statements
         + f"    return {expression.replace('BASE+', 'base + ')}\n"
         "def decode(data):\n"
         "    try:\n"
@@ -569,6 +593,7 @@ def _compile(node: _Node) -> tuple[Callable[[Any, int], Any], Callable[[Any], An
         "    except _struct_error:\n"
         "        raise _too_few(data) from None\n"
         + view.format("data")
+        + statements
         + f"    return {expression.replace('BASE+', '')}\n"
     )
     namespace = dict(builder.env)
