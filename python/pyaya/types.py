@@ -419,7 +419,7 @@ class _PlanBuilder:
         self.count = 0
         self.slow = False
         self.statements: list[str] = []  # run before the expression, after the unpack
-        self.env: dict[str, Any] = {"_new": tuple.__new__}
+        self.env: dict[str, Any] = {}
         self._names: dict[int, str] = {}
 
     def name(self, value: Any) -> str:
@@ -530,7 +530,11 @@ class _PlanBuilder:
         for index, field in sorted(enumerate(record.fields), key=lambda pair: pair[1].offset):
             parts[index] = self.emit(field.node, offset + field.offset)
         cls = self.name(record.record_class)
-        return f"_new({cls}, ({', '.join(parts)},))" if parts else f"_new({cls}, ())"
+        values = f"({', '.join(parts)},)" if parts else "()"
+        if any(name.startswith("__") for name in record.field_names):  # a field could shadow __new__ / __init__
+            return f"{self.name(tuple.__new__)}({cls}, {values})"
+        # cls(values): records define no __new__, so this is tuple's, called faster than tuple.__new__(cls, ...).
+        return f"{cls}({values})"
 
     def _array(self, array: _Array, offset: int) -> str:
         element, count, step = array.element, array.count, array.element.size
@@ -569,6 +573,10 @@ def _compile(node: _Node) -> tuple[Callable[[Any, int], Any], Callable[[Any], An
     """``node``'s plan: ``read(buffer, offset)`` and ``decode(data)`` (which checks the size)."""
     builder = _PlanBuilder()
     expression = builder.emit(node, 0)
+    if isinstance(node, RecordType) and builder.count == len(node.fields) and not builder.statements:
+        cls = builder.name(node.record_class)
+        if expression == f"{cls}(({', '.join(f'v[{i}]' for i in range(builder.count))},))":
+            expression = f"{cls}(v)"  # every field is one unpacked value, in order: the tuple is the record
     # Padding up to the full size: unpack_from then fails exactly when the data is shorter than the type.
     layout = struct.Struct(_endian(node) + "".join(builder.codes) + "x" * (node.size - builder.position))
     builder.env.update(

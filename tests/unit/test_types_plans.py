@@ -221,3 +221,12 @@ def test_decode_accepts_buffers_and_longer_data() -> None:
 def test_zero_records() -> None:
     assert tuple(TYPES["Padded"]()) == (0, 0, 0, 0)
     assert TYPES["Texts"]().name == ""
+
+
+def test_dunder_field_names_do_not_break_records() -> None:
+    b = BtfBuilder()
+    u32 = b.int_("u32", 4)
+    b.composite("STRUCT", "Odd", 8, [("__init__", u32, 0, 0), ("__new__", u32, 32, 0)])
+    odd = Types(Btf(b.to_bytes()))["Odd"](struct.pack("<II", 1, 2))
+    assert tuple(odd) == (1, 2)
+    assert odd._fields == ("__init__", "__new__")
