@@ -81,6 +81,19 @@ class Codec(Protocol):
 # -- the codec tree: one node per BTF type, reading at an offset of a shared buffer ------------------------------
 
 
+class _PlanDecoder:
+    """``node.decode(data)``: the value ``data`` holds (ObjectError when it is shorter than the type).
+
+    Reading the attribute compiles the node's plan once and stores the generated decoder in the node's
+    ``__dict__``, where it shadows this descriptor: ``node.decode`` is then the plain generated function, even when
+    a caller (a stream, a map) keeps it before the first record."""
+
+    def __get__(self, node: _Node | None, owner: type | None = None) -> Callable[[bytes | bytearray | memoryview], Any]:
+        if node is None:
+            return self  # type: ignore[return-value]
+        return node._compiled()[1]
+
+
 class _Node:
     size: int = 0
 
@@ -99,10 +112,7 @@ class _Node:
         self.write(buffer, 0, value)
         return bytes(buffer)
 
-    def decode(self, data: bytes | bytearray | memoryview) -> Any:
-        # The first call compiles the plan and puts its decoder in the instance's __dict__, where it shadows this
-        # method: later calls go straight to the generated function (streams call it once per record).
-        return self._compiled()[1](data)
+    decode = _PlanDecoder()
 
     def _reader(self) -> Callable[[Any, int], Any]:
         return self._compiled()[0]

@@ -3,6 +3,7 @@ arrays of structs, bitfields, unions, signed ints, enums, byte arrays), checked 
 
 from __future__ import annotations
 
+import inspect
 import struct
 from enum import IntEnum
 
@@ -230,3 +231,11 @@ def test_dunder_field_names_do_not_break_records() -> None:
     odd = Types(Btf(b.to_bytes()))["Odd"](struct.pack("<II", 1, 2))
     assert tuple(odd) == (1, 2)
     assert odd._fields == ("__init__", "__new__")
+
+
+def test_decode_is_the_generated_function_from_the_first_access() -> None:
+    padded = build()["Padded"]
+    decode = padded.decode  # kept before any record is decoded, as streams and benchmarks do
+    assert not inspect.ismethod(decode)
+    assert decode is padded.decode
+    assert tuple(decode(struct.pack("<B3xIB7xq", 1, 2, 3, 4))) == (1, 2, 3, 4)
