@@ -18,6 +18,7 @@ value types of each map, so maps and ring buffers come back typed without the us
 
 from __future__ import annotations
 
+import collections
 import operator
 import re
 import struct
@@ -80,11 +81,25 @@ class Codec(Protocol):
 # -- the codec tree: one node per BTF type, reading at an offset of a shared buffer ------------------------------
 
 
+class _PlanDecoder:
+    """``node.decode(data)``: the value ``data`` holds (ObjectError when it is shorter than the type).
+
+    Reading the attribute compiles the node's plan once and stores the generated decoder in the node's
+    ``__dict__``, where it shadows this descriptor: ``node.decode`` is then the plain generated function, even when
+    a caller (a stream, a map) keeps it before the first record."""
+
+    def __get__(self, node: _Node | None, owner: type | None = None) -> Callable[[bytes | bytearray | memoryview], Any]:
+        if node is None:
+            return self  # type: ignore[return-value]
+        return node._compiled()[1]
+
+
 class _Node:
     size: int = 0
 
     def read(self, view: memoryview, offset: int) -> Any:
-        raise NotImplementedError
+        """The value at ``offset`` of ``view``, through the node's compiled decoding plan."""
+        return self._reader()(view, offset)
 
     def write(self, buffer: bytearray, offset: int, value: Any) -> None:
         raise NotImplementedError
@@ -97,11 +112,22 @@ class _Node:
         self.write(buffer, 0, value)
         return bytes(buffer)
 
-    def decode(self, data: bytes | bytearray | memoryview) -> Any:
-        view = memoryview(data).cast("B")
-        if len(view) < self.size:
-            raise ObjectError(f"{len(view)} bytes are too few for {self.label()} ({self.size} bytes)")
-        return self.read(view, 0)
+    decode = _PlanDecoder()
+
+    def _reader(self) -> Callable[[Any, int], Any]:
+        return self._compiled()[0]
+
+    def _compiled(self) -> tuple[Callable[[Any, int], Any], Callable[[Any], Any]]:
+        plan: tuple[Callable[[Any, int], Any], Callable[[Any], Any]] | None = vars(self).get("_plan")
+        if plan is None:
+            plan = _compile(self)
+            vars(self)["_plan"] = plan
+            vars(self)["decode"] = plan[1]
+        return plan
+
+    def _too_few(self, data: Any) -> ObjectError:
+        have = len(memoryview(data).cast("B"))
+        return ObjectError(f"{have} bytes are too few for {self.label()} ({self.size} bytes)")
 
     def label(self) -> str:
         return type(self).__name__
@@ -200,18 +226,8 @@ class _ByteArray(_Node):
 
 class _Array(_Node):
     def __init__(self, element: _Node, count: int, endian: str = "<") -> None:
-        self.element, self.count = element, count
+        self.element, self.count, self.endian = element, count, endian
         self.size = element.size * count
-        code = _struct_code(element)
-        self._fast = None if code is None else (struct.Struct(f"{endian}{count}{code[0]}"), code[1])
-
-    def read(self, view: memoryview, offset: int) -> Any:
-        if self._fast is not None:
-            layout, convert = self._fast
-            values = layout.unpack_from(view, offset)
-            return list(values) if convert is None else [convert(value) for value in values]
-        step, element = self.element.size, self.element
-        return [element.read(view, offset + i * step) for i in range(self.count)]
 
     def write(self, buffer: bytearray, offset: int, value: Any) -> None:
         items = list(value)
@@ -362,21 +378,257 @@ _STRUCT_CODES = {
 }
 
 
-def _struct_code(node: _Node) -> tuple[str, Callable[[Any], Any] | None] | None:
-    """The ``struct`` code reading ``node`` and the conversion applied after, for plain numbers; else None."""
+# -- decoding plans: one struct.Struct and one generated function per type ----------------------------------------
+#
+# Records arrive by the hundred thousand per second from ring buffers, so each type compiles once into a plan: the
+# plain fields of the whole value (numbers, byte arrays as ``Ns``, numeric arrays as repeated codes, nested
+# structs flattened) are laid out in one ``struct.Struct`` read by a single ``unpack_from``, and a generated
+# function builds the record from the unpacked values in one expression. Only what a flat layout cannot express
+# (bitfields, union members after the first, overlapping members) is read per field, by the field's own plan.
+
+# Arrays of compound elements up to this long are unrolled into the record's expression; longer ones are read
+# element by element through the element's plan, so a huge array does not make a huge function.
+_UNROLL_LIMIT = 32
+
+
+def _text_or_bytes(raw: bytes) -> str | bytes:
+    """A byte array as text when it holds NUL-terminated printable UTF-8, else as it is."""
+    head, nul, _ = raw.partition(b"\0")
+    if nul:
+        try:
+            text = head.decode()
+        except UnicodeDecodeError:
+            return raw
+        if text.isprintable():
+            return text
+    return raw
+
+
+def _always_text(raw: bytes) -> str:
+    return raw.partition(b"\0")[0].decode("utf-8", "backslashreplace")
+
+
+def _char(value: int) -> str | int:
+    try:
+        return chr(value)
+    except (ValueError, OverflowError):
+        return value
+
+
+def _as_bytes_view(data: Any) -> memoryview:
+    return memoryview(data).cast("B")
+
+
+class _PlanBuilder:
+    """Lays out the flat ``struct`` format of one value and writes the expression that builds the value from the
+    unpacked tuple ``v``; ``BASE+`` marks the byte offsets of the fields read one by one (from ``view``)."""
+
+    def __init__(self) -> None:
+        self.codes: list[str] = []
+        self.position = 0
+        self.count = 0
+        self.slow = False
+        self.statements: list[str] = []  # run before the expression, after the unpack
+        self.env: dict[str, Any] = {}
+        self._names: dict[int, str] = {}
+
+    def name(self, value: Any) -> str:
+        """A global of the generated code holding ``value`` (one per distinct object)."""
+        found = self._names.get(id(value))
+        if found is None:
+            found = f"_g{len(self.env)}"
+            self.env[found] = value
+            self._names[id(value)] = found
+        return found
+
+    def take(self, offset: int, code: str, size: int, values: int = 1) -> int:
+        """Adds ``code`` at ``offset`` (padding from the current position); the index of its first value."""
+        self.codes.append("x" * (offset - self.position) + code)
+        self.position = offset + size
+        first = self.count
+        self.count += values
+        return first
+
+    def per_field(self, node: _Node, offset: int) -> str:
+        self.slow = True
+        reader = node.read if isinstance(node, _Bitfield) else node._reader()
+        return f"{self.name(reader)}(view, BASE+{offset})"
+
+    def leaf(self, node: _Node) -> tuple[str, Callable[[str], str]] | None:
+        """The struct code of a node read as one value, and how its expression wraps the unpacked value."""
+        if isinstance(node, _Named):
+            return self.leaf(node.target)
+        if type(node) is _Int:
+            code = _STRUCT_CODES.get((node.size, node.signed))
+            if code is not None and node.boolean and node.size == 1:
+                return "?", str  # '?' is `byte != 0`, as bool(int) is
+            plain: Callable[[str], str] = str
+            if code is None:  # no struct code this wide (u128): the bytes, turned into an int
+                from_bytes, order, signed = self.name(int.from_bytes), repr(node.byteorder), node.signed
+                code = f"{node.size}s"
+
+                def wide(x: str) -> str:
+                    return f"{from_bytes}({x}, {order}, signed={signed})"
+
+                plain = wide
+            if node.boolean:
+                return code, lambda x: f"bool({plain(x)})"
+            if node.char:
+                char = self.name(_char)
+                return code, lambda x: f"{char}({plain(x)})"
+            return code, plain
+        if type(node) is EnumCodec:
+            members = self.name({member.value: member for member in node.enum})
+            inner = self.leaf(node._int)
+            assert inner is not None
+            code, plain = inner
+            return code, lambda x: f"{members}.get({plain(x)}, {plain(x)})"
+        if type(node) is _Float:
+            return node.format.format[-1], str
+        if type(node) is _ByteArray:
+            code = f"{node.size}s"
+            if node.always_text:
+                text = self.name(_always_text)
+                return code, lambda x: f"{text}({x})"
+            if node.size < _MIN_TEXT_LEN:
+                return code, str
+            text = self.name(_text_or_bytes)
+            return code, lambda x: f"{text}({x})"
+        if type(node) is _Opaque and node.size:
+            return f"{node.size}s", str
+        return None
+
+    def emit(self, node: _Node, offset: int) -> str:
+        """The expression of ``node``'s value at byte ``offset`` of the whole value."""
+        if isinstance(node, _Named):
+            return self.emit(node.target, offset)
+        if type(node) is _Opaque and node.size == 0:
+            return "None"
+        if offset < self.position or isinstance(node, _Bitfield):
+            return self.per_field(node, offset)  # overlaps what the flat layout already covers
+        if type(node) is _ByteArray and not node.always_text and node.size >= _MIN_TEXT_LEN:
+            return self._text_or_bytes(node, offset)
+        leaf = self.leaf(node)
+        if leaf is not None:
+            code, wrap = leaf
+            return wrap(f"v[{self.take(offset, code, node.size)}]")
+        if isinstance(node, RecordType):
+            return self._record(node, offset)
+        if isinstance(node, _Array):
+            return self._array(node, offset)
+        return self.per_field(node, offset)
+
+    def _text_or_bytes(self, node: _ByteArray, offset: int) -> str:
+        # _text_or_bytes written out in the generated function: the call would cost as much as the checks.
+        index = self.take(offset, f"{node.size}s", node.size)
+        self.statements.append(
+            f"t{index} = v[{index}]\n"
+            f"_head, _nul, _ = t{index}.partition(b'\\0')\n"
+            "if _nul:\n"
+            "    try:\n"
+            "        _text = _head.decode()\n"
+            "    except UnicodeDecodeError:\n"
+            "        pass\n"
+            "    else:\n"
+            "        if _text.isprintable():\n"
+            f"            t{index} = _text\n"
+        )
+        return f"t{index}"
+
+    def _record(self, record: RecordType, offset: int) -> str:
+        parts = [""] * len(record.fields)
+        for index, field in sorted(enumerate(record.fields), key=lambda pair: pair[1].offset):
+            parts[index] = self.emit(field.node, offset + field.offset)
+        cls = self.name(record.record_class)
+        values = f"({', '.join(parts)},)" if parts else "()"
+        if any(name.startswith("__") for name in record.field_names):  # a field could shadow __new__ / __init__
+            return f"{self.name(tuple.__new__)}({cls}, {values})"
+        # cls(values): records define no __new__, so this is tuple's, called faster than tuple.__new__(cls, ...).
+        return f"{cls}({values})"
+
+    def _array(self, array: _Array, offset: int) -> str:
+        element, count, step = array.element, array.count, array.element.size
+        if count == 0:
+            return "[]"
+        leaf = self.leaf(element)
+        if leaf is not None and step:
+            code, wrap = leaf
+            repeated = code * count if code.endswith("s") else f"{count}{code}"  # "16s" * 2, not "216s"
+            first = self.take(offset, repeated, array.size, count)
+            values = f"v[{first}:{first + count}]"
+            return f"list({values})" if wrap("_x") == "_x" else f"[{wrap('_x')} for _x in {values}]"
+        if count <= _UNROLL_LIMIT:
+            return f"[{', '.join(self.emit(element, offset + i * step) for i in range(count))}]"
+        self.slow = True
+        reader = self.name(element._reader())
+        self.take(offset, "x" * array.size, array.size, values=0)  # the bytes are read per element, not unpacked
+        return f"[{reader}(view, BASE+{offset} + _i * {step}) for _i in range({count})]"
+
+
+def _endian(node: _Node) -> str:
     if isinstance(node, _Named):
-        return _struct_code(node.target)
-    if type(node) is _Int and not node.char:
-        code = _STRUCT_CODES.get((node.size, node.signed))
-        if code is None:
-            return None
-        return code, (bool if node.boolean else None)
-    if type(node) is EnumCodec:
-        code = _STRUCT_CODES.get((node.size, node._int.signed))
-        return None if code is None else (code, node.member)
-    if type(node) is _Float:
-        return node.format.format[-1], None
-    return None
+        return _endian(node.target)
+    if isinstance(node, (_Int, _Bitfield)):
+        return "<" if node.byteorder == "little" else ">"
+    if isinstance(node, EnumCodec):
+        return _endian(node._int)
+    if isinstance(node, _Float):
+        return node.format.format[0]
+    if isinstance(node, (RecordType, _Array)):
+        return node.endian
+    return "<"
+
+
+def _compile(node: _Node) -> tuple[Callable[[Any, int], Any], Callable[[Any], Any]]:
+    """``node``'s plan: ``read(buffer, offset)`` and ``decode(data)`` (which checks the size)."""
+    builder = _PlanBuilder()
+    expression = builder.emit(node, 0)
+    if isinstance(node, RecordType) and builder.count == len(node.fields) and not builder.statements:
+        cls = builder.name(node.record_class)
+        if expression == f"{cls}(({', '.join(f'v[{i}]' for i in range(builder.count))},))":
+            expression = f"{cls}(v)"  # every field is one unpacked value, in order: the tuple is the record
+    # Padding up to the full size: unpack_from then fails exactly when the data is shorter than the type.
+    layout = struct.Struct(_endian(node) + "".join(builder.codes) + "x" * (node.size - builder.position))
+    builder.env.update(
+        _unpack_from=layout.unpack_from,
+        _struct_error=struct.error,
+        _too_few=node._too_few,
+        _as_view=_as_bytes_view,
+    )
+    view = "    view = _as_view({})\n" if builder.slow else ""
+    statements = "".join(
+        "".join(f"    {line}\n" for line in statement.splitlines()) for statement in builder.statements
+    )
+    source = (
+        "def read(buffer, base):\n"
+        + ("    v = _unpack_from(buffer, base)\n" if builder.count else "")
+        + view.format("buffer")
+        + statements
+        + f"    return {expression.replace('BASE+', 'base + ')}\n"
+        "def decode(data):\n"
+        "    try:\n"
+        "        v = _unpack_from(data)\n"
+        "    except _struct_error:\n"
+        "        raise _too_few(data) from None\n"
+        + view.format("data")
+        + statements
+        + f"    return {expression.replace('BASE+', '')}\n"
+    )
+    namespace = dict(builder.env)
+    exec(compile(source, f"<pyaya plan for {node.label()}>", "exec"), namespace)
+    return namespace["read"], namespace["decode"]
+
+
+def _field_getter(index: int, doc: str) -> Any:
+    """The attribute reading a record's field ``index``: namedtuple's C descriptor where this Python has it (about
+    twice as fast as a property), else a property."""
+    if _tuplegetter is not None:
+        return _tuplegetter(index, doc)
+    return property(operator.itemgetter(index), doc=doc)
+
+
+# namedtuple's own field descriptor (CPython's _collections); not public API, so looked up with a fallback.
+_tuplegetter: Any = getattr(collections, "_tuplegetter", None)
 
 
 class _Field:
@@ -395,44 +647,18 @@ class RecordType(_Node):
         self.name, self.size, self.union, self.endian = name, size, union, endian
         self.fields: tuple[_Field, ...] = ()
         self.record_class: type[Record] = Record
-        self._fast: tuple[struct.Struct, tuple[tuple[int, Callable[[Any], Any] | None], ...]] | None = None
-        self._slow: tuple[tuple[int, _Field], ...] = ()
 
     def _complete(self, fields: list[_Field]) -> None:
         self.fields = tuple(fields)
         names = tuple(field.name for field in fields)
         namespace: dict[str, Any] = {"__slots__": (), "_type": self, "_fields": names, "__module__": "pyaya.types"}
         for index, name in enumerate(names):
-            namespace[name] = property(operator.itemgetter(index), doc=f"Field {name!r} of {self.label()}.")
+            namespace[name] = _field_getter(index, f"Field {name!r} of {self.label()}.")
         self.record_class = type(self.name or "anonymous", (Record,), namespace)
-        # Plain numbers at distinct offsets are read by one precompiled struct.Struct: records arrive by the
-        # thousand per second from ring buffers, and these are most of their fields.
-        layout, fast, slow, position = [], [], [], 0
-        for index, field in sorted(enumerate(fields), key=lambda pair: pair[1].offset):
-            code = None if self.union or field.offset < position else _struct_code(field.node)
-            if code is None:
-                slow.append((index, field))
-                continue
-            layout.append("x" * (field.offset - position) + code[0])
-            fast.append((index, code[1]))
-            position = field.offset + field.node.size
-        if fast:
-            self._fast = (struct.Struct(self.endian + "".join(layout)), tuple(fast))
-        self._slow = tuple(slow)
 
     @property
     def field_names(self) -> tuple[str, ...]:
         return tuple(field.name for field in self.fields)
-
-    def read(self, view: memoryview, offset: int) -> Record:
-        values: list[Any] = [None] * len(self.fields)
-        if self._fast is not None:
-            layout, fast = self._fast
-            for (index, convert), value in zip(fast, layout.unpack_from(view, offset), strict=True):
-                values[index] = value if convert is None else convert(value)
-        for index, field in self._slow:
-            values[index] = field.node.read(view, offset + field.offset)
-        return tuple.__new__(self.record_class, values)
 
     def write(self, buffer: bytearray, offset: int, value: Any) -> None:
         if isinstance(value, (bytes, bytearray, memoryview)):
