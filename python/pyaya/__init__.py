@@ -1,6 +1,10 @@
 """pyaya: Rust eBPF from Python.
 
 Scaffold, build, load and run aya-ebpf programs; the loader is aya itself, exposed through a native module.
+
+The public names are imported on first use (``pyaya.Ebpf``, ``from pyaya import HashMap``), so ``import pyaya``
+alone is cheap. A process that drops privileges or changes root after ``import pyaya`` must touch the names it
+needs first (``from pyaya import Ebpf``), while it can still read pyaya's files.
 """
 
 from __future__ import annotations
@@ -224,9 +228,8 @@ if not TYPE_CHECKING:  # mypy sees the imports above, and so rejects names pyaya
     def __getattr__(name: str) -> object:
         module_name = _LAZY.get(name)
         if module_name is not None:
-            from importlib import import_module  # noqa: PLC0415
-
-            value = getattr(import_module(module_name), name)
+            # __import__ rather than importlib.import_module: the importlib package is not loaded at start-up.
+            value = getattr(__import__(module_name, fromlist=[name]), name)
             globals()[name] = value  # later lookups skip this function
             return value
         # importlib.metadata costs ~15-30 ms at import: read the version only when someone asks for it.
