@@ -1,76 +1,85 @@
 """pyaya: Rust eBPF from Python.
 
 Scaffold, build, load and run aya-ebpf programs; the loader is aya itself, exposed through a native module.
+
+The public names are imported on first use (``pyaya.Ebpf``, ``from pyaya import HashMap``), so ``import pyaya``
+alone is cheap. A process that drops privileges or changes root after ``import pyaya`` must touch the names it
+needs first (``from pyaya import Ebpf``), while it can still read pyaya's files.
 """
 
 from __future__ import annotations
 
-from pyaya.errors import (
-    BuildError,
-    ClosedError,
-    LoadError,
-    MapError,
-    NotFoundError,
-    ObjectError,
-    PermissionDeniedError,
-    ProgramError,
-    ProjectError,
-    PyayaError,
-    ScaffoldError,
-    ToolchainError,
-    UnsupportedError,
-    VerifierError,
-)
-from pyaya.loader import Ebpf, loaded_programs
-from pyaya.maps import Array, HashMap, Map, RingBuf
-from pyaya.programs import (
-    SK_DROP,
-    SK_PASS,
-    TC_ACT_OK,
-    TC_ACT_PIPE,
-    TC_ACT_RECLASSIFY,
-    TC_ACT_REDIRECT,
-    TC_ACT_SHOT,
-    TC_ACT_STOLEN,
-    TC_ACT_UNSPEC,
-    XDP_ABORTED,
-    XDP_DROP,
-    XDP_PASS,
-    XDP_REDIRECT,
-    XDP_TX,
-    BtfTracePoint,
-    CgroupDevice,
-    CgroupSkb,
-    CgroupSock,
-    CgroupSockAddr,
-    CgroupSockopt,
-    CgroupSysctl,
-    Extension,
-    FEntry,
-    FExit,
-    FlowDissector,
-    Iter,
-    IterLink,
-    KProbe,
-    Link,
-    Lsm,
-    LsmCgroup,
-    PerfEvent,
-    PerfEventKind,
-    Program,
-    RawTracePoint,
-    SchedClassifier,
-    SkLookup,
-    SkMsg,
-    SkSkb,
-    SocketFilter,
-    SockOps,
-    TestRunResult,
-    TracePoint,
-    UProbe,
-    Xdp,
-    enable_stats,
-)
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyaya.errors import (
+        BuildError,
+        ClosedError,
+        LoadError,
+        MapError,
+        NotFoundError,
+        ObjectError,
+        PermissionDeniedError,
+        ProgramError,
+        ProjectError,
+        PyayaError,
+        ScaffoldError,
+        ToolchainError,
+        UnsupportedError,
+        VerifierError,
+    )
+    from pyaya.loader import Ebpf, loaded_programs
+    from pyaya.maps import Array, HashMap, Map, RingBuf
+    from pyaya.programs import (
+        SK_DROP,
+        SK_PASS,
+        TC_ACT_OK,
+        TC_ACT_PIPE,
+        TC_ACT_RECLASSIFY,
+        TC_ACT_REDIRECT,
+        TC_ACT_SHOT,
+        TC_ACT_STOLEN,
+        TC_ACT_UNSPEC,
+        XDP_ABORTED,
+        XDP_DROP,
+        XDP_PASS,
+        XDP_REDIRECT,
+        XDP_TX,
+        BtfTracePoint,
+        CgroupDevice,
+        CgroupSkb,
+        CgroupSock,
+        CgroupSockAddr,
+        CgroupSockopt,
+        CgroupSysctl,
+        Extension,
+        FEntry,
+        FExit,
+        FlowDissector,
+        Iter,
+        IterLink,
+        KProbe,
+        Link,
+        Lsm,
+        LsmCgroup,
+        PerfEvent,
+        PerfEventKind,
+        Program,
+        RawTracePoint,
+        SchedClassifier,
+        SkLookup,
+        SkMsg,
+        SkSkb,
+        SocketFilter,
+        SockOps,
+        TestRunResult,
+        TracePoint,
+        UProbe,
+        Xdp,
+        enable_stats,
+    )
+
+    __version__: str
 
 __all__ = [
     "SK_DROP",
@@ -142,14 +151,97 @@ __all__ = [
     "loaded_programs",
 ]
 
+# Each public name and the module defining it: they are imported on first use (PEP 562), so `import pyaya` (and so
+# every `pyaya` command, and `pyaya.errors` alone) does not pay for the loader, the maps and asyncio.
+_LAZY: dict[str, str] = {
+    "BuildError": "pyaya.errors",
+    "ClosedError": "pyaya.errors",
+    "LoadError": "pyaya.errors",
+    "MapError": "pyaya.errors",
+    "NotFoundError": "pyaya.errors",
+    "ObjectError": "pyaya.errors",
+    "PermissionDeniedError": "pyaya.errors",
+    "ProgramError": "pyaya.errors",
+    "ProjectError": "pyaya.errors",
+    "PyayaError": "pyaya.errors",
+    "ScaffoldError": "pyaya.errors",
+    "ToolchainError": "pyaya.errors",
+    "UnsupportedError": "pyaya.errors",
+    "VerifierError": "pyaya.errors",
+    "Ebpf": "pyaya.loader",
+    "loaded_programs": "pyaya.loader",
+    "Array": "pyaya.maps",
+    "HashMap": "pyaya.maps",
+    "Map": "pyaya.maps",
+    "RingBuf": "pyaya.maps",
+    "SK_DROP": "pyaya.programs",
+    "SK_PASS": "pyaya.programs",
+    "TC_ACT_OK": "pyaya.programs",
+    "TC_ACT_PIPE": "pyaya.programs",
+    "TC_ACT_RECLASSIFY": "pyaya.programs",
+    "TC_ACT_REDIRECT": "pyaya.programs",
+    "TC_ACT_SHOT": "pyaya.programs",
+    "TC_ACT_STOLEN": "pyaya.programs",
+    "TC_ACT_UNSPEC": "pyaya.programs",
+    "XDP_ABORTED": "pyaya.programs",
+    "XDP_DROP": "pyaya.programs",
+    "XDP_PASS": "pyaya.programs",
+    "XDP_REDIRECT": "pyaya.programs",
+    "XDP_TX": "pyaya.programs",
+    "BtfTracePoint": "pyaya.programs",
+    "CgroupDevice": "pyaya.programs",
+    "CgroupSkb": "pyaya.programs",
+    "CgroupSock": "pyaya.programs",
+    "CgroupSockAddr": "pyaya.programs",
+    "CgroupSockopt": "pyaya.programs",
+    "CgroupSysctl": "pyaya.programs",
+    "Extension": "pyaya.programs",
+    "FEntry": "pyaya.programs",
+    "FExit": "pyaya.programs",
+    "FlowDissector": "pyaya.programs",
+    "Iter": "pyaya.programs",
+    "IterLink": "pyaya.programs",
+    "KProbe": "pyaya.programs",
+    "Link": "pyaya.programs",
+    "Lsm": "pyaya.programs",
+    "LsmCgroup": "pyaya.programs",
+    "PerfEvent": "pyaya.programs",
+    "PerfEventKind": "pyaya.programs",
+    "Program": "pyaya.programs",
+    "RawTracePoint": "pyaya.programs",
+    "SchedClassifier": "pyaya.programs",
+    "SkLookup": "pyaya.programs",
+    "SkMsg": "pyaya.programs",
+    "SkSkb": "pyaya.programs",
+    "SocketFilter": "pyaya.programs",
+    "SockOps": "pyaya.programs",
+    "TestRunResult": "pyaya.programs",
+    "TracePoint": "pyaya.programs",
+    "UProbe": "pyaya.programs",
+    "Xdp": "pyaya.programs",
+    "enable_stats": "pyaya.programs",
+}
 
-def __getattr__(name: str) -> str:
-    # importlib.metadata costs ~30 ms at import: read the version only when someone asks for it.
-    if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
 
-        try:
-            return version("pyaya")
-        except PackageNotFoundError:  # running from a source tree that was never installed
-            return "0.0.0+unknown"
-    raise AttributeError(f"module 'pyaya' has no attribute {name!r}")
+if not TYPE_CHECKING:  # mypy sees the imports above, and so rejects names pyaya does not have
+
+    def __getattr__(name: str) -> object:
+        module_name = _LAZY.get(name)
+        if module_name is not None:
+            # __import__ rather than importlib.import_module: the importlib package is not loaded at start-up.
+            value = getattr(__import__(module_name, fromlist=[name]), name)
+            globals()[name] = value  # later lookups skip this function
+            return value
+        # importlib.metadata costs ~15-30 ms at import: read the version only when someone asks for it.
+        if name == "__version__":
+            from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+            try:
+                return version("pyaya")
+            except PackageNotFoundError:  # running from a source tree that was never installed
+                return "0.0.0+unknown"
+        raise AttributeError(f"module 'pyaya' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

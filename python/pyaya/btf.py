@@ -16,12 +16,11 @@ import struct
 import sys
 from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass
 from enum import IntEnum
 from functools import cached_property
 from itertools import accumulate
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pyaya.errors import NotFoundError, ObjectError
 
@@ -104,10 +103,42 @@ _MAX_KIND = max(Kind)
 # -- the types ---------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class BtfType:
+class _Frozen:
+    """Immutable records compared and hashed by their fields, like a frozen dataclass. Written out by hand: the
+    ~20 frozen slots dataclasses this module had cost ~16 ms at every import of pyaya (each generated its
+    methods with exec and its class twice), and every ``pyaya run`` imports this module."""
+
+    __slots__ = ()
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__name__}({values})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self._fields)
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, name) for name in self._fields))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: {type(self).__name__} is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: {type(self).__name__} is immutable")
+
+
+_set = object.__setattr__
+
+
+class BtfType(_Frozen):
     """What every BTF type has. ``size`` is the byte size for kinds that carry one (INT, STRUCT, UNION, ENUM,
     ENUM64, DATASEC, FLOAT), else None; :meth:`Btf.size_of` computes it for the others."""
+
+    __slots__ = ("id", "kind", "kind_flag", "name", "size")
+    _fields: ClassVar[tuple[str, ...]] = ("id", "kind", "name", "size", "kind_flag")
 
     id: int
     kind: Kind
@@ -115,18 +146,48 @@ class BtfType:
     size: int | None
     kind_flag: bool
 
+    def __init__(self, id: int, kind: Kind, name: str, size: int | None, kind_flag: bool) -> None:
+        _set(self, "id", id)
+        _set(self, "kind", kind)
+        _set(self, "name", name)
+        _set(self, "size", size)
+        _set(self, "kind_flag", kind_flag)
 
-@dataclass(frozen=True, slots=True)
+
 class BtfVoid(BtfType):
     """Type id 0."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True, slots=True)
+
 class BtfInt(BtfType):
+    __slots__ = ("bit_offset", "bits", "encoding")
+    _fields: ClassVar[tuple[str, ...]] = ("id", "kind", "name", "size", "kind_flag", "encoding", "bit_offset", "bits")
+
     encoding: int
     """``BTF_INT_SIGNED`` (1), ``BTF_INT_CHAR`` (2), ``BTF_INT_BOOL`` (4), or 0."""
     bit_offset: int
     bits: int
+
+    def __init__(  # noqa: PLR0917 - positional, as the parser builds them
+        self,
+        id: int,
+        kind: Kind,
+        name: str,
+        size: int | None,
+        kind_flag: bool,
+        encoding: int,
+        bit_offset: int,
+        bits: int,
+    ) -> None:
+        _set(self, "id", id)
+        _set(self, "kind", kind)
+        _set(self, "name", name)
+        _set(self, "size", size)
+        _set(self, "kind_flag", kind_flag)
+        _set(self, "encoding", encoding)
+        _set(self, "bit_offset", bit_offset)
+        _set(self, "bits", bits)
 
     @property
     def signed(self) -> bool:
@@ -141,33 +202,83 @@ class BtfInt(BtfType):
         return bool(self.encoding & INT_BOOL)
 
 
-@dataclass(frozen=True, slots=True)
 class BtfRef(BtfType):
     """PTR, TYPEDEF, VOLATILE, CONST, RESTRICT and TYPE_TAG: a type that refers to one other type."""
 
+    __slots__ = ("type_id",)
+    _fields: ClassVar[tuple[str, ...]] = ("id", "kind", "name", "size", "kind_flag", "type_id")
+
     type_id: int
 
+    def __init__(  # noqa: PLR0917 - positional, as the parser builds them
+        self, id: int, kind: Kind, name: str, size: int | None, kind_flag: bool, type_id: int
+    ) -> None:
+        _set(self, "id", id)
+        _set(self, "kind", kind)
+        _set(self, "name", name)
+        _set(self, "size", size)
+        _set(self, "kind_flag", kind_flag)
+        _set(self, "type_id", type_id)
 
-@dataclass(frozen=True, slots=True)
+
 class BtfPtr(BtfRef):
-    pass
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
 class BtfArray(BtfType):
+    __slots__ = ("index_type_id", "nelems", "type_id")
+    _fields: ClassVar[tuple[str, ...]] = (
+        "id",
+        "kind",
+        "name",
+        "size",
+        "kind_flag",
+        "type_id",
+        "index_type_id",
+        "nelems",
+    )
+
     type_id: int
     """The element type."""
     index_type_id: int
     nelems: int
 
+    def __init__(  # noqa: PLR0917 - positional, as the parser builds them
+        self,
+        id: int,
+        kind: Kind,
+        name: str,
+        size: int | None,
+        kind_flag: bool,
+        type_id: int,
+        index_type_id: int,
+        nelems: int,
+    ) -> None:
+        _set(self, "id", id)
+        _set(self, "kind", kind)
+        _set(self, "name", name)
+        _set(self, "size", size)
+        _set(self, "kind_flag", kind_flag)
+        _set(self, "type_id", type_id)
+        _set(self, "index_type_id", index_type_id)
+        _set(self, "nelems", nelems)
 
-@dataclass(frozen=True, slots=True)
-class BtfMember:
+
+class BtfMember(_Frozen):
+    __slots__ = ("bit_offset", "bitfield_size", "name", "type_id")
+    _fields: ClassVar[tuple[str, ...]] = ("name", "type_id", "bit_offset", "bitfield_size")
+
     name: str
     type_id: int
     bit_offset: int
     bitfield_size: int
     """0 unless the member is a bitfield (kind_flag encoding, or an INT with a partial width)."""
+
+    def __init__(self, name: str, type_id: int, bit_offset: int, bitfield_size: int) -> None:
+        _set(self, "name", name)
+        _set(self, "type_id", type_id)
+        _set(self, "bit_offset", bit_offset)
+        _set(self, "bitfield_size", bitfield_size)
 
     @property
     def offset(self) -> int:
@@ -175,85 +286,199 @@ class BtfMember:
         return self.bit_offset // 8
 
 
-@dataclass(frozen=True, slots=True)
 class BtfComposite(BtfType):
     """STRUCT and UNION."""
 
+    __slots__ = ("members",)
+    _fields: ClassVar[tuple[str, ...]] = ("id", "kind", "name", "size", "kind_flag", "members")
+
     members: tuple[BtfMember, ...]
 
+    def __init__(  # noqa: PLR0917 - positional, as the parser builds them
+        self, id: int, kind: Kind, name: str, size: int | None, kind_flag: bool, members: tuple[BtfMember, ...]
+    ) -> None:
+        _set(self, "id", id)
+        _set(self, "kind", kind)
+        _set(self, "name", name)
+        _set(self, "size", size)
+        _set(self, "kind_flag", kind_flag)
+        _set(self, "members", members)
 
-@dataclass(frozen=True, slots=True)
-class BtfEnumValue:
+
+class BtfEnumValue(_Frozen):
+    __slots__ = ("name", "value")
+    _fields: ClassVar[tuple[str, ...]] = ("name", "value")
+
     name: str
     value: int
 
+    def __init__(self, name: str, value: int) -> None:
+        _set(self, "name", name)
+        _set(self, "value", value)
 
-@dataclass(frozen=True, slots=True)
+
 class BtfEnum(BtfType):
     """ENUM and ENUM64; ``kind_flag`` means signed values."""
 
+    __slots__ = ("values",)
+    _fields: ClassVar[tuple[str, ...]] = ("id", "kind", "name", "size", "kind_flag", "values")
+
     values: tuple[BtfEnumValue, ...]
+
+    def __init__(  # noqa: PLR0917 - positional, as the parser builds them
+        self, id: int, kind: Kind, name: str, size: int | None, kind_flag: bool, values: tuple[BtfEnumValue, ...]
+    ) -> None:
+        _set(self, "id", id)
+        _set(self, "kind", kind)
+        _set(self, "name", name)
+        _set(self, "size", size)
+        _set(self, "kind_flag", kind_flag)
+        _set(self, "values", values)
 
     @property
     def signed(self) -> bool:
         return self.kind_flag
 
 
-@dataclass(frozen=True, slots=True)
 class BtfFwd(BtfType):
+    __slots__ = ()
+
     @property
     def is_union(self) -> bool:
         return self.kind_flag
 
 
-@dataclass(frozen=True, slots=True)
 class BtfFunc(BtfType):
+    __slots__ = ("linkage", "type_id")
+    _fields: ClassVar[tuple[str, ...]] = ("id", "kind", "name", "size", "kind_flag", "type_id", "linkage")
+
     type_id: int
     """The FUNC_PROTO."""
     linkage: int
     """0 static, 1 global, 2 extern."""
 
+    def __init__(  # noqa: PLR0917 - positional, as the parser builds them
+        self, id: int, kind: Kind, name: str, size: int | None, kind_flag: bool, type_id: int, linkage: int
+    ) -> None:
+        _set(self, "id", id)
+        _set(self, "kind", kind)
+        _set(self, "name", name)
+        _set(self, "size", size)
+        _set(self, "kind_flag", kind_flag)
+        _set(self, "type_id", type_id)
+        _set(self, "linkage", linkage)
 
-@dataclass(frozen=True, slots=True)
-class BtfParam:
+
+class BtfParam(_Frozen):
+    __slots__ = ("name", "type_id")
+    _fields: ClassVar[tuple[str, ...]] = ("name", "type_id")
+
     name: str
     type_id: int
 
+    def __init__(self, name: str, type_id: int) -> None:
+        _set(self, "name", name)
+        _set(self, "type_id", type_id)
 
-@dataclass(frozen=True, slots=True)
+
 class BtfFuncProto(BtfType):
+    __slots__ = ("params", "return_type_id")
+    _fields: ClassVar[tuple[str, ...]] = ("id", "kind", "name", "size", "kind_flag", "return_type_id", "params")
+
     return_type_id: int
     params: tuple[BtfParam, ...]
 
+    def __init__(  # noqa: PLR0917 - positional, as the parser builds them
+        self,
+        id: int,
+        kind: Kind,
+        name: str,
+        size: int | None,
+        kind_flag: bool,
+        return_type_id: int,
+        params: tuple[BtfParam, ...],
+    ) -> None:
+        _set(self, "id", id)
+        _set(self, "kind", kind)
+        _set(self, "name", name)
+        _set(self, "size", size)
+        _set(self, "kind_flag", kind_flag)
+        _set(self, "return_type_id", return_type_id)
+        _set(self, "params", params)
 
-@dataclass(frozen=True, slots=True)
+
 class BtfVar(BtfType):
+    __slots__ = ("linkage", "type_id")
+    _fields: ClassVar[tuple[str, ...]] = ("id", "kind", "name", "size", "kind_flag", "type_id", "linkage")
+
     type_id: int
     linkage: int
 
+    def __init__(  # noqa: PLR0917 - positional, as the parser builds them
+        self, id: int, kind: Kind, name: str, size: int | None, kind_flag: bool, type_id: int, linkage: int
+    ) -> None:
+        _set(self, "id", id)
+        _set(self, "kind", kind)
+        _set(self, "name", name)
+        _set(self, "size", size)
+        _set(self, "kind_flag", kind_flag)
+        _set(self, "type_id", type_id)
+        _set(self, "linkage", linkage)
 
-@dataclass(frozen=True, slots=True)
-class BtfVarSecinfo:
+
+class BtfVarSecinfo(_Frozen):
+    __slots__ = ("offset", "size", "type_id")
+    _fields: ClassVar[tuple[str, ...]] = ("type_id", "offset", "size")
+
     type_id: int
     offset: int
     size: int
 
+    def __init__(self, type_id: int, offset: int, size: int) -> None:
+        _set(self, "type_id", type_id)
+        _set(self, "offset", offset)
+        _set(self, "size", size)
 
-@dataclass(frozen=True, slots=True)
+
 class BtfDatasec(BtfType):
+    __slots__ = ("vars",)
+    _fields: ClassVar[tuple[str, ...]] = ("id", "kind", "name", "size", "kind_flag", "vars")
+
     vars: tuple[BtfVarSecinfo, ...]
 
+    def __init__(  # noqa: PLR0917 - positional, as the parser builds them
+        self, id: int, kind: Kind, name: str, size: int | None, kind_flag: bool, vars: tuple[BtfVarSecinfo, ...]
+    ) -> None:
+        _set(self, "id", id)
+        _set(self, "kind", kind)
+        _set(self, "name", name)
+        _set(self, "size", size)
+        _set(self, "kind_flag", kind_flag)
+        _set(self, "vars", vars)
 
-@dataclass(frozen=True, slots=True)
+
 class BtfFloat(BtfType):
-    pass
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
 class BtfDeclTag(BtfType):
+    __slots__ = ("component_idx", "type_id")
+    _fields: ClassVar[tuple[str, ...]] = ("id", "kind", "name", "size", "kind_flag", "type_id", "component_idx")
+
     type_id: int
     component_idx: int
     """-1 when the tag applies to the type itself, else the member or parameter index."""
+
+    def __init__(  # noqa: PLR0917 - positional, as the parser builds them
+        self, id: int, kind: Kind, name: str, size: int | None, kind_flag: bool, type_id: int, component_idx: int
+    ) -> None:
+        _set(self, "id", id)
+        _set(self, "kind", kind)
+        _set(self, "name", name)
+        _set(self, "size", size)
+        _set(self, "kind_flag", kind_flag)
+        _set(self, "type_id", type_id)
+        _set(self, "component_idx", component_idx)
 
 
 # -- the parser --------------------------------------------------------------------------------------------------

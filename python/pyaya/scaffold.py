@@ -20,12 +20,13 @@ import sys
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from importlib import resources
-from importlib.abc import Traversable
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyaya.errors import PyayaError, ScaffoldError
+
+if TYPE_CHECKING:
+    from importlib.abc import Traversable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -155,6 +156,9 @@ def validate_name(name: str) -> str:
 
 
 def _pyaya_version() -> str:
+    # importlib.metadata costs ~15 ms to import, and only `pyaya new` needs it (the CLI imports this module).
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
     try:
         return version("pyaya")
     except PackageNotFoundError:  # a source tree that was never installed
@@ -163,6 +167,8 @@ def _pyaya_version() -> str:
 
 def templates_root() -> Traversable:
     """Where the templates are: ``pyaya/templates`` inside the installed package."""
+    from importlib import resources  # noqa: PLC0415 - only for templates; the CLI imports this module at start
+
     return resources.files("pyaya") / "templates"
 
 

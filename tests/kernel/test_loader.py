@@ -122,7 +122,8 @@ def test_unprivileged_load_raises_permission_error(execwatch: Path, tmp_path: Pa
     # pyaya is imported as root (this interpreter lives under /root), then the process drops to nobody, which
     # also clears every capability, before it loads.
     script = (
-        "import os, sys, pyaya\n"
+        # pyaya imports its API on first use: import it while root can still read the files.
+        "import os, sys, pyaya\nfrom pyaya import Ebpf, PermissionDeniedError\n"
         "os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
         "try:\n"
         f"    pyaya.Ebpf.load_file({str(shared)!r})\n"

@@ -1,4 +1,9 @@
-"""The ``pyaya`` command line: one module per command, each a thin layer over library code."""
+"""The ``pyaya`` command line: one module per command, each a thin layer over library code.
+
+Every command's module is imported here (Typer reads their signatures), so each keeps its top-level imports to
+typer and small modules, and imports the library code it calls inside the command: ``pyaya run`` then starts
+without the scaffolder, the builder, the doctor's probes or the BTF reader.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ from typing import Annotated
 
 import typer
 
-from pyaya import __version__
 from pyaya.cli import build, doctor, inspect, new, run, templates
 
 app = typer.Typer(
@@ -20,6 +24,8 @@ app = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
+        from pyaya import __version__  # noqa: PLC0415 - importlib.metadata, for this option only
+
         typer.echo(f"pyaya {__version__}")
         raise typer.Exit()
 

@@ -8,9 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pyaya.build import build as build_project
 from pyaya.cli._common import handle_errors
-from pyaya.project import find_project
 
 __all__ = ["ToolchainKind", "build"]
 
@@ -40,6 +38,9 @@ def build(
     ] = None,
 ) -> None:
     """Build the project's eBPF objects (cargo, bpfel-unknown-none); print the path of each object built."""
+    from pyaya.build import build as build_project  # noqa: PLC0415 - see pyaya.cli: imported when run
+    from pyaya.project import find_project  # noqa: PLC0415
+
     project = find_project(path)
     objects = build_project(project, debug=debug, toolchain=toolchain.value if toolchain else None)
     for obj in objects:

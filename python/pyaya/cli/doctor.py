@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pyaya.cli._common import EXIT_FAILURE, handle_errors
 from pyaya.cli._table import format_table
-from pyaya.doctor import STATUSES, Check, failed, run_checks
+
+if TYPE_CHECKING:
+    from pyaya.doctor import Check
 
 _NO_FIX = "no command fixes this; the detail above says what is wrong"
 _COLORS = {"ok": "green", "warning": "yellow", "missing": "red", "unsupported": "magenta"}
@@ -40,6 +42,8 @@ def _render(checks: list[Check], color: bool) -> str:
 
 
 def _summary(checks: list[Check]) -> str:
+    from pyaya.doctor import STATUSES  # noqa: PLC0415 - see pyaya.cli: imported when run
+
     counts = Counter(c.status for c in checks)
     return ", ".join(f"{counts[status]} {status}" for status in STATUSES if counts[status])
 
@@ -51,6 +55,8 @@ def doctor(
     ] = False,
 ) -> None:
     """Check the toolchain and the kernel; each missing piece comes with the command that fixes it."""
+    from pyaya.doctor import failed, run_checks  # noqa: PLC0415 - see pyaya.cli: imported when run
+
     checks = run_checks()
     if json_output:
         typer.echo(json.dumps([c.to_json() for c in checks], indent=2))

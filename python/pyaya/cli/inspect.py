@@ -6,13 +6,15 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pyaya.cli._common import handle_errors
 from pyaya.cli._table import format_table
-from pyaya.inspect import ObjectInfo, btf_dump, btf_summary, inspect_file
+
+if TYPE_CHECKING:
+    from pyaya.inspect import ObjectInfo
 
 
 def _heading(text: str, color: bool) -> str:
@@ -27,6 +29,8 @@ def _bold_header(color: bool) -> Callable[[int, int, str], str]:
 
 
 def _render(info: ObjectInfo, *, all_btf: bool, color: bool) -> str:
+    from pyaya.inspect import btf_dump, btf_summary  # noqa: PLC0415 - see pyaya.cli: imported when run
+
     style = _bold_header(color)
     sections = []
     if info.programs:
@@ -71,6 +75,8 @@ def inspect(
     ] = False,
 ) -> None:
     """Show the programs, maps and BTF types of a BPF object (no privilege needed)."""
+    from pyaya.inspect import inspect_file  # noqa: PLC0415 - see pyaya.cli: imported when run
+
     info = inspect_file(object_path)
     if json_output:
         typer.echo(json.dumps(info.to_json(btf_details=all_btf), indent=2))

@@ -16,15 +16,15 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pyaya.build import build as build_project
-from pyaya.build import ensure_built
 from pyaya.cli._common import fail, handle_errors
 from pyaya.errors import PyayaError
-from pyaya.project import Project, find_project
+
+if TYPE_CHECKING:
+    from pyaya.project import Project
 
 __all__ = ["run"]
 
@@ -73,6 +73,9 @@ def _objects(project: Project, *, debug: bool, no_build: bool, rebuild: bool) ->
         if missing:
             fail(f"no built object at {', '.join(missing)}: run `pyaya build` first, or drop --no-build")
         return objects
+    from pyaya.build import build as build_project  # noqa: PLC0415 - cargo's driver, not for --no-build
+    from pyaya.build import ensure_built  # noqa: PLC0415
+
     if rebuild:
         return build_project(project, debug=debug)
     return ensure_built(project, debug=debug)
@@ -223,6 +226,8 @@ def run(
     ] = None,
 ) -> None:
     """Build the project if its sources changed, load it and stream its events (needs root or CAP_BPF)."""
+    from pyaya.project import find_project  # noqa: PLC0415 - see pyaya.cli: imported when run
+
     project = find_project(path)
     if not project.main.is_file():
         fail(f"{project.main} does not exist: [run] main in {project.config_path} must name the user-space script")

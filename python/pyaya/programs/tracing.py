@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NoReturn
 
-from pyaya import _native, features
+from pyaya import _native
 from pyaya.errors import PermissionDeniedError, ProgramError, UnsupportedError
 from pyaya.programs._base import Link, PinnedT, Program, register
 
@@ -72,6 +72,8 @@ class RawTracePoint(Program):
 
 def _explain_refusal(program: Program, target: str | None, error: PermissionDeniedError) -> NoReturn:
     """Re-raise a load refused with EPERM, saying what is missing here (probed) and what would fix it."""
+    from pyaya import features  # noqa: PLC0415 - probes (ctypes, gzip) only when explaining a refusal
+
     kind = program.kind
     # LsmCgroup and Extension programs run through BPF trampolines like Lsm and FEntry programs, which the probe
     # can load without a target program of their own.
@@ -344,6 +346,8 @@ class KProbe(Program):
         try:
             native = self._native.attach_kprobe(function, offset)
         except ProgramError as error:
+            from pyaya import features  # noqa: PLC0415 - probes only when explaining a failure
+
             probe = features.kprobes_supported()
             if not probe.ok:
                 raise UnsupportedError(
