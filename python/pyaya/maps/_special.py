@@ -15,10 +15,10 @@ from pyaya import _native
 from pyaya.errors import MapError, NotFoundError, UnsupportedError
 from pyaya.maps._codec import BYTE_ORDER, Codec, IntCodec, codec_for
 from pyaya.maps._core import HashMap, KeyValueMap, Map, PerCpuValues, register, wrap_map
-from pyaya.symbols import Symbol, resolve_stack
 
 if TYPE_CHECKING:
     from pyaya.programs import Program
+    from pyaya.symbols import Symbol
 
 __all__ = [
     "ArrayOfMaps",
@@ -496,6 +496,8 @@ class StackTraceMap(KeyValueMap, Mapping[int, list[int]]):
     def resolve(self, stack_id: int, pid: int | None = None) -> list[Symbol]:
         """The frames of ``stack_id`` as symbols: kernel addresses through ``/proc/kallsyms``, user addresses
         (when ``pid`` is given) through ``/proc/PID/maps`` and the mapped ELF files' symbol tables."""
+        from pyaya.symbols import resolve_stack  # noqa: PLC0415 - ELF reader and /proc parsing, for stacks only
+
         return resolve_stack(self[stack_id], pid)
 
 
