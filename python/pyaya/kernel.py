@@ -11,12 +11,15 @@ global (``Ebpf.load(..., globals=...)``). The lookup runs natively and takes mil
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from pyaya import _native
+from pyaya.errors import NotFoundError
 
-__all__ = ["VMLINUX_BTF", "member_offset", "member_offsets"]
+__all__ = ["VMLINUX_BTF", "cgroup", "cgroup2_mount", "member_offset", "member_offsets"]
 
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 
@@ -32,3 +35,36 @@ def member_offsets(struct: str, *members: str, btf_path: str | os.PathLike[str] 
 def member_offset(struct: str, member: str, *, btf_path: str | os.PathLike[str] | None = None) -> int:
     """Byte offset of one member; see :func:`member_offsets`."""
     return member_offsets(struct, member, btf_path=btf_path)[member]
+
+
+def cgroup2_mount() -> Path:
+    """Where the cgroup v2 hierarchy is mounted (``/sys/fs/cgroup``, or ``/sys/fs/cgroup/unified`` on hybrid
+    systems). Raises :class:`~pyaya.NotFoundError` saying how to mount it when there is none."""
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[2] == "cgroup2":
+            return Path(fields[1])
+    raise NotFoundError("no cgroup v2 hierarchy is mounted: mount -t cgroup2 none /sys/fs/cgroup")
+
+
+@contextlib.contextmanager
+def cgroup(path: str | os.PathLike[str] | None = None) -> Iterator[Path]:
+    """The cgroup a cgroup program attaches to: ``path`` (created when it does not exist, and then removed on
+    exit if it is empty again) or, when None, the root of the cgroup v2 hierarchy.
+
+    >>> with pyaya.kernel.cgroup() as root:  # doctest: +SKIP
+    ...     bpf.programs["sysctl_log"].attach(root)
+    """
+    if path is None:
+        yield cgroup2_mount()
+        return
+    folder = Path(path)
+    created = not folder.exists()
+    if created:
+        folder.mkdir()
+    try:
+        yield folder
+    finally:
+        if created:
+            with contextlib.suppress(OSError):  # still has processes: leave it to its owner
+                folder.rmdir()

@@ -11,14 +11,13 @@ It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ctypes
 import ipaddress
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pyaya.kernel import cgroup
 from pyaya.runtime import Column, RunOptions, Session, parse_options
 
 PROTOCOL_NAMES = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp", 58: "icmpv6", 132: "sctp"}
@@ -76,32 +75,6 @@ class ByProtocol:
 
     def items(self) -> list[tuple[str, int]]:
         return [(protocol_name(key), count) for key, count in self.counters.items()]
-
-
-def cgroup2_mount() -> Path:
-    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems)."""
-    for line in Path("/proc/self/mounts").read_text().splitlines():
-        fields = line.split()
-        if len(fields) >= 3 and fields[2] == "cgroup2":
-            return Path(fields[1])
-    raise SystemExit("error: no cgroup v2 hierarchy is mounted: mount -t cgroup2 none /sys/fs/cgroup")
-
-
-@contextlib.contextmanager
-def cgroup(path: Path | None) -> Iterator[Path]:
-    """The cgroup to attach to: `path` (created, and removed afterwards, when it does not exist) or the root."""
-    if path is None:
-        yield cgroup2_mount()
-        return
-    created = not path.exists()
-    if created:
-        path.mkdir()
-    try:
-        yield path
-    finally:
-        if created:
-            with contextlib.suppress(OSError):  # still has processes: leave it to its owner
-                path.rmdir()
 
 
 def parse_arguments() -> tuple[argparse.Namespace, RunOptions]:

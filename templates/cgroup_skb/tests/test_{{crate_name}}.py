@@ -19,6 +19,7 @@ from types import ModuleType
 
 import pyaya
 import pytest
+from pyaya.kernel import cgroup2_mount
 
 PROJECT = Path(__file__).resolve().parent.parent
 UDP = 17
@@ -62,7 +63,7 @@ def bpf(object_path: Path) -> Iterator[pyaya.Ebpf]:
 
 @pytest.fixture
 def test_cgroup() -> Iterator[Path]:
-    path = main.cgroup2_mount() / f"{{name}}-test-{os.getpid()}"
+    path = cgroup2_mount() / f"{{name}}-test-{os.getpid()}"
     path.mkdir()
     yield path
     path.rmdir()
@@ -141,7 +142,7 @@ def test_pyaya_run_meters_the_root_cgroup() -> None:
     for line in runner.stderr:  # "... is running" once the program is attached
         if "is running" in line:
             break
-    sender, receiver = exchange_in(main.cgroup2_mount())
+    sender, receiver = exchange_in(cgroup2_mount())
     output, _ = runner.communicate(timeout=120)
     assert runner.returncode == 0
     records = [json.loads(line) for line in output.splitlines()]
@@ -152,7 +153,7 @@ def test_pyaya_run_meters_the_root_cgroup() -> None:
 
 
 def test_main_creates_and_removes_a_cgroup(object_path: Path) -> None:
-    path = main.cgroup2_mount() / f"{{name}}-main-{os.getpid()}"
+    path = cgroup2_mount() / f"{{name}}-main-{os.getpid()}"
     runner = subprocess.Popen(
         [sys.executable, str(PROJECT / "main.py"), "--object", str(object_path), "--json", "--duration", "3",
          "--cgroup", str(path)],

@@ -17,6 +17,7 @@ from types import ModuleType
 
 import pyaya
 import pytest
+from pyaya.kernel import cgroup2_mount
 
 PROJECT = Path(__file__).resolve().parent.parent
 TARGET = "{{sockopt_target}}"
@@ -58,7 +59,7 @@ def bpf(object_path: Path) -> Iterator[pyaya.Ebpf]:
 
 @pytest.fixture
 def test_cgroup() -> Iterator[Path]:
-    path = main.cgroup2_mount() / f"{{name}}-test-{os.getpid()}"
+    path = cgroup2_mount() / f"{{name}}-test-{os.getpid()}"
     path.mkdir()
     yield path
     path.rmdir()
@@ -128,7 +129,7 @@ def test_pyaya_run_logs_calls_in_the_root_cgroup() -> None:
     for line in runner.stderr:  # "... is running" once the program is attached
         if "is running" in line:
             break
-    pid = options_in(main.cgroup2_mount())["pid"]
+    pid = options_in(cgroup2_mount())["pid"]
     output, _ = runner.communicate(timeout=120)
     assert runner.returncode == 0
     records = [json.loads(line) for line in output.splitlines()]

@@ -17,6 +17,7 @@ from types import ModuleType
 
 import pyaya
 import pytest
+from pyaya.kernel import cgroup2_mount
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +58,7 @@ def bpf(object_path: Path) -> Iterator[pyaya.Ebpf]:
 
 @pytest.fixture
 def test_cgroup() -> Iterator[Path]:
-    path = main.cgroup2_mount() / f"{{name}}-test-{os.getpid()}"
+    path = cgroup2_mount() / f"{{name}}-test-{os.getpid()}"
     path.mkdir()
     yield path
     path.rmdir()
@@ -112,7 +113,7 @@ def test_pyaya_run_logs_sysctl_accesses_in_the_root_cgroup() -> None:
     for line in runner.stderr:  # "... is running" once the program is attached
         if "is running" in line:
             break
-    pid = accesses_in(main.cgroup2_mount())["pid"]
+    pid = accesses_in(cgroup2_mount())["pid"]
     output, _ = runner.communicate(timeout=120)
     assert runner.returncode == 0
     records = [json.loads(line) for line in output.splitlines()]

@@ -19,6 +19,7 @@ from types import ModuleType
 
 import pyaya
 import pytest
+from pyaya.kernel import cgroup2_mount
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -59,7 +60,7 @@ def bpf(object_path: Path) -> Iterator[pyaya.Ebpf]:
 
 @pytest.fixture
 def test_cgroup() -> Iterator[Path]:
-    path = main.cgroup2_mount() / f"{{name}}-test-{os.getpid()}"
+    path = cgroup2_mount() / f"{{name}}-test-{os.getpid()}"
     path.mkdir()
     yield path
     path.rmdir()
@@ -150,7 +151,7 @@ def test_pyaya_run_reports_connections_in_the_root_cgroup() -> None:
     for line in runner.stderr:  # "... is running" once the program is attached
         if "is running" in line:
             break
-    ports = conversation_in(main.cgroup2_mount())
+    ports = conversation_in(cgroup2_mount())
     output, _ = runner.communicate(timeout=120)
     assert runner.returncode == 0
     records = [json.loads(line) for line in output.splitlines()]
