@@ -40,7 +40,11 @@ def member_offset(struct: str, member: str, *, btf_path: str | os.PathLike[str] 
 def cgroup2_mount() -> Path:
     """Where the cgroup v2 hierarchy is mounted (``/sys/fs/cgroup``, or ``/sys/fs/cgroup/unified`` on hybrid
     systems). Raises :class:`~pyaya.NotFoundError` saying how to mount it when there is none."""
-    for line in Path("/proc/self/mounts").read_text().splitlines():
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
         fields = line.split()
         if len(fields) >= 3 and fields[2] == "cgroup2":
             return Path(fields[1])

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from pyaya import features
-from pyaya.errors import PyayaError
+from pyaya import features, kernel
+from pyaya.errors import NotFoundError, PyayaError
 from pyaya.loader import Ebpf
 
 __all__ = [
@@ -63,16 +63,12 @@ def privilege_skip_reason() -> str | None:
 
 
 def cgroup2_mount() -> Path | None:
-    """Where cgroup v2 is mounted (``/sys/fs/cgroup`` or, on hybrid systems, ``/sys/fs/cgroup/unified``)."""
+    """Where cgroup v2 is mounted (``/sys/fs/cgroup`` or, on hybrid systems, ``/sys/fs/cgroup/unified``); None
+    when it is not (see :func:`pyaya.kernel.cgroup2_mount`)."""
     try:
-        lines = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
+        return kernel.cgroup2_mount()
+    except NotFoundError:
         return None
-    for line in lines:
-        fields = line.split()
-        if len(fields) >= 3 and fields[2] == "cgroup2":
-            return Path(fields[1])
-    return None
 
 
 @pytest.fixture
