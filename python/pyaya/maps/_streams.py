@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import struct
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -24,6 +25,9 @@ def _is_struct_format(text: str) -> bool:
     except struct.error:
         return False
     return True
+
+
+_GC_PAUSE_MIN = 1024
 
 
 class Stream(Map):
@@ -62,7 +66,20 @@ class Stream(Map):
         When none is ready, wait up to ``timeout`` seconds (``None``: until one arrives) with the GIL released;
         Ctrl-C interrupts the wait. Kernel-side log records that arrive meanwhile go to :mod:`logging`.
         """
-        return [self._decode(record) for record in self._drain_raw(max_records, timeout)]
+        records = self._drain_raw(max_records, timeout)
+        # One map over the batch, not a method call per record: this is the event loop's hot path.
+        if self._codec is None:
+            return records
+        if len(records) < _GC_PAUSE_MIN:
+            return list(map(self._codec.decode, records))
+        # Thousands of new records would trigger collections of everything alive, for nothing: none is garbage yet.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return list(map(self._codec.decode, records))
+        finally:
+            if paused:
+                gc.enable()
 
     def records(self, timeout: float | None = None, *, until: float | None = None) -> Iterator[Any]:
         """Yield records as they arrive, for ``timeout`` seconds (or until ``time.monotonic()`` reaches ``until``);
