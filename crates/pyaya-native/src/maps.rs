@@ -19,6 +19,53 @@ use crate::sys;
 /// How long one wait may block with the GIL released before checking for signals (Ctrl-C).
 pub(crate) const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
+/// What every stream's `drain` does: deliver pending log records, take what is ready, and otherwise wait (GIL
+/// released) in slices of `SIGNAL_CHECK_INTERVAL`, checking for signals between slices so Ctrl-C interrupts,
+/// until `timeout` seconds have passed (`None`: forever). `wait(wake_fd, millis)` blocks on the stream's fd and
+/// the owner's log wake-up fd.
+pub(crate) fn drain_waiting<T>(
+    py: Python<'_>,
+    owner: Option<&Ebpf>,
+    wake_on_logs: bool,
+    timeout: Option<f64>,
+    mut take: impl FnMut(Python<'_>) -> PyResult<Vec<T>>,
+    wait: impl Fn(Option<std::os::fd::BorrowedFd<'_>>, i32) -> Result<bool, Deferred> + Sync,
+) -> PyResult<Vec<T>> {
+    let deadline = match timeout {
+        Some(seconds) if seconds.is_nan() || seconds < 0.0 => {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "timeout must be a number of seconds >= 0",
+            ))
+        }
+        Some(seconds) if seconds.is_finite() => {
+            Some(Instant::now() + Duration::from_secs_f64(seconds))
+        }
+        _ => None,
+    };
+    loop {
+        if let (true, Some(owner)) = (wake_on_logs, owner) {
+            owner.flush_logs_inner(py)?;
+        }
+        let records = take(py)?;
+        if !records.is_empty() {
+            return Ok(records);
+        }
+        let slice = match deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(records);
+                }
+                left.min(SIGNAL_CHECK_INTERVAL)
+            }
+            None => SIGNAL_CHECK_INTERVAL,
+        };
+        let millis = slice.as_millis().try_into().unwrap_or(i32::MAX);
+        py.detach(|| wait(owner.and_then(Ebpf::wake_fd), millis))?;
+        py.check_signals()?;
+    }
+}
+
 pub(crate) type Shared<T> = Arc<Mutex<Option<T>>>;
 
 pub(crate) fn lock<T>(shared: &Shared<T>) -> MutexGuard<'_, Option<T>> {
@@ -415,40 +462,13 @@ impl RingBuf {
         timeout: Option<f64>,
     ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         let limit = max_records.unwrap_or(usize::MAX);
-        let deadline = match timeout {
-            Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
-                Some(Instant::now() + Duration::from_secs_f64(seconds))
-            }
-            Some(seconds) if seconds.is_nan() || seconds < 0.0 => {
-                return Err(pyo3::exceptions::PyValueError::new_err(
-                    "timeout must be a number of seconds >= 0",
-                ))
-            }
-            _ => None,
-        };
-        let owner = self.owner.as_ref().map(Py::get);
-        loop {
-            if let (true, Some(owner)) = (self.wake_on_logs, owner) {
-                owner.flush_logs_inner(py)?;
-            }
-            let records = self.take_available(limit)?;
-            if !records.is_empty() {
-                return Ok(records
-                    .iter()
-                    .map(|record| PyBytes::new(py, record))
-                    .collect());
-            }
-            let slice = match deadline {
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(Vec::new());
-                    }
-                    left.min(SIGNAL_CHECK_INTERVAL)
-                }
-                None => SIGNAL_CHECK_INTERVAL,
-            };
-            py.detach(|| {
+        let records = drain_waiting(
+            py,
+            self.owner.as_ref().map(Py::get),
+            self.wake_on_logs,
+            timeout,
+            |_| self.take_available(limit),
+            |wake_fd, millis| {
                 let guard = lock(&self.ring);
                 let ring = guard.as_ref().ok_or_else(|| {
                     Deferred::Plain(
@@ -457,13 +477,16 @@ impl RingBuf {
                     )
                 })?;
                 let mut fds = vec![ring.as_fd()];
-                fds.extend(owner.and_then(Ebpf::wake_fd));
-                sys::wait_readable(&fds, slice.as_millis().try_into().unwrap_or(i32::MAX)).map_err(
-                    |err| Deferred::MapIo(format!("waiting on ring buffer {:?}", self.name), err),
-                )
-            })?;
-            py.check_signals()?;
-        }
+                fds.extend(wake_fd);
+                sys::wait_readable(&fds, millis).map_err(|err| {
+                    Deferred::MapIo(format!("waiting on ring buffer {:?}", self.name), err)
+                })
+            },
+        )?;
+        Ok(records
+            .iter()
+            .map(|record| PyBytes::new(py, record))
+            .collect())
     }
 
     /// Pins the ring buffer at `path` in bpffs, so it outlives this process until `unpin()`.

@@ -7,7 +7,6 @@ use std::os::fd::{AsFd as _, AsRawFd as _};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 use aya::maps::perf::{PerfEvent, PerfEventArrayBuffer};
 use aya::maps::{Map as AyaMap, MapData, PerfEventArray as AyaPerfEventArray};
@@ -16,7 +15,7 @@ use pyo3::types::PyBytes;
 
 use crate::ebpf::Ebpf;
 use crate::errors::{closed, new_err, Deferred, Kind};
-use crate::maps::{lock, Shape, Shared, SIGNAL_CHECK_INTERVAL};
+use crate::maps::{drain_waiting, lock, Shape, Shared};
 use crate::sys;
 
 /// Kernel `BPF_MAP_TYPE_PERF_EVENT_ARRAY`.
@@ -246,52 +245,29 @@ impl PerfEventArray {
         timeout: Option<f64>,
     ) -> PyResult<Vec<(u32, Bound<'py, PyBytes>)>> {
         let limit = max_records.unwrap_or(usize::MAX);
-        let deadline = match timeout {
-            Some(seconds) if seconds.is_nan() || seconds < 0.0 => {
-                return Err(pyo3::exceptions::PyValueError::new_err(
-                    "timeout must be a number of seconds >= 0",
-                ))
-            }
-            Some(seconds) if seconds.is_finite() => {
-                Some(Instant::now() + Duration::from_secs_f64(seconds))
-            }
-            _ => None,
-        };
-        let owner = self.owner.as_ref().map(Py::get);
-        loop {
-            if let (true, Some(owner)) = (self.wake_on_logs, owner) {
-                owner.flush_logs_inner(py)?;
-            }
-            let records = py.detach(|| self.take_available(limit))?;
-            if !records.is_empty() {
-                return Ok(records
-                    .iter()
-                    .map(|(cpu, record)| (*cpu, PyBytes::new(py, record)))
-                    .collect());
-            }
-            let slice = match deadline {
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(Vec::new());
-                    }
-                    left.min(SIGNAL_CHECK_INTERVAL)
-                }
-                None => SIGNAL_CHECK_INTERVAL,
-            };
-            py.detach(|| {
+        let records = drain_waiting(
+            py,
+            self.owner.as_ref().map(Py::get),
+            self.wake_on_logs,
+            timeout,
+            |py| {
+                py.detach(|| self.take_available(limit))
+                    .map_err(PyErr::from)
+            },
+            |wake_fd, millis| {
                 let guard = lock(&self.state);
                 let state = guard.as_ref().ok_or_else(|| self.closed_error())?;
                 let mut fds = vec![state.epoll.as_fd()];
-                fds.extend(owner.and_then(Ebpf::wake_fd));
-                sys::wait_readable(&fds, slice.as_millis().try_into().unwrap_or(i32::MAX)).map_err(
-                    |err| {
-                        Deferred::MapIo(format!("waiting on perf event array {:?}", self.name), err)
-                    },
-                )
-            })?;
-            py.check_signals()?;
-        }
+                fds.extend(wake_fd);
+                sys::wait_readable(&fds, millis).map_err(|err| {
+                    Deferred::MapIo(format!("waiting on perf event array {:?}", self.name), err)
+                })
+            },
+        )?;
+        Ok(records
+            .iter()
+            .map(|(cpu, record)| (*cpu, PyBytes::new(py, record)))
+            .collect())
     }
 
     /// An fd that is readable when any CPU's buffer has records (an epoll fd), for asyncio's `add_reader`.
