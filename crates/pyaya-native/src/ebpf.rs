@@ -503,16 +503,26 @@ pub fn loaded_programs(py: Python<'_>) -> PyResult<Vec<(u32, String, u32)>> {
     py.detach(|| {
         let mut list = Vec::new();
         for info in aya::programs::loaded_programs() {
-            let info =
-                info.map_err(|err| errors::from_program_error("listing loaded programs", &err))?;
+            let info = match info {
+                Ok(info) => info,
+                // Unloaded between being listed and being opened (the kernel frees programs asynchronously).
+                Err(err) if errors::errno_of(&err) == Some(libc::ENOENT) => continue,
+                Err(err) => {
+                    return Err(Deferred::Program(
+                        "listing loaded programs".into(),
+                        Box::new(err),
+                    ))
+                }
+            };
             list.push((
                 info.id(),
                 info.name_as_str().unwrap_or_default().to_owned(),
                 info.program_type() as u32,
             ));
         }
-        Ok(list)
+        Ok::<_, Deferred>(list)
     })
+    .map_err(PyErr::from)
 }
 
 // --- programs opened from a pin, and section names (used by programs_common.rs and programs_tracing.rs) ---

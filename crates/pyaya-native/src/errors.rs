@@ -122,7 +122,7 @@ fn permission_error(what: &str, error: &(dyn StdError + 'static)) -> Option<PyEr
     })
 }
 
-fn errno_of(error: &(dyn StdError + 'static)) -> Option<i32> {
+pub fn errno_of(error: &(dyn StdError + 'static)) -> Option<i32> {
     io_error_in(error).and_then(io::Error::raw_os_error)
 }
 
