@@ -191,3 +191,35 @@ def test_run_outside_a_project_fails_with_one_line(tmp_path: Path, flag: str) ->
     assert result.returncode == 1
     assert result.stderr.startswith("error: no pyaya.toml")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_sigterm_during_popen_still_stops_main(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGTERM handled inside Popen(), after the fork but before the pid is known, is forwarded once it is."""
+    from pyaya.cli.run import _Running  # noqa: PLC0415 - the class under test, with its per-process state
+
+    real_popen = subprocess.Popen
+
+    def popen_then_sigterm(argv: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+        child = real_popen(argv, **kwargs)  # type: ignore[call-overload]
+        os.kill(os.getpid(), signal.SIGTERM)  # handled before this returns, as if it came during Popen()
+        return child  # type: ignore[no-any-return]
+
+    for name, value in (("child", None), ("terminated", False), ("_signalled", None)):
+        monkeypatch.setattr(_Running, name, value)
+    previous = signal.signal(signal.SIGTERM, _Running.on_sigterm)
+    try:
+        monkeypatch.setattr(subprocess, "Popen", popen_then_sigterm)
+        child = _Running.start(["sleep", "30"], Path.cwd())
+        monkeypatch.undo()
+        assert child.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_with_nothing_running_stops_like_ctrl_c(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyaya.cli.run import _Running  # noqa: PLC0415
+
+    for name, value in (("child", None), ("terminated", False), ("starting", False)):
+        monkeypatch.setattr(_Running, name, value)
+    with pytest.raises(KeyboardInterrupt):
+        _Running.on_sigterm(signal.SIGTERM, None)

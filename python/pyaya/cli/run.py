@@ -96,12 +96,11 @@ def _stop(child: subprocess.Popen[bytes]) -> int:
     """Stop ``child`` as Ctrl-C would: SIGTERM, which :class:`pyaya.runtime.Session` handles like Ctrl-C (it detaches
     and prints its maps) and which, unlike SIGINT, a shell never starts a background process ignoring. Kill it if
     it hangs."""
-    if child.poll() is None:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            child.kill()
+    _Running.terminate(child)
+    try:
+        child.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        child.kill()
     return _wait(child)
 
 
@@ -120,6 +119,8 @@ def _watch(project: Project, argv_for: ArgvFor, *, debug: bool, no_build: bool, 
             child = _Running.start(argv_for(objects), project.root)
         try:
             while True:
+                if _Running.terminated:
+                    raise KeyboardInterrupt  # SIGTERM while main.py runs: it was forwarded; stop as after Ctrl-C
                 if child is not None and child.poll() is not None:
                     _note(f"{project.main.name} exited with status {_wait(child)}; watching for changes")
                     child = None
@@ -139,20 +140,48 @@ def _watch(project: Project, argv_for: ArgvFor, *, debug: bool, no_build: bool, 
 
 
 class _Running:
-    """The main.py being run, so that a SIGTERM sent to ``pyaya run`` stops it the same way (not orphaned)."""
+    """The main.py being run, so that a SIGTERM sent to ``pyaya run`` stops it the same way (never orphaned).
+
+    The handler raises nothing while main.py runs or starts: an exception thrown into ``subprocess.Popen``'s own
+    code can lose the child (raised inside ``Popen()`` before its pid is known) or its wait lock. It forwards the
+    signal, and the wait in progress simply goes on until main.py has printed its maps and exited. With nothing
+    running (a build, or ``--watch`` waiting for a change), SIGTERM stops ``pyaya run`` as Ctrl-C does.
+    """
 
     child: subprocess.Popen[bytes] | None = None
+    starting = False
+    terminated = False
+    _signalled: subprocess.Popen[bytes] | None = None
 
     @classmethod
     def start(cls, argv: list[str], cwd: Path) -> subprocess.Popen[bytes]:
-        cls.child = subprocess.Popen(argv, cwd=cwd)
-        return cls.child
+        cls.starting = True
+        try:
+            cls.child = child = subprocess.Popen(argv, cwd=cwd)
+        finally:
+            cls.starting = False
+        if cls.terminated:  # SIGTERM came while Popen() ran, before the child's pid was known
+            cls.terminate(child)
+        return child
+
+    @classmethod
+    def terminate(cls, child: subprocess.Popen[bytes]) -> None:
+        """SIGTERM ``child`` once: a second one would interrupt main.py while it prints its maps."""
+        if cls._signalled is not child and child.returncode is None:
+            cls._signalled = child
+            # os.kill, not child.send_signal: that polls with waitpid, which a signal handler must not do while
+            # the main thread may be inside the same Popen's wait. An exited child not reaped yet keeps its pid.
+            os.kill(child.pid, signal.SIGTERM)
 
     @classmethod
     def on_sigterm(cls, signum: int, frame: object) -> None:
-        if cls.child is not None and cls.child.poll() is None:
-            cls.child.send_signal(signal.SIGTERM)
-        raise KeyboardInterrupt  # then wait for main.py to finish, as after Ctrl-C
+        cls.terminated = True
+        if cls.starting:
+            return  # start() forwards it as soon as Popen() returns
+        child = cls.child
+        if child is None or child.returncode is not None:
+            raise KeyboardInterrupt
+        cls.terminate(child)
 
 
 class ArgvFor:
