@@ -235,7 +235,7 @@ class Map:
         """Remove the pin this handle made."""
     @property
     def pinned_path(self) -> Path | None:
-        """Where this handle pinned the map (or the pin it was opened from), or ``None``."""
+        """Where this handle pinned the map (or the pin it was opened from, or its ``pin_maps`` pin), or ``None``."""
     @property
     def batch_refused(self) -> list[str]:
         """The batch commands the kernel refused for this map (tried once, then skipped)."""
@@ -295,7 +295,8 @@ class RingBuf:
         """Remove the pin this handle made."""
     @property
     def pinned_path(self) -> Path | None:
-        """Where this handle pinned the ring buffer (or the pin it was opened from), or ``None``."""
+        """Where this handle pinned the ring buffer (or the pin it was opened from, or its ``pin_maps`` pin), or
+        ``None``."""
     @property
     def closed(self) -> bool:
         """Whether the ring buffer handle is closed."""
@@ -389,7 +390,7 @@ class PerfEventArray:
         """Remove the pin this handle made."""
     @property
     def pinned_path(self) -> Path | None:
-        """Where this handle pinned the map (or the pin it was opened from), or ``None``."""
+        """Where this handle pinned the map (or the pin it was opened from, or its ``pin_maps`` pin), or ``None``."""
     @property
     def closed(self) -> bool:
         """Whether the handle is closed."""

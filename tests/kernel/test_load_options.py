@@ -111,6 +111,16 @@ def test_pinned_maps_are_shared_between_loads(fixtures_dir: Path, pin_dir: Path)
             assert third.maps["SHARED"][os.getpid()] == 1  # written by the second load's program
 
 
+def test_pin_maps_handles_report_their_pin_and_unpin_it(fixtures_dir: Path, pin_dir: Path) -> None:
+    with Ebpf.load_file(fixtures_dir / "types_plain", pin_maps=pin_dir) as bpf:
+        shared = bpf.maps["SHARED"]
+        assert shared.pinned_path == pin_dir / "SHARED"
+        shared.unpin()
+        assert shared.pinned_path is None
+        assert not (pin_dir / "SHARED").exists()
+        assert (pin_dir / "SLOTS").exists()  # only the map asked
+
+
 def test_incompatible_pin_is_a_clear_error(fixtures_dir: Path, pin_dir: Path) -> None:
     with Ebpf.load_file(fixtures_dir / "types_plain", pin_maps=pin_dir, max_entries={"SHARED": 8}):
         pass

@@ -48,6 +48,8 @@ pub struct Ebpf {
     log_wake_fd: Option<OwnedFd>,
     /// ELF section of each program (e.g. `fentry/do_unlinkat`), where BTF-based loads find their default target.
     sections: HashMap<String, String>,
+    /// Where `pin_maps` pinned each map, so its handle reports the pin (and `unpin()` can remove it).
+    map_pins: HashMap<String, PathBuf>,
 }
 
 impl Ebpf {
@@ -133,7 +135,7 @@ impl Ebpf {
         let max_entries = max_entries.unwrap_or_default();
         let log_queue = LogQueue::default();
         let queue = log_queue.clone();
-        let (ebpf, logger, sections) = py.detach(move || {
+        let (ebpf, logger, sections, map_pins) = py.detach(move || {
             let pins = match &pin_maps {
                 Some(directory) => Some(pinning::pin_paths(data, directory, &max_entries)?),
                 None => None,
@@ -172,7 +174,15 @@ impl Ebpf {
                     ))
                 }
             };
-            Ok::<_, Deferred>((ebpf, logger, crate::programs_common::program_sections(data)))
+            let map_pins: HashMap<String, PathBuf> = pins
+                .map(|pins| pins.paths.into_iter().collect())
+                .unwrap_or_default();
+            Ok::<_, Deferred>((
+                ebpf,
+                logger,
+                crate::programs_common::program_sections(data),
+                map_pins,
+            ))
         })?;
         let log_wake_fd = match &logger {
             Some(logger) => Some(logger.as_fd().try_clone_to_owned().map_err(|err| {
@@ -195,6 +205,7 @@ impl Ebpf {
             log_handler: Mutex::new(None),
             log_wake_fd,
             sections,
+            map_pins,
         })
     }
 
@@ -275,6 +286,9 @@ impl Ebpf {
                 ));
             };
             let (handle, slot) = maps::wrap(py, slf, name, map, this.log_wake_fd.is_some())?;
+            if let Some(path) = this.map_pins.get(name) {
+                maps::set_pinned_path(handle.bind(py), path.clone())?;
+            }
             object
                 .taken_maps
                 .push((name.to_owned(), handle.clone_ref(py), slot));
@@ -566,6 +580,7 @@ impl Ebpf {
             log_handler: Mutex::new(None),
             log_wake_fd: None,
             sections: HashMap::new(),
+            map_pins: HashMap::new(),
         })
     }
 }

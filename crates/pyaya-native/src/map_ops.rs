@@ -237,15 +237,7 @@ impl Map {
             .unwrap_or_default();
         let (handle, _slot) = wrap_data(py, None, &name, data, false)?;
         // The handle owns the pin it was opened from, so `unpin()` removes it, as for programs and links.
-        let bound = handle.bind(py);
-        let pinned = if let Ok(map) = bound.cast::<Map>() {
-            &map.get().pinned
-        } else if let Ok(ring) = bound.cast::<crate::maps::RingBuf>() {
-            &ring.get().pinned
-        } else {
-            &bound.cast::<crate::perf::PerfEventArray>()?.get().pinned
-        };
-        *pinned.lock().unwrap_or_else(PoisonError::into_inner) = Some(path);
+        crate::maps::set_pinned_path(handle.bind(py), path)?;
         Ok(handle)
     }
 
@@ -282,7 +274,7 @@ impl Map {
         remove_pin(&self.pinned, &self.name)
     }
 
-    /// Where this handle pinned the map (or the pin it was opened from), or `None`.
+    /// Where this handle pinned the map (or the pin it was opened from, or its `pin_maps` pin), or `None`.
     #[getter]
     fn pinned_path(&self) -> Option<PathBuf> {
         self.pinned

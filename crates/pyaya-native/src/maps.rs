@@ -170,6 +170,20 @@ pub fn wrap(
     wrap_data(py, Some(owner), name, data, wake_on_logs)
 }
 
+/// Records `path` as the pin of a handle made by `wrap_data`, whichever class it is: `pinned_path` shows it and
+/// `unpin()` removes it.
+pub(crate) fn set_pinned_path(handle: &Bound<'_, PyAny>, path: std::path::PathBuf) -> PyResult<()> {
+    let pinned = if let Ok(map) = handle.cast::<Map>() {
+        &map.get().pinned
+    } else if let Ok(ring) = handle.cast::<RingBuf>() {
+        &ring.get().pinned
+    } else {
+        &handle.cast::<crate::perf::PerfEventArray>()?.get().pinned
+    };
+    *pinned.lock().unwrap_or_else(PoisonError::into_inner) = Some(path);
+    Ok(())
+}
+
 /// Wraps a map's fd in the native class for its kind: `RingBuf`, `PerfEventArray` or `Map`. `owner` is `None` for
 /// maps opened from a pin, which belong to no object.
 pub(crate) fn wrap_data(
@@ -234,7 +248,7 @@ pub struct Map {
     pub(crate) shape: Shape,
     /// Bytes a lookup writes: `value_size`, or one 8-byte-aligned slot per possible CPU for per-CPU maps.
     pub(crate) value_buffer_len: usize,
-    /// Where this handle pinned the map, so `unpin()` knows what to remove.
+    /// This handle's pin (made by `pin()`, opened by `from_pin`, or by `pin_maps`), so `unpin()` knows what to remove.
     pub(crate) pinned: Mutex<Option<std::path::PathBuf>>,
     /// One bit per batch command (`map_ops::BatchCommand`) the kernel refused for this map type, so later calls
     /// skip straight to the per-key path.
@@ -511,7 +525,7 @@ impl RingBuf {
         crate::map_ops::remove_pin(&self.pinned, &self.name)
     }
 
-    /// Where this handle pinned the ring buffer (or the pin it was opened from), or `None`.
+    /// Where this handle pinned the ring buffer (or the pin it was opened from, or its `pin_maps` pin), or `None`.
     #[getter]
     fn pinned_path(&self) -> Option<std::path::PathBuf> {
         self.pinned

@@ -306,7 +306,7 @@ impl PerfEventArray {
         crate::map_ops::remove_pin(&self.pinned, &self.name)
     }
 
-    /// Where this handle pinned the map (or the pin it was opened from), or `None`.
+    /// Where this handle pinned the map (or the pin it was opened from, or its `pin_maps` pin), or `None`.
     #[getter]
     fn pinned_path(&self) -> Option<PathBuf> {
         self.pinned

@@ -111,7 +111,7 @@ class Map:
 
     @property
     def pinned_path(self) -> Path | None:
-        """Where this handle pinned the map (or the pin it was opened from), or ``None``."""
+        """Where this handle pinned the map (or the pin it was opened from, or its ``pin_maps`` pin), or ``None``."""
         path = self._native.pinned_path
         return None if path is None else Path(path)
 
@@ -121,7 +121,7 @@ class Map:
         self._native.pin(Path(path))
 
     def unpin(self) -> None:
-        """Remove the pin this handle made; the map lives on while handles on it remain."""
+        """Remove this handle's pin (see :attr:`pinned_path`); the map lives on while handles on it remain."""
         self._native.unpin()
 
     def close(self) -> None:
