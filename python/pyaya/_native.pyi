@@ -162,7 +162,7 @@ class Link:
         """A link pinned at ``path`` in bpffs; raises ``NotFoundError`` when there is none."""
     @property
     def program(self) -> str:
-        """Name of the attached program (empty for a link opened from a pin)."""
+        """Name of the attached program; for a link opened from a pin, the kernel's name for it (at most 15 bytes)."""
     @property
     def attached(self) -> bool:
         """Whether the link is still attached."""

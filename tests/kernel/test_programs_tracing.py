@@ -556,6 +556,7 @@ def test_link_pin_survives_close_and_from_pin_detaches(fixtures_dir: Path) -> No
         assert program_id in _loaded_ids()  # the pinned link holds the program attached
         reopened = Link.from_pin(pin)
         assert reopened.attached
+        assert reopened.program == "trace_sys_enter"[:15]  # the kernel's name: 15 bytes at most
         reopened.detach()
         assert not pin.exists()
         assert not _still_loaded({int(program_id)})

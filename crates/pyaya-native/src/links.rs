@@ -103,7 +103,13 @@ impl Link {
     /// A link pinned at `path` (in bpffs) by this or another process.
     #[staticmethod]
     fn from_pin(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let pinned = py.detach(|| PinnedLink::from_pin(&path)).map_err(|err| {
+        let opened = py.detach(|| {
+            PinnedLink::from_pin(&path).map(|link| {
+                let program = crate::programs_common::pinned_link_program_name(&path);
+                (link, program.unwrap_or_default())
+            })
+        });
+        let (pinned, program) = opened.map_err(|err| {
             new_err(
                 Kind::NotFound,
                 format!(
@@ -114,12 +120,12 @@ impl Link {
             )
         })?;
         Ok(Self {
-            program: String::new(),
+            program,
             state: Arc::new(Mutex::new(LinkState::Pinned(pinned, path))),
         })
     }
 
-    /// Name of the attached program (empty for a link opened from a pin).
+    /// Name of the attached program; for a link opened from a pin, the kernel's name for it (at most 15 bytes).
     #[getter]
     fn program(&self) -> &str {
         &self.program

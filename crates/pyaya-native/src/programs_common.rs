@@ -403,31 +403,38 @@ fn bpf_call<T>(command: libc::c_long, attr: &mut T) -> std::io::Result<libc::c_l
     }
 }
 
+/// Fills `info`, a kernel `bpf_*_info` struct (plain integers, zeroed by the caller), with what
+/// `BPF_OBJ_GET_INFO_BY_FD` says about the object pinned at `path`.
+fn pinned_object_info<T>(path: &std::path::Path, info: &mut T) -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd as _, FromRawFd as _};
+    use std::os::unix::ffi::OsStrExt as _;
+
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut get = ObjGetAttr {
+        pathname: c_path.as_ptr() as u64,
+        ..ObjGetAttr::default()
+    };
+    let raw = bpf_call(BPF_OBJ_GET, &mut get)?;
+    // SAFETY: the kernel just returned this new fd, owned by nothing else.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+    let mut attr = InfoByFdAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<T>() as u32,
+        info: std::ptr::from_mut(info) as u64,
+    };
+    bpf_call(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    Ok(())
+}
+
 /// `(program type, attach_btf_id)` of the program pinned at `path`: what the kernel's program info says about its
 /// target, for telling tracing programs apart (a `btf_trace_*` typedef, a `bpf_iter_*` function, ...).
 #[pyfunction]
 pub fn pinned_program_target(py: Python<'_>, path: PathBuf) -> PyResult<(u32, u32)> {
-    use std::os::fd::{AsRawFd as _, FromRawFd as _};
-    use std::os::unix::ffi::OsStrExt as _;
-
     let result = py.detach(|| {
-        let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-        let mut get = ObjGetAttr {
-            pathname: c_path.as_ptr() as u64,
-            ..ObjGetAttr::default()
-        };
-        let raw = bpf_call(BPF_OBJ_GET, &mut get)?;
-        // SAFETY: the kernel just returned this new fd, owned by nothing else.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
         // SAFETY: bpf_prog_info is a plain C struct of integers, for which all zero bytes is a valid value.
         let mut info: aya_obj::generated::bpf_prog_info = unsafe { std::mem::zeroed() };
-        let mut attr = InfoByFdAttr {
-            bpf_fd: fd.as_raw_fd() as u32,
-            info_len: std::mem::size_of_val(&info) as u32,
-            info: std::ptr::from_mut(&mut info) as u64,
-        };
-        bpf_call(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+        pinned_object_info(&path, &mut info)?;
         Ok::<_, std::io::Error>((info.type_, info.attach_btf_id))
     });
     result.map_err(|err| {
@@ -441,4 +448,15 @@ pub fn pinned_program_target(py: Python<'_>, path: PathBuf) -> PyResult<(u32, u3
             format!("no pinned program at {} ({err})", path.display()),
         )
     })
+}
+
+/// The kernel's name (at most 15 bytes) of the program attached by the link pinned at `path`, if it can be told.
+pub fn pinned_link_program_name(path: &std::path::Path) -> Option<String> {
+    // SAFETY: bpf_link_info is a plain C struct of integers and unions of them: all zero bytes is a valid value.
+    let mut info: aya_obj::generated::bpf_link_info = unsafe { std::mem::zeroed() };
+    pinned_object_info(path, &mut info).ok()?;
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .find(|program| program.id() == info.prog_id)
+        .and_then(|program| program.name_as_str().map(str::to_owned))
 }
