@@ -33,6 +33,7 @@ bench: setup
 lint: setup
 	$(VENV)/bin/ruff check python tests benchmarks
 	$(VENV)/bin/ruff format --check python tests benchmarks
+	bash scripts/lint-templates.sh
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest pyaya._native
 	cargo fmt --all --check

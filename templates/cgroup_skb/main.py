@@ -1,11 +1,14 @@
-"""User space of {{name}}: meters the {{direction}} traffic of every process in a cgroup (v2): an event for each new
-flow, with the uid owning its socket, and packets and bytes per protocol when it stops.
+"""User space of {{name}}: meters the {{direction}} traffic
+of every process in a cgroup (v2): an event for each new flow, with the uid owning its socket, and packets and bytes per
+protocol when it stops.
 
     sudo pyaya run                                   # the root cgroup: the whole machine, until Ctrl-C
     sudo pyaya run --json --duration 5
     sudo python main.py --cgroup /sys/fs/cgroup/unified/my.slice      # created if missing, removed at exit if so
 
-It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+It also runs on its own:
+
+    sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
-"""User space of {{name}}: logs every {{sockopt_target}} call made by the processes of a cgroup (v2): who called
-it, on which kind of socket, which option and how long a buffer; prints the calls per option when it stops. The
-calls themselves are not changed.
+"""User space of {{name}}: logs every {{sockopt_target}} call made
+by the processes of a cgroup (v2): who called it, on which kind of socket, which option and how long a buffer; prints
+the calls per option when it stops. The calls themselves are not changed.
 
     sudo pyaya run                                   # the root cgroup: every process, until Ctrl-C
     sudo pyaya run --json --duration 5
     sudo python main.py --cgroup /sys/fs/cgroup/unified/my.slice      # created if missing, removed at exit if so
 
-It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+It also runs on its own:
+
+    sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
-"""User space of {{name}}: logs every sysctl read and write (a file under /proc/sys) by the processes of a cgroup
-(v2): who, which sysctl, its value, and what is written; prints the accesses per sysctl when it stops. Every access
-is allowed.
+"""User space of {{name}}: logs every sysctl read and write (a file under /proc/sys) by
+the processes of a cgroup (v2): who, which sysctl, its value, and what is written; prints the accesses per sysctl when
+it stops. Every access is allowed.
 
     sudo pyaya run                                   # the root cgroup: every process, until Ctrl-C
     sudo pyaya run --json --duration 5
     sudo python main.py --cgroup /sys/fs/cgroup/unified/my.slice      # created if missing, removed at exit if so
 
-It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+It also runs on its own:
+
+    sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
 """
 
 from __future__ import annotations

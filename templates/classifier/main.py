@@ -1,11 +1,13 @@
-"""User space of {{name}}: a TC classifier on an interface that prints each new flow (protocol, addresses, ports),
-then the packets and bytes of every flow when it stops.
+"""User space of {{name}}: a TC classifier on an interface that prints each new flow
+(protocol, addresses, ports), then the packets and bytes of every flow when it stops.
 
     sudo pyaya run                                   # {{direction}} traffic of {{interface}}, until Ctrl-C
     sudo pyaya run --json --duration 5
     sudo python main.py --interface eth0 --direction egress
 
-It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+It also runs on its own:
+
+    sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
 """
 
 from __future__ import annotations

@@ -1,12 +1,15 @@
-"""User space of {{name}}: times every call of the kernel function `{{function}}`, prints the calls slower than
---min-ms as they happen, and when it stops the calls per process and a log2 histogram of the latencies.
+"""User space of {{name}}: times every call of the kernel function
+`{{function}}`, prints the calls slower than --min-ms as they happen, and when it stops the
+calls per process and a log2 histogram of the latencies.
 
     sudo pyaya run                          # until Ctrl-C
     sudo pyaya run --json --duration 5
     sudo pyaya run --interval 5 --count 3   # a histogram every 5 seconds, 3 times
     sudo python main.py -p 1234 --min-ms 1  # only pid 1234, print calls of 1 ms or more
 
-It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+It also runs on its own:
+
+    sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
 """
 
 from __future__ import annotations

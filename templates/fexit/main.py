@@ -1,13 +1,16 @@
-"""User space of {{name}}: looks at every value the kernel function `{{function}}` returns. Calls that fail are
-printed as they happen (with their errno); when it stops it prints the calls per process, the errors per errno and a
-log2 histogram of the other results (for vfs_read: bytes read).
+"""User space of {{name}}: looks at every value the kernel function
+`{{function}}` returns. Calls that fail are printed as they happen (with their errno); when
+it stops it prints the calls per process, the errors per errno and a log2 histogram of the other results (for vfs_read:
+bytes read).
 
     sudo pyaya run                          # until Ctrl-C
     sudo pyaya run --json --duration 5
     sudo pyaya run --interval 5 --count 3   # a histogram every 5 seconds, 3 times
     sudo pyaya run -p 1234                  # only pid 1234
 
-It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+It also runs on its own:
+
+    sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import time
 from pyaya import PyayaError
 from pyaya.btf import Btf, BtfFunc, BtfFuncProto, Kind
 from pyaya.runtime import Column, Session
+
+log = logging.getLogger("{{name}}")
 
 FUNCTION = "{{function}}"
 
@@ -34,10 +39,10 @@ def return_bits(function: str) -> int:
             raise PyayaError(f"{function} has no prototype")
         size = btf.size_of(proto.return_type_id)
     except (OSError, PyayaError) as error:
-        logging.getLogger("{{name}}").warning("no BTF for %s (%s): results are read as 64-bit", function, error)
+        log.warning("no BTF for %s (%s): results are read as 64-bit", function, error)
         return 64
     if size is None:
-        logging.getLogger("{{name}}").warning("%s returns nothing: its results mean nothing", function)
+        log.warning("%s returns nothing: its results mean nothing", function)
         return 64
     return size * 8
 

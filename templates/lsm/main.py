@@ -1,11 +1,13 @@
-"""User space of {{name}}: prints every call of the LSM hook `{{lsm_hook}}` (for bprm_check_security: every program
-about to run; for file_open: every file opened), then the checks per process when it stops. The program never denies
-anything.
+"""User space of {{name}}: prints every call of the LSM hook
+`{{lsm_hook}}` (for bprm_check_security: every program about to run; for file_open: every
+file opened), then the checks per process when it stops. The program never denies anything.
 
     sudo pyaya run                # until Ctrl-C
     sudo pyaya run --json --duration 5
 
-It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+It also runs on its own:
+
+    sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import logging
 from pyaya import PyayaError
 from pyaya.kernel import member_offset
 from pyaya.runtime import Column, Session
+
+log = logging.getLogger("{{name}}")
 
 HOOK = "{{lsm_hook}}"
 #: The kernel struct members each decoded hook's program follows, and the globals their offsets go to.
@@ -39,7 +43,7 @@ def kernel_offsets() -> dict[str, ctypes.c_uint64]:
             for name, (struct, member) in OFFSETS.get(HOOK, {}).items()
         }
     except (OSError, PyayaError) as error:
-        logging.getLogger("{{name}}").warning("no kernel BTF (%s): names will show empty", error)
+        log.warning("no kernel BTF (%s): names will show empty", error)
         return {}
 
 
@@ -60,7 +64,8 @@ def main() -> None:
         program.attach()
         session.show_map_at_exit(bpf.maps["CHECKS"], key="pid", value="checks")
         # EVENTS is a #[btf_map] ring buffer of Check: each record arrives decoded by the object's BTF, with the
-        # fields of {{name}}-common's Check as attributes (byte arrays holding text as str).
+        # fields of Check as attributes (byte arrays holding text as str).
+        # Check is defined once, in {{name}}-common.
         for check in session.stream(bpf.maps["EVENTS"]):
             session.event("EVENTS", check)
 

@@ -1,12 +1,14 @@
-"""User space of {{name}}: a sampling CPU profiler. It samples the kernel and user stacks of whatever runs on every
-CPU, 49 times a second, and when it stops prints the most frequent stacks, resolved to function names, as folded
-lines (`comm;outer;...;inner count`: flamegraph.pl reads them).
+"""User space of {{name}}: a sampling CPU profiler. It samples the kernel and user
+stacks of whatever runs on every CPU, 49 times a second, and when it stops prints the most frequent stacks, resolved to
+function names, as folded lines (`comm;outer;...;inner count`: flamegraph.pl reads them).
 
     sudo pyaya run                          # until Ctrl-C, then the top stacks
     sudo pyaya run --json --duration 5
     sudo python main.py -p 1234 -F 99 --top 5 --duration 10
 
-It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+It also runs on its own:
+
+    sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
 """
 
 from __future__ import annotations
@@ -122,7 +124,8 @@ def main() -> None:
             )
         total = sum(count for _, count in samples)
         shown = min(options.top, len(folded))
-        session.log("info", "{{name}}", f"{total} samples, {len(folded)} distinct stacks, {shown} shown")
+        summary = f"{total} samples, {len(folded)} distinct stacks, {shown} shown"
+        session.log("info", "{{name}}", summary)
 
 
 if __name__ == "__main__":

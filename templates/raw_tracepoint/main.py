@@ -1,4 +1,5 @@
-"""User space of {{name}}: counts system calls per process on the raw tracepoint `{{tracepoint_name}}`.
+"""User space of {{name}}: counts system calls per process on the raw tracepoint
+`{{tracepoint_name}}`.
 
 Every interval it prints the processes that were busiest in that interval; when it stops it prints the totals
 per system call and per process.
@@ -7,7 +8,9 @@ per system call and per process.
     sudo pyaya run -p 1234 --interval 5 --count 3   # only pid 1234, a report every 5 s, 3 reports
     sudo pyaya run --json --duration 5
 
-It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+It also runs on its own:
+
+    sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
 """
 
 from __future__ import annotations

@@ -1,13 +1,15 @@
-"""User space of {{name}}: demonstrates an sk_msg program on a sockmap with a pair of connected TCP sockets on lo.
-Both go into the SOCKETS map; every second the client sends "ping N" and the server answers "pong N". The program
-reports each message and hands it straight to the other socket's receive queue (no TCP/IP stack in between); at
-exit the messages and bytes per route are printed.
+"""User space of {{name}}: demonstrates an sk_msg program on a sockmap with a pair of
+connected TCP sockets on lo. Both go into the SOCKETS map; every second the client sends "ping N" and the server answers
+"pong N". The program reports each message and hands it straight to the other socket's receive queue (no TCP/IP stack in
+between); at exit the messages and bytes per route are printed.
 
     sudo pyaya run                                   # until Ctrl-C
     sudo pyaya run --json --duration 5
     sudo python main.py --no-redirect --ping-interval 0.2 # count only: messages then go through TCP as usual
 
-It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+It also runs on its own:
+
+    sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
-"""User space of {{name}}: reports TCP connections of the processes in a cgroup (v2) as they are established and
-closed (addresses, ports, smoothed RTT, bytes, retransmissions), then a log2 histogram of RTT samples when it
-stops (like BCC's tcprtt).
+"""User space of {{name}}: reports TCP connections of the processes in a cgroup (v2) as
+they are established and closed (addresses, ports, smoothed RTT, bytes, retransmissions), then a log2 histogram of RTT
+samples when it stops (like BCC's tcprtt).
 
     sudo pyaya run                                   # the root cgroup: every connection, until Ctrl-C
     sudo pyaya run --json --duration 5
     sudo python main.py --cgroup /sys/fs/cgroup/unified/my.slice      # created if missing, removed at exit if so
 
-It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+It also runs on its own:
+
+    sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
 """
 
 from __future__ import annotations

@@ -1,12 +1,15 @@
-"""User space of {{name}}: a tiny tcpdump. A socket filter on a raw packet socket reports every packet (protocol,
-addresses, ports, length, direction) as an event; the packet counts per protocol are printed when it stops.
+"""User space of {{name}}: a tiny tcpdump. A socket filter on a raw packet socket
+reports every packet (protocol, addresses, ports, length, direction) as an event; the packet counts per protocol are
+printed when it stops.
 
     sudo pyaya run                                   # packets on lo, until Ctrl-C
     sudo pyaya run --json --duration 5
     sudo python main.py --interface eth0             # or --interface any (careful over ssh: every line printed
                                                      # is itself a packet)
 
-It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+It also runs on its own:
+
+    sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
 """
 
 from __future__ import annotations

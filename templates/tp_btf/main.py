@@ -1,10 +1,13 @@
-"""User space of {{name}}: prints every hit of the BTF tracepoint `{{btf_tracepoint}}` (for sched_process_exec:
-every exec on the system, with the binary's resolved path), then the counts per uid when it stops.
+"""User space of {{name}}: prints every hit of the BTF tracepoint
+`{{btf_tracepoint}}` (for sched_process_exec: every exec on the system, with the binary's resolved
+path), then the counts per uid when it stops.
 
     sudo pyaya run                # until Ctrl-C
     sudo pyaya run --json --duration 5
 
-It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+It also runs on its own:
+
+    sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pyaya import PyayaError
 from pyaya.kernel import member_offset
 from pyaya.runtime import Column, Session
 
+log = logging.getLogger("{{name}}")
+
 
 def kernel_offsets() -> dict[str, ctypes.c_uint64]:
     """Where this kernel keeps `linux_binprm.filename`: the kernel side reads it from the tracepoint's `bprm`
@@ -23,7 +28,7 @@ def kernel_offsets() -> dict[str, ctypes.c_uint64]:
     try:
         return {"BINPRM_FILENAME_OFFSET": ctypes.c_uint64(member_offset("linux_binprm", "filename"))}
     except (OSError, PyayaError) as error:
-        logging.getLogger("{{name}}").warning("no kernel BTF (%s): filenames will show empty", error)
+        log.warning("no kernel BTF (%s): filenames will show empty", error)
         return {}
 
 
@@ -44,7 +49,8 @@ def main() -> None:
         program.attach()
         session.show_map_at_exit(bpf.maps["EXEC_COUNTS"], key="uid", value="execs")
         # EVENTS is a #[btf_map] ring buffer of ExecEvent: each record arrives decoded by the object's BTF, with
-        # the fields of {{name}}-common's ExecEvent as attributes (byte arrays holding text as str).
+        # the fields of ExecEvent as attributes (byte arrays holding text as str).
+        # ExecEvent is defined once, in {{name}}-common.
         for event in session.stream(bpf.maps["EVENTS"]):
             session.event("EVENTS", event)
 

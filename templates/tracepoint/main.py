@@ -1,9 +1,12 @@
-"""User space of {{name}}: prints every exec on the system, then the exec counts per uid when it stops.
+"""User space of {{name}}: prints every exec on the system, then the exec counts per uid
+when it stops.
 
     sudo pyaya run                # builds if needed, runs until Ctrl-C
     sudo pyaya run --json --duration 5
 
-It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+It also runs on its own:
+
+    sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import logging
 from pyaya import PyayaError
 from pyaya.kernel import member_offsets
 from pyaya.runtime import Column, Session
+
+log = logging.getLogger("{{name}}")
 
 
 def task_struct_offsets() -> dict[str, ctypes.c_uint64]:
@@ -26,7 +31,7 @@ def task_struct_offsets() -> dict[str, ctypes.c_uint64]:
             "TASK_TGID_OFFSET": ctypes.c_uint64(offsets["tgid"]),
         }
     except PyayaError as error:
-        logging.getLogger("{{name}}").warning("no kernel BTF (%s): ppid will show as 0", error)
+        log.warning("no kernel BTF (%s): ppid will show as 0", error)
         return {}
 
 
@@ -43,7 +48,8 @@ def main() -> None:
         bpf.programs["{{crate_name}}"].attach("syscalls", "sys_enter_execve")
         session.show_map_at_exit(bpf.maps["EXEC_COUNTS"], key="uid", value="execs")
         # EVENTS is a #[btf_map] ring buffer of ExecEvent: each record arrives decoded by the object's BTF, with
-        # the fields of {{name}}-common's ExecEvent as attributes (byte arrays holding text as str).
+        # the fields of ExecEvent as attributes (byte arrays holding text as str).
+        # ExecEvent is defined once, in {{name}}-common.
         for event in session.stream(bpf.maps["EVENTS"]):
             session.event("EVENTS", event)
 

@@ -1,12 +1,15 @@
-"""User space of {{name}}: times every call of `{{uprobe_function}}` in `{{uprobe_target}}` and prints one line per
-call (its first argument, latency and result), then the calls per process and a latency histogram when it stops.
+"""User space of {{name}}: times every call of
+`{{uprobe_function}}` in `{{uprobe_target}}` and prints one line per call
+(its first argument, latency and result), then the calls per process and a latency histogram when it stops.
 
     sudo pyaya run                          # until Ctrl-C
     sudo pyaya run --json --duration 5
     sudo pyaya run --interval 5 --count 3   # a histogram every 5 seconds, 3 times
     sudo python main.py -p 1234 --min-ms 5  # only pid 1234, only calls of 5 ms or more
 
-It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+It also runs on its own:
+
+    sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
 """
 
 from __future__ import annotations

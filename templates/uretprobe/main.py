@@ -1,11 +1,14 @@
-"""User space of {{name}}: prints each string `{{uprobe_function}}` in `{{uprobe_target}}` returns (for bash's
-readline: every command line typed into an interactive bash), then the lines per process when it stops.
+"""User space of {{name}}: prints each string `{{uprobe_function}}`
+in `{{uprobe_target}}` returns (for bash's readline: every command line typed into an interactive
+bash), then the lines per process when it stops.
 
     sudo pyaya run                          # until Ctrl-C
     sudo pyaya run --json --duration 5
     sudo pyaya run -p 1234                  # only the bash with pid 1234
 
-It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+It also runs on its own:
+
+    sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
-"""User space of {{name}}: counts packets and bytes per IP protocol on an interface with XDP, drops IPv4 packets
-from the addresses given with --drop (printing each one), and prints the counts when it stops.
+"""User space of {{name}}: counts packets and bytes per IP protocol on an interface with
+XDP, drops IPv4 packets from the addresses given with --drop (printing each one), and prints the counts when it stops.
 
     sudo pyaya run                                   # interface {{interface}}, until Ctrl-C
     sudo pyaya run --json --duration 5
     sudo python main.py --drop 192.0.2.7 --drop 198.51.100.1 --interface eth0 --mode skb
 
-It also runs on its own: sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
+It also runs on its own:
+
+    sudo python main.py --object target/bpfel-unknown-none/release/{{name}}
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Proves {{name}} works on this machine: crafted packets through BPF_PROG_TEST_RUN, then real traffic of a process
-this test puts in a cgroup of its own.
+"""Proves {{name}} works on this machine: crafted packets through BPF_PROG_TEST_RUN,
+then real traffic of a process this test puts in a cgroup of its own.
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
 """

@@ -1,5 +1,6 @@
-"""Proves {{name}} works on this machine: a process this test puts in a cgroup of its own sets and reads socket
-options; the program reports each {{sockopt_target}} call, and the process sees exactly what it sees without it.
+"""Proves {{name}} works on this machine: a process this test puts in a cgroup of its
+own sets and reads socket options; the program reports each {{sockopt_target}} call, and the
+process sees exactly what it sees without it.
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
 """

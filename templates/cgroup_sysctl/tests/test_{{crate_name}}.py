@@ -1,5 +1,6 @@
-"""Proves {{name}} works on this machine: a process this test puts in a cgroup of its own reads one sysctl and
-writes another (its current value back, so nothing changes); the program reports both and allows them.
+"""Proves {{name}} works on this machine: a process this test puts in a cgroup of its
+own reads one sysctl and writes another (its current value back, so nothing changes); the program reports both and
+allows them.
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
 """

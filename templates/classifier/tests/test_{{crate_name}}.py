@@ -1,4 +1,5 @@
-"""Proves {{name}} works on this machine: crafted packets through BPF_PROG_TEST_RUN, then real traffic on lo.
+"""Proves {{name}} works on this machine: crafted packets through BPF_PROG_TEST_RUN,
+then real traffic on lo.
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
 """

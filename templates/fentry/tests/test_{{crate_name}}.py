@@ -1,5 +1,6 @@
-"""Proves {{name}} works on this machine: it builds, times `{{function}}`, and reports a slow call that a process
-this test starts makes (a read from a pipe that stays empty for a while).
+"""Proves {{name}} works on this machine: it builds, times
+`{{function}}`, and reports a slow call that a process this test starts makes (a read from a
+pipe that stays empty for a while).
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
 """

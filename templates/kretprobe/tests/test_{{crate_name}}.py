@@ -1,5 +1,6 @@
-"""Proves {{name}} works on this machine: it builds, probes the return of `{{function}}`, and reports the failure of a
-call that a process this test starts makes (reading a directory fails with EISDIR).
+"""Proves {{name}} works on this machine: it builds, probes the return of
+`{{function}}`, and reports the failure of a call that a process this test starts makes
+(reading a directory fails with EISDIR).
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
 """

@@ -1,5 +1,5 @@
-"""Proves {{name}} works on this machine: it builds, loads on the LSM hook `{{lsm_hook}}`, reports the checks of
-what this test does, and denies nothing.
+"""Proves {{name}} works on this machine: it builds, loads on the LSM hook
+`{{lsm_hook}}`, reports the checks of what this test does, and denies nothing.
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
 """

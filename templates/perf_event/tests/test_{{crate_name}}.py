@@ -1,5 +1,5 @@
-"""Proves {{name}} works on this machine: it builds, samples every CPU, and shows the stacks of a busy process this
-test starts, resolved to kernel and user function names.
+"""Proves {{name}} works on this machine: it builds, samples every CPU, and shows the
+stacks of a busy process this test starts, resolved to kernel and user function names.
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
 """

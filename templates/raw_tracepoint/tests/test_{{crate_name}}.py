@@ -1,5 +1,5 @@
-"""Proves {{name}} works on this machine: it builds, attaches to `{{tracepoint_name}}`, and counts the system calls
-of a process this test starts.
+"""Proves {{name}} works on this machine: it builds, attaches to
+`{{tracepoint_name}}`, and counts the system calls of a process this test starts.
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
 """

@@ -1,5 +1,5 @@
-"""Proves {{name}} works on this machine: messages between two connected TCP sockets in the sockmap are counted,
-reported and redirected (or, with no peer listed, left to TCP), and the data always arrives.
+"""Proves {{name}} works on this machine: messages between two connected TCP sockets in
+the sockmap are counted, reported and redirected (or, with no peer listed, left to TCP), and the data always arrives.
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
 """

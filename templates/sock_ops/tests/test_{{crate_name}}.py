@@ -1,5 +1,6 @@
-"""Proves {{name}} works on this machine: a process this test puts in a cgroup of its own opens a TCP connection
-to itself over lo, exchanges data and closes it; the program reports both ends as established and closed.
+"""Proves {{name}} works on this machine: a process this test puts in a cgroup of its
+own opens a TCP connection to itself over lo, exchanges data and closes it; the program reports both ends as established
+and closed.
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
 """

@@ -1,5 +1,5 @@
-"""Proves {{name}} works on this machine: it builds, loads on the BTF tracepoint `{{btf_tracepoint}}`, and reports
-execs this test makes itself.
+"""Proves {{name}} works on this machine: it builds, loads on the BTF tracepoint
+`{{btf_tracepoint}}`, and reports execs this test makes itself.
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
 """

@@ -1,4 +1,5 @@
-"""Proves {{name}} works on this machine: it builds, loads, and reports execs this test makes itself.
+"""Proves {{name}} works on this machine: it builds, loads, and reports execs this test
+makes itself.
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
 """
@@ -16,7 +17,9 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)"
+)
 
 
 def pyaya(*args: str, **kwargs: object) -> subprocess.Popen[str]:

@@ -1,5 +1,6 @@
-"""Proves {{name}} works on this machine: it builds, probes `{{uprobe_function}}` in `{{uprobe_target}}`, and reports
-the calls of processes this test starts.
+"""Proves {{name}} works on this machine: it builds, probes
+`{{uprobe_function}}` in `{{uprobe_target}}`, and reports the calls of
+processes this test starts.
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
 """

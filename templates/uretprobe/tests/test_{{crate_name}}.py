@@ -1,5 +1,6 @@
-"""Proves {{name}} works on this machine: it builds, probes the return of `{{uprobe_function}}` in
-`{{uprobe_target}}`, and reports the lines typed into an interactive bash this test drives through a pseudo-terminal.
+"""Proves {{name}} works on this machine: it builds, probes the return of
+`{{uprobe_function}}` in `{{uprobe_target}}`, and reports the lines typed
+into an interactive bash this test drives through a pseudo-terminal.
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
 """
