@@ -4,7 +4,7 @@ entry point ``pyaya``), so any project with pyaya installed can use them:
 - ``requires_root``: skips the test, saying what was probed, unless this process is root and ``bpf()`` works.
 - ``bpf_object``: a factory loading object files as :class:`pyaya.Ebpf`, each closed at teardown.
 - ``netns_pair``: a fresh network namespace joined to this one by a veth pair, addresses assigned and links up,
-  removed at teardown (:class:`NetnsPair`).
+  removed at teardown (:class:`NetnsPair`); ``netns_pairs`` is a factory of them, for tests that need several.
 - ``cgroup``: a fresh cgroup v2 child, removed at teardown (:class:`Cgroup`).
 
 ::
@@ -43,6 +43,7 @@ __all__ = [
     "cgroup",
     "cgroup2_mount",
     "netns_pair",
+    "netns_pairs",
     "privilege_skip_reason",
     "requires_root",
 ]
@@ -184,13 +185,8 @@ def _netns_skip_reason() -> str | None:
     return None
 
 
-@pytest.fixture
-def netns_pair() -> Iterator[NetnsPair]:
-    """A fresh network namespace with a veth pair to this one (see :class:`NetnsPair`), deleted after the test
-    together with both veth ends."""
-    reason = _netns_skip_reason()
-    if reason:
-        pytest.skip(reason)
+@contextlib.contextmanager
+def _new_netns_pair() -> Iterator[NetnsPair]:
     number = next(_ids)
     tag = f"{os.getpid() % 100000}{number % 100}"
     name = f"pyaya-{tag}"
@@ -224,6 +220,28 @@ def netns_pair() -> Iterator[NetnsPair]:
         # Deleting the namespace destroys the peer end and with it the pair; make sure of the host end.
         if Path("/sys/class/net", host).exists():
             _run(["ip", "link", "del", host], check=False)
+
+
+@pytest.fixture
+def netns_pair() -> Iterator[NetnsPair]:
+    """A fresh network namespace with a veth pair to this one (see :class:`NetnsPair`), deleted after the test
+    together with both veth ends."""
+    reason = _netns_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    with _new_netns_pair() as pair:
+        yield pair
+
+
+@pytest.fixture
+def netns_pairs() -> Iterator[Callable[[], NetnsPair]]:
+    """A factory of :class:`NetnsPair`, for tests that need several (an XDP redirect from one to another); each
+    call makes a namespace and veth pair of its own, all deleted after the test."""
+    reason = _netns_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    with contextlib.ExitStack() as made:
+        yield lambda: made.enter_context(_new_netns_pair())
 
 
 @dataclass(frozen=True)

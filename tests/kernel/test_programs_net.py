@@ -18,6 +18,7 @@ import pyaya
 import pyaya.testing
 import pytest
 from pyaya import Ebpf
+from pyaya.maps import CpuMap, DevMap, DevMapValue
 from pyaya.testing import Cgroup, NetnsPair, cgroup2_mount
 
 LoadObject = Callable[..., Ebpf]
@@ -209,6 +210,69 @@ def test_xdp_drops_and_counts_udp_through_a_veth_pair(
 def _xdp_modes(interface: str) -> list[str]:
     shown = subprocess.run(["ip", "link", "show", "dev", interface], capture_output=True, text=True, check=True)
     return [word for word in shown.stdout.split() if word.startswith("xdp")]
+
+
+#: IEEE 802's local experimental EtherType: nothing but these tests sends it on their links.
+ETH_P_LOCAL_EXPERIMENTAL = 0x88B5
+
+
+def _frame_socket(pair: NetnsPair, *, inside: bool) -> socket.socket:
+    """A raw packet socket for the test EtherType on the namespace's end (``inside``) or this end of ``pair``."""
+    protocol = socket.htons(ETH_P_LOCAL_EXPERIMENTAL)
+    if inside:
+        raw = pair.socket(socket.AF_PACKET, socket.SOCK_RAW, protocol)
+        raw.bind((pair.peer_interface, ETH_P_LOCAL_EXPERIMENTAL))
+    else:
+        raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, protocol)
+        raw.bind((pair.host_interface, ETH_P_LOCAL_EXPERIMENTAL))
+    raw.settimeout(0.5)
+    return raw
+
+
+def _frames_with(raw: socket.socket, marker: bytes) -> int:
+    return sum(marker in frame for frame in _receive_all(raw))
+
+
+def _send_frame(sender: socket.socket, marker: bytes) -> None:
+    source = sender.getsockname()[4]
+    header = b"\xff" * 6 + source + struct.pack("!H", ETH_P_LOCAL_EXPERIMENTAL)
+    sender.send(header + marker.ljust(46, b"\0"))
+
+
+def test_xdp_redirects_through_a_devmap_to_another_interface(
+    bpf_object: LoadObject, fixtures_dir: Path, netns_pairs: Callable[[], NetnsPair]
+) -> None:
+    """Frames sent into the first pair leave through the second: XDP on the first pair's host end redirects them
+    through REDIRECT_DEVICES[0] to the second pair's host end, and the second namespace receives them."""
+    first, second = netns_pairs(), netns_pairs()
+    bpf = bpf_object(fixtures_dir / "net_redirect")
+    devices = bpf.maps["REDIRECT_DEVICES"]
+    assert isinstance(devices, DevMap)
+    bpf.programs["net_redirect_dev"].attach(first.host_interface, mode="skb")
+    with _frame_socket(first, inside=True) as sender, _frame_socket(second, inside=True) as far_end:
+        _send_frame(sender, b"no entry yet")
+        assert _frames_with(far_end, b"no entry yet") == 0
+        assert _counts(bpf, "REDIRECT_COUNTS") == [0, 1]  # no entry: the fallback action, XDP_PASS
+        devices[0] = second.host_interface
+        assert devices[0] == DevMapValue(second.host_ifindex, 0)
+        for i in range(3):
+            _send_frame(sender, b"redirected %d" % i)
+        assert _frames_with(far_end, b"redirected") == 3
+        assert _counts(bpf, "REDIRECT_COUNTS") == [3, 1]
+
+
+def test_xdp_redirects_through_a_cpumap(bpf_object: LoadObject, fixtures_dir: Path, netns_pair: NetnsPair) -> None:
+    """REDIRECT_CPUS[0] hands each frame to a kernel thread of CPU 0, which passes it on to the stack."""
+    bpf = bpf_object(fixtures_dir / "net_redirect")
+    cpus = bpf.maps["REDIRECT_CPUS"]
+    assert isinstance(cpus, CpuMap)
+    cpus[0] = 256  # the queue size of CPU 0's redirect queue
+    bpf.programs["net_redirect_cpu"].attach(netns_pair.host_interface, mode="skb")
+    with _frame_socket(netns_pair, inside=True) as sender, _frame_socket(netns_pair, inside=False) as host_end:
+        for i in range(4):
+            _send_frame(sender, b"to cpu 0 #%d" % i)
+        assert _frames_with(host_end, b"to cpu 0") == 4  # delivered after the redirect
+    assert _counts(bpf, "REDIRECT_COUNTS") == [4, 0]
 
 
 def test_xdp_modes_reach_the_kernel(fixtures_dir: Path, netns_pair: NetnsPair) -> None:
