@@ -63,6 +63,8 @@ class RunOptions:
     """Positional ``interval``: seconds between periodic outputs (see :meth:`Session.every`)."""
     count: int | None = None
     """Positional ``count``: stop after this many intervals."""
+    args: argparse.Namespace = field(default_factory=argparse.Namespace)
+    """Everything parsed, the project's own options (``parse_options(parser=...)``) included."""
 
 
 def _default_object(script: Path) -> Path | None:
@@ -77,18 +79,39 @@ def _default_object(script: Path) -> Path | None:
     return paths[0] if paths else None
 
 
-def parse_options(argv: Sequence[str] | None = None, *, description: str | None = None) -> RunOptions:
-    """Parse ``--object``, ``--json``, ``--duration``, ``-v``, and BCC's ``-p PID``, ``interval`` and ``count``;
-    unknown arguments are kept in ``extra``."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--object", type=Path, help="the BPF object to load (default: the project's first object)")
-    parser.add_argument("--json", action="store_true", help="write one JSON object per line instead of columns")
-    parser.add_argument("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="also show kernel-side debug log records")
-    parser.add_argument("-p", "--pid", type=int, help="trace this process only")
-    parser.add_argument("interval", nargs="?", type=float, help="seconds between outputs")
-    parser.add_argument("count", nargs="?", type=int, help="number of outputs before stopping")
-    args, extra = parser.parse_known_args(argv)
+def parse_options(
+    argv: Sequence[str] | None = None,
+    *,
+    description: str | None = None,
+    parser: argparse.ArgumentParser | None = None,
+) -> RunOptions:
+    """Parse ``--object``, ``--json``, ``--duration``, ``-v``, and BCC's ``-p PID``, ``interval`` and ``count``.
+
+    Give the project's own options as ``parser``, an :class:`argparse.ArgumentParser` they were added to: the common
+    options join them, ``--help`` lists both, an unknown option is a usage error, and the values come back in
+    :attr:`RunOptions.args` (``options.args.top``). Without ``parser``, unknown arguments are kept in ``extra``::
+
+        parser = argparse.ArgumentParser(description="Slow calls of vfs_read.")
+        parser.add_argument("--min-ms", type=float, default=10.0, help="only calls at least this long")
+        options = parse_options(parser=parser)   # main.py --min-ms 5 -p 1234 2 10
+        options.args.min_ms, options.pid, options.interval, options.count   # 5.0, 1234, 2.0, 10
+    """
+    strict = parser is not None
+    if parser is None:
+        parser = argparse.ArgumentParser(description=description)
+    common = parser.add_argument_group("options of every pyaya project") if strict else parser
+    common.add_argument("--object", type=Path, help="the BPF object to load (default: the project's first object)")
+    common.add_argument("--json", action="store_true", help="write one JSON object per line instead of columns")
+    common.add_argument("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
+    common.add_argument("-v", "--verbose", action="store_true", help="also show kernel-side debug log records")
+    common.add_argument("-p", "--pid", type=int, help="trace this process only")
+    common.add_argument("interval", nargs="?", type=float, help="seconds between outputs")
+    common.add_argument("count", nargs="?", type=int, help="number of outputs before stopping")
+    extra: list[str] = []
+    if strict:
+        args = parser.parse_args(argv)
+    else:
+        args, extra = parser.parse_known_args(argv)
     object_path = args.object or _default_object(Path(sys.argv[0]).resolve())
     if object_path is None:
         parser.error("no --object given and no built object found: run `pyaya build` or pass --object PATH")
@@ -109,6 +132,7 @@ def parse_options(argv: Sequence[str] | None = None, *, description: str | None 
         pid=args.pid,
         interval=args.interval,
         count=args.count,
+        args=args,
     )
 
 

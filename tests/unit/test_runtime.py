@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import struct
@@ -99,6 +100,30 @@ def test_bcc_common_flags(tmp_path: Path) -> None:
     for bad in (["0"], ["1", "0"], ["-p", "0"]):
         with pytest.raises(SystemExit):
             parse_options(["--object", str(obj), *bad])
+
+
+def _slow_calls_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="main.py", description="Slow calls.")
+    parser.add_argument("--min-ms", type=float, default=10.0, help="only calls at least this long")
+    return parser
+
+
+def test_project_parser_joins_the_common_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    obj = tmp_path / "obj"
+    options = parse_options(["--min-ms", "5", "--object", str(obj), "-p", "7", "2", "3"], parser=_slow_calls_parser())
+    assert options.args.min_ms == 5.0  # not taken for the interval
+    assert (options.object_path, options.pid, options.interval, options.count) == (obj, 7, 2.0, 3)
+    assert options.extra == ()
+    with pytest.raises(SystemExit) as caught:
+        parse_options(["--object", str(obj), "--unknown"], parser=_slow_calls_parser())
+    assert caught.value.code == 2
+    assert "unrecognized arguments: --unknown" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_options(["--help"], parser=_slow_calls_parser())
+    shown = capsys.readouterr().out
+    assert "--min-ms" in shown
+    assert "options of every pyaya project" in shown
+    assert "--duration" in shown
 
 
 def _session(tmp_path: Path, **options: object) -> tuple[Session, io.StringIO]:
