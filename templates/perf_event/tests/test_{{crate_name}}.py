@@ -81,9 +81,9 @@ def profile_while_busy(*main_args: str) -> tuple[list[dict[str, Any]], int]:
 
 def test_profiles_a_busy_process() -> None:
     records, pid = profile_while_busy("--top", "1000")
-    stacks = events_of(records, pid)
+    # A sample can land between the fork and the exec of dd, while its pid still has this Python's name.
+    stacks = [stack for stack in events_of(records, pid) if stack["comm"] == "dd"]
     assert stacks, f"no samples of dd (pid {pid})"
-    assert all(stack["comm"] == "dd" for stack in stacks)
     assert all(stack["stack"].startswith("dd;") for stack in stacks)
     assert sum(stack["count"] for stack in stacks) >= 10  # 49 Hz for most of 3 s on a busy CPU
     assert any(resolved(stack["kernel_stack"]) for stack in stacks)
