@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ipaddress
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +79,17 @@ class ByProtocol:
         return [(protocol_name(key), count) for key, count in self.counters.items()]
 
 
+#: What --help says first: the opening of this file's docstring.
+DESCRIPTION = (__doc__ or "").partition("\n\n")[0].replace("\n", " ")
+
+
 def parse_arguments() -> tuple[argparse.Namespace, RunOptions]:
-    """This project's options, then the ones every pyaya project has (parsed second, so that the values given
-    here are not taken for their positional interval and count)."""
-    parser = argparse.ArgumentParser(prog="main.py", allow_abbrev=False, add_help=False)
+    """This project's options and the ones every pyaya project has (--object, --json, -p PID, interval, ...), in
+    one parser: --help lists them all."""
+    parser = argparse.ArgumentParser(prog="main.py", description=DESCRIPTION, allow_abbrev=False)
     parser.add_argument("--cgroup", type=Path, help="cgroup v2 folder (default: the root cgroup); created if missing")
-    own, rest = parser.parse_known_args(sys.argv[1:])
-    return own, parse_options(rest)
+    options = parse_options(parser=parser)
+    return options.args, options
 
 
 def main() -> None:

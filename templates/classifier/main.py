@@ -16,7 +16,6 @@ import argparse
 import ctypes
 import ipaddress
 import socket
-import sys
 from typing import Any
 
 from pyaya.runtime import Column, RunOptions, Session, parse_options
@@ -101,14 +100,18 @@ class FlowTable:
         return sorted(rows, key=lambda row: row[1]["bytes"], reverse=True)
 
 
+#: What --help says first: the opening of this file's docstring.
+DESCRIPTION = (__doc__ or "").partition("\n\n")[0].replace("\n", " ")
+
+
 def parse_arguments() -> tuple[argparse.Namespace, RunOptions]:
-    """This project's options, then the ones every pyaya project has (parsed second, so that the values given
-    here are not taken for their positional interval and count)."""
-    parser = argparse.ArgumentParser(prog="main.py", allow_abbrev=False, add_help=False)
+    """This project's options and the ones every pyaya project has (--object, --json, -p PID, interval, ...), in
+    one parser: --help lists them all."""
+    parser = argparse.ArgumentParser(prog="main.py", description=DESCRIPTION, allow_abbrev=False)
     parser.add_argument("--interface", default="{{interface}}", help="interface to attach to (default: %(default)s)")
     parser.add_argument("--direction", choices=["ingress", "egress"], default="{{direction}}")
-    own, rest = parser.parse_known_args(sys.argv[1:])
-    return own, parse_options(rest)
+    options = parse_options(parser=parser)
+    return options.args, options
 
 
 def main() -> None:

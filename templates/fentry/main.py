@@ -16,22 +16,21 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import sys
 import time
 
-from pyaya.runtime import Column, Session, parse_options
+from pyaya.runtime import Column, RunOptions, Session, parse_options
 
-#: Shown by --help (the options below are parsed before the common ones).
-OWN_OPTIONS = "--min-ms MS (print calls that take at least this long; default 10)."
+#: What --help says first: the opening of this file's docstring.
+DESCRIPTION = (__doc__ or "").partition("\n\n")[0].replace("\n", " ")
 
 
-def own_options() -> tuple[argparse.Namespace, list[str]]:
-    """This project's options, and the arguments left for the ones every pyaya project has (parsed first, so that
-    their values are not taken for the common positional arguments)."""
-    parser = argparse.ArgumentParser(prog="main.py", allow_abbrev=False, add_help=False)
+def parse_arguments() -> tuple[argparse.Namespace, RunOptions]:
+    """This project's options and the ones every pyaya project has (--object, --json, -p PID, interval, ...), in
+    one parser: --help lists them all."""
+    parser = argparse.ArgumentParser(prog="main.py", description=DESCRIPTION, allow_abbrev=False)
     parser.add_argument("--min-ms", type=float, default=10.0, help="print calls that take at least this long")
-    own, rest = parser.parse_known_args(sys.argv[1:])
-    return own, rest
+    options = parse_options(parser=parser)
+    return options.args, options
 
 
 def main() -> None:
@@ -42,8 +41,7 @@ def main() -> None:
         Column("comm", 16),
         Column("latency_ms", 10, "LAT(ms)", ">"),
     ]
-    options, rest = own_options()
-    run_options = parse_options(rest, description=f"{{name}}. Its own options: {OWN_OPTIONS}")
+    options, run_options = parse_arguments()
     with Session("{{name}}", options=run_options, columns=columns) as session:
         bpf = session.load(
             globals={

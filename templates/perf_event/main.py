@@ -17,27 +17,26 @@ import argparse
 import contextlib
 import ctypes
 import signal
-import sys
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from pyaya.errors import ObjectError, PermissionDeniedError
-from pyaya.runtime import Column, Session, parse_options
+from pyaya.runtime import Column, RunOptions, Session, parse_options
 from pyaya.symbols import Symbol, UserSymbols, kernel_symbols
 
-#: Shown by --help (the options below are parsed before the common ones).
-OWN_OPTIONS = "-F/--frequency HZ (samples per second on each CPU; default 49), --top N (stacks to print; default 20)."
+#: What --help says first: the opening of this file's docstring.
+DESCRIPTION = (__doc__ or "").partition("\n\n")[0].replace("\n", " ")
 
 
-def own_options() -> tuple[argparse.Namespace, list[str]]:
-    """This project's options, and the arguments left for the ones every pyaya project has (parsed first, so that
-    their values are not taken for the common positional arguments)."""
-    parser = argparse.ArgumentParser(prog="main.py", allow_abbrev=False, add_help=False)
+def parse_arguments() -> tuple[argparse.Namespace, RunOptions]:
+    """This project's options and the ones every pyaya project has (--object, --json, -p PID, interval, ...), in
+    one parser: --help lists them all."""
+    parser = argparse.ArgumentParser(prog="main.py", description=DESCRIPTION, allow_abbrev=False)
     parser.add_argument("-F", "--frequency", type=int, default=49, help="samples per second on each CPU")
     parser.add_argument("--top", type=int, default=20, help="stacks to print")
-    own, rest = parser.parse_known_args(sys.argv[1:])
-    return own, rest
+    options = parse_options(parser=parser)
+    return options.args, options
 
 
 def stack_addresses(stacks: Any, stack_id: int) -> list[int]:
@@ -70,8 +69,7 @@ def stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main() -> None:
     columns = [Column("count", 7, "COUNT", ">"), Column("pid", 7), Column("comm", 16), Column("stack")]
-    options, rest = own_options()
-    run_options = parse_options(rest, description=f"{{name}}. Its own options: {OWN_OPTIONS}")
+    options, run_options = parse_arguments()
     with Session("{{name}}", options=run_options, columns=columns) as session:
         bpf = session.load(globals={"TARGET_TGID": ctypes.c_uint32(session.options.pid or 0)})
         bpf.programs["{{crate_name}}"].attach("cpu-clock", sample_frequency=options.frequency)

@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import ctypes
 import socket
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -99,14 +98,18 @@ def ping_pong(client: socket.socket, server: socket.socket, number: int) -> None
     client.recv(len(pong), socket.MSG_WAITALL)
 
 
+#: What --help says first: the opening of this file's docstring.
+DESCRIPTION = (__doc__ or "").partition("\n\n")[0].replace("\n", " ")
+
+
 def parse_arguments() -> tuple[argparse.Namespace, RunOptions]:
-    """This project's options, then the ones every pyaya project has (parsed second, so that the values given
-    here are not taken for their positional interval and count)."""
-    parser = argparse.ArgumentParser(prog="main.py", allow_abbrev=False, add_help=False)
+    """This project's options and the ones every pyaya project has (--object, --json, -p PID, interval, ...), in
+    one parser: --help lists them all."""
+    parser = argparse.ArgumentParser(prog="main.py", description=DESCRIPTION, allow_abbrev=False)
     parser.add_argument("--ping-interval", type=float, default=1.0, help="seconds between pings (default: %(default)s)")
     parser.add_argument("--no-redirect", action="store_true", help="count messages but let them go through TCP")
-    own, rest = parser.parse_known_args(sys.argv[1:])
-    return own, parse_options(rest)
+    options = parse_options(parser=parser)
+    return options.args, options
 
 
 def main() -> None:

@@ -18,7 +18,6 @@ import argparse
 import ctypes
 import ipaddress
 import socket
-import sys
 from typing import Any
 
 from pyaya.runtime import Column, RunOptions, Session, parse_options
@@ -103,13 +102,17 @@ def open_packet_socket(interface: str) -> socket.socket:
     return sock
 
 
+#: What --help says first: the opening of this file's docstring.
+DESCRIPTION = (__doc__ or "").partition("\n\n")[0].replace("\n", " ")
+
+
 def parse_arguments() -> tuple[argparse.Namespace, RunOptions]:
-    """This project's options, then the ones every pyaya project has (parsed second, so that the values given
-    here are not taken for their positional interval and count)."""
-    parser = argparse.ArgumentParser(prog="main.py", allow_abbrev=False, add_help=False)
+    """This project's options and the ones every pyaya project has (--object, --json, -p PID, interval, ...), in
+    one parser: --help lists them all."""
+    parser = argparse.ArgumentParser(prog="main.py", description=DESCRIPTION, allow_abbrev=False)
     parser.add_argument("--interface", default="lo", help="interface to watch, or any (default: %(default)s)")
-    own, rest = parser.parse_known_args(sys.argv[1:])
-    return own, parse_options(rest)
+    options = parse_options(parser=parser)
+    return options.args, options
 
 
 def main() -> None:

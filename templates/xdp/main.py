@@ -91,10 +91,14 @@ class DropCounts:
         return [(key_address(key), total(count)) for key, count in self.drop_list.items()]
 
 
+#: What --help says first: the opening of this file's docstring.
+DESCRIPTION = (__doc__ or "").partition("\n\n")[0].replace("\n", " ")
+
+
 def parse_arguments() -> tuple[argparse.Namespace, RunOptions]:
-    """This project's options, then the ones every pyaya project has (parsed second, so that the values given
-    here are not taken for their positional interval and count)."""
-    parser = argparse.ArgumentParser(prog="main.py", allow_abbrev=False, add_help=False)
+    """This project's options and the ones every pyaya project has (--object, --json, -p PID, interval, ...), in
+    one parser: --help lists them all."""
+    parser = argparse.ArgumentParser(prog="main.py", description=DESCRIPTION, allow_abbrev=False)
     parser.add_argument("--interface", default="{{interface}}", help="interface to attach to (default: %(default)s)")
     parser.add_argument("--mode", choices=sorted(MODES), default="skb", help="XDP mode (default: %(default)s)")
     parser.add_argument(
@@ -105,8 +109,8 @@ def parse_arguments() -> tuple[argparse.Namespace, RunOptions]:
         type=lambda text: str(ipaddress.IPv4Address(text)),
         help="drop IPv4 packets from this source address (repeatable)",
     )
-    own, rest = parser.parse_known_args(sys.argv[1:])
-    return own, parse_options(rest)
+    options = parse_options(parser=parser)
+    return options.args, options
 
 
 def main() -> None:
