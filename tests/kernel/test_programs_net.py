@@ -5,6 +5,8 @@ here. Fixtures come from the `pyaya.testing` plugin (netns_pair, cgroup, bpf_obj
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import mmap
 import os
 import socket
 import struct
@@ -18,7 +20,7 @@ import pyaya
 import pyaya.testing
 import pytest
 from pyaya import Ebpf
-from pyaya.maps import CpuMap, DevMap, DevMapValue
+from pyaya.maps import CpuMap, DevMap, DevMapValue, XskMap
 from pyaya.testing import Cgroup, NetnsPair, cgroup2_mount
 
 LoadObject = Callable[..., Ebpf]
@@ -273,6 +275,92 @@ def test_xdp_redirects_through_a_cpumap(bpf_object: LoadObject, fixtures_dir: Pa
             _send_frame(sender, b"to cpu 0 #%d" % i)
         assert _frames_with(host_end, b"to cpu 0") == 4  # delivered after the redirect
     assert _counts(bpf, "REDIRECT_COUNTS") == [4, 0]
+
+
+AF_XDP = 44
+SOL_XDP = 283
+XDP_MMAP_OFFSETS, XDP_RX_RING, XDP_UMEM_REG, XDP_UMEM_FILL_RING, XDP_UMEM_COMPLETION_RING = 1, 2, 4, 5, 6
+XDP_COPY = 1 << 1
+XDP_PGOFF_RX_RING = 0
+XDP_UMEM_PGOFF_FILL_RING = 0x100000000
+
+
+class _AfXdpReceiver:
+    """The smallest AF_XDP receiver: a UMEM whose frames all go to the fill ring, and an RX ring, bound in copy
+    mode to queue 0 of an interface. Frames an XDP program redirects to it are read back from the UMEM."""
+
+    FRAME_SIZE = 2048
+    FRAMES = 16  # ring sizes are powers of two
+
+    def __init__(self, ifindex: int) -> None:
+        self.socket = socket.socket(AF_XDP, socket.SOCK_RAW, 0)
+        self.umem = mmap.mmap(-1, self.FRAMES * self.FRAME_SIZE)
+        umem_view = ctypes.c_char.from_buffer(self.umem)
+        try:
+            umem_address = ctypes.addressof(umem_view)
+            registration = struct.pack("QQII", umem_address, len(self.umem), self.FRAME_SIZE, 0)
+            self.socket.setsockopt(SOL_XDP, XDP_UMEM_REG, registration)
+        finally:
+            del umem_view  # the kernel pinned the pages; the mmap must stay closable
+        for ring in (XDP_UMEM_FILL_RING, XDP_UMEM_COMPLETION_RING, XDP_RX_RING):
+            self.socket.setsockopt(SOL_XDP, ring, self.FRAMES)
+        offsets = struct.unpack("16Q", self.socket.getsockopt(SOL_XDP, XDP_MMAP_OFFSETS, 128))
+        self.rx_offsets, fill_offsets = offsets[0:4], offsets[8:12]  # (producer, consumer, desc, flags) each
+        fd = self.socket.fileno()
+        self.fill = mmap.mmap(fd, fill_offsets[2] + self.FRAMES * 8, offset=XDP_UMEM_PGOFF_FILL_RING)
+        self.rx = mmap.mmap(fd, self.rx_offsets[2] + self.FRAMES * 16, offset=XDP_PGOFF_RX_RING)
+        for i in range(self.FRAMES):
+            struct.pack_into("Q", self.fill, fill_offsets[2] + 8 * i, i * self.FRAME_SIZE)
+        struct.pack_into("I", self.fill, fill_offsets[0], self.FRAMES)  # the producer index: all frames given
+        address = struct.pack("HHIII", AF_XDP, XDP_COPY, ifindex, 0, 0)
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.bind(fd, ctypes.c_char_p(address), len(address)) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"binding an AF_XDP socket to queue 0: {os.strerror(errno)}")
+
+    def receive(self, count: int, timeout: float) -> list[bytes]:
+        producer, consumer, desc, _ = self.rx_offsets
+        deadline = time.monotonic() + timeout
+        while struct.unpack_from("I", self.rx, producer)[0] < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        available = struct.unpack_from("I", self.rx, producer)[0]
+        frames = []
+        for i in range(available):
+            address, length, _options = struct.unpack_from("QII", self.rx, desc + 16 * (i % self.FRAMES))
+            frames.append(self.umem[address : address + length])
+        struct.pack_into("I", self.rx, consumer, available)
+        return frames
+
+    def close(self) -> None:
+        self.rx.close()
+        self.fill.close()
+        self.socket.close()
+        self.umem.close()
+
+    def __enter__(self) -> _AfXdpReceiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def test_xdp_redirects_into_an_af_xdp_socket_through_an_xskmap(
+    bpf_object: LoadObject, fixtures_dir: Path, netns_pair: NetnsPair
+) -> None:
+    bpf = bpf_object(fixtures_dir / "net_redirect")
+    sockets = bpf.maps["REDIRECT_SOCKETS"]
+    assert isinstance(sockets, XskMap)
+    bpf.programs["net_redirect_xsk"].attach(netns_pair.host_interface, mode="skb")
+    with _AfXdpReceiver(netns_pair.host_ifindex) as receiver, _frame_socket(netns_pair, inside=True) as sender:
+        _send_frame(sender, b"no socket yet")
+        assert _counts(bpf, "REDIRECT_COUNTS") == [0, 1]
+        sockets[0] = receiver.socket
+        for i in range(3):
+            _send_frame(sender, b"to af_xdp #%d" % i)
+        frames = receiver.receive(3, timeout=5)
+    assert [frame[14:26] for frame in frames] == [b"to af_xdp #%d" % i for i in range(3)]
+    assert all(frame[12:14] == struct.pack("!H", ETH_P_LOCAL_EXPERIMENTAL) for frame in frames)
+    assert _counts(bpf, "REDIRECT_COUNTS") == [3, 1]
 
 
 def test_xdp_modes_reach_the_kernel(fixtures_dir: Path, netns_pair: NetnsPair) -> None:

@@ -1,6 +1,7 @@
 //! XDP redirect fixtures, for frames of the EtherType 0x88B5 (IEEE 802 local experimental) that the tests send:
-//! `net_redirect_dev` sends them out of the interface in `REDIRECT_DEVICES[0]`, and `net_redirect_cpu` hands them
-//! to the CPU in `REDIRECT_CPUS[0]`. Without an entry they pass; every other frame (IPv6 neighbour discovery on the
+//! `net_redirect_dev` sends them out of the interface in `REDIRECT_DEVICES[0]`, `net_redirect_cpu` hands them to
+//! the CPU in `REDIRECT_CPUS[0]`, and `net_redirect_xsk` to the AF_XDP socket in `REDIRECT_SOCKETS[0]` (queue 0).
+//! Without an entry they pass; every other frame (IPv6 neighbour discovery on the
 //! new links, ...) passes uncounted.
 #![no_std]
 #![no_main]
@@ -10,7 +11,7 @@
 use aya_ebpf::{
     bindings::xdp_action::XDP_PASS,
     macros::{map, xdp},
-    maps::{Array, CpuMap, DevMap},
+    maps::{Array, CpuMap, DevMap, XskMap},
     programs::XdpContext,
 };
 
@@ -18,6 +19,8 @@ use aya_ebpf::{
 static REDIRECT_DEVICES: DevMap = DevMap::with_max_entries(4, 0);
 #[map]
 static REDIRECT_CPUS: CpuMap = CpuMap::with_max_entries(2, 0);
+#[map]
+static REDIRECT_SOCKETS: XskMap = XskMap::with_max_entries(1, 0);
 /// 0: frames redirected, 1: frames passed because the map had no entry.
 #[map]
 static REDIRECT_COUNTS: Array<u64> = Array::with_max_entries(2, 0);
@@ -68,6 +71,14 @@ pub fn net_redirect_cpu(ctx: XdpContext) -> u32 {
         return XDP_PASS;
     }
     counted(REDIRECT_CPUS.redirect(0, u64::from(XDP_PASS)))
+}
+
+#[xdp]
+pub fn net_redirect_xsk(ctx: XdpContext) -> u32 {
+    if !is_test_frame(&ctx) {
+        return XDP_PASS;
+    }
+    counted(REDIRECT_SOCKETS.redirect(0, u64::from(XDP_PASS)))
 }
 
 #[cfg(not(test))]
