@@ -494,6 +494,63 @@ def test_socket_filter_link_outlives_a_closed_socket(fixtures_dir: Path, require
             program.attach(sock)
 
 
+@contextlib.contextmanager
+def _pin_path(name: str) -> Iterator[Path]:
+    root = pyaya.features.bpffs_mount()
+    if root is None:
+        pytest.skip("bpffs is not mounted (mount -t bpf bpf /sys/fs/bpf)")
+    path = root / f"pyaya_test_{os.getpid()}_{name}"
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def test_pinned_packet_programs_reopen_and_attach(fixtures_dir: Path, netns_pair: NetnsPair) -> None:
+    """XDP, TC and socket filter programs pinned by one handle are reopened from the pin as their classes, and
+    the reopened handles attach the same kernel programs (which count into the first handle's maps)."""
+    with (
+        _pin_path("xdp") as xdp_pin,
+        _pin_path("tc") as tc_pin,
+        _pin_path("socket") as socket_pin,
+        Ebpf.load_file(fixtures_dir / "net_xdp") as xdp_object,
+        Ebpf.load_file(fixtures_dir / "net_tc") as tc_object,
+        Ebpf.load_file(fixtures_dir / "net_socket") as socket_object,
+    ):
+        pinned = []
+        for bpf, name, pin in (
+            (xdp_object, "net_xdp_filter", xdp_pin),
+            (tc_object, "net_tc_drop_icmp", tc_pin),
+            (socket_object, "net_socket_filter", socket_pin),
+        ):
+            program = bpf.programs[name]
+            program.load()
+            program.pin(pin)
+            reopened = pyaya.Program.from_pin(pin)
+            assert type(reopened) is type(program)
+            assert reopened.info()["id"] == program.info()["id"]
+            pinned.append(reopened)
+        xdp, tc, socket_filter = pinned
+
+        with xdp.attach(netns_pair.host_interface, mode="skb"), _udp_receiver(netns_pair.host_address) as (kept, port):
+            sender = netns_pair.socket()
+            with sender:
+                sender.sendto(b"through the reopened program", (netns_pair.host_address, port))
+            assert _receive_all(kept) == [b"through the reopened program"]
+        assert _counts(xdp_object, "XDP_COUNTS")[0] >= 1
+
+        assert tc.test_run(_icmp_frame()).return_value == pyaya.TC_ACT_SHOT
+        with tc.attach(netns_pair.host_interface, "egress") as link:
+            assert link.attached
+
+        with _udp_receiver("127.0.0.1") as (receiver, port), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            socket_filter.attach(receiver)
+            for payload in (b"keep 1", b"drop!"):
+                sender.sendto(payload, ("127.0.0.1", port))
+            assert _receive_all(receiver) == [b"keep 1"]
+        assert _counts(socket_object, "FILTER_COUNTS") == [2, 1]
+
+
 # -- test_run ----------------------------------------------------------------------------------------------------
 
 

@@ -9,9 +9,11 @@ use std::sync::{Mutex, PoisonError};
 use aya::programs::{
     BtfTracePoint, CgroupDevice, CgroupSysctl, Extension, FEntry, FExit, FlowDissector, Iter,
     KProbe, LircMode2, Lsm, LsmCgroup, PerfEvent, ProbeKind, Program as AyaProgram, ProgramError,
-    ProgramInfo, RawTracePoint, SkLookup, SkMsg, SockOps, TracePoint, UProbe,
+    ProgramInfo, RawTracePoint, SchedClassifier, SkLookup, SkMsg, SockOps, SocketFilter,
+    TracePoint, UProbe, Xdp,
 };
 use aya_obj::generated::bpf_prog_type;
+use aya_obj::programs::xdp::XdpAttachType;
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _, SymbolKind};
 use pyo3::prelude::*;
 
@@ -173,6 +175,17 @@ fn open_pinned(
         (bpf_prog_type::BPF_PROG_TYPE_CGROUP_DEVICE, _) => {
             AyaProgram::CgroupDevice(CgroupDevice::from_pin(path)?)
         }
+        // The kernel does not report the attach type a program was loaded with; an XDP program reopened from a
+        // pin attaches to interfaces (the devmap/cpumap kinds are for programs run by those maps).
+        (bpf_prog_type::BPF_PROG_TYPE_XDP, _) => {
+            AyaProgram::Xdp(Xdp::from_pin(path, XdpAttachType::Interface)?)
+        }
+        (bpf_prog_type::BPF_PROG_TYPE_SCHED_CLS, _) => {
+            AyaProgram::SchedClassifier(SchedClassifier::from_pin(path)?)
+        }
+        (bpf_prog_type::BPF_PROG_TYPE_SOCKET_FILTER, _) => {
+            AyaProgram::SocketFilter(SocketFilter::from_pin(path)?)
+        }
         _ => return Err(ProgramError::UnexpectedProgramType),
     };
     let kind = program_kind(&program);
@@ -187,10 +200,9 @@ fn pinned_error(path: &std::path::Path, hint: Option<&str>, error: &ProgramError
         };
         let message = match hint {
             None => format!(
-                "the program pinned at {} cannot be reopened: aya reopens pinned programs only of types that \
-                 need no attach type (not Xdp, SchedClassifier, SocketFilter, CgroupSkb, CgroupSock, \
-                 CgroupSockAddr, CgroupSockopt, SkSkb, SkReuseport); for a tracing program, call the class it \
-                 was loaded as (e.g. FExit.from_pin)",
+                "the program pinned at {} cannot be reopened: the kernel does not say which attach type it was \
+                 loaded for, which CgroupSkb, CgroupSock, CgroupSockAddr, CgroupSockopt, SkSkb and SkReuseport \
+                 programs need; for a tracing program, call the class it was loaded as (e.g. FExit.from_pin)",
                 path.display()
             ),
             Some(_) => format!(

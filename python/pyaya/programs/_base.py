@@ -185,7 +185,9 @@ class Program:
 
         The type comes from the kernel's program info. Types the kernel does not tell apart are settled by the
         class called: ``UProbe.from_pin`` (not KProbe), ``FEntry``/``FExit``/``BtfTracePoint``/``Iter.from_pin``
-        for tracing programs. The handle holds the program until it is garbage collected; the pin stays.
+        for tracing programs. XDP programs reopen for interfaces; CgroupSkb/Sock/SockAddr/Sockopt, SkSkb and
+        SkReuseport programs cannot be reopened (the kernel does not report the attach type they were loaded for).
+        The handle holds the program until it is garbage collected; the pin stays.
 
         >>> prog = pyaya.Program.from_pin("/sys/fs/bpf/execwatch")  # doctest: +SKIP
         >>> prog.attach("syscalls", "sys_enter_execve")  # doctest: +SKIP
