@@ -138,7 +138,8 @@ class Program:
     def attach_sched_classifier(self, interface: str | int, direction: str = "ingress", priority: int = 0) -> Link:
         """Attach a SchedClassifier program (tcx where available, else netlink on a clsact qdisc)."""
     def attach_socket_filter(self, fd: int) -> Link:
-        """Attach a SocketFilter program to the socket ``fd``, borrowed for this call only."""
+        """Attach a SocketFilter program to the socket ``fd`` (borrowed for this call only), or an SkReuseport
+        program to that socket's ``SO_REUSEPORT`` group."""
     def attach_cgroup(self, cgroup: Path, direction: str | None = None) -> Link:
         """Attach a cgroup program (or SockOps) to a cgroup v2 directory; ``direction`` is for CgroupSkb."""
     def attach_sock_map(self, map: Map) -> Link:

@@ -10,7 +10,9 @@ use aya::maps::{Map as AyaMap, MapData, SockHash, SockMap};
 use aya::programs::cgroup_skb::CgroupSkbAttachType;
 use aya::programs::links::{CgroupAttachMode, FdLink, LinkOrder};
 use aya::programs::tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions, TcError};
-use aya::programs::{Program as AyaProgram, ProgramError, SocketFilter, TcAttachType, XdpMode};
+use aya::programs::{
+    Program as AyaProgram, ProgramError, SkReuseport, SocketFilter, TcAttachType, XdpMode,
+};
 use aya::util::KernelVersion;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -144,24 +146,31 @@ fn open_netns(path: &Path) -> Result<File, Deferred> {
     open_target(path, "network namespace", false)
 }
 
-/// A socket filter set with `SO_ATTACH_BPF`. The kernel keeps it with the socket, not with an fd of ours, and
-/// pyaya must not keep the caller's socket open; so this remembers the fd number and the socket's inode, and
-/// detaches only if that fd still names the same socket (a closed socket took its filter with it).
-struct SocketFilterAttachment {
+/// How a program set on a socket with `setsockopt` comes off again: `SO_DETACH_FILTER` for a socket filter,
+/// `SO_DETACH_REUSEPORT_BPF` for a reuseport group's selector.
+type SocketDetach = fn(BorrowedFd<'_>) -> Result<(), ProgramError>;
+
+/// A program set on a socket with `setsockopt` (`SO_ATTACH_BPF`, `SO_ATTACH_REUSEPORT_EBPF`). The kernel keeps it
+/// with the socket (or its reuseport group), not with an fd of ours, and pyaya must not keep the caller's socket
+/// open; so this remembers the fd number and the socket's inode, and detaches only if that fd still names the same
+/// socket (a closed socket took its program with it).
+struct SocketAttachment {
     fd: RawFd,
     device: u64,
     inode: u64,
     attached: bool,
+    detach: SocketDetach,
 }
 
-impl SocketFilterAttachment {
-    fn new(socket: BorrowedFd<'_>) -> std::io::Result<Self> {
+impl SocketAttachment {
+    fn new(socket: BorrowedFd<'_>, detach: SocketDetach) -> std::io::Result<Self> {
         let metadata = File::from(socket.try_clone_to_owned()?).metadata()?;
         Ok(Self {
             fd: socket.as_raw_fd(),
             device: metadata.dev(),
             inode: metadata.ino(),
             attached: true,
+            detach,
         })
     }
 
@@ -181,24 +190,24 @@ impl SocketFilterAttachment {
         // SAFETY: the fd number was just checked to be open and to name the socket the filter was attached to; it
         // is borrowed only for the `setsockopt` below.
         let socket = unsafe { BorrowedFd::borrow_raw(self.fd) };
-        SocketFilter::detach(socket)
+        (self.detach)(socket)
     }
 }
 
-impl Drop for SocketFilterAttachment {
+impl Drop for SocketAttachment {
     fn drop(&mut self) {
         let _ignored: Result<(), ProgramError> = self.detach_now();
     }
 }
 
-impl OwnedLink for SocketFilterAttachment {
+impl OwnedLink for SocketAttachment {
     fn detach(mut self: Box<Self>) -> Result<(), ProgramError> {
         self.detach_now()
     }
 
     fn into_fd_link(self: Box<Self>) -> Result<FdLink, String> {
         Err(
-            "a socket filter lives with its socket, not in a bpf_link, so it cannot be pinned"
+            "a program set on a socket lives with the socket, not in a bpf_link, so it cannot be pinned"
                 .into(),
         )
     }
@@ -372,7 +381,8 @@ impl Program {
         })
     }
 
-    /// Attaches a SocketFilter program to the socket whose fd is `fd` (borrowed for this call only).
+    /// Attaches a SocketFilter program to the socket whose fd is `fd` (borrowed for this call only), or an
+    /// SkReuseport program to the `SO_REUSEPORT` group of that socket.
     fn attach_socket_filter(&self, py: Python<'_>, fd: RawFd) -> PyResult<Link> {
         if fd < 0 {
             return Err(PyValueError::new_err(
@@ -380,22 +390,36 @@ impl Program {
             ));
         }
         let context = format!("attaching {:?} to socket fd {fd}", self.name_str());
-        self.attach_with(py, |program| match program {
-            AyaProgram::SocketFilter(p) => {
-                // SAFETY: the caller's socket object keeps `fd` open for the duration of this call, which is the
-                // only time it is borrowed.
-                let socket = unsafe { BorrowedFd::borrow_raw(fd) };
-                let attachment = SocketFilterAttachment::new(socket)
-                    .map_err(|err| Deferred::Plain(Kind::Program, format!("{context}: {err}")))?;
-                p.attach(socket)
-                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
-                Ok(Box::new(attachment) as Box<dyn OwnedLink>)
-            }
-            other => Err(wrong_kind(
-                self.name_str(),
-                program_kind(other),
-                "SocketFilter",
-            )),
+        self.attach_with(py, |program| {
+            // SAFETY: the caller's socket object keeps `fd` open for the duration of this call, which is the only
+            // time it is borrowed.
+            let socket = unsafe { BorrowedFd::borrow_raw(fd) };
+            let attachment = |detach: SocketDetach| {
+                SocketAttachment::new(socket, detach)
+                    .map_err(|err| Deferred::Plain(Kind::Program, format!("{context}: {err}")))
+            };
+            let program_error =
+                |err: ProgramError| Deferred::Program(context.clone(), Box::new(err));
+            let attached = match program {
+                AyaProgram::SocketFilter(p) => {
+                    let attached = attachment(|s| SocketFilter::detach(s))?;
+                    p.attach(socket).map_err(program_error)?;
+                    attached
+                }
+                AyaProgram::SkReuseport(p) => {
+                    let attached = attachment(|s| SkReuseport::detach(s))?;
+                    p.attach(socket).map_err(program_error)?;
+                    attached
+                }
+                other => {
+                    return Err(wrong_kind(
+                        self.name_str(),
+                        program_kind(other),
+                        "SocketFilter",
+                    ))
+                }
+            };
+            Ok(Box::new(attached) as Box<dyn OwnedLink>)
         })
     }
 

@@ -39,6 +39,7 @@ __all__ = [
     "PerCpuCgroupStorage",
     "ProgramArray",
     "Queue",
+    "ReusePortSockArray",
     "SkStorage",
     "SockHash",
     "SockMap",
@@ -184,6 +185,18 @@ class SockMap(_SocketSlots):
     """
 
     kinds: ClassVar[tuple[str, ...]] = ("SockMap",)
+
+
+@register
+class ReusePortSockArray(_SocketSlots):
+    """The sockets of a ``SO_REUSEPORT`` group by index, for an :class:`pyaya.SkReuseport` program's
+    ``select_reuseport`` (``BPF_MAP_TYPE_REUSEPORT_SOCKARRAY``, kernel 4.19). Set a bound socket of the group
+    (UDP, or TCP listening); reading back gives its cookie (maps with 8-byte values only).
+
+    >>> bpf.maps["SERVERS"][0] = first  # doctest: +SKIP
+    """
+
+    kinds: ClassVar[tuple[str, ...]] = ("ReusePortSockArray",)
 
 
 @register

@@ -43,6 +43,7 @@ __all__ = [
     "SchedClassifier",
     "SkLookup",
     "SkMsg",
+    "SkReuseport",
     "SkSkb",
     "SockOps",
     "SocketFilter",
@@ -145,6 +146,30 @@ class SocketFilter(Program):
         """Attach to ``sock`` (a :class:`socket.socket`, or anything with ``fileno()``). The filter stays with the
         socket: closing the socket removes it, and detaching the link removes it from a socket still open.
         pyaya does not keep the socket open. Such a link cannot be pinned."""
+        self._ensure_loaded()
+        return self._attached(self._native.attach_socket_filter(sock.fileno()))
+
+
+@register
+class SkReuseport(Program):
+    """A reuseport selector: picks which socket of a ``SO_REUSEPORT`` group receives each packet (UDP) or new
+    connection (TCP), usually with ``select_reuseport`` on a :class:`pyaya.maps.ReusePortSockArray` of the group's
+    sockets, and returns ``SK_PASS`` (or ``SK_DROP``). ``#[sk_reuseport(migrate)]`` programs also move requests off
+    a closing listener.
+
+    Kernel 4.19 or later (migrate: 5.14).
+
+    >>> servers[0], servers[1] = first, second  # doctest: +SKIP
+    >>> link = bpf.programs["select"].attach(first)  # doctest: +SKIP
+    """
+
+    kind = "SkReuseport"
+
+    def attach(self, sock: _HasFileno) -> Link:
+        """Attach to the ``SO_REUSEPORT`` group of ``sock`` (a bound socket with ``SO_REUSEPORT`` set): the
+        program then picks the socket of the group for every new packet or connection. One program serves the
+        whole group; detaching the link (through a socket of the group still open) removes it, as does closing
+        every socket of the group. pyaya does not keep the socket open. Such a link cannot be pinned."""
         self._ensure_loaded()
         return self._attached(self._native.attach_socket_filter(sock.fileno()))
 

@@ -1,0 +1,45 @@
+//! `net_reuseport_select` picks the socket of a `SO_REUSEPORT` group that gets each datagram: the one at index
+//! `REUSEPORT_TARGET[0]` of `REUSEPORT_SOCKETS`. When that slot is empty the kernel's own choice stands.
+#![no_std]
+#![no_main]
+// Inline BPF assembly (for the atomic add below) is unstable, as it is for aya-ebpf itself.
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
+
+use aya_ebpf::{
+    bindings::sk_action::SK_PASS,
+    macros::{map, sk_reuseport},
+    maps::{Array, ReusePortSockArray},
+    programs::SkReuseportContext,
+};
+
+#[map]
+static REUSEPORT_SOCKETS: ReusePortSockArray = ReusePortSockArray::with_max_entries(2, 0);
+/// Index 0: which slot of `REUSEPORT_SOCKETS` receives every datagram.
+#[map]
+static REUSEPORT_TARGET: Array<u32> = Array::with_max_entries(1, 0);
+/// 0: datagrams steered, 1: datagrams left to the kernel (empty slot).
+#[map]
+static REUSEPORT_COUNTS: Array<u64> = Array::with_max_entries(2, 0);
+
+fn bump(index: u32) {
+    if let Some(value) = REUSEPORT_COUNTS.get_ptr_mut(index) {
+        // SAFETY: `value` points at a live, 8-byte aligned u64 map value returned by the kernel.
+        unsafe { core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) value, in(reg) 1u64) };
+    }
+}
+
+#[sk_reuseport]
+pub fn net_reuseport_select(ctx: SkReuseportContext) -> u32 {
+    let target = REUSEPORT_TARGET.get(0).copied().unwrap_or(0);
+    match REUSEPORT_SOCKETS.select_reuseport(&ctx, target) {
+        Ok(()) => bump(0),
+        Err(_) => bump(1),
+    }
+    SK_PASS
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
