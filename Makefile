@@ -29,6 +29,7 @@ bench: setup
 	$(PY) benchmarks/map_batch.py
 	$(PY) benchmarks/stream_throughput.py
 	$(PY) benchmarks/decode.py
+	$(PY) benchmarks/encode.py
 
 lint: setup
 	$(VENV)/bin/ruff check python tests benchmarks

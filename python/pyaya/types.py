@@ -638,10 +638,20 @@ class _Field:
         self.name, self.offset, self.node = name, offset, node
 
 
+#: struct codes of the signed integers by size (upper case: unsigned).
+_INT_CODES = {1: "b", 2: "h", 4: "i", 8: "q"}
+
+
 class RecordType(_Node):
     """The codec of one struct or union: ``decode(bytes)`` (or calling it with bytes) gives a :class:`Record`,
     calling it with keyword arguments builds one (missing fields are zero), ``encode`` turns a record or a dict
     into bytes. ``record_class`` is the class of its records, for ``isinstance``."""
+
+    # Set on the first encode (see _packer); unset until then, so that reading them raises AttributeError.
+    _pack: Callable[..., bytes] | None
+    _names: tuple[str, ...]
+    _field_set: frozenset[str]
+    _zeros: tuple[int, ...]
 
     def __init__(self, name: str, size: int, union: bool, endian: str = "<") -> None:
         self.name, self.size, self.union, self.endian = name, size, union, endian
@@ -659,6 +669,56 @@ class RecordType(_Node):
     @property
     def field_names(self) -> tuple[str, ...]:
         return tuple(field.name for field in self.fields)
+
+    def encode(self, value: Any) -> bytes:
+        """``value`` (a record of this type, a dict of fields, or bytes) as the struct's bytes."""
+        try:
+            pack = self._pack
+        except AttributeError:
+            pack = self._pack = self._packer()
+        if pack is not None:
+            # A struct of plain integers (a flow key, a counter pair) packs in one call; anything the packer
+            # refuses goes through the per-field path, which says what is wrong.
+            try:
+                if type(value) is self.record_class:
+                    return pack(*value)
+                if type(value) is dict and value.keys() <= self._field_set:
+                    return pack(*map(value.get, self._names, self._zeros))
+            except struct.error:
+                pass
+        return super().encode(value)
+
+    def _packer(self) -> Callable[..., bytes] | None:
+        """``struct.Struct(...).pack`` for a struct whose fields are all plain integers laid out in order, else
+        None (worked out on first use: the fields are completed after construction)."""
+        if self.union or not self.fields:
+            return None
+        layout = [self.endian]
+        position = 0
+        byteorder = "little" if self.endian == "<" else "big"
+        for field in self.fields:
+            node = field.node
+            while isinstance(node, _Named):
+                node = node.target
+            if not (
+                type(node) is _Int
+                and node.size in _INT_CODES
+                and not node.boolean
+                and not node.char
+                and node.byteorder == byteorder
+                and field.offset >= position
+            ):
+                return None
+            layout.append(f"{field.offset - position}x" if field.offset > position else "")
+            layout.append(_INT_CODES[node.size] if node.signed else _INT_CODES[node.size].upper())
+            position = field.offset + node.size
+        if position > self.size:
+            return None
+        layout.append(f"{self.size - position}x" if self.size > position else "")
+        self._names = tuple(field.name for field in self.fields)
+        self._field_set = frozenset(self._names)
+        self._zeros = (0,) * len(self._names)
+        return struct.Struct("".join(layout)).pack
 
     def write(self, buffer: bytearray, offset: int, value: Any) -> None:
         if isinstance(value, (bytes, bytearray, memoryview)):

@@ -10,7 +10,7 @@ from enum import IntEnum
 import pytest
 from bpfobj import BtfBuilder
 from pyaya.btf import Btf
-from pyaya.errors import ObjectError
+from pyaya.errors import MapError, ObjectError
 from pyaya.types import Types
 
 
@@ -239,3 +239,29 @@ def test_decode_is_the_generated_function_from_the_first_access() -> None:
     assert not inspect.ismethod(decode)
     assert decode is padded.decode
     assert tuple(decode(struct.pack("<B3xIB7xq", 1, 2, 3, 4))) == (1, 2, 3, 4)
+
+
+@pytest.mark.parametrize("endian", ["<", ">"])
+def test_integer_structs_encode_in_one_pack(endian: str) -> None:
+    """Structs of plain integers in offset order (map keys, counters) pack with one struct.Struct; the result
+    matches the per-field path's, and what the packer refuses still gets the per-field path's errors."""
+    padded = build(endian)["Padded"]
+    data = struct.pack(f"{endian}B3xIB7xq", 200, 4_000_000_000, 7, -2)
+    assert padded._packer() is not None
+    assert padded.encode(padded(data)) == data
+    assert padded.encode({"a": 200, "b": 4_000_000_000, "c": 7, "d": -2}) == data
+    assert padded.encode({"b": 1}) == struct.pack(f"{endian}B3xIB7xq", 0, 1, 0, 0)  # missing fields are zero
+    assert bytes(padded(a=1, d=-1)) == struct.pack(f"{endian}B3xIB7xq", 1, 0, 0, -1)
+    with pytest.raises(MapError, match="does not fit in a unsigned 8-bit integer"):
+        padded.encode({"a": 256})
+    with pytest.raises(MapError, match="expected an int"):
+        padded.encode({"a": 1.5})
+    with pytest.raises(MapError, match="has no field 'e'"):
+        padded.encode({"e": 1})
+
+
+def test_structs_the_packer_cannot_take_use_the_per_field_path() -> None:
+    reordered = TYPES["Reordered"]
+    assert reordered._packer() is None  # declared out of offset order
+    assert reordered.encode({"first": 1, "second": 2}) == struct.pack("<II", 1, 2)
+    assert TYPES["Shapes"]._packer() is None  # nested records
