@@ -374,69 +374,12 @@ pub fn enable_stats(py: Python<'_>) -> PyResult<RunStats> {
     })
 }
 
-const BPF_OBJ_GET: libc::c_long = 7;
-const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
-
-/// The `bpf_attr` of `BPF_OBJ_GET`.
-#[repr(C)]
-#[derive(Default)]
-struct ObjGetAttr {
-    pathname: u64,
-    bpf_fd: u32,
-    file_flags: u32,
-    path_fd: i32,
-    _pad: u32,
-}
-
-/// The `bpf_attr` of `BPF_OBJ_GET_INFO_BY_FD`.
-#[repr(C)]
-#[derive(Default)]
-struct InfoByFdAttr {
-    bpf_fd: u32,
-    info_len: u32,
-    info: u64,
-}
-
-fn bpf_call<T>(command: libc::c_long, attr: &mut T) -> std::io::Result<libc::c_long> {
-    // SAFETY: `attr` is a valid, initialised bpf_attr prefix of the size passed; the pointers it carries point at
-    // buffers that outlive the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            command,
-            std::ptr::from_mut(attr),
-            std::mem::size_of::<T>() as libc::c_uint,
-        )
-    };
-    if ret < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-/// Fills `info`, a kernel `bpf_*_info` struct (plain integers, zeroed by the caller), with what
-/// `BPF_OBJ_GET_INFO_BY_FD` says about the object pinned at `path`.
+/// Fills `info`, a kernel `bpf_*_info` struct (plain integers, zeroed by the caller), with what the kernel says
+/// about the object pinned at `path`.
 fn pinned_object_info<T>(path: &std::path::Path, info: &mut T) -> std::io::Result<()> {
-    use std::os::fd::{AsRawFd as _, FromRawFd as _};
-    use std::os::unix::ffi::OsStrExt as _;
-
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    let mut get = ObjGetAttr {
-        pathname: c_path.as_ptr() as u64,
-        ..ObjGetAttr::default()
-    };
-    let raw = bpf_call(BPF_OBJ_GET, &mut get)?;
-    // SAFETY: the kernel just returned this new fd, owned by nothing else.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
-    let mut attr = InfoByFdAttr {
-        bpf_fd: fd.as_raw_fd() as u32,
-        info_len: std::mem::size_of::<T>() as u32,
-        info: std::ptr::from_mut(info) as u64,
-    };
-    bpf_call(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
-    Ok(())
+    use std::os::fd::AsFd as _;
+    let fd = crate::sys::object_from_pin(path)?;
+    crate::sys::object_info(fd.as_fd(), info)
 }
 
 /// `(program type, attach_btf_id)` of the program pinned at `path`: what the kernel's program info says about its

@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::io::{self, Read as _};
 use std::num::NonZeroU32;
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -21,6 +21,7 @@ use crate::ebpf::{wrong_kind, Program};
 use crate::errors::{chain_message, Deferred, Kind};
 use crate::links::{Link, OwnedLink};
 use crate::names::program_kind;
+use crate::sys;
 
 /// Turns a `take_link` result into an owned link, keeping aya's error.
 pub fn owned<L: OwnedLink>(
@@ -324,28 +325,9 @@ fn uprobe_error(context: String, error: ProgramError) -> Deferred {
     Deferred::Program(context, Box::new(error))
 }
 
-const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_GET_FD_BY_ID: libc::c_long = 30;
 const BPF_ITER_CREATE: libc::c_long = 33;
 const BPF_LINK_TYPE_ITER: u32 = 4;
-
-fn bpf(command: libc::c_long, attr: &mut [u32; 4]) -> io::Result<libc::c_long> {
-    // SAFETY: `attr` is a zero-padded bpf_attr prefix of the size passed; any pointer it carries points at a
-    // buffer that outlives the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            command,
-            attr.as_mut_ptr(),
-            std::mem::size_of_val(attr) as libc::c_uint,
-        )
-    };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
 
 fn owned_fd(raw: libc::c_long) -> OwnedFd {
     // SAFETY: the kernel just returned this new fd to us, and nothing else owns it.
@@ -354,7 +336,7 @@ fn owned_fd(raw: libc::c_long) -> OwnedFd {
 
 /// Runs the iterator of the bpf_link `link_id` once and returns everything it wrote.
 fn read_iterator(link_id: u32) -> Result<Vec<u8>, Deferred> {
-    let link = bpf(BPF_LINK_GET_FD_BY_ID, &mut [link_id, 0, 0, 0])
+    let link = sys::bpf(BPF_LINK_GET_FD_BY_ID, &mut [link_id, 0, 0, 0])
         .map(owned_fd)
         .map_err(|err| {
             let kind = if err.raw_os_error() == Some(libc::ENOENT) {
@@ -369,11 +351,7 @@ fn read_iterator(link_id: u32) -> Result<Vec<u8>, Deferred> {
         })?;
     // bpf_link_info starts with type, id, prog_id.
     let mut info = [0u32; 4];
-    let mut attr = [link.as_raw_fd() as u32, 16, 0, 0];
-    let address = info.as_mut_ptr() as u64;
-    attr[2] = address as u32;
-    attr[3] = (address >> 32) as u32;
-    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).map_err(|err| {
+    sys::object_info(link.as_fd(), &mut info).map_err(|err| {
         Deferred::Plain(
             Kind::Program,
             format!("reading the info of link {link_id}: {err}"),
@@ -385,7 +363,7 @@ fn read_iterator(link_id: u32) -> Result<Vec<u8>, Deferred> {
             format!("link {link_id} is not an iterator link"),
         ));
     }
-    let iterator = bpf(BPF_ITER_CREATE, &mut [link.as_raw_fd() as u32, 0, 0, 0])
+    let iterator = sys::bpf(BPF_ITER_CREATE, &mut [link.as_raw_fd() as u32, 0, 0, 0])
         .map(owned_fd)
         .map_err(|err| {
             Deferred::Plain(

@@ -1,8 +1,8 @@
-//! The few raw `bpf()` map commands aya keeps private, on a map fd that aya owns. Keys and values are byte
-//! buffers whose sizes the caller has checked against the map's key and value sizes.
+//! The few raw `bpf()` commands aya keeps private: map commands on a map fd that aya owns (keys and values are byte
+//! buffers whose sizes the caller has checked against the map's key and value sizes), pinning, and object info.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd as _, OwnedFd};
 
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
@@ -20,22 +20,29 @@ struct MapElemAttr {
     flags: u64,
 }
 
-fn map_elem_command(command: libc::c_long, attr: &mut MapElemAttr) -> io::Result<()> {
-    // SAFETY: `attr` is a valid, initialised bpf_attr prefix of the size we pass; the pointers it carries point at
-    // buffers that outlive the call and have the sizes the map expects.
+/// `bpf(command, attr)`. `attr` is the `#[repr(C)]` bpf_attr prefix (or array of integers) the command reads,
+/// fully initialised; every pointer in it was set by the caller from a buffer of the size the command expects that
+/// outlives the call. Returns what the kernel returns: an fd for the commands that make one, else 0.
+pub(crate) fn bpf<T>(command: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
+    // SAFETY: per this function's contract, `attr` is an initialised bpf_attr prefix of the size passed and any
+    // pointer it carries is valid for the call; the kernel reads (and for some commands writes back) `attr` only.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_bpf,
             command,
             std::ptr::from_mut(attr),
-            std::mem::size_of::<MapElemAttr>() as libc::c_uint,
+            std::mem::size_of::<T>() as libc::c_uint,
         )
     };
     if ret < 0 {
         Err(io::Error::last_os_error())
     } else {
-        Ok(())
+        Ok(ret)
     }
+}
+
+fn map_elem_command(command: libc::c_long, attr: &mut MapElemAttr) -> io::Result<()> {
+    bpf(command, attr).map(drop)
 }
 
 /// Looks `key` up; `value` receives the value. `Ok(false)` when the key is absent.
@@ -206,21 +213,56 @@ pub fn pin_object(fd: BorrowedFd<'_>, path: &std::path::Path) -> io::Result<()> 
         bpf_fd: fd.as_raw_fd() as u32,
         file_flags: 0,
     };
-    // SAFETY: `attr` is a valid bpf_attr prefix for BPF_OBJ_PIN; `path` is a NUL-terminated string alive for the
-    // whole call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_OBJ_PIN,
-            std::ptr::from_mut(&mut attr),
-            std::mem::size_of::<ObjPinAttr>() as libc::c_uint,
-        )
+    bpf(BPF_OBJ_PIN, &mut attr).map(drop)
+}
+
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+
+/// The `bpf_attr` of `BPF_OBJ_GET`.
+#[repr(C)]
+#[derive(Default)]
+struct ObjGetAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+    path_fd: i32,
+    _pad: u32,
+}
+
+/// The `bpf_attr` of `BPF_OBJ_GET_INFO_BY_FD`.
+#[repr(C)]
+#[derive(Default)]
+struct InfoByFdAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// A new fd on the BPF object (program, map or link) pinned at `path` in bpffs.
+pub fn object_from_pin(path: &std::path::Path) -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut attr = ObjGetAttr {
+        pathname: path.as_ptr() as u64,
+        ..ObjGetAttr::default()
     };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    let raw = bpf(BPF_OBJ_GET, &mut attr)?;
+    // SAFETY: the kernel just returned this new fd, owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw as i32) })
+}
+
+/// Fills `info` with what `BPF_OBJ_GET_INFO_BY_FD` says about the object behind `fd`. `info` is the kernel's
+/// `bpf_*_info` struct for that kind of object, or a prefix of it: plain integers, zeroed by the caller (the
+/// kernel writes at most `size_of::<T>()` bytes).
+pub fn object_info<T>(fd: BorrowedFd<'_>, info: &mut T) -> io::Result<()> {
+    let mut attr = InfoByFdAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<T>() as u32,
+        info: std::ptr::from_mut(info) as u64,
+    };
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).map(drop)
 }
 
 /// The `bpf_attr` layout of the `BPF_MAP_*_BATCH` commands.
@@ -238,22 +280,9 @@ struct BatchAttr {
 }
 
 fn batch_command(command: libc::c_long, attr: &mut BatchAttr) -> io::Result<()> {
-    // SAFETY: `attr` is a valid, initialised bpf_attr prefix for the batch commands; every pointer in it was set
-    // by the callers below from buffers they sized for `count` elements (and batch tokens of `token_len` bytes)
-    // and that outlive the call. The kernel writes `count` back into `attr`.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            command,
-            std::ptr::from_mut(attr),
-            std::mem::size_of::<BatchAttr>() as libc::c_uint,
-        )
-    };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    // The callers set every pointer in `attr` from buffers sized for `count` elements (and batch tokens of
+    // `token_len` bytes); the kernel writes `count` back into `attr`.
+    bpf(command, attr).map(drop)
 }
 
 /// What a batch traversal read: `count` keys of `key_size` bytes and values of `value_len` bytes, back to back.
