@@ -107,22 +107,6 @@ impl Map {
         Ok(result)
     }
 
-    fn check_value(&self, value: &[u8]) -> PyResult<()> {
-        if value.len() == self.value_buffer_len {
-            Ok(())
-        } else {
-            Err(new_err(
-                Kind::Map,
-                format!(
-                    "map {:?} takes {}-byte values, got {} bytes",
-                    self.name,
-                    self.value_buffer_len,
-                    value.len()
-                ),
-            ))
-        }
-    }
-
     /// Turns a batch command's error into the exception Python sees, remembering "unsupported for this map".
     fn batch_error(&self, command: BatchCommand, done: usize, err: &std::io::Error) -> Deferred {
         let what = command.name();
@@ -208,6 +192,16 @@ impl Map {
     }
 }
 
+/// Wraps a map that belongs to no loaded object (opened from a pin or an id), named as the kernel names it.
+fn wrap_unowned(py: Python<'_>, data: MapData) -> PyResult<Py<PyAny>> {
+    let name = data
+        .info()
+        .ok()
+        .and_then(|info| info.name_as_str().map(str::to_owned))
+        .unwrap_or_default();
+    Ok(wrap_data(py, None, &name, data, false)?.0)
+}
+
 #[pymethods]
 impl Map {
     /// The kernel's id of the map.
@@ -230,12 +224,7 @@ impl Map {
                 ),
             )
         })?;
-        let name = data
-            .info()
-            .ok()
-            .and_then(|info| info.name_as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let (handle, _slot) = wrap_data(py, None, &name, data, false)?;
+        let handle = wrap_unowned(py, data)?;
         // The handle owns the pin it was opened from, so `unpin()` removes it, as for programs and links.
         crate::maps::set_pinned_path(handle.bind(py), path)?;
         Ok(handle)
@@ -250,12 +239,7 @@ impl Map {
                 format!("no map with id {id}: {}", chain_message(&err)),
             )
         })?;
-        let name = data
-            .info()
-            .ok()
-            .and_then(|info| info.name_as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let (handle, _slot) = wrap_data(py, None, &name, data, false)?;
+        let handle = wrap_unowned(py, data)?;
         Ok(handle)
     }
 

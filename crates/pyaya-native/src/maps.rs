@@ -267,6 +267,22 @@ impl Map {
         f(data.fd().as_fd())
     }
 
+    pub(crate) fn check_value(&self, value: &[u8]) -> PyResult<()> {
+        if value.len() == self.value_buffer_len {
+            Ok(())
+        } else {
+            Err(new_err(
+                Kind::Map,
+                format!(
+                    "map {:?} takes {}-byte values, got {} bytes",
+                    self.name,
+                    self.value_buffer_len,
+                    value.len()
+                ),
+            ))
+        }
+    }
+
     pub(crate) fn check_key(&self, key: &[u8]) -> PyResult<()> {
         if key.len() == self.shape.key_size as usize {
             Ok(())
@@ -344,17 +360,7 @@ impl Map {
     #[pyo3(signature = (key, value, flags = 0))]
     fn update(&self, key: &[u8], value: &[u8], flags: u64) -> PyResult<()> {
         self.check_key(key)?;
-        if value.len() != self.value_buffer_len {
-            return Err(new_err(
-                Kind::Map,
-                format!(
-                    "map {:?} takes {}-byte values, got {} bytes",
-                    self.name,
-                    self.value_buffer_len,
-                    value.len()
-                ),
-            ));
-        }
+        self.check_value(value)?;
         self.with_fd(|fd| {
             sys::update(fd, key, value, flags)
                 .map_err(|err| from_map_io(&format!("updating map {:?}", self.name), &err))
