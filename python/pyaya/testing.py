@@ -108,6 +108,13 @@ def _run(argv: Sequence[str], *, check: bool = True, timeout: float = 30) -> sub
     return result
 
 
+def _run_command(
+    argv: list[str], *, check: bool, timeout: float, input: str | None
+) -> subprocess.CompletedProcess[str]:
+    """A test's command, output captured as text; ``check`` raises CalledProcessError as ``subprocess.run`` does."""
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=check, input=input)
+
+
 def _libc_setns(fd: int, nstype: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.setns(fd, nstype) != 0:
@@ -135,17 +142,7 @@ class NetnsPair:
         self, *argv: str, check: bool = True, timeout: float = 30, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Runs a command inside the namespace (``ip netns exec``), capturing its output as text."""
-        result = subprocess.run(
-            ["ip", "netns", "exec", self.name, *argv],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            input=input,
-        )
-        if check and result.returncode != 0:
-            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
-        return result
+        return _run_command(["ip", "netns", "exec", self.name, *argv], check=check, timeout=timeout, input=input)
 
     def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_DGRAM, proto: int = 0) -> socket.socket:
         """A socket created inside the namespace (a socket stays in the namespace it was created in), so one
@@ -268,17 +265,7 @@ class Cgroup:
         procs = str(self.path / "cgroup.procs")
         # `sh` writes its own pid into cgroup.procs, then becomes the command: no argument is parsed by a shell.
         join_then_exec = 'echo $$ > "$0" && exec "$@"'
-        result = subprocess.run(
-            ["sh", "-c", join_then_exec, procs, *argv],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            input=input,
-        )
-        if check and result.returncode != 0:
-            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
-        return result
+        return _run_command(["sh", "-c", join_then_exec, procs, *argv], check=check, timeout=timeout, input=input)
 
 
 @pytest.fixture
