@@ -20,10 +20,13 @@ __all__ = [
     "kernel_member_offsets",
     "loaded_programs",
     "map_supported",
+    "parent_death_signal",
     "perf_event_names",
     "pinned_program_target",
     "program_supported",
     "read_iter",
+    "set_parent_death_signal",
+    "start_guard",
 ]
 
 AYA_VERSION: str
@@ -397,3 +400,14 @@ class PerfEventArray:
         """Whether the handle is closed."""
     def close(self) -> None:
         """Close the buffers and this handle."""
+
+def set_parent_death_signal(signal: int) -> None:
+    """Have the kernel send ``signal`` to this process when its parent exits (``prctl(PR_SET_PDEATHSIG)``); 0
+    clears it. Sent when the thread that forked this process exits; kept across ``execve``."""
+
+def parent_death_signal() -> int:
+    """The signal this process gets when its parent exits (``prctl(PR_GET_PDEATHSIG)``), 0 for none."""
+
+def start_guard(argv: list[str]) -> int:
+    """Start ``argv`` once as this process's guard, in its own process group, in ``/``, with the write end of its
+    standard input kept open here until this process exits; returns its pid (the same while it runs)."""

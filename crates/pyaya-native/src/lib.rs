@@ -13,6 +13,7 @@ mod maps;
 mod names;
 mod perf;
 mod pinning;
+mod process;
 mod programs_common;
 mod programs_net;
 mod programs_tracing;
@@ -47,6 +48,9 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(features::map_supported, module)?)?;
     module.add_function(wrap_pyfunction!(features::helper_supported, module)?)?;
     module.add_function(wrap_pyfunction!(features::kernel_features, module)?)?;
+    module.add_function(wrap_pyfunction!(process::set_parent_death_signal, module)?)?;
+    module.add_function(wrap_pyfunction!(process::parent_death_signal, module)?)?;
+    module.add_function(wrap_pyfunction!(process::start_guard, module)?)?;
     module.add("AYA_VERSION", "0.14")?;
     Ok(())
 }
