@@ -13,6 +13,8 @@ __all__ = [
     "Program",
     "RingBuf",
     "RunStats",
+    "clsact_present",
+    "clsact_remove_if_unused",
     "enable_stats",
     "helper_supported",
     "inspect_object",
@@ -27,6 +29,10 @@ __all__ = [
     "read_iter",
     "set_parent_death_signal",
     "start_guard",
+    "tc_filter_delete",
+    "tc_filters",
+    "xdp_detach",
+    "xdp_programs",
 ]
 
 AYA_VERSION: str
@@ -179,6 +185,14 @@ class Link:
         """Pin at ``path`` in bpffs so the link outlives this process."""
     def unpin(self) -> None:
         """Remove the pin; the link stays attached while this handle lives."""
+    @property
+    def netlink(self) -> dict[str, int | str | bool] | None:
+        """A netlink attachment (it stays if the process is killed): ``kind`` ``"tc"`` with ``ifindex``,
+        ``direction``, ``priority``, ``handle``, ``created_clsact``, or ``"xdp"`` with ``ifindex``, ``mode``;
+        ``None`` for fd-based links and once detached."""
+    def keep_records(self, record: Path, clsact: Path | None = None) -> bool:
+        """Hand over pyaya's record files of this netlink attachment, removed once it is detached; False for
+        fd-based or detached links."""
 
 @final
 class Map:
@@ -411,3 +425,26 @@ def parent_death_signal() -> int:
 def start_guard(argv: list[str]) -> int:
     """Start ``argv`` once as this process's guard, in its own process group, in ``/``, with the write end of its
     standard input kept open here until this process exits; returns its pid (the same while it runs)."""
+
+def tc_filters(ifindex: int, direction: str, netns: Path | None = None) -> list[tuple[int, int, str, str, int]]:
+    """``(priority, handle, kind, name, program id or 0)`` of every filter on the ``direction`` hook of
+    ``ifindex``, in the network namespace of the nsfs file ``netns`` (default: this one)."""
+
+def tc_filter_delete(
+    ifindex: int, direction: str, priority: int, handle: int, program_id: int, netns: Path | None = None
+) -> bool:
+    """Delete that filter if it still runs program ``program_id``; whether it did."""
+
+def clsact_present(ifindex: int, netns: Path | None = None) -> bool:
+    """Whether ``ifindex`` has a ``clsact`` qdisc."""
+
+def clsact_remove_if_unused(ifindex: int, netns: Path | None = None) -> str:
+    """Remove the ``clsact`` qdisc of ``ifindex`` if no filter is left on it: ``"removed"``, ``"absent"`` or
+    ``"in use"``."""
+
+def xdp_programs(ifindex: int, netns: Path | None = None) -> list[tuple[int, int]]:
+    """``(mode flag, program id)`` of every XDP program on ``ifindex`` (flags: skb 2, drv 4, hw 8)."""
+
+def xdp_detach(ifindex: int, mode: int, program_id: int, netns: Path | None = None) -> bool:
+    """Remove XDP program ``program_id`` from ``ifindex`` in ``mode`` through netlink, only if it is still
+    there; whether it did."""

@@ -11,6 +11,7 @@ mod logs;
 mod map_ops;
 mod maps;
 mod names;
+mod netlink;
 mod perf;
 mod pinning;
 mod process;
@@ -51,6 +52,15 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(process::set_parent_death_signal, module)?)?;
     module.add_function(wrap_pyfunction!(process::parent_death_signal, module)?)?;
     module.add_function(wrap_pyfunction!(process::start_guard, module)?)?;
+    module.add_function(wrap_pyfunction!(netlink::py_tc_filters, module)?)?;
+    module.add_function(wrap_pyfunction!(netlink::py_tc_filter_delete, module)?)?;
+    module.add_function(wrap_pyfunction!(netlink::py_clsact_present, module)?)?;
+    module.add_function(wrap_pyfunction!(
+        netlink::py_clsact_remove_if_unused,
+        module
+    )?)?;
+    module.add_function(wrap_pyfunction!(netlink::py_xdp_programs, module)?)?;
+    module.add_function(wrap_pyfunction!(netlink::py_xdp_detach, module)?)?;
     module.add("AYA_VERSION", "0.14")?;
     Ok(())
 }
