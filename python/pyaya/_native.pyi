@@ -20,6 +20,7 @@ __all__ = [
     "inspect_object",
     "kernel_features",
     "kernel_member_offsets",
+    "loaded_links",
     "loaded_programs",
     "map_supported",
     "parent_death_signal",
@@ -327,6 +328,9 @@ def kernel_member_offsets(struct_name: str, members: list[str], path: Path | Non
 
 def inspect_object(data: bytes) -> dict[str, list[dict[str, str | int]]]:
     """Programs and maps of an object, parsed without loading it."""
+
+def loaded_links() -> list[tuple[int, int, str]]:
+    """``(id, program id, type)`` of every bpf_link in the kernel, whoever made it (type as aya names it)."""
 
 def loaded_programs() -> list[tuple[int, str, int]]:
     """``(id, name, type)`` of every program loaded in the kernel."""
