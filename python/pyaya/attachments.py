@@ -479,15 +479,23 @@ def cleanup(*, dry_run: bool = False, owner: Owner | None = None, directory: Pat
         if owner is not None:
             records = [record for record in records if record.owner == owner]
         gone = [record for record in records if record not in live]
-        if gone and not dry_run and os.geteuid() != 0:
+        if gone and not dry_run and not _may_clean():
             raise PermissionDeniedError(
-                f"removing what {len(gone)} recorded attachment(s) left needs root (netlink, other network "
-                "namespaces): run `sudo pyaya cleanup` (`pyaya cleanup --dry-run` lists them)"
+                f"removing what {len(gone)} recorded attachment(s) left needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN: "
+                "netlink, other network namespaces): run `sudo pyaya cleanup` (`pyaya cleanup --dry-run` lists them)"
             )
         loaded = _loaded_program_ids() if gone else None
         results = [_clean(record, dry_run, loaded) for record in gone if record.kind != "clsact"]
         results += [_clean_clsact(record, dry_run, live) for record in gone if record.kind == "clsact"]
         return results
+
+
+def _may_clean() -> bool:
+    """Root, or CAP_NET_ADMIN (netlink changes) with CAP_SYS_ADMIN (other namespaces, program ids)."""
+    from pyaya import features  # noqa: PLC0415 - only a cleanup with work to do asks
+
+    needed = (1 << features.CAPABILITIES["CAP_NET_ADMIN"]) | (1 << features.CAPABILITIES["CAP_SYS_ADMIN"])
+    return os.geteuid() == 0 or features.capabilities() & needed == needed
 
 
 def _loaded_program_ids() -> set[int] | None:
