@@ -324,3 +324,46 @@ def test_cleanup_removes_a_netlink_xdp_program_left_by_a_dead_owner(
     assert _native.xdp_programs(netns_pair.host_ifindex) == []
     assert _until(lambda: program_id not in _program_ids())
     assert _records(state_dir) == []
+
+
+MID_ATTACH = """\
+import json, os, sys, time
+from pyaya import attachments
+from pyaya.loader import Ebpf
+bpf = Ebpf.load_file(sys.argv[1])
+program = bpf.programs["net_tc_drop_icmp"]
+program.load()
+with attachments.recording(program, "tc", sys.argv[2], direction="ingress", priority=7) as attached:
+    native = program._native.attach_sched_classifier(sys.argv[2], "ingress", 7)
+    # Killed here: attached, with the record still pending (priority and handle unknown to it) and no guard yet.
+    print(json.dumps({"program_id": program.info()["id"]}), flush=True)
+    time.sleep(300)
+"""
+
+
+def test_a_kill_in_the_middle_of_an_attach_leaves_a_pending_record_cleanup_acts_on(
+    fixtures_dir: Path, netns_pair: NetnsPair, state_dir: Path
+) -> None:
+    interface = netns_pair.host_interface
+    owner = subprocess.Popen(
+        [sys.executable, "-c", MID_ATTACH, str(fixtures_dir / "net_tc"), interface],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert owner.stdout is not None
+    ready, _, _ = select.select([owner.stdout], [], [], 60)
+    assert ready, "the owner did not attach in time"
+    program_id = int(json.loads(owner.stdout.readline())["program_id"])
+    assert [(r["kind"], r.get("pending")) for r in _records(state_dir)] == [("tc", True), ("clsact", None)]
+    owner.kill()
+    owner.wait()
+    listed = _cleanup("--dry-run")
+    assert [(r["kind"], r["where"], r["action"]) for r in listed] == [
+        ("tc", "ingress (being attached)", "would remove"),
+        ("clsact", "clsact qdisc", "would remove"),
+    ]
+    assert [(r["kind"], r["action"]) for r in _cleanup()] == [("tc", "removed"), ("clsact", "removed")]
+    assert _filters(interface) == []
+    assert "clsact" not in _tc("qdisc", "show", "dev", interface)
+    assert _until(lambda: program_id not in _program_ids())
+    assert _records(state_dir) == []
