@@ -358,9 +358,16 @@ def _start_guard(directory: Path, owner: Owner) -> None:
         return
     package_parent = str(Path(__file__).resolve().parent.parent)
     code = "import sys; sys.path.insert(0, sys.argv[1]); from pyaya._guard import main; main(sys.argv[2:])"
-    _native.start_guard(
-        [sys.executable, "-c", code, package_parent, str(owner.pid), str(owner.start), owner.boot, str(directory)]
-    )
+    try:
+        _native.start_guard(
+            [sys.executable, "-c", code, package_parent, str(owner.pid), str(owner.start), owner.boot, str(directory)]
+        )
+    except PyayaError as error:  # the attachment is made and recorded: `pyaya cleanup` still covers a kill
+        warnings.warn(
+            f"{error}; if this process is killed, `sudo pyaya cleanup` removes its netlink attachments",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 # -- what is left, and removing it -------------------------------------------------------------------------------
