@@ -26,6 +26,7 @@ test-kernel: setup
 bench: setup
 	$(PY) benchmarks/kernel_offsets.py
 	$(PY) benchmarks/startup.py
+	$(PY) benchmarks/run_handoff.py
 	$(PY) benchmarks/map_batch.py
 	$(PY) benchmarks/stream_throughput.py
 	$(PY) benchmarks/decode.py

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         UnsupportedError,
         VerifierError,
     )
-    from pyaya.loader import Ebpf, loaded_programs
+    from pyaya.loader import Ebpf, loaded_links, loaded_programs
     from pyaya.maps import Array, HashMap, Map, RingBuf
     from pyaya.programs import (
         SK_DROP,
@@ -150,6 +150,7 @@ __all__ = [
     "Xdp",
     "__version__",
     "enable_stats",
+    "loaded_links",
     "loaded_programs",
 ]
 
@@ -171,6 +172,7 @@ _LAZY: dict[str, str] = {
     "UnsupportedError": "pyaya.errors",
     "VerifierError": "pyaya.errors",
     "Ebpf": "pyaya.loader",
+    "loaded_links": "pyaya.loader",
     "loaded_programs": "pyaya.loader",
     "Array": "pyaya.maps",
     "HashMap": "pyaya.maps",

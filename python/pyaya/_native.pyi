@@ -13,17 +13,27 @@ __all__ = [
     "Program",
     "RingBuf",
     "RunStats",
+    "clsact_present",
+    "clsact_remove_if_unused",
     "enable_stats",
     "helper_supported",
     "inspect_object",
     "kernel_features",
     "kernel_member_offsets",
+    "loaded_links",
     "loaded_programs",
     "map_supported",
+    "parent_death_signal",
     "perf_event_names",
     "pinned_program_target",
     "program_supported",
     "read_iter",
+    "set_parent_death_signal",
+    "start_guard",
+    "tc_filter_delete",
+    "tc_filters",
+    "xdp_detach",
+    "xdp_programs",
 ]
 
 AYA_VERSION: str
@@ -176,6 +186,14 @@ class Link:
         """Pin at ``path`` in bpffs so the link outlives this process."""
     def unpin(self) -> None:
         """Remove the pin; the link stays attached while this handle lives."""
+    @property
+    def netlink(self) -> dict[str, int | str | bool] | None:
+        """A netlink attachment (it stays if the process is killed): ``kind`` ``"tc"`` with ``ifindex``,
+        ``direction``, ``priority``, ``handle``, ``created_clsact``, or ``"xdp"`` with ``ifindex``, ``mode``;
+        ``None`` for fd-based links and once detached."""
+    def keep_records(self, record: Path, clsact: Path | None = None) -> bool:
+        """Hand over pyaya's record files of this netlink attachment, removed once it is detached; False for
+        fd-based or detached links."""
 
 @final
 class Map:
@@ -311,6 +329,9 @@ def kernel_member_offsets(struct_name: str, members: list[str], path: Path | Non
 def inspect_object(data: bytes) -> dict[str, list[dict[str, str | int]]]:
     """Programs and maps of an object, parsed without loading it."""
 
+def loaded_links() -> list[tuple[int, int, str]]:
+    """``(id, program id, type)`` of every bpf_link in the kernel, whoever made it (type as aya names it)."""
+
 def loaded_programs() -> list[tuple[int, str, int]]:
     """``(id, name, type)`` of every program loaded in the kernel."""
 
@@ -397,3 +418,37 @@ class PerfEventArray:
         """Whether the handle is closed."""
     def close(self) -> None:
         """Close the buffers and this handle."""
+
+def set_parent_death_signal(signal: int) -> None:
+    """Have the kernel send ``signal`` to this process when its parent exits (``prctl(PR_SET_PDEATHSIG)``); 0
+    clears it. Sent when the thread that forked this process exits; kept across ``execve``."""
+
+def parent_death_signal() -> int:
+    """The signal this process gets when its parent exits (``prctl(PR_GET_PDEATHSIG)``), 0 for none."""
+
+def start_guard(argv: list[str]) -> int:
+    """Start ``argv`` once as this process's guard, in its own process group, in ``/``, with the write end of its
+    standard input kept open here until this process exits; returns its pid (the same while it runs)."""
+
+def tc_filters(ifindex: int, direction: str, netns: Path | None = None) -> list[tuple[int, int, str, str, int]]:
+    """``(priority, handle, kind, name, program id or 0)`` of every filter on the ``direction`` hook of
+    ``ifindex``, in the network namespace of the nsfs file ``netns`` (default: this one)."""
+
+def tc_filter_delete(
+    ifindex: int, direction: str, priority: int, handle: int, program_id: int, netns: Path | None = None
+) -> bool:
+    """Delete that filter if it still runs program ``program_id``; whether it did."""
+
+def clsact_present(ifindex: int, netns: Path | None = None) -> bool:
+    """Whether ``ifindex`` has a ``clsact`` qdisc."""
+
+def clsact_remove_if_unused(ifindex: int, netns: Path | None = None) -> str:
+    """Remove the ``clsact`` qdisc of ``ifindex`` if no filter is left on it: ``"removed"``, ``"absent"`` or
+    ``"in use"``."""
+
+def xdp_programs(ifindex: int, netns: Path | None = None) -> list[tuple[int, int]]:
+    """``(mode flag, program id)`` of every XDP program on ``ifindex`` (flags: skb 2, drv 4, hw 8)."""
+
+def xdp_detach(ifindex: int, mode: int, program_id: int, netns: Path | None = None) -> bool:
+    """Remove XDP program ``program_id`` from ``ifindex`` in ``mode`` through netlink, only if it is still
+    there; whether it did."""

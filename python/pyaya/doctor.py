@@ -189,6 +189,27 @@ def check_memlock() -> Check:
     )
 
 
+def check_leftovers() -> Check:
+    """Netlink attachments (TC filters, XDP programs, clsact qdiscs) recorded for processes that are gone."""
+    from pyaya import attachments  # noqa: PLC0415 (reads the state folder; imported only when checked)
+
+    directory = attachments.state_dir()
+    try:
+        left = attachments.leftovers()
+    except PermissionError as error:
+        return Check("leftovers", "warning", f"cannot read {directory}: {error.strerror}", "run pyaya doctor as root")
+    if not left:
+        return Check("leftovers", "ok", f"no attachment recorded in {directory} belongs to a process that is gone")
+    shown = "; ".join(f"{r.what} on {r.interface} (pid {r.owner.pid})" for r in left[:3])
+    more = f"; and {len(left) - 3} more" if len(left) > 3 else ""
+    return Check(
+        "leftovers",
+        "warning",
+        f"{len(left)} netlink attachment(s) left by processes killed before they detached: {shown}{more}",
+        "sudo pyaya cleanup (pyaya cleanup --dry-run lists them)",
+    )
+
+
 def _split_fix(message: str) -> tuple[str, str]:
     """A ToolchainError's first line is the problem, the rest the fix; the fix as one line."""
     first, _, rest = message.partition("\n")
@@ -262,6 +283,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     check_memlock,
     check_toolchain,
     check_bpf_linker,
+    check_leftovers,
 )
 
 

@@ -23,7 +23,7 @@ from pyaya.maps import Buffer, Map, as_bytes, wrap_map
 from pyaya.programs import Program, class_for
 from pyaya.types import MapTypes, Types, apply_btf_types, map_types
 
-__all__ = ["Ebpf", "Maps", "Programs", "loaded_programs"]
+__all__ = ["Ebpf", "Maps", "Programs", "loaded_links", "loaded_programs"]
 
 _ebpf_log = logging.getLogger("pyaya.ebpf")
 
@@ -266,3 +266,9 @@ def _btf_section(data: bytes) -> bytes:
 def loaded_programs() -> list[tuple[int, str, int]]:
     """``(id, name, type number)`` of every BPF program loaded in the kernel, by anyone. Needs privilege."""
     return _native.loaded_programs()
+
+
+def loaded_links() -> list[tuple[int, int, str]]:
+    """``(id, program id, type)`` of every bpf_link in the kernel, by anyone (types as aya names them: ``"Xdp"``,
+    ``"Tcx"``, ``"PerfEvent"``, ...). Needs privilege."""
+    return _native.loaded_links()

@@ -30,6 +30,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, TextIO
 
+from pyaya import _native
+from pyaya._launch import PARENT_ENV
 from pyaya.errors import PyayaError, VerifierError
 from pyaya.loader import Ebpf
 from pyaya.maps import HashMap, Map, PerfEventArray, RingBuf
@@ -45,6 +47,7 @@ __all__ = [
     "print_linear_hist",
     "print_log2_hist",
     "verifier_summary",
+    "watch_parent",
 ]
 
 
@@ -79,6 +82,26 @@ def _default_object(script: Path) -> Path | None:
     return paths[0] if paths else None
 
 
+def watch_parent() -> None:
+    """When a ``pyaya run --watch`` started this process (its pid in :data:`PARENT_ENV`), have the kernel send
+    SIGTERM here should that parent die (handled like Ctrl-C: maps printed, links detached), then check that it
+    has not died already, before the request was made; if it has, exit at once. Runs once (the variable is
+    removed, so processes this one starts do not check a parent that is not theirs); :func:`parse_options` and
+    :class:`Session` call it.
+    """
+    expected = os.environ.pop(PARENT_ENV, None)
+    if expected is None:
+        return
+    try:
+        parent = int(expected)
+    except ValueError:
+        return
+    _native.set_parent_death_signal(signal.SIGTERM)
+    if os.getppid() != parent:
+        print(f"pyaya: the `pyaya run --watch` that started this (pid {parent}) is gone; exiting", file=sys.stderr)
+        raise SystemExit(1)
+
+
 def parse_options(
     argv: Sequence[str] | None = None,
     *,
@@ -96,6 +119,7 @@ def parse_options(
         options = parse_options(parser=parser)   # main.py --min-ms 5 -p 1234 2 10
         options.args.min_ms, options.pid, options.interval, options.count   # 5.0, 1234, 2.0, 10
     """
+    watch_parent()
     strict = parser is not None
     if parser is None:
         parser = argparse.ArgumentParser(description=description)
@@ -433,7 +457,8 @@ class Session:
     _deadline: float | None = None
     _header_printed: bool = False
     _log_handler: logging.Handler | None = None
-    _previous_sigterm: Any = None
+    _previous_handlers: dict[int, Any] = field(default_factory=dict)
+    _stopping: bool = False
     events_seen: int = 0
     _announced: bool = False
     _periodic: list[_Periodic] = field(default_factory=list)
@@ -443,9 +468,15 @@ class Session:
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
     def __enter__(self) -> Session:
+        watch_parent()
         if self.options.duration is not None:
             self._deadline = time.monotonic() + self.options.duration
-        self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+        self._stopping = False
+        self._previous_handlers = {signal.SIGTERM: signal.signal(signal.SIGTERM, self._on_stop_signal)}
+        # SIGINT only where Python's own handler is in place: a shell starts background jobs with SIGINT ignored
+        # (Ctrl-C is not meant for them), and a script may have its own handler.
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous_handlers[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_stop_signal)
         self._log_handler = _LogToOutput(self)
         ebpf_logger = logging.getLogger("pyaya.ebpf")
         ebpf_logger.addHandler(self._log_handler)
@@ -457,6 +488,9 @@ class Session:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
+        # From here on a stop signal is a repeat (Ctrl-C reaches both processes of a `pyaya run --watch`, whose
+        # parent forwards it too) or an impatient user: detaching and printing the maps must not be cut short.
+        self._stopping = True
         interrupted = exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, _Stop))
         if exc_type is not None and issubclass(exc_type, BrokenPipeError):
             # The reader went away (`pyaya run --json | head`): stop quietly, writing nothing more to it.
@@ -473,7 +507,9 @@ class Session:
                 self._ebpf.close()
             if self._log_handler is not None:
                 logging.getLogger("pyaya.ebpf").removeHandler(self._log_handler)
-            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            for signum, handler in self._previous_handlers.items():
+                signal.signal(signum, handler)
+            self._previous_handlers.clear()
             self.out.flush()
         if isinstance(exc, VerifierError) and not self.options.verbose:
             print(f"error: {verifier_summary(exc, self.options.object_path)}", file=sys.stderr)
@@ -483,7 +519,13 @@ class Session:
             raise SystemExit(1)
         return interrupted  # Ctrl-C and SIGTERM end the run normally, after the maps are printed
 
-    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
+        """SIGINT or SIGTERM: the first ends the run (as Ctrl-C does); repeats are ignored while it stops."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
         raise _Stop
 
     def load(

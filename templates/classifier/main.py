@@ -4,6 +4,7 @@
     sudo pyaya run                                   # {{direction}} traffic of {{interface}}, until Ctrl-C
     sudo pyaya run --json --duration 5
     sudo python main.py --interface eth0 --direction egress
+    sudo pyaya run --args '--priority 1'             # a netlink filter on clsact instead of a tcx link
 
 It also runs on its own:
 
@@ -110,6 +111,12 @@ def parse_arguments() -> tuple[argparse.Namespace, RunOptions]:
     parser = argparse.ArgumentParser(prog="main.py", description=DESCRIPTION, allow_abbrev=False)
     parser.add_argument("--interface", default="{{interface}}", help="interface to attach to (default: %(default)s)")
     parser.add_argument("--direction", choices=["ingress", "egress"], default="{{direction}}")
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=0,
+        help="attach as a netlink filter of this priority on the clsact qdisc (default 0: a tcx link, kernel 6.6+)",
+    )
     options = parse_options(parser=parser)
     return options.args, options
 
@@ -127,7 +134,9 @@ def main() -> None:
     arguments, options = parse_arguments()
     with Session("{{name}}", options=options, columns=columns) as session:
         bpf = session.load()
-        bpf.programs["{{crate_name}}"].attach(arguments.interface, direction=arguments.direction)
+        bpf.programs["{{crate_name}}"].attach(
+            arguments.interface, direction=arguments.direction, priority=arguments.priority
+        )
         session.show_map_at_exit(FlowTable(bpf.maps["FLOWS"]), key="flow", value="traffic", sort_by_value=False)  # type: ignore[arg-type]
         for record in session.stream(bpf.maps["NEW_FLOWS"]):
             event = NewFlowEvent.from_buffer_copy(record)

@@ -9,10 +9,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from pyaya import features
+
+if TYPE_CHECKING:
+    from _templates import Built
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "crates" / "pyaya-fixtures"
@@ -63,3 +68,28 @@ def execwatch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert built.returncode == 0, built.stderr
     assert built.stdout.strip() == str(project / "target" / "bpfel-unknown-none" / "release" / name)
     return project
+
+
+@pytest.fixture(scope="session")
+def cargo_env() -> dict[str, str]:
+    """The environment of every pyaya command run on a template's project: one CARGO_TARGET_DIR for all builds."""
+    from _templates import TARGET_DIR  # noqa: PLC0415 - the template helpers list the templates at import
+
+    TARGET_DIR.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "CARGO_TARGET_DIR": str(TARGET_DIR)}
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory, cargo_env: dict[str, str]) -> Callable[[str], Built]:
+    """Scaffolds and builds a template the first time a test of the session asks for it; later ones reuse it."""
+    from _templates import build_template  # noqa: PLC0415
+
+    root = tmp_path_factory.mktemp("template-projects")
+    cache: dict[str, Built] = {}
+
+    def get(kind: str) -> Built:
+        if kind not in cache:
+            cache[kind] = build_template(kind, root, cargo_env)
+        return cache[kind]
+
+    return get

@@ -470,6 +470,7 @@ def test_tc_netlink_priority_uses_clsact_and_detaches_its_filter(fixtures_dir: P
         assert "net_tc_drop_icmp" not in filters()
         program.attach(netns_pair.host_interface, "ingress", priority=7)
     assert "net_tc_drop_icmp" not in filters()
+    assert "clsact" not in _qdiscs(netns_pair.host_interface)  # pyaya added it: removed with its last filter
 
 
 # -- socket filter -----------------------------------------------------------------------------------------------

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 from pyaya.loader import loaded_programs
 
 
@@ -94,4 +96,49 @@ def test_ctrl_c_detaches_and_prints_maps(execwatch: Path) -> None:
     output, _ = runner.communicate(timeout=60)
     assert runner.returncode == 0
     assert "EXEC_COUNTS:" in output
+    assert execwatch.name not in {program for _, program, _ in loaded_programs()}
+
+
+def _start_watch(project: Path) -> subprocess.Popen[str]:
+    """`pyaya run --watch` in a process group of its own (as a terminal would make one)."""
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "pyaya", "run", str(project), "--no-build", "--watch"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert runner.stderr is not None
+    deadline = time.monotonic() + 120
+    for line in runner.stderr:
+        if "is running" in line:
+            return runner
+        assert time.monotonic() < deadline, "pyaya run --watch did not start in time"
+    runner.wait()
+    raise AssertionError(f"pyaya run --watch exited with {runner.returncode} before running")
+
+
+def test_sigterm_to_pyaya_run_detaches_and_prints_maps(execwatch: Path) -> None:
+    runner = _start_run(execwatch, "--no-build")
+    subprocess.run(["/bin/true"], check=True)
+    runner.terminate()  # the one process: pyaya run became main.py
+    output, _ = runner.communicate(timeout=60)
+    assert runner.returncode == 0
+    assert "EXEC_COUNTS:" in output
+    assert execwatch.name not in {program for _, program, _ in loaded_programs()}
+
+
+@pytest.mark.parametrize("how", ["SIGINT to the parent", "SIGTERM to the parent", "Ctrl-C to both"])
+def test_watch_stops_main_cleanly_whoever_gets_the_signal(execwatch: Path, how: str) -> None:
+    runner = _start_watch(execwatch)
+    subprocess.run(["/bin/true"], check=True)
+    if how == "Ctrl-C to both":
+        os.killpg(runner.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the parent and main.py at once
+    else:
+        runner.send_signal(signal.SIGINT if how.startswith("SIGINT") else signal.SIGTERM)
+    output, errors = runner.communicate(timeout=60)
+    assert runner.returncode == 0, errors
+    assert output.count("EXEC_COUNTS:") == 1  # the maps, printed once: repeated stop signals were ignored
+    assert "stopped watching" in errors
+    assert "Traceback" not in errors
     assert execwatch.name not in {program for _, program, _ in loaded_programs()}

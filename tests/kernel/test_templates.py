@@ -1,11 +1,11 @@
 """Every template in templates/, as a user gets it: scaffolded with its default options, built, and run for real.
 
-Each template is built once (all builds share one cargo target folder, so aya-ebpf and its dependencies compile
-once), then, where this kernel supports its program types, run with ``pyaya run --json --duration`` while this test
-makes activity that any template reacts to (execs, files, sysctls, socket options, UDP and TCP over lo, CPU
-time), and the generated project's own pytest suite is run. Where the kernel cannot run a program type, the run
-skips with the reason probed from this kernel (``pyaya.features``); the build is still checked.
-"""
+Each template is built once per session (the ``built`` fixture of conftest.py; all builds share one cargo target
+folder, so aya-ebpf and its dependencies compile once), then, where this kernel supports its program types, run
+with ``pyaya run --json --duration`` while this test makes activity that any template reacts to (execs, files,
+sysctls, socket options, UDP and TCP over lo, CPU time), and the generated project's own pytest suite is run. Where
+the kernel cannot run a program type, the run skips with the reason probed from this kernel (``pyaya.features``);
+the build is still checked."""
 
 from __future__ import annotations
 
@@ -20,106 +20,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from pyaya import features
-from pyaya.scaffold import list_templates
+from _templates import TEMPLATES, Built, unsupported_reason
 
-TEMPLATES = sorted(template.kind for template in list_templates())
 RUN_SECONDS = 4
 BASH = Path("/bin/bash")
-
-
-@dataclass(frozen=True)
-class Built:
-    """A scaffolded and built project."""
-
-    project: Path
-    object_path: Path
-    program_types: frozenset[str]
-
-
-@pytest.fixture(scope="module")
-def cargo_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The environment of every pyaya command here: one CARGO_TARGET_DIR for all the templates' builds."""
-    return {**os.environ, "CARGO_TARGET_DIR": str(tmp_path_factory.mktemp("templates-target"))}
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, cargo_env: dict[str, str]) -> Callable[[str], Built]:
-    """Scaffolds and builds a template the first time it is asked for; the run tests reuse the build."""
-    root = tmp_path_factory.mktemp("template-projects")
-    cache: dict[str, Built] = {}
-
-    def get(kind: str) -> Built:
-        if kind not in cache:
-            name = f"tpl-{kind.replace('_', '-')}"
-            created = pyaya("new", name, "--template", kind, cwd=root, env=cargo_env)
-            assert created.returncode == 0, created.stderr
-            project = root / name
-            build = pyaya("build", str(project), env=cargo_env)
-            assert build.returncode == 0, f"{kind}: pyaya build failed:\n{build.stderr}"
-            object_path = Path(build.stdout.strip().splitlines()[-1])
-            assert object_path == Path(cargo_env["CARGO_TARGET_DIR"]) / "bpfel-unknown-none" / "release" / name
-            inspected = pyaya("inspect", str(object_path), "--json", env=cargo_env)
-            assert inspected.returncode == 0, inspected.stderr
-            types = frozenset(program["type"] for program in json.loads(inspected.stdout)["programs"])
-            cache[kind] = Built(project, object_path, types)
-        return cache[kind]
-
-    return get
-
-
-def pyaya(
-    *args: str, cwd: Path | None = None, env: dict[str, str], timeout: float = 900
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pyaya", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-# -- what this kernel can run ------------------------------------------------------------------------------------
-
-
-#: Program types (as `pyaya inspect` names them) whose support this kernel may lack, and the probe that says so
-#: (the others are in every kernel pyaya supports: tracepoints, uprobes, XDP, TC, socket, cgroup, sockmap programs).
-PROBES: dict[str, Callable[[], features.Probe]] = {
-    "KProbe": features.kprobes_supported,
-    "KRetProbe": features.kprobes_supported,
-    "FEntry": features.fentry_supported,
-    "FExit": features.fexit_supported,
-    "BtfTracePoint": features.tp_btf_supported,
-    "Lsm": features.lsm_supported,
-    "LsmCgroup": features.lsm_supported,
-}
-
-
-#: Program types attached to a cgroup (v2): their templates attach to the root of the cgroup v2 mount.
-CGROUP_TYPES = frozenset(
-    {"CgroupSkb", "CgroupSock", "CgroupSockAddr", "CgroupSockopt", "CgroupSysctl", "CgroupDevice", "SockOps"}
-)
-
-
-def unsupported_reason(program_types: frozenset[str]) -> str | None:
-    """Why this machine cannot run programs of these types (from a probe), or None when it can."""
-    if program_types & CGROUP_TYPES and not any(fs_type == "cgroup2" for _, _, fs_type in features.mounts()):
-        return "no cgroup v2 hierarchy is mounted (/proc/self/mounts): mount -t cgroup2 none /sys/fs/cgroup"
-    for program_type in sorted(program_types):
-        probe = PROBES.get(program_type)
-        if probe is None:
-            continue
-        ok, reason = probe()
-        if not ok:
-            return f"{program_type} programs cannot run on this kernel: {reason}"
-    return None
 
 
 # -- activity every template reacts to ---------------------------------------------------------------------------

@@ -16,12 +16,17 @@ from _fake_rust import fake_linker, fake_rustc, write_script
 from pyaya.toolchain import bpf_target
 
 MAIN = """\
-import json, signal, sys, time
-def stop(signum, frame):
-    raise KeyboardInterrupt
-signal.signal(signal.SIGTERM, stop)  # as pyaya.runtime.Session does
+import json, os, signal, sys, time
+stopping = False
+def stop(signum, frame):  # as pyaya.runtime.Session does: the first SIGINT or SIGTERM stops, repeats are ignored
+    global stopping
+    if not stopping:
+        stopping = True
+        raise KeyboardInterrupt
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
 try:
-    print(json.dumps({{"version": {version}, "argv": sys.argv[1:]}}), flush=True)
+    print(json.dumps({{"version": {version}, "argv": sys.argv[1:], "pid": os.getpid()}}), flush=True)
     time.sleep(60)
 except KeyboardInterrupt:
     print(json.dumps({{"version": {version}, "stopped": "cleanly"}}), flush=True)
@@ -195,7 +200,7 @@ def test_run_outside_a_project_fails_with_one_line(tmp_path: Path, flag: str) ->
 
 def test_sigterm_during_popen_still_stops_main(monkeypatch: pytest.MonkeyPatch) -> None:
     """A SIGTERM handled inside Popen(), after the fork but before the pid is known, is forwarded once it is."""
-    from pyaya.cli.run import _Running  # noqa: PLC0415 - the class under test, with its per-process state
+    from pyaya._launch import Supervised  # noqa: PLC0415 - the class under test, with its per-process state
 
     real_popen = subprocess.Popen
 
@@ -204,22 +209,107 @@ def test_sigterm_during_popen_still_stops_main(monkeypatch: pytest.MonkeyPatch) 
         os.kill(os.getpid(), signal.SIGTERM)  # handled before this returns, as if it came during Popen()
         return child  # type: ignore[no-any-return]
 
-    for name, value in (("child", None), ("terminated", False), ("_signalled", None)):
-        monkeypatch.setattr(_Running, name, value)
-    previous = signal.signal(signal.SIGTERM, _Running.on_sigterm)
+    for name, value in (("child", None), ("stop_requested", False), ("_signalled", None)):
+        monkeypatch.setattr(Supervised, name, value)
+    previous = signal.signal(signal.SIGTERM, Supervised.on_signal)
     try:
         monkeypatch.setattr(subprocess, "Popen", popen_then_sigterm)
-        child = _Running.start(["sleep", "30"], Path.cwd())
+        child = Supervised.start(["sleep", "30"], Path.cwd())
         monkeypatch.undo()
         assert child.wait(timeout=10) == -signal.SIGTERM
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-def test_sigterm_with_nothing_running_stops_like_ctrl_c(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pyaya.cli.run import _Running  # noqa: PLC0415
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_with_nothing_running_stops_like_ctrl_c(monkeypatch: pytest.MonkeyPatch, signum: int) -> None:
+    from pyaya._launch import Supervised  # noqa: PLC0415
 
-    for name, value in (("child", None), ("terminated", False), ("starting", False)):
-        monkeypatch.setattr(_Running, name, value)
+    for name, value in (("child", None), ("stop_requested", False), ("starting", False)):
+        monkeypatch.setattr(Supervised, name, value)
     with pytest.raises(KeyboardInterrupt):
-        _Running.on_sigterm(signal.SIGTERM, None)
+        Supervised.on_signal(signum, None)
+
+
+# -- one process without --watch; stop signals sent to `pyaya run` alone -----------------------------------------
+
+
+def _built_project(tmp_path: Path, main: str | None = None) -> Path:
+    root = _project(tmp_path)
+    if main is not None:
+        (root / "main.py").write_text(main)
+    _object(root).parent.mkdir(parents=True)
+    _object(root).write_bytes(b"\x7fELF")
+    return root
+
+
+def test_plain_run_becomes_main_py(tmp_path: Path) -> None:
+    """Without --watch, main.py replaces `pyaya run`: no second process is left to be killed alone."""
+    run = Run(str(_built_project(tmp_path)), "--no-build")
+    assert run.line()["pid"] == run.process.pid
+    run.interrupt()
+    assert run.process.returncode == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_stop_signal_to_pyaya_run_alone_stops_main_cleanly(tmp_path: Path, signum: int) -> None:
+    run = Run(str(_built_project(tmp_path)), "--no-build")
+    run.line()
+    os.kill(run.process.pid, signum)  # the process only, not its group
+    out, err = run.process.communicate(timeout=30)
+    assert json.loads(out.splitlines()[-1]) == {"version": 1, "stopped": "cleanly"}
+    assert run.process.returncode == 0, err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_watch_forwards_stop_signals_sent_to_the_parent_alone(tmp_path: Path, signum: int) -> None:
+    run = Run(str(_built_project(tmp_path)), "--watch", "--no-build")
+    child = run.line()["pid"]
+    assert child != run.process.pid
+    os.kill(run.process.pid, signum)
+    out, err = run.process.communicate(timeout=30)
+    assert json.loads(out.splitlines()[-1]) == {"version": 1, "stopped": "cleanly"}
+    assert "stopped watching" in err
+    assert run.process.returncode == 0, err
+
+
+SUPERVISED_MAIN = """\
+import json, os, signal, sys, time
+from pyaya import _native
+from pyaya.runtime import watch_parent
+watch_parent()  # what parse_options and Session do first
+def stop(signum, frame):
+    raise KeyboardInterrupt
+signal.signal(signal.SIGTERM, stop)
+try:
+    print(json.dumps({"pid": os.getpid(), "parent_death_signal": _native.parent_death_signal(),
+                      "env": os.environ.get("PYAYA_PARENT_PID")}), flush=True)
+    time.sleep(60)
+except KeyboardInterrupt:
+    print(json.dumps({"stopped": "cleanly", "signal": "SIGTERM"}), flush=True)
+"""
+
+
+def _gone(pid: int, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except FileNotFoundError:
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_watch_child_stops_when_its_parent_is_killed(tmp_path: Path) -> None:
+    """The child of --watch asked the kernel for SIGTERM on its parent's death: SIGKILL of `pyaya run` alone stops
+    main.py the way Ctrl-C would."""
+    run = Run(str(_built_project(tmp_path, SUPERVISED_MAIN)), "--watch", "--no-build")
+    started = run.line()
+    assert started["parent_death_signal"] == signal.SIGTERM
+    assert started["env"] is None  # removed, so that main.py's own children do not check a parent not theirs
+    os.kill(run.process.pid, signal.SIGKILL)
+    assert run.line() == {"stopped": "cleanly", "signal": "SIGTERM"}
+    assert _gone(int(started["pid"]))  # type: ignore[call-overload]

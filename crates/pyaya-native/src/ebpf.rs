@@ -539,6 +539,41 @@ pub fn loaded_programs(py: Python<'_>) -> PyResult<Vec<(u32, String, u32)>> {
     .map_err(PyErr::from)
 }
 
+/// `(id, program id, type)` of every bpf_link in the kernel, whoever made it; the type as aya names it
+/// (`"Xdp"`, `"Tcx"`, `"PerfEvent"`, ...).
+#[pyfunction]
+pub fn loaded_links(py: Python<'_>) -> PyResult<Vec<(u32, u32, String)>> {
+    py.detach(|| {
+        let mut list = Vec::new();
+        for info in aya::programs::loaded_links() {
+            let info = match info {
+                Ok(info) => info,
+                // Freed between being listed and being opened.
+                Err(err) if errors::errno_of(&err) == Some(libc::ENOENT) => continue,
+                Err(err) => {
+                    return Err(Deferred::Plain(
+                        if errors::errno_of(&err) == Some(libc::EPERM) {
+                            Kind::PermissionDenied
+                        } else {
+                            Kind::Program
+                        },
+                        format!(
+                            "listing bpf_links: {} (needs root or CAP_SYS_ADMIN)",
+                            errors::chain_message(&err)
+                        ),
+                    ))
+                }
+            };
+            let kind = info
+                .link_type()
+                .map_or_else(|_| "Unknown".to_owned(), |kind| format!("{kind:?}"));
+            list.push((info.id(), info.program_id(), kind));
+        }
+        Ok::<_, Deferred>(list)
+    })
+    .map_err(PyErr::from)
+}
+
 // --- programs opened from a pin, and section names (used by programs_common.rs and programs_tracing.rs) ---
 
 /// The smallest ELF object aya parses: a 64-bit little-endian eBPF relocatable file with no sections. aya's `Ebpf`

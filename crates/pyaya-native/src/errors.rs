@@ -194,6 +194,20 @@ pub fn from_map_io(context: &str, error: &io::Error) -> PyErr {
     )
 }
 
+/// Converts a failed system call that is not a `bpf()` program or map command (netlink, namespaces): EPERM is
+/// `PermissionDeniedError`, a missing interface or namespace `NotFoundError`, anything else a `ProgramError`.
+pub fn from_io(context: &str, error: &io::Error) -> PyErr {
+    match error.raw_os_error() {
+        Some(libc::EPERM | libc::EACCES) => new_err_errno(
+            Kind::PermissionDenied,
+            format!("{context}: permission denied: run as root (CAP_NET_ADMIN and CAP_SYS_ADMIN)"),
+            error.raw_os_error(),
+        ),
+        Some(libc::ENODEV | libc::ENOENT) => new_err(Kind::NotFound, format!("{context}: {error}")),
+        errno => new_err_errno(Kind::Program, format!("{context}: {error}"), errno),
+    }
+}
+
 /// Raised when an object was used after `close()`.
 pub fn closed(what: &str) -> PyErr {
     new_err(Kind::Closed, format!("{what} is closed"))

@@ -11,8 +11,10 @@ mod logs;
 mod map_ops;
 mod maps;
 mod names;
+mod netlink;
 mod perf;
 mod pinning;
+mod process;
 mod programs_common;
 mod programs_net;
 mod programs_tracing;
@@ -31,6 +33,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<perf::PerfEventArray>()?;
     module.add_function(wrap_pyfunction!(inspect::inspect_object, module)?)?;
     module.add_function(wrap_pyfunction!(ebpf::loaded_programs, module)?)?;
+    module.add_function(wrap_pyfunction!(ebpf::loaded_links, module)?)?;
     module.add_function(wrap_pyfunction!(kernel_btf::kernel_member_offsets, module)?)?;
     module.add_class::<programs_common::RunStats>()?;
     module.add_function(wrap_pyfunction!(programs_common::enable_stats, module)?)?;
@@ -47,6 +50,18 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(features::map_supported, module)?)?;
     module.add_function(wrap_pyfunction!(features::helper_supported, module)?)?;
     module.add_function(wrap_pyfunction!(features::kernel_features, module)?)?;
+    module.add_function(wrap_pyfunction!(process::set_parent_death_signal, module)?)?;
+    module.add_function(wrap_pyfunction!(process::parent_death_signal, module)?)?;
+    module.add_function(wrap_pyfunction!(process::start_guard, module)?)?;
+    module.add_function(wrap_pyfunction!(netlink::py_tc_filters, module)?)?;
+    module.add_function(wrap_pyfunction!(netlink::py_tc_filter_delete, module)?)?;
+    module.add_function(wrap_pyfunction!(netlink::py_clsact_present, module)?)?;
+    module.add_function(wrap_pyfunction!(
+        netlink::py_clsact_remove_if_unused,
+        module
+    )?)?;
+    module.add_function(wrap_pyfunction!(netlink::py_xdp_programs, module)?)?;
+    module.add_function(wrap_pyfunction!(netlink::py_xdp_detach, module)?)?;
     module.add("AYA_VERSION", "0.14")?;
     Ok(())
 }

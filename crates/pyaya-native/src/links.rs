@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::ProgramError;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::errors::{new_err, Deferred, Kind};
 
@@ -17,6 +18,35 @@ pub trait OwnedLink: Send + 'static {
     fn detach(self: Box<Self>) -> Result<(), ProgramError>;
     /// Converts to a bpf_link fd, which can be pinned. Fails for attachments that are not bpf_links.
     fn into_fd_link(self: Box<Self>) -> Result<FdLink, String>;
+    /// What a netlink attachment is (one that stays if the process is killed); `None` for fd-based ones.
+    fn netlink(&self) -> Option<NetlinkAttachment> {
+        None
+    }
+    /// Remembers pyaya's records of this attachment, removed once it is detached. False if it keeps none.
+    fn keep_records(&mut self, _records: Records) -> bool {
+        false
+    }
+}
+
+/// A netlink attachment, as pyaya records it (see `python/pyaya/attachments.py`).
+pub enum NetlinkAttachment {
+    /// A TC filter on the `clsact` qdisc; `created_clsact` when this attach added the qdisc.
+    Tc {
+        ifindex: u32,
+        direction: &'static str,
+        priority: u16,
+        handle: u32,
+        created_clsact: bool,
+    },
+    /// An XDP program set through netlink; `mode` is its `XDP_FLAGS_*_MODE` flag (0: the kernel's choice).
+    Xdp { ifindex: u32, mode: u32 },
+}
+
+/// The files recording a netlink attachment: its own, and the record saying pyaya added the interface's `clsact`
+/// qdisc (whoever removes the qdisc's last filter removes the qdisc and that record).
+pub struct Records {
+    pub record: PathBuf,
+    pub clsact: Option<PathBuf>,
 }
 
 impl<L> OwnedLink for L
@@ -135,6 +165,54 @@ impl Link {
     #[getter]
     fn attached(&self) -> bool {
         !matches!(*self.lock(), LinkState::Gone)
+    }
+
+    /// For a netlink attachment (which stays if the process is killed): what pyaya records of it, as a dict
+    /// (`kind` "tc": `ifindex`, `direction`, `priority`, `handle`, `created_clsact`; `kind` "xdp": `ifindex`,
+    /// `mode`). `None` for fd-based links, and once detached.
+    #[getter]
+    fn netlink<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let attachment = match &*self.lock() {
+            LinkState::Attached(link) => link.netlink(),
+            _ => None,
+        };
+        let Some(attachment) = attachment else {
+            return Ok(None);
+        };
+        let dict = PyDict::new(py);
+        match attachment {
+            NetlinkAttachment::Tc {
+                ifindex,
+                direction,
+                priority,
+                handle,
+                created_clsact,
+            } => {
+                dict.set_item("kind", "tc")?;
+                dict.set_item("ifindex", ifindex)?;
+                dict.set_item("direction", direction)?;
+                dict.set_item("priority", priority)?;
+                dict.set_item("handle", handle)?;
+                dict.set_item("created_clsact", created_clsact)?;
+            }
+            NetlinkAttachment::Xdp { ifindex, mode } => {
+                dict.set_item("kind", "xdp")?;
+                dict.set_item("ifindex", ifindex)?;
+                dict.set_item("mode", mode)?;
+            }
+        }
+        Ok(Some(dict))
+    }
+
+    /// Hands over the files recording this netlink attachment: `record`, and `clsact` (the interface's qdisc
+    /// record); they are removed once the attachment is detached. Returns False (and keeps nothing) for an
+    /// attachment that is fd-based or already detached.
+    #[pyo3(signature = (record, clsact = None))]
+    fn keep_records(&self, record: PathBuf, clsact: Option<PathBuf>) -> bool {
+        match &mut *self.lock() {
+            LinkState::Attached(link) => link.keep_records(Records { record, clsact }),
+            _ => false,
+        }
     }
 
     /// Where the link is pinned, or `None`.

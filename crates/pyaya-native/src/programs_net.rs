@@ -10,6 +10,7 @@ use aya::maps::{Map as AyaMap, MapData, SockHash, SockMap};
 use aya::programs::cgroup_skb::CgroupSkbAttachType;
 use aya::programs::links::{CgroupAttachMode, FdLink, LinkOrder};
 use aya::programs::tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions, TcError};
+use aya::programs::xdp::XdpLink;
 use aya::programs::{
     Program as AyaProgram, ProgramError, SkReuseport, SocketFilter, TcAttachType, XdpMode,
 };
@@ -18,10 +19,11 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::ebpf::{wrong_kind, Program};
-use crate::errors::{Deferred, Kind};
-use crate::links::{LegacyLink, Link, OwnedLink};
+use crate::errors::{self, Deferred, Kind};
+use crate::links::{LegacyLink, Link, NetlinkAttachment, OwnedLink, Records};
 use crate::maps::Map;
 use crate::names::program_kind;
+use crate::netlink;
 use crate::programs_tracing::owned;
 
 /// `statfs.f_type` of a cgroup v2 mount.
@@ -265,18 +267,213 @@ fn sock_hash_fd(data: MapData) -> Result<aya::maps::sock::SockMapFd, aya::maps::
         33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64)
 }
 
-/// A tcx attachment is a bpf_link; a netlink filter is not, and as a `LegacyLink` a refused pin still removes it
-/// on drop, where converting it to an `FdLink` would drop it without removing the filter.
+/// A tcx attachment is a bpf_link; a netlink filter is not: it becomes a `TcFilter`, which says what it is (for
+/// pyaya's records), refuses pins and still removes the filter on drop (converting it to an `FdLink` would drop
+/// it without removing the filter).
 fn tc_link(
     context: &str,
     link: Result<SchedClassifierLink, ProgramError>,
+    ifindex: u32,
+    direction: &'static str,
+    created_clsact: bool,
 ) -> Result<Box<dyn OwnedLink>, Deferred> {
     let link = link.map_err(|err| Deferred::Program(context.to_owned(), Box::new(err)))?;
     if <&FdLink>::try_from(&link).is_ok() {
-        owned(context, Ok(link))
-    } else {
-        Ok(Box::new(LegacyLink(link)))
+        return owned(context, Ok(link));
     }
+    let program_error = |err: ProgramError| Deferred::Program(context.to_owned(), Box::new(err));
+    let priority = link.priority().map_err(program_error)?;
+    let handle = u32::from(link.handle().map_err(program_error)?);
+    Ok(Box::new(TcFilter {
+        link: Some(link),
+        ifindex,
+        direction,
+        priority,
+        handle,
+        created_clsact,
+        records: None,
+    }))
+}
+
+/// Whether a detach failed only because the attachment is gone already (its interface removed, say).
+fn already_gone(error: &ProgramError) -> bool {
+    matches!(errors::errno_of(error), Some(libc::ENOENT | libc::ENODEV))
+}
+
+/// Removes pyaya's record files of a detached netlink attachment; and the interface's `clsact` qdisc when pyaya
+/// added it (this attach did, or its record says so) and no filter is left on it (then its record goes too).
+fn forget(records: Option<Records>, clsact_of: Option<(u32, bool)>) {
+    let (record, clsact_record) = match records {
+        Some(Records { record, clsact }) => (Some(record), clsact),
+        None => (None, None),
+    };
+    if let Some(record) = record {
+        let _ignored = std::fs::remove_file(record);
+    }
+    let Some((ifindex, created)) = clsact_of else {
+        return;
+    };
+    let recorded = clsact_record.as_ref().is_some_and(|path| path.exists());
+    if !created && !recorded {
+        return;
+    }
+    let unused = match netlink::clsact_remove_if_unused(ifindex) {
+        Ok(netlink::Clsact::Removed | netlink::Clsact::Absent) => true,
+        Ok(netlink::Clsact::InUse) | Err(_) => false,
+    };
+    if unused {
+        if let Some(path) = clsact_record {
+            let _ignored = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// A netlink TC filter pyaya attached. It stays on the interface if the process is killed, so pyaya records it
+/// (`keep_records`) and removes the record once the filter is gone.
+struct TcFilter {
+    link: Option<SchedClassifierLink>,
+    ifindex: u32,
+    direction: &'static str,
+    priority: u16,
+    handle: u32,
+    created_clsact: bool,
+    records: Option<Records>,
+}
+
+impl TcFilter {
+    fn detach_now(&mut self) -> Result<(), ProgramError> {
+        let Some(link) = self.link.take() else {
+            return Ok(());
+        };
+        let result = aya::programs::Link::detach(link);
+        if result.as_ref().map_or_else(already_gone, |()| true) {
+            forget(
+                self.records.take(),
+                Some((self.ifindex, self.created_clsact)),
+            );
+        }
+        result
+    }
+}
+
+impl Drop for TcFilter {
+    fn drop(&mut self) {
+        let _ignored: Result<(), ProgramError> = self.detach_now();
+    }
+}
+
+impl OwnedLink for TcFilter {
+    fn detach(mut self: Box<Self>) -> Result<(), ProgramError> {
+        self.detach_now()
+    }
+
+    fn into_fd_link(self: Box<Self>) -> Result<FdLink, String> {
+        Err("a netlink TC filter is not a bpf_link, so it cannot be pinned (tcx links can: kernel 6.6+, \
+             priority 0)"
+            .into())
+    }
+
+    fn netlink(&self) -> Option<NetlinkAttachment> {
+        Some(NetlinkAttachment::Tc {
+            ifindex: self.ifindex,
+            direction: self.direction,
+            priority: self.priority,
+            handle: self.handle,
+            created_clsact: self.created_clsact,
+        })
+    }
+
+    fn keep_records(&mut self, records: Records) -> bool {
+        self.records = Some(records);
+        true
+    }
+}
+
+/// An XDP program set through netlink (aya's fallback where the kernel refuses an XDP bpf_link: before 5.9). It
+/// stays on the interface if the process is killed, so pyaya records it like a netlink TC filter.
+struct XdpNetlink {
+    link: Option<XdpLink>,
+    ifindex: u32,
+    mode: u32,
+    records: Option<Records>,
+}
+
+impl XdpNetlink {
+    fn detach_now(&mut self) -> Result<(), ProgramError> {
+        let Some(link) = self.link.take() else {
+            return Ok(());
+        };
+        let result = aya::programs::Link::detach(link);
+        if result.as_ref().map_or_else(already_gone, |()| true) {
+            forget(self.records.take(), None);
+        }
+        result
+    }
+}
+
+impl Drop for XdpNetlink {
+    fn drop(&mut self) {
+        let _ignored: Result<(), ProgramError> = self.detach_now();
+    }
+}
+
+impl OwnedLink for XdpNetlink {
+    fn detach(mut self: Box<Self>) -> Result<(), ProgramError> {
+        self.detach_now()
+    }
+
+    fn into_fd_link(self: Box<Self>) -> Result<FdLink, String> {
+        Err("this XDP program was attached through netlink (no XDP bpf_link on this kernel), so it cannot be \
+             pinned"
+            .into())
+    }
+
+    fn netlink(&self) -> Option<NetlinkAttachment> {
+        Some(NetlinkAttachment::Xdp {
+            ifindex: self.ifindex,
+            mode: self.mode,
+        })
+    }
+
+    fn keep_records(&mut self, records: Records) -> bool {
+        self.records = Some(records);
+        true
+    }
+}
+
+const fn xdp_mode_flag(mode: XdpMode) -> u32 {
+    match mode {
+        XdpMode::Skb => netlink::XDP_FLAGS_SKB_MODE,
+        XdpMode::Driver => netlink::XDP_FLAGS_DRV_MODE,
+        XdpMode::Hardware => netlink::XDP_FLAGS_HW_MODE,
+        XdpMode::Default => 0,
+    }
+}
+
+/// Whether the kernel holds an XDP bpf_link of program `program_id`: aya makes one where it can and silently falls
+/// back to netlink (on EINVAL) where it cannot, and its link does not say which it did.
+fn xdp_link_exists(program_id: u32) -> bool {
+    let mut found = false;
+    for info in aya::programs::loaded_links() {
+        match info {
+            Ok(info) => {
+                if info.program_id() == program_id
+                    && matches!(info.link_type(), Ok(aya::programs::links::LinkType::Xdp))
+                {
+                    found = true;
+                    break;
+                }
+            }
+            // Links freed while listing are skipped; a kernel that cannot list links (before 5.8) has no XDP
+            // links either.
+            Err(err) if errors::errno_of(&err) == Some(libc::ENOENT) => {}
+            Err(_) => {
+                return KernelVersion::current()
+                    .is_ok_and(|version| version >= KernelVersion::new(5, 9, 0))
+            }
+        }
+    }
+    found
 }
 
 /// Whether the error is the kernel saying the clsact qdisc is already there.
@@ -314,10 +511,20 @@ impl Program {
         let context = format!("attaching {:?} to XDP of {name}", self.name_str());
         self.attach_with(py, |program| match program {
             AyaProgram::Xdp(p) => {
-                let id = p
-                    .attach_to_if_index(index, mode)
-                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
-                owned(&context, p.take_link(id))
+                let program_error =
+                    |err: ProgramError| Deferred::Program(context.clone(), Box::new(err));
+                let program_id = p.info().map_err(program_error)?.id();
+                let id = p.attach_to_if_index(index, mode).map_err(program_error)?;
+                let link = p.take_link(id).map_err(program_error)?;
+                if xdp_link_exists(program_id) {
+                    return owned(&context, Ok(link));
+                }
+                Ok(Box::new(XdpNetlink {
+                    link: Some(link),
+                    ifindex: index,
+                    mode: xdp_mode_flag(mode),
+                    records: None,
+                }) as Box<dyn OwnedLink>)
             }
             other => Err(wrong_kind(self.name_str(), program_kind(other), "Xdp")),
         })
@@ -334,7 +541,11 @@ impl Program {
         priority: u16,
     ) -> PyResult<Link> {
         let attach_type = tc_attach_type(direction)?;
-        let (name, _) = interface.resolve()?;
+        let direction: &'static str = match attach_type {
+            TcAttachType::Egress => "egress",
+            _ => "ingress",
+        };
+        let (name, ifindex) = interface.resolve()?;
         let context = format!(
             "attaching {:?} to TC {direction} of {name}",
             self.name_str()
@@ -349,29 +560,46 @@ impl Program {
                         attach_type,
                         TcAttachOptions::TcxOrder(LinkOrder::default()),
                     ) {
-                        Ok(id) => return tc_link(&context, p.take_link(id)),
+                        Ok(id) => {
+                            return tc_link(&context, p.take_link(id), ifindex, direction, false)
+                        }
                         Err(err) if tcx_unavailable(&err) => {}
                         Err(err) => return Err(Deferred::Program(context, Box::new(err))),
                     }
                 }
-                match tc::qdisc_add_clsact(&name) {
-                    Ok(()) => {}
-                    Err(err) if already_exists(&err) => {}
+                let created_clsact = match tc::qdisc_add_clsact(&name) {
+                    Ok(()) => true,
+                    Err(err) if already_exists(&err) => false,
                     Err(err) => {
                         return Err(Deferred::Program(
                             format!("{context}: adding the clsact qdisc"),
                             Box::new(ProgramError::from(err)),
                         ))
                     }
-                }
+                };
                 let options = NlOptions {
                     priority,
                     ..NlOptions::default()
                 };
-                let id = p
-                    .attach_with_options(&name, attach_type, TcAttachOptions::Netlink(options))
-                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
-                tc_link(&context, p.take_link(id))
+                let attached =
+                    p.attach_with_options(&name, attach_type, TcAttachOptions::Netlink(options));
+                let id = match attached {
+                    Ok(id) => id,
+                    Err(err) => {
+                        // Nothing half-made is left: a qdisc this call added goes again.
+                        if created_clsact {
+                            let _ignored = netlink::clsact_remove_if_unused(ifindex);
+                        }
+                        return Err(Deferred::Program(context.clone(), Box::new(err)));
+                    }
+                };
+                tc_link(
+                    &context,
+                    p.take_link(id),
+                    ifindex,
+                    direction,
+                    created_clsact,
+                )
             }
             other => Err(wrong_kind(
                 self.name_str(),

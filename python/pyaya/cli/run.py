@@ -1,9 +1,9 @@
 """``pyaya run [PATH]``: build when stale, then run the project's ``main.py`` as its user space.
 
-With ``--watch``, the project's sources are polled (their modification times, every half second: no inotify
-dependency, and it works on every file system); on a change the running ``main.py`` is stopped the way Ctrl-C stops
-it (its maps are printed, every link detached), the project rebuilt and ``main.py`` started again. A failing build
-keeps watching.
+A plain run replaces itself with ``main.py`` (see :mod:`pyaya._launch`). With ``--watch``, the project's sources
+are polled (their modification times, every half second: no inotify dependency, and it works on every file
+system); on a change the running ``main.py`` is stopped the way Ctrl-C stops it (its maps are printed, every link
+detached), the project rebuilt and ``main.py`` started again. A failing build keeps watching.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from pyaya._launch import Supervised, exec_main, main_argv
 from pyaya.cli._common import fail, handle_errors
 from pyaya.errors import PyayaError
 
@@ -82,7 +82,7 @@ def _objects(project: Project, *, debug: bool, no_build: bool, rebuild: bool) ->
 
 
 def _wait(child: subprocess.Popen[bytes]) -> int:
-    """Wait for ``child``; Ctrl-C reaches it directly (same process group), so keep waiting while it stops."""
+    """Wait for ``child``; a Ctrl-C that reaches this process while it stops is for it too, so keep waiting."""
     code: int | None = None
     while code is None:
         try:
@@ -96,7 +96,7 @@ def _stop(child: subprocess.Popen[bytes]) -> int:
     """Stop ``child`` as Ctrl-C would: SIGTERM, which :class:`pyaya.runtime.Session` handles like Ctrl-C (it detaches
     and prints its maps) and which, unlike SIGINT, a shell never starts a background process ignoring. Kill it if
     it hangs."""
-    _Running.terminate(child)
+    Supervised.terminate(child)
     try:
         child.wait(timeout=STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -105,8 +105,9 @@ def _stop(child: subprocess.Popen[bytes]) -> int:
 
 
 def _watch(project: Project, argv_for: ArgvFor, *, debug: bool, no_build: bool, rebuild: bool) -> None:
-    """Run, and restart on every change of the sources, until Ctrl-C. The objects are rebuilt when a build input
-    changed (a change of main.py only restarts it)."""
+    """Run, and restart on every change of the sources, until Ctrl-C, SIGINT or SIGTERM. The objects are rebuilt
+    when a build input changed (a change of main.py only restarts it)."""
+    Supervised.install()
     while True:
         before = snapshot(project)
         child: subprocess.Popen[bytes] | None = None
@@ -116,15 +117,17 @@ def _watch(project: Project, argv_for: ArgvFor, *, debug: bool, no_build: bool, 
             typer.echo(f"error: {error}", err=True)
             _note("the build failed; watching for changes (Ctrl-C to stop)")
         else:
-            child = _Running.start(argv_for(objects), project.root)
+            child = Supervised.start(argv_for(objects), project.root)
         try:
             while True:
-                if _Running.terminated:
-                    raise KeyboardInterrupt  # SIGTERM while main.py runs: it was forwarded; stop as after Ctrl-C
+                if Supervised.stop_requested:
+                    raise KeyboardInterrupt  # forwarded to main.py by the handler: stop once it has stopped
                 if child is not None and child.poll() is not None:
                     _note(f"{project.main.name} exited with status {_wait(child)}; watching for changes")
                     child = None
-                time.sleep(POLL_SECONDS)
+                Supervised.pause(POLL_SECONDS)
+                if Supervised.stop_requested:
+                    raise KeyboardInterrupt
                 changed = _changed(before, snapshot(project))
                 if changed:
                     break
@@ -139,49 +142,9 @@ def _watch(project: Project, argv_for: ArgvFor, *, debug: bool, no_build: bool, 
         rebuild = False  # from now on, only when stale
 
 
-class _Running:
-    """The main.py being run, so that a SIGTERM sent to ``pyaya run`` stops it the same way (never orphaned).
-
-    The handler raises nothing while main.py runs or starts: an exception thrown into ``subprocess.Popen``'s own
-    code can lose the child (raised inside ``Popen()`` before its pid is known) or its wait lock. It forwards the
-    signal, and the wait in progress simply goes on until main.py has printed its maps and exited. With nothing
-    running (a build, or ``--watch`` waiting for a change), SIGTERM stops ``pyaya run`` as Ctrl-C does.
-    """
-
-    child: subprocess.Popen[bytes] | None = None
-    starting = False
-    terminated = False
-    _signalled: subprocess.Popen[bytes] | None = None
-
-    @classmethod
-    def start(cls, argv: list[str], cwd: Path) -> subprocess.Popen[bytes]:
-        cls.starting = True
-        try:
-            cls.child = child = subprocess.Popen(argv, cwd=cwd)
-        finally:
-            cls.starting = False
-        if cls.terminated:  # SIGTERM came while Popen() ran, before the child's pid was known
-            cls.terminate(child)
-        return child
-
-    @classmethod
-    def terminate(cls, child: subprocess.Popen[bytes]) -> None:
-        """SIGTERM ``child`` once: a second one would interrupt main.py while it prints its maps."""
-        if cls._signalled is not child and child.returncode is None:
-            cls._signalled = child
-            # os.kill, not child.send_signal: that polls with waitpid, which a signal handler must not do while
-            # the main thread may be inside the same Popen's wait. An exited child not reaped yet keeps its pid.
-            os.kill(child.pid, signal.SIGTERM)
-
-    @classmethod
-    def on_sigterm(cls, signum: int, frame: object) -> None:
-        cls.terminated = True
-        if cls.starting:
-            return  # start() forwards it as soon as Popen() returns
-        child = cls.child
-        if child is None or child.returncode is not None:
-            raise KeyboardInterrupt
-        cls.terminate(child)
+def _on_sigterm_before_main(signum: int, frame: object) -> None:
+    """SIGTERM while building, before main.py runs: stop as Ctrl-C does (nothing is loaded yet)."""
+    raise KeyboardInterrupt
 
 
 class ArgvFor:
@@ -192,7 +155,7 @@ class ArgvFor:
         self.options = options
 
     def __call__(self, objects: list[Path]) -> list[str]:
-        return [sys.executable, str(self.project.main), "--object", str(objects[0]), *self.options]
+        return main_argv(self.project.main, objects[0], self.options)
 
 
 @handle_errors
@@ -283,12 +246,10 @@ def run(
         if count is not None:
             options.append(str(count))
     argv_for = ArgvFor(project, options)
-    signal.signal(signal.SIGTERM, _Running.on_sigterm)
     if watch:
         _watch(project, argv_for, debug=debug, no_build=no_build, rebuild=rebuild)
         return
+    signal.signal(signal.SIGTERM, _on_sigterm_before_main)
     objects = _objects(project, debug=debug, no_build=no_build, rebuild=rebuild)
-    # The child shares the terminal's process group, so Ctrl-C reaches it directly: it detaches and prints its maps.
-    # This process keeps waiting for it meanwhile.
-    child = _Running.start(argv_for(objects), project.root)
-    raise typer.Exit(_wait(child))
+    # main.py replaces this process: no second process is left to be killed alone, or to orphan main.py.
+    exec_main(argv_for(objects), project.root)

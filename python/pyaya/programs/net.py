@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from pyaya import _native
+from pyaya import _native, attachments
 from pyaya.programs._base import Link, Program, register
 
 if TYPE_CHECKING:
@@ -71,6 +71,8 @@ SK_DROP = 0
 SK_PASS = 1
 
 PathArg = str | os.PathLike[str]
+#: XDP_FLAGS_*_MODE of each mode (None: the kernel picks, no flag).
+_XDP_MODE_FLAGS = {"skb": 2, "drv": 4, "hw": 8}
 
 
 class _HasFileno(Protocol):
@@ -90,7 +92,8 @@ class Xdp(Program):
     """An eXpress Data Path program: runs on every packet an interface receives, before the kernel allocates
     anything for it, and returns a verdict (:data:`XDP_PASS`, :data:`XDP_DROP`, :data:`XDP_TX`, ...).
 
-    Kernel 4.8 or later (bpf_link attachments: 5.9).
+    Kernel 4.8 or later (bpf_link attachments: 5.9; before, aya attaches through netlink, which stays on the
+    interface if the process is killed: pyaya records it and removes it then, see :mod:`pyaya.attachments`).
 
     >>> link = bpf.programs["firewall"].attach("eth0", mode="skb")  # doctest: +SKIP
     """
@@ -101,7 +104,10 @@ class Xdp(Program):
         """Attach to ``interface`` (a name or an index). ``mode``: ``"skb"`` (generic, works on any interface),
         ``"drv"`` (native, in the driver), ``"hw"`` (offloaded to the NIC) or ``None`` (the kernel picks)."""
         self._ensure_loaded()
-        return self._attached(self._native.attach_xdp(interface, mode))
+        with attachments.recording(self, "xdp", interface, mode=_XDP_MODE_FLAGS.get(mode or "", 0)) as attached:
+            native = self._native.attach_xdp(interface, mode)
+            attached(native)
+        return self._attached(native)
 
 
 @register
@@ -123,10 +129,15 @@ class SchedClassifier(Program):
 
         On kernels with tcx (6.6+) this needs no qdisc and is a bpf_link. With a ``priority`` (a netlink
         concept) or on older kernels it is a netlink filter on the interface's ``clsact`` qdisc, which is added
-        when missing and left in place afterwards, as ``tc`` does.
+        when missing (and removed with the last filter when pyaya added it). A netlink filter stays on the
+        interface if the process is killed: pyaya records it, and its guard process or ``pyaya cleanup`` removes
+        it (see :mod:`pyaya.attachments`).
         """
         self._ensure_loaded()
-        return self._attached(self._native.attach_sched_classifier(interface, direction, priority))
+        with attachments.recording(self, "tc", interface, direction=direction, priority=priority) as attached:
+            native = self._native.attach_sched_classifier(interface, direction, priority)
+            attached(native)
+        return self._attached(native)
 
 
 @register

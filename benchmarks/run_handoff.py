@@ -1,0 +1,94 @@
+"""How ``pyaya run`` hands over to ``main.py``: replacing itself (``os.execv``, what it does) against running the
+script in its own interpreter (``runpy``), with ``python main.py`` as the floor, measured in the same run.
+
+Each row: wall time from launch until ``main.py`` (which imports :mod:`pyaya.runtime`, as every template does)
+prints its first line, and that process's peak RSS. No privilege and no kernel needed: the project is a stand-in
+with a placeholder object (``--no-build``), and main.py exits right after importing.
+
+    .venv/bin/python benchmarks/run_handoff.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _bench import print_table
+
+MAIN = """\
+import resource, sys
+from pyaya.runtime import Session, parse_options
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
+"""
+
+#: What `pyaya run` would do with runpy instead of exec: the CLI is imported, then main.py runs in this interpreter.
+RUNPY = """\
+import os, runpy, sys
+import pyaya.cli
+from pyaya.project import find_project
+project = find_project(sys.argv[1])
+os.chdir(project.root)
+sys.argv = [str(project.main), "--object", sys.argv[2]]
+sys.path.insert(0, str(project.root))
+runpy.run_path(str(project.main), run_name="__main__")
+"""
+
+
+def _project(folder: Path) -> tuple[Path, Path]:
+    root = folder / "handoff"
+    (root / "handoff-ebpf" / "src").mkdir(parents=True)
+    (root / "handoff-ebpf" / "src" / "main.rs").write_text("// kernel side\n")
+    (root / "pyaya.toml").write_text('[project]\nname = "handoff"\n')
+    (root / "main.py").write_text(MAIN)
+    obj = root / "target" / "bpfel-unknown-none" / "release" / "handoff"
+    obj.parent.mkdir(parents=True)
+    obj.write_bytes(b"\x7fELF")
+    return root, obj
+
+
+def _sample(argv: list[str]) -> tuple[float, int]:
+    start = time.perf_counter()
+    result = subprocess.run(argv, capture_output=True, text=True, check=True)
+    elapsed = time.perf_counter() - start
+    return elapsed, int(result.stdout.split()[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=15)
+    runs = parser.parse_args().runs
+    with tempfile.TemporaryDirectory(prefix="pyaya-handoff-") as folder:
+        root, obj = _project(Path(folder))
+        rows = {
+            "python main.py (floor)": [sys.executable, str(root / "main.py"), "--object", str(obj)],
+            "pyaya run (execv, as shipped)": [sys.executable, "-m", "pyaya", "run", str(root), "--no-build"],
+            "CLI + runpy.run_path (in-process)": [sys.executable, "-c", RUNPY, str(root), str(obj)],
+        }
+        samples: dict[str, list[tuple[float, int]]] = {name: [] for name in rows}
+        for _ in range(runs):  # interleaved, so a busy moment of the machine weighs on every row alike
+            for name, argv in rows.items():
+                samples[name].append(_sample(argv))
+    floor = statistics.median(t for t, _ in samples["python main.py (floor)"])
+    table = []
+    for name, values in samples.items():
+        times = [t for t, _ in values]
+        median = statistics.median(times)
+        table.append(
+            (
+                name,
+                f"{median * 1000:.0f} ms",
+                f"{min(times) * 1000:.0f} ms",
+                f"+{(median - floor) * 1000:.0f} ms",
+                f"{max(rss for _, rss in values) / 1024:.1f} MiB",
+            )
+        )
+    print_table(("handoff", "median", "min", "over the floor", "peak RSS"), table)
+
+
+if __name__ == "__main__":
+    main()
