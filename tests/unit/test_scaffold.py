@@ -54,7 +54,7 @@ def fake_templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (demo / "template.toml").write_text('description = "A demo"\n')
     (demo / "Cargo.toml.tmpl").write_text('[workspace]\nmembers = ["{{name}}-ebpf"]\n')
     (demo / "{{name}}-ebpf" / "src" / "main.rs").write_text("use {{crate_name}}_common::Event; // {{ name }}\n")
-    (demo / "main.py").write_text('"""{{name}} for pyaya {{pyaya_version}}; {{unknown}} stays."""\n')
+    (demo / "main.py").write_text('"""{{name}} for pyaya {{pyaya_version}}."""\n')
     (demo / "logo.bin").write_bytes(b"\xff\xfe{{name}}\x00")
     (demo / ".gitignore").write_text("/target\n")
     for skipped in ("target", "__pycache__"):
@@ -87,7 +87,6 @@ def test_render(fake_templates: Path, tmp_path: Path) -> None:
     main = (dest / "main.py").read_text()
     assert main.startswith('"""exec-watch for pyaya ')
     assert "{{pyaya_version}}" not in main
-    assert "{{unknown}} stays" in main
     assert (dest / "logo.bin").read_bytes() == b"\xff\xfe{{name}}\x00"
     assert not (dest / "template.toml").exists()
     assert not (dest / "target").exists()
