@@ -15,11 +15,14 @@ stops the rendering; :func:`lint_template` also checks where in the file each co
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import errno
 import functools
 import os
 import re
 import shutil
+import stat
 import struct
 import subprocess
 import sys
@@ -576,6 +579,11 @@ def render(
     template = get_template(kind)
     option_values = _option_values(template, options or {})
     dest = Path(dest).absolute()
+    if dest.is_symlink():
+        raise ScaffoldError(
+            f"{dest} is a symbolic link (to {os.readlink(dest)}): pyaya new writes only into a real folder; "
+            f"pass that folder with --path ({dest.resolve()})"
+        )
     if dest.exists() and not dest.is_dir():
         raise ScaffoldError(f"{dest} exists and is not a folder: pick another name or --path")
     non_empty = dest.is_dir() and any(dest.iterdir())
@@ -624,21 +632,66 @@ def _option_values(template: Template, given: dict[str, str]) -> dict[str, str]:
     return values
 
 
+# Folders are opened without following a symlink in their last component, so a link put in the project while
+# it renders cannot send a write elsewhere.
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
 def _merge(staging: Path, dest: Path) -> None:
-    """Move every rendered file over ``dest``; checks for file/folder clashes first so it fails before writing."""
-    files = [path for path in staging.rglob("*") if not path.is_dir()]
-    for path in files:
-        relative = path.relative_to(staging)
-        for parent in [*reversed(relative.parents[:-1]), relative]:
-            existing = dest / parent
-            wants_dir = parent != relative
-            if existing.exists() and existing.is_dir() != wants_dir:
+    """Move every rendered file over ``dest`` (``--force``), never through a symbolic link.
+
+    File/folder clashes and symlinks on the way to a file (a symlinked subfolder, a symlinked file) are refused
+    before anything is written; the writes then walk ``dest`` one folder at a time with ``O_NOFOLLOW``, so a link
+    that appears meanwhile fails the write instead of being followed out of the project.
+    """
+    files = [path.relative_to(staging) for path in staging.rglob("*") if not path.is_dir()]
+    for relative in files:
+        for part in [*reversed(relative.parents[:-1]), relative]:
+            existing = dest / part
+            try:
+                mode = existing.lstat().st_mode
+            except FileNotFoundError:
+                break
+            if stat.S_ISLNK(mode):
+                raise ScaffoldError(
+                    f"--force will not write through the symbolic link {existing} (to {os.readlink(existing)}): "
+                    f"the template writes {dest / relative}, and pyaya new writes only inside {dest}; "
+                    "remove the link or render into another folder"
+                )
+            wants_dir = part != relative
+            if stat.S_ISDIR(mode) != wants_dir:
                 what = "a folder" if wants_dir else "a file"
                 raise ScaffoldError(f"--force cannot render over {existing}: the template needs {what} there")
-    for path in files:
-        target = dest / path.relative_to(staging)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
+    root = os.open(dest, _DIR_FLAGS)
+    try:
+        for relative in files:
+            _move_into(staging / relative, root, relative, dest)
+    finally:
+        os.close(root)
+
+
+def _move_into(source: Path, root: int, relative: Path, dest: Path) -> None:
+    """``os.replace(source, dest / relative)``, creating folders, with every folder opened ``O_NOFOLLOW``."""
+    opened: list[int] = []
+    folder = root
+    try:
+        for part in relative.parts[:-1]:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o777, dir_fd=folder)
+            try:
+                folder = os.open(part, _DIR_FLAGS, dir_fd=folder)
+            except OSError as error:
+                if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise ScaffoldError(
+                        f"--force will not write through {dest / relative}: a part of that path is no longer a "
+                        "folder (a symbolic link appeared while rendering); nothing was written through it"
+                    ) from None
+                raise
+            opened.append(folder)
+        os.replace(source, relative.name, dst_dir_fd=folder)
+    finally:
+        for fd in opened:
+            os.close(fd)
 
 
 def create_project(
