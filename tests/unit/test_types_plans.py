@@ -319,10 +319,12 @@ def test_any_legal_field_name_decodes_prints_encodes_and_dumps() -> None:
     assert odd_type(**expected) == odd
     # Attributes: the real name where it is free, else the documented alias (name + "_", one more while taken).
     attributes = odd_type.attributes
-    assert attributes["count"] == "count" and odd.count == expected["count"]
+    assert attributes["count"] == "count"
+    assert odd.count == expected["count"]
     assert attributes["_type"] == "_type__"  # "_type_" is another field's name
     assert attributes["class"] == "class__"  # "class_" is another field's name
-    assert attributes["asdict"] == "asdict_" and odd.asdict_ == expected["asdict"]
+    assert attributes["asdict"] == "asdict_"
+    assert odd.asdict_ == expected["asdict"]
     assert attributes["__init__"] == "__init___"
     for name, attribute in attributes.items():
         assert getattr(odd, attribute) == expected[name], name
