@@ -9,8 +9,8 @@ import sys
 from pyaya.scaffold import lint_template, list_templates
 
 problems = [problem for template in list_templates() for problem in lint_template(template)]
-print("\n".join(problems), file=sys.stderr)
-sys.exit(1 if problems else 0)
+if problems:
+    sys.exit("\n".join(problems))
 PY
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
