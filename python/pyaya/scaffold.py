@@ -45,10 +45,13 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 __all__ = [
+    "BUILTIN_VALUES",
     "DEFAULT_TEMPLATE",
+    "FILE_CONTEXTS",
     "MAX_NAME_LENGTH",
     "RESERVED_NAMES",
     "RUST_KEYWORDS",
+    "Placeholder",
     "Template",
     "TemplateOption",
     "btf_tracepoints",
@@ -58,8 +61,11 @@ __all__ = [
     "get_template",
     "interfaces",
     "kernel_functions",
+    "lint_template",
     "list_templates",
     "lsm_hooks",
+    "placeholders",
+    "plain_values",
     "render",
     "resolve_library",
     "resolve_uprobe_target",

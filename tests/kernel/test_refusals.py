@@ -314,6 +314,9 @@ def test_map_arguments(fixtures_dir: Path) -> None:
         hash_map = bpf.maps["MAPS_HASH"]
         assert isinstance(hash_map, pyaya.HashMap)
         _fails(lambda: hash_map.update(a=1), InvalidArgumentTypeError, "map keys are not strings")
+        _fails(lambda: hash_map.update_many(5), InvalidArgumentTypeError, "a mapping or (key, value) pairs")
+        _fails(lambda: hash_map.update_many([(1, 2, 3)]), InvalidArgumentError, "not a (key, value) pair")
+        _fails(lambda: array.update("ab"), InvalidArgumentTypeError, "a mapping or (key, value) pairs")
         _fails(lambda: hash_map.pin(None), InvalidArgumentTypeError, "must be a path")  # type: ignore[arg-type]
         programs = bpf.maps["MAPS_PROGS"]
         _fails(lambda: programs.__setitem__(0, "prog"), InvalidArgumentTypeError, "holds pyaya programs")

@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, TypeVar, overload
 
 from pyaya import _args, _native
-from pyaya.errors import InvalidArgumentTypeError, InvalidIndexError, MapError, UnsupportedError
+from pyaya.errors import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    InvalidIndexError,
+    MapError,
+    UnsupportedError,
+)
 from pyaya.maps._codec import BYTE_ORDER, BulkCodec, Codec, IntCodec, all_ints, bulk_codec, codec_for
 
 if TYPE_CHECKING:
@@ -45,6 +51,19 @@ _Packed: TypeAlias = tuple[int, bytes, bytes]
 def _pack(pairs: list[tuple[bytes, bytes]]) -> _Packed:
     """Key-by-key results in the layout of a batch read."""
     return len(pairs), b"".join([key for key, _ in pairs]), b"".join([value for _, value in pairs])
+
+
+def _pairs(value: object, what: str) -> list[tuple[Any, Any]]:
+    """``value`` (a mapping, or an iterable of ``(key, value)`` pairs) as a list of pairs."""
+    if isinstance(value, Mapping):
+        return list(value.items())
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidArgumentTypeError(f"{what} must be a mapping or (key, value) pairs, not {type(value).__name__}")
+    pairs = list(value)
+    for pair in pairs:
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise InvalidArgumentError(f"{what} holds {pair!r}, which is not a (key, value) pair")
+    return [(key, item) for key, item in pairs]
 
 
 def register(cls: MapT) -> MapT:
@@ -410,12 +429,11 @@ class HashMap(KeyValueMap, MutableMapping[Any, Any]):
 
     def update_many(self, pairs: Mapping[Any, Any] | Iterable[tuple[Any, Any]], *, batch: bool | None = None) -> int:
         """Write many entries (one ``BPF_MAP_UPDATE_BATCH`` where possible); returns how many were written."""
-        items = pairs.items() if isinstance(pairs, Mapping) else pairs
-        return self._write_many(items, batch)
+        return self._write_many(_pairs(pairs, "pairs"), batch)
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Like ``dict.update``, in one batch command where the kernel has it."""
-        pairs = list(other.items() if isinstance(other, Mapping) else other)
+        pairs = _pairs(other, "the argument of update()")
         if kwargs:
             raise InvalidArgumentTypeError("map keys are not strings: pass a mapping or (key, value) pairs")
         self._write_many(pairs, None)
@@ -556,7 +574,7 @@ class Array(KeyValueMap, Sequence[Any]):
 
     def update(self, pairs: Mapping[int, Any] | Iterable[tuple[int, Any]], *, batch: bool | None = None) -> int:
         """Set many indices at once (one ``BPF_MAP_UPDATE_BATCH`` where possible); returns how many."""
-        items = list(pairs.items() if isinstance(pairs, Mapping) else pairs)
+        items = _pairs(pairs, "pairs")
         positions = self._positions([index for index, _ in items])
         return self._write_many(zip(positions, [value for _, value in items], strict=True), batch)
 
