@@ -10,6 +10,9 @@ from __future__ import annotations
 __all__ = [
     "BuildError",
     "ClosedError",
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
+    "InvalidIndexError",
     "LoadError",
     "MapError",
     "NotFoundError",
@@ -31,6 +34,20 @@ class PyayaError(Exception):
 
 class ClosedError(PyayaError, ValueError):
     """The object, program or map was used after it was closed."""
+
+
+class InvalidArgumentError(PyayaError, ValueError):
+    """An argument has a value the call cannot take (``mode="turbo"``, a negative size, a map that does not
+    exist); the message lists the values it can. Also a ``ValueError``, so ``except ValueError`` keeps working."""
+
+
+class InvalidArgumentTypeError(InvalidArgumentError, TypeError):
+    """An argument has the wrong type (a path where a socket is wanted, a str where an int is); also a
+    ``TypeError``."""
+
+
+class InvalidIndexError(InvalidArgumentError, IndexError):
+    """An index outside an array map (or a slot map); also an ``IndexError``, as sequences raise."""
 
 
 class ObjectError(PyayaError, ValueError):

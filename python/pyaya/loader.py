@@ -16,10 +16,10 @@ from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 
-from pyaya import _native
+from pyaya import _args, _native
 from pyaya.btf import Btf
-from pyaya.errors import ObjectError, PyayaError
-from pyaya.maps import Buffer, Map, as_bytes, wrap_map
+from pyaya.errors import InvalidArgumentTypeError, NotFoundError, ObjectError, PyayaError
+from pyaya.maps import Buffer, Map, wrap_map
 from pyaya.programs import Program, class_for
 from pyaya.types import MapTypes, Types, apply_btf_types, map_types
 
@@ -126,7 +126,9 @@ class Ebpf:
         """Load an object from its bytes.
 
         ``globals`` overrides read-only globals (``#[no_mangle] static`` items) by name with bytes or ctypes
-        values of the global's size; ``max_entries`` resizes maps by name before they are created.
+        values of the global's size; ``max_entries`` resizes maps by name before they are created (1 to 2**32 - 1
+        entries). A name that is not a global (or a map) of the object, or a value of another size, raises
+        :class:`~pyaya.InvalidArgumentError` listing the globals (or maps) the object has.
 
         ``log_level`` (a :mod:`logging` level; default: the effective level of the ``pyaya.ebpf`` logger) is
         applied in the kernel: aya-log records below it are never sent.
@@ -137,16 +139,29 @@ class Ebpf:
         same contents. A pin whose type or sizes differ from the object's map raises :class:`MapError` naming it.
         Pins outlive the process: remove them with ``rm`` (or ``Map.unpin()``) when done.
         """
+        raw = _args.buffer(data, "data (the object's bytes)")
+        global_values = {
+            _args.string(name, "a name in globals"): _args.buffer(value, f"globals[{name!r}]")
+            for name, value in _mapping(globals, "globals").items()
+        }
+        sizes = {
+            _args.string(name, "a name in max_entries"): _args.integer(
+                entries, f"max_entries[{name!r}]", low=1, high=_args.U32
+            )
+            for name, entries in _mapping(max_entries, "max_entries").items()
+        }
+        if log_level is not None:
+            _args.integer(log_level, "log_level (a logging level)", low=0, high=2**31 - 1)
+        pin_folder = None if pin_maps is None else os.fspath(_args.path(pin_maps, "pin_maps"))
         if _kernel_needs_memlock():
             _raise_memlock_limit()
         level = _ebpf_log.getEffectiveLevel() if log_level is None else log_level
-        raw = bytes(data)
         native = _native.Ebpf.load(
             raw,
-            globals={name: as_bytes(value) for name, value in (globals or {}).items()},
-            max_entries=dict(max_entries or {}),
+            globals=global_values,
+            max_entries=sizes,
             log_level=aya_log_level(level),
-            pin_maps=None if pin_maps is None else os.fspath(pin_maps),
+            pin_maps=pin_folder,
         )
         return cls(native, data=raw)
 
@@ -162,7 +177,7 @@ class Ebpf:
     ) -> Ebpf:
         """Load an object from a file (``pyaya build`` prints the paths of the objects it builds); the options are
         :meth:`load`'s."""
-        file = Path(path)
+        file = _args.path(path, "path")
         try:
             data = file.read_bytes()
         except FileNotFoundError:
@@ -211,6 +226,8 @@ class Programs(Mapping[str, "Program"]):
         self._cache: dict[str, Program] = {}
 
     def __getitem__(self, name: str) -> Program:
+        if not isinstance(name, str):
+            raise NotFoundError(f"programs are named by str, not {type(name).__name__}: the object has {list(self)}")
         if name not in self._cache:
             native = self._ebpf._native.program(name)
             self._cache[name] = class_for(native.kind)(native)
@@ -234,6 +251,8 @@ class Maps(Mapping[str, "Map"]):
         self._cache: dict[str, Map] = {}
 
     def __getitem__(self, name: str) -> Map:
+        if not isinstance(name, str):
+            raise NotFoundError(f"maps are named by str, not {type(name).__name__}: the object has {list(self)}")
         if name not in self._cache:
             wrapped = wrap_map(self._ebpf._native.map(name), self._ebpf)
             self._cache[name] = apply_btf_types(wrapped, self._ebpf.map_types.get(name))
@@ -247,6 +266,14 @@ class Maps(Mapping[str, "Map"]):
 
     def __contains__(self, name: object) -> bool:
         return any(name == existing for existing, _ in self._ebpf._native.maps())
+
+
+def _mapping(value: object, what: str) -> Mapping[object, object]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentTypeError(f"{what} must be a mapping of names to values, not {type(value).__name__}")
+    return value
 
 
 # A valid BTF blob with no types: the header (24 bytes) and a one-byte string section holding "".

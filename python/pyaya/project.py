@@ -15,10 +15,12 @@ main = "main.py"                # user-space script run by `pyaya run`
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-__all__ = ["CONFIG_NAME", "Project", "find_project", "load_project"]
+__all__ = ["CONFIG_NAME", "SCHEMA", "Key", "Project", "find_project", "load_project"]
 
 CONFIG_NAME = "pyaya.toml"
 
@@ -56,6 +58,8 @@ class Project:
     """The user-space script ``pyaya run`` runs (absolute)."""
     toolchain: str | None = None
     """``[build] toolchain``: one of ``auto``, ``nightly``, ``prebuilt``, ``bootstrap``, or None when not set."""
+    tables: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The whole file as read, checked against :data:`SCHEMA` (for tables without a field here)."""
 
     @property
     def config_path(self) -> Path:
@@ -120,22 +124,169 @@ def find_project(path: str | os.PathLike[str] | None = None) -> Project:
     )
 
 
-def _table(data: dict[str, Any], key: str, config: Path) -> dict[str, Any]:
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        raise ProjectError(f"{config}: `{key}` must be a table ([{key}])")
-    return value
+@dataclass(frozen=True)
+class Key:
+    """What one key of ``pyaya.toml`` may hold.
+
+    ``kind`` is ``"string"`` (non-empty), ``"strings"`` (a non-empty list of strings), ``"integer"``,
+    ``"number"``, ``"boolean"``, ``"table"`` or ``"tables"`` (an array of tables); ``keys`` are the keys a table
+    (or each of the tables) may hold, None for any. ``path``: a path relative to the project folder, which must
+    stay inside it once resolved (symlinks followed). ``pattern``: a string (or each string) must match it.
+    """
+
+    kind: str
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    path: bool = False
+    pattern: str | None = None
+    keys: Mapping[str, Key] | None = None
+    example: str = ""
 
 
-def _string(table: dict[str, Any], section: str, key: str, config: Path, default: str | None) -> str | None:
-    value = table.get(key, default)
-    if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise ProjectError(f"{config}: [{section}] {key} must be a non-empty string, not {value!r}")
-    return value
+# Cargo package and bin target names: letters, digits, '-' and '_'.
+_CARGO_NAME = r"[A-Za-z0-9_][A-Za-z0-9_-]*"
+
+#: Every table of ``pyaya.toml`` and the keys each may hold. This is the one place the file's schema lives: a
+#: new table or key is added here (with its kind) and ``load_project`` accepts and checks it; anything else in a
+#: pyaya.toml is an error naming the table and the key, with the nearest valid key suggested.
+SCHEMA: dict[str, Key] = {
+    "project": Key(
+        "table",
+        required=True,
+        keys={"name": Key("string", required=True, example='"execwatch"'), "template": Key("string")},
+    ),
+    "build": Key(
+        "table",
+        keys={
+            "package": Key("string", pattern=_CARGO_NAME, example='"execwatch-ebpf"'),
+            "objects": Key("strings", pattern=_CARGO_NAME, example='["execwatch"]'),
+            "toolchain": Key("string", choices=KINDS),
+        },
+    ),
+    "run": Key("table", keys={"main": Key("string", path=True, example='"main.py"')}),
+}
+
+_KIND_WORDS = {
+    "string": "a non-empty string",
+    "strings": "a non-empty list of strings",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "table": "a table",
+    "tables": "an array of tables ([[...]])",
+}
+
+
+def _type_word(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string" if value.strip() else "an empty string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+def _fits(kind: str, value: object) -> bool:
+    if kind == "string":
+        return isinstance(value, str) and bool(value.strip())
+    if kind == "strings":
+        return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v for v in value)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "table":
+        return isinstance(value, dict)
+    if kind == "tables":
+        return isinstance(value, list) and all(isinstance(v, dict) for v in value)
+    raise ValueError(f"pyaya.project.SCHEMA names an unknown kind {kind!r}")  # a bug in the schema, not the file
+
+
+def _suggestion(key: str, valid: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def _check_table(table: Mapping[str, Any], keys: Mapping[str, Key], where: str, config: Path, root: Path) -> None:
+    """Checks ``table`` (the table ``where``, "" for the file's top level) against ``keys``."""
+    for name, value in table.items():
+        spec = keys.get(name)
+        if spec is None:
+            if where:
+                valid = ", ".join(keys) or "none"
+                raise ProjectError(
+                    f'{config}: [{where}] has no key "{name}"{_suggestion(name, keys)}; its keys are {valid}'
+                )
+            valid = ", ".join(f"[{key}]" for key in keys)
+            raise ProjectError(f"{config}: unknown table [{name}]{_suggestion(name, keys)}; pyaya.toml has {valid}")
+        _check_value(value, spec, f"{where}.{name}" if where else name, config, root)
+    for name, spec in keys.items():
+        if spec.required and name not in table:
+            if spec.kind == "table" and spec.keys is not None:  # say which of its keys is needed
+                _check_table({}, spec.keys, f"{where}.{name}" if where else name, config, root)
+                raise ProjectError(f"{config}: [{name}] is missing: add a [{name}] table")
+            example = f" = {spec.example}" if spec.example else ' = "..."'
+            raise ProjectError(f"{config}: [{where}] {name} is missing: add `{name}{example}` under [{where}]")
+
+
+def _check_value(value: object, spec: Key, where: str, config: Path, root: Path) -> None:
+    table, _, key = where.rpartition(".")
+    shown = f"[{table}] {key}" if table else f"[{key}]" if spec.kind in ("table", "tables") else key
+    if not _fits(spec.kind, value):
+        example = f", e.g. {key} = {spec.example}" if spec.example else ""
+        raise ProjectError(
+            f"{config}: {shown} must be {_KIND_WORDS[spec.kind]}{example}, not {value!r} ({_type_word(value)})"
+            if spec.kind not in ("table", "tables")
+            else f"{config}: `{where}` must be {_KIND_WORDS[spec.kind]} ([{where}]), not {_type_word(value)}"
+        )
+    if spec.kind == "table" and spec.keys is not None:
+        assert isinstance(value, dict)
+        _check_table(value, spec.keys, where, config, root)
+    if spec.kind == "tables" and spec.keys is not None:
+        assert isinstance(value, list)
+        for item in value:
+            _check_table(item, spec.keys, where, config, root)
+    strings = value if isinstance(value, list) else [value]
+    for item in strings:
+        if not isinstance(item, str):
+            continue
+        if spec.choices and item not in spec.choices:
+            raise ProjectError(f"{config}: {shown} = {item!r} is not one of {', '.join(spec.choices)}")
+        if spec.pattern is not None and not re.fullmatch(spec.pattern, item):
+            raise ProjectError(
+                f"{config}: {shown} = {item!r} is not a cargo name (letters, digits, '-' and '_'), e.g. "
+                f"{key} = {spec.example}"
+            )
+        if spec.path:
+            _inside(root, item, shown, config)
+
+
+def _inside(root: Path, value: str, shown: str, config: Path) -> Path:
+    """``root / value`` resolved, which must lie inside ``root``: pyaya never reads or runs a file outside the
+    project on pyaya.toml's word."""
+    resolved = (root / value).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise ProjectError(
+            f"{config}: {shown} = {value!r} points outside the project ({resolved}): give a path inside {root}"
+        )
+    return resolved
 
 
 def load_project(config: str | os.PathLike[str]) -> Project:
-    """Read one ``pyaya.toml``; every problem is a :class:`ProjectError` naming the file and the fix."""
+    """Read one ``pyaya.toml``; every problem is a :class:`ProjectError` naming the file and the fix.
+
+    The file is checked against :data:`SCHEMA`: unknown tables and keys, values of the wrong type, and paths that
+    lead outside the project are errors.
+    """
     config = Path(config).resolve()
     try:
         with config.open("rb") as file:
@@ -147,42 +298,20 @@ def load_project(config: str | os.PathLike[str]) -> Project:
     except OSError as error:
         raise ProjectError(f"cannot read {config}: {error.strerror or error}") from None
 
-    project = _table(data, "project", config)
-    build = _table(data, "build", config)
-    run = _table(data, "run", config)
-
-    name = _string(project, "project", "name", config, None)
-    if name is None:
-        raise ProjectError(f'{config}: [project] name is missing: add `name = "..."` under [project]')
-    template = _string(project, "project", "template", config, None)
-    package = _string(build, "build", "package", config, f"{name}-ebpf")
-    assert package is not None  # has a default
-
-    objects = build.get("objects", [name])
-    if (
-        not isinstance(objects, list)
-        or not objects
-        or not all(isinstance(item, str) and item and "/" not in item for item in objects)
-    ):
-        raise ProjectError(
-            f"{config}: [build] objects must be a non-empty list of cargo bin target names, "
-            f'e.g. objects = ["{name}"]; found {objects!r}'
-        )
-
-    toolchain = _string(build, "build", "toolchain", config, None)
-    if toolchain is not None and toolchain not in KINDS:
-        raise ProjectError(f"{config}: [build] toolchain = {toolchain!r} is not one of {', '.join(KINDS)}")
-
-    main = _string(run, "run", "main", config, "main.py")
-    assert main is not None  # has a default
-
     root = config.parent
+    _check_table(data, SCHEMA, "", config, root)
+    project = data["project"]
+    build = data.get("build", {})
+    run = data.get("run", {})
+    name = project["name"]
+    main = run.get("main", "main.py")
     return Project(
         root=root,
         name=name,
-        template=template,
-        package=package,
-        objects=tuple(objects),
-        main=(root / main).resolve(),
-        toolchain=toolchain,
+        template=project.get("template"),
+        package=build.get("package", f"{name}-ebpf"),
+        objects=tuple(build.get("objects", [name])),
+        main=_inside(root, main, "[run] main", config),
+        toolchain=build.get("toolchain"),
+        tables=data,
     )

@@ -1,19 +1,28 @@
-"""Rendering project templates safely: validated names, no path escapes, nothing half-written on failure.
+"""Rendering project templates safely: validated names, escaped values, no path escapes, nothing half-written.
 
 Templates live in ``pyaya/templates/<kind>/`` (the repo's ``templates/``, shipped in the wheel). Each holds a
 ``template.toml`` with a one-line ``description`` and optional ``[options.NAME]`` tables (``default``, ``help``,
-``check``, ``choices``); every other file is copied with ``{{name}}``, ``{{crate_name}}``, ``{{pyaya_version}}`` and
-each option's ``{{NAME}}`` replaced in its contents and in its path, and a ``.tmpl`` suffix removed.
+``check``, ``choices``); every other file is copied with its placeholders replaced, in its contents and in its path,
+and a ``.tmpl`` suffix removed.
+
+A placeholder is ``{{NAME|CONTEXT}}``: the value ``NAME`` written through the escaper of ``CONTEXT`` (see
+:mod:`pyaya.escapes`: ``py``, ``rust_str``, ``rust_ident``, ``toml``, ``text``, ``sh``), which fits the file it is
+in (``FILE_CONTEXTS``). Only the built-in values ``name``, ``crate_name`` and ``pyaya_version``, which are
+validated to ``[a-z][a-z0-9_-]*`` or a version, may be written plain, as ``{{NAME}}``; they alone may appear in
+paths. A placeholder that does not parse, names no value, lacks a context or names one that does not fit the file
+stops the rendering; :func:`lint_template` also checks where in the file each context stands.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import functools
 import os
 import re
 import shutil
+import stat
 import struct
 import subprocess
 import sys
@@ -23,7 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pyaya import escapes
 from pyaya.errors import PyayaError, ScaffoldError
+from pyaya.escapes import RUST_KEYWORDS
 
 if TYPE_CHECKING:
     from importlib.abc import Traversable
@@ -34,10 +45,13 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 __all__ = [
+    "BUILTIN_VALUES",
     "DEFAULT_TEMPLATE",
+    "FILE_CONTEXTS",
     "MAX_NAME_LENGTH",
     "RESERVED_NAMES",
     "RUST_KEYWORDS",
+    "Placeholder",
     "Template",
     "TemplateOption",
     "btf_tracepoints",
@@ -47,8 +61,11 @@ __all__ = [
     "get_template",
     "interfaces",
     "kernel_functions",
+    "lint_template",
     "list_templates",
     "lsm_hooks",
+    "placeholders",
+    "plain_values",
     "render",
     "resolve_library",
     "resolve_uprobe_target",
@@ -65,66 +82,9 @@ TEMPLATE_CONFIG = "template.toml"
 TMPL_SUFFIX = ".tmpl"
 SKIPPED = frozenset({"target", "Cargo.lock", "__pycache__", ".pytest_cache", ".mypy_cache"})
 
-RUST_KEYWORDS = frozenset(
-    [
-        "abstract",
-        "as",
-        "async",
-        "await",
-        "become",
-        "box",
-        "break",
-        "const",
-        "continue",
-        "crate",
-        "do",
-        "dyn",
-        "else",
-        "enum",
-        "extern",
-        "false",
-        "final",
-        "fn",
-        "for",
-        "gen",
-        "if",
-        "impl",
-        "in",
-        "let",
-        "loop",
-        "macro",
-        "match",
-        "mod",
-        "move",
-        "mut",
-        "override",
-        "priv",
-        "pub",
-        "ref",
-        "return",
-        "self",
-        "Self",
-        "static",
-        "struct",
-        "super",
-        "trait",
-        "true",
-        "try",
-        "type",
-        "typeof",
-        "unsafe",
-        "unsized",
-        "use",
-        "virtual",
-        "where",
-        "while",
-        "yield",
-    ]
-)
 RESERVED_NAMES = frozenset({"test", "core", "std", "alloc", "proc_macro"})
 
 _NAME_CHARS = re.compile(r"[a-z0-9_-]+")
-_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 def validate_name(name: str) -> str:
@@ -237,16 +197,153 @@ def get_template(kind: str) -> Template:
     raise ScaffoldError(f"unknown template {kind!r}: valid templates are {valid} (see `pyaya templates`)")
 
 
-def _substitute(text: str, values: dict[str, str]) -> str:
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+# -- placeholders ------------------------------------------------------------------------------------------------
+
+#: The values every template has besides its options. ``validate_name`` restricts the names to
+#: ``[a-z][a-z0-9_-]*`` (the crate name to a Rust identifier), so they may be written plain, without a context.
+BUILTIN_VALUES = ("name", "crate_name", "pyaya_version")
+#: The contexts each kind of file may use, by the rendered file's suffix; other files (``.gitignore``) take
+#: ``text`` only, and paths take plain values only.
+FILE_CONTEXTS: dict[str, tuple[str, ...]] = {
+    ".py": ("py", "text"),
+    ".rs": ("rust_str", "rust_ident", "text"),
+    ".toml": ("toml", "text"),
+    ".md": ("text", "sh"),
+}
+_OTHER_FILE_CONTEXTS = ("text",)
+# Anything of the shape {{word...}} is a placeholder and must parse as {{NAME}} or {{NAME|CONTEXT}}: a typo never
+# passes through unrendered.
+_PLACEHOLDER_LIKE = re.compile(r"\{\{\s*[A-Za-z_][^{}\n]*?\}\}")
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*(?:\|\s*([A-Za-z_]\w*)\s*)?\}\}")
 
 
-def _render_tree(source: Traversable, dest: Path, values: dict[str, str], top: bool) -> list[Path]:
+@dataclass(frozen=True)
+class Placeholder:
+    """One ``{{NAME}}`` or ``{{NAME|CONTEXT}}`` of a template file, at ``start:end`` of its text."""
+
+    start: int
+    end: int
+    name: str
+    context: str | None
+    text: str
+
+
+def placeholders(text: str) -> list[Placeholder]:
+    """Every placeholder of ``text``, in order; a malformed one (``{{name|}}``, ``{{a b}}``) has ``name`` ``""``."""
+    found: list[Placeholder] = []
+    for match in _PLACEHOLDER_LIKE.finditer(text):
+        parsed = _PLACEHOLDER.fullmatch(match.group(0))
+        name, context = (parsed.group(1), parsed.group(2)) if parsed else ("", None)
+        found.append(Placeholder(match.start(), match.end(), name, context, match.group(0)))
+    return found
+
+
+def plain_values(template: Template) -> frozenset[str]:
+    """The values of ``template`` that may be written without a context: the built-in ones only (every option,
+    even one with ``choices``, names its context at each placeholder)."""
+    del template  # the same for every template today; the signature leaves room for validated option grammars
+    return frozenset(BUILTIN_VALUES)
+
+
+def _allowed_contexts(rendered_name: str | None) -> tuple[str, ...]:
+    if rendered_name is None:  # a path component
+        return ()
+    return FILE_CONTEXTS.get(Path(rendered_name).suffix, _OTHER_FILE_CONTEXTS)
+
+
+def _shown(value: str) -> str:
+    """A value for an error message: one line, escaped, at most 80 characters."""
+    line = escapes.text_line(value)
+    return f"'{line if len(line) <= 80 else line[:77] + '...'}'"
+
+
+def _placeholder_problem(
+    found: Placeholder, known: Mapping[str, object], plain: frozenset[str], allowed: tuple[str, ...]
+) -> str | None:
+    """What is wrong with a placeholder of a template (not with a value), or None."""
+    if not found.name:
+        return f"{found.text} is not a placeholder: write {{{{NAME}}}} or {{{{NAME|CONTEXT}}}}"
+    if found.name not in known:
+        return f"{found.text} names no value: the template has {', '.join(sorted(known))}"
+    if found.context is None:
+        if found.name in plain:
+            return None
+        if not allowed:
+            return (
+                f"{found.text} has no context, and {found.name} is free text: paths take only the plain values "
+                f"{', '.join(sorted(plain))}"
+            )
+        contexts = ", ".join(f"{{{{{found.name}|{context}}}}}" for context in allowed)
+        return (
+            f"{found.text} has no context, and {found.name} is free text: write it through an escaper, "
+            f"here one of {contexts}"
+        )
+    if found.context not in escapes.CONTEXTS:
+        return f"{found.text}: unknown context {found.context!r}; contexts are {', '.join(escapes.CONTEXTS)}"
+    if found.context not in allowed:
+        return (
+            f"{found.text}: context {found.context} ({escapes.CONTEXTS[found.context][0]}) does not belong in this "
+            f"file; here use {', '.join(allowed) or 'plain values only'}"
+        )
+    return None
+
+
+def _render_text(
+    text: str,
+    values: Mapping[str, str],
+    plain: frozenset[str],
+    *,
+    rendered_name: str | None,
+    where: str,
+    rendered_where: str,
+) -> str:
+    """``text`` (of the template file ``where``, rendered to ``rendered_where``) with each placeholder replaced by
+    its value through its context's escaper."""
+    allowed = _allowed_contexts(rendered_name)
+    parts: list[str] = []
+    position = 0
+    for found in placeholders(text):
+        problem = _placeholder_problem(found, values, plain, allowed)
+        if problem is not None:
+            line = "" if rendered_name is None else f" line {text.count(chr(10), 0, found.start) + 1}"
+            raise ScaffoldError(f"{where}{line}: {problem}")
+        value = values[found.name]
+        description, escaper = (
+            ("plain text", escapes.plain) if found.context is None else escapes.CONTEXTS[found.context]
+        )
+        try:
+            rendered = escaper(value)
+        except escapes.Unrepresentable as error:
+            raise ScaffoldError(
+                f"{found.name} {_shown(value)} cannot be written as {description} into {rendered_where}: {error}; "
+                f"give a value that can"
+            ) from None
+        parts += [text[position : found.start], rendered]
+        position = found.end
+    parts.append(text[position:])
+    return "".join(parts)
+
+
+def _render_tree(
+    source: Traversable,
+    dest: Path,
+    values: dict[str, str],
+    plain: frozenset[str],
+    *,
+    prefixes: tuple[str, str],
+    top: bool,
+) -> list[Path]:
+    """Renders the folder ``source`` into ``dest``; ``prefixes`` are the folder's template and rendered paths (for
+    messages)."""
+    prefix, rendered_prefix = prefixes
     written: list[Path] = []
     for entry in sorted(source.iterdir(), key=lambda e: e.name):
         if entry.name in SKIPPED or entry.name.endswith(".pyc") or (top and entry.name == TEMPLATE_CONFIG):
             continue
-        name = _substitute(entry.name, values)
+        where = f"{prefix}{entry.name}"
+        name = _render_text(
+            entry.name, values, plain, rendered_name=None, where=f"the path {where}", rendered_where=where
+        )
         if name.endswith(TMPL_SUFFIX) and entry.is_file():
             name = name[: -len(TMPL_SUFFIX)]
         if not name or name in (".", "..") or "/" in name or "\\" in name:
@@ -254,16 +351,220 @@ def _render_tree(source: Traversable, dest: Path, values: dict[str, str], top: b
         target = dest / name
         if entry.is_dir():
             target.mkdir(exist_ok=True)
-            written += _render_tree(entry, target, values, top=False)
+            written += _render_tree(
+                entry, target, values, plain, prefixes=(f"{where}/", f"{rendered_prefix}{name}/"), top=False
+            )
             continue
         data = entry.read_bytes()
-        with contextlib.suppress(UnicodeDecodeError):  # a binary file is copied as it is
-            data = _substitute(data.decode("utf-8"), values).encode("utf-8")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:  # a binary file is copied as it is
+            pass
+        else:
+            rendered = _render_text(
+                text, values, plain, rendered_name=name, where=where, rendered_where=f"{rendered_prefix}{name}"
+            )
+            data = rendered.encode("utf-8")
         target.write_bytes(data)
         if isinstance(entry, Path) and os.access(entry, os.X_OK):
             target.chmod(0o755)
         written.append(target)
     return written
+
+
+# -- linting templates -------------------------------------------------------------------------------------------
+
+#: Where in a file each context may stand: "string" (a string literal that decodes escapes: Python str, Rust
+#: string, TOML basic string), "comment", "code"; None for anywhere.
+_CONTEXT_PLACES: dict[str, str | None] = {
+    "py": "string",
+    "rust_str": "string",
+    "toml": "string",
+    "rust_ident": "code",
+    "text": "comment",
+    "sh": None,
+}
+_PLACE_WORDS = {
+    "string": "a string literal that decodes escapes (not raw, not bytes)",
+    "comment": "a line comment",
+    "code": "code (outside strings and comments)",
+}
+# A region of a file's text: (start, end, place), place being one of "string", "comment", "other" (raw or bytes
+# strings, block comments, char literals).
+_Region = tuple[int, int, str]
+
+
+def _python_regions(text: str) -> list[_Region]:
+    import io  # noqa: PLC0415 - only linting tokenizes
+    import tokenize  # noqa: PLC0415
+
+    starts = [0]
+    for line in text.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+
+    def offset(row_col: tuple[int, int]) -> int:
+        return starts[row_col[0] - 1] + row_col[1]
+
+    regions: list[_Region] = []
+    fstring_start: list[tuple[int, str]] = []
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        name = tokenize.tok_name[token.type]
+        if name == "COMMENT":
+            regions.append((offset(token.start), offset(token.end), "comment"))
+        elif name == "STRING":
+            prefix = token.string[: len(token.string) - len(token.string.lstrip("rRbBuUfF"))].lower()
+            place = "other" if ("r" in prefix or "b" in prefix) else "string"
+            regions.append((offset(token.start), offset(token.end), place))
+        elif name == "FSTRING_START":  # Python 3.12+: f-strings are several tokens
+            fstring_start.append((offset(token.start), token.string.lower()))
+        elif name == "FSTRING_END" and fstring_start:
+            begin, prefix = fstring_start.pop()
+            regions.append((begin, offset(token.end), "other" if "r" in prefix else "string"))
+    return regions
+
+
+def _quoted_end(text: str, start: int, quote: str, escapes_allowed: bool) -> int:
+    """The offset just past the string starting at ``start`` (its opening ``quote`` included)."""
+    position = start + len(quote)
+    while position < len(text):
+        if escapes_allowed and text[position] == "\\":
+            position += 2
+        elif text.startswith(quote, position):
+            return position + len(quote)
+        else:
+            position += 1
+    return len(text)
+
+
+_RUST_RAW_STRING = re.compile(r'b?r(#*)"')
+_RUST_CHAR = re.compile(r"'(?:\\u\{[0-9A-Fa-f]+\}|\\x[0-9A-Fa-f]{2}|\\.|[^\\'\n])'")
+
+
+def _rust_regions(text: str) -> list[_Region]:
+    regions: list[_Region] = []
+    position = 0
+    while position < len(text):
+        char = text[position]
+        after_word = position > 0 and (text[position - 1].isalnum() or text[position - 1] == "_")
+        raw = None if after_word else _RUST_RAW_STRING.match(text, position)
+        if text.startswith("//", position):
+            end = text.find("\n", position)
+            end = len(text) if end < 0 else end
+            regions.append((position, end, "comment"))
+        elif text.startswith("/*", position):
+            depth, end = 1, position + 2
+            while end < len(text) and depth:
+                if text.startswith("/*", end):
+                    depth, end = depth + 1, end + 2
+                elif text.startswith("*/", end):
+                    depth, end = depth - 1, end + 2
+                else:
+                    end += 1
+            regions.append((position, end, "other"))
+        elif raw is not None:
+            close = text.find('"' + raw.group(1), raw.end())
+            end = len(text) if close < 0 else close + 1 + len(raw.group(1))
+            regions.append((position, end, "other"))
+        elif char == '"' or (char == "b" and not after_word and text.startswith('b"', position)):
+            start = position + (char == "b")
+            end = _quoted_end(text, start, '"', escapes_allowed=True)
+            regions.append((position, end, "string" if char == '"' else "other"))
+        elif char == "'" and (literal := _RUST_CHAR.match(text, position)) is not None:
+            end = literal.end()
+            regions.append((position, end, "other"))
+        else:
+            position += 1
+            continue
+        position = end
+    return regions
+
+
+_TOML_QUOTES = (('"""', "string", True), ("'''", "other", False), ('"', "string", True), ("'", "other", False))
+
+
+def _toml_regions(text: str) -> list[_Region]:
+    regions: list[_Region] = []
+    position = 0
+    while position < len(text):
+        quoted = next((quote for quote in _TOML_QUOTES if text.startswith(quote[0], position)), None)
+        if quoted is not None:
+            quote, place, escaped = quoted
+            end = _quoted_end(text, position, quote, escapes_allowed=escaped)
+        elif text[position] == "#":
+            end, place = text.find("\n", position), "comment"
+            end = len(text) if end < 0 else end
+        else:
+            position += 1
+            continue
+        regions.append((position, end, place))
+        position = end
+    return regions
+
+
+_REGIONS = {".py": _python_regions, ".rs": _rust_regions, ".toml": _toml_regions}
+
+
+def _place_of(regions: list[_Region], start: int, end: int) -> str:
+    for region_start, region_end, place in regions:
+        if region_start <= start and end <= region_end:
+            return place
+    return "code"
+
+
+def lint_template(template: Template) -> list[str]:
+    """Every problem of ``template``'s placeholders, found without rendering it.
+
+    Each placeholder must parse, name a value the template has, and either be plain (built-in names, options
+    with plain ``choices``) or name a context that fits its file (``FILE_CONTEXTS``) and its place in the file: a
+    ``py``/``rust_str``/``toml`` value inside a string literal that decodes escapes, ``text`` in a line comment of
+    a Python, Rust or TOML file, ``rust_ident`` in code. Paths take plain values only. ``pyaya new`` refuses the
+    same problems (all but the places) when it renders.
+    """
+    import tokenize  # noqa: PLC0415 - only linting tokenizes; the CLI imports this module at start
+
+    known = dict.fromkeys((*BUILTIN_VALUES, *(option.name for option in template.options)), "")
+    plain = plain_values(template)
+    problems: list[str] = []
+
+    def walk(folder: Traversable, prefix: str, top: bool) -> None:
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if entry.name in SKIPPED or entry.name.endswith(".pyc") or (top and entry.name == TEMPLATE_CONFIG):
+                continue
+            where = f"{template.kind}/{prefix}{entry.name}"
+            for found in placeholders(entry.name):
+                problem = _placeholder_problem(found, known, plain, ())
+                if problem is not None:
+                    problems.append(f"{where} (its name): {problem}")
+            if entry.is_dir():
+                walk(entry, f"{prefix}{entry.name}/", top=False)
+                continue
+            try:
+                text = entry.read_bytes().decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            rendered_name = entry.name.removesuffix(TMPL_SUFFIX)
+            suffix = Path(rendered_name).suffix
+            found_all = placeholders(text)
+            if not found_all:
+                continue
+            try:
+                regions = _REGIONS[suffix](text) if suffix in _REGIONS else None
+            except (SyntaxError, tokenize.TokenError) as error:
+                problems.append(f"{where}: cannot be tokenized to check where its placeholders are: {error}")
+                regions = None
+            for found in found_all:
+                line = text.count("\n", 0, found.start) + 1
+                problem = _placeholder_problem(found, known, plain, _allowed_contexts(rendered_name))
+                wanted = None if found.context is None else _CONTEXT_PLACES.get(found.context)
+                if problem is None and regions is not None and wanted is not None:
+                    place = _place_of(regions, found.start, found.end)
+                    if place != wanted:
+                        problem = f"{found.text} must stand in {_PLACE_WORDS[wanted]}, not in {place}"
+                if problem is not None:
+                    problems.append(f"{where} line {line}: {problem}")
+
+    walk(template.root, "", top=True)
+    return problems
 
 
 def render(
@@ -284,6 +585,11 @@ def render(
     template = get_template(kind)
     option_values = _option_values(template, options or {})
     dest = Path(dest).absolute()
+    if dest.is_symlink():
+        raise ScaffoldError(
+            f"{dest} is a symbolic link (to {os.readlink(dest)}): pyaya new writes only into a real folder; "
+            f"pass that folder with --path ({dest.resolve()})"
+        )
     if dest.exists() and not dest.is_dir():
         raise ScaffoldError(f"{dest} exists and is not a folder: pick another name or --path")
     non_empty = dest.is_dir() and any(dest.iterdir())
@@ -298,7 +604,9 @@ def render(
         raise ScaffoldError(f"cannot create {dest}: {error.strerror or error}") from None
     values = {**option_values, "name": name, "crate_name": crate, "pyaya_version": _pyaya_version()}
     try:
-        staged = _render_tree(template.root, staging, values, top=True)
+        staged = _render_tree(
+            template.root, staging, values, plain_values(template), prefixes=(f"{kind}/", ""), top=True
+        )
         if not non_empty:
             if dest.is_dir():
                 dest.rmdir()
@@ -330,21 +638,66 @@ def _option_values(template: Template, given: dict[str, str]) -> dict[str, str]:
     return values
 
 
+# Folders are opened without following a symlink in their last component, so a link put in the project while
+# it renders cannot send a write elsewhere.
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
 def _merge(staging: Path, dest: Path) -> None:
-    """Move every rendered file over ``dest``; checks for file/folder clashes first so it fails before writing."""
-    files = [path for path in staging.rglob("*") if not path.is_dir()]
-    for path in files:
-        relative = path.relative_to(staging)
-        for parent in [*reversed(relative.parents[:-1]), relative]:
-            existing = dest / parent
-            wants_dir = parent != relative
-            if existing.exists() and existing.is_dir() != wants_dir:
+    """Move every rendered file over ``dest`` (``--force``), never through a symbolic link.
+
+    File/folder clashes and symlinks on the way to a file (a symlinked subfolder, a symlinked file) are refused
+    before anything is written; the writes then walk ``dest`` one folder at a time with ``O_NOFOLLOW``, so a link
+    that appears meanwhile fails the write instead of being followed out of the project.
+    """
+    files = [path.relative_to(staging) for path in staging.rglob("*") if not path.is_dir()]
+    for relative in files:
+        for part in [*reversed(relative.parents[:-1]), relative]:
+            existing = dest / part
+            try:
+                mode = existing.lstat().st_mode
+            except FileNotFoundError:
+                break
+            if stat.S_ISLNK(mode):
+                raise ScaffoldError(
+                    f"--force will not write through the symbolic link {existing} (to {os.readlink(existing)}): "
+                    f"the template writes {dest / relative}, and pyaya new writes only inside {dest}; "
+                    "remove the link or render into another folder"
+                )
+            wants_dir = part != relative
+            if stat.S_ISDIR(mode) != wants_dir:
                 what = "a folder" if wants_dir else "a file"
                 raise ScaffoldError(f"--force cannot render over {existing}: the template needs {what} there")
-    for path in files:
-        target = dest / path.relative_to(staging)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
+    root = os.open(dest, _DIR_FLAGS)
+    try:
+        for relative in files:
+            _move_into(staging / relative, root, relative, dest)
+    finally:
+        os.close(root)
+
+
+def _move_into(source: Path, root: int, relative: Path, dest: Path) -> None:
+    """``os.replace(source, dest / relative)``, creating folders, with every folder opened ``O_NOFOLLOW``."""
+    opened: list[int] = []
+    folder = root
+    try:
+        for part in relative.parts[:-1]:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o777, dir_fd=folder)
+            try:
+                folder = os.open(part, _DIR_FLAGS, dir_fd=folder)
+            except OSError as error:
+                if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise ScaffoldError(
+                        f"--force will not write through {dest / relative}: a part of that path is no longer a "
+                        "folder (a symbolic link appeared while rendering); nothing was written through it"
+                    ) from None
+                raise
+            opened.append(folder)
+        os.replace(source, relative.name, dst_dir_fd=folder)
+    finally:
+        for fd in opened:
+            os.close(fd)
 
 
 def create_project(

@@ -19,6 +19,7 @@ value types of each map, so maps and ring buffers come back typed without the us
 from __future__ import annotations
 
 import collections
+import keyword
 import operator
 import re
 import struct
@@ -310,7 +311,14 @@ class EnumCodec(_Node):
 
 class Record(tuple):  # type: ignore[type-arg]
     """A decoded struct or union: fields as attributes (and, like a named tuple, by position), ``asdict()`` for
-    JSON, ``bytes(record)`` to encode."""
+    JSON, ``bytes(record)`` to encode.
+
+    Every field keeps its real name in ``_fields``, ``repr``, ``asdict()`` and encoding, whatever it is. As an
+    attribute, a field is under its own name unless that name is one of the record's own (``_type``,
+    ``_fields``, ``_asdict``, ``asdict``), a ``__dunder__`` or a Python keyword: then it is under the name with
+    ``_`` appended (``record.class_``, ``record.asdict_``; one more ``_`` while that is taken), and a keyword
+    field also under its real name (``getattr(record, "class")``). ``RecordType.attributes`` maps each field to
+    its attribute."""
 
     __slots__ = ()
     _type: ClassVar[RecordType]
@@ -631,6 +639,31 @@ def _field_getter(index: int, doc: str) -> Any:
 _tuplegetter: Any = getattr(collections, "_tuplegetter", None)
 
 
+#: Names a field's attribute may not take: the record's own, which its methods and pyaya rely on.
+_RECORD_NAMES = frozenset({"_type", "_fields", "_asdict", "asdict"})
+
+
+def _attribute_names(names: tuple[str, ...]) -> dict[str, str]:
+    """The attribute of each field: its name, or (for the record's own names, dunders and Python keywords) the
+    name with ``_`` appended until it is no field's name and no other field's attribute."""
+    taken = set(names)
+    attributes: dict[str, str] = {}
+    for name in names:
+        if (
+            name not in _RECORD_NAMES
+            and not keyword.iskeyword(name)
+            and not (len(name) > 4 and name.startswith("__") and name.endswith("__"))
+        ):
+            attributes[name] = name
+            continue
+        alias = f"{name}_"
+        while alias in taken or alias in _RECORD_NAMES:
+            alias += "_"
+        taken.add(alias)
+        attributes[name] = alias
+    return attributes
+
+
 class _Field:
     __slots__ = ("name", "node", "offset")
 
@@ -662,8 +695,12 @@ class RecordType(_Node):
         self.fields = tuple(fields)
         names = tuple(field.name for field in fields)
         namespace: dict[str, Any] = {"__slots__": (), "_type": self, "_fields": names, "__module__": "pyaya.types"}
+        self.attributes: dict[str, str] = _attribute_names(names)
         for index, name in enumerate(names):
-            namespace[name] = _field_getter(index, f"Field {name!r} of {self.label()}.")
+            getter = _field_getter(index, f"Field {name!r} of {self.label()}.")
+            namespace[self.attributes[name]] = getter
+            if keyword.iskeyword(name):  # not writable as record.class, but getattr(record, "class") works
+                namespace[name] = getter
         self.record_class = type(self.name or "anonymous", (Record,), namespace)
 
     @property
@@ -728,7 +765,7 @@ class RecordType(_Node):
             buffer[offset : offset + self.size] = data
             return
         if isinstance(value, Record):
-            values = {name: getattr(value, name) for name in value._fields}
+            values = dict(zip(value._fields, value, strict=True))
         elif isinstance(value, Mapping):
             unknown = set(value) - set(self.field_names)
             if unknown:

@@ -1,4 +1,4 @@
-"""User space of {{name}}: meters the {{direction}} traffic
+"""User space of {{name}}: meters the {{direction|py}} traffic
 of every process in a cgroup (v2): an event for each new flow, with the uid owning its socket, and packets and bytes per
 protocol when it stops.
 
@@ -23,7 +23,7 @@ from pyaya.kernel import cgroup
 from pyaya.runtime import Column, RunOptions, Session, parse_options
 
 PROTOCOL_NAMES = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp", 58: "icmpv6", 132: "sctp"}
-DIRECTION = "{{direction}}"
+DIRECTION = "{{direction|py}}"
 
 
 class Flow(ctypes.Structure):

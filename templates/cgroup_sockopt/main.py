@@ -1,4 +1,4 @@
-"""User space of {{name}}: logs every {{sockopt_target}} call made
+"""User space of {{name}}: logs every {{sockopt_target|py}} call made
 by the processes of a cgroup (v2): who called it, on which kind of socket, which option and how long a buffer; prints
 the calls per option when it stops. The calls themselves are not changed.
 

@@ -1,7 +1,7 @@
 """User space of {{name}}: a TC classifier on an interface that prints each new flow
 (protocol, addresses, ports), then the packets and bytes of every flow when it stops.
 
-    sudo pyaya run                                   # {{direction}} traffic of {{interface}}, until Ctrl-C
+    sudo pyaya run                                   # {{direction|py}} traffic of {{interface|py}}, until Ctrl-C
     sudo pyaya run --json --duration 5
     sudo python main.py --interface eth0 --direction egress
     sudo pyaya run --args '--priority 1'             # a netlink filter on clsact instead of a tcx link
@@ -109,8 +109,8 @@ def parse_arguments() -> tuple[argparse.Namespace, RunOptions]:
     """This project's options and the ones every pyaya project has (--object, --json, -p PID, interval, ...), in
     one parser: --help lists them all."""
     parser = argparse.ArgumentParser(prog="main.py", description=DESCRIPTION, allow_abbrev=False)
-    parser.add_argument("--interface", default="{{interface}}", help="interface to attach to (default: %(default)s)")
-    parser.add_argument("--direction", choices=["ingress", "egress"], default="{{direction}}")
+    parser.add_argument("--interface", default="{{interface|py}}", help="interface to attach to (default: %(default)s)")
+    parser.add_argument("--direction", choices=["ingress", "egress"], default="{{direction|py}}")
     parser.add_argument(
         "--priority",
         type=int,

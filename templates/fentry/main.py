@@ -1,5 +1,5 @@
 """User space of {{name}}: times every call of the kernel function
-`{{function}}`, prints the calls slower than --min-ms as they happen, and when it stops the
+`{{function|py}}`, prints the calls slower than --min-ms as they happen, and when it stops the
 calls per process and a log2 histogram of the latencies.
 
     sudo pyaya run                          # until Ctrl-C
@@ -49,7 +49,7 @@ def main() -> None:
                 "MIN_LATENCY_NS": ctypes.c_uint64(int(options.min_ms * 1e6)),
             }
         )
-        # Both programs name their function in their ELF section (fentry/{{function}}, fexit/{{function}}): loading
+        # Both programs name their function in their ELF section (fentry/{{function|text}}, fexit/{{function|text}}): loading
         # finds it in the kernel's BTF, attaching builds the trampoline.
         for program in ("{{crate_name}}_entry", "{{crate_name}}_return"):
             bpf.programs[program].load()

@@ -1,5 +1,5 @@
 """User space of {{name}}: looks at every value the kernel function
-`{{function}}` returns. Calls that fail are printed as they happen (with their errno); when
+`{{function|py}}` returns. Calls that fail are printed as they happen (with their errno); when
 it stops it prints the calls per process, the errors per errno and a log2 histogram of the other results (for vfs_read:
 bytes read).
 
@@ -26,7 +26,7 @@ from pyaya.runtime import Column, Session
 
 log = logging.getLogger("{{name}}")
 
-FUNCTION = "{{function}}"
+FUNCTION = "{{function|py}}"
 
 
 def return_bits(function: str) -> int:
@@ -63,7 +63,7 @@ def main() -> None:
                 "RETURN_BITS": ctypes.c_uint64(return_bits(FUNCTION)),
             }
         )
-        # The program names its function in its ELF section (fexit/{{function}}): loading finds it in the kernel's
+        # The program names its function in its ELF section (fexit/{{function|text}}): loading finds it in the kernel's
         # BTF, attaching builds the trampoline.
         program = bpf.programs["{{crate_name}}"]
         program.load()

@@ -1,5 +1,5 @@
 """User space of {{name}}: times every call of the kernel function
-`{{function}}`, prints the calls slower than --min-ms as they happen, and when it stops the
+`{{function|py}}`, prints the calls slower than --min-ms as they happen, and when it stops the
 calls per process and a log2 histogram of the latencies.
 
     sudo pyaya run                          # until Ctrl-C
@@ -20,7 +20,7 @@ import time
 
 from pyaya.runtime import Column, RunOptions, Session, parse_options
 
-FUNCTION = "{{function}}"
+FUNCTION = "{{function|py}}"
 
 #: What --help says first: the opening of this file's docstring.
 DESCRIPTION = (__doc__ or "").partition("\n\n")[0].replace("\n", " ")

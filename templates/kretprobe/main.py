@@ -1,5 +1,5 @@
 """User space of {{name}}: looks at every value the kernel function
-`{{function}}` returns. Calls that fail are printed as they happen (with their errno); when
+`{{function|py}}` returns. Calls that fail are printed as they happen (with their errno); when
 it stops it prints the calls per process, the errors per errno and a log2 histogram of the other results (for vfs_read:
 bytes read).
 
@@ -26,7 +26,7 @@ from pyaya.runtime import Column, Session
 
 log = logging.getLogger("{{name}}")
 
-FUNCTION = "{{function}}"
+FUNCTION = "{{function|py}}"
 
 
 def return_bits(function: str) -> int:

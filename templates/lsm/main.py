@@ -1,5 +1,5 @@
 """User space of {{name}}: prints every call of the LSM hook
-`{{lsm_hook}}` (for bprm_check_security: every program about to run; for file_open: every
+`{{lsm_hook|py}}` (for bprm_check_security: every program about to run; for file_open: every
 file opened), then the checks per process when it stops. The program never denies anything.
 
     sudo pyaya run                # until Ctrl-C
@@ -21,7 +21,7 @@ from pyaya.runtime import Column, Session
 
 log = logging.getLogger("{{name}}")
 
-HOOK = "{{lsm_hook}}"
+HOOK = "{{lsm_hook|py}}"
 #: The kernel struct members each decoded hook's program follows, and the globals their offsets go to.
 OFFSETS = {
     "bprm_check_security": {"BINPRM_FILENAME_OFFSET": ("linux_binprm", "filename")},
@@ -57,7 +57,7 @@ def main() -> None:
     ]
     with Session("{{name}}", columns=columns) as session:
         bpf = session.load(globals=kernel_offsets())
-        # The program names its hook in its ELF section (lsm/{{lsm_hook}}): loading finds the hook's
+        # The program names its hook in its ELF section (lsm/{{lsm_hook|text}}): loading finds the hook's
         # bpf_lsm_ function in the kernel's BTF.
         program = bpf.programs["{{crate_name}}"]
         program.load()

@@ -1,5 +1,5 @@
 """User space of {{name}}: counts system calls per process on the raw tracepoint
-`{{tracepoint_name}}`.
+`{{tracepoint_name|py}}`.
 
 Every interval it prints the processes that were busiest in that interval; when it stops it prints the totals
 per system call and per process.
@@ -29,7 +29,7 @@ def main() -> None:
     with Session("{{name}}", columns=columns) as session:
         options = session.options
         bpf = session.load(globals={"TARGET_TGID": ctypes.c_uint32(options.pid or 0)})
-        bpf.programs["{{crate_name}}"].attach("{{tracepoint_name}}")
+        bpf.programs["{{crate_name}}"].attach("{{tracepoint_name|py}}")
         counts = bpf.maps["PROCESS_COUNTS"]
         names = bpf.maps["PROCESS_NAMES"]  # a #[btf_map]: values come back as Comm records
         session.show_map_at_exit(bpf.maps["SYSCALL_COUNTS"], key="syscall", value="calls")

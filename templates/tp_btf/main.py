@@ -1,5 +1,5 @@
 """User space of {{name}}: prints every hit of the BTF tracepoint
-`{{btf_tracepoint}}` (for sched_process_exec: every exec on the system, with the binary's resolved
+`{{btf_tracepoint|py}}` (for sched_process_exec: every exec on the system, with the binary's resolved
 path), then the counts per uid when it stops.
 
     sudo pyaya run                # until Ctrl-C
@@ -42,7 +42,7 @@ def main() -> None:
     ]
     with Session("{{name}}", columns=columns) as session:
         bpf = session.load(globals=kernel_offsets())
-        # The program names its tracepoint in its ELF section (tp_btf/{{btf_tracepoint}}): loading finds its type
+        # The program names its tracepoint in its ELF section (tp_btf/{{btf_tracepoint|text}}): loading finds its type
         # in the kernel's BTF.
         program = bpf.programs["{{crate_name}}"]
         program.load()

@@ -1,5 +1,5 @@
 """User space of {{name}}: times every call of
-`{{uprobe_function}}` in `{{uprobe_target}}` and prints one line per call
+`{{uprobe_function|py}}` in `{{uprobe_target|py}}` and prints one line per call
 (its first argument, latency and result), then the calls per process and a latency histogram when it stops.
 
     sudo pyaya run                          # until Ctrl-C
@@ -20,8 +20,8 @@ import time
 
 from pyaya.runtime import Column, RunOptions, Session, parse_options
 
-TARGET = "{{uprobe_target}}"
-FUNCTION = "{{uprobe_function}}"
+TARGET = "{{uprobe_target|py}}"
+FUNCTION = "{{uprobe_function|py}}"
 #: Width of the function's return type: getaddrinfo returns an int, whose register's upper half is undefined.
 #: Use 64 for functions returning a long, a size or a pointer.
 RETURN_BITS = 32

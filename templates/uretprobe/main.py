@@ -1,5 +1,5 @@
-"""User space of {{name}}: prints each string `{{uprobe_function}}`
-in `{{uprobe_target}}` returns (for bash's readline: every command line typed into an interactive
+"""User space of {{name}}: prints each string `{{uprobe_function|py}}`
+in `{{uprobe_target|py}}` returns (for bash's readline: every command line typed into an interactive
 bash), then the lines per process when it stops.
 
     sudo pyaya run                          # until Ctrl-C
@@ -17,8 +17,8 @@ import time
 
 from pyaya.runtime import Column, Session
 
-TARGET = "{{uprobe_target}}"
-FUNCTION = "{{uprobe_function}}"
+TARGET = "{{uprobe_target|py}}"
+FUNCTION = "{{uprobe_function|py}}"
 
 
 def main() -> None:

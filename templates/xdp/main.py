@@ -1,7 +1,7 @@
 """User space of {{name}}: counts packets and bytes per IP protocol on an interface with
 XDP, drops IPv4 packets from the addresses given with --drop (printing each one), and prints the counts when it stops.
 
-    sudo pyaya run                                   # interface {{interface}}, until Ctrl-C
+    sudo pyaya run                                   # interface {{interface|py}}, until Ctrl-C
     sudo pyaya run --json --duration 5
     sudo python main.py --drop 192.0.2.7 --drop 198.51.100.1 --interface eth0 --mode skb
 
@@ -99,7 +99,7 @@ def parse_arguments() -> tuple[argparse.Namespace, RunOptions]:
     """This project's options and the ones every pyaya project has (--object, --json, -p PID, interval, ...), in
     one parser: --help lists them all."""
     parser = argparse.ArgumentParser(prog="main.py", description=DESCRIPTION, allow_abbrev=False)
-    parser.add_argument("--interface", default="{{interface}}", help="interface to attach to (default: %(default)s)")
+    parser.add_argument("--interface", default="{{interface|py}}", help="interface to attach to (default: %(default)s)")
     parser.add_argument("--mode", choices=sorted(MODES), default="skb", help="XDP mode (default: %(default)s)")
     parser.add_argument(
         "--drop",

@@ -190,7 +190,7 @@ def test_uprobe_errors_name_what_is_missing(fixtures_dir: Path, add_binary: Path
             program.attach(add_binary, "no_such_function")
         with pytest.raises(pyaya.NotFoundError, match="missing"):
             program.attach(tmp_path / "missing", "pyaya_add")
-        with pytest.raises(pyaya.ProgramError, match="pid"):
+        with pytest.raises(pyaya.InvalidArgumentError, match="pid"):
             program.attach(add_binary, "pyaya_add", pid=0)
         assert program.links == []
 
@@ -250,9 +250,9 @@ def test_perf_event_on_chosen_cpus_and_for_one_process(fixtures_dir: Path) -> No
         samples = _samples(bpf)
         assert sum(count for key, count in samples.items() if key % 2 == 1) > 0
         assert all(key % 2 == 1 or samples.get(key + 1) == count for key, count in samples.items())
-        with pytest.raises(pyaya.NotFoundError, match="no perf event named"):
+        with pytest.raises(pyaya.InvalidArgumentError, match="no perf event named"):
             program.attach("no-such-event")
-        with pytest.raises(pyaya.ProgramError, match="not both"):
+        with pytest.raises(pyaya.InvalidArgumentError, match="not both"):
             program.attach("cpu-clock", sample_period=10, sample_frequency=10)
 
 

@@ -82,7 +82,7 @@ def templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (root / kind).mkdir(parents=True)
         (root / kind / "template.toml").write_text(config)
         names = [line[len("[options.") : -1] for line in config.splitlines() if line.startswith("[options.")]
-        (root / kind / "values.txt").write_text("\n".join(f"{n}={{{{{n}}}}}" for n in names) + "\n")
+        (root / kind / "values.txt").write_text("\n".join(f"{n}={{{{{n}|text}}}}" for n in names) + "\n")
     monkeypatch.setattr(scaffold, "templates_root", lambda: root)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(new_module, "_interactive", lambda: False)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from pyaya import project as project_module
 from pyaya.errors import ProjectError
 from pyaya.project import find_project, load_project
 from pyaya.toolchain import bpf_target
@@ -78,6 +79,31 @@ def test_defaults(tmp_path: Path) -> None:
         ('[project]\nname = "x"\n[build]\nobjects = []\n', "objects must be a non-empty list"),
         ('[project]\nname = "x"\n[build]\ntoolchain = "stable"\n', "is not one of auto, nightly"),
         ("[project]\nname = 5\n", "must be a non-empty string"),
+        # Unknown tables and keys name the table and the key, with the nearest valid one.
+        ('[project]\nname = "x"\n[run]\nmian = "main.py"\n', r'\[run\] has no key "mian" \(did you mean "main"\?\)'),
+        ('[project]\nname = "x"\nnmae = "y"\n', r'\[project\] has no key "nmae" \(did you mean "name"\?\); its keys'),
+        ('[project]\nname = "x"\n[buld]\npackage = "p"\n', r'unknown table \[buld\] \(did you mean "build"\?\)'),
+        ('[project]\nname = "x"\n[metrcis]\n', r"unknown table \[metrcis\]; pyaya.toml has \[project\], \[build\]"),
+        ('[project]\nname = "x"\n[build]\nobject = ["x"]\n', r'has no key "object" \(did you mean "objects"\?\)'),
+        # Wrong value types say what was found.
+        (
+            '[project]\nname = "x"\n[run]\nmain = 3\n',
+            r'\[run\] main must be a non-empty string, e\.g\. main = "main\.py", not 3',
+        ),
+        ('[project]\nname = "x"\n[build]\nobjects = [1]\n', "objects must be a non-empty list of strings"),
+        ('run = 3\n[project]\nname = "x"\n', r"`run` must be a table \(\[run\]\), not an integer"),
+        (
+            '[project]\nname = "x"\n[build]\ntoolchain = true\n',
+            r"toolchain must be a non-empty string, not True \(a boolean\)",
+        ),
+        ('[project]\nname = "x"\n[build]\nobjects = [".."]\n', "is not a cargo name"),
+        ('[project]\nname = "x"\n[build]\npackage = "../p"\n', "is not a cargo name"),
+        # Paths stay inside the project.
+        (
+            '[project]\nname = "x"\n[run]\nmain = "../outside.py"\n',
+            r"\[run\] main = '\.\./outside\.py' points outside the project",
+        ),
+        ('[project]\nname = "x"\n[run]\nmain = "/etc/passwd"\n', "points outside the project"),
     ],
 )
 def test_invalid_config(tmp_path: Path, text: str, message: str) -> None:
@@ -124,3 +150,39 @@ def test_cargo_target_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     root = make(tmp_path)
     monkeypatch.setenv("CARGO_TARGET_DIR", "/elsewhere/t")
     assert find_project(root).object_paths()[0] == Path("/elsewhere/t") / bpf_target() / "release" / "execwatch"
+
+
+def test_main_symlinked_outside_the_project_is_refused(tmp_path: Path) -> None:
+    root = make(tmp_path)
+    outside = tmp_path / "elsewhere.py"
+    outside.write_text("print('not ours')")
+    (root / "main.py").symlink_to(outside)
+    with pytest.raises(ProjectError, match=r"\[run\] main = 'main.py' points outside the project .*elsewhere.py"):
+        load_project(root / "pyaya.toml")
+    (root / "main.py").unlink()
+    (root / "scripts").mkdir()
+    (root / "scripts" / "real.py").write_text("")
+    (root / "main.py").symlink_to(root / "scripts" / "real.py")  # a link that stays inside is fine
+    assert load_project(root / "pyaya.toml").main == (root / "scripts" / "real.py").resolve()
+
+
+def test_schema_is_extended_in_one_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table added to SCHEMA is accepted and checked like the others, and readable from Project.tables."""
+    monkeypatch.setitem(
+        project_module.SCHEMA,
+        "metrics",
+        project_module.Key(
+            "table", keys={"port": project_module.Key("integer"), "dir": project_module.Key("string", path=True)}
+        ),
+    )
+    root = make(tmp_path, CONFIG + "[metrics]\nport = 9000\ndir = 'out'\n")
+    assert load_project(root / "pyaya.toml").tables["metrics"] == {"port": 9000, "dir": "out"}
+    (root / "pyaya.toml").write_text(CONFIG + "[metrics]\nprot = 9000\n")
+    with pytest.raises(ProjectError, match=r'\[metrics\] has no key "prot" \(did you mean "port"\?\)'):
+        load_project(root / "pyaya.toml")
+    (root / "pyaya.toml").write_text(CONFIG + "[metrics]\nport = '9000'\n")
+    with pytest.raises(ProjectError, match=r"\[metrics\] port must be an integer, not '9000' \(a string\)"):
+        load_project(root / "pyaya.toml")
+    (root / "pyaya.toml").write_text(CONFIG + "[metrics]\ndir = '../../x'\n")
+    with pytest.raises(ProjectError, match=r"\[metrics\] dir = '\.\./\.\./x' points outside"):
+        load_project(root / "pyaya.toml")

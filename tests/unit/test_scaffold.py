@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def fake_templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (demo / "template.toml").write_text('description = "A demo"\n')
     (demo / "Cargo.toml.tmpl").write_text('[workspace]\nmembers = ["{{name}}-ebpf"]\n')
     (demo / "{{name}}-ebpf" / "src" / "main.rs").write_text("use {{crate_name}}_common::Event; // {{ name }}\n")
-    (demo / "main.py").write_text('"""{{name}} for pyaya {{pyaya_version}}; {{unknown}} stays."""\n')
+    (demo / "main.py").write_text('"""{{name}} for pyaya {{pyaya_version}}."""\n')
     (demo / "logo.bin").write_bytes(b"\xff\xfe{{name}}\x00")
     (demo / ".gitignore").write_text("/target\n")
     for skipped in ("target", "__pycache__"):
@@ -87,7 +88,6 @@ def test_render(fake_templates: Path, tmp_path: Path) -> None:
     main = (dest / "main.py").read_text()
     assert main.startswith('"""exec-watch for pyaya ')
     assert "{{pyaya_version}}" not in main
-    assert "{{unknown}} stays" in main
     assert (dest / "logo.bin").read_bytes() == b"\xff\xfe{{name}}\x00"
     assert not (dest / "template.toml").exists()
     assert not (dest / "target").exists()
@@ -186,3 +186,71 @@ def test_real_tracepoint_template(tmp_path: Path) -> None:
     assert 'name = "exec-watch"' in config
     assert (dest / "Cargo.toml").is_file()
     assert (dest / "exec-watch-ebpf" / "Cargo.toml").is_file()
+
+
+def _outside(tmp_path: Path) -> Path:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "main.rs").write_text("precious")
+    return outside
+
+
+def test_force_refuses_a_symlinked_subfolder(fake_templates: Path, tmp_path: Path) -> None:
+    outside = _outside(tmp_path)
+    dest = tmp_path / "proj"
+    dest.mkdir()
+    (dest / "proj-ebpf").symlink_to(outside)  # the template writes proj-ebpf/src/main.rs
+    (outside / "src").mkdir()
+    (outside / "src" / "main.rs").write_text("precious")
+    with pytest.raises(ScaffoldError, match=r"will not write through the symbolic link .*proj-ebpf"):
+        scaffold.render("demo", "proj", dest, force=True)
+    assert (outside / "src" / "main.rs").read_text() == "precious"
+    assert sorted(p.name for p in dest.iterdir()) == ["proj-ebpf"]  # nothing else written either
+
+
+def test_force_refuses_a_symlinked_file(fake_templates: Path, tmp_path: Path) -> None:
+    outside = _outside(tmp_path)
+    dest = tmp_path / "proj"
+    dest.mkdir()
+    (dest / "main.py").symlink_to(outside / "main.rs")
+    with pytest.raises(ScaffoldError, match=r"symbolic link .*main\.py"):
+        scaffold.render("demo", "proj", dest, force=True)
+    assert (outside / "main.rs").read_text() == "precious"
+    assert (dest / "main.py").is_symlink()
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_destination_that_is_a_symlink_is_refused(fake_templates: Path, tmp_path: Path, force: bool) -> None:
+    outside = _outside(tmp_path)
+    (tmp_path / "proj").symlink_to(outside)
+    with pytest.raises(ScaffoldError, match=r"is a symbolic link .*pass that folder with --path"):
+        scaffold.render("demo", "proj", tmp_path / "proj", force=force)
+    assert sorted(p.name for p in outside.iterdir()) == ["main.rs"]
+
+
+def test_a_link_appearing_while_writing_is_not_followed(tmp_path: Path) -> None:
+    """The writes open each folder O_NOFOLLOW: a subfolder swapped for a link after the checks fails the write."""
+    outside = _outside(tmp_path)
+    dest = tmp_path / "proj"
+    dest.mkdir()
+    (dest / "sub").symlink_to(outside)
+    source = tmp_path / "staged.rs"
+    source.write_text("new")
+    root = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(ScaffoldError, match="no longer a folder"):
+            scaffold._move_into(source, root, Path("sub/main.rs"), dest)
+    finally:
+        os.close(root)
+    assert (outside / "main.rs").read_text() == "precious"
+    assert source.read_text() == "new"
+
+
+def test_force_still_writes_through_real_folders(fake_templates: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "proj"
+    (dest / "proj-ebpf" / "src").mkdir(parents=True)
+    (dest / "proj-ebpf" / "src" / "main.rs").write_text("old")
+    (dest / "notes").symlink_to(tmp_path)  # a link the template does not write through is left alone
+    scaffold.render("demo", "proj", dest, force=True)
+    assert (dest / "proj-ebpf" / "src" / "main.rs").read_text().startswith("use proj_common")
+    assert (dest / "notes").is_symlink()

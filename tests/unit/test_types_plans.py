@@ -265,3 +265,82 @@ def test_structs_the_packer_cannot_take_use_the_per_field_path() -> None:
     assert reordered._packer() is None  # declared out of offset order
     assert reordered.encode({"first": 1, "second": 2}) == struct.pack("<II", 1, 2)
     assert TYPES["Shapes"]._packer() is None  # nested records
+
+
+#: Field names Rust (or C) allows that collide with the record's own names, Python keywords, dunders, tuple
+#: methods, and each other once an alias is made (class / class_ / class__).
+ODD_NAMES = [
+    "_type",
+    "_fields",
+    "_asdict",
+    "asdict",
+    "class",
+    "class_",
+    "from",
+    "None",
+    "__init__",
+    "__repr__",
+    "__class__",
+    "__bytes__",
+    "count",
+    "index",
+    "_type_",
+]
+
+
+def _odd_types(union: bool = False) -> Types:
+    b = BtfBuilder()
+    u32 = b.int_("u32", 4)
+    members = [(name, u32, 0 if union else 32 * i, 0) for i, name in enumerate(ODD_NAMES)]
+    b.composite("UNION" if union else "STRUCT", "Odd", 4 if union else 4 * len(ODD_NAMES), members)
+    b.composite("STRUCT", "Outer", 4 + 4 * len(ODD_NAMES), [("_type", u32, 0, 0), ("inner", 2, 32, 0)])
+    return Types(Btf(b.to_bytes()))
+
+
+def test_any_legal_field_name_decodes_prints_encodes_and_dumps() -> None:
+    import json  # noqa: PLC0415
+
+    from pyaya.types import asdict  # noqa: PLC0415
+
+    odd_type = _odd_types()["Odd"]
+    data = struct.pack(f"<{len(ODD_NAMES)}I", *range(1, len(ODD_NAMES) + 1))
+    odd = odd_type(data)
+    assert odd._fields == tuple(ODD_NAMES)
+    assert tuple(odd) == tuple(range(1, len(ODD_NAMES) + 1))
+    expected = {name: i + 1 for i, name in enumerate(ODD_NAMES)}
+    assert odd.asdict() == expected
+    assert odd._asdict() == expected
+    assert asdict(odd) == expected
+    assert json.loads(json.dumps(odd.asdict())) == expected
+    assert repr(odd) == "Odd(" + ", ".join(f"{name}={i + 1}" for i, name in enumerate(ODD_NAMES)) + ")"
+    assert bytes(odd) == data
+    assert odd_type.encode(odd) == data
+    assert odd_type.encode(expected) == data
+    assert odd_type(**expected) == odd
+    # Attributes: the real name where it is free, else the documented alias (name + "_", one more while taken).
+    attributes = odd_type.attributes
+    assert attributes["count"] == "count"
+    assert odd.count == expected["count"]
+    assert attributes["_type"] == "_type__"  # "_type_" is another field's name
+    assert attributes["class"] == "class__"  # "class_" is another field's name
+    assert attributes["asdict"] == "asdict_"
+    assert odd.asdict_ == expected["asdict"]
+    assert attributes["__init__"] == "__init___"
+    for name, attribute in attributes.items():
+        assert getattr(odd, attribute) == expected[name], name
+    assert getattr(odd, "class") == expected["class"]  # a keyword is also reachable by its own name
+    assert getattr(odd, "None") == expected["None"]
+    assert len(set(attributes.values())) == len(ODD_NAMES)
+    assert isinstance(odd, odd_type.record_class)
+
+
+def test_odd_field_names_in_nested_records_and_unions() -> None:
+    types = _odd_types()
+    outer = types["Outer"](struct.pack(f"<I{len(ODD_NAMES)}I", 99, *range(len(ODD_NAMES))))
+    assert outer.asdict()["_type"] == 99
+    assert outer.asdict()["inner"]["_fields"] == 1
+    assert outer._type_ == 99  # only "_type" clashes here: one "_"
+    assert bytes(outer) == struct.pack(f"<I{len(ODD_NAMES)}I", 99, *range(len(ODD_NAMES)))
+    union = _odd_types(union=True)["Odd"](struct.pack("<I", 5))
+    assert set(union.asdict().values()) == {5}
+    assert bytes(union) == struct.pack("<I", 5)

@@ -13,6 +13,7 @@ use pyo3::types::PyDict;
 
 use crate::errors::{self, new_err, Deferred, Kind};
 use crate::links::{lock_link, Link, LinkState, OwnedLink, SharedLink};
+use crate::load_options;
 use crate::logs::LogQueue;
 use crate::maps::{self, MapSlot};
 use crate::names::program_kind;
@@ -136,10 +137,18 @@ impl Ebpf {
         let log_queue = LogQueue::default();
         let queue = log_queue.clone();
         let (ebpf, logger, sections, map_pins) = py.detach(move || {
+            let object = aya_obj::Object::parse(data).map_err(|err| {
+                Deferred::Plain(
+                    Kind::Object,
+                    format!("not a valid BPF object: {}", errors::chain_message(&err)),
+                )
+            })?;
+            load_options::check(&object, data, &globals, &max_entries)?;
             let pins = match &pin_maps {
-                Some(directory) => Some(pinning::pin_paths(data, directory, &max_entries)?),
+                Some(directory) => Some(pinning::pin_paths(&object, directory, &max_entries)?),
                 None => None,
             };
+            drop(object);
             let mut loader = EbpfLoader::new();
             if let Some(level) = &log_level {
                 // Not required to exist: only objects with aya-log statements have it.
@@ -160,6 +169,9 @@ impl Ebpf {
                 }
                 Deferred::Ebpf(Box::new(err))
             })?;
+            if let Some(pins) = &pins {
+                pins.set_modes()?;
+            }
             let logger = match EbpfLogger::init_with_logger(&mut ebpf, queue) {
                 Ok(logger) => Some(logger),
                 // An object without aya-log statements has no AYA_LOGS map: nothing to read.
@@ -405,7 +417,8 @@ impl Program {
                 });
                 result.map_err(|err| Deferred::Program(context, Box::new(err)))
             })
-        })?;
+        })
+        .map_err(|err| err.into_err(self.needs()))?;
         Ok(())
     }
 
@@ -471,18 +484,25 @@ impl Program {
         py: Python<'_>,
         attach: impl FnOnce(&mut AyaProgram) -> Result<Box<dyn OwnedLink>, Deferred> + Send,
     ) -> PyResult<Link> {
-        let link = py.detach(|| {
-            self.ebpf.get().with_object(|object| {
-                let program = object.program_mut(&self.name).ok_or_else(|| {
-                    Deferred::Plain(Kind::NotFound, format!("no program named {:?}", self.name))
-                })?;
-                let owned = attach(program)?;
-                let (link, shared) = Link::new(&self.name, owned);
-                object.links.push((self.name.clone(), shared));
-                Ok(link)
+        let link = py
+            .detach(|| {
+                self.ebpf.get().with_object(|object| {
+                    let program = object.program_mut(&self.name).ok_or_else(|| {
+                        Deferred::Plain(Kind::NotFound, format!("no program named {:?}", self.name))
+                    })?;
+                    let owned = attach(program)?;
+                    let (link, shared) = Link::new(&self.name, owned);
+                    object.links.push((self.name.clone(), shared));
+                    Ok(link)
+                })
             })
-        })?;
+            .map_err(|err| err.into_err(self.needs()))?;
         Ok(link)
+    }
+
+    /// The capabilities loading and attaching this program's type needs (named in permission errors).
+    pub fn needs(&self) -> errors::Needs {
+        errors::Needs::for_program(self.kind)
     }
 
     #[allow(dead_code, reason = "for maps that store program fds (ProgramArray)")]

@@ -21,6 +21,8 @@ pub enum Kind {
     Map,
     NotFound,
     Closed,
+    InvalidArgument,
+    InvalidArgumentType,
 }
 
 impl Kind {
@@ -35,6 +37,8 @@ impl Kind {
             Self::Map => "MapError",
             Self::NotFound => "NotFoundError",
             Self::Closed => "ClosedError",
+            Self::InvalidArgument => "InvalidArgumentError",
+            Self::InvalidArgumentType => "InvalidArgumentTypeError",
         }
     }
 }
@@ -105,18 +109,129 @@ pub fn chain_message(error: &(dyn StdError + 'static)) -> String {
     message
 }
 
-const PRIVILEGE_HINT: &str =
-    "bpf() needs root or CAP_BPF (plus CAP_PERFMON for tracing programs and \
-CAP_NET_ADMIN for networking programs); run with sudo or grant those capabilities";
+/// The capabilities an operation needs, as bits (see `Needs::CAPABILITIES`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Needs(u8);
+
+impl Needs {
+    /// Creating maps and loading programs: CAP_BPF (or CAP_SYS_ADMIN).
+    pub const BPF: Self = Self(1);
+    /// Tracing programs (kprobes, tracepoints, perf events, BPF trampolines): CAP_BPF and CAP_PERFMON.
+    pub const TRACING: Self = Self(1 | 2);
+    /// Networking and cgroup programs: CAP_BPF and CAP_NET_ADMIN.
+    pub const NETWORKING: Self = Self(1 | 4);
+    /// Global switches such as `BPF_ENABLE_STATS`: CAP_SYS_ADMIN.
+    pub const SYS_ADMIN: Self = Self(8);
+
+    /// (bit of `Needs`, capability name, capability number, implied by CAP_SYS_ADMIN)
+    const CAPABILITIES: [(u8, &'static str, u32, bool); 4] = [
+        (1, "CAP_BPF", 39, true),
+        (2, "CAP_PERFMON", 38, true),
+        (4, "CAP_NET_ADMIN", 12, false),
+        (8, "CAP_SYS_ADMIN", 21, false),
+    ];
+    const CAP_SYS_ADMIN: u32 = 21;
+
+    /// What loading or attaching a program of `kind` (a pyaya type name) needs.
+    pub fn for_program(kind: &str) -> Self {
+        match kind {
+            "TracePoint" | "RawTracePoint" | "KProbe" | "UProbe" | "PerfEvent"
+            | "BtfTracePoint" | "FEntry" | "FExit" | "Lsm" | "LsmCgroup" | "Iter" | "Extension" => {
+                Self::TRACING
+            }
+            "Xdp"
+            | "SchedClassifier"
+            | "SocketFilter"
+            | "CgroupSkb"
+            | "CgroupSock"
+            | "CgroupSockAddr"
+            | "CgroupSockopt"
+            | "CgroupSysctl"
+            | "CgroupDevice"
+            | "SockOps"
+            | "SkMsg"
+            | "SkSkb"
+            | "SkLookup"
+            | "SkReuseport"
+            | "ReusePortSocketFilter"
+            | "FlowDissector"
+            | "LircMode2" => Self::NETWORKING,
+            _ => Self::BPF,
+        }
+    }
+
+    fn names(self) -> Vec<&'static str> {
+        Self::CAPABILITIES
+            .iter()
+            .filter(|(bit, ..)| self.0 & bit != 0)
+            .map(|(_, name, ..)| *name)
+            .collect()
+    }
+}
+
+/// This process's effective capabilities (`CapEff` of /proc/self/status), or None when unreadable.
+fn effective_capabilities() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("CapEff:"))?;
+    u64::from_str_radix(line["CapEff:".len()..].trim(), 16).ok()
+}
+
+/// What to say after "permission denied (EPERM)": the capabilities `needs` that this process lacks (read from
+/// its effective set) and how to get them, or that none is missing and the refusal is the kernel's policy.
+pub fn privilege_hint(needs: Needs) -> String {
+    let wanted = needs.names().join(" and ");
+    let Some(effective) = effective_capabilities() else {
+        return format!("it needs {wanted} (or root); run with sudo or grant those capabilities");
+    };
+    let has = |number: u32| effective & (1 << number) != 0;
+    let sys_admin = has(Needs::CAP_SYS_ADMIN);
+    let missing: Vec<&str> = Needs::CAPABILITIES
+        .iter()
+        .filter(|(bit, _, number, implied)| {
+            needs.0 & bit != 0 && !has(*number) && !(*implied && sys_admin)
+        })
+        .map(|(_, name, ..)| *name)
+        .collect();
+    if missing.is_empty() {
+        return format!(
+            "this process has {wanted}, so no capability is missing: the kernel's policy refused it (a security \
+             module such as lockdown, SELinux or AppArmor, kernel.unprivileged_bpf_disabled, or a seccomp filter)"
+        );
+    }
+    let held: Vec<&str> = Needs::CAPABILITIES
+        .iter()
+        .filter(|(_, _, number, _)| has(*number))
+        .map(|(_, name, ..)| *name)
+        .collect();
+    let held = if held.is_empty() {
+        "none of CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_SYS_ADMIN".to_owned()
+    } else {
+        held.join(", ")
+    };
+    let setcap: Vec<String> = missing
+        .iter()
+        .map(|name| name.to_ascii_lowercase())
+        .collect();
+    format!(
+        "this process lacks {} (it has {held}); run as root (sudo), or grant {} to the interpreter: \
+         `sudo setcap {}+ep \"$(readlink -f \"$(command -v python3)\")\"`",
+        missing.join(" and "),
+        if missing.len() == 1 { "it" } else { "them" },
+        setcap.join(",")
+    )
+}
 
 /// Maps a permission failure to `PermissionDeniedError`, or returns `None`.
-fn permission_error(what: &str, error: &(dyn StdError + 'static)) -> Option<PyErr> {
+fn permission_error(what: &str, error: &(dyn StdError + 'static), needs: Needs) -> Option<PyErr> {
     let io = io_error_in(error)?;
     let errno = io.raw_os_error()?;
     (errno == libc::EPERM).then(|| {
         new_err_errno(
             Kind::PermissionDenied,
-            format!("{what}: permission denied (EPERM): {PRIVILEGE_HINT}"),
+            format!(
+                "{what}: permission denied (EPERM): {}",
+                privilege_hint(needs)
+            ),
             Some(errno),
         )
     })
@@ -126,14 +241,16 @@ pub fn errno_of(error: &(dyn StdError + 'static)) -> Option<i32> {
     io_error_in(error).and_then(io::Error::raw_os_error)
 }
 
-/// Converts an error from loading an object (`Ebpf::load`).
+/// Converts an error from loading an object (`Ebpf::load`: creating its maps).
 pub fn from_ebpf_error(error: &EbpfError) -> PyErr {
-    if let Some(err) = permission_error("loading the object failed", error) {
+    if let Some(err) = permission_error("loading the object failed", error, Needs::BPF) {
         return err;
     }
     match error {
         EbpfError::ParseError(_) => new_err(Kind::Object, format!("not a valid BPF object: {}", chain_message(error))),
-        EbpfError::ProgramError(program_error) => from_program_error("loading the object failed", program_error),
+        EbpfError::ProgramError(program_error) => {
+            from_program_error("loading the object failed", program_error, Needs::BPF)
+        }
         EbpfError::NoBTF => new_err(
             Kind::Unsupported,
             "the object needs BTF but this kernel exposes none at /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF=y)",
@@ -146,8 +263,8 @@ pub fn from_ebpf_error(error: &EbpfError) -> PyErr {
     }
 }
 
-/// Converts an error from loading, attaching or detaching a program.
-pub fn from_program_error(context: &str, error: &ProgramError) -> PyErr {
+/// Converts an error from loading, attaching or detaching a program that needs `needs`.
+pub fn from_program_error(context: &str, error: &ProgramError, needs: Needs) -> PyErr {
     if let ProgramError::LoadError {
         io_error,
         verifier_log,
@@ -157,7 +274,10 @@ pub fn from_program_error(context: &str, error: &ProgramError) -> PyErr {
         if errno == Some(libc::EPERM) {
             return new_err_errno(
                 Kind::PermissionDenied,
-                format!("{context}: permission denied (EPERM): {PRIVILEGE_HINT}"),
+                format!(
+                    "{context}: permission denied (EPERM): {}",
+                    privilege_hint(needs)
+                ),
                 errno,
             );
         }
@@ -168,7 +288,7 @@ pub fn from_program_error(context: &str, error: &ProgramError) -> PyErr {
             errno,
         );
     }
-    if let Some(err) = permission_error(context, error) {
+    if let Some(err) = permission_error(context, error, needs) {
         return err;
     }
     new_err_errno(
@@ -178,12 +298,37 @@ pub fn from_program_error(context: &str, error: &ProgramError) -> PyErr {
     )
 }
 
-/// Converts an error from a raw map syscall.
+/// Converts an error from a raw map syscall on a map's fd. The fd is what grants access to the map, so EPERM
+/// there is not a missing privilege: the map refuses the operation from user space.
 pub fn from_map_io(context: &str, error: &io::Error) -> PyErr {
     if error.raw_os_error() == Some(libc::EPERM) {
         return new_err_errno(
+            Kind::Map,
+            format!(
+                "{context}: the map refuses this from user space (EPERM): it is frozen (aya freezes the .rodata \
+                 map, the object's read-only globals, once loaded: set those with Ebpf.load(globals=...)) or was \
+                 created read-only or write-only for user space (BPF_F_RDONLY, BPF_F_WRONLY); no privilege would \
+                 change that"
+            ),
+            Some(libc::EPERM),
+        );
+    }
+    new_err_errno(
+        Kind::Map,
+        format!("{context}: {error}"),
+        error.raw_os_error(),
+    )
+}
+
+/// Converts an error from pinning an object (the pin's folder is known to be on bpffs by then).
+pub fn from_pin_io(context: &str, error: &io::Error) -> PyErr {
+    if error.raw_os_error() == Some(libc::EPERM) {
+        return new_err_errno(
             Kind::PermissionDenied,
-            format!("{context}: permission denied (EPERM): {PRIVILEGE_HINT}"),
+            format!(
+                "{context}: permission denied (EPERM): {}",
+                privilege_hint(Needs::BPF)
+            ),
             Some(libc::EPERM),
         );
     }
@@ -227,6 +372,7 @@ pub enum Deferred {
     },
     Ebpf(Box<EbpfError>),
     MapIo(String, io::Error),
+    PinIo(String, io::Error),
     Py(PyErr),
 }
 
@@ -236,26 +382,40 @@ impl From<PyErr> for Deferred {
     }
 }
 
-impl From<Deferred> for PyErr {
-    fn from(deferred: Deferred) -> Self {
-        match deferred {
-            Deferred::Plain(kind, message) => new_err(kind, message),
-            Deferred::Program(context, error) => from_program_error(&context, &error),
-            Deferred::TracePoint {
+impl Deferred {
+    /// The Python exception, for an operation that needs `needs` (named when the kernel answers EPERM).
+    pub fn into_err(self, needs: Needs) -> PyErr {
+        match self {
+            Self::Plain(kind, message) => new_err(kind, message),
+            Self::Program(context, error) => from_program_error(&context, &error, needs),
+            Self::TracePoint {
                 context,
                 category,
                 name,
                 error,
-            } => tracepoint_error(&context, &category, &name, &error),
-            Deferred::Ebpf(error) => from_ebpf_error(&error),
-            Deferred::MapIo(context, error) => from_map_io(&context, &error),
-            Deferred::Py(error) => error,
+            } => tracepoint_error(&context, &category, &name, &error, needs),
+            Self::Ebpf(error) => from_ebpf_error(&error),
+            Self::MapIo(context, error) => from_map_io(&context, &error),
+            Self::PinIo(context, error) => from_pin_io(&context, &error),
+            Self::Py(error) => error,
         }
     }
 }
 
+impl From<Deferred> for PyErr {
+    fn from(deferred: Deferred) -> Self {
+        deferred.into_err(Needs::BPF)
+    }
+}
+
 /// An attach failure on a tracepoint, explained: tracefs missing, or no such tracepoint in this kernel.
-fn tracepoint_error(context: &str, category: &str, name: &str, error: &ProgramError) -> PyErr {
+fn tracepoint_error(
+    context: &str,
+    category: &str,
+    name: &str,
+    error: &ProgramError,
+    needs: Needs,
+) -> PyErr {
     let events = std::path::Path::new("/sys/kernel/tracing/events");
     let tracefs =
         events.exists() || std::path::Path::new("/sys/kernel/debug/tracing/events").exists();
@@ -275,5 +435,5 @@ fn tracepoint_error(context: &str, category: &str, name: &str, error: &ProgramEr
             ),
         );
     }
-    from_program_error(context, error)
+    from_program_error(context, error, needs)
 }

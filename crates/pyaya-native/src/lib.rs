@@ -7,6 +7,7 @@ mod features;
 mod inspect;
 mod kernel_btf;
 mod links;
+mod load_options;
 mod logs;
 mod map_ops;
 mod maps;

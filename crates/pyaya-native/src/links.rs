@@ -249,6 +249,11 @@ impl Link {
     fn pin(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         let context = format!("pinning the link of program {:?}", self.program);
         py.detach(|| {
+            crate::pinning::check_pin_place(
+                Kind::Program,
+                &format!("{context} at {}", path.display()),
+                &path,
+            )?;
             let mut guard = self.lock();
             let state = std::mem::replace(&mut *guard, LinkState::Gone);
             match state {
@@ -258,8 +263,13 @@ impl Link {
                     })?;
                     match fd_link.pin(&path) {
                         Ok(pinned) => {
+                            let finished = crate::pinning::finish_pin(
+                                Kind::Program,
+                                &format!("{context} at {}", path.display()),
+                                &path,
+                            );
                             *guard = LinkState::Pinned(pinned, path);
-                            Ok(())
+                            finished
                         }
                         Err(err) => Err(Deferred::Plain(
                             Kind::Program,

@@ -247,7 +247,9 @@ impl Map {
     fn pin(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         let context = format!("pinning map {:?} at {}", self.name, path.display());
         self.detached(py, |fd| {
-            sys::pin_object(fd, &path).map_err(|err| Deferred::MapIo(context, err))
+            crate::pinning::check_pin_place(Kind::Map, &context, &path)?;
+            sys::pin_object(fd, &path).map_err(|err| Deferred::PinIo(context.clone(), err))?;
+            crate::pinning::finish_pin(Kind::Map, &context, &path)
         })?;
         *self.pinned.lock().unwrap_or_else(PoisonError::into_inner) = Some(path);
         Ok(())

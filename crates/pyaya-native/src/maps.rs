@@ -33,8 +33,9 @@ pub(crate) fn drain_waiting<T>(
 ) -> PyResult<Vec<T>> {
     let deadline = match timeout {
         Some(seconds) if seconds.is_nan() || seconds < 0.0 => {
-            return Err(pyo3::exceptions::PyValueError::new_err(
-                "timeout must be a number of seconds >= 0",
+            return Err(crate::errors::new_err(
+                Kind::InvalidArgument,
+                format!("timeout must be a number of seconds >= 0 (or None to wait for ever), not {seconds}"),
             ))
         }
         Some(seconds) if seconds.is_finite() => {
@@ -520,7 +521,10 @@ impl RingBuf {
                     format!("ring buffer {:?} is closed", self.name),
                 )
             })?;
-            sys::pin_object(ring.as_fd(), &path).map_err(|err| Deferred::MapIo(context, err))
+            crate::pinning::check_pin_place(Kind::Map, &context, &path)?;
+            sys::pin_object(ring.as_fd(), &path)
+                .map_err(|err| Deferred::PinIo(context.clone(), err))?;
+            crate::pinning::finish_pin(Kind::Map, &context, &path)
         })?;
         *self.pinned.lock().unwrap_or_else(PoisonError::into_inner) = Some(path);
         Ok(())

@@ -215,9 +215,10 @@ impl PerfEventArray {
     /// buffers are dropped (and not counted as lost): read them first.
     fn reopen(&self, py: Python<'_>, page_count: usize) -> PyResult<()> {
         if page_count == 0 || !page_count.is_power_of_two() {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "page_count must be a power of two (1, 2, 4, ...), got {page_count}"
-            )));
+            return Err(crate::errors::new_err(
+                Kind::InvalidArgument,
+                format!("page_count must be a power of two (1, 2, 4, ...), got {page_count}"),
+            ));
         }
         py.detach(|| {
             let mut guard = lock(&self.state);
@@ -290,12 +291,14 @@ impl PerfEventArray {
         py.detach(|| {
             let guard = lock(&self.state);
             let state = guard.as_ref().ok_or_else(|| self.closed_error())?;
+            crate::pinning::check_pin_place(Kind::Map, &context, &path)?;
             state.array.pin(&path).map_err(|err| {
                 Deferred::Plain(
                     Kind::Map,
                     format!("{context}: {}", crate::errors::chain_message(&err)),
                 )
-            })
+            })?;
+            crate::pinning::finish_pin(Kind::Map, &context, &path)
         })?;
         *self.pinned.lock().unwrap_or_else(PoisonError::into_inner) = Some(path);
         Ok(())

@@ -237,7 +237,9 @@ impl Program {
     /// Pins the loaded program at `path` in bpffs: it stays loaded after this process exits, until unpinned.
     fn pin(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         let name = self.name_str().to_owned();
+        let context = format!("pinning program {name:?} at {}", path.display());
         py.detach(|| {
+            crate::pinning::check_pin_place(Kind::Program, &context, &path)?;
             self.with_program(|program| {
                 program.pin(&path).map_err(|err| {
                     let hint = if program.fd().is_err() {
@@ -247,14 +249,11 @@ impl Program {
                     };
                     Deferred::Plain(
                         Kind::Program,
-                        format!(
-                            "pinning program {name:?} at {} failed: {}{hint}",
-                            path.display(),
-                            chain_message(&err)
-                        ),
+                        format!("{context} failed: {}{hint}", chain_message(&err)),
                     )
                 })
-            })
+            })?;
+            crate::pinning::finish_pin(Kind::Program, &context, &path)
         })?;
         Ok(())
     }
@@ -353,13 +352,16 @@ pub fn enable_stats(py: Python<'_>) -> PyResult<RunStats> {
             let (kind, hint) = match errno {
                 Some(libc::EPERM) => (
                     Kind::PermissionDenied,
-                    "; it needs CAP_SYS_ADMIN (run as root)",
+                    format!(
+                        "; {}",
+                        crate::errors::privilege_hint(crate::errors::Needs::SYS_ADMIN)
+                    ),
                 ),
                 Some(libc::EINVAL) => (
                     Kind::Unsupported,
-                    "; BPF_ENABLE_STATS needs kernel 5.8 or later",
+                    "; BPF_ENABLE_STATS needs kernel 5.8 or later".to_owned(),
                 ),
-                _ => (Kind::Program, ""),
+                _ => (Kind::Program, String::new()),
             };
             new_err(
                 kind,

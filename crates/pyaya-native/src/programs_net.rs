@@ -15,7 +15,6 @@ use aya::programs::{
     Program as AyaProgram, ProgramError, SkReuseport, SocketFilter, TcAttachType, XdpMode,
 };
 use aya::util::KernelVersion;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::ebpf::{wrong_kind, Program};
@@ -82,10 +81,13 @@ fn xdp_mode(mode: Option<&str>) -> PyResult<XdpMode> {
         Some("skb") => Ok(XdpMode::Skb),
         Some("drv") => Ok(XdpMode::Driver),
         Some("hw") => Ok(XdpMode::Hardware),
-        Some(other) => Err(PyValueError::new_err(format!(
-            "XDP mode must be \"skb\" (generic), \"drv\" (native driver), \"hw\" (offload) or None (let the \
-             kernel choose), not {other:?}"
-        ))),
+        Some(other) => Err(crate::errors::new_err(
+            Kind::InvalidArgument,
+            format!(
+                "XDP mode must be \"skb\" (generic), \"drv\" (native driver), \"hw\" (offload) or None (let \
+                 the kernel choose), not {other:?}"
+            ),
+        )),
     }
 }
 
@@ -93,9 +95,10 @@ fn tc_attach_type(direction: &str) -> PyResult<TcAttachType> {
     match direction {
         "ingress" => Ok(TcAttachType::Ingress),
         "egress" => Ok(TcAttachType::Egress),
-        other => Err(PyValueError::new_err(format!(
-            "direction must be \"ingress\" or \"egress\", not {other:?}"
-        ))),
+        other => Err(crate::errors::new_err(
+            Kind::InvalidArgument,
+            format!("direction must be \"ingress\" or \"egress\", not {other:?}"),
+        )),
     }
 }
 
@@ -613,8 +616,9 @@ impl Program {
     /// SkReuseport program to the `SO_REUSEPORT` group of that socket.
     fn attach_socket_filter(&self, py: Python<'_>, fd: RawFd) -> PyResult<Link> {
         if fd < 0 {
-            return Err(PyValueError::new_err(
-                "the socket is closed (fileno() is -1)",
+            return Err(crate::errors::new_err(
+                Kind::InvalidArgument,
+                "the socket is closed (fileno() is -1): pass an open socket",
             ));
         }
         let context = format!("attaching {:?} to socket fd {fd}", self.name_str());
@@ -666,9 +670,10 @@ impl Program {
             Some("ingress") => Some(CgroupSkbAttachType::Ingress),
             Some("egress") => Some(CgroupSkbAttachType::Egress),
             Some(other) => {
-                return Err(PyValueError::new_err(format!(
-                    "direction must be \"ingress\" or \"egress\", not {other:?}"
-                )))
+                return Err(crate::errors::new_err(
+                    Kind::InvalidArgument,
+                    format!("direction must be \"ingress\", \"egress\" or None, not {other:?}"),
+                ))
             }
         };
         let context = format!(

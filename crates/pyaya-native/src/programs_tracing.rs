@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Read as _};
 use std::num::NonZeroU32;
 use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use aya::programs::links::FdLink;
@@ -137,7 +137,8 @@ impl Program {
                 };
                 result.map_err(|err| load_error(context, what, &target, err))
             })
-        })?;
+        })
+        .map_err(|err| err.into_err(self.needs()))?;
         Ok(())
     }
 }
@@ -308,8 +309,152 @@ fn online_cpus() -> Result<Vec<u32>, Deferred> {
     })
 }
 
-/// A uprobe attach error: a target or symbol that does not exist becomes `NotFoundError`.
-fn uprobe_error(context: String, error: ProgramError) -> Deferred {
+/// The file a uprobe target names, resolved as aya resolves it: a path as it is; a bare name (`libc`) through
+/// the mappings of `pid`, then the ld.so cache.
+fn resolve_uprobe_target(target: &Path, pid: Option<u32>) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt as _;
+    if target.file_name() != Some(target.as_os_str()) {
+        return Some(target.to_path_buf());
+    }
+    let name = target.as_os_str().as_bytes();
+    let name = name.strip_suffix(b".so").unwrap_or(name);
+    let matches = |file: &[u8], suffix_ok: &dyn Fn(&[u8]) -> bool| {
+        file.strip_prefix(name).is_some_and(suffix_ok)
+    };
+    if let Some(pid) = pid {
+        let maps = std::fs::read(format!("/proc/{pid}/maps")).unwrap_or_default();
+        for line in maps.split(|byte| *byte == b'\n') {
+            let Some(start) = line.iter().position(|byte| *byte == b'/') else {
+                continue;
+            };
+            let path = Path::new(std::ffi::OsStr::from_bytes(&line[start..]));
+            let file = path
+                .file_name()
+                .map(std::ffi::OsStr::as_bytes)
+                .unwrap_or_default();
+            if matches(file, &|rest| {
+                rest.is_empty() || rest.starts_with(b".so") || rest.starts_with(b"-")
+            }) {
+                return Some(path.to_path_buf());
+            }
+        }
+    }
+    ld_so_cache()
+        .into_iter()
+        .find(|(key, _)| matches(key, &|rest| rest.starts_with(b".so")))
+        .map(|(_, value)| PathBuf::from(std::ffi::OsStr::from_bytes(&value)))
+}
+
+/// `(library file name, path)` of every entry of /etc/ld.so.cache (glibc's "new" format, which aya reads too).
+fn ld_so_cache() -> Vec<(Vec<u8>, Vec<u8>)> {
+    const MAGIC: &[u8] = b"glibc-ld.so.cache1.1";
+    let Ok(data) = std::fs::read("/etc/ld.so.cache") else {
+        return Vec::new();
+    };
+    let Some(start) = data.windows(MAGIC.len()).position(|window| window == MAGIC) else {
+        return Vec::new();
+    };
+    let u32_at = |offset: usize| -> Option<usize> {
+        let bytes = data.get(offset..offset + 4)?;
+        Some(u32::from_ne_bytes(bytes.try_into().ok()?) as usize)
+    };
+    let string_at = |offset: usize| -> Option<Vec<u8>> {
+        let rest = data.get(offset..)?;
+        Some(rest[..rest.iter().position(|byte| *byte == 0)?].to_vec())
+    };
+    let Some(count) = u32_at(start + MAGIC.len()) else {
+        return Vec::new();
+    };
+    // The header is 48 bytes; each entry 24 (flags, key, value, osversion, hwcap), its strings at file offsets
+    // counted from the start of the new-format part.
+    (0..count)
+        .filter_map(|index| {
+            let entry = start + 48 + index * 24;
+            let key = string_at(start + u32_at(entry + 4)?)?;
+            let value = string_at(start + u32_at(entry + 8)?)?;
+            Some((key, value))
+        })
+        .collect()
+}
+
+/// Levenshtein distance, for suggesting symbols close to a missing one.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// When `symbol` is not a symbol of the file `target` resolves to, says so with the closest names; None when it is
+/// (or when the file cannot be read: aya's own error then stands).
+fn missing_uprobe_symbol(target: &Path, pid: Option<u32>, symbol: &str) -> Option<String> {
+    use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+    let path = resolve_uprobe_target(target, pid)?;
+    let data = std::fs::read(&path).ok()?;
+    let elf = object::File::parse(&*data).ok()?;
+    let mut names: Vec<&str> = elf
+        .symbols()
+        .chain(elf.dynamic_symbols())
+        .filter(|sym| !sym.is_undefined())
+        .filter_map(|sym| sym.name().ok())
+        .map(|name| name.split('@').next().unwrap_or(name))
+        .filter(|name| !name.is_empty())
+        .collect();
+    if names.contains(&symbol) {
+        return None;
+    }
+    names.sort_unstable();
+    names.dedup();
+    let limit = (symbol.chars().count() / 3).max(2);
+    let mut close: Vec<(usize, &str)> = names
+        .iter()
+        .map(|name| (edit_distance(symbol, name), *name))
+        .filter(|(distance, name)| {
+            *distance <= limit || (symbol.len() >= 4 && name.contains(symbol))
+        })
+        .collect();
+    close.sort_unstable();
+    let close: Vec<&str> = close.into_iter().take(5).map(|(_, name)| name).collect();
+    let suggestion = if close.is_empty() {
+        String::new()
+    } else {
+        format!(" (close: {})", close.join(", "))
+    };
+    let debuglink = elf
+        .section_by_name(".gnu_debuglink")
+        .and_then(|section| section.data().ok())
+        .and_then(|bytes| bytes.split(|byte| *byte == 0).next())
+        .map(|name| String::from_utf8_lossy(name).into_owned());
+    let stripped = match debuglink {
+        Some(name) if !path.with_file_name(&name).exists() => {
+            format!("; its separate debug symbols ({name}) are not installed next to it")
+        }
+        _ => String::new(),
+    };
+    Some(format!(
+        "{} has no symbol {symbol:?}{suggestion}{stripped}: list its functions with `nm -D --defined-only {}` \
+         (or `nm` for a binary with a symbol table)",
+        path.display(),
+        path.display()
+    ))
+}
+
+/// A uprobe attach error: a target or symbol that does not exist becomes `NotFoundError`, a missing symbol
+/// named as such (aya reports it as a missing debuglink file when the binary has a `.gnu_debuglink`).
+fn uprobe_error(context: String, error: ProgramError, target: &Path, pid: Option<u32>) -> Deferred {
+    if let ProgramError::UProbeError(UProbeError::SymbolError { symbol, .. }) = &error {
+        if let Some(reason) = missing_uprobe_symbol(target, pid, symbol) {
+            return Deferred::Plain(Kind::NotFound, format!("{context}: {reason}"));
+        }
+    }
     let not_found = matches!(
         &error,
         ProgramError::UProbeError(
@@ -531,7 +676,8 @@ impl Program {
                     "Extension",
                 )),
             })
-        })?;
+        })
+        .map_err(|err| err.into_err(self.needs()))?;
         Ok(())
     }
 
@@ -692,7 +838,7 @@ impl Program {
                 };
                 let id = p
                     .attach(location, &target, scope)
-                    .map_err(|err| uprobe_error(context.clone(), err))?;
+                    .map_err(|err| uprobe_error(context.clone(), err, &target, pid))?;
                 owned(&context, p.take_link(id))
             }
             other => Err(wrong_kind(self.name_str(), program_kind(other), "UProbe")),

@@ -204,6 +204,24 @@ struct ObjPinAttr {
 }
 
 /// Pins the object behind `fd` at `path` in bpffs.
+/// `statfs(path).f_type`: the magic number of the filesystem `path` is on.
+pub fn filesystem_type(path: &std::path::Path) -> io::Result<i64> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `statfs` is plain data, for which all zero bytes is a valid value.
+    let mut stats: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a NUL-terminated string alive for the call and `stats` a valid out-pointer.
+    if unsafe { libc::statfs(path.as_ptr(), &mut stats) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    #[allow(
+        clippy::useless_conversion,
+        reason = "f_type is i64 on x86_64 but narrower on other architectures"
+    )]
+    Ok(i64::from(stats.f_type))
+}
+
 pub fn pin_object(fd: BorrowedFd<'_>, path: &std::path::Path) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt as _;
     let path = std::ffi::CString::new(path.as_os_str().as_bytes())

@@ -2,7 +2,6 @@
 //! `BPF_PROG_TEST_RUN`, via aya's `TestRun`, without attaching it anywhere.
 
 use aya::programs::{Program as AyaProgram, RawTracePointRunOptions, TestRun as _, TestRunOptions};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -90,7 +89,10 @@ impl Program {
         data_out_size: Option<usize>,
     ) -> PyResult<(u32, Bound<'py, PyBytes>, Bound<'py, PyBytes>, u64)> {
         if repeat == 0 {
-            return Err(PyValueError::new_err("repeat must be at least 1"));
+            return Err(crate::errors::new_err(
+                Kind::InvalidArgument,
+                "repeat = 0 is out of range: give 1 to 4294967295",
+            ));
         }
         let context = format!("test-running program {:?}", self.name_str());
         let data_out_size = data_out_size.unwrap_or(data.len() + DEFAULT_EXTRA_OUTPUT);

@@ -4,6 +4,7 @@ Templates declare options in their ``template.toml`` (``[options.NAME]``); the c
 aya-template's (``--interface``, ``--function``, ``--tracepoint CATEGORY/NAME``, ...), any option can be set with
 ``--set NAME=VALUE``. Values are checked against this machine (the interface exists, the kernel function is in its
 BTF, ...) unless ``--no-check``; a missing option is asked for on a terminal, and takes its default otherwise.
+Whatever the checks, every value is escaped for the file it lands in (:mod:`pyaya.escapes`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import typer
 from pyaya.cli import _complete
 from pyaya.cli._common import handle_errors
 from pyaya.errors import ScaffoldError
+from pyaya.escapes import text_line
 from pyaya.scaffold import (
     DEFAULT_TEMPLATE,
     Template,
@@ -319,7 +321,8 @@ def new(
     root, files = create_project(name, template=template, path=path, force=force, options=options)
     typer.echo(f"Created {name} from template {template} in {root} ({len(files)} files)")
     if chosen.options:
-        typer.echo("  with " + ", ".join(f"{o.name}={options[o.name]}" for o in chosen.options))
+        # Values are shown escaped: one line whatever they hold (newlines, bytes that are not UTF-8).
+        typer.echo("  with " + ", ".join(f"{o.name}={text_line(options[o.name])}" for o in chosen.options))
     for file in files:
         typer.echo(f"  {file.relative_to(root)}")
     shown = os.path.relpath(root)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
-from pyaya.errors import MapError
+from pyaya.errors import InvalidArgumentTypeError, MapError
 
 __all__ = [
     "Buffer",
@@ -37,7 +37,9 @@ def as_bytes(value: object) -> bytes:
     try:
         return bytes(memoryview(value))  # type: ignore[arg-type]
     except TypeError:
-        raise TypeError(f"expected bytes or a buffer (e.g. a ctypes value), got {type(value).__name__}") from None
+        raise InvalidArgumentTypeError(
+            f"expected bytes or a buffer (e.g. a ctypes value), got {type(value).__name__}"
+        ) from None
 
 
 @runtime_checkable
@@ -188,7 +190,7 @@ def codec_for(spec: Any, size: int | None) -> Codec:
     elif isinstance(spec, Codec) and not isinstance(spec, type):
         codec = spec
     else:
-        raise TypeError(
+        raise InvalidArgumentTypeError(
             f"cannot decode map data as {spec!r}: use None, int, bytes, a ctypes type, a struct format or a Codec"
         )
     if size is not None and codec.size != size and not (isinstance(codec, BytesCodec) and codec.size == 0):

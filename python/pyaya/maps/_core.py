@@ -9,8 +9,14 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, TypeVar, overload
 
-from pyaya import _native
-from pyaya.errors import MapError, UnsupportedError
+from pyaya import _args, _native
+from pyaya.errors import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    InvalidIndexError,
+    MapError,
+    UnsupportedError,
+)
 from pyaya.maps._codec import BYTE_ORDER, BulkCodec, Codec, IntCodec, all_ints, bulk_codec, codec_for
 
 if TYPE_CHECKING:
@@ -47,6 +53,19 @@ def _pack(pairs: list[tuple[bytes, bytes]]) -> _Packed:
     return len(pairs), b"".join([key for key, _ in pairs]), b"".join([value for _, value in pairs])
 
 
+def _pairs(value: object, what: str) -> list[tuple[Any, Any]]:
+    """``value`` (a mapping, or an iterable of ``(key, value)`` pairs) as a list of pairs."""
+    if isinstance(value, Mapping):
+        return list(value.items())
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidArgumentTypeError(f"{what} must be a mapping or (key, value) pairs, not {type(value).__name__}")
+    pairs = list(value)
+    for pair in pairs:
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise InvalidArgumentError(f"{what} holds {pair!r}, which is not a (key, value) pair")
+    return [(key, item) for key, item in pairs]
+
+
 def register(cls: MapT) -> MapT:
     """Class decorator: ``cls`` is the Python face of maps whose native ``kind`` is in ``cls.kinds``."""
     for kind in cls.kinds:
@@ -77,7 +96,7 @@ class Map:
     @classmethod
     def from_pin(cls, path: str | os.PathLike[str]) -> Map:
         """Open the map pinned at ``path`` in bpffs, as the typed class for its kind (``HashMap``, ...)."""
-        return wrap_map(_native.Map.from_pin(Path(path)), None)
+        return wrap_map(_native.Map.from_pin(_args.path(path, "path")), None)
 
     @property
     def name(self) -> str:
@@ -117,8 +136,9 @@ class Map:
 
     def pin(self, path: str | os.PathLike[str]) -> None:
         """Pin the map at ``path`` in bpffs: it outlives this process until :meth:`unpin` or ``os.unlink(path)``.
-        Another process (or object) opens it with :meth:`Map.from_pin`."""
-        self._native.pin(Path(path))
+        Another process (or object) opens it with :meth:`Map.from_pin`. ``path`` must be in a folder on bpffs
+        (e.g. under ``/sys/fs/bpf``); the pin gets mode 0600."""
+        self._native.pin(_args.path(path, "path"))
 
     def unpin(self) -> None:
         """Remove this handle's pin (see :attr:`pinned_path`); the map lives on while handles on it remain."""
@@ -286,6 +306,8 @@ class KeyValueMap(Map):
 
     def _batched(self, batch: bool | None, fast: Callable[[], Any], slow: Callable[[], Any]) -> Any:
         # The native side remembers a command the kernel refused and then refuses at once, without a syscall.
+        if batch is not None:
+            _args.flag(batch, "batch")
         if batch is not False:
             try:
                 return fast()
@@ -407,14 +429,13 @@ class HashMap(KeyValueMap, MutableMapping[Any, Any]):
 
     def update_many(self, pairs: Mapping[Any, Any] | Iterable[tuple[Any, Any]], *, batch: bool | None = None) -> int:
         """Write many entries (one ``BPF_MAP_UPDATE_BATCH`` where possible); returns how many were written."""
-        items = pairs.items() if isinstance(pairs, Mapping) else pairs
-        return self._write_many(items, batch)
+        return self._write_many(_pairs(pairs, "pairs"), batch)
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Like ``dict.update``, in one batch command where the kernel has it."""
-        pairs = list(other.items() if isinstance(other, Mapping) else other)
+        pairs = _pairs(other, "the argument of update()")
         if kwargs:
-            raise TypeError("map keys are not strings: pass a mapping or (key, value) pairs")
+            raise InvalidArgumentTypeError("map keys are not strings: pass a mapping or (key, value) pairs")
         self._write_many(pairs, None)
 
     def pop_all(self, *, batch: bool | None = None) -> dict[Any, Any]:
@@ -507,11 +528,15 @@ class Array(KeyValueMap, Sequence[Any]):
     def _position(self, index: int) -> int:
         """``index`` checked, negative ones counted from the end."""
         if not isinstance(index, int) or isinstance(index, bool):
-            raise TypeError(f"array indices are ints, not {type(index).__name__}")
+            raise InvalidArgumentTypeError(f"array indices are ints, not {type(index).__name__}")
+        given = index
         if index < 0:
             index += self.max_entries
         if not 0 <= index < self.max_entries:
-            raise IndexError(f"index {index} out of range for array {self.name!r} of {self.max_entries}")
+            raise InvalidIndexError(
+                f"index {given} out of range for array {self.name!r} of {self.max_entries}: give 0 to "
+                f"{self.max_entries - 1} (or -{self.max_entries} to -1 from the end)"
+            )
         return index
 
     def _index(self, index: int) -> bytes:
@@ -549,7 +574,7 @@ class Array(KeyValueMap, Sequence[Any]):
 
     def update(self, pairs: Mapping[int, Any] | Iterable[tuple[int, Any]], *, batch: bool | None = None) -> int:
         """Set many indices at once (one ``BPF_MAP_UPDATE_BATCH`` where possible); returns how many."""
-        items = list(pairs.items() if isinstance(pairs, Mapping) else pairs)
+        items = _pairs(pairs, "pairs")
         positions = self._positions([index for index, _ in items])
         return self._write_many(zip(positions, [value for _, value in items], strict=True), batch)
 

@@ -8,11 +8,17 @@ import ipaddress
 import os
 import socket
 from collections.abc import Iterator, Mapping, MutableMapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
-from pyaya import _native
-from pyaya.errors import MapError, NotFoundError, UnsupportedError
+from pyaya import _args, _native
+from pyaya.errors import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    InvalidIndexError,
+    MapError,
+    NotFoundError,
+    UnsupportedError,
+)
 from pyaya.maps._codec import BYTE_ORDER, Codec, IntCodec, codec_for
 from pyaya.maps._core import HashMap, KeyValueMap, Map, PerCpuValues, register, wrap_map
 
@@ -56,19 +62,17 @@ def _listed_keys(native: _native.Map) -> list[bytes]:
 
 def _index(map: KeyValueMap, index: int) -> bytes:
     if not isinstance(index, int) or isinstance(index, bool):
-        raise TypeError(f"indices of {map.type} {map.name!r} are ints, not {type(index).__name__}")
+        raise InvalidArgumentTypeError(f"indices of {map.type} {map.name!r} are ints, not {type(index).__name__}")
     if not 0 <= index < map.max_entries:
-        raise IndexError(f"index {index} out of range for {map.type} {map.name!r} of {map.max_entries}")
+        raise InvalidIndexError(
+            f"index {index} out of range for {map.type} {map.name!r} of {map.max_entries}: give 0 to "
+            f"{map.max_entries - 1}"
+        )
     return index.to_bytes(map.key_size, BYTE_ORDER)
 
 
 def _fileno(obj: object, what: str) -> int:
-    fileno = getattr(obj, "fileno", None)
-    if callable(fileno):
-        return int(fileno())
-    if isinstance(obj, int) and not isinstance(obj, bool):
-        return obj
-    raise TypeError(f"expected {what} (an object with fileno()), got {type(obj).__name__}")
+    return _args.fileno(obj, what)
 
 
 class _FdSlots(KeyValueMap, MutableMapping[Any, Any]):
@@ -133,7 +137,7 @@ class ProgramArray(_FdSlots):
     def __setitem__(self, index: Any, program: Program) -> None:
         native = getattr(program, "_native", None)
         if not isinstance(native, _native.Program):
-            raise TypeError(f"a ProgramArray holds pyaya programs, not {type(program).__name__}")
+            raise InvalidArgumentTypeError(f"a ProgramArray holds pyaya programs, not {type(program).__name__}")
         if not native.loaded:
             native.load()
         self._native.update_program(self._key(index), native)
@@ -238,8 +242,8 @@ class DevMapValue(NamedTuple):
 
 
 def _interface_index(interface: int | str) -> int:
-    if isinstance(interface, int) and not isinstance(interface, bool):
-        return interface
+    if isinstance(_args.interface(interface), int):
+        return int(interface)
     try:
         return socket.if_nametoindex(str(interface))
     except OSError:
@@ -313,7 +317,8 @@ class CpuMap(_FdSlots):
 
     def __setitem__(self, key: Any, queue_size: int) -> None:
         size = self._native.value_size
-        self._native.update(self._key(key), int(queue_size).to_bytes(4, BYTE_ORDER) + bytes(size - 4))
+        queue = _args.integer(queue_size, "queue_size", low=1, high=_args.U32)
+        self._native.update(self._key(key), queue.to_bytes(4, BYTE_ORDER) + bytes(size - 4))
 
 
 @register
@@ -330,7 +335,7 @@ class CgroupArray(_FdSlots):
         raise UnsupportedError("the kernel does not return cgroup array entries to user space")
 
     def __setitem__(self, key: Any, cgroup: str | os.PathLike[str]) -> None:
-        path = Path(cgroup)
+        path = _args.path(cgroup, "cgroup")
         if not path.is_dir():
             raise NotFoundError(f"{path} is not a cgroup folder (cgroup v2 is usually under /sys/fs/cgroup)")
         self._native.update_path(self._key(key), path)
@@ -342,7 +347,7 @@ class CgroupArray(_FdSlots):
 class _Keyless(KeyValueMap):
     def push(self, value: Any, *, replace_oldest: bool = False) -> None:
         """Add ``value``; when full, fail with ``MapError`` (errno E2BIG) unless ``replace_oldest``."""
-        self._native.push(self._values.encode(value), 2 if replace_oldest else 0)
+        self._native.push(self._values.encode(value), 2 if _args.flag(replace_oldest, "replace_oldest") else 0)
 
     def pop(self) -> Any:
         """Remove and return the next value; ``IndexError`` when empty."""
@@ -436,6 +441,8 @@ class _LpmKeyCodec:
         if not isinstance(value, tuple) or len(value) != 2:
             raise MapError("LPM trie keys are (prefix_len, data) pairs or ipaddress networks/addresses")
         prefix_len, data = value
+        if isinstance(prefix_len, bool) or not isinstance(prefix_len, int):
+            raise InvalidArgumentTypeError(f"an LPM prefix length is an int, not {type(prefix_len).__name__}")
         if not 0 <= prefix_len <= self.data.size * 8:
             raise MapError(f"prefix length {prefix_len} is outside 0..{self.data.size * 8}")
         return int(prefix_len).to_bytes(4, BYTE_ORDER) + self.data.encode(data)
@@ -511,6 +518,8 @@ class StackTraceMap(KeyValueMap, Mapping[int, list[int]]):
         (when ``pid`` is given) through ``/proc/PID/maps`` and the mapped ELF files' symbol tables."""
         from pyaya.symbols import resolve_stack  # noqa: PLC0415 - ELF reader and /proc parsing, for stacks only
 
+        if pid is not None:
+            _args.integer(pid, "pid", low=0, high=2**31 - 1)
         return resolve_stack(self[stack_id], pid)
 
 
@@ -520,7 +529,7 @@ class _StorageMap(KeyValueMap, MutableMapping[Any, Any]):
 
     def _lookup(self, owner: Any) -> bytes | None:
         if isinstance(owner, (str, os.PathLike)):
-            return self._native.lookup_path(Path(owner))
+            return self._native.lookup_path(_args.path(owner, "owner"))
         return self._native.lookup(_fileno(owner, "a file, socket or path").to_bytes(self.key_size, BYTE_ORDER))
 
     def __getitem__(self, owner: Any) -> Any:
@@ -532,14 +541,14 @@ class _StorageMap(KeyValueMap, MutableMapping[Any, Any]):
     def __setitem__(self, owner: Any, value: Any) -> None:
         encoded = self._values.encode(value)
         if isinstance(owner, (str, os.PathLike)):
-            self._native.update_at_path(Path(owner), encoded)
+            self._native.update_at_path(_args.path(owner, "owner"), encoded)
         else:
             fd = _fileno(owner, "a file, socket or path")
             self._native.update(fd.to_bytes(self.key_size, BYTE_ORDER), encoded)
 
     def __delitem__(self, owner: Any) -> None:
         if isinstance(owner, (str, os.PathLike)):
-            found = self._native.delete_path(Path(owner))
+            found = self._native.delete_path(_args.path(owner, "owner"))
         else:
             found = self._native.delete(_fileno(owner, "a file, socket or path").to_bytes(self.key_size, BYTE_ORDER))
         if not found:
@@ -611,9 +620,12 @@ class CgroupStorage(KeyValueMap, Mapping[Any, Any]):
 
     def _encode_key(self, key: Any) -> bytes:
         if isinstance(key, tuple):
-            cgroup_id, attach_type = int(key[0]), int(key[1])
+            if len(key) != 2:
+                raise InvalidArgumentError(f"a cgroup storage key is (cgroup_id, attach_type), not {key!r}")
+            cgroup_id = _args.integer(key[0], "cgroup_id", high=_args.U64)
+            attach_type = _args.integer(key[1], "attach_type", high=_args.U32)
             return cgroup_id.to_bytes(8, BYTE_ORDER) + attach_type.to_bytes(4, BYTE_ORDER) + bytes(self.key_size - 12)
-        return int(key).to_bytes(self.key_size, BYTE_ORDER)
+        return _args.integer(key, "cgroup_id", high=_args.U64).to_bytes(self.key_size, BYTE_ORDER)
 
     def __getitem__(self, key: Any) -> Any:
         value = self._native.lookup(self._encode_key(key))
@@ -657,7 +669,7 @@ class _MapOfMaps(KeyValueMap, MutableMapping[Any, Any]):
     def __setitem__(self, key: Any, inner: Map) -> None:
         native = getattr(inner, "_native", None)
         if not isinstance(native, _native.Map):
-            raise TypeError(f"{self.type} {self.name!r} holds pyaya maps, not {type(inner).__name__}")
+            raise InvalidArgumentTypeError(f"{self.type} {self.name!r} holds pyaya maps, not {type(inner).__name__}")
         self._native.update_map(self._key(key), native)
 
     def __delitem__(self, key: Any) -> None:

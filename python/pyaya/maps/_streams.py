@@ -8,6 +8,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pyaya import _args
+from pyaya.errors import InvalidArgumentTypeError
 from pyaya.maps._codec import Codec, codec_for
 from pyaya.maps._core import Map, register
 
@@ -28,6 +30,14 @@ def _is_struct_format(text: str) -> bool:
 
 
 _GC_PAUSE_MIN = 1024
+
+
+def _check_wait(max_records: object, timeout: object) -> None:
+    """``drain``'s arguments, checked only when they are not plain (a hot path)."""
+    if max_records is not None and (type(max_records) is not int or max_records < 1):
+        _args.integer(max_records, "max_records", low=1, high=_args.U32)
+    if timeout is not None and type(timeout) is not float and type(timeout) is not int:
+        raise InvalidArgumentTypeError(f"timeout must be a number of seconds or None, not {type(timeout).__name__}")
 
 
 class Stream(Map):
@@ -66,6 +76,7 @@ class Stream(Map):
         When none is ready, wait up to ``timeout`` seconds (``None``: until one arrives) with the GIL released;
         Ctrl-C interrupts the wait. Kernel-side log records that arrive meanwhile go to :mod:`logging`.
         """
+        _check_wait(max_records, timeout)
         records = self._drain_raw(max_records, timeout)
         # One map over the batch, not a method call per record: this is the event loop's hot path.
         if self._codec is None:
@@ -96,7 +107,7 @@ class Stream(Map):
 
     def on(self, callback: Callable[[Any], object]) -> Callable[[Any], object]:
         """Call ``callback(record)`` for every record :meth:`poll` reads. Usable as a decorator."""
-        self._callbacks.append(callback)
+        self._callbacks.append(_args.callback(callback, "callback"))
         return callback
 
     def poll(self, timeout: float | None = 0) -> int:
@@ -224,13 +235,14 @@ class PerfEventArray(Stream):
     def reopen(self, page_count: int) -> None:
         """Replace every CPU's buffer with one of ``page_count`` pages (a power of two); unread records are
         dropped."""
-        self._native.reopen(page_count)
+        self._native.reopen(_args.integer(page_count, "page_count", low=1, high=2**31))
 
     def _drain_raw(self, max_records: int | None, timeout: float | None) -> list[bytes]:
         return [record for _, record in self._native.drain(max_records, timeout)]
 
     def drain_with_cpu(self, max_records: int | None = None, timeout: float | None = 0) -> list[tuple[int, Any]]:
         """Like :meth:`drain`, as ``(cpu, record)`` pairs."""
+        _check_wait(max_records, timeout)
         return [(cpu, self._decode(record)) for cpu, record in self._native.drain(max_records, timeout)]
 
     def __repr__(self) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, TypeVar
 
-from pyaya import _native
+from pyaya import _args, _native
 from pyaya.errors import ProgramError
 
 __all__ = ["Link", "Program", "TestRunResult", "class_for", "enable_stats", "register"]
@@ -75,8 +75,9 @@ class Link:
 
     def pin(self, path: str | os.PathLike[str]) -> None:
         """Pin the link in bpffs at ``path``: it stays attached after this process exits, until :meth:`unpin`
-        (or :meth:`detach`) removes the pin. Only bpf_link attachments can be pinned (kernel 5.7+)."""
-        self._native.pin(Path(path))
+        (or :meth:`detach`) removes the pin. Only bpf_link attachments can be pinned (kernel 5.7+). ``path``
+        must be in a folder on bpffs (e.g. under ``/sys/fs/bpf``); the pin gets mode 0600."""
+        self._native.pin(_args.path(path, "path"))
 
     def unpin(self) -> None:
         """Remove the pin; the link then lives as long as this handle or its object."""
@@ -86,7 +87,7 @@ class Link:
     def from_pin(cls, path: str | os.PathLike[str]) -> Link:
         """Open a link that this or another process pinned at ``path``; :meth:`detach` removes the pin and
         detaches it."""
-        return cls(_native.Link.from_pin(Path(path)))
+        return cls(_native.Link.from_pin(_args.path(path, "path")))
 
     def __enter__(self) -> Link:
         return self
@@ -172,8 +173,9 @@ class Program:
 
     def pin(self, path: str | os.PathLike[str]) -> None:
         """Pin the loaded program at ``path`` in bpffs: it stays loaded after this process exits, until
-        :meth:`unpin` (or removing the file) drops the pin. The folder must exist on a bpffs mount."""
-        self._native.pin(Path(path))
+        :meth:`unpin` (or removing the file) drops the pin. The folder must exist on a bpffs mount; the pin gets
+        mode 0600."""
+        self._native.pin(_args.path(path, "path"))
 
     def unpin(self) -> None:
         """Remove the pin made by :meth:`pin` (or the one :meth:`from_pin` opened)."""
@@ -196,10 +198,12 @@ class Program:
 
     @classmethod
     def _open_pinned(cls: builtins.type[PinnedT], path: str | os.PathLike[str], *, retprobe: bool = False) -> PinnedT:
+        pin = _args.path(path, "path")
+        _args.flag(retprobe, "retprobe")
         hint = None if cls is Program else cls.kind
         if hint is None:
-            hint = _tracing_kind(Path(path))
-        native = _native.Program.from_pin(Path(path), hint, retprobe)
+            hint = _tracing_kind(pin)
+        native = _native.Program.from_pin(pin, hint, retprobe)
         program = class_for(native.kind)(native)
         if not isinstance(program, cls):
             raise ProgramError(f"the program pinned at {path} is a {native.kind} program, not a {cls.kind}")
@@ -220,10 +224,15 @@ class Program:
         >>> result = bpf.programs["xdp_drop"].test_run(packet)  # doctest: +SKIP
         >>> result.return_value == pyaya.XDP_DROP  # doctest: +SKIP
         """
+        packet = _args.buffer(data, "data")
+        context = None if ctx is None else _args.buffer(ctx, "ctx")
+        _args.integer(repeat, "repeat", low=1, high=_args.U32)
+        if data_out_size is not None:
+            _args.integer(data_out_size, "data_out_size", low=0, high=_args.U32)
         if self.type in _TEST_RUN_TYPES:  # others get the native UnsupportedError, not a load attempt first
             self._ensure_loaded()
         return_value, data_out, ctx_out, duration_ns = self._native.test_run(
-            bytes(data), ctx=None if ctx is None else bytes(ctx), repeat=repeat, data_out_size=data_out_size
+            packet, ctx=context, repeat=repeat, data_out_size=data_out_size
         )
         return TestRunResult(return_value, data_out, ctx_out, duration_ns)
 

@@ -9,10 +9,10 @@ The action constants are the values these programs return, and what :meth:`Progr
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from pyaya import _native, attachments
+from pyaya import _args, _native, attachments
+from pyaya.errors import InvalidArgumentTypeError
 from pyaya.programs._base import Link, Program, register
 
 if TYPE_CHECKING:
@@ -73,6 +73,9 @@ SK_PASS = 1
 PathArg = str | os.PathLike[str]
 #: XDP_FLAGS_*_MODE of each mode (None: the kernel picks, no flag).
 _XDP_MODE_FLAGS = {"skb": 2, "drv": 4, "hw": 8}
+#: The values ``Xdp.attach`` takes as ``mode``, and the directions of TC and cgroup_skb attachments.
+XDP_MODES = ("skb", "drv", "hw", None)
+DIRECTIONS = ("ingress", "egress")
 
 
 class _HasFileno(Protocol):
@@ -83,8 +86,9 @@ class _CgroupProgram(Program):
     def attach(self, cgroup: PathArg) -> Link:
         """Attach to the cgroup v2 directory ``cgroup`` (e.g. ``/sys/fs/cgroup/unified/mygroup``): the program
         then runs for every process in that cgroup and its descendants. Loads the program first if needed."""
+        folder = _args.path(cgroup, "cgroup")
         self._ensure_loaded()
-        return self._attached(self._native.attach_cgroup(Path(cgroup)))
+        return self._attached(self._native.attach_cgroup(folder))
 
 
 @register
@@ -103,6 +107,8 @@ class Xdp(Program):
     def attach(self, interface: str | int, mode: Literal["skb", "drv", "hw"] | None = None) -> Link:
         """Attach to ``interface`` (a name or an index). ``mode``: ``"skb"`` (generic, works on any interface),
         ``"drv"`` (native, in the driver), ``"hw"`` (offloaded to the NIC) or ``None`` (the kernel picks)."""
+        _args.interface(interface)
+        _args.choice(mode, "XDP mode", XDP_MODES)
         self._ensure_loaded()
         with attachments.recording(self, "xdp", interface, mode=_XDP_MODE_FLAGS.get(mode or "", 0)) as attached:
             native = self._native.attach_xdp(interface, mode)
@@ -133,6 +139,9 @@ class SchedClassifier(Program):
         interface if the process is killed: pyaya records it, and its guard process or ``pyaya cleanup`` removes
         it (see :mod:`pyaya.attachments`).
         """
+        _args.interface(interface)
+        _args.choice(direction, "direction", DIRECTIONS)
+        _args.integer(priority, "priority", high=_args.U16)
         self._ensure_loaded()
         with attachments.recording(self, "tc", interface, direction=direction, priority=priority) as attached:
             native = self._native.attach_sched_classifier(interface, direction, priority)
@@ -157,8 +166,9 @@ class SocketFilter(Program):
         """Attach to ``sock`` (a :class:`socket.socket`, or anything with ``fileno()``). The filter stays with the
         socket: closing the socket removes it, and detaching the link removes it from a socket still open.
         pyaya does not keep the socket open. Such a link cannot be pinned."""
+        fd = _args.fileno(sock, "sock")
         self._ensure_loaded()
-        return self._attached(self._native.attach_socket_filter(sock.fileno()))
+        return self._attached(self._native.attach_socket_filter(fd))
 
 
 @register
@@ -181,8 +191,9 @@ class SkReuseport(Program):
         program then picks the socket of the group for every new packet or connection. One program serves the
         whole group; detaching the link (through a socket of the group still open) removes it, as does closing
         every socket of the group. pyaya does not keep the socket open. Such a link cannot be pinned."""
+        fd = _args.fileno(sock, "sock")
         self._ensure_loaded()
-        return self._attached(self._native.attach_socket_filter(sock.fileno()))
+        return self._attached(self._native.attach_socket_filter(fd))
 
 
 @register
@@ -200,8 +211,10 @@ class CgroupSkb(Program):
     def attach(self, cgroup: PathArg, direction: Literal["ingress", "egress"] | None = None) -> Link:
         """Attach to the cgroup v2 directory ``cgroup`` in ``direction``; ``None`` takes the direction from the
         program's section (``#[cgroup_skb(ingress)]`` or ``(egress)``). Loads the program first if needed."""
+        folder = _args.path(cgroup, "cgroup")
+        _args.choice(direction, "direction", (*DIRECTIONS, None))
         self._ensure_loaded()
-        return self._attached(self._native.attach_cgroup(Path(cgroup), direction))
+        return self._attached(self._native.attach_cgroup(folder, direction))
 
 
 @register
@@ -287,8 +300,13 @@ class _SockMapProgram(Program):
     def attach(self, sock_map: Map | _native.Map) -> Link:
         """Attach to ``sock_map``, a SockMap or SockHash of an object loaded with pyaya: the program then runs
         for the sockets stored in it. Loads the program first if needed. Such a link cannot be pinned."""
+        native = sock_map if isinstance(sock_map, _native.Map) else getattr(sock_map, "_native", None)
+        if not isinstance(native, _native.Map):
+            raise InvalidArgumentTypeError(
+                "sock_map must be a SockMap or SockHash of a loaded object (bpf.maps[NAME]), "
+                f"not {type(sock_map).__name__}"
+            )
         self._ensure_loaded()
-        native = sock_map if isinstance(sock_map, _native.Map) else sock_map._native
         return self._attached(self._native.attach_sock_map(native))
 
 
@@ -333,8 +351,9 @@ class SkLookup(Program):
     def attach(self, netns: PathArg) -> Link:
         """Attach to the network namespace file ``netns`` (``/proc/self/ns/net``, ``/var/run/netns/NAME``, ...).
         Loads the program first if needed."""
+        namespace = _args.path(netns, "netns")
         self._ensure_loaded()
-        return self._attached(self._native.attach_netns(Path(netns)))
+        return self._attached(self._native.attach_netns(namespace))
 
 
 @register
@@ -351,5 +370,6 @@ class FlowDissector(Program):
 
     def attach(self, netns: PathArg) -> Link:
         """Attach to the network namespace file ``netns``. Loads the program first if needed."""
+        namespace = _args.path(netns, "netns")
         self._ensure_loaded()
-        return self._attached(self._native.attach_netns(Path(netns)))
+        return self._attached(self._native.attach_netns(namespace))

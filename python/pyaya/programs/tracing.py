@@ -10,8 +10,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NoReturn
 
-from pyaya import _native
-from pyaya.errors import PermissionDeniedError, ProgramError, UnsupportedError
+from pyaya import _args, _native
+from pyaya.errors import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    PermissionDeniedError,
+    ProgramError,
+    UnsupportedError,
+)
 from pyaya.programs._base import Link, PinnedT, Program, register
 
 __all__ = [
@@ -46,6 +52,12 @@ class TracePoint(Program):
 
     def attach(self, category: str, name: str) -> Link:
         """Attach to tracepoint ``category/name``, loading the program first if needed."""
+        for value, what in ((category, "category"), (name, "name")):
+            if "/" in _args.string(value, f"tracepoint {what}"):
+                raise InvalidArgumentError(
+                    f"tracepoint {what} {value!r} holds a '/': pass the category and the name apart, "
+                    'e.g. attach("syscalls", "sys_enter_execve")'
+                )
         self._ensure_loaded()
         return self._attached(self._native.attach_tracepoint(category, name))
 
@@ -63,6 +75,7 @@ class RawTracePoint(Program):
 
     def attach(self, name: str) -> Link:
         """Attach to the raw tracepoint ``name``, loading the program first if needed."""
+        _args.string(name, "raw tracepoint name")
         self._ensure_loaded()
         return self._attached(self._native.attach_raw_tracepoint(name))
 
@@ -122,6 +135,7 @@ class _BtfProgram(Program):
         raise NotImplementedError
 
     def _load_explained(self, target: str | None) -> None:
+        _args.optional_string(target, "the load target")
         try:
             self._load_native(target)
         except PermissionDeniedError as error:
@@ -242,9 +256,10 @@ class LsmCgroup(_BtfProgram):
 
     def attach(self, cgroup: str | os.PathLike[str]) -> Link:  # type: ignore[override]
         """Attach to the cgroup at ``cgroup`` (a folder under the cgroup v2 mount), loading first if needed."""
+        folder = _args.path(cgroup, "cgroup")
         if not self._native.loaded:
             self._load_explained(None)
-        return self._attached(self._native.attach_lsm_cgroup(Path(cgroup)))
+        return self._attached(self._native.attach_lsm_cgroup(folder))
 
 
 class IterLink(Link):
@@ -306,6 +321,12 @@ class Extension(Program):
     def load(self, target_program: Program, function: str | None = None) -> None:  # type: ignore[override]
         """Load to replace ``function`` of ``target_program`` (which must be loaded); None takes the function from
         the ELF section (``freplace/<function>``)."""
+        if not isinstance(target_program, Program):
+            raise InvalidArgumentTypeError(
+                "target_program must be a pyaya Program (e.g. other.programs[NAME]), "
+                f"not {type(target_program).__name__}"
+            )
+        _args.optional_string(function, "function")
         try:
             self._native.load_extension(target_program._native, function)
         except PermissionDeniedError as error:
@@ -342,6 +363,8 @@ class KProbe(Program):
         """Attach to kernel function ``function``, ``offset`` bytes in (kprobes only), loading first if needed.
 
         Raises :class:`~pyaya.UnsupportedError` naming what is missing when this kernel has no kprobes."""
+        _args.string(function, "function")
+        _args.integer(offset, "offset", high=_args.U64)
         self._ensure_loaded()
         try:
             native = self._native.attach_kprobe(function, offset)
@@ -396,11 +419,20 @@ class UProbe(Program):
         is None, loading first if needed.
 
         ``target`` is a path to an ELF binary or library, or a library name (``"libc"``) looked up in the
-        ld.so cache (and in ``pid``'s mappings when given). With ``pid``, only that process triggers it."""
+        ld.so cache (and in ``pid``'s mappings when given). With ``pid``, only that process triggers it.
+
+        A ``symbol`` the file does not have raises :class:`~pyaya.NotFoundError` naming the file and the closest
+        symbols it has."""
+        where = _args.path(target, "target")
+        _args.optional_string(symbol, "symbol")
+        _args.integer(offset, "offset", high=_args.U64)
+        if pid is not None:
+            try:
+                _args.integer(pid, "pid", low=1, high=2**31 - 1)
+            except InvalidArgumentError as error:
+                raise type(error)(f"{error}; pass pid=None for every process") from None
         self._ensure_loaded()
-        if pid is not None and pid <= 0:
-            raise ProgramError(f"pid must be a positive process id, not {pid}; pass pid=None for every process")
-        return self._attached(self._native.attach_uprobe(Path(target), symbol, offset, pid))
+        return self._attached(self._native.attach_uprobe(where, symbol, offset, pid))
 
     @classmethod
     def from_pin(cls: type[PinnedT], path: str | os.PathLike[str], *, retprobe: bool = False) -> PinnedT:
@@ -452,12 +484,36 @@ class PerfEvent(Program):
         Sample every ``sample_period`` events (for clocks: nanoseconds) or ``sample_frequency`` times a second
         (99 Hz when neither is given). ``cpus`` limits it to those CPUs (default: every online CPU); ``pid``
         samples only that process (0: this process) on any CPU, or on ``cpus`` if given."""
-        self._ensure_loaded()
         events = self.events()
-        try:
-            native = self._native.attach_perf_event(
-                event, sample_period, sample_frequency, None if cpus is None else list(cpus), pid
+        if not isinstance(event, str):
+            raise InvalidArgumentTypeError(f"event must be a perf event name (a str), not {type(event).__name__}")
+        if event not in events:
+            import difflib  # noqa: PLC0415 - only for the error message
+
+            close = difflib.get_close_matches(event, list(events), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InvalidArgumentError(
+                f"no perf event named {event!r}{hint}: PerfEvent.events() lists them, e.g. cpu-clock, task-clock, "
+                "page-faults, context-switches (software), cycles, instructions (hardware)"
             )
+        if sample_period is not None and sample_frequency is not None:
+            raise InvalidArgumentError("give sample_period or sample_frequency, not both")
+        if sample_period is not None:
+            _args.integer(sample_period, "sample_period", low=1, high=_args.U64)
+        if sample_frequency is not None:
+            _args.integer(sample_frequency, "sample_frequency", low=1, high=_args.U64)
+        cpu_list = None
+        if cpus is not None:
+            if isinstance(cpus, str | bytes) or not isinstance(cpus, Iterable):
+                raise InvalidArgumentTypeError(f"cpus must be an iterable of CPU numbers, not {type(cpus).__name__}")
+            cpu_list = [_args.integer(cpu, "a CPU in cpus", high=_args.U32) for cpu in cpus]
+            if not cpu_list:
+                raise InvalidArgumentError("cpus is empty: give at least one CPU, or None for every online CPU")
+        if pid is not None:
+            _args.integer(pid, "pid", low=0, high=2**31 - 1)
+        self._ensure_loaded()
+        try:
+            native = self._native.attach_perf_event(event, sample_period, sample_frequency, cpu_list, pid)
         except ProgramError as error:
             missing = error.errno in (errno_codes.ENOENT, errno_codes.EOPNOTSUPP, errno_codes.ENODEV)
             if events.get(event) is PerfEventKind.HARDWARE and missing and not _HARDWARE_PMU.exists():

@@ -1,5 +1,5 @@
 """Proves {{name}} works on this machine: a process this test puts in a cgroup of its
-own sets and reads socket options; the program reports each {{sockopt_target}} call, and the
+own sets and reads socket options; the program reports each {{sockopt_target|py}} call, and the
 process sees exactly what it sees without it.
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
@@ -21,7 +21,7 @@ import pytest
 from pyaya.kernel import cgroup2_mount
 
 PROJECT = Path(__file__).resolve().parent.parent
-TARGET = "{{sockopt_target}}"
+TARGET = "{{sockopt_target|py}}"
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_NET_ADMIN)"

@@ -23,7 +23,7 @@ import pytest
 PROJECT = Path(__file__).resolve().parent.parent
 TC_ACT_PIPE = 3
 UDP = 17
-INTERFACE = "{{interface}}"  # the interface main.py attaches to by default
+INTERFACE = "{{interface|py}}"  # the interface main.py attaches to by default
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_NET_ADMIN)"

@@ -1,5 +1,5 @@
 """Proves {{name}} works on this machine: it builds, probes the return of
-`{{function}}`, and reports the failure of a call that a process this test starts makes
+`{{function|py}}`, and reports the failure of a call that a process this test starts makes
 (reading a directory fails with EISDIR).
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
@@ -18,7 +18,7 @@ import pytest
 from pyaya import features
 
 PROJECT = Path(__file__).resolve().parent.parent
-FUNCTION = "{{function}}"
+FUNCTION = "{{function|py}}"
 
 READ_FUNCTIONS = ("vfs_read", "ksys_read", "__x64_sys_read", "__arm64_sys_read", "pipe_read")
 #: A read of a directory: vfs_read returns -EISDIR.
@@ -85,7 +85,7 @@ def needs_fexit() -> None:
     if not supported:
         pytest.skip(f"fexit programs cannot be loaded and attached here: {reason}")
     if FUNCTION not in READ_FUNCTIONS:
-        pytest.skip("this test makes a read() fail; write a trigger for {{function}}")
+        pytest.skip("this test makes a read() fail; write a trigger for {{function|py}}")
 
 
 def test_reports_a_failure() -> None:

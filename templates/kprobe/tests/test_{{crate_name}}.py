@@ -1,5 +1,5 @@
 """Proves {{name}} works on this machine: it builds, times
-`{{function}}`, and reports a slow call that a process this test starts makes (a read from a
+`{{function|py}}`, and reports a slow call that a process this test starts makes (a read from a
 pipe that stays empty for a while).
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
@@ -18,7 +18,7 @@ import pytest
 from pyaya import features
 
 PROJECT = Path(__file__).resolve().parent.parent
-FUNCTION = "{{function}}"
+FUNCTION = "{{function|py}}"
 
 READ_FUNCTIONS = ("vfs_read", "ksys_read", "__x64_sys_read", "__arm64_sys_read", "pipe_read")
 #: A read that waits WAIT_S seconds for its pipe's writer.
@@ -88,7 +88,7 @@ def needs_kprobes() -> None:
     if not supported:
         pytest.skip(f"kprobes cannot be attached here: {reason}")
     if FUNCTION not in READ_FUNCTIONS:
-        pytest.skip("this test makes a slow read(); write a trigger for {{function}}")
+        pytest.skip("this test makes a slow read(); write a trigger for {{function|py}}")
 
 
 def test_reports_a_slow_call() -> None:

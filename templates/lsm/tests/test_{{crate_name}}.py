@@ -1,5 +1,5 @@
 """Proves {{name}} works on this machine: it builds, loads on the LSM hook
-`{{lsm_hook}}`, reports the checks of what this test does, and denies nothing.
+`{{lsm_hook|py}}`, reports the checks of what this test does, and denies nothing.
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
 """
@@ -18,7 +18,7 @@ import pytest
 from pyaya import features
 
 PROJECT = Path(__file__).resolve().parent.parent
-HOOK = "{{lsm_hook}}"
+HOOK = "{{lsm_hook|py}}"
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)"

@@ -1,5 +1,5 @@
 """Proves {{name}} works on this machine: it builds, attaches to
-`{{tracepoint_name}}`, and counts the system calls of a process this test starts.
+`{{tracepoint_name|py}}`, and counts the system calls of a process this test starts.
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
 """
@@ -17,7 +17,7 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
 CALLS = 3000
-TRACEPOINT = "{{tracepoint_name}}"
+TRACEPOINT = "{{tracepoint_name|py}}"
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)"

@@ -1,5 +1,5 @@
 """Proves {{name}} works on this machine: it builds, loads on the BTF tracepoint
-`{{btf_tracepoint}}`, and reports execs this test makes itself.
+`{{btf_tracepoint|py}}`, and reports execs this test makes itself.
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
 """
@@ -18,7 +18,7 @@ import pytest
 from pyaya import features
 
 PROJECT = Path(__file__).resolve().parent.parent
-TRACEPOINT = "{{btf_tracepoint}}"
+TRACEPOINT = "{{btf_tracepoint|py}}"
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)"

@@ -1,5 +1,5 @@
 """Proves {{name}} works on this machine: it builds, probes
-`{{uprobe_function}}` in `{{uprobe_target}}`, and reports the calls of
+`{{uprobe_function|py}}` in `{{uprobe_target|py}}`, and reports the calls of
 processes this test starts.
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
-TARGET = "{{uprobe_target}}"
-FUNCTION = "{{uprobe_function}}"
+TARGET = "{{uprobe_target|py}}"
+FUNCTION = "{{uprobe_function|py}}"
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)"
@@ -71,7 +71,7 @@ def test_builds() -> None:
 
 def test_reports_each_call() -> None:
     if (TARGET, FUNCTION) != ("libc", "getaddrinfo"):
-        pytest.skip("this test calls libc's getaddrinfo; write a trigger for {{uprobe_function}} in {{uprobe_target}}")
+        pytest.skip("this test calls libc's getaddrinfo; write a trigger for {{uprobe_function|py}} in {{uprobe_target|py}}")
     runner = start()
     # Python's socket.getaddrinfo calls libc's; a numeric-only lookup of a name fails at once with EAI_NONAME.
     child = python(
@@ -95,7 +95,7 @@ def test_reports_each_call() -> None:
 
 def test_pid_filter() -> None:
     if (TARGET, FUNCTION) != ("libc", "getaddrinfo"):
-        pytest.skip("this test calls libc's getaddrinfo; write a trigger for {{uprobe_function}} in {{uprobe_target}}")
+        pytest.skip("this test calls libc's getaddrinfo; write a trigger for {{uprobe_function|py}} in {{uprobe_target|py}}")
     code = "import socket, sys\nsys.stdin.readline()\nsocket.getaddrinfo('localhost', 80)\n"
     watched = python(code, stdin=subprocess.PIPE)
     other = python(code, stdin=subprocess.PIPE)

@@ -1,5 +1,5 @@
 """Proves {{name}} works on this machine: it builds, probes the return of
-`{{uprobe_function}}` in `{{uprobe_target}}`, and reports the lines typed
+`{{uprobe_function|py}}` in `{{uprobe_target|py}}`, and reports the lines typed
 into an interactive bash this test drives through a pseudo-terminal.
 
 Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
-TARGET = "{{uprobe_target}}"
-FUNCTION = "{{uprobe_function}}"
+TARGET = "{{uprobe_target|py}}"
+FUNCTION = "{{uprobe_function|py}}"
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)"
@@ -91,7 +91,7 @@ def test_builds() -> None:
 
 needs_bash = pytest.mark.skipif(
     not (TARGET.endswith("/bash") and FUNCTION == "readline"),
-    reason="this test types into bash; write a trigger for {{uprobe_function}} in {{uprobe_target}}",
+    reason="this test types into bash; write a trigger for {{uprobe_function|py}} in {{uprobe_target|py}}",
 )
 
 

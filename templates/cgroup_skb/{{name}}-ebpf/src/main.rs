@@ -1,4 +1,4 @@
-//! Kernel side of {{name}}: a cgroup_skb program on the {{direction}} path of a cgroup that counts packets and
+//! Kernel side of {{name}}: a cgroup_skb program on the {{direction|text}} path of a cgroup that counts packets and
 //! bytes per IP protocol and reports each new flow with the uid of its socket. It lets every packet through.
 #![no_std]
 #![no_main]
@@ -38,7 +38,7 @@ const IPPROTO_SCTP: u8 = 132;
 /// What a cgroup_skb program returns to let the packet through (0 would drop it).
 const ALLOW: i32 = 1;
 
-#[cgroup_skb({{direction}})]
+#[cgroup_skb({{direction|rust_ident}})]
 pub fn {{crate_name}}(ctx: SkBuffContext) -> i32 {
     if let Some(flow) = parse_flow(&ctx) {
         let length = ctx.len() as u64;

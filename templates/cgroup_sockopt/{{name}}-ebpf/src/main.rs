@@ -1,4 +1,4 @@
-//! Kernel side of {{name}}: a cgroup `{{sockopt_target}}` program that reports each call (who, which option, how
+//! Kernel side of {{name}}: a cgroup `{{sockopt_target|text}}` program that reports each call (who, which option, how
 //! long a buffer) through a ring buffer and counts calls per option. It changes nothing: the kernel's own handler
 //! runs as if the program were not there.
 #![no_std]
@@ -24,13 +24,13 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 static CALLS: HashMap<u64, u64> = HashMap::with_max_entries(1024, 0);
 
 /// Only getsockopt programs may read `retval` (the verifier rejects it in setsockopt ones).
-const IS_GETSOCKOPT: bool = matches!("{{sockopt_target}}".as_bytes(), b"getsockopt");
+const IS_GETSOCKOPT: bool = matches!("{{sockopt_target|rust_str}}".as_bytes(), b"getsockopt");
 /// Buffers longer than a page are not copied for the program; see `pass_through`.
 const PAGE_SIZE: i32 = 4096;
 /// What the program returns to let the call go on (0 would fail it with EPERM).
 const PROCEED: i32 = 1;
 
-#[cgroup_sockopt({{sockopt_target}})]
+#[cgroup_sockopt({{sockopt_target|rust_ident}})]
 pub fn {{crate_name}}(ctx: SockoptContext) -> i32 {
     let sockopt = ctx.sockopt;
     // SAFETY: reading fields of the context the kernel handed us; `sk` is never null for sockopt programs.

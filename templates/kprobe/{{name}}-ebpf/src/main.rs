@@ -1,4 +1,4 @@
-//! Kernel side of {{name}}: a kprobe and a kretprobe on `{{function}}` that time each call, count calls per process,
+//! Kernel side of {{name}}: a kprobe and a kretprobe on `{{function|text}}` that time each call, count calls per process,
 //! fill a log2 histogram of latencies, and send the calls slower than a minimum through a ring buffer.
 #![no_std]
 #![no_main]
@@ -41,13 +41,13 @@ static TARGET_TGID: u32 = 0;
 #[no_mangle]
 static MIN_LATENCY_NS: u64 = 0;
 
-#[kprobe(function = "{{function}}")]
+#[kprobe(function = "{{function|rust_str}}")]
 pub fn {{crate_name}}_entry(_ctx: ProbeContext) -> u32 {
     enter();
     0
 }
 
-#[kretprobe(function = "{{function}}")]
+#[kretprobe(function = "{{function|rust_str}}")]
 pub fn {{crate_name}}_return(_ctx: RetProbeContext) -> u32 {
     leave();
     0

@@ -1,4 +1,4 @@
-//! Kernel side of {{name}}: a kretprobe on `{{function}}` that looks at every return value: errors are counted per
+//! Kernel side of {{name}}: a kretprobe on `{{function|text}}` that looks at every return value: errors are counted per
 //! errno and sent through a ring buffer, other results go into a log2 histogram, and calls are counted per process.
 #![no_std]
 #![no_main]
@@ -42,7 +42,7 @@ static TARGET_TGID: u32 = 0;
 #[no_mangle]
 static RETURN_BITS: u64 = 64;
 
-#[kretprobe(function = "{{function}}")]
+#[kretprobe(function = "{{function|rust_str}}")]
 pub fn {{crate_name}}(ctx: RetProbeContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let pid = (pid_tgid >> 32) as u32;

@@ -1,4 +1,4 @@
-//! Kernel side of {{name}}: a BPF LSM program on the hook `{{lsm_hook}}` that reports each check through a ring buffer
+//! Kernel side of {{name}}: a BPF LSM program on the hook `{{lsm_hook|text}}` that reports each check through a ring buffer
 //! and counts checks per process. It never denies anything: it returns the decision it was given.
 #![no_std]
 #![no_main]
@@ -45,10 +45,10 @@ static QSTR_NAME_OFFSET: u64 = 0;
 
 /// Hooks whose argument this program decodes. Both take one argument, so the decision so far is argument 1 (BPF
 /// LSM programs get it after the hook's own); for other hooks its index is unknown and the program returns 0.
-const IS_BPRM_CHECK: bool = same_name("{{lsm_hook}}", "bprm_check_security");
-const IS_FILE_OPEN: bool = same_name("{{lsm_hook}}", "file_open");
+const IS_BPRM_CHECK: bool = same_name("{{lsm_hook|rust_str}}", "bprm_check_security");
+const IS_FILE_OPEN: bool = same_name("{{lsm_hook|rust_str}}", "file_open");
 
-#[lsm(hook = "{{lsm_hook}}")]
+#[lsm(hook = "{{lsm_hook|rust_str}}")]
 pub fn {{crate_name}}(ctx: LsmContext) -> i32 {
     let decision: i32 = if IS_BPRM_CHECK || IS_FILE_OPEN {
         ctx.arg(1)

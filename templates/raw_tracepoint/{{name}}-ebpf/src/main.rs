@@ -1,4 +1,4 @@
-//! Kernel side of {{name}}: a raw tracepoint on `{{tracepoint_name}}` that counts hits per process and, when the
+//! Kernel side of {{name}}: a raw tracepoint on `{{tracepoint_name|text}}` that counts hits per process and, when the
 //! tracepoint is `sys_enter`, per system call number.
 #![no_std]
 #![no_main]
@@ -35,9 +35,9 @@ static TARGET_TGID: u32 = 0;
 /// The raw tracepoint's arguments depend on the tracepoint: `sys_enter(struct pt_regs *regs, long id)` has the
 /// syscall number second. The kernel refuses to attach a program that reads past a tracepoint's last argument, so
 /// the read is compiled in only for `sys_enter`.
-const READS_SYSCALL_ID: bool = same_name("{{tracepoint_name}}", "sys_enter");
+const READS_SYSCALL_ID: bool = same_name("{{tracepoint_name|rust_str}}", "sys_enter");
 
-#[raw_tracepoint(tracepoint = "{{tracepoint_name}}")]
+#[raw_tracepoint(tracepoint = "{{tracepoint_name|rust_str}}")]
 pub fn {{crate_name}}(ctx: RawTracePointContext) -> i32 {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     // SAFETY: a volatile read keeps the compiler from folding the loader-patched global to its initial zero.

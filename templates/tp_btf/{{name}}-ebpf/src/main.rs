@@ -1,4 +1,4 @@
-//! Kernel side of {{name}}: a BTF-enabled tracepoint (`tp_btf/{{btf_tracepoint}}`) that sends one `ExecEvent` per
+//! Kernel side of {{name}}: a BTF-enabled tracepoint (`tp_btf/{{btf_tracepoint|text}}`) that sends one `ExecEvent` per
 //! hit through a ring buffer and counts hits per uid. For `sched_process_exec` it decodes the tracepoint's typed
 //! arguments `(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`.
 #![no_std]
@@ -36,9 +36,9 @@ static BINPRM_FILENAME_OFFSET: u64 = 0;
 
 /// The kernel refuses a program that reads past a tracepoint's last argument, so the exec's arguments are read only
 /// when the tracepoint is `sched_process_exec`.
-const DECODES_EXEC: bool = same_name("{{btf_tracepoint}}", "sched_process_exec");
+const DECODES_EXEC: bool = same_name("{{btf_tracepoint|rust_str}}", "sched_process_exec");
 
-#[btf_tracepoint(function = "{{btf_tracepoint}}")]
+#[btf_tracepoint(function = "{{btf_tracepoint|rust_str}}")]
 pub fn {{crate_name}}(ctx: BtfTracePointContext) -> i32 {
     let uid = bpf_get_current_uid_gid() as u32;
     count(uid);

@@ -1,4 +1,4 @@
-//! Kernel side of {{name}}: a uprobe and a uretprobe on `{{uprobe_function}}` in `{{uprobe_target}}` that time each
+//! Kernel side of {{name}}: a uprobe and a uretprobe on `{{uprobe_function|text}}` in `{{uprobe_target|text}}` that time each
 //! call, keep the first argument (a string for getaddrinfo: the host name), send one `CallEvent` per call through a
 //! ring buffer, and count calls per process and latencies in a log2 histogram.
 #![no_std]

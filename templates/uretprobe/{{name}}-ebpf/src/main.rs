@@ -1,4 +1,4 @@
-//! Kernel side of {{name}}: a uretprobe on `{{uprobe_function}}` in `{{uprobe_target}}` that sends the string it
+//! Kernel side of {{name}}: a uretprobe on `{{uprobe_function|text}}` in `{{uprobe_target|text}}` that sends the string it
 //! returns (for bash's readline: each command line typed) through a ring buffer, and counts lines per process.
 #![no_std]
 #![no_main]
