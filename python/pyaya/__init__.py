@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         ToolchainError,
         UnsupportedError,
         VerifierError,
+        VmError,
     )
     from pyaya.loader import Ebpf, loaded_programs
     from pyaya.maps import Array, HashMap, Map, RingBuf
@@ -147,6 +148,7 @@ __all__ = [
     "UProbe",
     "UnsupportedError",
     "VerifierError",
+    "VmError",
     "Xdp",
     "__version__",
     "enable_stats",
@@ -170,6 +172,7 @@ _LAZY: dict[str, str] = {
     "ToolchainError": "pyaya.errors",
     "UnsupportedError": "pyaya.errors",
     "VerifierError": "pyaya.errors",
+    "VmError": "pyaya.errors",
     "Ebpf": "pyaya.loader",
     "loaded_programs": "pyaya.loader",
     "Array": "pyaya.maps",
