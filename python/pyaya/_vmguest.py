@@ -25,7 +25,9 @@ def main() -> int:
     try:
         os.chdir(cwd)
     except OSError as error:
-        print(f"pyaya-vm: cannot enter {cwd.decode(errors='replace')}: {error.strerror}; starting in /", file=sys.stderr)
+        print(
+            f"pyaya-vm: cannot enter {cwd.decode(errors='replace')}: {error.strerror}; starting in /", file=sys.stderr
+        )
         os.chdir("/")
     with open(os.path.join(share, "started"), "wb"):
         pass

@@ -39,16 +39,19 @@ from pathlib import Path
 from pyaya.errors import VmError
 
 __all__ = [
+    "GUEST_SHARE",
     "SERIES",
     "GuestResult",
     "Kernel",
     "VmConfig",
+    "busybox_binary",
     "cache_root",
     "choose_accel",
     "debian_kernel",
     "image_kernel",
     "qemu_binary",
     "run",
+    "save_console_log",
 ]
 
 #: The kernel series ``--kernel`` knows, each with the Debian suites whose current package is that series.
@@ -64,7 +67,8 @@ _KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 INITRD_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay", "virtio_rng")
 QEMU_FIX = "apt-get install qemu-system-x86 busybox-static (Debian/Ubuntu)"
 _SHARE_TAG = "pyayavm"
-_GUEST_SHARE = "/run/pyaya-vm"
+#: Where the guest sees its share folder (``$PYAYA_VM_SHARE``): files a command writes there come back.
+GUEST_SHARE = "/run/pyaya-vm"
 
 Progress = Callable[[str], None]
 
@@ -350,7 +354,7 @@ def _store_kernel(vmlinuz: Path, modules: Path | None, folder: Path, release: st
             return  # already there, a cycle, or built into the kernel
         data = _read_module(files[name])
         match = re.search(rb"depends=([^\0]*)\0", data)
-        for dependency in (match.group(1).decode().split(",") if match else []):
+        for dependency in match.group(1).decode().split(",") if match else []:
             if dependency:
                 need(dependency, (*chain, name))
         (target / f"{name}.ko").write_bytes(data)
@@ -475,7 +479,9 @@ def _initrd(folder: Path) -> Path:
         ("init", executable, _INIT.encode(), (0, 0)),
         ("mods/order", regular, " ".join(order).encode() + b"\n", (0, 0)),
     ]
-    entries += [(f"mods/{name}.ko", regular, (folder / "modules" / f"{name}.ko").read_bytes(), (0, 0)) for name in order]
+    entries += [
+        (f"mods/{name}.ko", regular, (folder / "modules" / f"{name}.ko").read_bytes(), (0, 0)) for name in order
+    ]
     staging = path.with_name(path.name + f".partial-{os.getpid()}")
     staging.write_bytes(gzip.compress(_cpio(entries), compresslevel=1))
     staging.rename(path)
@@ -596,7 +602,8 @@ def _console_tail(console: str, lines: int = 12) -> str:
     return "\n".join(f"  | {line}" for line in text[-lines:])
 
 
-def _save_log(console: str, kernel: Kernel) -> Path:
+def save_console_log(console: str, kernel: Kernel) -> Path:
+    """Keeps a guest's console log under the cache (``logs/``) and returns its path."""
     logs = cache_root() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     path = logs / f"{kernel.release}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
@@ -672,7 +679,7 @@ def run(
         raise VmError("no command to run in the guest")
     accel = accel or choose_accel(kernel, config.accel)[0]
     environment = dict(os.environ if env is None else env)
-    environment["PYAYA_VM_SHARE"] = _GUEST_SHARE
+    environment["PYAYA_VM_SHARE"] = GUEST_SHARE
     environment["PYAYA_VM_KERNEL"] = kernel.release
     with _share() as share:
         (share / "argv").write_bytes(b"".join(os.fsencode(arg) + b"\0" for arg in argv))
@@ -721,7 +728,9 @@ def run(
         if not status.is_file() or not status.read_text().strip():
             qemu_error = (share / "qemu.stderr").read_text(errors="replace").strip()
             if started is None and qemu.returncode != 0 and qemu_error:
-                raise VmError(f"QEMU failed ({qemu.returncode}) booting {kernel.release}: {qemu_error.splitlines()[-1]}")
+                raise VmError(
+                    f"QEMU failed ({qemu.returncode}) booting {kernel.release}: {qemu_error.splitlines()[-1]}"
+                )
             what = "stopped before the command finished" if started else "stopped before it reached the command"
             raise _failure(kernel, share, what)
         files = {name: (share / name).read_bytes() for name in keep if (share / name).is_file()}
@@ -744,6 +753,6 @@ def _read(path: Path) -> str:
 
 def _failure(kernel: Kernel, share: Path, what: str) -> VmError:
     console = _read(share / "console.log")
-    log = _save_log(console, kernel)
+    log = save_console_log(console, kernel)
     tail = _console_tail(console)
     return VmError(f"the {kernel.release} guest {what}; console log: {log}" + (f"\n{tail}" if tail else ""))
