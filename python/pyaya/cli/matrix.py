@@ -22,7 +22,7 @@ from pyaya.cli._table import format_table
 if TYPE_CHECKING:
     from pyaya.vm import Kernel, VmConfig
 
-__all__ = ["TestCommand", "matrix"]
+__all__ = ["TestCommand", "junit_outcomes", "matrix"]
 
 
 class TestCommand(TyperCommand):
@@ -49,27 +49,24 @@ def _names_a_path(root: Path, args: list[str]) -> bool:
     return any(not arg.startswith("-") and (root / arg.split("::")[0]).exists() for arg in args)
 
 
-def _junit_counts(xml: bytes) -> tuple[int, int, int, list[dict[str, str]]]:
-    """``(passed, failed, skipped, failures)`` from pytest's JUnit XML; failures are errors too."""
+def junit_outcomes(xml: bytes) -> dict[str, dict[str, str]]:
+    """Each test of pytest's JUnit XML (``module.path::name``) with its ``outcome`` (``passed``, ``failed``,
+    ``skipped``; an error is a failure) and, for the last two, the first line of its ``message``."""
     from xml.etree import ElementTree  # noqa: PLC0415 - only when a run reports
 
-    root = ElementTree.fromstring(xml)
-    passed = failed = skipped = 0
-    failures: list[dict[str, str]] = []
+    root = ElementTree.fromstring(xml)  # written by pytest in our own guest
+    outcomes: dict[str, dict[str, str]] = {}
     for case in root.iter("testcase"):
-        problem = case.find("failure")
-        if problem is None:
-            problem = case.find("error")
-        if problem is not None:
-            failed += 1
-            name = f"{case.get('classname', '')}::{case.get('name', '')}".lstrip(":")
-            message = (problem.get("message") or problem.text or "").strip().splitlines()
-            failures.append({"test": name, "message": message[0] if message else ""})
-        elif case.find("skipped") is not None:
-            skipped += 1
+        name = f"{case.get('classname', '')}::{case.get('name', '')}".lstrip(":")
+        for tag, outcome in (("failure", "failed"), ("error", "failed"), ("skipped", "skipped")):
+            problem = case.find(tag)
+            if problem is not None:
+                lines = (problem.get("message") or problem.text or "").strip().splitlines()
+                outcomes[name] = {"outcome": outcome, "message": lines[0] if lines else ""}
+                break
         else:
-            passed += 1
-    return passed, failed, skipped, failures
+            outcomes[name] = {"outcome": "passed"}
+    return outcomes
 
 
 def _run_kernel(kernel: Kernel, config: VmConfig, root: Path, pytest_argv: list[str], *, quiet: bool) -> dict[str, Any]:
@@ -86,6 +83,7 @@ def _run_kernel(kernel: Kernel, config: VmConfig, root: Path, pytest_argv: list[
         "accel": None,
         "failures": [],
         "error": None,
+        "tests": {},
     }
     accel, why = vm.choose_accel(kernel, config.accel, progress=_note)
     row["accel"] = accel
@@ -111,7 +109,13 @@ def _run_kernel(kernel: Kernel, config: VmConfig, root: Path, pytest_argv: list[
     _note(f"{kernel.label}: booted to the command in {result.boot_seconds:.1f} s; tests ran {result.run_seconds:.1f} s")
     junit = result.files.get("junit.xml")
     if junit:
-        row["passed"], row["failed"], row["skipped"], row["failures"] = _junit_counts(junit)
+        outcomes = junit_outcomes(junit)
+        for outcome in ("passed", "failed", "skipped"):
+            row[outcome] = sum(1 for test in outcomes.values() if test["outcome"] == outcome)
+        row["failures"] = [
+            {"test": name, "message": test["message"]} for name, test in outcomes.items() if test["outcome"] == "failed"
+        ]
+        row["tests"] = outcomes
     if result.returncode != 0:
         if not row["failed"]:
             row["failed"] = 1
@@ -206,7 +210,10 @@ def matrix(
     ] = 180,
     json_output: Annotated[
         bool,
-        typer.Option("--json", help='Print a JSON list of {"kernel", "passed", "failed", "skipped", "seconds"} rows.'),
+        typer.Option(
+            "--json",
+            help='Print a JSON list of {"kernel", "passed", "failed", "skipped", "seconds", "tests", ...} rows.',
+        ),
     ] = False,
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Ask Debian for the newest package of each series again.")
@@ -219,7 +226,7 @@ def matrix(
     Arguments after `--` go to pytest, e.g. `pyaya test --kernel 6.12 -- -k lsm -x`.
     """
     from pyaya import vm  # noqa: PLC0415 - see pyaya.cli: imported when run
-    from pyaya.errors import ProjectError  # noqa: PLC0415
+    from pyaya.errors import ProjectError, VmError  # noqa: PLC0415
     from pyaya.project import find_project  # noqa: PLC0415
 
     series = list(kernel or [])
@@ -228,6 +235,12 @@ def matrix(
         raise typer.BadParameter("give at least one --kernel SERIES or --kernel-image PATH", param_hint="--kernel")
     if accel not in ("auto", "kvm", "tcg"):
         raise typer.BadParameter(f"{accel!r} is not one of auto, kvm, tcg", param_hint="--accel")
+    unknown = [name for name in series if name not in vm.SERIES]
+    if unknown:
+        raise VmError(
+            f"unknown kernel series {unknown[0]!r}: known are {', '.join(vm.SERIES)}; for another kernel pass "
+            "--kernel-image PATH (a vmlinuz with its modules)"
+        )
     pytest_args: list[str] = list(ctx.meta.get("pytest_args", []))
     start = (path or Path.cwd()).resolve()
     if not start.exists():
