@@ -6,9 +6,13 @@ probed from this machine, never passing vacuously.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,9 @@ from pyaya import features
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "crates" / "pyaya-fixtures"
+#: A folder where scaffolded and built template projects are kept between runs (``make test`` sets it), so that the
+#: runs of the suite inside ``pyaya test``'s VMs find them built instead of compiling aya-ebpf under emulation.
+BUILDS = Path(os.environ["PYAYA_TEST_BUILDS"]) if os.environ.get("PYAYA_TEST_BUILDS") else None
 
 
 def _skip_reason() -> str | None:
@@ -36,10 +43,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
-def pyaya_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def pyaya_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Runs the `pyaya` command of this interpreter, as a user would."""
     return subprocess.run(
-        [sys.executable, "-m", "pyaya", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, "-m", "pyaya", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -51,15 +66,55 @@ def fixtures_dir() -> Path:
     return FIXTURES / "target" / "bpfel-unknown-none" / "release"
 
 
+@dataclass(frozen=True)
+class Built:
+    """A scaffolded and built project."""
+
+    project: Path
+    object_path: Path
+    program_types: frozenset[str]
+
+
+def _template_key(kind: str) -> str:
+    """Changes whenever what `pyaya new --template kind` renders may change: the template's files, the scaffolder."""
+    digest = hashlib.sha256()
+    for path in sorted([*(REPO / "templates" / kind).rglob("*"), REPO / "python" / "pyaya" / "scaffold.py"]):
+        if path.is_file():
+            digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def scaffold_and_build(kind: str, name: str, scratch: Path, env: dict[str, str] | None = None) -> Built:
+    """``pyaya new NAME --template KIND``, ``pyaya build`` and ``pyaya inspect``, as a user runs them. With
+    :data:`BUILDS` set, the built project is kept there (keyed by the template's contents) and reused."""
+    folder = BUILDS / f"{kind}-{_template_key(kind)}" if BUILDS is not None else scratch
+    record = folder / "built.json"
+    if BUILDS is not None and record.is_file():
+        known = json.loads(record.read_text())
+        built = Built(Path(known["project"]), Path(known["object"]), frozenset(known["types"]))
+        if built.object_path.is_file():
+            return built
+    if BUILDS is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    created = pyaya_cli("new", name, "--template", kind, cwd=folder, env=env)
+    assert created.returncode == 0, created.stderr
+    project = folder / name
+    build = pyaya_cli("build", str(project), env=env)
+    assert build.returncode == 0, f"{kind}: pyaya build failed:\n{build.stderr}"
+    object_path = Path(build.stdout.strip().splitlines()[-1])
+    target = Path(env["CARGO_TARGET_DIR"]) if env and "CARGO_TARGET_DIR" in env else project / "target"
+    assert object_path == target / "bpfel-unknown-none" / "release" / name
+    inspected = pyaya_cli("inspect", str(object_path), "--json", env=env)
+    assert inspected.returncode == 0, inspected.stderr
+    types = frozenset(program["type"] for program in json.loads(inspected.stdout)["programs"])
+    if BUILDS is not None:
+        record.write_text(json.dumps({"project": str(project), "object": str(object_path), "types": sorted(types)}))
+    return Built(project, object_path, types)
+
+
 @pytest.fixture(scope="session")
 def execwatch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project scaffolded from the default template and built, shared by the tests that run it."""
-    root = tmp_path_factory.mktemp("projects")
-    name = f"ktest{os.getpid() % 100000}"
-    created = pyaya_cli("new", name, cwd=root)
-    assert created.returncode == 0, created.stderr
-    project = root / name
-    built = pyaya_cli("build", str(project))
-    assert built.returncode == 0, built.stderr
-    assert built.stdout.strip() == str(project / "target" / "bpfel-unknown-none" / "release" / name)
-    return project
+    name = "ktest" if BUILDS is not None else f"ktest{os.getpid() % 100000}"
+    return scaffold_and_build("tracepoint", name, tmp_path_factory.mktemp("projects")).project

@@ -95,6 +95,7 @@ def test_perf_lost_samples_are_counted(basic: Ebpf) -> None:
     assert len(received) + perf.lost == sent + 1
 
 
+@pytest.mark.smoke
 def test_ring_buffer_callbacks(basic: Ebpf) -> None:
     ring = _ring(basic).typed("<II")
     seen: list[tuple[int, int]] = []
@@ -107,6 +108,7 @@ def test_ring_buffer_callbacks(basic: Ebpf) -> None:
     assert ring.lost is None  # the kernel counts no ring buffer drops
 
 
+@pytest.mark.smoke
 def test_perf_callbacks_and_records_iteration(basic: Ebpf) -> None:
     perf = _perf(basic).typed(PerfRecord)
     seqs: list[int] = []

@@ -20,31 +20,35 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import BUILDS, Built, scaffold_and_build
 from pyaya import features
 from pyaya.scaffold import list_templates
 
-TEMPLATES = sorted(template.kind for template in list_templates())
+#: What each template's programs need beyond what every supported kernel has (pyaya.features.requirement names).
+NEEDS: dict[str, tuple[str, ...]] = {
+    "kprobe": ("kprobes",),
+    "kretprobe": ("kprobes",),
+    "fentry": ("fentry",),
+    "fexit": ("fexit",),
+    "lsm": ("lsm",),
+    "tp_btf": ("tp_btf",),
+}
+TEMPLATES = [
+    pytest.param(kind, marks=[pytest.mark.needs(*NEEDS[kind])] if kind in NEEDS else [], id=kind)
+    for kind in sorted(template.kind for template in list_templates())
+]
 RUN_SECONDS = 4
 BASH = Path("/bin/bash")
-
-
-@dataclass(frozen=True)
-class Built:
-    """A scaffolded and built project."""
-
-    project: Path
-    object_path: Path
-    program_types: frozenset[str]
 
 
 @pytest.fixture(scope="module")
 def cargo_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The environment of every pyaya command here: one CARGO_TARGET_DIR for all the templates' builds."""
-    return {**os.environ, "CARGO_TARGET_DIR": str(tmp_path_factory.mktemp("templates-target"))}
+    target = BUILDS / "target" if BUILDS is not None else tmp_path_factory.mktemp("templates-target")
+    return {**os.environ, "CARGO_TARGET_DIR": str(target)}
 
 
 @pytest.fixture(scope="module")
@@ -55,35 +59,10 @@ def built(tmp_path_factory: pytest.TempPathFactory, cargo_env: dict[str, str]) -
 
     def get(kind: str) -> Built:
         if kind not in cache:
-            name = f"tpl-{kind.replace('_', '-')}"
-            created = pyaya("new", name, "--template", kind, cwd=root, env=cargo_env)
-            assert created.returncode == 0, created.stderr
-            project = root / name
-            build = pyaya("build", str(project), env=cargo_env)
-            assert build.returncode == 0, f"{kind}: pyaya build failed:\n{build.stderr}"
-            object_path = Path(build.stdout.strip().splitlines()[-1])
-            assert object_path == Path(cargo_env["CARGO_TARGET_DIR"]) / "bpfel-unknown-none" / "release" / name
-            inspected = pyaya("inspect", str(object_path), "--json", env=cargo_env)
-            assert inspected.returncode == 0, inspected.stderr
-            types = frozenset(program["type"] for program in json.loads(inspected.stdout)["programs"])
-            cache[kind] = Built(project, object_path, types)
+            cache[kind] = scaffold_and_build(kind, f"tpl-{kind.replace('_', '-')}", root / kind, env=cargo_env)
         return cache[kind]
 
     return get
-
-
-def pyaya(
-    *args: str, cwd: Path | None = None, env: dict[str, str], timeout: float = 900
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pyaya", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 # -- what this kernel can run ------------------------------------------------------------------------------------
@@ -219,6 +198,7 @@ def test_template_builds(kind: str, built: Callable[[str], Built]) -> None:
     assert list((result.project / "tests").glob("test_*.py")), f"{kind}: the project has no tests"
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("kind", TEMPLATES)
 def test_template_runs_and_reports(
     kind: str,
