@@ -9,7 +9,7 @@ export PYAYA_TEST_BUILDS ?= $(CURDIR)/target/test-builds
 VM_APPEND ?= lsm=lockdown,capability,landlock,yama,apparmor,bpf
 VM_ARGS ?=
 
-.PHONY: setup demo test test-unit test-kernel test-vm bench lint fmt stubtest wheel clean
+.PHONY: setup demo test test-unit test-kernel test-vm matrix bench lint fmt stubtest wheel clean
 
 setup:
 	@bash scripts/setup.sh
@@ -35,6 +35,16 @@ test-unit: setup
 
 test-kernel: setup
 	$(PY) -m pytest tests/kernel $(PYTEST_ARGS)
+
+# The templates on every kernel (the host, then VMs), and their READMEs' and the guide's "Tested on" written from it.
+matrix: setup
+	mkdir -p target/matrix
+	-$(PY) -m pytest tests/kernel/test_templates.py -q -p no:cacheprovider --junitxml=target/matrix/host.xml
+	-$(VENV)/bin/pyaya test . --kernel 6.12 --append '$(VM_APPEND)' --json -q $(VM_ARGS) -- \
+	    tests/kernel/test_templates.py > target/matrix/6.12.json
+	-$(VENV)/bin/pyaya test . --kernel 5.10 --kernel 6.1 --append '$(VM_APPEND)' --json -q $(VM_ARGS) -- \
+	    tests/kernel/test_templates.py -m smoke > target/matrix/older.json
+	$(PY) scripts/tested-kernels.py --host target/matrix/host.xml target/matrix/6.12.json target/matrix/older.json
 
 # Figures and ratios against a baseline measured in the same run (root; see each script's docstring).
 bench: setup

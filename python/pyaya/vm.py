@@ -582,7 +582,7 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _tail(path: Path, stop: threading.Event, output: Callable[[str], None]) -> None:
+def _tail(path: Path, stop: threading.Event, output: Callable[[str], object]) -> None:
     """Hands ``output`` what is appended to ``path`` until ``stop`` is set and the file is read to its end."""
     while not path.exists() and not stop.is_set():
         time.sleep(0.05)
@@ -665,7 +665,7 @@ def run(
     accel: str | None = None,
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
-    output: Callable[[str], None] = sys.stderr.write,
+    output: Callable[[str], object] = sys.stderr.write,
     keep: tuple[str, ...] = (),
 ) -> GuestResult:
     """Runs ``argv`` as root in a guest of ``kernel`` and returns when it finished; ``output`` receives what it

@@ -286,7 +286,7 @@ def test_perf_event_link_without_bpf_links_cannot_be_pinned(fixtures_dir: Path) 
         program = bpf.programs["trace_perf_sample"]
         assert isinstance(program, PerfEvent)
         one_cpu = program.attach("cpu-clock", sample_frequency=100, cpus=sorted(os.sched_getaffinity(0))[:1])
-        with pytest.raises(pyaya.UnsupportedError, match="bpf_links from kernel 5.15"):
+        with pytest.raises(pyaya.UnsupportedError, match=r"bpf_links from kernel 5\.15"):
             one_cpu.pin(pin)
         assert not one_cpu.attached
         assert not pin.exists()
@@ -341,11 +341,13 @@ def test_task_iterator_lists_this_process(fixtures_dir: Path) -> None:
         # not, and then the error names the class to open it with.
         with _bpffs_paths("iter") as (pin,):
             program.pin(pin)
+            refusal = ""
             try:
                 reopened = Program.from_pin(pin)
             except pyaya.ProgramError as error:
-                assert "attach_btf_id is 0" in str(error)
+                refusal = str(error)
                 reopened = Iter.from_pin(pin)
+            assert not refusal or "attach_btf_id is 0" in refusal
             assert isinstance(reopened, Iter)
             with reopened.attach() as pinned_link:
                 output = pinned_link.read()

@@ -28,7 +28,7 @@ __all__ = ["TestCommand", "junit_outcomes", "matrix"]
 class TestCommand(TyperCommand):
     """Everything after ``--`` goes to pytest untouched (so ``pyaya test -- -k name`` is not read as PATH)."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # a click Context: typer keeps click private
         if "--" in args:
             at = args.index("--")
             ctx.meta["pytest_args"] = args[at + 1 :]
