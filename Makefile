@@ -27,6 +27,7 @@ test: setup
 # fentry/fexit, LSM, extensions...) and every test of the error where it is missing; on 5.10 and 6.1 the smoke
 # subset. One guest at a time.
 test-vm: setup
+	$(VENV)/bin/pyaya build crates/pyaya-fixtures > /dev/null
 	$(VENV)/bin/pyaya test . --kernel 6.12 --append '$(VM_APPEND)' $(VM_ARGS) -- tests/kernel -m 'needs or lacks' -ra
 	$(VENV)/bin/pyaya test . --kernel 5.10 --kernel 6.1 --append '$(VM_APPEND)' $(VM_ARGS) -- tests/kernel -m smoke -ra
 
@@ -39,6 +40,7 @@ test-kernel: setup
 # The templates on every kernel (the host, then VMs), and their READMEs' and the guide's "Tested on" written from it.
 matrix: setup
 	mkdir -p target/matrix
+	$(VENV)/bin/pyaya build crates/pyaya-fixtures > /dev/null
 	-$(PY) -m pytest tests/kernel/test_templates.py -q -p no:cacheprovider --junitxml=target/matrix/host.xml
 	-$(VENV)/bin/pyaya test . --kernel 6.12 --append '$(VM_APPEND)' --json -q $(VM_ARGS) -- \
 	    tests/kernel/test_templates.py > target/matrix/6.12.json
