@@ -36,9 +36,10 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "lsm": ("lsm",),
     "tp_btf": ("tp_btf",),
 }
+KINDS = sorted(template.kind for template in list_templates())
+#: The templates to run: each marked with what its programs need from the kernel.
 TEMPLATES = [
-    pytest.param(kind, marks=[pytest.mark.needs(*NEEDS[kind])] if kind in NEEDS else [], id=kind)
-    for kind in sorted(template.kind for template in list_templates())
+    pytest.param(kind, marks=[pytest.mark.needs(*NEEDS[kind])] if kind in NEEDS else [], id=kind) for kind in KINDS
 ]
 RUN_SECONDS = 4
 BASH = Path("/bin/bash")
@@ -188,7 +189,7 @@ def activity() -> Iterator[Callable[[subprocess.Popen[str]], None]]:
 # -- the tests ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", TEMPLATES)
+@pytest.mark.parametrize("kind", KINDS)
 def test_template_builds(kind: str, built: Callable[[str], Built]) -> None:
     result = built(kind)
     assert result.object_path.is_file()
