@@ -693,14 +693,15 @@ def run(
         argv_qemu = qemu_argv(kernel, config, accel, share)
         start = time.monotonic()
         try:
-            qemu = subprocess.Popen(
-                argv_qemu,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=(share / "qemu.stderr").open("wb"),
-                start_new_session=True,  # Ctrl-C reaches pyaya, which kills QEMU: never a guest left running
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, before any thread of ours starts
-            )
+            with (share / "qemu.stderr").open("wb") as qemu_stderr:
+                qemu = subprocess.Popen(
+                    argv_qemu,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=qemu_stderr,
+                    start_new_session=True,  # Ctrl-C reaches pyaya, which kills QEMU: never a guest left running
+                    preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, before any thread of ours starts
+                )
         except OSError as error:
             raise VmError(f"cannot start {argv_qemu[0]}: {error.strerror}: {QEMU_FIX}") from None
         tail.start()
