@@ -41,7 +41,9 @@ KINDS = sorted(template.kind for template in list_templates())
 TEMPLATES = [
     pytest.param(kind, marks=[pytest.mark.needs(*NEEDS[kind])] if kind in NEEDS else [], id=kind) for kind in KINDS
 ]
-RUN_SECONDS = 4
+#: How long each template runs while the activity goes on; longer under emulation (a `pyaya test` guest), where one
+#: round of activity (processes, a shell on a terminal, name lookups, packets) takes seconds.
+RUN_SECONDS = 12 if os.environ.get("PYAYA_VM_KERNEL") else 4
 BASH = Path("/bin/bash")
 
 
