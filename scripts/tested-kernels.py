@@ -3,8 +3,9 @@ of a kernel matrix run (`make matrix`), never by hand.
 
 Usage: python scripts/tested-kernels.py [--host JUNIT.xml] ROWS.json [ROWS.json ...]
 
-Each ROWS.json is the output of `pyaya test --json` (one row per kernel, every test's outcome under "tests"); the
-optional JUnit file is the same tests run on this host. A template counts as run on a kernel when
+Each ROWS.json is the output of `pyaya test --json` (one row per kernel, every test's outcome under "tests"; a later
+file's outcome of a test on the same kernel, a rerun, replaces an earlier one's); the optional JUnit file is the
+same tests run on this host. A template counts as run on a kernel when
 test_template_runs_and_reports[kind] passed there (its build output loaded, attached and reported events), and as
 tested when test_generated_project_tests_pass[kind] passed too.
 """
@@ -35,12 +36,13 @@ def load(host: Path | None, rows: list[Path]) -> list[tuple[str, dict[str, dict[
     kernels = []
     if host is not None:
         kernels.append((f"{platform.release()} (this host)", junit_outcomes(host.read_bytes())))
-    for path in rows:
+    merged: dict[str, dict[str, dict[str, str]]] = {}
+    for path in rows:  # a later file's outcome of a test (a rerun) replaces an earlier one's, kernel by kernel
         for row in json.loads(path.read_text()):
             series = row["kernel"]
             where = f"{DEBIAN[series]}, `--kernel {series}`" if series in DEBIAN else row["kernel"]
-            kernels.append((f"{row['release']} ({where})", row.get("tests", {})))
-    return kernels
+            merged.setdefault(f"{row['release']} ({where})", {}).update(row.get("tests", {}))
+    return kernels + list(merged.items())
 
 
 def verdict(kind: str, outcomes: dict[str, dict[str, str]]) -> str | None:
