@@ -92,7 +92,9 @@ def _template_key(kind: str) -> str:
 def scaffold_and_build(kind: str, name: str, scratch: Path, env: dict[str, str] | None = None) -> Built:
     """``pyaya new NAME --template KIND``, ``pyaya build`` and ``pyaya inspect``, as a user runs them. With
     :data:`BUILDS` set, the built project is kept there (keyed by the template's contents) and reused."""
-    folder = BUILDS / f"{kind}-{_template_key(kind)}" if BUILDS is not None else scratch
+    # The template tests' own projects (tpl-KIND) are keyed by kind, other names (execwatch's) by name too.
+    label = kind if name == f"tpl-{kind.replace('_', '-')}" else f"{kind}-{name}"
+    folder = BUILDS / f"{label}-{_template_key(kind)}" if BUILDS is not None else scratch
     record = folder / "built.json"
     if BUILDS is not None and record.is_file():
         known = json.loads(record.read_text())

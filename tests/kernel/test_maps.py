@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pyaya import Ebpf, Map, MapError, NotFoundError, UnsupportedError
+from pyaya import Ebpf, Map, MapError, NotFoundError, UnsupportedError, features
 from pyaya.maps import (
     Array,
     ArrayOfMaps,
@@ -62,6 +62,10 @@ def _globals() -> dict[str, object]:
 
 @pytest.fixture
 def basic(fixtures_dir: Path) -> Iterator[Ebpf]:
+    # The object holds one map of every type; the newest, BloomFilter (5.16), decides whether it loads at all.
+    newest = features.requirement("map:BloomFilter")
+    if not newest.ok:
+        pytest.skip(f"the maps_basic fixture has a BloomFilter map: {newest.reason}")
     with Ebpf.load_file(fixtures_dir / "maps_basic", globals=_globals()) as bpf:
         yield bpf
 
