@@ -63,8 +63,10 @@ SERIES: dict[str, tuple[str, ...]] = {
 _DEBIAN = "http://deb.debian.org/debian"
 _DEBIAN_SECURITY = "http://deb.debian.org/debian-security"
 _KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
-#: Modules the initramfs loads (with their dependencies) when the kernel has them as modules.
-INITRD_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay", "virtio_rng")
+#: Modules the initramfs loads (with their dependencies) when the kernel has them as modules: the guest's root
+#: is the host's, whose /lib/modules holds the host kernel's modules, not the guest's, so what tests of BPF
+#: programs commonly need is loaded here (clsact and cls_bpf for TC programs without tcx, veth for netns pairs).
+INITRD_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay", "virtio_rng", "sch_ingress", "cls_bpf", "veth")
 QEMU_FIX = "apt-get install qemu-system-x86 busybox-static (Debian/Ubuntu)"
 _SHARE_TAG = "pyayavm"
 #: Where the guest sees its share folder (``$PYAYA_VM_SHARE``): files a command writes there come back.
@@ -199,12 +201,12 @@ def debian_kernel(series: str, *, refresh: bool = False, progress: Progress = _q
     root = cache_root()
     pointer = root / f"{series}.current"
     package = pointer.read_text().strip() if pointer.is_file() and not refresh else ""
-    if not package or not (root / package / "image").is_file():
+    if not package or not _complete(root / package):
         state = _apt_state(series, SERIES[series])
         progress(f"asking Debian ({', '.join(SERIES[series])}) for its current {series} kernel")
         _run_tool(["apt-get", *_apt_options(state), "update"], f"apt-get update of {', '.join(SERIES[series])}")
         package = _current_package(series, state)
-        if not (root / package / "image").is_file():
+        if not _complete(root / package):
             progress(f"downloading {package}")
             _fetch_debian_package(package, state, root / package)
         pointer.write_text(package + "\n")
@@ -216,6 +218,12 @@ def debian_kernel(series: str, *, refresh: bool = False, progress: Progress = _q
         initrd=_initrd(folder),
         config=folder / "config",
     )
+
+
+def _complete(folder: Path) -> bool:
+    """Whether a cached kernel has its image and the initramfs modules this version of pyaya wants."""
+    wanted = folder / "modules" / "wanted"
+    return (folder / "image").is_file() and wanted.is_file() and wanted.read_text().split() == list(INITRD_MODULES)
 
 
 def _fetch_debian_package(package: str, state: Path, folder: Path) -> None:
@@ -363,6 +371,7 @@ def _store_kernel(vmlinuz: Path, modules: Path | None, folder: Path, release: st
     for module in INITRD_MODULES:
         need(module)
     (target / "order").write_text(" ".join(order) + "\n")
+    (target / "wanted").write_text(" ".join(INITRD_MODULES) + "\n")
 
 
 def image_kernel(image: Path, modules: Path | None = None, *, progress: Progress = _quiet) -> Kernel:
@@ -384,7 +393,7 @@ def image_kernel(image: Path, modules: Path | None = None, *, progress: Progress
     stat = image.stat()
     key = hashlib.sha256(f"{image}\0{stat.st_size}\0{stat.st_mtime_ns}\0{modules}".encode()).hexdigest()[:16]
     folder = cache_root() / "images" / key
-    if not (folder / "image").is_file():
+    if not _complete(folder):
         progress(f"preparing {image} ({release}; modules: {modules or 'none found, expecting them built in'})")
         staging = folder.with_name(folder.name + f".partial-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
