@@ -35,7 +35,7 @@ def load(host: Path | None, rows: list[Path]) -> list[tuple[str, dict[str, dict[
     """``(kernel label, outcomes)`` for each kernel of the run, the host first."""
     kernels = []
     if host is not None:
-        kernels.append((f"{platform.release()} (this host)", junit_outcomes(host.read_bytes())))
+        kernels.append((f"{platform.release()} (pyaya's development host)", junit_outcomes(host.read_bytes())))
     merged: dict[str, dict[str, dict[str, str]]] = {}
     for path in rows:  # a later file's outcome of a test (a rerun) replaces an earlier one's, kernel by kernel
         for row in json.loads(path.read_text()):
@@ -57,7 +57,8 @@ def verdict(kind: str, outcomes: dict[str, dict[str, str]]) -> str | None:
         if outcome == "passed":
             parts.append(f"{label}: pass" if label == "its tests" else label)
         elif outcome == "skipped":
-            parts.append(f"{label}: skipped ({result.get('message', '').removeprefix('Skipped: ')})")
+            reason = result.get("message", "").removeprefix("Skipped: ").split(": ")[0]  # "this kernel lacks X"
+            parts.append(f"{label}: skipped ({reason})")
         else:
             parts.append(f"{label}: FAIL ({result.get('message', '')})")
     return "; ".join(parts)
