@@ -8,6 +8,10 @@ export PYAYA_TEST_BUILDS ?= $(CURDIR)/target/test-builds
 # Kernel parameters of the VM runs: the BPF LSM on (5.10 does not enable it by default; unknown names are ignored).
 VM_APPEND ?= lsm=lockdown,capability,landlock,yama,apparmor,bpf
 VM_ARGS ?=
+# Known failures of the smoke run on 5.10/6.1, left out until fixed (the templates' READMEs show them):
+# cgroup_sockopt and cgroup_sysctl call bpf_get_current_pid_tgid, which 5.10 refuses to those program types; fexit
+# calls bpf_get_func_ret (5.17); the BTF hash map with a struct key misses its lookup on 5.10 and 6.1.
+VM_KNOWN_FAILURES := (runs_and_reports and (cgroup_sockopt or cgroup_sysctl or fexit)) or test_btf_map_with_struct_key
 
 .PHONY: setup demo test test-unit test-kernel test-vm matrix bench lint fmt stubtest wheel clean
 
@@ -29,7 +33,8 @@ test: setup
 test-vm: setup
 	$(VENV)/bin/pyaya build crates/pyaya-fixtures > /dev/null
 	$(VENV)/bin/pyaya test . --kernel 6.12 --append '$(VM_APPEND)' $(VM_ARGS) -- tests/kernel -m 'needs or lacks' -ra
-	$(VENV)/bin/pyaya test . --kernel 5.10 --kernel 6.1 --append '$(VM_APPEND)' $(VM_ARGS) -- tests/kernel -m smoke -ra
+	$(VENV)/bin/pyaya test . --kernel 5.10 --kernel 6.1 --append '$(VM_APPEND)' $(VM_ARGS) -- tests/kernel -m smoke -ra \
+	    -k 'not ($(VM_KNOWN_FAILURES))'
 
 test-unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
