@@ -3,8 +3,17 @@ SHELL := bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Template projects built by the kernel tests, kept between runs so that the VM runs find them built.
+export PYAYA_TEST_BUILDS ?= $(CURDIR)/target/test-builds
+# Kernel parameters of the VM runs: the BPF LSM on (5.10 does not enable it by default; unknown names are ignored).
+VM_APPEND ?= lsm=lockdown,capability,landlock,yama,apparmor,bpf
+VM_ARGS ?=
+# Known failures of the smoke run on 5.10/6.1, left out until fixed (the templates' READMEs show them):
+# cgroup_sockopt and cgroup_sysctl call bpf_get_current_pid_tgid, which 5.10 refuses to those program types; fexit
+# calls bpf_get_func_ret (5.17); the BTF hash map with a struct key misses its lookup on 5.10 and 6.1.
+VM_KNOWN_FAILURES := (runs_and_reports and (cgroup_sockopt or cgroup_sysctl or fexit)) or test_btf_map_with_struct_key
 
-.PHONY: setup demo test test-unit test-kernel bench lint fmt stubtest wheel clean
+.PHONY: setup demo test test-unit test-kernel test-vm matrix bench lint fmt stubtest wheel clean
 
 setup:
 	@bash scripts/setup.sh
@@ -12,15 +21,37 @@ setup:
 demo: setup
 	@bash scripts/demo.sh
 
-# Unit tests (no privilege) and kernel tests (root; each skip states the reason probed from the kernel).
+# Unit tests (no privilege) and kernel tests (root; each skip states the reason probed from the kernel), then the
+# kernel tests this host cannot run, in VMs (test-vm).
 test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-vm
+
+# In QEMU guests (pyaya test): on 6.12 with the BPF LSM, every test that needs a kernel feature (kprobes,
+# fentry/fexit, LSM, extensions...) and every test of the error where it is missing; on 5.10 and 6.1 the smoke
+# subset. One guest at a time.
+test-vm: setup
+	$(VENV)/bin/pyaya build crates/pyaya-fixtures > /dev/null
+	$(VENV)/bin/pyaya test . --kernel 6.12 --append '$(VM_APPEND)' $(VM_ARGS) -- tests/kernel -m 'needs or lacks' -ra
+	$(VENV)/bin/pyaya test . --kernel 5.10 --kernel 6.1 --append '$(VM_APPEND)' $(VM_ARGS) -- tests/kernel -m smoke -ra \
+	    -k 'not ($(VM_KNOWN_FAILURES))'
 
 test-unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 test-kernel: setup
 	$(PY) -m pytest tests/kernel $(PYTEST_ARGS)
+
+# The templates on every kernel (the host, then VMs), and their READMEs' and the guide's "Tested on" written from it.
+matrix: setup
+	mkdir -p target/matrix
+	$(VENV)/bin/pyaya build crates/pyaya-fixtures > /dev/null
+	-$(PY) -m pytest tests/kernel/test_templates.py -q -p no:cacheprovider --junitxml=target/matrix/host.xml
+	-$(VENV)/bin/pyaya test . --kernel 6.12 --append '$(VM_APPEND)' --json -q $(VM_ARGS) -- \
+	    tests/kernel/test_templates.py > target/matrix/6.12.json
+	-$(VENV)/bin/pyaya test . --kernel 5.10 --kernel 6.1 --append '$(VM_APPEND)' --json -q $(VM_ARGS) -- \
+	    tests/kernel/test_templates.py -m smoke > target/matrix/older.json
+	$(PY) scripts/tested-kernels.py --host target/matrix/host.xml target/matrix/6.12.json target/matrix/older.json
 
 # Figures and ratios against a baseline measured in the same run (root; see each script's docstring).
 bench: setup

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a pyaya checkout on Debian 12 (or any apt system with the same packages), idempotently:
-#   1. Debian's rustc-web/cargo-web with prebuilt core for bpfel-unknown-none, and LLVM 22 for bpf-linker
+#   1. Debian's rustc-web/cargo-web with prebuilt core for bpfel-unknown-none, LLVM 22 for bpf-linker, QEMU and
+#      busybox-static for the VM kernel matrix
 #   2. bpf-linker built once against that LLVM, cached, and linked into /usr/local/bin
 #   3. bpffs and tracefs mounted when absent
 #   4. .venv with pyaya installed from source (rebuilt only when the Rust sources change)
@@ -12,7 +13,8 @@ cache=${PYAYA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pyaya}
 python=${PYTHON:-python3}
 llvm_major=22
 linker_version=0.13.0
-apt_packages=(rustc-web cargo-web libstd-rust-web-dev-bpf "llvm-${llvm_major}-dev" build-essential pkg-config)
+apt_packages=(rustc-web cargo-web libstd-rust-web-dev-bpf "llvm-${llvm_major}-dev" build-essential pkg-config
+              qemu-system-x86 busybox-static)  # the last two boot the VM kernel matrix (`pyaya test`, `make test`)
 
 say() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         ToolchainError,
         UnsupportedError,
         VerifierError,
+        VmError,
     )
     from pyaya.loader import Ebpf, loaded_links, loaded_programs
     from pyaya.maps import Array, HashMap, Map, RingBuf
@@ -153,6 +154,7 @@ __all__ = [
     "UProbe",
     "UnsupportedError",
     "VerifierError",
+    "VmError",
     "Xdp",
     "__version__",
     "enable_stats",
@@ -180,6 +182,7 @@ _LAZY: dict[str, str] = {
     "ToolchainError": "pyaya.errors",
     "UnsupportedError": "pyaya.errors",
     "VerifierError": "pyaya.errors",
+    "VmError": "pyaya.errors",
     "Ebpf": "pyaya.loader",
     "loaded_links": "pyaya.loader",
     "loaded_programs": "pyaya.loader",

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from pyaya import features
-from pyaya.errors import ToolchainError
+from pyaya.errors import ToolchainError, VmError
 
 __all__ = ["STATUSES", "Check", "failed", "run_checks"]
 
@@ -272,6 +272,18 @@ def check_bpf_linker() -> Check:
     return Check("bpf-linker", "ok", f"{path} (LLVM {linker_major} >= LLVM {rustc_major} of rustc {rustc_label})")
 
 
+def check_qemu() -> Check:
+    """QEMU and a static busybox: what ``pyaya test --kernel`` boots other kernels with (optional)."""
+    from pyaya import vm  # noqa: PLC0415 - only its tool lookups
+
+    try:
+        qemu = vm.qemu_binary()
+        busybox = vm.busybox_binary()
+    except VmError as error:
+        return Check("qemu", "warning", f"{error}; only `pyaya test --kernel` needs it", vm.QEMU_FIX)
+    return Check("qemu", "ok", f"{qemu} and {busybox}: `pyaya test --kernel SERIES` can boot other kernels")
+
+
 CHECKS: tuple[Callable[[], Check], ...] = (
     check_privileges,
     check_bpf_syscall,
@@ -284,6 +296,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     check_toolchain,
     check_bpf_linker,
     check_leftovers,
+    check_qemu,
 )
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "ToolchainError",
     "UnsupportedError",
     "VerifierError",
+    "VmError",
 ]
 
 
@@ -128,3 +129,8 @@ class ProjectError(PyayaError):
 
 class ScaffoldError(PyayaError):
     """A project could not be created: bad name, unknown template, or a non-empty target folder."""
+
+
+class VmError(PyayaError):
+    """A ``pyaya test`` guest could not run: QEMU or a kernel is missing, the kernel did not boot, the guest hung or
+    stopped early; the message says which, and names the saved console log where there is one."""

@@ -31,6 +31,7 @@ __all__ = [
     "FEATURES",
     "MAP_TYPES",
     "PROGRAM_TYPES",
+    "REQUIREMENTS",
     "BpfCall",
     "FeatureReport",
     "Probe",
@@ -46,12 +47,14 @@ __all__ = [
     "kernel_config",
     "kernel_version",
     "kprobes_supported",
+    "lsm_cgroup_supported",
     "lsm_supported",
     "map_type_supported",
     "mounts",
     "probe",
     "probe_all",
     "program_type_supported",
+    "requirement",
     "stats_supported",
     "tcx_supported",
     "tp_btf_supported",
@@ -83,6 +86,7 @@ _BPF_TRACE_FENTRY = 24
 _BPF_LSM_MAC = 27
 _BPF_TRACE_FEXIT = 25
 _BPF_TRACE_ITER = 28
+_BPF_LSM_CGROUP = 43
 _BPF_LINK_CREATE = 28
 _BPF_TCX_INGRESS = 46
 _ATTR_SIZE = 128
@@ -297,10 +301,11 @@ def _tracing_probe(
     *,
     program_type: int = _BPF_PROG_TYPE_TRACING,
     link_create: bool = False,
+    load_only: bool = False,
 ) -> Probe:
     """``BPF_PROG_LOAD`` of a 2-instruction program of ``program_type`` with ``attach_type`` on vmlinux's
-    ``btf_name``, then ``BPF_RAW_TRACEPOINT_OPEN`` to attach it (which builds the trampoline); both fds are closed
-    at once. The reason carries the kernel's answer."""
+    ``btf_name``, then ``BPF_RAW_TRACEPOINT_OPEN`` to attach it (which builds the trampoline) unless ``load_only``;
+    both fds are closed at once. The reason carries the kernel's answer."""
     from pyaya.btf import Kind  # noqa: PLC0415
 
     btf = vmlinux_btf_available()
@@ -344,6 +349,9 @@ def _tracing_probe(
             else:
                 hint = "; run as root or grant CAP_BPF and CAP_PERFMON"
         return Probe(False, f"BPF_PROG_LOAD of a {label} program on {btf_name} failed: {load.error}{tail}{hint}")
+    if load_only:
+        _close(load)
+        return Probe(True, f"a {label} program on {btf_name} loaded")
     try:
         open_attr = ctypes.create_string_buffer(_ATTR_SIZE)
         if link_create:  # iterators attach with BPF_LINK_CREATE
@@ -379,20 +387,21 @@ def iter_supported(iter_type: str = "task") -> Probe:
 
 def btf_program_supported(kind: str, target: str | None = None) -> Probe:
     """Whether programs of the BTF-based type ``kind`` (``"FEntry"``, ``"FExit"``, ``"BtfTracePoint"``, ``"Lsm"``,
-    ``"Iter"``) load and attach here, on ``target`` (a kernel function, tracepoint, LSM hook or iterator type; a
-    default every kernel has when None). The reason carries the kernel's answer and what is missing."""
+    ``"LsmCgroup"``, ``"Iter"``) load and attach here, on ``target`` (a kernel function, tracepoint, LSM hook or
+    iterator type; a default every kernel has when None). The reason carries the kernel's answer and what is missing."""
     probes: dict[str, Callable[..., Probe]] = {
         "FEntry": fentry_supported,
         "FExit": fexit_supported,
         "BtfTracePoint": tp_btf_supported,
         "Lsm": lsm_supported,
+        "LsmCgroup": lsm_cgroup_supported,
         "Iter": iter_supported,
     }
     if kind not in probes:
         raise ValueError(f"{kind!r} is not a BTF-based program type: one of {', '.join(probes)}")
     if target is None:
         return probes[kind]()
-    if kind == "Lsm" and not target.startswith("bpf_lsm_"):
+    if kind in ("Lsm", "LsmCgroup") and not target.startswith("bpf_lsm_"):
         target = f"bpf_lsm_{target}"
     return probes[kind](target)
 
@@ -413,6 +422,50 @@ def lsm_supported(hook: str = "bpf_lsm_bpf") -> Probe:
     if "bpf" not in active.split(","):
         return Probe(False, f"the BPF LSM is not active (active LSMs: {active}); boot with lsm={active},bpf")
     return _tracing_probe("lsm", _BPF_LSM_MAC, hook, "FUNC", program_type=_BPF_PROG_TYPE_LSM)
+
+
+def lsm_cgroup_supported(hook: str = "bpf_lsm_socket_create") -> Probe:
+    """Whether cgroup BPF LSM programs (``lsm_cgroup``, kernel 6.0) load: the BPF LSM active, then a real load
+    with the ``BPF_LSM_CGROUP`` attach type on ``hook`` (attaching needs a cgroup of the caller's)."""
+    lsm = lsm_supported()
+    if not lsm.ok:
+        return lsm
+    loaded = _tracing_probe(
+        "lsm_cgroup", _BPF_LSM_CGROUP, hook, "FUNC", program_type=_BPF_PROG_TYPE_LSM, load_only=True
+    )
+    if not loaded.ok and "EINVAL" in loaded.reason:
+        return Probe(False, f"{loaded.reason} (the BPF_LSM_CGROUP attach type needs kernel 6.0)")
+    return loaded
+
+
+#: What :func:`requirement` knows beyond :data:`FEATURES`: each name with its probe.
+REQUIREMENTS: dict[str, Callable[[], Probe]] = {
+    "fentry": fentry_supported,
+    "fexit": fexit_supported,
+    "lsm_cgroup": lsm_cgroup_supported,
+    "iter": iter_supported,
+    # An Extension (freplace) program runs through a BPF trampoline as fentry does; a real freplace probe would
+    # need a target program with BTF of its own.
+    "extension": fentry_supported,
+}
+
+
+def requirement(name: str) -> Probe:
+    """The (cached) probe behind a test's ``@pytest.mark.needs(name)``: a :data:`FEATURES` name (``"kprobes"``,
+    ``"lsm"``, ``"tp_btf"``...), one of :data:`REQUIREMENTS` (``"fentry"``, ``"lsm_cgroup"``, ``"extension"``...),
+    ``"program:<Type>"`` or ``"map:<Type>"``. Raises KeyError for an unknown name."""
+    if name in REQUIREMENTS:
+        return _requirement(name)
+    if name not in FEATURES and not name.startswith(("program:", "map:")):
+        known = ", ".join([*FEATURES, *REQUIREMENTS])
+        raise KeyError(f"no feature {name!r}; known: {known}, program:<Type>, map:<Type>")
+    report = probe(name)
+    return Probe(report.supported, report.reason)
+
+
+@cache
+def _requirement(name: str) -> Probe:
+    return REQUIREMENTS[name]()
 
 
 # -- map operations and kernel facilities --------------------------------------------------------------------------

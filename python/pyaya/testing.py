@@ -6,6 +6,10 @@ entry point ``pyaya``), so any project with pyaya installed can use them:
 - ``netns_pair``: a fresh network namespace joined to this one by a veth pair, addresses assigned and links up,
   removed at teardown (:class:`NetnsPair`); ``netns_pairs`` is a factory of them, for tests that need several.
 - ``cgroup``: a fresh cgroup v2 child, removed at teardown (:class:`Cgroup`).
+- ``@pytest.mark.needs("kprobes", ...)``: the test runs only where the kernel has every feature named (probed by
+  :func:`pyaya.features.requirement`), else skips with the probe's reason; ``@pytest.mark.lacks("kprobes")`` runs
+  a test only where the kernel lacks one (a test of the error that explains it). So one file runs on every kernel
+  of ``pyaya test``'s matrix and skips only what each kernel truly lacks.
 
 ::
 
@@ -70,6 +74,39 @@ def cgroup2_mount() -> Path | None:
         return kernel.cgroup2_mount()
     except NotFoundError:
         return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Registers the ``needs`` and ``lacks`` markers."""
+    config.addinivalue_line(
+        "markers",
+        "needs(*features): run only where the kernel has these features (pyaya.features.requirement names), "
+        "else skip with the probed reason",
+    )
+    config.addinivalue_line(
+        "markers", "lacks(*features): run only where the kernel lacks one of these features (tests of the error)"
+    )
+
+
+def _requirements(item: pytest.Item, marker: str) -> list[tuple[str, features.Probe]]:
+    names = [name for mark in item.iter_markers(marker) for name in mark.args]
+    if not names or privilege_skip_reason() is not None:
+        return []
+    try:
+        return [(name, features.requirement(name)) for name in names]
+    except KeyError as error:
+        raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.{marker}: {error.args[0]}") from None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skips a test marked ``needs`` where a feature is missing, and one marked ``lacks`` where all are there."""
+    for name, probe in _requirements(item, "needs"):
+        if not probe.ok:
+            pytest.skip(f"this kernel lacks {name}: {probe.reason}")
+    lacked = _requirements(item, "lacks")
+    if lacked and all(probe.ok for _, probe in lacked):
+        names = ", ".join(name for name, _ in lacked)
+        pytest.skip(f"this kernel has {names} ({lacked[0][1].reason}); the test is of the error where it does not")
 
 
 @pytest.fixture

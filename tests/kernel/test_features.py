@@ -25,10 +25,21 @@ def test_probe_all_answers_every_feature() -> None:
 def test_unknown_names_are_errors() -> None:
     with pytest.raises(KeyError, match="no feature"):
         features.probe("warp drive")
+    with pytest.raises(KeyError, match="lsm_cgroup"):  # the needs marker's names are listed
+        features.requirement("warp drive")
     assert not features.program_type_supported("NoSuchProgram").ok
     assert "NoSuchProgram" in features.program_type_supported("NoSuchProgram").reason
     with pytest.raises(pyaya.NotFoundError, match="helpers are numbered"):
         pyaya._native.helper_supported("Xdp", 100000)
+
+
+def test_requirements_agree_with_the_probes_they_stand_for() -> None:
+    assert features.requirement("kprobes") == tuple(features.probe("kprobes")[1:])
+    assert features.requirement("fentry") == features.fentry_supported()
+    lsm_cgroup = features.requirement("lsm_cgroup")
+    if not features.lsm_supported().ok:
+        assert not lsm_cgroup.ok
+    assert features.requirement("program:Xdp").ok
 
 
 def test_xdp_probe_matches_loading_one(fixtures_dir: Path) -> None:

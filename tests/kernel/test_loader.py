@@ -30,6 +30,7 @@ def _object(project: Path) -> Path:
     return project / "target" / "bpfel-unknown-none" / "release" / project.name
 
 
+@pytest.mark.smoke
 def test_attach_stream_and_count(execwatch: Path, tmp_path: Path) -> None:
     probe = tmp_path / "loader-probe"
     shutil.copy("/bin/true", probe)
@@ -99,6 +100,7 @@ def test_unknown_tracepoint_is_explained(execwatch: Path) -> None:
         bpf.programs[execwatch.name].attach("syscalls", "sys_enter_nothing")
 
 
+@pytest.mark.smoke
 def test_verifier_rejection_carries_the_log(fixtures_dir: Path) -> None:
     with Ebpf.load_file(fixtures_dir / "rejected") as bpf, pytest.raises(pyaya.VerifierError) as caught:
         bpf.programs["rejected"].load()

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pyaya import Ebpf, Map, MapError, NotFoundError, UnsupportedError
+from pyaya import Ebpf, Map, MapError, NotFoundError, UnsupportedError, features
 from pyaya.maps import (
     Array,
     ArrayOfMaps,
@@ -62,6 +62,10 @@ def _globals() -> dict[str, object]:
 
 @pytest.fixture
 def basic(fixtures_dir: Path) -> Iterator[Ebpf]:
+    # The object holds one map of every type; the newest, BloomFilter (5.16), decides whether it loads at all.
+    newest = features.requirement("map:BloomFilter")
+    if not newest.ok:
+        pytest.skip(f"the maps_basic fixture has a BloomFilter map: {newest.reason}")
     with Ebpf.load_file(fixtures_dir / "maps_basic", globals=_globals()) as bpf:
         yield bpf
 
@@ -123,6 +127,7 @@ def test_every_map_type_has_its_class(basic: Ebpf, btf: Ebpf) -> None:
         assert type(btf.maps[name]) is cls, name
 
 
+@pytest.mark.smoke
 def test_hash_map_is_a_mutable_mapping(basic: Ebpf) -> None:
     counts = basic.maps["MAPS_HASH"].typed(value="q")  # signed 64-bit values
     counts[7] = -5
@@ -155,6 +160,7 @@ def test_lru_hash_evicts_when_full(basic: Ebpf) -> None:
     assert recent[199] == 199
 
 
+@pytest.mark.smoke
 def test_per_cpu_values_from_a_program(basic: Ebpf) -> None:
     basic.programs["maps_writer"].attach("sys_enter")
     for cpu in CPUS:
@@ -337,6 +343,7 @@ def CPUS_POSSIBLE() -> list[int]:
     return cpus
 
 
+@pytest.mark.smoke
 def test_batch_falls_back_where_the_kernel_has_none(basic: Ebpf) -> None:
     stacks = basic.maps["MAPS_STACKS"]
     native = stacks._native

@@ -33,6 +33,7 @@ def _start_run(project: Path, *args: str) -> subprocess.Popen[str]:
     raise AssertionError(f"pyaya run exited with {runner.returncode} before running")
 
 
+@pytest.mark.smoke
 def test_run_json_reports_each_exec_with_pid_and_name(execwatch: Path, tmp_path: Path) -> None:
     probe = tmp_path / f"pyaya-probe-{os.getpid()}"
     shutil.copy("/bin/true", probe)

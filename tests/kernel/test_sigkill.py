@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from _templates import TEMPLATES, Built, unsupported_reason
+from _templates import KINDS, Built, unsupported_reason
 from pyaya import _native, attachments
 from pyaya.loader import loaded_links, loaded_programs
 
@@ -39,7 +39,7 @@ class Variant:
 
 
 #: Every template with its defaults, and the classifier as a netlink filter too (tcx by default on this kernel).
-VARIANTS = [pytest.param(Variant(kind), id=kind) for kind in TEMPLATES] + [
+VARIANTS = [pytest.param(Variant(kind), id=kind) for kind in KINDS] + [
     pytest.param(Variant("classifier", ("--args", "--priority 1")), id="classifier-netlink")
 ]
 #: Who gets the SIGKILL.

@@ -64,6 +64,7 @@ def test_types_lists_the_common_types_only(records: Ebpf) -> None:
         records.types["NoSuchType"]
 
 
+@pytest.mark.smoke
 def test_btf_ring_buffer_comes_back_typed(records: Ebpf) -> None:
     samples = records.maps["SAMPLES"]
     assert isinstance(samples, RingBuf)
@@ -123,6 +124,7 @@ def test_legacy_primitive_types_from_the_static_name(records: Ebpf) -> None:
     assert signed[7] == -1
 
 
+@pytest.mark.smoke
 def test_btf_map_with_struct_key_and_value(records: Ebpf) -> None:
     totals = records.maps["TOTALS"]
     key = records.types["SampleKey"](pid=os.getpid(), slot=3)

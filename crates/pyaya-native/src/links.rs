@@ -60,8 +60,17 @@ where
     }
 
     fn into_fd_link(self: Box<Self>) -> Result<FdLink, String> {
-        FdLink::try_from(*self).map_err(|err| err.to_string())
+        FdLink::try_from(*self).map_err(not_a_bpf_link)
     }
+}
+
+/// Why an attachment cannot be pinned: aya's only words for it are "Invalid link".
+pub fn not_a_bpf_link(error: impl Display) -> String {
+    format!(
+        "{error}: the kernel made this attachment without a bpf_link (kprobe, uprobe, tracepoint and perf event \
+         attachments are bpf_links from kernel 5.15 on; before, they are perf event fds), so it cannot be pinned; \
+         the link was detached"
+    )
 }
 
 /// An attachment that is not a bpf_link (e.g. a socket filter set with `setsockopt`): it cannot be pinned.

@@ -295,7 +295,7 @@ impl OwnedLink for PerfEventLinks {
             ));
         }
         let link = links.remove(0);
-        FdLink::try_from(link).map_err(|err| err.to_string())
+        FdLink::try_from(link).map_err(crate::links::not_a_bpf_link)
     }
 }
 

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from pyaya.cli import build, cleanup, doctor, inspect, new, run, templates
+from pyaya.cli import build, cleanup, doctor, inspect, matrix, new, run, templates
 
 app = typer.Typer(
     name="pyaya",
@@ -47,6 +47,7 @@ app.command("run")(run.run)
 app.command("inspect")(inspect.inspect)
 app.command("doctor")(doctor.doctor)
 app.command("cleanup")(cleanup.cleanup)
+app.command("test", cls=matrix.TestCommand)(matrix.matrix)
 
 
 def main() -> None:

@@ -250,10 +250,17 @@ _BPF_PROG_TYPE_TRACING = 26
 def _tracing_kind(path: Path) -> str | None:
     """For a pinned tracing program, its pyaya type from the kernel BTF type it attaches to: a ``btf_trace_*``
     typedef (BtfTracePoint), a ``bpf_iter_*`` function (Iter), or another function (FEntry; the kernel's info does
-    not tell fentry from fexit). None for other program types."""
+    not tell fentry from fexit). None for other program types; ProgramError where the kernel's info does not say."""
     program_type, btf_id = _native.pinned_program_target(path)
     if program_type != _BPF_PROG_TYPE_TRACING:
         return None
+    if btf_id == 0:
+        # Older kernels (5.10) leave attach_btf_id out of the program info: nothing says which tracing type it is.
+        raise ProgramError(
+            f"the tracing program pinned at {path} cannot be typed: this kernel's program info does not name what "
+            "it attaches to (attach_btf_id is 0); open it with its class: Iter.from_pin(path), "
+            "FEntry.from_pin(path), FExit.from_pin(path) or BtfTracePoint.from_pin(path)"
+        )
     from pyaya.btf import Btf  # noqa: PLC0415 (parsing vmlinux is only needed here)
     from pyaya.errors import PyayaError  # noqa: PLC0415
 

@@ -17,6 +17,7 @@ from pyaya.errors import (
     PermissionDeniedError,
     ProgramError,
     UnsupportedError,
+    VerifierError,
 )
 from pyaya.programs._base import Link, PinnedT, Program, register
 
@@ -88,11 +89,9 @@ def _explain_refusal(program: Program, target: str | None, error: PermissionDeni
     from pyaya import features  # noqa: PLC0415 - probes (ctypes, gzip) only when explaining a refusal
 
     kind = program.kind
-    # LsmCgroup and Extension programs run through BPF trampolines like Lsm and FEntry programs, which the probe
-    # can load without a target program of their own.
-    if kind == "LsmCgroup":
-        probe = features.btf_program_supported("Lsm", target)
-    elif kind == "Extension":
+    # Extension programs run through BPF trampolines like FEntry programs, which the probe can load without a
+    # target program of its own.
+    if kind == "Extension":
         probe = features.btf_program_supported("FEntry")
     else:
         probe = features.btf_program_supported(kind, target)
@@ -309,7 +308,9 @@ class Iter(_BtfProgram):
 class Extension(Program):
     """A program that replaces a global function of another loaded program (``freplace``).
 
-    Kernel 5.6 or later; the target program must carry BTF.
+    Kernel 5.6 or later; the target program must carry BTF. The kernel checks the replacement's return value
+    against the range of the target program's type (a RawTracePoint's is [0, 0]): targets of types that may return
+    anything (TracePoint, SocketFilter, ...) can be replaced by functions returning any value.
 
     >>> ext = bpf.programs["new_decision"]  # doctest: +SKIP
     >>> ext.load(other.programs["xdp_main"], "decide")  # doctest: +SKIP
@@ -331,6 +332,19 @@ class Extension(Program):
             self._native.load_extension(target_program._native, function)
         except PermissionDeniedError as error:
             _explain_refusal(self, function or (self._native.section or "").partition("/")[2] or None, error)
+        except VerifierError as error:
+            if "At program exit the register R0" not in error.log or "should have been in" not in error.log:
+                raise
+            # The kernel verifies a replacement as a main program of the target's type (resolve_prog_type), so a
+            # global function returning any u64 may be refused for returning what the target type's programs may
+            # not (a RawTracePoint's range is [0, 0]).
+            raise VerifierError(
+                f"{error.args[0]}: the kernel checks a replacement's return value against the range of the target "
+                f"program's type ({target_program.kind}), not of the replaced function; replace functions of a "
+                "program whose type allows any return value (a TracePoint, say) or return a value in that range",
+                error.log,
+                error.errno,
+            ) from error
 
     def attach(self) -> Link:
         """Replace the function named at :meth:`load`; detaching puts the original back."""

@@ -1,14 +1,16 @@
-//! An Extension (freplace) fixture: `trace_ext_target`, a raw tracepoint on `sys_enter`, stores what the global
-//! function `trace_ext_decide` returns (1) for the calling tgid in `DECISIONS`; `trace_ext_replacement` replaces
-//! that function and returns 2. aya-ebpf 0.2 has no `#[extension]` macro, so its section is written by hand.
+//! An Extension (freplace) fixture: `trace_ext_target`, a tracepoint on `raw_syscalls/sys_enter`, stores what the
+//! global function `trace_ext_decide` returns (1) for the calling tgid in `DECISIONS`; `trace_ext_replacement`
+//! replaces that function and returns 2. aya-ebpf 0.2 has no `#[extension]` macro, so its section is written by
+//! hand. The target is a TracePoint, not a RawTracePoint: kernels (5.10 to 6.12 at least) verify a replacement's
+//! return value against the main-program range of the target's type, and a raw tracepoint's is [0, 0].
 #![no_std]
 #![no_main]
 
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid,
-    macros::{map, raw_tracepoint},
+    macros::{map, tracepoint},
     maps::HashMap,
-    programs::RawTracePointContext,
+    programs::TracePointContext,
 };
 
 #[map]
@@ -24,8 +26,8 @@ pub extern "C" fn trace_ext_decide(tgid: u64) -> u64 {
     u64::from(tgid != u64::MAX)
 }
 
-#[raw_tracepoint(tracepoint = "sys_enter")]
-pub fn trace_ext_target(_ctx: RawTracePointContext) -> i32 {
+#[tracepoint(category = "raw_syscalls", name = "sys_enter")]
+pub fn trace_ext_target(_ctx: TracePointContext) -> i32 {
     let tgid = bpf_get_current_pid_tgid() >> 32;
     let decision = trace_ext_decide(tgid);
     let _ = DECISIONS.insert(&(tgid as u32), &decision, 0);

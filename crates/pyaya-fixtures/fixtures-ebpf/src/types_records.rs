@@ -75,7 +75,12 @@ pub fn types_records(ctx: TracePointContext) -> u32 {
     };
     let _ = SAMPLES.output(&sample, 0);
     let _ = RAW_SAMPLES.output::<Sample>(&sample, 0);
-    let key = SampleKey { pid, slot: 3 };
+    // A map key's padding bytes are part of the key: zeroed here as user space zeroes them, or a lookup from
+    // Python misses whatever the stack held there (which differs between kernels: 6.1 and 5.10 missed).
+    // SAFETY: SampleKey is plain integers, for which all zero bytes is a valid value.
+    let mut key: SampleKey = unsafe { core::mem::zeroed() };
+    key.pid = pid;
+    key.slot = 3;
     let _ = SAMPLES_BY_KEY.insert(&key, &sample, 0);
     let _ = SIGNED.insert(&pid, &-42, 0);
     let totals = match TOTALS.get_ptr(&key) {
