@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from pyaya.cli import build, doctor, inspect, new, run, templates
+from pyaya.cli import build, doctor, inspect, new, package, run, templates
 
 app = typer.Typer(
     name="pyaya",
@@ -46,6 +46,7 @@ app.command("build")(build.build)
 app.command("run")(run.run)
 app.command("inspect")(inspect.inspect)
 app.command("doctor")(doctor.doctor)
+app.command("package")(package.package)
 
 
 def main() -> None:
