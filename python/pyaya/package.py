@@ -48,6 +48,7 @@ __all__ = [
     "LABEL_PROGRAMS",
     "Image",
     "PackagedImage",
+    "bpfman_load_command",
     "bpfman_program_type",
     "global_data",
     "image_labels",
@@ -437,6 +438,16 @@ def push(
         argv += [f"oci:{os.fspath(layout)}:{reference}", f"docker://{destination}"]
         _run(argv, f"pushing to {destination}")
         return digest_file.read_text().strip()
+
+
+def bpfman_load_command(image_url: str, programs: Mapping[str, str], globals: Mapping[str, bytes]) -> list[str]:
+    """The ``bpfman load image`` command line that loads an image's programs with its globals (``-g NAME=HEX``,
+    the bytes in memory order, as bpfman wants them)."""
+    argv = ["bpfman", "load", "image", "--image-url", image_url, "--programs"]
+    argv += [f"{kind}:{name}" for name, kind in sorted(programs.items())]
+    if globals:
+        argv += ["--global", *(f"{name}={value.hex()}" for name, value in sorted(globals.items()))]
+    return argv
 
 
 @dataclass(frozen=True)

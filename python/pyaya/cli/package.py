@@ -72,8 +72,12 @@ def package(
         ),
     ] = None,
 ) -> None:
-    """Build the project and write it as a bpfman bytecode image (OCI): the image's folder, then what was pushed."""
-    from pyaya.package import package as package_project  # noqa: PLC0415 - see pyaya.cli: imported when run
+    """Build the project and write it as a bpfman bytecode image (OCI); print the image's folder, what was pushed and
+    the manifests written (and, on stderr, the bpfman command that loads the image)."""
+    import shlex  # noqa: PLC0415
+
+    from pyaya.package import bpfman_load_command  # noqa: PLC0415 - see pyaya.cli: imported when run
+    from pyaya.package import package as package_project  # noqa: PLC0415
     from pyaya.project import find_project  # noqa: PLC0415
 
     project = find_project(path)
@@ -92,3 +96,6 @@ def package(
         typer.echo(result.pushed)
     for written in result.manifests:
         typer.echo(str(written))
+    url = push or tag
+    command = bpfman_load_command(url, result.image.programs, result.global_data)
+    typer.echo(f"load it with: {shlex.join(command)}", err=True)
