@@ -49,9 +49,10 @@ def _prometheus() -> Any:
 
 
 def parse_address(address: str) -> tuple[str, int]:
-    """``"127.0.0.1:9435"`` -> ``("127.0.0.1", 9435)``; ``"[::1]:9435"`` and ``":9435"`` (every address) work too."""
+    """``"127.0.0.1:9435"`` -> ``("127.0.0.1", 9435)``; ``"[::1]:9435"`` and ``":9435"`` (every address) work too,
+    and port 0 takes a free port (:attr:`MetricsServer.url` says which)."""
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
         raise MetricsError(f"--metrics {address!r} is not HOST:PORT (e.g. 127.0.0.1:9435)")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port)
@@ -240,12 +241,21 @@ class MapCollector:
         for slot in range(last + 1):
             running += counts.get(slot, 0.0)
             bound = (1 << slot) - 1 if log2 else slot
-            buckets.append((str(bound), running))
+            buckets.append((self._go_float(bound), running))
         buckets.append(("+Inf", running))
         total = None if log2 else sum(slot * count for slot, count in counts.items())
         family = self._core.HistogramMetricFamily(self._name(spec), spec.help or f"map {spec.map}", labels=[])
         family.add_metric([], buckets, total)
+        if total is None:
+            # prometheus_client leaves `_count` out along with `_sum`; the count is known, so serve it.
+            sample = importlib.import_module("prometheus_client.samples").Sample
+            family.samples.append(sample(f"{family.name}_count", {}, running, None))
         return family
+
+    def _go_float(self, bound: int) -> str:
+        """A bucket bound as Prometheus writes ``le`` (``"1.0"``, ``"1.023e+03"``), so queries match its buckets."""
+        text: str = importlib.import_module("prometheus_client.utils").floatToGoString(float(bound))
+        return text
 
     def _program_families(self) -> Iterator[Any]:
         assert self._programs is not None
