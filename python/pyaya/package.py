@@ -25,14 +25,13 @@ import platform
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TextIO
 
 from pyaya.btf import Btf, BtfDatasec, Kind
 from pyaya.elf import Elf
@@ -47,6 +46,7 @@ __all__ = [
     "LABEL_MAPS",
     "LABEL_PROGRAMS",
     "Image",
+    "PackageResult",
     "PackagedImage",
     "bpfman_load_command",
     "bpfman_program_type",
@@ -472,14 +472,15 @@ def package(
     cert_dir: str | os.PathLike[str] | None = None,
     tls_verify: bool = True,
     user_image: str | None = None,
-    stream: object = None,
+    stream: TextIO | None = None,
 ) -> PackageResult:
     """Build ``project`` (when stale) and write its bytecode image (default folder: ``target/oci/NAME``); push it
-    when ``push_to`` is given and write Kubernetes manifests into ``manifests``."""
+    when ``push_to`` is given and write Kubernetes manifests into ``manifests``. Build output goes to ``stream``
+    (default: stderr)."""
     from pyaya.build import ensure_built  # noqa: PLC0415 - cargo's driver, only when packaging
 
     name, version = parse_tag(tag)
-    objects = ensure_built(project, stream=stream if stream is not None else sys.stderr)  # type: ignore[arg-type]
+    objects = ensure_built(project, stream=stream)
     if len(objects) != 1:
         raise PackageError(
             f"a bytecode image holds one object and {project.config_path} names {len(objects)} ([build] objects): "
