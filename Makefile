@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit test-kernel bench lint fmt stubtest wheel clean
+.PHONY: setup setup-fleet demo test test-unit test-kernel test-fleet bench lint fmt stubtest wheel clean
 
 setup:
 	@bash scripts/setup.sh
@@ -13,8 +13,17 @@ demo: setup
 	@bash scripts/demo.sh
 
 # Unit tests (no privilege) and kernel tests (root; each skip states the reason probed from the kernel).
+# The fleet tests (bpfman, a registry, Prometheus) need more tools: `make test-fleet`.
 test: setup
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests -m "not fleet" $(PYTEST_ARGS)
+
+# docker-registry, prometheus, skopeo, umoci (Debian) and bpfman 0.6 (built once, cached in ~/.cache/pyaya).
+setup-fleet: setup
+	@bash scripts/setup-fleet.sh
+
+# Templates packaged, pushed to a registry on 127.0.0.1, loaded by bpfman; a template scraped by Prometheus.
+test-fleet: setup-fleet
+	$(PY) -m pytest tests -m fleet $(PYTEST_ARGS)
 
 test-unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
