@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,3 +132,28 @@ def test_unknown_maps_and_busy_addresses_are_refused(bench: Ebpf) -> None:
         serve(bench, specs, f"127.0.0.1:{server.port}", prefix="t")
     with pytest.raises(MetricsError, match="is not HOST:PORT"):
         serve(bench, specs, "localhost", prefix="t")
+
+
+def test_pinned_maps_are_read_typed_and_served(fixtures_dir: Path) -> None:
+    """What main.py does with --pinned-maps: the maps another loader pinned (pyaya itself here, bpfman in
+    test_fleet.py), typed by the object's BTF, served as metrics; programs are the other loader's to attach."""
+    from pyaya.runtime import PinnedObject  # noqa: PLC0415
+
+    folder = Path("/sys/fs/bpf") / f"pyaya-fleet-{os.getpid()}"
+    object_path = fixtures_dir / "types_records"
+    try:
+        with Ebpf.load_file(object_path, pin_maps=folder, globals={"TARGET_PID": ctypes.c_uint32(os.getpid())}) as bpf:
+            bpf.programs["types_records"].attach("syscalls", "sys_enter_getppid")
+            os.getppid()
+            pinned = PinnedObject(folder, object_path)
+            assert "SAMPLES_BY_KEY" in pinned.maps
+            assert pinned.programs["types_records"].attach("syscalls", "sys_enter_getppid") is None
+            (key,) = list(pinned.maps["SAMPLES_BY_KEY"])
+            assert key.pid == os.getpid()  # typed: a SampleKey record, not bytes
+            specs = {"SIGNED": MetricSpec("SIGNED", "gauge", labels=("pid",))}
+            with serve(pinned, specs, "127.0.0.1:0", prefix="t") as server:
+                assert scrape(server.url)["t_signed"] == [({"pid": str(os.getpid())}, -42.0)]
+            pinned.close()
+            assert pinned.closed
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
