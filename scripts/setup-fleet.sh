@@ -51,7 +51,10 @@ else
     trap 'rm -rf "$shims"' EXIT
     ln -s "/usr/bin/clang-${llvm_major}" "$shims/clang"
     # RUSTC: Debian's rustc, never a rustup proxy (which would obey a dependency's own rust-toolchain file).
+    # C_INCLUDE_PATH: clang -target bpfel does not search Debian's multiarch folder, where <asm/types.h> is.
+    multiarch=$(gcc -print-multiarch 2>/dev/null || echo "$(uname -m)-linux-gnu")
     PATH="$shims:$PATH" RUSTC=/usr/bin/rustc CARGO_TARGET_DIR="$cache/bpfman-build" \
+        C_INCLUDE_PATH="/usr/include/$multiarch${C_INCLUDE_PATH:+:$C_INCLUDE_PATH}" \
         /usr/bin/cargo install --locked --quiet bpfman --version "$bpfman_version" --root "$cache/bpfman-install"
     rm -rf "$cache/bpfman-build"
     bpfman_ok || die "bpfman was built but \`$bpfman --version\` does not say $bpfman_version"

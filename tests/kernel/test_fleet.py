@@ -240,6 +240,50 @@ def _field(output: str, name: str) -> str:
     return match.group(1)
 
 
+# bpfman 0.6 refuses to start ("must be privileged to run bpfman") when it cannot raise RLIMIT_MEMLOCK to
+# unlimited, even on kernels (5.11 and later) that charge BPF memory to the memory cgroup and never look at that
+# limit. Where this process lacks CAP_SYS_RESOURCE and its hard limit is lower (a container), the test preloads this
+# into bpfman so that the refused raise of that one limit counts as done; every other call is glibc's own.
+_MEMLOCK_SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <sys/resource.h>
+
+static int forgive(int resource, int rc) {
+    return rc != 0 && resource == RLIMIT_MEMLOCK && errno == EPERM ? 0 : rc;
+}
+
+int setrlimit(__rlimit_resource_t resource, const struct rlimit *limit) {
+    int (*real)(__rlimit_resource_t, const struct rlimit *) = dlsym(RTLD_NEXT, "setrlimit");
+    return forgive(resource, real(resource, limit));
+}
+
+int setrlimit64(__rlimit_resource_t resource, const struct rlimit64 *limit) {
+    int (*real)(__rlimit_resource_t, const struct rlimit64 *) = dlsym(RTLD_NEXT, "setrlimit64");
+    return forgive(resource, real(resource, limit));
+}
+"""
+
+
+def _memlock_shim(folder: Path) -> Path | None:
+    """The shim above, built, when this machine needs it (see there); None when RLIMIT_MEMLOCK can be raised."""
+    raise_limit = "import resource; resource.setrlimit(resource.RLIMIT_MEMLOCK, (-1, -1))"
+    if subprocess.run([sys.executable, "-c", raise_limit], capture_output=True, check=False).returncode == 0:
+        return None
+    if features.kernel_version() < (5, 11, 0):
+        pytest.skip("bpfman needs RLIMIT_MEMLOCK raised on this kernel (< 5.11) and CAP_SYS_RESOURCE is missing")
+    _require("cc")
+    folder.mkdir(exist_ok=True)
+    (folder / "memlock.c").write_text(_MEMLOCK_SHIM)
+    built = subprocess.run(
+        ["cc", "-shared", "-fPIC", "-O2", "-o", "memlock.so", "memlock.c", "-ldl"],
+        cwd=folder, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    return folder / "memlock.so"
+
+
 @pytest.fixture(scope="module")
 def bpfman(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BpfmanNode]:
     if not BPFMAN.is_file():
@@ -273,7 +317,11 @@ exec sleep 3600
         if line.strip() != "ready":
             holder.kill()
             pytest.fail(f"the mount namespace for bpfman did not come up: {line}{holder.communicate()[1]}")
-        node = BpfmanNode(holder, {**os.environ, "SSL_CERT_FILE": str(registry.ca_file), "RUST_LOG": "warn"})
+        env = {**os.environ, "SSL_CERT_FILE": str(registry.ca_file), "RUST_LOG": "warn"}
+        shim = _memlock_shim(scratch.parent / f"{scratch.name}-shim")
+        if shim is not None:
+            env["LD_PRELOAD"] = str(shim)
+        node = BpfmanNode(holder, env)
         yield node
         for leftover in node.programs():
             node.run("unload", str(leftover), check=False)
