@@ -215,6 +215,8 @@ class MapCollector:
     def _key_labels(self, key: object, spec: MetricSpec) -> tuple[list[str], list[str]]:
         fields = _fields(key)
         if fields is not None:
+            # Explicit padding (`padding: [u8; 3]`, kept so no byte is left uninitialised) says nothing.
+            fields = {name: value for name, value in fields.items() if not name.startswith(("padding", "_"))}
             names = list(spec.labels) if spec.labels else list(fields)
             if len(names) != len(fields):
                 raise MetricsError(
