@@ -447,7 +447,7 @@ class Session:
     options: RunOptions = field(default_factory=parse_options)
     out: TextIO = field(default_factory=lambda: sys.stdout)
     columns: Sequence[Column] = ()
-    _ebpf: Ebpf | None = None
+    _ebpf: Ebpf | PinnedObject | None = None
     _maps_at_exit: list[_MapAtExit | _HistogramAtExit] = field(default_factory=list)
     _deadline: float | None = None
     _header_printed: bool = False
@@ -516,7 +516,7 @@ class Session:
 
     def load(
         self, *, globals: Mapping[str, object] | None = None, max_entries: Mapping[str, int] | None = None
-    ) -> Ebpf:
+    ) -> Ebpf | PinnedObject:
         """Load the object given by ``--object``; closed (links detached, maps freed) when the session ends.
 
         With ``--pinned-maps DIR`` nothing is loaded: the maps come from the pins another loader (bpfman) made in
@@ -525,7 +525,7 @@ class Session:
         With ``--metrics HOST:PORT``, the maps are served to Prometheus as soon as they exist (:meth:`metrics`).
         """
         if self.options.pinned_maps is not None:
-            self._ebpf = PinnedObject(self.options.pinned_maps, self.options.object_path)  # type: ignore[assignment]
+            self._ebpf = PinnedObject(self.options.pinned_maps, self.options.object_path)
         else:
             self._ebpf = Ebpf.load_file(self.options.object_path, globals=globals, max_entries=max_entries)
         if self.options.metrics is not None:
