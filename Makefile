@@ -13,7 +13,7 @@ VM_ARGS ?=
 # calls bpf_get_func_ret (5.17); the BTF hash map with a struct key misses its lookup on 5.10 and 6.1.
 VM_KNOWN_FAILURES := (runs_and_reports and (cgroup_sockopt or cgroup_sysctl or fexit)) or test_btf_map_with_struct_key
 
-.PHONY: setup demo test test-unit test-kernel test-vm matrix bench lint fmt stubtest wheel clean
+.PHONY: setup setup-fleet demo test test-unit test-kernel test-vm test-fleet matrix bench lint fmt stubtest wheel clean
 
 setup:
 	@bash scripts/setup.sh
@@ -22,9 +22,10 @@ demo: setup
 	@bash scripts/demo.sh
 
 # Unit tests (no privilege) and kernel tests (root; each skip states the reason probed from the kernel), then the
-# kernel tests this host cannot run, in VMs (test-vm).
+# kernel tests this host cannot run, in VMs (test-vm). The fleet tests (bpfman, a registry, Prometheus) need more
+# tools: `make test-fleet`.
 test: setup
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests -m "not fleet" $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-vm
 
 # In QEMU guests (pyaya test): on 6.12 with the BPF LSM, every test that needs a kernel feature (kprobes,
@@ -35,6 +36,14 @@ test-vm: setup
 	$(VENV)/bin/pyaya test . --kernel 6.12 --append '$(VM_APPEND)' $(VM_ARGS) -- tests/kernel -m 'needs or lacks' -ra
 	$(VENV)/bin/pyaya test . --kernel 5.10 --kernel 6.1 --append '$(VM_APPEND)' $(VM_ARGS) -- tests/kernel -m smoke -ra \
 	    -k 'not ($(VM_KNOWN_FAILURES))'
+
+# docker-registry, prometheus, skopeo, umoci (Debian) and bpfman 0.6 (built once, cached in ~/.cache/pyaya).
+setup-fleet: setup
+	@bash scripts/setup-fleet.sh
+
+# Templates packaged, pushed to a registry on 127.0.0.1, loaded by bpfman; a template scraped by Prometheus.
+test-fleet: setup-fleet
+	$(PY) -m pytest tests -m fleet $(PYTEST_ARGS)
 
 test-unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -15,8 +15,10 @@ __all__ = [
     "InvalidIndexError",
     "LoadError",
     "MapError",
+    "MetricsError",
     "NotFoundError",
     "ObjectError",
+    "PackageError",
     "PermissionDeniedError",
     "ProgramError",
     "ProjectError",
@@ -125,6 +127,16 @@ class BuildError(PyayaError):
 
 class ProjectError(PyayaError):
     """The folder is not a pyaya project or its pyaya.toml is invalid."""
+
+
+class PackageError(PyayaError):
+    """A bytecode image could not be written or pushed, or a project cannot be packaged for bpfman (a program type
+    bpfman does not load, a missing attach point, a missing tool)."""
+
+
+class MetricsError(PyayaError):
+    """Maps cannot be served as Prometheus metrics: prometheus_client is missing, the address is unusable, or a
+    ``[metrics]`` entry does not fit its map."""
 
 
 class ScaffoldError(PyayaError):

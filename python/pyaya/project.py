@@ -11,6 +11,16 @@ toolchain = "auto"              # optional: auto, nightly, prebuilt, bootstrap
 [run]
 main = "main.py"                # user-space script run by `pyaya run`
 ```
+
+and, for ``pyaya package`` and ``pyaya run --metrics`` (see :func:`fleet_settings`)::
+
+    [attach.execwatch]              # where bpfman attaches the program `execwatch` (the manifests' links)
+    tracepoint = "syscalls/sys_enter_execve"
+    [globals]                       # read-only globals for bpfman's globalData, computed when packaging
+    TASK_TGID_OFFSET = { member_offset = "task_struct.tgid" }
+    [metrics.EXEC_COUNTS]           # a map served at /metrics
+    type = "counter"
+    labels = ["uid"]
 """
 
 from __future__ import annotations
@@ -32,7 +42,21 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-__all__ = ["CONFIG_NAME", "SCHEMA", "Key", "Project", "find_project", "load_project"]
+__all__ = [
+    "ATTACH_KINDS",
+    "CONFIG_NAME",
+    "METRIC_TYPES",
+    "SCHEMA",
+    "AttachPoint",
+    "FleetSettings",
+    "GlobalValue",
+    "Key",
+    "MetricSpec",
+    "Project",
+    "find_project",
+    "fleet_settings",
+    "load_project",
+]
 
 CONFIG_NAME = "pyaya.toml"
 
@@ -40,6 +64,86 @@ CONFIG_NAME = "pyaya.toml"
 _SKIP_DIRS = frozenset({"target", ".git", "__pycache__", ".venv", "venv", "node_modules", ".mypy_cache"})
 # Files outside a `src/` folder whose change means a rebuild.
 _BUILD_INPUTS = frozenset({"Cargo.toml", "Cargo.lock", CONFIG_NAME, "build.rs", "rust-toolchain.toml", "config.toml"})
+
+
+# -- [attach.*], [globals], [metrics]: the fleet settings --------------------------------------------------------
+
+#: ``[attach.NAME] kind``: how bpfman attaches a program; the default comes from the program's type.
+ATTACH_KINDS = ("tracepoint", "kprobe", "kretprobe", "uprobe", "uretprobe", "fentry", "fexit", "xdp", "tc", "tcx")
+#: ``[metrics.MAP] type``: how a map is shown to Prometheus.
+METRIC_TYPES = ("counter", "gauge", "log2_histogram", "linear_histogram")
+_DIRECTIONS = ("ingress", "egress")
+_ATTACH_KEYS: dict[str, type | tuple[type, ...]] = {
+    "kind": str,
+    "tracepoint": str,
+    "function": str,
+    "offset": int,
+    "target": str,
+    "interfaces": list,
+    "primary_interface": bool,
+    "priority": int,
+    "direction": str,
+}
+_METRIC_KEYS: dict[str, type | tuple[type, ...]] = {"type": str, "name": str, "help": str, "labels": list}
+
+
+@dataclass(frozen=True)
+class AttachPoint:
+    """``[attach.NAME]``: where one program is attached when bpfman (or its operator) runs it."""
+
+    program: str
+    kind: str | None = None
+    """One of :data:`ATTACH_KINDS`; None: from the program's type (a classifier becomes ``tcx``)."""
+    tracepoint: str | None = None
+    """``category/name`` for a tracepoint."""
+    function: str | None = None
+    """The kernel function (kprobe, fentry, fexit) or the symbol (uprobe)."""
+    offset: int = 0
+    target: str | None = None
+    """The binary or library of a uprobe (``libc``, ``/usr/bin/bash``)."""
+    interfaces: tuple[str, ...] = ()
+    """Interfaces an XDP or TC program attaches to (by name)."""
+    primary_interface: bool = False
+    """Attach to each node's primary interface (the operator finds it) instead of named ``interfaces``."""
+    priority: int = 50
+    """Order among the programs bpfman runs on the same hook (0-1000, lower first)."""
+    direction: str = "ingress"
+    """``ingress`` or ``egress`` for a TC/TCX program."""
+
+
+@dataclass(frozen=True)
+class GlobalValue:
+    """``[globals] NAME = ...``: a read-only global's value for bpfman's ``globalData``: a number, or the offset
+    of a kernel struct member (``{ member_offset = "task_struct.tgid" }``) read from the packaging machine's BTF."""
+
+    name: str
+    value: int | None = None
+    member_offset: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """``[metrics.MAP]``: how one map is served to Prometheus."""
+
+    map: str
+    type: str
+    """One of :data:`METRIC_TYPES`."""
+    name: str | None = None
+    """The metric's name after the project prefix (default: the map's name in lower case)."""
+    help: str | None = None
+    labels: tuple[str, ...] = ()
+    """Label names for the key: a struct key's fields by default; one name (default ``key``) for a plain key."""
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    """What ``pyaya package`` and ``pyaya run --metrics`` read from ``pyaya.toml``."""
+
+    attach: dict[str, AttachPoint] = field(default_factory=dict)
+    globals: dict[str, GlobalValue] = field(default_factory=dict)
+    metrics: dict[str, MetricSpec] = field(default_factory=dict)
+    program_stats: bool = False
+    """``[metrics] program_stats = true``: turn on the kernel's BPF run-time statistics while serving metrics."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +164,8 @@ class Project:
     """``[build] toolchain``: one of ``auto``, ``nightly``, ``prebuilt``, ``bootstrap``, or None when not set."""
     tables: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """The whole file as read, checked against :data:`SCHEMA` (for tables without a field here)."""
+    fleet: FleetSettings = field(default_factory=FleetSettings)
+    """``[attach.*]``, ``[globals]`` and ``[metrics]``: what ``pyaya package`` and ``--metrics`` need."""
 
     @property
     def config_path(self) -> Path:
@@ -164,6 +270,10 @@ SCHEMA: dict[str, Key] = {
         },
     ),
     "run": Key("table", keys={"main": Key("string", path=True, example='"main.py"')}),
+    # Tables keyed by program, global or map name: `fleet_settings` checks what each entry holds.
+    "attach": Key("table"),
+    "globals": Key("table"),
+    "metrics": Key("table"),
 }
 
 _KIND_WORDS = {
@@ -314,4 +424,104 @@ def load_project(config: str | os.PathLike[str]) -> Project:
         main=_inside(root, main, "[run] main", config),
         toolchain=build.get("toolchain"),
         tables=data,
+        fleet=fleet_settings(data, config),
     )
+
+
+# -- reading the fleet tables -------------------------------------------------------------------------------------
+
+
+def _entries(table: dict[str, Any], section: str, keys: dict[str, type | tuple[type, ...]], config: Path) -> None:
+    for key, value in table.items():
+        expected = keys.get(key)
+        if expected is None:
+            raise ProjectError(f"{config}: unknown key `{key}` in [{section}]; known keys: {', '.join(keys)}")
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            name = expected.__name__ if isinstance(expected, type) else "/".join(t.__name__ for t in expected)
+            raise ProjectError(f"{config}: [{section}] {key} must be a {name}, not {value!r}")
+
+
+def _string_list(value: list[Any], section: str, key: str, config: Path) -> tuple[str, ...]:
+    if not all(isinstance(item, str) and item for item in value):
+        raise ProjectError(f"{config}: [{section}] {key} must be a list of non-empty strings, not {value!r}")
+    return tuple(value)
+
+
+def _attach_point(program: str, table: dict[str, Any], config: Path) -> AttachPoint:
+    section = f"attach.{program}"
+    _entries(table, section, _ATTACH_KEYS, config)
+    kind = table.get("kind")
+    if kind is not None and kind not in ATTACH_KINDS:
+        raise ProjectError(f"{config}: [{section}] kind = {kind!r} is not one of {', '.join(ATTACH_KINDS)}")
+    direction = table.get("direction", "ingress")
+    if direction not in _DIRECTIONS:
+        raise ProjectError(f"{config}: [{section}] direction must be ingress or egress, not {direction!r}")
+    priority = table.get("priority", 50)
+    if not 0 <= priority <= 1000:
+        raise ProjectError(
+            f"{config}: [{section}] priority must be between 0 and 1000 (bpfman's range), not {priority}"
+        )
+    tracepoint = table.get("tracepoint")
+    if tracepoint is not None and tracepoint.count("/") != 1:
+        raise ProjectError(f'{config}: [{section}] tracepoint must be "category/name", not {tracepoint!r}')
+    interfaces = _string_list(table.get("interfaces", []), section, "interfaces", config)
+    return AttachPoint(
+        program=program,
+        kind=kind,
+        tracepoint=tracepoint,
+        function=table.get("function"),
+        offset=table.get("offset", 0),
+        target=table.get("target"),
+        interfaces=interfaces,
+        primary_interface=table.get("primary_interface", False),
+        priority=priority,
+        direction=direction,
+    )
+
+
+def _global_value(name: str, value: Any, config: Path) -> GlobalValue:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return GlobalValue(name, value=value)
+    if isinstance(value, dict) and set(value) == {"member_offset"} and isinstance(value["member_offset"], str):
+        struct, _, member = value["member_offset"].partition(".")
+        if struct and member:
+            return GlobalValue(name, member_offset=(struct, member))
+    raise ProjectError(
+        f'{config}: [globals] {name} must be an integer or {{ member_offset = "struct.member" }}, not {value!r}'
+    )
+
+
+def _metric_spec(map_name: str, table: dict[str, Any], config: Path) -> MetricSpec:
+    section = f"metrics.{map_name}"
+    _entries(table, section, _METRIC_KEYS, config)
+    kind = table.get("type")
+    if kind not in METRIC_TYPES:
+        raise ProjectError(f"{config}: [{section}] type must be one of {', '.join(METRIC_TYPES)}, not {kind!r}")
+    name = table.get("name")
+    if name is not None and not name.replace("_", "a").isalnum():
+        raise ProjectError(f"{config}: [{section}] name must be letters, digits and underscores, not {name!r}")
+    labels = _string_list(table.get("labels", []), section, "labels", config)
+    return MetricSpec(map=map_name, type=kind, name=name, help=table.get("help"), labels=labels)
+
+
+def fleet_settings(data: dict[str, Any], config: Path) -> FleetSettings:
+    """``[attach.*]``, ``[globals]`` and ``[metrics]`` of a parsed ``pyaya.toml`` (``config`` names it in errors)."""
+    attach_table = _table(data, "attach", config)
+    attach = {}
+    for program, table in attach_table.items():
+        if not isinstance(table, dict):
+            raise ProjectError(f"{config}: `attach.{program}` must be a table ([attach.{program}])")
+        attach[program] = _attach_point(program, table, config)
+    globals_ = {name: _global_value(name, value, config) for name, value in _table(data, "globals", config).items()}
+    metrics: dict[str, MetricSpec] = {}
+    program_stats = False
+    for key, value in _table(data, "metrics", config).items():
+        if key == "program_stats":
+            if not isinstance(value, bool):
+                raise ProjectError(f"{config}: [metrics] program_stats must be true or false, not {value!r}")
+            program_stats = value
+        elif isinstance(value, dict):
+            metrics[key] = _metric_spec(key, value, config)
+        else:
+            raise ProjectError(f"{config}: [metrics] {key} must be a table ([metrics.{key}]) or program_stats")
+    return FleetSettings(attach=attach, globals=globals_, metrics=metrics, program_stats=program_stats)

@@ -28,17 +28,21 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMappin
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pyaya import _native
 from pyaya._launch import PARENT_ENV
-from pyaya.errors import PyayaError, VerifierError
+from pyaya.errors import MetricsError, PyayaError, VerifierError
 from pyaya.loader import Ebpf
 from pyaya.maps import HashMap, Map, PerfEventArray, RingBuf
 from pyaya.types import Record
 
+if TYPE_CHECKING:
+    from pyaya.project import FleetSettings, MetricSpec
+
 __all__ = [
     "Column",
+    "PinnedObject",
     "RunOptions",
     "Session",
     "linear_buckets",
@@ -68,6 +72,10 @@ class RunOptions:
     """Positional ``count``: stop after this many intervals."""
     args: argparse.Namespace = field(default_factory=argparse.Namespace)
     """Everything parsed, the project's own options (``parse_options(parser=...)``) included."""
+    metrics: str | None = None
+    """``--metrics HOST:PORT``: serve the ``[metrics]`` maps of ``pyaya.toml`` there (see :meth:`Session.metrics`)."""
+    pinned_maps: Path | None = None
+    """``--pinned-maps DIR``: read the maps another loader (bpfman) pinned in DIR instead of loading the object."""
 
 
 def _default_object(script: Path) -> Path | None:
@@ -129,6 +137,15 @@ def parse_options(
     common.add_argument("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
     common.add_argument("-v", "--verbose", action="store_true", help="also show kernel-side debug log records")
     common.add_argument("-p", "--pid", type=int, help="trace this process only")
+    common.add_argument(
+        "--metrics", metavar="HOST:PORT", help="serve the maps of pyaya.toml's [metrics] to Prometheus at /metrics"
+    )
+    common.add_argument(
+        "--pinned-maps",
+        type=Path,
+        metavar="DIR",
+        help="read the maps pinned in DIR (by bpfman) instead of loading the object: bpfman attached the programs",
+    )
     common.add_argument("interval", nargs="?", type=float, help="seconds between outputs")
     common.add_argument("count", nargs="?", type=int, help="number of outputs before stopping")
     extra: list[str] = []
@@ -157,6 +174,8 @@ def parse_options(
         interval=args.interval,
         count=args.count,
         args=args,
+        metrics=args.metrics,
+        pinned_maps=args.pinned_maps,
     )
 
 
@@ -452,7 +471,7 @@ class Session:
     options: RunOptions = field(default_factory=parse_options)
     out: TextIO = field(default_factory=lambda: sys.stdout)
     columns: Sequence[Column] = ()
-    _ebpf: Ebpf | None = None
+    _ebpf: Ebpf | PinnedObject | None = None
     _maps_at_exit: list[_MapAtExit | _HistogramAtExit] = field(default_factory=list)
     _deadline: float | None = None
     _header_printed: bool = False
@@ -464,6 +483,8 @@ class Session:
     _periodic: list[_Periodic] = field(default_factory=list)
     intervals_done: int = 0
     """How many times the first :meth:`every` callback has run."""
+    _metrics: Any = None
+    _stats: Any = None
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -503,6 +524,13 @@ class Session:
                 if exc_type is None or interrupted:
                     self._print_maps()
         finally:
+            # Metrics first: a scrape in progress must not read maps being closed.
+            if self._metrics is not None:
+                self._metrics.close()
+                self._metrics = None
+            if self._stats is not None:
+                self._stats.close()
+                self._stats = None
             if self._ebpf is not None:
                 self._ebpf.close()
             if self._log_handler is not None:
@@ -530,10 +558,55 @@ class Session:
 
     def load(
         self, *, globals: Mapping[str, object] | None = None, max_entries: Mapping[str, int] | None = None
-    ) -> Ebpf:
-        """Load the object given by ``--object``; closed (links detached, maps freed) when the session ends."""
-        self._ebpf = Ebpf.load_file(self.options.object_path, globals=globals, max_entries=max_entries)
+    ) -> Ebpf | PinnedObject:
+        """Load the object given by ``--object``; closed (links detached, maps freed) when the session ends.
+
+        With ``--pinned-maps DIR`` nothing is loaded: the maps come from the pins another loader (bpfman) made in
+        DIR, typed by the object's BTF, and ``programs[NAME].attach(...)`` does nothing, since that loader attached
+        them (see :class:`PinnedObject`); ``globals`` and ``max_entries`` are then that loader's business too.
+        With ``--metrics HOST:PORT``, the maps are served to Prometheus as soon as they exist (:meth:`metrics`).
+        """
+        if self.options.pinned_maps is not None:
+            self._ebpf = PinnedObject(self.options.pinned_maps, self.options.object_path)
+        else:
+            self._ebpf = Ebpf.load_file(self.options.object_path, globals=globals, max_entries=max_entries)
+        if self.options.metrics is not None:
+            self.metrics(self.options.metrics)
+        assert self._ebpf is not None
         return self._ebpf
+
+    def metrics(self, address: str, specs: Mapping[str, MetricSpec] | None = None) -> str:
+        """Serve the loaded object's maps to Prometheus at ``http://ADDRESS/metrics`` until the session ends;
+        returns that URL. ``specs`` (map name -> :class:`pyaya.project.MetricSpec`) default to the ``[metrics]``
+        tables of the project's ``pyaya.toml`` (found from ``main.py``'s folder, then from the object's)."""
+        from pyaya import metrics  # noqa: PLC0415 - prometheus_client, only when serving
+
+        if self._ebpf is None:
+            raise MetricsError("load the object (session.load()) before serving its maps as metrics")
+        if self._metrics is not None:
+            raise MetricsError(f"metrics are already served at {self._metrics.url}")
+        program_stats = False
+        if specs is None:
+            settings = _project_fleet(Path(sys.argv[0]).resolve().parent, self.options.object_path)
+            if settings is None or not settings.metrics:
+                raise MetricsError(
+                    "--metrics: the project's pyaya.toml has no [metrics.MAP] table saying which maps to serve "
+                    '(e.g. [metrics.COUNTS] type = "counter")'
+                )
+            specs, program_stats = settings.metrics, settings.program_stats
+        ebpf = self._ebpf
+        programs = None if isinstance(ebpf, PinnedObject) else (lambda: [ebpf.programs[n] for n in ebpf.programs])
+        if program_stats and programs is not None and self._stats is None:
+            from pyaya.programs import enable_stats  # noqa: PLC0415
+
+            self._stats = contextlib.ExitStack()
+            self._stats.enter_context(enable_stats())
+        self._metrics = metrics.serve(
+            ebpf, specs, address, prefix=self.name, programs=programs, program_stats=program_stats
+        )
+        url: str = self._metrics.url
+        print(f"pyaya: serving metrics at {url}", file=sys.stderr, flush=True)
+        return url
 
     # -- streaming ----------------------------------------------------------------------------------------------
 
@@ -762,3 +835,124 @@ def _json_default(value: object) -> object:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _project_fleet(*folders: Path) -> FleetSettings | None:
+    """The fleet settings of the first project found from ``folders`` (main.py's, then the object's)."""
+    from pyaya.project import find_project  # noqa: PLC0415
+
+    for folder in folders:
+        try:
+            return find_project(folder).fleet
+        except PyayaError:
+            continue
+    return None
+
+
+class _ManagedProgram:
+    """A program another loader (bpfman) loaded and attached: attaching it here has nothing left to do."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.links: list[object] = []
+
+    def load(self, *args: object, **kwargs: object) -> None:
+        """Nothing to load: the loader that pinned the maps loaded the program."""
+
+    def attach(self, *args: object, **kwargs: object) -> None:
+        """Nothing to attach: the loader that pinned the maps attached the program where its configuration says
+        (bpfman: the ClusterBpfApplication's links)."""
+        logging.getLogger("pyaya.runtime").debug("%s: attached by the loader that pinned the maps", self.name)
+
+
+class PinnedObject:
+    """What :meth:`Session.load` returns with ``--pinned-maps DIR``: the maps another loader pinned in ``DIR`` (bpfman
+    pins an application's maps under one folder; its CSI driver mounts them into a pod), typed by the BTF of the
+    object at ``object_path`` when it exists, and the object's programs as handles whose ``attach`` does nothing.
+
+    Only maps are shared through pins: aya-log records (``AYA_LOGS``) and ring buffers are read as any map is, but a
+    map missing from ``DIR`` raises :class:`~pyaya.errors.NotFoundError` naming the folder.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], object_path: str | os.PathLike[str] | None = None) -> None:
+        from pyaya.errors import NotFoundError  # noqa: PLC0415
+
+        self.path = Path(folder)
+        if not self.path.is_dir():
+            raise NotFoundError(f"--pinned-maps {self.path}: no such folder (where did bpfman pin the maps?)")
+        self._object = Path(object_path) if object_path is not None else None
+        self._maps: dict[str, Map] = {}
+        self._closed = False
+        names = sorted(entry.name for entry in self.path.iterdir())
+        self._names = names
+        programs: list[str] = []
+        if self._object is not None and self._object.is_file():
+            from pyaya.inspect import inspect_file  # noqa: PLC0415
+
+            programs = [p.name for p in inspect_file(self._object).programs]
+        self.programs: dict[str, _ManagedProgram] = {name: _ManagedProgram(name) for name in programs}
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def maps(self) -> _PinnedMaps:
+        """The pinned maps by name (the pin's file name), opened on first use."""
+        return _PinnedMaps(self)
+
+    def _open(self, name: str) -> Map:
+        from pyaya.errors import NotFoundError  # noqa: PLC0415
+
+        if name not in self._maps:
+            if name not in self._names:
+                raise NotFoundError(f"no map {name!r} pinned in {self.path} (pinned: {', '.join(self._names)})")
+            opened = Map.from_pin(self.path / name)
+            self._maps[name] = _typed(opened, name, self._object)
+        return self._maps[name]
+
+    def flush_logs(self) -> int:
+        """Kernel-side logs stay with the loader that owns the programs: nothing to deliver here."""
+        return 0
+
+    def close(self) -> None:
+        """Close the maps opened here (the pins stay: they belong to the loader)."""
+        for opened in self._maps.values():
+            closer = getattr(opened, "close", None)
+            if callable(closer):
+                closer()
+        self._maps.clear()
+        self._closed = True
+
+
+class _PinnedMaps(Mapping[str, Map]):
+    def __init__(self, owner: PinnedObject) -> None:
+        self._owner = owner
+
+    def __getitem__(self, name: str) -> Map:
+        return self._owner._open(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._owner._names)
+
+    def __len__(self) -> int:
+        return len(self._owner._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._owner._names
+
+
+def _typed(opened: Map, name: str, object_path: Path | None) -> Map:
+    """A map opened from a pin, with the key and value codecs the object's BTF gives it (as a load would)."""
+    if object_path is None or not object_path.is_file():
+        return opened
+    from pyaya.btf import Btf  # noqa: PLC0415
+    from pyaya.elf import Elf  # noqa: PLC0415
+    from pyaya.types import Types, apply_btf_types, map_types  # noqa: PLC0415
+
+    elf = Elf.from_path(object_path)
+    section = elf.section(".BTF")
+    if section is None:
+        return opened
+    types = map_types(Types(Btf.from_bytes(bytes(elf.section_data(section)))))
+    return apply_btf_types(opened, types.get(name))

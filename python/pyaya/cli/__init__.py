@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from pyaya.cli import build, cleanup, doctor, inspect, matrix, new, run, templates
+from pyaya.cli import build, cleanup, doctor, inspect, matrix, new, package, run, templates
 
 app = typer.Typer(
     name="pyaya",
@@ -48,6 +48,7 @@ app.command("inspect")(inspect.inspect)
 app.command("doctor")(doctor.doctor)
 app.command("cleanup")(cleanup.cleanup)
 app.command("test", cls=matrix.TestCommand)(matrix.matrix)
+app.command("package")(package.package)
 
 
 def main() -> None:

@@ -207,6 +207,15 @@ def run(
         int | None,
         typer.Option("--count", min=1, metavar="N", help="Stop after this many periodic outputs.", show_default=False),
     ] = None,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics",
+            metavar="HOST:PORT",
+            help="Serve the maps of pyaya.toml's [metrics] tables to Prometheus at http://HOST:PORT/metrics.",
+            show_default=False,
+        ),
+    ] = None,
     main_args: Annotated[
         str | None,
         typer.Option(
@@ -236,6 +245,8 @@ def run(
         options += ["--duration", f"{duration:g}"]
     if pid is not None:
         options += ["--pid", str(pid)]
+    if metrics is not None:
+        options += ["--metrics", metrics]
     if main_args:
         try:
             options += shlex.split(main_args)

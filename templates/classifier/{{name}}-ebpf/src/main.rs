@@ -7,15 +7,17 @@
 
 use aya_ebpf::{
     bindings::{BPF_NOEXIST, TC_ACT_PIPE},
-    macros::{classifier, map},
-    maps::{LruHashMap, RingBuf},
+    btf_maps::LruHashMap,
+    macros::{btf_map, classifier, map},
+    maps::RingBuf,
     programs::TcContext,
 };
 use {{crate_name}}_common::{Flow, FlowStats, NewFlowEvent};
 
-/// Packets and bytes per flow. LRU, so a busy interface evicts the flows idle longest instead of failing.
-#[map]
-static FLOWS: LruHashMap<Flow, FlowStats> = LruHashMap::with_max_entries(16384, 0);
+/// Packets and bytes per flow. LRU, so a busy interface evicts the flows idle longest instead of failing. A
+/// `#[btf_map]`, so its key and value types are in the object's BTF: user space (and `--metrics`) decode them.
+#[btf_map]
+static FLOWS: LruHashMap<Flow, FlowStats, 16384> = LruHashMap::new();
 
 /// One record per new flow.
 #[map]
