@@ -504,6 +504,13 @@ def _metric_spec(map_name: str, table: dict[str, Any], config: Path) -> MetricSp
     return MetricSpec(map=map_name, type=kind, name=name, help=table.get("help"), labels=labels)
 
 
+def _table(data: dict[str, Any], key: str, config: Path) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ProjectError(f"{config}: `{key}` must be a table ([{key}])")
+    return value
+
+
 def fleet_settings(data: dict[str, Any], config: Path) -> FleetSettings:
     """``[attach.*]``, ``[globals]`` and ``[metrics]`` of a parsed ``pyaya.toml`` (``config`` names it in errors)."""
     attach_table = _table(data, "attach", config)
