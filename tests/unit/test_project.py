@@ -83,7 +83,10 @@ def test_defaults(tmp_path: Path) -> None:
         ('[project]\nname = "x"\n[run]\nmian = "main.py"\n', r'\[run\] has no key "mian" \(did you mean "main"\?\)'),
         ('[project]\nname = "x"\nnmae = "y"\n', r'\[project\] has no key "nmae" \(did you mean "name"\?\); its keys'),
         ('[project]\nname = "x"\n[buld]\npackage = "p"\n', r'unknown table \[buld\] \(did you mean "build"\?\)'),
-        ('[project]\nname = "x"\n[metrcis]\n', r"unknown table \[metrcis\]; pyaya.toml has \[project\], \[build\]"),
+        (
+            '[project]\nname = "x"\n[biuld]\n',
+            r'unknown table \[biuld\] \(did you mean "build"\?\); pyaya.toml has \[project\], \[build\]',
+        ),
         ('[project]\nname = "x"\n[build]\nobject = ["x"]\n', r'has no key "object" \(did you mean "objects"\?\)'),
         # Wrong value types say what was found.
         (
@@ -170,19 +173,19 @@ def test_schema_is_extended_in_one_place(tmp_path: Path, monkeypatch: pytest.Mon
     """A table added to SCHEMA is accepted and checked like the others, and readable from Project.tables."""
     monkeypatch.setitem(
         project_module.SCHEMA,
-        "metrics",
+        "report",
         project_module.Key(
             "table", keys={"port": project_module.Key("integer"), "dir": project_module.Key("string", path=True)}
         ),
     )
-    root = make(tmp_path, CONFIG + "[metrics]\nport = 9000\ndir = 'out'\n")
-    assert load_project(root / "pyaya.toml").tables["metrics"] == {"port": 9000, "dir": "out"}
-    (root / "pyaya.toml").write_text(CONFIG + "[metrics]\nprot = 9000\n")
-    with pytest.raises(ProjectError, match=r'\[metrics\] has no key "prot" \(did you mean "port"\?\)'):
+    root = make(tmp_path, CONFIG + "[report]\nport = 9000\ndir = 'out'\n")
+    assert load_project(root / "pyaya.toml").tables["report"] == {"port": 9000, "dir": "out"}
+    (root / "pyaya.toml").write_text(CONFIG + "[report]\nprot = 9000\n")
+    with pytest.raises(ProjectError, match=r'\[report\] has no key "prot" \(did you mean "port"\?\)'):
         load_project(root / "pyaya.toml")
-    (root / "pyaya.toml").write_text(CONFIG + "[metrics]\nport = '9000'\n")
-    with pytest.raises(ProjectError, match=r"\[metrics\] port must be an integer, not '9000' \(a string\)"):
+    (root / "pyaya.toml").write_text(CONFIG + "[report]\nport = '9000'\n")
+    with pytest.raises(ProjectError, match=r"\[report\] port must be an integer, not '9000' \(a string\)"):
         load_project(root / "pyaya.toml")
-    (root / "pyaya.toml").write_text(CONFIG + "[metrics]\ndir = '../../x'\n")
-    with pytest.raises(ProjectError, match=r"\[metrics\] dir = '\.\./\.\./x' points outside"):
+    (root / "pyaya.toml").write_text(CONFIG + "[report]\ndir = '../../x'\n")
+    with pytest.raises(ProjectError, match=r"\[report\] dir = '\.\./\.\./x' points outside"):
         load_project(root / "pyaya.toml")
