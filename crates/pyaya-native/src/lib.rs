@@ -18,6 +18,8 @@ mod programs_net;
 mod programs_tracing;
 mod sys;
 mod testrun;
+mod usdt;
+mod usdt_notes;
 
 use pyo3::prelude::*;
 
@@ -47,6 +49,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(features::map_supported, module)?)?;
     module.add_function(wrap_pyfunction!(features::helper_supported, module)?)?;
     module.add_function(wrap_pyfunction!(features::kernel_features, module)?)?;
+    module.add_function(wrap_pyfunction!(usdt::usdt_probes, module)?)?;
+    module.add_function(wrap_pyfunction!(usdt::usdt_parse_argument, module)?)?;
     module.add("AYA_VERSION", "0.14")?;
     Ok(())
 }
