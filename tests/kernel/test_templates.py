@@ -108,8 +108,29 @@ CGROUP_TYPES = frozenset(
 )
 
 
-def unsupported_reason(program_types: frozenset[str]) -> str | None:
+#: The system Python, whose USDT probes the usdt template traces by default.
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
+def _usdt_template_reason() -> str | None:
+    from pyaya import usdt  # noqa: PLC0415
+
+    supported = features.usdt_supported()
+    if not supported.ok:
+        return f"USDT probes cannot be attached on this kernel: {supported.reason}"
+    if not SYSTEM_PYTHON.exists() or not usdt.probes(SYSTEM_PYTHON):
+        return f"the usdt template's default target {SYSTEM_PYTHON} has no USDT probes here (built without dtrace)"
+    return None
+
+
+#: Templates that need more than their program types: what this machine lacks for them, probed.
+TEMPLATE_NEEDS: dict[str, Callable[[], str | None]] = {"usdt": _usdt_template_reason}
+
+
+def unsupported_reason(program_types: frozenset[str], kind: str = "") -> str | None:
     """Why this machine cannot run programs of these types (from a probe), or None when it can."""
+    if kind in TEMPLATE_NEEDS and (reason := TEMPLATE_NEEDS[kind]()):
+        return reason
     if program_types & CGROUP_TYPES and not any(fs_type == "cgroup2" for _, _, fs_type in features.mounts()):
         return "no cgroup v2 hierarchy is mounted (/proc/self/mounts): mount -t cgroup2 none /sys/fs/cgroup"
     for program_type in sorted(program_types):
@@ -154,6 +175,8 @@ def make_activity(scratch: Path) -> None:
         subprocess.run(["/bin/true"], check=True)
     subprocess.run(["/bin/sh", "-c", "echo activity > /dev/null"], check=True)
     socket.getaddrinfo("localhost", 80)  # libc getaddrinfo (uprobe template)
+    if SYSTEM_PYTHON.exists():  # imports in the system Python: its import__find__load__start probe (usdt template)
+        subprocess.run([str(SYSTEM_PYTHON), "-c", "import json"], check=False)
     type_into_bash()
     victim = scratch / "victim"
     victim.write_text("pyaya")
@@ -227,7 +250,7 @@ def test_template_runs_and_reports(
     activity: Callable[[subprocess.Popen[str]], None],
 ) -> None:
     result = built(kind)
-    reason = unsupported_reason(result.program_types)
+    reason = unsupported_reason(result.program_types, kind)
     if reason:
         pytest.skip(reason)
     runner = subprocess.Popen(
@@ -269,7 +292,7 @@ def test_template_runs_and_reports(
 @pytest.mark.parametrize("kind", TEMPLATES)
 def test_generated_project_tests_pass(kind: str, built: Callable[[str], Built], cargo_env: dict[str, str]) -> None:
     result = built(kind)
-    reason = unsupported_reason(result.program_types)
+    reason = unsupported_reason(result.program_types, kind)
     if reason:
         pytest.skip(reason)
     suite = subprocess.run(

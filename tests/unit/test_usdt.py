@@ -291,3 +291,63 @@ def test_inspect_usdt_errors_are_one_line(tmp_path: Path) -> None:
     none = CliRunner().invoke(app, ["inspect", "--usdt", "/bin/sh"])
     assert none.exit_code == 0
     assert "USDT probes: none" in none.output
+
+
+# -- pyaya new -t usdt -----------------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def new(tmp_path: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["new", "traced", "-t", "usdt", "--path", str(tmp_path / "traced"), *args])
+    return result.exit_code, result.output
+
+
+def test_new_usdt_checks_the_probe_and_ships_the_crate(tmp_path: Path) -> None:
+    binary = usdt_binaries.build(tmp_path)
+    code, output = new(tmp_path, "--target", str(binary), "--probe", "pyaya:widths")
+    assert code == 0, output
+    project = tmp_path / "traced"
+    main = (project / "main.py").read_text()
+    assert f'TARGET = "{binary}"' in main
+    assert 'PROVIDER, _, PROBE = "pyaya:widths".partition(":")' in main
+    shipped = REPO / "crates" / "pyaya-usdt"
+    for path in shipped.rglob("*"):
+        if path.is_file():
+            assert (project / "pyaya-usdt" / path.relative_to(shipped)).read_bytes() == path.read_bytes()
+    assert 'pyaya-usdt = { path = "../pyaya-usdt" }' in (project / "traced-ebpf" / "Cargo.toml").read_text()
+
+
+def test_new_usdt_refuses_what_the_binary_lacks(tmp_path: Path) -> None:
+    binary = usdt_binaries.build(tmp_path)
+    code, output = new(tmp_path, "--target", str(binary), "--probe", "pyaya:width")
+    assert code == 1
+    assert "has no USDT probe 'pyaya:width' (did you mean pyaya:widths" in output
+    code, output = new(tmp_path, "--target", "/bin/sh", "--probe", "pyaya:widths")
+    assert code == 1
+    assert "/bin/sh has no USDT probes" in output
+    assert not (tmp_path / "traced").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "needle"),
+    [
+        ("--target", '/tmp/a"; import os #', "contains ' ', '\"', '#', ';'"),
+        ("--target", "/tmp/a\\b", "contains '\\\\'"),
+        ("--probe", 'a:b"', "is not PROVIDER:NAME"),
+        ("--probe", "python", "is not PROVIDER:NAME"),
+    ],
+)
+def test_new_usdt_never_renders_unsafe_values_even_unchecked(
+    tmp_path: Path, flag: str, value: str, needle: str
+) -> None:
+    code, output = new(tmp_path, "--no-check", flag, value)
+    assert code == 1
+    assert needle in output
+    assert not (tmp_path / "traced").exists()
+
+
+def test_new_usdt_unchecked_renders_plain_values(tmp_path: Path) -> None:
+    code, output = new(tmp_path, "--no-check", "--target", "/opt/app/bin/server", "--probe", "app:request__start")
+    assert code == 0, output
+    assert 'TARGET = "/opt/app/bin/server"' in (tmp_path / "traced" / "main.py").read_text()
