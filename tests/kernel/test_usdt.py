@@ -251,7 +251,7 @@ def test_probes_of_the_system_python(bpf: Ebpf) -> None:
         prog = program(bpf)
         # Only in the child: the other Pythons of this machine keep their semaphores down.
         links = [prog.attach_usdt(SYSTEM_PYTHON, "python", name, pid=child.pid) for name in ("gc__start", "audit")]
-        # CPython 3.11 calls function__entry from its tracing path, which the line probe's semaphore turns on.
+        # On CPython 3.11 function__entry was seen to fire only while the line probe is attached too.
         links += [prog.attach_usdt(child.pid, "python", name) for name in ("function__entry", "line")]
         assert child.stdin is not None
         child.stdin.write("go\n")
@@ -269,3 +269,18 @@ def test_probes_of_the_system_python(bpf: Ebpf) -> None:
     assert any(hit.count == 2 and hit.text0 == "pyaya.usdt.marker" for hit in got)  # audit
     for link in links:
         link.detach()
+
+
+def test_a_program_opened_from_a_pin_is_refused(bpf: Ebpf, binary: Path) -> None:
+    """Its object's spec map is not known, so its argument specs could not be written."""
+    pin = Path(f"/sys/fs/bpf/pyaya-usdt-test-{os.getpid()}")
+    prog = program(bpf)
+    prog.load()
+    prog.pin(pin)
+    try:
+        reopened = UProbe.from_pin(pin)
+        with pytest.raises(pyaya.ProgramError, match="opened from a pin cannot be given USDT argument specs"):
+            reopened.attach_usdt(binary, "pyaya", "widths")
+    finally:
+        prog.unpin()
+    assert not pin.exists()

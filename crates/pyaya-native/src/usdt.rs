@@ -579,6 +579,16 @@ impl Program {
             ));
         }
         let map = self.map_fd(SPECS_MAP)?;
+        if map.is_none() && self.section_name().is_none() {
+            // Its object's maps are not known here, so a spec map it reads could not be written.
+            return Err(new_err(
+                Kind::Program,
+                format!(
+                    "{context}: a program opened from a pin cannot be given USDT argument specs; load its object \
+                     (Ebpf.load_file) and attach that program"
+                ),
+            ));
+        }
         let (sites, pmu_type, ref_ctr_shift) = py.detach(|| {
             let sites = find_sites(&targets, provider, name, map.is_some(), &context)?;
             let (pmu_type, shift) = uprobe_pmu(sites.iter().any(|site| site.semaphore.is_some()))?;
