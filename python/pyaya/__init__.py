@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pyaya import usdt
     from pyaya.errors import (
         BuildError,
         ClosedError,
@@ -160,6 +161,7 @@ __all__ = [
     "enable_stats",
     "loaded_links",
     "loaded_programs",
+    "usdt",
 ]
 
 # Each public name and the module defining it: they are imported on first use (PEP 562), so `import pyaya` (and so
@@ -239,6 +241,9 @@ _LAZY: dict[str, str] = {
     "enable_stats": "pyaya.programs",
 }
 
+#: Submodules reachable as attributes of `pyaya` (imported on first use too).
+_SUBMODULES = frozenset({"usdt"})
+
 
 if not TYPE_CHECKING:  # mypy sees the imports above, and so rejects names pyaya does not have
 
@@ -249,6 +254,8 @@ if not TYPE_CHECKING:  # mypy sees the imports above, and so rejects names pyaya
             value = getattr(__import__(module_name, fromlist=[name]), name)
             globals()[name] = value  # later lookups skip this function
             return value
+        if name in _SUBMODULES:  # `pyaya.usdt.probes(...)` without importing pyaya.usdt first
+            return __import__(f"pyaya.{name}", fromlist=["__name__"])
         # importlib.metadata costs ~15-30 ms at import: read the version only when someone asks for it.
         if name == "__version__":
             from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415

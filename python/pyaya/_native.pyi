@@ -32,6 +32,8 @@ __all__ = [
     "start_guard",
     "tc_filter_delete",
     "tc_filters",
+    "usdt_parse_argument",
+    "usdt_probes",
     "xdp_detach",
     "xdp_programs",
 ]
@@ -125,6 +127,9 @@ class Program:
         """Attach a KProbe program to kernel function ``function``."""
     def attach_uprobe(self, target: Path, symbol: str | None = None, offset: int = 0, pid: int | None = None) -> Link:
         """Attach a UProbe program to ``symbol`` (+``offset``) or file offset ``offset`` of ``target``."""
+    def attach_usdt(self, targets: list[Path], provider: str, name: str, pid: int | None = None) -> Link:
+        """Attach a UProbe program to every location of USDT probe ``provider:name`` in ``targets``, each with a
+        cookie naming its argument spec in ``PYAYA_USDT_SPECS``; the kernel maintains the probe's semaphore."""
     def attach_perf_event(
         self,
         event: str,
@@ -452,3 +457,17 @@ def xdp_programs(ifindex: int, netns: Path | None = None) -> list[tuple[int, int
 def xdp_detach(ifindex: int, mode: int, program_id: int, netns: Path | None = None) -> bool:
     """Remove XDP program ``program_id`` from ``ifindex`` in ``mode`` through netlink, only if it is still
     there; whether it did."""
+
+def usdt_probes(
+    path: Path,
+) -> tuple[
+    str | None,
+    str,
+    list[tuple[str, str, int, int, int, list[str], int | None, int | None, str | None]],
+]:
+    """``(arch, machine, probes)`` of an ELF file: each probe location as ``(provider, name, location, base,
+    semaphore, arguments, file_offset, semaphore_offset, error)``; ``arch`` is None when pyaya does not read
+    that machine's argument strings."""
+
+def usdt_parse_argument(text: str, arch: str) -> tuple[int, bool, str, int, str | None, str | None, int, str | None]:
+    """One USDT argument string parsed: ``(size, signed, kind, value, register, index, scale, symbol)``."""

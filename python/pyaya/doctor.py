@@ -138,6 +138,7 @@ _FEATURE_CHECKS = {
     "batch map ops": ("batched map reads and writes", "use kernel 5.6 or newer; maps are read one key at a time"),
     "tcx": ("SchedClassifier through tcx links", "use kernel 6.6 or newer; pyaya falls back to clsact (netlink)"),
     "bpf stats": ("program run counts and times", "run as root; needs kernel 5.8"),
+    "usdt": ("USDT probes (UProbe.attach_usdt)", "use kernel 5.15 or newer built with CONFIG_UPROBES=y"),
 }
 
 

@@ -583,6 +583,27 @@ def _bpf_link() -> Probe:
     return Probe(False, "BPF_LINK_CREATE of a perf event link failed: tracing attachments fall back to perf event fds")
 
 
+#: ``enum bpf_func_id``'s ``BPF_FUNC_get_attach_cookie``.
+BPF_FUNC_GET_ATTACH_COOKIE = 174
+UPROBE_PMU = Path("/sys/bus/event_source/devices/uprobe")
+
+
+def usdt_supported() -> Probe:
+    """Whether ``UProbe.attach_usdt`` can work: a uprobe PMU, perf event bpf_links and ``bpf_get_attach_cookie``
+    in uprobe programs (kernel 5.15+), and the uprobe reference counter that maintains semaphores (4.20+)."""
+    if not (UPROBE_PMU / "type").exists():
+        return Probe(False, f"no uprobe PMU ({UPROBE_PMU}): the kernel lacks CONFIG_UPROBES")
+    link = _bpf_link()
+    if not link.ok:
+        return link
+    cookie = helper_supported("KProbe", BPF_FUNC_GET_ATTACH_COOKIE)
+    if not cookie.ok:
+        return Probe(False, f"uprobe programs cannot call bpf_get_attach_cookie (kernel 5.15+): {cookie.reason}")
+    if not (UPROBE_PMU / "format" / "ref_ctr_offset").exists():
+        return Probe(True, "uprobes with bpf cookies work, but not semaphores (no ref_ctr_offset: kernel 4.20+)")
+    return Probe(True, "uprobes with bpf cookies and semaphore reference counting (ref_ctr_offset)")
+
+
 def _kprobe() -> Probe:
     loads = program_type_supported("KProbe")
     if not loads.ok:
@@ -646,6 +667,7 @@ FEATURES: dict[str, Callable[[], Probe]] = {
     "batch map ops": batch_ops_supported,
     "tcx": tcx_supported,
     "bpf stats": stats_supported,
+    "usdt": usdt_supported,
 }
 """The features pyaya's program and map types depend on, by name, each with its probe."""
 

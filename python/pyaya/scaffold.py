@@ -56,6 +56,7 @@ __all__ = [
     "TemplateOption",
     "btf_tracepoints",
     "check_option",
+    "crates_root",
     "create_project",
     "elf_function_symbols",
     "get_template",
@@ -73,6 +74,7 @@ __all__ = [
     "tracefs_events",
     "tracepoint_categories",
     "tracepoint_names",
+    "usdt_probe_names",
     "validate_name",
 ]
 
@@ -125,6 +127,13 @@ def _pyaya_version() -> str:
         return "0.0.0+unknown"
 
 
+def crates_root() -> Traversable:
+    """Where the crates templates copy are: ``pyaya/crates`` inside the installed package."""
+    from importlib import resources  # noqa: PLC0415
+
+    return resources.files("pyaya") / "crates"
+
+
 def templates_root() -> Traversable:
     """Where the templates are: ``pyaya/templates`` inside the installed package."""
     from importlib import resources  # noqa: PLC0415 - only for templates; the CLI imports this module at start
@@ -141,7 +150,7 @@ class TemplateOption:
     help: str
     #: How the value is validated (see :mod:`pyaya.cli.new`): ``"choice"``, ``"interface"``, ``"tracepoint"``,
     #: ``"kernel_function"``, ``"lsm_hook"``, ``"btf_tracepoint"``, ``"uprobe_target"``, ``"uprobe_function"``,
-    #: ``"identifier"`` or ``""`` (free text).
+    #: ``"usdt_target"``, ``"usdt_probe"``, ``"identifier"`` or ``""`` (free text).
     check: str = ""
     choices: tuple[str, ...] = ()
 
@@ -152,6 +161,8 @@ class Template:
     description: str
     root: Traversable
     options: tuple[TemplateOption, ...] = ()
+    #: Crates shipped with pyaya that the project gets a copy of (``crates = ["pyaya-usdt"]``).
+    crates: tuple[str, ...] = ()
 
 
 def _read_template(folder: Traversable) -> Template | None:
@@ -176,7 +187,11 @@ def _read_template(folder: Traversable) -> Template | None:
                 choices=tuple(str(c) for c in table.get("choices", ())),
             )
         )
-    return Template(folder.name, str(description).strip(), folder, tuple(options))
+    crates = tuple(str(crate) for crate in data.get("crates", ()))
+    for crate in crates:
+        if not _NAME_CHARS.fullmatch(crate):
+            raise ScaffoldError(f"template {folder.name}: crate name {crate!r} is not a plain crate name")
+    return Template(folder.name, str(description).strip(), folder, tuple(options), crates)
 
 
 def list_templates() -> list[Template]:
@@ -567,6 +582,28 @@ def lint_template(template: Template) -> list[str]:
     return problems
 
 
+def _copy_crate(crate: str, dest: Path) -> list[Path]:
+    """Copy a crate shipped with pyaya into the project, unchanged (it holds no placeholders)."""
+    source = crates_root() / crate
+    if not source.is_dir():
+        raise ScaffoldError(f"pyaya ships no crate {crate!r} ({source} is missing): reinstall pyaya")
+    written: list[Path] = []
+
+    def copy(folder: Traversable, target: Path) -> None:
+        target.mkdir(exist_ok=True)
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if entry.name in SKIPPED or entry.name.endswith(".pyc"):
+                continue
+            if entry.is_dir():
+                copy(entry, target / entry.name)
+            else:
+                (target / entry.name).write_bytes(entry.read_bytes())
+                written.append(target / entry.name)
+
+    copy(source, dest)
+    return written
+
+
 def render(
     kind: str,
     name: str,
@@ -607,6 +644,8 @@ def render(
         staged = _render_tree(
             template.root, staging, values, plain_values(template), prefixes=(f"{kind}/", ""), top=True
         )
+        for crate in template.crates:
+            staged += _copy_crate(crate, staging / crate)
         if not non_empty:
             if dest.is_dir():
                 dest.rmdir()
@@ -641,6 +680,17 @@ def _option_values(template: Template, given: dict[str, str]) -> dict[str, str]:
 # Folders are opened without following a symlink in their last component, so a link put in the project while
 # it renders cannot send a write elsewhere.
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+#: ``provider:name`` of a USDT probe: two C identifiers, as ``<sys/sdt.h>`` requires.
+_USDT_PROBE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _check_probe_syntax(option: TemplateOption, value: str) -> None:
+    """A USDT probe is named ``PROVIDER:NAME``, two C identifiers, as ``<sys/sdt.h>`` requires."""
+    if not _USDT_PROBE.fullmatch(value):
+        raise ScaffoldError(
+            f"{option.name} {value!r} is not PROVIDER:NAME (two identifiers, e.g. python:function__entry): "
+            "`pyaya inspect --usdt FILE` lists a file's probes"
+        )
 
 
 def _merge(staging: Path, dest: Path) -> None:
@@ -978,11 +1028,58 @@ def check_option(template: Template, option: TemplateOption, value: str, values:
                 f"list them with `nm -D --defined-only {path}` (or `nm` for a binary with a symbol table)"
             )
         return value
+    if check == "usdt_target":
+        return str(_usdt_target_file(value))
+    if check == "usdt_probe":
+        _check_probe_syntax(option, value)
+        target_value = _option_value_of(template, values, "usdt_target")
+        if target_value is None:
+            return value
+        path = _usdt_target_file(target_value)
+        names = usdt_probe_names(path)
+        if value not in names:
+            raise ScaffoldError(
+                f"{path} has no USDT probe {value!r}{_did_you_mean(value, names, cutoff=0.7)}: its probes are "
+                f"{', '.join(names)} (`pyaya inspect --usdt {path}`)"
+            )
+        return value
     raise ScaffoldError(
         f"template {template.kind}: option {option.name} has an unknown check {check!r}: use one of "
         "choice, interface, tracepoint, kernel_function, lsm_hook, btf_tracepoint, uprobe_target, uprobe_function, "
-        "identifier"
+        "usdt_target, usdt_probe, identifier"
     )
+
+
+def usdt_probe_names(path: Path) -> list[str]:
+    """``provider:name`` of every USDT probe of an ELF file, sorted and once each."""
+    from pyaya import usdt  # noqa: PLC0415 - only the USDT checks read notes
+
+    return sorted({probe.label for probe in usdt.probes(path)})
+
+
+def _usdt_target_file(value: str) -> Path:
+    """The absolute path of the file a USDT target names (a path, a library or a program), which must hold probes."""
+    from pyaya import usdt  # noqa: PLC0415
+
+    try:
+        path = usdt.resolve_target(value).absolute()
+    except PyayaError as error:
+        raise ScaffoldError(f"USDT target: {error}") from None
+    if not _is_elf(path):
+        raise ScaffoldError(f"USDT target {path} is not an ELF file: give an executable or a shared library")
+    if not usdt_probe_names(path):
+        raise ScaffoldError(
+            f"{path} has no USDT probes (no .note.stapsdt section; `readelf -n {path}` shows its notes): give a "
+            "binary built with <sys/sdt.h> probes, e.g. a Python built --with-dtrace"
+        )
+    return path
+
+
+def _option_value_of(template: Template, values: Mapping[str, str], check: str) -> str | None:
+    for option in template.options:
+        if option.check == check:
+            return values.get(option.name, option.default)
+    return None
 
 
 def _uprobe_target_value(template: Template, values: Mapping[str, str]) -> str | None:

@@ -31,6 +31,7 @@ def test_wheel_is_abi3_and_carries_templates(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "pyaya/templates/tracepoint/template.toml" in names
     assert "pyaya/templates/tracepoint/{{name}}-ebpf/src/main.rs" in names
+    assert "pyaya/crates/pyaya-usdt/src/lib.rs" in names  # copied into usdt projects
     assert any(name.startswith("pyaya/_native") and name.endswith(".so") for name in names)
     assert "pyaya/_native.pyi" in names
     assert "pyaya/py.typed" in names
@@ -55,3 +56,14 @@ def test_installed_wheel_scaffolds_and_builds(wheel: Path, tmp_path: Path) -> No
     report = json.loads(inspected.stdout)
     assert [p["name"] for p in report["programs"]] == ["wheeltest"]
     assert {"EVENTS", "EXEC_COUNTS"} <= {m["name"] for m in report["maps"]}
+
+    # A template's shipped crate comes out of the wheel too (the usdt template's pyaya-usdt).
+    subprocess.run(
+        [pyaya, "new", "usdtwheel", "-t", "usdt", "--no-check", "--target", "/usr/bin/python3"],
+        cwd=tmp_path,
+        check=True,
+        env=env,
+    )
+    assert (tmp_path / "usdtwheel" / "pyaya-usdt" / "src" / "lib.rs").read_bytes() == (
+        REPO / "crates" / "pyaya-usdt" / "src" / "lib.rs"
+    ).read_bytes()

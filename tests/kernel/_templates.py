@@ -4,13 +4,14 @@ matrix (the ``built`` fixture of conftest.py scaffolds and builds each template 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from conftest import Built
 from pyaya import features
 from pyaya.scaffold import list_templates
 
-__all__ = ["CGROUP_TYPES", "KINDS", "NEEDS", "PROBES", "TEMPLATES", "Built", "unsupported_reason"]
+__all__ = ["CGROUP_TYPES", "KINDS", "NEEDS", "PROBES", "SYSTEM_PYTHON", "TEMPLATES", "Built", "unsupported_reason"]
 
 #: What each template's programs need beyond what every supported kernel has (pyaya.features.requirement names).
 NEEDS: dict[str, tuple[str, ...]] = {
@@ -45,8 +46,30 @@ CGROUP_TYPES = frozenset(
 )
 
 
-def unsupported_reason(program_types: frozenset[str]) -> str | None:
-    """Why this machine cannot run programs of these types (from a probe), or None when it can."""
+#: The system Python, whose USDT probes the usdt template traces by default.
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
+def _usdt_template_reason() -> str | None:
+    from pyaya import usdt  # noqa: PLC0415
+
+    supported = features.usdt_supported()
+    if not supported.ok:
+        return f"USDT probes cannot be attached on this kernel: {supported.reason}"
+    if not SYSTEM_PYTHON.exists() or not usdt.probes(SYSTEM_PYTHON):
+        return f"the usdt template's default target {SYSTEM_PYTHON} has no USDT probes here (built without dtrace)"
+    return None
+
+
+#: Templates that need more than their program types: what this machine lacks for them, probed.
+TEMPLATE_NEEDS: dict[str, Callable[[], str | None]] = {"usdt": _usdt_template_reason}
+
+
+def unsupported_reason(program_types: frozenset[str], kind: str = "") -> str | None:
+    """Why this machine cannot run the template ``kind`` with programs of these types (from a probe), or None
+    when it can."""
+    if kind in TEMPLATE_NEEDS and (reason := TEMPLATE_NEEDS[kind]()):
+        return reason
     if program_types & CGROUP_TYPES and not any(fs_type == "cgroup2" for _, _, fs_type in features.mounts()):
         return "no cgroup v2 hierarchy is mounted (/proc/self/mounts): mount -t cgroup2 none /sys/fs/cgroup"
     for program_type in sorted(program_types):

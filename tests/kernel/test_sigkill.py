@@ -193,7 +193,7 @@ def test_sigkill_leaves_nothing_attached(
     variant: Variant, kill: str, built: Callable[[str], Built], netns: Netns, scratch: Scratch
 ) -> None:
     result = built(variant.kind)
-    reason = unsupported_reason(result.program_types)
+    reason = unsupported_reason(result.program_types, variant.kind)
     if reason:
         pytest.skip(reason)
     state = scratch.state

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from _templates import KINDS, TEMPLATES, Built, unsupported_reason
+from _templates import KINDS, SYSTEM_PYTHON, TEMPLATES, Built, unsupported_reason
 
 #: How long each template runs while the activity goes on; longer under emulation (a `pyaya test` guest), where one
 #: round of activity (processes, a shell on a terminal, name lookups, packets) takes seconds.
@@ -63,6 +63,8 @@ def make_activity(scratch: Path) -> None:
         subprocess.run(["/bin/true"], check=True)
     subprocess.run(["/bin/sh", "-c", "echo activity > /dev/null"], check=True)
     socket.getaddrinfo("localhost", 80)  # libc getaddrinfo (uprobe template)
+    if SYSTEM_PYTHON.exists():  # imports in the system Python: its import__find__load__start probe (usdt template)
+        subprocess.run([str(SYSTEM_PYTHON), "-c", "import json"], check=False)
     type_into_bash()
     victim = scratch / "victim"
     victim.write_text("pyaya")
@@ -137,7 +139,7 @@ def test_template_runs_and_reports(
     activity: Callable[[subprocess.Popen[str]], None],
 ) -> None:
     result = built(kind)
-    reason = unsupported_reason(result.program_types)
+    reason = unsupported_reason(result.program_types, kind)
     if reason:
         pytest.skip(reason)
     runner = subprocess.Popen(
@@ -179,7 +181,7 @@ def test_template_runs_and_reports(
 @pytest.mark.parametrize("kind", TEMPLATES)
 def test_generated_project_tests_pass(kind: str, built: Callable[[str], Built], cargo_env: dict[str, str]) -> None:
     result = built(kind)
-    reason = unsupported_reason(result.program_types)
+    reason = unsupported_reason(result.program_types, kind)
     if reason:
         pytest.skip(reason)
     suite = subprocess.run(

@@ -505,6 +505,28 @@ impl Program {
         errors::Needs::for_program(self.kind)
     }
 
+    /// A duplicate of the fd of the object's map `name`, whether aya still holds it or it was handed to Python;
+    /// `None` when the object has no such map (or it was closed).
+    pub fn map_fd(&self, name: &str) -> Result<Option<OwnedFd>, Deferred> {
+        self.ebpf.get().with_object(|object| {
+            let duplicate = if let Some(map) = object.ebpf.map(name) {
+                Some(maps::map_data(map).fd().as_fd().try_clone_to_owned())
+            } else {
+                object
+                    .taken_maps
+                    .iter()
+                    .find(|(taken, _, _)| taken == name)
+                    .and_then(|(_, _, slot)| slot.duplicate_fd())
+            };
+            duplicate.transpose().map_err(|err| {
+                Deferred::Plain(
+                    Kind::Map,
+                    format!("duplicating the fd of map {name:?}: {err}"),
+                )
+            })
+        })
+    }
+
     #[allow(dead_code, reason = "for maps that store program fds (ProgramArray)")]
     /// Runs `f` with the loaded program's fd (e.g. to store it in a ProgramArray), holding the object's lock.
     pub fn with_fd<T>(

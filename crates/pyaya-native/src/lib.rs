@@ -21,6 +21,8 @@ mod programs_net;
 mod programs_tracing;
 mod sys;
 mod testrun;
+mod usdt;
+mod usdt_notes;
 
 use pyo3::prelude::*;
 
@@ -63,6 +65,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     )?)?;
     module.add_function(wrap_pyfunction!(netlink::py_xdp_programs, module)?)?;
     module.add_function(wrap_pyfunction!(netlink::py_xdp_detach, module)?)?;
+    module.add_function(wrap_pyfunction!(usdt::usdt_probes, module)?)?;
+    module.add_function(wrap_pyfunction!(usdt::usdt_parse_argument, module)?)?;
     module.add("AYA_VERSION", "0.14")?;
     Ok(())
 }

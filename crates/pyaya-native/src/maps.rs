@@ -89,6 +89,16 @@ impl MapSlot {
         }
     }
 
+    /// A duplicate of the map's fd, or `None` once it is closed (ring buffers and perf arrays give none).
+    pub fn duplicate_fd(&self) -> Option<std::io::Result<std::os::fd::OwnedFd>> {
+        match self {
+            Self::Data(data) => lock(data)
+                .as_ref()
+                .map(|data| data.fd().as_fd().try_clone_to_owned()),
+            Self::Ring(_) | Self::Perf(_) => None,
+        }
+    }
+
     pub const fn kind(&self) -> &'static str {
         match self {
             Self::Data(_) => "Map",
@@ -133,6 +143,11 @@ macro_rules! map_data {
             | AyaMap::XskMap(d) => d,
         }
     };
+}
+
+/// The fd and kernel handle of a map aya still holds.
+pub fn map_data(map: &AyaMap) -> &MapData {
+    map_data!(map)
 }
 
 /// The kind name of a map aya still holds.

@@ -1,4 +1,5 @@
-"""``pyaya inspect OBJECT``: programs, maps and BTF types of a BPF object; needs no privilege."""
+"""``pyaya inspect OBJECT``: programs, maps and BTF types of a BPF object; ``pyaya inspect --usdt BINARY``: the
+USDT probes of an executable or library, as ``readelf -n`` lists them. Neither needs privilege."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pyaya.cli._table import format_table
 
 if TYPE_CHECKING:
     from pyaya.inspect import ObjectInfo
+    from pyaya.usdt import Probe
 
 
 def _heading(text: str, color: bool) -> str:
@@ -63,9 +65,79 @@ def _render(info: ObjectInfo, *, all_btf: bool, color: bool) -> str:
     return "\n\n".join(sections)
 
 
+def _probe_arguments(probe: Probe) -> list[dict[str, object]]:
+    """Each argument of a probe as JSON: its parsed fields and reading, or the reason pyaya cannot read it."""
+    from dataclasses import asdict  # noqa: PLC0415
+
+    from pyaya.errors import UnsupportedError  # noqa: PLC0415
+    from pyaya.usdt import parse_argument  # noqa: PLC0415
+
+    arguments: list[dict[str, object]] = []
+    for text in probe.argument_texts:
+        try:
+            if probe.arch is None:
+                raise UnsupportedError(f"the arguments of {probe.machine} probes are not supported")
+            parsed = parse_argument(text, probe.arch)
+        except UnsupportedError as error:
+            arguments.append({"text": text, "error": str(error)})
+        else:
+            arguments.append({**asdict(parsed), "describe": parsed.describe()})
+    return arguments
+
+
+def _usdt(path: Path, *, json_output: bool, color: bool) -> str:
+    from pyaya.usdt import probes  # noqa: PLC0415 - see pyaya.cli: imported when run
+
+    found = probes(path)
+    if json_output:
+        return json.dumps(
+            {
+                "path": str(path),
+                "probes": [
+                    {
+                        "provider": probe.provider,
+                        "name": probe.name,
+                        "location": probe.location,
+                        "base": probe.base,
+                        "semaphore": probe.semaphore,
+                        "file_offset": probe.file_offset,
+                        "semaphore_offset": probe.semaphore_offset,
+                        "error": probe.error,
+                        "arguments": _probe_arguments(probe),
+                    }
+                    for probe in found
+                ],
+            },
+            indent=2,
+        )
+    if not found:
+        return _heading(f"USDT probes: none ({path} has no .note.stapsdt section)", color)
+    rows = [
+        (p.provider, p.name, f"{p.location:#x}", f"{p.semaphore:#x}" if p.semaphore else "-", p.arguments)
+        for p in found
+    ]
+    table = format_table(("PROVIDER", "NAME", "LOCATION", "SEMAPHORE", "ARGUMENTS"), rows, style=_bold_header(color))
+    notes = []
+    for probe in found:
+        if probe.error:
+            notes.append(f"{probe.label} at {probe.location:#x}: {probe.error}")
+        for number, argument in enumerate(_probe_arguments(probe)):
+            if "error" in argument:
+                message = str(argument["error"])
+                reason = message.partition(f'"{argument["text"]}": ')[2] or message
+                notes.append(f"{probe.label} argument {number} ({argument['text']}): {reason}")
+    text = _heading(f"USDT probes ({len(rows)})", color) + f"\n{table}"
+    if notes:
+        unique = list(dict.fromkeys(notes))
+        text += "\n\n" + _heading("Arguments pyaya cannot read", color) + "\n" + "\n".join(unique)
+    return text
+
+
 @handle_errors
 def inspect(
-    object_path: Annotated[Path, typer.Argument(metavar="OBJECT", help="A BPF ELF object file.")],
+    object_path: Annotated[
+        Path, typer.Argument(metavar="OBJECT", help="A BPF ELF object file (with --usdt: an executable or library).")
+    ],
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON document: programs, maps, btf_types.")
     ] = False,
@@ -73,8 +145,16 @@ def inspect(
         bool,
         typer.Option("--btf", help="List every BTF type with its members (with --json: members, values, targets)."),
     ] = False,
+    usdt: Annotated[
+        bool,
+        typer.Option("--usdt", help="List the USDT probes of an executable or library instead (like readelf -n)."),
+    ] = False,
 ) -> None:
-    """Show the programs, maps and BTF types of a BPF object (no privilege needed)."""
+    """Show the programs, maps and BTF types of a BPF object, or with --usdt the USDT probes of a binary (no
+    privilege needed)."""
+    if usdt:
+        typer.echo(_usdt(object_path, json_output=json_output, color=sys.stdout.isatty()))
+        return
     from pyaya.inspect import inspect_file  # noqa: PLC0415 - see pyaya.cli: imported when run
 
     info = inspect_file(object_path)

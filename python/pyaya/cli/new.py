@@ -42,6 +42,7 @@ FLAG_OPTIONS: dict[str, tuple[str, ...]] = {
     "--btf-tracepoint": ("btf_tracepoint",),
     "--target": ("uprobe_target",),
     "--symbol": ("uprobe_function",),
+    "--probe": ("usdt_probe",),
     "--direction": ("direction",),
     "--hook": ("lsm_hook",),
     "--sockopt": ("sockopt_target",),
@@ -235,7 +236,7 @@ def new(
         str | None,
         typer.Option(
             "--target",
-            help="Binary or library to uprobe: a path or a name such as libc.",
+            help="Binary or library to uprobe (or whose USDT probe to trace): a path or a name such as libc.",
             metavar="PATH|LIB",
             show_default=False,
         ),
@@ -248,6 +249,15 @@ def new(
             metavar="SYMBOL",
             show_default=False,
             autocompletion=_complete.uprobe_symbols,
+        ),
+    ] = None,
+    probe: Annotated[
+        str | None,
+        typer.Option(
+            "--probe",
+            help="USDT probe of the target to trace, as PROVIDER:NAME (usdt template).",
+            metavar="PROVIDER:NAME",
+            show_default=False,
         ),
     ] = None,
     direction: Annotated[
@@ -308,6 +318,7 @@ def new(
         "--btf-tracepoint": btf_tracepoint,
         "--target": target,
         "--symbol": symbol,
+        "--probe": probe,
         "--direction": direction,
         "--hook": hook,
         "--sockopt": sockopt,

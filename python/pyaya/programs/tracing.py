@@ -448,6 +448,50 @@ class UProbe(Program):
         self._ensure_loaded()
         return self._attached(self._native.attach_uprobe(where, symbol, offset, pid))
 
+    def attach_usdt(
+        self,
+        target: str | os.PathLike[str] | int,
+        provider: str,
+        name: str,
+        *,
+        pid: int | None = None,
+    ) -> Link:
+        """Attach to every location of USDT probe ``provider:name`` (``<sys/sdt.h>``'s ``DTRACE_PROBE``), loading
+        first if needed; the program reads the probe's arguments with ``pyaya_usdt::usdt_arg(&ctx, n)``.
+
+        ``target`` is the path of an executable or library, a library name (``"libc"``), a program on ``PATH``
+        (``"python3"``), or a process id: then every file that process maps holding the probe, and only that
+        process fires it. ``pid`` limits a path's probe to one process. A probe guarded by a semaphore
+        (``if (PROVIDER_NAME_ENABLED())``) is enabled by the kernel in every process that maps the file, for as
+        long as the link lives. One link detaches every location.
+
+        Needs kernel 5.15 or later (a bpf cookie per uprobe). Raises :class:`~pyaya.NotFoundError` listing the
+        probes the file has when it has no such probe, and :class:`~pyaya.UnsupportedError` naming the argument
+        when one is in a form pyaya cannot read (see :mod:`pyaya.usdt`).
+
+        >>> prog = bpf.programs["py_entry"]  # #[uprobe], reads pyaya_usdt::usdt_arg  # doctest: +SKIP
+        >>> link = prog.attach_usdt("/usr/bin/python3", "python", "function__entry")  # doctest: +SKIP
+        >>> link = prog.attach_usdt(1234, "python", "function__entry")  # one process  # doctest: +SKIP
+        """
+        from pyaya import usdt  # noqa: PLC0415 - only USDT users need the target resolution
+
+        if isinstance(target, int) and not isinstance(target, bool):
+            if target <= 0 or pid is not None:
+                raise ProgramError(
+                    f"target {target} is not a process id: give a positive pid, or a path with pid=... "
+                    "(not both a pid target and pid=)"
+                )
+            pid = target
+        if pid is not None and pid <= 0:
+            raise ProgramError(f"pid must be a positive process id, not {pid}; pass pid=None for every process")
+        files = usdt.probe_files(target, provider, name, pid)
+        self._ensure_loaded()
+        if self.retprobe:
+            raise ProgramError(
+                f"program {self.name!r} is a uretprobe; a USDT probe fires at a point, not on a return: use #[uprobe]"
+            )
+        return self._attached(self._native.attach_usdt(files, provider, name, pid))
+
     @classmethod
     def from_pin(cls: type[PinnedT], path: str | os.PathLike[str], *, retprobe: bool = False) -> PinnedT:
         """Open the program pinned at ``path`` as a UProbe; ``retprobe`` says it is a uretprobe."""
