@@ -28,6 +28,9 @@ def _is_struct_format(text: str) -> bool:
 
 
 _GC_PAUSE_MIN = 1024
+# How long an asyncio reader waits on the fd before looking again: a perf event array's fd turns readable only
+# once a CPU's buffer is a quarter full, so fewer records are picked up by looking (as drain() does every 100 ms).
+_ASYNC_POLL_S = 0.1
 
 
 class Stream(Map):
@@ -137,9 +140,9 @@ class Stream(Map):
 
             loop.add_reader(fd, wake)
             try:
-                await asyncio.wait_for(ready, left)
-            except TimeoutError:
-                return
+                await asyncio.wait_for(ready, _ASYNC_POLL_S if left is None else min(left, _ASYNC_POLL_S))
+            except asyncio.TimeoutError:
+                pass  # look again: records below a perf buffer's watermark do not make the fd readable
             finally:
                 loop.remove_reader(fd)
 
@@ -193,11 +196,14 @@ class RingBuf(Stream):
 class PerfEventArray(Stream):
     """A perf event array (``BPF_MAP_TYPE_PERF_EVENT_ARRAY``, kernel 4.3) read as one stream of records.
 
-    pyaya opens one perf buffer per online CPU (8 pages each; :meth:`reopen` changes that) and reads them all;
-    samples the kernel dropped because a buffer was full are counted in :attr:`lost` (the kernel reports them
-    once that CPU's buffer has room again, ahead of its next sample). Records are ``bytes`` (they
-    may carry up to 7 bytes of padding) unless decoded by :meth:`typed`; :meth:`drain_with_cpu` also says which
-    CPU each came from.
+    pyaya opens one perf buffer per online CPU (8 pages each; :meth:`reopen` changes that) when the object is
+    loaded, so the first sample after attaching arrives even if the map is first looked at later, and reads them
+    all. A CPU's buffer wakes the reader once it is a quarter full; fewer records are picked up by the reader's
+    next look, at most 100 ms later while it waits. Samples the kernel dropped because a buffer was full are
+    counted in :attr:`lost`: exactly at any moment on kernels that count them per event (6.0, probed by
+    :func:`pyaya.features.perf_lost_count_supported`), else from the lost-sample records the kernel writes
+    ahead of that CPU's next sample. Records are ``bytes`` (they may carry up to 7 bytes of padding) unless
+    decoded by :meth:`typed`; :meth:`drain_with_cpu` also says which CPU each came from.
 
     >>> events = bpf.maps["EVENTS"].typed(Event)  # doctest: +SKIP
     >>> for event in events.records(timeout=5):  # doctest: +SKIP
@@ -222,8 +228,8 @@ class PerfEventArray(Stream):
         return [int(cpu) for cpu in self._native.cpus]
 
     def reopen(self, page_count: int) -> None:
-        """Replace every CPU's buffer with one of ``page_count`` pages (a power of two); unread records are
-        dropped."""
+        """Replace every CPU's buffer with one of ``page_count`` pages (a power of two). Records still unread in
+        the old buffers come first in the next drains; nothing is lost in the swap."""
         self._native.reopen(page_count)
 
     def _drain_raw(self, max_records: int | None, timeout: float | None) -> list[bytes]:
