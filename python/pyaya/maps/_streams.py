@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pyaya.errors import ClosedError, MapError
 from pyaya.maps._codec import Codec, codec_for
 from pyaya.maps._core import Map, register
 
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
     from pyaya.loader import Ebpf
 
-__all__ = ["PerfEventArray", "RingBuf", "Stream"]
+__all__ = ["PerfEventArray", "RingBuf", "Stream", "lost_counter_name"]
 
 
 def _is_struct_format(text: str) -> bool:
@@ -31,6 +32,14 @@ _GC_PAUSE_MIN = 1024
 # How long an asyncio reader waits on the fd before looking again: a perf event array's fd turns readable only
 # once a CPU's buffer is a quarter full, so fewer records are picked up by looking (as drain() does every 100 ms).
 _ASYNC_POLL_S = 0.1
+_NOT_LOOKED_UP: Any = object()
+
+
+def lost_counter_name(stream: str) -> str:
+    """The name of the map that counts what the kernel side could not write into the stream ``stream``:
+    ``NAME_LOST`` (``EVENTS_LOST``), or ``name_lost`` when the stream's name has lower-case letters (``events_lost``
+    in a C object). It is an array or a per-CPU array of ``u64``; entry 0 is the count (per-CPU: summed)."""
+    return stream + ("_lost" if any(char.islower() for char in stream) else "_LOST")
 
 
 class Stream(Map):
@@ -50,6 +59,41 @@ class Stream(Map):
                 record = record_codec(record, ebpf)  # raises NotFoundError listing the BTF's types
         self._codec: Codec | None = None if record is None else codec_for(record, None)
         self._callbacks: list[Callable[[Any], object]] = []
+        self._lost_counter: Any = _NOT_LOOKED_UP
+        self._lost_counted = 0
+
+    def _counted_lost(self) -> int | None:
+        """The sum of the companion counter (:func:`lost_counter_name`), or None when the object has none. After
+        the object is closed, the last sum read."""
+        if self._lost_counter is _NOT_LOOKED_UP:
+            self._lost_counter = self._find_lost_counter()
+        counter = self._lost_counter
+        if counter is None:
+            return None
+        try:
+            raw = counter.lookup(b"\0\0\0\0")
+        except ClosedError:
+            return self._lost_counted
+        if raw is not None:
+            # One u64 per CPU for a per-CPU array (8-byte slots), one u64 for an array.
+            self._lost_counted = max(self._lost_counted, sum(memoryview(raw).cast("Q")))
+        return self._lost_counted
+
+    def _find_lost_counter(self) -> Any:
+        ebpf = self._ebpf
+        if ebpf is None or ebpf.closed:
+            return None
+        name = lost_counter_name(self.name)
+        if name not in ebpf.maps:
+            return None
+        native = ebpf.maps[name]._native
+        if native.kind not in ("Array", "PerCpuArray") or native.key_size != 4 or native.value_size != 8:
+            raise MapError(
+                f"map {name} counts the records {self.name} could not take, so it must be an array or a per-CPU "
+                f"array of u64 (the count in entry 0), not a {native.kind} of {native.key_size}-byte keys and "
+                f"{native.value_size}-byte values: change its type, or rename it if it counts something else"
+            )
+        return native
 
     def typed(self, record: Any = None) -> Any:
         """The same stream with records decoded as ``record`` (the name of a type in the object's BTF such as
@@ -158,8 +202,10 @@ class RingBuf(Stream):
     :meth:`drain` returns many records per call; :meth:`records` stops after a time limit; ``async for`` works in
     asyncio code.
 
-    The kernel keeps no count of records that did not fit: ``bpf_ringbuf_reserve``/``output`` fail in the program,
-    so count drops there (e.g. in a per-CPU array); :attr:`lost` is ``None`` for that reason.
+    The kernel keeps no count of records that did not fit: ``bpf_ringbuf_reserve``/``output`` fail in the program.
+    By pyaya's convention the program counts them in a companion map named after the ring (``EVENTS_LOST`` for
+    ``EVENTS``, ``events_lost`` for ``events``; see :func:`lost_counter_name`), an array or per-CPU array of
+    ``u64`` whose entry 0 it increments on each failure; :attr:`lost` is that count.
 
     >>> for record in bpf.maps["EVENTS"].typed(ExecEvent).records(timeout=5):  # doctest: +SKIP
     ...     print(record.pid)
@@ -181,9 +227,10 @@ class RingBuf(Stream):
         raise AttributeError("ring buffer handles do not report their id")
 
     @property
-    def lost(self) -> None:
-        """Always ``None``: ring buffers have no kernel-side drop counter (the program sees reserve failures)."""
-        return None
+    def lost(self) -> int | None:
+        """Records the program could not reserve or output, from its companion counter (``NAME_LOST``, per-CPU
+        values summed); ``None`` when the object has no such map (or the ring was opened from a pin)."""
+        return self._counted_lost()
 
     def _drain_raw(self, max_records: int | None, timeout: float | None) -> list[bytes]:
         return list(self._native.drain(max_records, timeout))
@@ -214,8 +261,10 @@ class PerfEventArray(Stream):
 
     @property
     def lost(self) -> int:
-        """Samples the kernel dropped so far because a CPU's buffer was full."""
-        return int(self._native.lost)
+        """Samples the kernel dropped so far because a CPU's buffer was full, plus the outputs the program saw fail
+        otherwise if it counts them in a companion map (``NAME_LOST``, as for :class:`RingBuf`; count there only
+        failures other than ``-ENOSPC``, a full buffer, which the perf event counts itself)."""
+        return int(self._native.lost) + (self._counted_lost() or 0)
 
     @property
     def page_count(self) -> int:
