@@ -578,16 +578,22 @@ class Session:
         (``--duration``, ``count``, Ctrl-C, SIGTERM) the session detaches its programs (links pinned in bpffs
         stay), yields what is left in the ring, and reads the counters once more, so the last report is exact and
         the maps printed at exit match what was shown plus what was lost; in table mode a footer line gives the
-        stream's totals."""
+        stream's totals. Leaving the loop early (``break``, or an exception in its body, e.g. Ctrl-C while an
+        event is printed) ends the run the same way, the records it will not see reported as lost."""
         self.announce()
         tally = self._streams.setdefault(ring.name, _StreamTally(ring.name))
+        handed = 0  # records handed to the consumer
+        left = 0  # records of the current batch not handed out yet
         try:
             stop: BaseException | None = None
             try:
                 while True:
                     records = ring.drain(batch, self._next_wait(self._lost_wait()))
-                    tally.read += len(records)
-                    yield from records
+                    left = len(records)
+                    for record in records:
+                        left -= 1
+                        handed += 1
+                        yield record
                     self._check_lost(ring, tally)
                     self.out.flush()
                     if self._run_due() or self._over():
@@ -596,12 +602,31 @@ class Session:
                 stop = error  # re-raised once what is left in the ring is shown: __exit__ ends the run
             self._stop_programs()
             records = ring.drain(None, 0)
-            tally.read += len(records)
-            yield from records
+            left = len(records)
+            for record in records:
+                left -= 1
+                handed += 1
+                yield record
             if stop is not None:
                 raise stop
+        except GeneratorExit:
+            # The consumer left the loop (an exception in its body, such as Ctrl-C while it printed, or a break):
+            # that ends the run too. What it will not see, the rest of the batch and of the ring, counts as lost.
+            self._stop_programs()
+            unshown = left + len(ring._native.drain(None, 0))  # counted, not decoded
+            self.lost(tally.map, unshown)
+            raise
         finally:
+            tally.read += handed
             self._end_stream(ring, tally)
+
+    def flush(self, *streams: RingBuf | PerfEventArray) -> None:
+        """Report what each of ``streams`` lost since the last look, then write out the buffered output: for a loop
+        that drains streams itself instead of :meth:`stream` (call it once per batch, and once at the end)."""
+        for ring in streams:
+            self._check_lost(ring, self._streams.setdefault(ring.name, _StreamTally(ring.name)))
+        self._warn_lost()
+        self.out.flush()
 
     def _stop_programs(self) -> None:
         """The run is over: detach the session's programs (links pinned in bpffs stay) and wait until no run of
@@ -678,8 +703,8 @@ class Session:
         """Show one event: a table row, or ``{"kind": "event", "map": ..., "data": {...}}`` with ``--json``.
 
         ``data`` is a mapping of field names to values, or a record decoded from the object's BTF. The output is
-        buffered: :meth:`stream` and :meth:`wait` flush it once per batch or tick (call ``session.out.flush()``
-        yourself in a loop of your own)."""
+        buffered: :meth:`stream` and :meth:`wait` flush it once per batch or tick; a loop of your own calls
+        :meth:`flush`."""
         if isinstance(data, Record):
             data = data.asdict()
         self.events_seen += 1

@@ -110,6 +110,24 @@ def test_losses_reach_the_output_when_the_run_stops_after_the_burst(
     assert received + reported == BURST
 
 
+def test_leaving_the_stream_early_reports_what_it_will_not_see(fixtures_dir: Path) -> None:
+    out = io.StringIO()
+    options = RunOptions(object_path=fixtures_dir / "maps_loss", json=True)
+    with Session("loss-test", options=options, out=out) as session:
+        bpf = session.load(globals=_globals())
+        source = small(bpf, "LOSS_RING")
+        bpf.programs["maps_loss"].attach("sys_enter")
+        burst()
+        seen = 0
+        for _ in session.stream(source):
+            seen += 1
+            if seen == 10:
+                break  # with most of the ring's records still unread
+        assert not bpf.programs["maps_loss"].links
+    lost = [json.loads(line) for line in out.getvalue().splitlines() if '"lost"' in line]
+    assert seen + sum(line["count"] for line in lost) == BURST
+
+
 def test_table_mode_warns_on_stderr_and_ends_with_a_footer(
     fixtures_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
