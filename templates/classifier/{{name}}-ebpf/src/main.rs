@@ -8,7 +8,7 @@
 use aya_ebpf::{
     bindings::{BPF_NOEXIST, TC_ACT_PIPE},
     macros::{classifier, map},
-    maps::{LruHashMap, RingBuf},
+    maps::{LruHashMap, PerCpuArray, RingBuf},
     programs::TcContext,
 };
 use {{crate_name}}_common::{Flow, FlowStats, NewFlowEvent};
@@ -20,6 +20,11 @@ static FLOWS: LruHashMap<Flow, FlowStats> = LruHashMap::with_max_entries(16384, 
 /// One record per new flow.
 #[map]
 static NEW_FLOWS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// Records `NEW_FLOWS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
+/// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["NEW_FLOWS"].lost` is their sum.
+#[map]
+static NEW_FLOWS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 const ETH_HEADER_LEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -95,6 +100,8 @@ fn account(ctx: &TcContext, flow: &Flow) {
             let ifindex = unsafe { (*ctx.skb.skb).ifindex };
             entry.write(NewFlowEvent { flow: *flow, length: length as u32, ifindex });
             entry.submit(0);
+        } else {
+            count_lost();
         }
     } else if let Some(stats) = FLOWS.get_ptr_mut(flow) {
         // Another CPU created the entry meanwhile.
@@ -107,6 +114,13 @@ fn add_to(stats: *mut FlowStats, length: u64) {
     unsafe {
         atomic_add(core::ptr::addr_of_mut!((*stats).packets), 1);
         atomic_add(core::ptr::addr_of_mut!((*stats).bytes), length);
+    }
+}
+
+/// Counts one record `NEW_FLOWS` could not take (see `NEW_FLOWS_LOST`).
+fn count_lost() {
+    if let Some(count) = NEW_FLOWS_LOST.get_ptr_mut(0) {
+        atomic_add(count, 1);
     }
 }
 
