@@ -69,6 +69,7 @@ bench: setup
 	$(PY) benchmarks/run_handoff.py
 	$(PY) benchmarks/map_batch.py
 	$(PY) benchmarks/stream_throughput.py
+	$(PY) benchmarks/loss.py
 	$(PY) benchmarks/decode.py
 	$(PY) benchmarks/encode.py
 

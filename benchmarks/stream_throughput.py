@@ -16,10 +16,15 @@ of reading) and ``live`` (the reader runs while the producer makes them, timed f
 record is read or known lost: what a tracer keeps up with; "per call" shows how many records each read got, 1
 meaning a wake-up per record, and "produced/s" how fast the producer went meanwhile, since every wake-up of the
 reader slows the producer down, "ms" runs until the last record was read). Lost records are reported beside
-every figure: ring reservations that failed (counted by the program) and perf samples the kernel dropped
-(``.lost``), so a fast but lossy reader never looks like a win (its ratio reads "lossy"); "missing" counts records
-produced but neither read nor reported lost (a perf buffer reports a CPU's losses only ahead of that CPU's next
-sample). Needs root, raw tracepoints and x86-64 (getppid is syscall 110 in the fixture).
+every figure: each stream's ``lost`` (ring writes that failed, counted by the program in ``BENCH_RING_LOST``; perf
+samples the kernel dropped, read from the perf events), so a fast but lossy reader never looks like a win (its
+ratio reads "lossy"); "missing" counts records produced but neither read nor reported lost (0 unless the kernel
+lacks ``PERF_FORMAT_LOST``, where a perf buffer reports a CPU's losses only ahead of that CPU's next sample).
+
+The last lines compare the streams live: the perf event array's ``bytes drain()`` against the ring buffer's, in
+the same run. pyaya's perf buffers wake the reader at a watermark (a quarter buffer) where aya's woke it for every
+sample; run an older checkout's copy of this script for its ratio.
+Needs root, raw tracepoints and x86-64 (getppid is syscall 110 in the fixture).
 
     sudo .venv/bin/python benchmarks/stream_throughput.py [--events N] [--runs N] [--perf-pages N] [--modes M]
 """
@@ -102,13 +107,13 @@ class Producer:
 
 
 class Counters:
-    """The program's per-CPU counters: events produced, ring reservations that failed."""
+    """The program's per-CPU count of events produced."""
 
     def __init__(self, bpf: pyaya.Ebpf) -> None:
         self.array: Any = bpf.maps["BENCH_COUNTS"]
 
-    def read(self) -> tuple[int, int]:
-        return int(self.array[0].sum()), int(self.array[1].sum())
+    def read(self) -> int:
+        return int(self.array[0].sum())
 
 
 Finished = Callable[[int], bool]
@@ -183,7 +188,7 @@ class Run:
         self.last_progress = (0, 0.0)  # (records read, perf_counter() when the last of them was read)
 
     def _lost(self) -> int:
-        return self.stream.lost - self.lost_before if isinstance(self.stream, PerfEventArray) else 0
+        return int(self.stream.lost or 0) - self.lost_before
 
     def _produce(self) -> None:
         self.producer_seconds = self.producer.produce(self.events)
@@ -197,17 +202,16 @@ class Run:
         if self.target is None:
             if not self.done.is_set():
                 return False
-            produced, failed = self.counters.read()
-            self.produced, self.failed = produced - self.produced_before, failed - self.failed_before
-            self.target = self.produced - self.failed
+            self.produced = self.counters.read() - self.produced_before
+            self.target = self.produced
         if received + self._lost() >= self.target:
             return True
         return received == count and now - since > QUIET_S
 
     def measure(self, reader: Reader, mode: str) -> Outcome:
         self.stream.drain(None, 0)  # leftovers of an earlier pass
-        self.produced_before, self.failed_before = self.counters.read()
-        self.lost_before = self.stream.lost if isinstance(self.stream, PerfEventArray) else 0
+        self.produced_before = self.counters.read()
+        self.lost_before = int(self.stream.lost or 0)
         if mode == "backlog":
             self._produce()
             start = time.perf_counter()
@@ -218,7 +222,7 @@ class Run:
         received, calls = reader(self.stream, self._finished)
         # Timed until the last record arrived: a reader waiting for the producer's "done" is not reading.
         seconds = self.last_progress[1] - start
-        lost = self.failed + self._lost()
+        lost = self._lost()
         return Outcome(seconds, received, calls, lost, self.produced - received - lost, self.producer_seconds)
 
 
@@ -258,6 +262,7 @@ def main() -> int:
     obj = fixture_object("bench_stream")
     producer = Producer()
     rows: list[list[str]] = []
+    live: dict[str, tuple[float, float, bool]] = {}  # stream -> (records/s, produced/s, lossy) of live bytes drain()
     try:
         with pyaya.Ebpf.load_file(obj, globals={"BENCH_TGID": producer.pid.to_bytes(4, "little")}) as bpf:
             counters = Counters(bpf)
@@ -285,6 +290,9 @@ def main() -> int:
                             rate = statistics.median(o.received / o.seconds for o in outcomes)
                             baseline = baseline or rate
                             lossy = any(o.lost or o.missing for o in outcomes)
+                            if mode == "live" and reader_name == "bytes drain()":
+                                produced_rate = statistics.median(o.produced_rate for o in outcomes)
+                                live[stream_name] = (rate, produced_rate, lossy)
                             rows.append(
                                 [
                                     mode,
@@ -322,6 +330,13 @@ def main() -> int:
         ],
         rows,
     )
+    if "RingBuf" in live and "PerfEventArray" in live:
+        (ring_rate, ring_made, ring_lossy), (perf_rate, perf_made, perf_lossy) = live["RingBuf"], live["PerfEventArray"]
+        print(
+            f"live bytes drain(): PerfEventArray {perf_rate / 1000:.0f}k records/s"
+            f"{' (lossy)' if perf_lossy else ''}, x{perf_rate / ring_rate:.2f} of RingBuf's {ring_rate / 1000:.0f}k"
+            f"{' (lossy)' if ring_lossy else ''}; the producer made x{perf_made / ring_made:.2f} as many records/s"
+        )
     return 0
 
 

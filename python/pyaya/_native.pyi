@@ -25,6 +25,7 @@ __all__ = [
     "map_supported",
     "parent_death_signal",
     "perf_event_names",
+    "perf_lost_count_supported",
     "pinned_program_target",
     "program_supported",
     "read_iter",
@@ -34,6 +35,7 @@ __all__ = [
     "tc_filters",
     "usdt_parse_argument",
     "usdt_probes",
+    "wait_for_running_programs",
     "xdp_detach",
     "xdp_programs",
 ]
@@ -340,6 +342,10 @@ def loaded_links() -> list[tuple[int, int, str]]:
 def loaded_programs() -> list[tuple[int, str, int]]:
     """``(id, name, type)`` of every program loaded in the kernel."""
 
+def wait_for_running_programs() -> bool:
+    """Wait for an RCU grace period, after which no BPF program run that started before the call is still going;
+    False when the kernel has no ``membarrier`` to wait with."""
+
 # --- tracing program types and program statistics (programs_tracing.rs, programs_common.rs) ---
 @final
 class RunStats:
@@ -380,9 +386,12 @@ def kernel_features() -> dict[str, bool]:
 
 # --- end of feature probes ---
 
+def perf_lost_count_supported() -> bool:
+    """Whether perf events count their dropped samples (``PERF_FORMAT_LOST``, Linux 6.0), probed once."""
+
 @final
 class PerfEventArray:
-    """A perf event array read through one perf buffer per online CPU."""
+    """A perf event array read through pyaya's own perf buffers, one per online CPU, open since the load."""
 
     @property
     def name(self) -> str:
@@ -398,7 +407,8 @@ class PerfEventArray:
         """The kernel's id of the map."""
     @property
     def lost(self) -> int:
-        """Samples the kernel dropped because a buffer was full."""
+        """Samples the kernel dropped because a buffer was full: exact with ``PERF_FORMAT_LOST``, else from the
+        lost-sample records read; after ``close()``, the last count."""
     @property
     def page_count(self) -> int:
         """Pages per CPU buffer."""
@@ -406,11 +416,11 @@ class PerfEventArray:
     def cpus(self) -> list[int]:
         """CPUs with a buffer."""
     def reopen(self, page_count: int) -> None:
-        """Replace every buffer with one of ``page_count`` pages."""
+        """Replace every buffer with one of ``page_count`` pages; unread records are kept for the next drains."""
     def drain(self, max_records: int | None = None, timeout: float | None = None) -> list[tuple[int, bytes]]:
         """Up to ``max_records`` ``(cpu, record)`` pairs; waits up to ``timeout`` seconds (GIL released)."""
     def fileno(self) -> int:
-        """An epoll fd readable when any buffer has records; owned by pyaya, never close it."""
+        """An epoll fd readable when a buffer is a quarter full; owned by pyaya, never close it."""
     def pin(self, path: Path) -> None:
         """Pin the map at ``path`` in bpffs."""
     def unpin(self) -> None:

@@ -51,6 +51,7 @@ __all__ = [
     "lsm_supported",
     "map_type_supported",
     "mounts",
+    "perf_lost_count_supported",
     "probe",
     "probe_all",
     "program_type_supported",
@@ -521,6 +522,27 @@ def stats_supported() -> Probe:
     return Probe(False, f"BPF_ENABLE_STATS failed: {call.error} (needs kernel 5.8)")
 
 
+def perf_lost_count_supported() -> Probe:
+    """Whether perf events count the samples they drop (``PERF_FORMAT_LOST``, kernel 6.0): then a
+    :class:`~pyaya.PerfEventArray`'s ``lost`` is exact at any moment, even when no sample follows a burst of
+    losses (without it, the kernel reports a CPU's losses ahead of that CPU's next sample). Opens and closes one
+    BPF output perf event."""
+    from pyaya import _native  # noqa: PLC0415
+    from pyaya.errors import PyayaError  # noqa: PLC0415
+
+    try:
+        supported = _native.perf_lost_count_supported()
+    except PyayaError as error:
+        return Probe(False, f"opening a BPF output perf event failed: {error}")
+    if supported:
+        return Probe(True, "perf_event_open accepted read_format PERF_FORMAT_LOST: lost samples are read exactly")
+    return Probe(
+        False,
+        "perf_event_open refused read_format PERF_FORMAT_LOST (needs kernel 6.0): a perf buffer's lost samples "
+        "are known only from the records the kernel writes ahead of that CPU's next sample",
+    )
+
+
 # -- the whole report ----------------------------------------------------------------------------------------------
 
 
@@ -668,6 +690,7 @@ FEATURES: dict[str, Callable[[], Probe]] = {
     "tcx": tcx_supported,
     "bpf stats": stats_supported,
     "usdt": usdt_supported,
+    "perf lost count": perf_lost_count_supported,
 }
 """The features pyaya's program and map types depend on, by name, each with its probe."""
 

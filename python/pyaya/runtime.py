@@ -417,6 +417,20 @@ class _Stop(Exception):
     """Raised by the SIGTERM handler to end the event loop like Ctrl-C does."""
 
 
+_LOST_WARNING_INTERVAL_S = 1.0  # table mode: at most one loss warning a second
+_LOST_CHECK_S = 1.0  # a stream waiting for records still looks at its lost counters this often
+_NO_GRACE_PERIOD_S = 0.01  # without membarrier: time enough for a program run that started before a detach
+
+
+@dataclass
+class _StreamTally:
+    """What one stream of a session has read and reported lost."""
+
+    map: str
+    read: int = 0
+    lost: int = 0
+
+
 @dataclass
 class _MapAtExit:
     name: str
@@ -485,6 +499,11 @@ class Session:
     """How many times the first :meth:`every` callback has run."""
     _metrics: Any = None
     _stats: Any = None
+    lost_records: dict[str, int] = field(default_factory=dict)
+    """Records reported lost so far (:meth:`lost`), by map name."""
+    _lost_unwarned: dict[str, int] = field(default_factory=dict)
+    _lost_warned_at: float | None = None
+    _streams: dict[str, _StreamTally] = field(default_factory=dict)
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -561,6 +580,9 @@ class Session:
     ) -> Ebpf | PinnedObject:
         """Load the object given by ``--object``; closed (links detached, maps freed) when the session ends.
 
+        Kernel-side log records are sent down to info, and down to debug with ``-v`` only: a debug record per
+        event would cost the kernel side more than the event itself.
+
         With ``--pinned-maps DIR`` nothing is loaded: the maps come from the pins another loader (bpfman) made in
         DIR, typed by the object's BTF, and ``programs[NAME].attach(...)`` does nothing, since that loader attached
         them (see :class:`PinnedObject`); ``globals`` and ``max_entries`` are then that loader's business too.
@@ -569,7 +591,10 @@ class Session:
         if self.options.pinned_maps is not None:
             self._ebpf = PinnedObject(self.options.pinned_maps, self.options.object_path)
         else:
-            self._ebpf = Ebpf.load_file(self.options.object_path, globals=globals, max_entries=max_entries)
+            level = logging.DEBUG if self.options.verbose else logging.INFO
+            self._ebpf = Ebpf.load_file(
+                self.options.object_path, globals=globals, max_entries=max_entries, log_level=level
+            )
         if self.options.metrics is not None:
             self.metrics(self.options.metrics)
         assert self._ebpf is not None
@@ -660,21 +685,104 @@ class Session:
 
     def stream(self, ring: RingBuf | PerfEventArray, *, batch: int | None = None) -> Iterator[Any]:
         """Yield records from ``ring`` (a ring buffer or a perf event array) until ``--duration`` runs out (or
-        forever), draining many per wake-up: decoded records where the stream is typed (a ``#[btf_map]`` ring
-        buffer, or ``ring.typed("Name")``), else bytes. Samples a perf event array drops are reported as ``lost``
-        records as they are counted, never silently. Runs :meth:`every` callbacks in between, and ends after
-        ``count`` intervals."""
+        forever), draining many per wake-up (``batch``: at most that many per drain): decoded records where the
+        stream is typed (a ``#[btf_map]`` ring buffer, or ``ring.typed("Name")``), else bytes. Runs :meth:`every`
+        callbacks in between, and ends after ``count`` intervals. Output is flushed once per batch.
+
+        Lost records are never silent: the stream's ``lost`` count (a perf array's dropped samples, a ring's
+        ``NAME_LOST`` companion counter) is reported through :meth:`lost` as it grows. When the run ends
+        (``--duration``, ``count``, Ctrl-C, SIGTERM) the session detaches its programs (links pinned in bpffs
+        stay), yields what is left in the ring, and reads the counters once more, so the last report is exact and
+        the maps printed at exit match what was shown plus what was lost; in table mode a footer line gives the
+        stream's totals. Leaving the loop early (``break``, or an exception in its body, e.g. Ctrl-C while an
+        event is printed) ends the run the same way, the records it will not see reported as lost."""
         self.announce()
-        reported = ring.lost or 0
-        while True:
-            records = ring.drain(batch, self._next_wait())
-            yield from records
-            lost = ring.lost or 0
-            if lost > reported:
-                self.lost(ring.name, lost - reported)
-                reported = lost
-            if self._run_due() or self._over():
-                return
+        tally = self._streams.setdefault(ring.name, _StreamTally(ring.name))
+        handed = 0  # records handed to the consumer
+        left = 0  # records of the current batch not handed out yet
+        try:
+            stop: BaseException | None = None
+            try:
+                while True:
+                    records = ring.drain(batch, self._next_wait(self._lost_wait()))
+                    left = len(records)
+                    for record in records:
+                        left -= 1
+                        handed += 1
+                        yield record
+                    self._check_lost(ring, tally)
+                    self.out.flush()
+                    if self._run_due() or self._over():
+                        break
+            except (KeyboardInterrupt, _Stop) as error:
+                stop = error  # re-raised once what is left in the ring is shown: __exit__ ends the run
+            self._stop_programs()
+            records = ring.drain(None, 0)
+            left = len(records)
+            for record in records:
+                left -= 1
+                handed += 1
+                yield record
+            if stop is not None:
+                raise stop
+        except GeneratorExit:
+            # The consumer left the loop (an exception in its body, such as Ctrl-C while it printed, or a break):
+            # that ends the run too. What it will not see, the rest of the batch and of the ring, counts as lost.
+            self._stop_programs()
+            unshown = left + len(ring._native.drain(None, 0))  # counted, not decoded
+            self.lost(tally.map, unshown)
+            raise
+        finally:
+            tally.read += handed
+            self._end_stream(ring, tally)
+
+    def flush(self, *streams: RingBuf | PerfEventArray) -> None:
+        """Report what each of ``streams`` lost since the last look, then write out the buffered output: for a loop
+        that drains streams itself instead of :meth:`stream` (call it once per batch, and once at the end)."""
+        for ring in streams:
+            self._check_lost(ring, self._streams.setdefault(ring.name, _StreamTally(ring.name)))
+        self._warn_lost()
+        self.out.flush()
+
+    def _stop_programs(self) -> None:
+        """The run is over: detach the session's programs (links pinned in bpffs stay) and wait until no run of
+        them is still going, so every counter read from here on is final. Programs another loader attached
+        (``--pinned-maps``) are that loader's: they keep running."""
+        ebpf = self._ebpf
+        if ebpf is None or ebpf.closed or isinstance(ebpf, PinnedObject):
+            return
+        for name in ebpf.programs:
+            for link in ebpf.programs[name].links:
+                if link.pinned_path is None:
+                    link.detach()
+        if not _native.wait_for_running_programs():
+            time.sleep(_NO_GRACE_PERIOD_S)
+
+    def _check_lost(self, ring: RingBuf | PerfEventArray, tally: _StreamTally) -> None:
+        """Report what ``ring`` lost since the last look; show the table-mode warnings that are due."""
+        lost = ring.lost
+        if lost is not None and lost > tally.lost:
+            self.lost(tally.map, lost - tally.lost)
+            tally.lost = lost
+        self._warn_lost()
+
+    def _end_stream(self, ring: RingBuf | PerfEventArray, tally: _StreamTally) -> None:
+        """The counters read once more, every loss reported, and in table mode the stream's footer."""
+        with contextlib.suppress(PyayaError):  # a closed object keeps its last counts; nothing more to read
+            self._check_lost(ring, tally)
+        self._warn_lost(now=True)
+        if not self.options.json:
+            lost = self.lost_records.get(tally.map, 0)
+            share = f" ({100 * lost / (lost + tally.read):.1f} %)" if lost else ""
+            footer = f"{tally.map}: {tally.read} records read, {lost} lost{share}"
+            self.out.write(_paint(footer, "2", self.color) + "\n")
+        self.out.flush()
+
+    def _lost_wait(self) -> float:
+        """How long a wait may last before losses are looked at again (or a held-back warning is due)."""
+        if self._lost_unwarned and self._lost_warned_at is not None:
+            return max(0.0, self._lost_warned_at + _LOST_WARNING_INTERVAL_S - time.monotonic())
+        return _LOST_CHECK_S
 
     def wait(self, *, poll: Callable[[], None] | None = None, interval: float = 1.0) -> None:
         """For projects without a stream: sleep until ``--duration`` ends (or ``count`` intervals of the
@@ -692,7 +800,9 @@ class Session:
                 next_poll = time.monotonic() + interval
                 if poll is not None:
                     poll()
-            if self._run_due():
+            over = self._run_due()
+            self.out.flush()
+            if over:
                 return
 
     # -- output -------------------------------------------------------------------------------------------------
@@ -703,13 +813,15 @@ class Session:
         return not self.options.json and _color_enabled(self.out)
 
     def _write(self, record: dict[str, Any]) -> None:
+        # Not flushed here: stream() flushes once per batch, wait() once per tick, the session at its end.
         self.out.write(json.dumps(record, default=_json_default) + "\n")
-        self.out.flush()
 
     def event(self, map_name: str, data: Mapping[str, Any] | Record) -> None:
         """Show one event: a table row, or ``{"kind": "event", "map": ..., "data": {...}}`` with ``--json``.
 
-        ``data`` is a mapping of field names to values, or a record decoded from the object's BTF."""
+        ``data`` is a mapping of field names to values, or a record decoded from the object's BTF. The output is
+        buffered: :meth:`stream` and :meth:`wait` flush it once per batch or tick; a loop of your own calls
+        :meth:`flush`."""
         if isinstance(data, Record):
             data = data.asdict()
         self.events_seen += 1
@@ -725,7 +837,6 @@ class Session:
                 )
                 self._header_printed = True
             self.out.write(_row([(column, data.get(column.field, "")) for column in self.columns]) + "\n")
-        self.out.flush()
 
     def log(self, level: str, target: str, message: str) -> None:
         """Show a kernel-side log record (aya-log)."""
@@ -736,12 +847,32 @@ class Session:
             print(f"{tag} {target}: {message}", file=sys.stderr)
 
     def lost(self, map_name: str, count: int) -> None:
-        """Report records the kernel dropped because user space fell behind."""
+        """Report ``count`` more records lost from ``map_name`` (the kernel side could not write them, or the
+        kernel dropped them because user space fell behind). With ``--json``: ``{"kind": "lost", "map": ...,
+        "count": ...}`` each time; on a terminal: a warning on stderr at most once a second, counts in between added
+        up into the next one (:meth:`stream` shows a held-back warning when it is due, and at its end)."""
+        if count <= 0:
+            return
+        self.lost_records[map_name] = self.lost_records.get(map_name, 0) + count
         if self.options.json:
             self._write({"kind": "lost", "map": map_name, "count": count})
-        else:
-            warning = _paint("warning:", "33", _color_enabled(sys.stderr))
-            print(f"{warning} lost {count} records from {map_name}", file=sys.stderr)
+            return
+        self._lost_unwarned[map_name] = self._lost_unwarned.get(map_name, 0) + count
+        self._warn_lost()
+
+    def _warn_lost(self, *, now: bool = False) -> None:
+        """Show the held-back loss warnings, if the last one was a second ago (or ``now``)."""
+        if not self._lost_unwarned:
+            return
+        clock = time.monotonic()
+        if not now and self._lost_warned_at is not None and clock - self._lost_warned_at < _LOST_WARNING_INTERVAL_S:
+            return
+        self._lost_warned_at = clock
+        warning = _paint("warning:", "33", _color_enabled(sys.stderr))
+        for name, count in self._lost_unwarned.items():
+            total = self.lost_records[name]
+            print(f"{warning} lost {count} records from {name} ({total} in all so far)", file=sys.stderr)
+        self._lost_unwarned.clear()
 
     def show_map_at_exit(
         self, map: HashMap, *, key: str = "key", value: str = "value", sort_by_value: bool = True

@@ -143,8 +143,10 @@ def main() -> None:
                 wait = max(0.0, next_ping - time.monotonic())
                 for record in messages.drain(None, wait if left is None else min(wait, left)):
                     session.event("MESSAGES", event_fields(MessageEvent.from_buffer_copy(record)))
+                session.flush(messages)  # reports what MESSAGES lost (MESSAGES_LOST), writes the batch out
             for record in messages.drain():
                 session.event("MESSAGES", event_fields(MessageEvent.from_buffer_copy(record)))
+            session.flush(messages)
 
 
 if __name__ == "__main__":

@@ -645,7 +645,7 @@ def test_closing_releases_every_fd(fixtures_dir: Path) -> None:
                 trigger(2)
                 basic_perf = bpf.maps["MAPS_PERF"]
                 assert isinstance(basic_perf, PerfEventArray)
-                basic_perf.reopen(2)
-                assert basic_perf.drain(timeout=0) == []
+                basic_perf.reopen(2)  # the old buffers' fds close; their two unread records are kept
+                assert len(basic_perf.drain(timeout=0)) == 2
             assert handles
     assert open_fds() == before

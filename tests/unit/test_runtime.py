@@ -191,6 +191,32 @@ def test_plain_output_when_not_a_terminal(tmp_path: Path) -> None:
     assert out.getvalue() == "PID\n1\n"
 
 
+def test_lost_records_are_json_lines(tmp_path: Path) -> None:
+    session, out = _session(tmp_path, json=True)
+    session.lost("EVENTS", 3)
+    session.lost("EVENTS", 0)  # nothing to report
+    session.lost("EVENTS", 2)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines == [{"kind": "lost", "map": "EVENTS", "count": 3}, {"kind": "lost", "map": "EVENTS", "count": 2}]
+    assert session.lost_records == {"EVENTS": 5}
+
+
+def test_lost_warnings_are_rate_limited(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    session, out = _session(tmp_path)
+    session.lost("EVENTS", 3)  # the first warning is shown at once
+    session.lost("EVENTS", 4)  # within a second of it: held back
+    session.lost("EVENTS", 1)
+    assert capsys.readouterr().err.splitlines() == ["warning: lost 3 records from EVENTS (3 in all so far)"]
+    assert session._lost_warned_at is not None
+    session._lost_warned_at -= 1.5  # as if the second had passed
+    session.lost("OTHER", 2)
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: lost 5 records from EVENTS (8 in all so far)",
+        "warning: lost 2 records from OTHER (2 in all so far)",
+    ]
+    assert out.getvalue() == ""  # warnings go to stderr, events to out
+
+
 # -- verifier rejections -----------------------------------------------------------------------------------------
 
 LOG = """\

@@ -5,6 +5,7 @@ use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use aya::maps::{Map as AyaMap, MapData};
 use aya::programs::Program as AyaProgram;
 use aya::{Ebpf as AyaEbpf, EbpfLoader};
 use aya_log::EbpfLogger;
@@ -17,6 +18,7 @@ use crate::load_options;
 use crate::logs::LogQueue;
 use crate::maps::{self, MapSlot};
 use crate::names::program_kind;
+use crate::perf::{PerfShared, PerfState};
 use crate::pinning;
 
 /// Everything a loaded object holds in the kernel. Dropping it closes every fd: programs unload, links detach.
@@ -29,6 +31,41 @@ struct LoadedObject {
     logger: Option<EbpfLogger<LogQueue>>,
     /// Programs opened from a pin in bpffs (`Program.from_pin`), owned here like the object's own programs.
     pinned_programs: HashMap<String, AyaProgram>,
+    /// Perf event arrays whose buffers were opened at load, by name, until Python asks for them.
+    perf_arrays: Vec<(String, PerfArrayAtLoad)>,
+}
+
+/// A perf event array taken from aya at load: its buffers open (and in its slots), or the map itself when they
+/// could not be opened (the error is raised when Python asks for the map, which opens them again).
+enum PerfArrayAtLoad {
+    Open(PerfShared, maps::Shape),
+    Failed(MapData),
+}
+
+/// Opens the buffers of every perf event array of `ebpf` before any program can run, so that no sample finds a
+/// slot without a buffer (aya opens them only when asked, with `PerfEventArray::open`).
+fn open_perf_arrays(ebpf: &mut AyaEbpf) -> Vec<(String, PerfArrayAtLoad)> {
+    let names: Vec<String> = ebpf
+        .maps()
+        .filter(|(_, map)| matches!(map, AyaMap::PerfEventArray(_)))
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    let mut arrays = Vec::with_capacity(names.len());
+    for name in names {
+        let Some(AyaMap::PerfEventArray(data)) = ebpf.take_map(&name) else {
+            continue;
+        };
+        let Ok(shape) = maps::shape_of(&name, &data) else {
+            arrays.push((name, PerfArrayAtLoad::Failed(data)));
+            continue;
+        };
+        let array = match PerfState::open(&name, data) {
+            Ok(state) => PerfArrayAtLoad::Open(PerfShared::new(state), shape),
+            Err(failed) => PerfArrayAtLoad::Failed(failed.1),
+        };
+        arrays.push((name, array));
+    }
+    arrays
 }
 
 impl LoadedObject {
@@ -136,7 +173,7 @@ impl Ebpf {
         let max_entries = max_entries.unwrap_or_default();
         let log_queue = LogQueue::default();
         let queue = log_queue.clone();
-        let (ebpf, logger, sections, map_pins) = py.detach(move || {
+        let (ebpf, logger, sections, map_pins, perf_arrays) = py.detach(move || {
             let object = aya_obj::Object::parse(data).map_err(|err| {
                 Deferred::Plain(
                     Kind::Object,
@@ -186,6 +223,7 @@ impl Ebpf {
                     ))
                 }
             };
+            let perf_arrays = open_perf_arrays(&mut ebpf);
             let map_pins: HashMap<String, PathBuf> = pins
                 .map(|pins| pins.paths.into_iter().collect())
                 .unwrap_or_default();
@@ -194,6 +232,7 @@ impl Ebpf {
                 logger,
                 crate::programs_common::program_sections(data),
                 map_pins,
+                perf_arrays,
             ))
         })?;
         let log_wake_fd = match &logger {
@@ -212,6 +251,7 @@ impl Ebpf {
                 links: Vec::new(),
                 logger,
                 pinned_programs: HashMap::new(),
+                perf_arrays,
             })),
             log_queue,
             log_handler: Mutex::new(None),
@@ -249,6 +289,12 @@ impl Ebpf {
                     .iter()
                     .map(|(name, _, slot)| (name.clone(), slot.kind())),
             );
+            list.extend(
+                object
+                    .perf_arrays
+                    .iter()
+                    .map(|(name, _)| (name.clone(), "PerfEventArray")),
+            );
             list.sort();
             Ok(list)
         })
@@ -285,19 +331,25 @@ impl Ebpf {
             if let Some((_, existing, _)) = object.taken_maps.iter().find(|(n, _, _)| n == name) {
                 return Ok(existing.clone_ref(py));
             }
-            let Some(map) = object.ebpf.take_map(name) else {
-                let mut names: Vec<_> = object.ebpf.maps().map(|(n, _)| n.to_owned()).collect();
-                names.extend(object.taken_maps.iter().map(|(n, _, _)| n.clone()));
-                names.sort();
-                return Err(Deferred::Plain(
-                    Kind::NotFound,
-                    format!(
-                        "no map named {name:?}; the object has: {}",
-                        names.join(", ")
-                    ),
-                ));
+            let at_load = object
+                .perf_arrays
+                .iter()
+                .position(|(n, _)| n == name)
+                .map(|index| object.perf_arrays.remove(index).1);
+            let wake_on_logs = this.log_wake_fd.is_some();
+            let owner = Some(slf.clone().unbind());
+            let (handle, slot) = match at_load {
+                Some(PerfArrayAtLoad::Open(shared, shape)) => {
+                    maps::wrap_perf(py, owner, name, shared, wake_on_logs, shape)?
+                }
+                Some(PerfArrayAtLoad::Failed(data)) => {
+                    maps::wrap_data(py, Some(slf), name, data, wake_on_logs)?
+                }
+                None => match object.ebpf.take_map(name) {
+                    Some(map) => maps::wrap(py, slf, name, map, wake_on_logs)?,
+                    None => return Err(not_found(object, name)),
+                },
             };
-            let (handle, slot) = maps::wrap(py, slf, name, map, this.log_wake_fd.is_some())?;
             if let Some(path) = this.map_pins.get(name) {
                 maps::set_pinned_path(handle.bind(py), path.clone())?;
             }
@@ -546,6 +598,21 @@ impl Program {
     }
 }
 
+/// "No map named ...", listing the maps the object has.
+fn not_found(object: &LoadedObject, name: &str) -> Deferred {
+    let mut names: Vec<_> = object.ebpf.maps().map(|(n, _)| n.to_owned()).collect();
+    names.extend(object.taken_maps.iter().map(|(n, _, _)| n.clone()));
+    names.extend(object.perf_arrays.iter().map(|(n, _)| n.clone()));
+    names.sort();
+    Deferred::Plain(
+        Kind::NotFound,
+        format!(
+            "no map named {name:?}; the object has: {}",
+            names.join(", ")
+        ),
+    )
+}
+
 pub fn wrong_kind(name: &str, actual: &str, expected: &str) -> Deferred {
     Deferred::Plain(
         Kind::Program,
@@ -616,6 +683,15 @@ pub fn loaded_links(py: Python<'_>) -> PyResult<Vec<(u32, u32, String)>> {
     .map_err(PyErr::from)
 }
 
+/// Waits until every BPF program run that started before the call has finished (an RCU grace period), so that
+/// after detaching, a program's effects on maps are final. Returns False when the kernel cannot say (no
+/// `membarrier`); the caller then waits a little itself.
+#[pyfunction]
+pub fn wait_for_running_programs(py: Python<'_>) -> PyResult<bool> {
+    py.detach(crate::sys::rcu_grace_period)
+        .map_err(|err| errors::from_map_io("waiting for running BPF programs (membarrier)", &err))
+}
+
 // --- programs opened from a pin, and section names (used by programs_common.rs and programs_tracing.rs) ---
 
 /// The smallest ELF object aya parses: a 64-bit little-endian eBPF relocatable file with no sections. aya's `Ebpf`
@@ -652,6 +728,7 @@ impl Ebpf {
                 links: Vec::new(),
                 logger: None,
                 pinned_programs,
+                perf_arrays: Vec::new(),
             })),
             log_queue: LogQueue::default(),
             log_handler: Mutex::new(None),

@@ -37,6 +37,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(inspect::inspect_object, module)?)?;
     module.add_function(wrap_pyfunction!(ebpf::loaded_programs, module)?)?;
     module.add_function(wrap_pyfunction!(ebpf::loaded_links, module)?)?;
+    module.add_function(wrap_pyfunction!(ebpf::wait_for_running_programs, module)?)?;
+    module.add_function(wrap_pyfunction!(perf::perf_lost_count_supported, module)?)?;
     module.add_function(wrap_pyfunction!(kernel_btf::kernel_member_offsets, module)?)?;
     module.add_class::<programs_common::RunStats>()?;
     module.add_function(wrap_pyfunction!(programs_common::enable_stats, module)?)?;

@@ -13,7 +13,7 @@ use pyo3::types::PyBytes;
 use crate::ebpf::Ebpf;
 use crate::errors::{closed, from_map_io, new_err, Deferred, Kind};
 use crate::names::{is_per_cpu, map_kind, MAP_TYPE_RINGBUF};
-use crate::perf::{PerfEventArray, PerfState, MAP_TYPE_PERF_EVENT_ARRAY};
+use crate::perf::{PerfEventArray, PerfShared, PerfState, MAP_TYPE_PERF_EVENT_ARRAY};
 use crate::sys;
 
 /// How long one wait may block with the GIL released before checking for signals (Ctrl-C).
@@ -77,7 +77,7 @@ pub(crate) fn lock<T>(shared: &Shared<T>) -> MutexGuard<'_, Option<T>> {
 pub enum MapSlot {
     Data(Shared<MapData>),
     Ring(Shared<AyaRingBuf<MapData>>),
-    Perf(Shared<PerfState>),
+    Perf(PerfShared),
 }
 
 impl MapSlot {
@@ -85,7 +85,7 @@ impl MapSlot {
         match self {
             Self::Data(data) => drop(lock(data).take()),
             Self::Ring(ring) => drop(lock(ring).take()),
-            Self::Perf(perf) => drop(lock(perf).take()),
+            Self::Perf(perf) => perf.close(),
         }
     }
 
@@ -200,6 +200,34 @@ pub(crate) fn set_pinned_path(handle: &Bound<'_, PyAny>, path: std::path::PathBu
     Ok(())
 }
 
+/// Key and value sizes and the rest of what the kernel says about `data`.
+pub(crate) fn shape_of(name: &str, data: &MapData) -> Result<Shape, Deferred> {
+    let info = data.info().map_err(|err| {
+        Deferred::Plain(Kind::Map, format!("reading info of map {name:?}: {err}"))
+    })?;
+    Ok(Shape {
+        map_type: info.map_type().map_or(u32::MAX, |t| t as u32),
+        key_size: info.key_size(),
+        value_size: info.value_size(),
+        max_entries: info.max_entries(),
+        flags: info.map_flags(),
+        id: info.id(),
+    })
+}
+
+/// The Python handle on perf buffers already open (at load, or by `wrap_data`).
+pub(crate) fn wrap_perf(
+    py: Python<'_>,
+    owner: Option<Py<Ebpf>>,
+    name: &str,
+    shared: PerfShared,
+    wake_on_logs: bool,
+    shape: Shape,
+) -> PyResult<(Py<PyAny>, MapSlot)> {
+    let object = PerfEventArray::new(name, shared.clone(), owner, wake_on_logs, shape);
+    Ok((Py::new(py, object)?.into_any(), MapSlot::Perf(shared)))
+}
+
 /// Wraps a map's fd in the native class for its kind: `RingBuf`, `PerfEventArray` or `Map`. `owner` is `None` for
 /// maps opened from a pin, which belong to no object.
 pub(crate) fn wrap_data(
@@ -209,17 +237,7 @@ pub(crate) fn wrap_data(
     data: MapData,
     wake_on_logs: bool,
 ) -> PyResult<(Py<PyAny>, MapSlot)> {
-    let info = data
-        .info()
-        .map_err(|err| new_err(Kind::Map, format!("reading info of map {name:?}: {err}")))?;
-    let shape = Shape {
-        map_type: info.map_type().map_or(u32::MAX, |t| t as u32),
-        key_size: info.key_size(),
-        value_size: info.value_size(),
-        max_entries: info.max_entries(),
-        flags: info.map_flags(),
-        id: info.id(),
-    };
+    let shape = shape_of(name, &data)?;
     let owner = owner.map(|owner| owner.clone().unbind());
     if shape.map_type == MAP_TYPE_RINGBUF {
         let ring = AyaRingBuf::try_from(AyaMap::RingBuf(data))
@@ -236,8 +254,9 @@ pub(crate) fn wrap_data(
         return Ok((Py::new(py, object)?.into_any(), MapSlot::Ring(shared)));
     }
     if shape.map_type == MAP_TYPE_PERF_EVENT_ARRAY {
-        let (object, shared) = PerfEventArray::open_all(name, data, owner, wake_on_logs, shape)?;
-        return Ok((Py::new(py, object)?.into_any(), MapSlot::Perf(shared)));
+        let state = PerfState::open(name, data).map_err(|failed| PyErr::from(failed.0))?;
+        let shared = PerfShared::new(state);
+        return wrap_perf(py, owner, name, shared, wake_on_logs, shape);
     }
     let value_buffer_len = if is_per_cpu(shape.map_type) {
         possible_cpus()? * (shape.value_size as usize).next_multiple_of(8)

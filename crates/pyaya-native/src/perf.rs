@@ -1,20 +1,29 @@
 //! `PerfEventArray`: the per-CPU perf buffers of a `BPF_MAP_TYPE_PERF_EVENT_ARRAY`, read as one stream of records.
-//! One buffer per online CPU (aya's `PerfEventArray::open`), all watched by one epoll fd; lost-sample records are
-//! added up in `lost`, never dropped silently.
+//!
+//! pyaya opens these buffers itself instead of through aya 0.14's `PerfEventArray::open`, which wakes the reader
+//! for every sample (`wakeup_events = 1`) and counts lost samples only from `PERF_RECORD_LOST` records, which the
+//! kernel writes ahead of that CPU's next sample (so a burst's losses stay unseen when no sample follows). Here,
+//! per online CPU: a `PERF_COUNT_SW_BPF_OUTPUT` software event with `PERF_SAMPLE_RAW`, woken once a quarter of its
+//! buffer is filled (`watermark`), its fd stored in the map's slot for that CPU, its ring mmap'd and read with
+//! `data_head` loaded with acquire and `data_tail` stored with release; lost samples are added up from
+//! `PERF_RECORD_LOST` records and, on kernels with `PERF_FORMAT_LOST` (6.0), read exactly from the event itself.
+//! The buffers are opened when the object is loaded (`Ebpf.load`), so no sample of an attached program finds an
+//! empty slot.
 
-use std::ops::ControlFlow;
-use std::os::fd::{AsFd as _, AsRawFd as _};
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use aya::maps::perf::{PerfEvent, PerfEventArrayBuffer};
-use aya::maps::{Map as AyaMap, MapData, PerfEventArray as AyaPerfEventArray};
+use aya::maps::MapData;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::ebpf::Ebpf;
-use crate::errors::{closed, new_err, Deferred, Kind};
+use crate::errors::{closed, Deferred, Kind};
 use crate::maps::{drain_waiting, lock, Shape, Shared};
 use crate::sys;
 
@@ -24,96 +33,539 @@ pub const MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
 /// Pages per CPU buffer unless the user asks otherwise: 32 KiB with 4 KiB pages.
 const DEFAULT_PAGE_COUNT: usize = 8;
 
-/// One perf buffer per CPU, with the CPU it reads.
-type CpuBuffers = Vec<(u32, PerfEventArrayBuffer<MapData>)>;
+// perf_event_open(2) constants (include/uapi/linux/perf_event.h).
+const PERF_TYPE_SOFTWARE: u32 = 1;
+const PERF_COUNT_SW_BPF_OUTPUT: u64 = 10;
+const PERF_SAMPLE_RAW: u64 = 1 << 10;
+const PERF_FORMAT_LOST: u64 = 1 << 4;
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+/// `perf_event_attr.watermark`: wake up after `wakeup_watermark` bytes rather than `wakeup_events` samples.
+const ATTR_FLAG_WATERMARK: u64 = 1 << 14;
+const PERF_RECORD_LOST: u32 = 2;
+const PERF_RECORD_SAMPLE: u32 = 9;
+/// `PERF_ATTR_SIZE_VER0`: every field this code sets is in the first version of the struct.
+const PERF_ATTR_SIZE_VER0: u32 = 64;
+/// Offsets of `data_head` and `data_tail` in `struct perf_event_mmap_page` (the first mmap'd page).
+const DATA_HEAD_OFFSET: usize = 1024;
+const DATA_TAIL_OFFSET: usize = 1032;
+/// Size of `struct perf_event_header`.
+const HEADER_LEN: usize = 8;
+
+/// The first version of `struct perf_event_attr` (64 bytes); the kernel takes any version it knows.
+#[repr(C)]
+#[derive(Default)]
+struct PerfEventAttr {
+    kind: u32,
+    size: u32,
+    config: u64,
+    sample_period: u64,
+    sample_type: u64,
+    read_format: u64,
+    flags: u64,
+    wakeup_watermark: u32,
+    bp_type: u32,
+    config1: u64,
+}
+
+const _: () = assert!(std::mem::size_of::<PerfEventAttr>() == PERF_ATTR_SIZE_VER0 as usize);
+
+/// Whether perf events count their own lost samples (`PERF_FORMAT_LOST`, kernel 6.0): 0 not probed yet, 1 yes,
+/// 2 no. Probed by the first open: older kernels refuse the unknown `read_format` bit with EINVAL.
+static FORMAT_LOST: AtomicU8 = AtomicU8::new(0);
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).unwrap_or(4096)
+}
+
+/// Opens the BPF output event of `cpu`, enabled, waking readers once `watermark` bytes are unread.
+fn open_output_event(cpu: u32, watermark: u32, count_lost: bool) -> io::Result<OwnedFd> {
+    let attr = PerfEventAttr {
+        kind: PERF_TYPE_SOFTWARE,
+        size: PERF_ATTR_SIZE_VER0,
+        config: PERF_COUNT_SW_BPF_OUTPUT,
+        sample_period: 1,
+        sample_type: PERF_SAMPLE_RAW,
+        read_format: if count_lost { PERF_FORMAT_LOST } else { 0 },
+        flags: ATTR_FLAG_WATERMARK,
+        wakeup_watermark: watermark,
+        ..PerfEventAttr::default()
+    };
+    let cpu = libc::c_int::try_from(cpu).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `attr` is a fully initialised perf_event_attr of the size it declares, alive for the call; the other
+    // arguments are plain integers (pid -1 with a CPU: every process on that CPU; no group).
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            std::ptr::from_ref(&attr),
+            -1 as libc::pid_t,
+            cpu,
+            -1 as libc::c_int,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Opens `cpu`'s event with `PERF_FORMAT_LOST` where the kernel has it, probing on first use.
+fn open_output_event_probing(cpu: u32, watermark: u32) -> io::Result<(OwnedFd, bool)> {
+    match FORMAT_LOST.load(Ordering::Relaxed) {
+        1 => Ok((open_output_event(cpu, watermark, true)?, true)),
+        2 => Ok((open_output_event(cpu, watermark, false)?, false)),
+        _ => match open_output_event(cpu, watermark, true) {
+            Ok(fd) => {
+                FORMAT_LOST.store(1, Ordering::Relaxed);
+                Ok((fd, true))
+            }
+            Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
+                // Kernels before 6.0 refuse the unknown read_format bit; if this open fails too, the EINVAL
+                // was about something else and nothing is concluded.
+                let fd = open_output_event(cpu, watermark, false)?;
+                FORMAT_LOST.store(2, Ordering::Relaxed);
+                Ok((fd, false))
+            }
+            Err(err) => Err(err),
+        },
+    }
+}
+
+/// Whether this kernel's perf events count their own lost samples (`PERF_FORMAT_LOST`, Linux 6.0), so that a
+/// perf event array's `lost` is exact at any moment, even when no sample follows a burst of losses. Probed by
+/// opening (and closing) one BPF output event on the first online CPU.
+#[pyfunction]
+pub fn perf_lost_count_supported(py: Python<'_>) -> PyResult<bool> {
+    if FORMAT_LOST.load(Ordering::Relaxed) == 0 {
+        py.detach(|| {
+            let cpu = online_cpus()?.first().copied().unwrap_or(0);
+            open_output_event_probing(cpu, 1).map(drop).map_err(|err| {
+                Deferred::MapIo(format!("opening a BPF output perf event on CPU {cpu}"), err)
+            })
+        })?;
+    }
+    Ok(FORMAT_LOST.load(Ordering::Relaxed) == 1)
+}
+
+fn online_cpus() -> Result<Vec<u32>, Deferred> {
+    aya::util::online_cpus().map_err(|(path, err)| {
+        Deferred::Plain(Kind::Map, format!("reading online CPUs from {path}: {err}"))
+    })
+}
+
+/// One CPU's perf buffer: its BPF output event and the mmap'd ring the kernel writes samples into.
+struct CpuBuffer {
+    cpu: u32,
+    fd: OwnedFd,
+    /// Start of the mapping: the `perf_event_mmap_page`, then `data_len` bytes of ring.
+    mapping: NonNull<u8>,
+    mapping_len: usize,
+    page_size: usize,
+    /// Ring size in bytes, a power of two.
+    data_len: usize,
+    /// Lost samples announced by `PERF_RECORD_LOST` records read so far.
+    lost_records: u64,
+    /// Opened with `PERF_FORMAT_LOST`: `read()` gives the exact count of samples the kernel dropped.
+    counts_lost: bool,
+}
+
+// SAFETY: the mapping is owned by this value alone (unmapped in Drop) and only accessed through `&mut self` or
+// atomics; the kernel side of the ring is designed for a reader on any thread.
+unsafe impl Send for CpuBuffer {}
+
+impl CpuBuffer {
+    fn open(cpu: u32, page_count: usize) -> io::Result<Self> {
+        let page_size = page_size();
+        let data_len = page_size * page_count;
+        // A wake-up per quarter buffer: the reader wakes once per batch instead of once per sample, and three
+        // quarters are left for what arrives while it runs. Below the watermark, records wait for the reader's
+        // next poll slice (`SIGNAL_CHECK_INTERVAL`, 100 ms), which bounds their latency.
+        let watermark = u32::try_from(data_len / 4).unwrap_or(u32::MAX).max(1);
+        let (fd, counts_lost) = open_output_event_probing(cpu, watermark)?;
+        let mapping_len = page_size + data_len;
+        // SAFETY: a fresh shared mapping of a perf event fd, which the kernel sizes and validates (1 + 2^n pages).
+        let address = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                mapping_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if address == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let mapping = NonNull::new(address.cast::<u8>())
+            .ok_or_else(|| io::Error::other("mmap returned NULL"))?;
+        Ok(Self {
+            cpu,
+            fd,
+            mapping,
+            mapping_len,
+            page_size,
+            data_len,
+            lost_records: 0,
+            counts_lost,
+        })
+    }
+
+    fn control(&self, offset: usize) -> &AtomicU64 {
+        // SAFETY: `offset` is DATA_HEAD_OFFSET or DATA_TAIL_OFFSET, 8-byte aligned fields inside the first page of
+        // a live mapping; the kernel and this reader access them concurrently, so only through an atomic.
+        unsafe { &*self.mapping.as_ptr().add(offset).cast::<AtomicU64>() }
+    }
+
+    /// The kernel's write position. Acquire: the record bytes before it are visible once it is read.
+    fn head(&self) -> u64 {
+        self.control(DATA_HEAD_OFFSET).load(Ordering::Acquire)
+    }
+
+    fn tail(&self) -> u64 {
+        // Only this reader writes data_tail.
+        self.control(DATA_TAIL_OFFSET).load(Ordering::Relaxed)
+    }
+
+    /// Hands the bytes before `tail` back to the kernel. Release: every read of them happens before.
+    fn set_tail(&self, tail: u64) {
+        self.control(DATA_TAIL_OFFSET)
+            .store(tail, Ordering::Release);
+    }
+
+    fn readable(&self) -> bool {
+        self.head() != self.tail()
+    }
+
+    /// The data pages as two slices holding `len` bytes from `position` (a free-running byte count): the second
+    /// is empty unless the range wraps around the end of the ring.
+    fn slices(&self, position: u64, len: usize) -> (&[u8], &[u8]) {
+        let offset = (position as usize) & (self.data_len - 1);
+        let len = len.min(self.data_len);
+        let first = len.min(self.data_len - offset);
+        // SAFETY: callers pass ranges inside [tail, head), which the kernel has published (acquire in `head`) and
+        // does not overwrite until data_tail moves past them; `offset + first <= data_len` and `len - first <=
+        // data_len`, so both slices lie inside the data pages that follow the first page of the mapping.
+        unsafe {
+            let data = self.mapping.as_ptr().add(self.page_size);
+            (
+                std::slice::from_raw_parts(data.add(offset), first),
+                std::slice::from_raw_parts(data, len - first),
+            )
+        }
+    }
+
+    fn copy_into(&self, position: u64, out: &mut [u8]) {
+        let (head, tail) = self.slices(position, out.len());
+        out[..head.len()].copy_from_slice(head);
+        out[head.len()..head.len() + tail.len()].copy_from_slice(tail);
+    }
+
+    fn read_u32(&self, position: u64) -> u32 {
+        let mut bytes = [0u8; 4];
+        self.copy_into(position, &mut bytes);
+        u32::from_ne_bytes(bytes)
+    }
+
+    fn read_u64(&self, position: u64) -> u64 {
+        let mut bytes = [0u8; 8];
+        self.copy_into(position, &mut bytes);
+        u64::from_ne_bytes(bytes)
+    }
+
+    /// Moves up to `limit` samples into `out` (as `(cpu, bytes)`) and counts lost-sample records; returns how many
+    /// samples it moved. A malformed record (which the kernel never writes) skips the rest of the ring and is
+    /// reported, never silently dropped.
+    fn read(&mut self, limit: usize, out: &mut Vec<(u32, Vec<u8>)>) -> Result<usize, String> {
+        let head = self.head();
+        let mut tail = self.tail();
+        let mut moved = 0;
+        let mut result = Ok(());
+        while tail != head && moved < limit {
+            // struct perf_event_header { u32 type; u16 misc; u16 size; }
+            let mut header = [0u8; HEADER_LEN];
+            self.copy_into(tail, &mut header);
+            let kind = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]);
+            let size = usize::from(u16::from_ne_bytes([header[6], header[7]]));
+            let available = head.wrapping_sub(tail);
+            if size < HEADER_LEN || size as u64 > available {
+                result = Err(format!(
+                    "a malformed perf record (type {kind}, {size} bytes) on CPU {}: the {available} unread bytes \
+                     of its buffer were skipped",
+                    self.cpu
+                ));
+                tail = head;
+                break;
+            }
+            let body = tail.wrapping_add(HEADER_LEN as u64);
+            match kind {
+                PERF_RECORD_SAMPLE if size >= HEADER_LEN + 4 => {
+                    // PERF_SAMPLE_RAW: a u32 size, then that many bytes (the program's record and its padding).
+                    let raw_len = (self.read_u32(body) as usize).min(size - HEADER_LEN - 4);
+                    let (first, second) = self.slices(body.wrapping_add(4), raw_len);
+                    let mut record = Vec::with_capacity(raw_len);
+                    record.extend_from_slice(first);
+                    record.extend_from_slice(second);
+                    out.push((self.cpu, record));
+                    moved += 1;
+                }
+                PERF_RECORD_LOST if size >= HEADER_LEN + 16 => {
+                    // { header, u64 id, u64 lost }
+                    self.lost_records += self.read_u64(body.wrapping_add(8));
+                }
+                _ => {}
+            }
+            tail = tail.wrapping_add(size as u64);
+        }
+        self.set_tail(tail);
+        result.map(|()| moved)
+    }
+
+    /// Samples this buffer's event dropped so far: exact (read from the event) with `PERF_FORMAT_LOST`, else those
+    /// its lost-sample records announced.
+    fn lost(&self) -> u64 {
+        if !self.counts_lost {
+            return self.lost_records;
+        }
+        // read_format = PERF_FORMAT_LOST: { u64 value; u64 lost; }
+        let mut values = [0u64; 2];
+        // SAFETY: `values` is a writable 16-byte buffer, what a read of this event returns; the fd is open.
+        let read = unsafe {
+            libc::read(
+                self.fd.as_raw_fd(),
+                values.as_mut_ptr().cast(),
+                std::mem::size_of_val(&values),
+            )
+        };
+        if read == std::mem::size_of_val(&values) as isize {
+            // The records only announce drops the event has already counted.
+            values[1].max(self.lost_records)
+        } else {
+            self.lost_records
+        }
+    }
+}
+
+impl Drop for CpuBuffer {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `open` with this length and is not used after this point.
+        unsafe { libc::munmap(self.mapping.as_ptr().cast(), self.mapping_len) };
+    }
+}
 
 /// The open buffers of a perf event array.
 pub struct PerfState {
-    array: AyaPerfEventArray<MapData>,
-    /// `(cpu, buffer)` for every online CPU.
-    buffers: CpuBuffers,
+    name: String,
+    map: MapData,
+    buffers: Vec<CpuBuffer>,
     epoll: sys::Epoll,
+    page_count: usize,
     /// Where to resume reading, so one busy CPU does not starve the others when `max_records` is small.
     next_buffer: usize,
+    /// Records still unread in buffers that `reopen` replaced: handed out before the new buffers' records.
+    carried: VecDeque<(u32, Vec<u8>)>,
+    /// Samples lost by the buffers that `reopen` replaced.
+    lost_before: u64,
+    /// A malformed record met while records were being returned: reported by the next `take`.
+    malformed: Option<String>,
+}
+
+impl PerfState {
+    /// Opens one buffer per online CPU on `map` and stores each buffer's event in the map's slot for its CPU. On
+    /// failure the map comes back with the error.
+    pub fn open(name: &str, map: MapData) -> Result<Self, Box<(Deferred, MapData)>> {
+        let (buffers, epoll) = match open_buffers(name, &map, DEFAULT_PAGE_COUNT) {
+            Ok(opened) => opened,
+            Err(err) => return Err(Box::new((err, map))),
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            map,
+            buffers,
+            epoll,
+            page_count: DEFAULT_PAGE_COUNT,
+            next_buffer: 0,
+            carried: VecDeque::new(),
+            lost_before: 0,
+            malformed: None,
+        })
+    }
+
+    /// Copies out up to `limit` available records without waiting, visiting the CPUs round-robin.
+    fn take(&mut self, limit: usize) -> Result<Vec<(u32, Vec<u8>)>, Deferred> {
+        if let Some(message) = self.malformed.take() {
+            return Err(self.malformed_error(&message));
+        }
+        let mut records = Vec::new();
+        while records.len() < limit {
+            match self.carried.pop_front() {
+                Some(record) => records.push(record),
+                None => break,
+            }
+        }
+        let count = self.buffers.len();
+        for step in 0..count {
+            if records.len() >= limit {
+                break;
+            }
+            let buffer = &mut self.buffers[(self.next_buffer + step) % count];
+            if !buffer.readable() {
+                continue;
+            }
+            let room = limit - records.len();
+            if let Err(message) = buffer.read(room, &mut records) {
+                self.malformed = Some(message);
+            }
+        }
+        if count > 0 {
+            self.next_buffer = (self.next_buffer + 1) % count;
+        }
+        if records.is_empty() {
+            if let Some(message) = self.malformed.take() {
+                return Err(self.malformed_error(&message));
+            }
+        }
+        Ok(records)
+    }
+
+    fn malformed_error(&self, message: &str) -> Deferred {
+        Deferred::Plain(
+            Kind::Map,
+            format!("perf event array {:?}: {message}", self.name),
+        )
+    }
+
+    fn lost(&self) -> u64 {
+        self.lost_before + self.buffers.iter().map(CpuBuffer::lost).sum::<u64>()
+    }
+
+    /// New buffers of `page_count` pages take each CPU's slot, then the old buffers are read to the end (their
+    /// records are handed out first by later drains) and closed: nothing is lost in the swap.
+    fn reopen(&mut self, page_count: usize) -> Result<(), Deferred> {
+        let (buffers, epoll) = open_buffers(&self.name, &self.map, page_count)?;
+        let old = std::mem::replace(&mut self.buffers, buffers);
+        self.epoll = epoll;
+        self.page_count = page_count;
+        self.next_buffer = 0;
+        let mut records = Vec::new();
+        for mut buffer in old {
+            // A malformed record cannot be read again anyway: what was read before it is kept.
+            let _ = buffer.read(usize::MAX, &mut records);
+            self.lost_before += buffer.lost();
+        }
+        self.carried.extend(records);
+        Ok(())
+    }
 }
 
 fn open_buffers(
-    array: &mut AyaPerfEventArray<MapData>,
+    name: &str,
+    map: &MapData,
     page_count: usize,
-) -> Result<(CpuBuffers, sys::Epoll), Deferred> {
-    let cpus = aya::util::online_cpus().map_err(|(path, err)| {
-        Deferred::Plain(Kind::Map, format!("reading online CPUs from {path}: {err}"))
-    })?;
+) -> Result<(Vec<CpuBuffer>, sys::Epoll), Deferred> {
     let epoll = sys::Epoll::new()
         .map_err(|err| Deferred::MapIo("creating an epoll fd for perf buffers".into(), err))?;
-    let mut buffers = Vec::with_capacity(cpus.len());
-    for cpu in cpus {
-        let buffer = array.open(cpu, Some(page_count)).map_err(|err| {
-            Deferred::Plain(
-                Kind::Map,
-                format!(
-                    "opening the perf buffer of CPU {cpu} ({page_count} pages): {}",
-                    crate::errors::chain_message(&err)
-                ),
-            )
+    let map_fd = map.fd().as_fd();
+    let mut buffers = Vec::new();
+    for cpu in online_cpus()? {
+        let context = || {
+            format!("opening the perf buffer of CPU {cpu} ({page_count} pages) for perf event array {name:?}")
+        };
+        let buffer =
+            CpuBuffer::open(cpu, page_count).map_err(|err| Deferred::MapIo(context(), err))?;
+        store_event(map_fd, cpu, buffer.fd.as_fd()).map_err(|err| {
+            let err = if err.raw_os_error() == Some(libc::E2BIG) {
+                io::Error::other(format!("the map has no slot for CPU {cpu}"))
+            } else {
+                err
+            };
+            Deferred::MapIo(context(), err)
         })?;
-        epoll.add(buffer.as_fd(), u64::from(cpu)).map_err(|err| {
-            Deferred::MapIo(format!("watching the perf buffer of CPU {cpu}"), err)
-        })?;
-        buffers.push((cpu, buffer));
+        epoll
+            .add(buffer.fd.as_fd(), u64::from(cpu))
+            .map_err(|err| Deferred::MapIo(context(), err))?;
+        buffers.push(buffer);
     }
     Ok((buffers, epoll))
+}
+
+/// Puts `event` in slot `cpu` of the perf event array: `bpf_perf_event_output` on that CPU writes there.
+fn store_event(map_fd: BorrowedFd<'_>, cpu: u32, event: BorrowedFd<'_>) -> io::Result<()> {
+    let value =
+        u32::try_from(event.as_raw_fd()).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    sys::update(map_fd, &cpu.to_ne_bytes(), &value.to_ne_bytes(), 0)
+}
+
+/// What a perf event array's handle and its owning `Ebpf` share: the buffers, and the lost count as last read,
+/// still reported once the buffers are closed.
+#[derive(Clone)]
+pub struct PerfShared {
+    state: Shared<PerfState>,
+    lost: Arc<AtomicU64>,
+}
+
+impl PerfShared {
+    pub fn new(state: PerfState) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(Some(state))),
+            lost: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The lost count now (and remembered), or the last one read when closed.
+    fn lost(&self) -> u64 {
+        if let Some(state) = lock(&self.state).as_ref() {
+            self.lost.fetch_max(state.lost(), Ordering::Relaxed);
+        }
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    /// Reads the lost count a last time, then closes the buffers.
+    pub fn close(&self) {
+        let state = lock(&self.state).take();
+        if let Some(state) = &state {
+            self.lost.fetch_max(state.lost(), Ordering::Relaxed);
+        }
+        drop(state);
+    }
 }
 
 /// A perf event array read as a stream of `(cpu, record)` pairs.
 #[pyclass(module = "pyaya._native", frozen)]
 pub struct PerfEventArray {
     name: String,
-    state: Shared<PerfState>,
+    shared: PerfShared,
     owner: Option<Py<Ebpf>>,
     wake_on_logs: bool,
     shape: Shape,
-    lost: AtomicU64,
     page_count: AtomicUsize,
     pub(crate) pinned: Mutex<Option<PathBuf>>,
 }
 
 impl PerfEventArray {
-    /// Opens one buffer per online CPU on `data` with the default page count.
-    pub fn open_all(
+    /// The Python handle on buffers already open (`PerfState::open`).
+    pub fn new(
         name: &str,
-        data: MapData,
+        shared: PerfShared,
         owner: Option<Py<Ebpf>>,
         wake_on_logs: bool,
         shape: Shape,
-    ) -> PyResult<(Self, Shared<PerfState>)> {
-        let mut array =
-            AyaPerfEventArray::try_from(AyaMap::PerfEventArray(data)).map_err(|err| {
-                new_err(
-                    Kind::Map,
-                    format!("opening perf event array {name:?}: {err}"),
-                )
-            })?;
-        let (buffers, epoll) = open_buffers(&mut array, DEFAULT_PAGE_COUNT)?;
-        let shared = Arc::new(Mutex::new(Some(PerfState {
-            array,
-            buffers,
-            epoll,
-            next_buffer: 0,
-        })));
-        Ok((
-            Self {
-                name: name.to_owned(),
-                state: shared.clone(),
-                owner,
-                wake_on_logs,
-                shape,
-                lost: AtomicU64::new(0),
-                page_count: AtomicUsize::new(DEFAULT_PAGE_COUNT),
-                pinned: Mutex::new(None),
-            },
+    ) -> Self {
+        let page_count = lock(&shared.state)
+            .as_ref()
+            .map_or(DEFAULT_PAGE_COUNT, |state| state.page_count);
+        Self {
+            name: name.to_owned(),
             shared,
-        ))
+            owner,
+            wake_on_logs,
+            shape,
+            page_count: AtomicUsize::new(page_count),
+            pinned: Mutex::new(None),
+        }
     }
 
     fn closed_error(&self) -> Deferred {
@@ -123,45 +575,10 @@ impl PerfEventArray {
         )
     }
 
-    /// Copies out up to `limit` available records without waiting, visiting the CPUs round-robin.
     fn take_available(&self, limit: usize) -> Result<Vec<(u32, Vec<u8>)>, Deferred> {
-        let mut guard = lock(&self.state);
+        let mut guard = lock(&self.shared.state);
         let state = guard.as_mut().ok_or_else(|| self.closed_error())?;
-        let mut records = Vec::new();
-        let mut lost = 0u64;
-        let count = state.buffers.len();
-        for step in 0..count {
-            if records.len() >= limit {
-                break;
-            }
-            let index = (state.next_buffer + step) % count;
-            let (cpu, buffer) = &mut state.buffers[index];
-            let cpu = *cpu;
-            if !buffer.readable() {
-                continue;
-            }
-            let _ = buffer.try_fold((), |(), event| {
-                match event {
-                    PerfEvent::Sample { head, tail } => {
-                        let mut record = Vec::with_capacity(head.len() + tail.len());
-                        record.extend_from_slice(head);
-                        record.extend_from_slice(tail);
-                        records.push((cpu, record));
-                    }
-                    PerfEvent::Lost { count } => lost += count,
-                }
-                if records.len() >= limit {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            });
-        }
-        if count > 0 {
-            state.next_buffer = (state.next_buffer + 1) % count;
-        }
-        self.lost.fetch_add(lost, Ordering::Relaxed);
-        Ok(records)
+        state.take(limit)
     }
 }
 
@@ -189,10 +606,12 @@ impl PerfEventArray {
         self.shape.id
     }
 
-    /// Samples the kernel dropped because a CPU's buffer was full, counted from its lost-sample records.
+    /// Samples the kernel dropped because a CPU's buffer was full: read from each CPU's event where the kernel
+    /// counts them (`PERF_FORMAT_LOST`, 6.0), else added up from its lost-sample records. After `close()`, the
+    /// last count read.
     #[getter]
-    fn lost(&self) -> u64 {
-        self.lost.load(Ordering::Relaxed)
+    fn lost(&self, py: Python<'_>) -> u64 {
+        py.detach(|| self.shared.lost())
     }
 
     /// Pages per CPU buffer.
@@ -204,15 +623,15 @@ impl PerfEventArray {
     /// The CPUs that have a buffer (the online CPUs when it was opened).
     #[getter]
     fn cpus(&self) -> PyResult<Vec<u32>> {
-        let guard = lock(&self.state);
+        let guard = lock(&self.shared.state);
         let state = guard
             .as_ref()
             .ok_or_else(|| closed(&format!("perf event array {:?}", self.name)))?;
-        Ok(state.buffers.iter().map(|(cpu, _)| *cpu).collect())
+        Ok(state.buffers.iter().map(|buffer| buffer.cpu).collect())
     }
 
     /// Replaces every CPU's buffer with one of `page_count` pages (a power of two). Records still in the old
-    /// buffers are dropped (and not counted as lost): read them first.
+    /// buffers are kept and returned by the next drains; their lost samples stay counted.
     fn reopen(&self, py: Python<'_>, page_count: usize) -> PyResult<()> {
         if page_count == 0 || !page_count.is_power_of_two() {
             return Err(crate::errors::new_err(
@@ -221,15 +640,9 @@ impl PerfEventArray {
             ));
         }
         py.detach(|| {
-            let mut guard = lock(&self.state);
+            let mut guard = lock(&self.shared.state);
             let state = guard.as_mut().ok_or_else(|| self.closed_error())?;
-            // The old buffers go first so each CPU's slot is free for its new perf event.
-            state.buffers.clear();
-            let (buffers, epoll) = open_buffers(&mut state.array, page_count)?;
-            state.buffers = buffers;
-            state.epoll = epoll;
-            state.next_buffer = 0;
-            Ok::<(), Deferred>(())
+            state.reopen(page_count)
         })?;
         self.page_count.store(page_count, Ordering::Relaxed);
         Ok(())
@@ -256,7 +669,7 @@ impl PerfEventArray {
                     .map_err(PyErr::from)
             },
             |wake_fd, millis| {
-                let guard = lock(&self.state);
+                let guard = lock(&self.shared.state);
                 let state = guard.as_ref().ok_or_else(|| self.closed_error())?;
                 let mut fds = vec![state.epoll.as_fd()];
                 fds.extend(wake_fd);
@@ -271,10 +684,11 @@ impl PerfEventArray {
             .collect())
     }
 
-    /// An fd that is readable when any CPU's buffer has records (an epoll fd), for asyncio's `add_reader`.
-    /// pyaya keeps ownership: never close it.
+    /// An fd that is readable when a CPU's buffer is a quarter full (an epoll fd), for asyncio's `add_reader`;
+    /// poll with a timeout (100 ms is what `drain` uses) to see records below that mark. pyaya keeps ownership:
+    /// never close it.
     fn fileno(&self) -> PyResult<i32> {
-        let guard = lock(&self.state);
+        let guard = lock(&self.shared.state);
         let state = guard
             .as_ref()
             .ok_or_else(|| closed(&format!("perf event array {:?}", self.name)))?;
@@ -289,15 +703,11 @@ impl PerfEventArray {
             path.display()
         );
         py.detach(|| {
-            let guard = lock(&self.state);
+            let guard = lock(&self.shared.state);
             let state = guard.as_ref().ok_or_else(|| self.closed_error())?;
             crate::pinning::check_pin_place(Kind::Map, &context, &path)?;
-            state.array.pin(&path).map_err(|err| {
-                Deferred::Plain(
-                    Kind::Map,
-                    format!("{context}: {}", crate::errors::chain_message(&err)),
-                )
-            })?;
+            sys::pin_object(state.map.fd().as_fd(), &path)
+                .map_err(|err| Deferred::MapIo(context.clone(), err))?;
             crate::pinning::finish_pin(Kind::Map, &context, &path)
         })?;
         *self.pinned.lock().unwrap_or_else(PoisonError::into_inner) = Some(path);
@@ -320,12 +730,11 @@ impl PerfEventArray {
 
     #[getter]
     fn closed(&self) -> bool {
-        lock(&self.state).is_none()
+        lock(&self.shared.state).is_none()
     }
 
     /// Closes the buffers and this handle on the map.
     fn close(&self, py: Python<'_>) {
-        let state = lock(&self.state).take();
-        py.detach(move || drop(state));
+        py.detach(|| self.shared.close());
     }
 }

@@ -495,3 +495,20 @@ impl Epoll {
         std::os::fd::AsFd::as_fd(&self.0)
     }
 }
+
+/// Waits for an RCU grace period (`membarrier(MEMBARRIER_CMD_GLOBAL)`, which is `synchronize_rcu()`): BPF programs
+/// run inside RCU read-side sections, so once it returns, no run that started before the call is still going.
+/// `Ok(false)` when the kernel lacks the command (no CONFIG_MEMBARRIER, or nohz_full CPUs).
+pub fn rcu_grace_period() -> io::Result<bool> {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_int = 1;
+    // SAFETY: membarrier takes two plain integers (command, flags) and a CPU id it ignores for this command.
+    let ret = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) };
+    if ret == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::ENOSYS | libc::EINVAL) => Ok(false),
+        _ => Err(err),
+    }
+}

@@ -57,7 +57,7 @@ from pyaya.maps._special import (
     StackTraceMap,
     XskMap,
 )
-from pyaya.maps._streams import PerfEventArray, RingBuf, Stream
+from pyaya.maps._streams import PerfEventArray, RingBuf, Stream, lost_counter_name
 
 __all__ = [
     "Array",
@@ -105,5 +105,6 @@ __all__ = [
     "XskMap",
     "as_bytes",
     "codec_for",
+    "lost_counter_name",
     "wrap_map",
 ]

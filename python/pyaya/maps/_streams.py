@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pyaya import _args
-from pyaya.errors import InvalidArgumentTypeError
+from pyaya.errors import ClosedError, InvalidArgumentTypeError, MapError
 from pyaya.maps._codec import Codec, codec_for
 from pyaya.maps._core import Map, register
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from pyaya.loader import Ebpf
 
-__all__ = ["PerfEventArray", "RingBuf", "Stream"]
+__all__ = ["PerfEventArray", "RingBuf", "Stream", "lost_counter_name"]
 
 
 def _is_struct_format(text: str) -> bool:
@@ -30,6 +30,17 @@ def _is_struct_format(text: str) -> bool:
 
 
 _GC_PAUSE_MIN = 1024
+# How long an asyncio reader waits on the fd before looking again: a perf event array's fd turns readable only
+# once a CPU's buffer is a quarter full, so fewer records are picked up by looking (as drain() does every 100 ms).
+_ASYNC_POLL_S = 0.1
+_NOT_LOOKED_UP: Any = object()
+
+
+def lost_counter_name(stream: str) -> str:
+    """The name of the map that counts what the kernel side could not write into the stream ``stream``:
+    ``NAME_LOST`` (``EVENTS_LOST``), or ``name_lost`` when the stream's name has lower-case letters (``events_lost``
+    in a C object). It is an array or a per-CPU array of ``u64``; entry 0 is the count (per-CPU: summed)."""
+    return stream + ("_lost" if any(char.islower() for char in stream) else "_LOST")
 
 
 def _check_wait(max_records: object, timeout: object) -> None:
@@ -57,6 +68,41 @@ class Stream(Map):
                 record = record_codec(record, ebpf)  # raises NotFoundError listing the BTF's types
         self._codec: Codec | None = None if record is None else codec_for(record, None)
         self._callbacks: list[Callable[[Any], object]] = []
+        self._lost_counter: Any = _NOT_LOOKED_UP
+        self._lost_counted = 0
+
+    def _counted_lost(self) -> int | None:
+        """The sum of the companion counter (:func:`lost_counter_name`), or None when the object has none. After
+        the object is closed, the last sum read."""
+        if self._lost_counter is _NOT_LOOKED_UP:
+            self._lost_counter = self._find_lost_counter()
+        counter = self._lost_counter
+        if counter is None:
+            return None
+        try:
+            raw = counter.lookup(b"\0\0\0\0")
+        except ClosedError:
+            return self._lost_counted
+        if raw is not None:
+            # One u64 per CPU for a per-CPU array (8-byte slots), one u64 for an array.
+            self._lost_counted = max(self._lost_counted, sum(memoryview(raw).cast("Q")))
+        return self._lost_counted
+
+    def _find_lost_counter(self) -> Any:
+        ebpf = self._ebpf
+        if ebpf is None or ebpf.closed:
+            return None
+        name = lost_counter_name(self.name)
+        if name not in ebpf.maps:
+            return None
+        native = ebpf.maps[name]._native
+        if native.kind not in ("Array", "PerCpuArray") or native.key_size != 4 or native.value_size != 8:
+            raise MapError(
+                f"map {name} counts the records {self.name} could not take, so it must be an array or a per-CPU "
+                f"array of u64 (the count in entry 0), not a {native.kind} of {native.key_size}-byte keys and "
+                f"{native.value_size}-byte values: change its type, or rename it if it counts something else"
+            )
+        return native
 
     def typed(self, record: Any = None) -> Any:
         """The same stream with records decoded as ``record`` (the name of a type in the object's BTF such as
@@ -148,9 +194,9 @@ class Stream(Map):
 
             loop.add_reader(fd, wake)
             try:
-                await asyncio.wait_for(ready, left)
-            except TimeoutError:
-                return
+                await asyncio.wait_for(ready, _ASYNC_POLL_S if left is None else min(left, _ASYNC_POLL_S))
+            except asyncio.TimeoutError:
+                pass  # look again: records below a perf buffer's watermark do not make the fd readable
             finally:
                 loop.remove_reader(fd)
 
@@ -166,8 +212,10 @@ class RingBuf(Stream):
     :meth:`drain` returns many records per call; :meth:`records` stops after a time limit; ``async for`` works in
     asyncio code.
 
-    The kernel keeps no count of records that did not fit: ``bpf_ringbuf_reserve``/``output`` fail in the program,
-    so count drops there (e.g. in a per-CPU array); :attr:`lost` is ``None`` for that reason.
+    The kernel keeps no count of records that did not fit: ``bpf_ringbuf_reserve``/``output`` fail in the program.
+    By pyaya's convention the program counts them in a companion map named after the ring (``EVENTS_LOST`` for
+    ``EVENTS``, ``events_lost`` for ``events``; see :func:`lost_counter_name`), an array or per-CPU array of
+    ``u64`` whose entry 0 it increments on each failure; :attr:`lost` is that count.
 
     >>> for record in bpf.maps["EVENTS"].typed(ExecEvent).records(timeout=5):  # doctest: +SKIP
     ...     print(record.pid)
@@ -189,9 +237,10 @@ class RingBuf(Stream):
         raise AttributeError("ring buffer handles do not report their id")
 
     @property
-    def lost(self) -> None:
-        """Always ``None``: ring buffers have no kernel-side drop counter (the program sees reserve failures)."""
-        return None
+    def lost(self) -> int | None:
+        """Records the program could not reserve or output, from its companion counter (``NAME_LOST``, per-CPU
+        values summed); ``None`` when the object has no such map (or the ring was opened from a pin)."""
+        return self._counted_lost()
 
     def _drain_raw(self, max_records: int | None, timeout: float | None) -> list[bytes]:
         return list(self._native.drain(max_records, timeout))
@@ -204,11 +253,14 @@ class RingBuf(Stream):
 class PerfEventArray(Stream):
     """A perf event array (``BPF_MAP_TYPE_PERF_EVENT_ARRAY``, kernel 4.3) read as one stream of records.
 
-    pyaya opens one perf buffer per online CPU (8 pages each; :meth:`reopen` changes that) and reads them all;
-    samples the kernel dropped because a buffer was full are counted in :attr:`lost` (the kernel reports them
-    once that CPU's buffer has room again, ahead of its next sample). Records are ``bytes`` (they
-    may carry up to 7 bytes of padding) unless decoded by :meth:`typed`; :meth:`drain_with_cpu` also says which
-    CPU each came from.
+    pyaya opens one perf buffer per online CPU (8 pages each; :meth:`reopen` changes that) when the object is
+    loaded, so the first sample after attaching arrives even if the map is first looked at later, and reads them
+    all. A CPU's buffer wakes the reader once it is a quarter full; fewer records are picked up by the reader's
+    next look, at most 100 ms later while it waits. Samples the kernel dropped because a buffer was full are
+    counted in :attr:`lost`: exactly at any moment on kernels that count them per event (6.0, probed by
+    :func:`pyaya.features.perf_lost_count_supported`), else from the lost-sample records the kernel writes
+    ahead of that CPU's next sample. Records are ``bytes`` (they may carry up to 7 bytes of padding) unless
+    decoded by :meth:`typed`; :meth:`drain_with_cpu` also says which CPU each came from.
 
     >>> events = bpf.maps["EVENTS"].typed(Event)  # doctest: +SKIP
     >>> for event in events.records(timeout=5):  # doctest: +SKIP
@@ -219,8 +271,10 @@ class PerfEventArray(Stream):
 
     @property
     def lost(self) -> int:
-        """Samples the kernel dropped so far because a CPU's buffer was full."""
-        return int(self._native.lost)
+        """Samples the kernel dropped so far because a CPU's buffer was full, plus the outputs the program saw fail
+        otherwise if it counts them in a companion map (``NAME_LOST``, as for :class:`RingBuf`; count there only
+        failures other than ``-ENOSPC``, a full buffer, which the perf event counts itself)."""
+        return int(self._native.lost) + (self._counted_lost() or 0)
 
     @property
     def page_count(self) -> int:
@@ -233,8 +287,8 @@ class PerfEventArray(Stream):
         return [int(cpu) for cpu in self._native.cpus]
 
     def reopen(self, page_count: int) -> None:
-        """Replace every CPU's buffer with one of ``page_count`` pages (a power of two); unread records are
-        dropped."""
+        """Replace every CPU's buffer with one of ``page_count`` pages (a power of two). Records still unread in
+        the old buffers come first in the next drains; nothing is lost in the swap."""
         self._native.reopen(_args.integer(page_count, "page_count", low=1, high=2**31))
 
     def _drain_raw(self, max_records: int | None, timeout: float | None) -> list[bytes]:

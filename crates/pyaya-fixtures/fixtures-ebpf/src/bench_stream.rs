@@ -2,11 +2,15 @@
 //!
 //! Two raw tracepoints on `sys_enter` (the benchmark attaches one at a time) emit one 64-byte `BenchEvent` per
 //! `getppid()` of the benchmark's producer process (`BENCH_TGID`): `bench_ring` through a ring buffer,
-//! `bench_perf` through a perf event array. `BENCH_COUNTS` (per-CPU) counts, in slot 0, the events produced and,
-//! in slot 1, the ring reservations that failed, so lost records are never mistaken for speed.
+//! `bench_perf` through a perf event array. `BENCH_COUNTS` (per-CPU) counts, in slot 0, the events produced;
+//! `BENCH_RING_LOST` and `BENCH_PERF_LOST` (pyaya's lost-record convention) the writes that failed, so lost records
+//! are never mistaken for speed.
 //! `BenchExecEvent` (an exec tracer's record) is only declared, for the decoding benchmark.
 #![no_std]
 #![no_main]
+
+#[path = "stream_lost.rs"]
+mod stream_lost;
 
 use aya_ebpf::{
     btf_maps,
@@ -15,6 +19,7 @@ use aya_ebpf::{
     maps::{PerCpuArray, PerfEventArray},
     programs::RawTracePointContext,
 };
+use stream_lost::{count_lost, perf_output};
 
 /// One streamed record: 64 bytes.
 #[repr(C)]
@@ -49,9 +54,15 @@ static BENCH_RING: btf_maps::RingBuf<BenchEvent, { 16 * 1024 * 1024 }> = btf_map
 #[map]
 static BENCH_PERF: PerfEventArray<BenchEvent> = PerfEventArray::new(0);
 
-/// Slot 0: events produced; slot 1: ring reservations that failed (ring full).
+/// Slot 0: events produced.
 #[map]
-static BENCH_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+static BENCH_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+/// Ring writes that failed (ring full).
+#[map]
+static BENCH_RING_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+/// Perf outputs that failed other than with a full buffer (which the perf event counts).
+#[map]
+static BENCH_PERF_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Declares `BenchExecEvent` in the object's BTF; nothing writes it.
 #[btf_map]
@@ -106,7 +117,7 @@ fn event(ctx: &RawTracePointContext) -> Option<BenchEvent> {
 pub fn bench_ring(ctx: RawTracePointContext) -> i32 {
     if let Some(record) = event(&ctx) {
         if BENCH_RING.output(record, 0).is_err() {
-            bump(1);
+            count_lost(&BENCH_RING_LOST);
         }
     }
     0
@@ -115,7 +126,7 @@ pub fn bench_ring(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn bench_perf(ctx: RawTracePointContext) -> i32 {
     if let Some(record) = event(&ctx) {
-        BENCH_PERF.output(&ctx, record, 0);
+        perf_output(&ctx, &BENCH_PERF, &record, &BENCH_PERF_LOST);
     }
     0
 }

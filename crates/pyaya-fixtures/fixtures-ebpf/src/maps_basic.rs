@@ -4,6 +4,9 @@
 #![no_std]
 #![no_main]
 
+#[path = "stream_lost.rs"]
+mod stream_lost;
+
 use aya_ebpf::{
     bindings::{BPF_EXIST, BPF_F_USER_STACK},
     helpers::{bpf_get_current_pid_tgid, bpf_get_smp_processor_id},
@@ -15,6 +18,7 @@ use aya_ebpf::{
     },
     programs::{tracing::StackIdContext as _, RawTracePointContext},
 };
+use stream_lost::{count_lost, perf_output};
 
 /// One perf sample: large on purpose, so a one-page buffer overflows after a few dozen.
 #[repr(C)]
@@ -41,7 +45,11 @@ static MAPS_PROGS: ProgramArray = ProgramArray::with_max_entries(4, 0);
 #[map]
 static MAPS_PERF: PerfEventArray<PerfRecord> = PerfEventArray::new(0);
 #[map]
+static MAPS_PERF_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[map]
 static MAPS_RING: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
+#[map]
+static MAPS_RING_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static MAPS_STACK: Stack<u64> = Stack::with_max_entries(16, 0);
 #[map]
@@ -127,8 +135,13 @@ pub fn maps_writer(ctx: RawTracePointContext) -> i32 {
         seq,
         padding: [0; 15],
     };
-    MAPS_PERF.output(&ctx, &record, 0);
-    let _ = MAPS_RING.output::<u64>(&((u64::from(cpu) << 32) | u64::from(seq)), 0);
+    perf_output(&ctx, &MAPS_PERF, &record, &MAPS_PERF_LOST);
+    if MAPS_RING
+        .output::<u64>(&((u64::from(cpu) << 32) | u64::from(seq)), 0)
+        .is_err()
+    {
+        count_lost(&MAPS_RING_LOST);
+    }
     // SAFETY: a tail call either jumps (never returning) or, with no program at index 0, falls through.
     unsafe { MAPS_PROGS.tail_call(&ctx, 0) };
     0

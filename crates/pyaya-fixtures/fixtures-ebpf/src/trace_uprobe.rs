@@ -3,12 +3,16 @@
 #![no_std]
 #![no_main]
 
+#[path = "stream_lost.rs"]
+mod stream_lost;
+
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid,
     macros::{map, uprobe, uretprobe},
-    maps::RingBuf,
+    maps::{PerCpuArray, RingBuf},
     programs::{ProbeContext, RetProbeContext},
 };
+use stream_lost::count_lost;
 
 #[repr(C)]
 struct Call {
@@ -19,6 +23,8 @@ struct Call {
 
 #[map]
 static CALLS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
+#[map]
+static CALLS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 fn send(kind: u32, value: u64) {
     if let Some(mut entry) = CALLS.reserve::<Call>(0) {
@@ -28,6 +34,8 @@ fn send(kind: u32, value: u64) {
             value,
         });
         entry.submit(0);
+    } else {
+        count_lost(&CALLS_LOST);
     }
 }
 

@@ -4,15 +4,18 @@
 #![no_std]
 #![no_main]
 
+#[path = "stream_lost.rs"]
+mod stream_lost;
 #[path = "types_common.rs"]
 mod types_common;
 
 use aya_ebpf::{
     btf_maps,
     macros::{btf_map, map, tracepoint},
-    maps::{Array, HashMap, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
     programs::TracePointContext,
 };
+use stream_lost::count_lost;
 use aya_log_ebpf::{debug, error, info, trace, warn};
 use types_common::{Color, Inner, Sample, SampleKey, Totals};
 
@@ -23,6 +26,12 @@ static SAMPLES: btf_maps::RingBuf<Sample, { 64 * 1024 }> = btf_maps::RingBuf::ne
 /// The same samples through a legacy ring buffer, which carries no type: user space names it.
 #[map]
 static RAW_SAMPLES: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
+
+/// Records each ring could not take (pyaya's lost-record convention: `NAME_LOST`, entry 0).
+#[map]
+static SAMPLES_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+static RAW_SAMPLES_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Legacy map whose key and value types are only in the static's type name.
 #[map]
@@ -73,8 +82,12 @@ pub fn types_records(ctx: TracePointContext) -> u32 {
         blob: [0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa, 0xf9, 0xf8],
         pid,
     };
-    let _ = SAMPLES.output(&sample, 0);
-    let _ = RAW_SAMPLES.output::<Sample>(&sample, 0);
+    if SAMPLES.output(&sample, 0).is_err() {
+        count_lost(&SAMPLES_LOST);
+    }
+    if RAW_SAMPLES.output::<Sample>(&sample, 0).is_err() {
+        count_lost(&RAW_SAMPLES_LOST);
+    }
     // A map key's padding bytes are part of the key: zeroed here as user space zeroes them, or a lookup from
     // Python misses whatever the stack held there (which differs between kernels: 6.1 and 5.10 missed).
     // SAFETY: SampleKey is plain integers, for which all zero bytes is a valid value.

@@ -9,7 +9,7 @@ use aya_ebpf::{
     bindings::{bpf_hdr_start_off::BPF_HDR_START_NET, BPF_NOEXIST},
     helpers::bpf_skb_load_bytes_relative,
     macros::{cgroup_skb, map},
-    maps::{HashMap, LruHashMap, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::SkBuffContext,
 };
 use {{crate_name}}_common::{Flow, NewFlowEvent};
@@ -29,6 +29,11 @@ static FLOWS: LruHashMap<Flow, u64> = LruHashMap::with_max_entries(16384, 0);
 /// One record per new flow.
 #[map]
 static NEW_FLOWS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// Records `NEW_FLOWS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
+/// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["NEW_FLOWS"].lost` is their sum.
+#[map]
+static NEW_FLOWS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86DD;
@@ -104,6 +109,8 @@ fn track(ctx: &SkBuffContext, flow: &Flow, length: u64) {
         if let Some(mut entry) = NEW_FLOWS.reserve::<NewFlowEvent>(0) {
             entry.write(NewFlowEvent { flow: *flow, length: length as u32, uid: ctx.get_socket_uid() });
             entry.submit(0);
+        } else {
+            count_lost();
         }
     } else if let Some(packets) = FLOWS.get_ptr_mut(flow) {
         // Another CPU created the entry meanwhile.
@@ -140,6 +147,13 @@ fn add(counters: &HashMap<u32, u64>, key: u32, delta: u64) {
                 }
             }
         }
+    }
+}
+
+/// Counts one record `NEW_FLOWS` could not take (see `NEW_FLOWS_LOST`).
+fn count_lost() {
+    if let Some(count) = NEW_FLOWS_LOST.get_ptr_mut(0) {
+        atomic_add(count, 1);
     }
 }
 

@@ -10,7 +10,7 @@ use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
     macros::{cgroup_sockopt, map},
-    maps::{HashMap, RingBuf},
+    maps::{HashMap, PerCpuArray, RingBuf},
     programs::SockoptContext,
 };
 use {{crate_name}}_common::SockoptEvent;
@@ -18,6 +18,11 @@ use {{crate_name}}_common::SockoptEvent;
 /// One record per call.
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// Records `EVENTS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
+/// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["EVENTS"].lost` is their sum.
+#[map]
+static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Calls per option; key: `level << 32 | optname`.
 #[map]
@@ -53,6 +58,8 @@ pub fn {{crate_name}}(ctx: SockoptContext) -> i32 {
             comm: bpf_get_current_comm().unwrap_or([0; 16]),
         });
         entry.submit(0);
+    } else {
+        count_lost();
     }
     pass_through(&ctx, optlen);
     PROCEED
@@ -78,6 +85,13 @@ fn count(key: u64) {
                 }
             }
         }
+    }
+}
+
+/// Counts one record `EVENTS` could not take (see `EVENTS_LOST`).
+fn count_lost() {
+    if let Some(count) = EVENTS_LOST.get_ptr_mut(0) {
+        atomic_add(count, 1);
     }
 }
 

@@ -13,7 +13,7 @@ use aya_ebpf::{
         bpf_sysctl_get_new_value,
     },
     macros::{cgroup_sysctl, map},
-    maps::{HashMap, RingBuf},
+    maps::{HashMap, PerCpuArray, RingBuf},
     programs::SysctlContext,
 };
 use {{crate_name}}_common::{Access, SysctlEvent, KEY_NAME_LEN, NAME_LEN, VALUE_LEN};
@@ -21,6 +21,11 @@ use {{crate_name}}_common::{Access, SysctlEvent, KEY_NAME_LEN, NAME_LEN, VALUE_L
 /// One record per access.
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// Records `EVENTS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
+/// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["EVENTS"].lost` is their sum.
+#[map]
+static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Accesses per sysctl and kind (read or write).
 #[map]
@@ -38,6 +43,7 @@ pub fn {{crate_name}}(ctx: SysctlContext) -> i32 {
         return ALLOW;
     }
     let Some(mut entry) = EVENTS.reserve::<SysctlEvent>(0) else {
+        count_lost();
         return ALLOW;
     };
     let event = entry.write(SysctlEvent {
@@ -75,6 +81,13 @@ fn count(access: &Access) {
                 }
             }
         }
+    }
+}
+
+/// Counts one record `EVENTS` could not take (see `EVENTS_LOST`).
+fn count_lost() {
+    if let Some(count) = EVENTS_LOST.get_ptr_mut(0) {
+        atomic_add(count, 1);
     }
 }
 

@@ -9,7 +9,7 @@ use aya_ebpf::{
     bindings::{BPF_NOEXIST, TC_ACT_PIPE},
     btf_maps::LruHashMap,
     macros::{btf_map, classifier, map},
-    maps::RingBuf,
+    maps::{PerCpuArray, RingBuf},
     programs::TcContext,
 };
 use {{crate_name}}_common::{Flow, FlowStats, NewFlowEvent};
@@ -22,6 +22,11 @@ static FLOWS: LruHashMap<Flow, FlowStats, 16384> = LruHashMap::new();
 /// One record per new flow.
 #[map]
 static NEW_FLOWS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// Records `NEW_FLOWS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
+/// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["NEW_FLOWS"].lost` is their sum.
+#[map]
+static NEW_FLOWS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 const ETH_HEADER_LEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -97,6 +102,8 @@ fn account(ctx: &TcContext, flow: &Flow) {
             let ifindex = unsafe { (*ctx.skb.skb).ifindex };
             entry.write(NewFlowEvent { flow: *flow, length: length as u32, ifindex });
             entry.submit(0);
+        } else {
+            count_lost();
         }
     } else if let Some(stats) = FLOWS.get_ptr_mut(flow) {
         // Another CPU created the entry meanwhile.
@@ -109,6 +116,13 @@ fn add_to(stats: *mut FlowStats, length: u64) {
     unsafe {
         atomic_add(core::ptr::addr_of_mut!((*stats).packets), 1);
         atomic_add(core::ptr::addr_of_mut!((*stats).bytes), length);
+    }
+}
+
+/// Counts one record `NEW_FLOWS` could not take (see `NEW_FLOWS_LOST`).
+fn count_lost() {
+    if let Some(count) = NEW_FLOWS_LOST.get_ptr_mut(0) {
+        atomic_add(count, 1);
     }
 }
 

@@ -10,7 +10,7 @@ use aya_ebpf::{
     btf_maps,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::{btf_map, kprobe, kretprobe, map},
-    maps::{Array, HashMap},
+    maps::{Array, HashMap, PerCpuArray},
     programs::{ProbeContext, RetProbeContext},
 };
 use {{crate_name}}_common::{SlowCall, HISTOGRAM_SLOTS};
@@ -20,6 +20,11 @@ use {{crate_name}}_common::{SlowCall, HISTOGRAM_SLOTS};
 /// declaring the struct again.)
 #[btf_map]
 static EVENTS: btf_maps::RingBuf<SlowCall, { 256 * 1024 }> = btf_maps::RingBuf::new();
+
+/// Records `EVENTS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
+/// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["EVENTS"].lost` is their sum.
+#[map]
+static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Entry time of the calls in progress, by thread (`pid_tgid`).
 #[map]
@@ -92,6 +97,8 @@ fn leave() {
             (*event).comm = bpf_get_current_comm().unwrap_or([0; 16]);
         }
         entry.submit(0);
+    } else {
+        count_lost();
     }
 }
 
@@ -109,6 +116,13 @@ fn increment(counts: &HashMap<u32, u64>, key: u32) {
         if let Some(count) = counts.get_ptr_mut(&key) {
             atomic_add(count, 1);
         }
+    }
+}
+
+/// Counts one record `EVENTS` could not take (see `EVENTS_LOST`).
+fn count_lost() {
+    if let Some(count) = EVENTS_LOST.get_ptr_mut(0) {
+        atomic_add(count, 1);
     }
 }
 

@@ -10,7 +10,7 @@ use aya_ebpf::{
     btf_maps,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
     macros::{btf_map, kretprobe, map},
-    maps::{Array, HashMap},
+    maps::{Array, HashMap, PerCpuArray},
     programs::RetProbeContext,
 };
 use {{crate_name}}_common::{Failure, HISTOGRAM_SLOTS, MAX_ERRNO};
@@ -20,6 +20,11 @@ use {{crate_name}}_common::{Failure, HISTOGRAM_SLOTS, MAX_ERRNO};
 /// declaring the struct again.)
 #[btf_map]
 static EVENTS: btf_maps::RingBuf<Failure, { 256 * 1024 }> = btf_maps::RingBuf::new();
+
+/// Records `EVENTS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
+/// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["EVENTS"].lost` is their sum.
+#[map]
+static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Calls per process id.
 #[map]
@@ -77,6 +82,8 @@ pub fn {{crate_name}}(ctx: RetProbeContext) -> u32 {
                 (*event).comm = bpf_get_current_comm().unwrap_or([0; 16]);
             }
             entry.submit(0);
+        } else {
+            count_lost();
         }
     } else if let Some(slot) = RESULTS.get_ptr_mut(log2_slot(raw)) {
         // Results below -MAX_ERRNO (kernel pointers) land in the top slot.
@@ -99,6 +106,13 @@ fn increment(counts: &HashMap<u32, u64>, key: u32) {
         if let Some(count) = counts.get_ptr_mut(&key) {
             atomic_add(count, 1);
         }
+    }
+}
+
+/// Counts one record `EVENTS` could not take (see `EVENTS_LOST`).
+fn count_lost() {
+    if let Some(count) = EVENTS_LOST.get_ptr_mut(0) {
+        atomic_add(count, 1);
     }
 }
 

@@ -13,7 +13,7 @@ use aya_ebpf::{
         bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
     },
     macros::{btf_map, lsm, map},
-    maps::HashMap,
+    maps::{HashMap, PerCpuArray},
     programs::LsmContext,
 };
 use {{crate_name}}_common::Check;
@@ -23,6 +23,11 @@ use {{crate_name}}_common::Check;
 /// declaring the struct again.)
 #[btf_map]
 static EVENTS: btf_maps::RingBuf<Check, { 256 * 1024 }> = btf_maps::RingBuf::new();
+
+/// Records `EVENTS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
+/// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["EVENTS"].lost` is their sum.
+#[map]
+static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Checks per process id.
 #[map]
@@ -86,6 +91,8 @@ pub fn {{crate_name}}(ctx: LsmContext) -> i32 {
             }
         }
         entry.submit(0);
+    } else {
+        count_lost();
     }
     // Never deny: pass on the decision made so far.
     decision
@@ -136,6 +143,13 @@ fn count(pid: u32) {
                 }
             }
         }
+    }
+}
+
+/// Counts one record `EVENTS` could not take (see `EVENTS_LOST`).
+fn count_lost() {
+    if let Some(count) = EVENTS_LOST.get_ptr_mut(0) {
+        atomic_add(count, 1);
     }
 }
 

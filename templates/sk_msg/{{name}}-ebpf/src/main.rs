@@ -10,7 +10,7 @@
 use aya_ebpf::{
     bindings::{sk_action::SK_PASS, BPF_F_INGRESS, BPF_NOEXIST},
     macros::{map, sk_msg},
-    maps::{HashMap, RingBuf, SockMap},
+    maps::{HashMap, PerCpuArray, RingBuf, SockMap},
     programs::SkMsgContext,
 };
 use {{crate_name}}_common::{MessageEvent, RouteStats, HEAD_LEN};
@@ -30,6 +30,11 @@ static ROUTES: HashMap<u32, RouteStats> = HashMap::with_max_entries(1024, 0);
 /// One record per message.
 #[map]
 static MESSAGES: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// Records `MESSAGES` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
+/// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["MESSAGES"].lost` is their sum.
+#[map]
+static MESSAGES_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[sk_msg]
 pub fn {{crate_name}}(ctx: SkMsgContext) -> u32 {
@@ -56,6 +61,7 @@ pub fn {{crate_name}}(ctx: SkMsgContext) -> u32 {
 
 fn report(ctx: &SkMsgContext, local_port: u16, remote_port: u16, size: u32, redirected: bool) {
     let Some(mut entry) = MESSAGES.reserve::<MessageEvent>(0) else {
+        count_lost();
         return;
     };
     let mut head = [0u8; HEAD_LEN];
@@ -95,6 +101,13 @@ fn count(route: u32, bytes: u64, redirected: bool) {
         if redirected {
             atomic_add(core::ptr::addr_of_mut!((*stats).redirected), 1);
         }
+    }
+}
+
+/// Counts one record `MESSAGES` could not take (see `MESSAGES_LOST`).
+fn count_lost() {
+    if let Some(count) = MESSAGES_LOST.get_ptr_mut(0) {
+        atomic_add(count, 1);
     }
 }
 

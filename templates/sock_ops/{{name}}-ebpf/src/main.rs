@@ -12,7 +12,7 @@ use aya_ebpf::{
         BPF_SOCK_OPS_RTT_CB_FLAG, BPF_SOCK_OPS_STATE_CB, BPF_SOCK_OPS_STATE_CB_FLAG, BPF_TCP_CLOSE,
     },
     macros::{map, sock_ops},
-    maps::{HashMap, RingBuf},
+    maps::{HashMap, PerCpuArray, RingBuf},
     programs::SockOpsContext,
 };
 use {{crate_name}}_common::{TcpEvent, ACTIVE_ESTABLISHED, CLOSED, PASSIVE_ESTABLISHED};
@@ -20,6 +20,11 @@ use {{crate_name}}_common::{TcpEvent, ACTIVE_ESTABLISHED, CLOSED, PASSIVE_ESTABL
 /// One record per established or closed connection.
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// Records `EVENTS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
+/// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["EVENTS"].lost` is their sum.
+#[map]
+static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// RTT samples per log2 slot of the smoothed RTT in microseconds, as BCC counts them: slot n holds RTTs from 2^(n-1)
 /// to 2^n - 1 (slot 0: zero).
@@ -62,6 +67,7 @@ fn srtt_us(ctx: &SockOpsContext) -> u32 {
 
 fn report(ctx: &SockOpsContext, kind: u32) {
     let Some(mut entry) = EVENTS.reserve::<TcpEvent>(0) else {
+        count_lost();
         return;
     };
     let family = ctx.family();
@@ -133,6 +139,13 @@ fn count_rtt(ctx: &SockOpsContext) {
                 }
             }
         }
+    }
+}
+
+/// Counts one record `EVENTS` could not take (see `EVENTS_LOST`).
+fn count_lost() {
+    if let Some(count) = EVENTS_LOST.get_ptr_mut(0) {
+        atomic_add(count, 1);
     }
 }
 

@@ -10,7 +10,7 @@ use aya_ebpf::{
     bindings::{bpf_hdr_start_off::BPF_HDR_START_NET, BPF_NOEXIST},
     helpers::bpf_skb_load_bytes_relative,
     macros::{map, socket_filter},
-    maps::{HashMap, RingBuf},
+    maps::{HashMap, PerCpuArray, RingBuf},
     programs::SkBuffContext,
 };
 use {{crate_name}}_common::PacketEvent;
@@ -18,6 +18,11 @@ use {{crate_name}}_common::PacketEvent;
 /// One record per packet.
 #[map]
 static PACKETS: RingBuf = RingBuf::with_byte_size(1024 * 1024, 0);
+
+/// Records `PACKETS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
+/// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["PACKETS"].lost` is their sum.
+#[map]
+static PACKETS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Packets seen per protocol: the IP protocol number for IP packets, `0x10000 + EtherType` for anything else.
 #[map]
@@ -38,6 +43,8 @@ pub fn {{crate_name}}(ctx: SkBuffContext) -> i64 {
         count(if event.family == 0 { NOT_IP + event.ethertype as u32 } else { event.protocol as u32 });
         entry.write(event);
         entry.submit(0);
+    } else {
+        count_lost();
     }
     // Keep nothing on the socket: the ring buffer carries the packets to user space.
     0
@@ -124,6 +131,13 @@ fn count(key: u32) {
                 }
             }
         }
+    }
+}
+
+/// Counts one record `PACKETS` could not take (see `PACKETS_LOST`).
+fn count_lost() {
+    if let Some(count) = PACKETS_LOST.get_ptr_mut(0) {
+        atomic_add(count, 1);
     }
 }
 

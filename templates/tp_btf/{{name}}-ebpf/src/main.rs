@@ -14,7 +14,7 @@ use aya_ebpf::{
         bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
     },
     macros::{btf_map, btf_tracepoint, map},
-    maps::HashMap,
+    maps::{HashMap, PerCpuArray},
     programs::BtfTracePointContext,
 };
 use {{crate_name}}_common::ExecEvent;
@@ -24,6 +24,11 @@ use {{crate_name}}_common::ExecEvent;
 /// declaring the struct again.)
 #[btf_map]
 static EVENTS: btf_maps::RingBuf<ExecEvent, { 256 * 1024 }> = btf_maps::RingBuf::new();
+
+/// Records `EVENTS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
+/// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["EVENTS"].lost` is their sum.
+#[map]
+static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Hits per real uid.
 #[map]
@@ -43,6 +48,7 @@ pub fn {{crate_name}}(ctx: BtfTracePointContext) -> i32 {
     let uid = bpf_get_current_uid_gid() as u32;
     count(uid);
     let Some(mut entry) = EVENTS.reserve(0) else {
+        count_lost();
         return 0;
     };
     let event = entry.as_mut_ptr();
@@ -94,6 +100,13 @@ fn count(uid: u32) {
                 }
             }
         }
+    }
+}
+
+/// Counts one record `EVENTS` could not take (see `EVENTS_LOST`).
+fn count_lost() {
+    if let Some(count) = EVENTS_LOST.get_ptr_mut(0) {
+        atomic_add(count, 1);
     }
 }
 

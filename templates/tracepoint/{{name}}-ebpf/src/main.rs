@@ -13,18 +13,25 @@ use aya_ebpf::{
     },
     btf_maps,
     macros::{btf_map, map, tracepoint},
-    maps::HashMap,
+    maps::{HashMap, PerCpuArray},
     programs::TracePointContext,
 };
 use aya_log_ebpf::debug;
 use {{crate_name}}_common::ExecEvent;
 
 /// Exec events for user space. A `#[btf_map]` ring buffer names its record type in the object's BTF, so user
-/// space decodes `ExecEvent`s without declaring the struct again.
+/// space decodes `ExecEvent`s without declaring the struct again. 4 MiB hold about 14 000 events (296 bytes
+/// each with the ring's header): several seconds of the busiest exec load while user space is kept off the CPU
+/// (`benchmarks/loss.py`; 256 KiB and 1 MiB lost records under it).
 #[btf_map]
-static EVENTS: btf_maps::RingBuf<ExecEvent, { 256 * 1024 }> = btf_maps::RingBuf::new();
+static EVENTS: btf_maps::RingBuf<ExecEvent, { 4 * 1024 * 1024 }> = btf_maps::RingBuf::new();
 
-/// Number of execs per real uid.
+/// Exec events `EVENTS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
+/// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["EVENTS"].lost` is their sum.
+#[map]
+static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Number of execs per real uid, counted before the event is reserved: every exec is in here, shown or lost.
 #[map]
 static EXEC_COUNTS: HashMap<u32, u64> = HashMap::with_max_entries(4096, 0);
 
@@ -51,6 +58,7 @@ fn try_trace_exec(ctx: &TracePointContext) -> Result<(), i64> {
     count_exec(uid);
 
     let Some(mut entry) = EVENTS.reserve(0) else {
+        count_lost();
         return Err(-1);
     };
     let event = entry.as_mut_ptr();
@@ -71,6 +79,13 @@ fn try_trace_exec(ctx: &TracePointContext) -> Result<(), i64> {
     entry.submit(0);
     debug!(ctx, "exec by pid {} uid {}", pid, uid);
     Ok(())
+}
+
+/// Counts one record `EVENTS` could not take (see `EVENTS_LOST`).
+fn count_lost() {
+    if let Some(count) = EVENTS_LOST.get_ptr_mut(0) {
+        atomic_add(count, 1);
+    }
 }
 
 fn count_exec(uid: u32) {

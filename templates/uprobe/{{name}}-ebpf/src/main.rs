@@ -14,7 +14,7 @@ use aya_ebpf::{
         bpf_probe_read_user_str_bytes,
     },
     macros::{btf_map, map, uprobe, uretprobe},
-    maps::{Array, HashMap},
+    maps::{Array, HashMap, PerCpuArray},
     programs::{ProbeContext, RetProbeContext},
 };
 use {{crate_name}}_common::{CallEvent, CallStart, ARG_LEN};
@@ -24,6 +24,11 @@ use {{crate_name}}_common::{CallEvent, CallStart, ARG_LEN};
 /// declaring the struct again.)
 #[btf_map]
 static EVENTS: btf_maps::RingBuf<CallEvent, { 256 * 1024 }> = btf_maps::RingBuf::new();
+
+/// Records `EVENTS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
+/// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["EVENTS"].lost` is their sum.
+#[map]
+static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Calls in progress, by thread (`pid_tgid`): entry time and first argument.
 #[map]
@@ -90,6 +95,8 @@ pub fn {{crate_name}}_return(ctx: RetProbeContext) -> u32 {
                 (*event).arg = start.arg;
             }
             entry.submit(0);
+        } else {
+            count_lost();
         }
     }
     let _ = STARTS.remove(&pid_tgid);
@@ -110,6 +117,13 @@ fn increment(counts: &HashMap<u32, u64>, key: u32) {
         if let Some(count) = counts.get_ptr_mut(&key) {
             atomic_add(count, 1);
         }
+    }
+}
+
+/// Counts one record `EVENTS` could not take (see `EVENTS_LOST`).
+fn count_lost() {
+    if let Some(count) = EVENTS_LOST.get_ptr_mut(0) {
+        atomic_add(count, 1);
     }
 }
 

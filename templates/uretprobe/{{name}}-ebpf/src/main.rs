@@ -13,7 +13,7 @@ use aya_ebpf::{
         bpf_probe_read_user_str_bytes,
     },
     macros::{btf_map, map, uretprobe},
-    maps::HashMap,
+    maps::{HashMap, PerCpuArray},
     programs::RetProbeContext,
 };
 use {{crate_name}}_common::LineEvent;
@@ -23,6 +23,11 @@ use {{crate_name}}_common::LineEvent;
 /// declaring the struct again.)
 #[btf_map]
 static EVENTS: btf_maps::RingBuf<LineEvent, { 256 * 1024 }> = btf_maps::RingBuf::new();
+
+/// Records `EVENTS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
+/// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["EVENTS"].lost` is their sum.
+#[map]
+static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Lines returned per process id.
 #[map]
@@ -36,6 +41,7 @@ pub fn {{crate_name}}(ctx: RetProbeContext) -> u32 {
     }
     let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let Some(mut entry) = EVENTS.reserve(0) else {
+        count_lost();
         return 0;
     };
     let event = entry.as_mut_ptr();
@@ -64,6 +70,13 @@ fn increment(counts: &HashMap<u32, u64>, key: u32) {
         if let Some(count) = counts.get_ptr_mut(&key) {
             atomic_add(count, 1);
         }
+    }
+}
+
+/// Counts one record `EVENTS` could not take (see `EVENTS_LOST`).
+fn count_lost() {
+    if let Some(count) = EVENTS_LOST.get_ptr_mut(0) {
+        atomic_add(count, 1);
     }
 }
 

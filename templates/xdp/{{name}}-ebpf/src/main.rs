@@ -30,6 +30,11 @@ static DROP_LIST: HashMap<[u8; 4], u64> = HashMap::with_max_entries(1024, 0);
 #[map]
 static DROPPED: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
 
+/// Records `DROPPED` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
+/// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["DROPPED"].lost` is their sum.
+#[map]
+static DROPPED_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
 const ETH_HEADER_LEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86DD;
@@ -70,6 +75,8 @@ fn try_count(ctx: &XdpContext) -> Option<u32> {
             padding: [0; 3],
         });
         entry.submit(0);
+    } else {
+        count_lost();
     }
     Some(xdp_action::XDP_DROP)
 }
@@ -90,6 +97,13 @@ fn add(counters: &PerCpuArray<u64>, slot: u32, delta: u64) {
     if let Some(value) = counters.get_ptr_mut(slot) {
         // SAFETY: a per-CPU slot is only touched by this CPU, and XDP programs do not preempt each other on one CPU.
         unsafe { *value += delta };
+    }
+}
+
+/// Counts one record `DROPPED` could not take (see `DROPPED_LOST`).
+fn count_lost() {
+    if let Some(count) = DROPPED_LOST.get_ptr_mut(0) {
+        atomic_add(count, 1);
     }
 }
 
