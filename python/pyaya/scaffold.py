@@ -649,6 +649,8 @@ def render(
         if not non_empty:
             if dest.is_dir():
                 dest.rmdir()
+            # mkdtemp made the staging folder 0700; the project folder gets the mode any new folder gets here.
+            staging.chmod(0o777 & ~_umask())
             staging.rename(dest)
         else:
             _merge(staging, dest)
@@ -691,6 +693,12 @@ def _check_probe_syntax(option: TemplateOption, value: str) -> None:
             f"{option.name} {value!r} is not PROVIDER:NAME (two identifiers, e.g. python:function__entry): "
             "`pyaya inspect --usdt FILE` lists a file's probes"
         )
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _merge(staging: Path, dest: Path) -> None:

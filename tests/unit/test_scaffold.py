@@ -254,3 +254,12 @@ def test_force_still_writes_through_real_folders(fake_templates: Path, tmp_path:
     scaffold.render("demo", "proj", dest, force=True)
     assert (dest / "proj-ebpf" / "src" / "main.rs").read_text().startswith("use proj_common")
     assert (dest / "notes").is_symlink()
+
+
+def test_new_project_folder_gets_the_mode_of_any_new_folder(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        scaffold.create_project("modes", path=tmp_path / "modes")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "modes").stat().st_mode & 0o777 == 0o755
