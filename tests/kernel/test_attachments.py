@@ -262,7 +262,8 @@ def test_cleanup_never_touches_filters_pyaya_did_not_make(
         _tc("filter", "add", "dev", interface, "ingress", "pref", "9", "bpf", "object-pinned", str(pin), "da")
     finally:
         foreign.unpin()
-    assert killed.program_id not in _program_ids()  # its filter was its last reference
+    # Its filter was its last reference: the kernel frees it after an RCU grace period.
+    assert _until(lambda: killed.program_id not in _program_ids())
     results = _cleanup()
     assert [(r["kind"], r["action"]) for r in results] == [("tc", "gone"), ("clsact", "kept")]
     assert "pyaya did not make" in str(results[1]["detail"])

@@ -657,8 +657,11 @@ pub fn loaded_links(py: Python<'_>) -> PyResult<Vec<(u32, u32, String)>> {
         for info in aya::programs::loaded_links() {
             let info = match info {
                 Ok(info) => info,
-                // Freed between being listed and being opened.
-                Err(err) if errors::errno_of(&err) == Some(libc::ENOENT) => continue,
+                // Freed between being listed and being opened (ENOENT), or still being set up or torn down: the
+                // kernel answers EAGAIN for a link whose id is not yet (or no longer) published.
+                Err(err) if matches!(errors::errno_of(&err), Some(libc::ENOENT | libc::EAGAIN)) => {
+                    continue
+                }
                 Err(err) => {
                     return Err(Deferred::Plain(
                         if errors::errno_of(&err) == Some(libc::EPERM) {
