@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit test-kernel bench lint fmt stubtest wheel clean
+.PHONY: setup demo test test-rust test-unit test-kernel bench lint fmt stubtest wheel clean
 
 setup:
 	@bash scripts/setup.sh
@@ -12,9 +12,13 @@ setup:
 demo: setup
 	@bash scripts/demo.sh
 
-# Unit tests (no privilege) and kernel tests (root; each skip states the reason probed from the kernel).
-test: setup
+# Rust unit tests (pyaya-core's readers, the guard's coverage), then unit tests (no privilege) and kernel tests (root;
+# each skip states the reason probed from the kernel).
+test: setup test-rust
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-rust:
+	cargo test --workspace --quiet
 
 test-unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -113,6 +113,7 @@ impl Ebpf {
     }
 }
 
+#[pyaya_guard::guard(Object)]
 #[pymethods]
 impl Ebpf {
     /// Loads an object from its bytes: creates its maps and prepares (but does not load) its programs.
@@ -373,6 +374,7 @@ macro_rules! for_loadable {
     };
 }
 
+#[pyaya_guard::guard(Program)]
 #[pymethods]
 impl Program {
     #[getter]
@@ -512,6 +514,7 @@ pub fn wrong_kind(name: &str, actual: &str, expected: &str) -> Deferred {
 }
 
 /// `(id, name, type)` of every program loaded in the kernel, whoever loaded it.
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 pub fn loaded_programs(py: Python<'_>) -> PyResult<Vec<(u32, String, u32)>> {
     py.detach(|| {

@@ -21,6 +21,7 @@ fn section_kind(section: &aya_obj::ProgramSection) -> String {
 
 /// `inspect_object(data)`: `{"programs": [{"name", "section", "type"}], "maps": [{"name", "type", "key_size",
 /// "value_size", "max_entries"}]}`, sorted by name.
+#[pyaya_guard::guard(Object)]
 #[pyfunction]
 pub fn inspect_object<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyDict>> {
     let parsed = Object::parse(data).map_err(|err| {

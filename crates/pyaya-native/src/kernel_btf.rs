@@ -130,6 +130,7 @@ impl<'a> RawBtf<'a> {
 
 /// Byte offsets of `members` of kernel struct `struct_name`, from the BTF file at `path` (default: the running
 /// kernel's, /sys/kernel/btf/vmlinux). Raises NotFoundError naming what is missing.
+#[pyaya_guard::guard(Object)]
 #[pyfunction]
 #[pyo3(signature = (struct_name, members, path = None))]
 pub fn kernel_member_offsets(

@@ -21,6 +21,7 @@ mod testrun;
 
 use pyo3::prelude::*;
 
+#[pyaya_guard::guard(Load)]
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<ebpf::Ebpf>()?;

@@ -300,6 +300,7 @@ impl Map {
     }
 }
 
+#[pyaya_guard::guard(Map)]
 #[pymethods]
 impl Map {
     #[getter]
@@ -453,6 +454,7 @@ impl RingBuf {
     }
 }
 
+#[pyaya_guard::guard(Map)]
 #[pymethods]
 impl RingBuf {
     #[getter]

@@ -165,6 +165,7 @@ impl PerfEventArray {
     }
 }
 
+#[pyaya_guard::guard(Map)]
 #[pymethods]
 impl PerfEventArray {
     #[getter]

@@ -232,6 +232,7 @@ fn pinned_error(path: &std::path::Path, hint: Option<&str>, error: &ProgramError
     )
 }
 
+#[pyaya_guard::guard(Program)]
 #[pymethods]
 impl Program {
     /// Pins the loaded program at `path` in bpffs: it stays loaded after this process exits, until unpinned.
@@ -321,6 +322,7 @@ pub struct RunStats {
     fd: Mutex<Option<OwnedFd>>,
 }
 
+#[pyaya_guard::guard(Program)]
 #[pymethods]
 impl RunStats {
     /// Whether statistics are still being collected through this handle.
@@ -344,6 +346,7 @@ impl RunStats {
 }
 
 /// Switches on run-time statistics for all BPF programs until the returned handle is closed (kernel 5.8+).
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 pub fn enable_stats(py: Python<'_>) -> PyResult<RunStats> {
     let fd = py
@@ -384,6 +387,7 @@ fn pinned_object_info<T>(path: &std::path::Path, info: &mut T) -> std::io::Resul
 
 /// `(program type, attach_btf_id)` of the program pinned at `path`: what the kernel's program info says about its
 /// target, for telling tracing programs apart (a `btf_trace_*` typedef, a `bpf_iter_*` function, ...).
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 pub fn pinned_program_target(py: Python<'_>, path: PathBuf) -> PyResult<(u32, u32)> {
     let result = py.detach(|| {

@@ -256,6 +256,7 @@ const PERF_EVENTS: [(&str, PerfEventConfig); 28] = [
 ];
 
 /// `(name, "software" | "hardware")` of every perf event name `PerfEvent.attach` accepts.
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 pub fn perf_event_names() -> Vec<(&'static str, &'static str)> {
     PERF_EVENTS
@@ -384,11 +385,13 @@ fn read_iterator(link_id: u32) -> Result<Vec<u8>, Deferred> {
 }
 
 /// Runs the iterator behind the bpf_link with id `link_id` to its end and returns its output (GIL released).
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 pub fn read_iter(py: Python<'_>, link_id: u32) -> PyResult<Vec<u8>> {
     Ok(py.detach(|| read_iterator(link_id))?)
 }
 
+#[pyaya_guard::guard(Program)]
 #[pymethods]
 impl Program {
     /// Attaches a TracePoint program to `category/name` (see /sys/kernel/tracing/events).
