@@ -155,12 +155,17 @@ impl Ebpf {
             for (name, path) in pins.iter().flat_map(|pins| &pins.paths) {
                 loader.map_pin_path(name.as_str(), path.as_path());
             }
-            let mut ebpf = loader.load(data).map_err(|err| {
-                if let Some(pins) = &pins {
-                    pins.remove_new();
-                }
-                Deferred::Ebpf(Box::new(err))
-            })?;
+            // aya may panic after it created (and pinned) maps, in its relocation code: the pins made by this
+            // load go either way, and the panic is reported as the guard would.
+            let loaded = pyaya_core::panic::catch(|| loader.load(data));
+            let mut ebpf = loaded
+                .map_err(|panic| Deferred::Panic(Kind::Object, "Ebpf.load", panic))
+                .and_then(|result| result.map_err(|err| Deferred::Ebpf(Box::new(err))))
+                .inspect_err(|_| {
+                    if let Some(pins) = &pins {
+                        pins.remove_new();
+                    }
+                })?;
             let logger = match EbpfLogger::init_with_logger(&mut ebpf, queue) {
                 Ok(logger) => Some(logger),
                 // An object without aya-log statements has no AYA_LOGS map: nothing to read.

@@ -213,6 +213,8 @@ pub enum Deferred {
     },
     Ebpf(Box<EbpfError>),
     MapIo(String, io::Error),
+    /// A panic caught inside an entry point (by `pyaya_core::panic::catch`) where cleanup had to run first.
+    Panic(Kind, &'static str, pyaya_core::panic::Panic),
     Py(PyErr),
 }
 
@@ -235,6 +237,7 @@ impl From<Deferred> for PyErr {
             } => tracepoint_error(&context, &category, &name, &error),
             Deferred::Ebpf(error) => from_ebpf_error(&error),
             Deferred::MapIo(context, error) => from_map_io(&context, &error),
+            Deferred::Panic(kind, what, panic) => panicked(kind, what, &panic),
             Deferred::Py(error) => error,
         }
     }
