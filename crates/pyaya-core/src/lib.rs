@@ -16,4 +16,9 @@
     )
 )]
 
+pub mod btf;
+pub mod btf_ext;
+pub mod elf;
 pub mod panic;
+#[cfg(test)]
+mod testing;
