@@ -27,6 +27,7 @@ from enum import IntEnum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from pyaya import _native
 from pyaya.btf import (
     Btf,
     BtfArray,
@@ -266,13 +267,32 @@ class _Bitfield(_Node):
         buffer[start : start + self.span] = chunk.to_bytes(self.span, self.byteorder)  # type: ignore[arg-type]
 
 
+def _python_name(name: str, default: str) -> str:
+    """A BTF name usable as a Python class name (BTF names come from the object, so they may be anything)."""
+    return name if name.isidentifier() else default
+
+
+def _int_enum(name: str, values: Mapping[str, int]) -> type[IntEnum]:
+    """An ``IntEnum`` of the enumerators whose names Python's enum accepts (not empty, not ``_sunder_`` or
+    ``__dunder__``, not ``mro``); values of the others still decode, as plain ints."""
+    members = {
+        member: value
+        for member, value in values.items()
+        if member.isidentifier() and not (member.startswith("_") and member.endswith("_")) and member != "mro"
+    }
+    try:
+        return IntEnum(_python_name(name, "Enum"), members)  # type: ignore[return-value]
+    except (ValueError, TypeError):
+        return IntEnum(_python_name(name, "Enum"), {})  # type: ignore[return-value]
+
+
 class EnumCodec(_Node):
     """A BTF enum: values decode to members of :attr:`enum` (an ``IntEnum``), unknown values to plain ints."""
 
     def __init__(self, name: str, size: int, signed: bool, values: Mapping[str, int], byteorder: str) -> None:
         self.name, self.size = name, size
         self._int = _Int(size, signed, byteorder)
-        self.enum: type[IntEnum] = IntEnum(name or "Enum", dict(values))  # type: ignore[misc]
+        self.enum: type[IntEnum] = _int_enum(name, values)
 
     def read(self, view: memoryview, offset: int) -> Any:
         return self.member(self._int.read(view, offset))
@@ -389,6 +409,9 @@ _STRUCT_CODES = {
 # Arrays of compound elements up to this long are unrolled into the record's expression; longer ones are read
 # element by element through the element's plan, so a huge array does not make a huge function.
 _UNROLL_LIMIT = 32
+# How many values unrolled arrays may add to one type's expression in all (nested unrolled arrays multiply), so
+# that no BTF makes a plan whose source takes long to compile.
+_UNROLL_BUDGET = 4096
 
 
 def _text_or_bytes(raw: bytes) -> str | bytes:
@@ -431,6 +454,23 @@ class _PlanBuilder:
         self.statements: list[str] = []  # run before the expression, after the unpack
         self.env: dict[str, Any] = {}
         self._names: dict[int, str] = {}
+        self.budget = _UNROLL_BUDGET
+        self._costs: dict[int, int] = {}
+
+    def cost(self, node: _Node) -> int:
+        """An upper bound of how many values ``node``'s expression holds when its short arrays are unrolled."""
+        while isinstance(node, _Named):
+            node = node.target
+        found = self._costs.get(id(node))
+        if found is None:
+            if isinstance(node, RecordType):
+                found = 1 + sum(self.cost(field.node) for field in node.fields)
+            elif isinstance(node, _Array) and self.leaf(node.element) is None and node.count <= _UNROLL_LIMIT:
+                found = 1 + node.count * self.cost(node.element)
+            else:
+                found = 1
+            self._costs[id(node)] = found
+        return found
 
     def name(self, value: Any) -> str:
         """A global of the generated code holding ``value`` (one per distinct object)."""
@@ -557,7 +597,9 @@ class _PlanBuilder:
             first = self.take(offset, repeated, array.size, count)
             values = f"v[{first}:{first + count}]"
             return f"list({values})" if wrap("_x") == "_x" else f"[{wrap('_x')} for _x in {values}]"
-        if count <= _UNROLL_LIMIT:
+        unrolled = count * self.cost(element)
+        if count <= _UNROLL_LIMIT and unrolled <= self.budget:
+            self.budget -= unrolled
             return f"[{', '.join(self.emit(element, offset + i * step) for i in range(count))}]"
         self.slow = True
         reader = self.name(element._reader())
@@ -638,6 +680,8 @@ class _Field:
         self.name, self.offset, self.node = name, offset, node
 
 
+_RECORD_ATTRIBUTES = frozenset({"_type", "_fields", "_asdict", "asdict"})
+
 #: struct codes of the signed integers by size (upper case: unsigned).
 _INT_CODES = {1: "b", 2: "h", 4: "i", 8: "q"}
 
@@ -663,8 +707,11 @@ class RecordType(_Node):
         names = tuple(field.name for field in fields)
         namespace: dict[str, Any] = {"__slots__": (), "_type": self, "_fields": names, "__module__": "pyaya.types"}
         for index, name in enumerate(names):
-            namespace[name] = _field_getter(index, f"Field {name!r} of {self.label()}.")
-        self.record_class = type(self.name or "anonymous", (Record,), namespace)
+            # A field named like a special method or Record's own attributes would break the class: such fields
+            # are read by position and through asdict() instead.
+            if name not in _RECORD_ATTRIBUTES and not (name.startswith("__") and name.endswith("__")):
+                namespace[name] = _field_getter(index, f"Field {name!r} of {self.label()}.")
+        self.record_class = type(_python_name(self.name, "anonymous"), (Record,), namespace)
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -793,6 +840,15 @@ class _Builder:
         self.nodes: dict[int, _Node] = {}
 
     def node(self, type_id: int) -> _Node:
+        """The codec of ``type_id``, after the native check that its values can be decoded (no type containing
+        itself, bounded nesting and size), which bounds the recursion below."""
+        found = self.nodes.get(type_id)
+        if found is not None:
+            return found
+        self.btf.check_value(type_id)
+        return self._node(type_id)
+
+    def _node(self, type_id: int) -> _Node:
         found = self.nodes.get(type_id)
         if found is not None:
             return found
@@ -804,9 +860,9 @@ class _Builder:
             record._complete(self._fields(t))
             return record
         if t.kind == Kind.TYPEDEF and isinstance(t, BtfRef):
-            node = _Named(t.name, self.node(t.type_id))
+            node = _Named(t.name, self._node(t.type_id))
         elif isinstance(t, BtfRef) and not isinstance(t, BtfPtr):
-            node = self.node(t.type_id)  # const, volatile, restrict, type tags
+            node = self._node(t.type_id)  # const, volatile, restrict, type tags
         else:
             node = self._plain(t)
         self.nodes[type_id] = node
@@ -814,10 +870,12 @@ class _Builder:
 
     def _plain(self, t: BtfType) -> _Node:
         if isinstance(t, BtfInt):
-            if t.size == 0:
-                return _Opaque(0)
+            if not t.size or t.size > _MAX_INT_SIZE:  # () has size 0; wider ints are no numbers anyone prints
+                return _Opaque(t.size or 0)
             return _Int(t.size or 0, t.signed, self.byteorder, boolean=t.is_bool, char=t.name == "char" and t.size == 4)
         if isinstance(t, BtfEnum):
+            if not t.size or t.size > 8:
+                return _Opaque(t.size or 0)
             return EnumCodec(t.name, t.size or 0, t.signed, {v.name: v.value for v in t.values}, self.byteorder)
         if isinstance(t, BtfPtr):
             return _Int(8, False, self.byteorder)
@@ -827,9 +885,12 @@ class _Builder:
             element = self.btf.resolve(t.type_id)
             if isinstance(element, BtfInt) and element.size == 1 and not element.is_bool:
                 return _ByteArray(t.nelems, always_text=element.is_char and element.name != "u8")
-            return _Array(self.node(t.type_id), t.nelems, self.btf.endian)
+            node = self._node(t.type_id)
+            if node.size == 0:  # an array of zero-sized elements holds nothing, however many
+                return _Opaque(0)
+            return _Array(node, t.nelems, self.btf.endian)
         if isinstance(t, BtfVar):
-            return self.node(t.type_id)
+            return self._node(t.type_id)
         if t.kind in (Kind.UNKN, Kind.FWD):
             return _Opaque(0)
         raise UnsupportedError(f"pyaya cannot decode values of BTF kind {t.kind.name} ({self.btf.describe(t.id)})")
@@ -841,8 +902,8 @@ class _Builder:
             inner = self.btf.resolve(member.type_id)
             if not member.name and isinstance(inner, BtfComposite):
                 # Anonymous struct/union members: their fields belong to the outer record, as in C.
-                nested = self.node(member.type_id)
-                assert isinstance(nested, RecordType)
+                nested = self._node(inner.id)
+                assert isinstance(nested, RecordType)  # a composite's node is always its RecordType
                 for field in nested.fields:
                     fields.append(_Field(field.name, member.offset + field.offset, field.node))
                     taken.add(field.name)
@@ -854,22 +915,22 @@ class _Builder:
             node: _Node
             if isinstance(inner, BtfInt) and (member.bitfield_size or member.bit_offset % 8):
                 bits = member.bitfield_size or inner.bits
-                node = _Bitfield(member.bit_offset % 8, bits, inner.signed, self.byteorder)
+                node = _Bitfield(member.bit_offset % 8, bits, inner.signed, self.byteorder) if bits else _Opaque(0)
             elif member.bitfield_size and isinstance(inner, BtfEnum):
                 node = _Bitfield(member.bit_offset % 8, member.bitfield_size, inner.signed, self.byteorder)
             else:
-                node = self.node(member.type_id)
+                node = self._node(member.type_id)
             fields.append(_Field(name, member.bit_offset // 8, node))
         return fields
 
 
 def _is_escaped(name: str) -> bool:
-    return _ESCAPE.search(name) is not None
+    return "_" in name and _native.unescape_name(name) != name
 
 
 def unescape(name: str) -> str:
     """A BTF name with bpf-linker's ``_XX_`` escapes turned back into characters (``HashMap<u32, u64>``)."""
-    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), name)
+    return _native.unescape_name(name)
 
 
 class Types(Mapping[str, Any]):
@@ -917,75 +978,45 @@ class Types(Mapping[str, Any]):
     def parse(self, rust_type: str) -> _Node | None:
         """The codec for a Rust type as written in a generic argument (``u32``, ``[u8; 16]``,
         ``my_common::FlowKey``), or None when it cannot be known (a struct absent from the BTF, a tuple)."""
-        return _parse_rust_type(rust_type.strip(), self)
+        return _spec_node(_native.parse_rust_type(rust_type), self)
 
     def __repr__(self) -> str:
         return f"<pyaya.types.Types: {', '.join(self._names)}>"
 
 
-_PRIMITIVES = {
-    "u8": (1, False),
-    "u16": (2, False),
-    "u32": (4, False),
-    "u64": (8, False),
-    "u128": (16, False),
-    "usize": (8, False),
-    "i8": (1, True),
-    "i16": (2, True),
-    "i32": (4, True),
-    "i64": (8, True),
-    "i128": (16, True),
-    "isize": (8, True),
-}
+# Integers wider than this (u128 is the widest Rust has) are kept as bytes.
+_MAX_INT_SIZE = 16
+# The largest value a codec is made for: as pyaya-core's check_value, so no codec's zero() allocates more.
+_MAX_SIZE = 1 << 26
 
 
-def _parse_rust_type(text: str, types: Types) -> _Node | None:
-    byteorder = types._builder.byteorder
-    if text in _PRIMITIVES:
-        size, signed = _PRIMITIVES[text]
-        return _Int(size, signed, byteorder)
-    if text == "bool":
+def _spec_node(spec: Any, types: Types) -> _Node | None:
+    """The codec of a Rust type parsed natively (``("int", 4, False)``, ``("array", spec, 16)``,
+    ``("named", "FlowKey")``...), or None when it cannot be known. Arrays nest at most 16 deep in a spec."""
+    if spec is None:
+        return None
+    byteorder, endian = types._builder.byteorder, types.btf.endian
+    tag = spec[0]
+    if tag == "int":
+        return _Int(spec[1], spec[2], byteorder)
+    if tag == "bool":
         return _Int(1, False, byteorder, boolean=True)
-    if text == "char":
+    if tag == "char":
         return _Int(4, False, byteorder, char=True)
-    if text in ("f32", "f64"):
-        return _Float(4 if text == "f32" else 8, types.btf.endian)
-    if text.startswith("[") and text.endswith("]"):
-        element, _, count = text[1:-1].rpartition(";")
-        try:
-            n = int(count.strip())
-        except ValueError:
-            return None
-        inner = _parse_rust_type(element.strip(), types)
-        if inner is None:
+    if tag == "float":
+        return _Float(spec[1], endian)
+    if tag == "array":
+        inner = _spec_node(spec[1], types)
+        count = spec[2]
+        if inner is None or inner.size * count > _MAX_SIZE:
             return None
         if isinstance(inner, _Int) and inner.size == 1 and not inner.boolean:
-            return _ByteArray(n, always_text=False)
-        return _Array(inner, n, types.btf.endian)
-    if "<" in text or "(" in text or "&" in text or "*" in text:
-        return None
-    name = text.rsplit("::", 1)[-1]
-    for candidate in types.btf.find_all(name):
+            return _ByteArray(count, always_text=False)
+        return _Array(inner, count, endian)
+    for candidate in types.btf.find_all(spec[1]):
         if candidate.kind in _NAMED_KINDS:
             return types._builder.node(candidate.id)
     return None
-
-
-def _split_arguments(text: str) -> list[str]:
-    """Top-level comma-separated parts of a generic argument list."""
-    parts, depth, start = [], 0, 0
-    for i, char in enumerate(text):
-        if char in "<([":
-            depth += 1
-        elif char in ">)]":
-            depth -= 1
-        elif char == "," and depth == 0:
-            parts.append(text[start:i].strip())
-            start = i + 1
-    tail = text[start:].strip()
-    if tail:
-        parts.append(tail)
-    return parts
 
 
 # -- the maps' key and value types -------------------------------------------------------------------------------
@@ -1050,11 +1081,11 @@ def map_types(types: Types) -> dict[str, MapTypes]:
             members = {m.name: m.type_id for m in definition.members}
             found[var.name] = MapTypes(_pointee(types, members.get("key")), _pointee(types, members.get("value")))
             continue
-        full = unescape(definition.name)
-        base, _, rest = full.partition("<")
-        if not rest.endswith(">"):
+        parsed = _native.rust_type_arguments(definition.name)
+        if parsed is None:
             continue
-        arguments = [types.parse(argument) for argument in _split_arguments(rest[:-1])]
+        base, specs = parsed
+        arguments = [_spec_node(spec, types) for spec in specs]
         if base == "LpmTrie":  # the key is lpm's Key<K> (prefix length + data), not K
             found[var.name] = MapTypes(None, arguments[1] if len(arguments) > 1 else None)
         elif len(arguments) >= 2:

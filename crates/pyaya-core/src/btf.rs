@@ -245,9 +245,10 @@ pub enum Endian {
 /// How many modifiers `resolve` follows before calling the chain a loop (the kernel allows 32).
 pub const MAX_RESOLVE_DEPTH: usize = 32;
 /// How deeply values may nest (struct in array in struct...) for `check_value` to accept them.
-pub const MAX_VALUE_DEPTH: usize = 48;
-/// The largest value `check_value` accepts: larger than any map value or ring buffer record pyaya decodes.
-pub const MAX_VALUE_SIZE: u64 = 1 << 30;
+pub const MAX_VALUE_DEPTH: usize = 32;
+/// The largest value `check_value` accepts (64 MiB): larger than any map value the kernel allows and any ring
+/// buffer record worth decoding, small enough that a zeroed value is cheap to build.
+pub const MAX_VALUE_SIZE: u64 = 1 << 26;
 
 /// Parsed BTF. Type ids index `types` (id 0 is void).
 #[derive(Debug)]
@@ -854,7 +855,7 @@ impl Btf {
                     })
                     .collect();
                 return err(format!(
-                    "{label} has no member {part:?} (members: {})",
+                    "{label} has no member '{part}' (members: {})",
                     names.join(", ")
                 ));
             };

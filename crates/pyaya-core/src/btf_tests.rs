@@ -87,7 +87,7 @@ fn members_are_found_through_anonymous_members() {
         .to_string();
     assert_eq!(
         missing,
-        "event has no member \"nope\" (members: pid, comm, <anon>, flags, mode)"
+        "event has no member 'nope' (members: pid, comm, <anon>, flags, mode)"
     );
 }
 

@@ -220,6 +220,47 @@ fn parse_class<'data, E: FileHeader<Endian = Endianness>>(
     })
 }
 
+/// The header's size and the section header table's extent, checked first so that the common truncations are
+/// reported in bytes rather than as the `object` crate's generic "invalid offset/size".
+fn check_tables(data: &[u8], is_64: bool) -> Result<(), Error> {
+    let header_size: usize = if is_64 { 64 } else { 52 };
+    if data.len() < header_size {
+        return Err(Error(format!(
+            "truncated: the ELF header needs {header_size} bytes, the file has {}",
+            data.len()
+        )));
+    }
+    let little = data.get(5).copied() != Some(elf::ELFDATA2MSB);
+    let read = |at: usize, len: usize| -> u64 {
+        let bytes = data.get(at..at + len).unwrap_or_default();
+        let fold = |value: u64, byte: &u8| (value << 8) | u64::from(*byte);
+        if little {
+            bytes.iter().rev().fold(0, fold)
+        } else {
+            bytes.iter().fold(0, fold)
+        }
+    };
+    let (shoff, shentsize, shnum) = if is_64 {
+        (read(40, 8), read(58, 2), read(60, 2))
+    } else {
+        (read(32, 4), read(46, 2), read(48, 2))
+    };
+    // shnum 0 with a table means extended numbering (the count is in section 0): `object` checks that case.
+    if shoff != 0 && shnum != 0 {
+        let end = shentsize
+            .checked_mul(shnum)
+            .and_then(|size| size.checked_add(shoff));
+        if end.is_none_or(|end| end > data.len() as u64) {
+            return Err(Error(format!(
+                "truncated: the section header table ends at byte {} of {}",
+                end.map_or_else(|| "(past 2^64)".to_owned(), |end| end.to_string()),
+                data.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl<'data> Elf<'data> {
     /// Parses an ELF file of either class and byte order.
     pub fn parse(data: &'data [u8]) -> Result<Self, Error> {
@@ -235,13 +276,21 @@ impl<'data> Elf<'data> {
                 "not an ELF file (magic {shown}, expected 7f 45 4c 46)"
             )));
         }
-        match data.get(4).copied() {
-            Some(elf::ELFCLASS64) => parse_class::<elf::FileHeader64<Endianness>>(data),
-            Some(elf::ELFCLASS32) => parse_class::<elf::FileHeader32<Endianness>>(data),
-            class => Err(Error(format!(
-                "unknown ELF class {} (expected 1 or 2)",
-                class.map_or_else(|| "(missing)".to_owned(), |c| c.to_string())
-            ))),
+        let is_64 = match data.get(4).copied() {
+            Some(elf::ELFCLASS64) => true,
+            Some(elf::ELFCLASS32) => false,
+            class => {
+                return Err(Error(format!(
+                    "unknown ELF class {} (expected 1 or 2)",
+                    class.map_or_else(|| "(missing)".to_owned(), |c| c.to_string())
+                )))
+            }
+        };
+        check_tables(data, is_64)?;
+        if is_64 {
+            parse_class::<elf::FileHeader64<Endianness>>(data)
+        } else {
+            parse_class::<elf::FileHeader32<Endianness>>(data)
         }
     }
 

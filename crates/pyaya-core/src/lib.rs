@@ -19,6 +19,7 @@
 pub mod btf;
 pub mod btf_ext;
 pub mod elf;
+pub mod names;
 pub mod panic;
 #[cfg(test)]
 mod testing;
