@@ -10,7 +10,6 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::OnceLock;
 
 /// The error of every BTF operation: what is wrong, in words for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,8 +150,8 @@ pub struct VarSecinfo {
     pub size: u32,
 }
 
-/// What a kind carries beyond the common header. Lists are ranges into the reader's flat tables.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a kind carries beyond the common header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detail {
     None,
     Int {
@@ -165,10 +164,9 @@ pub enum Detail {
         index: u32,
         count: u32,
     },
-    Members(std::ops::Range<u32>),
-    Values(std::ops::Range<u32>),
-    Params(std::ops::Range<u32>),
-    Vars(std::ops::Range<u32>),
+    /// STRUCT/UNION members, ENUM/ENUM64 values, FUNC_PROTO parameters or DATASEC variables: `vlen` entries from
+    /// this word of the type section on (read with `members`, `values`, `params`, `vars`).
+    List(u32),
     /// VAR's linkage (FUNC's is its `vlen`).
     Linkage(u32),
     /// DECL_TAG's component index: -1 for the type itself, else a member or parameter index.
@@ -176,7 +174,7 @@ pub enum Detail {
 }
 
 /// One type: the common header (`name_off`, `info`, `size`/`type`) and its kind's detail.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Type {
     pub kind: Kind,
     /// Offset of the name in the string section (0: anonymous).
@@ -242,6 +240,15 @@ pub enum Endian {
     Big,
 }
 
+impl Endian {
+    pub const fn opposite(self) -> Self {
+        match self {
+            Self::Little => Self::Big,
+            Self::Big => Self::Little,
+        }
+    }
+}
+
 /// How many modifiers `resolve` follows before calling the chain a loop (the kernel allows 32).
 pub const MAX_RESOLVE_DEPTH: usize = 32;
 /// How deeply values may nest (struct in array in struct...) for `check_value` to accept them.
@@ -250,42 +257,15 @@ pub const MAX_VALUE_DEPTH: usize = 32;
 /// buffer record worth decoding, small enough that a zeroed value is cheap to build.
 pub const MAX_VALUE_SIZE: u64 = 1 << 26;
 
-/// Parsed BTF. Type ids index `types` (id 0 is void).
+/// Parsed BTF. Records stay in their wire form and are decoded when asked for: parsing vmlinux is one pass that
+/// checks every record and notes where each starts. Type ids index `starts` (id 0 is void).
 #[derive(Debug)]
 pub struct Btf {
     endian: Endian,
+    types: Vec<u8>,
     strings: Vec<u8>,
-    types: Vec<Type>,
-    members: Vec<Member>,
-    values: Vec<EnumValue>,
-    params: Vec<Param>,
-    vars: Vec<VarSecinfo>,
-    /// Named type ids sorted by name, built on the first lookup by name.
-    by_name: OnceLock<Vec<u32>>,
-}
-
-struct Words<'a> {
-    bytes: &'a [u8],
-    endian: Endian,
-}
-
-impl Words<'_> {
-    fn get(&self, index: usize) -> Option<u32> {
-        let start = index.checked_mul(4)?;
-        let raw: [u8; 4] = self
-            .bytes
-            .get(start..start.checked_add(4)?)?
-            .try_into()
-            .ok()?;
-        Some(match self.endian {
-            Endian::Little => u32::from_le_bytes(raw),
-            Endian::Big => u32::from_be_bytes(raw),
-        })
-    }
-
-    fn len(&self) -> usize {
-        self.bytes.len() / 4
-    }
+    /// The word of `types` where each type's record starts, by id (`starts[0]`, void, has none).
+    starts: Vec<u32>,
 }
 
 fn section<'a>(data: &'a [u8], start: u64, len: u64, what: &str) -> Result<&'a [u8], Error> {
@@ -300,37 +280,60 @@ fn section<'a>(data: &'a [u8], start: u64, len: u64, what: &str) -> Result<&'a [
     }
 }
 
+fn read_word(bytes: &[u8], endian: Endian, index: usize) -> Option<u32> {
+    let start = index.checked_mul(4)?;
+    let raw: [u8; 4] = bytes.get(start..start.checked_add(4)?)?.try_into().ok()?;
+    Some(match endian {
+        Endian::Little => u32::from_le_bytes(raw),
+        Endian::Big => u32::from_be_bytes(raw),
+    })
+}
+
+/// Words after the common header, and words per `vlen` entry, of each kind's record.
+const fn record_words(kind: Kind) -> (usize, usize) {
+    match kind {
+        Kind::Int | Kind::Var | Kind::DeclTag => (1, 0),
+        Kind::Array => (3, 0),
+        Kind::Struct | Kind::Union | Kind::Enum64 | Kind::Datasec => (0, 3),
+        Kind::Enum | Kind::FuncProto => (0, 2),
+        Kind::Void
+        | Kind::Ptr
+        | Kind::Fwd
+        | Kind::Typedef
+        | Kind::Volatile
+        | Kind::Const
+        | Kind::Restrict
+        | Kind::Func
+        | Kind::Float
+        | Kind::TypeTag => (0, 0),
+    }
+}
+
 impl Btf {
     /// Parses a raw BTF blob (an object's `.BTF` section, or `/sys/kernel/btf/vmlinux`).
     pub fn parse(data: &[u8]) -> Result<Self, Error> {
-        let Some(magic) = data.get(0..2) else {
-            return err(format!(
-                "truncated BTF: {} bytes, the header alone needs 24",
-                data.len()
-            ));
-        };
-        let endian = match magic {
-            [0x9f, 0xeb] => Endian::Little,
-            [0xeb, 0x9f] => Endian::Big,
+        let endian = match data.get(0..2) {
+            Some([0x9f, 0xeb]) => Endian::Little,
+            Some([0xeb, 0x9f]) => Endian::Big,
+            Some(&[first, second]) => {
+                return err(format!(
+                    "not BTF (magic {first:02x} {second:02x}, expected 9f eb or eb 9f)"
+                ))
+            }
             _ => {
                 return err(format!(
-                    "not BTF (magic {:02x} {:02x}, expected 9f eb or eb 9f)",
-                    magic.first().copied().unwrap_or_default(),
-                    magic.get(1).copied().unwrap_or_default()
+                    "truncated BTF: {} bytes, the header alone needs 24",
+                    data.len()
                 ))
             }
         };
-        let header = Words {
-            bytes: data.get(..24).unwrap_or_default(),
-            endian,
-        };
-        if header.len() < 6 {
+        if data.len() < 24 {
             return err(format!(
                 "truncated BTF: {} bytes, the header alone needs 24",
                 data.len()
             ));
         }
-        let word = |index| u64::from(header.get(index).unwrap_or_default());
+        let word = |index| u64::from(read_word(data, endian, index).unwrap_or_default());
         let version = data.get(2).copied().unwrap_or_default();
         if version != 1 {
             return err(format!("unsupported BTF version {version} (expected 1)"));
@@ -355,25 +358,21 @@ impl Btf {
         }
         let mut btf = Self {
             endian,
+            types: types.to_vec(),
             strings: strings.to_vec(),
-            types: vec![Type::VOID],
-            members: Vec::new(),
-            values: Vec::new(),
-            params: Vec::new(),
-            vars: Vec::new(),
-            by_name: OnceLock::new(),
+            starts: vec![0],
         };
-        btf.read_types(&Words {
-            bytes: types,
-            endian,
-        })?;
-        btf.check_references()?;
+        btf.index_types()?;
         Ok(btf)
     }
 
-    fn check_name(&self, id: usize, offset: u32, what: &str) -> Result<u32, Error> {
-        if offset == 0 || (offset as usize) < self.strings.len() {
-            return Ok(offset);
+    fn word(&self, index: usize) -> u32 {
+        read_word(&self.types, self.endian, index).unwrap_or_default()
+    }
+
+    fn check_name(&self, id: usize, offset: u32, what: &str) -> Result<(), Error> {
+        if self.has_string(offset) {
+            return Ok(());
         }
         err(format!(
             "BTF type {id}: {what} name offset {offset} is outside the string section ({} bytes)",
@@ -381,190 +380,114 @@ impl Btf {
         ))
     }
 
-    fn read_types(&mut self, words: &Words<'_>) -> Result<(), Error> {
-        let mut at = 0;
-        while at < words.len() {
-            let id = self.types.len();
-            let truncated = || {
-                Error(format!(
+    /// The one pass: where each record starts, and that each lies inside the type section, has a known kind and
+    /// names inside the string section. Referenced ids are checked against the count once it is known.
+    fn index_types(&mut self) -> Result<(), Error> {
+        let total = self.types.len() / 4;
+        let mut largest_reference = 0_u32;
+        let mut at = 0_usize;
+        while at < total {
+            let id = self.starts.len();
+            if at + 3 > total {
+                return err(format!(
                     "truncated BTF: type {id} runs past the type section"
-                ))
-            };
-            let word = |index: usize| words.get(at + index).ok_or_else(truncated);
-            let (name, info, size_or_type) = (word(0)?, word(1)?, word(2)?);
+                ));
+            }
+            let (name, info, size_or_type) = (self.word(at), self.word(at + 1), self.word(at + 2));
             let number = (info >> 24) & 0x1f;
             let Some(kind) = Kind::from_number(number) else {
                 return err(format!("BTF type {id} has unknown kind {number}"));
             };
-            let name = self.check_name(id, name, "its")?;
-            let vlen = (info & 0xffff) as u16;
-            let kind_flag = info >> 31 == 1;
-            let count = u32::from(vlen);
-            let extra = |index: usize| word(3 + index);
-            let (detail, words_used) = match kind {
-                Kind::Int => {
-                    let encoding = extra(0)?;
-                    let detail = Detail::Int {
-                        encoding: ((encoding >> 24) & 0x0f) as u8,
-                        offset: ((encoding >> 16) & 0xff) as u8,
-                        bits: (encoding & 0xff) as u8,
-                    };
-                    (detail, 1)
-                }
-                Kind::Array => {
-                    let detail = Detail::Array {
-                        element: extra(0)?,
-                        index: extra(1)?,
-                        count: extra(2)?,
-                    };
-                    (detail, 3)
-                }
-                Kind::Struct | Kind::Union => {
-                    let start = self.members.len() as u32;
-                    for i in 0..count as usize {
-                        let offset = extra(3 * i + 2)?;
-                        let (bit_offset, bitfield_size) = if kind_flag {
-                            (offset & 0x00ff_ffff, (offset >> 24) as u8)
-                        } else {
-                            (offset, 0)
-                        };
-                        let member_name = self.check_name(id, extra(3 * i)?, "a member's")?;
-                        self.members.push(Member {
-                            name: member_name,
-                            type_id: extra(3 * i + 1)?,
-                            bit_offset,
-                            bitfield_size,
-                        });
-                    }
-                    (Detail::Members(start..start + count), 3 * count as usize)
-                }
-                Kind::Enum => {
-                    let start = self.values.len() as u32;
-                    for i in 0..count as usize {
-                        let raw = extra(2 * i + 1)?;
-                        let value = if kind_flag {
-                            i128::from(raw as i32)
-                        } else {
-                            i128::from(raw)
-                        };
-                        let value_name = self.check_name(id, extra(2 * i)?, "an enumerator's")?;
-                        self.values.push(EnumValue {
-                            name: value_name,
-                            value,
-                        });
-                    }
-                    (Detail::Values(start..start + count), 2 * count as usize)
-                }
-                Kind::Enum64 => {
-                    let start = self.values.len() as u32;
-                    for i in 0..count as usize {
-                        let raw =
-                            u64::from(extra(3 * i + 1)?) | (u64::from(extra(3 * i + 2)?) << 32);
-                        let value = if kind_flag {
-                            i128::from(raw as i64)
-                        } else {
-                            i128::from(raw)
-                        };
-                        let value_name = self.check_name(id, extra(3 * i)?, "an enumerator's")?;
-                        self.values.push(EnumValue {
-                            name: value_name,
-                            value,
-                        });
-                    }
-                    (Detail::Values(start..start + count), 3 * count as usize)
-                }
-                Kind::FuncProto => {
-                    let start = self.params.len() as u32;
-                    for i in 0..count as usize {
-                        let param_name = self.check_name(id, extra(2 * i)?, "a parameter's")?;
-                        self.params.push(Param {
-                            name: param_name,
-                            type_id: extra(2 * i + 1)?,
-                        });
-                    }
-                    (Detail::Params(start..start + count), 2 * count as usize)
-                }
-                Kind::Datasec => {
-                    let start = self.vars.len() as u32;
-                    for i in 0..count as usize {
-                        self.vars.push(VarSecinfo {
-                            type_id: extra(3 * i)?,
-                            offset: extra(3 * i + 1)?,
-                            size: extra(3 * i + 2)?,
-                        });
-                    }
-                    (Detail::Vars(start..start + count), 3 * count as usize)
-                }
-                Kind::Var => (Detail::Linkage(extra(0)?), 1),
-                Kind::DeclTag => (Detail::Component(extra(0)? as i32), 1),
-                Kind::Void
-                | Kind::Ptr
-                | Kind::Fwd
+            self.check_name(id, name, "its")?;
+            let vlen = (info & 0xffff) as usize;
+            let (fixed, per_entry) = record_words(kind);
+            let length = 3 + fixed + per_entry * vlen;
+            if at + length > total {
+                return err(format!(
+                    "truncated BTF: type {id} runs past the type section"
+                ));
+            }
+            let first = at + 3;
+            let mut reference =
+                |referenced: u32| largest_reference = largest_reference.max(referenced);
+            match kind {
+                Kind::Ptr
                 | Kind::Typedef
                 | Kind::Volatile
                 | Kind::Const
                 | Kind::Restrict
+                | Kind::TypeTag
                 | Kind::Func
-                | Kind::Float
-                | Kind::TypeTag => (Detail::None, 0),
-            };
-            self.types.push(Type {
-                kind,
-                name,
-                kind_flag,
-                vlen,
-                size_or_type,
-                detail,
-            });
-            at += 3 + words_used;
+                | Kind::Var
+                | Kind::DeclTag => reference(size_or_type),
+                Kind::Array => {
+                    reference(self.word(first));
+                    reference(self.word(first + 1));
+                }
+                Kind::Struct | Kind::Union => {
+                    for entry in (first..first + 3 * vlen).step_by(3) {
+                        self.check_name(id, self.word(entry), "a member's")?;
+                        reference(self.word(entry + 1));
+                    }
+                }
+                Kind::Enum | Kind::Enum64 => {
+                    for entry in (first..first + per_entry * vlen).step_by(per_entry) {
+                        self.check_name(id, self.word(entry), "an enumerator's")?;
+                    }
+                }
+                Kind::FuncProto => {
+                    reference(size_or_type);
+                    for entry in (first..first + 2 * vlen).step_by(2) {
+                        self.check_name(id, self.word(entry), "a parameter's")?;
+                        reference(self.word(entry + 1));
+                    }
+                }
+                Kind::Datasec => {
+                    for entry in (first..first + 3 * vlen).step_by(3) {
+                        reference(self.word(entry));
+                    }
+                }
+                Kind::Void | Kind::Int | Kind::Fwd | Kind::Float => {}
+            }
+            self.starts.push(at as u32);
+            at += length;
+        }
+        if largest_reference as usize >= self.starts.len() {
+            return Err(self.dangling_reference());
         }
         Ok(())
     }
 
-    /// Every type id a record refers to must exist, so that no query meets a dangling id.
-    fn check_references(&self) -> Result<(), Error> {
-        let count = self.types.len();
-        for (id, t) in self.types.iter().enumerate() {
-            let check = |referenced: u32, what: &str| {
-                if (referenced as usize) < count {
-                    Ok(())
-                } else {
-                    err(format!(
-                        "BTF type {id} ({} {:?}): {what} is type {referenced}, but the last type is {}",
-                        t.kind.name(),
-                        self.string(t.name),
-                        count - 1
-                    ))
+    /// The first record that refers to a type id past the last, described (the pass found that one exists).
+    fn dangling_reference(&self) -> Error {
+        let count = self.starts.len() as u32;
+        for id in 1..count {
+            let t = self.at(id);
+            let mut refs: Vec<(u32, &str)> = Vec::new();
+            match (t.kind, t.detail) {
+                (Kind::Array, Detail::Array { element, index, .. }) => {
+                    refs.extend([(element, "its element"), (index, "its index type")]);
                 }
-            };
-            match (&t.detail, t.kind) {
-                (Detail::Array { element, index, .. }, _) => {
-                    check(*element, "its element")?;
-                    check(*index, "its index type")?;
+                (Kind::Struct | Kind::Union, _) => {
+                    refs.extend(self.members(&t).map(|m| (m.type_id, "a member's type")));
                 }
-                (Detail::Members(_), _) => {
-                    for member in self.members(t) {
-                        check(member.type_id, "a member's type")?;
-                    }
+                (Kind::FuncProto, _) => {
+                    refs.push((t.size_or_type, "its return type"));
+                    refs.extend(self.params(&t).map(|p| (p.type_id, "a parameter's type")));
                 }
-                (Detail::Params(_), _) => {
-                    check(t.size_or_type, "its return type")?;
-                    for param in self.params(t) {
-                        check(param.type_id, "a parameter's type")?;
-                    }
-                }
-                (Detail::Vars(_), _) => {
-                    for var in self.vars(t) {
-                        check(var.type_id, "a variable")?;
-                    }
-                }
-                (_, kind) if t.target().is_some() && kind != Kind::Array => {
-                    check(t.size_or_type, "its target")?;
-                }
-                _ => {}
+                (Kind::Datasec, _) => refs.extend(self.vars(&t).map(|v| (v.type_id, "a variable"))),
+                _ => refs.extend(t.target().map(|target| (target, "its target"))),
+            }
+            if let Some((referenced, what)) = refs.into_iter().find(|(r, _)| *r >= count) {
+                return Error(format!(
+                    "BTF type {id} ({} {:?}): {what} is type {referenced}, but the last type is {}",
+                    t.kind.name(),
+                    self.string(t.name),
+                    count - 1
+                ));
             }
         }
-        Ok(())
+        Error("a BTF type refers to a type past the last".into())
     }
 
     pub const fn endian(&self) -> Endian {
@@ -573,28 +496,67 @@ impl Btf {
 
     /// Number of type ids, void included (the largest id is `len() - 1`).
     pub fn len(&self) -> usize {
-        self.types.len()
+        self.starts.len()
     }
 
     /// Whether the BTF has no type besides void.
     pub fn is_empty(&self) -> bool {
-        self.types.len() <= 1
+        self.starts.len() <= 1
     }
 
-    pub fn get(&self, id: u32) -> Option<&Type> {
-        self.types.get(id as usize)
+    /// The type with id `id`, decoded from its record.
+    pub fn get(&self, id: u32) -> Option<Type> {
+        if id == 0 {
+            return Some(Type::VOID);
+        }
+        let at = *self.starts.get(id as usize)? as usize;
+        let info = self.word(at + 1);
+        let kind = Kind::from_number((info >> 24) & 0x1f)?;
+        let first = at + 3;
+        let detail = match kind {
+            Kind::Int => {
+                let encoding = self.word(first);
+                Detail::Int {
+                    encoding: ((encoding >> 24) & 0x0f) as u8,
+                    offset: ((encoding >> 16) & 0xff) as u8,
+                    bits: (encoding & 0xff) as u8,
+                }
+            }
+            Kind::Array => Detail::Array {
+                element: self.word(first),
+                index: self.word(first + 1),
+                count: self.word(first + 2),
+            },
+            Kind::Struct
+            | Kind::Union
+            | Kind::Enum
+            | Kind::Enum64
+            | Kind::FuncProto
+            | Kind::Datasec => Detail::List(first as u32),
+            Kind::Var => Detail::Linkage(self.word(first)),
+            Kind::DeclTag => Detail::Component(self.word(first) as i32),
+            _ => Detail::None,
+        };
+        Some(Type {
+            kind,
+            name: self.word(at),
+            kind_flag: info >> 31 == 1,
+            vlen: (info & 0xffff) as u16,
+            size_or_type: self.word(at + 2),
+            detail,
+        })
     }
 
-    fn at(&self, id: u32) -> &Type {
-        self.types.get(id as usize).unwrap_or(&Type::VOID)
+    fn at(&self, id: u32) -> Type {
+        self.get(id).unwrap_or(Type::VOID)
     }
 
     /// The type with id `id`, or an error naming the id range.
-    pub fn type_by_id(&self, id: u32) -> Result<&Type, Error> {
+    pub fn type_by_id(&self, id: u32) -> Result<Type, Error> {
         self.get(id).ok_or_else(|| {
             Error(format!(
                 "no BTF type with id {id} (ids go up to {})",
-                self.types.len() - 1
+                self.starts.len() - 1
             ))
         })
     }
@@ -603,6 +565,16 @@ impl Btf {
         let rest = self.strings.get(offset as usize..).unwrap_or_default();
         let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
         rest.get(..end).unwrap_or_default()
+    }
+
+    /// Whether the string at `offset` is `key`, without measuring it first.
+    fn string_is(&self, offset: u32, key: &[u8]) -> bool {
+        let start = offset as usize;
+        self.strings.get(start..start + key.len()) == Some(key)
+            && self
+                .strings
+                .get(start + key.len())
+                .is_none_or(|&end| end == 0)
     }
 
     /// The string at `offset` of the string section (invalid UTF-8 replaced); empty outside the section.
@@ -619,92 +591,110 @@ impl Btf {
         self.string(self.at(id).name)
     }
 
-    pub fn members(&self, t: &Type) -> &[Member] {
-        match &t.detail {
-            Detail::Members(range) => self
-                .members
-                .get(range.start as usize..range.end as usize)
-                .unwrap_or_default(),
-            _ => &[],
-        }
+    fn entries(
+        &self,
+        t: &Type,
+        kinds: &[Kind],
+        size: usize,
+    ) -> impl ExactSizeIterator<Item = usize> + '_ {
+        let (first, count) = match t.detail {
+            Detail::List(first) if kinds.contains(&t.kind) => (first as usize, usize::from(t.vlen)),
+            _ => (0, 0),
+        };
+        (0..count).map(move |i| first + i * size)
     }
 
-    pub fn values(&self, t: &Type) -> &[EnumValue] {
-        match &t.detail {
-            Detail::Values(range) => self
-                .values
-                .get(range.start as usize..range.end as usize)
-                .unwrap_or_default(),
-            _ => &[],
-        }
+    /// A struct's or union's members.
+    pub fn members(&self, t: &Type) -> impl ExactSizeIterator<Item = Member> + '_ {
+        let kind_flag = t.kind_flag;
+        self.entries(t, &[Kind::Struct, Kind::Union], 3)
+            .map(move |at| {
+                let offset = self.word(at + 2);
+                let (bit_offset, bitfield_size) = if kind_flag {
+                    (offset & 0x00ff_ffff, (offset >> 24) as u8)
+                } else {
+                    (offset, 0)
+                };
+                Member {
+                    name: self.word(at),
+                    type_id: self.word(at + 1),
+                    bit_offset,
+                    bitfield_size,
+                }
+            })
     }
 
-    pub fn params(&self, t: &Type) -> &[Param] {
-        match &t.detail {
-            Detail::Params(range) => self
-                .params
-                .get(range.start as usize..range.end as usize)
-                .unwrap_or_default(),
-            _ => &[],
-        }
+    /// An enum's values, signed when its kind flag says so.
+    pub fn values(&self, t: &Type) -> impl ExactSizeIterator<Item = EnumValue> + '_ {
+        let (signed, wide) = (t.kind_flag, t.kind == Kind::Enum64);
+        let size = if wide { 3 } else { 2 };
+        self.entries(t, &[Kind::Enum, Kind::Enum64], size)
+            .map(move |at| {
+                let low = self.word(at + 1);
+                let value = match (wide, signed) {
+                    (false, false) => i128::from(low),
+                    (false, true) => i128::from(low as i32),
+                    (true, _) => {
+                        let raw = u64::from(low) | (u64::from(self.word(at + 2)) << 32);
+                        if signed {
+                            i128::from(raw as i64)
+                        } else {
+                            i128::from(raw)
+                        }
+                    }
+                };
+                EnumValue {
+                    name: self.word(at),
+                    value,
+                }
+            })
     }
 
-    pub fn vars(&self, t: &Type) -> &[VarSecinfo] {
-        match &t.detail {
-            Detail::Vars(range) => self
-                .vars
-                .get(range.start as usize..range.end as usize)
-                .unwrap_or_default(),
-            _ => &[],
-        }
-    }
-
-    fn index(&self) -> &[u32] {
-        self.by_name.get_or_init(|| {
-            let mut ids: Vec<u32> = (1..self.types.len() as u32)
-                .filter(|&id| self.at(id).name != 0)
-                .collect();
-            ids.sort_by(|&a, &b| {
-                self.raw_string(self.at(a).name)
-                    .cmp(self.raw_string(self.at(b).name))
-            });
-            ids
+    /// A function prototype's parameters.
+    pub fn params(&self, t: &Type) -> impl ExactSizeIterator<Item = Param> + '_ {
+        self.entries(t, &[Kind::FuncProto], 2).map(move |at| Param {
+            name: self.word(at),
+            type_id: self.word(at + 1),
         })
     }
 
-    /// Ids of every type called `name` (of `kind`, when given), in id order.
+    /// A data section's variables.
+    pub fn vars(&self, t: &Type) -> impl ExactSizeIterator<Item = VarSecinfo> + '_ {
+        self.entries(t, &[Kind::Datasec], 3)
+            .map(move |at| VarSecinfo {
+                type_id: self.word(at),
+                offset: self.word(at + 1),
+                size: self.word(at + 2),
+            })
+    }
+
+    /// Ids of every type called `name` (of `kind`, when given), in id order: one scan of the records, which for
+    /// vmlinux costs about a millisecond, so the few lookups pyaya makes need no index.
     pub fn find(&self, name: &str, kind: Option<Kind>) -> Vec<u32> {
-        let index = self.index();
         let key = name.as_bytes();
-        let start = index.partition_point(|&id| self.raw_string(self.at(id).name) < key);
-        let mut found: Vec<u32> = index
-            .get(start..)
-            .unwrap_or_default()
-            .iter()
-            .take_while(|&&id| self.raw_string(self.at(id).name) == key)
-            .copied()
-            .filter(|&id| kind.is_none_or(|kind| self.at(id).kind == kind))
-            .collect();
-        found.sort_unstable();
-        found
+        if key.is_empty() {
+            return Vec::new();
+        }
+        (1..self.starts.len() as u32)
+            .filter(|&id| {
+                let at = self.starts.get(id as usize).copied().unwrap_or_default() as usize;
+                self.string_is(self.word(at), key)
+                    && kind.is_none_or(|kind| self.at(id).kind == kind)
+            })
+            .collect()
     }
 
     /// The names of every type of `kind`, each once, sorted.
     pub fn names(&self, kind: Kind) -> Vec<Cow<'_, str>> {
-        let mut previous: Option<&[u8]> = None;
-        let mut names = Vec::new();
-        for &id in self.index() {
-            let t = self.at(id);
-            if t.kind != kind {
-                continue;
-            }
-            let raw = self.raw_string(t.name);
-            if previous != Some(raw) {
-                names.push(String::from_utf8_lossy(raw));
-                previous = Some(raw);
-            }
-        }
-        names
+        let mut names: Vec<&[u8]> = (1..self.starts.len() as u32)
+            .map(|id| self.at(id))
+            .filter(|t| t.kind == kind && t.name != 0)
+            .map(|t| self.raw_string(t.name))
+            .filter(|name| !name.is_empty())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names.into_iter().map(String::from_utf8_lossy).collect()
     }
 
     /// The type behind `id` with modifiers (typedef, const, volatile, restrict, type tag) skipped.
@@ -786,7 +776,7 @@ impl Btf {
         }
     }
 
-    fn composite(&self, id: u32, label: &str) -> Result<(u32, &Type), Error> {
+    fn composite(&self, id: u32, label: &str) -> Result<(u32, Type), Error> {
         let resolved = self.resolve(id)?;
         let t = self.at(resolved);
         if matches!(t.kind, Kind::Struct | Kind::Union) {
@@ -811,19 +801,18 @@ impl Btf {
             if !searched.insert(resolved) {
                 continue;
             }
-            let members = self.members(t);
-            if let Some(found) = members.iter().find(|m| self.raw_string(m.name) == key) {
-                return Ok(Some((base + u64::from(found.bit_offset), *found)));
+            if let Some(found) = self.members(&t).find(|m| self.string_is(m.name, key)) {
+                return Ok(Some((base + u64::from(found.bit_offset), found)));
             }
             if depth >= MAX_VALUE_DEPTH {
                 continue;
             }
-            // Pushed in reverse so the first anonymous member is searched first.
-            for member in members
-                .iter()
-                .rev()
+            let anonymous: Vec<Member> = self
+                .members(&t)
                 .filter(|m| m.name == 0 || self.raw_string(m.name).is_empty())
-            {
+                .collect();
+            // Pushed in reverse so the first anonymous member is searched first.
+            for member in anonymous.iter().rev() {
                 let inner = self.resolve(member.type_id)?;
                 if matches!(self.at(inner).kind, Kind::Struct | Kind::Union) {
                     stack.push((inner, base + u64::from(member.bit_offset), depth + 1));
@@ -843,8 +832,7 @@ impl Btf {
         for (depth, part) in parts.iter().enumerate() {
             let Some((offset, member)) = self.member(current, part)? else {
                 let names: Vec<String> = self
-                    .members(self.at(current))
-                    .iter()
+                    .members(&self.at(current))
                     .map(|m| {
                         let name = self.string(m.name);
                         if name.is_empty() {
@@ -906,34 +894,17 @@ impl Btf {
             }
             stack.push((current, depth, true));
             let t = self.type_by_id(current)?;
-            let single;
-            let children: &[Member] = match t.kind {
-                Kind::Struct | Kind::Union => self.members(t),
-                Kind::Array | Kind::Var => {
-                    single = t.target().map(|type_id| Member {
-                        name: 0,
-                        type_id,
-                        bit_offset: 0,
-                        bitfield_size: 0,
-                    });
-                    single.as_slice()
-                }
-                kind if kind.is_modifier() => {
-                    single = Some(Member {
-                        name: 0,
-                        type_id: t.size_or_type,
-                        bit_offset: 0,
-                        bitfield_size: 0,
-                    });
-                    single.as_slice()
-                }
-                _ => &[],
+            let children: Vec<u32> = match t.kind {
+                Kind::Struct | Kind::Union => self.members(&t).map(|m| m.type_id).collect(),
+                Kind::Array | Kind::Var => t.target().into_iter().collect(),
+                kind if kind.is_modifier() => vec![t.size_or_type],
+                _ => Vec::new(),
             };
             for child in children {
-                match open.get(&child.type_id) {
-                    Some(true) => return Err(contains_itself(child.type_id)),
+                match open.get(&child) {
+                    Some(true) => return Err(contains_itself(child)),
                     Some(false) => {}
-                    None => stack.push((child.type_id, depth + 1, false)),
+                    None => stack.push((child, depth + 1, false)),
                 }
             }
         }

@@ -53,14 +53,14 @@ fn structs_unions_and_bitfields_keep_their_layout() {
     assert!(event.kind_flag);
     assert_eq!(btf.string(event.name), "event");
     assert_eq!(btf.size_of(id).unwrap(), Some(40));
-    let members = btf.members(event);
+    let members: Vec<Member> = btf.members(&event).collect();
     let names: Vec<_> = members.iter().map(|m| btf.string(m.name)).collect();
     assert_eq!(names, ["pid", "comm", "", "flags", "mode"]);
     assert_eq!((members[3].bit_offset, members[3].bitfield_size), (256, 3));
     assert_eq!((members[4].bit_offset, members[4].bitfield_size), (259, 5));
     let union = btf.type_by_id(members[2].type_id).unwrap();
     assert_eq!(union.kind, Kind::Union);
-    assert_eq!(btf.members(union).len(), 2);
+    assert_eq!(btf.members(&union).count(), 2);
 }
 
 #[test]
@@ -132,8 +132,7 @@ fn enums_signed_unsigned_and_64_bit() {
     );
     let btf = parse(&b);
     let values = |id| {
-        btf.values(btf.type_by_id(id).unwrap())
-            .iter()
+        btf.values(&btf.type_by_id(id).unwrap())
             .map(|v| (btf.string(v.name).into_owned(), v.value))
             .collect::<Vec<_>>()
     };
@@ -246,7 +245,7 @@ fn types_are_found_by_name_and_kind() {
     let _ = other;
     let proto_type = btf.type_by_id(proto).unwrap();
     assert_eq!(
-        btf.params(proto_type),
+        btf.params(&proto_type).collect::<Vec<_>>(),
         [Param {
             name: 0,
             type_id: u32_
@@ -264,7 +263,7 @@ fn vars_and_datasecs() {
     let btf = parse(&b);
     let t = btf.type_by_id(datasec).unwrap();
     assert_eq!(
-        btf.vars(t),
+        btf.vars(&t).collect::<Vec<_>>(),
         [VarSecinfo {
             type_id: var,
             offset: 0,
@@ -280,10 +279,17 @@ fn big_endian_reads_the_same() {
     let (b, id) = event();
     let little = Btf::parse(&b.to_bytes(false)).unwrap();
     let big = Btf::parse(&b.to_bytes(true)).unwrap();
-    assert_eq!(big.endian(), Endian::Big);
-    assert_eq!(little.endian(), Endian::Little);
-    assert_eq!(little.types, big.types);
-    assert_eq!(little.members, big.members);
+    assert_eq!(big.endian(), Endian::Little.opposite());
+    assert_eq!(little.len(), big.len());
+    for type_id in 0..little.len() as u32 {
+        let (l, b) = (little.get(type_id).unwrap(), big.get(type_id).unwrap());
+        assert_eq!(l, b);
+        assert_eq!(
+            little.members(&l).collect::<Vec<_>>(),
+            big.members(&b).collect::<Vec<_>>()
+        );
+        assert_eq!(little.name_of(type_id), big.name_of(type_id));
+    }
     assert_eq!(big.size_of(id).unwrap(), Some(40));
 }
 

@@ -70,7 +70,7 @@ pub struct Btf {
 }
 
 impl Btf {
-    fn checked(&self, id: u32) -> PyResult<&Type> {
+    fn checked(&self, id: u32) -> PyResult<Type> {
         self.btf
             .type_by_id(id)
             .map_err(|err| new_err(Kind::NotFound, err.to_string()))
@@ -132,7 +132,7 @@ impl Btf {
     fn record<'py>(&self, py: Python<'py>, id: u32) -> PyResult<Bound<'py, PyTuple>> {
         let t = self.checked(id)?;
         let btf = &*self.btf;
-        let detail: Bound<'py, PyAny> = match (&t.detail, t.kind) {
+        let detail: Bound<'py, PyAny> = match (t.detail, t.kind) {
             (
                 Detail::Int {
                     encoding,
@@ -140,7 +140,7 @@ impl Btf {
                     bits,
                 },
                 _,
-            ) => (*encoding, *offset, *bits).into_pyobject(py)?.into_any(),
+            ) => (encoding, offset, bits).into_pyobject(py)?.into_any(),
             (
                 Detail::Array {
                     element,
@@ -148,35 +148,31 @@ impl Btf {
                     count,
                 },
                 _,
-            ) => (*element, *index, *count).into_pyobject(py)?.into_any(),
-            (Detail::Members(_), _) => {
+            ) => (element, index, count).into_pyobject(py)?.into_any(),
+            (Detail::List(_), BtfKind::Struct | BtfKind::Union) => {
                 let members = btf
-                    .members(t)
-                    .iter()
+                    .members(&t)
                     .map(|m| (btf.string(m.name), m.type_id, m.bit_offset, m.bitfield_size));
                 PyTuple::new(py, members)?.into_any()
             }
-            (Detail::Values(_), _) => {
-                let values = btf.values(t).iter().map(|v| (btf.string(v.name), v.value));
+            (Detail::List(_), BtfKind::Enum | BtfKind::Enum64) => {
+                let values = btf.values(&t).map(|v| (btf.string(v.name), v.value));
                 PyTuple::new(py, values)?.into_any()
             }
-            (Detail::Params(_), _) => {
-                let params = btf
-                    .params(t)
-                    .iter()
-                    .map(|p| (btf.string(p.name), p.type_id));
+            (Detail::List(_), BtfKind::FuncProto) => {
+                let params = btf.params(&t).map(|p| (btf.string(p.name), p.type_id));
                 (t.size_or_type, PyTuple::new(py, params)?)
                     .into_pyobject(py)?
                     .into_any()
             }
-            (Detail::Vars(_), _) => {
-                let vars = btf.vars(t).iter().map(|v| (v.type_id, v.offset, v.size));
+            (Detail::List(_), _) => {
+                let vars = btf.vars(&t).map(|v| (v.type_id, v.offset, v.size));
                 PyTuple::new(py, vars)?.into_any()
             }
             (Detail::Linkage(linkage), _) => {
-                (t.size_or_type, *linkage).into_pyobject(py)?.into_any()
+                (t.size_or_type, linkage).into_pyobject(py)?.into_any()
             }
-            (Detail::Component(index), _) => (t.size_or_type, *index).into_pyobject(py)?.into_any(),
+            (Detail::Component(index), _) => (t.size_or_type, index).into_pyobject(py)?.into_any(),
             (Detail::None, BtfKind::Func) => (t.size_or_type, t.vlen).into_pyobject(py)?.into_any(),
             (Detail::None, kind) if t.target().is_some() || kind.is_modifier() => {
                 (t.size_or_type,).into_pyobject(py)?.into_any()
