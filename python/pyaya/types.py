@@ -22,7 +22,7 @@ import collections
 import operator
 import re
 import struct
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from enum import IntEnum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -181,7 +181,12 @@ class _Float(_Node):
         return self.format.unpack_from(view, offset)[0]
 
     def write(self, buffer: bytearray, offset: int, value: Any) -> None:
-        self.format.pack_into(buffer, offset, value)
+        if not isinstance(value, (int, float)):
+            raise MapError(f"expected a float for a {self.size * 8}-bit float, got {type(value).__name__}")
+        try:
+            self.format.pack_into(buffer, offset, value)
+        except (struct.error, OverflowError):
+            raise MapError(f"{value} does not fit in a {self.size * 8}-bit float") from None
 
 
 class _Opaque(_Node):
@@ -194,9 +199,12 @@ class _Opaque(_Node):
         return None if self.size == 0 else bytes(view[offset : offset + self.size])
 
     def write(self, buffer: bytearray, offset: int, value: Any) -> None:
-        if value is not None and self.size:
-            data = bytes(value)
-            buffer[offset : offset + len(data[: self.size])] = data[: self.size]
+        if value is None or not self.size:
+            return
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise MapError(f"expected None or bytes for {self.size} opaque bytes, got {type(value).__name__}")
+        data = bytes(value)[: self.size]
+        buffer[offset : offset + len(data)] = data
 
 
 class _ByteArray(_Node):
@@ -219,7 +227,12 @@ class _ByteArray(_Node):
         return text if text.isprintable() else raw
 
     def write(self, buffer: bytearray, offset: int, value: Any) -> None:
-        data = value.encode() if isinstance(value, str) else bytes(value)
+        if isinstance(value, str):
+            data = value.encode()
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            data = bytes(value)
+        else:
+            raise MapError(f"expected str or bytes for a {self.size}-byte array, got {type(value).__name__}")
         if len(data) > self.size:
             raise MapError(f"{len(data)} bytes do not fit in a {self.size}-byte array")
         buffer[offset : offset + self.size] = data.ljust(self.size, b"\0")
@@ -231,6 +244,8 @@ class _Array(_Node):
         self.size = element.size * count
 
     def write(self, buffer: bytearray, offset: int, value: Any) -> None:
+        if isinstance(value, (str, bytes, bytearray, Mapping)) or not isinstance(value, Iterable):
+            raise MapError(f"expected a list of up to {self.count} items, got {type(value).__name__}")
         items = list(value)
         if len(items) > self.count:
             raise MapError(f"{len(items)} items do not fit in an array of {self.count}")
@@ -260,6 +275,13 @@ class _Bitfield(_Node):
         return value
 
     def write(self, buffer: bytearray, offset: int, value: Any) -> None:
+        if not isinstance(value, int):
+            raise MapError(f"expected an int for a {self.bits}-bit bitfield, got {type(value).__name__}")
+        low, high = (-(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1) if self.signed else (0, (1 << self.bits) - 1)
+        if not low <= value <= high:
+            raise MapError(
+                f"{value} does not fit in a {'signed' if self.signed else 'unsigned'} {self.bits}-bit bitfield"
+            )
         start = offset + self.first
         mask = ((1 << self.bits) - 1) << self._shift()
         chunk = int.from_bytes(buffer[start : start + self.span], self.byteorder)  # type: ignore[arg-type]
@@ -314,8 +336,12 @@ class EnumCodec(_Node):
         self._int.write(buffer, offset, value)
 
     def __call__(self, value: int | str) -> IntEnum:
-        """The enum member for a value or a name."""
-        return self.enum[value] if isinstance(value, str) else self.enum(value)
+        """The enum member for a value or a name; :class:`NotFoundError` when the enum has none."""
+        try:
+            return self.enum[value] if isinstance(value, str) else self.enum(value)
+        except (KeyError, ValueError):
+            names = ", ".join(f"{m.name}={m.value}" for m in self.enum)
+            raise NotFoundError(f"{self.name} has no member {value!r} (members: {names})") from None
 
     def label(self) -> str:
         return f"enum {self.name}"
@@ -483,7 +509,8 @@ class _PlanBuilder:
 
     def take(self, offset: int, code: str, size: int, values: int = 1) -> int:
         """Adds ``code`` at ``offset`` (padding from the current position); the index of its first value."""
-        self.codes.append("x" * (offset - self.position) + code)
+        padding = offset - self.position
+        self.codes.append(f"{padding}x{code}" if padding else code)
         self.position = offset + size
         first = self.count
         self.count += values
@@ -593,6 +620,8 @@ class _PlanBuilder:
         leaf = self.leaf(element)
         if leaf is not None and step:
             code, wrap = leaf
+            if code.endswith("s") and count > _UNROLL_BUDGET:
+                return self._per_element(array, offset)  # "16s" repeats in the format: keep formats short
             repeated = code * count if code.endswith("s") else f"{count}{code}"  # "16s" * 2, not "216s"
             first = self.take(offset, repeated, array.size, count)
             values = f"v[{first}:{first + count}]"
@@ -601,10 +630,13 @@ class _PlanBuilder:
         if count <= _UNROLL_LIMIT and unrolled <= self.budget:
             self.budget -= unrolled
             return f"[{', '.join(self.emit(element, offset + i * step) for i in range(count))}]"
+        return self._per_element(array, offset)
+
+    def _per_element(self, array: _Array, offset: int) -> str:
         self.slow = True
-        reader = self.name(element._reader())
-        self.take(offset, "x" * array.size, array.size, values=0)  # the bytes are read per element, not unpacked
-        return f"[{reader}(view, BASE+{offset} + _i * {step}) for _i in range({count})]"
+        reader = self.name(array.element._reader())
+        self.take(offset, f"{array.size}x", array.size, values=0)  # the bytes are read per element, not unpacked
+        return f"[{reader}(view, BASE+{offset} + _i * {array.element.size}) for _i in range({array.count})]"
 
 
 def _endian(node: _Node) -> str:
@@ -630,7 +662,8 @@ def _compile(node: _Node) -> tuple[Callable[[Any, int], Any], Callable[[Any], An
         if expression == f"{cls}(({', '.join(f'v[{i}]' for i in range(builder.count))},))":
             expression = f"{cls}(v)"  # every field is one unpacked value, in order: the tuple is the record
     # Padding up to the full size: unpack_from then fails exactly when the data is shorter than the type.
-    layout = struct.Struct(_endian(node) + "".join(builder.codes) + "x" * (node.size - builder.position))
+    tail = node.size - builder.position
+    layout = struct.Struct(_endian(node) + "".join(builder.codes) + (f"{tail}x" if tail else ""))
     builder.env.update(
         _unpack_from=layout.unpack_from,
         _struct_error=struct.error,
@@ -774,8 +807,13 @@ class RecordType(_Node):
                 raise MapError(f"{self.name} is {self.size} bytes, got {len(data)}")
             buffer[offset : offset + self.size] = data
             return
+        if type(value) is self.record_class:
+            # Positionally: a record's field names are unique, but reading them back by name is not needed.
+            for field, item in zip(self.fields, value, strict=True):
+                self._write_field(buffer, offset, field, item)
+            return
         if isinstance(value, Record):
-            values = {name: getattr(value, name) for name in value._fields}
+            values = value._asdict()
         elif isinstance(value, Mapping):
             unknown = set(value) - set(self.field_names)
             if unknown:
@@ -785,14 +823,15 @@ class RecordType(_Node):
             values = dict(value)
         else:
             raise MapError(f"expected a {self.name} record, a dict or bytes, got {type(value).__name__}")
-        view = memoryview(buffer)
         for field in self.fields:
-            if field.name not in values:
-                continue
-            # In a union every member covers the same bytes: write only those that differ from what is there.
-            if self.union and field.node.read(view, offset + field.offset) == values[field.name]:
-                continue
-            field.node.write(buffer, offset + field.offset, values[field.name])
+            if field.name in values:
+                self._write_field(buffer, offset, field, values[field.name])
+
+    def _write_field(self, buffer: bytearray, offset: int, field: _Field, value: Any) -> None:
+        # In a union every member covers the same bytes: write only those that differ from what is there.
+        if self.union and field.node.read(memoryview(buffer), offset + field.offset) == value:
+            return
+        field.node.write(buffer, offset + field.offset, value)
 
     def __call__(self, data: bytes | bytearray | memoryview | None = None, /, **fields: Any) -> Record:
         """``T(data)`` decodes ``data``; ``T(field=value, ...)`` builds a record (other fields zero)."""
@@ -857,7 +896,11 @@ class _Builder:
         if isinstance(t, BtfComposite):
             record = RecordType(t.name, t.size or 0, t.kind == Kind.UNION, self.btf.endian)
             self.nodes[type_id] = record  # before the members: a struct may point at itself
-            record._complete(self._fields(t))
+            try:
+                record._complete(self._fields(t))
+            except BaseException:
+                del self.nodes[type_id]  # a member cannot be decoded: keep no half-built record for later lookups
+                raise
             return record
         if t.kind == Kind.TYPEDEF and isinstance(t, BtfRef):
             node = _Named(t.name, self._node(t.type_id))
@@ -905,13 +948,10 @@ class _Builder:
                 nested = self._node(inner.id)
                 assert isinstance(nested, RecordType)  # a composite's node is always its RecordType
                 for field in nested.fields:
-                    fields.append(_Field(field.name, member.offset + field.offset, field.node))
-                    taken.add(field.name)
+                    name = _unique(field.name, index, taken)
+                    fields.append(_Field(name, member.offset + field.offset, field.node))
                 continue
-            name = member.name or f"_{index}"
-            if name in taken:
-                name = f"{name}_{index}"
-            taken.add(name)
+            name = _unique(member.name or f"_{index}", index, taken)
             node: _Node
             if isinstance(inner, BtfInt) and (member.bitfield_size or member.bit_offset % 8):
                 bits = member.bitfield_size or inner.bits
@@ -922,6 +962,16 @@ class _Builder:
                 node = self._node(member.type_id)
             fields.append(_Field(name, member.bit_offset // 8, node))
         return fields
+
+
+def _unique(name: str, index: int, taken: set[str]) -> str:
+    """``name``, or ``name_<index>`` (underscores added until free) when a field already has it: records keep every
+    field, and asdict() one key per field."""
+    unique = name if name not in taken else f"{name}_{index}"
+    while unique in taken:
+        unique += "_"
+    taken.add(unique)
+    return unique
 
 
 def _is_escaped(name: str) -> bool:

@@ -860,6 +860,39 @@ impl Btf {
         }
     }
 
+    /// Every member of a struct or union lies inside it, as the kernel's BTF checker requires: a codec built from
+    /// the layout then never reads or writes past the value.
+    fn check_members(&self, id: u32, t: &Type) -> Result<(), Error> {
+        let size = u64::from(t.size_or_type) * 8;
+        for member in self.members(t) {
+            let bits = match member.bitfield_size {
+                0 => self.size_of(member.type_id)?.unwrap_or(0).saturating_mul(8),
+                bits => {
+                    let kind = self.at(self.resolve(member.type_id)?).kind;
+                    if !matches!(kind, Kind::Int | Kind::Enum | Kind::Enum64) {
+                        return err(format!(
+                            "BTF type {id} ({}): member '{}' is a bitfield of a {}, not of an integer or enum",
+                            self.describe(id),
+                            self.string(member.name),
+                            kind.name()
+                        ));
+                    }
+                    u64::from(bits)
+                }
+            };
+            let end = u64::from(member.bit_offset) + bits;
+            if end > size {
+                return err(format!(
+                    "BTF type {id} ({}): member '{}' ends at bit {end}, past the end of its {} bytes",
+                    self.describe(id),
+                    self.string(member.name),
+                    t.size_or_type
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks that values of type `id` can be decoded: no type contains itself by value, nesting stays within
     /// `MAX_VALUE_DEPTH` and the size within `MAX_VALUE_SIZE`. Returns the size. Iterative, each type visited once.
     pub fn check_value(&self, id: u32) -> Result<u64, Error> {
@@ -894,6 +927,9 @@ impl Btf {
             }
             stack.push((current, depth, true));
             let t = self.type_by_id(current)?;
+            if matches!(t.kind, Kind::Struct | Kind::Union) {
+                self.check_members(current, &t)?;
+            }
             let children: Vec<u32> = match t.kind {
                 Kind::Struct | Kind::Union => self.members(&t).map(|m| m.type_id).collect(),
                 Kind::Array | Kind::Var => t.target().into_iter().collect(),

@@ -197,6 +197,37 @@ fn a_struct_may_point_at_itself_but_not_contain_itself() {
 }
 
 #[test]
+fn members_past_the_end_of_their_struct_are_refused() {
+    let mut b = BtfBuilder::default();
+    let u32_ = b.int("u32", 4, false);
+    let fits = b.composite(false, "fits", 8, &[("a", u32_, 0, 0), ("b", u32_, 32, 0)]);
+    let long = b.composite(false, "long", 4, &[("a", u32_, 0, 0), ("b", u32_, 32, 0)]);
+    let bits = b.composite(false, "bits", 4, &[("a", u32_, 0, 30), ("b", u32_, 30, 3)]);
+    let outer = b.composite(false, "outer", 16, &[("inner", long, 0, 0)]);
+    let struct_bits = b.composite(false, "struct_bits", 8, &[("a", fits, 0, 3)]);
+    let btf = parse(&b);
+    assert_eq!(
+        btf.check_value(struct_bits).unwrap_err().to_string(),
+        "BTF type 6 (struct struct_bits): member 'a' is a bitfield of a STRUCT, not of an integer or enum"
+    );
+    assert_eq!(btf.check_value(fits).unwrap(), 8);
+    assert_eq!(
+        btf.check_value(long).unwrap_err().to_string(),
+        "BTF type 3 (struct long): member 'b' ends at bit 64, past the end of its 4 bytes"
+    );
+    assert!(btf
+        .check_value(bits)
+        .unwrap_err()
+        .to_string()
+        .contains("member 'b' ends at bit 33"));
+    assert!(btf
+        .check_value(outer)
+        .unwrap_err()
+        .to_string()
+        .contains("struct long"));
+}
+
+#[test]
 fn deep_nesting_is_refused_without_recursion() {
     let mut b = BtfBuilder::default();
     let mut id = b.int("u8", 1, false);
