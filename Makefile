@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-rust test-unit test-kernel bench lint fmt stubtest wheel clean
+.PHONY: setup demo test test-rust test-unit test-kernel fuzz bench lint fmt stubtest wheel clean
 
 setup:
 	@bash scripts/setup.sh
@@ -26,6 +26,11 @@ test-unit: setup
 test-kernel: setup
 	$(PY) -m pytest tests/kernel $(PYTEST_ARGS)
 
+# Mutated objects, BTF and records through the parse, load (root) and decode paths; every input must work or raise
+# a PyayaError in time. FUZZ_ARGS: fuzz/harness.py run's arguments, e.g. FUZZ_ARGS="parse --runs 1000000".
+fuzz: setup
+	@bash scripts/fuzz.sh
+
 # Figures and ratios against a baseline measured in the same run (root; see each script's docstring).
 bench: setup
 	$(PY) benchmarks/kernel_offsets.py
@@ -36,8 +41,8 @@ bench: setup
 	$(PY) benchmarks/encode.py
 
 lint: setup
-	$(VENV)/bin/ruff check python tests benchmarks
-	$(VENV)/bin/ruff format --check python tests benchmarks
+	$(VENV)/bin/ruff check python tests benchmarks fuzz
+	$(VENV)/bin/ruff format --check python tests benchmarks fuzz
 	bash scripts/lint-templates.sh
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest pyaya._native
@@ -45,8 +50,8 @@ lint: setup
 	cargo clippy --workspace --all-targets -- -D warnings
 
 fmt:
-	$(VENV)/bin/ruff format python tests benchmarks
-	$(VENV)/bin/ruff check --fix python tests benchmarks
+	$(VENV)/bin/ruff format python tests benchmarks fuzz
+	$(VENV)/bin/ruff check --fix python tests benchmarks fuzz
 	cargo fmt --all
 
 wheel: setup
