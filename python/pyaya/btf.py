@@ -527,13 +527,18 @@ class Btf:
         """Number of type ids, void included (the largest id is ``len(btf) - 1``)."""
         return len(self._native)
 
+    def _id(self, type_id: int) -> int:
+        """``type_id`` if this BTF has such a type, else :class:`NotFoundError` (not the OverflowError a negative
+        or huge int would meet on its way to the native reader)."""
+        if not isinstance(type_id, int) or not 0 <= type_id < len(self._native):
+            raise NotFoundError(f"no BTF type with id {type_id!r} (ids go up to {len(self._native) - 1})")
+        return type_id
+
     def type(self, type_id: int) -> BtfType:
         """The type with id ``type_id``; :class:`NotFoundError` if there is none."""
         found = self._cache.get(type_id)
         if found is None:
-            if not 0 <= type_id < len(self._native):
-                raise NotFoundError(f"no BTF type with id {type_id} (ids go up to {len(self._native) - 1})")
-            found = self._build(type_id)
+            found = self._build(self._id(type_id))
             self._cache[type_id] = found
         return found
 
@@ -584,11 +589,11 @@ class Btf:
 
     def kind_of(self, type_id: int) -> Kind:
         """The kind of a type without building it."""
-        return Kind(self._native.kind_of(type_id))
+        return Kind(self._native.kind_of(self._id(type_id)))
 
     def name_of(self, type_id: int) -> str:
         """The name of a type without building it."""
-        return "void" if type_id == 0 else self._native.name_of(type_id)
+        return "void" if self._id(type_id) == 0 else self._native.name_of(type_id)
 
     def names(self, kind: Kind) -> list[str]:
         """The names of every type of ``kind``, each once, sorted (without building the types)."""
@@ -615,20 +620,20 @@ class Btf:
     def resolve(self, type_id: int) -> BtfType:
         """The type behind ``type_id`` with TYPEDEF, CONST, VOLATILE, RESTRICT and TYPE_TAG skipped
         (:class:`ObjectError` for a chain that loops)."""
-        return self.type(self._native.resolve(type_id))
+        return self.type(self._native.resolve(self._id(type_id)))
 
     def size_of(self, type_id: int) -> int | None:
         """Byte size of a value of this type, or None for types without one (void, FUNC, FWD...)."""
-        return self._native.size_of(type_id)
+        return self._native.size_of(self._id(type_id))
 
     def check_value(self, type_id: int) -> int:
         """The size of values of ``type_id`` after checking they can be decoded: :class:`ObjectError` when a type
         contains itself, nests too deeply or is too large."""
-        return self._native.check_value(type_id)
+        return self._native.check_value(self._id(type_id))
 
     def describe(self, type_id: int) -> str:
         """A short label like ``struct event`` or ``u32`` for messages."""
-        return self._native.describe(type_id)
+        return self._native.describe(self._id(type_id))
 
     # -- members ---------------------------------------------------------------------------------------------------
 
@@ -639,7 +644,7 @@ class Btf:
         transparently, as C does; ``a.b`` descends into member ``a``'s struct type.
         """
         if isinstance(struct_name, int):
-            type_id = struct_name
+            type_id = self._id(struct_name)
             label = self.name_of(type_id) or f"type {type_id}"
         else:
             candidates = [t for t in self.find_all(struct_name) if isinstance(t, BtfComposite)]

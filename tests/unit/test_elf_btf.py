@@ -201,3 +201,29 @@ def test_vmlinux_btf() -> None:
     _, member = btf.member_bit_offset("task_struct", "real_parent")
     assert btf.resolve(member.type_id).kind == Kind.PTR
     assert btf.find("bpf_fentry_test1", Kind.FUNC).kind == Kind.FUNC
+
+
+@pytest.mark.parametrize("type_id", [-1, 10_000, 1 << 40])
+def test_bad_ids_are_not_found_errors(type_id: int) -> None:
+    btf = Btf.from_bytes(sample_btf()[0].to_bytes())
+    for query in (btf.type, btf.resolve, btf.size_of, btf.kind_of, btf.name_of, btf.describe, btf.check_value):
+        with pytest.raises(NotFoundError, match="no BTF type with id"):
+            query(type_id)
+    with pytest.raises(NotFoundError, match="no BTF type with id"):
+        btf.member_offset(type_id, "pid")
+
+
+def test_malformed_btf_is_refused_when_parsed() -> None:
+    b, _ = sample_btf()
+    b.add("PTR", "", 999)  # a reference past the last type
+    with pytest.raises(ObjectError, match=r"its target is type 999, but the last type is"):
+        Btf.from_bytes(b.to_bytes())
+    b, _ = sample_btf()
+    loop = len(b.records) + 1
+    b.add("TYPEDEF", "a", loop + 1)
+    b.add("TYPEDEF", "b", loop)
+    btf = Btf.from_bytes(b.to_bytes())
+    with pytest.raises(ObjectError, match="a loop"):
+        btf.resolve(loop)
+    with pytest.raises(ObjectError, match="within itself"):
+        btf.check_value(loop)
