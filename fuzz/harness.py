@@ -70,6 +70,14 @@ def _reached(stage: str) -> None:
     REACHED[stage] = REACHED.get(stage, 0) + 1
 
 
+def _remove_pins(folder: Path) -> None:
+    """The load target's pin folder of one child, with whatever a crash left in it."""
+    if folder.is_dir():
+        for pin in folder.iterdir():
+            pin.unlink()
+        folder.rmdir()
+
+
 # -- targets -------------------------------------------------------------------------------------------------------
 
 
@@ -139,9 +147,8 @@ def load_one(data: bytes) -> None:
             for name in bpf.maps:
                 bpf.maps[name]
     finally:
-        if use_pins and pins.is_dir():
-            for pin in pins.iterdir():
-                pin.unlink()
+        if use_pins:
+            _remove_pins(pins)
 
 
 def decode_one(data: bytes) -> None:
@@ -306,14 +313,6 @@ def _read_current(path: Path) -> tuple[int, bytes] | None:
     if len(raw) < 8:
         return None
     return struct.unpack_from("<Q", raw)[0], raw[8:]
-
-
-def _remove_pins(folder: Path) -> None:
-    """The load target's pin folder of one child, with whatever a crash left in it."""
-    if folder.is_dir():
-        for pin in folder.iterdir():
-            pin.unlink()
-        folder.rmdir()
 
 
 def supervise(args: argparse.Namespace) -> int:

@@ -8,10 +8,11 @@ import json
 import struct
 
 import pytest
-from bpfobj import BtfBuilder, call_relocated_against_data
+from bpfobj import BtfBuilder, Sym, build_elf, call_relocated_against_data
 from pyaya import _native
 from pyaya.btf import Btf
 from pyaya.errors import MapError, NotFoundError, ObjectError, UnsupportedError
+from pyaya.inspect import inspect_bytes
 from pyaya.types import RecordType, Types, _PlanBuilder, asdict
 
 
@@ -180,3 +181,16 @@ def test_an_aya_todo_while_relocating_calls_is_an_object_error() -> None:
     found = _native.inspect_object(data)
     assert [p["name"] for p in found["programs"]] == ["prog"]
     assert [m["name"] for m in found["maps"]] == ["COUNTS"]
+
+
+def test_a_bss_claiming_terabytes_is_refused_before_aya_allocates_it() -> None:
+    # aya-obj allocates a .bss section zeroed while parsing: 2^48 bytes failed the allocation, which aborts the
+    # process (no panic to catch) in pyaya inspect and in Ebpf.load alike.
+    data = bytearray(build_elf([("xdp", 1, 0x6, bytes(8)), (".bss", 8, 0x3, bytes(8))], [Sym("prog", "xdp", 0, 8)]))
+    shoff = struct.unpack_from("<Q", data, 40)[0]
+    struct.pack_into("<Q", data, shoff + 2 * 64 + 32, 1 << 48)  # section 2's sh_size
+    message = r"section 2 \(.bss\) claims 281474976710656 bytes"
+    with pytest.raises(ObjectError, match=message):
+        inspect_bytes(bytes(data))
+    with pytest.raises(ObjectError, match=message):
+        _native.Ebpf.load(bytes(data))

@@ -315,6 +315,28 @@ impl<'data> Elf<'data> {
     }
 }
 
+/// The largest section without file bytes (`.bss`) an object may declare: aya-obj allocates such a section zeroed
+/// while parsing, so a `.bss` claiming terabytes aborts the process on a failed allocation (no panic to catch), and
+/// the kernel takes no global data map anywhere near this size.
+pub const MAX_NOBITS_SIZE: u64 = 1 << 26;
+
+/// What aya-obj takes on trust from an object and cannot recover from, checked before it sees the object. Objects
+/// this reader cannot parse are left to aya-obj, whose own error then says what is wrong.
+pub fn check_for_aya(data: &[u8]) -> Result<(), Error> {
+    let Ok(elf) = Elf::parse(data) else {
+        return Ok(());
+    };
+    for section in &elf.sections {
+        if section.kind == SHT_NOBITS && section.size > MAX_NOBITS_SIZE {
+            return Err(Error(format!(
+                "section {} ({}) claims {} bytes, more than the {MAX_NOBITS_SIZE} a BPF object's data may take",
+                section.index, section.name, section.size
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[path = "elf_tests.rs"]
 mod tests;

@@ -189,3 +189,21 @@ fn a_real_executable_has_segments_and_dynamic_symbols() {
         .chain(&elf.dynamic_symbols)
         .any(Symbol::is_function));
 }
+
+#[test]
+fn a_bss_claiming_terabytes_is_refused_before_aya_sees_it() {
+    let data = build_elf(&[(".bss", 8, 0x3, vec![0; 64])], &[], false);
+    assert_eq!(check_for_aya(&data), Ok(()));
+    let shoff = u64::from_le_bytes(data[40..48].try_into().unwrap()) as usize;
+    let mut huge = data.clone();
+    let size = shoff + 64 + 32;
+    huge[size..size + 8].copy_from_slice(&(1_u64 << 48).to_le_bytes());
+    assert_eq!(
+        check_for_aya(&huge).unwrap_err().to_string(),
+        format!(
+            "section 1 (.bss) claims {} bytes, more than the 67108864 a BPF object's data may take",
+            1_u64 << 48
+        )
+    );
+    assert_eq!(check_for_aya(b"not an object"), Ok(()));
+}

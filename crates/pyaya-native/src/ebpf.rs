@@ -137,6 +137,9 @@ impl Ebpf {
         let log_queue = LogQueue::default();
         let queue = log_queue.clone();
         let (ebpf, logger, sections, map_pins) = py.detach(move || {
+            pyaya_core::elf::check_for_aya(data).map_err(|err| {
+                Deferred::Plain(Kind::Object, format!("not a valid BPF object: {err}"))
+            })?;
             let pins = match &pin_maps {
                 Some(directory) => Some(pinning::pin_paths(data, directory, &max_entries)?),
                 None => None,

@@ -28,6 +28,8 @@ fn section_kind(section: &aya_obj::ProgramSection) -> String {
 #[pyaya_guard::guard(Object)]
 #[pyfunction]
 pub fn inspect_object<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyDict>> {
+    pyaya_core::elf::check_for_aya(data)
+        .map_err(|err| new_err(Kind::Object, format!("not a valid BPF object: {err}")))?;
     let parsed = Object::parse(data).map_err(|err| {
         new_err(
             Kind::Object,
