@@ -201,10 +201,18 @@ class _Opaque(_Node):
     def write(self, buffer: bytearray, offset: int, value: Any) -> None:
         if value is None or not self.size:
             return
-        if not isinstance(value, (bytes, bytearray, memoryview)):
-            raise MapError(f"expected None or bytes for {self.size} opaque bytes, got {type(value).__name__}")
-        data = bytes(value)[: self.size]
+        data = _as_bytes(value, f"None or bytes for {self.size} opaque bytes")[: self.size]
         buffer[offset : offset + len(data)] = data
+
+
+def _as_bytes(value: Any, expected: str) -> bytes:
+    """``value`` as bytes: bytes-like, or a list or tuple of ints from 0 to 255; MapError saying what was expected."""
+    if isinstance(value, (bytes, bytearray, memoryview, list, tuple)):
+        try:
+            return bytes(value)
+        except (TypeError, ValueError):
+            pass
+    raise MapError(f"expected {expected}, got {type(value).__name__} {value!r:.60}")
 
 
 class _ByteArray(_Node):
@@ -229,10 +237,8 @@ class _ByteArray(_Node):
     def write(self, buffer: bytearray, offset: int, value: Any) -> None:
         if isinstance(value, str):
             data = value.encode()
-        elif isinstance(value, (bytes, bytearray, memoryview)):
-            data = bytes(value)
         else:
-            raise MapError(f"expected str or bytes for a {self.size}-byte array, got {type(value).__name__}")
+            data = _as_bytes(value, f"str or bytes for a {self.size}-byte array")
         if len(data) > self.size:
             raise MapError(f"{len(data)} bytes do not fit in a {self.size}-byte array")
         buffer[offset : offset + self.size] = data.ljust(self.size, b"\0")

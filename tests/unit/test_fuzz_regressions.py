@@ -150,7 +150,8 @@ def test_wide_ints_zero_sized_arrays_and_huge_counts() -> None:
     [
         ("items", 5, "expected a list of up to 2 items, got int"),
         ("ratio", "fast", "expected a float for a 32-bit float, got str"),
-        ("name", 3, "expected str or bytes for a 8-byte array, got int"),
+        ("name", 3, "expected str or bytes for a 8-byte array, got int 3"),
+        ("name", [1, 300], "expected str or bytes for a 8-byte array, got list"),
         ("level", 40, "40 does not fit in a signed 5-bit bitfield"),
         ("level", "x", "expected an int for a 5-bit bitfield, got str"),
     ],
@@ -172,6 +173,7 @@ def test_wrong_values_are_map_errors(field: str, value: object, message: str) ->
     codec: RecordType = types_of(b)["Values"]
     with pytest.raises(MapError, match=message):
         codec.encode({field: value})
+    assert codec.decode(codec.encode({"name": [104, 105]})).name == "hi"  # a list of byte values is bytes
 
 
 def test_an_aya_todo_while_relocating_calls_is_an_object_error() -> None:
