@@ -2,7 +2,6 @@
 //! info for Python through pyaya-core's readers.
 
 use aya_obj::Object;
-use object::{Object as _, ObjectSection as _, SectionIndex};
 use pyaya_core::btf::Btf;
 use pyaya_core::btf_ext;
 use pyaya_core::elf::{Elf, Symbol};
@@ -39,17 +38,16 @@ pub fn inspect_object<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, 
             ),
         )
     })?;
-    let elf = object::File::parse(data)
-        .map_err(|err| new_err(Kind::Object, format!("not a valid ELF file: {err}")))?;
+    let elf = Elf::parse(data).map_err(|err| new_err(Kind::Object, err.to_string()))?;
 
     let mut programs: Vec<_> = parsed.programs.iter().collect();
     programs.sort_by(|a, b| a.0.cmp(b.0));
     let program_list = PyList::empty(py);
     for (name, program) in programs {
         let section_name = elf
-            .section_by_index(SectionIndex(program.section_index))
-            .ok()
-            .and_then(|section| section.name().ok().map(str::to_owned))
+            .sections
+            .get(program.section_index)
+            .map(|section| section.name.clone())
             .unwrap_or_default();
         let entry = PyDict::new(py);
         entry.set_item("name", name)?;
