@@ -1,4 +1,4 @@
-"""A Rust panic inside aya in the middle of Ebpf.load: ObjectError, and nothing left pinned.
+"""Rust panics inside aya while loading: ObjectError and nothing left pinned, or avoided where pyaya can.
 
 aya-obj 0.3 panics (a ``todo!()``) while relocating a call against a data symbol, which happens after aya has
 created the object's maps and pinned them where ``pin_maps`` says; pyaya catches the panic, removes the pins this
@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from bpfobj import call_relocated_against_data
 from pyaya import Ebpf
-from pyaya.errors import ObjectError
+from pyaya.elf import Elf
+from pyaya.errors import ObjectError, VerifierError
+from pyaya.inspect import line_info
 
 PANIC = r"Ebpf.load failed: internal error \(not yet implemented: FIXME: return an error here for kind=Data"
 
@@ -38,3 +40,22 @@ def test_the_pins_of_a_load_that_panicked_are_removed() -> None:
         for pin in existing.iterdir():
             pin.unlink()
         existing.rmdir()
+
+
+def test_a_verifier_log_quoting_non_utf8_bytes_keeps_the_log(fixtures_dir: Path) -> None:
+    # The verifier quotes the object's line info (file names, source lines) from its BTF strings; aya 0.14 unwraps
+    # the log's UTF-8 conversion, so one Latin-1 byte there cost the log (a panic, caught as "internal error").
+    # pyaya replaces invalid bytes of the BTF strings with "?" before loading.
+    data = bytearray((fixtures_dir / "rejected").read_bytes())
+    section = Elf(bytes(data)).section(".BTF")
+    assert section is not None
+    patched = 0
+    for file in {record.file for record in line_info(bytes(data))}:
+        at = data.find(file.encode() + b"\0", section.offset, section.offset + section.size)
+        if at >= 0:
+            data[at + file.rfind("/") + 1] = 0xE9  # the file name's first letter, in Latin-1
+            patched += 1
+    assert patched
+    with Ebpf.load(bytes(data)) as bpf, pytest.raises(VerifierError) as caught:
+        bpf.programs["rejected"].load()
+    assert "?" in caught.value.log

@@ -337,6 +337,55 @@ pub fn check_for_aya(data: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Where `.BTF`'s string section lies in the object's bytes, when the object and its BTF header can be read.
+fn btf_strings(data: &[u8]) -> Option<std::ops::Range<usize>> {
+    let elf = Elf::parse(data).ok()?;
+    let section = elf.section(".BTF")?;
+    let btf = elf.section_data(section);
+    let little = match btf.get(0..2)? {
+        [0x9f, 0xeb] => true,
+        [0xeb, 0x9f] => false,
+        _ => return None,
+    };
+    let word = |at: usize| -> Option<usize> {
+        let raw: [u8; 4] = btf.get(at..at + 4)?.try_into().ok()?;
+        usize::try_from(if little {
+            u32::from_le_bytes(raw)
+        } else {
+            u32::from_be_bytes(raw)
+        })
+        .ok()
+    };
+    let start = word(4)?.checked_add(word(16)?)?;
+    let end = start.checked_add(word(20)?)?;
+    let section_start = usize::try_from(section.offset).ok()?;
+    (end <= btf.len()).then(|| section_start + start..section_start + end)
+}
+
+/// A copy of the object whose `.BTF` strings are valid UTF-8 (each invalid byte replaced by `?`), or `None` when
+/// they already are. The kernel quotes those strings (source lines, file names) in its verifier log, and aya 0.14
+/// unwraps the log's UTF-8 conversion: an object with a Latin-1 comment would lose its verifier log to a panic.
+pub fn utf8_btf_strings(data: &[u8]) -> Option<Vec<u8>> {
+    let range = btf_strings(data)?;
+    let strings = data.get(range.clone())?;
+    if std::str::from_utf8(strings).is_ok() {
+        return None;
+    }
+    let mut fixed = data.to_vec();
+    let mut at = range.start;
+    for chunk in strings.utf8_chunks() {
+        at += chunk.valid().len();
+        for byte in fixed
+            .get_mut(at..at + chunk.invalid().len())
+            .unwrap_or_default()
+        {
+            *byte = b'?';
+        }
+        at += chunk.invalid().len();
+    }
+    Some(fixed)
+}
+
 #[cfg(test)]
 #[path = "elf_tests.rs"]
 mod tests;

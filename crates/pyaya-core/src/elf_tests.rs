@@ -207,3 +207,22 @@ fn a_bss_claiming_terabytes_is_refused_before_aya_sees_it() {
     );
     assert_eq!(check_for_aya(b"not an object"), Ok(()));
 }
+
+#[test]
+fn btf_strings_are_made_utf8_for_the_verifier_log() {
+    let mut b = crate::testing::BtfBuilder::default();
+    b.string("caf\u{e9}.rs");
+    b.int("u32", 4, false);
+    let mut btf = b.to_bytes(false);
+    let clean = build_elf(&[(".BTF", 1, 0, btf.clone())], &[], false);
+    assert_eq!(utf8_btf_strings(&clean), None);
+    let at = btf.iter().position(|&byte| byte == 0xc3).unwrap();
+    btf[at] = 0xff; // "caf\xff\xa9.rs": two invalid bytes
+    let broken = build_elf(&[(".BTF", 1, 0, btf)], &[], false);
+    let fixed = utf8_btf_strings(&broken).expect("a fixed copy");
+    assert_eq!(fixed.len(), broken.len());
+    let elf = Elf::parse(&fixed).unwrap();
+    let text = elf.section_data(elf.section(".BTF").unwrap());
+    assert!(text.windows(8).any(|w| w == b"caf??.rs"));
+    assert_eq!(utf8_btf_strings(b"not an object"), None);
+}

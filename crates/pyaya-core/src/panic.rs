@@ -37,14 +37,30 @@ thread_local! {
 
 static HOOK: Once = Once::new();
 
+/// How much of a panic message goes into the error: `unwrap` on an error with a large `Debug` (aya's verifier log
+/// as bytes) would otherwise fill the exception with kilobytes of numbers.
+const MAX_MESSAGE: usize = 300;
+
 fn payload_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
+    let text = if let Some(text) = payload.downcast_ref::<&str>() {
+        *text
     } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
+        text.as_str()
     } else {
-        "a panic without a message".to_owned()
+        "a panic without a message"
+    };
+    if text.len() <= MAX_MESSAGE {
+        return text.to_owned();
     }
+    let end = (0..=MAX_MESSAGE)
+        .rev()
+        .find(|&at| text.is_char_boundary(at))
+        .unwrap_or(0);
+    format!(
+        "{}... ({} bytes)",
+        text.get(..end).unwrap_or_default(),
+        text.len()
+    )
 }
 
 /// A source path as the user needs it: `aya-obj-0.3.0/src/obj.rs` rather than the registry's cache folder.
@@ -144,6 +160,17 @@ mod tests {
         .unwrap_err();
         assert_eq!(outer.message, "outer");
         assert_eq!(DEPTH.with(Cell::get), 0);
+    }
+
+    #[test]
+    fn long_messages_are_cut() {
+        let caught = catch(|| -> u8 { panic!("{}", "é".repeat(400)) }).unwrap_err();
+        assert!(
+            caught.message.ends_with("... (800 bytes)"),
+            "{}",
+            caught.message
+        );
+        assert_eq!(caught.message.chars().filter(|&c| c == 'é').count(), 150);
     }
 
     #[test]

@@ -140,6 +140,8 @@ impl Ebpf {
             pyaya_core::elf::check_for_aya(data).map_err(|err| {
                 Deferred::Plain(Kind::Object, format!("not a valid BPF object: {err}"))
             })?;
+            let utf8 = pyaya_core::elf::utf8_btf_strings(data);
+            let data = utf8.as_deref().unwrap_or(data);
             let pins = match &pin_maps {
                 Some(directory) => Some(pinning::pin_paths(data, directory, &max_entries)?),
                 None => None,
