@@ -329,7 +329,7 @@ class EnumCodec(_Node):
         """The enum member with this value, or the int itself when the enum has none."""
         try:
             return self.enum(value)
-        except ValueError:
+        except (ValueError, TypeError):  # TypeError: an enum whose names Python refused has no members at all
             return value
 
     def write(self, buffer: bytearray, offset: int, value: Any) -> None:
@@ -345,7 +345,7 @@ class EnumCodec(_Node):
         """The enum member for a value or a name; :class:`NotFoundError` when the enum has none."""
         try:
             return self.enum[value] if isinstance(value, str) else self.enum(value)
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, TypeError):
             names = ", ".join(f"{m.name}={m.value}" for m in self.enum)
             raise NotFoundError(f"{self.name} has no member {value!r} (members: {names})") from None
 

@@ -132,6 +132,19 @@ def test_names_python_cannot_use_still_decode() -> None:
     assert (type(record).__name__, record.v) == ("anonymous", 1)
 
 
+def test_an_enum_without_usable_names_decodes_plain_ints() -> None:
+    # Every enumerator's name refused (or none at all): IntEnum(value) raised TypeError, not ValueError.
+    b = BtfBuilder()
+    b.add("ENUM", "Unnamed", 4, [b.s("_x_"), 1, b.s("mro"), 2], vlen=2)
+    b.add("ENUM", "Empty", 4, [], vlen=0)
+    types = types_of(b)
+    for name in ("Unnamed", "Empty"):
+        codec = types[name]
+        assert codec.decode(struct.pack("<I", 1)) == 1
+        with pytest.raises(NotFoundError):
+            codec(1)
+
+
 def test_wide_ints_zero_sized_arrays_and_huge_counts() -> None:
     b = BtfBuilder()
     u32 = b.int_("u32", 4)
