@@ -13,7 +13,7 @@ VM_ARGS ?=
 # calls bpf_get_func_ret (5.17); the BTF hash map with a struct key misses its lookup on 5.10 and 6.1.
 VM_KNOWN_FAILURES := (runs_and_reports and (cgroup_sockopt or cgroup_sysctl or fexit)) or test_btf_map_with_struct_key
 
-.PHONY: setup setup-fleet demo test test-unit test-kernel test-vm test-fleet matrix bench lint fmt stubtest wheel clean
+.PHONY: setup setup-fleet demo test test-rust test-unit test-kernel test-vm test-fleet matrix fuzz bench lint fmt stubtest wheel clean
 
 setup:
 	@bash scripts/setup.sh
@@ -21,10 +21,10 @@ setup:
 demo: setup
 	@bash scripts/demo.sh
 
-# Unit tests (no privilege) and kernel tests (root; each skip states the reason probed from the kernel), then the
-# kernel tests this host cannot run, in VMs (test-vm). The fleet tests (bpfman, a registry, Prometheus) need more
-# tools: `make test-fleet`.
-test: setup
+# Rust unit tests (pyaya-core's readers, the guard's coverage), unit tests (no privilege) and kernel tests (root;
+# each skip states the reason probed from the kernel), then the kernel tests this host cannot run, in VMs
+# (test-vm). The fleet tests (bpfman, a registry, Prometheus) need more tools: `make test-fleet`.
+test: setup test-rust
 	$(PY) -m pytest tests -m "not fleet" $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-vm
 
@@ -45,6 +45,9 @@ setup-fleet: setup
 test-fleet: setup-fleet
 	$(PY) -m pytest tests -m fleet $(PYTEST_ARGS)
 
+test-rust:
+	cargo test --workspace --quiet
+
 test-unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
@@ -61,6 +64,10 @@ matrix: setup
 	-$(VENV)/bin/pyaya test . --kernel 5.10 --kernel 6.1 --append '$(VM_APPEND)' --json -q $(VM_ARGS) -- \
 	    tests/kernel/test_templates.py -m smoke > target/matrix/older.json
 	$(PY) scripts/tested-kernels.py --host target/matrix/host.xml target/matrix/6.12.json target/matrix/older.json
+# Mutated objects, BTF and records through the parse, load (root) and decode paths; every input must work or raise
+# a PyayaError in time. FUZZ_ARGS: fuzz/harness.py run's arguments, e.g. FUZZ_ARGS="parse --runs 1000000".
+fuzz: setup
+	@bash scripts/fuzz.sh
 
 # Figures and ratios against a baseline measured in the same run (root; see each script's docstring).
 bench: setup
@@ -74,8 +81,8 @@ bench: setup
 	$(PY) benchmarks/encode.py
 
 lint: setup
-	$(VENV)/bin/ruff check python tests benchmarks
-	$(VENV)/bin/ruff format --check python tests benchmarks
+	$(VENV)/bin/ruff check python tests benchmarks fuzz
+	$(VENV)/bin/ruff format --check python tests benchmarks fuzz
 	bash scripts/lint-templates.sh
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest pyaya._native
@@ -83,8 +90,8 @@ lint: setup
 	cargo clippy --workspace --all-targets -- -D warnings
 
 fmt:
-	$(VENV)/bin/ruff format python tests benchmarks
-	$(VENV)/bin/ruff check --fix python tests benchmarks
+	$(VENV)/bin/ruff format python tests benchmarks fuzz
+	$(VENV)/bin/ruff check --fix python tests benchmarks fuzz
 	cargo fmt --all
 
 wheel: setup

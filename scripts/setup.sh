@@ -85,8 +85,8 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 stamp="$venv/.pyaya-installed"
-fingerprint=$(cd "$root" && cat pyproject.toml Cargo.toml Cargo.lock crates/pyaya-native/Cargo.toml \
-    $(find crates/pyaya-native/src -name '*.rs' | sort) | sha256sum | cut -d' ' -f1)
+fingerprint=$(cd "$root" && cat pyproject.toml Cargo.toml Cargo.lock crates/pyaya-{core,guard,native}/Cargo.toml \
+    $(find crates/pyaya-{core,guard,native}/src -name '*.rs' | sort) | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$fingerprint" ] && "$venv/bin/python" -c 'import pyaya._native' 2>/dev/null
 then
     say "pyaya already installed in .venv"

@@ -2,10 +2,11 @@
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import final
+from typing import Any, final
 
 __all__ = [
     "AYA_VERSION",
+    "Btf",
     "Ebpf",
     "Link",
     "Map",
@@ -23,16 +24,21 @@ __all__ = [
     "loaded_links",
     "loaded_programs",
     "map_supported",
+    "object_line_info",
     "parent_death_signal",
+    "parse_rust_type",
     "perf_event_names",
     "perf_lost_count_supported",
     "pinned_program_target",
     "program_supported",
+    "read_elf",
     "read_iter",
+    "rust_type_arguments",
     "set_parent_death_signal",
     "start_guard",
     "tc_filter_delete",
     "tc_filters",
+    "unescape_name",
     "usdt_parse_argument",
     "usdt_probes",
     "wait_for_running_programs",
@@ -338,6 +344,76 @@ def inspect_object(data: bytes) -> dict[str, list[dict[str, str | int]]]:
 
 def loaded_links() -> list[tuple[int, int, str]]:
     """``(id, program id, type)`` of every bpf_link in the kernel, whoever made it (type as aya names it)."""
+
+# --- readers (btf.rs, inspect.rs; the parsing is pyaya-core's) ---
+@final
+class Btf:
+    """Parsed BTF: types by id (0 is void), lookups by name, and layout queries bounded on any input."""
+
+    @staticmethod
+    def parse(data: bytes) -> Btf:
+        """Parse a raw BTF blob; raises ``ObjectError`` saying what is malformed."""
+    @staticmethod
+    def from_object(data: bytes) -> Btf | None:
+        """The ``.BTF`` section of an ELF object, or None when it has none."""
+    @staticmethod
+    def kernel(path: Path | None = None) -> Btf:
+        """The running kernel's BTF (parsed once per process), or the BTF file at ``path``."""
+    def __len__(self) -> int: ...
+    @property
+    def endian(self) -> str:
+        """``"<"`` or ``">"``: the byte order of the BTF, and so of the target's data."""
+    def record(self, id: int) -> tuple[int, str, int | None, bool, Any]:
+        """``(kind, name, size, kind_flag, detail)``; detail: INT ``(encoding, bit_offset, bits)``, PTR and
+        modifiers ``(type_id,)``, ARRAY ``(type_id, index_type_id, nelems)``, STRUCT/UNION members ``(name, type_id,
+        bit_offset, bitfield_size)``, ENUM/ENUM64 ``(name, value)`` pairs, FUNC ``(type_id, linkage)``, FUNC_PROTO
+        ``(return_type_id, ((name, type_id), ...))``, VAR ``(type_id, linkage)``, DATASEC ``(type_id, offset, size)``
+        triples, DECL_TAG ``(type_id, component_idx)``, FWD and FLOAT ``()``."""
+    def kind_of(self, id: int) -> int:
+        """The kind number of type ``id``."""
+    def name_of(self, id: int) -> str:
+        """The name of type ``id`` (``""`` when anonymous)."""
+    def find(self, name: str, kind: int | None = None) -> list[int]:
+        """Ids of every type called ``name`` (of kind number ``kind``, when given), in id order."""
+    def names(self, kind: int) -> list[str]:
+        """The names of every type of kind number ``kind``, each once, sorted."""
+    def resolve(self, id: int) -> int:
+        """The id behind ``id`` with typedefs and qualifiers skipped."""
+    def size_of(self, id: int) -> int | None:
+        """Byte size of a value of type ``id``, None for types without one."""
+    def describe(self, id: int) -> str:
+        """A short label for messages (``struct event``, ``u32``)."""
+    def member(self, id: int, label: str, path: str) -> tuple[int, tuple[str, int, int, int]]:
+        """``(bit offset, (name, type_id, bit_offset, bitfield_size))`` of the dotted ``path`` in composite ``id``."""
+    def check_value(self, id: int) -> int:
+        """The size of values of type ``id`` after checking they can be decoded; ``ObjectError`` when not."""
+    def member_offsets(self, struct_name: str, members: list[str]) -> list[int]:
+        """Byte offsets of ``members`` of the struct or union ``struct_name``; ``NotFoundError`` naming what is
+        missing."""
+
+def parse_rust_type(text: str) -> tuple[Any, ...] | None:
+    """One Rust type as written in a generic argument: ``("int", size, signed)``, ``("bool",)``, ``("char",)``,
+    ``("float", size)``, ``("array", element, count)``, ``("named", name)``, or None when unknown."""
+
+def rust_type_arguments(name: str) -> tuple[str, list[tuple[Any, ...] | None]] | None:
+    """``(base, arguments)`` of an escaped generic instantiation's BTF name, each as ``parse_rust_type`` gives it."""
+
+def unescape_name(name: str) -> str:
+    """``name`` with bpf-linker's ``_XX_`` escapes turned back into characters."""
+
+def read_elf(
+    data: bytes,
+) -> tuple[
+    tuple[bool, bool, int, int, int],
+    list[tuple[int, str, int, int, int, int, int, int, int, int, int]],
+    list[tuple[int, str, int, int, int, int, int, int, int | None]],
+    list[tuple[int, str, int, int, int, int, int, int, int | None]],
+    list[tuple[int, int, int, int]],
+]:
+    """``(header, sections, symbols, dynamic_symbols, segments)`` of an ELF file of either class and byte order."""
+
+def object_line_info(data: bytes) -> list[tuple[str, int, str, int, int, str]]:
+    """``(section, insn_offset, file, line, column, text)`` of every ``.BTF.ext`` line_info record of an object."""
 
 def loaded_programs() -> list[tuple[int, str, int]]:
     """``(id, name, type)`` of every program loaded in the kernel."""

@@ -1,22 +1,17 @@
 """What is inside a BPF object: its programs, maps and BTF types, without loading anything (no privilege).
 
-Programs and maps come from the native module (aya-obj's own parser) when it is built; otherwise from a pure-Python
-reading of the ELF that follows the same rules as aya-obj:
-
-* programs are global FUNC symbols in executable sections other than ``.text``; the section name gives the type;
-* maps come from the legacy ``maps`` section (aya-ebpf 0.2's ``bpf_map_def``: seven u32s per symbol), from
-  BTF-defined ``.maps`` (DATASEC variables whose struct has pointer-encoded ``type``, ``key``/``key_size``,
-  ``value``/``value_size``, ``max_entries``), and from ``.rodata*``, ``.data*`` and ``.bss*`` as one-entry arrays.
+Programs and maps come from aya-obj's own parser (the native module's ``inspect_object``), so they are what
+``Ebpf.load`` would see; the BTF types and source lines come from pyaya's native BTF reader.
 """
 
 from __future__ import annotations
 
-import importlib
-import struct
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyaya import _native
 from pyaya.btf import (
     Btf,
     BtfArray,
@@ -34,11 +29,10 @@ from pyaya.btf import (
     BtfVar,
     Kind,
 )
-from pyaya.elf import Elf, Section, read_object_file
+from pyaya.elf import Elf, read_object_file
 from pyaya.errors import ObjectError
 
 __all__ = [
-    "MAP_TYPES",
     "BtfTypeInfo",
     "LineInfo",
     "MapInfo",
@@ -51,121 +45,9 @@ __all__ = [
     "inspect_bytes",
     "inspect_file",
     "line_info",
-    "map_type_name",
-    "program_type",
     "source_location",
     "type_label",
 ]
-
-# The kernel's `enum bpf_map_type`, by value, under the names of pyaya's (and aya's) map classes; the same table
-# as the native module's crates/pyaya-native/src/names.rs, so both readings of an object print the same names.
-MAP_TYPES: tuple[str, ...] = (
-    "Unspecified",  # 0
-    "HashMap",  # 1
-    "Array",  # 2
-    "ProgramArray",  # 3
-    "PerfEventArray",  # 4
-    "PerCpuHashMap",  # 5
-    "PerCpuArray",  # 6
-    "StackTraceMap",  # 7
-    "CgroupArray",  # 8
-    "LruHashMap",  # 9
-    "PerCpuLruHashMap",  # 10
-    "LpmTrie",  # 11
-    "ArrayOfMaps",  # 12
-    "HashOfMaps",  # 13
-    "DevMap",  # 14
-    "SockMap",  # 15
-    "CpuMap",  # 16
-    "XskMap",  # 17
-    "SockHash",  # 18
-    "CgroupStorage",  # 19
-    "ReusePortSockArray",  # 20
-    "PerCpuCgroupStorage",  # 21
-    "Queue",  # 22
-    "Stack",  # 23
-    "SkStorage",  # 24
-    "DevMapHash",  # 25
-    "StructOps",  # 26
-    "RingBuf",  # 27
-    "InodeStorage",  # 28
-    "TaskStorage",  # 29
-    "BloomFilter",  # 30
-    "UserRingBuf",  # 31
-    "CgrpStorage",  # 32
-    "Arena",  # 33
-)
-BPF_MAP_TYPE_ARRAY = 2
-
-# Section prefix (before the first "/") -> aya-obj's ProgramSection name; matches aya-obj 0.3's parser.
-_PROGRAM_SECTIONS: dict[str, str] = {
-    "kprobe": "KProbe",
-    "kretprobe": "KRetProbe",
-    "uprobe": "UProbe",
-    "uprobe.s": "UProbe",
-    "uretprobe": "URetProbe",
-    "uretprobe.s": "URetProbe",
-    "xdp": "Xdp",
-    "xdp.frags": "Xdp",
-    "tp_btf": "BtfTracePoint",
-    "tracepoint": "TracePoint",
-    "tp": "TracePoint",
-    "socket": "SocketFilter",
-    "socket_filter": "SocketFilter",
-    "sk_msg": "SkMsg",
-    "sockops": "SockOps",
-    "classifier": "SchedClassifier",
-    "cgroup_skb": "CgroupSkb",
-    "lirc_mode2": "LircMode2",
-    "perf_event": "PerfEvent",
-    "raw_tp": "RawTracePoint",
-    "raw_tracepoint": "RawTracePoint",
-    "lsm": "Lsm",
-    "lsm.s": "Lsm",
-    "lsm_cgroup": "LsmCgroup",
-    "fentry": "FEntry",
-    "fentry.s": "FEntry",
-    "fexit": "FExit",
-    "fexit.s": "FExit",
-    "flow_dissector": "FlowDissector",
-    "freplace": "Extension",
-    "sk_lookup": "SkLookup",
-    "sk_reuseport": "SkReuseport",
-    "iter": "Iter",
-    "iter.s": "Iter",
-}
-_CGROUP_SECTIONS: dict[str, str] = {
-    "skb": "CgroupSkb",
-    "sysctl": "CgroupSysctl",
-    "dev": "CgroupDevice",
-    "getsockopt": "CgroupSockopt",
-    "setsockopt": "CgroupSockopt",
-    **dict.fromkeys(("sock", "post_bind4", "post_bind6", "sock_create", "sock_release"), "CgroupSock"),
-    **dict.fromkeys(
-        (
-            f"{op}{v}"
-            for op in ("bind", "connect", "getpeername", "getsockname", "sendmsg", "recvmsg")
-            for v in ("4", "6")
-        ),
-        "CgroupSockAddr",
-    ),
-}
-
-
-def map_type_name(map_type: int) -> str:
-    """The map class name of a kernel map type number (``27`` -> ``"RingBuf"``), ``"Unknown"`` past the table."""
-    return MAP_TYPES[map_type] if 0 <= map_type < len(MAP_TYPES) else "Unknown"
-
-
-def program_type(section: str) -> str:
-    """The program type aya-obj infers from a section name (``"tracepoint/syscalls/x"`` -> ``"TracePoint"``)."""
-    prefix, _, rest = section.partition("/")
-    if prefix == "cgroup":
-        return _CGROUP_SECTIONS.get(rest.partition("/")[0], "unknown")
-    if prefix == "sk_skb":
-        kind = rest.partition("/")[0]
-        return {"stream_parser": "SkSkbStreamParser", "stream_verdict": "SkSkbStreamVerdict"}.get(kind, "SkSkb")
-    return _PROGRAM_SECTIONS.get(prefix, "unknown")
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +79,6 @@ class ObjectInfo:
     programs: list[ProgramInfo] = field(default_factory=list)
     maps: list[MapInfo] = field(default_factory=list)
     btf_types: list[BtfTypeInfo] = field(default_factory=list)
-    source: str = "python"
-    """``"native"`` when programs and maps came from the native module, ``"python"`` for the fallback."""
     btf: Btf | None = field(default=None, repr=False, compare=False)
     """The object's parsed ``.BTF``, or None without one."""
 
@@ -216,155 +96,41 @@ class ObjectInfo:
         }
 
 
-# -- the pure-Python extraction ----------------------------------------------------------------------------------
-
-
-def _programs(elf: Elf) -> list[ProgramInfo]:
-    programs = []
-    for symbol in elf.symbols:
-        if not (symbol.is_function and symbol.is_global):
-            continue
-        section = elf.section_of(symbol)
-        if section is None or not section.is_executable or section.name.startswith(".text"):
-            continue
-        programs.append(ProgramInfo(symbol.name, section.name, program_type(section.name)))
-    return programs
-
-
-def _legacy_maps(elf: Elf, section: Section) -> list[MapInfo]:
-    data = elf.section_data(section)
-    maps = []
-    for symbol in elf.symbols_in(section):
-        if symbol.value + 16 > len(data):
-            raise ObjectError(
-                f"map {symbol.name!r}: definition at byte {symbol.value} runs past section {section.name}"
-            )
-        map_type, key_size, value_size, max_entries = struct.unpack_from(elf.endian + "4I", data, symbol.value)
-        maps.append(MapInfo(symbol.name, map_type_name(map_type), key_size, value_size, max_entries))
-    return maps
-
-
-def _ptr_array_len(btf: Btf, type_id: int, what: str) -> int:
-    """``int (*name)[N]`` -> N: how libbpf and aya encode numbers in BTF map definitions."""
-    ptr = btf.resolve(type_id)
-    target = btf.resolve(ptr.type_id) if isinstance(ptr, BtfPtr) else None
-    if not isinstance(target, BtfArray):
-        raise ObjectError(f"{what} is not encoded as a pointer to an array (kind {ptr.kind.name})")
-    return target.nelems
-
-
-def _btf_map(btf: Btf, name: str, struct_type: BtfType) -> MapInfo:
-    if not isinstance(struct_type, BtfComposite):
-        raise ObjectError(f"map {name!r} in .maps is a {struct_type.kind.name}, not a struct")
-    map_type = key_size = value_size = max_entries = 0
-    for member in struct_type.members:
-        what = f"map {name!r} field {member.name!r}"
-        if member.name == "type":
-            map_type = _ptr_array_len(btf, member.type_id, what)
-        elif member.name == "key_size":
-            key_size = _ptr_array_len(btf, member.type_id, what)
-        elif member.name == "value_size":
-            value_size = _ptr_array_len(btf, member.type_id, what)
-        elif member.name == "max_entries":
-            max_entries = _ptr_array_len(btf, member.type_id, what)
-        elif member.name in ("key", "value"):
-            ptr = btf.resolve(member.type_id)
-            if not isinstance(ptr, BtfPtr):
-                raise ObjectError(f"{what} is a {ptr.kind.name}, expected a pointer")
-            size = btf.size_of(ptr.type_id) or 0
-            if member.name == "key":
-                key_size = size
-            else:
-                value_size = size
-    return MapInfo(name, map_type_name(map_type), key_size, value_size, max_entries)
-
-
-def _btf_maps(btf: Btf | None) -> list[MapInfo]:
-    if btf is None:
-        return []
-    maps = []
-    for datasec in btf.find_all(".maps", Kind.DATASEC):
-        assert isinstance(datasec, BtfDatasec)
-        for secinfo in datasec.vars:
-            var = btf.type(secinfo.type_id)
-            if not isinstance(var, BtfVar):
-                continue
-            maps.append(_btf_map(btf, var.name, btf.resolve(var.type_id)))
-    return maps
-
-
-def _data_maps(elf: Elf) -> list[MapInfo]:
-    return [
-        MapInfo(section.name, map_type_name(BPF_MAP_TYPE_ARRAY), 4, section.size, 1)
-        for section in elf.sections
-        if section.name.startswith((".rodata", ".data", ".bss")) and section.size > 0
-    ]
-
-
-def _python_programs_and_maps(elf: Elf, btf: Btf | None) -> tuple[list[ProgramInfo], list[MapInfo]]:
-    maps: list[MapInfo] = []
-    for section in elf.sections:
-        if section.name.startswith("maps"):
-            maps.extend(_legacy_maps(elf, section))
-    maps.extend(_btf_maps(btf))
-    maps.extend(_data_maps(elf))
-    return _programs(elf), maps
-
-
-def _native_programs_and_maps(data: bytes) -> tuple[list[ProgramInfo], list[MapInfo]] | None:
-    """Ask ``pyaya._native.inspect_object``; None when the native module (or that function) is not there."""
-    try:
-        native = importlib.import_module("pyaya._native")  # optional: built by maturin
-    except ImportError:
-        return None
-    inspect_object = getattr(native, "inspect_object", None)
-    if inspect_object is None:
-        return None
-    result: dict[str, list[dict[str, Any]]] = inspect_object(data)
-    programs = [ProgramInfo(str(p["name"]), str(p["section"]), str(p["type"])) for p in result["programs"]]
-    maps = [
-        MapInfo(str(m["name"]), str(m["type"]), int(m["key_size"]), int(m["value_size"]), int(m["max_entries"]))
-        for m in result["maps"]
-    ]
-    return programs, maps
-
-
 def _btf_types(btf: Btf | None) -> list[BtfTypeInfo]:
     if btf is None:
         return []
     return [BtfTypeInfo(t.id, t.kind.name, t.name, btf.size_of(t.id)) for t in btf.types[1:]]
 
 
-def inspect_bytes(data: bytes, *, native: bool | None = None) -> ObjectInfo:
+def inspect_bytes(data: bytes) -> ObjectInfo:
     """Programs, maps and BTF types of a BPF object held in memory.
 
-    ``native=None`` uses the native module when importable, ``True`` requires it, ``False`` forces the pure-Python
-    reading. Raises :class:`ObjectError` when ``data`` is not a BPF ELF object.
+    Raises :class:`ObjectError` when ``data`` is not a BPF ELF object or is malformed.
     """
     elf = Elf(data)
     if not elf.header.is_bpf:
         raise ObjectError(f"not a BPF object (ELF machine {elf.header.machine}, expected 247 for BPF)")
-    btf = Btf.from_elf(elf) if elf.section(".BTF") is not None else None
-    found = _native_programs_and_maps(data) if native is not False else None
-    if found is None and native:
-        raise ObjectError("the native module pyaya._native (inspect_object) is not available")
-    source = "native" if found is not None else "python"
-    programs, maps = found if found is not None else _python_programs_and_maps(elf, btf)
-    return ObjectInfo(programs, maps, _btf_types(btf), source, btf)
+    btf = Btf.from_object(data)
+    found: dict[str, list[dict[str, Any]]] = _native.inspect_object(data)
+    programs = [ProgramInfo(str(p["name"]), str(p["section"]), str(p["type"])) for p in found["programs"]]
+    maps = [
+        MapInfo(str(m["name"]), str(m["type"]), int(m["key_size"]), int(m["value_size"]), int(m["max_entries"]))
+        for m in found["maps"]
+    ]
+    return ObjectInfo(programs, maps, _btf_types(btf), btf)
 
 
-def inspect_file(path: str | Path, *, native: bool | None = None) -> ObjectInfo:
+def inspect_file(path: str | Path) -> ObjectInfo:
     """:func:`inspect_bytes` on a file; a missing or unreadable file raises :class:`ObjectError` naming it."""
     data = read_object_file(path)
     try:
-        return inspect_bytes(data, native=native)
+        return inspect_bytes(data)
     except ObjectError as error:
         raise ObjectError(f"{path}: {error}") from None
 
 
 # -- source lines (.BTF.ext line_info) ---------------------------------------------------------------------------
 
-_BTF_EXT_MAGIC = 0xEB9F
 _INSN_SIZE = 8
 
 
@@ -384,48 +150,13 @@ class LineInfo:
         return f"{self.file}:{self.line}:{self.column}" if self.column else f"{self.file}:{self.line}"
 
 
-def line_info(elf: Elf, btf: Btf | None = None) -> list[LineInfo]:
+def line_info(data: bytes) -> list[LineInfo]:
     """Every line_info record of the object's ``.BTF.ext``, in section order; empty without one.
 
     Offsets are in bytes from the start of their section, as the linker writes them (the kernel counts
     instructions instead: divide by 8).
     """
-    section = elf.section(".BTF.ext")
-    if section is None or elf.section(".BTF") is None:
-        return []
-    btf = btf if btf is not None else Btf.from_elf(elf)
-    data = elf.section_data(section)
-    endian = elf.endian
-    if len(data) < 24:
-        raise ObjectError(f".BTF.ext is truncated ({len(data)} bytes, the header needs 24)")
-    magic, _version, _flags, header_len = struct.unpack_from(endian + "HBBI", data)
-    if magic != _BTF_EXT_MAGIC:
-        raise ObjectError(f".BTF.ext has a bad magic number {magic:#x}")
-    _func_off, _func_len, line_off, line_len = struct.unpack_from(endian + "4I", data, 8)
-    start = header_len + line_off
-    end = start + line_len
-    if line_len == 0:
-        return []
-    if end > len(data) or line_len < 4:
-        raise ObjectError(f".BTF.ext line_info runs past the section (ends at byte {end} of {len(data)})")
-    (record_size,) = struct.unpack_from(endian + "I", data, start)
-    if record_size < 16:
-        raise ObjectError(f".BTF.ext line_info records are {record_size} bytes, expected at least 16")
-    records: list[LineInfo] = []
-    at = start + 4
-    while at + 8 <= end:
-        name_off, count = struct.unpack_from(endian + "II", data, at)
-        at += 8
-        if at + count * record_size > end:
-            raise ObjectError(".BTF.ext line_info: a section's records run past the end of line_info")
-        name = btf.string(name_off)
-        for _ in range(count):
-            insn_off, file_off, text_off, line_col = struct.unpack_from(endian + "4I", data, at)
-            at += record_size
-            records.append(
-                LineInfo(name, insn_off, btf.string(file_off), line_col >> 10, line_col & 0x3FF, btf.string(text_off))
-            )
-    return records
+    return [LineInfo(*record) for record in _native.object_line_info(data)]
 
 
 def _is_library_source(file: str) -> bool:
@@ -448,7 +179,12 @@ def source_location(path: str | Path, program: str, insn: int) -> SourceLocation
     """The source line of instruction ``insn`` (as the verifier counts them) of ``program`` in the object at
     ``path``; None when the object has no line info for it (no ``.BTF.ext``, or an instruction past the program's
     own function, in a called function the loader appended)."""
-    elf = Elf.from_path(path)
+    data = read_object_file(path)
+    try:
+        elf = Elf(data)
+        records = line_info(data)
+    except ObjectError as error:
+        raise ObjectError(f"{os.fspath(path)}: {error}") from None
     symbol = next((s for s in elf.symbols if s.name == program and s.is_function), None)
     section = elf.section_of(symbol) if symbol is not None else None
     if symbol is None or section is None:
@@ -456,7 +192,7 @@ def source_location(path: str | Path, program: str, insn: int) -> SourceLocation
     offset = symbol.value + insn * _INSN_SIZE
     if symbol.size and offset >= symbol.value + symbol.size:
         return None
-    records = [r for r in line_info(elf) if r.section == section.name and symbol.value <= r.insn_offset]
+    records = [r for r in records if r.section == section.name and symbol.value <= r.insn_offset]
     records = [r for r in records if not symbol.size or r.insn_offset < symbol.value + symbol.size]
     if not records:
         return None

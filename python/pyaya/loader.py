@@ -94,8 +94,10 @@ class Ebpf:
         if self._data is None:
             return None
         try:
-            return Btf.from_bytes(_btf_section(self._data))
-        except PyayaError:
+            return Btf.from_object(self._data)
+        except PyayaError as error:
+            # aya loaded the object, so its BTF is at least readable to aya: keep going, without typed data.
+            warnings.warn(f"the object's BTF cannot be read ({error}): its maps stay untyped", stacklevel=2)
             return None
 
     @cached_property
@@ -278,16 +280,6 @@ def _mapping(value: object, what: str) -> Mapping[object, object]:
 
 # A valid BTF blob with no types: the header (24 bytes) and a one-byte string section holding "".
 _EMPTY_BTF = bytes.fromhex("9feb01001800000000000000000000000000000001000000") + b"\0"
-
-
-def _btf_section(data: bytes) -> bytes:
-    from pyaya.elf import Elf  # noqa: PLC0415 (only objects that use types need the ELF reader)
-
-    elf = Elf(data)
-    section = elf.section(".BTF")
-    if section is None:
-        raise ObjectError("the object has no .BTF section")
-    return bytes(elf.section_data(section))
 
 
 def loaded_programs() -> list[tuple[int, str, int]]:

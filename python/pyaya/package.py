@@ -36,7 +36,7 @@ from typing import Literal, TextIO
 from pyaya.btf import Btf, BtfDatasec, Kind
 from pyaya.elf import Elf
 from pyaya.errors import PackageError, PyayaError
-from pyaya.inspect import MAP_TYPES, ObjectInfo, inspect_bytes
+from pyaya.inspect import ObjectInfo, inspect_bytes
 from pyaya.project import AttachPoint, GlobalValue, Project
 
 __all__ = [
@@ -79,15 +79,42 @@ BPFMAN_PROGRAM_TYPES: dict[str, str] = {
 }
 _BPFMAN_KINDS = ", ".join(sorted({*BPFMAN_PROGRAM_TYPES.values(), "tc"}))
 
-#: The kernel's map types (by number, as in :data:`pyaya.inspect.MAP_TYPES`) as bpfman spells them in
-#: ``io.ebpf.maps``.
-BPFMAN_MAP_TYPES: tuple[str, ...] = (
-    "unspec", "hash", "array", "prog_array", "perf_event_array", "per_cpu_hash", "per_cpu_array", "stack_trace",
-    "cgroup_array", "lru_hash", "lru_per_cpu_hash", "lpm_trie", "array_of_maps", "hash_of_maps", "devmap", "sockmap",
-    "cpumap", "xskmap", "sockhash", "cgroup_storage", "reuseport_sockarray", "per_cpu_cgroup_storage", "queue",
-    "stack", "sk_storage", "devmap_hash", "struct_ops", "ringbuf", "inode_storage", "task_storage", "bloom_filter",
-    "user_ringbuf", "cgrp_storage", "arena",
-)  # fmt: skip
+#: Map kinds (as `pyaya inspect` names them, aya's names) as bpfman spells them in ``io.ebpf.maps``.
+BPFMAN_MAP_TYPES: dict[str, str] = {
+    "HashMap": "hash",
+    "Array": "array",
+    "ProgramArray": "prog_array",
+    "PerfEventArray": "perf_event_array",
+    "PerCpuHashMap": "per_cpu_hash",
+    "PerCpuArray": "per_cpu_array",
+    "StackTraceMap": "stack_trace",
+    "CgroupArray": "cgroup_array",
+    "LruHashMap": "lru_hash",
+    "PerCpuLruHashMap": "lru_per_cpu_hash",
+    "LpmTrie": "lpm_trie",
+    "ArrayOfMaps": "array_of_maps",
+    "HashOfMaps": "hash_of_maps",
+    "DevMap": "devmap",
+    "SockMap": "sockmap",
+    "CpuMap": "cpumap",
+    "XskMap": "xskmap",
+    "SockHash": "sockhash",
+    "CgroupStorage": "cgroup_storage",
+    "ReusePortSockArray": "reuseport_sockarray",
+    "PerCpuCgroupStorage": "per_cpu_cgroup_storage",
+    "Queue": "queue",
+    "Stack": "stack",
+    "SkStorage": "sk_storage",
+    "DevMapHash": "devmap_hash",
+    "StructOps": "struct_ops",
+    "RingBuf": "ringbuf",
+    "InodeStorage": "inode_storage",
+    "TaskStorage": "task_storage",
+    "BloomFilter": "bloom_filter",
+    "UserRingBuf": "user_ringbuf",
+    "CgrpStorage": "cgrp_storage",
+    "Arena": "arena",
+}
 
 # Go's names for the machines an image can be for (what OCI's `architecture` holds), and their byte order.
 _ARCHITECTURES: dict[str, tuple[str, str]] = {
@@ -150,10 +177,10 @@ def image_labels(info: ObjectInfo, attach: Mapping[str, AttachPoint]) -> tuple[d
     for found in info.maps:
         if _internal_map(found.name):
             continue
-        number = MAP_TYPES.index(found.type) if found.type in MAP_TYPES else -1
-        if not 0 <= number < len(BPFMAN_MAP_TYPES):
+        bpfman_type = BPFMAN_MAP_TYPES.get(found.type)
+        if bpfman_type is None:
             raise PackageError(f"map {found.name!r} has a type ({found.type}) bpfman does not know")
-        maps[found.name] = BPFMAN_MAP_TYPES[number]
+        maps[found.name] = bpfman_type
     unknown = sorted(set(attach) - set(programs))
     if unknown:
         raise PackageError(

@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import stat
-import struct
 import subprocess
 import sys
 import tempfile
@@ -845,15 +844,7 @@ def _vmlinux_names() -> tuple[frozenset[str], frozenset[str]]:
             f"cannot read the kernel's BTF ({error}): kernel names can only be checked on a kernel built with "
             "CONFIG_DEBUG_INFO_BTF; pass --no-check to skip the check"
         ) from None
-    funcs: set[str] = set()
-    typedefs: set[str] = set()
-    for type_id in range(1, len(btf)):
-        kind = btf.kind_of(type_id)
-        if kind == Kind.FUNC:
-            funcs.add(btf.name_of(type_id))
-        elif kind == Kind.TYPEDEF:
-            typedefs.add(btf.name_of(type_id))
-    return frozenset(funcs), frozenset(typedefs)
+    return frozenset(btf.names(Kind.FUNC)), frozenset(btf.names(Kind.TYPEDEF))
 
 
 def kernel_functions() -> frozenset[str]:
@@ -920,23 +911,14 @@ def resolve_library(name: str) -> Path | None:
 
 def elf_function_symbols(path: Path) -> set[str]:
     """Names of the functions defined in an ELF file (``.symtab`` and ``.dynsym``), without version suffixes."""
-    from pyaya.elf import Elf, SectionType, SymbolType  # noqa: PLC0415 - only the uprobe checks read ELF files
+    from pyaya.elf import SHN_UNDEF, Elf, SymbolType  # noqa: PLC0415 - only the uprobe checks read ELF files
 
     elf = Elf.from_path(path)
-    names: set[str] = set()
-    for section in elf.sections:
-        if section.type not in (SectionType.SYMTAB, SectionType.DYNSYM) or section.link >= len(elf.sections):
-            continue
-        strings = elf.section_data(elf.sections[section.link])
-        raw = elf.section_data(section)
-        for name_off, info, _other, shndx, _value, _size in struct.iter_unpack(
-            elf.endian + "IBBHQQ", raw[: len(raw) - len(raw) % 24]
-        ):
-            if info & 0xF != SymbolType.FUNC or shndx == 0:
-                continue
-            end = strings.find(b"\0", name_off)
-            name = strings[name_off : end if end >= 0 else None].decode("utf-8", errors="replace")
-            names.add(name.split("@", 1)[0])
+    names = {
+        symbol.name.split("@", 1)[0]
+        for symbol in (*elf.symbols, *elf.dynamic_symbols)
+        if symbol.type == SymbolType.FUNC and symbol.shndx != SHN_UNDEF
+    }
     names.discard("")
     return names
 

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import bisect
 import os
-import struct
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from pyaya.elf import Elf, SectionType, SymbolType
+from pyaya.elf import PT_LOAD, SHN_UNDEF, Elf, SymbolType
 from pyaya.errors import ObjectError, PermissionDeniedError
 
 __all__ = ["ElfSymbols", "KernelSymbols", "Symbol", "UserSymbols", "kernel_symbols", "resolve_stack"]
 
-_PT_LOAD = 1
+_FUNCTION_TYPES = (SymbolType.FUNC, SymbolType.GNU_IFUNC)
 _KERNEL_SPACE = 0xFFFF_0000_0000_0000  # x86-64 and arm64 kernels live in the top half
 
 
@@ -92,39 +91,15 @@ class ElfSymbols:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         elf = Elf.from_path(Path(path))
         self.path = str(path)
-        self.segments = self._load_segments(elf)
+        self.segments = [(s.offset, s.vaddr, s.filesz) for s in elf.segments if s.type == PT_LOAD]
         symbols: dict[int, tuple[str, int]] = {}
-        for section in elf.sections:
-            if section.type not in (SectionType.SYMTAB, SectionType.DYNSYM):
+        for symbol in (*elf.symbols, *elf.dynamic_symbols):
+            if symbol.type not in _FUNCTION_TYPES or symbol.shndx == SHN_UNDEF or symbol.value == 0:
                 continue
-            if section.link >= len(elf.sections):
-                continue
-            strings = elf.section_data(elf.sections[section.link])
-            raw = elf.section_data(section)
-            for name_off, info, _other, shndx, value, size in struct.iter_unpack(
-                elf.endian + "IBBHQQ", raw[: len(raw) - len(raw) % 24]
-            ):
-                if info & 0xF not in (SymbolType.FUNC, 10) or shndx == 0 or value == 0:  # 10: STT_GNU_IFUNC
-                    continue
-                end = strings.find(b"\0", name_off)
-                name = strings[name_off : end if end >= 0 else None].decode("utf-8", "replace")
-                if name and (value not in symbols or symbols[value][1] < size):
-                    symbols[value] = (name, size)
+            if symbol.name and (symbol.value not in symbols or symbols[symbol.value][1] < symbol.size):
+                symbols[symbol.value] = (symbol.name, symbol.size)
         self._addresses = sorted(symbols)
         self._symbols = [symbols[a] for a in self._addresses]
-
-    @staticmethod
-    def _load_segments(elf: Elf) -> list[tuple[int, int, int]]:
-        header = elf.header
-        segments = []
-        for index in range(header.phnum):
-            offset = header.phoff + index * header.phentsize
-            p_type, _flags, p_offset, p_vaddr, _paddr, p_filesz, _memsz, _align = struct.unpack_from(
-                elf.endian + "IIQQQQQQ", elf.data, offset
-            )
-            if p_type == _PT_LOAD:
-                segments.append((p_offset, p_vaddr, p_filesz))
-        return segments
 
     def address_of_offset(self, file_offset: int) -> int | None:
         """The link-time virtual address at ``file_offset`` of the file, or ``None`` outside every segment."""

@@ -23,11 +23,12 @@ import keyword
 import operator
 import re
 import struct
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from enum import IntEnum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from pyaya import _native
 from pyaya.btf import (
     Btf,
     BtfArray,
@@ -181,7 +182,12 @@ class _Float(_Node):
         return self.format.unpack_from(view, offset)[0]
 
     def write(self, buffer: bytearray, offset: int, value: Any) -> None:
-        self.format.pack_into(buffer, offset, value)
+        if not isinstance(value, (int, float)):
+            raise MapError(f"expected a float for a {self.size * 8}-bit float, got {type(value).__name__}")
+        try:
+            self.format.pack_into(buffer, offset, value)
+        except (struct.error, OverflowError):
+            raise MapError(f"{value} does not fit in a {self.size * 8}-bit float") from None
 
 
 class _Opaque(_Node):
@@ -194,9 +200,20 @@ class _Opaque(_Node):
         return None if self.size == 0 else bytes(view[offset : offset + self.size])
 
     def write(self, buffer: bytearray, offset: int, value: Any) -> None:
-        if value is not None and self.size:
-            data = bytes(value)
-            buffer[offset : offset + len(data[: self.size])] = data[: self.size]
+        if value is None or not self.size:
+            return
+        data = _as_bytes(value, f"None or bytes for {self.size} opaque bytes")[: self.size]
+        buffer[offset : offset + len(data)] = data
+
+
+def _as_bytes(value: Any, expected: str) -> bytes:
+    """``value`` as bytes: bytes-like, or a list or tuple of ints from 0 to 255; MapError saying what was expected."""
+    if isinstance(value, (bytes, bytearray, memoryview, list, tuple)):
+        try:
+            return bytes(value)
+        except (TypeError, ValueError):
+            pass
+    raise MapError(f"expected {expected}, got {type(value).__name__} {value!r:.60}")
 
 
 class _ByteArray(_Node):
@@ -219,7 +236,10 @@ class _ByteArray(_Node):
         return text if text.isprintable() else raw
 
     def write(self, buffer: bytearray, offset: int, value: Any) -> None:
-        data = value.encode() if isinstance(value, str) else bytes(value)
+        if isinstance(value, str):
+            data = value.encode()
+        else:
+            data = _as_bytes(value, f"str or bytes for a {self.size}-byte array")
         if len(data) > self.size:
             raise MapError(f"{len(data)} bytes do not fit in a {self.size}-byte array")
         buffer[offset : offset + self.size] = data.ljust(self.size, b"\0")
@@ -231,6 +251,8 @@ class _Array(_Node):
         self.size = element.size * count
 
     def write(self, buffer: bytearray, offset: int, value: Any) -> None:
+        if isinstance(value, (str, bytes, bytearray, Mapping)) or not isinstance(value, Iterable):
+            raise MapError(f"expected a list of up to {self.count} items, got {type(value).__name__}")
         items = list(value)
         if len(items) > self.count:
             raise MapError(f"{len(items)} items do not fit in an array of {self.count}")
@@ -260,11 +282,37 @@ class _Bitfield(_Node):
         return value
 
     def write(self, buffer: bytearray, offset: int, value: Any) -> None:
+        if not isinstance(value, int):
+            raise MapError(f"expected an int for a {self.bits}-bit bitfield, got {type(value).__name__}")
+        low, high = (-(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1) if self.signed else (0, (1 << self.bits) - 1)
+        if not low <= value <= high:
+            raise MapError(
+                f"{value} does not fit in a {'signed' if self.signed else 'unsigned'} {self.bits}-bit bitfield"
+            )
         start = offset + self.first
         mask = ((1 << self.bits) - 1) << self._shift()
         chunk = int.from_bytes(buffer[start : start + self.span], self.byteorder)  # type: ignore[arg-type]
         chunk = (chunk & ~mask) | ((int(value) << self._shift()) & mask)
         buffer[start : start + self.span] = chunk.to_bytes(self.span, self.byteorder)  # type: ignore[arg-type]
+
+
+def _python_name(name: str, default: str) -> str:
+    """A BTF name usable as a Python class name (BTF names come from the object, so they may be anything)."""
+    return name if name.isidentifier() else default
+
+
+def _int_enum(name: str, values: Mapping[str, int]) -> type[IntEnum]:
+    """An ``IntEnum`` of the enumerators whose names Python's enum accepts (not empty, not ``_sunder_`` or
+    ``__dunder__``, not ``mro``); values of the others still decode, as plain ints."""
+    members = {
+        member: value
+        for member, value in values.items()
+        if member.isidentifier() and not (member.startswith("_") and member.endswith("_")) and member != "mro"
+    }
+    try:
+        return IntEnum(_python_name(name, "Enum"), members)  # type: ignore[return-value]
+    except (ValueError, TypeError):
+        return IntEnum(_python_name(name, "Enum"), {})  # type: ignore[return-value]
 
 
 class EnumCodec(_Node):
@@ -273,7 +321,7 @@ class EnumCodec(_Node):
     def __init__(self, name: str, size: int, signed: bool, values: Mapping[str, int], byteorder: str) -> None:
         self.name, self.size = name, size
         self._int = _Int(size, signed, byteorder)
-        self.enum: type[IntEnum] = IntEnum(name or "Enum", dict(values))  # type: ignore[misc]
+        self.enum: type[IntEnum] = _int_enum(name, values)
 
     def read(self, view: memoryview, offset: int) -> Any:
         return self.member(self._int.read(view, offset))
@@ -282,7 +330,7 @@ class EnumCodec(_Node):
         """The enum member with this value, or the int itself when the enum has none."""
         try:
             return self.enum(value)
-        except ValueError:
+        except (ValueError, TypeError):  # TypeError: an enum whose names Python refused has no members at all
             return value
 
     def write(self, buffer: bytearray, offset: int, value: Any) -> None:
@@ -295,8 +343,12 @@ class EnumCodec(_Node):
         self._int.write(buffer, offset, value)
 
     def __call__(self, value: int | str) -> IntEnum:
-        """The enum member for a value or a name."""
-        return self.enum[value] if isinstance(value, str) else self.enum(value)
+        """The enum member for a value or a name; :class:`NotFoundError` when the enum has none."""
+        try:
+            return self.enum[value] if isinstance(value, str) else self.enum(value)
+        except (KeyError, ValueError, TypeError):
+            names = ", ".join(f"{m.name}={m.value}" for m in self.enum)
+            raise NotFoundError(f"{self.name} has no member {value!r} (members: {names})") from None
 
     def label(self) -> str:
         return f"enum {self.name}"
@@ -397,6 +449,9 @@ _STRUCT_CODES = {
 # Arrays of compound elements up to this long are unrolled into the record's expression; longer ones are read
 # element by element through the element's plan, so a huge array does not make a huge function.
 _UNROLL_LIMIT = 32
+# How many values unrolled arrays may add to one type's expression in all (nested unrolled arrays multiply), so
+# that no BTF makes a plan whose source takes long to compile.
+_UNROLL_BUDGET = 4096
 
 
 def _text_or_bytes(raw: bytes) -> str | bytes:
@@ -439,6 +494,23 @@ class _PlanBuilder:
         self.statements: list[str] = []  # run before the expression, after the unpack
         self.env: dict[str, Any] = {}
         self._names: dict[int, str] = {}
+        self.budget = _UNROLL_BUDGET
+        self._costs: dict[int, int] = {}
+
+    def cost(self, node: _Node) -> int:
+        """An upper bound of how many values ``node``'s expression holds when its short arrays are unrolled."""
+        while isinstance(node, _Named):
+            node = node.target
+        found = self._costs.get(id(node))
+        if found is None:
+            if isinstance(node, RecordType):
+                found = 1 + sum(self.cost(field.node) for field in node.fields)
+            elif isinstance(node, _Array) and self.leaf(node.element) is None and node.count <= _UNROLL_LIMIT:
+                found = 1 + node.count * self.cost(node.element)
+            else:
+                found = 1
+            self._costs[id(node)] = found
+        return found
 
     def name(self, value: Any) -> str:
         """A global of the generated code holding ``value`` (one per distinct object)."""
@@ -451,7 +523,8 @@ class _PlanBuilder:
 
     def take(self, offset: int, code: str, size: int, values: int = 1) -> int:
         """Adds ``code`` at ``offset`` (padding from the current position); the index of its first value."""
-        self.codes.append("x" * (offset - self.position) + code)
+        padding = offset - self.position
+        self.codes.append(f"{padding}x{code}" if padding else code)
         self.position = offset + size
         first = self.count
         self.count += values
@@ -561,16 +634,23 @@ class _PlanBuilder:
         leaf = self.leaf(element)
         if leaf is not None and step:
             code, wrap = leaf
+            if code.endswith("s") and count > _UNROLL_BUDGET:
+                return self._per_element(array, offset)  # "16s" repeats in the format: keep formats short
             repeated = code * count if code.endswith("s") else f"{count}{code}"  # "16s" * 2, not "216s"
             first = self.take(offset, repeated, array.size, count)
             values = f"v[{first}:{first + count}]"
             return f"list({values})" if wrap("_x") == "_x" else f"[{wrap('_x')} for _x in {values}]"
-        if count <= _UNROLL_LIMIT:
+        unrolled = count * self.cost(element)
+        if count <= _UNROLL_LIMIT and unrolled <= self.budget:
+            self.budget -= unrolled
             return f"[{', '.join(self.emit(element, offset + i * step) for i in range(count))}]"
+        return self._per_element(array, offset)
+
+    def _per_element(self, array: _Array, offset: int) -> str:
         self.slow = True
-        reader = self.name(element._reader())
-        self.take(offset, "x" * array.size, array.size, values=0)  # the bytes are read per element, not unpacked
-        return f"[{reader}(view, BASE+{offset} + _i * {step}) for _i in range({count})]"
+        reader = self.name(array.element._reader())
+        self.take(offset, f"{array.size}x", array.size, values=0)  # the bytes are read per element, not unpacked
+        return f"[{reader}(view, BASE+{offset} + _i * {array.element.size}) for _i in range({array.count})]"
 
 
 def _endian(node: _Node) -> str:
@@ -596,7 +676,8 @@ def _compile(node: _Node) -> tuple[Callable[[Any, int], Any], Callable[[Any], An
         if expression == f"{cls}(({', '.join(f'v[{i}]' for i in range(builder.count))},))":
             expression = f"{cls}(v)"  # every field is one unpacked value, in order: the tuple is the record
     # Padding up to the full size: unpack_from then fails exactly when the data is shorter than the type.
-    layout = struct.Struct(_endian(node) + "".join(builder.codes) + "x" * (node.size - builder.position))
+    tail = node.size - builder.position
+    layout = struct.Struct(_endian(node) + "".join(builder.codes) + (f"{tail}x" if tail else ""))
     builder.env.update(
         _unpack_from=layout.unpack_from,
         _struct_error=struct.error,
@@ -671,6 +752,8 @@ class _Field:
         self.name, self.offset, self.node = name, offset, node
 
 
+_RECORD_ATTRIBUTES = frozenset({"_type", "_fields", "_asdict", "asdict"})
+
 #: struct codes of the signed integers by size (upper case: unsigned).
 _INT_CODES = {1: "b", 2: "h", 4: "i", 8: "q"}
 
@@ -701,7 +784,7 @@ class RecordType(_Node):
             namespace[self.attributes[name]] = getter
             if keyword.iskeyword(name):  # not writable as record.class, but getattr(record, "class") works
                 namespace[name] = getter
-        self.record_class = type(self.name or "anonymous", (Record,), namespace)
+        self.record_class = type(_python_name(self.name, "anonymous"), (Record,), namespace)
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -764,6 +847,11 @@ class RecordType(_Node):
                 raise MapError(f"{self.name} is {self.size} bytes, got {len(data)}")
             buffer[offset : offset + self.size] = data
             return
+        if type(value) is self.record_class:
+            # Positionally: a record's field names are unique, but reading them back by name is not needed.
+            for field, item in zip(self.fields, value, strict=True):
+                self._write_field(buffer, offset, field, item)
+            return
         if isinstance(value, Record):
             values = dict(zip(value._fields, value, strict=True))
         elif isinstance(value, Mapping):
@@ -775,14 +863,15 @@ class RecordType(_Node):
             values = dict(value)
         else:
             raise MapError(f"expected a {self.name} record, a dict or bytes, got {type(value).__name__}")
-        view = memoryview(buffer)
         for field in self.fields:
-            if field.name not in values:
-                continue
-            # In a union every member covers the same bytes: write only those that differ from what is there.
-            if self.union and field.node.read(view, offset + field.offset) == values[field.name]:
-                continue
-            field.node.write(buffer, offset + field.offset, values[field.name])
+            if field.name in values:
+                self._write_field(buffer, offset, field, values[field.name])
+
+    def _write_field(self, buffer: bytearray, offset: int, field: _Field, value: Any) -> None:
+        # In a union every member covers the same bytes: write only those that differ from what is there.
+        if self.union and field.node.read(memoryview(buffer), offset + field.offset) == value:
+            return
+        field.node.write(buffer, offset + field.offset, value)
 
     def __call__(self, data: bytes | bytearray | memoryview | None = None, /, **fields: Any) -> Record:
         """``T(data)`` decodes ``data``; ``T(field=value, ...)`` builds a record (other fields zero)."""
@@ -830,6 +919,15 @@ class _Builder:
         self.nodes: dict[int, _Node] = {}
 
     def node(self, type_id: int) -> _Node:
+        """The codec of ``type_id``, after the native check that its values can be decoded (no type containing
+        itself, bounded nesting and size), which bounds the recursion below."""
+        found = self.nodes.get(type_id)
+        if found is not None:
+            return found
+        self.btf.check_value(type_id)
+        return self._node(type_id)
+
+    def _node(self, type_id: int) -> _Node:
         found = self.nodes.get(type_id)
         if found is not None:
             return found
@@ -838,12 +936,16 @@ class _Builder:
         if isinstance(t, BtfComposite):
             record = RecordType(t.name, t.size or 0, t.kind == Kind.UNION, self.btf.endian)
             self.nodes[type_id] = record  # before the members: a struct may point at itself
-            record._complete(self._fields(t))
+            try:
+                record._complete(self._fields(t))
+            except BaseException:
+                del self.nodes[type_id]  # a member cannot be decoded: keep no half-built record for later lookups
+                raise
             return record
         if t.kind == Kind.TYPEDEF and isinstance(t, BtfRef):
-            node = _Named(t.name, self.node(t.type_id))
+            node = _Named(t.name, self._node(t.type_id))
         elif isinstance(t, BtfRef) and not isinstance(t, BtfPtr):
-            node = self.node(t.type_id)  # const, volatile, restrict, type tags
+            node = self._node(t.type_id)  # const, volatile, restrict, type tags
         else:
             node = self._plain(t)
         self.nodes[type_id] = node
@@ -851,10 +953,12 @@ class _Builder:
 
     def _plain(self, t: BtfType) -> _Node:
         if isinstance(t, BtfInt):
-            if t.size == 0:
-                return _Opaque(0)
+            if not t.size or t.size > _MAX_INT_SIZE:  # () has size 0; wider ints are no numbers anyone prints
+                return _Opaque(t.size or 0)
             return _Int(t.size or 0, t.signed, self.byteorder, boolean=t.is_bool, char=t.name == "char" and t.size == 4)
         if isinstance(t, BtfEnum):
+            if not t.size or t.size > 8:
+                return _Opaque(t.size or 0)
             return EnumCodec(t.name, t.size or 0, t.signed, {v.name: v.value for v in t.values}, self.byteorder)
         if isinstance(t, BtfPtr):
             return _Int(8, False, self.byteorder)
@@ -864,9 +968,12 @@ class _Builder:
             element = self.btf.resolve(t.type_id)
             if isinstance(element, BtfInt) and element.size == 1 and not element.is_bool:
                 return _ByteArray(t.nelems, always_text=element.is_char and element.name != "u8")
-            return _Array(self.node(t.type_id), t.nelems, self.btf.endian)
+            node = self._node(t.type_id)
+            if node.size == 0:  # an array of zero-sized elements holds nothing, however many
+                return _Opaque(0)
+            return _Array(node, t.nelems, self.btf.endian)
         if isinstance(t, BtfVar):
-            return self.node(t.type_id)
+            return self._node(t.type_id)
         if t.kind in (Kind.UNKN, Kind.FWD):
             return _Opaque(0)
         raise UnsupportedError(f"pyaya cannot decode values of BTF kind {t.kind.name} ({self.btf.describe(t.id)})")
@@ -878,35 +985,42 @@ class _Builder:
             inner = self.btf.resolve(member.type_id)
             if not member.name and isinstance(inner, BtfComposite):
                 # Anonymous struct/union members: their fields belong to the outer record, as in C.
-                nested = self.node(member.type_id)
-                assert isinstance(nested, RecordType)
+                nested = self._node(inner.id)
+                assert isinstance(nested, RecordType)  # a composite's node is always its RecordType
                 for field in nested.fields:
-                    fields.append(_Field(field.name, member.offset + field.offset, field.node))
-                    taken.add(field.name)
+                    name = _unique(field.name, index, taken)
+                    fields.append(_Field(name, member.offset + field.offset, field.node))
                 continue
-            name = member.name or f"_{index}"
-            if name in taken:
-                name = f"{name}_{index}"
-            taken.add(name)
+            name = _unique(member.name or f"_{index}", index, taken)
             node: _Node
             if isinstance(inner, BtfInt) and (member.bitfield_size or member.bit_offset % 8):
                 bits = member.bitfield_size or inner.bits
-                node = _Bitfield(member.bit_offset % 8, bits, inner.signed, self.byteorder)
+                node = _Bitfield(member.bit_offset % 8, bits, inner.signed, self.byteorder) if bits else _Opaque(0)
             elif member.bitfield_size and isinstance(inner, BtfEnum):
                 node = _Bitfield(member.bit_offset % 8, member.bitfield_size, inner.signed, self.byteorder)
             else:
-                node = self.node(member.type_id)
+                node = self._node(member.type_id)
             fields.append(_Field(name, member.bit_offset // 8, node))
         return fields
 
 
+def _unique(name: str, index: int, taken: set[str]) -> str:
+    """``name``, or ``name_<index>`` (underscores added until free) when a field already has it: records keep every
+    field, and asdict() one key per field."""
+    unique = name if name not in taken else f"{name}_{index}"
+    while unique in taken:
+        unique += "_"
+    taken.add(unique)
+    return unique
+
+
 def _is_escaped(name: str) -> bool:
-    return _ESCAPE.search(name) is not None
+    return "_" in name and _native.unescape_name(name) != name
 
 
 def unescape(name: str) -> str:
     """A BTF name with bpf-linker's ``_XX_`` escapes turned back into characters (``HashMap<u32, u64>``)."""
-    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), name)
+    return _native.unescape_name(name)
 
 
 class Types(Mapping[str, Any]):
@@ -954,75 +1068,45 @@ class Types(Mapping[str, Any]):
     def parse(self, rust_type: str) -> _Node | None:
         """The codec for a Rust type as written in a generic argument (``u32``, ``[u8; 16]``,
         ``my_common::FlowKey``), or None when it cannot be known (a struct absent from the BTF, a tuple)."""
-        return _parse_rust_type(rust_type.strip(), self)
+        return _spec_node(_native.parse_rust_type(rust_type), self)
 
     def __repr__(self) -> str:
         return f"<pyaya.types.Types: {', '.join(self._names)}>"
 
 
-_PRIMITIVES = {
-    "u8": (1, False),
-    "u16": (2, False),
-    "u32": (4, False),
-    "u64": (8, False),
-    "u128": (16, False),
-    "usize": (8, False),
-    "i8": (1, True),
-    "i16": (2, True),
-    "i32": (4, True),
-    "i64": (8, True),
-    "i128": (16, True),
-    "isize": (8, True),
-}
+# Integers wider than this (u128 is the widest Rust has) are kept as bytes.
+_MAX_INT_SIZE = 16
+# The largest value a codec is made for: as pyaya-core's check_value, so no codec's zero() allocates more.
+_MAX_SIZE = 1 << 26
 
 
-def _parse_rust_type(text: str, types: Types) -> _Node | None:
-    byteorder = types._builder.byteorder
-    if text in _PRIMITIVES:
-        size, signed = _PRIMITIVES[text]
-        return _Int(size, signed, byteorder)
-    if text == "bool":
+def _spec_node(spec: Any, types: Types) -> _Node | None:
+    """The codec of a Rust type parsed natively (``("int", 4, False)``, ``("array", spec, 16)``,
+    ``("named", "FlowKey")``...), or None when it cannot be known. Arrays nest at most 16 deep in a spec."""
+    if spec is None:
+        return None
+    byteorder, endian = types._builder.byteorder, types.btf.endian
+    tag = spec[0]
+    if tag == "int":
+        return _Int(spec[1], spec[2], byteorder)
+    if tag == "bool":
         return _Int(1, False, byteorder, boolean=True)
-    if text == "char":
+    if tag == "char":
         return _Int(4, False, byteorder, char=True)
-    if text in ("f32", "f64"):
-        return _Float(4 if text == "f32" else 8, types.btf.endian)
-    if text.startswith("[") and text.endswith("]"):
-        element, _, count = text[1:-1].rpartition(";")
-        try:
-            n = int(count.strip())
-        except ValueError:
-            return None
-        inner = _parse_rust_type(element.strip(), types)
-        if inner is None:
+    if tag == "float":
+        return _Float(spec[1], endian)
+    if tag == "array":
+        inner = _spec_node(spec[1], types)
+        count = spec[2]
+        if inner is None or inner.size * count > _MAX_SIZE:
             return None
         if isinstance(inner, _Int) and inner.size == 1 and not inner.boolean:
-            return _ByteArray(n, always_text=False)
-        return _Array(inner, n, types.btf.endian)
-    if "<" in text or "(" in text or "&" in text or "*" in text:
-        return None
-    name = text.rsplit("::", 1)[-1]
-    for candidate in types.btf.find_all(name):
+            return _ByteArray(count, always_text=False)
+        return _Array(inner, count, endian)
+    for candidate in types.btf.find_all(spec[1]):
         if candidate.kind in _NAMED_KINDS:
             return types._builder.node(candidate.id)
     return None
-
-
-def _split_arguments(text: str) -> list[str]:
-    """Top-level comma-separated parts of a generic argument list."""
-    parts, depth, start = [], 0, 0
-    for i, char in enumerate(text):
-        if char in "<([":
-            depth += 1
-        elif char in ">)]":
-            depth -= 1
-        elif char == "," and depth == 0:
-            parts.append(text[start:i].strip())
-            start = i + 1
-    tail = text[start:].strip()
-    if tail:
-        parts.append(tail)
-    return parts
 
 
 # -- the maps' key and value types -------------------------------------------------------------------------------
@@ -1087,11 +1171,11 @@ def map_types(types: Types) -> dict[str, MapTypes]:
             members = {m.name: m.type_id for m in definition.members}
             found[var.name] = MapTypes(_pointee(types, members.get("key")), _pointee(types, members.get("value")))
             continue
-        full = unescape(definition.name)
-        base, _, rest = full.partition("<")
-        if not rest.endswith(">"):
+        parsed = _native.rust_type_arguments(definition.name)
+        if parsed is None:
             continue
-        arguments = [types.parse(argument) for argument in _split_arguments(rest[:-1])]
+        base, specs = parsed
+        arguments = [_spec_node(spec, types) for spec in specs]
         if base == "LpmTrie":  # the key is lpm's Key<K> (prefix length + data), not K
             found[var.name] = MapTypes(None, arguments[1] if len(arguments) > 1 else None)
         elif len(arguments) >= 2:

@@ -120,3 +120,31 @@ def build_elf(
         f"{endian}HHIQQQIHHHHHH", 1, machine, 1, 0, 0, shoff, 0, 64, 0, 0, 64, len(headers), len(headers) - 1
     )
     return ehdr + bytes(body) + b"".join(headers)
+
+
+def call_relocated_against_data() -> bytes:
+    """A socket filter whose call instruction is relocated against a data symbol in its own section, beside a legacy
+    array map: aya-obj 0.3's relocate_calls reaches a ``todo!()`` for that symbol kind, after aya has created (and,
+    with ``pin_maps``, pinned) the object's maps."""
+    call = struct.pack("<BBhi", 0x85, 0x10, 0, -1)  # BPF_CALL, src_reg BPF_PSEUDO_CALL
+    code = call + struct.pack("<BBhi", 0x95, 0, 0, 0)  # exit
+    map_def = struct.pack("<5I", 2, 4, 8, 1, 0)  # an array of one u64
+    sections = [("socket", 1, 0x6, code), (".relsocket", 9, 0, bytes(16)), ("maps", 1, 0x3, map_def)]
+    data = bytearray(
+        build_elf(
+            [*sections, ("license", 1, 0x3, b"GPL\0")],
+            [
+                Sym("prog", "socket", 0, len(code)),
+                Sym("odd", "socket", 0, 8, type=1),
+                Sym("COUNTS", "maps", 0, len(map_def), type=1),
+            ],
+        )
+    )
+    # build_elf links only .symtab: point the relocation section at .symtab (sh_link) and at its program's section
+    # (sh_info), then relocate instruction 0 against symbol 2 ("odd") with R_BPF_64_32.
+    shoff = struct.unpack_from("<Q", data, 40)[0]
+    rel_header = shoff + 2 * 64
+    struct.pack_into("<II", data, rel_header + 40, len(sections) + 2, 1)
+    rel_offset = struct.unpack_from("<Q", data, rel_header + 24)[0]
+    struct.pack_into("<QQ", data, rel_offset, 0, (2 << 32) | 10)
+    return bytes(data)

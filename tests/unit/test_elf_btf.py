@@ -1,4 +1,5 @@
-"""pyaya.elf and pyaya.btf: hand-built objects and BTF, plus the running kernel's vmlinux BTF when present."""
+"""pyaya.elf and pyaya.btf over the native readers: hand-built objects and BTF, plus the running kernel's vmlinux
+BTF when present."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from bpfobj import BtfBuilder, Sym, build_elf
 from pyaya.btf import VMLINUX_PATH, Btf, BtfComposite, BtfEnum, BtfInt, Kind
 from pyaya.elf import Elf
 from pyaya.errors import NotFoundError, ObjectError
+from pyaya.types import Types
 
 
 def sample_btf() -> tuple[BtfBuilder, dict[str, int]]:
@@ -107,7 +109,7 @@ def test_member_offsets_bitfields_and_anonymous_members() -> None:
 @pytest.mark.parametrize("endian", ["<", ">"])
 def test_decode_struct(endian: str) -> None:
     b, ids = sample_btf()
-    btf = Btf.from_bytes(b.to_bytes(endian))
+    types = Types(Btf.from_bytes(b.to_bytes(endian)))
     inner_bits = 5 | (-3 & 0x1F) << 3 if endian == "<" else (5 << 5 | (-3 & 0x1F)) << 24
     record = (
         struct.pack(f"{endian}Ii", 42, -7)
@@ -120,8 +122,8 @@ def test_decode_struct(endian: str) -> None:
         + struct.pack(f"{endian}q", -(1 << 40))
     )  # fmt: skip
     assert len(record) == 56
-    decoded = btf.decode(ids["const"], record)
-    assert decoded == {
+    decoded = types.by_id(ids["const"]).decode(record)
+    assert decoded._asdict() == {
         "pid": 42,
         "tid": -7,
         "comm": "bash",
@@ -131,12 +133,12 @@ def test_decode_struct(endian: str) -> None:
         "name": "hello",
         "big": -(1 << 40),
     }
-    # A byte array that is not a printable string stays a list of ints.
+    # A byte array that is not a printable string stays bytes.
     raw = bytearray(record)
     raw[28:44] = bytes(range(1, 17))
-    assert btf.decode(ids["event"], bytes(raw))["name"] == list(range(1, 17))
+    assert types["event"](bytes(raw)).name == bytes(range(1, 17))
     with pytest.raises(ObjectError, match="too few"):
-        btf.decode(ids["event"], record[:10])
+        types["event"](record[:10])
 
 
 def test_btf_errors() -> None:
@@ -175,10 +177,10 @@ def test_elf_errors(tmp_path: Path) -> None:
         Elf(b"")
     data = build_elf([("xdp", 1, 0x6, bytes(16))], [Sym("prog", "xdp")])
     with pytest.raises(
-        ObjectError, match=rf"truncated: section header table ends at byte {len(data)} of {len(data) - 10}"
+        ObjectError, match=rf"truncated: the section header table ends at byte {len(data)} of {len(data) - 10}"
     ):
         Elf(data[:-10])
-    with pytest.raises(ObjectError, match="truncated: ELF header"):
+    with pytest.raises(ObjectError, match="truncated: the ELF header"):
         Elf(data[:40])
     with pytest.raises(ObjectError, match="no such file"):
         Elf.from_path(tmp_path / "missing.o")
@@ -199,3 +201,29 @@ def test_vmlinux_btf() -> None:
     _, member = btf.member_bit_offset("task_struct", "real_parent")
     assert btf.resolve(member.type_id).kind == Kind.PTR
     assert btf.find("bpf_fentry_test1", Kind.FUNC).kind == Kind.FUNC
+
+
+@pytest.mark.parametrize("type_id", [-1, 10_000, 1 << 40])
+def test_bad_ids_are_not_found_errors(type_id: int) -> None:
+    btf = Btf.from_bytes(sample_btf()[0].to_bytes())
+    for query in (btf.type, btf.resolve, btf.size_of, btf.kind_of, btf.name_of, btf.describe, btf.check_value):
+        with pytest.raises(NotFoundError, match="no BTF type with id"):
+            query(type_id)
+    with pytest.raises(NotFoundError, match="no BTF type with id"):
+        btf.member_offset(type_id, "pid")
+
+
+def test_malformed_btf_is_refused_when_parsed() -> None:
+    b, _ = sample_btf()
+    b.add("PTR", "", 999)  # a reference past the last type
+    with pytest.raises(ObjectError, match=r"its target is type 999, but the last type is"):
+        Btf.from_bytes(b.to_bytes())
+    b, _ = sample_btf()
+    loop = len(b.records) + 1
+    b.add("TYPEDEF", "a", loop + 1)
+    b.add("TYPEDEF", "b", loop)
+    btf = Btf.from_bytes(b.to_bytes())
+    with pytest.raises(ObjectError, match="a loop"):
+        btf.resolve(loop)
+    with pytest.raises(ObjectError, match="within itself"):
+        btf.check_value(loop)

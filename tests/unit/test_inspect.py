@@ -1,4 +1,5 @@
-"""pyaya.inspect and ``pyaya inspect``: a hand-built BPF object with every kind of map definition."""
+"""pyaya.inspect and ``pyaya inspect``: a hand-built BPF object with every kind of map definition, read by aya-obj
+(programs, maps) and pyaya's native BTF reader (types)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from bpfobj import BtfBuilder, Sym, build_elf
 from pyaya.cli import app
 from pyaya.errors import ObjectError
-from pyaya.inspect import inspect_bytes, inspect_file, map_type_name, program_type
+from pyaya.inspect import inspect_bytes, inspect_file
 from typer.testing import CliRunner
 
 
@@ -67,9 +68,8 @@ def sample_object() -> bytes:
     )
 
 
-def test_python_fallback_programs_and_maps() -> None:
-    info = inspect_bytes(sample_object(), native=False)
-    assert info.source == "python"
+def test_programs_maps_and_types() -> None:
+    info = inspect_bytes(sample_object())
     assert [(p.name, p.section, p.type) for p in info.programs] == [
         ("execwatch", "tracepoint/syscalls/sys_enter_execve", "TracePoint"),
         ("pass", "xdp", "Xdp"),
@@ -83,54 +83,9 @@ def test_python_fallback_programs_and_maps() -> None:
     assert maps["EVENTS"].max_entries == 4096
     assert (maps["COUNTS"].type, maps["COUNTS"].key_size, maps["COUNTS"].value_size) == ("HashMap", 4, 8)
     assert maps["COUNTS"].max_entries == 1024
-    assert (maps[".rodata"].type, maps[".rodata"].value_size, maps[".rodata"].max_entries) == (
-        "Array",
-        12,
-        1,
-    )
+    assert (maps[".rodata"].type, maps[".rodata"].value_size, maps[".rodata"].max_entries) == ("Array", 12, 1)
     assert maps[".bss"].value_size == 32
     assert any(t.name == "Event" and t.kind == "STRUCT" and t.size == 8 for t in info.btf_types)
-
-
-@pytest.mark.parametrize(
-    ("section", "kind"),
-    [
-        ("tracepoint/sched/sched_switch", "TracePoint"),
-        ("raw_tp/sys_enter", "RawTracePoint"),
-        ("raw_tracepoint/sys_enter", "RawTracePoint"),
-        ("tp_btf/sched_switch", "BtfTracePoint"),
-        ("fentry/vfs_read", "FEntry"),
-        ("fexit/vfs_read", "FExit"),
-        ("kprobe/do_sys_open", "KProbe"),
-        ("kretprobe/do_sys_open", "KRetProbe"),
-        ("uprobe/x", "UProbe"),
-        ("uretprobe/x", "URetProbe"),
-        ("classifier", "SchedClassifier"),
-        ("socket", "SocketFilter"),
-        ("socket_filter", "SocketFilter"),
-        ("cgroup_skb/ingress", "CgroupSkb"),
-        ("cgroup/connect4", "CgroupSockAddr"),
-        ("cgroup/sysctl", "CgroupSysctl"),
-        ("sockops", "SockOps"),
-        ("sk_msg", "SkMsg"),
-        ("sk_skb/stream_verdict", "SkSkbStreamVerdict"),
-        ("lsm/file_open", "Lsm"),
-        ("perf_event", "PerfEvent"),
-        ("iter/task", "Iter"),
-        ("sk_lookup", "SkLookup"),
-        ("flow_dissector", "FlowDissector"),
-        ("freplace/x", "Extension"),
-        ("something_else", "unknown"),
-    ],
-)
-def test_program_types(section: str, kind: str) -> None:
-    assert program_type(section) == kind
-
-
-def test_map_type_names() -> None:
-    assert map_type_name(1) == "HashMap"
-    assert map_type_name(27) == "RingBuf"
-    assert map_type_name(999) == "Unknown"
 
 
 def test_errors(tmp_path: Path) -> None:
@@ -140,19 +95,6 @@ def test_errors(tmp_path: Path) -> None:
         inspect_bytes(build_elf([], [], machine=62))
     with pytest.raises(ObjectError, match=r"missing\.o: no such file"):
         inspect_file(tmp_path / "missing.o")
-
-
-def test_native_matches_fallback() -> None:
-    """When the native module is built, it and the pure-Python reading agree on the same object."""
-    try:
-        native = inspect_bytes(sample_object(), native=True)
-    except ObjectError as error:
-        if "not available" in str(error):
-            pytest.skip(str(error))
-        raise
-    fallback = inspect_bytes(sample_object(), native=False)
-    assert native.programs == fallback.programs
-    assert sorted(native.maps, key=lambda m: m.name) == sorted(fallback.maps, key=lambda m: m.name)
 
 
 def test_cli_human_and_json(tmp_path: Path) -> None:

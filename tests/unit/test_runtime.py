@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from bpfobj import BtfBuilder, Sym, build_elf
 from pyaya import runtime
-from pyaya.elf import Elf
 from pyaya.errors import VerifierError
 from pyaya.inspect import line_info, source_location
 from pyaya.runtime import (
@@ -256,7 +255,7 @@ def _object_with_line_info(tmp_path: Path) -> Path:
 
 
 def test_line_info_is_read_from_btf_ext(tmp_path: Path) -> None:
-    records = line_info(Elf.from_path(_object_with_line_info(tmp_path)))
+    records = line_info(_object_with_line_info(tmp_path).read_bytes())
     assert [(r.insn_offset, r.line, r.column) for r in records] == [(0, 863, 18), (8, 2095, 9), (16, 11, 17)]
     assert str(records[2]) == "/home/me/probe/probe-ebpf/src/main.rs:11:17"
     location = source_location(tmp_path / "rejected", "rejected", 1)

@@ -151,6 +151,7 @@ impl Ebpf {
     }
 }
 
+#[pyaya_guard::guard(Object)]
 #[pymethods]
 impl Ebpf {
     /// Loads an object from its bytes: creates its maps and prepares (but does not load) its programs.
@@ -174,6 +175,11 @@ impl Ebpf {
         let log_queue = LogQueue::default();
         let queue = log_queue.clone();
         let (ebpf, logger, sections, map_pins, perf_arrays) = py.detach(move || {
+            pyaya_core::elf::check_for_aya(data).map_err(|err| {
+                Deferred::Plain(Kind::Object, format!("not a valid BPF object: {err}"))
+            })?;
+            let utf8 = pyaya_core::elf::utf8_btf_strings(data);
+            let data = utf8.as_deref().unwrap_or(data);
             let object = aya_obj::Object::parse(data).map_err(|err| {
                 Deferred::Plain(
                     Kind::Object,
@@ -200,12 +206,17 @@ impl Ebpf {
             for (name, path) in pins.iter().flat_map(|pins| &pins.paths) {
                 loader.map_pin_path(name.as_str(), path.as_path());
             }
-            let mut ebpf = loader.load(data).map_err(|err| {
-                if let Some(pins) = &pins {
-                    pins.remove_new();
-                }
-                Deferred::Ebpf(Box::new(err))
-            })?;
+            // aya may panic after it created (and pinned) maps, in its relocation code: the pins made by this
+            // load go either way, and the panic is reported as the guard would.
+            let loaded = pyaya_core::panic::catch(|| loader.load(data));
+            let mut ebpf = loaded
+                .map_err(|panic| Deferred::Panic(Kind::Object, "Ebpf.load", panic))
+                .and_then(|result| result.map_err(|err| Deferred::Ebpf(Box::new(err))))
+                .inspect_err(|_| {
+                    if let Some(pins) = &pins {
+                        pins.remove_new();
+                    }
+                })?;
             if let Some(pins) = &pins {
                 pins.set_modes()?;
             }
@@ -437,6 +448,7 @@ macro_rules! for_loadable {
     };
 }
 
+#[pyaya_guard::guard(Program)]
 #[pymethods]
 impl Program {
     #[getter]
@@ -621,6 +633,7 @@ pub fn wrong_kind(name: &str, actual: &str, expected: &str) -> Deferred {
 }
 
 /// `(id, name, type)` of every program loaded in the kernel, whoever loaded it.
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 pub fn loaded_programs(py: Python<'_>) -> PyResult<Vec<(u32, String, u32)>> {
     py.detach(|| {
@@ -650,6 +663,7 @@ pub fn loaded_programs(py: Python<'_>) -> PyResult<Vec<(u32, String, u32)>> {
 
 /// `(id, program id, type)` of every bpf_link in the kernel, whoever made it; the type as aya names it
 /// (`"Xdp"`, `"Tcx"`, `"PerfEvent"`, ...).
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 pub fn loaded_links(py: Python<'_>) -> PyResult<Vec<(u32, u32, String)>> {
     py.detach(|| {
@@ -689,6 +703,7 @@ pub fn loaded_links(py: Python<'_>) -> PyResult<Vec<(u32, u32, String)>> {
 /// Waits until every BPF program run that started before the call has finished (an RCU grace period), so that
 /// after detaching, a program's effects on maps are final. Returns False when the kernel cannot say (no
 /// `membarrier`); the caller then waits a little itself.
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 pub fn wait_for_running_programs(py: Python<'_>) -> PyResult<bool> {
     py.detach(crate::sys::rcu_grace_period)

@@ -373,6 +373,8 @@ pub enum Deferred {
     Ebpf(Box<EbpfError>),
     MapIo(String, io::Error),
     PinIo(String, io::Error),
+    /// A panic caught inside an entry point (by `pyaya_core::panic::catch`) where cleanup had to run first.
+    Panic(Kind, &'static str, pyaya_core::panic::Panic),
     Py(PyErr),
 }
 
@@ -397,6 +399,7 @@ impl Deferred {
             Self::Ebpf(error) => from_ebpf_error(&error),
             Self::MapIo(context, error) => from_map_io(&context, &error),
             Self::PinIo(context, error) => from_pin_io(&context, &error),
+            Self::Panic(kind, what, panic) => panicked(kind, what, &panic),
             Self::Py(error) => error,
         }
     }
@@ -436,4 +439,34 @@ fn tracepoint_error(
         );
     }
     from_program_error(context, error, needs)
+}
+
+/// What a caught panic becomes: an exception of the entry point's area naming the entry point, the panic and what
+/// to do. Malformed objects are the usual cause of panics in aya-obj's parser and relocator.
+fn panicked(kind: Kind, what: &str, panic: &pyaya_core::panic::Panic) -> PyErr {
+    let hint = match kind {
+        Kind::Object => {
+            "the input is malformed in a way aya does not check; rebuild the object with `pyaya build` \
+             (if it came from a normal build, please report it with the file)"
+        }
+        _ => "this is a bug in pyaya or aya: please report it with the steps that led here",
+    };
+    new_err(
+        kind,
+        format!("{what} failed: internal error ({panic}); {hint}"),
+    )
+}
+
+/// The body of a `#[guard]`ed entry point that returns a `Result`: a panic becomes `Err` of `kind`.
+pub fn guard_result<T, E: From<PyErr>>(
+    kind: Kind,
+    what: &str,
+    body: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    pyaya_core::panic::catch(body).unwrap_or_else(|panic| Err(panicked(kind, what, &panic).into()))
+}
+
+/// The body of a `#[guard]`ed entry point that returns a plain value, which PyO3 then gets as `PyResult`.
+pub fn guard_value<T>(kind: Kind, what: &str, body: impl FnOnce() -> T) -> PyResult<T> {
+    pyaya_core::panic::catch(body).map_err(|panic| panicked(kind, what, &panic))
 }

@@ -60,6 +60,7 @@ fn unknown_program_type(name: &str) -> PyErr {
 }
 
 /// Whether the kernel loads programs of this type (`kind`: a pyaya program class name, e.g. `"Xdp"`).
+#[pyaya_guard::guard(Load)]
 #[pyfunction]
 pub fn program_supported(py: Python<'_>, kind: &str) -> PyResult<bool> {
     let program_type = program_type(kind).ok_or_else(|| unknown_program_type(kind))?;
@@ -73,6 +74,7 @@ pub fn program_supported(py: Python<'_>, kind: &str) -> PyResult<bool> {
 }
 
 /// Whether the kernel creates maps of this type (`kind`: a pyaya map type name, e.g. `"RingBuf"`).
+#[pyaya_guard::guard(Load)]
 #[pyfunction]
 pub fn map_supported(py: Python<'_>, kind: &str) -> PyResult<bool> {
     let number = (0..64).find(|number| map_kind(*number) == kind).ok_or_else(|| {
@@ -99,6 +101,7 @@ pub fn map_supported(py: Python<'_>, kind: &str) -> PyResult<bool> {
 }
 
 /// Whether programs of type `kind` may call the helper numbered `helper` (`enum bpf_func_id`).
+#[pyaya_guard::guard(Load)]
 #[pyfunction]
 pub fn helper_supported(py: Python<'_>, kind: &str, helper: u32) -> PyResult<bool> {
     let program_type = program_type(kind).ok_or_else(|| unknown_program_type(kind))?;
@@ -127,6 +130,7 @@ pub fn helper_supported(py: Python<'_>, kind: &str, helper: u32) -> PyResult<boo
 }
 
 /// What aya detected about this kernel when it first loaded an object (BTF kinds, bpf_link for perf events...).
+#[pyaya_guard::guard(Load)]
 #[pyfunction]
 pub fn kernel_features(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let features = py.detach(aya::features);

@@ -1,11 +1,11 @@
 //! `pyaya._native`: aya's loader for Python. This crate owns every fd and all unsafe code; the `pyaya` package
 //! gives the API its Pythonic shape on top.
 
+mod btf;
 mod ebpf;
 mod errors;
 mod features;
 mod inspect;
-mod kernel_btf;
 mod links;
 mod load_options;
 mod logs;
@@ -22,10 +22,10 @@ mod programs_tracing;
 mod sys;
 mod testrun;
 mod usdt;
-mod usdt_notes;
 
 use pyo3::prelude::*;
 
+#[pyaya_guard::guard(Load)]
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<ebpf::Ebpf>()?;
@@ -39,7 +39,13 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(ebpf::loaded_links, module)?)?;
     module.add_function(wrap_pyfunction!(ebpf::wait_for_running_programs, module)?)?;
     module.add_function(wrap_pyfunction!(perf::perf_lost_count_supported, module)?)?;
-    module.add_function(wrap_pyfunction!(kernel_btf::kernel_member_offsets, module)?)?;
+    module.add_class::<btf::Btf>()?;
+    module.add_function(wrap_pyfunction!(btf::kernel_member_offsets, module)?)?;
+    module.add_function(wrap_pyfunction!(btf::parse_rust_type, module)?)?;
+    module.add_function(wrap_pyfunction!(btf::rust_type_arguments, module)?)?;
+    module.add_function(wrap_pyfunction!(btf::unescape_name, module)?)?;
+    module.add_function(wrap_pyfunction!(inspect::read_elf, module)?)?;
+    module.add_function(wrap_pyfunction!(inspect::object_line_info, module)?)?;
     module.add_class::<programs_common::RunStats>()?;
     module.add_function(wrap_pyfunction!(programs_common::enable_stats, module)?)?;
     module.add_function(wrap_pyfunction!(

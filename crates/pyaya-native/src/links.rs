@@ -137,6 +137,7 @@ impl Drop for Link {
     }
 }
 
+#[pyaya_guard::guard(Program)]
 #[pymethods]
 impl Link {
     /// A link pinned at `path` (in bpffs) by this or another process.

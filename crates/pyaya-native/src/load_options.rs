@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aya_obj::{EbpfSectionKind, Object};
-use object::{Object as _, ObjectSection as _, ObjectSymbol as _, SymbolKind};
 
 use crate::errors::{Deferred, Kind};
 
@@ -16,23 +15,18 @@ const GLOBAL_SECTIONS: [&str; 3] = [".rodata", ".data", ".bss"];
 /// Every global of the object (`#[no_mangle] static` items in `.rodata*`, `.data*` or `.bss*`) and its size.
 pub fn globals(data: &[u8]) -> BTreeMap<String, u64> {
     let mut found = BTreeMap::new();
-    let Ok(elf) = object::File::parse(data) else {
+    let Ok(elf) = pyaya_core::elf::Elf::parse(data) else {
         return found;
     };
-    for symbol in elf.symbols() {
-        if symbol.kind() != SymbolKind::Data {
+    for symbol in &elf.symbols {
+        if symbol.kind != pyaya_core::elf::STT_OBJECT || symbol.name.is_empty() {
             continue;
         }
-        let (Ok(name), Some(index)) = (symbol.name(), symbol.section_index()) else {
-            continue;
-        };
         let in_globals = elf
-            .section_by_index(index)
-            .ok()
-            .and_then(|section| section.name().ok().map(str::to_owned))
-            .is_some_and(|section| GLOBAL_SECTIONS.iter().any(|p| section.starts_with(p)));
-        if in_globals && !name.is_empty() {
-            found.insert(name.to_owned(), symbol.size());
+            .section_of(symbol)
+            .is_some_and(|section| GLOBAL_SECTIONS.iter().any(|p| section.name.starts_with(p)));
+        if in_globals {
+            found.insert(symbol.name.clone(), symbol.size);
         }
     }
     found

@@ -202,6 +202,7 @@ fn wrap_unowned(py: Python<'_>, data: MapData) -> PyResult<Py<PyAny>> {
     Ok(wrap_data(py, None, &name, data, false)?.0)
 }
 
+#[pyaya_guard::guard(Map)]
 #[pymethods]
 impl Map {
     /// The kernel's id of the map.

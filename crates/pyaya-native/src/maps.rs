@@ -335,6 +335,7 @@ impl Map {
     }
 }
 
+#[pyaya_guard::guard(Map)]
 #[pymethods]
 impl Map {
     #[getter]
@@ -488,6 +489,7 @@ impl RingBuf {
     }
 }
 
+#[pyaya_guard::guard(Map)]
 #[pymethods]
 impl RingBuf {
     #[getter]

@@ -445,6 +445,7 @@ type FilterRow = (u16, u32, String, String, u32);
 
 /// `(priority, handle, kind, name, program id or 0)` of every filter on the `direction` hook of interface
 /// `ifindex`, in the network namespace of the nsfs file `netns` (default: this one).
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 #[pyo3(name = "tc_filters", signature = (ifindex, direction, netns = None))]
 pub fn py_tc_filters(
@@ -481,6 +482,7 @@ pub fn py_tc_filters(
 
 /// Deletes the filter `priority`/`handle` on the `direction` hook of `ifindex` if it still runs program
 /// `program_id`. Returns whether it did (False: no such filter, or another program's).
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 #[pyo3(name = "tc_filter_delete", signature = (ifindex, direction, priority, handle, program_id, netns = None))]
 pub fn py_tc_filter_delete(
@@ -520,6 +522,7 @@ pub fn py_tc_filter_delete(
 }
 
 /// Whether interface `ifindex` has a `clsact` qdisc.
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 #[pyo3(name = "clsact_present", signature = (ifindex, netns = None))]
 pub fn py_clsact_present(py: Python<'_>, ifindex: u32, netns: Option<PathBuf>) -> PyResult<bool> {
@@ -533,6 +536,7 @@ pub fn py_clsact_present(py: Python<'_>, ifindex: u32, netns: Option<PathBuf>) -
 }
 
 /// Removes the `clsact` qdisc of `ifindex` if no filter is left on it: "removed", "absent" or "in use".
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 #[pyo3(name = "clsact_remove_if_unused", signature = (ifindex, netns = None))]
 pub fn py_clsact_remove_if_unused(
@@ -560,6 +564,7 @@ pub fn py_clsact_remove_if_unused(
 
 /// `(mode flag, program id)` of every XDP program on interface `ifindex` (`XDP_FLAGS_SKB_MODE` 2, `DRV` 4,
 /// `HW` 8).
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 #[pyo3(name = "xdp_programs", signature = (ifindex, netns = None))]
 pub fn py_xdp_programs(
@@ -581,6 +586,7 @@ pub fn py_xdp_programs(
 
 /// Removes the XDP program `program_id` from interface `ifindex` in `mode` (a flag, as `xdp_programs` gives),
 /// through netlink and only if it is still that program there. Returns whether it did.
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 #[pyo3(name = "xdp_detach", signature = (ifindex, mode, program_id, netns = None))]
 pub fn py_xdp_detach(

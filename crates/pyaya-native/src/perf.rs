@@ -137,6 +137,7 @@ fn open_output_event_probing(cpu: u32, watermark: u32) -> io::Result<(OwnedFd, b
 /// Whether this kernel's perf events count their own lost samples (`PERF_FORMAT_LOST`, Linux 6.0), so that a
 /// perf event array's `lost` is exact at any moment, even when no sample follows a burst of losses. Probed by
 /// opening (and closing) one BPF output event on the first online CPU.
+#[pyaya_guard::guard(Map)]
 #[pyfunction]
 pub fn perf_lost_count_supported(py: Python<'_>) -> PyResult<bool> {
     if FORMAT_LOST.load(Ordering::Relaxed) == 0 {
@@ -582,6 +583,7 @@ impl PerfEventArray {
     }
 }
 
+#[pyaya_guard::guard(Map)]
 #[pymethods]
 impl PerfEventArray {
     #[getter]

@@ -28,6 +28,7 @@ fn check_signal(signal: i32) -> PyResult<libc::c_ulong> {
 /// Asks the kernel to send `signal` to this process when its parent exits (`prctl(PR_SET_PDEATHSIG)`); 0 clears
 /// it. The kernel sends it when the *thread* that forked this process exits, and keeps it across `execve` (except
 /// of set-user-ID programs).
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 pub fn set_parent_death_signal(signal: i32) -> PyResult<()> {
     let signal = check_signal(signal)?;
@@ -44,6 +45,7 @@ pub fn set_parent_death_signal(signal: i32) -> PyResult<()> {
 }
 
 /// The signal this process gets when its parent exits (`prctl(PR_GET_PDEATHSIG)`), 0 for none.
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 pub fn parent_death_signal() -> PyResult<i32> {
     let mut signal: libc::c_int = 0;
@@ -75,6 +77,7 @@ static GUARD: Mutex<Option<(u32, ChildStdin)>> = Mutex::new(None);
 /// Starts `argv` as this process's guard, once: in a process group of its own (a Ctrl-C on the terminal does
 /// not reach it), in `/` (it keeps no mount busy), with the write end of its standard input kept here until this
 /// process exits. Returns the guard's pid (the same on every call, while it runs).
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 pub fn start_guard(py: Python<'_>, argv: Vec<String>) -> PyResult<u32> {
     let (program, arguments) = argv

@@ -14,7 +14,6 @@ use aya::programs::{
 };
 use aya_obj::generated::bpf_prog_type;
 use aya_obj::programs::xdp::XdpAttachType;
-use object::{Object as _, ObjectSection as _, ObjectSymbol as _, SymbolKind};
 use pyo3::prelude::*;
 
 use crate::ebpf::{Ebpf, Program};
@@ -62,26 +61,14 @@ pub(crate) use for_every_program;
 /// The ELF section of every function symbol, by name: aya names programs after their function, and BTF-based
 /// program types (`fentry/do_unlinkat`, `tp_btf/sched_switch`, `iter/task`) carry their target in the section.
 pub fn program_sections(data: &[u8]) -> HashMap<String, String> {
-    let mut sections = HashMap::new();
-    let Ok(elf) = object::File::parse(data) else {
-        return sections;
+    let Ok(elf) = pyaya_core::elf::Elf::parse(data) else {
+        return HashMap::new();
     };
-    for symbol in elf.symbols() {
-        if symbol.kind() != SymbolKind::Text {
-            continue;
-        }
-        let (Ok(name), Some(index)) = (symbol.name(), symbol.section_index()) else {
-            continue;
-        };
-        if let Some(section) = elf
-            .section_by_index(index)
-            .ok()
-            .and_then(|s| s.name().ok().map(str::to_owned))
-        {
-            sections.insert(name.to_owned(), section);
-        }
-    }
-    sections
+    elf.symbols
+        .iter()
+        .filter(|symbol| symbol.is_function())
+        .filter_map(|symbol| Some((symbol.name.clone(), elf.section_of(symbol)?.name.clone())))
+        .collect()
 }
 
 /// The call that loads a program type whose `load()` takes arguments.
@@ -232,6 +219,7 @@ fn pinned_error(path: &std::path::Path, hint: Option<&str>, error: &ProgramError
     )
 }
 
+#[pyaya_guard::guard(Program)]
 #[pymethods]
 impl Program {
     /// Pins the loaded program at `path` in bpffs: it stays loaded after this process exits, until unpinned.
@@ -320,6 +308,7 @@ pub struct RunStats {
     fd: Mutex<Option<OwnedFd>>,
 }
 
+#[pyaya_guard::guard(Program)]
 #[pymethods]
 impl RunStats {
     /// Whether statistics are still being collected through this handle.
@@ -343,6 +332,7 @@ impl RunStats {
 }
 
 /// Switches on run-time statistics for all BPF programs until the returned handle is closed (kernel 5.8+).
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 pub fn enable_stats(py: Python<'_>) -> PyResult<RunStats> {
     let fd = py
@@ -386,6 +376,7 @@ fn pinned_object_info<T>(path: &std::path::Path, info: &mut T) -> std::io::Resul
 
 /// `(program type, attach_btf_id)` of the program pinned at `path`: what the kernel's program info says about its
 /// target, for telling tracing programs apart (a `btf_trace_*` typedef, a `bpf_iter_*` function, ...).
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 pub fn pinned_program_target(py: Python<'_>, path: PathBuf) -> PyResult<(u32, u32)> {
     let result = py.detach(|| {

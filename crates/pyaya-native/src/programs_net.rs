@@ -499,6 +499,7 @@ fn tcx_unavailable(error: &ProgramError) -> bool {
     }
 }
 
+#[pyaya_guard::guard(Program)]
 #[pymethods]
 impl Program {
     /// Attaches an Xdp program to `interface` (name or index) in `mode` ("skb", "drv", "hw" or None).

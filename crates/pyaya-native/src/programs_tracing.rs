@@ -257,6 +257,7 @@ const PERF_EVENTS: [(&str, PerfEventConfig); 28] = [
 ];
 
 /// `(name, "software" | "hardware")` of every perf event name `PerfEvent.attach` accepts.
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 pub fn perf_event_names() -> Vec<(&'static str, &'static str)> {
     PERF_EVENTS
@@ -396,16 +397,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// When `symbol` is not a symbol of the file `target` resolves to, says so with the closest names; None when it is
 /// (or when the file cannot be read: aya's own error then stands).
 fn missing_uprobe_symbol(target: &Path, pid: Option<u32>, symbol: &str) -> Option<String> {
-    use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
     let path = resolve_uprobe_target(target, pid)?;
     let data = std::fs::read(&path).ok()?;
-    let elf = object::File::parse(&*data).ok()?;
+    let elf = pyaya_core::elf::Elf::parse(&data).ok()?;
     let mut names: Vec<&str> = elf
-        .symbols()
-        .chain(elf.dynamic_symbols())
-        .filter(|sym| !sym.is_undefined())
-        .filter_map(|sym| sym.name().ok())
-        .map(|name| name.split('@').next().unwrap_or(name))
+        .symbols
+        .iter()
+        .chain(&elf.dynamic_symbols)
+        .filter(|sym| sym.section.is_some() || sym.shndx == pyaya_core::elf::SHN_ABS)
+        .map(|sym| sym.name.split('@').next().unwrap_or(&sym.name))
         .filter(|name| !name.is_empty())
         .collect();
     if names.contains(&symbol) {
@@ -429,8 +429,8 @@ fn missing_uprobe_symbol(target: &Path, pid: Option<u32>, symbol: &str) -> Optio
         format!(" (close: {})", close.join(", "))
     };
     let debuglink = elf
-        .section_by_name(".gnu_debuglink")
-        .and_then(|section| section.data().ok())
+        .section(".gnu_debuglink")
+        .map(|section| elf.section_data(section))
         .and_then(|bytes| bytes.split(|byte| *byte == 0).next())
         .map(|name| String::from_utf8_lossy(name).into_owned());
     let stripped = match debuglink {
@@ -529,11 +529,13 @@ fn read_iterator(link_id: u32) -> Result<Vec<u8>, Deferred> {
 }
 
 /// Runs the iterator behind the bpf_link with id `link_id` to its end and returns its output (GIL released).
+#[pyaya_guard::guard(Program)]
 #[pyfunction]
 pub fn read_iter(py: Python<'_>, link_id: u32) -> PyResult<Vec<u8>> {
     Ok(py.detach(|| read_iterator(link_id))?)
 }
 
+#[pyaya_guard::guard(Program)]
 #[pymethods]
 impl Program {
     /// Attaches a TracePoint program to `category/name` (see /sys/kernel/tracing/events).

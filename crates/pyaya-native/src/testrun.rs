@@ -74,6 +74,7 @@ fn raw_tracepoint_args(ctx: Option<&[u8]>, context: &str) -> Result<[u64; 12], D
     Ok(args)
 }
 
+#[pyaya_guard::guard(Program)]
 #[pymethods]
 impl Program {
     /// Runs the loaded program through `BPF_PROG_TEST_RUN` on `data` (a packet, starting at its Ethernet

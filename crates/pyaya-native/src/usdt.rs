@@ -22,7 +22,7 @@ use crate::errors::{new_err, Deferred, Kind};
 use crate::links::{Link, OwnedLink};
 use crate::names::program_kind;
 use crate::sys;
-use crate::usdt_notes::{parse_argument, split_arguments, Arch, Location, Note, Notes, SPEC_SIZE};
+use pyaya_core::usdt::{parse_argument, split_arguments, Arch, Location, Note, Notes, SPEC_SIZE};
 
 /// The map of crates/pyaya-usdt holding the specs, by cookie.
 const SPECS_MAP: &str = "PYAYA_USDT_SPECS";
@@ -68,6 +68,7 @@ fn read_notes(path: &Path) -> Result<Notes, Deferred> {
 
 /// `(arch, machine, probes)` of the ELF file at `path`: `arch` is the name of the machine when pyaya reads its
 /// argument strings (`x86_64`, `aarch64`), else None; one row per probe location, in note order.
+#[pyaya_guard::guard(Object)]
 #[pyfunction]
 pub fn usdt_probes(
     py: Python<'_>,
@@ -119,6 +120,7 @@ type ArgumentRow = (
 );
 
 /// Parses one USDT argument string (`-4@%eax`) of a probe of an `arch` binary (`x86_64`, `aarch64`).
+#[pyaya_guard::guard(Object)]
 #[pyfunction]
 pub fn usdt_parse_argument(text: &str, arch: &str) -> PyResult<ArgumentRow> {
     let arch = Arch::from_name(arch).ok_or_else(|| {
@@ -547,6 +549,7 @@ fn syscall_error(context: &str, call: &'static str, io_error: std::io::Error) ->
     )
 }
 
+#[pyaya_guard::guard(Program)]
 #[pymethods]
 impl Program {
     /// Attaches a loaded UProbe program to every location of USDT probe `provider:name` in the ELF files

@@ -266,7 +266,7 @@ def _tracing_kind(path: Path) -> str | None:
 
     try:
         name = Btf.vmlinux().name_of(btf_id)
-    except (PyayaError, IndexError, OSError):
+    except PyayaError:
         return "FEntry"
     if name.startswith("btf_trace_"):
         return "BtfTracePoint"

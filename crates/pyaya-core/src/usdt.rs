@@ -703,10 +703,13 @@ impl Notes {
             let encoded = self
                 .encode_argument(&argument, note, arch)
                 .map_err(|reason| format!("argument {index} ({text}): {reason}"))?;
-            spec[index * ARG_SPEC_SIZE..(index + 1) * ARG_SPEC_SIZE].copy_from_slice(&encoded);
+            spec.get_mut(index * ARG_SPEC_SIZE..(index + 1) * ARG_SPEC_SIZE)
+                .ok_or_else(|| format!("argument {index} ({text}) has no place in the spec"))?
+                .copy_from_slice(&encoded);
         }
         let count = texts.len() as u32;
-        spec[ARG_SPEC_SIZE * MAX_ARGS..ARG_SPEC_SIZE * MAX_ARGS + 4]
+        spec.get_mut(ARG_SPEC_SIZE * MAX_ARGS..ARG_SPEC_SIZE * MAX_ARGS + 4)
+            .ok_or_else(|| "the spec has no place for its argument count".to_owned())?
             .copy_from_slice(&count.to_ne_bytes());
         Ok(spec)
     }
@@ -845,14 +848,16 @@ fn note_entries(data: &[u8], little: bool) -> Result<Vec<RawNote<'_>>, String> {
         let desc_end = desc_start
             .checked_add(desc_size)
             .ok_or_else(|| malformed(at))?;
-        if desc_end > data.len() || name_start + name_size > data.len() {
+        let (Some(name), Some(desc)) = (
+            data.get(name_start..name_start.saturating_add(name_size)),
+            data.get(desc_start..desc_end),
+        ) else {
             return Err(malformed(at));
-        }
-        let name = &data[name_start..name_start + name_size];
+        };
         entries.push(RawNote {
             name: name.strip_suffix(b"\0").unwrap_or(name),
             kind,
-            desc: &data[desc_start..desc_end],
+            desc,
         });
         at = align4(desc_end);
     }
@@ -871,7 +876,10 @@ fn decode_note(
     let location = read_address(desc, 0, is_64, little).ok_or_else(truncated)?;
     let base = read_address(desc, width, is_64, little).ok_or_else(truncated)?;
     let semaphore = read_address(desc, 2 * width, is_64, little).ok_or_else(truncated)?;
-    let mut strings = desc[3 * width..].split(|byte| *byte == 0);
+    let mut strings = desc
+        .get(3 * width..)
+        .ok_or_else(truncated)?
+        .split(|byte| *byte == 0);
     let mut text = || -> Result<String, String> {
         let bytes = strings.next().ok_or_else(truncated)?;
         String::from_utf8(bytes.to_vec())
