@@ -239,7 +239,8 @@ def test_cleanup_dry_run_lists_then_cleanup_removes(fixtures_dir: Path, netns_pa
     assert [(r["kind"], r["action"]) for r in removed] == [("tc", "removed"), ("clsact", "removed")]
     assert _filters(interface) == []
     assert "clsact" not in _tc("qdisc", "show", "dev", interface)
-    assert killed.program_id not in _program_ids()
+    # The filter held the program's last reference: the kernel frees it after an RCU grace period.
+    assert _until(lambda: killed.program_id not in _program_ids())
     assert _records(state_dir) == []
     assert _cleanup() == []
 
