@@ -114,7 +114,8 @@ def _short(cell: str) -> str:
     if "FAIL" in cell:
         return "fails"
     if "skipped" in cell:
-        return "skipped: " + cell.split("(", 1)[1].split(":", maxsplit=1)[0].rstrip(")") if "(" in cell else "skipped"
+        reason = re.search(r"skipped \(([^)]*)\)", cell)  # the first skip's reason: "this kernel lacks X"
+        return f"skipped: {reason.group(1)}" if reason else "skipped"
     return "runs, tests pass" if "its tests: pass" in cell else "runs" if cell.startswith("runs") else cell
 
 
