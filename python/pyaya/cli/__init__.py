@@ -7,11 +7,13 @@ without the scaffolder, the builder, the doctor's probes or the BTF reader.
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
 from pyaya.cli import build, cleanup, doctor, inspect, matrix, new, package, run, templates
+from pyaya.cli._common import CONTEXT_SETTINGS
 
 app = typer.Typer(
     name="pyaya",
@@ -19,14 +21,18 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=True,
+    context_settings=CONTEXT_SETTINGS,
+    # Click's plain help, not rich's: rich and markdown-it cost ~100 ms before any help is shown, and the plain
+    # help has no colors to keep NO_COLOR and pipes in mind for.
+    rich_markup_mode=None,
 )
 
 
 def _print_version(value: bool) -> None:
     if value:
-        from pyaya import __version__  # noqa: PLC0415 - importlib.metadata, for this option only
+        from pyaya._version import version_report  # noqa: PLC0415 - for this option only
 
-        typer.echo(f"pyaya {__version__}")
+        typer.echo(version_report())
         raise typer.Exit()
 
 
@@ -40,17 +46,25 @@ def _root(
     """Build, load and run Rust eBPF programs from Python."""
 
 
-app.command("new")(new.new)
-app.command("templates")(templates.templates)
-app.command("build")(build.build)
-app.command("run")(run.run)
-app.command("inspect")(inspect.inspect)
-app.command("doctor")(doctor.doctor)
-app.command("cleanup")(cleanup.cleanup)
-app.command("test", cls=matrix.TestCommand)(matrix.matrix)
-app.command("package")(package.package)
+# Each command repeats the settings: Click passes help_option_names down from the group, and a command that is
+# reused in another group (or tested alone) keeps -h.
+app.command("new", context_settings=CONTEXT_SETTINGS)(new.new)
+app.command("templates", context_settings=CONTEXT_SETTINGS)(templates.templates)
+app.command("build", context_settings=CONTEXT_SETTINGS)(build.build)
+app.command("run", cls=run.RunCommand, context_settings=CONTEXT_SETTINGS)(run.run)
+app.command("inspect", context_settings=CONTEXT_SETTINGS)(inspect.inspect)
+app.command("doctor", context_settings=CONTEXT_SETTINGS)(doctor.doctor)
+app.command("cleanup", context_settings=CONTEXT_SETTINGS)(cleanup.cleanup)
+app.command("test", cls=matrix.TestCommand, context_settings=CONTEXT_SETTINGS)(matrix.matrix)
+app.command("package", context_settings=CONTEXT_SETTINGS)(package.package)
 
 
 def main() -> None:
-    """Entry point of the ``pyaya`` console script."""
+    """Entry point of the ``pyaya`` console script. ``pyaya --version`` alone answers before Typer (and every
+    command's module) is imported: it is what scripts and bug reports run."""
+    if sys.argv[1:] == ["--version"]:
+        from pyaya._version import version_report  # noqa: PLC0415
+
+        sys.stdout.write(version_report() + "\n")
+        return
     app()
