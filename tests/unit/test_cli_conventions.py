@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 import typer
-from pyaya import __version__, attachments
+from pyaya import __version__, _version, attachments
 from pyaya._native import AYA_VERSION
 from pyaya.cli import app
+from pyaya.cli._help import MIN_COLUMNS, TOP_HELP
 from test_inspect import sample_object
 from typer.core import TyperGroup
 from typer.testing import CliRunner
@@ -36,6 +37,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     state.mkdir(mode=0o755, exist_ok=True)
     state.chmod(0o755)
     env[attachments.STATE_DIR_ENV] = str(state)  # cleanup and doctor read this machine's records otherwise
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # --version caches its toolchain line there
     env["COLUMNS"] = "120"
     env.update(extra)
     return env
@@ -228,3 +230,62 @@ def test_aya_version_is_the_locked_one() -> None:
     """Not typed by hand: the native module's AYA_VERSION is Cargo.lock's aya."""
     lock = (Path(__file__).resolve().parents[2] / "Cargo.lock").read_text()
     assert f'name = "aya"\nversion = "{AYA_VERSION}"\n' in lock
+
+
+def test_static_top_help_is_typers() -> None:
+    """`pyaya --help` answers from pyaya.cli._help without Typer: that text must be what Typer renders (refresh it
+    with `python -m pyaya.cli._help`, as its docstring says)."""
+    rendered = CliRunner().invoke(app, ["--help"], prog_name="pyaya", env={"COLUMNS": str(MIN_COLUMNS)})
+    assert rendered.exit_code == 0
+    assert rendered.output == TOP_HELP
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_pyaya_help_answers_without_typer(tmp_path: Path, flag: str) -> None:
+    probe = f"import sys; sys.argv = ['pyaya', {flag!r}]\nfrom pyaya.cli import main\nmain()\n"
+    probe += "assert 'typer' not in sys.modules, 'Typer was imported'\n"
+    result = _piped([sys.executable, "-c", probe], tmp_path, _env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == TOP_HELP
+
+
+def test_pyaya_version_answers_without_typer(tmp_path: Path) -> None:
+    probe = "import sys; sys.argv = ['pyaya', '--version']\nfrom pyaya.cli import main\nmain()\n"
+    probe += "assert 'typer' not in sys.modules, 'Typer was imported'\n"
+    result = _piped([sys.executable, "-c", probe], tmp_path, _env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"pyaya {__version__}\n")
+
+
+def test_narrow_terminals_get_typers_help(tmp_path: Path) -> None:
+    result = _piped(_pyaya("--help"), tmp_path, _env(tmp_path, COLUMNS="60"))
+    assert result.returncode == 0
+    assert result.stdout != TOP_HELP
+    assert max(len(line) for line in result.stdout.splitlines()) <= 60
+
+
+def test_version_toolchain_line_is_cached_until_what_it_depends_on_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    probes: list[int] = []
+
+    def probe() -> str:
+        probes.append(1)
+        return f"probe {len(probes)}"
+
+    monkeypatch.setattr(_version, "_probe", probe)
+    assert _version.toolchain_line() == "probe 1"
+    assert _version.toolchain_line() == "probe 1"  # from the cache
+    monkeypatch.setenv("PYAYA_TOOLCHAIN", "bootstrap")
+    assert _version.toolchain_line() == "probe 2"
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    rustc = folder / "rustc"
+    rustc.write_text("#!/bin/sh\n")
+    rustc.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+    assert _version.toolchain_line() == "probe 3"
+    assert _version.toolchain_line() == "probe 3"
+    os.utime(rustc, (1, 1))  # the rustc on PATH changed (an upgrade)
+    assert _version.toolchain_line() == "probe 4"
