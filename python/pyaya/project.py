@@ -186,7 +186,7 @@ class Project:
         if not lacking:
             return None
         flags = " or ".join(RUN_OPTION_FLAGS[name] for name in lacking)
-        honoured = ", ".join(RUN_OPTION_FLAGS[name] for name in sorted(self.run_options)) or "none of them"
+        honoured = ", ".join(flag for name, flag in RUN_OPTION_FLAGS.items() if name in self.run_options) or "none"
         template = f" (template {self.template})" if self.template else ""
         return (
             f"{self.name}{template} does not support {flags}: its main.py does not use it ([run] options in "

@@ -166,7 +166,7 @@ def test_run_help_shows_the_project_options(tmp_path: Path, where: str) -> None:
     assert result.returncode == 0, result.stderr
     assert "--no-build" in result.stdout  # pyaya run's own help first
     assert "arguments after `--` go to main.py" in result.stdout
-    assert "it honours: -p/--pid." in result.stdout
+    assert "its main.py honours: -p/--pid ([run] options)." in result.stdout
     assert "show the TOP busiest" in result.stdout  # then main.py's
 
 

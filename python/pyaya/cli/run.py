@@ -158,8 +158,10 @@ def project_help(start: Path) -> str | None:
         return None
     lines = [f"Project {project.name} ({project.root}): arguments after `--` go to {project.main.name}."]
     if project.run_options is not None:
-        honoured = ", ".join(RUN_OPTION_FLAGS[name] for name in sorted(project.run_options)) or "neither"
-        lines.append(f"Of -p/--pid and interval [count] (--interval/--count), it honours: {honoured}.")
+        honoured = [name for name in RUN_OPTION_FLAGS if name in project.run_options]
+        labels = {"pid": "-p/--pid", "interval": "--interval/--count"}
+        said = ", ".join(labels[name] for name in honoured) or "neither"
+        lines.append(f"Of -p/--pid and --interval/--count, its main.py honours: {said} ([run] options).")
     if not project.main.is_file():
         lines.append(f"{project.main} does not exist: [run] main in {project.config_path} must name it.")
         return "\n".join(lines)
@@ -259,13 +261,21 @@ def run(
     pid: Annotated[
         int | None,
         typer.Option(
-            "--pid", "-p", min=1, metavar="PID", help="Trace this process only (main.py's -p).", show_default=False
+            "--pid",
+            "-p",
+            min=1,
+            metavar="PID",
+            help="Trace this process only (main.py's -p; refused if the project's [run] options lack pid).",
+            show_default=False,
         ),
     ] = None,
     interval: Annotated[
         float | None,
         typer.Option(
-            "--interval", metavar="SECONDS", help="Seconds between periodic outputs (> 0).", show_default=False
+            "--interval",
+            metavar="SECONDS",
+            help="Seconds between periodic outputs (> 0; refused if the project's [run] options lack interval).",
+            show_default=False,
         ),
     ] = None,
     count: Annotated[
