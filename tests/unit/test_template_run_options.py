@@ -63,3 +63,17 @@ def test_run_refuses_what_the_template_lacks(rendered: dict[str, Path], kind: st
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1
         assert f"(template {kind}) does not support" in lines[0]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_run_metrics_needs_the_template_metrics_tables(rendered: dict[str, Path], kind: str) -> None:
+    root = rendered[kind]
+    has_tables = bool(load_project(root / "pyaya.toml").fleet.metrics)
+    result = runner.invoke(app, ["run", str(root), "--no-build", "--metrics", "127.0.0.1:0"])
+    if has_tables:
+        assert result.exit_code == 1, result.output
+        assert "no built object" in result.stderr
+    else:
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("error: --metrics: ")
+        assert "has no [metrics.MAP] table" in result.stderr

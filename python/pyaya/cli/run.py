@@ -319,6 +319,12 @@ def run(
     refused = project.refused_run_options(wanted)
     if refused is not None:
         fail(refused, EXIT_USAGE)  # before building: the project cannot use the option, whatever is built
+    if metrics is not None and not project.fleet.metrics:
+        fail(
+            f"--metrics: {project.config_path} has no [metrics.MAP] table saying which maps to serve "
+            '(e.g. [metrics.COUNTS] type = "counter")',
+            EXIT_USAGE,
+        )
     options: list[str] = []
     if json_lines:
         options.append("--json")
