@@ -406,7 +406,14 @@ def _try_nightly(attempt: _Attempt) -> _Rust | None:
     if sysroot is None or not sysroot.strip():
         attempt.note("nightly", "rustup has no nightly toolchain (fix: rustup toolchain install nightly -c rust-src)")
         return None
-    rustc_path = Path(sysroot.strip()) / "bin" / "rustc"
+    nightly_sysroot = Path(sysroot.strip())
+    if not (nightly_sysroot / "lib" / "rustlib" / "src" / "rust" / "library").is_dir():
+        # Rustc.has_rust_src, asked of the sysroot rustup named: no need to run the nightly rustc to know.
+        attempt.note(
+            "nightly", "rustup's nightly has no rust-src (fix: rustup component add rust-src --toolchain nightly)"
+        )
+        return None
+    rustc_path = nightly_sysroot / "bin" / "rustc"
     rustc = probe_rustc(rustc_path)
     if rustc is None:
         attempt.note("nightly", f"{rustc_path} does not run")
