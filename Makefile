@@ -71,6 +71,7 @@ fuzz: setup
 
 # Figures and ratios against a baseline measured in the same run (root; see each script's docstring).
 bench: setup
+	$(PY) benchmarks/cli_startup.py
 	$(PY) benchmarks/kernel_offsets.py
 	$(PY) benchmarks/startup.py
 	$(PY) benchmarks/run_handoff.py

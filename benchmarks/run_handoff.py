@@ -29,7 +29,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
 #: What `pyaya run` would do with runpy instead of exec: the CLI is imported, then main.py runs in this interpreter.
 RUNPY = """\
 import os, runpy, sys
-import pyaya.cli
+import pyaya.cli._app  # the Typer app and every command, as `pyaya run` loads them
 from pyaya.project import find_project
 project = find_project(sys.argv[1])
 os.chdir(project.root)

@@ -256,14 +256,12 @@ if not TYPE_CHECKING:  # mypy sees the imports above, and so rejects names pyaya
             return value
         if name in _SUBMODULES:  # `pyaya.usdt.probes(...)` without importing pyaya.usdt first
             return __import__(f"pyaya.{name}", fromlist=["__name__"])
-        # importlib.metadata costs ~15-30 ms at import: read the version only when someone asks for it.
+        # The crate's version, which maturin also makes the distribution's (pyproject: dynamic = ["version"]):
+        # compiled into the native module, so no importlib.metadata (~15-30 ms) and no copy typed by hand.
         if name == "__version__":
-            from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+            from pyaya._native import VERSION  # noqa: PLC0415
 
-            try:
-                return version("pyaya")
-            except PackageNotFoundError:  # running from a source tree that was never installed
-                return "0.0.0+unknown"
+            return VERSION
         raise AttributeError(f"module 'pyaya' has no attribute {name!r}")
 
 

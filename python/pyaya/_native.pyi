@@ -6,6 +6,7 @@ from typing import Any, final
 
 __all__ = [
     "AYA_VERSION",
+    "VERSION",
     "Btf",
     "Ebpf",
     "Link",
@@ -47,6 +48,9 @@ __all__ = [
 ]
 
 AYA_VERSION: str
+"""The version of aya this module links (from Cargo.lock at build time)."""
+VERSION: str
+"""pyaya's version (the crate's, which is also the Python distribution's)."""
 
 @final
 class Ebpf:

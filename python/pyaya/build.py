@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TextIO
 
+from pyaya._color import color_enabled
 from pyaya.errors import BuildError, ToolchainError
 from pyaya.project import Project
 from pyaya.toolchain import Toolchain, resolve
@@ -222,10 +223,10 @@ def build(
         _echo(stream, f"warning: {note}")
     tty = _is_tty(stream)
     output = _Output(stream, progress=(tty if progress is None else progress) and stream is not None, tty=tty)
-    message_format = "json-diagnostic-rendered-ansi" if tty else "json"
+    colored = color_enabled(stream)  # NO_COLOR / FORCE_COLOR as for every command (pyaya._color)
+    message_format = "json-diagnostic-rendered-ansi" if colored else "json"
     argv, env = chosen.build_command(project.package, release=not debug, message_format=message_format)
-    if tty:
-        argv.append("--color=always")
+    argv.append("--color=always" if colored else "--color=never")
     code, result = _run_cargo(argv, env, project.root, output)
     if code != 0 or result.success is False:
         raise BuildError(_failure_message(project, chosen, code, result))

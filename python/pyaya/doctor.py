@@ -309,13 +309,39 @@ def _safe(check: Callable[[], Check]) -> Check:
         return Check(name, "warning", f"the check itself failed: {type(error).__name__}: {error}")
 
 
+#: The checks that wait on other programs (rustc, rustup, ldd, QEMU lookups), by name: they run in a thread of their
+#: own while the kernel is probed, sharing their probes' answers (toolchain and bpf-linker both resolve it).
+_TOOL_CHECKS = frozenset({"check_toolchain", "check_bpf_linker", "check_qemu"})
+
+
+def _tool_checks(checks: list[Callable[[], Check]], results: dict[int, Check]) -> None:
+    from pyaya.toolchain import shared_probes  # noqa: PLC0415
+
+    with shared_probes():
+        for index, check in enumerate(checks):
+            if check.__name__ in _TOOL_CHECKS:
+                results[index] = _safe(check)
+
+
 def run_checks() -> list[Check]:
-    """Run every check, in a stable order."""
-    checks = [_safe(check) for check in CHECKS]
+    """Run every check; the report's order is stable (:data:`CHECKS`, the kernel's features before the memlock
+    limit). The toolchain's checks, which spend their time waiting for rustc and rustup, run beside the kernel's."""
+    import threading  # noqa: PLC0415
+
+    order = list(CHECKS)
+    results: dict[int, Check] = {}
+    worker = threading.Thread(target=_tool_checks, args=(order, results), name="pyaya-doctor-tools", daemon=True)
+    worker.start()
     try:
-        kernel = check_features()
-    except Exception as error:  # a probe that crashes is reported, not fatal
-        kernel = [Check("kernel features", "warning", f"the probes failed: {type(error).__name__}: {error}")]
+        own = {i: _safe(check) for i, check in enumerate(order) if check.__name__ not in _TOOL_CHECKS}
+        try:
+            kernel = check_features()
+        except Exception as error:  # a probe that crashes is reported, not fatal
+            kernel = [Check("kernel features", "warning", f"the probes failed: {type(error).__name__}: {error}")]
+    finally:
+        worker.join()
+    results.update(own)
+    checks = [results[i] for i in range(len(order))]
     at = next(i for i, check in enumerate(checks) if check.name == "RLIMIT_MEMLOCK")
     return checks[:at] + kernel + checks[at:]
 

@@ -10,6 +10,7 @@ objects = ["execwatch"]         # cargo bin targets -> target/bpfel-unknown-none
 toolchain = "auto"              # optional: auto, nightly, prebuilt, bootstrap
 [run]
 main = "main.py"                # user-space script run by `pyaya run`
+options = ["pid", "interval"]   # optional: which of pyaya run's -p PID and interval [count] main.py honours
 ```
 
 and, for ``pyaya package`` and ``pyaya run --metrics`` (see :func:`fleet_settings`)::
@@ -162,6 +163,11 @@ class Project:
     """The user-space script ``pyaya run`` runs (absolute)."""
     toolchain: str | None = None
     """``[build] toolchain``: one of ``auto``, ``nightly``, ``prebuilt``, ``bootstrap``, or None when not set."""
+    run_options: frozenset[str] | None = None
+    """``[run] options``: which of ``pyaya run``'s ``-p PID`` (``"pid"``) and ``interval [count]`` (``"interval"``,
+    also ``--interval``/``--count``) ``main.py`` honours; ``pyaya run`` and :func:`pyaya.runtime.parse_options`
+    refuse the others. None when the file does not say: every option is passed on, as main.py's argparse takes
+    them all."""
     tables: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """The whole file as read, checked against :data:`SCHEMA` (for tables without a field here)."""
     fleet: FleetSettings = field(default_factory=FleetSettings)
@@ -170,6 +176,23 @@ class Project:
     @property
     def config_path(self) -> Path:
         return self.root / CONFIG_NAME
+
+    def refused_run_options(self, wanted: Iterable[str]) -> str | None:
+        """None when ``main.py`` honours each of ``wanted`` (names of :data:`RUN_OPTION_FLAGS`) or the project does
+        not say (no ``[run] options``); else the one-line reason to refuse them, naming what the project lacks."""
+        if self.run_options is None:
+            return None
+        lacking = [name for name in wanted if name not in self.run_options]
+        if not lacking:
+            return None
+        flags = " or ".join(RUN_OPTION_FLAGS[name] for name in lacking)
+        honoured = ", ".join(flag for name, flag in RUN_OPTION_FLAGS.items() if name in self.run_options) or "none"
+        template = f" (template {self.template})" if self.template else ""
+        return (
+            f"{self.name}{template} does not support {flags}: its main.py does not use it ([run] options in "
+            f"{self.config_path} lists what it honours: {honoured}); drop the option, or make main.py use it and "
+            "add it there"
+        )
 
     @property
     def target_dir(self) -> Path:
@@ -234,7 +257,8 @@ def find_project(path: str | os.PathLike[str] | None = None) -> Project:
 class Key:
     """What one key of ``pyaya.toml`` may hold.
 
-    ``kind`` is ``"string"`` (non-empty), ``"strings"`` (a non-empty list of strings), ``"integer"``,
+    ``kind`` is ``"string"`` (non-empty), ``"strings"`` (a non-empty list of strings), ``"names"`` (a list of
+    strings, possibly empty), ``"integer"``,
     ``"number"``, ``"boolean"``, ``"table"`` or ``"tables"`` (an array of tables); ``keys`` are the keys a table
     (or each of the tables) may hold, None for any. ``path``: a path relative to the project folder, which must
     stay inside it once resolved (symlinks followed). ``pattern``: a string (or each string) must match it.
@@ -269,16 +293,26 @@ SCHEMA: dict[str, Key] = {
             "toolchain": Key("string", choices=KINDS),
         },
     ),
-    "run": Key("table", keys={"main": Key("string", path=True, example='"main.py"')}),
+    "run": Key(
+        "table",
+        keys={
+            "main": Key("string", path=True, example='"main.py"'),
+            "options": Key("names", choices=("pid", "interval"), example='["pid", "interval"]'),  # RUN_OPTION_FLAGS
+        },
+    ),
     # Tables keyed by program, global or map name: `fleet_settings` checks what each entry holds.
     "attach": Key("table"),
     "globals": Key("table"),
     "metrics": Key("table"),
 }
 
+#: The names ``[run] options`` may list, and the options of ``pyaya run`` / ``main.py`` each stands for.
+RUN_OPTION_FLAGS = {"pid": "-p/--pid", "interval": "interval [count] (pyaya run --interval/--count)"}
+
 _KIND_WORDS = {
     "string": "a non-empty string",
     "strings": "a non-empty list of strings",
+    "names": "a list of strings (empty for none)",
     "integer": "an integer",
     "number": "a number",
     "boolean": "true or false",
@@ -308,6 +342,8 @@ def _fits(kind: str, value: object) -> bool:
         return isinstance(value, str) and bool(value.strip())
     if kind == "strings":
         return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v for v in value)
+    if kind == "names":
+        return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
     if kind == "integer":
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == "number":
@@ -423,6 +459,7 @@ def load_project(config: str | os.PathLike[str]) -> Project:
         objects=tuple(build.get("objects", [name])),
         main=_inside(root, main, "[run] main", config),
         toolchain=build.get("toolchain"),
+        run_options=frozenset(run["options"]) if "options" in run else None,
         tables=data,
         fleet=fleet_settings(data, config),
     )

@@ -31,6 +31,7 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pyaya import _native
+from pyaya._color import color_enabled
 from pyaya._launch import PARENT_ENV
 from pyaya.errors import MetricsError, PyayaError, VerifierError
 from pyaya.loader import Ebpf
@@ -88,6 +89,18 @@ def _default_object(script: Path) -> Path | None:
         return None
     paths = project.object_paths("release")
     return paths[0] if paths else None
+
+
+def _refused_options(script: Path, wanted: list[str]) -> str | None:
+    """Why the project holding ``script`` refuses ``wanted`` (its ``[run] options``), or None. Read only when one
+    of those options is given: a plain start does not parse pyaya.toml for this."""
+    try:
+        from pyaya.project import find_project  # noqa: PLC0415
+
+        project = find_project(script.parent)
+    except PyayaError:
+        return None  # a script outside any project: nothing says what it honours
+    return project.refused_run_options(wanted)
 
 
 def watch_parent() -> None:
@@ -164,6 +177,10 @@ def parse_options(
         parser.error(f"interval must be a number of seconds > 0, not {args.interval:g}")
     if args.count is not None and args.count < 1:
         parser.error(f"count must be >= 1, not {args.count}")
+    wanted = [name for name, value in (("pid", args.pid), ("interval", args.interval)) if value is not None]
+    refused = _refused_options(Path(sys.argv[0]).resolve(), wanted) if wanted else None
+    if refused is not None:
+        parser.error(refused)
     return RunOptions(
         object_path=Path(object_path),
         json=args.json,
@@ -380,16 +397,6 @@ def _relative(location: str) -> str:
     """``file:line:col`` with the file relative to the current folder when it is inside it (the project's)."""
     here = os.getcwd() + os.sep
     return location.removeprefix(here)
-
-
-def _color_enabled(stream: TextIO) -> bool:
-    """Color only for a person at a terminal that can show it, and never when NO_COLOR is set."""
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
-        return False
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 _LEVEL_COLORS = {"error": "31", "warn": "33", "warning": "33", "info": "32", "debug": "2", "trace": "2"}
@@ -810,7 +817,7 @@ class Session:
     @property
     def color(self) -> bool:
         """Whether output to ``out`` is colored: on a terminal, not with ``--json``, not when NO_COLOR is set."""
-        return not self.options.json and _color_enabled(self.out)
+        return not self.options.json and color_enabled(self.out)
 
     def _write(self, record: dict[str, Any]) -> None:
         # Not flushed here: stream() flushes once per batch, wait() once per tick, the session at its end.
@@ -843,7 +850,7 @@ class Session:
         if self.options.json:
             self._write({"kind": "log", "level": level, "target": target, "message": message})
         else:
-            tag = _paint(f"[{level}]", _LEVEL_COLORS.get(level, ""), _color_enabled(sys.stderr))
+            tag = _paint(f"[{level}]", _LEVEL_COLORS.get(level, ""), color_enabled(sys.stderr))
             print(f"{tag} {target}: {message}", file=sys.stderr)
 
     def lost(self, map_name: str, count: int) -> None:
@@ -868,7 +875,7 @@ class Session:
         if not now and self._lost_warned_at is not None and clock - self._lost_warned_at < _LOST_WARNING_INTERVAL_S:
             return
         self._lost_warned_at = clock
-        warning = _paint("warning:", "33", _color_enabled(sys.stderr))
+        warning = _paint("warning:", "33", color_enabled(sys.stderr))
         for name, count in self._lost_unwarned.items():
             total = self.lost_records[name]
             print(f"{warning} lost {count} records from {name} ({total} in all so far)", file=sys.stderr)

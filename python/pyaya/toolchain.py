@@ -14,6 +14,7 @@ must be at least as new as rustc's, or linking fails with "Invalid record".
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import platform
@@ -21,10 +22,11 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pyaya._toolchain_paths import BPF_LINKER_DIRS, SYSTEM_RUSTC
 from pyaya.errors import ToolchainError
 
 __all__ = [
@@ -39,23 +41,12 @@ __all__ = [
     "linker_llvm_major",
     "probe_rustc",
     "resolve",
+    "shared_probes",
 ]
 
 KINDS: tuple[str, ...] = ("auto", "nightly", "prebuilt", "bootstrap")
 """Values accepted by ``--toolchain`` and ``[build] toolchain``."""
 
-BPF_LINKER_DIRS: tuple[str, ...] = (
-    "~/.cargo/bin",
-    # where `make setup` (scripts/setup.sh) installs it: ${PYAYA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pyaya}
-    "$PYAYA_CACHE/bpf-linker-install/bin",
-    "$XDG_CACHE_HOME/pyaya/bpf-linker-install/bin",
-    "~/.cache/pyaya/bpf-linker-install/bin",
-    "/root/.cache/pyaya/bpf-linker-install/bin",  # root's, for `sudo pyaya` with a user's HOME
-)
-"""Where bpf-linker is looked for after PATH, in order (``~`` and ``$VARS`` are expanded; unset ones skipped)."""
-
-SYSTEM_RUSTC = "/usr/bin/rustc"
-"""Checked explicitly: rustup's ``~/.cargo/bin/rustc`` shadows the distribution's rustc on PATH."""
 
 _PROBE_TIMEOUT = 60.0
 
@@ -222,8 +213,80 @@ def _major(version: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
+_ProbeKey = tuple[tuple[str, ...], tuple[tuple[str, str], ...] | None]
+#: The probes of the open :func:`shared_probes` block (a list of at most one), each started (a process) or answered
+#: (its stdout, None if it failed). Empty outside such a block: each probe then runs when asked.
+_open_blocks: list[dict[_ProbeKey, subprocess.Popen[str] | str | None]] = []
+
+
+def _shared() -> dict[_ProbeKey, subprocess.Popen[str] | str | None] | None:
+    return _open_blocks[0] if _open_blocks else None
+
+
+@contextlib.contextmanager
+def shared_probes() -> Iterator[None]:
+    """Within this block, each probe command (``rustc -vV``, ``ldd bpf-linker``...) runs once and its answer is
+    shared (``pyaya doctor`` resolves the toolchain for two checks), and :func:`resolve` starts the probes it will
+    likely need all at once, so that they run in parallel rather than one after the other (each rustup proxy call
+    costs tens of ms). Probes started and never asked for are killed when the block ends. Not thread-safe: one
+    thread probes at a time."""
+    if _open_blocks:  # nested: the outer block owns the probes
+        yield
+        return
+    _open_blocks.append({})
+    try:
+        yield
+    finally:
+        leftovers = _open_blocks.pop()
+        for value in leftovers.values():
+            if isinstance(value, subprocess.Popen):
+                value.kill()
+                value.wait()
+
+
+def _key(argv: Sequence[str], env: Mapping[str, str] | None) -> _ProbeKey:
+    return tuple(argv), None if env is None else tuple(sorted(env.items()))
+
+
+def _start(argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+    """Start a probe in the open :func:`shared_probes` block, if it is not started already."""
+    probes = _shared()
+    if probes is None or _key(argv, env) in probes:
+        return
+    try:
+        process: subprocess.Popen[str] | None = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=None if env is None else dict(env),
+        )
+    except OSError:
+        process = None
+    probes[_key(argv, env)] = process
+
+
+def _answer(process: subprocess.Popen[str]) -> str | None:
+    try:
+        out, _ = process.communicate(timeout=_PROBE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return None
+    return out if process.returncode == 0 else None
+
+
 def _run(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str | None:
     """stdout of a probe, or None when it cannot run or fails."""
+    probes = _shared()
+    if probes is not None:
+        _start(argv, env)
+        key = _key(argv, env)
+        value = probes[key]
+        if isinstance(value, subprocess.Popen):
+            value = probes[key] = _answer(value)
+        return value
     try:
         result = subprocess.run(
             list(argv),
@@ -238,6 +301,25 @@ def _run(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str | Non
     return result.stdout if result.returncode == 0 else None
 
 
+def _prefetch(chosen: str, env: Mapping[str, str]) -> None:
+    """Start at once the probes resolving ``chosen`` is likely to run (see :func:`shared_probes`): rustup's
+    nightly, each rustc candidate, bpf-linker's ``ldd``. Only their order of asking stays sequential."""
+    if env.get("PYAYA_RUSTC") or env.get("PYAYA_CARGO"):
+        return
+    probe_env = _probe_env()
+    rustup = _rustup() if chosen in ("auto", "nightly") else None
+    if rustup is not None:
+        _start([rustup, "run", "nightly", "rustc", "--print", "sysroot"], probe_env)
+    if chosen != "nightly":
+        for candidate in _rustc_candidates():
+            _start([candidate, "-vV"], probe_env)
+            _start([candidate, "--print", "sysroot"], probe_env)
+    linker = find_bpf_linker(env)
+    ldd = shutil.which("ldd")
+    if linker is not None and ldd is not None:
+        _start([ldd, str(linker)])
+
+
 def _probe_env() -> dict[str, str]:
     env = dict(os.environ)
     # Ask each binary about itself, not about whatever toolchain an override selects.
@@ -250,6 +332,7 @@ def _probe_env() -> dict[str, str]:
 def probe_rustc(path: str | os.PathLike[str]) -> Rustc | None:
     """Ask one rustc for its version, LLVM version and sysroot; None when it does not answer."""
     env = _probe_env()
+    _start([str(path), "--print", "sysroot"], env)  # in a shared_probes() block: both at once
     info = _run([str(path), "-vV"], env)
     sysroot = _run([str(path), "--print", "sysroot"], env)
     if info is None or sysroot is None or not sysroot.strip():
@@ -323,7 +406,14 @@ def _try_nightly(attempt: _Attempt) -> _Rust | None:
     if sysroot is None or not sysroot.strip():
         attempt.note("nightly", "rustup has no nightly toolchain (fix: rustup toolchain install nightly -c rust-src)")
         return None
-    rustc_path = Path(sysroot.strip()) / "bin" / "rustc"
+    nightly_sysroot = Path(sysroot.strip())
+    if not (nightly_sysroot / "lib" / "rustlib" / "src" / "rust" / "library").is_dir():
+        # Rustc.has_rust_src, asked of the sysroot rustup named: no need to run the nightly rustc to know.
+        attempt.note(
+            "nightly", "rustup's nightly has no rust-src (fix: rustup component add rust-src --toolchain nightly)"
+        )
+        return None
+    rustc_path = nightly_sysroot / "bin" / "rustc"
     rustc = probe_rustc(rustc_path)
     if rustc is None:
         attempt.note("nightly", f"{rustc_path} does not run")
@@ -538,8 +628,10 @@ def resolve(
     chosen = kind or project_kind or env.get("PYAYA_TOOLCHAIN") or "auto"
     if chosen not in KINDS:
         raise ToolchainError(f"unknown toolchain kind {chosen!r}: use one of {', '.join(KINDS)}")
-    rust = _find_rust(chosen, env)
-    linker = _check_linker(rust, env)
+    with shared_probes():
+        _prefetch(chosen, env)
+        rust = _find_rust(chosen, env)
+        linker = _check_linker(rust, env)
     notes: list[str] = []
     if linker.llvm_major is None:
         notes.append(

@@ -162,7 +162,9 @@ PROGRESS = (
 )
 
 
-def test_progress_on_a_terminal(tmp_path: Path) -> None:
+def test_progress_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NO_COLOR", "FORCE_COLOR"):  # the terminal's colors are the question here (pyaya._color)
+        monkeypatch.delenv(name, raising=False)
     root = make_project(tmp_path)
     obj = root / "target" / bpf_target() / "release" / "proj"
     tc = fake_toolchain(tmp_path, [artifact(obj), {"reason": "build-finished", "success": True}], PROGRESS, 0)

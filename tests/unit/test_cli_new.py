@@ -289,3 +289,27 @@ def test_completions(templates: Path) -> None:
         assert "do_unlinkat" in _complete.kernel_functions("do_unlink")
         assert "file_open" in _complete.lsm_hooks("file_o")
     assert _complete.interfaces("no-such-prefix") == []
+
+
+@pytest.mark.parametrize("kind", ["kprobe", "kretprobe"])
+def test_a_kprobe_template_warns_at_once_on_a_kernel_without_kprobes(tmp_path: Path, kind: str) -> None:
+    from pyaya import features  # noqa: PLC0415 - the same probe the command asks
+
+    kprobes = features.kprobes_supported()
+    result = runner.invoke(app, ["new", "probed", "-t", kind, "--path", str(tmp_path / "probed"), "--no-check"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if "has no kprobes" in line]
+    if kprobes.ok:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1
+        assert warnings[0].startswith("warning: this kernel has no kprobes (")
+        assert "templates that work here instead: tracepoint, raw_tracepoint" in warnings[0]
+        # Before anything else: the first line on stderr.
+        assert result.stderr.splitlines()[0] == warnings[0]
+
+
+def test_tracepoint_template_does_not_warn_about_kprobes(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["new", "traced", "--path", str(tmp_path / "traced")])
+    assert result.exit_code == 0, result.output
+    assert "kprobes" not in result.stderr

@@ -99,6 +99,108 @@ def test_run_passes_project_options_before_interval(tmp_path: Path) -> None:
     run.interrupt()
 
 
+def test_run_passes_everything_after_double_dash_to_main(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _object(root).parent.mkdir(parents=True)
+    _object(root).write_bytes(b"\x7fELF")
+    # After `--`, even what looks like pyaya run's own options (--json, -p) is main.py's.
+    run = Run(str(root), "--no-build", "--interval", "2", "--", "--top", "5", "--json", "-p", "7")
+    assert run.line()["argv"] == ["--object", str(_object(root)), "--top", "5", "--json", "-p", "7", "2"]
+    run.interrupt()
+
+
+def _declare_options(root: Path, options: str) -> None:
+    (root / "pyaya.toml").write_text(f'[project]\nname = "proj"\ntemplate = "tracepoint"\n[run]\noptions = {options}\n')
+
+
+@pytest.mark.parametrize(
+    ("declared", "args", "lacking"),
+    [
+        ("[]", ["-p", "42"], "-p/--pid"),
+        ('["interval"]', ["--pid", "42"], "-p/--pid"),
+        ('["pid"]', ["--interval", "2"], "interval [count]"),
+        ('["pid"]', ["--interval", "2", "--count", "3"], "interval [count]"),
+    ],
+)
+def test_run_refuses_options_the_project_does_not_honour(
+    tmp_path: Path, declared: str, args: list[str], lacking: str
+) -> None:
+    root = _project(tmp_path)
+    _declare_options(root, declared)
+    # No object and no toolchain: the refusal comes before any build.
+    result = subprocess.run(
+        [sys.executable, "-m", "pyaya", "run", str(root), *args], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: proj (template tracepoint) does not support {lacking}")
+    assert "[run] options" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_run_passes_options_the_project_honours(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _declare_options(root, '["pid", "interval"]')
+    _object(root).parent.mkdir(parents=True)
+    _object(root).write_bytes(b"\x7fELF")
+    run = Run(str(root), "--no-build", "-p", "42", "--interval", "2", "--count", "3")
+    assert run.line()["argv"] == ["--object", str(_object(root)), "--pid", "42", "2", "3"]
+    run.interrupt()
+
+
+HELPFUL_MAIN = """\
+import argparse
+from pyaya.runtime import parse_options
+parser = argparse.ArgumentParser(description="A project with options of its own.")
+parser.add_argument("--top", type=int, help="show the TOP busiest")
+parse_options(parser=parser)
+"""
+
+
+@pytest.mark.parametrize("where", ["cwd", "path"])
+def test_run_help_shows_the_project_options(tmp_path: Path, where: str) -> None:
+    root = _project(tmp_path)
+    _declare_options(root, '["pid"]')
+    (root / "main.py").write_text(HELPFUL_MAIN)
+    argv = [sys.executable, "-m", "pyaya", "run", "--help"] + ([str(root)] if where == "path" else [])
+    result = subprocess.run(argv, cwd=root if where == "cwd" else tmp_path, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "--no-build" in result.stdout  # pyaya run's own help first
+    assert "arguments after `--` go to main.py" in result.stdout
+    assert "its main.py honours: -p/--pid ([run] options)." in result.stdout
+    assert "show the TOP busiest" in result.stdout  # then main.py's
+
+
+def test_run_help_outside_a_project_is_only_pyaya_run(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pyaya", "run", "-h"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    assert "--no-build" in result.stdout
+    assert "go to main.py" not in result.stdout
+
+
+def test_main_py_refuses_options_its_project_does_not_honour(tmp_path: Path) -> None:
+    """`python main.py -p PID` run by hand meets the same refusal (pyaya.runtime.parse_options)."""
+    root = _project(tmp_path)
+    _declare_options(root, '["interval"]')
+    (root / "main.py").write_text(HELPFUL_MAIN)
+    result = subprocess.run(
+        [sys.executable, str(root / "main.py"), "--object", "obj", "-p", "42"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "proj (template tracepoint) does not support -p/--pid" in result.stderr
+    accepted = subprocess.run(
+        [sys.executable, str(root / "main.py"), "--object", "obj", "--top", "3", "2"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert accepted.returncode == 0, accepted.stderr
+
+
 def test_unbalanced_args_are_a_usage_error(tmp_path: Path) -> None:
     root = _project(tmp_path)
     result = subprocess.run(

@@ -18,7 +18,8 @@ from pyaya.toolchain import bpf_target
 def test_run_passes_metrics_to_main(tmp_path: Path) -> None:
     root = tmp_path / "proj"
     root.mkdir()
-    (root / "pyaya.toml").write_text('[project]\nname = "proj"\n')
+    # --metrics needs a [metrics.MAP] table (pyaya run refuses it otherwise, before building).
+    (root / "pyaya.toml").write_text('[project]\nname = "proj"\n[metrics.COUNTS]\ntype = "counter"\n')
     (root / "main.py").write_text("import json, sys\nprint(json.dumps(sys.argv[1:]))\n")
     built = root / "target" / bpf_target() / "release" / "proj"
     built.parent.mkdir(parents=True)

@@ -75,6 +75,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(netlink::py_xdp_detach, module)?)?;
     module.add_function(wrap_pyfunction!(usdt::usdt_probes, module)?)?;
     module.add_function(wrap_pyfunction!(usdt::usdt_parse_argument, module)?)?;
-    module.add("AYA_VERSION", "0.14")?;
+    // From Cargo.lock (build.rs): the aya this module links.
+    module.add("AYA_VERSION", env!("PYAYA_AYA_VERSION"))?;
+    module.add("VERSION", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,56 +1,46 @@
 """The ``pyaya`` command line: one module per command, each a thin layer over library code.
 
-Every command's module is imported here (Typer reads their signatures), so each keeps its top-level imports to
-typer and small modules, and imports the library code it calls inside the command: ``pyaya run`` then starts
-without the scaffolder, the builder, the doctor's probes or the BTF reader.
+Every command's module is imported by :mod:`pyaya.cli._app` (Typer reads their signatures), so each keeps its
+top-level imports to typer and small modules, and imports the library code it calls inside the command: ``pyaya
+run`` then starts without the scaffolder, the builder, the doctor's probes or the BTF reader. This package itself
+imports nothing of Typer's until a command runs (``pyaya --version`` never does).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from typing import TYPE_CHECKING
 
-import typer
+if TYPE_CHECKING:
+    import typer
 
-from pyaya.cli import build, cleanup, doctor, inspect, matrix, new, package, run, templates
-
-app = typer.Typer(
-    name="pyaya",
-    help="Build, load and run Rust eBPF programs from Python.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=True,
-)
-
-
-def _print_version(value: bool) -> None:
-    if value:
-        from pyaya import __version__  # noqa: PLC0415 - importlib.metadata, for this option only
-
-        typer.echo(f"pyaya {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: Annotated[
-        bool | None,
-        typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
-    ] = None,
-) -> None:
-    """Build, load and run Rust eBPF programs from Python."""
-
-
-app.command("new")(new.new)
-app.command("templates")(templates.templates)
-app.command("build")(build.build)
-app.command("run")(run.run)
-app.command("inspect")(inspect.inspect)
-app.command("doctor")(doctor.doctor)
-app.command("cleanup")(cleanup.cleanup)
-app.command("test", cls=matrix.TestCommand)(matrix.matrix)
-app.command("package")(package.package)
+__all__ = ["app", "main"]
 
 
 def main() -> None:
-    """Entry point of the ``pyaya`` console script."""
+    """Entry point of the ``pyaya`` console script. ``pyaya --version`` and ``pyaya --help`` alone answer before
+    Typer (and every command's module) is imported: they are what people and scripts run first."""
+    arguments = sys.argv[1:]
+    if arguments == ["--version"]:
+        from pyaya._version import version_report  # noqa: PLC0415
+
+        sys.stdout.write(version_report() + "\n")
+        return
+    if arguments in (["--help"], ["-h"]):
+        from pyaya.cli._help import TOP_HELP, static_help_fits  # noqa: PLC0415 - Typer's text, kept in sync by a test
+
+        if static_help_fits():
+            sys.stdout.write(TOP_HELP)
+            return
+    from pyaya.cli._app import app  # noqa: PLC0415
+
     app()
+
+
+def __getattr__(name: str) -> typer.Typer:
+    # `from pyaya.cli import app` (tests, completion scripts) imports the app on first use, not at import.
+    if name == "app":
+        from pyaya.cli._app import app  # noqa: PLC0415
+
+        return app
+    raise AttributeError(f"module 'pyaya.cli' has no attribute {name!r}")

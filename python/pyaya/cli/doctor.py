@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pyaya.cli._common import EXIT_FAILURE, handle_errors
+from pyaya.cli._common import EXIT_FAILURE, handle_errors, use_color
 from pyaya.cli._table import format_table
 
 if TYPE_CHECKING:
@@ -61,7 +60,7 @@ def doctor(
     if json_output:
         typer.echo(json.dumps([c.to_json() for c in checks], indent=2))
     else:
-        typer.echo(_render(checks, color=sys.stdout.isatty()))
+        typer.echo(_render(checks, color=use_color()), color=use_color())
         missing = [c.name for c in checks if c.status == "missing"]
         typer.echo(f"\n{_summary(checks)}" + (f"; missing: {', '.join(missing)}" if missing else ""), err=True)
     if failed(checks):

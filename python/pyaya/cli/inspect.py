@@ -4,14 +4,13 @@ USDT probes of an executable or library, as ``readelf -n`` lists them. Neither n
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pyaya.cli._common import handle_errors
+from pyaya.cli._common import handle_errors, use_color
 from pyaya.cli._table import format_table
 
 if TYPE_CHECKING:
@@ -153,7 +152,7 @@ def inspect(
     """Show the programs, maps and BTF types of a BPF object, or with --usdt the USDT probes of a binary (no
     privilege needed)."""
     if usdt:
-        typer.echo(_usdt(object_path, json_output=json_output, color=sys.stdout.isatty()))
+        typer.echo(_usdt(object_path, json_output=json_output, color=use_color()), color=use_color())
         return
     from pyaya.inspect import inspect_file  # noqa: PLC0415 - see pyaya.cli: imported when run
 
@@ -161,4 +160,4 @@ def inspect(
     if json_output:
         typer.echo(json.dumps(info.to_json(btf_details=all_btf), indent=2))
     else:
-        typer.echo(_render(info, all_btf=all_btf, color=sys.stdout.isatty()))
+        typer.echo(_render(info, all_btf=all_btf, color=use_color()), color=use_color())

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperCommand
 
-from pyaya.cli._common import EXIT_FAILURE, handle_errors
+from pyaya.cli._common import EXIT_FAILURE, handle_errors, note, use_color
 from pyaya.cli._table import format_table
 
 if TYPE_CHECKING:
@@ -34,11 +34,6 @@ class TestCommand(TyperCommand):
             ctx.meta["pytest_args"] = args[at + 1 :]
             args = args[:at]
         return super().parse_args(ctx, args)
-
-
-def _note(message: str) -> None:
-    prefix = typer.style("pyaya:", bold=True) if sys.stderr.isatty() else "pyaya:"
-    typer.echo(f"{prefix} {message}", err=True)
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -85,11 +80,11 @@ def _run_kernel(kernel: Kernel, config: VmConfig, root: Path, pytest_argv: list[
         "error": None,
         "tests": {},
     }
-    accel, why = vm.choose_accel(kernel, config.accel, progress=_note)
+    accel, why = vm.choose_accel(kernel, config.accel, progress=note)
     row["accel"] = accel
-    _note(f"{kernel.label}: booting {kernel.release} under {accel.upper()} ({why})")
+    note(f"{kernel.label}: booting {kernel.release} under {accel.upper()} ({why})")
     # The guest's output is a serial port (a terminal to pytest): colors only where this side shows them.
-    color = "--color=yes" if sys.stderr.isatty() else "--color=no"
+    color = "--color=yes" if use_color(err=True) else "--color=no"
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", color, f"--junitxml={vm.GUEST_SHARE}/junit.xml"]
     try:
         result = vm.run(
@@ -106,7 +101,7 @@ def _run_kernel(kernel: Kernel, config: VmConfig, root: Path, pytest_argv: list[
         row["failed"] = 1
         return row
     row["seconds"] = {"boot": round(result.boot_seconds, 1), "run": round(result.run_seconds, 1)}
-    _note(f"{kernel.label}: booted to the command in {result.boot_seconds:.1f} s; tests ran {result.run_seconds:.1f} s")
+    note(f"{kernel.label}: booted to the command in {result.boot_seconds:.1f} s; tests ran {result.run_seconds:.1f} s")
     junit = result.files.get("junit.xml")
     if junit:
         outcomes = junit_outcomes(junit)
@@ -260,10 +255,10 @@ def matrix(
         from pyaya.build import ensure_built  # noqa: PLC0415
 
         for built in ensure_built(project):
-            _note(f"built {built}")
+            note(f"built {built}")
     signal.signal(signal.SIGTERM, _on_sigterm)
-    kernels = [vm.debian_kernel(name, refresh=refresh, progress=_note) for name in series]
-    kernels += [vm.image_kernel(image, modules, progress=_note) for image in images]
+    kernels = [vm.debian_kernel(name, refresh=refresh, progress=note) for name in series]
+    kernels += [vm.image_kernel(image, modules, progress=note) for image in images]
     config = vm.VmConfig(
         memory=memory, cpus=cpus, append=append, accel=accel, boot_timeout=boot_timeout, timeout=timeout
     )

@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from pyaya.cli import _complete
-from pyaya.cli._common import handle_errors
+from pyaya.cli._common import echo, handle_errors
 from pyaya.errors import ScaffoldError
 from pyaya.escapes import text_line
 from pyaya.scaffold import (
@@ -130,7 +130,7 @@ def _ask(template: Template, option: TemplateOption, values: dict[str, str], che
         try:
             return check_option(template, option, answer, values)
         except ScaffoldError as error:
-            typer.secho(f"  {error}", err=True, fg=typer.colors.RED)
+            echo(f"  {error}", err=True, fg=typer.colors.RED)
 
 
 def _resolve_options(template: Template, given: dict[str, _Given], *, check: bool, interactive: bool) -> dict[str, str]:
@@ -157,13 +157,39 @@ def _resolve_options(template: Template, given: dict[str, _Given], *, check: boo
             if option.name in given:
                 raise ScaffoldError(f"{given[option.name].flag}: {error}") from None
             # A default that does not fit this machine is the template's choice, not the user's: say so, go on.
-            typer.secho(
+            echo(
                 f"warning: {error} (the default {option.name} of template {template.kind}; "
                 f"set another with {flag_for(option.name, template)})",
                 err=True,
                 fg=typer.colors.YELLOW,
             )
     return values
+
+
+#: Templates whose programs attach through kprobes, which a kernel built without CONFIG_KPROBES cannot do.
+_KPROBE_KINDS = frozenset({"kprobe", "kretprobe"})
+
+
+def _warn_without_kprobes(kind: str) -> None:
+    """Say at once, before anything is asked or written, that this kernel cannot run a kprobe template's project,
+    and which templates trace the kernel without kprobes (the probes read tracefs and sysfs: cheap)."""
+    from pyaya import features  # noqa: PLC0415 - only for the kprobe templates
+
+    kprobes = features.kprobes_supported()
+    if kprobes.ok:
+        return
+    instead = ["tracepoint", "raw_tracepoint"]
+    instead += [
+        name
+        for name, probe in (("tp_btf", features.tp_btf_supported), ("fentry", features.fentry_supported))
+        if probe().ok
+    ]
+    echo(
+        f"warning: this kernel has no kprobes ({kprobes.reason}): a {kind} project builds here but cannot run; "
+        f"templates that work here instead: {', '.join(instead)}",
+        err=True,
+        fg=typer.colors.YELLOW,
+    )
 
 
 @handle_errors
@@ -190,7 +216,7 @@ def new(
     ] = False,
     path: Annotated[
         Path | None,
-        typer.Option("--path", "-p", help="Folder to create the project in (default: ./NAME).", metavar="DIR"),
+        typer.Option("--path", help="Folder to create the project in (default: ./NAME).", metavar="DIR"),
     ] = None,
     interface: Annotated[
         str | None,
@@ -311,6 +337,8 @@ def new(
     """
     validate_name(name)
     chosen = get_template(template)
+    if chosen.kind in _KPROBE_KINDS:
+        _warn_without_kprobes(chosen.kind)
     flags = {
         "--interface": interface,
         "--function": function,

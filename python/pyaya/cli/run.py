@@ -1,4 +1,8 @@
-"""``pyaya run [PATH]``: build when stale, then run the project's ``main.py`` as its user space.
+"""``pyaya run [PATH] [OPTIONS] [-- PROJECT-ARGS]``: build when stale, then run the project's ``main.py``.
+
+Everything after ``--`` goes to ``main.py`` untouched (its own options, see ``pyaya run --help`` inside a project,
+which appends ``main.py --help``). ``-p PID`` and ``interval``/``count`` reach main.py only when the project's
+``[run] options`` says main.py honours them; otherwise ``pyaya run`` refuses them before building (exit 2).
 
 A plain run replaces itself with ``main.py`` (see :mod:`pyaya._launch`). With ``--watch``, the project's sources
 are polled (their modification times, every half second: no inotify dependency, and it works on every file
@@ -15,18 +19,22 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from pyaya._launch import Supervised, exec_main, main_argv
-from pyaya.cli._common import fail, handle_errors
+from pyaya.cli._common import EXIT_USAGE, fail, handle_errors, note
 from pyaya.errors import PyayaError
 
 if TYPE_CHECKING:
     from pyaya.project import Project
 
-__all__ = ["run"]
+__all__ = ["RunCommand", "project_help", "run"]
+
+#: How long ``pyaya run --help`` waits for ``main.py --help``.
+HELP_TIMEOUT = 10.0
 
 #: How often ``--watch`` looks at the sources, and how long a stopping main.py may take before it is killed.
 POLL_SECONDS = 0.5
@@ -58,11 +66,6 @@ def snapshot(project: Project) -> dict[Path, int]:
 
 def _changed(before: dict[Path, int], after: dict[Path, int]) -> list[Path]:
     return sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
-
-
-def _note(message: str) -> None:
-    prefix = typer.style("pyaya:", bold=True) if sys.stderr.isatty() else "pyaya:"
-    typer.echo(f"{prefix} {message}", err=True)
 
 
 def _objects(project: Project, *, debug: bool, no_build: bool, rebuild: bool) -> list[Path]:
@@ -115,7 +118,7 @@ def _watch(project: Project, argv_for: ArgvFor, *, debug: bool, no_build: bool, 
             objects = _objects(project, debug=debug, no_build=no_build, rebuild=rebuild)
         except PyayaError as error:
             typer.echo(f"error: {error}", err=True)
-            _note("the build failed; watching for changes (Ctrl-C to stop)")
+            note("the build failed; watching for changes (Ctrl-C to stop)")
         else:
             child = Supervised.start(argv_for(objects), project.root)
         try:
@@ -123,7 +126,7 @@ def _watch(project: Project, argv_for: ArgvFor, *, debug: bool, no_build: bool, 
                 if Supervised.stop_requested:
                     raise KeyboardInterrupt  # forwarded to main.py by the handler: stop once it has stopped
                 if child is not None and child.poll() is not None:
-                    _note(f"{project.main.name} exited with status {_wait(child)}; watching for changes")
+                    note(f"{project.main.name} exited with status {_wait(child)}; watching for changes")
                     child = None
                 Supervised.pause(POLL_SECONDS)
                 if Supervised.stop_requested:
@@ -133,13 +136,76 @@ def _watch(project: Project, argv_for: ArgvFor, *, debug: bool, no_build: bool, 
                     break
         except KeyboardInterrupt:
             code = _wait(child) if child is not None else 130
-            _note("stopped watching")
+            note("stopped watching")
             raise typer.Exit(code) from None
         shown = ", ".join(str(p.relative_to(project.root)) for p in changed[:3]) + (" ..." if len(changed) > 3 else "")
-        _note(f"{shown} changed: restarting")
+        note(f"{shown} changed: restarting")
         if child is not None:
             _stop(child)
         rebuild = False  # from now on, only when stale
+
+
+def project_help(start: Path) -> str | None:
+    """What ``pyaya run --help`` appends inside a project (found from ``start``): the options its ``main.py``
+    takes, from ``main.py --help`` (argparse; run with this interpreter, no shell), and which of ``-p`` and
+    ``interval [count]`` it honours. None outside a project."""
+    from pyaya.errors import PyayaError  # noqa: PLC0415 - only for --help
+    from pyaya.project import RUN_OPTION_FLAGS, find_project  # noqa: PLC0415
+
+    try:
+        project = find_project(start)
+    except PyayaError:
+        return None
+    lines = [f"Project {project.name} ({project.root}): arguments after `--` go to {project.main.name}."]
+    if project.run_options is not None:
+        honoured = [name for name in RUN_OPTION_FLAGS if name in project.run_options]
+        labels = {"pid": "-p/--pid", "interval": "--interval/--count"}
+        said = ", ".join(labels[name] for name in honoured) or "neither"
+        lines.append(f"Of -p/--pid and --interval/--count, its main.py honours: {said} ([run] options).")
+    if not project.main.is_file():
+        lines.append(f"{project.main} does not exist: [run] main in {project.config_path} must name it.")
+        return "\n".join(lines)
+    try:
+        shown = subprocess.run(
+            [sys.executable, str(project.main), "--help"],
+            cwd=project.root,
+            capture_output=True,
+            text=True,
+            timeout=HELP_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        lines.append(f"`{project.main.name} --help` did not answer: {error}")
+        return "\n".join(lines)
+    if shown.returncode != 0 or not shown.stdout.strip():
+        reason = (shown.stderr.strip().splitlines() or [f"exit status {shown.returncode}"])[-1]
+        lines.append(f"`{project.main.name} --help` failed: {reason}")
+        return "\n".join(lines)
+    lines += ["", f"{project.main.name} --help:", shown.stdout.rstrip()]
+    return "\n".join(lines)
+
+
+class RunCommand(TyperCommand):
+    """``pyaya run``: everything after ``--`` is main.py's (kept in ``ctx.meta["project_args"]``), and ``--help``
+    inside a project (or naming one as PATH) also shows main.py's own options."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # a click Context: typer keeps click private
+        if "--" in args:
+            at = args.index("--")
+            ctx.meta["project_args"] = args[at + 1 :]
+            args = args[:at]
+        ctx.meta["run_args"] = list(args)
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        super().format_help(ctx, formatter)
+        # --help is eager: PATH is not parsed yet. The first argument naming a folder is PATH, else the cwd.
+        raw = [arg for arg in ctx.meta.get("run_args", []) if not arg.startswith("-")]
+        start = next((Path(arg) for arg in raw if Path(arg).is_dir()), Path.cwd())
+        extra = project_help(start)
+        if extra is not None:
+            sys.stdout.flush()
+            formatter.write("\n" + extra + "\n")
 
 
 def _on_sigterm_before_main(signum: int, frame: object) -> None:
@@ -160,6 +226,7 @@ class ArgvFor:
 
 @handle_errors
 def run(
+    ctx: typer.Context,
     path: Annotated[
         Path | None,
         typer.Argument(
@@ -194,13 +261,21 @@ def run(
     pid: Annotated[
         int | None,
         typer.Option(
-            "--pid", "-p", min=1, metavar="PID", help="Trace this process only (main.py's -p).", show_default=False
+            "--pid",
+            "-p",
+            min=1,
+            metavar="PID",
+            help="Trace this process only (main.py's -p; refused if the project's [run] options lack pid).",
+            show_default=False,
         ),
     ] = None,
     interval: Annotated[
         float | None,
         typer.Option(
-            "--interval", metavar="SECONDS", help="Seconds between periodic outputs (> 0).", show_default=False
+            "--interval",
+            metavar="SECONDS",
+            help="Seconds between periodic outputs (> 0; refused if the project's [run] options lack interval).",
+            show_default=False,
         ),
     ] = None,
     count: Annotated[
@@ -221,12 +296,16 @@ def run(
         typer.Option(
             "--args",
             metavar="ARGS",
-            help="More arguments for main.py, split like a shell would (no shell runs), e.g. --args '--top 5 -F 99'.",
+            help="More arguments for main.py, split like a shell would (no shell runs); same as after `--`.",
             show_default=False,
         ),
     ] = None,
 ) -> None:
-    """Build the project if its sources changed, load it and stream its events (needs root or CAP_BPF)."""
+    """Build the project if its sources changed, load it and stream its events (needs root or CAP_BPF).
+
+    Arguments after `--` go to the project's main.py, e.g. `pyaya run -- --top 5`; inside a project, --help also
+    lists them.
+    """
     from pyaya.project import find_project  # noqa: PLC0415 - see pyaya.cli: imported when run
 
     project = find_project(path)
@@ -236,6 +315,16 @@ def run(
         raise typer.BadParameter(f"{interval:g} is not a number of seconds > 0", param_hint="--interval")
     if count is not None and interval is None:
         raise typer.BadParameter("--count needs --interval", param_hint="--count")
+    wanted = [name for name, value in (("pid", pid), ("interval", interval)) if value is not None]
+    refused = project.refused_run_options(wanted)
+    if refused is not None:
+        fail(refused, EXIT_USAGE)  # before building: the project cannot use the option, whatever is built
+    if metrics is not None and not project.fleet.metrics:
+        fail(
+            f"--metrics: {project.config_path} has no [metrics.MAP] table saying which maps to serve "
+            '(e.g. [metrics.COUNTS] type = "counter")',
+            EXIT_USAGE,
+        )
     options: list[str] = []
     if json_lines:
         options.append("--json")
@@ -252,6 +341,7 @@ def run(
             options += shlex.split(main_args)
         except ValueError as error:
             raise typer.BadParameter(f"cannot split {main_args!r}: {error}", param_hint="--args") from None
+    options += ctx.meta.get("project_args", [])
     if interval is not None:
         options.append(f"{interval:g}")
         if count is not None:
