@@ -61,8 +61,14 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(features::map_supported, module)?)?;
     module.add_function(wrap_pyfunction!(features::helper_supported, module)?)?;
     module.add_function(wrap_pyfunction!(features::kernel_features, module)?)?;
+    module.add_function(wrap_pyfunction!(features::map_create_errno, module)?)?;
+    module.add_function(wrap_pyfunction!(features::lookup_batch_errno, module)?)?;
+    module.add_function(wrap_pyfunction!(features::tcx_query_errno, module)?)?;
+    module.add_function(wrap_pyfunction!(features::enable_stats_errno, module)?)?;
+    module.add_function(wrap_pyfunction!(features::btf_program_errno, module)?)?;
     module.add_function(wrap_pyfunction!(process::set_parent_death_signal, module)?)?;
     module.add_function(wrap_pyfunction!(process::parent_death_signal, module)?)?;
+    module.add_function(wrap_pyfunction!(process::join_namespace, module)?)?;
     module.add_function(wrap_pyfunction!(process::start_guard, module)?)?;
     module.add_function(wrap_pyfunction!(netlink::py_tc_filters, module)?)?;
     module.add_function(wrap_pyfunction!(netlink::py_tc_filter_delete, module)?)?;

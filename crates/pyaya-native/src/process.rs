@@ -123,3 +123,16 @@ fn guard_running(pid: u32) -> bool {
     let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
     reaped == 0
 }
+
+/// Moves the calling thread into the namespace `fd` refers to (`setns(2)`); `namespace_type` is a `CLONE_NEW*`
+/// flag, or 0 for any. Raises OSError with the kernel's errno.
+#[pyaya_guard::guard(Program)]
+#[pyfunction]
+pub fn join_namespace(fd: i32, namespace_type: i32) -> PyResult<()> {
+    // SAFETY: setns reads its two integer arguments only; an fd that is not a namespace fails with EINVAL.
+    let result = unsafe { libc::setns(fd, namespace_type) };
+    if result != 0 {
+        return Err(io::Error::last_os_error().into());
+    }
+    Ok(())
+}
