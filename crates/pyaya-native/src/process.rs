@@ -6,7 +6,7 @@ use std::os::unix::process::CommandExt as _;
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Mutex, PoisonError};
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::errors::{new_err, Kind};
@@ -132,7 +132,10 @@ pub fn join_namespace(fd: i32, namespace_type: i32) -> PyResult<()> {
     // SAFETY: setns reads its two integer arguments only; an fd that is not a namespace fails with EINVAL.
     let result = unsafe { libc::setns(fd, namespace_type) };
     if result != 0 {
-        return Err(io::Error::last_os_error().into());
+        // OSError(errno, strerror), as os.* functions raise it (PyO3's io::Error conversion drops the errno).
+        let error = io::Error::last_os_error();
+        let errno = error.raw_os_error().unwrap_or(libc::EIO);
+        return Err(PyOSError::new_err((errno, format!("setns: {error}"))));
     }
     Ok(())
 }
