@@ -442,8 +442,8 @@ class RunStats:
 def enable_stats() -> RunStats:
     """Switch on run-time statistics (``BPF_ENABLE_STATS``) until the handle is closed."""
 
-def pinned_program_target(path: Path) -> tuple[int, int]:
-    """``(program type, attach_btf_id)`` of the program pinned at ``path``."""
+def pinned_program_target(path: Path) -> tuple[bool, int]:
+    """``(is a tracing program, attach_btf_id)`` of the program pinned at ``path`` (``BPF_PROG_TYPE_TRACING``)."""
 
 def perf_event_names() -> list[tuple[str, str]]:
     """``(name, "software" | "hardware")`` of every perf event name ``attach_perf_event`` accepts."""

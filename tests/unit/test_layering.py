@@ -18,7 +18,9 @@ describes what it is handed. ``from pkg import name`` is an edge to ``pkg.name``
 from __future__ import annotations
 
 import ast
+import importlib.util
 from pathlib import Path
+from typing import Any
 
 PACKAGE = Path(__file__).resolve().parents[2] / "python" / "pyaya"
 NATIVE = "pyaya._native"
@@ -174,3 +176,37 @@ def test_layers_point_down() -> None:
         if layer(target) > layer(module)
     ]
     assert not upward, "imports that go up the layers (CLI -> library -> native):\n" + "\n".join(upward)
+
+
+def _rust_cycles_script() -> Any:
+    path = PACKAGE.parents[1] / "scripts" / "rust-module-cycles.py"
+    spec = importlib.util.spec_from_file_location("rust_module_cycles", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rust_cycle_check_finds_a_cycle(tmp_path: Path) -> None:
+    """The script `make lint` runs on the crates: `use crate::` and qualified `crate::` paths are edges, comments
+    and strings are not, a child module's `super::` is its parent; a cycle is reported with its witnesses."""
+    script = _rust_cycles_script()
+    (tmp_path / "lib.rs").write_text("mod a;\nmod b;\nmod c;\n")
+    (tmp_path / "a.rs").write_text("use crate::{b::Thing, errors};\n// crate::c::mentioned\n")
+    (tmp_path / "b.rs").write_text('fn f() { crate::c::g(); let s = "crate::a::no"; }\n')
+    (tmp_path / "c.rs").write_text("#[cfg(test)]\nmod tests {\n    use super::g;\n}\npub fn g() {}\n")
+    graph = script.edges(tmp_path)
+    assert graph == {"a": {"b": f"{tmp_path / 'a.rs'}:1"}, "b": {"c": f"{tmp_path / 'b.rs'}:1"}, "c": {}}
+    assert script.cycles(graph) == []
+    (tmp_path / "c.rs").write_text("use crate::a;\n")
+    assert script.cycles(script.edges(tmp_path)) == [["a", "b", "c"]]
+    assert script.main([str(tmp_path)]) == 1
+
+
+def test_rust_crates_have_no_module_cycles() -> None:
+    script = _rust_cycles_script()
+    crates = PACKAGE.parents[1] / "crates"
+    sources = [str(source) for source in sorted(crates.glob("*/src"))]
+    assert sources
+    assert script.main(sources) == 0
