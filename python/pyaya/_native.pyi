@@ -6,6 +6,8 @@ from typing import Any, final
 
 __all__ = [
     "AYA_VERSION",
+    "MAP_TYPES",
+    "PROGRAM_TYPES",
     "Btf",
     "Ebpf",
     "Link",
@@ -53,6 +55,11 @@ __all__ = [
 ]
 
 AYA_VERSION: str
+#: Every program type name the probes take (pyaya's program class names, plus kernel types without a class):
+#: the native module's one table of program types.
+PROGRAM_TYPES: tuple[str, ...]
+#: The kernel's map types by number (``enum bpf_map_type``), under the names pyaya's map classes use.
+MAP_TYPES: tuple[str, ...]
 
 @final
 class Ebpf:

@@ -529,6 +529,8 @@ def _kprobe() -> Probe:
     return Probe(attach.ok, f"kprobe programs load; attaching: {attach.reason}")
 
 
+#: The program and map types ``probe_all`` (and so ``pyaya doctor``) reports, in its order: names from the native
+#: module's one table of each (``_native.PROGRAM_TYPES``, ``_native.MAP_TYPES``; tests/unit/test_type_tables.py).
 PROGRAM_TYPES = (
     "TracePoint",
     "RawTracePoint",

@@ -17,45 +17,56 @@ use crate::errors::{chain_message, new_err, Kind};
 use crate::names::map_kind;
 use crate::sys;
 
+/// Every program type name `program_supported` and `helper_supported` take (pyaya's program class names), with
+/// aya's program type for it: the one table of program types, exported to Python as `_native.PROGRAM_TYPES`.
+/// fentry, fexit, tp_btf and iterators are all BPF_PROG_TYPE_TRACING, which aya probes with an fentry.
+pub const PROGRAM_TYPES: [(&str, ProgramType); 38] = [
+    ("SocketFilter", ProgramType::SocketFilter),
+    ("KProbe", ProgramType::KProbe),
+    ("UProbe", ProgramType::KProbe),
+    ("SchedClassifier", ProgramType::SchedClassifier),
+    ("SchedAction", ProgramType::SchedAction),
+    ("TracePoint", ProgramType::TracePoint),
+    ("Xdp", ProgramType::Xdp),
+    ("PerfEvent", ProgramType::PerfEvent),
+    ("CgroupSkb", ProgramType::CgroupSkb),
+    ("CgroupSock", ProgramType::CgroupSock),
+    ("LwtInput", ProgramType::LwtInput),
+    ("LwtOutput", ProgramType::LwtOutput),
+    ("LwtXmit", ProgramType::LwtXmit),
+    ("SockOps", ProgramType::SockOps),
+    ("SkSkb", ProgramType::SkSkb),
+    ("CgroupDevice", ProgramType::CgroupDevice),
+    ("SkMsg", ProgramType::SkMsg),
+    ("RawTracePoint", ProgramType::RawTracePoint),
+    ("CgroupSockAddr", ProgramType::CgroupSockAddr),
+    ("LwtSeg6local", ProgramType::LwtSeg6local),
+    ("LircMode2", ProgramType::LircMode2),
+    ("SkReuseport", ProgramType::SkReuseport),
+    ("FlowDissector", ProgramType::FlowDissector),
+    ("CgroupSysctl", ProgramType::CgroupSysctl),
+    ("RawTracePointWritable", ProgramType::RawTracePointWritable),
+    ("CgroupSockopt", ProgramType::CgroupSockopt),
+    ("Tracing", ProgramType::Tracing),
+    ("FEntry", ProgramType::Tracing),
+    ("FExit", ProgramType::Tracing),
+    ("BtfTracePoint", ProgramType::Tracing),
+    ("Iter", ProgramType::Tracing),
+    ("StructOps", ProgramType::StructOps),
+    ("Extension", ProgramType::Extension),
+    ("Lsm", ProgramType::Lsm(LsmAttachType::Mac)),
+    ("LsmCgroup", ProgramType::Lsm(LsmAttachType::Cgroup)),
+    ("SkLookup", ProgramType::SkLookup),
+    ("Syscall", ProgramType::Syscall),
+    ("Netfilter", ProgramType::Netfilter),
+];
+
 /// aya's program type for a pyaya program class name (or the kernel's own names for types without a class).
 fn program_type(name: &str) -> Option<ProgramType> {
-    Some(match name {
-        "SocketFilter" => ProgramType::SocketFilter,
-        "KProbe" | "UProbe" => ProgramType::KProbe,
-        "SchedClassifier" => ProgramType::SchedClassifier,
-        "SchedAction" => ProgramType::SchedAction,
-        "TracePoint" => ProgramType::TracePoint,
-        "Xdp" => ProgramType::Xdp,
-        "PerfEvent" => ProgramType::PerfEvent,
-        "CgroupSkb" => ProgramType::CgroupSkb,
-        "CgroupSock" => ProgramType::CgroupSock,
-        "LwtInput" => ProgramType::LwtInput,
-        "LwtOutput" => ProgramType::LwtOutput,
-        "LwtXmit" => ProgramType::LwtXmit,
-        "SockOps" => ProgramType::SockOps,
-        "SkSkb" => ProgramType::SkSkb,
-        "CgroupDevice" => ProgramType::CgroupDevice,
-        "SkMsg" => ProgramType::SkMsg,
-        "RawTracePoint" => ProgramType::RawTracePoint,
-        "CgroupSockAddr" => ProgramType::CgroupSockAddr,
-        "LwtSeg6local" => ProgramType::LwtSeg6local,
-        "LircMode2" => ProgramType::LircMode2,
-        "SkReuseport" => ProgramType::SkReuseport,
-        "FlowDissector" => ProgramType::FlowDissector,
-        "CgroupSysctl" => ProgramType::CgroupSysctl,
-        "RawTracePointWritable" => ProgramType::RawTracePointWritable,
-        "CgroupSockopt" => ProgramType::CgroupSockopt,
-        // fentry, fexit, tp_btf and iterators are all BPF_PROG_TYPE_TRACING; aya probes it with an fentry.
-        "Tracing" | "FEntry" | "FExit" | "BtfTracePoint" | "Iter" => ProgramType::Tracing,
-        "StructOps" => ProgramType::StructOps,
-        "Extension" => ProgramType::Extension,
-        "Lsm" => ProgramType::Lsm(LsmAttachType::Mac),
-        "LsmCgroup" => ProgramType::Lsm(LsmAttachType::Cgroup),
-        "SkLookup" => ProgramType::SkLookup,
-        "Syscall" => ProgramType::Syscall,
-        "Netfilter" => ProgramType::Netfilter,
-        _ => return None,
-    })
+    PROGRAM_TYPES
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, program_type)| *program_type)
 }
 
 fn unknown_program_type(name: &str) -> PyErr {

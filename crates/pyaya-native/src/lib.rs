@@ -59,6 +59,18 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
         module
     )?)?;
     module.add_function(wrap_pyfunction!(programs_tracing::read_iter, module)?)?;
+    let program_types: Vec<&str> = features::PROGRAM_TYPES
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    module.add(
+        "PROGRAM_TYPES",
+        pyo3::types::PyTuple::new(module.py(), program_types)?,
+    )?;
+    module.add(
+        "MAP_TYPES",
+        pyo3::types::PyTuple::new(module.py(), names::MAP_KINDS)?,
+    )?;
     module.add_function(wrap_pyfunction!(features::program_supported, module)?)?;
     module.add_function(wrap_pyfunction!(features::map_supported, module)?)?;
     module.add_function(wrap_pyfunction!(features::helper_supported, module)?)?;

@@ -37,8 +37,9 @@ pub const fn program_kind(program: &Program) -> &'static str {
     }
 }
 
-/// Kernel `enum bpf_map_type` values, in order, under the names pyaya's map classes use.
-const MAP_KINDS: [&str; 34] = [
+/// Kernel `enum bpf_map_type` values, in order, under the names pyaya's map classes use: the one table of map
+/// types, exported to Python as `_native.MAP_TYPES` (index = the kernel's number).
+pub const MAP_KINDS: [&str; 34] = [
     "Unspecified",
     "HashMap",
     "Array",
