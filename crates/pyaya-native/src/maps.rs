@@ -11,8 +11,8 @@ use pyo3::types::PyBytes;
 
 use crate::errors::{closed, from_map_io, new_err, Deferred, Kind};
 use crate::map_shared::{drain_waiting, lock, shape_of, Owner, Shape, Shared};
-use crate::names::{is_per_cpu, map_kind, MAP_TYPE_RINGBUF};
-use crate::perf::{PerfEventArray, PerfShared, PerfState, MAP_TYPE_PERF_EVENT_ARRAY};
+use crate::names::{is_per_cpu, map_kind, MAP_TYPE_PERF_EVENT_ARRAY, MAP_TYPE_RINGBUF};
+use crate::perf::{PerfEventArray, PerfShared, PerfState};
 use crate::sys;
 
 /// The owning `Ebpf`'s handle on a map it gave to Python, so `close()` can close it.

@@ -26,9 +26,6 @@ use crate::errors::{closed, Deferred, Kind};
 use crate::map_shared::{drain_waiting, lock, Owner, Shape, Shared};
 use crate::sys;
 
-/// Kernel `BPF_MAP_TYPE_PERF_EVENT_ARRAY`.
-pub const MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
-
 /// Pages per CPU buffer unless the user asks otherwise: 32 KiB with 4 KiB pages.
 const DEFAULT_PAGE_COUNT: usize = 8;
 
