@@ -6,6 +6,8 @@ from typing import Any, final
 
 __all__ = [
     "AYA_VERSION",
+    "MAP_TYPES",
+    "PROGRAM_TYPES",
     "VERSION",
     "Btf",
     "Ebpf",
@@ -15,15 +17,20 @@ __all__ = [
     "Program",
     "RingBuf",
     "RunStats",
+    "btf_program_errno",
     "clsact_present",
     "clsact_remove_if_unused",
     "enable_stats",
+    "enable_stats_errno",
     "helper_supported",
     "inspect_object",
+    "join_namespace",
     "kernel_features",
     "kernel_member_offsets",
     "loaded_links",
     "loaded_programs",
+    "lookup_batch_errno",
+    "map_create_errno",
     "map_supported",
     "object_line_info",
     "parent_death_signal",
@@ -39,6 +46,7 @@ __all__ = [
     "start_guard",
     "tc_filter_delete",
     "tc_filters",
+    "tcx_query_errno",
     "unescape_name",
     "usdt_parse_argument",
     "usdt_probes",
@@ -51,6 +59,11 @@ AYA_VERSION: str
 """The version of aya this module links (from Cargo.lock at build time)."""
 VERSION: str
 """pyaya's version (the crate's, which is also the Python distribution's)."""
+#: Every program type name the probes take (pyaya's program class names, plus kernel types without a class):
+#: the native module's one table of program types.
+PROGRAM_TYPES: tuple[str, ...]
+#: The kernel's map types by number (``enum bpf_map_type``), under the names pyaya's map classes use.
+MAP_TYPES: tuple[str, ...]
 
 @final
 class Ebpf:
@@ -440,8 +453,8 @@ class RunStats:
 def enable_stats() -> RunStats:
     """Switch on run-time statistics (``BPF_ENABLE_STATS``) until the handle is closed."""
 
-def pinned_program_target(path: Path) -> tuple[int, int]:
-    """``(program type, attach_btf_id)`` of the program pinned at ``path``."""
+def pinned_program_target(path: Path) -> tuple[bool, int]:
+    """``(is a tracing program, attach_btf_id)`` of the program pinned at ``path`` (``BPF_PROG_TYPE_TRACING``)."""
 
 def perf_event_names() -> list[tuple[str, str]]:
     """``(name, "software" | "hardware")`` of every perf event name ``attach_perf_event`` accepts."""
@@ -463,6 +476,25 @@ def helper_supported(kind: str, helper: int) -> bool:
 
 def kernel_features() -> dict[str, bool]:
     """What aya detected about the kernel: bpf_name, perf_link, global_data, cookie, btf and BTF kinds..."""
+
+def map_create_errno() -> int:
+    """``BPF_MAP_CREATE`` of a one-entry array map, closed at once: the kernel's errno, 0 when it worked."""
+
+def lookup_batch_errno() -> tuple[int, int]:
+    """``BPF_MAP_LOOKUP_BATCH`` of one entry of an empty hash map: ``(create errno, batch errno)``; the batch
+    errno is ENOENT when the kernel walked the map to its end."""
+
+def tcx_query_errno() -> tuple[int, int]:
+    """``BPF_PROG_QUERY`` of tcx ingress on lo: ``(errno, programs attached)``."""
+
+def enable_stats_errno() -> int:
+    """``BPF_ENABLE_STATS(BPF_STATS_RUN_TIME)``, its fd closed at once: the errno, 0 when it worked."""
+
+def btf_program_errno(kind: str, btf_type_id: int) -> tuple[int, str, int | None]:
+    """Loads ``r0 = 0; exit`` as a BTF-based program (``"FEntry"``, ``"FExit"``, ``"BtfTracePoint"``, ``"Iter"``,
+    ``"Lsm"``, ``"LsmCgroup"``) on vmlinux's type ``btf_type_id`` and attaches it as that type attaches, closing
+    every fd: ``(load errno, verifier log, attach errno)``, errnos 0 for success, the attach errno None when
+    attaching was not tried (a failed load, or ``LsmCgroup``, whose attach needs a cgroup)."""
 
 # --- end of feature probes ---
 
@@ -513,6 +545,10 @@ class PerfEventArray:
         """Whether the handle is closed."""
     def close(self) -> None:
         """Close the buffers and this handle."""
+
+def join_namespace(fd: int, namespace_type: int) -> None:
+    """Moves the calling thread into the namespace ``fd`` refers to (``setns(2)``); ``namespace_type`` is a
+    ``CLONE_NEW*`` flag or 0. Raises OSError with the kernel's errno."""
 
 def set_parent_death_signal(signal: int) -> None:
     """Have the kernel send ``signal`` to this process when its parent exits (``prctl(PR_SET_PDEATHSIG)``); 0

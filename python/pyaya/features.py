@@ -12,7 +12,6 @@ Probes that need ``bpf()`` create at most one tiny map or program and close its 
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import gzip
 import os
@@ -22,6 +21,8 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
+
+from pyaya import _native
 
 if TYPE_CHECKING:
     from pyaya.btf import Kind
@@ -71,30 +72,6 @@ LSM_LIST = Path("/sys/kernel/security/lsm")
 
 CAPABILITIES = {"CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
 
-_SYS_BPF = {"x86_64": 321, "aarch64": 280, "arm64": 280, "riscv64": 280, "loongarch64": 280, "s390x": 351}
-_BPF_MAP_CREATE = 0
-_BPF_PROG_LOAD = 5
-_BPF_RAW_TRACEPOINT_OPEN = 17
-_BPF_PROG_QUERY = 16
-_BPF_MAP_LOOKUP_BATCH = 24
-_BPF_ENABLE_STATS = 32
-_BPF_MAP_TYPE_HASH = 1
-_BPF_MAP_TYPE_ARRAY = 2
-_BPF_PROG_TYPE_TRACING = 26
-_BPF_PROG_TYPE_LSM = 29
-_BPF_TRACE_RAW_TP = 23
-_BPF_TRACE_FENTRY = 24
-_BPF_LSM_MAC = 27
-_BPF_TRACE_FEXIT = 25
-_BPF_TRACE_ITER = 28
-_BPF_LSM_CGROUP = 43
-_BPF_LINK_CREATE = 28
-_BPF_TCX_INGRESS = 46
-_ATTR_SIZE = 128
-_LOG_SIZE = 4096
-# r0 = 0; exit
-_RETURN_ZERO = bytes.fromhex("b7000000000000009500000000000000")
-
 
 class Probe(NamedTuple):
     """A probe's answer: ``ok, reason = probe()``."""
@@ -119,36 +96,18 @@ class BpfCall(NamedTuple):
 
 
 # -- bpf() -------------------------------------------------------------------------------------------------------
+# The system calls are the native module's (aya-obj's generated bpf_attr); these functions word the kernel's answer.
 
 
-@cache
-def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    return libc
-
-
-def _bpf(cmd: int, attr: ctypes.Array[ctypes.c_char]) -> BpfCall:
-    number = _SYS_BPF.get(platform.machine())
-    if number is None:
-        return BpfCall(-1, errno.ENOSYS)
-    ctypes.set_errno(0)
-    result = _libc().syscall(ctypes.c_long(number), ctypes.c_long(cmd), ctypes.byref(attr), ctypes.c_uint(len(attr)))
-    return BpfCall(int(result), ctypes.get_errno() if result < 0 else 0)
-
-
-def _close(call: BpfCall) -> None:
-    if call.result >= 0:
-        os.close(call.result)
+def _call(error: int, result: int = 0) -> BpfCall:
+    """A :class:`BpfCall` from a native probe's errno (0: the call worked and returned ``result``)."""
+    return BpfCall(result, 0) if error == 0 else BpfCall(-1, error)
 
 
 def probe_map_create() -> BpfCall:
-    """``bpf(BPF_MAP_CREATE)`` of a one-entry array map; the fd is closed before returning (``result`` is stale)."""
-    attr = ctypes.create_string_buffer(_ATTR_SIZE)
-    ctypes.memmove(attr, (ctypes.c_uint32 * 4)(_BPF_MAP_TYPE_ARRAY, 4, 4, 1), 16)
-    call = _bpf(_BPF_MAP_CREATE, attr)
-    _close(call)
-    return call
+    """``bpf(BPF_MAP_CREATE)`` of a one-entry array map; the fd is closed before returning (``result`` is 0 on
+    success, not the fd)."""
+    return _call(_native.map_create_errno())
 
 
 def bpf_syscall_available() -> Probe:
@@ -294,20 +253,11 @@ def _vmlinux_type_id(name: str, kind: Kind) -> int | None:
     return found[0].id if found else None
 
 
-def _tracing_probe(
-    label: str,
-    attach_type: int,
-    btf_name: str,
-    btf_kind: str,
-    *,
-    program_type: int = _BPF_PROG_TYPE_TRACING,
-    link_create: bool = False,
-    load_only: bool = False,
-) -> Probe:
-    """``BPF_PROG_LOAD`` of a 2-instruction program of ``program_type`` with ``attach_type`` on vmlinux's
-    ``btf_name``, then ``BPF_RAW_TRACEPOINT_OPEN`` to attach it (which builds the trampoline) unless ``load_only``;
-    both fds are closed at once. The reason carries the kernel's answer."""
-    from pyaya.btf import Kind  # noqa: PLC0415
+def _tracing_probe(label: str, kind: str, btf_name: str, btf_kind: str) -> Probe:
+    """A 2-instruction program of the BTF-based type ``kind`` (a pyaya class name) on vmlinux's ``btf_name``,
+    loaded and then attached the way that type attaches (which builds the trampoline), by the native module; every
+    fd is closed at once. The reason carries the kernel's answer."""
+    from pyaya.btf import Kind  # noqa: PLC0415 (parsing vmlinux is only needed by these probes)
 
     btf = vmlinux_btf_available()
     if not btf.ok:
@@ -315,28 +265,10 @@ def _tracing_probe(
     type_id = _vmlinux_type_id(btf_name, Kind[btf_kind])
     if type_id is None:
         return Probe(False, f"vmlinux BTF has no {btf_kind} {btf_name!r} to probe with")
-    insns = ctypes.create_string_buffer(_RETURN_ZERO, len(_RETURN_ZERO))
-    license_ = ctypes.create_string_buffer(b"GPL")
-    log = ctypes.create_string_buffer(_LOG_SIZE)
-    name = b"pyaya_probe"
-    attr = ctypes.create_string_buffer(_ATTR_SIZE)
-
-    def put(offset: int, ctype: type[ctypes.c_uint32] | type[ctypes.c_uint64], value: int) -> None:
-        ctype.from_buffer(attr, offset).value = value
-
-    put(0, ctypes.c_uint32, program_type)
-    put(4, ctypes.c_uint32, len(_RETURN_ZERO) // 8)
-    put(8, ctypes.c_uint64, ctypes.addressof(insns))
-    put(16, ctypes.c_uint64, ctypes.addressof(license_))
-    put(24, ctypes.c_uint32, 1)  # log_level
-    put(28, ctypes.c_uint32, _LOG_SIZE)
-    put(32, ctypes.c_uint64, ctypes.addressof(log))
-    ctypes.memmove(ctypes.addressof(attr) + 48, name, len(name))
-    put(68, ctypes.c_uint32, attach_type)
-    put(108, ctypes.c_uint32, type_id)
-    load = _bpf(_BPF_PROG_LOAD, attr)
-    if load.result < 0:
-        verifier = log.value.decode("utf-8", errors="replace").strip().splitlines()
+    load_errno, log, attach_errno = _native.btf_program_errno(kind, type_id)
+    if load_errno:
+        load = _call(load_errno)
+        verifier = log.strip().splitlines()
         tail = f": {verifier[-1]}" if verifier else ""
         hint = ""
         if load.errno in (errno.EPERM, errno.EACCES):
@@ -350,40 +282,32 @@ def _tracing_probe(
             else:
                 hint = "; run as root or grant CAP_BPF and CAP_PERFMON"
         return Probe(False, f"BPF_PROG_LOAD of a {label} program on {btf_name} failed: {load.error}{tail}{hint}")
-    if load_only:
-        _close(load)
+    if attach_errno is None:
         return Probe(True, f"a {label} program on {btf_name} loaded")
-    try:
-        open_attr = ctypes.create_string_buffer(_ATTR_SIZE)
-        if link_create:  # iterators attach with BPF_LINK_CREATE
-            ctypes.c_uint32.from_buffer(open_attr, 0).value = load.result  # link_create.prog_fd; target_fd = 0
-            ctypes.c_uint32.from_buffer(open_attr, 8).value = attach_type
-            link = _bpf(_BPF_LINK_CREATE, open_attr)
-        else:
-            ctypes.c_uint32.from_buffer(open_attr, 8).value = load.result  # raw_tracepoint.prog_fd; name = NULL
-            link = _bpf(_BPF_RAW_TRACEPOINT_OPEN, open_attr)
-        _close(link)
-    finally:
-        _close(load)
-    if link.result < 0:
-        detail = "ENOTSUPP (no BPF trampoline on this architecture)" if link.errno == 524 else link.error
+    if attach_errno:
+        link = _call(attach_errno)
+        detail = "ENOTSUPP (no BPF trampoline on this architecture)" if link.errno == _ENOTSUPP else link.error
         return Probe(False, f"a {label} program on {btf_name} loaded but attaching it failed: {detail}")
     return Probe(True, f"a {label} program on {btf_name} loaded and attached")
 
 
+#: The kernel-internal errno ``ENOTSUPP`` (not ``ENOTSUP``), which Python's :mod:`errno` does not name.
+_ENOTSUPP = 524
+
+
 def fentry_supported(target: str = "bpf_fentry_test1") -> Probe:
     """Whether fentry programs load and attach (a real fentry on vmlinux's ``target``; BPF trampolines)."""
-    return _tracing_probe("fentry", _BPF_TRACE_FENTRY, target, "FUNC")
+    return _tracing_probe("fentry", "FEntry", target, "FUNC")
 
 
 def fexit_supported(target: str = "bpf_fentry_test1") -> Probe:
     """Whether fexit programs load and attach (a real fexit on vmlinux's ``target``)."""
-    return _tracing_probe("fexit", _BPF_TRACE_FEXIT, target, "FUNC")
+    return _tracing_probe("fexit", "FExit", target, "FUNC")
 
 
 def iter_supported(iter_type: str = "task") -> Probe:
     """Whether BPF iterators of ``iter_type`` load and attach (``BPF_LINK_CREATE``)."""
-    return _tracing_probe("iterator", _BPF_TRACE_ITER, f"bpf_iter_{iter_type}", "FUNC", link_create=True)
+    return _tracing_probe("iterator", "Iter", f"bpf_iter_{iter_type}", "FUNC")
 
 
 def btf_program_supported(kind: str, target: str | None = None) -> Probe:
@@ -409,7 +333,7 @@ def btf_program_supported(kind: str, target: str | None = None) -> Probe:
 
 def tp_btf_supported(tracepoint: str = "sched_switch") -> Probe:
     """Whether BTF-enabled tracepoints (``tp_btf``) load and attach: a real one on ``tracepoint``."""
-    return _tracing_probe("tp_btf", _BPF_TRACE_RAW_TP, f"btf_trace_{tracepoint}", "TYPEDEF")
+    return _tracing_probe("tp_btf", "BtfTracePoint", f"btf_trace_{tracepoint}", "TYPEDEF")
 
 
 def lsm_supported(hook: str = "bpf_lsm_bpf") -> Probe:
@@ -418,11 +342,11 @@ def lsm_supported(hook: str = "bpf_lsm_bpf") -> Probe:
         active = LSM_LIST.read_text().strip()
     except OSError as error:
         # Without securityfs the list is unknown: the program probe alone answers.
-        loaded = _tracing_probe("lsm", _BPF_LSM_MAC, hook, "FUNC", program_type=_BPF_PROG_TYPE_LSM)
+        loaded = _tracing_probe("lsm", "Lsm", hook, "FUNC")
         return Probe(loaded.ok, f"{loaded.reason} ({LSM_LIST}: {error.strerror})")
     if "bpf" not in active.split(","):
         return Probe(False, f"the BPF LSM is not active (active LSMs: {active}); boot with lsm={active},bpf")
-    return _tracing_probe("lsm", _BPF_LSM_MAC, hook, "FUNC", program_type=_BPF_PROG_TYPE_LSM)
+    return _tracing_probe("lsm", "Lsm", hook, "FUNC")
 
 
 def lsm_cgroup_supported(hook: str = "bpf_lsm_socket_create") -> Probe:
@@ -431,9 +355,7 @@ def lsm_cgroup_supported(hook: str = "bpf_lsm_socket_create") -> Probe:
     lsm = lsm_supported()
     if not lsm.ok:
         return lsm
-    loaded = _tracing_probe(
-        "lsm_cgroup", _BPF_LSM_CGROUP, hook, "FUNC", program_type=_BPF_PROG_TYPE_LSM, load_only=True
-    )
+    loaded = _tracing_probe("lsm_cgroup", "LsmCgroup", hook, "FUNC")
     if not loaded.ok and "EINVAL" in loaded.reason:
         return Probe(False, f"{loaded.reason} (the BPF_LSM_CGROUP attach type needs kernel 6.0)")
     return loaded
@@ -474,22 +396,11 @@ def _requirement(name: str) -> Probe:
 
 def batch_ops_supported() -> Probe:
     """Whether batched map operations exist (kernel 5.6): ``BPF_MAP_LOOKUP_BATCH`` on an empty hash map."""
-    attr = ctypes.create_string_buffer(_ATTR_SIZE)
-    ctypes.memmove(attr, (ctypes.c_uint32 * 4)(_BPF_MAP_TYPE_HASH, 4, 4, 1), 16)
-    created = _bpf(_BPF_MAP_CREATE, attr)
+    create_errno, batch_errno = _native.lookup_batch_errno()
+    created = _call(create_errno)
     if created.result < 0:
         return Probe(False, f"bpf(BPF_MAP_CREATE) of a hash map failed: {created.error}")
-    try:
-        out_batch, keys, values = (ctypes.create_string_buffer(8) for _ in range(3))
-        batch = ctypes.create_string_buffer(_ATTR_SIZE)
-        ctypes.c_uint64.from_buffer(batch, 8).value = ctypes.addressof(out_batch)
-        ctypes.c_uint64.from_buffer(batch, 16).value = ctypes.addressof(keys)
-        ctypes.c_uint64.from_buffer(batch, 24).value = ctypes.addressof(values)
-        ctypes.c_uint32.from_buffer(batch, 32).value = 1  # count
-        ctypes.c_uint32.from_buffer(batch, 36).value = created.result  # map_fd
-        call = _bpf(_BPF_MAP_LOOKUP_BATCH, batch)
-    finally:
-        _close(created)
+    call = _call(batch_errno)
     if call.result >= 0 or call.errno == errno.ENOENT:  # ENOENT: the (empty) map was walked to its end
         return Probe(True, "BPF_MAP_LOOKUP_BATCH on an empty hash map walked it (ENOENT at the end)")
     return Probe(False, f"BPF_MAP_LOOKUP_BATCH failed: {call.error} (batched map operations need kernel 5.6)")
@@ -497,12 +408,9 @@ def batch_ops_supported() -> Probe:
 
 def tcx_supported() -> Probe:
     """Whether tcx (TC through bpf_link, kernel 6.6) exists: ``BPF_PROG_QUERY`` of ``BPF_TCX_INGRESS`` on lo."""
-    attr = ctypes.create_string_buffer(_ATTR_SIZE)
-    ctypes.c_uint32.from_buffer(attr, 0).value = 1  # target_ifindex: lo
-    ctypes.c_uint32.from_buffer(attr, 4).value = _BPF_TCX_INGRESS
-    call = _bpf(_BPF_PROG_QUERY, attr)
+    query_errno, count = _native.tcx_query_errno()
+    call = _call(query_errno)
     if call.result >= 0:
-        count = ctypes.c_uint32.from_buffer(attr, 24).value
         return Probe(True, f"BPF_PROG_QUERY of tcx ingress on lo answered ({count} programs attached)")
     if call.errno in (errno.EPERM, errno.EACCES):
         return Probe(False, f"BPF_PROG_QUERY of tcx ingress failed: {call.error}; run as root (CAP_NET_ADMIN)")
@@ -512,9 +420,7 @@ def tcx_supported() -> Probe:
 def stats_supported() -> Probe:
     """Whether ``BPF_ENABLE_STATS`` (run counts and times of every program, kernel 5.8) works; the fd that keeps
     statistics on is closed at once."""
-    attr = ctypes.create_string_buffer(_ATTR_SIZE)  # enable_stats.type = BPF_STATS_RUN_TIME (0)
-    call = _bpf(_BPF_ENABLE_STATS, attr)
-    _close(call)
+    call = _call(_native.enable_stats_errno())
     if call.result >= 0:
         return Probe(True, "BPF_ENABLE_STATS(BPF_STATS_RUN_TIME) returned an fd")
     if call.errno in (errno.EPERM, errno.EACCES):
@@ -527,7 +433,6 @@ def perf_lost_count_supported() -> Probe:
     :class:`~pyaya.PerfEventArray`'s ``lost`` is exact at any moment, even when no sample follows a burst of
     losses (without it, the kernel reports a CPU's losses ahead of that CPU's next sample). Opens and closes one
     BPF output perf event."""
-    from pyaya import _native  # noqa: PLC0415
     from pyaya.errors import PyayaError  # noqa: PLC0415
 
     try:
@@ -566,30 +471,22 @@ def _native_probe(what: str, call: Callable[[], bool]) -> Probe:
 
 def program_type_supported(kind: str) -> Probe:
     """Whether the kernel loads programs of a type (a pyaya class name such as ``"Xdp"``), by aya's probe."""
-    from pyaya import _native  # noqa: PLC0415
-
     return _native_probe(f"a minimal {kind} program", lambda: _native.program_supported(kind))
 
 
 def map_type_supported(kind: str) -> Probe:
     """Whether the kernel creates maps of a type (a pyaya map type name such as ``"RingBuf"``), by aya's probe."""
-    from pyaya import _native  # noqa: PLC0415
-
     return _native_probe(f"a small {kind} map", lambda: _native.map_supported(kind))
 
 
 def helper_supported(program_kind: str, helper: int) -> Probe:
     """Whether programs of ``program_kind`` may call helper number ``helper`` (``enum bpf_func_id``)."""
-    from pyaya import _native  # noqa: PLC0415
-
     return _native_probe(
         f"a {program_kind} program calling helper {helper}", lambda: _native.helper_supported(program_kind, helper)
     )
 
 
 def _object_btf() -> Probe:
-    from pyaya import _native  # noqa: PLC0415
-
     found = _native.kernel_features()
     if not found.get("btf"):
         return Probe(False, "the kernel refused aya's BTF_LOAD probe: objects load without their BTF")
@@ -598,8 +495,6 @@ def _object_btf() -> Probe:
 
 
 def _bpf_link() -> Probe:
-    from pyaya import _native  # noqa: PLC0415
-
     if _native.kernel_features().get("perf_link"):
         return Probe(True, "BPF_LINK_CREATE of a perf event link works (links are fds: detached on exit)")
     return Probe(False, "BPF_LINK_CREATE of a perf event link failed: tracing attachments fall back to perf event fds")
@@ -634,6 +529,8 @@ def _kprobe() -> Probe:
     return Probe(attach.ok, f"kprobe programs load; attaching: {attach.reason}")
 
 
+#: The program and map types ``probe_all`` (and so ``pyaya doctor``) reports, in its order: names from the native
+#: module's one table of each (``_native.PROGRAM_TYPES``, ``_native.MAP_TYPES``; tests/unit/test_type_tables.py).
 PROGRAM_TYPES = (
     "TracePoint",
     "RawTracePoint",

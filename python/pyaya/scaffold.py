@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING
 from pyaya import escapes
 from pyaya.errors import PyayaError, ScaffoldError
 from pyaya.escapes import RUST_KEYWORDS
+from pyaya.libraries import is_elf, ld_cache, resolve_library
 
 if TYPE_CHECKING:
     from importlib.abc import Traversable
@@ -777,15 +777,6 @@ def create_project(
 #: Where the kernel lists network interfaces, and where tracefs is usually mounted.
 SYS_CLASS_NET = Path("/sys/class/net")
 TRACEFS_ROOTS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
-LIBRARY_DIRS = (
-    "/lib",
-    "/usr/lib",
-    "/lib64",
-    "/usr/lib64",
-    "/usr/local/lib",
-    f"/lib/{os.uname().machine}-linux-gnu",
-    f"/usr/lib/{os.uname().machine}-linux-gnu",
-)
 _C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -862,53 +853,6 @@ def btf_tracepoints() -> list[str]:
     return sorted(name.removeprefix("btf_trace_") for name in _vmlinux_names()[1] if name.startswith("btf_trace_"))
 
 
-@functools.lru_cache(maxsize=1)
-def _ld_cache() -> dict[str, str]:
-    """``ldconfig -p``: library file name -> path (first entry wins, as the dynamic linker's cache orders them)."""
-    libraries: dict[str, str] = {}
-    for ldconfig in ("ldconfig", "/sbin/ldconfig", "/usr/sbin/ldconfig"):
-        try:
-            output = subprocess.run([ldconfig, "-p"], capture_output=True, text=True, check=False, timeout=10).stdout
-        except (OSError, subprocess.SubprocessError):
-            continue
-        for line in output.splitlines():
-            name, arrow, path = line.strip().partition(" => ")
-            if arrow:
-                libraries.setdefault(name.split(" (", 1)[0], path.strip())
-        if libraries:
-            break
-    return libraries
-
-
-def _library_matches(name: str, file_name: str) -> bool:
-    return any(file_name == stem or file_name.startswith(f"{stem}.so") for stem in (name, f"lib{name}"))
-
-
-def _is_elf(path: Path) -> bool:
-    try:
-        with path.open("rb") as file:
-            return file.read(4) == b"\x7fELF"
-    except OSError:
-        return False
-
-
-def resolve_library(name: str) -> Path | None:
-    """The file of a shared library given by name (``libc``, ``c``, ``libssl.so.3``), via ld.so's cache, then
-    the usual library folders; None when there is none. (``libc.so`` linker scripts are not libraries.)"""
-    for file_name, path in sorted(_ld_cache().items()):
-        if _library_matches(name, file_name) and _is_elf(Path(path)):
-            return Path(path)
-    for folder in LIBRARY_DIRS:
-        try:
-            entries = sorted(Path(folder).iterdir())
-        except OSError:
-            continue
-        for entry in entries:
-            if _library_matches(name, entry.name) and _is_elf(entry):
-                return entry
-    return None
-
-
 def elf_function_symbols(path: Path) -> set[str]:
     """Names of the functions defined in an ELF file (``.symtab`` and ``.dynsym``), without version suffixes."""
     from pyaya.elf import SHN_UNDEF, Elf, SymbolType  # noqa: PLC0415 - only the uprobe checks read ELF files
@@ -939,11 +883,11 @@ def resolve_uprobe_target(value: str) -> Path:
             hint = (
                 f"; {on_path} is a program of that name: pass --target {on_path}"
                 if on_path
-                else f": give a path, or a library name from `ldconfig -p`{_did_you_mean(value, _ld_cache())}"
+                else f": give a path, or a library name from `ldconfig -p`{_did_you_mean(value, ld_cache())}"
             )
             raise ScaffoldError(f"uprobe target {value!r} is not a shared library this system knows{hint}")
         path = found
-    if not _is_elf(path):
+    if not is_elf(path):
         raise ScaffoldError(f"uprobe target {path} is not an ELF file: give an executable or a shared library")
     return path
 
@@ -1055,7 +999,7 @@ def _usdt_target_file(value: str) -> Path:
         path = usdt.resolve_target(value).absolute()
     except PyayaError as error:
         raise ScaffoldError(f"USDT target: {error}") from None
-    if not _is_elf(path):
+    if not is_elf(path):
         raise ScaffoldError(f"USDT target {path} is not an ELF file: give an executable or a shared library")
     if not usdt_probe_names(path):
         raise ScaffoldError(

@@ -24,7 +24,6 @@ Probes are real: the skip reasons quote the kernel's answer, never a guess.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import itertools
 import os
 import shutil
@@ -36,7 +35,7 @@ from pathlib import Path
 
 import pytest
 
-from pyaya import features, kernel
+from pyaya import _native, features, kernel
 from pyaya.errors import NotFoundError, PyayaError
 from pyaya.loader import Ebpf
 
@@ -152,13 +151,6 @@ def _run_command(
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=check, input=input)
 
 
-def _libc_setns(fd: int, nstype: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.setns(fd, nstype) != 0:
-        error = ctypes.get_errno()
-        raise OSError(error, f"setns: {os.strerror(error)}")
-
-
 @dataclass(frozen=True)
 class NetnsPair:
     """A network namespace (``name``, at ``netns_path``) joined to the test's namespace by a veth pair:
@@ -187,11 +179,11 @@ class NetnsPair:
         own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         target = os.open(self.netns_path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            _libc_setns(target, _CLONE_NEWNET)
+            _native.join_namespace(target, _CLONE_NEWNET)
             try:
                 return socket.socket(family, type, proto)
             finally:
-                _libc_setns(own, _CLONE_NEWNET)
+                _native.join_namespace(own, _CLONE_NEWNET)
         finally:
             os.close(target)
             os.close(own)

@@ -45,10 +45,11 @@ from pyaya.btf import (
 )
 from pyaya.errors import MapError, NotFoundError, ObjectError, UnsupportedError
 from pyaya.maps import Map
+from pyaya.maps._codec import record_codec
 from pyaya.maps._streams import Stream
 
 if TYPE_CHECKING:
-    from pyaya.loader import Ebpf
+    pass
 
 __all__ = [
     "Codec",
@@ -1193,19 +1194,6 @@ def _pointee(types: Types, member_type: int | None) -> _Node | None:
         return None
     node = types.by_id(pointer.type_id)
     return None if isinstance(node, _Opaque) else node
-
-
-def record_codec(spec: Any, ebpf: Ebpf | None) -> Codec:
-    """A codec from a BTF type name (looked up in ``ebpf.types``) or anything with size/encode/decode."""
-    if isinstance(spec, str):
-        types = ebpf.types if ebpf is not None else None
-        if types is None:
-            raise NotFoundError(f"cannot look up type {spec!r}: the object has no BTF (build it with pyaya build)")
-        codec = types[spec]
-        return codec  # type: ignore[no-any-return]
-    if all(hasattr(spec, attribute) for attribute in ("size", "encode", "decode")):
-        return spec  # type: ignore[no-any-return]
-    raise TypeError(f"expected a BTF type name or a codec (size, encode, decode), got {type(spec).__name__}")
 
 
 # -- typed maps --------------------------------------------------------------------------------------------------

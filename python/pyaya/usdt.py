@@ -29,6 +29,7 @@ from pathlib import Path
 
 from pyaya import _native
 from pyaya.errors import NotFoundError, ObjectError, ProgramError, UnsupportedError
+from pyaya.libraries import library_matches, resolve_library
 
 __all__ = ["Argument", "Probe", "parse_argument", "probe_files", "probes", "resolve_target"]
 
@@ -183,11 +184,9 @@ def resolve_target(target: str | os.PathLike[str], pid: int | None = None) -> Pa
         if not path.exists():
             raise NotFoundError(f"USDT target {path}: no such file")
         return path
-    from pyaya.scaffold import _library_matches, resolve_library  # noqa: PLC0415 - only names need ld.so's cache
-
     if pid is not None:
         for mapped in _mapped_files(pid):
-            if _library_matches(text, mapped.name):
+            if library_matches(text, mapped.name):
                 return mapped
     library = resolve_library(text)
     if library is not None:

@@ -17,7 +17,6 @@ that it works (a ``/dev/kvm`` can be a paravirtual one that boots no stock kerne
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gzip
 import hashlib
 import io
@@ -36,7 +35,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyaya.errors import VmError
+from pyaya import _native
+from pyaya.errors import PyayaError, VmError
 
 __all__ = [
     "GUEST_SHARE",
@@ -587,8 +587,8 @@ def _cgroup2_mount() -> str:
 
 def _die_with_parent() -> None:
     """In the QEMU child before exec: SIGKILL it when this process dies, however it dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    with contextlib.suppress(PyayaError):
+        _native.set_parent_death_signal(signal.SIGKILL)
 
 
 def _tail(path: Path, stop: threading.Event, output: Callable[[str], object]) -> None:

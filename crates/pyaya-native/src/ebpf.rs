@@ -16,6 +16,7 @@ use crate::errors::{self, new_err, Deferred, Kind};
 use crate::links::{lock_link, Link, LinkState, OwnedLink, SharedLink};
 use crate::load_options;
 use crate::logs::LogQueue;
+use crate::map_shared::{self, LogOwner, Owner};
 use crate::maps::{self, MapSlot};
 use crate::names::program_kind;
 use crate::perf::{PerfShared, PerfState};
@@ -38,7 +39,7 @@ struct LoadedObject {
 /// A perf event array taken from aya at load: its buffers open (and in its slots), or the map itself when they
 /// could not be opened (the error is raised when Python asks for the map, which opens them again).
 enum PerfArrayAtLoad {
-    Open(PerfShared, maps::Shape),
+    Open(PerfShared, map_shared::Shape),
     Failed(MapData),
 }
 
@@ -55,7 +56,7 @@ fn open_perf_arrays(ebpf: &mut AyaEbpf) -> Vec<(String, PerfArrayAtLoad)> {
         let Some(AyaMap::PerfEventArray(data)) = ebpf.take_map(&name) else {
             continue;
         };
-        let Ok(shape) = maps::shape_of(&name, &data) else {
+        let Ok(shape) = map_shared::shape_of(&name, &data) else {
             arrays.push((name, PerfArrayAtLoad::Failed(data)));
             continue;
         };
@@ -118,6 +119,16 @@ impl Ebpf {
                 Deferred::Plain(Kind::NotFound, format!("no program named {name:?}"))
             })?;
             f(program)
+        })
+    }
+
+    /// The `Owner` its map handles keep: this object, and its logs through `LogOwner`.
+    fn owner_of(slf: &Bound<'_, Self>) -> Owner {
+        Owner::new(slf.clone().into_any().unbind(), |object| {
+            object
+                .cast::<Self>()
+                .ok()
+                .map(|ebpf| ebpf.get() as &dyn LogOwner)
         })
     }
 
@@ -241,7 +252,7 @@ impl Ebpf {
             Ok::<_, Deferred>((
                 ebpf,
                 logger,
-                crate::programs_common::program_sections(data),
+                crate::program_types::program_sections(data),
                 map_pins,
                 perf_arrays,
             ))
@@ -348,16 +359,16 @@ impl Ebpf {
                 .position(|(n, _)| n == name)
                 .map(|index| object.perf_arrays.remove(index).1);
             let wake_on_logs = this.log_wake_fd.is_some();
-            let owner = Some(slf.clone().unbind());
+            let owner = Ebpf::owner_of(slf);
             let (handle, slot) = match at_load {
                 Some(PerfArrayAtLoad::Open(shared, shape)) => {
-                    maps::wrap_perf(py, owner, name, shared, wake_on_logs, shape)?
+                    maps::wrap_perf(py, Some(owner), name, shared, wake_on_logs, shape)?
                 }
                 Some(PerfArrayAtLoad::Failed(data)) => {
-                    maps::wrap_data(py, Some(slf), name, data, wake_on_logs)?
+                    maps::wrap_data(py, Some(owner), name, data, wake_on_logs)?
                 }
                 None => match object.ebpf.take_map(name) {
-                    Some(map) => maps::wrap(py, slf, name, map, wake_on_logs)?,
+                    Some(map) => maps::wrap(py, owner, name, map, wake_on_logs)?,
                     None => return Err(not_found(object, name)),
                 },
             };
@@ -477,7 +488,7 @@ impl Program {
         py.detach(|| {
             self.ebpf.get().with_program(&self.name, |program| {
                 let result = for_loadable!(program, p => p.load(), other => {
-                    return Err(crate::programs_common::needs_arguments(&self.name, program_kind(other)))
+                    return Err(crate::program_types::needs_arguments(&self.name, program_kind(other)))
                 });
                 result.map_err(|err| Deferred::Program(context, Box::new(err)))
             })
@@ -502,7 +513,7 @@ impl Program {
                 Ok(())
             })?;
             self.ebpf.get().with_program(&self.name, |program| {
-                let result = crate::programs_common::for_every_program!(program, p => p.unload());
+                let result = crate::program_types::for_every_program!(program, p => p.unload());
                 result.map_err(|err| Deferred::Program(context, Box::new(err)))
             })
         })?;
@@ -776,3 +787,13 @@ impl Program {
     }
 }
 // --- end of programs opened from a pin ---
+
+impl LogOwner for Ebpf {
+    fn wake_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Self::wake_fd(self)
+    }
+
+    fn flush_logs(&self, py: Python<'_>) -> PyResult<usize> {
+        self.flush_logs_inner(py)
+    }
+}

@@ -1,55 +1,72 @@
 //! Kernel feature probes over aya's own (`aya::sys::is_*_supported`, `aya::features()`): each loads a tiny
 //! program or creates a tiny map and closes it at once, so the answer is the kernel's, not a version guess.
 
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+
 use aya::maps::MapType;
 use aya::programs::{LsmAttachType, ProgramType};
 use aya::sys::{is_helper_supported, is_map_supported, is_program_supported, BpfHelper};
-use aya_obj::generated::{bpf_func_id, bpf_map_type};
+use aya_obj::generated::{
+    bpf_attach_type, bpf_attr, bpf_cmd, bpf_func_id, bpf_map_type, bpf_prog_type, bpf_stats_type,
+    BPF_ALU64, BPF_EXIT, BPF_JMP, BPF_K, BPF_MOV,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::{chain_message, new_err, Kind};
 use crate::names::map_kind;
+use crate::sys;
+
+/// Every program type name `program_supported` and `helper_supported` take (pyaya's program class names), with
+/// aya's program type for it: the one table of program types, exported to Python as `_native.PROGRAM_TYPES`.
+/// fentry, fexit, tp_btf and iterators are all BPF_PROG_TYPE_TRACING, which aya probes with an fentry.
+pub const PROGRAM_TYPES: [(&str, ProgramType); 38] = [
+    ("SocketFilter", ProgramType::SocketFilter),
+    ("KProbe", ProgramType::KProbe),
+    ("UProbe", ProgramType::KProbe),
+    ("SchedClassifier", ProgramType::SchedClassifier),
+    ("SchedAction", ProgramType::SchedAction),
+    ("TracePoint", ProgramType::TracePoint),
+    ("Xdp", ProgramType::Xdp),
+    ("PerfEvent", ProgramType::PerfEvent),
+    ("CgroupSkb", ProgramType::CgroupSkb),
+    ("CgroupSock", ProgramType::CgroupSock),
+    ("LwtInput", ProgramType::LwtInput),
+    ("LwtOutput", ProgramType::LwtOutput),
+    ("LwtXmit", ProgramType::LwtXmit),
+    ("SockOps", ProgramType::SockOps),
+    ("SkSkb", ProgramType::SkSkb),
+    ("CgroupDevice", ProgramType::CgroupDevice),
+    ("SkMsg", ProgramType::SkMsg),
+    ("RawTracePoint", ProgramType::RawTracePoint),
+    ("CgroupSockAddr", ProgramType::CgroupSockAddr),
+    ("LwtSeg6local", ProgramType::LwtSeg6local),
+    ("LircMode2", ProgramType::LircMode2),
+    ("SkReuseport", ProgramType::SkReuseport),
+    ("FlowDissector", ProgramType::FlowDissector),
+    ("CgroupSysctl", ProgramType::CgroupSysctl),
+    ("RawTracePointWritable", ProgramType::RawTracePointWritable),
+    ("CgroupSockopt", ProgramType::CgroupSockopt),
+    ("Tracing", ProgramType::Tracing),
+    ("FEntry", ProgramType::Tracing),
+    ("FExit", ProgramType::Tracing),
+    ("BtfTracePoint", ProgramType::Tracing),
+    ("Iter", ProgramType::Tracing),
+    ("StructOps", ProgramType::StructOps),
+    ("Extension", ProgramType::Extension),
+    ("Lsm", ProgramType::Lsm(LsmAttachType::Mac)),
+    ("LsmCgroup", ProgramType::Lsm(LsmAttachType::Cgroup)),
+    ("SkLookup", ProgramType::SkLookup),
+    ("Syscall", ProgramType::Syscall),
+    ("Netfilter", ProgramType::Netfilter),
+];
 
 /// aya's program type for a pyaya program class name (or the kernel's own names for types without a class).
 fn program_type(name: &str) -> Option<ProgramType> {
-    Some(match name {
-        "SocketFilter" => ProgramType::SocketFilter,
-        "KProbe" | "UProbe" => ProgramType::KProbe,
-        "SchedClassifier" => ProgramType::SchedClassifier,
-        "SchedAction" => ProgramType::SchedAction,
-        "TracePoint" => ProgramType::TracePoint,
-        "Xdp" => ProgramType::Xdp,
-        "PerfEvent" => ProgramType::PerfEvent,
-        "CgroupSkb" => ProgramType::CgroupSkb,
-        "CgroupSock" => ProgramType::CgroupSock,
-        "LwtInput" => ProgramType::LwtInput,
-        "LwtOutput" => ProgramType::LwtOutput,
-        "LwtXmit" => ProgramType::LwtXmit,
-        "SockOps" => ProgramType::SockOps,
-        "SkSkb" => ProgramType::SkSkb,
-        "CgroupDevice" => ProgramType::CgroupDevice,
-        "SkMsg" => ProgramType::SkMsg,
-        "RawTracePoint" => ProgramType::RawTracePoint,
-        "CgroupSockAddr" => ProgramType::CgroupSockAddr,
-        "LwtSeg6local" => ProgramType::LwtSeg6local,
-        "LircMode2" => ProgramType::LircMode2,
-        "SkReuseport" => ProgramType::SkReuseport,
-        "FlowDissector" => ProgramType::FlowDissector,
-        "CgroupSysctl" => ProgramType::CgroupSysctl,
-        "RawTracePointWritable" => ProgramType::RawTracePointWritable,
-        "CgroupSockopt" => ProgramType::CgroupSockopt,
-        // fentry, fexit, tp_btf and iterators are all BPF_PROG_TYPE_TRACING; aya probes it with an fentry.
-        "Tracing" | "FEntry" | "FExit" | "BtfTracePoint" | "Iter" => ProgramType::Tracing,
-        "StructOps" => ProgramType::StructOps,
-        "Extension" => ProgramType::Extension,
-        "Lsm" => ProgramType::Lsm(LsmAttachType::Mac),
-        "LsmCgroup" => ProgramType::Lsm(LsmAttachType::Cgroup),
-        "SkLookup" => ProgramType::SkLookup,
-        "Syscall" => ProgramType::Syscall,
-        "Netfilter" => ProgramType::Netfilter,
-        _ => return None,
-    })
+    PROGRAM_TYPES
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, program_type)| *program_type)
 }
 
 fn unknown_program_type(name: &str) -> PyErr {
@@ -154,4 +171,215 @@ pub fn kernel_features(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         dict.set_item("btf_enum64", btf.btf_enum64())?;
     }
     Ok(dict)
+}
+
+// -- probes aya does not have --------------------------------------------------------------------------------------
+// Each answers with the kernel's errno (0 for success) so that `pyaya.features` words the reason; attributes are
+// aya-obj's generated `bpf_attr`, never hand-counted offsets.
+
+/// A zeroed `bpf_attr`: every command reads only its own union member and needs the rest zero.
+fn zeroed_attr() -> bpf_attr {
+    // SAFETY: `bpf_attr` is a union of plain integer structs (bindgen's output for the kernel's header); all zero
+    // bytes is a valid value of each member, and the kernel requires unused bytes to be zero.
+    unsafe { std::mem::zeroed() }
+}
+
+fn errno_of(result: &std::io::Result<libc::c_long>) -> i32 {
+    match result {
+        Ok(_) => 0,
+        Err(error) => error.raw_os_error().unwrap_or(libc::EIO),
+    }
+}
+
+/// Takes ownership of the fd a successful command returned, so that it is closed when dropped.
+fn owned_fd(result: &std::io::Result<libc::c_long>) -> Option<OwnedFd> {
+    let fd = result
+        .as_ref()
+        .ok()
+        .and_then(|fd| i32::try_from(*fd).ok())?;
+    // SAFETY: the kernel just returned this fd for an object created by this call; nothing else holds it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn bpf_command(command: bpf_cmd, attr: &mut bpf_attr) -> std::io::Result<libc::c_long> {
+    sys::bpf(command as libc::c_long, attr)
+}
+
+fn create_map(map_type: bpf_map_type) -> std::io::Result<libc::c_long> {
+    let mut attr = zeroed_attr();
+    attr.__bindgen_anon_1.map_type = map_type as u32;
+    attr.__bindgen_anon_1.key_size = 4;
+    attr.__bindgen_anon_1.value_size = 4;
+    attr.__bindgen_anon_1.max_entries = 1;
+    bpf_command(bpf_cmd::BPF_MAP_CREATE, &mut attr)
+}
+
+/// `BPF_MAP_CREATE` of a one-entry array map, closed at once: the errno (0 when it worked).
+#[pyaya_guard::guard(Load)]
+#[pyfunction]
+pub fn map_create_errno(py: Python<'_>) -> i32 {
+    py.detach(|| {
+        let created = create_map(bpf_map_type::BPF_MAP_TYPE_ARRAY);
+        drop(owned_fd(&created));
+        errno_of(&created)
+    })
+}
+
+/// `BPF_MAP_LOOKUP_BATCH` of one entry of an empty hash map: `(create errno, batch errno)`; the batch errno is
+/// ENOENT when the kernel walked the map to its end (batched operations exist).
+#[pyaya_guard::guard(Load)]
+#[pyfunction]
+pub fn lookup_batch_errno(py: Python<'_>) -> (i32, i32) {
+    py.detach(|| {
+        let created = create_map(bpf_map_type::BPF_MAP_TYPE_HASH);
+        let Some(map) = owned_fd(&created) else {
+            return (errno_of(&created), 0);
+        };
+        let (mut out_batch, mut key, mut value) = ([0u8; 8], [0u8; 8], [0u8; 8]);
+        let mut attr = zeroed_attr();
+        attr.batch.out_batch = out_batch.as_mut_ptr() as u64;
+        attr.batch.keys = key.as_mut_ptr() as u64;
+        attr.batch.values = value.as_mut_ptr() as u64;
+        attr.batch.count = 1;
+        attr.batch.map_fd = map.as_raw_fd() as u32;
+        // The buffers hold one 4-byte key, one 4-byte value and the hash map's 4-byte batch token.
+        let result = bpf_command(bpf_cmd::BPF_MAP_LOOKUP_BATCH, &mut attr);
+        (0, errno_of(&result))
+    })
+}
+
+/// `BPF_PROG_QUERY` of tcx ingress on lo (ifindex 1): `(errno, programs attached)`.
+#[pyaya_guard::guard(Load)]
+#[pyfunction]
+pub fn tcx_query_errno(py: Python<'_>) -> (i32, u32) {
+    py.detach(|| {
+        let mut attr = zeroed_attr();
+        attr.query.__bindgen_anon_1.target_ifindex = 1;
+        attr.query.attach_type = bpf_attach_type::BPF_TCX_INGRESS as u32;
+        let result = bpf_command(bpf_cmd::BPF_PROG_QUERY, &mut attr);
+        // SAFETY: `prog_cnt` and `count` are the two u32 names of one union; the kernel wrote it on success and
+        // it was zero before.
+        let count = unsafe { attr.query.__bindgen_anon_2.prog_cnt };
+        (errno_of(&result), count)
+    })
+}
+
+/// `BPF_ENABLE_STATS(BPF_STATS_RUN_TIME)`, its fd closed at once: the errno (0 when it worked).
+#[pyaya_guard::guard(Load)]
+#[pyfunction]
+pub fn enable_stats_errno(py: Python<'_>) -> i32 {
+    py.detach(|| {
+        let mut attr = zeroed_attr();
+        attr.enable_stats.type_ = bpf_stats_type::BPF_STATS_RUN_TIME as u32;
+        let result = bpf_command(bpf_cmd::BPF_ENABLE_STATS, &mut attr);
+        drop(owned_fd(&result));
+        errno_of(&result)
+    })
+}
+
+/// How a BTF-based program type is loaded and attached by [`btf_program_errno`].
+enum Attach {
+    /// `BPF_RAW_TRACEPOINT_OPEN` with no name: builds the trampoline (fentry, fexit, tp_btf, lsm).
+    RawTracepointOpen,
+    /// `BPF_LINK_CREATE` with the program's attach type (iterators).
+    LinkCreate,
+    /// Loading only: attaching needs a target of the caller's (lsm_cgroup needs a cgroup).
+    LoadOnly,
+}
+
+fn btf_program_kind(kind: &str) -> Option<(bpf_prog_type, bpf_attach_type, Attach)> {
+    use bpf_attach_type::{
+        BPF_LSM_CGROUP, BPF_LSM_MAC, BPF_TRACE_FENTRY, BPF_TRACE_FEXIT, BPF_TRACE_ITER,
+        BPF_TRACE_RAW_TP,
+    };
+    use bpf_prog_type::{BPF_PROG_TYPE_LSM, BPF_PROG_TYPE_TRACING};
+    Some(match kind {
+        "FEntry" => (
+            BPF_PROG_TYPE_TRACING,
+            BPF_TRACE_FENTRY,
+            Attach::RawTracepointOpen,
+        ),
+        "FExit" => (
+            BPF_PROG_TYPE_TRACING,
+            BPF_TRACE_FEXIT,
+            Attach::RawTracepointOpen,
+        ),
+        "BtfTracePoint" => (
+            BPF_PROG_TYPE_TRACING,
+            BPF_TRACE_RAW_TP,
+            Attach::RawTracepointOpen,
+        ),
+        "Iter" => (BPF_PROG_TYPE_TRACING, BPF_TRACE_ITER, Attach::LinkCreate),
+        "Lsm" => (BPF_PROG_TYPE_LSM, BPF_LSM_MAC, Attach::RawTracepointOpen),
+        "LsmCgroup" => (BPF_PROG_TYPE_LSM, BPF_LSM_CGROUP, Attach::LoadOnly),
+        _ => return None,
+    })
+}
+
+/// The verifier log's size: a 2-instruction program's log is a few lines.
+const PROBE_LOG_SIZE: usize = 4096;
+
+/// Loads a 2-instruction program (`r0 = 0; exit`) of the BTF-based type `kind` (`"FEntry"`, `"FExit"`,
+/// `"BtfTracePoint"`, `"Iter"`, `"Lsm"`, `"LsmCgroup"`) on vmlinux's BTF type `btf_type_id`, then attaches it as
+/// that type attaches; every fd is closed before returning. Answers `(load errno, verifier log, attach errno)`:
+/// errnos are 0 for success, the attach errno is None when attaching was not tried (the load failed, or
+/// `LsmCgroup`, whose attach needs a cgroup).
+#[pyaya_guard::guard(Load)]
+#[pyfunction]
+pub fn btf_program_errno(
+    py: Python<'_>,
+    kind: &str,
+    btf_type_id: u32,
+) -> PyResult<(i32, String, Option<i32>)> {
+    let (program_type, attach_type, attach) = btf_program_kind(kind).ok_or_else(|| {
+        new_err(
+            Kind::NotFound,
+            format!("{kind:?} is not a BTF-based program type: one of FEntry, FExit, BtfTracePoint, Iter, Lsm, LsmCgroup"),
+        )
+    })?;
+    Ok(py.detach(|| {
+        // r0 = 0 (BPF_ALU64 | BPF_MOV | BPF_K); exit (BPF_JMP | BPF_EXIT): byte 0 of each instruction is its opcode.
+        let mut insns = [0u8; 16];
+        insns[0] = (BPF_ALU64 | BPF_MOV | BPF_K) as u8;
+        insns[8] = (BPF_JMP | BPF_EXIT) as u8;
+        let license = c"GPL";
+        let mut log = vec![0u8; PROBE_LOG_SIZE];
+        let mut attr = zeroed_attr();
+        // SAFETY: the union is zeroed plain integers, so its program-load member is initialised; only that member
+        // is written, and BPF_PROG_LOAD reads only it.
+        let load = unsafe { &mut attr.__bindgen_anon_3 };
+        load.prog_type = program_type as u32;
+        load.insn_cnt = 2;
+        load.insns = insns.as_ptr() as u64;
+        load.license = license.as_ptr() as u64;
+        load.log_level = 1;
+        load.log_size = PROBE_LOG_SIZE as u32;
+        load.log_buf = log.as_mut_ptr() as u64;
+        for (slot, byte) in load.prog_name.iter_mut().zip(b"pyaya_probe") {
+            *slot = *byte as libc::c_char;
+        }
+        load.expected_attach_type = attach_type as u32;
+        load.attach_btf_id = btf_type_id;
+        let loaded = bpf_command(bpf_cmd::BPF_PROG_LOAD, &mut attr);
+        let log_end = log.iter().position(|byte| *byte == 0).unwrap_or(log.len());
+        let log = String::from_utf8_lossy(log.get(..log_end).unwrap_or_default()).into_owned();
+        let Some(program) = owned_fd(&loaded) else {
+            return (errno_of(&loaded), log, None);
+        };
+        let mut attr = zeroed_attr();
+        let attached = match attach {
+            Attach::LoadOnly => return (0, log, None),
+            Attach::RawTracepointOpen => {
+                attr.raw_tracepoint.prog_fd = program.as_raw_fd() as u32;
+                bpf_command(bpf_cmd::BPF_RAW_TRACEPOINT_OPEN, &mut attr)
+            }
+            Attach::LinkCreate => {
+                attr.link_create.__bindgen_anon_1.prog_fd = program.as_raw_fd() as u32;
+                attr.link_create.attach_type = attach_type as u32;
+                bpf_command(bpf_cmd::BPF_LINK_CREATE, &mut attr)
+            }
+        };
+        drop(owned_fd(&attached));
+        (0, log, Some(errno_of(&attached)))
+    }))
 }

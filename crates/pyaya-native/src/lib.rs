@@ -10,12 +10,14 @@ mod links;
 mod load_options;
 mod logs;
 mod map_ops;
+mod map_shared;
 mod maps;
 mod names;
 mod netlink;
 mod perf;
 mod pinning;
 mod process;
+mod program_types;
 mod programs_common;
 mod programs_net;
 mod programs_tracing;
@@ -57,12 +59,30 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
         module
     )?)?;
     module.add_function(wrap_pyfunction!(programs_tracing::read_iter, module)?)?;
+    let program_types: Vec<&str> = features::PROGRAM_TYPES
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    module.add(
+        "PROGRAM_TYPES",
+        pyo3::types::PyTuple::new(module.py(), program_types)?,
+    )?;
+    module.add(
+        "MAP_TYPES",
+        pyo3::types::PyTuple::new(module.py(), names::MAP_KINDS)?,
+    )?;
     module.add_function(wrap_pyfunction!(features::program_supported, module)?)?;
     module.add_function(wrap_pyfunction!(features::map_supported, module)?)?;
     module.add_function(wrap_pyfunction!(features::helper_supported, module)?)?;
     module.add_function(wrap_pyfunction!(features::kernel_features, module)?)?;
+    module.add_function(wrap_pyfunction!(features::map_create_errno, module)?)?;
+    module.add_function(wrap_pyfunction!(features::lookup_batch_errno, module)?)?;
+    module.add_function(wrap_pyfunction!(features::tcx_query_errno, module)?)?;
+    module.add_function(wrap_pyfunction!(features::enable_stats_errno, module)?)?;
+    module.add_function(wrap_pyfunction!(features::btf_program_errno, module)?)?;
     module.add_function(wrap_pyfunction!(process::set_parent_death_signal, module)?)?;
     module.add_function(wrap_pyfunction!(process::parent_death_signal, module)?)?;
+    module.add_function(wrap_pyfunction!(process::join_namespace, module)?)?;
     module.add_function(wrap_pyfunction!(process::start_guard, module)?)?;
     module.add_function(wrap_pyfunction!(netlink::py_tc_filters, module)?)?;
     module.add_function(wrap_pyfunction!(netlink::py_tc_filter_delete, module)?)?;

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Mutex, PoisonError};
+use std::sync::PoisonError;
 
 use aya::maps::MapData;
 use pyo3::prelude::*;
@@ -13,7 +13,8 @@ use pyo3::types::PyBytes;
 
 use crate::ebpf::Program;
 use crate::errors::{chain_message, from_map_io, new_err, Deferred, Kind};
-use crate::maps::{lock, wrap_data, Map};
+use crate::map_shared::lock;
+use crate::maps::{wrap_data, Map};
 use crate::sys;
 
 /// Entries asked for per batch call when the caller does not say: large enough to amortise the syscall, small
@@ -45,23 +46,6 @@ impl BatchCommand {
             Self::Delete => "BPF_MAP_DELETE_BATCH",
         }
     }
-}
-
-/// Removes the pin recorded in `pinned` (made by this handle).
-pub(crate) fn remove_pin(pinned: &Mutex<Option<PathBuf>>, name: &str) -> PyResult<()> {
-    let path = pinned.lock().unwrap_or_else(PoisonError::into_inner).take();
-    let Some(path) = path else {
-        return Err(new_err(
-            Kind::Map,
-            format!("map {name:?} was not pinned by this handle; remove another pin with os.unlink(path)"),
-        ));
-    };
-    std::fs::remove_file(&path).map_err(|err| {
-        from_map_io(
-            &format!("unpinning map {name:?} from {}", path.display()),
-            &err,
-        )
-    })
 }
 
 /// An fd for `path` (a cgroup folder, a file), opened read-only and closed when dropped.
@@ -258,7 +242,7 @@ impl Map {
 
     /// Removes the pin this handle made; the map lives on while handles on it remain.
     fn unpin(&self) -> PyResult<()> {
-        remove_pin(&self.pinned, &self.name)
+        crate::pinning::remove_pin(&self.pinned, &self.name)
     }
 
     /// Where this handle pinned the map (or the pin it was opened from, or its `pin_maps` pin), or `None`.

@@ -3,75 +3,17 @@
 //! `map_ops.rs`, `PerfEventArray` in `perf.rs`.
 
 use std::os::fd::AsFd as _;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use aya::maps::{Map as AyaMap, MapData, RingBuf as AyaRingBuf};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::ebpf::Ebpf;
 use crate::errors::{closed, from_map_io, new_err, Deferred, Kind};
-use crate::names::{is_per_cpu, map_kind, MAP_TYPE_RINGBUF};
-use crate::perf::{PerfEventArray, PerfShared, PerfState, MAP_TYPE_PERF_EVENT_ARRAY};
+use crate::map_shared::{drain_waiting, lock, shape_of, Owner, Shape, Shared};
+use crate::names::{is_per_cpu, map_kind, MAP_TYPE_PERF_EVENT_ARRAY, MAP_TYPE_RINGBUF};
+use crate::perf::{PerfEventArray, PerfShared, PerfState};
 use crate::sys;
-
-/// How long one wait may block with the GIL released before checking for signals (Ctrl-C).
-pub(crate) const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
-
-/// What every stream's `drain` does: deliver pending log records, take what is ready, and otherwise wait (GIL
-/// released) in slices of `SIGNAL_CHECK_INTERVAL`, checking for signals between slices so Ctrl-C interrupts,
-/// until `timeout` seconds have passed (`None`: forever). `wait(wake_fd, millis)` blocks on the stream's fd and
-/// the owner's log wake-up fd.
-pub(crate) fn drain_waiting<T>(
-    py: Python<'_>,
-    owner: Option<&Ebpf>,
-    wake_on_logs: bool,
-    timeout: Option<f64>,
-    mut take: impl FnMut(Python<'_>) -> PyResult<Vec<T>>,
-    wait: impl Fn(Option<std::os::fd::BorrowedFd<'_>>, i32) -> Result<bool, Deferred> + Sync,
-) -> PyResult<Vec<T>> {
-    let deadline = match timeout {
-        Some(seconds) if seconds.is_nan() || seconds < 0.0 => {
-            return Err(crate::errors::new_err(
-                Kind::InvalidArgument,
-                format!("timeout must be a number of seconds >= 0 (or None to wait for ever), not {seconds}"),
-            ))
-        }
-        Some(seconds) if seconds.is_finite() => {
-            Some(Instant::now() + Duration::from_secs_f64(seconds))
-        }
-        _ => None,
-    };
-    loop {
-        if let (true, Some(owner)) = (wake_on_logs, owner) {
-            owner.flush_logs_inner(py)?;
-        }
-        let records = take(py)?;
-        if !records.is_empty() {
-            return Ok(records);
-        }
-        let slice = match deadline {
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Ok(records);
-                }
-                left.min(SIGNAL_CHECK_INTERVAL)
-            }
-            None => SIGNAL_CHECK_INTERVAL,
-        };
-        let millis = slice.as_millis().try_into().unwrap_or(i32::MAX);
-        py.detach(|| wait(owner.and_then(Ebpf::wake_fd), millis))?;
-        py.check_signals()?;
-    }
-}
-
-pub(crate) type Shared<T> = Arc<Mutex<Option<T>>>;
-
-pub(crate) fn lock<T>(shared: &Shared<T>) -> MutexGuard<'_, Option<T>> {
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The owning `Ebpf`'s handle on a map it gave to Python, so `close()` can close it.
 pub enum MapSlot {
@@ -159,17 +101,6 @@ pub fn map_kind_of(map: &AyaMap) -> &'static str {
         .map_or("Unknown", |t| map_kind(t as u32))
 }
 
-/// Key and value sizes and the rest of what the kernel says about a map.
-#[derive(Clone, Copy)]
-pub(crate) struct Shape {
-    pub(crate) map_type: u32,
-    pub(crate) key_size: u32,
-    pub(crate) value_size: u32,
-    pub(crate) max_entries: u32,
-    pub(crate) flags: u32,
-    pub(crate) id: u32,
-}
-
 pub(crate) fn possible_cpus() -> PyResult<usize> {
     aya::util::nr_cpus().map_err(|(path, err)| new_err(Kind::Map, format!("reading {path}: {err}")))
 }
@@ -177,7 +108,7 @@ pub(crate) fn possible_cpus() -> PyResult<usize> {
 /// Wraps a map taken from aya in its Python class; returns the Python object and the owner's handle on it.
 pub fn wrap(
     py: Python<'_>,
-    owner: &Bound<'_, Ebpf>,
+    owner: Owner,
     name: &str,
     map: AyaMap,
     wake_on_logs: bool,
@@ -200,25 +131,10 @@ pub(crate) fn set_pinned_path(handle: &Bound<'_, PyAny>, path: std::path::PathBu
     Ok(())
 }
 
-/// Key and value sizes and the rest of what the kernel says about `data`.
-pub(crate) fn shape_of(name: &str, data: &MapData) -> Result<Shape, Deferred> {
-    let info = data.info().map_err(|err| {
-        Deferred::Plain(Kind::Map, format!("reading info of map {name:?}: {err}"))
-    })?;
-    Ok(Shape {
-        map_type: info.map_type().map_or(u32::MAX, |t| t as u32),
-        key_size: info.key_size(),
-        value_size: info.value_size(),
-        max_entries: info.max_entries(),
-        flags: info.map_flags(),
-        id: info.id(),
-    })
-}
-
 /// The Python handle on perf buffers already open (at load, or by `wrap_data`).
 pub(crate) fn wrap_perf(
     py: Python<'_>,
-    owner: Option<Py<Ebpf>>,
+    owner: Option<Owner>,
     name: &str,
     shared: PerfShared,
     wake_on_logs: bool,
@@ -232,13 +148,12 @@ pub(crate) fn wrap_perf(
 /// maps opened from a pin, which belong to no object.
 pub(crate) fn wrap_data(
     py: Python<'_>,
-    owner: Option<&Bound<'_, Ebpf>>,
+    owner: Option<Owner>,
     name: &str,
     data: MapData,
     wake_on_logs: bool,
 ) -> PyResult<(Py<PyAny>, MapSlot)> {
     let shape = shape_of(name, &data)?;
-    let owner = owner.map(|owner| owner.clone().unbind());
     if shape.map_type == MAP_TYPE_RINGBUF {
         let ring = AyaRingBuf::try_from(AyaMap::RingBuf(data))
             .map_err(|err| new_err(Kind::Map, format!("opening ring buffer {name:?}: {err}")))?;
@@ -465,7 +380,7 @@ pub struct RingBuf {
     name: String,
     ring: Shared<AyaRingBuf<MapData>>,
     /// `None` for a ring buffer opened from a pin: no object, no log records to wake for.
-    owner: Option<Py<Ebpf>>,
+    owner: Option<Owner>,
     wake_on_logs: bool,
     max_entries: u32,
     pub(crate) pinned: Mutex<Option<std::path::PathBuf>>,
@@ -521,7 +436,7 @@ impl RingBuf {
         let limit = max_records.unwrap_or(usize::MAX);
         let records = drain_waiting(
             py,
-            self.owner.as_ref().map(Py::get),
+            self.owner.as_ref().and_then(|owner| owner.logs(py)),
             self.wake_on_logs,
             timeout,
             |_| self.take_available(limit),
@@ -568,7 +483,7 @@ impl RingBuf {
 
     /// Removes the pin this handle made.
     fn unpin(&self) -> PyResult<()> {
-        crate::map_ops::remove_pin(&self.pinned, &self.name)
+        crate::pinning::remove_pin(&self.pinned, &self.name)
     }
 
     /// Where this handle pinned the ring buffer (or the pin it was opened from, or its `pin_maps` pin), or `None`.

@@ -1,6 +1,7 @@
 //! Display names for program and map types, shared by the loader and `inspect_object`.
 
 use aya::programs::Program;
+use aya_obj::generated::bpf_map_type;
 
 /// The pyaya class name of a loaded program's type.
 pub const fn program_kind(program: &Program) -> &'static str {
@@ -37,8 +38,9 @@ pub const fn program_kind(program: &Program) -> &'static str {
     }
 }
 
-/// Kernel `enum bpf_map_type` values, in order, under the names pyaya's map classes use.
-const MAP_KINDS: [&str; 34] = [
+/// Kernel `enum bpf_map_type` values, in order, under the names pyaya's map classes use: the one table of map
+/// types, exported to Python as `_native.MAP_TYPES` (index = the kernel's number).
+pub const MAP_KINDS: [&str; 34] = [
     "Unspecified",
     "HashMap",
     "Array",
@@ -83,9 +85,25 @@ pub fn map_kind(map_type: u32) -> &'static str {
         .unwrap_or("Unknown")
 }
 
-pub const MAP_TYPE_RINGBUF: u32 = 27;
+/// The kernel's `BPF_MAP_TYPE_RINGBUF` (aya-obj's enum).
+pub const MAP_TYPE_RINGBUF: u32 = bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32;
+/// The kernel's `BPF_MAP_TYPE_PERF_EVENT_ARRAY` (aya-obj's enum).
+pub const MAP_TYPE_PERF_EVENT_ARRAY: u32 = bpf_map_type::BPF_MAP_TYPE_PERF_EVENT_ARRAY as u32;
 
 /// Per-CPU maps hold one value slot per possible CPU, each rounded up to 8 bytes.
 pub const fn is_per_cpu(map_type: u32) -> bool {
-    matches!(map_type, 5 | 6 | 10 | 21)
+    const PER_CPU: [bpf_map_type; 4] = [
+        bpf_map_type::BPF_MAP_TYPE_PERCPU_HASH,
+        bpf_map_type::BPF_MAP_TYPE_PERCPU_ARRAY,
+        bpf_map_type::BPF_MAP_TYPE_LRU_PERCPU_HASH,
+        bpf_map_type::BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE,
+    ];
+    let mut index = 0;
+    while index < PER_CPU.len() {
+        if PER_CPU[index] as u32 == map_type {
+            return true;
+        }
+        index += 1;
+    }
+    false
 }

@@ -22,13 +22,9 @@ use aya::maps::MapData;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::ebpf::Ebpf;
 use crate::errors::{closed, Deferred, Kind};
-use crate::maps::{drain_waiting, lock, Shape, Shared};
+use crate::map_shared::{drain_waiting, lock, Owner, Shape, Shared};
 use crate::sys;
-
-/// Kernel `BPF_MAP_TYPE_PERF_EVENT_ARRAY`.
-pub const MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
 
 /// Pages per CPU buffer unless the user asks otherwise: 32 KiB with 4 KiB pages.
 const DEFAULT_PAGE_COUNT: usize = 8;
@@ -539,7 +535,7 @@ impl PerfShared {
 pub struct PerfEventArray {
     name: String,
     shared: PerfShared,
-    owner: Option<Py<Ebpf>>,
+    owner: Option<Owner>,
     wake_on_logs: bool,
     shape: Shape,
     page_count: AtomicUsize,
@@ -551,7 +547,7 @@ impl PerfEventArray {
     pub fn new(
         name: &str,
         shared: PerfShared,
-        owner: Option<Py<Ebpf>>,
+        owner: Option<Owner>,
         wake_on_logs: bool,
         shape: Shape,
     ) -> Self {
@@ -663,7 +659,7 @@ impl PerfEventArray {
         let limit = max_records.unwrap_or(usize::MAX);
         let records = drain_waiting(
             py,
-            self.owner.as_ref().map(Py::get),
+            self.owner.as_ref().and_then(|owner| owner.logs(py)),
             self.wake_on_logs,
             timeout,
             |py| {
@@ -718,7 +714,7 @@ impl PerfEventArray {
 
     /// Removes the pin this handle made.
     fn unpin(&self) -> PyResult<()> {
-        crate::map_ops::remove_pin(&self.pinned, &self.name)
+        crate::pinning::remove_pin(&self.pinned, &self.name)
     }
 
     /// Where this handle pinned the map (or the pin it was opened from, or its `pin_maps` pin), or `None`.

@@ -4,11 +4,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use aya::maps::MapInfo;
 use aya_obj::{EbpfSectionKind, Object};
+use pyo3::prelude::*;
 
-use crate::errors::{chain_message, Deferred, Kind};
+use crate::errors::{chain_message, from_map_io, new_err, Deferred, Kind};
 use crate::names::map_kind;
 
 /// aya-log's ring buffer stays private to each loaded object: its records belong to the loader that reads them.
@@ -291,4 +293,21 @@ fn check_pin(
             differences.join(", ")
         ),
     ))
+}
+
+/// Removes the pin recorded in `pinned` (made by this map handle: `Map`, `RingBuf` or `PerfEventArray`).
+pub(crate) fn remove_pin(pinned: &Mutex<Option<PathBuf>>, name: &str) -> PyResult<()> {
+    let path = pinned.lock().unwrap_or_else(PoisonError::into_inner).take();
+    let Some(path) = path else {
+        return Err(new_err(
+            Kind::Map,
+            format!("map {name:?} was not pinned by this handle; remove another pin with os.unlink(path)"),
+        ));
+    };
+    std::fs::remove_file(&path).map_err(|err| {
+        from_map_io(
+            &format!("unpinning map {name:?} from {}", path.display()),
+            &err,
+        )
+    })
 }

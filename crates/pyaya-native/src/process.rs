@@ -6,7 +6,7 @@ use std::os::unix::process::CommandExt as _;
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Mutex, PoisonError};
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::errors::{new_err, Kind};
@@ -122,4 +122,20 @@ fn guard_running(pid: u32) -> bool {
     // is what lets a new one start.
     let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
     reaped == 0
+}
+
+/// Moves the calling thread into the namespace `fd` refers to (`setns(2)`); `namespace_type` is a `CLONE_NEW*`
+/// flag, or 0 for any. Raises OSError with the kernel's errno.
+#[pyaya_guard::guard(Program)]
+#[pyfunction]
+pub fn join_namespace(fd: i32, namespace_type: i32) -> PyResult<()> {
+    // SAFETY: setns reads its two integer arguments only; an fd that is not a namespace fails with EINVAL.
+    let result = unsafe { libc::setns(fd, namespace_type) };
+    if result != 0 {
+        // OSError(errno, strerror), as os.* functions raise it (PyO3's io::Error conversion drops the errno).
+        let error = io::Error::last_os_error();
+        let errno = error.raw_os_error().unwrap_or(libc::EIO);
+        return Err(PyOSError::new_err((errno, format!("setns: {error}"))));
+    }
+    Ok(())
 }

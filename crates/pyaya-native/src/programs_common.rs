@@ -1,7 +1,6 @@
 //! What every program type shares beyond load and attach: pinning a program in bpffs, opening a pinned program
-//! again, run statistics (`BPF_ENABLE_STATS`), and the ELF section names BTF-based loads take their target from.
+//! again, run statistics (`BPF_ENABLE_STATS`).
 
-use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
@@ -19,84 +18,7 @@ use pyo3::prelude::*;
 use crate::ebpf::{Ebpf, Program};
 use crate::errors::{chain_message, new_err, Deferred, Kind};
 use crate::names::program_kind;
-
-/// Runs `$body` with `$p` bound to the typed program inside any `aya::programs::Program`.
-macro_rules! for_every_program {
-    ($program:expr, $p:ident => $body:expr) => {
-        match $program {
-            aya::programs::Program::KProbe($p) => $body,
-            aya::programs::Program::UProbe($p) => $body,
-            aya::programs::Program::TracePoint($p) => $body,
-            aya::programs::Program::SocketFilter($p) => $body,
-            aya::programs::Program::ReusePortSocketFilter($p) => $body,
-            aya::programs::Program::Xdp($p) => $body,
-            aya::programs::Program::SkMsg($p) => $body,
-            aya::programs::Program::SkSkb($p) => $body,
-            aya::programs::Program::CgroupSockAddr($p) => $body,
-            aya::programs::Program::SockOps($p) => $body,
-            aya::programs::Program::SchedClassifier($p) => $body,
-            aya::programs::Program::CgroupSkb($p) => $body,
-            aya::programs::Program::CgroupSysctl($p) => $body,
-            aya::programs::Program::CgroupSockopt($p) => $body,
-            aya::programs::Program::LircMode2($p) => $body,
-            aya::programs::Program::PerfEvent($p) => $body,
-            aya::programs::Program::RawTracePoint($p) => $body,
-            aya::programs::Program::Lsm($p) => $body,
-            aya::programs::Program::LsmCgroup($p) => $body,
-            aya::programs::Program::BtfTracePoint($p) => $body,
-            aya::programs::Program::FEntry($p) => $body,
-            aya::programs::Program::FExit($p) => $body,
-            aya::programs::Program::FlowDissector($p) => $body,
-            aya::programs::Program::Extension($p) => $body,
-            aya::programs::Program::SkLookup($p) => $body,
-            aya::programs::Program::SkReuseport($p) => $body,
-            aya::programs::Program::CgroupSock($p) => $body,
-            aya::programs::Program::CgroupDevice($p) => $body,
-            aya::programs::Program::Iter($p) => $body,
-        }
-    };
-}
-pub(crate) use for_every_program;
-
-/// The ELF section of every function symbol, by name: aya names programs after their function, and BTF-based
-/// program types (`fentry/do_unlinkat`, `tp_btf/sched_switch`, `iter/task`) carry their target in the section.
-pub fn program_sections(data: &[u8]) -> HashMap<String, String> {
-    let Ok(elf) = pyaya_core::elf::Elf::parse(data) else {
-        return HashMap::new();
-    };
-    elf.symbols
-        .iter()
-        .filter(|symbol| symbol.is_function())
-        .filter_map(|symbol| Some((symbol.name.clone(), elf.section_of(symbol)?.name.clone())))
-        .collect()
-}
-
-/// The call that loads a program type whose `load()` takes arguments.
-const fn load_call(kind: &str) -> Option<&'static str> {
-    Some(match kind.as_bytes() {
-        b"BtfTracePoint" => "load(tracepoint=None) (or attach(), which loads it)",
-        b"FEntry" | b"FExit" => "load(function=None) (or attach(), which loads it)",
-        b"Lsm" => "load(hook=None) (or attach(), which loads it)",
-        b"LsmCgroup" => "load(hook=None) (or attach(cgroup), which loads it)",
-        b"Iter" => "load(iter_type=None) (or attach(), which loads it)",
-        b"Extension" => "load(target_program, function)",
-        _ => return None,
-    })
-}
-
-/// The error of a plain `load()` on a program type that needs arguments, naming the call to use.
-pub fn needs_arguments(name: &str, kind: &str) -> Deferred {
-    match load_call(kind) {
-        Some(call) => Deferred::Plain(
-            Kind::Program,
-            format!("program {name:?} is a {kind} program, whose load needs arguments: use {kind}.{call}"),
-        ),
-        None => Deferred::Plain(
-            Kind::Unsupported,
-            format!("pyaya cannot load {kind} programs (program {name:?})"),
-        ),
-    }
-}
+use crate::program_types::for_every_program;
 
 /// The `(kind, program)` of a program pinned at `path`: the kind comes from the kernel's program info; `hint`
 /// (the Python class asked for) settles the types the kernel cannot tell apart (kprobe/uprobe; the tracing
@@ -374,16 +296,18 @@ fn pinned_object_info<T>(path: &std::path::Path, info: &mut T) -> std::io::Resul
     crate::sys::object_info(fd.as_fd(), info)
 }
 
-/// `(program type, attach_btf_id)` of the program pinned at `path`: what the kernel's program info says about its
-/// target, for telling tracing programs apart (a `btf_trace_*` typedef, a `bpf_iter_*` function, ...).
+/// `(is a tracing program, attach_btf_id)` of the program pinned at `path` (`BPF_PROG_TYPE_TRACING`, aya-obj's
+/// enum, so that Python holds no program type number): what the kernel's program info says about its target,
+/// for telling tracing programs apart (a `btf_trace_*` typedef, a `bpf_iter_*` function, ...).
 #[pyaya_guard::guard(Program)]
 #[pyfunction]
-pub fn pinned_program_target(py: Python<'_>, path: PathBuf) -> PyResult<(u32, u32)> {
+pub fn pinned_program_target(py: Python<'_>, path: PathBuf) -> PyResult<(bool, u32)> {
     let result = py.detach(|| {
         // SAFETY: bpf_prog_info is a plain C struct of integers, for which all zero bytes is a valid value.
         let mut info: aya_obj::generated::bpf_prog_info = unsafe { std::mem::zeroed() };
         pinned_object_info(&path, &mut info)?;
-        Ok::<_, std::io::Error>((info.type_, info.attach_btf_id))
+        let tracing = info.type_ == bpf_prog_type::BPF_PROG_TYPE_TRACING as u32;
+        Ok::<_, std::io::Error>((tracing, info.attach_btf_id))
     });
     result.map_err(|err| {
         let kind = if err.raw_os_error() == Some(libc::ENOENT) {

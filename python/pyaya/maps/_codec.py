@@ -7,9 +7,12 @@ import ctypes
 import struct
 import sys
 from collections.abc import Sequence
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
-from pyaya.errors import InvalidArgumentTypeError, MapError
+from pyaya.errors import InvalidArgumentTypeError, MapError, NotFoundError
+
+if TYPE_CHECKING:
+    from pyaya.loader import Ebpf
 
 __all__ = [
     "Buffer",
@@ -23,6 +26,7 @@ __all__ = [
     "as_bytes",
     "bulk_codec",
     "codec_for",
+    "record_codec",
 ]
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
@@ -358,3 +362,17 @@ def bulk_codec(codec: Codec) -> BulkCodec:
     if isinstance(codec, StructCodec):
         return _StructBulk(codec)
     return BulkCodec(codec)
+
+
+def record_codec(spec: Any, ebpf: Ebpf | None) -> Codec:
+    """A codec from a BTF type name (looked up in ``ebpf.types``, the object's :class:`pyaya.types.Types`) or
+    anything with size/encode/decode. Here, below :mod:`pyaya.types`, because streams call it (types imports maps)."""
+    if isinstance(spec, str):
+        types = ebpf.types if ebpf is not None else None
+        if types is None:
+            raise NotFoundError(f"cannot look up type {spec!r}: the object has no BTF (build it with pyaya build)")
+        codec = types[spec]
+        return codec  # type: ignore[no-any-return]
+    if all(hasattr(spec, attribute) for attribute in ("size", "encode", "decode")):
+        return spec  # type: ignore[no-any-return]
+    raise TypeError(f"expected a BTF type name or a codec (size, encode, decode), got {type(spec).__name__}")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pyaya import _args
 from pyaya.errors import ClosedError, InvalidArgumentTypeError, MapError
-from pyaya.maps._codec import Codec, codec_for
+from pyaya.maps._codec import Codec, codec_for, record_codec
 from pyaya.maps._core import Map, register
 
 if TYPE_CHECKING:
@@ -63,8 +63,6 @@ class Stream(Map):
             if record in ebpf.types:
                 record = ebpf.types[record]
             elif not _is_struct_format(record):
-                from pyaya.types import record_codec  # noqa: PLC0415 - types imports maps
-
                 record = record_codec(record, ebpf)  # raises NotFoundError listing the BTF's types
         self._codec: Codec | None = None if record is None else codec_for(record, None)
         self._callbacks: list[Callable[[Any], object]] = []

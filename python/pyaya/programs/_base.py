@@ -244,15 +244,12 @@ class Program:
         return f"<pyaya.{self.type} {self.name!r}{' loaded' if self.loaded else ''}>"
 
 
-_BPF_PROG_TYPE_TRACING = 26
-
-
 def _tracing_kind(path: Path) -> str | None:
     """For a pinned tracing program, its pyaya type from the kernel BTF type it attaches to: a ``btf_trace_*``
     typedef (BtfTracePoint), a ``bpf_iter_*`` function (Iter), or another function (FEntry; the kernel's info does
     not tell fentry from fexit). None for other program types; ProgramError where the kernel's info does not say."""
-    program_type, btf_id = _native.pinned_program_target(path)
-    if program_type != _BPF_PROG_TYPE_TRACING:
+    tracing, btf_id = _native.pinned_program_target(path)
+    if not tracing:
         return None
     if btf_id == 0:
         # Older kernels (5.10) leave attach_btf_id out of the program info: nothing says which tracing type it is.

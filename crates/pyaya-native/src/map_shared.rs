@@ -1,0 +1,126 @@
+//! What map handles (`Map`, `RingBuf`, `PerfEventArray`) share below their classes: the interface to the object
+//! that owns them (`Owner`, implemented by `Ebpf`), the shared slot a handle and its object both hold, a map's
+//! shape, and the wait loop of every stream's `drain`. `maps.rs` and `perf.rs` build on it and `ebpf.rs` creates
+//! both, so neither needs to name `Ebpf`.
+
+use std::os::fd::BorrowedFd;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use aya::maps::MapData;
+use pyo3::prelude::*;
+
+use crate::errors::{Deferred, Kind};
+
+/// What a stream needs from the object that owns it: its log records delivered, and the fd that becomes
+/// readable when there are some (so a wait on the stream also wakes for logs).
+pub(crate) trait LogOwner: Sync {
+    /// The log wake-up fd, when the object reads logs.
+    fn wake_fd(&self) -> Option<BorrowedFd<'_>>;
+    /// Hands pending log records to the object's handler; how many there were.
+    fn flush_logs(&self, py: Python<'_>) -> PyResult<usize>;
+}
+
+/// A handle's reference to the object that owns it: keeps the object alive as long as the handle, and reaches its
+/// logs through `logs`, which the object's module supplies (it casts the Python object back to its class).
+pub(crate) struct Owner {
+    object: Py<PyAny>,
+    logs: LogsOf,
+}
+
+/// Casts an owner's Python object to its `LogOwner`, borrowed from the object.
+pub(crate) type LogsOf = for<'a, 'py> fn(&'a Bound<'py, PyAny>) -> Option<&'a dyn LogOwner>;
+
+impl Owner {
+    pub(crate) fn new(object: Py<PyAny>, logs: LogsOf) -> Self {
+        Self { object, logs }
+    }
+
+    /// The owner's logs, borrowed for as long as this reference.
+    pub(crate) fn logs<'a>(&'a self, py: Python<'a>) -> Option<&'a dyn LogOwner> {
+        (self.logs)(self.object.bind(py))
+    }
+}
+
+/// How long one wait may block with the GIL released before checking for signals (Ctrl-C).
+pub(crate) const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// What every stream's `drain` does: deliver pending log records, take what is ready, and otherwise wait (GIL
+/// released) in slices of `SIGNAL_CHECK_INTERVAL`, checking for signals between slices so Ctrl-C interrupts,
+/// until `timeout` seconds have passed (`None`: forever). `wait(wake_fd, millis)` blocks on the stream's fd and
+/// the owner's log wake-up fd.
+pub(crate) fn drain_waiting<T>(
+    py: Python<'_>,
+    owner: Option<&dyn LogOwner>,
+    wake_on_logs: bool,
+    timeout: Option<f64>,
+    mut take: impl FnMut(Python<'_>) -> PyResult<Vec<T>>,
+    wait: impl Fn(Option<std::os::fd::BorrowedFd<'_>>, i32) -> Result<bool, Deferred> + Sync,
+) -> PyResult<Vec<T>> {
+    let deadline = match timeout {
+        Some(seconds) if seconds.is_nan() || seconds < 0.0 => {
+            return Err(crate::errors::new_err(
+                Kind::InvalidArgument,
+                format!("timeout must be a number of seconds >= 0 (or None to wait for ever), not {seconds}"),
+            ))
+        }
+        Some(seconds) if seconds.is_finite() => {
+            Some(Instant::now() + Duration::from_secs_f64(seconds))
+        }
+        _ => None,
+    };
+    loop {
+        if let (true, Some(owner)) = (wake_on_logs, owner) {
+            owner.flush_logs(py)?;
+        }
+        let records = take(py)?;
+        if !records.is_empty() {
+            return Ok(records);
+        }
+        let slice = match deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(records);
+                }
+                left.min(SIGNAL_CHECK_INTERVAL)
+            }
+            None => SIGNAL_CHECK_INTERVAL,
+        };
+        let millis = slice.as_millis().try_into().unwrap_or(i32::MAX);
+        py.detach(|| wait(owner.and_then(LogOwner::wake_fd), millis))?;
+        py.check_signals()?;
+    }
+}
+
+pub(crate) type Shared<T> = Arc<Mutex<Option<T>>>;
+
+pub(crate) fn lock<T>(shared: &Shared<T>) -> MutexGuard<'_, Option<T>> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Key and value sizes and the rest of what the kernel says about a map.
+#[derive(Clone, Copy)]
+pub(crate) struct Shape {
+    pub(crate) map_type: u32,
+    pub(crate) key_size: u32,
+    pub(crate) value_size: u32,
+    pub(crate) max_entries: u32,
+    pub(crate) flags: u32,
+    pub(crate) id: u32,
+}
+
+/// Key and value sizes and the rest of what the kernel says about `data`.
+pub(crate) fn shape_of(name: &str, data: &MapData) -> Result<Shape, Deferred> {
+    let info = data.info().map_err(|err| {
+        Deferred::Plain(Kind::Map, format!("reading info of map {name:?}: {err}"))
+    })?;
+    Ok(Shape {
+        map_type: info.map_type().map_or(u32::MAX, |t| t as u32),
+        key_size: info.key_size(),
+        value_size: info.value_size(),
+        max_entries: info.max_entries(),
+        flags: info.map_flags(),
+        id: info.id(),
+    })
+}
