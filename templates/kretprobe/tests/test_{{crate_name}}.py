@@ -53,7 +53,9 @@ def start(*main_args: str) -> subprocess.Popen[str]:
         command = [sys.executable, str(PROJECT / "main.py"), "--json", "--duration", RUN_LIMIT_S, *main_args]
         runner = subprocess.Popen(command, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     else:
-        runner = pyaya("run", str(PROJECT), "--json", "--duration", RUN_LIMIT_S, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        runner = pyaya(
+            "run", str(PROJECT), "--json", "--duration", RUN_LIMIT_S, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
     assert runner.stderr is not None
     for line in runner.stderr:  # "... is running" once the program is attached
         if "is running" in line:
