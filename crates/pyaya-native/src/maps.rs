@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use aya::maps::{Map as AyaMap, MapData, RingBuf as AyaRingBuf};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyWeakrefReference};
 
 use crate::ebpf::Ebpf;
 use crate::errors::{closed, from_map_io, new_err, Deferred, Kind};
@@ -68,6 +68,20 @@ pub(crate) fn drain_waiting<T>(
 }
 
 pub(crate) type Shared<T> = Arc<Mutex<Option<T>>>;
+
+/// A stream's object, held weakly: the object keeps its maps' handles, so a strong reference back would be a cycle
+/// that only `close()` breaks. `None` for a stream opened from a pin (no object, no log records to wake for).
+pub(crate) type Owner = Option<Py<PyWeakrefReference>>;
+
+/// A weak reference to `owner`, for a stream's `Owner`.
+pub(crate) fn weak_owner(owner: &Bound<'_, Ebpf>) -> PyResult<Py<PyWeakrefReference>> {
+    PyWeakrefReference::new(owner.as_any()).map(Bound::unbind)
+}
+
+/// The stream's object, if it still exists.
+pub(crate) fn upgrade_owner<'py>(py: Python<'py>, owner: &Owner) -> Option<Bound<'py, Ebpf>> {
+    owner.as_ref()?.bind(py).upgrade_as::<Ebpf>().ok().flatten()
+}
 
 pub(crate) fn lock<T>(shared: &Shared<T>) -> MutexGuard<'_, Option<T>> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
@@ -218,7 +232,7 @@ pub(crate) fn shape_of(name: &str, data: &MapData) -> Result<Shape, Deferred> {
 /// The Python handle on perf buffers already open (at load, or by `wrap_data`).
 pub(crate) fn wrap_perf(
     py: Python<'_>,
-    owner: Option<Py<Ebpf>>,
+    owner: Owner,
     name: &str,
     shared: PerfShared,
     wake_on_logs: bool,
@@ -238,7 +252,7 @@ pub(crate) fn wrap_data(
     wake_on_logs: bool,
 ) -> PyResult<(Py<PyAny>, MapSlot)> {
     let shape = shape_of(name, &data)?;
-    let owner = owner.map(|owner| owner.clone().unbind());
+    let owner = owner.map(weak_owner).transpose()?;
     if shape.map_type == MAP_TYPE_RINGBUF {
         let ring = AyaRingBuf::try_from(AyaMap::RingBuf(data))
             .map_err(|err| new_err(Kind::Map, format!("opening ring buffer {name:?}: {err}")))?;
@@ -464,8 +478,7 @@ impl Map {
 pub struct RingBuf {
     name: String,
     ring: Shared<AyaRingBuf<MapData>>,
-    /// `None` for a ring buffer opened from a pin: no object, no log records to wake for.
-    owner: Option<Py<Ebpf>>,
+    owner: Owner,
     wake_on_logs: bool,
     max_entries: u32,
     pub(crate) pinned: Mutex<Option<std::path::PathBuf>>,
@@ -519,9 +532,10 @@ impl RingBuf {
         timeout: Option<f64>,
     ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         let limit = max_records.unwrap_or(usize::MAX);
+        let owner = upgrade_owner(py, &self.owner);
         let records = drain_waiting(
             py,
-            self.owner.as_ref().map(Py::get),
+            owner.as_ref().map(Bound::get),
             self.wake_on_logs,
             timeout,
             |_| self.take_available(limit),

@@ -22,9 +22,8 @@ use aya::maps::MapData;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::ebpf::Ebpf;
 use crate::errors::{closed, Deferred, Kind};
-use crate::maps::{drain_waiting, lock, Shape, Shared};
+use crate::maps::{drain_waiting, lock, upgrade_owner, Owner, Shape, Shared};
 use crate::sys;
 
 /// Kernel `BPF_MAP_TYPE_PERF_EVENT_ARRAY`.
@@ -539,7 +538,7 @@ impl PerfShared {
 pub struct PerfEventArray {
     name: String,
     shared: PerfShared,
-    owner: Option<Py<Ebpf>>,
+    owner: Owner,
     wake_on_logs: bool,
     shape: Shape,
     page_count: AtomicUsize,
@@ -551,7 +550,7 @@ impl PerfEventArray {
     pub fn new(
         name: &str,
         shared: PerfShared,
-        owner: Option<Py<Ebpf>>,
+        owner: Owner,
         wake_on_logs: bool,
         shape: Shape,
     ) -> Self {
@@ -661,9 +660,10 @@ impl PerfEventArray {
         timeout: Option<f64>,
     ) -> PyResult<Vec<(u32, Bound<'py, PyBytes>)>> {
         let limit = max_records.unwrap_or(usize::MAX);
+        let owner = upgrade_owner(py, &self.owner);
         let records = drain_waiting(
             py,
-            self.owner.as_ref().map(Py::get),
+            owner.as_ref().map(Bound::get),
             self.wake_on_logs,
             timeout,
             |py| {

@@ -293,6 +293,19 @@ pub fn program_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(raw as i32) })
 }
 
+const BPF_LINK_GET_FD_BY_ID: libc::c_long = 30;
+
+/// A new fd on the bpf_link with this id (ENOENT once it is freed).
+pub fn link_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut attr = GetFdByIdAttr {
+        id,
+        ..GetFdByIdAttr::default()
+    };
+    let raw = bpf(BPF_LINK_GET_FD_BY_ID, &mut attr)?;
+    // SAFETY: the kernel just returned this new fd, owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw as i32) })
+}
+
 /// Fills `info` with what `BPF_OBJ_GET_INFO_BY_FD` says about the object behind `fd`. `info` is the kernel's
 /// `bpf_*_info` struct for that kind of object, or a prefix of it: plain integers, zeroed by the caller (the
 /// kernel writes at most `size_of::<T>()` bytes).

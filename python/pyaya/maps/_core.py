@@ -98,6 +98,16 @@ class Map:
         """Open the map pinned at ``path`` in bpffs, as the typed class for its kind (``HashMap``, ...)."""
         return wrap_map(_native.Map.from_pin(_args.path(path, "path")), None)
 
+    @classmethod
+    def from_id(cls, map_id: int) -> Map:
+        """Open the map with kernel id ``map_id`` (``pyaya.loaded_maps()`` lists them; a program's are in
+        ``prog.info()["map_ids"]``), created by this or another process, as the typed class for its kind. The
+        handle keeps the map while it lives.
+
+        >>> counts = pyaya.Map.from_id(prog.info()["map_ids"][0])  # doctest: +SKIP
+        """
+        return wrap_map(_native.Map.from_id(_args.integer(map_id, "map id", low=1, high=_args.U32)), None)
+
     @property
     def name(self) -> str:
         return str(self._native.name)
