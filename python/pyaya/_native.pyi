@@ -272,6 +272,11 @@ class Map:
     @staticmethod
     def from_id(id: int) -> Map | RingBuf | PerfEventArray:
         """A handle on the map with kernel id ``id``."""
+    @staticmethod
+    def create(
+        map_type: int, key_size: int, value_size: int, max_entries: int, flags: int = 0, name: str = ""
+    ) -> Map | RingBuf | PerfEventArray:
+        """A new map of kernel type ``map_type``, belonging to no object."""
     def pin(self, path: Path) -> None:
         """Pin the map at ``path`` in bpffs."""
     def unpin(self) -> None:

@@ -5,6 +5,7 @@ or to their reuseport group, and dropping the last handle frees kernel objects w
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import gc
 import os
@@ -350,3 +351,28 @@ def test_programs_maps_and_links_open_by_id(fixtures_dir: Path) -> None:
         by_id.detach()
         del reopened
     assert _until(lambda: program_id not in _loaded_ids())
+
+
+def test_maps_created_by_type_live_while_held(requires_root: None) -> None:
+    with _gc_disabled():
+        counts = pyaya.HashMap.create(64, key=ctypes.c_uint32, value=ctypes.c_uint64, name="pyaya_created")
+        counts[7] = 3
+        counts[8] = 4
+        assert dict(counts) == {7: 3, 8: 4}
+        assert (counts.key_size, counts.value_size, counts.max_entries) == (4, 8, 64)
+        assert (counts.id, "pyaya_created", 1) in pyaya.loaded_maps()
+        totals = pyaya.Array.create(4, value="Q")
+        totals[2] = 9
+        assert list(totals) == [0, 0, 9, 0]
+        per_cpu = pyaya.maps.PerCpuArray.create(2, value_size=4)
+        assert per_cpu.value_size == 4
+        assert isinstance(pyaya.maps.LruHashMap.create(8), pyaya.maps.LruHashMap)
+        map_ids = {counts.id, totals.id, per_cpu.id}
+        del counts, totals, per_cpu
+        assert _until(lambda: not map_ids & {found for found, _, _ in pyaya.loaded_maps()})
+    with pytest.raises(pyaya.InvalidArgumentError, match="4-byte index"):
+        pyaya.Array.create(4, key_size=8)
+    with pytest.raises(pyaya.UnsupportedError, match=r"creates Array, HashMap"):
+        pyaya.maps.Queue.create(4)  # a keyless map: not one create makes
+    with pytest.raises(pyaya.InvalidArgumentError, match="max_entries"):
+        pyaya.HashMap.create(0)
