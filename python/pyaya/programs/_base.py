@@ -114,8 +114,9 @@ class Link:
         return self._native.pinned_path
 
     def detach(self) -> None:
-        """Detach the program from this attach point now, whoever else holds the link (removing its pin, if any).
-        Safe to call twice."""
+        """Detach the program from this attach point now, for every handle of this process on it and its program
+        (removing its pin, if any). A link another process (or :meth:`from_id`) also holds stays until that holder
+        lets go too. Safe to call twice."""
         self._native.detach()
 
     def pin(self, path: str | os.PathLike[str]) -> None:
