@@ -191,6 +191,17 @@ def test_streams_and_their_object_make_no_cycle(fixtures_dir: Path) -> None:
         assert _until(lambda: not map_ids & {found for found, _, _ in pyaya.loaded_maps()})
 
 
+def test_repr_of_every_map_of_a_closed_object(fixtures_dir: Path) -> None:
+    bpf = Ebpf.load_file(fixtures_dir / "maps_basic")
+    handles = [bpf.maps[name] for name in bpf.maps]
+    programs = list(bpf.programs.values())
+    bpf.close()
+    for handle in handles:
+        assert handle.name in repr(handle)
+    for program in programs:
+        assert "(object closed)" in repr(program)
+
+
 def test_repr_of_closed_objects(fixtures_dir: Path) -> None:
     bpf = Ebpf.load_file(fixtures_dir / "trace_raw")
     program = bpf.programs["trace_sys_enter"]
