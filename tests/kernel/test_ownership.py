@@ -387,3 +387,14 @@ def test_maps_created_by_type_live_while_held(requires_root: None) -> None:
         pyaya.maps.Queue.create(4)  # a keyless map: not one create makes
     with pytest.raises(pyaya.InvalidArgumentError, match="max_entries"):
         pyaya.HashMap.create(0)
+
+
+def test_program_from_id_names_the_id_when_the_type_cannot_be_reopened(fixtures_dir: Path, requires_root: None) -> None:
+    with Ebpf.load_file(fixtures_dir / "net_cgroup") as bpf:
+        program = bpf.programs["net_cgroup_skb"]
+        program.load()
+        program_id = int(program.info()["id"])
+        with pytest.raises(pyaya.ProgramError, match=f"program {program_id} cannot be reopened") as refused:
+            pyaya.Program.from_id(program_id)
+        assert "pyaya-opening" not in str(refused.value)
+        assert not [pin for pin in (features.bpffs_mount() or Path("/nonexistent")).glob("pyaya-opening-*")]

@@ -280,7 +280,12 @@ class Program:
         >>> prog.info()["name"]  # doctest: +SKIP
         """
         with _pinned_by_id("program", program_id) as pin:
-            program = cls._open_pinned(pin, retprobe=retprobe)
+            try:
+                program = cls._open_pinned(pin, retprobe=retprobe)
+            except ProgramError as error:
+                # The from_pin code names the momentary pin; the caller knows the program by its id.
+                message = str(error).replace(f"the program pinned at {pin}", f"program {program_id}")
+                raise ProgramError(message, error.errno) from None
             program._native.unpin()
         return program
 
