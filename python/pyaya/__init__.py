@@ -33,7 +33,7 @@ if TYPE_CHECKING:
         VerifierError,
         VmError,
     )
-    from pyaya.loader import Ebpf, loaded_links, loaded_programs
+    from pyaya.loader import Ebpf, loaded_links, loaded_maps, loaded_programs
     from pyaya.maps import Array, HashMap, Map, RingBuf
     from pyaya.programs import (
         SK_DROP,
@@ -160,6 +160,7 @@ __all__ = [
     "__version__",
     "enable_stats",
     "loaded_links",
+    "loaded_maps",
     "loaded_programs",
     "usdt",
 ]
@@ -187,6 +188,7 @@ _LAZY: dict[str, str] = {
     "VmError": "pyaya.errors",
     "Ebpf": "pyaya.loader",
     "loaded_links": "pyaya.loader",
+    "loaded_maps": "pyaya.loader",
     "loaded_programs": "pyaya.loader",
     "Array": "pyaya.maps",
     "HashMap": "pyaya.maps",

@@ -28,6 +28,7 @@ __all__ = [
     "kernel_features",
     "kernel_member_offsets",
     "loaded_links",
+    "loaded_maps",
     "loaded_programs",
     "lookup_batch_errno",
     "map_create_errno",
@@ -37,6 +38,7 @@ __all__ = [
     "parse_rust_type",
     "perf_event_names",
     "perf_lost_count_supported",
+    "pin_by_id",
     "pinned_program_target",
     "program_supported",
     "read_elf",
@@ -111,12 +113,17 @@ class Program:
     def kind(self) -> str:
         """The program type, e.g. ``"TracePoint"``."""
     @property
+    def closed(self) -> bool:
+        """Whether the program's object is closed."""
+    @property
     def loaded(self) -> bool:
         """Whether the program is loaded into the kernel."""
     def load(self) -> None:
         """Verify and load the program; raises ``VerifierError`` with the verifier log on rejection."""
     def unload(self) -> None:
-        """Unload the program, detaching its links."""
+        """Unload the program, detaching the links no ``Link`` handle holds."""
+    def links(self) -> list[Link]:
+        """New handles on the attachments the program keeps, oldest first."""
     # --- tracing program types (crates/pyaya-native/src/programs_tracing.rs) ---
     def attach_tracepoint(self, category: str, name: str) -> Link:
         """Attach a TracePoint program to ``category/name``."""
@@ -191,12 +198,13 @@ class Program:
     ) -> tuple[int, bytes, bytes, int]:
         """``BPF_PROG_TEST_RUN``: ``(return_value, data_out, ctx_out, duration_ns)``."""
     # --- end of networking and cgroup program types ---
-    def info(self) -> dict[str, int | str]:
-        """The kernel's view of the program: id, tag, type, name, run_count, run_time_ns."""
+    def info(self) -> dict[str, Any]:
+        """Everything the kernel's ``bpf_prog_info`` says about the program (``None`` where it says nothing)."""
 
 @final
 class Link:
-    """An attachment of a program; dropping it detaches unless it is pinned."""
+    """An attachment of a program, shared by its handles and its program; the last to let go detaches it unless it
+    is pinned."""
 
     @staticmethod
     def from_pin(path: Path) -> Link:
@@ -205,8 +213,11 @@ class Link:
     def program(self) -> str:
         """Name of the attached program; for a link opened from a pin, the kernel's name for it (at most 15 bytes)."""
     @property
+    def identity(self) -> int:
+        """An opaque token, equal for handles on the same attachment."""
+    @property
     def attached(self) -> bool:
-        """Whether the link is still attached."""
+        """Whether the link is still attached (not detached, nor replaced at its attach point)."""
     @property
     def pinned_path(self) -> Path | None:
         """Where the link is pinned, or ``None``."""
@@ -278,6 +289,11 @@ class Map:
     @staticmethod
     def from_id(id: int) -> Map | RingBuf | PerfEventArray:
         """A handle on the map with kernel id ``id``."""
+    @staticmethod
+    def create(
+        map_type: int, key_size: int, value_size: int, max_entries: int, flags: int = 0, name: str = ""
+    ) -> Map | RingBuf | PerfEventArray:
+        """A new map of kernel type ``map_type``, belonging to no object."""
     def pin(self, path: Path) -> None:
         """Pin the map at ``path`` in bpffs."""
     def unpin(self) -> None:
@@ -361,6 +377,13 @@ def inspect_object(data: bytes) -> dict[str, list[dict[str, str | int]]]:
 
 def loaded_links() -> list[tuple[int, int, str]]:
     """``(id, program id, type)`` of every bpf_link in the kernel, whoever made it (type as aya names it)."""
+
+def loaded_maps() -> list[tuple[int, str, int]]:
+    """``(id, name, type)`` of every map in the kernel, whoever created it."""
+
+def pin_by_id(kind: str, id: int, path: Path) -> None:
+    """Pin the loaded program (``kind`` "program") or bpf_link (``kind`` "link") with kernel id ``id`` at
+    ``path`` in bpffs."""
 
 # --- readers (btf.rs, inspect.rs; the parsing is pyaya-core's) ---
 @final

@@ -11,6 +11,7 @@ import os
 import platform
 import resource
 import warnings
+import weakref
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
@@ -23,7 +24,7 @@ from pyaya.maps import Buffer, Map, wrap_map
 from pyaya.programs import Program, class_for
 from pyaya.types import MapTypes, Types, apply_btf_types, map_types
 
-__all__ = ["Ebpf", "Maps", "Programs", "loaded_links", "loaded_programs"]
+__all__ = ["Ebpf", "Maps", "Programs", "loaded_links", "loaded_maps", "loaded_programs"]
 
 _ebpf_log = logging.getLogger("pyaya.ebpf")
 
@@ -74,7 +75,9 @@ def _raise_memlock_limit() -> None:
 class Ebpf:
     """A loaded BPF object: its maps exist in the kernel, its programs are ready to load and attach.
 
-    Use it as a context manager: leaving the block detaches every link, unloads every program and closes every map.
+    Use it as a context manager: leaving the block detaches every link no :class:`~pyaya.Link` handle holds, unloads
+    every program and closes every map. Dropping the last reference to the object does the same at once (nothing
+    here makes a reference cycle, so no garbage collection is needed); a program or map handle keeps its object.
 
     >>> with Ebpf.load_file("target/bpfel-unknown-none/release/execwatch") as bpf:  # doctest: +SKIP
     ...     bpf.programs["execwatch"].load()
@@ -85,8 +88,20 @@ class Ebpf:
         self.path = path
         self._data = data
         native.set_log_handler(_forward_log)
-        self.programs: Programs = Programs(self)
-        self.maps: Maps = Maps(self)
+        # The views below refer to this object; it keeps their contents but not the views, so that nothing here is
+        # a reference cycle. Map handles refer to their object, so the object keeps them weakly.
+        self._programs: dict[str, Program] = {}
+        self._maps: weakref.WeakValueDictionary[str, Map] = weakref.WeakValueDictionary()
+
+    @property
+    def programs(self) -> Programs:
+        """The object's programs by name, each as its typed class."""
+        return Programs(self)
+
+    @property
+    def maps(self) -> Maps:
+        """The object's maps by name, each as its typed class (the same handle while anyone holds it)."""
+        return Maps(self)
 
     @cached_property
     def btf(self) -> Btf | None:
@@ -199,7 +214,8 @@ class Ebpf:
         return self._native.closed
 
     def close(self) -> None:
-        """Detach every link, unload every program and close every map. Safe to call twice."""
+        """Detach every link no :class:`~pyaya.Link` handle holds, unload every program and close every map. Safe
+        to call twice."""
         if not self._native.closed:
             try:
                 self._native.flush_logs()
@@ -225,7 +241,7 @@ class Programs(Mapping[str, "Program"]):
 
     def __init__(self, ebpf: Ebpf) -> None:
         self._ebpf = ebpf
-        self._cache: dict[str, Program] = {}
+        self._cache = ebpf._programs
 
     def __getitem__(self, name: str) -> Program:
         if not isinstance(name, str):
@@ -250,15 +266,17 @@ class Maps(Mapping[str, "Map"]):
 
     def __init__(self, ebpf: Ebpf) -> None:
         self._ebpf = ebpf
-        self._cache: dict[str, Map] = {}
+        self._cache = ebpf._maps
 
     def __getitem__(self, name: str) -> Map:
         if not isinstance(name, str):
             raise NotFoundError(f"maps are named by str, not {type(name).__name__}: the object has {list(self)}")
-        if name not in self._cache:
+        found = self._cache.get(name)
+        if found is None:
             wrapped = wrap_map(self._ebpf._native.map(name), self._ebpf)
-            self._cache[name] = apply_btf_types(wrapped, self._ebpf.map_types.get(name))
-        return self._cache[name]
+            found = apply_btf_types(wrapped, self._ebpf.map_types.get(name))
+            self._cache[name] = found
+        return found
 
     def __iter__(self) -> Iterator[str]:
         return (name for name, _ in self._ebpf._native.maps())
@@ -285,6 +303,12 @@ _EMPTY_BTF = bytes.fromhex("9feb01001800000000000000000000000000000001000000") +
 def loaded_programs() -> list[tuple[int, str, int]]:
     """``(id, name, type number)`` of every BPF program loaded in the kernel, by anyone. Needs privilege."""
     return _native.loaded_programs()
+
+
+def loaded_maps() -> list[tuple[int, str, int]]:
+    """``(id, name, type number)`` of every map in the kernel, by anyone; open one with
+    :meth:`pyaya.Map.from_id`. Needs privilege."""
+    return _native.loaded_maps()
 
 
 def loaded_links() -> list[tuple[int, int, str]]:

@@ -68,7 +68,7 @@ class _Program(Protocol):
     @property
     def name(self) -> str: ...
 
-    def info(self) -> Mapping[str, int | str]: ...
+    def info(self) -> Mapping[str, object]: ...
 
 
 class _Source(Protocol):
@@ -274,10 +274,15 @@ class MapCollector:
                 info = program.info()
             except PyayaError:
                 continue  # not loaded (yet): nothing to count
-            runs.add_metric([program.name], float(info.get("run_count", 0)))
-            seconds.add_metric([program.name], float(info.get("run_time_ns", 0)) / 1e9)
+            runs.add_metric([program.name], _counter(info.get("run_count")))
+            seconds.add_metric([program.name], _counter(info.get("run_time_ns")) / 1e9)
         yield runs
         yield seconds
+
+
+def _counter(value: object) -> float:
+    """A counter of a program's info as a float; 0 where the kernel reported none."""
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def _stats_enabled() -> bool:

@@ -385,11 +385,9 @@ def test_xdp_modes_reach_the_kernel(fixtures_dir: Path, netns_pair: NetnsPair) -
 def test_xdp_attach_by_index_and_close_detaches(fixtures_dir: Path, netns_pair: NetnsPair) -> None:
     with Ebpf.load_file(fixtures_dir / "net_xdp") as bpf:
         program = bpf.programs["net_xdp_filter"]
-        link = program.attach(netns_pair.host_ifindex)
-        assert link.attached
+        assert program.attach(netns_pair.host_ifindex).attached  # not held: the program keeps it until close
         ids = _program_ids(bpf)
         assert ids <= _loaded_ids()
-    assert not link.attached
     assert not ids & _loaded_ids()
     shown = subprocess.run(
         ["ip", "link", "show", "dev", netns_pair.host_interface], capture_output=True, text=True, check=True
@@ -466,7 +464,9 @@ def test_tc_netlink_priority_uses_clsact_and_detaches_its_filter(fixtures_dir: P
         link = program.attach(netns_pair.host_interface, "ingress", priority=7)
         with pytest.raises(pyaya.UnsupportedError, match="pinning the link"):
             link.pin("/sys/fs/bpf/pyaya-net-tc-netlink")
-        assert not link.attached  # a refused pin leaves nothing attached behind the handle's back
+        assert link.attached  # a refused pin leaves the attachment as it was
+        assert "net_tc_drop_icmp" in filters()
+        link.detach()
         assert "net_tc_drop_icmp" not in filters()
         program.attach(netns_pair.host_interface, "ingress", priority=7)
     assert "net_tc_drop_icmp" not in filters()
@@ -601,6 +601,7 @@ def test_sk_reuseport_picks_the_socket_of_its_group(bpf_object: LoadObject, fixt
         assert _counts(bpf, "REUSEPORT_COUNTS") == [32, 0]
         with pytest.raises(pyaya.UnsupportedError, match="cannot be pinned"):
             link.pin("/sys/fs/bpf/pyaya-never-pinned")
+        assert link.attached  # a refused pin leaves the attachment as it was
         link.detach()
         assert sum(_spread(group, 16)) == 16  # the kernel's hash again; the program no longer runs
         assert _counts(bpf, "REUSEPORT_COUNTS") == [32, 0]

@@ -617,6 +617,8 @@ def test_link_pin_survives_close_and_from_pin_detaches(fixtures_dir: Path) -> No
             counts = bpf.maps["SYSCALLS"]
             assert isinstance(counts, pyaya.HashMap)
         assert bpf.closed
+        assert link.attached  # a held link outlives its object
+        del link
         assert pin.exists()
         assert program_id in _loaded_ids()  # the pinned link holds the program attached
         reopened = Link.from_pin(pin)

@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::{self, new_err, Deferred, Kind};
-use crate::links::{lock_link, Link, LinkState, OwnedLink, SharedLink};
+use crate::links::{is_attached, Link, OwnedLink, SharedLink};
 use crate::load_options;
 use crate::logs::LogQueue;
 use crate::map_shared::{self, LogOwner, Owner};
@@ -27,7 +27,8 @@ struct LoadedObject {
     ebpf: AyaEbpf,
     /// Maps handed to Python, by name; aya no longer knows them once taken.
     taken_maps: Vec<(String, Py<PyAny>, MapSlot)>,
-    /// Every link handed to Python, so closing the object detaches them even while Python still holds handles.
+    /// The attachments each program keeps, by program name: attach-and-forget works as in aya, and `unload()` or
+    /// `close()` let go of them, which detaches those no `Link` handle holds.
     links: Vec<(String, SharedLink)>,
     logger: Option<EbpfLogger<LogQueue>>,
     /// Programs opened from a pin in bpffs (`Program.from_pin`), owned here like the object's own programs.
@@ -78,7 +79,9 @@ impl LoadedObject {
     }
 }
 
-#[pyclass(module = "pyaya._native", frozen)]
+/// Streams refer to their object weakly (for its log records), so that an object and its maps make no reference cycle:
+/// dropping the last Python handle of an object frees it at once, without the garbage collector.
+#[pyclass(module = "pyaya._native", frozen, weakref)]
 pub struct Ebpf {
     state: Mutex<Option<LoadedObject>>,
     log_queue: LogQueue,
@@ -123,8 +126,8 @@ impl Ebpf {
     }
 
     /// The `Owner` its map handles keep: this object, and its logs through `LogOwner`.
-    fn owner_of(slf: &Bound<'_, Self>) -> Owner {
-        Owner::new(slf.clone().into_any().unbind(), |object| {
+    fn owner_of(slf: &Bound<'_, Self>) -> PyResult<Owner> {
+        Owner::new(slf.as_any(), |object| {
             object
                 .cast::<Self>()
                 .ok()
@@ -359,7 +362,7 @@ impl Ebpf {
                 .position(|(n, _)| n == name)
                 .map(|index| object.perf_arrays.remove(index).1);
             let wake_on_logs = this.log_wake_fd.is_some();
-            let owner = Ebpf::owner_of(slf);
+            let owner = Ebpf::owner_of(slf).map_err(Deferred::from)?;
             let (handle, slot) = match at_load {
                 Some(PerfArrayAtLoad::Open(shared, shape)) => {
                     maps::wrap_perf(py, Some(owner), name, shared, wake_on_logs, shape)?
@@ -402,20 +405,16 @@ impl Ebpf {
         self.lock().is_none()
     }
 
-    /// Detaches every link, unloads every program and closes every map. Safe to call more than once.
+    /// Detaches every link no `Link` handle holds, unloads every program and closes every map. Safe to call more
+    /// than once.
     fn close(&self, py: Python<'_>) {
         let object = self.lock().take();
         if let Some(object) = object {
             for (_, _, slot) in &object.taken_maps {
                 slot.close();
             }
-            // Pinned links stay in bpffs by design; their handles are only closed.
-            let links: Vec<LinkState> = object
-                .links
-                .iter()
-                .map(|(_, link)| std::mem::replace(&mut *lock_link(link), LinkState::Gone))
-                .collect();
-            py.detach(move || drop(links));
+            // Letting go of the links detaches those no handle holds (a pinned one stays pinned); the object's drop
+            // then unloads its programs: the kernel keeps a program while a link still holds it.
             py.detach(move || drop(object));
         }
     }
@@ -473,6 +472,12 @@ impl Program {
         self.kind
     }
 
+    /// Whether the program's object is closed (then nothing else about the program can be asked).
+    #[getter]
+    fn closed(&self) -> bool {
+        self.ebpf.get().lock().is_none()
+    }
+
     /// Whether the program is loaded into the kernel.
     #[getter]
     fn loaded(&self) -> PyResult<bool> {
@@ -497,19 +502,17 @@ impl Program {
         Ok(())
     }
 
-    /// Unloads the program, detaching its links.
+    /// Unloads the program, detaching the links no `Link` handle holds (those held stay attached, and keep the
+    /// program in the kernel, until they are detached or dropped).
     fn unload(&self, py: Python<'_>) -> PyResult<()> {
         let context = format!("unloading program {:?}", self.name);
         py.detach(|| {
             self.ebpf.get().with_object(|object| {
-                let links: Vec<LinkState> = object
-                    .links
-                    .iter()
-                    .filter(|(program, _)| *program == self.name)
-                    .map(|(_, link)| std::mem::replace(&mut *lock_link(link), LinkState::Gone))
-                    .collect();
-                drop(links);
-                object.links.retain(|(program, _)| *program != self.name);
+                let (kept, others) = std::mem::take(&mut object.links)
+                    .into_iter()
+                    .partition(|(program, _)| *program == self.name);
+                object.links = others;
+                drop::<Vec<(String, SharedLink)>>(kept);
                 Ok(())
             })?;
             self.ebpf.get().with_program(&self.name, |program| {
@@ -520,6 +523,21 @@ impl Program {
         Ok(())
     }
 
+    /// New handles on the attachments this program keeps (those not detached), oldest first.
+    fn links(&self) -> PyResult<Vec<Link>> {
+        self.ebpf
+            .get()
+            .with_object(|object| {
+                Ok(object
+                    .links
+                    .iter()
+                    .filter(|(program, link)| *program == self.name && is_attached(link))
+                    .map(|(program, link)| Link::shared(program, link.clone()))
+                    .collect())
+            })
+            .map_err(PyErr::from)
+    }
+
     /// The kernel's view of the loaded program: id, tag, type, name, run count and run time.
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let context = format!("reading info of program {:?}", self.name);
@@ -528,15 +546,37 @@ impl Program {
                 .info()
                 .map_err(|err| Deferred::Program(context, Box::new(err)))
         })?;
-        let dict = PyDict::new(py);
-        dict.set_item("id", info.id())?;
-        dict.set_item("tag", format!("{:016x}", info.tag()))?;
-        dict.set_item("type", info.program_type() as u32)?;
-        dict.set_item("name", info.name_as_str().unwrap_or_default())?;
-        dict.set_item("run_count", info.run_count())?;
-        dict.set_item("run_time_ns", info.run_time().as_nanos() as u64)?;
-        Ok(dict)
+        program_info_dict(py, &info)
     }
+}
+
+/// Everything the kernel's `bpf_prog_info` says about a program, under bpftool's names where it has them; a field
+/// the kernel leaves out (an older kernel, or one that hides it) is `None`.
+fn program_info_dict<'py>(
+    py: Python<'py>,
+    info: &aya::programs::ProgramInfo,
+) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    dict.set_item("id", info.id())?;
+    dict.set_item("tag", format!("{:016x}", info.tag()))?;
+    dict.set_item("type", info.program_type() as u32)?;
+    dict.set_item("name", info.name_as_str().unwrap_or_default())?;
+    dict.set_item("run_count", info.run_count())?;
+    dict.set_item("run_time_ns", info.run_time().as_nanos() as u64)?;
+    dict.set_item("bytes_jited", info.size_jitted())?;
+    dict.set_item("bytes_xlated", info.size_translated())?;
+    let loaded_at = info
+        .loaded_at()
+        .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|since| since.as_secs_f64());
+    dict.set_item("loaded_at", loaded_at)?;
+    dict.set_item("uid", info.created_by_uid())?;
+    dict.set_item("map_ids", info.map_ids().ok().flatten())?;
+    dict.set_item("btf_id", info.btf_id())?;
+    dict.set_item("verified_insns", info.verified_instruction_count())?;
+    dict.set_item("bytes_memlock", info.memory_locked().ok())?;
+    dict.set_item("gpl_compatible", info.gpl_compatible())?;
+    Ok(dict)
 }
 
 impl Program {
@@ -567,6 +607,7 @@ impl Program {
                     })?;
                     let owned = attach(program)?;
                     let (link, shared) = Link::new(&self.name, owned);
+                    object.links.retain(|(_, kept)| is_attached(kept));
                     object.links.push((self.name.clone(), shared));
                     Ok(link)
                 })
@@ -705,6 +746,42 @@ pub fn loaded_links(py: Python<'_>) -> PyResult<Vec<(u32, u32, String)>> {
                 .link_type()
                 .map_or_else(|_| "Unknown".to_owned(), |kind| format!("{kind:?}"));
             list.push((info.id(), info.program_id(), kind));
+        }
+        Ok::<_, Deferred>(list)
+    })
+    .map_err(PyErr::from)
+}
+
+/// `(id, name, type number)` of every map in the kernel, whoever created it.
+#[pyaya_guard::guard(Map)]
+#[pyfunction]
+pub fn loaded_maps(py: Python<'_>) -> PyResult<Vec<(u32, String, u32)>> {
+    py.detach(|| {
+        let mut list = Vec::new();
+        for info in aya::maps::loaded_maps() {
+            let info = match info {
+                Ok(info) => info,
+                // Freed between being listed and being opened.
+                Err(err) if errors::errno_of(&err) == Some(libc::ENOENT) => continue,
+                Err(err) => {
+                    return Err(Deferred::Plain(
+                        if errors::errno_of(&err) == Some(libc::EPERM) {
+                            Kind::PermissionDenied
+                        } else {
+                            Kind::Map
+                        },
+                        format!(
+                            "listing maps: {} (needs root or CAP_SYS_ADMIN)",
+                            errors::chain_message(&err)
+                        ),
+                    ))
+                }
+            };
+            list.push((
+                info.id(),
+                info.name_as_str().unwrap_or_default().to_owned(),
+                info.map_type().map_or(u32::MAX, |kind| kind as u32),
+            ));
         }
         Ok::<_, Deferred>(list)
     })

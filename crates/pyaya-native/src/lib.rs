@@ -39,6 +39,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(inspect::inspect_object, module)?)?;
     module.add_function(wrap_pyfunction!(ebpf::loaded_programs, module)?)?;
     module.add_function(wrap_pyfunction!(ebpf::loaded_links, module)?)?;
+    module.add_function(wrap_pyfunction!(ebpf::loaded_maps, module)?)?;
+    module.add_function(wrap_pyfunction!(programs_common::pin_by_id, module)?)?;
     module.add_function(wrap_pyfunction!(ebpf::wait_for_running_programs, module)?)?;
     module.add_function(wrap_pyfunction!(perf::perf_lost_count_supported, module)?)?;
     module.add_class::<btf::Btf>()?;

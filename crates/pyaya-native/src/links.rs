@@ -1,5 +1,6 @@
-//! `Link`: one attachment of a program, owning aya's link so that dropping it detaches. The owning `Ebpf` keeps a
-//! handle on every link it handed out, so closing the object detaches them all.
+//! `Link`: one attachment of a program, owning aya's link (`take_link`). An attachment lives while anyone holds it:
+//! its program (until `unload()` or the object's `close()`) or a `Link` handle. The last holder to let go detaches
+//! it (a pinned link stays pinned), as aya does for a link taken out of its program.
 
 use std::fmt::Display;
 use std::path::PathBuf;
@@ -21,6 +22,16 @@ pub trait OwnedLink: Send + 'static {
     /// What a netlink attachment is (one that stays if the process is killed); `None` for fd-based ones.
     fn netlink(&self) -> Option<NetlinkAttachment> {
         None
+    }
+    /// Why this kind of attachment can never be pinned, known without consuming it (so a refused `pin()` leaves
+    /// it as it was); `None` when `into_fd_link` may work.
+    fn never_pinnable(&self) -> Option<String> {
+        None
+    }
+    /// Whether something replaced this attachment at its attach point since (a socket's filter set again): it is
+    /// then no longer attached, and detaching it leaves the replacement alone.
+    fn superseded(&self) -> bool {
+        false
     }
     /// Remembers pyaya's records of this attachment, removed once it is detached. False if it keeps none.
     fn keep_records(&mut self, _records: Records) -> bool {
@@ -85,6 +96,10 @@ impl<L: aya::programs::Link + Send> OwnedLink for LegacyLink<L> {
         aya::programs::Link::detach(self.0)
     }
 
+    fn never_pinnable(&self) -> Option<String> {
+        Some("this kind of attachment is not a bpf_link, so it cannot be pinned".into())
+    }
+
     fn into_fd_link(self: Box<Self>) -> Result<FdLink, String> {
         Err("this kind of attachment is not a bpf_link, so it cannot be pinned".into())
     }
@@ -105,8 +120,8 @@ pub fn lock_link(link: &SharedLink) -> MutexGuard<'_, LinkState> {
     link.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// One attachment of a program. Detaching is idempotent; closing the object, or dropping this handle, detaches it
-/// unless it is pinned.
+/// One attachment of a program. Detaching is idempotent. The attachment is shared by every handle on it and by
+/// its program: it detaches when the last of them goes (the state's `Drop`), or at once with `detach()`.
 #[pyclass(module = "pyaya._native", frozen)]
 pub struct Link {
     program: String,
@@ -116,13 +131,15 @@ pub struct Link {
 impl Link {
     pub fn new(program: &str, link: Box<dyn OwnedLink>) -> (Self, SharedLink) {
         let state = Arc::new(Mutex::new(LinkState::Attached(link)));
-        (
-            Self {
-                program: program.to_owned(),
-                state: state.clone(),
-            },
+        (Self::shared(program, state.clone()), state)
+    }
+
+    /// Another handle on an attachment a program keeps.
+    pub fn shared(program: &str, state: SharedLink) -> Self {
+        Self {
+            program: program.to_owned(),
             state,
-        )
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, LinkState> {
@@ -130,10 +147,12 @@ impl Link {
     }
 }
 
-impl Drop for Link {
-    fn drop(&mut self) {
-        let state = std::mem::replace(&mut *self.lock(), LinkState::Gone);
-        drop(state);
+/// Whether an attachment is still there (not detached), as its program's list of links shows it.
+pub fn is_attached(link: &SharedLink) -> bool {
+    match &*lock_link(link) {
+        LinkState::Attached(link) => !link.superseded(),
+        LinkState::Pinned(..) => true,
+        LinkState::Gone => false,
     }
 }
 
@@ -165,16 +184,26 @@ impl Link {
         })
     }
 
+    /// An opaque token, equal for handles on the same attachment (`Program.links` hands out new handles).
+    #[getter]
+    fn identity(&self) -> usize {
+        Arc::as_ptr(&self.state).addr()
+    }
+
     /// Name of the attached program; for a link opened from a pin, the kernel's name for it (at most 15 bytes).
     #[getter]
     fn program(&self) -> &str {
         &self.program
     }
 
-    /// Whether the link is still attached.
+    /// Whether the link is still attached (not detached, nor replaced at its attach point).
     #[getter]
     fn attached(&self) -> bool {
-        !matches!(*self.lock(), LinkState::Gone)
+        match &*self.lock() {
+            LinkState::Attached(link) => !link.superseded(),
+            LinkState::Pinned(..) => true,
+            LinkState::Gone => false,
+        }
     }
 
     /// For a netlink attachment (which stays if the process is killed): what pyaya records of it, as a dict
@@ -265,6 +294,14 @@ impl Link {
                 &path,
             )?;
             let mut guard = self.lock();
+            if let LinkState::Attached(link) = &*guard {
+                if let Some(reason) = link.never_pinnable() {
+                    return Err(Deferred::Plain(
+                        Kind::Unsupported,
+                        format!("{context}: {reason}; it stays attached"),
+                    ));
+                }
+            }
             let state = std::mem::replace(&mut *guard, LinkState::Gone);
             match state {
                 LinkState::Attached(link) => {
@@ -313,7 +350,7 @@ impl Link {
         Ok(())
     }
 
-    /// Removes the pin; the link stays attached while this handle (or its object) lives.
+    /// Removes the pin; the link stays attached while this handle (or its program) holds it.
     fn unpin(&self, py: Python<'_>) -> PyResult<()> {
         let context = format!("unpinning the link of program {:?}", self.program);
         py.detach(|| {

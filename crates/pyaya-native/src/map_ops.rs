@@ -189,6 +189,47 @@ fn wrap_unowned(py: Python<'_>, data: MapData) -> PyResult<Py<PyAny>> {
 #[pyaya_guard::guard(Map)]
 #[pymethods]
 impl Map {
+    /// A new map of kernel type `map_type` (`BPF_MAP_TYPE_*`) with these sizes, belonging to no object: it lives
+    /// while a handle (or a pin, or a program using it) holds it.
+    #[staticmethod]
+    #[pyo3(signature = (map_type, key_size, value_size, max_entries, flags = 0, name = ""))]
+    fn create(
+        py: Python<'_>,
+        map_type: u32,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        flags: u32,
+        name: &str,
+    ) -> PyResult<Py<PyAny>> {
+        let what = format!(
+            "creating a {} map (key {key_size} B, value {value_size} B, {max_entries} entries, flags {flags:#x})",
+            crate::names::map_kind(map_type)
+        );
+        let data = py
+            .detach(|| {
+                let fd = sys::create_map(map_type, key_size, value_size, max_entries, flags, name)?;
+                MapData::from_fd(fd).map_err(std::io::Error::other)
+            })
+            .map_err(|err| {
+                let (kind, hint) = match err.raw_os_error() {
+                    Some(libc::EPERM) => (
+                        Kind::PermissionDenied,
+                        format!("; {}", crate::errors::privilege_hint(crate::errors::Needs::BPF)),
+                    ),
+                    Some(libc::EINVAL) => (
+                        Kind::InvalidArgument,
+                        "; the kernel refuses these sizes or flags for this map type (an array's key is 4 \
+                         bytes; sizes and max_entries must be above 0)"
+                            .to_owned(),
+                    ),
+                    _ => (Kind::Map, String::new()),
+                };
+                new_err(kind, format!("{what} failed: {err}{hint}"))
+            })?;
+        wrap_unowned(py, data)
+    }
+
     /// The kernel's id of the map.
     #[getter]
     fn id(&self) -> u32 {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use aya::maps::MapData;
 use pyo3::prelude::*;
+use pyo3::types::PyWeakrefReference;
 
 use crate::errors::{Deferred, Kind};
 
@@ -21,10 +22,11 @@ pub(crate) trait LogOwner: Sync {
     fn flush_logs(&self, py: Python<'_>) -> PyResult<usize>;
 }
 
-/// A handle's reference to the object that owns it: keeps the object alive as long as the handle, and reaches its
-/// logs through `logs`, which the object's module supplies (it casts the Python object back to its class).
+/// A handle's reference to the object that owns it, held weakly: the object keeps its maps' handles, so a strong
+/// reference back would be a cycle that only `close()` (or the garbage collector) breaks. Reaches the object's logs
+/// through `logs`, which the object's module supplies (it casts the Python object back to its class).
 pub(crate) struct Owner {
-    object: Py<PyAny>,
+    object: Py<PyWeakrefReference>,
     logs: LogsOf,
 }
 
@@ -32,13 +34,21 @@ pub(crate) struct Owner {
 pub(crate) type LogsOf = for<'a, 'py> fn(&'a Bound<'py, PyAny>) -> Option<&'a dyn LogOwner>;
 
 impl Owner {
-    pub(crate) fn new(object: Py<PyAny>, logs: LogsOf) -> Self {
-        Self { object, logs }
+    pub(crate) fn new(object: &Bound<'_, PyAny>, logs: LogsOf) -> PyResult<Self> {
+        Ok(Self {
+            object: PyWeakrefReference::new(object)?.unbind(),
+            logs,
+        })
     }
 
-    /// The owner's logs, borrowed for as long as this reference.
-    pub(crate) fn logs<'a>(&'a self, py: Python<'a>) -> Option<&'a dyn LogOwner> {
-        (self.logs)(self.object.bind(py))
+    /// The owning object, while it still exists.
+    pub(crate) fn upgrade<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        self.object.bind(py).upgrade()
+    }
+
+    /// The logs of `object` (what `upgrade` returned), borrowed from it.
+    pub(crate) fn logs_of<'a>(&self, object: &'a Bound<'_, PyAny>) -> Option<&'a dyn LogOwner> {
+        (self.logs)(object)
     }
 }
 

@@ -657,9 +657,15 @@ impl PerfEventArray {
         timeout: Option<f64>,
     ) -> PyResult<Vec<(u32, Bound<'py, PyBytes>)>> {
         let limit = max_records.unwrap_or(usize::MAX);
+        let owner = self
+            .owner
+            .as_ref()
+            .and_then(|owner| Some((owner, owner.upgrade(py)?)));
         let records = drain_waiting(
             py,
-            self.owner.as_ref().and_then(|owner| owner.logs(py)),
+            owner
+                .as_ref()
+                .and_then(|(owner, object)| owner.logs_of(object)),
             self.wake_on_logs,
             timeout,
             |py| {

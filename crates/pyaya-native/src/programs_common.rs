@@ -322,6 +322,56 @@ pub fn pinned_program_target(py: Python<'_>, path: PathBuf) -> PyResult<(bool, u
     })
 }
 
+/// Pins the loaded program (`kind` "program") or bpf_link (`kind` "link") with kernel id `id` at `path` in bpffs.
+/// aya opens programs and links only from pins (its typed programs have no constructor from an fd or id), so
+/// `Program.from_id` and `Link.from_id` pin the object for a moment, open the pin, and remove it.
+#[pyaya_guard::guard(Program)]
+#[pyfunction]
+pub fn pin_by_id(py: Python<'_>, kind: &str, id: u32, path: PathBuf) -> PyResult<()> {
+    use std::os::fd::AsFd as _;
+    let what = match kind {
+        "program" => "program",
+        "link" => "link",
+        other => {
+            return Err(new_err(
+                Kind::InvalidArgument,
+                format!("kind must be \"program\" or \"link\", not {other:?}"),
+            ))
+        }
+    };
+    py.detach(|| {
+        let fd = if what == "program" {
+            crate::sys::program_fd_by_id(id)
+        } else {
+            crate::sys::link_fd_by_id(id)
+        }
+        .map_err(|err| {
+            let kind = match err.raw_os_error() {
+                Some(libc::ENOENT) => Kind::NotFound,
+                Some(libc::EPERM) => Kind::PermissionDenied,
+                _ => Kind::Program,
+            };
+            Deferred::Plain(
+                kind,
+                format!(
+                    "no {what} with id {id} ({err}); `pyaya.loaded_programs()` and `pyaya.loaded_links()` list \
+                     the ids there are (root or CAP_SYS_ADMIN needed)"
+                ),
+            )
+        })?;
+        crate::sys::pin_object(fd.as_fd(), &path).map_err(|err| {
+            Deferred::Plain(
+                Kind::Program,
+                format!(
+                    "opening {what} {id}: pinning it at {} for aya to open it failed: {err}",
+                    path.display()
+                ),
+            )
+        })
+    })?;
+    Ok(())
+}
+
 /// The kernel's name (at most 15 bytes) of the program attached by the link pinned at `path`, if it can be told.
 pub fn pinned_link_program_name(path: &std::path::Path) -> Option<String> {
     // SAFETY: bpf_link_info is a plain C struct of integers and unions of them: all zero bytes is a valid value.

@@ -158,30 +158,92 @@ type SocketDetach = fn(BorrowedFd<'_>) -> Result<(), ProgramError>;
 /// A program set on a socket with `setsockopt` (`SO_ATTACH_BPF`, `SO_ATTACH_REUSEPORT_EBPF`). The kernel keeps it
 /// with the socket (or its reuseport group), not with an fd of ours, and pyaya must not keep the caller's socket
 /// open; so this remembers the fd number and the socket's inode, and detaches only if that fd still names the same
-/// socket (a closed socket took its program with it).
+/// socket (a closed socket took its program with it) and no later attach of this process replaced the program
+/// there (the socket has one filter slot and one reuseport slot: detaching clears whatever is in it).
 struct SocketAttachment {
     fd: RawFd,
-    device: u64,
-    inode: u64,
+    slot: SocketSlot,
+    /// Which attach of this process to `slot` this is (see `SOCKET_SLOTS`).
+    generation: u64,
     attached: bool,
+    /// Whether letting go of the attachment (unload, close, the last handle dropped) detaches it. A reuseport
+    /// program stays with its socket group until `detach()`, as in aya: the group, not this process, owns it.
+    detach_on_drop: bool,
     detach: SocketDetach,
 }
 
+/// One program slot of one socket: its filter, or its reuseport group's selector.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct SocketSlot {
+    device: u64,
+    inode: u64,
+    reuseport: bool,
+}
+
+/// The latest attach of this process to each socket slot, by generation: a replaced attachment must not detach its
+/// replacement. The kernel cannot say which eBPF program a socket runs (`SO_GET_FILTER` refuses eBPF filters), so
+/// only replacements made through pyaya in this process are seen.
+static SOCKET_SLOTS: std::sync::Mutex<Option<std::collections::HashMap<SocketSlot, u64>>> =
+    std::sync::Mutex::new(None);
+static SOCKET_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn socket_slots(
+) -> std::sync::MutexGuard<'static, Option<std::collections::HashMap<SocketSlot, u64>>> {
+    SOCKET_SLOTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl SocketAttachment {
-    fn new(socket: BorrowedFd<'_>, detach: SocketDetach) -> std::io::Result<Self> {
+    /// Records the attach about to be made on `socket`; `reuseport` for a reuseport group's selector.
+    fn new(socket: BorrowedFd<'_>, reuseport: bool, detach: SocketDetach) -> std::io::Result<Self> {
         let metadata = File::from(socket.try_clone_to_owned()?).metadata()?;
-        Ok(Self {
-            fd: socket.as_raw_fd(),
+        let slot = SocketSlot {
             device: metadata.dev(),
             inode: metadata.ino(),
-            attached: true,
+            reuseport,
+        };
+        Ok(Self {
+            fd: socket.as_raw_fd(),
+            slot,
+            generation: 0,
+            attached: false,
+            detach_on_drop: !reuseport,
             detach,
         })
+    }
+
+    /// Marks the attach as made: it now owns the slot, and an earlier attachment there is replaced.
+    fn attached(mut self) -> Self {
+        self.generation = SOCKET_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        socket_slots()
+            .get_or_insert_with(Default::default)
+            .insert(self.slot, self.generation);
+        self.attached = true;
+        self
+    }
+
+    /// Whether a later attach of this process replaced this program on its socket.
+    fn replaced(&self) -> bool {
+        socket_slots()
+            .as_ref()
+            .and_then(|slots| slots.get(&self.slot))
+            .is_none_or(|latest| *latest != self.generation)
     }
 
     fn detach_now(&mut self) -> Result<(), ProgramError> {
         if !std::mem::replace(&mut self.attached, false) {
             return Ok(());
+        }
+        {
+            let mut slots = socket_slots();
+            let Some(slots) = slots.as_mut() else {
+                return Ok(());
+            };
+            if slots.get(&self.slot) != Some(&self.generation) {
+                return Ok(());
+            }
+            slots.remove(&self.slot);
         }
         // SAFETY: `fstat` on an fd number that may have been closed just fails with EBADF.
         let mut stats: libc::stat = unsafe { std::mem::zeroed() };
@@ -189,7 +251,7 @@ impl SocketAttachment {
         if unsafe { libc::fstat(self.fd, &mut stats) } != 0 {
             return Ok(());
         }
-        if stats.st_dev != self.device || stats.st_ino != self.inode {
+        if stats.st_dev != self.slot.device || stats.st_ino != self.slot.inode {
             return Ok(());
         }
         // SAFETY: the fd number was just checked to be open and to name the socket the filter was attached to; it
@@ -201,7 +263,14 @@ impl SocketAttachment {
 
 impl Drop for SocketAttachment {
     fn drop(&mut self) {
-        let _ignored: Result<(), ProgramError> = self.detach_now();
+        if self.detach_on_drop {
+            let _ignored: Result<(), ProgramError> = self.detach_now();
+        } else if self.attached && !self.replaced() {
+            // Left with the group: forget the slot, so a later attach there is not mistaken for a replacement.
+            if let Some(slots) = socket_slots().as_mut() {
+                slots.remove(&self.slot);
+            }
+        }
     }
 }
 
@@ -210,8 +279,16 @@ impl OwnedLink for SocketAttachment {
         self.detach_now()
     }
 
+    fn superseded(&self) -> bool {
+        self.attached && self.replaced()
+    }
+
     fn into_fd_link(self: Box<Self>) -> Result<FdLink, String> {
-        Err(
+        Err(self.never_pinnable().unwrap_or_default())
+    }
+
+    fn never_pinnable(&self) -> Option<String> {
+        Some(
             "a program set on a socket lives with the socket, not in a bpf_link, so it cannot be pinned"
                 .into(),
         )
@@ -371,7 +448,11 @@ impl OwnedLink for TcFilter {
     }
 
     fn into_fd_link(self: Box<Self>) -> Result<FdLink, String> {
-        Err("a netlink TC filter is not a bpf_link, so it cannot be pinned (tcx links can: kernel 6.6+, \
+        Err(self.never_pinnable().unwrap_or_default())
+    }
+
+    fn never_pinnable(&self) -> Option<String> {
+        Some("a netlink TC filter is not a bpf_link, so it cannot be pinned (tcx links can: kernel 6.6+, \
              priority 0)"
             .into())
     }
@@ -426,7 +507,11 @@ impl OwnedLink for XdpNetlink {
     }
 
     fn into_fd_link(self: Box<Self>) -> Result<FdLink, String> {
-        Err("this XDP program was attached through netlink (no XDP bpf_link on this kernel), so it cannot be \
+        Err(self.never_pinnable().unwrap_or_default())
+    }
+
+    fn never_pinnable(&self) -> Option<String> {
+        Some("this XDP program was attached through netlink (no XDP bpf_link on this kernel), so it cannot be \
              pinned"
             .into())
     }
@@ -627,22 +712,22 @@ impl Program {
             // SAFETY: the caller's socket object keeps `fd` open for the duration of this call, which is the only
             // time it is borrowed.
             let socket = unsafe { BorrowedFd::borrow_raw(fd) };
-            let attachment = |detach: SocketDetach| {
-                SocketAttachment::new(socket, detach)
+            let attachment = |reuseport: bool, detach: SocketDetach| {
+                SocketAttachment::new(socket, reuseport, detach)
                     .map_err(|err| Deferred::Plain(Kind::Program, format!("{context}: {err}")))
             };
             let program_error =
                 |err: ProgramError| Deferred::Program(context.clone(), Box::new(err));
             let attached = match program {
                 AyaProgram::SocketFilter(p) => {
-                    let attached = attachment(|s| SocketFilter::detach(s))?;
+                    let attached = attachment(false, |s| SocketFilter::detach(s))?;
                     p.attach(socket).map_err(program_error)?;
-                    attached
+                    attached.attached()
                 }
                 AyaProgram::SkReuseport(p) => {
-                    let attached = attachment(|s| SkReuseport::detach(s))?;
+                    let attached = attachment(true, |s| SkReuseport::detach(s))?;
                     p.attach(socket).map_err(program_error)?;
-                    attached
+                    attached.attached()
                 }
                 other => {
                     return Err(wrong_kind(

@@ -293,6 +293,67 @@ pub fn program_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(raw as i32) })
 }
 
+const BPF_MAP_CREATE: libc::c_long = 0;
+
+/// The `bpf_attr` of `BPF_MAP_CREATE`, up to `map_extra` (kernel 5.16; older kernels take the shorter prefix as
+/// long as the fields they lack are zero).
+#[repr(C)]
+#[derive(Default)]
+struct MapCreateAttr {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    inner_map_fd: u32,
+    numa_node: u32,
+    map_name: [u8; 16],
+    map_ifindex: u32,
+    btf_fd: u32,
+    btf_key_type_id: u32,
+    btf_value_type_id: u32,
+    btf_vmlinux_value_type_id: u32,
+    map_extra: u64,
+}
+
+/// Creates a map of kernel type `map_type` with these sizes, flags and name (at most 15 bytes kept); its fd.
+pub fn create_map(
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    name: &str,
+) -> io::Result<OwnedFd> {
+    let mut attr = MapCreateAttr {
+        map_type,
+        key_size,
+        value_size,
+        max_entries,
+        map_flags,
+        ..MapCreateAttr::default()
+    };
+    for (slot, byte) in attr.map_name.iter_mut().zip(name.bytes().take(15)) {
+        *slot = byte;
+    }
+    let raw = bpf(BPF_MAP_CREATE, &mut attr)?;
+    // SAFETY: the kernel just returned this new fd, owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw as i32) })
+}
+
+const BPF_LINK_GET_FD_BY_ID: libc::c_long = 30;
+
+/// A new fd on the bpf_link with this id (ENOENT once it is freed).
+pub fn link_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut attr = GetFdByIdAttr {
+        id,
+        ..GetFdByIdAttr::default()
+    };
+    let raw = bpf(BPF_LINK_GET_FD_BY_ID, &mut attr)?;
+    // SAFETY: the kernel just returned this new fd, owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw as i32) })
+}
+
 /// Fills `info` with what `BPF_OBJ_GET_INFO_BY_FD` says about the object behind `fd`. `info` is the kernel's
 /// `bpf_*_info` struct for that kind of object, or a prefix of it: plain integers, zeroed by the caller (the
 /// kernel writes at most `size_of::<T>()` bytes).

@@ -38,6 +38,31 @@ __all__ = [
 
 NativeMap: TypeAlias = "_native.Map | _native.RingBuf | _native.PerfEventArray"
 MapT = TypeVar("MapT", bound="type[Map]")
+KeyValueT = TypeVar("KeyValueT", bound="KeyValueMap")
+
+# Kernel `enum bpf_map_type` numbers of the map classes `create` can make.
+_CREATE_TYPES = {
+    "HashMap": 1,
+    "Array": 2,
+    "PerCpuHashMap": 5,
+    "PerCpuArray": 6,
+    "LruHashMap": 9,
+    "PerCpuLruHashMap": 10,
+}
+
+
+def _spec_size(spec: Any, size: int | None, what: str, default: int) -> int:
+    """The byte size of a key or value: ``size`` when given, else the size of the codec ``spec`` names (a ctypes
+    type, a struct format, a Codec), else ``default``."""
+    if size is not None:
+        return _args.integer(size, what, low=1, high=_args.U32)
+    if spec is None or spec is int or spec is bytes:
+        return default
+    known = codec_for(spec, None).size
+    if known <= 0:
+        raise InvalidArgumentError(f"{what}: {spec!r} has no fixed size; pass the size too")
+    return known
+
 
 _CLASSES: dict[str, type[Map]] = {}
 
@@ -97,6 +122,16 @@ class Map:
     def from_pin(cls, path: str | os.PathLike[str]) -> Map:
         """Open the map pinned at ``path`` in bpffs, as the typed class for its kind (``HashMap``, ...)."""
         return wrap_map(_native.Map.from_pin(_args.path(path, "path")), None)
+
+    @classmethod
+    def from_id(cls, map_id: int) -> Map:
+        """Open the map with kernel id ``map_id`` (``pyaya.loaded_maps()`` lists them; a program's are in
+        ``prog.info()["map_ids"]``), created by this or another process, as the typed class for its kind. The
+        handle keeps the map while it lives.
+
+        >>> counts = pyaya.Map.from_id(prog.info()["map_ids"][0])  # doctest: +SKIP
+        """
+        return wrap_map(_native.Map.from_id(_args.integer(map_id, "map id", low=1, high=_args.U32)), None)
 
     @property
     def name(self) -> str:
@@ -272,6 +307,51 @@ class KeyValueMap(Map):
 
     def _key_codec(self, spec: Any) -> Codec:
         return codec_for(spec, self._native.key_size)
+
+    @classmethod
+    def create(
+        cls: type[KeyValueT],
+        max_entries: int,
+        *,
+        key: Any = None,
+        value: Any = None,
+        key_size: int | None = None,
+        value_size: int | None = None,
+        flags: int = 0,
+        name: str = "",
+    ) -> KeyValueT:
+        """Create a new map of this class's type, outside any object (``BPF_MAP_CREATE``): for user space only, a
+        map of maps' inner map, or a program array's... It lives while a handle, a pin or a program holds it.
+
+        ``key`` and ``value`` are codecs as :meth:`typed` takes them; the sizes come from them (a ctypes type, a
+        :mod:`struct` format, a :class:`Codec`), from ``key_size``/``value_size``, or default to 8 bytes (an
+        array's key is always 4). ``flags`` are the kernel's ``BPF_F_*`` map flags; ``name`` is kept to 15 bytes.
+        Types: HashMap, LruHashMap, PerCpuHashMap, PerCpuLruHashMap, Array, PerCpuArray.
+
+        >>> counts = pyaya.HashMap.create(1024, key=ctypes.c_uint32, value=ctypes.c_uint64)  # doctest: +SKIP
+        >>> counts[7] = 1  # doctest: +SKIP
+        """
+        kind = cls.kinds[0] if cls.kinds else cls.__name__
+        map_type = _CREATE_TYPES.get(kind)
+        if map_type is None:
+            raise UnsupportedError(
+                f"{cls.__name__}.create is not supported; pyaya creates {', '.join(sorted(_CREATE_TYPES))} maps"
+            )
+        _args.integer(max_entries, "max_entries", low=1, high=_args.U32)
+        is_array = kind in ("Array", "PerCpuArray")
+        if is_array and key_size not in (None, 4):
+            raise InvalidArgumentError(f"an array's key is a 4-byte index, not {key_size} bytes")
+        keys = 4 if is_array else _spec_size(key, key_size, "key_size", 8)
+        values = _spec_size(value, value_size, "value_size", 8)
+        _args.integer(flags, "flags", low=0, high=_args.U32)
+        native = _native.Map.create(map_type, keys, values, max_entries, flags, _args.string(name, "name", empty=True))
+        made = wrap_map(native, None)
+        if not isinstance(made, cls):
+            raise MapError(f"the kernel made a {made.type} map, not a {kind}")
+        if key is None and value is None:
+            return made
+        typed: KeyValueT = made.typed(key, value)
+        return typed
 
     def typed(
         self,

@@ -298,4 +298,6 @@ class PerfEventArray(Stream):
         return [(cpu, self._decode(record)) for cpu, record in self._native.drain(max_records, timeout)]
 
     def __repr__(self) -> str:
+        if self.closed:  # its buffers (and so its CPUs) are gone
+            return f"<pyaya.PerfEventArray {self.name!r}: closed>"
         return f"<pyaya.PerfEventArray {self.name!r}: {len(self.cpus)} CPUs x {self.page_count} pages>"

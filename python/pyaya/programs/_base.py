@@ -4,18 +4,19 @@ aya's program type names to the typed classes of :mod:`pyaya.programs`."""
 from __future__ import annotations
 
 import builtins
+import itertools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar, TypeVar
+from typing import ClassVar, TypedDict, TypeVar, cast
 
 from pyaya import _args, _native
-from pyaya.errors import ProgramError
+from pyaya.errors import NotFoundError, ProgramError
 
-__all__ = ["Link", "Program", "TestRunResult", "class_for", "enable_stats", "register"]
+__all__ = ["Link", "Program", "ProgramInfo", "TestRunResult", "class_for", "enable_stats", "register"]
 
 ProgramT = TypeVar("ProgramT", bound="type[Program]")
 PinnedT = TypeVar("PinnedT", bound="Program")
@@ -38,18 +39,66 @@ def class_for(kind: str) -> type[Program]:
     return _CLASSES.get(kind, Program)
 
 
+_OPENING = itertools.count()
+
+
+@contextmanager
+def _pinned_by_id(kind: str, object_id: int) -> Iterator[Path]:
+    """The loaded program or link ``object_id``, pinned for a moment under a private name in bpffs: aya opens
+    programs and links only from pins. The pin is removed on the way out (the opened handle keeps the object)."""
+    _args.integer(object_id, f"{kind} id", low=1, high=_args.U32)
+    from pyaya import features  # noqa: PLC0415 (mount table read only here)
+
+    root = features.bpffs_mount()
+    if root is None:
+        raise NotFoundError(
+            f"opening a {kind} by id needs bpffs, where pyaya pins it for a moment: mount it with "
+            "`mount -t bpf bpf /sys/fs/bpf`"
+        )
+    # bpffs refuses names with a dot: this one is made unique by the pid and a per-call counter.
+    pin = root / f"pyaya-opening-{kind}-{object_id}-{os.getpid()}-{next(_OPENING)}"
+    _native.pin_by_id(kind, object_id, pin)
+    try:
+        yield pin
+    finally:
+        pin.unlink(missing_ok=True)
+
+
+class ProgramInfo(TypedDict):
+    """What the kernel's ``bpf_prog_info`` says about a loaded program, under bpftool's names. ``None`` where this
+    kernel says nothing (older kernels lack some fields; ``map_ids`` and ``bytes_memlock`` need privilege)."""
+
+    id: int
+    tag: str
+    type: int
+    name: str
+    run_count: int
+    run_time_ns: int
+    bytes_jited: int
+    bytes_xlated: int | None
+    loaded_at: float | None
+    uid: int | None
+    map_ids: list[int] | None
+    btf_id: int | None
+    verified_insns: int | None
+    bytes_memlock: int | None
+    gpl_compatible: bool | None
+
+
 class Link:
     """One attachment of a program; a context manager that detaches on exit.
 
-    A link lives as long as its program keeps it (``program.links``): until :meth:`detach`, until the program is
-    unloaded or its object closed, or, for a link opened with :meth:`from_pin`, until this handle is dropped (the
-    pin itself stays). Links are bpf_link fds where the kernel has them, so a killed process leaves nothing
-    attached unless a link was pinned.
+    An attachment lives while anyone holds it: its program (``program.links``, until :meth:`Program.unload` or the
+    object's :meth:`~pyaya.Ebpf.close`) or a ``Link`` handle. Attaching without keeping the link works (the program
+    keeps it); keeping the handle keeps the attachment after the program is unloaded or its object closed, until
+    :meth:`detach` or the last handle is dropped (as aya's ``take_link``). A pinned link stays attached without any
+    holder until its pin is removed. Links are bpf_link fds where the kernel has them, so a killed process leaves
+    nothing attached unless a link was pinned. A link holds neither its program nor its object: dropping those
+    handles still frees them.
     """
 
-    def __init__(self, native: _native.Link, owner: Program | None = None) -> None:
+    def __init__(self, native: _native.Link) -> None:
         self._native = native
-        self._owner = owner
 
     @property
     def program(self) -> str:
@@ -65,13 +114,10 @@ class Link:
         return self._native.pinned_path
 
     def detach(self) -> None:
-        """Detach the program from this attach point (removing its pin, if any). Safe to call twice."""
-        try:
-            self._native.detach()
-        finally:
-            if self._owner is not None:
-                self._owner._forget(self)
-                self._owner = None
+        """Detach the program from this attach point now, for every handle of this process on it and its program
+        (removing its pin, if any). A link another process (or :meth:`from_id`) also holds stays until that holder
+        lets go too. Safe to call twice."""
+        self._native.detach()
 
     def pin(self, path: str | os.PathLike[str]) -> None:
         """Pin the link in bpffs at ``path``: it stays attached after this process exits, until :meth:`unpin`
@@ -80,7 +126,7 @@ class Link:
         self._native.pin(_args.path(path, "path"))
 
     def unpin(self) -> None:
-        """Remove the pin; the link then lives as long as this handle or its object."""
+        """Remove the pin; the link then lives as long as this handle (or its program, if still loaded)."""
         self._native.unpin()
 
     @classmethod
@@ -88,6 +134,20 @@ class Link:
         """Open a link that this or another process pinned at ``path``; :meth:`detach` removes the pin and
         detaches it."""
         return cls(_native.Link.from_pin(_args.path(path, "path")))
+
+    @classmethod
+    def from_id(cls, link_id: int) -> Link:
+        """Open the bpf_link with kernel id ``link_id`` (``pyaya.loaded_links()`` lists them), made by this or
+        another process. The handle holds the link: :meth:`detach` (or dropping the last handle) releases it,
+        which detaches it once its maker let go too. Needs bpffs, where it is pinned for a moment to be opened.
+
+        >>> link = pyaya.Link.from_id(42)  # doctest: +SKIP
+        >>> link.pin("/sys/fs/bpf/kept")  # doctest: +SKIP
+        """
+        with _pinned_by_id("link", link_id) as pin:
+            native = _native.Link.from_pin(pin)
+            native.unpin()
+        return cls(native)
 
     def __enter__(self) -> Link:
         return self
@@ -97,8 +157,18 @@ class Link:
     ) -> None:
         self.detach()
 
+    def __eq__(self, other: object) -> bool:
+        """Handles on the same attachment are equal (``program.links`` hands out new handles)."""
+        if not isinstance(other, Link):
+            return NotImplemented
+        return self._native.identity == other._native.identity
+
+    def __hash__(self) -> int:
+        return hash(self._native.identity)
+
     def __repr__(self) -> str:
-        return f"<pyaya.Link of {self.program!r}: {'attached' if self.attached else 'detached'}>"
+        state = "detached" if not self.attached else f"pinned at {self.pinned_path}" if self.pinned_path else "attached"
+        return f"<pyaya.Link of {self.program!r}: {state}>"
 
 
 @dataclass(frozen=True)
@@ -125,21 +195,17 @@ class Program:
 
     def __init__(self, native: _native.Program) -> None:
         self._native = native
-        self._links: list[Link] = []
 
     @property
     def links(self) -> list[Link]:
-        """The attachments this program holds (kept here, so attaching without keeping the link works)."""
-        return [link for link in self._links if link.attached]
+        """The attachments this program keeps (so attaching without keeping the link works), oldest first: new
+        handles, equal to the ones ``attach`` returned. Empty once the program is unloaded or its object closed."""
+        if self._native.closed:
+            return []
+        return [Link(native) for native in self._native.links()]
 
     def _attached(self, native: _native.Link) -> Link:
-        link = Link(native, self)
-        self._links.append(link)
-        return link
-
-    def _forget(self, link: Link) -> None:
-        if link in self._links:
-            self._links.remove(link)
+        return Link(native)
 
     @property
     def name(self) -> str:
@@ -163,13 +229,20 @@ class Program:
         self._native.load()
 
     def unload(self) -> None:
-        """Unload the program, detaching all its links."""
+        """Unload the program. Its links that no :class:`Link` handle holds are detached; those still held stay
+        attached (and the kernel keeps the program for them) until they are detached or dropped."""
         self._native.unload()
-        self._links.clear()
 
-    def info(self) -> dict[str, int | str]:
-        """The kernel's view: ``id``, ``tag``, ``type``, ``name``, ``run_count``, ``run_time_ns``."""
-        return self._native.info()
+    def info(self) -> ProgramInfo:
+        """Everything the kernel's ``bpf_prog_info`` says about the loaded program, as bpftool shows it: ``id``,
+        ``tag``, ``type`` (number), ``name``, ``run_count`` and ``run_time_ns`` (counted under
+        :func:`enable_stats`), ``bytes_jited``, ``bytes_xlated``, ``loaded_at`` (Unix time, seconds), ``uid``,
+        ``map_ids``, ``btf_id``, ``verified_insns``, ``bytes_memlock``, ``gpl_compatible``.
+
+        >>> prog.info()["verified_insns"]  # doctest: +SKIP
+        42
+        """
+        return cast(ProgramInfo, self._native.info())
 
     def pin(self, path: str | os.PathLike[str]) -> None:
         """Pin the loaded program at ``path`` in bpffs: it stays loaded after this process exits, until
@@ -195,6 +268,26 @@ class Program:
         >>> prog.attach("syscalls", "sys_enter_execve")  # doctest: +SKIP
         """
         return cls._open_pinned(path)
+
+    @classmethod
+    def from_id(cls: builtins.type[PinnedT], program_id: int, *, retprobe: bool = False) -> PinnedT:
+        """Open the loaded program with kernel id ``program_id`` (``pyaya.loaded_programs()`` lists them), loaded
+        by this or another process, as its typed class; what :meth:`from_pin` says about types holds here too
+        (``retprobe`` for a return kprobe/uprobe). The handle keeps the program loaded while it lives. Needs bpffs,
+        where it is pinned for a moment to be opened.
+
+        >>> prog = pyaya.Program.from_id(42)  # doctest: +SKIP
+        >>> prog.info()["name"]  # doctest: +SKIP
+        """
+        with _pinned_by_id("program", program_id) as pin:
+            try:
+                program = cls._open_pinned(pin, retprobe=retprobe)
+            except ProgramError as error:
+                # The from_pin code names the momentary pin; the caller knows the program by its id.
+                message = str(error).replace(f"the program pinned at {pin}", f"program {program_id}")
+                raise ProgramError(message, error.errno) from None
+            program._native.unpin()
+        return program
 
     @classmethod
     def _open_pinned(cls: builtins.type[PinnedT], path: str | os.PathLike[str], *, retprobe: bool = False) -> PinnedT:
@@ -241,7 +334,8 @@ class Program:
             self._native.load()
 
     def __repr__(self) -> str:
-        return f"<pyaya.{self.type} {self.name!r}{' loaded' if self.loaded else ''}>"
+        state = " (object closed)" if self._native.closed else " loaded" if self.loaded else ""
+        return f"<pyaya.{self.type} {self.name!r}{state}>"
 
 
 def _tracing_kind(path: Path) -> str | None:

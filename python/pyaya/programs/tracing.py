@@ -264,8 +264,8 @@ class LsmCgroup(_BtfProgram):
 class IterLink(Link):
     """The link of an :class:`Iter` program; :meth:`read` runs the iterator and returns what it wrote."""
 
-    def __init__(self, native: _native.Link, owner: Program | None, link_id: int) -> None:
-        super().__init__(native, owner)
+    def __init__(self, native: _native.Link, link_id: int) -> None:
+        super().__init__(native)
         self.link_id = link_id
 
     def read(self) -> bytes:
@@ -299,9 +299,7 @@ class Iter(_BtfProgram):
         if not self._native.loaded:
             self._load_explained(None)
         native, link_id = self._native.attach_iter()
-        link = IterLink(native, self, link_id)
-        self._links.append(link)
-        return link
+        return IterLink(native, link_id)
 
 
 @register
