@@ -111,40 +111,6 @@ def layer(module: str) -> int:
     return 1
 
 
-def cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
-    """Strongly connected components of more than one module (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    found: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        for target in graph.get(node, {}):
-            if target not in graph:
-                continue
-            if target not in index:
-                visit(target)
-                low[node] = min(low[node], low[target])
-            elif target in stack:
-                low[node] = min(low[node], index[target])
-        if low[node] == index[node]:
-            component: list[str] = []
-            while True:
-                top = stack.pop()
-                component.append(top)
-                if top == node:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return found
-
-
 def test_the_graph_sees_the_package() -> None:
     graph = import_graph()
     assert {"pyaya", "pyaya.cli", "pyaya.features", "pyaya.maps._core"} <= set(graph)
@@ -157,7 +123,7 @@ def test_the_graph_sees_the_package() -> None:
 
 def test_no_import_cycles() -> None:
     graph = import_graph()
-    found = cycles(graph)
+    found = _rust_cycles_script().cycles(graph)  # one Tarjan for both languages' graphs
     described = [
         " <-> ".join(component)
         + ": "
