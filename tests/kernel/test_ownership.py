@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pyaya
 import pytest
+from _sockets import reuseport_group, spread
 from pyaya import Ebpf, Link, features, loaded_links, loaded_programs
 
 
@@ -258,38 +259,8 @@ def test_unloading_a_replaced_socket_filter_leaves_its_replacement(fixtures_dir:
         assert _filtered(receiver, port) == [b"keep 1", b"drop!", b"keep 2", b"also!"]
 
 
-def _reuseport_group(size: int) -> list[socket.socket]:
-    group: list[socket.socket] = []
-    port = 0
-    for _ in range(size):
-        member = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        member.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        member.bind(("127.0.0.1", port))
-        member.settimeout(0.2)
-        port = member.getsockname()[1]
-        group.append(member)
-    return group
-
-
-def _spread(group: list[socket.socket], datagrams: int) -> list[int]:
-    """How many of ``datagrams`` (each from a new source port) each member of ``group`` receives."""
-    destination = group[0].getsockname()
-    for i in range(datagrams):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
-            sender.sendto(b"datagram %d" % i, destination)
-    spread = []
-    for member in group:
-        received = 0
-        with contextlib.suppress(TimeoutError):
-            while True:
-                member.recv(2048)
-                received += 1
-        spread.append(received)
-    return spread
-
-
 def test_reuseport_program_stays_with_its_group_until_detached(fixtures_dir: Path, requires_root: None) -> None:
-    group = _reuseport_group(2)
+    group = reuseport_group(2)
     try:
         with Ebpf.load_file(fixtures_dir / "net_reuseport") as bpf:
             program = bpf.programs["net_reuseport_select"]
@@ -297,14 +268,14 @@ def test_reuseport_program_stays_with_its_group_until_detached(fixtures_dir: Pat
             slots[0], slots[1] = group  # type: ignore[index]
             bpf.maps["REUSEPORT_TARGET"][0] = 1  # type: ignore[index]
             link = program.attach(group[0])
-            assert _spread(group, 8) == [0, 8]
+            assert spread(group, 8) == [0, 8]
             program.unload()
         assert link.attached
-        assert _spread(group, 8) == [0, 8]  # the group keeps running it after unload and close
+        assert spread(group, 8) == [0, 8]  # the group keeps running it after unload and close
         link.detach()
         assert not link.attached
-        assert sum(_spread(group, 16)) == 16
-        assert _spread(group, 16) != [0, 16]  # the kernel's hash again (16 new source ports all to one: 2**-16)
+        assert sum(spread(group, 16)) == 16
+        assert spread(group, 16) != [0, 16]  # the kernel's hash again (16 new source ports all to one: 2**-16)
     finally:
         for member in group:
             member.close()

@@ -19,6 +19,7 @@ from pathlib import Path
 import pyaya
 import pyaya.testing
 import pytest
+from _sockets import reuseport_group, spread
 from pyaya import Ebpf
 from pyaya.maps import CpuMap, DevMap, DevMapValue, ReusePortSockArray, XskMap
 from pyaya.testing import Cgroup, NetnsPair, cgroup2_mount
@@ -561,49 +562,26 @@ def test_pinned_packet_programs_reopen_and_attach(fixtures_dir: Path, netns_pair
         assert _counts(socket_object, "FILTER_COUNTS") == [2, 1]
 
 
-def _reuseport_group(size: int) -> list[socket.socket]:
-    """``size`` UDP sockets on one 127.0.0.1 port, all with SO_REUSEPORT: one reuseport group."""
-    group: list[socket.socket] = []
-    port = 0
-    for _ in range(size):
-        member = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        member.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        member.bind(("127.0.0.1", port))
-        member.settimeout(0.2)
-        port = member.getsockname()[1]
-        group.append(member)
-    return group
-
-
-def _spread(group: list[socket.socket], datagrams: int) -> list[int]:
-    """How many of ``datagrams`` (each from a new source port) each member of ``group`` receives."""
-    destination = group[0].getsockname()
-    for i in range(datagrams):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
-            sender.sendto(b"datagram %d" % i, destination)
-    return [len(_receive_all(member)) for member in group]
-
-
 def test_sk_reuseport_picks_the_socket_of_its_group(bpf_object: LoadObject, fixtures_dir: Path) -> None:
     bpf = bpf_object(fixtures_dir / "net_reuseport")
     program = bpf.programs["net_reuseport_select"]
     assert isinstance(program, pyaya.SkReuseport)
     slots = bpf.maps["REUSEPORT_SOCKETS"]
     assert isinstance(slots, ReusePortSockArray)
-    group = _reuseport_group(2)
+    group = reuseport_group(2)
     try:
         slots[0], slots[1] = group
         link = program.attach(group[0])
         _set(bpf, "REUSEPORT_TARGET", 0, 1)
-        assert _spread(group, 16) == [0, 16]
+        assert spread(group, 16) == [0, 16]
         _set(bpf, "REUSEPORT_TARGET", 0, 0)
-        assert _spread(group, 16) == [16, 0]
+        assert spread(group, 16) == [16, 0]
         assert _counts(bpf, "REUSEPORT_COUNTS") == [32, 0]
         with pytest.raises(pyaya.UnsupportedError, match="cannot be pinned"):
             link.pin("/sys/fs/bpf/pyaya-never-pinned")
         assert link.attached  # a refused pin leaves the attachment as it was
         link.detach()
-        assert sum(_spread(group, 16)) == 16  # the kernel's hash again; the program no longer runs
+        assert sum(spread(group, 16)) == 16  # the kernel's hash again; the program no longer runs
         assert _counts(bpf, "REUSEPORT_COUNTS") == [32, 0]
     finally:
         for member in group:
