@@ -369,7 +369,7 @@ def test_bpfman_loads_the_tracepoint_template_from_the_registry(
                   env=cargo_env).returncode == 0  # fmt: skip
     packaged = read_image(layout)
     assert packaged.programs == {"fleet_tracepoint": "tracepoint"}
-    assert packaged.maps == {"EVENTS": "ringbuf", "EXEC_COUNTS": "hash"}
+    assert packaged.maps == {"EVENTS": "ringbuf", "EVENTS_LOST": "per_cpu_array", "EXEC_COUNTS": "hash"}
     settings = load_project(built.root / "pyaya.toml").fleet
     values = global_data(settings.globals, built.object_path.read_bytes())
     assert set(values) == {"TASK_REAL_PARENT_OFFSET", "TASK_TGID_OFFSET"}
