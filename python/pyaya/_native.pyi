@@ -498,7 +498,8 @@ def helper_supported(kind: str, helper: int) -> bool:
     """Whether programs of type ``kind`` may call the helper numbered ``helper`` (``enum bpf_func_id``)."""
 
 def kernel_features() -> dict[str, bool]:
-    """What aya detected about the kernel: bpf_name, perf_link, global_data, cookie, btf and BTF kinds..."""
+    """What aya detected about the kernel (``aya::features()``): bpf_name, probe_read_kernel, perf_link, global_data,
+    cookie, cpumap_prog_id, devmap_prog_id, btf, and each BTF kind (btf_func ... btf_enum64)."""
 
 def map_create_errno() -> int:
     """``BPF_MAP_CREATE`` of a one-entry array map, closed at once: the kernel's errno, 0 when it worked."""

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pyaya.btf import Kind
 
 __all__ = [
+    "BTF_FALLBACKS",
     "CAPABILITIES",
     "FEATURES",
     "MAP_TYPES",
@@ -35,6 +36,7 @@ __all__ = [
     "REQUIREMENTS",
     "BpfCall",
     "FeatureReport",
+    "KernelFeatures",
     "Probe",
     "batch_ops_supported",
     "bpf_syscall_available",
@@ -46,6 +48,7 @@ __all__ = [
     "helper_supported",
     "iter_supported",
     "kernel_config",
+    "kernel_features",
     "kernel_version",
     "kprobes_supported",
     "lsm_cgroup_supported",
@@ -486,16 +489,80 @@ def helper_supported(program_kind: str, helper: int) -> Probe:
     )
 
 
-def _object_btf() -> Probe:
+class KernelFeatures(NamedTuple):
+    """What aya's loader detected about this kernel (its ``aya::features()``, probed once per process): each field
+    is one BTF_LOAD, BPF_PROG_LOAD or BPF_MAP_CREATE the kernel accepted or refused. Where a BTF kind is missing,
+    aya rewrites the object's BTF before loading it (see :data:`BTF_FALLBACKS`), so objects still load."""
+
+    bpf_name: bool
+    """Programs and maps carry their names (``bpf_attr.prog_name``; kernel 4.15)."""
+    probe_read_kernel: bool
+    """``bpf_probe_read_kernel`` exists (5.5); aya falls back to ``bpf_probe_read`` otherwise."""
+    perf_link: bool
+    """Perf-event attachments are ``bpf_link`` fds (5.15), so they end with the process."""
+    global_data: bool
+    """``.data``/``.rodata``/``.bss`` maps (5.2): Rust globals need it."""
+    cookie: bool
+    """``bpf_get_attach_cookie`` (5.15)."""
+    cpumap_prog_id: bool
+    """CPU map entries can run a program (5.9)."""
+    devmap_prog_id: bool
+    """Device map entries can run a program (5.8)."""
+    btf: bool
+    """The kernel loads object BTF at all (BTF_LOAD, 4.18); without it objects load without their BTF."""
+    btf_func: bool
+    """``BTF_KIND_FUNC``/``FUNC_PROTO`` (5.0)."""
+    btf_func_global: bool
+    """Global linkage of ``BTF_KIND_FUNC`` (5.6)."""
+    btf_datasec: bool
+    """``BTF_KIND_VAR``/``DATASEC`` (5.2)."""
+    btf_datasec_zero: bool
+    """aya's probe of an empty ``DATASEC``. It loads one of size 0, which kernels refuse ("size == 0", 6.18
+    included), so this is False everywhere and aya gives every empty section a filler variable: harmless."""
+    btf_float: bool
+    """``BTF_KIND_FLOAT`` (5.13)."""
+    btf_decl_tag: bool
+    """``BTF_KIND_DECL_TAG`` (5.16)."""
+    btf_type_tag: bool
+    """``BTF_KIND_TYPE_TAG`` (5.17)."""
+    btf_enum64: bool
+    """``BTF_KIND_ENUM64`` (6.0)."""
+
+
+#: What aya does to an object's BTF when the kernel lacks a kind (aya-obj's ``fixup_and_sanitize_btf``).
+BTF_FALLBACKS: dict[str, str] = {
+    "btf_func": "FUNC becomes TYPEDEF and FUNC_PROTO an ENUM",
+    "btf_func_global": "global FUNCs become static",
+    "btf_datasec": "VAR becomes INT and DATASEC a STRUCT",
+    "btf_datasec_zero": "empty DATASECs get a filler variable (aya's probe answers no on every kernel)",
+    "btf_float": "FLOAT becomes a STRUCT of its size",
+    "btf_decl_tag": "DECL_TAG becomes INT",
+    "btf_type_tag": "TYPE_TAG becomes CONST",
+    "btf_enum64": "ENUM64 becomes a UNION of its size",
+}
+
+
+@cache
+def kernel_features() -> KernelFeatures:
+    """What aya's loader found this kernel accepts (probed on first call, then cached by aya and here)."""
     found = _native.kernel_features()
-    if not found.get("btf"):
+    return KernelFeatures(**{name: bool(found.get(name, False)) for name in KernelFeatures._fields})
+
+
+def _object_btf() -> Probe:
+    found = kernel_features()
+    if not found.btf:
         return Probe(False, "the kernel refused aya's BTF_LOAD probe: objects load without their BTF")
-    kinds = [name.removeprefix("btf_") for name, ok in sorted(found.items()) if name.startswith("btf_") and ok]
-    return Probe(True, f"BTF_LOAD works; kinds accepted: {', '.join(kinds)}")
+    kinds = {name: getattr(found, name) for name in BTF_FALLBACKS}
+    accepted = ", ".join(name.removeprefix("btf_") for name, ok in kinds.items() if ok)
+    missing = [f"{name.removeprefix('btf_')} ({BTF_FALLBACKS[name]})" for name, ok in kinds.items() if not ok]
+    if missing:
+        return Probe(True, f"BTF_LOAD works; aya rewrites what this kernel lacks: {'; '.join(missing)}")
+    return Probe(True, f"BTF_LOAD works; kinds accepted: {accepted}")
 
 
 def _bpf_link() -> Probe:
-    if _native.kernel_features().get("perf_link"):
+    if kernel_features().perf_link:
         return Probe(True, "BPF_LINK_CREATE of a perf event link works (links are fds: detached on exit)")
     return Probe(False, "BPF_LINK_CREATE of a perf event link failed: tracing attachments fall back to perf event fds")
 

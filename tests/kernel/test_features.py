@@ -78,3 +78,31 @@ def test_kprobe_attach_fails_exactly_when_the_probe_says_so(fixtures_dir: Path) 
         else:
             with pytest.raises(pyaya.PyayaError):
                 attach("do_unlinkat")
+
+
+#: The upstream release that added each BTF kind aya probes. Debian's kernels carry no backports of these, so on
+#: them (this host and the VM kernels) aya's probe must agree with the version. Not btf_datasec_zero: aya probes it
+#: with a DATASEC of size 0, which every kernel refuses, so it answers no everywhere (KernelFeatures says so).
+BTF_KIND_SINCE = {
+    "btf_func": (5, 0),
+    "btf_datasec": (5, 2),
+    "btf_func_global": (5, 6),
+    "btf_float": (5, 13),
+    "btf_decl_tag": (5, 16),
+    "btf_type_tag": (5, 17),
+    "btf_enum64": (6, 0),
+}
+
+
+@pytest.mark.smoke
+def test_btf_kind_probes_agree_with_the_kernel_release() -> None:
+    found = features.kernel_features()
+    assert found.btf
+    release = features.kernel_version()[:2]
+    answers = {name: getattr(found, name) for name in BTF_KIND_SINCE}
+    assert answers == {name: release >= since for name, since in BTF_KIND_SINCE.items()}
+    assert not found.btf_datasec_zero
+    assert {*BTF_KIND_SINCE, "btf_datasec_zero"} == set(features.BTF_FALLBACKS)
+    reason = features.probe("object btf").reason
+    for name, ok in {**answers, "btf_datasec_zero": False}.items():
+        assert (features.BTF_FALLBACKS[name] in reason) is not ok, reason

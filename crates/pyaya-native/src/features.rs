@@ -165,6 +165,7 @@ pub fn kernel_features(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         dict.set_item("btf_func", btf.btf_func())?;
         dict.set_item("btf_func_global", btf.btf_func_global())?;
         dict.set_item("btf_datasec", btf.btf_datasec())?;
+        dict.set_item("btf_datasec_zero", btf.btf_datasec_zero())?;
         dict.set_item("btf_float", btf.btf_float())?;
         dict.set_item("btf_decl_tag", btf.btf_decl_tag())?;
         dict.set_item("btf_type_tag", btf.btf_type_tag())?;
