@@ -6,6 +6,7 @@ from typing import Any, final
 
 __all__ = [
     "AYA_VERSION",
+    "HELPERS",
     "MAP_TYPES",
     "PROGRAM_TYPES",
     "VERSION",
@@ -22,6 +23,7 @@ __all__ = [
     "clsact_remove_if_unused",
     "enable_stats",
     "enable_stats_errno",
+    "helper_known",
     "helper_supported",
     "inspect_object",
     "join_namespace",
@@ -64,6 +66,9 @@ VERSION: str
 #: Every program type name the probes take (pyaya's program class names, plus kernel types without a class):
 #: the native module's one table of program types.
 PROGRAM_TYPES: tuple[str, ...]
+#: The BPF helpers by number (``enum bpf_func_id`` of aya's kernel headers, without ``BPF_FUNC_``; 0 is
+#: ``unspec``): the names the verifier's messages use after ``bpf_``.
+HELPERS: tuple[str, ...]
 #: The kernel's map types by number (``enum bpf_map_type``), under the names pyaya's map classes use.
 MAP_TYPES: tuple[str, ...]
 
@@ -496,6 +501,10 @@ def map_supported(kind: str) -> bool:
 
 def helper_supported(kind: str, helper: int) -> bool:
     """Whether programs of type ``kind`` may call the helper numbered ``helper`` (``enum bpf_func_id``)."""
+
+def helper_known(helper: int) -> bool:
+    """Whether the kernel knows helper number ``helper`` at all (a socket filter calling it is not refused with
+    "invalid func"), whichever program types may call it."""
 
 def kernel_features() -> dict[str, bool]:
     """What aya detected about the kernel (``aya::features()``): bpf_name, probe_read_kernel, perf_link, global_data,

@@ -7,6 +7,8 @@ situation (a missing key, a missing permission), the pyaya error also derives fr
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "BuildError",
     "ClosedError",
@@ -28,6 +30,7 @@ __all__ = [
     "UnsupportedError",
     "VerifierError",
     "VmError",
+    "helper_refusal",
 ]
 
 
@@ -90,9 +93,55 @@ class VerifierError(ProgramError):
         super().__init__(message, errno)
         self.log = log
 
+    @property
+    def hint(self) -> str | None:
+        """What the log's refusal means when the verifier has a common, explainable reason (today: a helper
+        this kernel lacks, or one this kind of program may not call here), else None."""
+        return helper_refusal(self.log)
+
     def __str__(self) -> str:
         base = super().__str__()
+        hint = self.hint
+        if hint:
+            base = f"{base}\n{hint}"
         return f"{base}\n--- verifier log ---\n{self.log}" if self.log else base
+
+
+# The verifier's words for a helper call it refuses: the number is past its own enum ("invalid func"), or the
+# program type's func_proto has no such helper ("unknown func" up to 5.x, "program of this type cannot use helper"
+# since).
+_HELPER_UNKNOWN = re.compile(r"invalid func (\S+)#(\d+)")
+_HELPER_REFUSED = re.compile(r"(?:unknown func|program of this type cannot use helper) (\S+)#(\d+)")
+
+
+def helper_refusal(log: str) -> str | None:
+    """Explains a verifier log that refused a helper call, naming the helper (the verifier says ``unknown`` for a
+    helper newer than itself) and the kernel; None when the log shows no such refusal."""
+    import os  # noqa: PLC0415
+
+    release = os.uname().release
+    if match := _HELPER_UNKNOWN.search(log):
+        name = _helper_name(match.group(1), int(match.group(2)))
+        return (
+            f"this kernel ({release}) has no helper {name} (#{match.group(2)}): a later kernel added it. Run on a "
+            f"newer kernel or do without it; pyaya.features.helper_known({name!r}) probes it."
+        )
+    if match := _HELPER_REFUSED.search(log):
+        name = _helper_name(match.group(1), int(match.group(2)))
+        return (
+            f"this kernel ({release}) does not let this type of program call {name} (#{match.group(2)}): it "
+            f"allows it only in other program types, or a later kernel allows it here. "
+            f"pyaya.features.helper_supported(<program type>, {name!r}) probes it."
+        )
+    return None
+
+
+def _helper_name(written: str, number: int) -> str:
+    if written != "unknown":
+        return written
+    from pyaya import _native  # noqa: PLC0415 - the verifier has no name for a helper newer than itself
+
+    return f"bpf_{_native.HELPERS[number]}" if 0 < number < len(_native.HELPERS) else f"helper {number}"
 
 
 class UnsupportedError(PyayaError, NotImplementedError):

@@ -45,6 +45,9 @@ __all__ = [
     "capabilities",
     "fentry_supported",
     "fexit_supported",
+    "helper_known",
+    "helper_name",
+    "helper_number",
     "helper_supported",
     "iter_supported",
     "kernel_config",
@@ -379,12 +382,17 @@ REQUIREMENTS: dict[str, Callable[[], Probe]] = {
 def requirement(name: str) -> Probe:
     """The (cached) probe behind a test's ``@pytest.mark.needs(name)``: a :data:`FEATURES` name (``"kprobes"``,
     ``"lsm"``, ``"tp_btf"``...), one of :data:`REQUIREMENTS` (``"fentry"``, ``"lsm_cgroup"``, ``"extension"``...),
-    ``"program:<Type>"`` or ``"map:<Type>"``. Raises KeyError for an unknown name."""
+    ``"program:<Type>"``, ``"map:<Type>"``, ``"helper:<name>"`` (:func:`helper_known`) or
+    ``"helper:<Type>:<name>"`` (:func:`helper_supported`). Raises KeyError for an unknown name."""
     if name in REQUIREMENTS:
         return _requirement(name)
+    if name.startswith("helper:"):
+        return _helper_requirement(name)
     if name not in FEATURES and not name.startswith(("program:", "map:")):
         known = ", ".join([*FEATURES, *REQUIREMENTS])
-        raise KeyError(f"no feature {name!r}; known: {known}, program:<Type>, map:<Type>")
+        raise KeyError(
+            f"no feature {name!r}; known: {known}, program:<Type>, map:<Type>, helper:<name>, helper:<Type>:<name>"
+        )
     report = probe(name)
     return Probe(report.supported, report.reason)
 
@@ -392,6 +400,22 @@ def requirement(name: str) -> Probe:
 @cache
 def _requirement(name: str) -> Probe:
     return REQUIREMENTS[name]()
+
+
+@cache
+def _helper_requirement(name: str) -> Probe:
+    """``helper:<name>`` (the kernel has the helper) or ``helper:<Type>:<name>`` (programs of that type may call it)."""
+    from pyaya.errors import NotFoundError  # noqa: PLC0415
+
+    parts = name.split(":")
+    try:
+        if len(parts) == 2:
+            return helper_known(parts[1])
+        if len(parts) == 3:
+            return helper_supported(parts[1], parts[2])
+    except NotFoundError as error:
+        raise KeyError(str(error)) from None
+    raise KeyError(f"{name!r}: write helper:<name> or helper:<ProgramType>:<name>")
 
 
 # -- map operations and kernel facilities --------------------------------------------------------------------------
@@ -482,11 +506,57 @@ def map_type_supported(kind: str) -> Probe:
     return _native_probe(f"a small {kind} map", lambda: _native.map_supported(kind))
 
 
-def helper_supported(program_kind: str, helper: int) -> Probe:
-    """Whether programs of ``program_kind`` may call helper number ``helper`` (``enum bpf_func_id``)."""
-    return _native_probe(
-        f"a {program_kind} program calling helper {helper}", lambda: _native.helper_supported(program_kind, helper)
-    )
+def helper_number(helper: int | str) -> int:
+    """The number (``enum bpf_func_id``) of a helper named as the verifier names it (``"bpf_get_func_ret"``), with
+    or without ``bpf_``; a number is checked and returned. Raises :class:`~pyaya.NotFoundError` for a helper aya's
+    kernel headers do not have."""
+    from pyaya.errors import NotFoundError  # noqa: PLC0415
+
+    if isinstance(helper, int):
+        if not 0 < helper < len(_native.HELPERS):
+            raise NotFoundError(f"no BPF helper number {helper}: helpers are numbered 1 to {len(_native.HELPERS) - 1}")
+        return helper
+    name = helper.removeprefix("bpf_")
+    try:
+        return _native.HELPERS.index(name, 1)
+    except ValueError:
+        import difflib  # noqa: PLC0415
+
+        close = difflib.get_close_matches(name, _native.HELPERS[1:], n=3)
+        hint = f"; did you mean {', '.join('bpf_' + c for c in close)}?" if close else ""
+        raise NotFoundError(f"no BPF helper {helper!r} (enum bpf_func_id){hint}") from None
+
+
+def helper_name(number: int) -> str:
+    """The helper's name as the verifier writes it (``"bpf_get_func_ret"`` for 184)."""
+    return "bpf_" + _native.HELPERS[helper_number(number)]
+
+
+def helper_supported(program_kind: str, helper: int | str) -> Probe:
+    """Whether programs of ``program_kind`` (a pyaya program class name: ``"CgroupSockopt"``) may call a helper
+    (its name, ``"bpf_get_current_pid_tgid"``, or number). aya cannot probe this for fentry, fexit, tp_btf, LSM and
+    extension programs (their probe needs an attach target): for those, :func:`helper_known` says whether the
+    kernel has the helper at all."""
+    number = helper_number(helper)
+    what = f"a {program_kind} program calling {helper_name(number)}"
+    return _native_probe(what, lambda: _native.helper_supported(program_kind, number))
+
+
+def helper_known(helper: int | str) -> Probe:
+    """Whether this kernel has a helper at all, whichever program types may call it (kernels older than the
+    helper refuse any call to it with "invalid func")."""
+    from pyaya.errors import PyayaError  # noqa: PLC0415
+
+    number = helper_number(helper)
+    what = f"a call of {helper_name(number)}"
+    try:
+        known = _native.helper_known(number)
+    except PyayaError as error:
+        return Probe(False, f"the probe for {what} failed: {error}")
+    release = os.uname().release
+    if known:
+        return Probe(True, f"the kernel ({release}) knows {helper_name(number)}")
+    return Probe(False, f"the kernel ({release}) has no {helper_name(number)}: a later kernel added it")
 
 
 class KernelFeatures(NamedTuple):
@@ -567,8 +637,6 @@ def _bpf_link() -> Probe:
     return Probe(False, "BPF_LINK_CREATE of a perf event link failed: tracing attachments fall back to perf event fds")
 
 
-#: ``enum bpf_func_id``'s ``BPF_FUNC_get_attach_cookie``.
-BPF_FUNC_GET_ATTACH_COOKIE = 174
 UPROBE_PMU = Path("/sys/bus/event_source/devices/uprobe")
 
 
@@ -580,7 +648,7 @@ def usdt_supported() -> Probe:
     link = _bpf_link()
     if not link.ok:
         return link
-    cookie = helper_supported("KProbe", BPF_FUNC_GET_ATTACH_COOKIE)
+    cookie = helper_supported("KProbe", "bpf_get_attach_cookie")
     if not cookie.ok:
         return Probe(False, f"uprobe programs cannot call bpf_get_attach_cookie (kernel 5.15+): {cookie.reason}")
     if not (UPROBE_PMU / "format" / "ref_ctr_offset").exists():

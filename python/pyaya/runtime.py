@@ -348,6 +348,8 @@ def verifier_summary(error: VerifierError, object_path: str | os.PathLike[str] |
     The first line is the error's message; the full log stays in ``error.log``.
     """
     message = Exception.__str__(error)
+    if error.hint:
+        message = f"{message}\n  {error.hint}"
     lines = [line.rstrip() for line in error.log.splitlines()]
     body = [line for line in lines if line.strip() and not _STATS_LINE.match(line)]
     insn_rows = [i for i, line in enumerate(body) if _INSN_LINE.match(line)]

@@ -18,7 +18,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "kprobe": ("kprobes",),
     "kretprobe": ("kprobes",),
     "fentry": ("fentry",),
-    "fexit": ("fexit",),
+    "fexit": ("fexit", "helper:bpf_get_func_ret"),  # the return value whatever the arity (Linux 5.17)
     "lsm": ("lsm",),
     "tp_btf": ("tp_btf",),
 }
@@ -61,8 +61,22 @@ def _usdt_template_reason() -> str | None:
     return None
 
 
-#: Templates that need more than their program types: what this machine lacks for them, probed.
-TEMPLATE_NEEDS: dict[str, Callable[[], str | None]] = {"usdt": _usdt_template_reason}
+def _helper_reason(program_type: str, helper: str) -> Callable[[], str | None]:
+    def reason() -> str | None:
+        probe = features.helper_supported(program_type, helper)
+        return None if probe.ok else f"{program_type} programs cannot call {helper} on this kernel: {probe.reason}"
+
+    return reason
+
+
+#: Templates that need more than their program types: what this machine lacks for them, probed. (Not test marks:
+#: every kernel but 5.10 has these, so they need no run in the feature guest.)
+TEMPLATE_NEEDS: dict[str, Callable[[], str | None]] = {
+    "usdt": _usdt_template_reason,
+    # Both report the pid of the process whose call they see, which these program types may not ask on 5.10.
+    "cgroup_sockopt": _helper_reason("CgroupSockopt", "bpf_get_current_pid_tgid"),
+    "cgroup_sysctl": _helper_reason("CgroupSysctl", "bpf_get_current_pid_tgid"),
+}
 
 
 def unsupported_reason(program_types: frozenset[str], kind: str = "") -> str | None:
@@ -70,6 +84,10 @@ def unsupported_reason(program_types: frozenset[str], kind: str = "") -> str | N
     when it can."""
     if kind in TEMPLATE_NEEDS and (reason := TEMPLATE_NEEDS[kind]()):
         return reason
+    for need in NEEDS.get(kind, ()):
+        probe = features.requirement(need)
+        if not probe.ok:
+            return f"the {kind} template needs {need}: {probe.reason}"
     if program_types & CGROUP_TYPES and not any(fs_type == "cgroup2" for _, _, fs_type in features.mounts()):
         return "no cgroup v2 hierarchy is mounted (/proc/self/mounts): mount -t cgroup2 none /sys/fs/cgroup"
     for program_type in sorted(program_types):

@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pyaya
 import pytest
-from pyaya import Ebpf, HashMap, RingBuf, TracePoint, loaded_programs
+from pyaya import Ebpf, HashMap, RingBuf, TracePoint, features, loaded_programs
 
 
 def _user_space(project: Path) -> ModuleType:
@@ -107,6 +107,21 @@ def test_verifier_rejection_carries_the_log(fixtures_dir: Path) -> None:
     assert caught.value.log.strip()
     assert "ctx" in caught.value.log  # the verifier's own words about the bad context access
     assert caught.value.errno == 13
+
+
+@pytest.mark.smoke
+def test_helper_refusal_names_the_helper(fixtures_dir: Path) -> None:
+    # A socket filter calling bpf_get_func_ret, which only fexit programs may call: the probe agrees with the load.
+    assert not features.helper_supported("SocketFilter", "bpf_get_func_ret").ok
+    with Ebpf.load_file(fixtures_dir / "rejected") as bpf, pytest.raises(pyaya.VerifierError) as caught:
+        bpf.programs["helper_refused"].load()
+    hint = caught.value.hint
+    assert hint is not None
+    assert "bpf_get_func_ret (#184)" in hint
+    assert os.uname().release in hint
+    assert hint in str(caught.value)
+    known = features.helper_known("bpf_get_func_ret")
+    assert known.ok == (features.kernel_version() >= (5, 17, 0)), known.reason
 
 
 def test_load_from_bytes_and_bad_bytes(execwatch: Path) -> None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import struct
 import time
 from pathlib import Path
 
+import pyaya
 import pytest
 from bpfobj import BtfBuilder, Sym, build_elf
-from pyaya import runtime
+from pyaya import features, runtime
 from pyaya.errors import VerifierError
 from pyaya.inspect import line_info, source_location
 from pyaya.runtime import (
@@ -281,3 +283,39 @@ def test_verifier_summary_keeps_what_matters(tmp_path: Path) -> None:
     assert summary[-1] == "  (run with -v for the full verifier log)"
     without_object = verifier_summary(error)
     assert "source:" not in without_object
+
+
+# The verifier's words when a helper is refused: 5.10 for a helper newer than itself, 5.10 for one the program type
+# lacks, and 6.x for the same (recorded from those kernels' logs).
+OLD_KERNEL_UNKNOWN = "0: R1=ctx(id=0,off=0,imm=0) R10=fp0\n0: (85) call unknown#184\ninvalid func unknown#184\n"
+OLD_KERNEL_REFUSED = "0: (85) call bpf_get_current_pid_tgid#14\nunknown func bpf_get_current_pid_tgid#14\n"
+NEW_KERNEL_REFUSED = "0: (85) call bpf_get_func_ret#184\nprogram of this type cannot use helper bpf_get_func_ret#184\n"
+
+
+def test_verifier_error_names_a_helper_the_kernel_lacks() -> None:
+    error = VerifierError('loading program "exit_ret": the verifier rejected the program', OLD_KERNEL_UNKNOWN, 22)
+    assert error.hint is not None
+    assert error.hint.startswith(f"this kernel ({os.uname().release}) has no helper bpf_get_func_ret (#184)")
+    summary = verifier_summary(error).splitlines()
+    assert summary[1] == f"  {error.hint}"
+    assert error.hint in str(error)
+
+
+def test_verifier_error_names_a_helper_the_program_type_may_not_call() -> None:
+    for log, name in ((OLD_KERNEL_REFUSED, "bpf_get_current_pid_tgid (#14)"), (NEW_KERNEL_REFUSED, "bpf_get_func_ret")):
+        hint = VerifierError("loading program: rejected", log).hint
+        assert hint is not None
+        assert "does not let this type of program call " + name in hint
+    assert VerifierError("x", LOG).hint is None
+
+
+def test_helpers_by_name_and_number() -> None:
+    assert features.helper_number("bpf_get_func_ret") == 184
+    assert features.helper_number("get_func_ret") == 184
+    assert features.helper_name(14) == "bpf_get_current_pid_tgid"
+    with pytest.raises(pyaya.NotFoundError, match="did you mean bpf_get_func_ret"):
+        features.helper_number("bpf_get_func_rett")
+    with pytest.raises(pyaya.NotFoundError, match="numbered 1 to"):
+        features.helper_number(0)
+    with pytest.raises(KeyError, match="helper:<ProgramType>:<name>"):
+        features.requirement("helper:a:b:c")

@@ -8,7 +8,7 @@ use aya::programs::{LsmAttachType, ProgramType};
 use aya::sys::{is_helper_supported, is_map_supported, is_program_supported, BpfHelper};
 use aya_obj::generated::{
     bpf_attach_type, bpf_attr, bpf_cmd, bpf_func_id, bpf_map_type, bpf_prog_type, bpf_stats_type,
-    BPF_ALU64, BPF_EXIT, BPF_JMP, BPF_K, BPF_MOV,
+    BPF_ALU64, BPF_CALL, BPF_EXIT, BPF_JMP, BPF_K, BPF_MOV,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -122,18 +122,7 @@ pub fn map_supported(py: Python<'_>, kind: &str) -> PyResult<bool> {
 #[pyfunction]
 pub fn helper_supported(py: Python<'_>, kind: &str, helper: u32) -> PyResult<bool> {
     let program_type = program_type(kind).ok_or_else(|| unknown_program_type(kind))?;
-    if helper == 0 || helper >= bpf_func_id::__BPF_FUNC_MAX_ID as u32 {
-        return Err(new_err(
-            Kind::NotFound,
-            format!(
-                "no BPF helper number {helper}: helpers are numbered 1 to {} (enum bpf_func_id)",
-                bpf_func_id::__BPF_FUNC_MAX_ID as u32 - 1
-            ),
-        ));
-    }
-    // SAFETY: `bpf_func_id` is a `#[repr(u32)]` enum whose variants are every value from 0 to __BPF_FUNC_MAX_ID;
-    // `helper` was checked to be in that range.
-    let helper_id = unsafe { std::mem::transmute::<u32, BpfHelper>(helper) };
+    let helper_id = helper_of(helper).ok_or_else(|| no_such_helper(helper))?;
     py.detach(|| is_helper_supported(program_type, helper_id))
         .map_err(|err| {
             new_err(
@@ -144,6 +133,73 @@ pub fn helper_supported(py: Python<'_>, kind: &str, helper: u32) -> PyResult<boo
                 ),
             )
         })
+}
+
+/// The helper `number` as `enum bpf_func_id` knows it, checked against the enum's range.
+fn helper_of(number: u32) -> Option<BpfHelper> {
+    if number == 0 || number >= bpf_func_id::__BPF_FUNC_MAX_ID as u32 {
+        return None;
+    }
+    // SAFETY: `bpf_func_id` is a `#[repr(u32)]` enum whose variants are every value from 0 to __BPF_FUNC_MAX_ID;
+    // `number` was checked to be in that range.
+    Some(unsafe { std::mem::transmute::<u32, BpfHelper>(number) })
+}
+
+/// Every helper's name by number (`enum bpf_func_id` of the kernel headers aya-obj was generated from, without
+/// the `BPF_FUNC_` prefix; 0 is `unspec`): the names the verifier's messages use, after `bpf_`.
+pub fn helper_names() -> Vec<String> {
+    (0..bpf_func_id::__BPF_FUNC_MAX_ID as u32)
+        .map(|number| match helper_of(number) {
+            Some(helper) => format!("{helper:?}")
+                .trim_start_matches("BPF_FUNC_")
+                .to_owned(),
+            None => "unspec".to_owned(),
+        })
+        .collect()
+}
+
+/// Whether the kernel knows the helper numbered `helper` at all, whichever program types may call it: a socket
+/// filter calling it is refused with "invalid func" only by kernels older than the helper (the verifier checks
+/// the number against its own `__BPF_FUNC_MAX_ID` before asking the program type).
+#[pyaya_guard::guard(Load)]
+#[pyfunction]
+pub fn helper_known(py: Python<'_>, helper: u32) -> PyResult<bool> {
+    let helper_id = helper_of(helper).ok_or_else(|| no_such_helper(helper))?;
+    Ok(py.detach(|| {
+        let call = (BPF_JMP | BPF_CALL) as u8;
+        // call helper; exit: the opcode is byte 0, the helper number the 32-bit immediate at byte 4.
+        let mut insns = [0u8; 16];
+        insns[0] = call;
+        insns[4..8].copy_from_slice(&(helper_id as u32).to_le_bytes());
+        insns[8] = (BPF_JMP | BPF_EXIT) as u8;
+        let license = c"GPL";
+        let mut log = vec![0u8; PROBE_LOG_SIZE];
+        let mut attr = zeroed_attr();
+        // SAFETY: the union is zeroed plain integers, so its program-load member is initialised; only that member
+        // is written, and BPF_PROG_LOAD reads only it.
+        let load = unsafe { &mut attr.__bindgen_anon_3 };
+        load.prog_type = bpf_prog_type::BPF_PROG_TYPE_SOCKET_FILTER as u32;
+        load.insn_cnt = 2;
+        load.insns = insns.as_ptr() as u64;
+        load.license = license.as_ptr() as u64;
+        load.log_level = 1;
+        load.log_size = PROBE_LOG_SIZE as u32;
+        load.log_buf = log.as_mut_ptr() as u64;
+        let loaded = bpf_command(bpf_cmd::BPF_PROG_LOAD, &mut attr);
+        drop(owned_fd(&loaded));
+        !log.windows(b"invalid func ".len())
+            .any(|window| window == b"invalid func ")
+    }))
+}
+
+fn no_such_helper(helper: u32) -> PyErr {
+    new_err(
+        Kind::NotFound,
+        format!(
+            "no BPF helper number {helper}: helpers are numbered 1 to {} (enum bpf_func_id)",
+            bpf_func_id::__BPF_FUNC_MAX_ID as u32 - 1
+        ),
+    )
 }
 
 /// What aya detected about this kernel when it first loaded an object (BTF kinds, bpf_link for perf events...).

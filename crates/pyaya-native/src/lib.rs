@@ -76,6 +76,11 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(features::program_supported, module)?)?;
     module.add_function(wrap_pyfunction!(features::map_supported, module)?)?;
     module.add_function(wrap_pyfunction!(features::helper_supported, module)?)?;
+    module.add_function(wrap_pyfunction!(features::helper_known, module)?)?;
+    module.add(
+        "HELPERS",
+        pyo3::types::PyTuple::new(module.py(), features::helper_names())?,
+    )?;
     module.add_function(wrap_pyfunction!(features::kernel_features, module)?)?;
     module.add_function(wrap_pyfunction!(features::map_create_errno, module)?)?;
     module.add_function(wrap_pyfunction!(features::lookup_batch_errno, module)?)?;
