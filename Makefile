@@ -8,9 +8,6 @@ export PYAYA_TEST_BUILDS ?= $(CURDIR)/target/test-builds
 # Kernel parameters of the VM runs: the BPF LSM on (5.10 does not enable it by default; unknown names are ignored).
 VM_APPEND ?= lsm=lockdown,capability,landlock,yama,apparmor,bpf
 VM_ARGS ?=
-# Known failures of the smoke run on 5.10/6.1, left out until fixed:
-# the BTF hash map with a struct key misses its lookup on 5.10 and 6.1.
-VM_KNOWN_FAILURES := test_btf_map_with_struct_key
 
 .PHONY: setup setup-fleet demo test test-rust test-unit test-kernel test-vm test-fleet matrix fuzz bench lint fmt stubtest wheel clean
 
@@ -33,8 +30,7 @@ test: setup test-rust
 test-vm: setup
 	$(VENV)/bin/pyaya build crates/pyaya-fixtures > /dev/null
 	$(VENV)/bin/pyaya test . --kernel 6.12 --append '$(VM_APPEND)' $(VM_ARGS) -- tests/kernel -m 'needs or lacks' -ra
-	$(VENV)/bin/pyaya test . --kernel 5.10 --kernel 6.1 --append '$(VM_APPEND)' $(VM_ARGS) -- tests/kernel -m smoke -ra \
-	    -k 'not ($(VM_KNOWN_FAILURES))'
+	$(VENV)/bin/pyaya test . --kernel 5.10 --kernel 6.1 --append '$(VM_APPEND)' $(VM_ARGS) -- tests/kernel -m smoke -ra
 
 # docker-registry, prometheus, skopeo, umoci (Debian) and bpfman 0.6 (built once, cached in ~/.cache/pyaya).
 setup-fleet: setup

@@ -88,7 +88,11 @@ def test_decode_by_type_and_by_call_agree(records: Ebpf) -> None:
     sample_type = records.types["Sample"]
     assert sample_type.size == len(data)
     assert sample_type.decode(data) == sample_type(data)
-    assert bytes(sample_type(data))[: sample_type.size] == data[: sample_type.size]
+    encoded = bytes(sample_type(data))[: sample_type.size]
+    assert sample_type(encoded) == sample_type(data)
+    # Encoding writes the fields and zero padding (what a map key needs), whatever the kernel's copy held there:
+    # the program's stack leaves garbage in Sample's padding on some kernels (5.10).
+    assert all(mine in (theirs, 0) for mine, theirs in zip(encoded, data, strict=True))
 
 
 def test_record_json_and_repr(records: Ebpf) -> None:
@@ -132,6 +136,7 @@ def test_btf_map_with_struct_key_and_value(records: Ebpf) -> None:
     assert totals[key].last.name == "Blue"
     os.getppid()
     assert totals[key].calls == 2
+    assert len(totals) == 1  # the kernel's key has zero padding too: one entry, not one per call
     totals[key] = {"calls": 100, "last": "Red"}
     os.getppid()
     assert totals[key].calls == 101

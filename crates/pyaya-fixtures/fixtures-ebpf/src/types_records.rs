@@ -88,20 +88,29 @@ pub fn types_records(ctx: TracePointContext) -> u32 {
     if RAW_SAMPLES.output::<Sample>(&sample, 0).is_err() {
         count_lost(&RAW_SAMPLES_LOST);
     }
-    // A map key's padding bytes are part of the key: zeroed here as user space zeroes them, or a lookup from
-    // Python misses whatever the stack held there (which differs between kernels: 6.1 and 5.10 missed).
-    // SAFETY: SampleKey is plain integers, for which all zero bytes is a valid value.
-    let mut key: SampleKey = unsafe { core::mem::zeroed() };
-    key.pid = pid;
-    key.slot = 3;
-    let _ = SAMPLES_BY_KEY.insert(&key, &sample, 0);
+    // A map key's padding bytes are part of the key, so they must be zero, as user space writes them, or every
+    // call inserts a new entry and lookups from Python miss. Neither `mem::zeroed()` nor `MaybeUninit::zeroed()`
+    // does that: both return the key by value, and a value of SampleKey's layout (a pair of scalars) is moved as
+    // its two fields, so the zeroed padding is not copied (5.10 and 6.1 showed stack garbage there). The storage
+    // is zeroed where it lives and the key is only ever borrowed from it.
+    let mut storage = core::mem::MaybeUninit::<SampleKey>::uninit();
+    let key_ptr = storage.as_mut_ptr();
+    // SAFETY: `key_ptr` points at this frame's storage, zeroed here in place; SampleKey is plain integers, for which
+    // all zero bytes is a valid value, so the reference below reads an initialised key whose padding stays zero.
+    let key: &SampleKey = unsafe {
+        key_ptr.write_bytes(0, 1);
+        (*key_ptr).pid = pid;
+        (*key_ptr).slot = 3;
+        &*key_ptr
+    };
+    let _ = SAMPLES_BY_KEY.insert(key, &sample, 0);
     let _ = SIGNED.insert(&pid, &-42, 0);
-    let totals = match TOTALS.get_ptr(&key) {
+    let totals = match TOTALS.get_ptr(key) {
         // SAFETY: the pointer comes from the kernel's lookup of a live entry.
         Some(previous) => Totals { calls: unsafe { (*previous).calls } + 1, last: Color::Blue },
         None => Totals { calls: 1, last: Color::Blue },
     };
-    let _ = TOTALS.insert(&key, &totals, 0);
+    let _ = TOTALS.insert(key, &totals, 0);
     if let Some(slot) = LAST_TOTALS.get_ptr_mut(0) {
         // SAFETY: array slots always exist and are 8-byte aligned.
         unsafe { *slot = totals };
