@@ -240,7 +240,24 @@ def build(
             f"cargo built no object named {', '.join(missing)} for package {project.package} (it built: {found}): "
             f"fix [build] objects in {project.config_path} to name the package's bin targets"
         )
-    return [built[name] for name in project.objects]
+    objects = [built[name] for name in project.objects]
+    _warn_padded_keys(objects, stream)
+    return objects
+
+
+def _warn_padded_keys(objects: list[Path], stream: TextIO | None) -> None:
+    """A warning per hashed map key with implicit padding (:mod:`pyaya.keycheck`): a silent-miss bug the compiler
+    cannot see. An object pyaya cannot read is not the build's failure: loading it will say what is wrong."""
+    from pyaya.errors import PyayaError  # noqa: PLC0415
+    from pyaya.keycheck import padded_keys  # noqa: PLC0415 - only once something was built
+
+    for path in objects:
+        try:
+            padded = padded_keys(path)
+        except PyayaError:
+            continue
+        for key in padded:
+            _echo(stream, f"warning: {path.name}: {key}")
 
 
 def ensure_built(

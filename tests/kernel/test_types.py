@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pyaya
 import pytest
+from conftest import FIXTURES, pyaya_cli
 from pyaya import Ebpf
 from pyaya.maps import RingBuf
 from pyaya.types import EnumCodec, Record, RecordType
@@ -167,3 +168,13 @@ def test_object_without_types_still_loads(fixtures_dir: Path) -> None:
         shared = bpf.maps["SHARED"]
         shared[1] = 2  # u32 -> u64 from the static's type name
         assert dict(shared) == {1: 2}
+
+
+def test_build_warns_about_padded_keys(fixtures_dir: Path) -> None:
+    if os.environ.get("PYAYA_VM_KERNEL"):
+        pytest.skip("the host builds the fixtures for a pyaya test guest (cargo over 9p takes minutes)")
+    result = pyaya_cli("build", str(FIXTURES))  # already built by fixtures_dir: cargo has nothing to do
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "padding byte" in line]
+    assert sorted(line.split(": ")[2] for line in warned) == ["map SAMPLES_BY_KEY", "map TOTALS"]
+    assert all("struct SampleKey has 3 padding byte(s) (3 at offset 5)" in line for line in warned)

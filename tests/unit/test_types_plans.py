@@ -11,6 +11,7 @@ import pytest
 from bpfobj import BtfBuilder
 from pyaya.btf import Btf
 from pyaya.errors import MapError, ObjectError
+from pyaya.keycheck import padding_holes
 from pyaya.types import Types
 
 
@@ -344,3 +345,18 @@ def test_odd_field_names_in_nested_records_and_unions() -> None:
     union = _odd_types(union=True)["Odd"](struct.pack("<I", 5))
     assert set(union.asdict().values()) == {5}
     assert bytes(union) == struct.pack("<I", 5)
+
+
+def test_padding_holes_of_keys() -> None:
+    b = BtfBuilder()
+    u8 = b.int_("u8", 1)
+    u32 = b.int_("u32", 4)
+    b.composite("STRUCT", "Padded", 8, [("pid", u32, 0, 0), ("slot", u8, 32, 0)])
+    pad = [(f"_pad{i}", u8, 40 + 8 * i, 0) for i in range(3)]
+    b.composite("STRUCT", "Tight", 8, [("pid", u32, 0, 0), ("slot", u8, 32, 0), *pad])
+    b.composite("STRUCT", "Gap", 12, [("a", u8, 0, 0), ("b", u32, 32, 0), ("c", u8, 64, 0)])
+    types = Types(Btf(b.to_bytes()))
+    assert padding_holes(types["Padded"]) == ((5, 3),)
+    assert padding_holes(types["Gap"]) == ((1, 3), (9, 3))
+    assert padding_holes(types["Tight"]) == ()
+    assert padding_holes(types["Gap"].fields[0].node) == ()
