@@ -25,6 +25,7 @@ __all__ = [
     "ProgramError",
     "ProjectError",
     "PyayaError",
+    "RecordError",
     "ScaffoldError",
     "ToolchainError",
     "UnsupportedError",
@@ -58,6 +59,19 @@ class InvalidIndexError(InvalidArgumentError, IndexError):
 
 class ObjectError(PyayaError, ValueError):
     """The file or bytes are not a BPF ELF object pyaya can parse."""
+
+
+class RecordError(ObjectError):
+    """One record of a stream does not decode as the stream's type (it is shorter than the type). Raised for that
+    record alone: the stream's other records stay readable. ``data`` holds its bytes, ``stream`` the map's name."""
+
+    data: bytes
+    stream: str
+
+    def __init__(self, message: str, *, data: bytes = b"", stream: str = "") -> None:
+        super().__init__(message)
+        self.data = data
+        self.stream = stream
 
 
 class LoadError(PyayaError):

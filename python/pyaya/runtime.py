@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from pyaya import _native
 from pyaya._color import color_enabled
 from pyaya._launch import PARENT_ENV
-from pyaya.errors import MetricsError, PyayaError, VerifierError
+from pyaya.errors import MetricsError, PyayaError, RecordError, VerifierError
 from pyaya.loader import Ebpf
 from pyaya.maps import HashMap, Map, PerfEventArray, RingBuf
 from pyaya.types import Record
@@ -513,6 +513,7 @@ class Session:
     _lost_unwarned: dict[str, int] = field(default_factory=dict)
     _lost_warned_at: float | None = None
     _streams: dict[str, _StreamTally] = field(default_factory=dict)
+    _undecodable_warned: set[str] = field(default_factory=set)
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -713,7 +714,7 @@ class Session:
             stop: BaseException | None = None
             try:
                 while True:
-                    records = ring.drain(batch, self._next_wait(self._lost_wait()))
+                    records = self._drain(ring, batch, self._next_wait(self._lost_wait()))
                     left = len(records)
                     for record in records:
                         left -= 1
@@ -726,7 +727,7 @@ class Session:
             except (KeyboardInterrupt, _Stop) as error:
                 stop = error  # re-raised once what is left in the ring is shown: __exit__ ends the run
             self._stop_programs()
-            records = ring.drain(None, 0)
+            records = self._drain_rest(ring)
             left = len(records)
             for record in records:
                 left -= 1
@@ -738,12 +739,34 @@ class Session:
             # The consumer left the loop (an exception in its body, such as Ctrl-C while it printed, or a break):
             # that ends the run too. What it will not see, the rest of the batch and of the ring, counts as lost.
             self._stop_programs()
-            unshown = left + len(ring._native.drain(None, 0))  # counted, not decoded
+            unshown = left + len(ring._backlog) + len(ring._native.drain(None, 0))  # counted, not decoded
+            ring._backlog.clear()
             self.lost(tally.map, unshown)
             raise
         finally:
             tally.read += handed
             self._end_stream(ring, tally)
+
+    def _drain(self, ring: RingBuf | PerfEventArray, batch: int | None, wait: float | None) -> list[Any]:
+        """``ring.drain``, a record that does not decode as the stream's type counted as lost (it cannot be
+        shown) and explained once per stream; the records around it come in this drain or the next."""
+        try:
+            return ring.drain(batch, wait)
+        except RecordError as error:
+            if ring.name not in self._undecodable_warned:
+                self._undecodable_warned.add(ring.name)
+                print(f"warning: {error}; such records are counted as lost", file=sys.stderr)
+            self.lost(ring.name, 1)
+            return []
+
+    def _drain_rest(self, ring: RingBuf | PerfEventArray) -> list[Any]:
+        """Everything left in ``ring`` once its programs are stopped, undecodable records counted as lost."""
+        records: list[Any] = []
+        while True:
+            more = self._drain(ring, None, 0)
+            records += more
+            if not more and not ring._backlog:
+                return records
 
     def flush(self, *streams: RingBuf | PerfEventArray) -> None:
         """Report what each of ``streams`` lost since the last look, then write out the buffered output: for a loop

@@ -178,3 +178,22 @@ def test_build_warns_about_padded_keys(fixtures_dir: Path) -> None:
     warned = [line for line in result.stderr.splitlines() if "padding byte" in line]
     assert sorted(line.split(": ")[2] for line in warned) == ["map SAMPLES_BY_KEY", "map TOTALS"]
     assert all("struct SampleKey has 3 padding byte(s) (3 at offset 5)" in line for line in warned)
+
+
+def test_undecodable_record_raises_alone(records: Ebpf) -> None:
+    mixed = records.maps["MIXED"].typed("Totals")
+    assert [t.calls for t in mixed.drain(timeout=5)] == [1]  # the record before the short one
+    with pytest.raises(pyaya.RecordError, match=r"a 4-byte record of MIXED does not decode as struct Totals") as bad:
+        mixed.drain()
+    assert bad.value.data == os.getpid().to_bytes(4, "little")
+    assert bad.value.stream == "MIXED"
+    assert isinstance(bad.value, pyaya.ObjectError)
+    assert [(t.calls, t.last.name) for t in mixed.drain()] == [(1001, "Red")]  # and the one after it
+    assert mixed.undecoded == 1
+    os.getppid()
+    # Iteration goes the same way: good records, the error, then the rest.
+    got: list[object] = []
+    with pytest.raises(pyaya.RecordError):
+        got.extend(t.calls for t in mixed.records(timeout=5))
+    got.extend(t.calls for t in mixed.drain())
+    assert got == [2, 1002]

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pyaya import _args
-from pyaya.errors import ClosedError, InvalidArgumentTypeError, MapError
+from pyaya.errors import ClosedError, InvalidArgumentTypeError, MapError, RecordError
 from pyaya.maps._codec import Codec, codec_for, record_codec
 from pyaya.maps._core import Map, register
 
@@ -34,6 +34,11 @@ _GC_PAUSE_MIN = 1024
 # once a CPU's buffer is a quarter full, so fewer records are picked up by looking (as drain() does every 100 ms).
 _ASYNC_POLL_S = 0.1
 _NOT_LOOKED_UP: Any = object()
+
+
+def _label(codec: Codec) -> str:
+    label = getattr(codec, "label", None)
+    return str(label()) if callable(label) else type(codec).__name__
 
 
 def lost_counter_name(stream: str) -> str:
@@ -68,6 +73,9 @@ class Stream(Map):
         self._callbacks: list[Callable[[Any], object]] = []
         self._lost_counter: Any = _NOT_LOOKED_UP
         self._lost_counted = 0
+        self._backlog: list[Any] = []
+        self.undecoded = 0
+        """Records that did not decode as the stream's type (each raised a :class:`~pyaya.RecordError`)."""
 
     def _counted_lost(self) -> int | None:
         """The sum of the companion counter (:func:`lost_counter_name`), or None when the object has none. After
@@ -111,30 +119,70 @@ class Stream(Map):
     def _decode(self, data: bytes) -> Any:
         return data if self._codec is None else self._codec.decode(data)
 
-    def _drain_raw(self, max_records: int | None, timeout: float | None) -> list[bytes]:
+    #: Whether the native drain gives ``(cpu, record)`` pairs (a perf event array) rather than records.
+    _paired: ClassVar[bool] = False
+
+    def _drain_items(self, max_records: int | None, timeout: float | None) -> list[Any]:
         raise NotImplementedError
+
+    def _take(self, max_records: int | None, timeout: float | None) -> list[Any]:
+        """What is left over from a batch with an undecodable record first (without waiting), else fresh items."""
+        backlog = self._backlog
+        if not backlog:
+            return self._drain_items(max_records, timeout)
+        count = len(backlog) if max_records is None else min(max_records, len(backlog))
+        taken = backlog[:count]
+        del backlog[:count]
+        return taken
 
     def drain(self, max_records: int | None = None, timeout: float | None = 0) -> list[Any]:
         """Return the records that are ready (at most ``max_records``).
 
         When none is ready, wait up to ``timeout`` seconds (``None``: until one arrives) with the GIL released;
         Ctrl-C interrupts the wait. Kernel-side log records that arrive meanwhile go to :mod:`logging`.
+
+        A record that does not decode as the stream's type (shorter than it) raises
+        :class:`~pyaya.RecordError` for that record alone, with its bytes: the records before it in the batch are
+        returned first, and those after it by the next calls, so no good record is lost.
         """
         _check_wait(max_records, timeout)
-        records = self._drain_raw(max_records, timeout)
+        items = self._take(max_records, timeout)
+        records = [record for _, record in items] if self._paired else items
         # One map over the batch, not a method call per record: this is the event loop's hot path.
-        if self._codec is None:
+        codec = self._codec
+        if codec is None:
             return records
-        if len(records) < _GC_PAUSE_MIN:
-            return list(map(self._codec.decode, records))
-        # Thousands of new records would trigger collections of everything alive, for nothing: none is garbage yet.
-        paused = gc.isenabled()
-        gc.disable()
+        paused = len(records) >= _GC_PAUSE_MIN and gc.isenabled()
+        if paused:
+            # Thousands of new records would trigger collections of everything alive, for nothing: none is garbage.
+            gc.disable()
         try:
-            return list(map(self._codec.decode, records))
+            return list(map(codec.decode, records))
+        except Exception:
+            return self._decode_until_bad(items, records, codec)
         finally:
             if paused:
                 gc.enable()
+
+    def _decode_until_bad(self, items: list[Any], records: list[bytes], codec: Codec) -> list[Any]:
+        """The records decoded up to the first that does not decode; what follows waits in the backlog."""
+        decoded = []
+        for index, record in enumerate(records):
+            try:
+                decoded.append(codec.decode(record))
+            except Exception as error:
+                if decoded:  # the good records first; the bad one is raised by the next call
+                    self._backlog[:0] = items[index:]
+                    return decoded
+                self._backlog[:0] = items[index + 1 :]
+                self.undecoded += 1
+                raise RecordError(
+                    f"a {len(record)}-byte record of {self.name} does not decode as {_label(codec)}: {error} "
+                    "(the stream goes on with the next record; its bytes are this error's .data)",
+                    data=bytes(record),
+                    stream=self.name,
+                ) from error
+        return decoded
 
     def records(self, timeout: float | None = None, *, until: float | None = None) -> Iterator[Any]:
         """Yield records as they arrive, for ``timeout`` seconds (or until ``time.monotonic()`` reaches ``until``);
@@ -240,7 +288,7 @@ class RingBuf(Stream):
         values summed); ``None`` when the object has no such map (or the ring was opened from a pin)."""
         return self._counted_lost()
 
-    def _drain_raw(self, max_records: int | None, timeout: float | None) -> list[bytes]:
+    def _drain_items(self, max_records: int | None, timeout: float | None) -> list[Any]:
         return list(self._native.drain(max_records, timeout))
 
     def __repr__(self) -> str:
@@ -289,13 +337,24 @@ class PerfEventArray(Stream):
         the old buffers come first in the next drains; nothing is lost in the swap."""
         self._native.reopen(_args.integer(page_count, "page_count", low=1, high=2**31))
 
-    def _drain_raw(self, max_records: int | None, timeout: float | None) -> list[bytes]:
-        return [record for _, record in self._native.drain(max_records, timeout)]
+    _paired: ClassVar[bool] = True
+
+    def _drain_items(self, max_records: int | None, timeout: float | None) -> list[Any]:
+        return list(self._native.drain(max_records, timeout))
 
     def drain_with_cpu(self, max_records: int | None = None, timeout: float | None = 0) -> list[tuple[int, Any]]:
-        """Like :meth:`drain`, as ``(cpu, record)`` pairs."""
+        """Like :meth:`drain`, as ``(cpu, record)`` pairs; an undecodable record raises
+        :class:`~pyaya.RecordError` as there, after the good records before it."""
         _check_wait(max_records, timeout)
-        return [(cpu, self._decode(record)) for cpu, record in self._native.drain(max_records, timeout)]
+        pairs: list[tuple[int, bytes]] = self._take(max_records, timeout)
+        codec = self._codec
+        if codec is None:
+            return pairs
+        try:
+            return [(cpu, codec.decode(record)) for cpu, record in pairs]
+        except Exception:
+            decoded = self._decode_until_bad(pairs, [record for _, record in pairs], codec)
+            return [(cpu, record) for (cpu, _), record in zip(pairs, decoded, strict=False)]
 
     def __repr__(self) -> str:
         if self.closed:  # its buffers (and so its CPUs) are gone

@@ -33,6 +33,13 @@ static SAMPLES_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static RAW_SAMPLES_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
+/// Records of two sizes, which user space types as `Totals`: per call a `Totals`, a bare `u32` (too short for it),
+/// and a `Totals` again.
+#[map]
+static MIXED: RingBuf = RingBuf::with_byte_size(4096, 0);
+#[map]
+static MIXED_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
 /// Legacy map whose key and value types are only in the static's type name.
 #[map]
 static SAMPLES_BY_KEY: HashMap<SampleKey, Sample> = HashMap::with_max_entries(64, 0);
@@ -111,6 +118,16 @@ pub fn types_records(ctx: TracePointContext) -> u32 {
         None => Totals { calls: 1, last: Color::Blue },
     };
     let _ = TOTALS.insert(key, &totals, 0);
+    for (index, calls) in [totals.calls, 0, totals.calls + 1000].into_iter().enumerate() {
+        let sent = if index == 1 {
+            MIXED.output::<u32>(&pid, 0)
+        } else {
+            MIXED.output::<Totals>(&Totals { calls, last: Color::Red }, 0)
+        };
+        if sent.is_err() {
+            count_lost(&MIXED_LOST);
+        }
+    }
     if let Some(slot) = LAST_TOTALS.get_ptr_mut(0) {
         // SAFETY: array slots always exist and are 8-byte aligned.
         unsafe { *slot = totals };
