@@ -44,7 +44,7 @@ from pyaya.btf import (
     Kind,
 )
 from pyaya.errors import MapError, NotFoundError, ObjectError, UnsupportedError
-from pyaya.maps import Map
+from pyaya.maps import LpmTrie, Map
 from pyaya.maps._codec import record_codec
 from pyaya.maps._streams import Stream
 
@@ -1177,13 +1177,23 @@ def map_types(types: Types) -> dict[str, MapTypes]:
             continue
         base, specs = parsed
         arguments = [_spec_node(spec, types) for spec in specs]
-        if base == "LpmTrie":  # the key is lpm's Key<K> (prefix length + data), not K
-            found[var.name] = MapTypes(None, arguments[1] if len(arguments) > 1 else None)
+        if base == "LpmTrie":  # K is the data part of the key (lpm's Key<K> adds the prefix length)
+            found[var.name] = MapTypes(arguments[0], arguments[1] if len(arguments) > 1 else None)
         elif len(arguments) >= 2:
             found[var.name] = MapTypes(arguments[0], arguments[1])
         elif len(arguments) == 1:
             found[var.name] = MapTypes(None, arguments[0])
     return found
+
+
+def _lpm_data(key: _Node | None) -> _Node | None:
+    """The data part of an LPM trie key type: the ``data`` field of aya's ``Key<K>`` (or libbpf's
+    ``struct { __u32 prefixlen; ... }``) when the type is the whole key; else the type itself (already the data)."""
+    if isinstance(key, RecordType) and len(key.fields) == 2 and key.fields[0].offset == 0:
+        prefix, data = key.fields
+        if prefix.node.size == 4 and data.offset == 4:
+            return data.node
+    return key
 
 
 def _pointee(types: Types, member_type: int | None) -> _Node | None:
@@ -1207,7 +1217,10 @@ def apply_btf_types(map_: Map, found: MapTypes | None) -> Map:
         return map_ if value is None else map_.typed(value)
     if found is None:
         return map_
-    key = found.key if found.key is not None and found.key.size == map_.key_size else None
+    key_node, key_size = found.key, map_.key_size
+    if isinstance(map_, LpmTrie):  # the map takes the data part of its keys: K of aya's Key<K> (prefix_len, data)
+        key_node, key_size = _lpm_data(key_node), key_size - 4
+    key = key_node if key_node is not None and key_node.size == key_size else None
     value = found.value if found.value is not None and found.value.size == map_.value_size else None
     if key is None and value is None:
         return map_

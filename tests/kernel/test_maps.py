@@ -649,3 +649,24 @@ def test_closing_releases_every_fd(fixtures_dir: Path) -> None:
                 assert len(basic_perf.drain(timeout=0)) == 2
             assert handles
     assert open_fds() == before
+
+
+def test_btf_lpm_trie_and_per_cpu_records_are_typed(btf: Ebpf) -> None:
+    # aya's btf_maps::LpmTrie<[u8; 4], Route>: the BTF key is Key<[u8; 4]> (prefix_len + data); the map takes the
+    # data part, so IP networks and LpmKey(prefix, bytes) keys work as on a legacy trie, and values are records.
+    routes = btf.maps["MAPS_BTF_LPM"]
+    assert isinstance(routes, LpmTrie)
+    routes[ipaddress.ip_network("10.0.0.0/8")] = {"gateway": 1, "metric": 5}
+    routes[LpmKey(16, bytes([10, 1, 0, 0]))] = btf.types["Route"](gateway=2, metric=9)
+    assert routes.longest_match(bytes([10, 1, 2, 3])).metric == 9
+    assert routes.longest_match(bytes([10, 9, 2, 3])).gateway == 1
+    assert sorted(key.prefix_len for key in routes) == [8, 16]
+    assert LpmKey(8, bytes([10, 0, 0, 0])) in set(routes)
+    per_cpu = btf.maps["MAPS_BTF_PERCPU"]
+    assert isinstance(per_cpu, PerCpuHashMap)
+    per_cpu[3] = {"gateway": 4, "metric": 1}  # one value: every CPU's
+    values = per_cpu[3]
+    assert isinstance(values, PerCpuValues)
+    assert {(v.gateway, v.metric) for v in values} == {(4, 1)}
+    per_cpu[3] = PerCpuValues(btf.types["Route"](gateway=cpu, metric=cpu) for cpu in range(len(values)))
+    assert [v.gateway for v in per_cpu[3]] == list(range(len(values)))

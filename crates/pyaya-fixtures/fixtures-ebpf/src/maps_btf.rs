@@ -6,8 +6,8 @@
 
 use aya_ebpf::{
     btf_maps::{
-        Array, ArrayOfMaps, CgroupStorage, CgrpStorage, HashMap, HashOfMaps, InodeStorage, PerCpuCgroupStorage,
-        SkStorage,
+        Array, ArrayOfMaps, CgroupStorage, CgrpStorage, HashMap, HashOfMaps, InodeStorage, LpmTrie,
+        PerCpuCgroupStorage, PerCpuHashMap, SkStorage,
     },
     macros::{btf_map, raw_tracepoint},
     programs::RawTracePointContext,
@@ -32,6 +32,21 @@ static MAPS_HASH_OF_MAPS: HashOfMaps<u32, Array<u32, 4>, 4> = HashOfMaps::new();
 static MAPS_INNER: Array<u32, 4> = Array::new();
 #[btf_map]
 static MAPS_BTF_HASH: HashMap<u32, u64, 16> = HashMap::new();
+
+/// A record value, typed from BTF in the maps below.
+#[repr(C)]
+pub struct Route {
+    pub gateway: u32,
+    pub metric: u16,
+    pub _pad: u16,
+}
+
+/// An LPM trie: its BTF key is aya's `Key<[u8; 4]>` (prefix length + data), which user space splits.
+#[btf_map]
+static MAPS_BTF_LPM: LpmTrie<[u8; 4], Route, 16> = LpmTrie::new();
+/// Per-CPU record values.
+#[btf_map]
+static MAPS_BTF_PERCPU: PerCpuHashMap<u32, Route, 16> = PerCpuHashMap::new();
 
 /// Touches the inner map, so the object has a program (never attached by the tests).
 #[raw_tracepoint(tracepoint = "sys_enter")]
