@@ -12,6 +12,7 @@ __all__ = [
     "VERSION",
     "Btf",
     "Ebpf",
+    "GlobalArea",
     "Link",
     "Map",
     "PerfEventArray",
@@ -73,6 +74,25 @@ HELPERS: tuple[str, ...]
 MAP_TYPES: tuple[str, ...]
 
 @final
+class GlobalArea:
+    """One data section's array map, memory-mapped when the kernel allows (``BPF_F_MMAPABLE``), else read and
+    written with map syscalls; bounds-checked."""
+
+    @property
+    def mapped(self) -> bool:
+        """Whether reads and writes go through the kernel's memory map of the section."""
+
+    @property
+    def size(self) -> int:
+        """The section's size in bytes."""
+
+    def read(self, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset``, as the programs see them now."""
+
+    def write(self, offset: int, data: bytes) -> None:
+        """Writes ``data`` at ``offset`` (UnsupportedError for a frozen ``.rodata``)."""
+
+@final
 class Ebpf:
     """One loaded BPF object: its maps are created, its programs prepared. Owns every kernel object it made."""
 
@@ -91,6 +111,10 @@ class Ebpf:
         ``pin_maps`` pins every map by name into that bpffs folder, reusing compatible pins."""
     def programs(self) -> list[tuple[str, str]]:
         """``(name, type)`` of every program, sorted by name."""
+    def global_area(self, section: str) -> GlobalArea:
+        """The data section ``section`` (``.bss``, ``.data``, ``.rodata``...), memory-mapped where the kernel allows;
+        NotFoundError when the object has no such section."""
+
     def maps(self) -> list[tuple[str, str]]:
         """``(name, type)`` of every map, sorted by name."""
     def program(self, name: str) -> Program:

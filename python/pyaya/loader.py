@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from pyaya import _args, _native
 from pyaya.btf import Btf
@@ -23,6 +24,9 @@ from pyaya.errors import InvalidArgumentTypeError, NotFoundError, ObjectError, P
 from pyaya.maps import Buffer, Map, wrap_map
 from pyaya.programs import Program, class_for
 from pyaya.types import MapTypes, Types, apply_btf_types, map_types
+
+if TYPE_CHECKING:
+    from pyaya.variables import Globals
 
 __all__ = ["Ebpf", "Maps", "Programs", "loaded_links", "loaded_maps", "loaded_programs"]
 
@@ -102,6 +106,16 @@ class Ebpf:
     def maps(self) -> Maps:
         """The object's maps by name, each as its typed class (the same handle while anyone holds it)."""
         return Maps(self)
+
+    @cached_property
+    def globals(self) -> Globals:
+        """The object's global variables by name (``.bss``, ``.data``, ``.rodata``): ``bpf.globals["COUNT"]`` reads
+        the value the programs see now, ``bpf.globals["LIMIT"] = 10`` writes it (not ``.rodata``, frozen at load:
+        set it with ``load_file(..., globals=...)``); memory-mapped where the kernel allows (no syscall per
+        access)."""
+        from pyaya.variables import Globals  # noqa: PLC0415
+
+        return Globals(self)
 
     @cached_property
     def btf(self) -> Btf | None:
@@ -216,6 +230,9 @@ class Ebpf:
     def close(self) -> None:
         """Detach every link no :class:`~pyaya.Link` handle holds, unload every program and close every map. Safe
         to call twice."""
+        globals_ = self.__dict__.get("globals")
+        if globals_ is not None:
+            globals_._close()  # their fds and memory maps hold the data sections' maps
         if not self._native.closed:
             try:
                 self._native.flush_logs()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyaya
 import pytest
 from conftest import FIXTURES, pyaya_cli
-from pyaya import Ebpf
+from pyaya import Ebpf, features
 from pyaya.maps import RingBuf
 from pyaya.types import EnumCodec, Record, RecordType
 
@@ -197,3 +197,30 @@ def test_undecodable_record_raises_alone(records: Ebpf) -> None:
         got.extend(t.calls for t in mixed.records(timeout=5))
     got.extend(t.calls for t in mixed.drain())
     assert got == [2, 1002]
+
+
+def test_globals_read_and_written_while_running(records: Ebpf) -> None:
+    globals_ = records.globals
+    assert set(globals_) == {"TARGET_PID", "CALLS", "STEP", "LAST_SEEN", "AYA_LOG_LEVEL"}
+    assert (globals_.info("CALLS").section, globals_.info("STEP").section) == (".bss", ".data")
+    assert globals_["TARGET_PID"] == os.getpid()  # set before load
+    assert globals_["CALLS"] == 1  # the fixture's call
+    assert globals_["LAST_SEEN"].last.name == "Blue"  # a record, typed from the BTF
+    if features.bpffs_mount() is not None:  # the sections were made mmapable ahead of aya
+        assert all(globals_.area(section).mapped for section in (".bss", ".data", ".rodata"))
+    globals_["STEP"] = 10  # .data, seen by the program at once
+    os.getppid()
+    assert globals_["CALLS"] == 11
+    assert globals_["LAST_SEEN"].calls == 2
+    globals_["CALLS"] = 0
+    os.getppid()
+    assert globals_["CALLS"] == 10
+    with pytest.raises(pyaya.UnsupportedError, match=r"\.rodata is frozen once the object is loaded"):
+        globals_["TARGET_PID"] = 1
+    with pytest.raises(pyaya.NotFoundError, match="its globals: AYA_LOG_LEVEL, CALLS, LAST_SEEN, STEP, TARGET_PID"):
+        globals_["NOPE"]
+    with pytest.raises(pyaya.MapError, match="does not fit"):
+        globals_["STEP"] = 2**64
+    records.close()
+    with pytest.raises(pyaya.ClosedError):
+        globals_["CALLS"]

@@ -205,8 +205,17 @@ impl Ebpf {
                 Some(directory) => Some(pinning::pin_paths(&object, directory, &max_entries)?),
                 None => None,
             };
+            let pinned: Vec<String> = pins
+                .iter()
+                .flat_map(|pins| pins.paths.iter().map(|(name, _)| name.clone()))
+                .collect();
+            // Declared before the loader, which borrows its paths; its pins go once aya holds the maps.
+            let ahead = crate::globals::create_ahead(&object, &pinned);
             drop(object);
             let mut loader = EbpfLoader::new();
+            for (name, path) in &ahead.paths {
+                loader.map_pin_path(name.as_str(), path.as_path());
+            }
             if let Some(level) = &log_level {
                 // Not required to exist: only objects with aya-log statements have it.
                 loader.override_global(aya_log::LEVEL, level, false);
@@ -296,6 +305,37 @@ impl Ebpf {
                 .collect();
             list.sort();
             Ok(list)
+        })
+        .map_err(PyErr::from)
+    }
+
+    /// The data section `section` (`.bss`, `.data`, `.rodata`...) as a `GlobalArea`: memory-mapped where the
+    /// kernel allows it. `NotFoundError` when the object has no such section.
+    fn global_area(&self, py: Python<'_>, section: &str) -> PyResult<crate::globals::GlobalArea> {
+        py.detach(|| {
+            self.with_object(|object| {
+                let map = object.ebpf.map(section).ok_or_else(|| {
+                    Deferred::Plain(
+                        Kind::NotFound,
+                        format!("the object has no data section {section:?}"),
+                    )
+                })?;
+                let data = maps::map_data(map);
+                let info = data.info().map_err(|err| {
+                    Deferred::Plain(Kind::Map, format!("reading {section}'s map info: {err}"))
+                })?;
+                let fd = data.fd().as_fd().try_clone_to_owned().map_err(|err| {
+                    Deferred::Plain(Kind::Map, format!("duplicating {section}'s fd: {err}"))
+                })?;
+                // BPF_F_RDONLY_PROG: aya's .rodata, which it froze after writing the initial data.
+                let frozen = info.map_flags() & (1 << 7) != 0;
+                Ok(crate::globals::GlobalArea::open(
+                    fd,
+                    info.value_size() as usize,
+                    frozen,
+                    section,
+                ))
+            })
         })
         .map_err(PyErr::from)
     }

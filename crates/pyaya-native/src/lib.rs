@@ -5,6 +5,7 @@ mod btf;
 mod ebpf;
 mod errors;
 mod features;
+mod globals;
 mod inspect;
 mod links;
 mod load_options;
@@ -77,6 +78,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(features::map_supported, module)?)?;
     module.add_function(wrap_pyfunction!(features::helper_supported, module)?)?;
     module.add_function(wrap_pyfunction!(features::helper_known, module)?)?;
+    module.add_class::<globals::GlobalArea>()?;
     module.add(
         "HELPERS",
         pyo3::types::PyTuple::new(module.py(), features::helper_names())?,

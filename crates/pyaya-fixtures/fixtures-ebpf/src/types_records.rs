@@ -60,6 +60,15 @@ static TOTALS: btf_maps::HashMap<SampleKey, Totals, 64> = btf_maps::HashMap::new
 #[no_mangle]
 static TARGET_PID: u32 = 0;
 
+/// Run-time globals: each recorded call adds `STEP` (in `.data`, user space may change it while the program runs)
+/// to `CALLS` (in `.bss`), and leaves its totals in `LAST_SEEN` (a record in `.bss`).
+#[no_mangle]
+static mut CALLS: u64 = 0;
+#[no_mangle]
+static mut STEP: u64 = 1;
+#[no_mangle]
+static mut LAST_SEEN: Totals = Totals { calls: 0, last: Color::Red };
+
 #[tracepoint(category = "syscalls", name = "sys_enter_getppid")]
 pub fn types_records(ctx: TracePointContext) -> u32 {
     // SAFETY: a volatile read keeps the compiler from folding the loader-patched global to its initial zero.
@@ -127,6 +136,13 @@ pub fn types_records(ctx: TracePointContext) -> u32 {
         if sent.is_err() {
             count_lost(&MIXED_LOST);
         }
+    }
+    // SAFETY: plain integers and a plain record, written by this program only (one CPU at a time per call; a
+    // lost increment under concurrency is acceptable for the fixture), read by user space through the map.
+    unsafe {
+        let calls = &raw mut CALLS;
+        calls.write_volatile(calls.read_volatile() + (&raw const STEP).read_volatile());
+        (&raw mut LAST_SEEN).write_volatile(totals);
     }
     if let Some(slot) = LAST_TOTALS.get_ptr_mut(0) {
         // SAFETY: array slots always exist and are 8-byte aligned.
