@@ -122,14 +122,18 @@ def cargo_version(toolchain: Toolchain, env: Mapping[str, str]) -> tuple[int, in
     return _version_of(_answer(_probe([str(toolchain.cargo), "-V"], env)), "cargo")
 
 
-def toolchain_key(toolchain: Toolchain, env: Mapping[str, str], *, rustc_info: str | None = None) -> str:
-    """The short hash naming a toolchain's build folder: ``rustc -vV``, bpf-linker's path and version, the flags."""
+def toolchain_key(
+    toolchain: Toolchain, env: Mapping[str, str], *, rustc_info: str | None = None, linker_info: str | None = None
+) -> str:
+    """The short hash naming a toolchain's build folder: ``rustc -vV``, bpf-linker's path and version, the flags.
+
+    ``rustc_info`` and ``linker_info``: those programs' answers when the caller already has them."""
     rustc = None if rustc_info is not None else _probe([str(toolchain.rustc), "-vV"], env)
-    linker = _probe([str(toolchain.bpf_linker), "--version"], env)
+    linker = None if linker_info is not None else _probe([str(toolchain.bpf_linker), "--version"], env)
     parts = [
-        rustc_info if rustc_info is not None else _answer(rustc) or f"{toolchain.rustc} {toolchain.rustc_version}",
+        (rustc_info if rustc_info is not None else _answer(rustc)) or f"{toolchain.rustc} {toolchain.rustc_version}",
         os.path.realpath(toolchain.bpf_linker),
-        _answer(linker) or f"LLVM {toolchain.linker_llvm_major}",
+        (linker_info if linker_info is not None else _answer(linker)) or f"LLVM {toolchain.linker_llvm_major}",
         toolchain.kind,
         env.get("CARGO_ENCODED_RUSTFLAGS", ""),
         "build-std=core" if toolchain.needs_build_std else "",
@@ -175,7 +179,12 @@ def plan(toolchain: Toolchain, start: Path, env: Mapping[str, str] | None = None
     chosen = _user_choice(start, env)
     if chosen is not None:
         return BuildPlan(None, f"not shared: {chosen}, so cargo builds where the user said", "user")
-    version = cargo_version(toolchain, env)
+    # The three questions at once (each program takes 10-30 ms to answer); a build runs them every time.
+    cargo = _probe([str(toolchain.cargo), "-V"], env)
+    rustc = _probe([str(toolchain.rustc), "-vV"], env)
+    linker = _probe([str(toolchain.bpf_linker), "--version"], env)
+    version = _version_of(_answer(cargo), "cargo")
+    rustc_info, linker_info = _answer(rustc), _answer(linker)
     if version is None or version < MIN_CARGO:
         said = f"cargo {version[0]}.{version[1]}" if version else f"{toolchain.cargo} (version unknown)"
         return BuildPlan(
@@ -184,7 +193,8 @@ def plan(toolchain: Toolchain, start: Path, env: Mapping[str, str] | None = None
             "compiles its dependencies into its own target/ (minutes for its first build)",
             "cargo",
         )
-    folder = cache_home() / "build" / f"{toolchain.target}-{toolchain_key(toolchain, env)}"
+    key = toolchain_key(toolchain, env, rustc_info=rustc_info, linker_info=linker_info)
+    folder = cache_home() / "build" / f"{toolchain.target}-{key}"
     return BuildPlan(
         folder, f"dependencies compiled once into {folder}, shared by every project (cargo {version[0]}.{version[1]})"
     )
