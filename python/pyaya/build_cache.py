@@ -421,7 +421,9 @@ class SharedBuild:
             except (OSError, ValueError):  # first build, or a file cut short: forget nothing that is not there
                 loaded = {}
             packages = loaded.get("packages") if isinstance(loaded, dict) else None
-            record = {k: v for k, v in (packages or {}).items() if isinstance(k, str) and isinstance(v, str)}
+            if not isinstance(packages, dict):  # not pyaya's: start afresh (the worst case is one rebuild)
+                packages = {}
+            record = {k: v for k, v in packages.items() if isinstance(k, str) and isinstance(v, str)}
             before = dict(record)
             yield record
             if record != before:

@@ -234,3 +234,16 @@ def test_finish_reports_a_reused_package_the_manifests_did_not_show(tmp_path: Pa
     with build_cache.SharedBuild(folder, second) as shared:
         assert shared.finish({"hidden": (moved, True)}) == ["hidden"]  # fresh, but the other project's: build again
         assert shared.finish({"hidden": (moved, True)}) == []
+
+
+def test_a_damaged_record_starts_afresh(tmp_path: Path) -> None:
+    folder = tmp_path / "build"
+    folder.mkdir()
+    root = make_workspace(tmp_path / "foo", "foo")
+    for damaged in ("{not json", '{"packages": ["foo-ebpf"]}', "[]"):
+        (folder / build_cache.RECORD_NAME).write_text(damaged)
+        with build_cache.SharedBuild(folder, root) as shared:
+            assert shared.forgotten == []
+        assert json.loads((folder / build_cache.RECORD_NAME).read_text())["packages"]["foo-ebpf"] == str(
+            root / "foo-ebpf"
+        )
