@@ -75,6 +75,7 @@ bench: setup
 	$(PY) benchmarks/loss.py
 	$(PY) benchmarks/decode.py
 	$(PY) benchmarks/encode.py
+	$(PY) benchmarks/first_build.py
 
 lint: setup
 	$(VENV)/bin/ruff check python tests benchmarks fuzz

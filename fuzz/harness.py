@@ -47,9 +47,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pyaya._cache import cache_home  # standard library only: nothing of pyaya's parsers is imported yet
+
 ROOT = Path(__file__).resolve().parents[1]
 FUZZ = ROOT / "fuzz"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pyaya" / "fuzz-seeds"
+CACHE = cache_home() / "fuzz-seeds"
 # Seconds one input may take before it counts as a crash (soft: CPU time, measured after it returns, so that other
 # work on a shared machine does not make inputs look slow), and before the supervisor kills the child (hard: wall
 # time; the input hangs, most likely in native code).

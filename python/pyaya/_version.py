@@ -3,10 +3,10 @@ the toolchain a build would use, and the kernel.
 
 Kept apart from :mod:`pyaya.cli` so that ``pyaya --version`` answers without importing Typer (see
 :func:`pyaya.cli.main`). Resolving the toolchain runs rustc and rustup several times (a quarter of a second here),
-so the toolchain line is cached in ``$XDG_CACHE_HOME/pyaya/version-toolchain.json`` with a fingerprint of what the
-resolution depends on: the overriding variables and PATH, and the status (inode, size, mtime) of every rustc
-candidate, rustup, bpf-linker and each sysroot's ``lib/rustlib`` (where rustup and Debian add rust-src and the BPF
-target). Any change there probes again. ``pyaya doctor`` and ``pyaya build`` never use this cache.
+so the toolchain line is cached in ``version-toolchain.json`` of pyaya's cache folder (:mod:`pyaya._cache`) with a
+fingerprint of what the resolution depends on: the overriding variables and PATH, and the status (inode, size,
+mtime) of every rustc candidate, rustup, bpf-linker and each sysroot's ``lib/rustlib`` (where rustup and Debian add
+rust-src and the BPF target). Any change there probes again. ``pyaya doctor`` and ``pyaya build`` never use this cache.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import os
 import shutil
 from pathlib import Path
 
+from pyaya._cache import cache_home
+
 __all__ = ["toolchain_line", "version_report"]
 
 _ENV_KEYS = ("PATH", "PYAYA_RUSTC", "PYAYA_CARGO", "PYAYA_TOOLCHAIN", "RUSTUP_TOOLCHAIN", "RUSTUP_HOME", "HOME")
@@ -23,8 +25,7 @@ _CACHE_NAME = "version-toolchain.json"
 
 
 def _cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "pyaya" / _CACHE_NAME
+    return cache_home() / _CACHE_NAME
 
 
 def _stat(path: str | Path) -> list[int] | None:

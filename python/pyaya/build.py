@@ -3,12 +3,17 @@
 The build is the one aya-build 0.2 runs (``cargo build --release --target bpfel-unknown-none -p <package>`` with
 aya's RUSTFLAGS, see :meth:`pyaya.toolchain.Toolchain.env`). On a terminal, cargo's status lines and progress bar
 are shown as they happen and diagnostics keep their colors (``--message-format=json-diagnostic-rendered-ansi``);
-piped, only warnings are. Errors are gathered into the :class:`~pyaya.errors.BuildError`, so they are shown once,
-with file:line:column.
+piped, warnings are, cargo's "Blocking waiting for file lock" lines, and every few seconds a line saying how far
+the build is (:data:`PROGRESS_INTERVAL`), so that a CI log shows a long first build is alive. Errors are gathered
+into the :class:`~pyaya.errors.BuildError`, so they are shown once, with file:line:column.
+
+Dependencies are compiled into the toolchain's shared build folder where cargo can (:mod:`pyaya.build_cache`);
+the objects stay in the project's ``target/``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -16,16 +21,23 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TextIO
+from urllib.parse import unquote, urlsplit
 
+from pyaya import build_cache
 from pyaya._color import color_enabled
 from pyaya.errors import BuildError, ToolchainError
 from pyaya.project import Project
 from pyaya.toolchain import Toolchain, resolve
 
-__all__ = ["BuildResult", "build", "ensure_built"]
+__all__ = ["PROGRESS_INTERVAL", "BuildResult", "build", "ensure_built"]
+
+PROGRESS_INTERVAL = 5.0
+"""Seconds between two progress lines of a build whose output is not a terminal."""
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Cargo's own progress lines on stderr ("   Compiling aya-ebpf v0.2.1").
@@ -46,6 +58,11 @@ class BuildResult:
     """cargo's own non-progress stderr lines (its errors, "Caused by:" chains, manifest warnings)."""
     success: bool | None = None
     """From cargo's ``build-finished`` message; None when cargo never got that far."""
+    units: set[str] = field(default_factory=set)
+    """The package ids of the ``compiler-artifact`` messages so far (the progress line counts them)."""
+    local: dict[str, tuple[build_cache.LocalPackage, bool]] = field(default_factory=dict)
+    """Path packages built, by name: the package (its folder, its targets' crate names) and whether every one of its
+    units was fresh."""
 
 
 def _plain(text: str) -> str:
@@ -79,6 +96,8 @@ class _Output:
     progress: bool
     """Show cargo's status lines ("Compiling ...") and progress bar as they come (on a terminal)."""
     tty: bool
+    heartbeat: bool = False
+    """Write a progress line every :data:`PROGRESS_INTERVAL` seconds (piped output, where cargo draws no bar)."""
 
     def status(self, text: str) -> None:
         if self.progress and self.stream is not None:
@@ -111,7 +130,10 @@ def _stderr_segment(segment: str, output: _Output, result: BuildResult) -> None:
         return
     line = segment.rstrip("\n")
     if _STATUS.match(_plain(line)):
-        output.status(line + "\n")
+        if output.progress:
+            output.status(line + "\n")
+        elif _plain(line).lstrip().startswith("Blocking"):  # waiting for another build: worth saying, piped too
+            output.message(line)
     elif _plain(line).strip() or result.cargo_messages:
         result.cargo_messages.append(line)
 
@@ -130,14 +152,57 @@ def _handle(message: dict[str, Any], output: _Output, result: BuildResult) -> No
             output.message(rendered.rstrip())
     elif reason == "compiler-artifact":
         executable = message.get("executable")
-        kinds = (message.get("target") or {}).get("kind") or []
+        target = message.get("target") or {}
+        kinds = target.get("kind") or []
         if executable and "bin" in kinds:
             result.objects.append(Path(executable))
+        package_id = str(message.get("package_id") or "")
+        result.units.add(package_id)
+        _note_local(message, package_id, str(target.get("name") or ""), result)
     elif reason == "build-finished":
         result.success = bool(message.get("success"))
 
 
-def _run_cargo(argv: list[str], env: dict[str, str], cwd: Path, output: _Output) -> tuple[int, BuildResult]:
+def _note_local(message: dict[str, Any], package_id: str, target: str, result: BuildResult) -> None:
+    """Keep a path package's artifact (``path+file:///.../foo-ebpf#0.1.0``, or ``#name@0.1.0`` when the name is
+    not the folder's) in ``result.local``, for :meth:`pyaya.build_cache.SharedBuild.finish`."""
+    if not package_id.startswith("path+file://") or not message.get("manifest_path"):
+        return
+    url, _, fragment = package_id.partition("#")
+    name = fragment.split("@")[0] if "@" in fragment else Path(unquote(urlsplit(url).path)).name
+    folder = Path(str(message["manifest_path"])).parent
+    known = result.local.get(name)
+    crates = {target.replace("-", "_")} | (known[0].crates if known else set())
+    fresh = bool(message.get("fresh")) and (known[1] if known else True)
+    result.local[name] = (build_cache.LocalPackage(name, folder, frozenset(crates)), fresh)
+
+
+@contextlib.contextmanager
+def _heartbeat(package: str, root: Path, result: BuildResult, output: _Output) -> Iterator[None]:
+    """A line every :data:`PROGRESS_INTERVAL` seconds while the build runs: packages compiled of those planned."""
+    stop = threading.Event()
+    started = time.monotonic()
+
+    def beat() -> None:
+        total: int | None = None
+        while not stop.wait(PROGRESS_INTERVAL):
+            total = total or build_cache.planned_packages(root, package)
+            done = len(result.units)
+            counted = f"{done}/{max(total, done)}" if total else str(done)
+            output.message(f"building {package}: {counted} crates compiled, {time.monotonic() - started:.0f} s")
+
+    thread = threading.Thread(target=beat, name="pyaya-build-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _run_cargo(
+    argv: list[str], env: dict[str, str], cwd: Path, output: _Output, label: str = ""
+) -> tuple[int, BuildResult]:
     result = BuildResult()
     if output.progress and output.tty:
         # cargo draws its progress bar only on a terminal; its stderr is a pipe here, so ask for it explicitly.
@@ -156,17 +221,19 @@ def _run_cargo(argv: list[str], env: dict[str, str], cwd: Path, output: _Output)
     assert process.stderr is not None
     reader = threading.Thread(target=_read_stderr, args=(process.stderr, output, result), daemon=True)
     reader.start()
+    beating = _heartbeat(label, cwd, result, output) if output.heartbeat else contextlib.nullcontext()
     try:
-        for line in io.TextIOWrapper(process.stdout, encoding="utf-8", errors="replace"):
-            if not line.startswith("{"):
-                continue
-            try:
-                message = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(message, dict):
-                _handle(message, output, result)
-        code = process.wait()
+        with beating:
+            for line in io.TextIOWrapper(process.stdout, encoding="utf-8", errors="replace"):
+                if not line.startswith("{"):
+                    continue
+                try:
+                    message = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(message, dict):
+                    _handle(message, output, result)
+            code = process.wait()
     except BaseException:
         process.kill()
         process.wait()
@@ -200,6 +267,32 @@ def _failure_message(project: Project, toolchain: Toolchain, code: int, result: 
     return "\n".join(parts)
 
 
+@contextlib.contextmanager
+def _shared_build(
+    cache: build_cache.BuildPlan, project: Project, env: dict[str, str], output: _Output
+) -> Iterator[build_cache.SharedBuild | None]:
+    """The shared build folder set in ``env`` and entered, or None (not shared, or not writable: then the build is
+    the project's own, as with an old cargo)."""
+    if cache.build_dir is None:
+        yield None
+        return
+    try:
+        shared = build_cache.SharedBuild(cache.build_dir, project.root, notice=output.message)
+        shared.__enter__()
+    except OSError as error:
+        output.message(
+            f"warning: cannot use the shared build folder {cache.build_dir} ({error.strerror or error}): building "
+            f"in {project.target_dir}; set PYAYA_CACHE to a writable folder to share compiled dependencies"
+        )
+        yield None
+        return
+    cache.apply(env)
+    try:
+        yield shared
+    finally:
+        shared.__exit__(None, None, None)
+
+
 def build(
     project: Project,
     *,
@@ -214,20 +307,32 @@ def build(
     ``toolchain`` is a resolved :class:`Toolchain`, a kind (``auto``, ``nightly``, ``prebuilt``, ``bootstrap``) or
     None (the project's ``[build] toolchain``, else auto). Warnings go to ``stream`` (default: stderr), or nowhere
     when ``quiet``; so do cargo's status lines and progress bar when ``progress`` (default: when ``stream`` is a
-    terminal; piped output stays quiet). On a terminal, diagnostics keep the compiler's colors. Raises
-    :class:`BuildError` with the compiler's diagnostics (file:line:column), or :class:`ToolchainError`.
+    terminal). Piped, unless ``progress`` is False, a line every :data:`PROGRESS_INTERVAL` seconds says how far the
+    build is. On a terminal, diagnostics keep the compiler's colors. Raises :class:`BuildError` with the compiler's
+    diagnostics (file:line:column), or :class:`ToolchainError`.
     """
     stream = None if quiet else (stream or sys.stderr)
     chosen = toolchain if isinstance(toolchain, Toolchain) else resolve(toolchain, project_kind=project.toolchain)
     for note in chosen.notes:
         _echo(stream, f"warning: {note}")
     tty = _is_tty(stream)
-    output = _Output(stream, progress=(tty if progress is None else progress) and stream is not None, tty=tty)
+    output = _Output(
+        stream,
+        progress=(tty if progress is None else progress) and stream is not None,
+        tty=tty,
+        heartbeat=stream is not None and not tty and progress is not False,
+    )
     colored = color_enabled(stream)  # NO_COLOR / FORCE_COLOR as for every command (pyaya._color)
     message_format = "json-diagnostic-rendered-ansi" if colored else "json"
     argv, env = chosen.build_command(project.package, release=not debug, message_format=message_format)
     argv.append("--color=always" if colored else "--color=never")
-    code, result = _run_cargo(argv, env, project.root, output)
+    cache = build_cache.plan(chosen, project.root, env)
+    with _shared_build(cache, project, env, output) as shared:
+        code, result = _run_cargo(argv, env, project.root, output, project.package)
+        if shared is not None and code == 0 and result.success is not False:
+            stale = shared.finish(result.local)
+            if stale:  # another project's package of the same name was reused: built again, from this one's sources
+                code, result = _run_cargo(argv, env, project.root, output, project.package)
     if code != 0 or result.success is False:
         raise BuildError(_failure_message(project, chosen, code, result))
     if result.cargo_messages:

@@ -273,6 +273,28 @@ def check_bpf_linker() -> Check:
     return Check("bpf-linker", "ok", f"{path} (LLVM {linker_major} >= LLVM {rustc_major} of rustc {rustc_label})")
 
 
+def check_build_cache() -> Check:
+    """Whether builds share the toolchain's folder of compiled dependencies (:mod:`pyaya.build_cache`)."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from pyaya import build_cache, toolchain  # noqa: PLC0415 - runs cargo; imported only when checked
+
+    try:
+        found = toolchain.resolve()
+    except ToolchainError:
+        return Check("build cache", "warning", "unknown without a toolchain", "fix the toolchain check first")
+    plan = build_cache.plan(found, Path.cwd())
+    if plan.cause == "cargo":
+        major, minor = build_cache.MIN_CARGO
+        return Check(
+            "build cache",
+            "warning",
+            plan.reason,
+            f"use cargo {major}.{minor} or newer (rustup update; Debian: apt-get install cargo-web)",
+        )
+    return Check("build cache", "ok", plan.reason)
+
+
 def check_qemu() -> Check:
     """QEMU and a static busybox: what ``pyaya test --kernel`` boots other kernels with (optional)."""
     from pyaya import vm  # noqa: PLC0415 - only its tool lookups
@@ -296,6 +318,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     check_memlock,
     check_toolchain,
     check_bpf_linker,
+    check_build_cache,
     check_leftovers,
     check_qemu,
 )
@@ -311,7 +334,7 @@ def _safe(check: Callable[[], Check]) -> Check:
 
 #: The checks that wait on other programs (rustc, rustup, ldd, QEMU lookups), by name: they run in a thread of their
 #: own while the kernel is probed, sharing their probes' answers (toolchain and bpf-linker both resolve it).
-_TOOL_CHECKS = frozenset({"check_toolchain", "check_bpf_linker", "check_qemu"})
+_TOOL_CHECKS = frozenset({"check_toolchain", "check_bpf_linker", "check_build_cache", "check_qemu"})
 
 
 def _tool_checks(checks: list[Callable[[], Check]], results: dict[int, Check]) -> None:

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyaya import _native
+from pyaya._cache import cache_home
 from pyaya.errors import PyayaError, VmError
 
 __all__ = [
@@ -80,9 +81,8 @@ def _quiet(message: str) -> None:
 
 
 def cache_root() -> Path:
-    """Where kernels and the KVM check are cached: ``$XDG_CACHE_HOME/pyaya/kernels`` (``~/.cache/...``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "pyaya" / "kernels"
+    """Where kernels and the KVM check are cached: ``kernels`` in :func:`pyaya._cache.cache_home`."""
+    return cache_home() / "kernels"
 
 
 # -- tools -------------------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 from pyaya import features, loaded_programs
+from pyaya._cache import cache_home
 from pyaya.package import bpfman_load_command, global_data, read_image
 from pyaya.project import load_project
 from pyaya.runtime import PinnedObject
@@ -38,9 +39,7 @@ from pyaya.testing import NetnsPair
 
 pytestmark = pytest.mark.fleet
 
-CACHE = Path(
-    os.environ.get("PYAYA_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pyaya"
-)
+CACHE = cache_home()
 BPFMAN = Path(os.environ.get("PYAYA_BPFMAN") or CACHE / "bpfman-install" / "bin" / "bpfman")
 WAIT_SECONDS = 60
 

@@ -191,3 +191,13 @@ def test_progress_can_be_asked_for_when_piped(tmp_path: Path) -> None:
     assert "Compiling" in err.getvalue()
     env = dict(line.split("=", 1) for line in (tmp_path / "env").read_text().splitlines() if "=" in line)
     assert "CARGO_TERM_PROGRESS_WHEN" not in env  # no bar without a terminal to draw it on
+
+
+def test_waiting_for_another_build_is_shown_when_piped(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    obj = root / "target" / bpf_target() / "release" / "proj"
+    stderr = "    Blocking waiting for file lock on build directory\n   Compiling proj-ebpf v0.1.0\n"
+    tc = fake_toolchain(tmp_path, [artifact(obj), {"reason": "build-finished", "success": True}], stderr, 0)
+    err = io.StringIO()
+    build(find_project(root), toolchain=tc, stream=err)
+    assert err.getvalue() == "    Blocking waiting for file lock on build directory\n"  # cargo's other lines stay out
