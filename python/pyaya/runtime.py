@@ -615,7 +615,7 @@ class Session:
                     _load_ahead(self._ebpf)
         except BaseException as error:
             if handoff is not None:
-                handoff.failed(Exception.__str__(error).strip().partition("\n")[0] or type(error).__name__)
+                handoff.failed(BaseException.__str__(error).strip().partition("\n")[0] or type(error).__name__)
                 handoff.close()
             raise
         if handoff is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from pyaya.loader import loaded_programs
+from pyaya.maps import HashMap
 
 
 def _start_run(project: Path, *args: str) -> subprocess.Popen[str]:
@@ -370,3 +371,23 @@ def test_watch_keeps_the_old_run_when_the_verifier_rejects_the_new_one(
     assert "Traceback" not in run.errors
     assert "rejected" not in {program for _, program, _ in loaded_programs()}
     assert watched.name not in {program for _, program, _ in loaded_programs()}
+
+
+def test_programs_loaded_ahead_take_main_py_s_own_load_and_attach(execwatch: Path) -> None:
+    """What a handoff's Session.load does before saying "loaded": the argless programs are verified and loaded; the
+    load() main.py may call itself then has nothing left to do, and attach works as usual."""
+    from pyaya.loader import Ebpf  # noqa: PLC0415
+    from pyaya.runtime import _load_ahead  # noqa: PLC0415
+
+    object_path = execwatch / "target" / "bpfel-unknown-none" / "release" / execwatch.name
+    with Ebpf.load_file(object_path) as bpf:
+        _load_ahead(bpf)
+        program = bpf.programs[execwatch.name]
+        assert program.loaded
+        assert program.loaded_ahead
+        program.load()  # main.py's own load: no "already loaded" error
+        program.attach("syscalls", "sys_enter_execve")
+        subprocess.run(["/bin/true"], check=True)
+        counts = bpf.maps["EXEC_COUNTS"]
+        assert isinstance(counts, HashMap)
+        assert sum(int(execs) for _, execs in counts.items()) >= 1

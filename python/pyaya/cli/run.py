@@ -116,12 +116,14 @@ def _stop(child: subprocess.Popen[bytes]) -> int:
 
 
 class _Watch:
-    """What ``--watch`` keeps between restarts: the main.py tracing now, and whether the fallback was said."""
+    """What ``--watch`` keeps between restarts: the main.py tracing now with its handoff channel (kept open while it
+    runs, so that whatever it says finds a reader), and whether the fallback was said."""
 
     def __init__(self, project: Project) -> None:
         self.project = project
         self.running: subprocess.Popen[bytes] | None = None
         self.fallback_said = False
+        self._channel: Handoff | None = None
 
     def hand_over(self, argv: list[str]) -> None:
         """Start ``argv`` (the new main.py) beside the running one and let it take over once its object is loaded
@@ -131,12 +133,16 @@ class _Watch:
         handoff = Handoff()
         try:
             new = Supervised.start(argv, self.project.root, handoff=handoff)
-        finally:
-            handoff.started()
+        except BaseException:
+            handoff.close()
+            raise
+        handoff.started()
+        if self.running is None:
+            handoff.go()  # nothing to stop: it attaches as soon as it has loaded; a failure is an exit like any other
+            self._replace(new, handoff)
+            return
+        deadline = time.monotonic() + HANDOFF_TIMEOUT
         try:
-            if self.running is None:
-                handoff.go()  # nothing to stop: it attaches as soon as it has loaded
-            deadline = time.monotonic() + HANDOFF_TIMEOUT
             while True:
                 if Supervised.stop_requested:
                     raise KeyboardInterrupt  # forwarded to both by the handler: stop once they have stopped
@@ -148,28 +154,40 @@ class _Watch:
                 if message is None:
                     self._fall_back(f"{name} did not report its load within {HANDOFF_TIMEOUT:g}s")
                     handoff.go()
-                    self.running = new
+                    self._replace(new, handoff)
                     return
                 word, detail = message
                 if word == "loaded":
-                    if self.running is not None:
-                        _stop(self.running)
+                    _stop(self.running)
                     handoff.go()
-                    self.running = new
+                    self._replace(new, handoff)
                     return
                 if word == "failed":
+                    handoff.close()
                     self._failed(new, detail)
                     return
                 if word == "gone":
+                    handoff.close()
                     self._gone(new)
                     return
-        finally:
+        except BaseException:
             handoff.close()
+            raise
+
+    def _replace(self, new: subprocess.Popen[bytes], handoff: Handoff) -> None:
+        self.close()
+        self.running = new
+        self._channel = handoff
+
+    def close(self) -> None:
+        """The running main.py has stopped: close its channel."""
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
 
     def _fall_back(self, why: str) -> None:
         """The new main.py does not take part in the handoff: stop the running one, as before handoffs."""
-        if self.running is None:
-            return
+        assert self.running is not None
         if not self.fallback_said:
             self.fallback_said = True
             note(
@@ -178,6 +196,7 @@ class _Watch:
             )
         _stop(self.running)
         self.running = None
+        self.close()
 
     def _failed(self, new: subprocess.Popen[bytes], detail: str) -> None:
         name = self.project.main.name
@@ -187,15 +206,13 @@ class _Watch:
         except subprocess.TimeoutExpired:
             _stop(new)
         code = _wait(new)
-        keeps = "the running one keeps tracing; " if self.running is not None else ""
-        note(f"the new {name} failed to load ({detail}; exit status {code}): {keeps}watching for changes")
+        note(f"the new {name} failed to load ({detail}; exit status {code}): the running one keeps tracing")
 
     def _gone(self, new: subprocess.Popen[bytes]) -> None:
         name = self.project.main.name
         code = _wait(new)
         if code != 0:
-            keeps = "the running one keeps tracing; " if self.running is not None else ""
-            note(f"the new {name} exited with status {code} before loading: {keeps}watching for changes")
+            note(f"the new {name} exited with status {code} before loading: the running one keeps tracing")
             return
         # It ran to its end without a handoff (a main.py that loads nothing through a Session): as before.
         self._fall_back(f"{name} exited without reporting a load")
@@ -209,6 +226,7 @@ class _Watch:
             if self.running is not None and self.running.poll() is not None:
                 note(f"{self.project.main.name} exited with status {_wait(self.running)}; watching for changes")
                 self.running = None
+                self.close()
             Supervised.pause(POLL_SECONDS)
             if Supervised.stop_requested:
                 raise KeyboardInterrupt
@@ -249,6 +267,7 @@ def _watch(project: Project, argv_for: ArgvFor, *, debug: bool, no_build: bool, 
             rebuild = False  # from now on, only when stale
     except KeyboardInterrupt:
         codes = [_wait(child) for child in list(Supervised.children)]
+        watch.close()
         note("stopped watching")
         raise typer.Exit(codes[0] if codes else 130) from None
 
