@@ -3,9 +3,9 @@
 A plain run *replaces* the ``pyaya run`` process with ``main.py`` (:func:`exec_main`): one process holds the
 programs, so whatever kills ``pyaya run`` (a supervisor, the OOM killer, ``systemd`` with ``KillMode=process``) kills
 the holder, and its fds (links, programs) go with it. ``--watch`` needs a parent that outlives each run: that
-parent supervises a child (:class:`Supervised`), forwards SIGINT and SIGTERM to it, and names itself in
-:data:`PARENT_ENV` so that the child's runtime asks the kernel for a SIGTERM should the parent die
-(:func:`pyaya.runtime.watch_parent`).
+parent supervises a child (:class:`Supervised`; two during a restart's handoff, see :mod:`pyaya._handoff`),
+forwards SIGINT and SIGTERM to them, and names itself in :data:`PARENT_ENV` so that each child's runtime asks the
+kernel for a SIGTERM should the parent die (:func:`pyaya.runtime.watch_parent`).
 """
 
 from __future__ import annotations
