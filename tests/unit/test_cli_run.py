@@ -321,7 +321,8 @@ def test_sigterm_stops_main_too(tmp_path: Path) -> None:
 
 
 def _fake_toolchain(tmp_path: Path, root: Path) -> dict[str, str]:
-    """rustc/cargo/bpf-linker stand-ins: cargo fails with a compiler error while src/main.rs says BROKEN."""
+    """rustc/cargo/bpf-linker stand-ins: cargo fails with a compiler error while src/main.rs says BROKEN, and takes a
+    minute while it says SLOW."""
     bin_dir = tmp_path / "bin"
     rustc = fake_rustc(bin_dir, tmp_path / "sysroot", release="1.96.0", llvm="22.1.0", bpf_target=True)
     fake_linker(bin_dir, 22)
@@ -336,6 +337,7 @@ def _fake_toolchain(tmp_path: Path, root: Path) -> dict[str, str]:
         f"""if /bin/grep -q BROKEN {root}/proj-ebpf/src/main.rs; then
   printf '%s\\n' '{json.dumps(error)}'; echo '{{"reason":"build-finished","success":false}}'; exit 101
 fi
+if /bin/grep -q SLOW {root}/proj-ebpf/src/main.rs; then exec /bin/sleep 60; fi
 /bin/mkdir -p {obj.parent} && echo built > {obj}
 echo '{json.dumps(artifact)}'; echo '{{"reason":"build-finished","success":true}}'
 """,
@@ -485,3 +487,25 @@ def test_watch_child_stops_when_its_parent_is_killed(tmp_path: Path) -> None:
     os.kill(run.process.pid, signal.SIGKILL)
     assert run.line() == {"stopped": "cleanly", "signal": "SIGTERM"}
     assert _gone(int(started["pid"]))  # type: ignore[call-overload]
+
+
+def test_stop_signal_during_a_rebuild_stops_the_running_one_and_the_build(tmp_path: Path) -> None:
+    """The old main.py traces while cargo rebuilds: a SIGTERM to `pyaya run` then stops both, without waiting for
+    the build."""
+    root = _project(tmp_path)
+    (root / "main.py").write_text(HANDOFF_MAIN.format(version=1, fail=False))
+    run = Run(str(root), "--watch", env=_fake_toolchain(tmp_path, root))
+    assert run.line() == {"version": 1, "attached": True}
+    assert run.process.stderr is not None
+    _touch_later(root / "proj-ebpf" / "src" / "main.rs", "// SLOW\n")
+    deadline = time.monotonic() + 30
+    while "rebuilding" not in "".join(run.stderr):
+        assert time.monotonic() < deadline, "".join(run.stderr)
+        run.stderr.append(run.process.stderr.readline())
+    assert "keeps tracing meanwhile" in "".join(run.stderr)
+    os.kill(run.process.pid, signal.SIGTERM)  # the parent alone, while cargo sleeps
+    out, err = run.process.communicate(timeout=30)  # well before the build's minute
+    assert json.loads(out.splitlines()[-1]) == {"version": 1, "stopped": "cleanly"}
+    assert "stopped watching" in err
+    assert "Traceback" not in err
+    assert run.process.returncode == 0, err

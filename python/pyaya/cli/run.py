@@ -247,6 +247,8 @@ def _watch(project: Project, argv_for: ArgvFor, *, debug: bool, no_build: bool, 
             objects: list[Path] | None = None
             Supervised.building = True
             try:
+                if Supervised.stop_requested:  # came before the build began: the handler raised nothing then
+                    raise KeyboardInterrupt
                 objects = _objects(project, debug=debug, no_build=no_build, rebuild=rebuild)
             except PyayaError as error:
                 typer.echo(f"error: {error}", err=True)
