@@ -191,7 +191,7 @@ class _Watch:
         if not self.fallback_said:
             self.fallback_said = True
             note(
-                f"{why} (it does not use pyaya.runtime.Session, or loads nothing through it): "
+                f"{why} (it loads nothing through pyaya.runtime.Session, or its load takes longer): "
                 "the old one is stopped now, and both ran meanwhile"
             )
         _stop(self.running)
