@@ -73,6 +73,7 @@ bench: setup
 	$(PY) benchmarks/map_batch.py
 	$(PY) benchmarks/stream_throughput.py
 	$(PY) benchmarks/loss.py
+	$(PY) benchmarks/watch_gap.py
 	$(PY) benchmarks/decode.py
 	$(PY) benchmarks/encode.py
 	$(PY) benchmarks/first_build.py

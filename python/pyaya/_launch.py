@@ -3,30 +3,35 @@
 A plain run *replaces* the ``pyaya run`` process with ``main.py`` (:func:`exec_main`): one process holds the
 programs, so whatever kills ``pyaya run`` (a supervisor, the OOM killer, ``systemd`` with ``KillMode=process``) kills
 the holder, and its fds (links, programs) go with it. ``--watch`` needs a parent that outlives each run: that
-parent supervises a child (:class:`Supervised`), forwards SIGINT and SIGTERM to it, and names itself in
-:data:`PARENT_ENV` so that the child's runtime asks the kernel for a SIGTERM should the parent die
-(:func:`pyaya.runtime.watch_parent`).
+parent supervises a child (:class:`Supervised`; two during a restart's handoff, see :mod:`pyaya._handoff`),
+forwards SIGINT and SIGTERM to them, and names itself in :data:`PARENT_ENV` so that each child's runtime asks the
+kernel for a SIGTERM should the parent die (:func:`pyaya.runtime.watch_parent`).
 """
 
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from pyaya.errors import PyayaError
 
 if TYPE_CHECKING:
     import subprocess
 
+    from pyaya._handoff import Handoff
+
 __all__ = ["PARENT_ENV", "Supervised", "exec_main", "main_argv"]
 
 #: Set in the environment of a ``--watch`` child: the pid of the ``pyaya run`` that supervises it.
 PARENT_ENV = "PYAYA_PARENT_PID"
+#: How often :meth:`Supervised.pause` looks for signals while it waits for an fd.
+_SIGNAL_SLICE = 0.05
 #: ``siginfo.si_code`` of a signal the kernel generated (a terminal's Ctrl-C), not a process (``SI_USER``).
 SI_KERNEL = 0x80
 
@@ -52,36 +57,47 @@ def exec_main(argv: list[str], cwd: Path) -> None:
 
 
 class Supervised:
-    """The ``main.py`` a ``--watch`` runs, so that SIGINT and SIGTERM sent to ``pyaya run`` alone stop it the way
-    Ctrl-C does (maps printed, links detached), and it is never orphaned.
+    """The ``main.py`` runs a ``--watch`` starts, so that SIGINT and SIGTERM sent to ``pyaya run`` alone stop them
+    the way Ctrl-C does (maps printed, links detached), and they are never orphaned.
+
+    Usually one child runs; during a handoff (:mod:`pyaya._handoff`) two do: the one tracing, and the new one
+    that has loaded its object and waits to attach. :attr:`children` holds them, oldest first.
 
     :meth:`on_signal` is the parent's handler for both signals. While a child runs or starts, it raises nothing
     (an exception thrown into ``subprocess.Popen``'s own code can lose the child, raised inside ``Popen()`` before
-    its pid is known, or its wait lock): it forwards SIGTERM, once, and the wait in progress goes on until the
-    child has printed its maps and exited. With no child (a build, or waiting for a change), the signal stops the
-    parent as Ctrl-C does (:class:`KeyboardInterrupt`).
+    its pid is known, or its wait lock): it forwards SIGTERM, once, to each child, and the wait in progress goes
+    on until they have printed their maps and exited. With no child, or during a build (:attr:`building`: cargo,
+    not a supervised child, is what runs), the signal stops the parent as Ctrl-C does
+    (:class:`KeyboardInterrupt`), once it has been forwarded.
 
-    A Ctrl-C on the terminal reaches both processes at once. The parent spends its time in :meth:`pause`, which
+    A Ctrl-C on the terminal reaches every process at once. The parent spends its time in :meth:`pause`, which
     takes the signals with their origin (``sigtimedwait``) and forwards only those a process sent; one that comes
     while the parent does something else is forwarded whatever its origin, and the child's
     :class:`pyaya.runtime.Session` ignores the repeat.
     """
 
-    child: subprocess.Popen[bytes] | None = None
+    children: ClassVar[list[subprocess.Popen[bytes]]] = []
     starting = False
+    building = False
     stop_requested = False
-    _signalled: subprocess.Popen[bytes] | None = None
+    _signalled: ClassVar[list[subprocess.Popen[bytes]]] = []
     _handled: frozenset[int] = frozenset()
 
     @classmethod
-    def start(cls, argv: list[str], cwd: Path) -> subprocess.Popen[bytes]:
-        """Start ``argv`` in ``cwd`` as the supervised child, naming this process in :data:`PARENT_ENV`."""
+    def start(cls, argv: list[str], cwd: Path, *, handoff: Handoff | None = None) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in ``cwd`` as a supervised child, naming this process in :data:`PARENT_ENV` and, with
+        ``handoff``, passing the child its end of that channel."""
         import subprocess  # noqa: PLC0415 - main.py imports this module for PARENT_ENV, and never starts a child
 
         environment = {**os.environ, PARENT_ENV: str(os.getpid())}
+        fds: tuple[int, ...] = ()
+        if handoff is not None:
+            environment.update(handoff.environment())
+            fds = (handoff.child_fd,)
         cls.starting = True
         try:
-            cls.child = child = subprocess.Popen(argv, cwd=cwd, env=environment)
+            child = subprocess.Popen(argv, cwd=cwd, env=environment, pass_fds=fds)
+            cls.children = [*cls.children, child]
         finally:
             cls.starting = False
         if cls.stop_requested:  # the signal came while Popen() ran, before the child's pid was known
@@ -89,10 +105,16 @@ class Supervised:
         return child
 
     @classmethod
+    def forget(cls, child: subprocess.Popen[bytes]) -> None:
+        """``child`` has exited and been waited for: signals no longer go to it."""
+        cls.children = [c for c in cls.children if c is not child]
+        cls._signalled = [c for c in cls._signalled if c is not child]
+
+    @classmethod
     def terminate(cls, child: subprocess.Popen[bytes]) -> None:
         """SIGTERM ``child``, once: it stops as after Ctrl-C."""
-        if cls._signalled is not child and child.returncode is None:
-            cls._signalled = child
+        if all(c is not child for c in cls._signalled) and child.returncode is None:
+            cls._signalled = [*cls._signalled, child]
             # os.kill, not child.send_signal: that polls with waitpid, which a signal handler must not do while
             # the main thread may be inside the same Popen's wait. An exited child not reaped yet keeps its pid.
             os.kill(child.pid, signal.SIGTERM)
@@ -103,10 +125,11 @@ class Supervised:
         cls.stop_requested = True
         if cls.starting:
             return  # start() forwards it as soon as Popen() returns
-        child = cls.child
-        if child is None or child.returncode is not None:
+        living = [child for child in cls.children if child.returncode is None]
+        for child in living:
+            cls.terminate(child)
+        if not living or cls.building:
             raise KeyboardInterrupt
-        cls.terminate(child)
 
     @classmethod
     def install(cls) -> None:
@@ -120,20 +143,35 @@ class Supervised:
         cls._handled = frozenset(handled)
 
     @classmethod
-    def pause(cls, seconds: float) -> None:
-        """Sleep ``seconds``, or until SIGINT or SIGTERM comes: from the terminal (the child got it too), it only
-        marks the stop; sent by a process, it goes to :meth:`on_signal` (forwarded to a running child)."""
+    def pause(cls, seconds: float, readable: int | None = None) -> bool:
+        """Sleep ``seconds``, until SIGINT or SIGTERM comes, or (given ``readable``, an fd) until that fd is
+        readable; True in that last case. A signal from the terminal (the children got it too) only marks the
+        stop; one sent by a process goes to :meth:`on_signal` (forwarded to the running children)."""
         if not cls._handled:
-            time.sleep(seconds)
-            return
-        signal.pthread_sigmask(signal.SIG_BLOCK, cls._handled)
-        try:
-            info = signal.sigtimedwait(cls._handled, seconds)
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, cls._handled)
-        if info is None:
-            return
-        if info.si_code == SI_KERNEL:
-            cls.stop_requested = True
-            return
-        cls.on_signal(info.si_signo, None)
+            if readable is None:
+                time.sleep(seconds)
+                return False
+            return bool(select.select([readable], [], [], seconds)[0])
+        deadline = time.monotonic() + seconds
+        ready = False
+        while True:
+            signal.pthread_sigmask(signal.SIG_BLOCK, cls._handled)
+            try:
+                left = max(0.0, deadline - time.monotonic())
+                if readable is None:
+                    info = signal.sigtimedwait(cls._handled, left)
+                else:
+                    # Signals stay blocked while select waits (they do not interrupt it): wait in short slices and
+                    # take them between, so that a stop is seen within a slice while the fd is seen at once.
+                    ready = bool(select.select([readable], [], [], min(left, _SIGNAL_SLICE))[0])
+                    info = signal.sigtimedwait(cls._handled, 0)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, cls._handled)
+            if info is not None:
+                if info.si_code == SI_KERNEL:
+                    cls.stop_requested = True
+                else:
+                    cls.on_signal(info.si_signo, None)
+                return ready
+            if ready or readable is None or time.monotonic() >= deadline:
+                return ready

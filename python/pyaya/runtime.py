@@ -30,7 +30,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from pyaya import _native
+from pyaya import _handoff, _native
 from pyaya._color import color_enabled
 from pyaya._launch import PARENT_ENV
 from pyaya.errors import MetricsError, PyayaError, RecordError, VerifierError
@@ -106,10 +106,12 @@ def _refused_options(script: Path, wanted: list[str]) -> str | None:
 def watch_parent() -> None:
     """When a ``pyaya run --watch`` started this process (its pid in :data:`PARENT_ENV`), have the kernel send
     SIGTERM here should that parent die (handled like Ctrl-C: maps printed, links detached), then check that it
-    has not died already, before the request was made; if it has, exit at once. Runs once (the variable is
-    removed, so processes this one starts do not check a parent that is not theirs); :func:`parse_options` and
-    :class:`Session` call it.
+    has not died already, before the request was made; if it has, exit at once. It also takes the handoff
+    channel that parent passed (:mod:`pyaya._handoff`), which :meth:`Session.load` reports on. Runs once (the
+    variables are removed, so processes this one starts do not check a parent that is not theirs);
+    :func:`parse_options` and :class:`Session` call it.
     """
+    _handoff.claim()
     expected = os.environ.pop(PARENT_ENV, None)
     if expected is None:
         return
@@ -597,14 +599,33 @@ class Session:
         DIR, typed by the object's BTF, and ``programs[NAME].attach(...)`` does nothing, since that loader attached
         them (see :class:`PinnedObject`); ``globals`` and ``max_entries`` are then that loader's business too.
         With ``--metrics HOST:PORT``, the maps are served to Prometheus as soon as they exist (:meth:`metrics`).
+
+        Started by ``pyaya run --watch`` to replace a running ``main.py``, the session also loads every program
+        whose ``load()`` takes no argument (the verifier's verdict comes before anything is stopped), tells the
+        parent so, and returns once the parent has stopped the run this one replaces: the attaches that follow
+        take over from it (see :mod:`pyaya._handoff`). A failure here leaves that run tracing.
         """
-        if self.options.pinned_maps is not None:
-            self._ebpf = PinnedObject(self.options.pinned_maps, self.options.object_path)
-        else:
-            level = logging.DEBUG if self.options.verbose else logging.INFO
-            self._ebpf = Ebpf.load_file(
-                self.options.object_path, globals=globals, max_entries=max_entries, log_level=level
-            )
+        handoff = _handoff.claimed()
+        try:
+            if self.options.pinned_maps is not None:
+                self._ebpf = PinnedObject(self.options.pinned_maps, self.options.object_path)
+            else:
+                level = logging.DEBUG if self.options.verbose else logging.INFO
+                self._ebpf = Ebpf.load_file(
+                    self.options.object_path, globals=globals, max_entries=max_entries, log_level=level
+                )
+                if handoff is not None:
+                    _load_ahead(self._ebpf)
+        except BaseException as error:
+            if handoff is not None:
+                handoff.failed(BaseException.__str__(error).strip().partition("\n")[0] or type(error).__name__)
+                handoff.close()
+            raise
+        if handoff is not None:
+            try:
+                handoff.loaded()  # the run this one replaces is stopped when this returns
+            finally:
+                handoff.close()
         if self.options.metrics is not None:
             self.metrics(self.options.metrics)
         assert self._ebpf is not None
@@ -961,6 +982,24 @@ class Session:
             self.out.write(_paint(heading, "1", self.color) + "\n")
             for key, value in items:
                 self.out.write(f"  {key!s:<{key_width}}  {value}\n")
+
+
+def _load_ahead(ebpf: Ebpf) -> None:
+    """Verify and load each program of ``ebpf`` whose ``load()`` takes no argument, before the handoff; programs
+    whose load needs a target (fentry, lsm, ...) are loaded by main.py as usual. A later ``load()`` of one loaded
+    here does nothing (see :attr:`pyaya.Program.loaded_ahead`)."""
+    from pyaya.errors import UnsupportedError  # noqa: PLC0415
+    from pyaya.programs import Program  # noqa: PLC0415
+
+    for name in ebpf.programs:
+        program = ebpf.programs[name]
+        if type(program).load is not Program.load or program.loaded:
+            continue
+        try:
+            program.load()
+        except UnsupportedError:
+            continue  # a type pyaya cannot load: main.py meets the same error where it uses the program
+        program.loaded_ahead = True
 
 
 def _check_histogram_kind(kind: str) -> None:

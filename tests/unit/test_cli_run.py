@@ -223,19 +223,89 @@ def test_count_needs_interval(tmp_path: Path) -> None:
 
 
 def test_watch_restarts_on_change_and_stops_cleanly(tmp_path: Path) -> None:
+    """A main.py that loads nothing through a Session never reports a load: after HANDOFF_TIMEOUT the old one is
+    stopped anyway, as Ctrl-C stops it, and the new one goes on."""
     root = _project(tmp_path)
     _object(root).parent.mkdir(parents=True)
     _object(root).write_bytes(b"\x7fELF")
     run = Run(str(root), "--watch", "--no-build")
     assert run.line()["version"] == 1
     _touch_later(root / "main.py", MAIN.format(version=2))
+    assert run.line()["version"] == 2  # started beside the old one
     assert run.line() == {"version": 1, "stopped": "cleanly"}  # stopped as Ctrl-C stops it: maps printed
-    assert run.line()["version"] == 2
     out, err = run.interrupt()
     assert json.loads(out.splitlines()[-1]) == {"version": 2, "stopped": "cleanly"}
-    assert "main.py changed: restarting" in err
+    assert "main.py changed: rebuilding and restarting" in err
+    assert "did not report its load within 10s" in err
     assert "stopped watching" in err
     assert "Traceback" not in err
+
+
+#: A main.py that takes part in the handoff as pyaya.runtime.Session does, without a kernel: it reports "loaded"
+#: (or "failed" while main.py says FAIL) and attaches, here prints, only after "go".
+HANDOFF_MAIN = """\
+import json, os, signal, sys, time
+from pyaya import _handoff
+from pyaya.runtime import watch_parent
+stopping = False
+def stop(signum, frame):
+    global stopping
+    if not stopping:
+        stopping = True
+        raise KeyboardInterrupt
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+watch_parent()
+try:
+    end = _handoff.claimed()
+    if {fail}:
+        end.failed("the verifier rejected program 'x'")
+        sys.exit(1)
+    if end is not None:
+        end.loaded()
+    print(json.dumps({{"version": {version}, "attached": True}}), flush=True)
+    time.sleep(60)
+except KeyboardInterrupt:
+    print(json.dumps({{"version": {version}, "stopped": "cleanly"}}), flush=True)
+"""
+
+
+def test_watch_hands_over_once_the_new_one_has_loaded(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (root / "main.py").write_text(HANDOFF_MAIN.format(version=1, fail=False))
+    _object(root).parent.mkdir(parents=True)
+    _object(root).write_bytes(b"\x7fELF")
+    run = Run(str(root), "--watch", "--no-build")
+    assert run.line() == {"version": 1, "attached": True}
+    _touch_later(root / "main.py", HANDOFF_MAIN.format(version=2, fail=False))
+    assert run.line() == {"version": 1, "stopped": "cleanly"}  # the new one waited for this before attaching
+    assert run.line() == {"version": 2, "attached": True}
+    out, err = run.interrupt()
+    assert json.loads(out.splitlines()[-1]) == {"version": 2, "stopped": "cleanly"}
+    assert "did not report" not in err
+    assert "Traceback" not in err
+
+
+def test_watch_keeps_the_old_one_when_the_new_one_fails_to_load(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (root / "main.py").write_text(HANDOFF_MAIN.format(version=1, fail=False))
+    _object(root).parent.mkdir(parents=True)
+    _object(root).write_bytes(b"\x7fELF")
+    run = Run(str(root), "--watch", "--no-build")
+    assert run.line() == {"version": 1, "attached": True}
+    assert run.process.stderr is not None
+    _touch_later(root / "main.py", HANDOFF_MAIN.format(version=2, fail=True))
+    deadline = time.monotonic() + 30
+    while "failed to load" not in "".join(run.stderr):
+        assert time.monotonic() < deadline, "".join(run.stderr)
+        run.stderr.append(run.process.stderr.readline())
+    assert "the verifier rejected program 'x'" in "".join(run.stderr)
+    assert "the running one keeps tracing" in "".join(run.stderr)
+    _touch_later(root / "main.py", HANDOFF_MAIN.format(version=3, fail=False))  # fixed: it takes over
+    assert run.line() == {"version": 1, "stopped": "cleanly"}  # the first stop of version 1: it ran all along
+    assert run.line() == {"version": 3, "attached": True}
+    out, _ = run.interrupt()
+    assert json.loads(out.splitlines()[-1]) == {"version": 3, "stopped": "cleanly"}
 
 
 def test_sigterm_stops_main_too(tmp_path: Path) -> None:
@@ -251,7 +321,8 @@ def test_sigterm_stops_main_too(tmp_path: Path) -> None:
 
 
 def _fake_toolchain(tmp_path: Path, root: Path) -> dict[str, str]:
-    """rustc/cargo/bpf-linker stand-ins: cargo fails with a compiler error while src/main.rs says BROKEN."""
+    """rustc/cargo/bpf-linker stand-ins: cargo fails with a compiler error while src/main.rs says BROKEN, and takes a
+    minute while it says SLOW."""
     bin_dir = tmp_path / "bin"
     rustc = fake_rustc(bin_dir, tmp_path / "sysroot", release="1.96.0", llvm="22.1.0", bpf_target=True)
     fake_linker(bin_dir, 22)
@@ -266,6 +337,7 @@ def _fake_toolchain(tmp_path: Path, root: Path) -> dict[str, str]:
         f"""if /bin/grep -q BROKEN {root}/proj-ebpf/src/main.rs; then
   printf '%s\\n' '{json.dumps(error)}'; echo '{{"reason":"build-finished","success":false}}'; exit 101
 fi
+if /bin/grep -q SLOW {root}/proj-ebpf/src/main.rs; then exec /bin/sleep 60; fi
 /bin/mkdir -p {obj.parent} && echo built > {obj}
 echo '{json.dumps(artifact)}'; echo '{{"reason":"build-finished","success":true}}'
 """,
@@ -311,7 +383,7 @@ def test_sigterm_during_popen_still_stops_main(monkeypatch: pytest.MonkeyPatch) 
         os.kill(os.getpid(), signal.SIGTERM)  # handled before this returns, as if it came during Popen()
         return child  # type: ignore[no-any-return]
 
-    for name, value in (("child", None), ("stop_requested", False), ("_signalled", None)):
+    for name, value in (("children", []), ("stop_requested", False), ("_signalled", [])):
         monkeypatch.setattr(Supervised, name, value)
     previous = signal.signal(signal.SIGTERM, Supervised.on_signal)
     try:
@@ -327,7 +399,7 @@ def test_sigterm_during_popen_still_stops_main(monkeypatch: pytest.MonkeyPatch) 
 def test_signal_with_nothing_running_stops_like_ctrl_c(monkeypatch: pytest.MonkeyPatch, signum: int) -> None:
     from pyaya._launch import Supervised  # noqa: PLC0415
 
-    for name, value in (("child", None), ("stop_requested", False), ("starting", False)):
+    for name, value in (("children", []), ("stop_requested", False), ("starting", False)):
         monkeypatch.setattr(Supervised, name, value)
     with pytest.raises(KeyboardInterrupt):
         Supervised.on_signal(signum, None)
@@ -415,3 +487,25 @@ def test_watch_child_stops_when_its_parent_is_killed(tmp_path: Path) -> None:
     os.kill(run.process.pid, signal.SIGKILL)
     assert run.line() == {"stopped": "cleanly", "signal": "SIGTERM"}
     assert _gone(int(started["pid"]))  # type: ignore[call-overload]
+
+
+def test_stop_signal_during_a_rebuild_stops_the_running_one_and_the_build(tmp_path: Path) -> None:
+    """The old main.py traces while cargo rebuilds: a SIGTERM to `pyaya run` then stops both, without waiting for
+    the build."""
+    root = _project(tmp_path)
+    (root / "main.py").write_text(HANDOFF_MAIN.format(version=1, fail=False))
+    run = Run(str(root), "--watch", env=_fake_toolchain(tmp_path, root))
+    assert run.line() == {"version": 1, "attached": True}
+    assert run.process.stderr is not None
+    _touch_later(root / "proj-ebpf" / "src" / "main.rs", "// SLOW\n")
+    deadline = time.monotonic() + 30
+    while "rebuilding" not in "".join(run.stderr):
+        assert time.monotonic() < deadline, "".join(run.stderr)
+        run.stderr.append(run.process.stderr.readline())
+    assert "keeps tracing meanwhile" in "".join(run.stderr)
+    os.kill(run.process.pid, signal.SIGTERM)  # the parent alone, while cargo sleeps
+    out, err = run.process.communicate(timeout=30)  # well before the build's minute
+    assert json.loads(out.splitlines()[-1]) == {"version": 1, "stopped": "cleanly"}
+    assert "stopped watching" in err
+    assert "Traceback" not in err
+    assert run.process.returncode == 0, err

@@ -6,8 +6,10 @@ which appends ``main.py --help``). ``-p PID`` and ``interval``/``count`` reach m
 
 A plain run replaces itself with ``main.py`` (see :mod:`pyaya._launch`). With ``--watch``, the project's sources
 are polled (their modification times, every half second: no inotify dependency, and it works on every file
-system); on a change the running ``main.py`` is stopped the way Ctrl-C stops it (its maps are printed, every link
-detached), the project rebuilt and ``main.py`` started again. A failing build keeps watching.
+system); on a change the project is rebuilt while the running ``main.py`` keeps tracing, then the new ``main.py``
+starts beside it and loads its object; only then is the old one stopped the way Ctrl-C stops it (its maps are
+printed, every link detached) and the new one attaches (see :mod:`pyaya._handoff`). A failing build, or a new
+``main.py`` that fails to load, leaves the old one tracing and keeps watching.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperCommand
 
+from pyaya._handoff import Handoff
 from pyaya._launch import Supervised, exec_main, main_argv
 from pyaya.cli._common import EXIT_USAGE, fail, handle_errors, note
 from pyaya.errors import PyayaError
@@ -39,6 +43,9 @@ HELP_TIMEOUT = 10.0
 #: How often ``--watch`` looks at the sources, and how long a stopping main.py may take before it is killed.
 POLL_SECONDS = 0.5
 STOP_TIMEOUT = 10.0
+#: How long a new main.py may take to report its load before ``--watch`` stops the old one anyway (a main.py that
+#: loads nothing through :class:`pyaya.runtime.Session` never reports).
+HANDOFF_TIMEOUT = 10.0
 _SKIP_DIRS = frozenset({"target", ".git", "__pycache__", ".venv", "venv", ".mypy_cache", ".pytest_cache"})
 
 
@@ -92,6 +99,7 @@ def _wait(child: subprocess.Popen[bytes]) -> int:
             code = child.wait()
         except KeyboardInterrupt:
             continue
+    Supervised.forget(child)
     return 128 - code if code < 0 else code
 
 
@@ -107,42 +115,163 @@ def _stop(child: subprocess.Popen[bytes]) -> int:
     return _wait(child)
 
 
-def _watch(project: Project, argv_for: ArgvFor, *, debug: bool, no_build: bool, rebuild: bool) -> None:
-    """Run, and restart on every change of the sources, until Ctrl-C, SIGINT or SIGTERM. The objects are rebuilt
-    when a build input changed (a change of main.py only restarts it)."""
-    Supervised.install()
-    while True:
-        before = snapshot(project)
-        child: subprocess.Popen[bytes] | None = None
+class _Watch:
+    """What ``--watch`` keeps between restarts: the main.py tracing now with its handoff channel (kept open while it
+    runs, so that whatever it says finds a reader), and whether the fallback was said."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.running: subprocess.Popen[bytes] | None = None
+        self.fallback_said = False
+        self._channel: Handoff | None = None
+
+    def hand_over(self, argv: list[str]) -> None:
+        """Start ``argv`` (the new main.py) beside the running one and let it take over once its object is loaded
+        (see :mod:`pyaya._handoff`): stop the running one, then tell the new one to attach. A new one that fails
+        before that leaves the running one tracing."""
+        name = self.project.main.name
+        handoff = Handoff()
         try:
-            objects = _objects(project, debug=debug, no_build=no_build, rebuild=rebuild)
-        except PyayaError as error:
-            typer.echo(f"error: {error}", err=True)
-            note("the build failed; watching for changes (Ctrl-C to stop)")
-        else:
-            child = Supervised.start(argv_for(objects), project.root)
+            new = Supervised.start(argv, self.project.root, handoff=handoff)
+        except BaseException:
+            handoff.close()
+            raise
+        handoff.started()
+        if self.running is None:
+            handoff.go()  # nothing to stop: it attaches as soon as it has loaded; a failure is an exit like any other
+            self._replace(new, handoff)
+            return
+        deadline = time.monotonic() + HANDOFF_TIMEOUT
         try:
             while True:
                 if Supervised.stop_requested:
-                    raise KeyboardInterrupt  # forwarded to main.py by the handler: stop once it has stopped
-                if child is not None and child.poll() is not None:
-                    note(f"{project.main.name} exited with status {_wait(child)}; watching for changes")
-                    child = None
-                Supervised.pause(POLL_SECONDS)
-                if Supervised.stop_requested:
+                    raise KeyboardInterrupt  # forwarded to both by the handler: stop once they have stopped
+                left = deadline - time.monotonic()
+                message = handoff.receive()
+                if message is None and left > 0:
+                    Supervised.pause(min(left, POLL_SECONDS), handoff.fileno())
+                    continue
+                if message is None:
+                    self._fall_back(f"{name} did not report its load within {HANDOFF_TIMEOUT:g}s")
+                    handoff.go()
+                    self._replace(new, handoff)
+                    return
+                word, detail = message
+                if word == "loaded":
+                    _stop(self.running)
+                    handoff.go()
+                    self._replace(new, handoff)
+                    return
+                if word == "failed":
+                    handoff.close()
+                    self._failed(new, detail)
+                    return
+                if word == "gone":
+                    handoff.close()
+                    self._gone(new)
+                    return
+        except BaseException:
+            handoff.close()
+            raise
+
+    def _replace(self, new: subprocess.Popen[bytes], handoff: Handoff) -> None:
+        self.close()
+        self.running = new
+        self._channel = handoff
+
+    def close(self) -> None:
+        """The running main.py has stopped: close its channel."""
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    def _fall_back(self, why: str) -> None:
+        """The new main.py does not take part in the handoff: stop the running one, as before handoffs."""
+        assert self.running is not None
+        if not self.fallback_said:
+            self.fallback_said = True
+            note(
+                f"{why} (it loads nothing through pyaya.runtime.Session, or its load takes longer): "
+                "the old one is stopped now, and both ran meanwhile"
+            )
+        _stop(self.running)
+        self.running = None
+        self.close()
+
+    def _failed(self, new: subprocess.Popen[bytes], detail: str) -> None:
+        name = self.project.main.name
+        # It is on its way out, printing its error: a SIGTERM now could cut that short. Stop it only if it lingers.
+        try:
+            new.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            _stop(new)
+        code = _wait(new)
+        note(f"the new {name} failed to load ({detail}; exit status {code}): the running one keeps tracing")
+
+    def _gone(self, new: subprocess.Popen[bytes]) -> None:
+        name = self.project.main.name
+        code = _wait(new)
+        if code != 0:
+            note(f"the new {name} exited with status {code} before loading: the running one keeps tracing")
+            return
+        # It ran to its end without a handoff (a main.py that loads nothing through a Session): as before.
+        self._fall_back(f"{name} exited without reporting a load")
+        note(f"{name} exited with status 0; watching for changes")
+
+    def wait_for_change(self, before: dict[Path, int]) -> list[Path]:
+        """Poll the sources until one changes; the running main.py exiting meanwhile is said once."""
+        while True:
+            if Supervised.stop_requested:
+                raise KeyboardInterrupt  # forwarded to main.py by the handler: stop once it has stopped
+            if self.running is not None and self.running.poll() is not None:
+                note(f"{self.project.main.name} exited with status {_wait(self.running)}; watching for changes")
+                self.running = None
+                self.close()
+            Supervised.pause(POLL_SECONDS)
+            if Supervised.stop_requested:
+                raise KeyboardInterrupt
+            changed = _changed(before, snapshot(self.project))
+            if changed:
+                return changed
+
+
+def _watch(project: Project, argv_for: ArgvFor, *, debug: bool, no_build: bool, rebuild: bool) -> None:
+    """Run, and restart on every change of the sources, until Ctrl-C, SIGINT or SIGTERM. The objects are rebuilt
+    when a build input changed (a change of main.py only restarts it), while the running main.py keeps tracing;
+    the new one takes over once it has loaded (:meth:`_Watch.hand_over`)."""
+    Supervised.install()
+    watch = _Watch(project)
+    try:
+        while True:
+            before = snapshot(project)
+            objects: list[Path] | None = None
+            Supervised.building = True
+            try:
+                if Supervised.stop_requested:  # came before the build began: the handler raised nothing then
                     raise KeyboardInterrupt
-                changed = _changed(before, snapshot(project))
-                if changed:
-                    break
-        except KeyboardInterrupt:
-            code = _wait(child) if child is not None else 130
-            note("stopped watching")
-            raise typer.Exit(code) from None
-        shown = ", ".join(str(p.relative_to(project.root)) for p in changed[:3]) + (" ..." if len(changed) > 3 else "")
-        note(f"{shown} changed: restarting")
-        if child is not None:
-            _stop(child)
-        rebuild = False  # from now on, only when stale
+                objects = _objects(project, debug=debug, no_build=no_build, rebuild=rebuild)
+            except PyayaError as error:
+                typer.echo(f"error: {error}", err=True)
+                keeps = f"the running {project.main.name} keeps tracing; " if watch.running is not None else ""
+                note(f"the build failed; {keeps}watching for changes (Ctrl-C to stop)")
+            finally:
+                Supervised.building = False
+            if Supervised.stop_requested:
+                raise KeyboardInterrupt
+            if objects is not None:
+                watch.hand_over(argv_for(objects))
+            changed = watch.wait_for_change(before)
+            shown = ", ".join(str(p.relative_to(project.root)) for p in changed[:3]) + (
+                " ..." if len(changed) > 3 else ""
+            )
+            keeps = f" (the running {project.main.name} keeps tracing meanwhile)" if watch.running is not None else ""
+            note(f"{shown} changed: rebuilding and restarting{keeps}")
+            rebuild = False  # from now on, only when stale
+    except KeyboardInterrupt:
+        codes = [_wait(child) for child in list(Supervised.children)]
+        watch.close()
+        note("stopped watching")
+        raise typer.Exit(codes[0] if codes else 130) from None
 
 
 def project_help(start: Path) -> str | None:

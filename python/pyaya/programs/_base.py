@@ -193,6 +193,10 @@ class Program:
 
     kind: ClassVar[str] = "Program"
 
+    loaded_ahead: bool = False
+    """Loaded by :meth:`pyaya.runtime.Session.load` before main.py asked (``pyaya run --watch`` verifies a new run's
+    programs before it stops the old run): main.py's own ``load()`` then has nothing left to do."""
+
     def __init__(self, native: _native.Program) -> None:
         self._native = native
 
@@ -226,6 +230,8 @@ class Program:
         Raises :class:`~pyaya.VerifierError` (with ``.log``) when the verifier rejects it and
         :class:`~pyaya.PermissionDeniedError` without the needed privilege.
         """
+        if self.loaded_ahead and self._native.loaded:
+            return
         self._native.load()
 
     def unload(self) -> None:
