@@ -47,3 +47,9 @@ def test_counts_the_calls_of_a_process(pyaya_project: PyayaProject) -> None:
 def test_pid_filter_counts_only_that_process(pyaya_project: PyayaProject) -> None:
     result, _ = run_while(pyaya_project, [sys.executable, "-c", "pass"], "-p", str(os.getpid()))
     assert {entry["pid"] for entry in result.entries("PROCESS_COUNTS")} <= {os.getpid()}
+
+
+def test_interval_count_ends_the_run(pyaya_project: PyayaProject) -> None:
+    with pyaya_project.run("--interval", "0.5", "--count", "2") as run:
+        result = run.result(timeout=30)  # the second report ends the run, long before its --duration
+    assert result.entries("PROCESS_COUNTS"), "no totals at exit"

@@ -67,3 +67,10 @@ def test_pid_filter(pyaya_project: PyayaProject) -> None:
         result = run.stop()
     assert len(result.events_where(pid=watched.pid)) == 1
     assert result.events_where(pid=other.pid) == []
+
+
+def test_interval_count_prints_a_histogram_each_interval_then_stops(pyaya_project: PyayaProject) -> None:
+    with pyaya_project.run("--interval", "0.5", "--count", "2") as run:
+        result = run.result(timeout=30)  # the second interval ends the run
+    histograms = [record for record in result.records if record["kind"] == "map" and record["map"] == "LATENCY_NS"]
+    assert [histogram["histogram"] for histogram in histograms] == ["log2", "log2"]
