@@ -98,12 +98,12 @@ def test_pyaya_project_stops_a_run_and_reports_one_that_never_started(execwatch:
     assert result.returncode == 0
     assert "EXEC_COUNTS" in result.maps  # printed at exit, as on Ctrl-C
     assert execwatch.name not in {program for _, program, _ in loaded_programs()}
-    # main.py refuses an option it does not know before anything is loaded: the test fails with its stderr.
+    # main.py refuses a bad option before anything is loaded: the test fails with its stderr.
     with (
-        pytest.raises(AssertionError, match=r"exited with 2 before running:\n(.|\n)*--no-such-option"),
-        project.run("--no-build", "--", "--no-such-option"),
+        pytest.raises(AssertionError, match=r"exited with 2 before running:\n(.|\n)*must be a process id"),
+        project.run("--no-build", "--", "-p", "0"),
     ):
-        pytest.fail("main.py ran with an option it does not take")
+        pytest.fail("main.py ran with -p 0")
     # A run still going when its block ends (a failing test) is killed, not left behind.
     with pytest.raises(RuntimeError, match="the test failed"), project.run("--no-build") as killed:
         raise RuntimeError("the test failed")
