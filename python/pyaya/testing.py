@@ -352,10 +352,13 @@ class RunResult:
 
     returncode: int
     records: list[dict[str, Any]]
-    """Every JSON line of stdout, in order (``{"kind": "event" | "log" | "map" | "lost", ...}``)."""
+    """Every JSON line of stdout, in order (``{"kind": "event" | "log" | "map" | "lost", ...}``); empty for a run
+    without ``--json``."""
     events: list[dict[str, Any]]
     """The ``"data"`` of each ``"event"`` record, in order."""
     stderr: str
+    stdout: str = ""
+    """stdout as printed (the table of a run without ``--json``)."""
 
     @property
     def maps(self) -> dict[str, dict[str, Any]]:
@@ -382,8 +385,17 @@ class Run:
     its ``--duration`` with :meth:`result`, both inside the ``with`` block: leaving it kills a run still going (so
     a failed test leaves no run behind)."""
 
-    def __init__(self, argv: Sequence[str], *, cwd: Path, start_timeout: float, env: Mapping[str, str] | None) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        start_timeout: float,
+        env: Mapping[str, str] | None,
+        json_lines: bool = True,
+    ) -> None:
         self.argv = list(argv)
+        self._json_lines = json_lines
         self._cwd = cwd
         self._env = dict(env) if env is not None else None
         self._start_timeout = start_timeout
@@ -459,9 +471,9 @@ class Run:
                 self._kill()
                 raise AssertionError(f"`{' '.join(self.argv)}` did not end within {timeout:g} s") from None
             self._join()
-            records = [json.loads(line) for line in self._stdout if line.strip()]
+            records = [json.loads(line) for line in self._stdout if line.strip()] if self._json_lines else []
             events = [record["data"] for record in records if record.get("kind") == "event"]
-            self._result = RunResult(code, records, events, "".join(self._stderr))
+            self._result = RunResult(code, records, events, "".join(self._stderr), "".join(self._stdout))
         if check and self._result.returncode != 0:
             raise AssertionError(
                 f"`{' '.join(self.argv)}` exited with {self._result.returncode}:\n{self._result.stderr}"
@@ -505,9 +517,9 @@ class PyayaProject:
         Skips the test, saying what was probed, unless this process may load programs (root and ``bpf()``)::
 
             with pyaya_project.run("-p", str(os.getpid())) as run:
-                subprocess.run(["/bin/true"], check=True)
+                subprocess.run(["/bin/true"], check=True)   # another process: filtered out
                 result = run.stop()
-            assert result.events_where(pid=os.getpid())
+            assert {event["pid"] for event in result.events} <= {os.getpid()}
         """
         reason = privilege_skip_reason()
         if reason:
@@ -515,7 +527,7 @@ class PyayaProject:
         options = ["--json"] if json else []
         options += ["--duration", f"{duration if duration is not None else RUN_LIMIT:g}"]
         argv = self._pyaya("run", str(self.root), *options, *args)
-        return Run(argv, cwd=self.root, start_timeout=start_timeout, env=self.env)
+        return Run(argv, cwd=self.root, start_timeout=start_timeout, env=self.env, json_lines=json)
 
 
 @pytest.fixture(scope="module")

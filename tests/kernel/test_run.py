@@ -98,6 +98,10 @@ def test_pyaya_project_stops_a_run_and_reports_one_that_never_started(execwatch:
     assert result.returncode == 0
     assert "EXEC_COUNTS" in result.maps  # printed at exit, as on Ctrl-C
     assert execwatch.name not in {program for _, program, _ in loaded_programs()}
+    with project.run("--no-build", json=False) as run:
+        table = run.stop()
+    assert table.records == []
+    assert "EXEC_COUNTS:" in table.stdout
     # main.py refuses a bad option before anything is loaded: the test fails with its stderr.
     with (
         pytest.raises(AssertionError, match=r"exited with 2 before running:\n(.|\n)*must be a process id"),
