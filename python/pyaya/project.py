@@ -11,6 +11,7 @@ toolchain = "auto"              # optional: auto, nightly, prebuilt, bootstrap
 [run]
 main = "main.py"                # user-space script run by `pyaya run`
 options = ["pid", "interval"]   # optional: which of pyaya run's -p PID and interval [count] main.py honours
+unsupported.pid = "why"         # optional: why an option makes no sense here, said when pyaya run refuses it
 ```
 
 and, for ``pyaya package`` and ``pyaya run --metrics`` (see :func:`fleet_settings`)::
@@ -168,6 +169,10 @@ class Project:
     also ``--interval``/``--count``) ``main.py`` honours; ``pyaya run`` and :func:`pyaya.runtime.parse_options`
     refuse the others. None when the file does not say: every option is passed on, as main.py's argparse takes
     them all."""
+    unsupported_run_options: Mapping[str, str] = field(default_factory=dict)
+    """``[run] unsupported``: option name (of :data:`RUN_OPTION_FLAGS`) -> why it makes no sense for this project
+    (``pid = "xdp programs run in softirq context, not in a process: ..."``); ``pyaya run`` refuses the option
+    with that reason, whatever ``[run] options`` says."""
     tables: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """The whole file as read, checked against :data:`SCHEMA` (for tables without a field here)."""
     fleet: FleetSettings = field(default_factory=FleetSettings)
@@ -179,7 +184,13 @@ class Project:
 
     def refused_run_options(self, wanted: Iterable[str]) -> str | None:
         """None when ``main.py`` honours each of ``wanted`` (names of :data:`RUN_OPTION_FLAGS`) or the project does
-        not say (no ``[run] options``); else the one-line reason to refuse them, naming what the project lacks."""
+        not say (no ``[run] options``); else the one-line reason to refuse them: the project's own words for an
+        option in ``[run] unsupported``, or else what the project lacks."""
+        template = f" (template {self.template})" if self.template else ""
+        explained = [name for name in wanted if name in self.unsupported_run_options]
+        if explained:
+            reasons = "; ".join(f"{RUN_OPTION_FLAGS[name]}: {self.unsupported_run_options[name]}" for name in explained)
+            return f"{self.name}{template} does not support {reasons}"
         if self.run_options is None:
             return None
         lacking = [name for name in wanted if name not in self.run_options]
@@ -187,7 +198,6 @@ class Project:
             return None
         flags = " or ".join(RUN_OPTION_FLAGS[name] for name in lacking)
         honoured = ", ".join(flag for name, flag in RUN_OPTION_FLAGS.items() if name in self.run_options) or "none"
-        template = f" (template {self.template})" if self.template else ""
         return (
             f"{self.name}{template} does not support {flags}: its main.py does not use it ([run] options in "
             f"{self.config_path} lists what it honours: {honoured}); drop the option, or make main.py use it and "
@@ -298,6 +308,14 @@ SCHEMA: dict[str, Key] = {
         keys={
             "main": Key("string", path=True, example='"main.py"'),
             "options": Key("names", choices=("pid", "interval"), example='["pid", "interval"]'),  # RUN_OPTION_FLAGS
+            # Why an option makes no sense for the project: said when `pyaya run` refuses it.
+            "unsupported": Key(
+                "table",
+                keys={
+                    name: Key("string", example='"xdp programs run in softirq context, not in a process"')
+                    for name in ("pid", "interval")  # RUN_OPTION_FLAGS
+                },
+            ),
         },
     ),
     # Tables keyed by program, global or map name: `fleet_settings` checks what each entry holds.
@@ -451,6 +469,13 @@ def load_project(config: str | os.PathLike[str]) -> Project:
     run = data.get("run", {})
     name = project["name"]
     main = run.get("main", "main.py")
+    unsupported = run.get("unsupported", {})
+    both = sorted(set(unsupported) & set(run.get("options", [])))
+    if both:
+        raise ProjectError(
+            f"{config}: [run] lists {', '.join(both)} both in options (main.py honours it) and in unsupported "
+            "(it makes no sense here): keep it in one of them"
+        )
     return Project(
         root=root,
         name=name,
@@ -460,6 +485,7 @@ def load_project(config: str | os.PathLike[str]) -> Project:
         main=_inside(root, main, "[run] main", config),
         toolchain=build.get("toolchain"),
         run_options=frozenset(run["options"]) if "options" in run else None,
+        unsupported_run_options=dict(unsupported),
         tables=data,
         fleet=fleet_settings(data, config),
     )

@@ -6,6 +6,8 @@ entry point ``pyaya``), so any project with pyaya installed can use them:
 - ``netns_pair``: a fresh network namespace joined to this one by a veth pair, addresses assigned and links up,
   removed at teardown (:class:`NetnsPair`); ``netns_pairs`` is a factory of them, for tests that need several.
 - ``cgroup``: a fresh cgroup v2 child, removed at teardown (:class:`Cgroup`).
+- ``pyaya_project``: the pyaya project holding the test file (:class:`PyayaProject`): ``build()`` it, ``run()`` it
+  as ``pyaya run --json`` does and read the :class:`RunResult`; no subprocess harness of the test's own.
 - ``@pytest.mark.needs("kprobes", ...)``: the test runs only where the kernel has every feature named (probed by
   :func:`pyaya.features.requirement`), else skips with the probe's reason; ``@pytest.mark.lacks("kprobes")`` runs
   a test only where the kernel lacks one (a test of the error that explains it). So one file runs on every kernel
@@ -18,6 +20,14 @@ entry point ``pyaya``), so any project with pyaya installed can use them:
         bpf.programs["firewall"].attach(netns_pair.host_interface, mode="skb")
         assert netns_pair.run("ping", "-c1", "-W1", netns_pair.host_address, check=False).returncode != 0
 
+A project's own test, of what ``pyaya run`` prints while the test makes the activity::
+
+    def test_reports_an_exec(pyaya_project):
+        with pyaya_project.run(duration=3) as run:   # returns once the programs are attached
+            subprocess.run(["/bin/true"], check=True)
+            result = run.result()                     # waits for the 3 s; run.stop() ends it now
+        assert result.events                          # every event record's "data"
+
 Probes are real: the skip reasons quote the kernel's answer, never a guess.
 """
 
@@ -25,29 +35,40 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 import pytest
 
 from pyaya import _native, features, kernel
 from pyaya.errors import NotFoundError, PyayaError
 from pyaya.loader import Ebpf
+from pyaya.project import find_project
 
 __all__ = [
     "Cgroup",
     "NetnsPair",
+    "PyayaProject",
+    "Run",
+    "RunResult",
     "bpf_object",
     "cgroup",
     "cgroup2_mount",
     "netns_pair",
     "netns_pairs",
     "privilege_skip_reason",
+    "pyaya_project",
     "requires_root",
 ]
 
@@ -316,3 +337,210 @@ def cgroup() -> Iterator[Cgroup]:
             with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
                 (root / "cgroup.procs").write_text(f"{pid}\n")
         path.rmdir()
+
+
+#: How long a run started without ``duration`` may last: it is stopped by :meth:`Run.stop` or at the end of its
+#: ``with`` block; the limit only ends it should the test's process die without stopping it.
+RUN_LIMIT = 300.0
+#: What the runtime prints on stderr once everything is loaded and attached (:meth:`pyaya.runtime.Session`).
+_RUNNING = "is running"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one ``pyaya run --json`` printed, once it ended."""
+
+    returncode: int
+    records: list[dict[str, Any]]
+    """Every JSON line of stdout, in order (``{"kind": "event" | "log" | "map" | "lost", ...}``); empty for a run
+    without ``--json``."""
+    events: list[dict[str, Any]]
+    """The ``"data"`` of each ``"event"`` record, in order."""
+    stderr: str
+    stdout: str = ""
+    """stdout as printed (the table of a run without ``--json``)."""
+
+    @property
+    def maps(self) -> dict[str, dict[str, Any]]:
+        """The ``"map"`` records printed at exit, by map name (the last one, when a map is printed each interval)."""
+        return {record["map"]: record for record in self.records if record["kind"] == "map"}
+
+    def entries(self, map_name: str) -> list[dict[str, Any]]:
+        """The ``"entries"`` of the map ``map_name`` printed at exit (a table; a histogram has ``"buckets"``)."""
+        record = self.maps.get(map_name)
+        if record is None or "entries" not in record:
+            printed = ", ".join(self.maps) or "none"
+            raise AssertionError(f"the run printed no entries of map {map_name} (maps printed: {printed})")
+        entries: list[dict[str, Any]] = record["entries"]
+        return entries
+
+    def events_where(self, **fields: object) -> list[dict[str, Any]]:
+        """The events whose data has each of ``fields`` (``events_where(pid=child.pid)``)."""
+        return [event for event in self.events if all(event.get(k) == v for k, v in fields.items())]
+
+
+class Run:
+    """A ``pyaya run`` under way (from :meth:`PyayaProject.run`): entering it waits until the programs are
+    attached; the test then makes its activity and ends the run with :meth:`stop` (as Ctrl-C does) or waits for
+    its ``--duration`` with :meth:`result`, both inside the ``with`` block: leaving it kills a run still going (so
+    a failed test leaves no run behind)."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        start_timeout: float,
+        env: Mapping[str, str] | None,
+        json_lines: bool = True,
+    ) -> None:
+        self.argv = list(argv)
+        self._json_lines = json_lines
+        self._cwd = cwd
+        self._env = dict(env) if env is not None else None
+        self._start_timeout = start_timeout
+        self._stdout: list[str] = []
+        self._stderr: list[str] = []
+        self._running = threading.Event()
+        self._readers: list[threading.Thread] = []
+        self._result: RunResult | None = None
+        self.process: subprocess.Popen[str] | None = None
+
+    def _read(self, stream: Any, lines: list[str], *, announce: bool) -> None:
+        for line in stream:
+            lines.append(line)
+            if announce and _RUNNING in line:
+                self._running.set()
+        self._running.set()  # it exited: whoever waits for the start finds out at once
+
+    def __enter__(self) -> Run:
+        # Both pipes are read all along: a full pipe would stall main.py's writes, and with them its stream.
+        process = subprocess.Popen(
+            self.argv, cwd=self._cwd, env=self._env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.process = process
+        for stream, lines, announce in ((process.stdout, self._stdout, False), (process.stderr, self._stderr, True)):
+            reader = threading.Thread(target=self._read, args=(stream, lines), kwargs={"announce": announce})
+            reader.daemon = True
+            reader.start()
+            self._readers.append(reader)
+        if not self._running.wait(self._start_timeout):
+            self._kill()
+            raise AssertionError(
+                f"`{' '.join(self.argv)}` did not say it is running within {self._start_timeout:g} s:\n"
+                + "".join(self._stderr)
+            )
+        if not any(_RUNNING in line for line in self._stderr):
+            code = process.wait()
+            self._join()
+            raise AssertionError(
+                f"`{' '.join(self.argv)}` exited with {code} before running:\n" + "".join(self._stderr)
+            )
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self._kill()
+
+    def _kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self._join()
+
+    def _join(self, timeout: float = 30) -> None:
+        for reader in self._readers:
+            reader.join(timeout)
+
+    def stop(self, *, timeout: float = 120, check: bool = True) -> RunResult:
+        """End the run as Ctrl-C does (its maps are printed, its links detached) and return what it printed."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        return self.result(timeout=timeout, check=check)
+
+    def result(self, *, timeout: float = 120, check: bool = True) -> RunResult:
+        """Wait for the run to end by itself (its ``duration``) and return what it printed; with ``check``, a
+        non-zero exit fails the test, showing stderr."""
+        if self._result is None:
+            assert self.process is not None, "enter the run (`with project.run() as run:`) first"
+            try:
+                code = self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._kill()
+                raise AssertionError(f"`{' '.join(self.argv)}` did not end within {timeout:g} s") from None
+            self._join()
+            records = [json.loads(line) for line in self._stdout if line.strip()] if self._json_lines else []
+            events = [record["data"] for record in records if record.get("kind") == "event"]
+            self._result = RunResult(code, records, events, "".join(self._stderr), "".join(self._stdout))
+        if check and self._result.returncode != 0:
+            raise AssertionError(
+                f"`{' '.join(self.argv)}` exited with {self._result.returncode}:\n{self._result.stderr}"
+            )
+        return self._result
+
+
+@dataclass(frozen=True)
+class PyayaProject:
+    """A pyaya project (the folder holding its ``pyaya.toml``), driven through the ``pyaya`` command of this
+    interpreter as a user drives it. ``env``: the commands' environment (default: this process's)."""
+
+    root: Path
+    env: Mapping[str, str] | None = field(default=None, compare=False)
+
+    def _pyaya(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "pyaya", *args]
+
+    def build(self, *, debug: bool = False, timeout: float = 900) -> Path:
+        """``pyaya build``; returns the first object built (the one ``pyaya run`` loads). A failed build fails the
+        test, showing cargo's errors."""
+        built = subprocess.run(
+            self._pyaya("build", str(self.root), *(["--debug"] if debug else [])),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=self.env,
+        )
+        if built.returncode != 0:
+            raise AssertionError(f"pyaya build {self.root} failed ({built.returncode}):\n{built.stderr}")
+        objects = [Path(line) for line in built.stdout.splitlines() if line.strip()]
+        if not objects or not objects[0].is_file():
+            raise AssertionError(f"pyaya build {self.root} printed no object path:\n{built.stdout}")
+        return objects[0]
+
+    def run(self, *args: str, json: bool = True, duration: float | None = None, start_timeout: float = 900) -> Run:
+        """``pyaya run ROOT [--json] [--duration S] ARGS...`` (building first when stale), to use as a context
+        manager: entering waits for the programs to be attached. ``args`` are ``pyaya run``'s (``"-p", "42"``;
+        ``"--", "--top", "5"`` for main.py's own). Without ``duration`` the run lasts until :meth:`Run.stop`.
+        Skips the test, saying what was probed, unless this process may load programs (root and ``bpf()``)::
+
+            with pyaya_project.run("-p", str(os.getpid())) as run:
+                subprocess.run(["/bin/true"], check=True)   # another process: filtered out
+                result = run.stop()
+            assert {event["pid"] for event in result.events} <= {os.getpid()}
+        """
+        reason = privilege_skip_reason()
+        if reason:
+            pytest.skip(reason)
+        options = ["--json"] if json else []
+        options += ["--duration", f"{duration if duration is not None else RUN_LIMIT:g}"]
+        argv = self._pyaya("run", str(self.root), *options, *args)
+        return Run(argv, cwd=self.root, start_timeout=start_timeout, env=self.env, json_lines=json)
+
+
+@pytest.fixture(scope="module")
+def pyaya_project(request: pytest.FixtureRequest) -> PyayaProject:
+    """The pyaya project holding the test's file (found as ``pyaya`` finds one: the nearest ``pyaya.toml`` upward),
+    as a :class:`PyayaProject` to build and run. Module-scoped, so a module's fixtures can build once::
+
+        @pytest.fixture(scope="module")
+        def object_path(pyaya_project):
+            return pyaya_project.build()
+    """
+    try:
+        project = find_project(request.path.parent)
+    except PyayaError as error:
+        pytest.fail(f"{request.path}: the pyaya_project fixture needs a project: {error}", pytrace=False)
+    return PyayaProject(project.root)

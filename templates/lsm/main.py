@@ -4,6 +4,7 @@ file opened), then the checks per process when it stops. The program never denie
 
     sudo pyaya run                # until Ctrl-C
     sudo pyaya run --json --duration 5
+    sudo pyaya run -p 1234        # only the checks of process 1234
 
 It also runs on its own:
 
@@ -56,7 +57,9 @@ def main() -> None:
         Column("name"),
     ]
     with Session("{{name}}", columns=columns) as session:
-        bpf = session.load(globals=kernel_offsets())
+        # -p PID: the kernel side reports only that process's checks (and still denies nothing).
+        target = {"TARGET_TGID": ctypes.c_uint32(session.options.pid or 0)}
+        bpf = session.load(globals={**kernel_offsets(), **target})
         # The program names its hook in its ELF section (lsm/{{lsm_hook|text}}): loading finds the hook's
         # bpf_lsm_ function in the kernel's BTF.
         program = bpf.programs["{{crate_name}}"]

@@ -4,6 +4,7 @@ path), then the counts per uid when it stops.
 
     sudo pyaya run                # until Ctrl-C
     sudo pyaya run --json --duration 5
+    sudo pyaya run -p 1234        # only the hits of process 1234
 
 It also runs on its own:
 
@@ -41,7 +42,9 @@ def main() -> None:
         Column("filename"),
     ]
     with Session("{{name}}", columns=columns) as session:
-        bpf = session.load(globals=kernel_offsets())
+        # -p PID: the kernel side drops every other process's hits before they reach the ring buffer.
+        target = {"TARGET_TGID": ctypes.c_uint32(session.options.pid or 0)}
+        bpf = session.load(globals={**kernel_offsets(), **target})
         # The program names its tracepoint in its ELF section (tp_btf/{{btf_tracepoint|text}}): loading finds its type
         # in the kernel's BTF.
         program = bpf.programs["{{crate_name}}"]

@@ -3,6 +3,7 @@ when it stops.
 
     sudo pyaya run                # builds if needed, runs until Ctrl-C
     sudo pyaya run --json --duration 5
+    sudo pyaya run -p 1234        # only the execs of process 1234 (a shell you exec from)
 
 It also runs on its own:
 
@@ -44,7 +45,9 @@ def main() -> None:
         Column("filename"),
     ]
     with Session("{{name}}", columns=columns) as session:
-        bpf = session.load(globals=task_struct_offsets())
+        # -p PID: the kernel side drops every other process's execs before they reach the ring buffer.
+        target = {"TARGET_TGID": ctypes.c_uint32(session.options.pid or 0)}
+        bpf = session.load(globals={**task_struct_offsets(), **target})
         bpf.programs["{{crate_name}}"].attach("syscalls", "sys_enter_execve")
         session.show_map_at_exit(bpf.maps["EXEC_COUNTS"], key="uid", value="execs")
         # EVENTS is a #[btf_map] ring buffer of ExecEvent: each record arrives decoded by the object's BTF, with

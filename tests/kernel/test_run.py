@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from pyaya.loader import loaded_programs
 from pyaya.maps import HashMap
+from pyaya.testing import PyayaProject
 
 
 def _start_run(project: Path, *args: str) -> subprocess.Popen[str]:
@@ -62,6 +63,57 @@ def test_run_json_reports_each_exec_with_pid_and_name(execwatch: Path, tmp_path:
     assert len(counts) == 1
     root_execs = {entry["uid"]: entry["execs"] for entry in counts[0]["entries"]}[0]
     assert root_execs >= 3
+
+
+def test_pid_filter_in_the_kernel_through_pyaya_project(execwatch: Path, tmp_path: Path) -> None:
+    """`pyaya run -p PID` on the tracepoint template: the TARGET_TGID global drops other processes' execs before
+    they are counted; and pyaya.testing's PyayaProject drives the run (start, stop as Ctrl-C does, records)."""
+    probe = tmp_path / f"pyaya-probe-{os.getpid()}"
+    shutil.copy("/bin/true", probe)
+    exec_when_told = "import os, sys\nsys.stdin.readline()\nos.execv(sys.argv[1], [sys.argv[1]])\n"
+    with (
+        subprocess.Popen(
+            [sys.executable, "-c", exec_when_told, str(probe)], stdin=subprocess.PIPE, text=True
+        ) as watched,
+        subprocess.Popen([sys.executable, "-c", exec_when_told, str(probe)], stdin=subprocess.PIPE, text=True) as other,
+        PyayaProject(execwatch).run("-p", str(watched.pid), "--no-build", duration=3) as run,
+    ):
+        assert run.process is not None
+        assert execwatch.name in {program for _, program, _ in loaded_programs()}
+        watched.communicate("go\n", timeout=30)
+        other.communicate("go\n", timeout=30)
+        result = run.result()
+    assert result.returncode == 0
+    assert [event["pid"] for event in result.events_where(filename=str(probe))] == [watched.pid]
+    assert result.events_where(pid=other.pid) == []
+    assert result.entries("EXEC_COUNTS") == [{"uid": 0, "execs": 1}]
+    assert {record["kind"] for record in result.records} <= {"event", "log", "map", "lost"}
+    assert "is running" in result.stderr
+
+
+def test_pyaya_project_stops_a_run_and_reports_one_that_never_started(execwatch: Path) -> None:
+    project = PyayaProject(execwatch)
+    with project.run("--no-build") as run:
+        subprocess.run(["/bin/true"], check=True)
+        result = run.stop()
+    assert result.returncode == 0
+    assert "EXEC_COUNTS" in result.maps  # printed at exit, as on Ctrl-C
+    assert execwatch.name not in {program for _, program, _ in loaded_programs()}
+    with project.run("--no-build", json=False) as run:
+        table = run.stop()
+    assert table.records == []
+    assert "EXEC_COUNTS:" in table.stdout
+    # main.py refuses a bad option before anything is loaded: the test fails with its stderr.
+    with (
+        pytest.raises(AssertionError, match=r"exited with 2 before running:\n(.|\n)*must be a process id"),
+        project.run("--no-build", "--", "-p", "0"),
+    ):
+        pytest.fail("main.py ran with -p 0")
+    # A run still going when its block ends (a failing test) is killed, not left behind.
+    with pytest.raises(RuntimeError, match="the test failed"), project.run("--no-build") as killed:
+        raise RuntimeError("the test failed")
+    assert killed.process is not None
+    assert killed.process.returncode == -signal.SIGKILL
 
 
 def test_run_leaves_no_program_loaded(execwatch: Path) -> None:

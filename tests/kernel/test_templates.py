@@ -195,3 +195,24 @@ def test_generated_project_tests_pass(kind: str, built: Callable[[str], Built], 
     )
     assert suite.returncode == 0, f"{kind}: the generated tests failed:\n{suite.stdout}\n{suite.stderr}"
     assert " passed" in suite.stdout
+
+
+def test_run_refuses_pid_with_the_templates_reason(built: Callable[[str], Built], cargo_env: dict[str, str]) -> None:
+    """An XDP program runs in no process: `pyaya run -p` and main.py's own -p refuse it with pyaya.toml's reason
+    (`[run] unsupported.pid`), before anything is loaded."""
+    from pyaya.loader import loaded_programs  # noqa: PLC0415
+    from pyaya.project import load_project  # noqa: PLC0415
+
+    result = built("xdp")
+    reason = load_project(result.project / "pyaya.toml").unsupported_run_options["pid"]
+    assert "softirq" in reason
+    runs = {
+        "pyaya run": [sys.executable, "-m", "pyaya", "run", str(result.project), "--no-build", "-p", str(os.getpid())],
+        "main.py": [sys.executable, str(result.project / "main.py"), "--object", str(result.object_path), "-p", "1"],
+    }
+    for how, argv in runs.items():
+        refused = subprocess.run(argv, env=cargo_env, capture_output=True, text=True, timeout=60, check=False)
+        assert refused.returncode == 2, f"{how}: {refused.stderr}"
+        assert reason in refused.stderr, how
+        assert "is running" not in refused.stderr
+    assert not set(result.programs) & {program for _, program, _ in loaded_programs()}

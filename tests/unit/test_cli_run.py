@@ -137,6 +137,33 @@ def test_run_refuses_options_the_project_does_not_honour(
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_run_refuses_an_unsupported_option_with_the_projects_reason(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    why = "XDP programs run in softirq context, not in a process: filter by interface instead"
+    (root / "pyaya.toml").write_text(
+        f'[project]\nname = "proj"\ntemplate = "xdp"\n[run]\noptions = []\nunsupported.pid = "{why}"\n'
+    )
+    (root / "main.py").write_text(HELPFUL_MAIN)
+    refused = subprocess.run(
+        [sys.executable, "-m", "pyaya", "run", str(root), "-p", "42"], capture_output=True, text=True, check=False
+    )
+    assert refused.returncode == 2
+    assert refused.stderr == f"error: proj (template xdp) does not support -p/--pid: {why}\n"
+    # main.py run by hand refuses it the same way (an argparse usage error), before anything is loaded.
+    by_hand = subprocess.run(
+        [sys.executable, str(root / "main.py"), "--object", "x", "-p", "42"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert by_hand.returncode == 2
+    assert why in by_hand.stderr
+    shown = subprocess.run(
+        [sys.executable, "-m", "pyaya", "run", str(root), "--help"], capture_output=True, text=True, check=False
+    )
+    assert f"-p/--pid makes no sense here: {why} ([run] unsupported)." in shown.stdout
+
+
 def test_run_passes_options_the_project_honours(tmp_path: Path) -> None:
     root = _project(tmp_path)
     _declare_options(root, '["pid", "interval"]')

@@ -107,6 +107,17 @@ def test_defaults(tmp_path: Path) -> None:
             r"\[run\] main = '\.\./outside\.py' points outside the project",
         ),
         ('[project]\nname = "x"\n[run]\nmain = "/etc/passwd"\n', "points outside the project"),
+        # [run] unsupported: option names only, each with its reason.
+        (
+            '[project]\nname = "x"\n[run]\nunsupported.pdi = "why"\n',
+            r'\[run.unsupported\] has no key "pdi" \(did you mean "pid"\?\)',
+        ),
+        ('[project]\nname = "x"\n[run]\nunsupported.pid = ""\n', r"\[run.unsupported\] pid must be a non-empty string"),
+        ('[project]\nname = "x"\n[run]\nunsupported = ["pid"]\n', r"`run.unsupported` must be a table"),
+        (
+            '[project]\nname = "x"\n[run]\noptions = ["pid"]\nunsupported.pid = "why"\n',
+            r"\[run\] lists pid both in options .* and in unsupported",
+        ),
     ],
 )
 def test_invalid_config(tmp_path: Path, text: str, message: str) -> None:
@@ -189,3 +200,29 @@ def test_schema_is_extended_in_one_place(tmp_path: Path, monkeypatch: pytest.Mon
     (root / "pyaya.toml").write_text(CONFIG + "[report]\ndir = '../../x'\n")
     with pytest.raises(ProjectError, match=r"\[report\] dir = '\.\./\.\./x' points outside"):
         load_project(root / "pyaya.toml")
+
+
+def test_unsupported_run_options_give_their_reason(tmp_path: Path) -> None:
+    why = "XDP programs run in softirq context, not in a process: filter by interface or address instead"
+    text = f'[project]\nname = "x"\ntemplate = "xdp"\n[run]\noptions = []\nunsupported.pid = "{why}"\n'
+    project = load_project(make(tmp_path, text) / "pyaya.toml")
+    assert project.unsupported_run_options == {"pid": why}
+    assert project.refused_run_options(["pid"]) == f"x (template xdp) does not support -p/--pid: {why}"
+    # An option without a reason is refused as one main.py does not use.
+    refused = project.refused_run_options(["interval"])
+    assert refused is not None
+    assert "does not support interval [count]" in refused
+    assert "its main.py does not use it" in refused
+    assert project.refused_run_options([]) is None
+
+
+def test_unsupported_run_options_apply_without_an_options_list(tmp_path: Path) -> None:
+    project = load_project(
+        make(tmp_path, '[project]\nname = "x"\n[run]\nunsupported.interval = "no period"\n') / "pyaya.toml"
+    )
+    assert project.run_options is None
+    assert project.refused_run_options(["pid"]) is None
+    assert (
+        project.refused_run_options(["pid", "interval"])
+        == "x does not support interval [count] (pyaya run --interval/--count): no period"
+    )

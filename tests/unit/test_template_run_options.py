@@ -63,6 +63,14 @@ def test_run_refuses_what_the_template_lacks(rendered: dict[str, Path], kind: st
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1
         assert f"(template {kind}) does not support" in lines[0]
+        why = load_project(root / "pyaya.toml").unsupported_run_options.get(option)
+        assert why is None or lines[0].endswith(why)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_template_honours_pid_or_says_why_not(rendered: dict[str, Path], kind: str) -> None:
+    project = load_project(rendered[kind] / "pyaya.toml")
+    assert ("pid" in _declared(kind)) != ("pid" in project.unsupported_run_options)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -291,6 +291,8 @@ def project_help(start: Path) -> str | None:
         labels = {"pid": "-p/--pid", "interval": "--interval/--count"}
         said = ", ".join(labels[name] for name in honoured) or "neither"
         lines.append(f"Of -p/--pid and --interval/--count, its main.py honours: {said} ([run] options).")
+    for name, why in project.unsupported_run_options.items():
+        lines.append(f"{RUN_OPTION_FLAGS[name]} makes no sense here: {why} ([run] unsupported).")
     if not project.main.is_file():
         lines.append(f"{project.main} does not exist: [run] main in {project.config_path} must name it.")
         return "\n".join(lines)

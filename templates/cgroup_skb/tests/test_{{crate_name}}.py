@@ -1,34 +1,31 @@
 """Proves {{name}} works on this machine: crafted packets through BPF_PROG_TEST_RUN,
 then real traffic of a process this test puts in a cgroup of its own.
 
-Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
+Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed: its
+`pyaya_project` fixture builds and runs the project, `bpf_object` loads it).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import socket
 import struct
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pyaya
 import pytest
 from pyaya.kernel import cgroup2_mount
+from pyaya.testing import Cgroup, PyayaProject
 
 PROJECT = Path(__file__).resolve().parent.parent
 UDP = 17
 PAYLOAD = b"{{name}}"
 ALLOW = 1
-
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_NET_ADMIN)"
-)
 
 
 def load_main() -> ModuleType:
@@ -45,28 +42,13 @@ main = load_main()
 
 
 @pytest.fixture(scope="module")
-def object_path() -> Path:
-    build = subprocess.run(
-        [sys.executable, "-m", "pyaya", "build", str(PROJECT)], capture_output=True, text=True, timeout=900, check=False
-    )
-    assert build.returncode == 0, build.stderr
-    path = Path(build.stdout.strip().splitlines()[-1])
-    assert path.is_file()
-    return path
+def object_path(pyaya_project: PyayaProject) -> Path:
+    return pyaya_project.build()
 
 
 @pytest.fixture
-def bpf(object_path: Path) -> Iterator[pyaya.Ebpf]:
-    with pyaya.Ebpf.load_file(object_path) as loaded:
-        yield loaded
-
-
-@pytest.fixture
-def test_cgroup() -> Iterator[Path]:
-    path = cgroup2_mount() / f"{{name}}-test-{os.getpid()}"
-    path.mkdir()
-    yield path
-    path.rmdir()
+def bpf(bpf_object: Callable[..., pyaya.Ebpf], object_path: Path) -> pyaya.Ebpf:
+    return bpf_object(object_path)
 
 
 def udp_frame(source: str, destination: str, source_port: int, destination_port: int) -> bytes:
@@ -120,9 +102,9 @@ def exchange_in(path: Path) -> tuple[int, int]:
     return int(sender), int(receiver)
 
 
-def test_meters_exactly_the_cgroups_traffic(bpf: pyaya.Ebpf, test_cgroup: Path) -> None:
-    with bpf.programs["{{crate_name}}"].attach(str(test_cgroup), direction=main.DIRECTION):
-        sender, receiver = exchange_in(test_cgroup)
+def test_meters_exactly_the_cgroups_traffic(bpf: pyaya.Ebpf, cgroup: Cgroup) -> None:
+    with bpf.programs["{{crate_name}}"].attach(str(cgroup.path), direction=main.DIRECTION):
+        sender, receiver = exchange_in(cgroup.path)
     # Nothing else runs in the test's cgroup: its five datagrams (sent, or received) are all there is.
     assert dict(bpf.maps["PACKETS"]) == {UDP: 5}
     assert dict(bpf.maps["BYTES"]) == {UDP: 5 * (20 + 8 + len(PAYLOAD))}
@@ -131,44 +113,20 @@ def test_meters_exactly_the_cgroups_traffic(bpf: pyaya.Ebpf, test_cgroup: Path) 
     assert event["uid"] == 0
 
 
-def test_pyaya_run_meters_the_root_cgroup() -> None:
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "pyaya", "run", str(PROJECT), "--json", "--duration", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert runner.stderr is not None
-    for line in runner.stderr:  # "... is running" once the program is attached
-        if "is running" in line:
-            break
-    sender, receiver = exchange_in(cgroup2_mount())
-    output, _ = runner.communicate(timeout=120)
-    assert runner.returncode == 0
-    records = [json.loads(line) for line in output.splitlines()]
-    ours = [r["data"] for r in records if r["kind"] == "event" and r["data"]["source_port"] == sender]
+def test_pyaya_run_meters_the_root_cgroup(pyaya_project: PyayaProject) -> None:
+    with pyaya_project.run(duration=3) as run:
+        sender, receiver = exchange_in(cgroup2_mount())
+        result = run.result()
+    ours = result.events_where(source_port=sender)
     assert [(e["protocol"], e["destination_port"]) for e in ours] == [("udp", receiver)]
-    packets = next(r for r in records if r["kind"] == "map" and r["map"] == "PACKETS")
-    assert {entry["protocol"]: entry["packets"] for entry in packets["entries"]}["udp"] >= 5
+    assert {entry["protocol"]: entry["packets"] for entry in result.entries("PACKETS")}["udp"] >= 5
 
 
-def test_main_creates_and_removes_a_cgroup(object_path: Path) -> None:
+def test_main_creates_and_removes_a_cgroup(pyaya_project: PyayaProject) -> None:
     path = cgroup2_mount() / f"{{name}}-main-{os.getpid()}"
-    runner = subprocess.Popen(
-        [sys.executable, str(PROJECT / "main.py"), "--object", str(object_path), "--json", "--duration", "3",
-         "--cgroup", str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    assert runner.stderr is not None
-    for line in runner.stderr:
-        if "is running" in line:
-            break
-    assert path.is_dir()
-    sender, _ = exchange_in(path)
-    output, _ = runner.communicate(timeout=120)
-    assert runner.returncode == 0
+    with pyaya_project.run("--", "--cgroup", str(path), duration=3) as run:
+        assert path.is_dir()
+        sender, _ = exchange_in(path)
+        result = run.result()
     assert not path.exists()
-    records = [json.loads(line) for line in output.splitlines()]
-    assert [r["data"]["source_port"] for r in records if r["kind"] == "event"] == [sender]
+    assert [event["source_port"] for event in result.events] == [sender]

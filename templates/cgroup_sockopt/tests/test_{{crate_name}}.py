@@ -2,7 +2,8 @@
 own sets and reads socket options; the program reports each {{sockopt_target|py}} call, and the
 process sees exactly what it sees without it.
 
-Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
+Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed: its
+`pyaya_project` fixture builds and runs the project, `bpf_object` loads it).
 """
 
 from __future__ import annotations
@@ -12,20 +13,17 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pyaya
 import pytest
 from pyaya.kernel import cgroup2_mount
+from pyaya.testing import Cgroup, PyayaProject
 
 PROJECT = Path(__file__).resolve().parent.parent
 TARGET = "{{sockopt_target|py}}"
-
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_NET_ADMIN)"
-)
 
 
 def load_main() -> ModuleType:
@@ -42,28 +40,13 @@ main = load_main()
 
 
 @pytest.fixture(scope="module")
-def object_path() -> Path:
-    build = subprocess.run(
-        [sys.executable, "-m", "pyaya", "build", str(PROJECT)], capture_output=True, text=True, timeout=900, check=False
-    )
-    assert build.returncode == 0, build.stderr
-    path = Path(build.stdout.strip().splitlines()[-1])
-    assert path.is_file()
-    return path
+def object_path(pyaya_project: PyayaProject) -> Path:
+    return pyaya_project.build()
 
 
 @pytest.fixture
-def bpf(object_path: Path) -> Iterator[pyaya.Ebpf]:
-    with pyaya.Ebpf.load_file(object_path) as loaded:
-        yield loaded
-
-
-@pytest.fixture
-def test_cgroup() -> Iterator[Path]:
-    path = cgroup2_mount() / f"{{name}}-test-{os.getpid()}"
-    path.mkdir()
-    yield path
-    path.rmdir()
+def bpf(bpf_object: Callable[..., pyaya.Ebpf], object_path: Path) -> pyaya.Ebpf:
+    return bpf_object(object_path)
 
 
 # Run by a process in the test's cgroup. TCP_INFO is read into a buffer longer than a page (through libc: Python's
@@ -98,10 +81,10 @@ def options_in(path: Path) -> dict[str, int]:
     return result
 
 
-def test_reports_each_call_and_changes_nothing(bpf: pyaya.Ebpf, test_cgroup: Path) -> None:
-    without = options_in(test_cgroup)
-    with bpf.programs["{{crate_name}}"].attach(str(test_cgroup)):
-        seen = options_in(test_cgroup)
+def test_reports_each_call_and_changes_nothing(bpf: pyaya.Ebpf, cgroup: Cgroup) -> None:
+    without = options_in(cgroup.path)
+    with bpf.programs["{{crate_name}}"].attach(str(cgroup.path)):
+        seen = options_in(cgroup.path)
     assert {k: v for k, v in seen.items() if k != "pid"} == {k: v for k, v in without.items() if k != "pid"}
     events = [main.event_fields(main.SockoptEvent.from_buffer_copy(r)) for r in bpf.maps["EVENTS"].drain(timeout=1)]
     calls = [(e["level"], e["option"], e["optlen"]) for e in events if e["pid"] == seen["pid"]]
@@ -119,22 +102,10 @@ def test_reports_each_call_and_changes_nothing(bpf: pyaya.Ebpf, test_cgroup: Pat
     assert {e["comm"] for e in events} == {os.path.basename(sys.executable)[:15]}
 
 
-def test_pyaya_run_logs_calls_in_the_root_cgroup() -> None:
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "pyaya", "run", str(PROJECT), "--json", "--duration", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert runner.stderr is not None
-    for line in runner.stderr:  # "... is running" once the program is attached
-        if "is running" in line:
-            break
-    pid = options_in(cgroup2_mount())["pid"]
-    output, _ = runner.communicate(timeout=120)
-    assert runner.returncode == 0
-    records = [json.loads(line) for line in output.splitlines()]
-    ours = [r["data"]["option"] for r in records if r["kind"] == "event" and r["data"]["pid"] == pid]
+def test_pyaya_run_logs_calls_in_the_root_cgroup(pyaya_project: PyayaProject) -> None:
+    with pyaya_project.run(duration=3) as run:
+        pid = options_in(cgroup2_mount())["pid"]
+        result = run.result()
+    ours = [event["option"] for event in result.events_where(pid=pid)]
     assert ours[:2] == ["SO_RCVBUF", "TCP_NODELAY"]
-    calls = next(r for r in records if r["kind"] == "map" and r["map"] == "CALLS")
-    assert {entry["option"]: entry["calls"] for entry in calls["entries"]}["SOL_SOCKET/SO_RCVBUF"] >= 1
+    assert {entry["option"]: entry["calls"] for entry in result.entries("CALLS")}["SOL_SOCKET/SO_RCVBUF"] >= 1

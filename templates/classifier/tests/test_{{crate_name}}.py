@@ -1,33 +1,27 @@
 """Proves {{name}} works on this machine: crafted packets through BPF_PROG_TEST_RUN,
 then real traffic on lo.
 
-Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
+Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed: its
+`pyaya_project` fixture builds and runs the project, `bpf_object` loads it).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
 import socket
 import struct
-import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pyaya
 import pytest
+from pyaya.testing import PyayaProject
 
 PROJECT = Path(__file__).resolve().parent.parent
 TC_ACT_PIPE = 3
 UDP = 17
 INTERFACE = "{{interface|py}}"  # the interface main.py attaches to by default
-
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_NET_ADMIN)"
-)
 
 
 def load_main() -> ModuleType:
@@ -44,20 +38,13 @@ main = load_main()
 
 
 @pytest.fixture(scope="module")
-def object_path() -> Path:
-    build = subprocess.run(
-        [sys.executable, "-m", "pyaya", "build", str(PROJECT)], capture_output=True, text=True, timeout=900, check=False
-    )
-    assert build.returncode == 0, build.stderr
-    path = Path(build.stdout.strip().splitlines()[-1])
-    assert path.is_file()
-    return path
+def object_path(pyaya_project: PyayaProject) -> Path:
+    return pyaya_project.build()
 
 
 @pytest.fixture
-def bpf(object_path: Path) -> Iterator[pyaya.Ebpf]:
-    with pyaya.Ebpf.load_file(object_path) as loaded:
-        yield loaded
+def bpf(bpf_object: Callable[..., pyaya.Ebpf], object_path: Path) -> pyaya.Ebpf:
+    return bpf_object(object_path)
 
 
 def udp_frame(source: str, destination: str, source_port: int, destination_port: int) -> bytes:
@@ -129,23 +116,11 @@ def test_meters_real_traffic_on_lo(bpf: pyaya.Ebpf, direction: str) -> None:
 
 
 @pytest.mark.skipif(INTERFACE != "lo", reason=f"the project watches {INTERFACE}, where this test makes no traffic")
-def test_pyaya_run_reports_new_flows() -> None:
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "pyaya", "run", str(PROJECT), "--json", "--duration", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert runner.stderr is not None
-    for line in runner.stderr:  # "... is running" once the program is attached
-        if "is running" in line:
-            break
-    sender, receiver = udp_exchange(3)
-    output, _ = runner.communicate(timeout=120)
-    assert runner.returncode == 0
-    records = [json.loads(line) for line in output.splitlines()]
-    ours = [r["data"] for r in records if r["kind"] == "event" and r["data"]["source_port"] == sender]
+def test_pyaya_run_reports_new_flows(pyaya_project: PyayaProject) -> None:
+    with pyaya_project.run(duration=3) as run:
+        sender, receiver = udp_exchange(3)
+        result = run.result()
+    ours = result.events_where(source_port=sender)
     assert [(e["protocol"], e["destination_port"], e["interface"]) for e in ours] == [("udp", receiver, "lo")]
-    table = next(r for r in records if r["kind"] == "map" and r["map"] == "FLOWS")
-    traffic = {entry["flow"]: entry["traffic"] for entry in table["entries"]}
+    traffic = {entry["flow"]: entry["traffic"] for entry in result.entries("FLOWS")}
     assert traffic[f"udp 127.0.0.1:{sender} > 127.0.0.1:{receiver}"]["packets"] == 3

@@ -1,29 +1,23 @@
 """Proves {{name}} works on this machine: messages between two connected TCP sockets in
 the sockmap are counted, reported and redirected (or, with no peer listed, left to TCP), and the data always arrives.
 
-Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
+Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed: its
+`pyaya_project` fixture builds and runs the project, `bpf_object` loads it).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
 import socket
-import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pyaya
 import pytest
+from pyaya.testing import PyayaProject
 
 PROJECT = Path(__file__).resolve().parent.parent
-
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_NET_ADMIN)"
-)
 
 
 def load_main() -> ModuleType:
@@ -40,21 +34,15 @@ main = load_main()
 
 
 @pytest.fixture(scope="module")
-def object_path() -> Path:
-    build = subprocess.run(
-        [sys.executable, "-m", "pyaya", "build", str(PROJECT)], capture_output=True, text=True, timeout=900, check=False
-    )
-    assert build.returncode == 0, build.stderr
-    path = Path(build.stdout.strip().splitlines()[-1])
-    assert path.is_file()
-    return path
+def object_path(pyaya_project: PyayaProject) -> Path:
+    return pyaya_project.build()
 
 
 @pytest.fixture
-def bpf(object_path: Path) -> Iterator[pyaya.Ebpf]:
-    with pyaya.Ebpf.load_file(object_path) as loaded:
-        loaded.programs["{{crate_name}}"].attach(loaded.maps["SOCKETS"])
-        yield loaded
+def bpf(bpf_object: Callable[..., pyaya.Ebpf], object_path: Path) -> pyaya.Ebpf:
+    loaded = bpf_object(object_path)
+    loaded.programs["{{crate_name}}"].attach(loaded.maps["SOCKETS"])
+    return loaded
 
 
 def messages(bpf: pyaya.Ebpf) -> list[dict[str, object]]:
@@ -95,18 +83,10 @@ def test_sockets_outside_the_map_are_not_seen(bpf: pyaya.Ebpf) -> None:
     assert messages(bpf) == []
 
 
-def test_pyaya_run_pings_through_the_sockmap() -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "pyaya", "run", str(PROJECT), "--json", "--duration", "2.5"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    records = [json.loads(line) for line in run.stdout.splitlines()]
-    heads = [r["data"]["head"] for r in records if r["kind"] == "event"]
+def test_pyaya_run_pings_through_the_sockmap(pyaya_project: PyayaProject) -> None:
+    with pyaya_project.run(duration=2.5) as run:
+        result = run.result()
+    heads = [event["head"] for event in result.events]
     assert heads[:4] == ["ping 1", "pong 1", "ping 2", "pong 2"]
-    assert all(r["data"]["redirected"] for r in records if r["kind"] == "event")
-    routes = next(r for r in records if r["kind"] == "map" and r["map"] == "ROUTES")
-    assert sum(entry["traffic"]["messages"] for entry in routes["entries"]) == len(heads)
+    assert all(event["redirected"] for event in result.events)
+    assert sum(entry["traffic"]["messages"] for entry in result.entries("ROUTES")) == len(heads)

@@ -2,31 +2,28 @@
 own opens a TCP connection to itself over lo, exchanges data and closes it; the program reports both ends as established
 and closed.
 
-Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
+Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed: its
+`pyaya_project` fixture builds and runs the project, `bpf_object` loads it).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pyaya
 import pytest
 from pyaya.kernel import cgroup2_mount
+from pyaya.testing import Cgroup, PyayaProject
 
 PROJECT = Path(__file__).resolve().parent.parent
-
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_NET_ADMIN)"
-)
 
 
 def load_main() -> ModuleType:
@@ -43,28 +40,13 @@ main = load_main()
 
 
 @pytest.fixture(scope="module")
-def object_path() -> Path:
-    build = subprocess.run(
-        [sys.executable, "-m", "pyaya", "build", str(PROJECT)], capture_output=True, text=True, timeout=900, check=False
-    )
-    assert build.returncode == 0, build.stderr
-    path = Path(build.stdout.strip().splitlines()[-1])
-    assert path.is_file()
-    return path
+def object_path(pyaya_project: PyayaProject) -> Path:
+    return pyaya_project.build()
 
 
 @pytest.fixture
-def bpf(object_path: Path) -> Iterator[pyaya.Ebpf]:
-    with pyaya.Ebpf.load_file(object_path) as loaded:
-        yield loaded
-
-
-@pytest.fixture
-def test_cgroup() -> Iterator[Path]:
-    path = cgroup2_mount() / f"{{name}}-test-{os.getpid()}"
-    path.mkdir()
-    yield path
-    path.rmdir()
+def bpf(bpf_object: Callable[..., pyaya.Ebpf], object_path: Path) -> pyaya.Ebpf:
+    return bpf_object(object_path)
 
 
 # Run by a process in the test's cgroup: a TCP connection to itself over lo (to the address in argv[1]), 3000 bytes
@@ -120,9 +102,9 @@ def ipv6_loopback() -> bool:
         pytest.param("::1", marks=pytest.mark.skipif(not ipv6_loopback(), reason="lo has no IPv6 address (::1)")),
     ],
 )
-def test_reports_both_ends_established_and_closed(bpf: pyaya.Ebpf, test_cgroup: Path, host: str) -> None:
-    with bpf.programs["{{crate_name}}"].attach(str(test_cgroup)):
-        ports = conversation_in(test_cgroup, host)
+def test_reports_both_ends_established_and_closed(bpf: pyaya.Ebpf, cgroup: Cgroup, host: str) -> None:
+    with bpf.programs["{{crate_name}}"].attach(str(cgroup.path)):
+        ports = conversation_in(cgroup.path, host)
     events = [main.event_fields(main.TcpEvent.from_buffer_copy(r)) for r in bpf.maps["EVENTS"].drain(timeout=1)]
     client = [e for e in events if e["local_port"] == ports["client"]]
     server = [e for e in events if e["remote_port"] == ports["client"]]
@@ -141,23 +123,11 @@ def test_reports_both_ends_established_and_closed(bpf: pyaya.Ebpf, test_cgroup: 
     assert 0 < min(histogram) <= max(histogram) < 20
 
 
-def test_pyaya_run_reports_connections_in_the_root_cgroup() -> None:
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "pyaya", "run", str(PROJECT), "--json", "--duration", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert runner.stderr is not None
-    for line in runner.stderr:  # "... is running" once the program is attached
-        if "is running" in line:
-            break
-    ports = conversation_in(cgroup2_mount())
-    output, _ = runner.communicate(timeout=120)
-    assert runner.returncode == 0
-    records = [json.loads(line) for line in output.splitlines()]
-    ours = [r["data"]["event"] for r in records if r["kind"] == "event" and r["data"]["local_port"] == ports["client"]]
-    assert ours == ["connect", "close"]
-    histogram = next(r for r in records if r["kind"] == "map" and r["map"] == "RTT_HISTOGRAM")
+def test_pyaya_run_reports_connections_in_the_root_cgroup(pyaya_project: PyayaProject) -> None:
+    with pyaya_project.run(duration=3) as run:
+        ports = conversation_in(cgroup2_mount())
+        result = run.result()
+    assert [event["event"] for event in result.events_where(local_port=ports["client"])] == ["connect", "close"]
+    histogram = result.maps["RTT_HISTOGRAM"]
     assert histogram["histogram"] == "log2"
     assert sum(bucket["count"] for bucket in histogram["buckets"]) >= 3

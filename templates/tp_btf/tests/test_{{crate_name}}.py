@@ -1,65 +1,80 @@
 """Proves {{name}} works on this machine: it builds, loads on the BTF tracepoint
-`{{btf_tracepoint|py}}`, and reports execs this test makes itself.
+`{{btf_tracepoint|py}}`, and reports execs this test makes itself; with -p PID, only those of that process.
 
-Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
+Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed: its
+`pyaya_project` fixture builds and runs the project).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pyaya import features
+from pyaya.testing import PyayaProject
 
-PROJECT = Path(__file__).resolve().parent.parent
 TRACEPOINT = "{{btf_tracepoint|py}}"
-
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)"
-)
+# Waits for a line on stdin, then becomes the program in argv[1]: an exec by a process whose pid is known before.
+EXEC_WHEN_TOLD = "import os, sys\nsys.stdin.readline()\nos.execv(sys.argv[1], [sys.argv[1]])\n"
 
 
-def pyaya(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "pyaya", *args], text=True, **kwargs)
-
-
-def test_builds() -> None:
-    build = pyaya("build", str(PROJECT), stdout=subprocess.PIPE)
-    out, _ = build.communicate(timeout=600)
-    assert build.returncode == 0
-    assert Path(out.strip()).is_file()
-
-
-def test_each_exec_is_reported(tmp_path: Path) -> None:
+def needs_tp_btf() -> None:
     supported, reason = features.btf_program_supported("BtfTracePoint", TRACEPOINT)
     if not supported:
         pytest.skip(f"BTF tracepoints cannot be loaded and attached here: {reason}")
-    # A uniquely named executable, so its events can't be confused with anything else running.
-    probe = tmp_path / f"tpbtf-{os.getpid()}"
+
+
+def probe_program(folder: Path) -> Path:
+    """A uniquely named executable, so its events can't be confused with anything else running."""
+    probe = folder / f"tpbtf-{os.getpid()}"
     shutil.copy("/bin/true", probe)
-    runner = pyaya("run", str(PROJECT), "--json", "--duration", "4", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert runner.stderr is not None
-    for line in runner.stderr:  # "... is running" once the program is attached
-        if "is running" in line:
-            break
+    return probe
+
+
+def exec_when_told(probe: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", EXEC_WHEN_TOLD, str(probe)], stdin=subprocess.PIPE, text=True)
+
+
+def test_builds(pyaya_project: PyayaProject) -> None:
+    assert pyaya_project.build().is_file()
+
+
+def test_each_exec_is_reported(pyaya_project: PyayaProject, tmp_path: Path) -> None:
+    needs_tp_btf()
+    probe = probe_program(tmp_path)
     pids = []
-    for _ in range(3):
-        child = subprocess.Popen([str(probe)])
-        pids.append(child.pid)
-        child.wait()
-    output, errors = runner.communicate(timeout=120)
-    assert runner.returncode == 0, errors
-    records = [json.loads(line) for line in output.splitlines()]
-    events = [r["data"] for r in records if r["kind"] == "event" and r["data"]["pid"] in pids]
+    with pyaya_project.run(duration=4) as run:
+        for _ in range(3):
+            with subprocess.Popen([str(probe)]) as child:
+                pids.append(child.pid)
+        result = run.result()
+    events = [event for event in result.events if event["pid"] in pids]
     assert sorted(event["pid"] for event in events) == sorted(pids)
     assert all(event["comm"] == probe.name[:15] for event in events)
     assert all(event["uid"] == os.getuid() for event in events)
     if TRACEPOINT == "sched_process_exec":
         assert all(event["filename"] == str(probe) for event in events)
         assert all(event["old_pid"] == event["pid"] for event in events)
+
+
+def test_pid_filter_drops_other_processes_in_the_kernel(pyaya_project: PyayaProject, tmp_path: Path) -> None:
+    needs_tp_btf()
+    if TRACEPOINT != "sched_process_exec":
+        pytest.skip(f"this test execs a program; write a trigger for {TRACEPOINT}")
+    probe = probe_program(tmp_path)
+    with (
+        exec_when_told(probe) as watched,
+        exec_when_told(probe) as other,
+        pyaya_project.run("-p", str(watched.pid), duration=4) as run,
+    ):
+        watched.communicate("go\n", timeout=30)
+        other.communicate("go\n", timeout=30)
+        result = run.result()
+    assert [event["pid"] for event in result.events_where(filename=str(probe))] == [watched.pid]
+    assert result.events_where(pid=other.pid) == []
+    # Counted in the kernel after the filter: the one exec of the watched process is all there is.
+    assert result.entries("EXEC_COUNTS") == [{"uid": os.getuid(), "execs": 1}]

@@ -1,55 +1,62 @@
 """Proves {{name}} works on this machine: it builds, loads, and reports execs this test
-makes itself.
+makes itself; with -p PID, only those of that process.
 
-Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
+Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed: its
+`pyaya_project` fixture builds and runs the project).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from pyaya.testing import PyayaProject
 
-PROJECT = Path(__file__).resolve().parent.parent
-
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)"
-)
+# Waits for a line on stdin, then becomes the program in argv[1]: an exec by a process whose pid is known before.
+EXEC_WHEN_TOLD = "import os, sys\nsys.stdin.readline()\nos.execv(sys.argv[1], [sys.argv[1]])\n"
 
 
-def pyaya(*args: str, **kwargs: object) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "pyaya", *args], text=True, **kwargs)  # type: ignore[call-overload]
-
-
-def test_builds() -> None:
-    build = pyaya("build", str(PROJECT), stdout=subprocess.PIPE)
-    out, _ = build.communicate(timeout=600)
-    assert build.returncode == 0
-    assert Path(out.strip()).is_file()
-
-
-def test_each_exec_is_reported(tmp_path: Path) -> None:
-    # A uniquely named executable, so its events can't be confused with anything else running.
-    probe = tmp_path / f"{{crate_name}}-probe-{os.getpid()}"
+def probe_program(folder: Path) -> Path:
+    """A uniquely named executable, so its events can't be confused with anything else running."""
+    probe = folder / f"{{crate_name}}-probe-{os.getpid()}"
     shutil.copy("/bin/true", probe)
-    runner = pyaya("run", str(PROJECT), "--json", "--duration", "4", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert runner.stderr is not None
-    for line in runner.stderr:  # "... is running" once the program is attached
-        if "is running" in line:
-            break
+    return probe
+
+
+def exec_when_told(probe: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", EXEC_WHEN_TOLD, str(probe)], stdin=subprocess.PIPE, text=True)
+
+
+def test_builds(pyaya_project: PyayaProject) -> None:
+    assert pyaya_project.build().is_file()
+
+
+def test_each_exec_is_reported(pyaya_project: PyayaProject, tmp_path: Path) -> None:
+    probe = probe_program(tmp_path)
     pids = []
-    for _ in range(3):
-        child = subprocess.Popen([str(probe)])
-        pids.append(child.pid)
-        child.wait()
-    output, _ = runner.communicate(timeout=120)
-    assert runner.returncode == 0
-    records = [json.loads(line) for line in output.splitlines()]
-    seen = [r["data"] for r in records if r["kind"] == "event" and r["data"]["filename"] == str(probe)]
+    with pyaya_project.run(duration=4) as run:
+        for _ in range(3):
+            with subprocess.Popen([str(probe)]) as child:
+                pids.append(child.pid)
+        result = run.result()
+    seen = result.events_where(filename=str(probe))
     assert sorted(event["pid"] for event in seen) == sorted(pids)
     assert all(event["ppid"] == os.getpid() for event in seen)
+
+
+def test_pid_filter_drops_other_processes_in_the_kernel(pyaya_project: PyayaProject, tmp_path: Path) -> None:
+    probe = probe_program(tmp_path)
+    with (
+        exec_when_told(probe) as watched,
+        exec_when_told(probe) as other,
+        pyaya_project.run("-p", str(watched.pid), duration=4) as run,
+    ):
+        watched.communicate("go\n", timeout=30)
+        other.communicate("go\n", timeout=30)
+        result = run.result()
+    assert [event["pid"] for event in result.events_where(filename=str(probe))] == [watched.pid]
+    # Counted in the kernel after the filter: the one exec of the watched process is all there is.
+    assert result.entries("EXEC_COUNTS") == [{"uid": os.getuid(), "execs": 1}]

@@ -1,33 +1,27 @@
 """Proves {{name}} works on this machine: crafted packets through BPF_PROG_TEST_RUN,
 then real traffic on lo.
 
-Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed).
+Run with `sudo python -m pytest tests` from the project folder (the Python that has pyaya installed: its
+`pyaya_project` fixture builds and runs the project, `bpf_object` loads it).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
 import socket
 import struct
-import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pyaya
 import pytest
+from pyaya.testing import PyayaProject
 
 PROJECT = Path(__file__).resolve().parent.parent
 XDP_DROP, XDP_PASS = 1, 2
 UDP = 17
 INTERFACE = "{{interface|py}}"  # the interface main.py attaches to by default
-
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="loading BPF programs needs root (or CAP_BPF and CAP_NET_ADMIN)"
-)
 
 
 def load_main() -> ModuleType:
@@ -44,20 +38,13 @@ main = load_main()
 
 
 @pytest.fixture(scope="module")
-def object_path() -> Path:
-    build = subprocess.run(
-        [sys.executable, "-m", "pyaya", "build", str(PROJECT)], capture_output=True, text=True, timeout=900, check=False
-    )
-    assert build.returncode == 0, build.stderr
-    path = Path(build.stdout.strip().splitlines()[-1])
-    assert path.is_file()
-    return path
+def object_path(pyaya_project: PyayaProject) -> Path:
+    return pyaya_project.build()
 
 
 @pytest.fixture
-def bpf(object_path: Path) -> Iterator[pyaya.Ebpf]:
-    with pyaya.Ebpf.load_file(object_path) as loaded:
-        yield loaded
+def bpf(bpf_object: Callable[..., pyaya.Ebpf], object_path: Path) -> pyaya.Ebpf:
+    return bpf_object(object_path)
 
 
 def udp_frame(source: str, destination: str, payload: bytes = b"{{name}}") -> bytes:
@@ -128,51 +115,23 @@ def test_counts_real_traffic_on_lo(bpf: pyaya.Ebpf) -> None:
     assert main.total(bpf.maps["PACKETS"][UDP]) >= 20
 
 
-def wait_running(runner: subprocess.Popen[str]) -> None:
-    assert runner.stderr is not None
-    for line in runner.stderr:  # "... is running" once the program is attached
-        if "is running" in line:
-            return
-    raise AssertionError(f"{{name}} exited with {runner.wait()} before running")
-
-
-def test_pyaya_run_prints_protocol_counts() -> None:
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "pyaya", "run", str(PROJECT), "--json", "--duration", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    wait_running(runner)
-    if INTERFACE == "lo":
-        send_udp(10)
-    output, _ = runner.communicate(timeout=120)
-    assert runner.returncode == 0
-    records = [json.loads(line) for line in output.splitlines()]
-    packets = next(r for r in records if r["kind"] == "map" and r["map"] == "PACKETS")
-    counts = {entry["protocol"]: entry["packets"] for entry in packets["entries"]}
+def test_pyaya_run_prints_protocol_counts(pyaya_project: PyayaProject) -> None:
+    with pyaya_project.run(duration=3) as run:
+        if INTERFACE == "lo":
+            send_udp(10)
+        result = run.result()
+    counts = {entry["protocol"]: entry["packets"] for entry in result.entries("PACKETS")}
     if INTERFACE == "lo":
         assert counts["udp"] >= 10
 
 
-def test_main_drops_the_addresses_given(object_path: Path) -> None:
-    runner = subprocess.Popen(
-        [sys.executable, str(PROJECT / "main.py"), "--object", str(object_path), "--json", "--duration", "3",
-         "--interface", "lo", "--drop", "127.0.0.5"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    wait_running(runner)
-    assert send_udp(5, source="127.0.0.5") == 0
-    assert send_udp(5) == 5
-    output, _ = runner.communicate(timeout=120)
-    assert runner.returncode == 0
-    records = [json.loads(line) for line in output.splitlines()]
-    dropped = [r["data"] for r in records if r["kind"] == "event"]
-    assert len(dropped) == 5
-    assert {(event["source"], event["protocol"], event["interface"]) for event in dropped} == {
+def test_main_drops_the_addresses_given(pyaya_project: PyayaProject) -> None:
+    with pyaya_project.run("--", "--interface", "lo", "--drop", "127.0.0.5", duration=3) as run:
+        assert send_udp(5, source="127.0.0.5") == 0
+        assert send_udp(5) == 5
+        result = run.result()
+    assert len(result.events) == 5
+    assert {(event["source"], event["protocol"], event["interface"]) for event in result.events} == {
         ("127.0.0.5", "udp", "lo")
     }
-    counts = next(r for r in records if r["kind"] == "map" and r["map"] == "DROP_LIST")
-    assert counts["entries"] == [{"source": "127.0.0.5", "dropped": 5}]
+    assert result.entries("DROP_LIST") == [{"source": "127.0.0.5", "dropped": 5}]

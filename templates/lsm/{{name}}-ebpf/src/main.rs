@@ -48,6 +48,11 @@ static DENTRY_NAME_OFFSET: u64 = 0;
 #[no_mangle]
 static QSTR_NAME_OFFSET: u64 = 0;
 
+/// Set by user space before loading (`-p PID`): report only this process's checks (still passing every decision
+/// on). Zero reports every process.
+#[no_mangle]
+static TARGET_TGID: u32 = 0;
+
 /// Hooks whose argument this program decodes. Both take one argument, so the decision so far is argument 1 (BPF
 /// LSM programs get it after the hook's own); for other hooks its index is unknown and the program returns 0.
 const IS_BPRM_CHECK: bool = same_name("{{lsm_hook|rust_str}}", "bprm_check_security");
@@ -61,6 +66,10 @@ pub fn {{crate_name}}(ctx: LsmContext) -> i32 {
         0
     };
     let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let target = load(&TARGET_TGID);
+    if target != 0 && target != pid {
+        return decision;
+    }
     count(pid);
     if let Some(mut entry) = EVENTS.reserve(0) {
         let event = entry.as_mut_ptr();
@@ -99,7 +108,7 @@ pub fn {{crate_name}}(ctx: LsmContext) -> i32 {
 }
 
 /// Reads a loader-patched global; volatile so the compiler does not fold it to its initial zero.
-fn load(global: &u64) -> u64 {
+fn load<T: Copy>(global: &T) -> T {
     // SAFETY: `global` is a valid static.
     unsafe { core::ptr::read_volatile(global) }
 }

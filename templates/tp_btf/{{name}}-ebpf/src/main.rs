@@ -34,6 +34,11 @@ static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static EXEC_COUNTS: HashMap<u32, u64> = HashMap::with_max_entries(4096, 0);
 
+/// Set by user space before loading (`-p PID`): report only this process's hits (for sched_process_exec: the
+/// exec'ing task's tgid, which the exec keeps). Zero reports every process.
+#[no_mangle]
+static TARGET_TGID: u32 = 0;
+
 // Rust eBPF has no CO-RE, so user space reads this offset from the running kernel's BTF (/sys/kernel/btf/vmlinux)
 // and writes it here before loading. Zero means "unknown": the filename is then left empty.
 #[no_mangle]
@@ -45,6 +50,12 @@ const DECODES_EXEC: bool = same_name("{{btf_tracepoint|rust_str}}", "sched_proce
 
 #[btf_tracepoint(function = "{{btf_tracepoint|rust_str}}")]
 pub fn {{crate_name}}(ctx: BtfTracePointContext) -> i32 {
+    let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: a volatile read keeps the compiler from folding the loader-patched global to its initial zero.
+    let target = unsafe { core::ptr::read_volatile(&TARGET_TGID) };
+    if target != 0 && target != pid {
+        return 0;
+    }
     let uid = bpf_get_current_uid_gid() as u32;
     count(uid);
     let Some(mut entry) = EVENTS.reserve(0) else {
@@ -52,7 +63,6 @@ pub fn {{crate_name}}(ctx: BtfTracePointContext) -> i32 {
         return 0;
     };
     let event = entry.as_mut_ptr();
-    let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
     // SAFETY: `event` points at ring buffer memory reserved for one ExecEvent; every field is written before submit.
     unsafe {
         (*event).pid = pid;

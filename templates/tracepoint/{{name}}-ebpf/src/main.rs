@@ -35,6 +35,11 @@ static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static EXEC_COUNTS: HashMap<u32, u64> = HashMap::with_max_entries(4096, 0);
 
+/// Set by user space before loading (`-p PID`): report only the execs of this process (the exec'ing task's tgid,
+/// which the exec keeps). Zero reports every process.
+#[no_mangle]
+static TARGET_TGID: u32 = 0;
+
 // Rust eBPF has no CO-RE, so user space reads these offsets from the running kernel's BTF
 // (/sys/kernel/btf/vmlinux) and writes them here before loading. Zero means "unknown": ppid is then reported as 0.
 #[no_mangle]
@@ -54,6 +59,11 @@ pub fn {{crate_name}}(ctx: TracePointContext) -> u32 {
 
 fn try_trace_exec(ctx: &TracePointContext) -> Result<(), i64> {
     let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: a volatile read keeps the compiler from folding the loader-patched global to its initial zero.
+    let target = unsafe { core::ptr::read_volatile(&TARGET_TGID) };
+    if target != 0 && target != pid {
+        return Ok(());
+    }
     let uid = bpf_get_current_uid_gid() as u32;
     count_exec(uid);
 
