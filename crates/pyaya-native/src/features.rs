@@ -172,23 +172,14 @@ pub fn helper_known(py: Python<'_>, helper: u32) -> PyResult<bool> {
         insns[0] = call;
         insns[4..8].copy_from_slice(&(helper_id as u32).to_le_bytes());
         insns[8] = (BPF_JMP | BPF_EXIT) as u8;
-        let license = c"GPL";
-        let mut log = vec![0u8; PROBE_LOG_SIZE];
-        let mut attr = zeroed_attr();
-        // SAFETY: the union is zeroed plain integers, so its program-load member is initialised; only that member
-        // is written, and BPF_PROG_LOAD reads only it.
-        let load = unsafe { &mut attr.__bindgen_anon_3 };
-        load.prog_type = bpf_prog_type::BPF_PROG_TYPE_SOCKET_FILTER as u32;
-        load.insn_cnt = 2;
-        load.insns = insns.as_ptr() as u64;
-        load.license = license.as_ptr() as u64;
-        load.log_level = 1;
-        load.log_size = PROBE_LOG_SIZE as u32;
-        load.log_buf = log.as_mut_ptr() as u64;
-        let loaded = bpf_command(bpf_cmd::BPF_PROG_LOAD, &mut attr);
+        let (loaded, log) = load_probe(
+            bpf_prog_type::BPF_PROG_TYPE_SOCKET_FILTER as u32,
+            &insns,
+            0,
+            0,
+        );
         drop(owned_fd(&loaded));
-        !log.windows(b"invalid func ".len())
-            .any(|window| window == b"invalid func ")
+        !log.contains("invalid func ")
     }))
 }
 
@@ -376,6 +367,39 @@ fn btf_program_kind(kind: &str) -> Option<(bpf_prog_type, bpf_attach_type, Attac
 /// The verifier log's size: a 2-instruction program's log is a few lines.
 const PROBE_LOG_SIZE: usize = 4096;
 
+/// `BPF_PROG_LOAD` of the 2-instruction program `insns` (named `pyaya_probe`, GPL) of `program_type`, with its
+/// attach type and BTF target where it needs them: the kernel's answer (a new fd, to be owned by the caller) and
+/// the verifier's log.
+fn load_probe(
+    program_type: u32,
+    insns: &[u8; 16],
+    expected_attach_type: u32,
+    attach_btf_id: u32,
+) -> (std::io::Result<libc::c_long>, String) {
+    let license = c"GPL";
+    let mut log = vec![0u8; PROBE_LOG_SIZE];
+    let mut attr = zeroed_attr();
+    // SAFETY: the union is zeroed plain integers, so its program-load member is initialised; only that member
+    // is written, and BPF_PROG_LOAD reads only it.
+    let load = unsafe { &mut attr.__bindgen_anon_3 };
+    load.prog_type = program_type;
+    load.insn_cnt = 2;
+    load.insns = insns.as_ptr() as u64;
+    load.license = license.as_ptr() as u64;
+    load.log_level = 1;
+    load.log_size = PROBE_LOG_SIZE as u32;
+    load.log_buf = log.as_mut_ptr() as u64;
+    for (slot, byte) in load.prog_name.iter_mut().zip(b"pyaya_probe") {
+        *slot = *byte as libc::c_char;
+    }
+    load.expected_attach_type = expected_attach_type;
+    load.attach_btf_id = attach_btf_id;
+    let loaded = bpf_command(bpf_cmd::BPF_PROG_LOAD, &mut attr);
+    let log_end = log.iter().position(|byte| *byte == 0).unwrap_or(log.len());
+    let log = String::from_utf8_lossy(log.get(..log_end).unwrap_or_default()).into_owned();
+    (loaded, log)
+}
+
 /// Loads a 2-instruction program (`r0 = 0; exit`) of the BTF-based type `kind` (`"FEntry"`, `"FExit"`,
 /// `"BtfTracePoint"`, `"Iter"`, `"Lsm"`, `"LsmCgroup"`) on vmlinux's BTF type `btf_type_id`, then attaches it as
 /// that type attaches; every fd is closed before returning. Answers `(load errno, verifier log, attach errno)`:
@@ -399,27 +423,8 @@ pub fn btf_program_errno(
         let mut insns = [0u8; 16];
         insns[0] = (BPF_ALU64 | BPF_MOV | BPF_K) as u8;
         insns[8] = (BPF_JMP | BPF_EXIT) as u8;
-        let license = c"GPL";
-        let mut log = vec![0u8; PROBE_LOG_SIZE];
-        let mut attr = zeroed_attr();
-        // SAFETY: the union is zeroed plain integers, so its program-load member is initialised; only that member
-        // is written, and BPF_PROG_LOAD reads only it.
-        let load = unsafe { &mut attr.__bindgen_anon_3 };
-        load.prog_type = program_type as u32;
-        load.insn_cnt = 2;
-        load.insns = insns.as_ptr() as u64;
-        load.license = license.as_ptr() as u64;
-        load.log_level = 1;
-        load.log_size = PROBE_LOG_SIZE as u32;
-        load.log_buf = log.as_mut_ptr() as u64;
-        for (slot, byte) in load.prog_name.iter_mut().zip(b"pyaya_probe") {
-            *slot = *byte as libc::c_char;
-        }
-        load.expected_attach_type = attach_type as u32;
-        load.attach_btf_id = btf_type_id;
-        let loaded = bpf_command(bpf_cmd::BPF_PROG_LOAD, &mut attr);
-        let log_end = log.iter().position(|byte| *byte == 0).unwrap_or(log.len());
-        let log = String::from_utf8_lossy(log.get(..log_end).unwrap_or_default()).into_owned();
+        let (loaded, log) =
+            load_probe(program_type as u32, &insns, attach_type as u32, btf_type_id);
         let Some(program) = owned_fd(&loaded) else {
             return (errno_of(&loaded), log, None);
         };

@@ -8,7 +8,7 @@
 mod stream_lost;
 
 use aya_ebpf::{
-    bindings::{BPF_EXIST, BPF_F_USER_STACK},
+    bindings::{BPF_EXIST, BPF_F_REUSE_STACKID, BPF_F_USER_STACK},
     helpers::{bpf_get_current_pid_tgid, bpf_get_smp_processor_id},
     macros::{map, raw_tracepoint},
     maps::{
@@ -124,10 +124,12 @@ pub fn maps_writer(ctx: RawTracePointContext) -> i32 {
     let _ = MAPS_HASH.insert(&cpu, &u64::from(seq), 0);
     let _ = MAPS_QUEUE.push(&u64::from(seq), BPF_EXIST as u64);
     let _ = MAPS_STACK.push(&u64::from(seq), BPF_EXIST as u64);
-    if let Ok(id) = ctx.get_stackid(&MAPS_STACKS, 0) {
+    // BPF_F_REUSE_STACKID: a stack whose hash bucket holds another (the test process makes many syscalls) takes
+    // the bucket, instead of failing with EEXIST and leaving no id to read.
+    if let Ok(id) = ctx.get_stackid(&MAPS_STACKS, BPF_F_REUSE_STACKID as u64) {
         let _ = MAPS_STACK_IDS.insert(&10u32, &id, 0);
     }
-    if let Ok(id) = ctx.get_stackid(&MAPS_STACKS, BPF_F_USER_STACK as u64) {
+    if let Ok(id) = ctx.get_stackid(&MAPS_STACKS, (BPF_F_USER_STACK | BPF_F_REUSE_STACKID) as u64) {
         let _ = MAPS_STACK_IDS.insert(&11u32, &id, 0);
     }
     let record = PerfRecord {
