@@ -84,6 +84,7 @@ if TYPE_CHECKING:
         UProbe,
         Xdp,
         enable_stats,
+        tcx_programs,
     )
 
     __version__: str
@@ -164,6 +165,7 @@ __all__ = [
     "loaded_links",
     "loaded_maps",
     "loaded_programs",
+    "tcx_programs",
     "usdt",
 ]
 
@@ -198,6 +200,7 @@ _LAZY: dict[str, str] = {
     "Map": "pyaya.maps",
     "RingBuf": "pyaya.maps",
     "SK_DROP": "pyaya.programs",
+    "tcx_programs": "pyaya.programs",
     "SK_PASS": "pyaya.programs",
     "TC_ACT_OK": "pyaya.programs",
     "TC_ACT_PIPE": "pyaya.programs",

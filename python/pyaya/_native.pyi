@@ -51,6 +51,7 @@ __all__ = [
     "start_guard",
     "tc_filter_delete",
     "tc_filters",
+    "tcx_programs",
     "tcx_query_errno",
     "unescape_name",
     "usdt_parse_argument",
@@ -211,8 +212,16 @@ class Program:
     # --- networking and cgroup program types (crates/pyaya-native/src/programs_net.rs) ---
     def attach_xdp(self, interface: str | int, mode: str | None = None) -> Link:
         """Attach an Xdp program to ``interface`` (name or index); ``mode`` "skb", "drv", "hw" or ``None``."""
-    def attach_sched_classifier(self, interface: str | int, direction: str = "ingress", priority: int = 0) -> Link:
-        """Attach a SchedClassifier program (tcx where available, else netlink on a clsact qdisc)."""
+    def attach_sched_classifier(
+        self,
+        interface: str | int,
+        direction: str = "ingress",
+        priority: int = 0,
+        handle: int = 0,
+        order: tuple[str, int] | None = None,
+    ) -> Link:
+        """Attach a SchedClassifier program (tcx where available, else netlink on a clsact qdisc); ``order`` is
+        ``("first" | "last", 0)`` or ``("before" | "after", program id)`` in the tcx chain."""
     def attach_socket_filter(self, fd: int) -> Link:
         """Attach a SocketFilter program to the socket ``fd`` (borrowed for this call only), or an SkReuseport
         program to that socket's ``SO_REUSEPORT`` group."""
@@ -241,6 +250,9 @@ class Link:
     @property
     def program(self) -> str:
         """Name of the attached program; for a link opened from a pin, the kernel's name for it (at most 15 bytes)."""
+    @property
+    def program_id(self) -> int | None:
+        """The attached program's id, for a tcx link made by this process."""
     @property
     def identity(self) -> int:
         """An opaque token, equal for handles on the same attachment."""
@@ -540,6 +552,9 @@ def map_create_errno() -> int:
 def lookup_batch_errno() -> tuple[int, int]:
     """``BPF_MAP_LOOKUP_BATCH`` of one entry of an empty hash map: ``(create errno, batch errno)``; the batch
     errno is ENOENT when the kernel walked the map to its end."""
+
+def tcx_programs(interface: str | int, direction: str) -> tuple[int, list[tuple[int, str]]]:
+    """``(revision, [(program id, name), ...])`` of an interface's tcx chain, in run order."""
 
 def tcx_query_errno() -> tuple[int, int]:
     """``BPF_PROG_QUERY`` of tcx ingress on lo: ``(errno, programs attached)``."""

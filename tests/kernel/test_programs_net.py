@@ -474,6 +474,82 @@ def test_tc_netlink_priority_uses_clsact_and_detaches_its_filter(fixtures_dir: P
     assert "clsact" not in _qdiscs(netns_pair.host_interface)  # pyaya added it: removed with its last filter
 
 
+def _tcx_run_order(bpf: Ebpf, pair: NetnsPair) -> str:
+    """The letters the net_tcx programs appended for one datagram sent into the host's ingress."""
+    for index in range(4):
+        _set(bpf, "TCX_ORDER", index, 0)
+    with _udp_receiver(pair.host_address) as (receiver, port):
+        _set(bpf, "TCX_PORT", 0, port)
+        sender = pair.socket()
+        try:
+            sender.sendto(b"order", (pair.host_address, port))
+            assert _receive_all(receiver) == [b"order"]
+        finally:
+            sender.close()
+    counts = _counts(bpf, "TCX_ORDER")
+    return "".join(chr(letter) for letter in counts[1 : 1 + counts[0]])
+
+
+def test_tcx_orders_programs_with_before_after_first_last_and_the_query_shows_it(
+    fixtures_dir: Path, netns_pair: NetnsPair
+) -> None:
+    if not pyaya.features.probe("tcx").supported:
+        pytest.skip(f"no tcx here: {pyaya.features.probe('tcx').reason}")
+    interface = netns_pair.host_interface
+    with Ebpf.load_file(fixtures_dir / "net_tcx") as bpf:
+        a, b, c = (bpf.programs[f"net_tcx_{letter}"] for letter in "abc")
+        assert isinstance(a, pyaya.SchedClassifier)
+        assert isinstance(c, pyaya.SchedClassifier)
+        link_b = b.attach(interface, "ingress", last=True)
+        a.attach(interface, "ingress", before=link_b)
+        link_c = c.attach(interface, "ingress", first=True)
+        ids = {program.info()["id"]: program.name for program in (a, b, c)}
+        chain = pyaya.tcx_programs(interface, "ingress")
+        assert [name for _, name in chain] == ["net_tcx_c", "net_tcx_a", "net_tcx_b"]
+        assert all(ids[program_id] == name for program_id, name in chain)
+        assert _tcx_run_order(bpf, netns_pair) == "cab"
+
+        link_c.detach()
+        c.attach(interface, "ingress", after=a)
+        assert [name for _, name in pyaya.tcx_programs(interface, "ingress")] == ["net_tcx_a", "net_tcx_c", "net_tcx_b"]
+        assert _tcx_run_order(bpf, netns_pair) == "acb"
+        assert pyaya.tcx_programs(interface, "egress") == []
+
+        with pytest.raises(pyaya.InvalidArgumentError, match="at most one of before=, after=, first=, last="):
+            c.attach(interface, "ingress", first=True, after=a)
+        with pytest.raises(pyaya.InvalidArgumentError, match="give one kind or the other"):
+            c.attach(interface, "egress", first=True, priority=3)
+    # Closing the object detached the links nobody holds; the held one stays until it is let go.
+    assert [name for _, name in pyaya.tcx_programs(interface, "ingress")] == ["net_tcx_b"]
+    del link_b
+    assert pyaya.tcx_programs(interface, "ingress") == []
+
+
+def test_tc_netlink_filters_take_priority_and_handle_and_report_them(fixtures_dir: Path, netns_pair: NetnsPair) -> None:
+    interface = netns_pair.host_interface
+    ifindex = socket.if_nametoindex(interface)
+    with Ebpf.load_file(fixtures_dir / "net_tc") as bpf:
+        rewrite = bpf.programs["net_tc_rewrite"]
+        drop_icmp = bpf.programs["net_tc_drop_icmp"]
+        first = rewrite.attach(interface, "ingress", priority=3, handle=0x11)
+        second = drop_icmp.attach(interface, "ingress", priority=9, handle=0x22)
+        assert (first.priority, first.handle) == (3, 0x11)
+        assert (second.priority, second.handle) == (9, 0x22)
+        filters = {
+            (priority, handle): name for priority, handle, _, name, _ in pyaya._native.tc_filters(ifindex, "ingress")
+        }
+        assert filters[(3, 0x11)].startswith("net_tc_rewrite")
+        assert filters[(9, 0x22)].startswith("net_tc_drop_icmp")
+        second.detach()
+        # (the dump also has a row per priority with handle 0, the priority's head, without a program)
+        assert [(p, h) for p, h, _, _, program_id in pyaya._native.tc_filters(ifindex, "ingress") if program_id] == [
+            (3, 0x11)
+        ]
+        assert (second.priority, second.handle) == (None, None)
+        automatic = drop_icmp.attach(interface, "ingress", priority=9)
+        assert automatic.priority == 9 and automatic.handle  # the kernel picked a handle, and the link says which
+
+
 # -- socket filter -----------------------------------------------------------------------------------------------
 
 

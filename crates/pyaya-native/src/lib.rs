@@ -94,6 +94,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(process::join_namespace, module)?)?;
     module.add_function(wrap_pyfunction!(process::start_guard, module)?)?;
     module.add_function(wrap_pyfunction!(netlink::py_tc_filters, module)?)?;
+    module.add_function(wrap_pyfunction!(programs_net::tcx_programs, module)?)?;
     module.add_function(wrap_pyfunction!(netlink::py_tc_filter_delete, module)?)?;
     module.add_function(wrap_pyfunction!(netlink::py_clsact_present, module)?)?;
     module.add_function(wrap_pyfunction!(

@@ -33,6 +33,10 @@ pub trait OwnedLink: Send + 'static {
     fn superseded(&self) -> bool {
         false
     }
+    /// The id of the attached program, where the attachment knows it (tcx links: others are ordered by it).
+    fn program_id(&self) -> Option<u32> {
+        None
+    }
     /// Remembers pyaya's records of this attachment, removed once it is detached. False if it keeps none.
     fn keep_records(&mut self, _records: Records) -> bool {
         false
@@ -194,6 +198,16 @@ impl Link {
     #[getter]
     fn program(&self) -> &str {
         &self.program
+    }
+
+    /// The id of the attached program for a tcx link made by this process (what `before=`/`after=` order
+    /// by); `None` for other links and once detached.
+    #[getter]
+    fn program_id(&self) -> Option<u32> {
+        match &*self.lock() {
+            LinkState::Attached(link) => link.program_id(),
+            _ => None,
+        }
     }
 
     /// Whether the link is still attached (not detached, nor replaced at its attach point).

@@ -12,7 +12,8 @@ use aya::programs::links::{CgroupAttachMode, FdLink, LinkOrder};
 use aya::programs::tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions, TcError};
 use aya::programs::xdp::XdpLink;
 use aya::programs::{
-    Program as AyaProgram, ProgramError, SkReuseport, SocketFilter, TcAttachType, XdpMode,
+    Program as AyaProgram, ProgramError, ProgramId, SkReuseport, SocketFilter, TcAttachType,
+    XdpMode,
 };
 use aya::util::KernelVersion;
 use pyo3::prelude::*;
@@ -564,6 +565,74 @@ fn xdp_link_exists(program_id: u32) -> bool {
     found
 }
 
+/// aya's order of a tcx attachment from `(place, program id)` (see `attach_sched_classifier`).
+fn link_order(place: &str, program_id: u32) -> PyResult<LinkOrder> {
+    match place {
+        "first" => Ok(LinkOrder::first()),
+        "last" => Ok(LinkOrder::last()),
+        // SAFETY (both): aya calls `ProgramId::new` unsafe because it does not check the id; the kernel does, and
+        // refuses an id that is not in the chain (ENOENT), which becomes a ProgramError.
+        "before" => Ok(LinkOrder::before_program_id(unsafe {
+            ProgramId::new(program_id)
+        })),
+        "after" => Ok(LinkOrder::after_program_id(unsafe {
+            ProgramId::new(program_id)
+        })),
+        other => Err(crate::errors::new_err(
+            Kind::InvalidArgument,
+            format!("order must be \"first\", \"last\", \"before\" or \"after\", not {other:?}"),
+        )),
+    }
+}
+
+/// A tcx attachment (a bpf_link), which remembers its program's id: another attachment can be ordered before or
+/// after it (a program is at most once in one tcx chain, so its id names its place there).
+struct TcxLink {
+    link: SchedClassifierLink,
+    program_id: u32,
+}
+
+impl OwnedLink for TcxLink {
+    fn detach(self: Box<Self>) -> Result<(), ProgramError> {
+        aya::programs::Link::detach(self.link)
+    }
+
+    fn into_fd_link(self: Box<Self>) -> Result<FdLink, String> {
+        FdLink::try_from(self.link).map_err(crate::links::not_a_bpf_link)
+    }
+
+    fn program_id(&self) -> Option<u32> {
+        Some(self.program_id)
+    }
+}
+
+/// `(revision, [(program id, name), ...])` of the tcx chain of `interface` in `direction`, in the order its
+/// programs run (`BPF_PROG_QUERY`; kernel 6.6+).
+#[pyaya_guard::guard(Program)]
+#[pyfunction]
+pub fn tcx_programs(
+    py: Python<'_>,
+    interface: Interface,
+    direction: &str,
+) -> PyResult<(u64, Vec<(u32, String)>)> {
+    let attach_type = tc_attach_type(direction)?;
+    let (name, _) = interface.resolve()?;
+    let context = format!("querying the tcx {direction} chain of {name}");
+    py.detach(|| {
+        let (revision, programs) = aya::programs::SchedClassifier::query_tcx(&name, attach_type)
+            .map_err(|err| Deferred::Program(context, Box::new(err)))?;
+        let programs = programs
+            .iter()
+            .map(|info| {
+                let name = info.name_as_str().unwrap_or_default().to_owned();
+                (info.id(), name)
+            })
+            .collect();
+        Ok::<_, Deferred>((revision, programs))
+    })
+    .map_err(PyErr::from)
+}
+
 /// Whether the error is the kernel saying the clsact qdisc is already there.
 fn already_exists(error: &TcError) -> bool {
     match error {
@@ -621,15 +690,32 @@ impl Program {
 
     /// Attaches a SchedClassifier program to `interface` in `direction`: through tcx where the kernel has it
     /// (6.6+) and `priority` is 0, otherwise through netlink on a clsact qdisc, added if missing.
-    #[pyo3(signature = (interface, direction = "ingress", priority = 0))]
+    ///
+    /// `order` places a tcx attachment in the interface's chain: `("first" | "last", 0)`, or
+    /// `("before" | "after", program id)`; None appends it. `handle` is the netlink filter's handle (0: the
+    /// kernel picks one).
+    #[pyo3(signature = (interface, direction = "ingress", priority = 0, handle = 0, order = None))]
     fn attach_sched_classifier(
         &self,
         py: Python<'_>,
         interface: Interface,
         direction: &str,
         priority: u16,
+        handle: u32,
+        order: Option<(String, u32)>,
     ) -> PyResult<Link> {
         let attach_type = tc_attach_type(direction)?;
+        let link_order = order
+            .as_ref()
+            .map(|(place, id)| link_order(place, *id))
+            .transpose()?;
+        if link_order.is_some() && (priority != 0 || handle != 0) {
+            return Err(crate::errors::new_err(
+                Kind::InvalidArgument,
+                "before=/after=/first=/last= order tcx attachments; priority= and handle= are for netlink \
+                 filters: give one kind or the other",
+            ));
+        }
         let direction: &'static str = match attach_type {
             TcAttachType::Egress => "egress",
             _ => "ingress",
@@ -643,16 +729,33 @@ impl Program {
             KernelVersion::current().is_ok_and(|version| version >= KernelVersion::new(6, 6, 0));
         self.attach_with(py, |program| match program {
             AyaProgram::SchedClassifier(p) => {
-                if tcx_kernel && priority == 0 {
+                let ordered = link_order.is_some();
+                if (tcx_kernel || ordered) && priority == 0 && handle == 0 {
+                    let program_id = p
+                        .info()
+                        .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?
+                        .id();
                     match p.attach_with_options(
                         &name,
                         attach_type,
-                        TcAttachOptions::TcxOrder(LinkOrder::default()),
+                        TcAttachOptions::TcxOrder(link_order.unwrap_or_default()),
                     ) {
                         Ok(id) => {
-                            return tc_link(&context, p.take_link(id), ifindex, direction, false)
+                            let link = p
+                                .take_link(id)
+                                .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
+                            return Ok(Box::new(TcxLink { link, program_id }) as Box<dyn OwnedLink>);
                         }
-                        Err(err) if tcx_unavailable(&err) => {}
+                        Err(err) if tcx_unavailable(&err) && !ordered => {}
+                        Err(err) if tcx_unavailable(&err) => {
+                            return Err(Deferred::Plain(
+                                Kind::Unsupported,
+                                format!(
+                                    "{context}: ordering (before=/after=/first=/last=) needs tcx (kernel \
+                                     6.6+), which this kernel refused: {err}"
+                                ),
+                            ))
+                        }
                         Err(err) => return Err(Deferred::Program(context, Box::new(err))),
                     }
                 }
@@ -668,6 +771,7 @@ impl Program {
                 };
                 let options = NlOptions {
                     priority,
+                    handle: tc::TcHandle::from(handle),
                     ..NlOptions::default()
                 };
                 let attached =

@@ -39,6 +39,7 @@ from pyaya.programs.net import (
     SocketFilter,
     SockOps,
     Xdp,
+    tcx_programs,
 )
 from pyaya.programs.tracing import (
     BtfTracePoint,
@@ -106,4 +107,5 @@ __all__ = [
     "Xdp",
     "class_for",
     "enable_stats",
+    "tcx_programs",
 ]

@@ -109,6 +109,24 @@ class Link:
         return self._native.attached
 
     @property
+    def priority(self) -> int | None:
+        """The priority of a netlink TC filter (lower runs first), as the kernel gave it; ``None`` for other
+        links (tcx, XDP, ...) and once detached."""
+        return self._netlink_tc("priority")
+
+    @property
+    def handle(self) -> int | None:
+        """The handle of a netlink TC filter (which tells apart filters of one priority); ``None`` for other
+        links and once detached."""
+        return self._netlink_tc("handle")
+
+    def _netlink_tc(self, field: str) -> int | None:
+        netlink = self._native.netlink
+        if netlink is None or netlink.get("kind") != "tc":
+            return None
+        return int(netlink[field])
+
+    @property
     def pinned_path(self) -> Path | None:
         """Where the link is pinned in bpffs, or ``None``."""
         return self._native.pinned_path

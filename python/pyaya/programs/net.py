@@ -12,7 +12,7 @@ import os
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from pyaya import _args, _native, attachments
-from pyaya.errors import InvalidArgumentTypeError
+from pyaya.errors import InvalidArgumentError, InvalidArgumentTypeError
 from pyaya.programs._base import Link, Program, register
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ __all__ = [
     "SockOps",
     "SocketFilter",
     "Xdp",
+    "tcx_programs",
 ]
 
 # enum xdp_action
@@ -129,24 +130,88 @@ class SchedClassifier(Program):
     kind = "SchedClassifier"
 
     def attach(
-        self, interface: str | int, direction: Literal["ingress", "egress"] = "ingress", *, priority: int = 0
+        self,
+        interface: str | int,
+        direction: Literal["ingress", "egress"] = "ingress",
+        *,
+        priority: int = 0,
+        handle: int = 0,
+        before: Program | Link | None = None,
+        after: Program | Link | None = None,
+        first: bool = False,
+        last: bool = False,
     ) -> Link:
         """Attach to ``interface`` (a name or an index) in ``direction``.
 
-        On kernels with tcx (6.6+) this needs no qdisc and is a bpf_link. With a ``priority`` (a netlink
-        concept) or on older kernels it is a netlink filter on the interface's ``clsact`` qdisc, which is added
-        when missing (and removed with the last filter when pyaya added it). A netlink filter stays on the
-        interface if the process is killed: pyaya records it, and its guard process or ``pyaya cleanup`` removes
-        it (see :mod:`pyaya.attachments`).
+        On kernels with tcx (6.6+) this needs no qdisc and is a bpf_link, appended to the interface's tcx chain;
+        ``before=`` / ``after=`` (a loaded program already in the chain, or its :class:`Link`), ``first=True`` or
+        ``last=True`` place it elsewhere in the chain (:func:`tcx_programs` shows the order). With a ``priority``
+        or ``handle`` (netlink concepts: lower priorities run first; the handle tells apart filters of one
+        priority, 0 lets the kernel pick) or on older kernels it is a netlink filter on the interface's ``clsact``
+        qdisc, which is added when missing (and removed with the last filter when pyaya added it); the link's
+        ``netlink`` dict reports the priority and handle the filter got. A netlink filter stays on the interface
+        if the process is killed: pyaya records it, and its guard process or ``pyaya cleanup`` removes it (see
+        :mod:`pyaya.attachments`).
+
+        >>> link = bpf.programs["count"].attach("eth0", "ingress", before=bpf.programs["police"])  # doctest: +SKIP
         """
         _args.interface(interface)
         _args.choice(direction, "direction", DIRECTIONS)
         _args.integer(priority, "priority", high=_args.U16)
+        _args.integer(handle, "handle", high=_args.U32)
+        order = _tcx_order(before=before, after=after, first=_args.flag(first, "first"), last=_args.flag(last, "last"))
+        if order is not None and (priority or handle):
+            raise InvalidArgumentError(
+                "before=/after=/first=/last= order tcx attachments, priority=/handle= netlink filters: give one "
+                "kind or the other"
+            )
         self._ensure_loaded()
-        with attachments.recording(self, "tc", interface, direction=direction, priority=priority) as attached:
-            native = self._native.attach_sched_classifier(interface, direction, priority)
+        with attachments.recording(
+            self, "tc", interface, direction=direction, priority=priority, handle=handle
+        ) as attached:
+            native = self._native.attach_sched_classifier(interface, direction, priority, handle, order)
             attached(native)
         return self._attached(native)
+
+
+def _tcx_order(
+    *, before: Program | Link | None, after: Program | Link | None, first: bool, last: bool
+) -> tuple[str, int] | None:
+    """The native ``order`` of a tcx attach: ``(place, program id)``, or None to append."""
+    given = [name for name, value in (("before", before), ("after", after), ("first", first), ("last", last)) if value]
+    if len(given) > 1:
+        raise InvalidArgumentError(f"give at most one of before=, after=, first=, last= (got {', '.join(given)})")
+    if first:
+        return ("first", 0)
+    if last:
+        return ("last", 0)
+    anchor, place = (before, "before") if before is not None else (after, "after")
+    if anchor is None:
+        return None
+    if isinstance(anchor, Program):
+        return (place, int(anchor.info()["id"]))
+    if isinstance(anchor, Link):
+        program_id = anchor._native.program_id
+        if program_id is None:
+            raise InvalidArgumentError(
+                f"{place}= takes a tcx link made by this process (or a program); this link is not one "
+                f"(detached, netlink, or opened from a pin): pass its program instead"
+            )
+        return (place, program_id)
+    raise InvalidArgumentTypeError(f"{place}= must be a pyaya Program or Link, not {type(anchor).__name__}")
+
+
+def tcx_programs(interface: str | int, direction: Literal["ingress", "egress"] = "ingress") -> list[tuple[int, str]]:
+    """The programs of the tcx chain of ``interface`` in ``direction``, in the order they run: ``(program id,
+    name)`` pairs (the kernel's ``BPF_PROG_QUERY``; kernel 6.6+). Netlink filters are not in it (see ``tc filter
+    show``).
+
+    >>> pyaya.tcx_programs("eth0", "ingress")  # doctest: +SKIP
+    [(41, 'count'), (42, 'police')]
+    """
+    _args.interface(interface)
+    _args.choice(direction, "direction", DIRECTIONS)
+    return _native.tcx_programs(interface, direction)[1]
 
 
 @register
