@@ -547,7 +547,8 @@ def test_tc_netlink_filters_take_priority_and_handle_and_report_them(fixtures_di
         ]
         assert (second.priority, second.handle) == (None, None)
         automatic = drop_icmp.attach(interface, "ingress", priority=9)
-        assert automatic.priority == 9 and automatic.handle  # the kernel picked a handle, and the link says which
+        assert automatic.priority == 9
+        assert automatic.handle  # the kernel picked one, and the link says which
 
 
 # -- socket filter -----------------------------------------------------------------------------------------------
