@@ -222,6 +222,8 @@ class Program:
     ) -> Link:
         """Attach a SchedClassifier program (tcx where available, else netlink on a clsact qdisc); ``order`` is
         ``("first" | "last", 0)`` or ``("before" | "after", program id)`` in the tcx chain."""
+    def attach_reuseport_filter(self, fd: int) -> Link:
+        """Set a SocketFilter program as the selector of the ``SO_REUSEPORT`` group of the socket ``fd``."""
     def attach_socket_filter(self, fd: int) -> Link:
         """Attach a SocketFilter program to the socket ``fd`` (borrowed for this call only), or an SkReuseport
         program to that socket's ``SO_REUSEPORT`` group."""

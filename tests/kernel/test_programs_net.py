@@ -570,6 +570,30 @@ def test_socket_filter_counts_and_drops_on_a_python_socket(bpf_object: LoadObjec
         assert _counts(bpf, "FILTER_COUNTS") == [4, 2]
 
 
+def test_socket_filter_as_reuseport_selector_sends_every_datagram_to_the_socket_it_picks(
+    fixtures_dir: Path, requires_root: None
+) -> None:
+    group = reuseport_group(4)
+    try:
+        bpf = Ebpf.load_file(fixtures_dir / "net_socket")
+        pick = bpf.programs["net_socket_pick"]
+        assert isinstance(pick, pyaya.SocketFilter)
+        _set(bpf, "PICK", 0, 2)
+        link = pick.attach_reuseport(group[0])
+        assert spread(group, 20) == [0, 0, 20, 0]
+        _set(bpf, "PICK", 0, 1)
+        assert spread(group, 20) == [0, 20, 0, 0]
+        bpf.close()  # the group keeps its selector while the link is held, and after the object is gone
+        assert spread(group, 20) == [0, 20, 0, 0]
+        link.detach()  # SO_DETACH_REUSEPORT_BPF: the kernel's hash spreads them again
+        spread_after = spread(group, 20)
+        assert sum(spread_after) == 20
+        assert max(spread_after) < 20
+    finally:
+        for member in group:
+            member.close()
+
+
 def test_socket_filter_link_outlives_a_closed_socket(fixtures_dir: Path, requires_root: None) -> None:
     with Ebpf.load_file(fixtures_dir / "net_socket") as bpf:
         program = bpf.programs["net_socket_filter"]

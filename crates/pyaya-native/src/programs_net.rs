@@ -845,6 +845,66 @@ impl Program {
         })
     }
 
+    /// Sets a SocketFilter program as the selector of the `SO_REUSEPORT` group of the socket whose fd is `fd`
+    /// (`SO_ATTACH_REUSEPORT_EBPF`): its return value is the index of the group's socket that gets the packet.
+    /// Like an SkReuseport program, it stays with the group until detached.
+    fn attach_reuseport_filter(&self, py: Python<'_>, fd: RawFd) -> PyResult<Link> {
+        if fd < 0 {
+            return Err(crate::errors::new_err(
+                Kind::InvalidArgument,
+                "the socket is closed (fileno() is -1): pass an open socket",
+            ));
+        }
+        let context = format!(
+            "attaching {:?} as the reuseport selector of socket fd {fd}",
+            self.name_str()
+        );
+        self.attach_with(py, |program| {
+            // SAFETY: the caller's socket object keeps `fd` open for the duration of this call, which is the only
+            // time it is borrowed.
+            let socket = unsafe { BorrowedFd::borrow_raw(fd) };
+            let AyaProgram::SocketFilter(p) = program else {
+                return Err(wrong_kind(
+                    self.name_str(),
+                    program_kind(program),
+                    "SocketFilter",
+                ));
+            };
+            let program_fd = p
+                .fd()
+                .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?
+                .as_fd()
+                .as_raw_fd();
+            let attached = SocketAttachment::new(socket, true, |s| SkReuseport::detach(s))
+                .map_err(|err| Deferred::Plain(Kind::Program, format!("{context}: {err}")))?;
+            // SAFETY: `program_fd` is a valid c_int for the length given, and the socket fd is open (above).
+            let result = unsafe {
+                libc::setsockopt(
+                    socket.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_ATTACH_REUSEPORT_EBPF,
+                    std::ptr::from_ref(&program_fd).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if result != 0 {
+                let err = std::io::Error::last_os_error();
+                let kind = match err.raw_os_error() {
+                    Some(libc::EPERM | libc::EACCES) => Kind::PermissionDenied,
+                    _ => Kind::Program,
+                };
+                return Err(Deferred::Plain(
+                    kind,
+                    format!(
+                        "{context}: setsockopt(SO_ATTACH_REUSEPORT_EBPF): {err} (the socket must be bound, with \
+                         SO_REUSEPORT set before bind)"
+                    ),
+                ));
+            }
+            Ok(Box::new(attached.attached()) as Box<dyn OwnedLink>)
+        })
+    }
+
     /// Attaches a cgroup program (CgroupSkb, CgroupSock, CgroupSockAddr, CgroupSockopt, CgroupSysctl,
     /// CgroupDevice, SockOps) to the cgroup v2 directory `cgroup`. `direction` is for CgroupSkb only: "ingress",
     /// "egress", or None for the direction of the program's ELF section.

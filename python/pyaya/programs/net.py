@@ -235,6 +235,20 @@ class SocketFilter(Program):
         self._ensure_loaded()
         return self._attached(self._native.attach_socket_filter(fd))
 
+    def attach_reuseport(self, sock: _HasFileno) -> Link:
+        """Make the program the selector of the ``SO_REUSEPORT`` group of ``sock`` (a bound socket with
+        ``SO_REUSEPORT`` set; ``SO_ATTACH_REUSEPORT_EBPF``): for each packet (UDP) or connection (TCP) it returns
+        the index of the group's socket that gets it, in the order the sockets were bound (an index out of range
+        falls back to the kernel's hash). As for :class:`SkReuseport`, the program stays with the group until the
+        link is detached (through a socket of the group still open) or every socket of the group is closed;
+        unloading the program or dropping the link leaves it there. Such a link cannot be pinned.
+
+        >>> link = bpf.programs["pick"].attach_reuseport(group[0])  # doctest: +SKIP
+        """
+        fd = _args.fileno(sock, "sock")
+        self._ensure_loaded()
+        return self._attached(self._native.attach_reuseport_filter(fd))
+
 
 @register
 class SkReuseport(Program):

@@ -1,5 +1,6 @@
 //! Socket filter fixture: counts every packet and drops those whose last byte is `!`. Looking at the last byte
 //! works the same on a UDP socket (data from the UDP header) and in a test run (data from the IP header).
+//! `net_socket_pick`, a reuseport selector, sends every packet to the socket of index `PICK[0]` of its group.
 #![no_std]
 #![no_main]
 // Inline BPF assembly (for the atomic add below) is unstable, as it is for aya-ebpf itself.
@@ -36,6 +37,15 @@ pub fn net_socket_filter(ctx: SkBuffContext) -> i64 {
         }
         _ => i64::from(len),
     }
+}
+
+/// Index 0: the index, in its reuseport group, of the socket `net_socket_pick` picks.
+#[map]
+static PICK: Array<u32> = Array::with_max_entries(1, 0);
+
+#[socket_filter]
+pub fn net_socket_pick(_ctx: SkBuffContext) -> i64 {
+    i64::from(PICK.get(0).copied().unwrap_or(0))
 }
 
 #[cfg(not(test))]
