@@ -155,8 +155,8 @@ class Program:
     def links(self) -> list[Link]:
         """New handles on the attachments the program keeps, oldest first."""
     # --- tracing program types (crates/pyaya-native/src/programs_tracing.rs) ---
-    def attach_tracepoint(self, category: str, name: str) -> Link:
-        """Attach a TracePoint program to ``category/name``."""
+    def attach_tracepoint(self, category: str, name: str, cookie: int | None = None) -> Link:
+        """Attach a TracePoint program to ``category/name`` (with a bpf cookie when given)."""
     def attach_raw_tracepoint(self, name: str) -> Link:
         """Attach a RawTracePoint program to the raw tracepoint ``name``."""
     @property
@@ -185,10 +185,18 @@ class Program:
         """Attach a loaded LsmCgroup program to a cgroup."""
     def attach_iter(self) -> tuple[Link, int]:
         """Attach a loaded Iter program; returns the link and its kernel link id."""
-    def attach_kprobe(self, function: str, offset: int = 0) -> Link:
-        """Attach a KProbe program to kernel function ``function``."""
-    def attach_uprobe(self, target: Path, symbol: str | None = None, offset: int = 0, pid: int | None = None) -> Link:
-        """Attach a UProbe program to ``symbol`` (+``offset``) or file offset ``offset`` of ``target``."""
+    def attach_kprobe(self, function: str, offset: int = 0, cookie: int | None = None) -> Link:
+        """Attach a KProbe program to kernel function ``function`` (with a bpf cookie when given)."""
+    def attach_uprobe(
+        self,
+        target: Path,
+        symbol: str | None = None,
+        offset: int = 0,
+        pid: int | None = None,
+        cookie: int | None = None,
+    ) -> Link:
+        """Attach a UProbe program to ``symbol`` (+``offset``) or file offset ``offset`` of ``target`` (with a bpf
+        cookie when given)."""
     def attach_usdt(self, targets: list[Path], provider: str, name: str, pid: int | None = None) -> Link:
         """Attach a UProbe program to every location of USDT probe ``provider:name`` in ``targets``, each with a
         cookie naming its argument spec in ``PYAYA_USDT_SPECS``; the kernel maintains the probe's semaphore."""
@@ -199,8 +207,10 @@ class Program:
         sample_frequency: int | None = None,
         cpus: list[int] | None = None,
         pid: int | None = None,
+        cookie: int | None = None,
     ) -> Link:
-        """Attach a PerfEvent program to ``event`` on every online CPU (or ``cpus``, or process ``pid``)."""
+        """Attach a PerfEvent program to ``event`` on every online CPU (or ``cpus``, or process ``pid``), with a
+        bpf cookie when given."""
     def pin(self, path: Path) -> None:
         """Pin the loaded program at ``path`` in bpffs."""
     def unpin(self) -> None:

@@ -656,6 +656,17 @@ def usdt_supported() -> Probe:
     return Probe(True, "uprobes with bpf cookies and semaphore reference counting (ref_ctr_offset)")
 
 
+def bpf_cookie_supported() -> Probe:
+    """Whether tracing attachments can carry a bpf cookie (``cookie=`` of uprobes, kprobes, tracepoints, perf
+    events): perf event bpf_links and ``bpf_get_attach_cookie``, both kernel 5.15."""
+    link = _bpf_link()
+    if not link.ok:
+        return Probe(False, f"bpf cookies ride on perf event bpf_links (kernel 5.15+): {link.reason}")
+    if not kernel_features().cookie:
+        return Probe(False, "aya's probe of bpf_get_attach_cookie failed: bpf cookies need kernel 5.15 or later")
+    return Probe(True, "perf event bpf_links and bpf_get_attach_cookie work")
+
+
 def _kprobe() -> Probe:
     loads = program_type_supported("KProbe")
     if not loads.ok:
@@ -722,6 +733,7 @@ FEATURES: dict[str, Callable[[], Probe]] = {
     "tcx": tcx_supported,
     "bpf stats": stats_supported,
     "usdt": usdt_supported,
+    "bpf cookies": bpf_cookie_supported,
     "perf lost count": perf_lost_count_supported,
 }
 """The features pyaya's program and map types depend on, by name, each with its probe."""

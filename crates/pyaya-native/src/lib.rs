@@ -16,6 +16,7 @@ mod maps;
 mod names;
 mod netlink;
 mod perf;
+mod perf_link;
 mod pinning;
 mod process;
 mod program_types;

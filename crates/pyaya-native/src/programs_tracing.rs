@@ -12,7 +12,7 @@ use aya::programs::links::FdLink;
 use aya::programs::perf_event::{
     HardwareEvent, PerfEventConfig, PerfEventLink, PerfEventScope, SamplePolicy, SoftwareEvent,
 };
-use aya::programs::uprobe::{UProbeAttachLocation, UProbeError, UProbeScope};
+use aya::programs::uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeError, UProbeScope};
 use aya::programs::{ProbeKind, Program as AyaProgram, ProgramError};
 use aya::Btf;
 use pyo3::prelude::*;
@@ -21,6 +21,7 @@ use crate::ebpf::{wrong_kind, Program};
 use crate::errors::{chain_message, Deferred, Kind};
 use crate::links::{Link, OwnedLink};
 use crate::names::program_kind;
+use crate::perf_link;
 use crate::sys;
 
 /// Turns a `take_link` result into an owned link, keeping aya's error.
@@ -300,6 +301,75 @@ impl OwnedLink for PerfEventLinks {
     }
 }
 
+/// What `scope` names to `perf_event_open`: (pid, cpu).
+fn scope_target(scope: PerfEventScope) -> (libc::c_int, libc::c_int, String) {
+    let cpu_of = |cpu: Option<u32>| cpu.map_or(-1, |cpu| cpu as libc::c_int);
+    match scope {
+        PerfEventScope::AllProcessesOneCpu { cpu } => {
+            (-1, cpu as libc::c_int, format!(" on CPU {cpu}"))
+        }
+        PerfEventScope::OneProcess { pid, cpu } => (
+            pid as libc::c_int,
+            cpu_of(cpu),
+            format!(" for process {pid}"),
+        ),
+        PerfEventScope::CallingProcess { cpu } => (0, cpu_of(cpu), " for this process".to_owned()),
+    }
+}
+
+/// `PerfEvent.attach(cookie=)`: one perf event per scope, opened and linked here with the cookie.
+fn perf_event_links_with_cookie(
+    program: &aya::programs::PerfEvent,
+    context: &str,
+    config: PerfEventConfig,
+    policy: SamplePolicy,
+    scopes: &[PerfEventScope],
+    cookie: u64,
+) -> Result<Box<dyn OwnedLink>, Deferred> {
+    let (type_, event) = match config {
+        PerfEventConfig::Hardware(event) => (0u32, event as u64),
+        PerfEventConfig::Software(event) => (1u32, event as u64),
+        _ => {
+            return Err(Deferred::Plain(
+                Kind::Unsupported,
+                format!(
+                    "{context}: pyaya attaches only hardware and software events with a cookie"
+                ),
+            ))
+        }
+    };
+    let (sample_period, flags) = match policy {
+        SamplePolicy::Frequency(frequency) => (frequency, perf_link::FLAG_FREQ),
+        SamplePolicy::Period(period) => (period, 0),
+    };
+    let program_fd = program
+        .fd()
+        .map_err(|err| Deferred::Program(context.to_owned(), Box::new(err)))?;
+    let mut links = Vec::with_capacity(scopes.len());
+    for scope in scopes {
+        let (pid, cpu, place) = scope_target(*scope);
+        let here = format!("{context}{place}");
+        let attr = perf_link::PerfEventAttr {
+            type_,
+            config: event,
+            sample_period,
+            flags,
+            ..perf_link::PerfEventAttr::default()
+        };
+        // SAFETY: hardware and software events read nothing through `config1`/`config2`.
+        // On an error, `links` drops: nothing stays attached.
+        let perf = unsafe { perf_link::open(attr, pid, cpu) }
+            .map_err(|err| perf_link::syscall_error(&here, "perf_event_open", err))?;
+        links.push(perf_link::link_with_cookie(
+            program_fd.as_fd(),
+            &perf,
+            cookie,
+            &here,
+        )?);
+    }
+    Ok(Box::new(perf_link::PerfLinks(links)))
+}
+
 /// The CPUs the kernel has online.
 fn online_cpus() -> Result<Vec<u32>, Deferred> {
     aya::util::online_cpus().map_err(|(path, err)| {
@@ -538,13 +608,44 @@ pub fn read_iter(py: Python<'_>, link_id: u32) -> PyResult<Vec<u8>> {
 #[pyaya_guard::guard(Program)]
 #[pymethods]
 impl Program {
-    /// Attaches a TracePoint program to `category/name` (see /sys/kernel/tracing/events).
-    fn attach_tracepoint(&self, py: Python<'_>, category: &str, name: &str) -> PyResult<Link> {
+    /// Attaches a TracePoint program to `category/name` (see /sys/kernel/tracing/events); its runs see `cookie`
+    /// through `bpf_get_attach_cookie` when given (attached by pyaya: aya 0.14 takes no cookie here).
+    #[pyo3(signature = (category, name, cookie = None))]
+    fn attach_tracepoint(
+        &self,
+        py: Python<'_>,
+        category: &str,
+        name: &str,
+        cookie: Option<u64>,
+    ) -> PyResult<Link> {
         let context = format!(
             "attaching {:?} to tracepoint {category}/{name}",
             self.name_str()
         );
         self.attach_with(py, |program| match program {
+            AyaProgram::TracePoint(p) if cookie.is_some() => {
+                let id = perf_link::tracepoint_id(category, name, &context)?;
+                let attr = perf_link::PerfEventAttr {
+                    type_: perf_link::PERF_TYPE_TRACEPOINT,
+                    config: id,
+                    sample_period: 1,
+                    wakeup_events: 1,
+                    ..perf_link::PerfEventAttr::default()
+                };
+                let program_fd = p
+                    .fd()
+                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
+                // SAFETY: a tracepoint event reads nothing through `config1`/`config2`.
+                let perf = unsafe { perf_link::open(attr, -1, 0) }
+                    .map_err(|err| perf_link::syscall_error(&context, "perf_event_open", err))?;
+                let link = perf_link::link_with_cookie(
+                    program_fd.as_fd(),
+                    &perf,
+                    cookie.unwrap_or(0),
+                    &context,
+                )?;
+                Ok(Box::new(perf_link::PerfLinks(vec![link])) as Box<dyn OwnedLink>)
+            }
             AyaProgram::TracePoint(p) => {
                 let id = p
                     .attach(category, name)
@@ -781,13 +882,45 @@ impl Program {
     }
 
     /// Attaches a KProbe program (kprobe or kretprobe) to kernel function `function`, `offset` bytes in.
-    #[pyo3(signature = (function, offset = 0))]
-    fn attach_kprobe(&self, py: Python<'_>, function: &str, offset: u64) -> PyResult<Link> {
+    /// Its runs see `cookie` through `bpf_get_attach_cookie` when given (attached by pyaya through the kprobe
+    /// PMU: aya 0.14 takes no cookie here).
+    #[pyo3(signature = (function, offset = 0, cookie = None))]
+    fn attach_kprobe(
+        &self,
+        py: Python<'_>,
+        function: &str,
+        offset: u64,
+        cookie: Option<u64>,
+    ) -> PyResult<Link> {
         let context = format!(
             "attaching {:?} to kernel function {function}+{offset}",
             self.name_str()
         );
         self.attach_with(py, |program| match program {
+            AyaProgram::KProbe(p) if cookie.is_some() => {
+                let needs =
+                    "kprobes with a bpf cookie need CONFIG_KPROBES=y and kernel 5.15 or later";
+                let pmu = perf_link::pmu_type("kprobe", needs)?;
+                let config = if matches!(p.kind(), ProbeKind::Return) {
+                    1u64 << perf_link::config_bit("kprobe", "retprobe", needs)?
+                } else {
+                    0
+                };
+                let program_fd = p
+                    .fd()
+                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
+                let perf = perf_link::open_probe(pmu, config, function.as_bytes(), offset, -1, 0)
+                    .map_err(|err| {
+                    perf_link::syscall_error(&context, "perf_event_open", err)
+                })?;
+                let link = perf_link::link_with_cookie(
+                    program_fd.as_fd(),
+                    &perf,
+                    cookie.unwrap_or(0),
+                    &context,
+                )?;
+                Ok(Box::new(perf_link::PerfLinks(vec![link])) as Box<dyn OwnedLink>)
+            }
             AyaProgram::KProbe(p) => {
                 let id = p
                     .attach(function, offset)
@@ -799,8 +932,9 @@ impl Program {
     }
 
     /// Attaches a UProbe program (uprobe or uretprobe) to `symbol` (+`offset`) of `target`, or to file offset
-    /// `offset` when `symbol` is None; only in process `pid` if given.
-    #[pyo3(signature = (target, symbol = None, offset = 0, pid = None))]
+    /// `offset` when `symbol` is None; only in process `pid` if given; its runs see `cookie` through
+    /// `bpf_get_attach_cookie` when given.
+    #[pyo3(signature = (target, symbol = None, offset = 0, pid = None, cookie = None))]
     fn attach_uprobe(
         &self,
         py: Python<'_>,
@@ -808,6 +942,7 @@ impl Program {
         symbol: Option<&str>,
         offset: u64,
         pid: Option<u32>,
+        cookie: Option<u64>,
     ) -> PyResult<Link> {
         let place = match symbol {
             Some(symbol) if offset > 0 => format!("{symbol}+{offset:#x}"),
@@ -839,7 +974,7 @@ impl Program {
                     None => UProbeAttachLocation::AbsoluteOffset(offset),
                 };
                 let id = p
-                    .attach(location, &target, scope)
+                    .attach(UProbeAttachPoint { location, cookie }, &target, scope)
                     .map_err(|err| uprobe_error(context.clone(), err, &target, pid))?;
                 owned(&context, p.take_link(id))
             }
@@ -849,8 +984,10 @@ impl Program {
 
     /// Attaches a PerfEvent program to perf event `event` (a `perf list` name, see `perf_event_names`), sampling
     /// every `sample_period` events or `sample_frequency` times a second; once per CPU in `cpus` (default: every
-    /// online CPU), or for process `pid` only. All attachments come back as one link.
-    #[pyo3(signature = (event, sample_period = None, sample_frequency = None, cpus = None, pid = None))]
+    /// online CPU), or for process `pid` only. All attachments come back as one link. Its runs see `cookie`
+    /// through `bpf_get_attach_cookie` when given (attached by pyaya: aya 0.14 takes no cookie here).
+    #[pyo3(signature = (event, sample_period = None, sample_frequency = None, cpus = None, pid = None, cookie = None))]
+    #[allow(clippy::too_many_arguments, reason = "the Python signature")]
     fn attach_perf_event(
         &self,
         py: Python<'_>,
@@ -859,6 +996,7 @@ impl Program {
         sample_frequency: Option<u64>,
         cpus: Option<Vec<u32>>,
         pid: Option<u32>,
+        cookie: Option<u64>,
     ) -> PyResult<Link> {
         let context = format!("attaching {:?} to perf event {event}", self.name_str());
         let config = PERF_EVENTS
@@ -919,6 +1057,11 @@ impl Program {
                         Kind::Program,
                         format!("{context}: cpus is empty; give at least one CPU or None for all"),
                     ));
+                }
+                if let Some(cookie) = cookie {
+                    return perf_event_links_with_cookie(
+                        p, &context, config, policy, &scopes, cookie,
+                    );
                 }
                 let mut links = Vec::with_capacity(scopes.len());
                 for scope in scopes {

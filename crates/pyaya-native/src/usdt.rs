@@ -3,36 +3,30 @@
 //! aya 0.14 attaches uprobes with a bpf cookie but has no way to give the kernel a semaphore's offset
 //! (`ref_ctr_offset`), so each location is attached here: a `perf_event_open` of the uprobe PMU (path, file
 //! offset, and the semaphore's file offset in `config`'s upper bits) and a `BPF_LINK_CREATE` of the program on
-//! it with the location's spec index as cookie. The kernel then raises the semaphore in every process that maps
+//! it with the location's spec index as cookie (`perf_link.rs`). The kernel then raises the semaphore in every process that maps
 //! the file (now or later) and lowers it when the perf event goes, even if this process is killed.
 
-use std::ffi::CString;
 use std::fs;
-use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd};
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
 use aya::programs::links::FdLink;
 use aya::programs::{ProbeKind, Program as AyaProgram, ProgramError};
-use aya::sys::SyscallError;
 use pyo3::prelude::*;
 
 use crate::ebpf::{wrong_kind, Program};
 use crate::errors::{new_err, Deferred, Kind};
 use crate::links::{Link, OwnedLink};
 use crate::names::program_kind;
+use crate::perf_link::{self, syscall_error};
 use crate::sys;
 use pyaya_core::usdt::{parse_argument, split_arguments, Arch, Location, Note, Notes, SPEC_SIZE};
 
 /// The map of crates/pyaya-usdt holding the specs, by cookie.
 const SPECS_MAP: &str = "PYAYA_USDT_SPECS";
 const UPROBE_PMU: &str = "/sys/bus/event_source/devices/uprobe";
-const BPF_LINK_CREATE: libc::c_long = 28;
-const BPF_PERF_EVENT: u32 = 41;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
-const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
-/// `PERF_ATTR_SIZE_VER1`: up to `config2`, all a uprobe needs.
-const PERF_ATTR_SIZE: u32 = 72;
 
 /// One probe as Python lists it: provider, name, the note's location, base and semaphore addresses, the
 /// argument strings, the file offset a uprobe attaches at, the semaphore's file offset, and why an offset could
@@ -315,91 +309,6 @@ fn uprobe_pmu(need_semaphore: bool) -> Result<(u32, Option<u32>), Deferred> {
     Ok((pmu_type, Some(shift)))
 }
 
-/// `struct perf_event_attr` up to `config2` (`PERF_ATTR_SIZE_VER1`).
-#[repr(C)]
-#[derive(Default)]
-struct PerfEventAttr {
-    type_: u32,
-    size: u32,
-    config: u64,
-    sample_period: u64,
-    sample_type: u64,
-    read_format: u64,
-    flags: u64,
-    wakeup_events: u32,
-    bp_type: u32,
-    config1: u64,
-    config2: u64,
-}
-
-/// A uprobe perf event at `offset` of `path` (`config` carries the semaphore's offset), for `pid` or every
-/// process.
-fn open_uprobe(
-    pmu_type: u32,
-    path: &Path,
-    offset: u64,
-    config: u64,
-    pid: Option<u32>,
-) -> std::io::Result<OwnedFd> {
-    let path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    let attr = PerfEventAttr {
-        type_: pmu_type,
-        size: PERF_ATTR_SIZE,
-        config,
-        config1: path.as_ptr() as u64,
-        config2: offset,
-        ..PerfEventAttr::default()
-    };
-    // Every process: pid -1 on one CPU (the probe fires on any CPU); one process: that pid on any CPU.
-    let (pid, cpu) = pid.map_or((-1, 0), |pid| (pid as libc::c_int, -1));
-    // SAFETY: `attr` is a fully initialised perf_event_attr prefix whose `size` says how much the kernel reads;
-    // `config1` points at the NUL-terminated path, which outlives the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_perf_event_open,
-            std::ptr::from_ref(&attr),
-            pid,
-            cpu,
-            -1 as libc::c_int,
-            PERF_FLAG_FD_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this new fd, owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
-}
-
-/// The `bpf_attr` of `BPF_LINK_CREATE` for a perf event (its `perf_event.bpf_cookie`).
-#[repr(C)]
-struct LinkCreateAttr {
-    prog_fd: u32,
-    target_fd: u32,
-    attach_type: u32,
-    flags: u32,
-    bpf_cookie: u64,
-}
-
-/// A bpf_link of `program` on the perf event `perf`, whose runs see `cookie` (kernel 5.15+).
-fn link_perf_event(
-    program: BorrowedFd<'_>,
-    perf: BorrowedFd<'_>,
-    cookie: u64,
-) -> std::io::Result<OwnedFd> {
-    let mut attr = LinkCreateAttr {
-        prog_fd: program.as_raw_fd() as u32,
-        target_fd: perf.as_raw_fd() as u32,
-        attach_type: BPF_PERF_EVENT,
-        flags: 0,
-        bpf_cookie: cookie,
-    };
-    let fd = sys::bpf(BPF_LINK_CREATE, &mut attr)?;
-    // SAFETY: the kernel just returned this new fd, owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
-}
-
 /// The prefix of `struct bpf_map_info` the spec map is checked with.
 #[repr(C)]
 #[derive(Default)]
@@ -542,13 +451,6 @@ impl OwnedLink for UsdtLink {
     }
 }
 
-fn syscall_error(context: &str, call: &'static str, io_error: std::io::Error) -> Deferred {
-    Deferred::Program(
-        context.to_owned(),
-        Box::new(ProgramError::SyscallError(SyscallError { call, io_error })),
-    )
-}
-
 #[pyaya_guard::guard(Program)]
 #[pymethods]
 impl Program {
@@ -627,22 +529,17 @@ impl Program {
                     _ => 0,
                 };
                 // On an error, `link` drops: what was attached detaches and the slots are given back.
-                let perf = open_uprobe(pmu_type, &site.path, site.offset, config, pid)
-                    .map_err(|err| syscall_error(&here, "perf_event_open", err))?;
-                let bpf_link = link_perf_event(program_fd.as_fd(), perf.as_fd(), u64::from(cookie))
-                    .map_err(|err| {
-                        if err.raw_os_error() == Some(libc::EINVAL) {
-                            Deferred::Plain(
-                                Kind::Unsupported,
-                                format!(
-                                    "{here}: the kernel refused a bpf_link with a cookie on the uprobe ({err}); USDT \
-                                     probes need kernel 5.15 or later"
-                                ),
-                            )
-                        } else {
-                            syscall_error(&here, "bpf_link_create", err)
-                        }
-                    })?;
+                let perf = perf_link::open_probe(
+                    pmu_type,
+                    config,
+                    site.path.as_os_str().as_bytes(),
+                    site.offset,
+                    pid.map_or(-1, |pid| pid as libc::c_int),
+                    // Every process: pid -1 on one CPU (the probe fires on any CPU); one process: any CPU.
+                    if pid.is_some() { -1 } else { 0 },
+                )
+                .map_err(|err| syscall_error(&here, "perf_event_open", err))?;
+                let bpf_link = perf_link::link_with_cookie(program_fd.as_fd(), &perf, u64::from(cookie), &here)?;
                 link.links.push(bpf_link);
             }
             Ok(Box::new(link) as Box<dyn OwnedLink>)

@@ -39,6 +39,22 @@ __all__ = [
 ]
 
 
+def _cookie(cookie: int | None, what: str) -> int | None:
+    """``cookie`` checked (a u64), and refused with the probed reason where this kernel cannot pass one: a bpf
+    cookie rides on a perf event bpf_link and is read with ``bpf_get_attach_cookie``, both kernel 5.15."""
+    if cookie is None:
+        return None
+    _args.integer(cookie, "cookie", high=_args.U64)
+    from pyaya import features  # noqa: PLC0415 - probes only when a cookie is asked for
+
+    probe = features.bpf_cookie_supported()
+    if not probe.ok:
+        raise UnsupportedError(
+            f"cannot attach {what} with a bpf cookie: {probe.reason}; attach without cookie=, or on a newer kernel"
+        )
+    return cookie
+
+
 @register
 class TracePoint(Program):
     """A program attached to a kernel tracepoint (``/sys/kernel/tracing/events/<category>/<name>``).
@@ -51,16 +67,20 @@ class TracePoint(Program):
 
     kind = "TracePoint"
 
-    def attach(self, category: str, name: str) -> Link:
-        """Attach to tracepoint ``category/name``, loading the program first if needed."""
+    def attach(self, category: str, name: str, *, cookie: int | None = None) -> Link:
+        """Attach to tracepoint ``category/name``, loading the program first if needed.
+
+        With ``cookie`` (a u64), the program's runs through this link read it with ``bpf_get_attach_cookie``
+        (kernel 5.15+), so one program attached to several tracepoints can tell them apart."""
         for value, what in ((category, "category"), (name, "name")):
             if "/" in _args.string(value, f"tracepoint {what}"):
                 raise InvalidArgumentError(
                     f"tracepoint {what} {value!r} holds a '/': pass the category and the name apart, "
                     'e.g. attach("syscalls", "sys_enter_execve")'
                 )
+        _cookie(cookie, f"{self.name!r} to tracepoint {category}/{name}")
         self._ensure_loaded()
-        return self._attached(self._native.attach_tracepoint(category, name))
+        return self._attached(self._native.attach_tracepoint(category, name, cookie))
 
 
 @register
@@ -371,15 +391,18 @@ class KProbe(Program):
         """True for a kretprobe (runs on return), False for a kprobe."""
         return self._native.retprobe
 
-    def attach(self, function: str, offset: int = 0) -> Link:
+    def attach(self, function: str, offset: int = 0, *, cookie: int | None = None) -> Link:
         """Attach to kernel function ``function``, ``offset`` bytes in (kprobes only), loading first if needed.
+        With ``cookie`` (a u64), the program's runs through this link read it with ``bpf_get_attach_cookie``
+        (kernel 5.15+).
 
         Raises :class:`~pyaya.UnsupportedError` naming what is missing when this kernel has no kprobes."""
         _args.string(function, "function")
         _args.integer(offset, "offset", high=_args.U64)
+        _cookie(cookie, f"{self.name!r} to kernel function {function}")
         self._ensure_loaded()
         try:
-            native = self._native.attach_kprobe(function, offset)
+            native = self._native.attach_kprobe(function, offset, cookie)
         except ProgramError as error:
             from pyaya import features  # noqa: PLC0415 - probes only when explaining a failure
 
@@ -426,9 +449,11 @@ class UProbe(Program):
         *,
         offset: int = 0,
         pid: int | None = None,
+        cookie: int | None = None,
     ) -> Link:
         """Attach to ``symbol`` (plus ``offset`` bytes) of ``target``, or at file offset ``offset`` when ``symbol``
-        is None, loading first if needed.
+        is None, loading first if needed. With ``cookie`` (a u64), the program's runs through this link read it
+        with ``bpf_get_attach_cookie`` (kernel 5.15+).
 
         ``target`` is a path to an ELF binary or library, or a library name (``"libc"``) looked up in the
         ld.so cache (and in ``pid``'s mappings when given). With ``pid``, only that process triggers it.
@@ -443,8 +468,9 @@ class UProbe(Program):
                 _args.integer(pid, "pid", low=1, high=2**31 - 1)
             except InvalidArgumentError as error:
                 raise type(error)(f"{error}; pass pid=None for every process") from None
+        _cookie(cookie, f"{self.name!r} to {symbol or hex(offset)} of {where}")
         self._ensure_loaded()
-        return self._attached(self._native.attach_uprobe(where, symbol, offset, pid))
+        return self._attached(self._native.attach_uprobe(where, symbol, offset, pid, cookie))
 
     def attach_usdt(
         self,
@@ -534,12 +560,14 @@ class PerfEvent(Program):
         sample_frequency: int | None = None,
         cpus: Iterable[int] | None = None,
         pid: int | None = None,
+        cookie: int | None = None,
     ) -> Link:
         """Attach to ``event``, loading first if needed; one attachment per CPU, all in the returned link.
 
         Sample every ``sample_period`` events (for clocks: nanoseconds) or ``sample_frequency`` times a second
         (99 Hz when neither is given). ``cpus`` limits it to those CPUs (default: every online CPU); ``pid``
-        samples only that process (0: this process) on any CPU, or on ``cpus`` if given."""
+        samples only that process (0: this process) on any CPU, or on ``cpus`` if given. With ``cookie`` (a u64),
+        the program's runs through this link read it with ``bpf_get_attach_cookie`` (kernel 5.15+)."""
         events = self.events()
         if not isinstance(event, str):
             raise InvalidArgumentTypeError(f"event must be a perf event name (a str), not {type(event).__name__}")
@@ -567,9 +595,10 @@ class PerfEvent(Program):
                 raise InvalidArgumentError("cpus is empty: give at least one CPU, or None for every online CPU")
         if pid is not None:
             _args.integer(pid, "pid", low=0, high=2**31 - 1)
+        _cookie(cookie, f"{self.name!r} to perf event {event}")
         self._ensure_loaded()
         try:
-            native = self._native.attach_perf_event(event, sample_period, sample_frequency, cpu_list, pid)
+            native = self._native.attach_perf_event(event, sample_period, sample_frequency, cpu_list, pid, cookie)
         except ProgramError as error:
             missing = error.errno in (errno_codes.ENOENT, errno_codes.EOPNOTSUPP, errno_codes.ENODEV)
             if events.get(event) is PerfEventKind.HARDWARE and missing and not _HARDWARE_PMU.exists():
