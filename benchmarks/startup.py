@@ -2,8 +2,14 @@
 
 For each tool: wall time from launch until it prints the first exec event of a marker binary, CPU time (user +
 system) and peak RSS of the tool's process tree until then. pyaya runs the default template's prebuilt object
-(`pyaya run --no-build --json`), so no compiler runs at start; bpftrace and BCC compile at every start. Tools
-that are not installed are reported as such, with the command that installs them. Needs root.
+three ways: `pyaya run --no-build --json` (the CLI, then the template's main.py), that main.py started directly,
+and a plain script using the API (imports, Ebpf.load_file, attach, RingBuf.drain; no Session); no compiler runs
+at start, while bpftrace and BCC compile at every start. The plain script stamps each phase (CLOCK_MONOTONIC is
+the same clock in every process), so the breakdown shows where a regression is: the CLI (pyaya run less main.py
+run directly), the imports, the load, the attach and the wait for the first event. The goals (issue 13) are
+ratios to bpftrace in the same run: pyaya run <= 0.5x its time, the plain script <= 0.3x, peak RSS <= 0.3x.
+Tools that are not installed are reported as such, with the command that installs them (bpftrace: `apt-get
+install bpftrace` on Debian). Needs root.
 
     sudo .venv/bin/python benchmarks/startup.py [--runs N]
 """
@@ -26,6 +32,36 @@ from pathlib import Path
 
 MARKER = "pbmark"  # the comm of the binary whose exec every tool must report (<= 15 characters)
 TIMEOUT = 60.0
+#: Where the plain API script reads its launch time (time.monotonic() in this process, just before the launch).
+LAUNCH_ENV = "PYAYA_BENCH_LAUNCH"
+GOALS = {"pyaya run (prebuilt object)": 0.5, "plain API script": 0.3}
+RSS_GOAL = 0.3
+
+#: The plain script: what the template's main.py does with the API alone, its phases stamped on stderr.
+API_SCRIPT = """\
+import os, sys, time
+launch = float(os.environ["{env}"])
+def stamp(phase):
+    print(f"phase {{phase}} {{time.monotonic() - launch:.6f}}", file=sys.stderr, flush=True)
+stamp("interpreter")
+import ctypes
+from pyaya import Ebpf
+from pyaya.kernel import member_offsets
+stamp("imports")
+offsets = member_offsets("task_struct", "real_parent", "tgid")
+stamp("member_offsets")
+bpf = Ebpf.load_file(sys.argv[1], globals={{
+    "TASK_REAL_PARENT_OFFSET": ctypes.c_uint64(offsets["real_parent"]),
+    "TASK_TGID_OFFSET": ctypes.c_uint64(offsets["tgid"]),
+}})
+stamp("load")
+bpf.programs[sys.argv[2]].attach("syscalls", "sys_enter_execve")
+stamp("attach")
+ring = bpf.maps["EVENTS"]
+while True:
+    for event in ring.drain(timeout=1.0):
+        print(event.filename, flush=True)
+"""
 
 
 @dataclass
@@ -33,6 +69,7 @@ class Sample:
     first_event_s: float
     cpu_s: float
     peak_rss_mib: float
+    phases: dict[str, float] | None = None
 
 
 @dataclass
@@ -52,7 +89,10 @@ def measure(tool: Tool, marker: Path) -> Sample:
     """Launch ``tool``, exec the marker until the tool reports it, stop the tool, and read its rusage."""
     start = time.monotonic()
     errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed below, after the tool has stopped
-    process = subprocess.Popen(tool.argv, stdout=subprocess.PIPE, stderr=errors, text=True, start_new_session=True)
+    environment = {**os.environ, LAUNCH_ENV: repr(time.monotonic())}
+    process = subprocess.Popen(
+        tool.argv, stdout=subprocess.PIPE, stderr=errors, text=True, start_new_session=True, env=environment
+    )
     stop = threading.Event()
     trigger = threading.Thread(target=_exec_marker_until, args=(stop, marker), daemon=True)
     trigger.start()
@@ -83,7 +123,12 @@ def measure(tool: Tool, marker: Path) -> Sample:
             (line for line in stderr_lines if "kernel headers" in line), stderr_lines[-1] if stderr_lines else ""
         )
         raise RuntimeError(f"no event within {TIMEOUT:.0f} s; it said: {said[:120]}")
-    return Sample(first, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+    phases = {
+        fields[1]: float(fields[2])
+        for fields in (line.split() for line in stderr_lines)
+        if len(fields) == 3 and fields[0] == "phase"
+    }
+    return Sample(first, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, phases or None)
 
 
 def build_pyaya_project(workdir: Path) -> Path:
@@ -93,6 +138,40 @@ def build_pyaya_project(workdir: Path) -> Path:
     project = workdir / "benchexec"
     subprocess.run([*pyaya, "build", str(project)], check=True, stdout=subprocess.DEVNULL)
     return project
+
+
+def report(results: dict[str, Sample | str]) -> None:
+    """The table (each tool against bpftrace, with the goals), then the breakdown of pyaya's start-up."""
+    reference = results.get("bpftrace")
+    print(f"{'tool':30} {'first event':>12} {'CPU':>8} {'peak RSS':>10}   vs bpftrace (time, RSS; goal)")
+    for name, result in results.items():
+        if isinstance(result, str):
+            print(f"{name:30} {result}")
+            continue
+        ratio = ""
+        if isinstance(reference, Sample) and result is not reference:
+            time_ratio = result.first_event_s / reference.first_event_s
+            rss_ratio = result.peak_rss_mib / reference.peak_rss_mib
+            ratio = f"   x{time_ratio:.2f}, x{rss_ratio:.2f}"
+            if name in GOALS:
+                met = time_ratio <= GOALS[name] and rss_ratio <= RSS_GOAL
+                ratio += f"   (<= x{GOALS[name]}, <= x{RSS_GOAL}: {'met' if met else 'MISSED'})"
+        print(
+            f"{name:30} {result.first_event_s:>10.3f} s {result.cpu_s:>6.2f} s {result.peak_rss_mib:>7.1f} MiB{ratio}"
+        )
+    run, direct, api = (
+        results.get(name) for name in ("pyaya run (prebuilt object)", "main.py run directly", "plain API script")
+    )
+    if isinstance(api, Sample) and api.phases:
+        print("\nbreakdown, from launch (medians, ms):")
+        if isinstance(run, Sample) and isinstance(direct, Sample):
+            print(
+                f"  pyaya run's CLI, before main.py starts   {1000 * (run.first_event_s - direct.first_event_s):7.1f}"
+            )
+        before = 0.0
+        for phase, at in [*api.phases.items(), ("first event", api.first_event_s)]:
+            print(f"  plain script: {phase:26} {1000 * (at - before):7.1f}   (at {1000 * at:.1f})")
+            before = at
 
 
 def main() -> int:
@@ -108,12 +187,17 @@ def main() -> int:
         shutil.copy("/bin/true", marker)
         print("building the default template once (not timed) ...", file=sys.stderr)
         project = build_pyaya_project(workdir)
+        obj = project / "target" / "bpfel-unknown-none" / "release" / "benchexec"
+        script = workdir / "api_script.py"
+        script.write_text(API_SCRIPT.format(env=LAUNCH_ENV))
         tools = [
             Tool("python -c pass (floor)", [sys.executable, "-c", f"print('{MARKER}')"]),
             Tool(
                 "pyaya run (prebuilt object)",
                 [sys.executable, "-m", "pyaya", "run", str(project), "--no-build", "--json"],
             ),
+            Tool("main.py run directly", [sys.executable, str(project / "main.py"), "--object", str(obj), "--json"]),
+            Tool("plain API script", [sys.executable, str(script), str(obj), "benchexec"]),
             Tool(
                 "bpftrace",
                 [
@@ -137,25 +221,14 @@ def main() -> int:
             except RuntimeError as error:
                 results[tool.name] = f"failed: {error}"
                 continue
+            phases = [s.phases for s in samples if s.phases is not None]
             results[tool.name] = Sample(
                 statistics.median(s.first_event_s for s in samples),
                 statistics.median(s.cpu_s for s in samples),
                 statistics.median(s.peak_rss_mib for s in samples),
+                {name: statistics.median(p[name] for p in phases) for name in phases[0]} if phases else None,
             )
-    reference = results.get("pyaya run (prebuilt object)")
-    print(f"{'tool':32} {'first event':>12} {'CPU':>8} {'peak RSS':>10}   vs pyaya (time, CPU, RSS)")
-    for name, result in results.items():
-        if isinstance(result, str):
-            print(f"{name:32} {result}")
-            continue
-        ratio = ""
-        if isinstance(reference, Sample) and result is not reference:
-            time_ratio = result.first_event_s / reference.first_event_s
-            cpu_ratio = result.cpu_s / max(reference.cpu_s, 1e-9)
-            ratio = f"   x{time_ratio:.2f}, x{cpu_ratio:.2f}, x{result.peak_rss_mib / reference.peak_rss_mib:.2f}"
-        print(
-            f"{name:32} {result.first_event_s:>10.3f} s {result.cpu_s:>6.2f} s {result.peak_rss_mib:>7.1f} MiB{ratio}"
-        )
+    report(results)
     return 0
 
 

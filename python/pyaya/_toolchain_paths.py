@@ -1,9 +1,21 @@
 """Where :mod:`pyaya.toolchain` looks for binaries: plain constants, apart so that ``pyaya --version`` can check
-whether any of them changed (:mod:`pyaya._version`) without importing the resolver (subprocess, dataclasses...)."""
+whether any of them changed (:mod:`pyaya._version`) without importing the resolver (subprocess, dataclasses...);
+the toolchain kinds and the BPF target too, for :mod:`pyaya.project` (on ``pyaya run``'s path)."""
 
 from __future__ import annotations
 
-__all__ = ["BPF_LINKER_DIRS", "SYSTEM_RUSTC"]
+import sys
+
+__all__ = ["BPF_LINKER_DIRS", "KINDS", "SYSTEM_RUSTC", "bpf_target"]
+
+KINDS: tuple[str, ...] = ("auto", "nightly", "prebuilt", "bootstrap")
+"""Values accepted by ``--toolchain`` and ``[build] toolchain``."""
+
+
+def bpf_target() -> str:
+    """The BPF target of this host's byte order: ``bpfel-unknown-none`` or ``bpfeb-unknown-none``."""
+    return "bpfel-unknown-none" if sys.byteorder == "little" else "bpfeb-unknown-none"
+
 
 BPF_LINKER_DIRS: tuple[str, ...] = (
     "~/.cargo/bin",

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyaya._toolchain_paths import KINDS, bpf_target
 from pyaya.errors import ProjectError
-from pyaya.toolchain import KINDS, bpf_target
 
 if sys.version_info >= (3, 11):
     import tomllib

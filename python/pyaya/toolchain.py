@@ -21,12 +21,11 @@ import platform
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyaya._toolchain_paths import BPF_LINKER_DIRS, SYSTEM_RUSTC
+from pyaya._toolchain_paths import BPF_LINKER_DIRS, KINDS, SYSTEM_RUSTC, bpf_target
 from pyaya.errors import ToolchainError
 
 __all__ = [
@@ -43,9 +42,6 @@ __all__ = [
     "resolve",
     "shared_probes",
 ]
-
-KINDS: tuple[str, ...] = ("auto", "nightly", "prebuilt", "bootstrap")
-"""Values accepted by ``--toolchain`` and ``[build] toolchain``."""
 
 
 _PROBE_TIMEOUT = 60.0
@@ -66,11 +62,6 @@ _RUST_ARCH = {
     "mips64": "mips64",
     "loongarch64": "loongarch64",
 }
-
-
-def bpf_target() -> str:
-    """The BPF target of this host's byte order: ``bpfel-unknown-none`` or ``bpfeb-unknown-none``."""
-    return "bpfel-unknown-none" if sys.byteorder == "little" else "bpfeb-unknown-none"
 
 
 def bpf_target_arch() -> str:

@@ -3,11 +3,13 @@
 Every command's module is imported by :mod:`pyaya.cli._app` (Typer reads their signatures), so each keeps its
 top-level imports to typer and small modules, and imports the library code it calls inside the command: ``pyaya
 run`` then starts without the scaffolder, the builder, the doctor's probes or the BTF reader. This package itself
-imports nothing of Typer's until a command runs (``pyaya --version`` never does).
+imports nothing of Typer's until a command runs (``pyaya --version`` never does), and a well-formed ``pyaya run``
+never imports it (:mod:`pyaya.cli._runfast`).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -19,7 +21,9 @@ __all__ = ["app", "main"]
 
 def main() -> None:
     """Entry point of the ``pyaya`` console script. ``pyaya --version`` and ``pyaya --help`` alone answer before
-    Typer (and every command's module) is imported: they are what people and scripts run first."""
+    Typer (and every command's module) is imported: they are what people and scripts run first; so does a
+    ``pyaya run`` whose options :func:`pyaya.cli._runfast.parse` takes (help, usage errors and ``--watch`` are
+    Typer's)."""
     arguments = sys.argv[1:]
     if arguments == ["--version"]:
         from pyaya._version import version_report  # noqa: PLC0415
@@ -31,6 +35,11 @@ def main() -> None:
 
         if static_help_fits():
             sys.stdout.write(TOP_HELP)
+            return
+    if arguments[:1] == ["run"] and "_PYAYA_COMPLETE" not in os.environ:
+        from pyaya.cli import _runfast  # noqa: PLC0415 - the run path without Typer, for what it can parse
+
+        if _runfast.main(arguments[1:]):
             return
     from pyaya.cli._app import app  # noqa: PLC0415
 

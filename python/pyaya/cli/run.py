@@ -15,8 +15,6 @@ printed, every link detached) and the new one attaches (see :mod:`pyaya._handoff
 from __future__ import annotations
 
 import os
-import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -28,8 +26,10 @@ import typer
 from typer.core import TyperCommand
 
 from pyaya._handoff import Handoff
-from pyaya._launch import Supervised, exec_main, main_argv
-from pyaya.cli._common import EXIT_USAGE, fail, handle_errors, note
+from pyaya._launch import Supervised
+from pyaya.cli._common import handle_errors, note
+from pyaya.cli._runcore import ArgvFor, BadValue, prepare, start
+from pyaya.cli._runcore import objects as built_objects
 from pyaya.errors import PyayaError
 
 if TYPE_CHECKING:
@@ -73,22 +73,6 @@ def snapshot(project: Project) -> dict[Path, int]:
 
 def _changed(before: dict[Path, int], after: dict[Path, int]) -> list[Path]:
     return sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
-
-
-def _objects(project: Project, *, debug: bool, no_build: bool, rebuild: bool) -> list[Path]:
-    profile = "debug" if debug else "release"
-    if no_build:
-        objects = project.object_paths(profile)
-        missing = [str(obj) for obj in objects if not obj.is_file()]
-        if missing:
-            fail(f"no built object at {', '.join(missing)}: run `pyaya build` first, or drop --no-build")
-        return objects
-    from pyaya.build import build as build_project  # noqa: PLC0415 - cargo's driver, not for --no-build
-    from pyaya.build import ensure_built  # noqa: PLC0415
-
-    if rebuild:
-        return build_project(project, debug=debug)
-    return ensure_built(project, debug=debug)
 
 
 def _wait(child: subprocess.Popen[bytes]) -> int:
@@ -249,7 +233,7 @@ def _watch(project: Project, argv_for: ArgvFor, *, debug: bool, no_build: bool, 
             try:
                 if Supervised.stop_requested:  # came before the build began: the handler raised nothing then
                     raise KeyboardInterrupt
-                objects = _objects(project, debug=debug, no_build=no_build, rebuild=rebuild)
+                objects = built_objects(project, debug=debug, no_build=no_build, rebuild=rebuild)
             except PyayaError as error:
                 typer.echo(f"error: {error}", err=True)
                 keeps = f"the running {project.main.name} keeps tracing; " if watch.running is not None else ""
@@ -339,22 +323,6 @@ class RunCommand(TyperCommand):
             formatter.write("\n" + extra + "\n")
 
 
-def _on_sigterm_before_main(signum: int, frame: object) -> None:
-    """SIGTERM while building, before main.py runs: stop as Ctrl-C does (nothing is loaded yet)."""
-    raise KeyboardInterrupt
-
-
-class ArgvFor:
-    """The command line of main.py for the objects just built."""
-
-    def __init__(self, project: Project, options: list[str]) -> None:
-        self.project = project
-        self.options = options
-
-    def __call__(self, objects: list[Path]) -> list[str]:
-        return main_argv(self.project.main, objects[0], self.options)
-
-
 @handle_errors
 def run(
     ctx: typer.Context,
@@ -437,51 +405,22 @@ def run(
     Arguments after `--` go to the project's main.py, e.g. `pyaya run -- --top 5`; inside a project, --help also
     lists them.
     """
-    from pyaya.project import find_project  # noqa: PLC0415 - see pyaya.cli: imported when run
-
-    project = find_project(path)
-    if not project.main.is_file():
-        fail(f"{project.main} does not exist: [run] main in {project.config_path} must name the user-space script")
-    if interval is not None and interval <= 0:
-        raise typer.BadParameter(f"{interval:g} is not a number of seconds > 0", param_hint="--interval")
-    if count is not None and interval is None:
-        raise typer.BadParameter("--count needs --interval", param_hint="--count")
-    wanted = [name for name, value in (("pid", pid), ("interval", interval)) if value is not None]
-    refused = project.refused_run_options(wanted)
-    if refused is not None:
-        fail(refused, EXIT_USAGE)  # before building: the project cannot use the option, whatever is built
-    if metrics is not None and not project.fleet.metrics:
-        fail(
-            f"--metrics: {project.config_path} has no [metrics.MAP] table saying which maps to serve "
-            '(e.g. [metrics.COUNTS] type = "counter")',
-            EXIT_USAGE,
+    try:
+        argv_for = prepare(
+            path,
+            duration=duration,
+            json_lines=json_lines,
+            verbose=verbose,
+            pid=pid,
+            interval=interval,
+            count=count,
+            metrics=metrics,
+            main_args=main_args,
+            project_args=ctx.meta.get("project_args", []),
         )
-    options: list[str] = []
-    if json_lines:
-        options.append("--json")
-    if verbose:
-        options.append("--verbose")
-    if duration is not None:
-        options += ["--duration", f"{duration:g}"]
-    if pid is not None:
-        options += ["--pid", str(pid)]
-    if metrics is not None:
-        options += ["--metrics", metrics]
-    if main_args:
-        try:
-            options += shlex.split(main_args)
-        except ValueError as error:
-            raise typer.BadParameter(f"cannot split {main_args!r}: {error}", param_hint="--args") from None
-    options += ctx.meta.get("project_args", [])
-    if interval is not None:
-        options.append(f"{interval:g}")
-        if count is not None:
-            options.append(str(count))
-    argv_for = ArgvFor(project, options)
+    except BadValue as error:
+        raise typer.BadParameter(error.message, param_hint=error.param_hint) from None
     if watch:
-        _watch(project, argv_for, debug=debug, no_build=no_build, rebuild=rebuild)
+        _watch(argv_for.project, argv_for, debug=debug, no_build=no_build, rebuild=rebuild)
         return
-    signal.signal(signal.SIGTERM, _on_sigterm_before_main)
-    objects = _objects(project, debug=debug, no_build=no_build, rebuild=rebuild)
-    # main.py replaces this process: no second process is left to be killed alone, or to orphan main.py.
-    exec_main(argv_for(objects), project.root)
+    start(argv_for, debug=debug, no_build=no_build, rebuild=rebuild)
