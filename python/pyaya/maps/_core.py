@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, TypeVar, overload
 
 from pyaya import _args, _native
+from pyaya import dtypes as _dtypes
 from pyaya.errors import (
     InvalidArgumentError,
     InvalidArgumentTypeError,
@@ -404,6 +405,28 @@ class KeyValueMap(Map):
         return self._batched(  # type: ignore[no-any-return]
             batch, self._native.lookup_batch_packed, lambda: _pack(self._native.items())
         )
+
+    def items_array(self, *, batch: bool | None = None) -> tuple[Any, Any]:
+        """Every entry as two numpy arrays, keys and values (dtypes from the map's codecs: BTF types as structured
+        dtypes, ints as integers, bytes as ``V<n>``), read with the batch command where the kernel has it (see
+        :meth:`_batched`), else key by key. Needs numpy (``pip install 'pyaya[numpy]'``)."""
+        np = _dtypes.numpy()
+        if self.value_buffer_len != self.value_size:
+            raise UnsupportedError(
+                f"{self.name} holds one value per CPU: read it with items() (columnar per-CPU reads are not "
+                "supported yet)"
+            )
+        key_dtype = _dtypes.dtype_of(self._keys, self.key_size)
+        value_dtype = _dtypes.dtype_of(self._values, self.value_size)
+        count, keys, values = self._raw_batch(batch)
+        return (
+            np.frombuffer(keys, dtype=key_dtype, count=count),
+            np.frombuffer(values, dtype=value_dtype, count=count),
+        )
+
+    def to_array(self, *, batch: bool | None = None) -> Any:
+        """Every value as one numpy array, in the order of :meth:`items_array`'s keys (see there)."""
+        return self.items_array(batch=batch)[1]
 
     def _decode_keys(self, packed: _Packed) -> list[Any]:
         count, keys, _ = packed
