@@ -3,6 +3,7 @@ arrays) with batch operations."""
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from itertools import chain
@@ -10,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, TypeVar, overload
 
 from pyaya import _args, _native
-from pyaya import dtypes as _dtypes
 from pyaya.errors import (
     InvalidArgumentError,
     InvalidArgumentTypeError,
@@ -410,6 +410,7 @@ class KeyValueMap(Map):
         """Every entry as two numpy arrays, keys and values (dtypes from the map's codecs: BTF types as structured
         dtypes, ints as integers, bytes as ``V<n>``), read with the batch command where the kernel has it (see
         :meth:`_batched`), else key by key. Needs numpy (``pip install 'pyaya[numpy]'``)."""
+        _dtypes = importlib.import_module("pyaya.dtypes")  # after pyaya.types, which imports this package
         np = _dtypes.numpy()
         if self.value_buffer_len != self.value_size:
             raise UnsupportedError(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import gc
+import importlib
 import struct
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pyaya import _args
-from pyaya import dtypes as _dtypes
 from pyaya.errors import ClosedError, InvalidArgumentTypeError, MapError, RecordError
 from pyaya.maps._codec import Codec, codec_for, record_codec
 from pyaya.maps._core import Map, register
@@ -174,6 +174,7 @@ class Stream(Map):
         type raises :class:`~pyaya.RecordError` for that record alone, as :meth:`drain` does: the records before
         it are returned first, those after it by the next calls, so none is lost silently.
         """
+        _dtypes = importlib.import_module("pyaya.dtypes")  # after pyaya.types, which imports this package
         np = _dtypes.numpy()
         if self._codec is None:
             raise InvalidArgumentTypeError(
