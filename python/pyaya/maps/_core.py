@@ -3,6 +3,7 @@ arrays) with batch operations."""
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from itertools import chain
@@ -404,6 +405,29 @@ class KeyValueMap(Map):
         return self._batched(  # type: ignore[no-any-return]
             batch, self._native.lookup_batch_packed, lambda: _pack(self._native.items())
         )
+
+    def items_array(self, *, batch: bool | None = None) -> tuple[Any, Any]:
+        """Every entry as two numpy arrays, keys and values (dtypes from the map's codecs: BTF types as structured
+        dtypes, ints as integers, bytes as ``V<n>``), read with the batch command where the kernel has it (see
+        :meth:`_batched`), else key by key. Needs numpy (``pip install 'pyaya[numpy]'``)."""
+        _dtypes = importlib.import_module("pyaya.dtypes")  # after pyaya.types, which imports this package
+        np = _dtypes.numpy()
+        if self.value_buffer_len != self.value_size:
+            raise UnsupportedError(
+                f"{self.name} holds one value per CPU: read it with items() (columnar per-CPU reads are not "
+                "supported yet)"
+            )
+        key_dtype = _dtypes.dtype_of(self._keys, self.key_size)
+        value_dtype = _dtypes.dtype_of(self._values, self.value_size)
+        count, keys, values = self._raw_batch(batch)
+        return (
+            np.frombuffer(keys, dtype=key_dtype, count=count),
+            np.frombuffer(values, dtype=value_dtype, count=count),
+        )
+
+    def to_array(self, *, batch: bool | None = None) -> Any:
+        """Every value as one numpy array, in the order of :meth:`items_array`'s keys (see there)."""
+        return self.items_array(batch=batch)[1]
 
     def _decode_keys(self, packed: _Packed) -> list[Any]:
         count, keys, _ = packed

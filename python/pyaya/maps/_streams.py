@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib
 import struct
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -163,6 +164,44 @@ class Stream(Map):
         finally:
             if paused:
                 gc.enable()
+
+    def drain_array(self, max_records: int | None = None, timeout: float | None = 0) -> Any:
+        """The records that are ready (as :meth:`drain`) as one numpy structured array, whose dtype comes from the
+        stream's BTF type (:meth:`typed`; nested structs, arrays, ``char[N]`` as ``S<N>``, padding kept by the
+        fields' offsets and the itemsize). Needs numpy (``pip install 'pyaya[numpy]'``).
+
+        Records longer than the type (perf samples carry padding) are cut to its size. A record shorter than the
+        type raises :class:`~pyaya.RecordError` for that record alone, as :meth:`drain` does: the records before
+        it are returned first, those after it by the next calls, so none is lost silently.
+        """
+        _dtypes = importlib.import_module("pyaya.dtypes")  # after pyaya.types, which imports this package
+        np = _dtypes.numpy()
+        if self._codec is None:
+            raise InvalidArgumentTypeError(
+                f"{self.name} has no record type: call .typed('TypeName').drain_array() with the type of its records"
+            )
+        dtype = _dtypes.dtype_of(self._codec, int(getattr(self._codec, "size", 0)))
+        _check_wait(max_records, timeout)
+        items = self._take(max_records, timeout)
+        records = [record for _, record in items] if self._paired else items
+        size = dtype.itemsize
+        for index, record in enumerate(records):
+            if len(record) < size:
+                if index:  # the good records first; the short one is raised by the next call
+                    self._backlog[:0] = items[index:]
+                    records = records[:index]
+                    break
+                self._backlog[:0] = items[1:]
+                self.undecoded += 1
+                raise RecordError(
+                    f"a {len(record)}-byte record of {self.name} is shorter than {_label(self._codec)} "
+                    f"({size} bytes) (the stream goes on with the next record; its bytes are this error's .data)",
+                    data=bytes(record),
+                    stream=self.name,
+                )
+        # One copy of the batch into one buffer; numpy reads it in place.
+        joined = b"".join(records) if all(len(r) == size for r in records) else b"".join(r[:size] for r in records)
+        return np.frombuffer(joined, dtype=dtype, count=len(records))
 
     def _decode_until_bad(self, items: list[Any], records: list[bytes], codec: Codec) -> list[Any]:
         """The records decoded up to the first that does not decode; what follows waits in the backlog."""

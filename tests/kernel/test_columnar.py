@@ -1,0 +1,119 @@
+"""Columnar reads against the real kernel: ring buffer records and map entries as numpy structured arrays, equal
+to what the typed (dict / Record) path gives for the same records (fixture: types_records)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyaya
+import pytest
+from pyaya import Ebpf
+from pyaya.types import Record
+
+np = pytest.importorskip("numpy")
+
+
+@pytest.fixture
+def records(fixtures_dir: Path) -> Iterator[Ebpf]:
+    """types_records loaded with TARGET_PID = this process, attached, after one getppid() call."""
+    with Ebpf.load_file(fixtures_dir / "types_records", globals={"TARGET_PID": ctypes.c_uint32(os.getpid())}) as bpf:
+        bpf.programs["types_records"].attach("syscalls", "sys_enter_getppid")
+        os.getppid()
+        yield bpf
+
+
+def _typed(value: Any) -> Any:
+    """A typed-path value in the shape numpy gives: records as dicts, text as its bytes, byte arrays without the
+    trailing NULs numpy strips."""
+    if isinstance(value, Record):
+        return {name: _typed(item) for name, item in value._asdict().items()}
+    if isinstance(value, dict):
+        return {name: _typed(item) for name, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_typed(item) for item in value]
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bytes):
+        return value.rstrip(b"\0")
+    return int(value) if not isinstance(value, float) else value
+
+
+def _columnar(value: Any) -> Any:
+    if isinstance(value, np.void) and value.dtype.names:
+        return {name: _columnar(value[name]) for name in value.dtype.names}
+    if isinstance(value, np.ndarray):
+        return [_columnar(item) for item in value]
+    if isinstance(value, bytes):
+        return value
+    return value.item() if hasattr(value, "item") else value
+
+
+def test_ring_buffer_array_equals_typed_records(records: Ebpf) -> None:
+    os.getppid()
+    os.getppid()
+    raw = records.maps["RAW_SAMPLES"].drain(timeout=5)
+    while len(raw) < 3:
+        raw += records.maps["RAW_SAMPLES"].drain(timeout=5)
+    sample = records.types["Sample"]
+    typed = [sample.decode(data) for data in raw]
+    # The same three records again, through the columnar path.
+    for _ in range(3):
+        os.getppid()
+    array = records.maps["RAW_SAMPLES"].typed("Sample").drain_array(timeout=5)
+    while len(array) < 3:
+        array = np.concatenate([array, records.maps["RAW_SAMPLES"].typed("Sample").drain_array(timeout=5)])
+    assert array.dtype.itemsize == sample.size
+    for row, record in zip(array, typed, strict=False):
+        assert _columnar(row) == _typed(record)
+
+
+def test_btf_ring_buffer_array(records: Ebpf) -> None:
+    samples = records.maps["SAMPLES"]
+    array = samples.drain_array(timeout=5)
+    assert len(array) == 1
+    assert array["name"][0] == b"hello types"
+    assert array["inner"]["b"][0] == -7
+    assert list(array["inners"]["a"][0]) == [10, 20]
+    os.getppid()
+    (record,) = samples.drain(timeout=5)
+    os.getppid()
+    (row,) = samples.drain_array(timeout=5)
+    assert _columnar(row) == _typed(record)
+
+
+def test_short_record_raises_for_that_record_alone(records: Ebpf) -> None:
+    mixed = records.maps["MIXED"].typed("Totals")  # per call: a Totals, a bare u32, a Totals
+    typed = records.maps["MIXED"].typed("Totals")
+    first = mixed.drain_array(timeout=5)
+    assert len(first) == 1
+    with pytest.raises(pyaya.RecordError, match="4-byte record of MIXED is shorter") as bad:
+        mixed.drain_array(timeout=5)
+    assert len(bad.value.data) == 4
+    assert mixed.undecoded == 1
+    last = mixed.drain_array(timeout=5)
+    assert len(last) == 1
+    os.getppid()
+    good = typed.drain(timeout=5)[0]
+    assert last["last"][0] == first["last"][0]  # the fixture's second Totals counts differently (calls + 1000)
+    assert _columnar(first[0]) == {**_typed(good), "calls": good.calls - 1}  # the next call counted one more
+
+
+def test_untyped_stream_says_to_type_it(records: Ebpf) -> None:
+    with pytest.raises(pyaya.InvalidArgumentTypeError, match="typed"):
+        records.maps["RAW_SAMPLES"].drain_array(timeout=5)
+
+
+def test_map_arrays_equal_items(records: Ebpf) -> None:
+    for name in ("TOTALS", "SAMPLES_BY_KEY", "SIGNED"):
+        table = records.maps[name]
+        keys, values = table.items_array()
+        items = table.items()
+        assert len(keys) == len(items) >= 1
+        assert [(_columnar(k), _columnar(v)) for k, v in zip(keys, values, strict=True)] == [
+            (_typed(k), _typed(v)) for k, v in items
+        ]
+        assert len(table.to_array()) == len(items)
