@@ -242,6 +242,18 @@ pub fn config_bit(pmu: &str, format: &str, needs: &str) -> Result<u32, Deferred>
         })
 }
 
+/// The link of one attach call on one perf event just opened (`perf`): `program` linked to it with `cookie`.
+pub fn one_link(
+    program: BorrowedFd<'_>,
+    perf: std::io::Result<OwnedFd>,
+    cookie: u64,
+    context: &str,
+) -> Result<Box<dyn OwnedLink>, Deferred> {
+    let perf = perf.map_err(|err| syscall_error(context, "perf_event_open", err))?;
+    let link = link_with_cookie(program, &perf, cookie, context)?;
+    Ok(Box::new(PerfLinks(vec![link])))
+}
+
 /// The bpf_links of one attach call (one per CPU for a sampling event), detached together when dropped.
 pub struct PerfLinks(pub Vec<OwnedFd>);
 

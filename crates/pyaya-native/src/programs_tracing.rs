@@ -636,15 +636,8 @@ impl Program {
                     .fd()
                     .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
                 // SAFETY: a tracepoint event reads nothing through `config1`/`config2`.
-                let perf = unsafe { perf_link::open(attr, -1, 0) }
-                    .map_err(|err| perf_link::syscall_error(&context, "perf_event_open", err))?;
-                let link = perf_link::link_with_cookie(
-                    program_fd.as_fd(),
-                    &perf,
-                    cookie.unwrap_or(0),
-                    &context,
-                )?;
-                Ok(Box::new(perf_link::PerfLinks(vec![link])) as Box<dyn OwnedLink>)
+                let perf = unsafe { perf_link::open(attr, -1, 0) };
+                perf_link::one_link(program_fd.as_fd(), perf, cookie.unwrap_or(0), &context)
             }
             AyaProgram::TracePoint(p) => {
                 let id = p
@@ -909,17 +902,8 @@ impl Program {
                 let program_fd = p
                     .fd()
                     .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
-                let perf = perf_link::open_probe(pmu, config, function.as_bytes(), offset, -1, 0)
-                    .map_err(|err| {
-                    perf_link::syscall_error(&context, "perf_event_open", err)
-                })?;
-                let link = perf_link::link_with_cookie(
-                    program_fd.as_fd(),
-                    &perf,
-                    cookie.unwrap_or(0),
-                    &context,
-                )?;
-                Ok(Box::new(perf_link::PerfLinks(vec![link])) as Box<dyn OwnedLink>)
+                let perf = perf_link::open_probe(pmu, config, function.as_bytes(), offset, -1, 0);
+                perf_link::one_link(program_fd.as_fd(), perf, cookie.unwrap_or(0), &context)
             }
             AyaProgram::KProbe(p) => {
                 let id = p

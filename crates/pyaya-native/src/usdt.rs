@@ -259,53 +259,24 @@ fn site(
     })
 }
 
-/// Reads a number from a sysfs file of the uprobe PMU.
-fn pmu_file(name: &str) -> Result<String, Deferred> {
-    let path = Path::new(UPROBE_PMU).join(name);
-    fs::read_to_string(&path)
-        .map(|text| text.trim().to_owned())
-        .map_err(|err| {
-            Deferred::Plain(
-                Kind::Unsupported,
-                format!(
-                    "this kernel has no uprobe PMU ({}: {err}); USDT probes need CONFIG_UPROBES=y and kernel 4.17 or later",
-                    path.display()
-                ),
-            )
-        })
-}
+/// What a kernel needs for USDT probes, said when its uprobe PMU is missing.
+const USDT_NEEDS: &str = "USDT probes need CONFIG_UPROBES=y and kernel 4.17 or later";
 
 /// The uprobe PMU's perf type, and the bit where `config` takes the semaphore's offset (kernel 4.20+).
 fn uprobe_pmu(need_semaphore: bool) -> Result<(u32, Option<u32>), Deferred> {
-    let pmu_type = pmu_file("type")?.parse::<u32>().map_err(|err| {
-        Deferred::Plain(
-            Kind::Unsupported,
-            format!("{UPROBE_PMU}/type is not a number: {err}"),
-        )
-    })?;
+    let pmu_type = perf_link::pmu_type("uprobe", USDT_NEEDS)?;
     if !need_semaphore {
         return Ok((pmu_type, None));
     }
-    // "config:32-63"
-    let format = pmu_file("format/ref_ctr_offset").map_err(|_| {
-        Deferred::Plain(
+    if !Path::new(UPROBE_PMU).join("format/ref_ctr_offset").exists() {
+        return Err(Deferred::Plain(
             Kind::Unsupported,
             "this probe has a semaphore, and this kernel's uprobes cannot maintain one (no \
              /sys/bus/event_source/devices/uprobe/format/ref_ctr_offset; kernel 4.20 or later has it)"
                 .to_owned(),
-        )
-    })?;
-    let shift = format
-        .strip_prefix("config:")
-        .and_then(|bits| bits.split('-').next())
-        .and_then(|first| first.parse::<u32>().ok())
-        .filter(|shift| *shift < 64)
-        .ok_or_else(|| {
-            Deferred::Plain(
-                Kind::Unsupported,
-                format!("{UPROBE_PMU}/format/ref_ctr_offset says {format:?}, not config:N-M"),
-            )
-        })?;
+        ));
+    }
+    let shift = perf_link::config_bit("uprobe", "ref_ctr_offset", USDT_NEEDS)?;
     Ok((pmu_type, Some(shift)))
 }
 
