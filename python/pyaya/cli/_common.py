@@ -8,20 +8,28 @@ command styles text through :func:`style` and writes through :func:`echo`, never
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import Any
 
 import typer
 
 from pyaya._color import color_enabled
-from pyaya.errors import PyayaError
 
-P = ParamSpec("P")
-R = TypeVar("R")
+# Failures end a command the same way with or without Typer: `pyaya run`'s lean path shares these.
+from pyaya.cli._runcore import EXIT_FAILURE, fail, handle_errors
 
-EXIT_FAILURE = 1
+__all__ = [
+    "CONTEXT_SETTINGS",
+    "EXIT_FAILURE",
+    "EXIT_USAGE",
+    "echo",
+    "fail",
+    "handle_errors",
+    "note",
+    "style",
+    "use_color",
+]
+
 EXIT_USAGE = 2
 
 
@@ -51,33 +59,3 @@ def echo(message: str, *, err: bool = False, **styles: Any) -> None:
 def note(message: str) -> None:
     """A ``pyaya: message`` progress line on stderr."""
     typer.echo(f"{style('pyaya:', err=True, bold=True)} {message}", err=True, color=use_color(err=True))
-
-
-def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
-    """Print ``error: message`` on stderr and exit with ``code``; no traceback."""
-    first, _, rest = message.partition("\n")
-    prefix = style("error:", err=True, fg=typer.colors.RED, bold=True)
-    typer.echo(f"{prefix} {first}", err=True, color=use_color(err=True))
-    if rest:
-        typer.echo(rest, err=True)
-    raise typer.Exit(code)
-
-
-def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Wrap a command so that a :class:`PyayaError` or an interrupt ends it with a message, not a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except PyayaError as error:
-            fail(str(error))
-        except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
-            raise typer.Exit(130) from None
-        except BrokenPipeError:
-            # The reader went away (`pyaya run --json | head`): nothing more to say to it.
-            sys.stderr.close()
-            raise typer.Exit(0) from None
-
-    return wrapper

@@ -2,8 +2,8 @@
 (:mod:`pyaya.cli.run`) and the console script's fast path (:mod:`pyaya.cli._runfast`) both call it.
 
 ``pyaya run`` is the command whose start-up is measured against bpftrace's, and importing Typer (and building
-its command tree) costs more than the rest of the run does before main.py starts. Its errors are written the way
-:func:`pyaya.cli._common.fail` writes them, by the same rules (:func:`pyaya._color.color_enabled`), byte for byte.
+its command tree) costs more than the rest of the run does before main.py starts. Every command writes its errors
+through :func:`fail` here (:mod:`pyaya.cli._common` re-exports it), by the rules of :func:`pyaya._color.color_enabled`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def _echo_err(text: str, color: bool | None) -> None:
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
-    """Print ``error: message`` on stderr and exit with ``code``, as :func:`pyaya.cli._common.fail` does."""
+    """Print ``error: message`` on stderr and exit with ``code``; no traceback. Every command ends this way
+    (:mod:`pyaya.cli._common` re-exports it), with or without Typer."""
     first, _, rest = message.partition("\n")
     colored = color_enabled(sys.stderr)
     prefix = _RED_BOLD.format("error:") if colored else "error:"
@@ -69,8 +70,8 @@ def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
 
 
 def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """:func:`pyaya.cli._common.handle_errors` without Typer: a :class:`PyayaError`, an interrupt or a closed pipe
-    ends the run with a message (or none), not a traceback."""
+    """Wrap a command so that a :class:`PyayaError`, an interrupt or a closed pipe ends it with a message (or
+    none), not a traceback; SystemExit, so it works with and without Typer."""
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -82,6 +83,7 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
             _echo_err("interrupted", None)
             raise SystemExit(130) from None
         except BrokenPipeError:
+            # The reader went away (`pyaya run --json | head`): nothing more to say to it.
             sys.stderr.close()
             raise SystemExit(0) from None
 
