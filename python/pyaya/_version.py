@@ -2,63 +2,26 @@
 the toolchain a build would use, and the kernel.
 
 Kept apart from :mod:`pyaya.cli` so that ``pyaya --version`` answers without importing Typer (see
-:func:`pyaya.cli.main`). Resolving the toolchain runs rustc and rustup several times (a quarter of a second here),
-so the toolchain line is cached in ``version-toolchain.json`` of pyaya's cache folder (:mod:`pyaya._cache`) with a
-fingerprint of what the resolution depends on: the overriding variables and PATH, and the status (inode, size,
-mtime) of every rustc candidate, rustup, bpf-linker and each sysroot's ``lib/rustlib`` (where rustup and Debian add
-rust-src and the BPF target). Any change there probes again. ``pyaya doctor`` and ``pyaya build`` never use this cache.
+:func:`pyaya.cli.main`). The toolchain line is cached in ``version-toolchain.json`` of pyaya's cache folder with the
+fingerprint of :mod:`pyaya._toolchain_cache` (any change to a tool probes again); unlike ``pyaya build``'s cache it
+also remembers that no toolchain was found. ``pyaya doctor`` never uses a cache.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-from pathlib import Path
 
-from pyaya._cache import cache_home
+from pyaya import _toolchain_cache
 
 __all__ = ["toolchain_line", "version_report"]
 
-_ENV_KEYS = ("PATH", "PYAYA_RUSTC", "PYAYA_CARGO", "PYAYA_TOOLCHAIN", "RUSTUP_TOOLCHAIN", "RUSTUP_HOME", "HOME")
 _CACHE_NAME = "version-toolchain.json"
 
 
-def _cache_path() -> Path:
-    return cache_home() / _CACHE_NAME
-
-
-def _stat(path: str | Path) -> list[int] | None:
-    try:
-        status = os.stat(path)
-    except OSError:
-        return None
-    return [status.st_ino, status.st_size, status.st_mtime_ns]
-
-
 def _fingerprint() -> dict[str, object]:
-    """What the toolchain resolution depends on, cheaply: variables and file status, no process run."""
     from pyaya._toolchain_paths import BPF_LINKER_DIRS, SYSTEM_RUSTC  # noqa: PLC0415 - constants only
 
-    rustup_home = Path(os.environ.get("RUSTUP_HOME") or Path.home() / ".rustup")
-    paths = [
-        shutil.which("rustc"),
-        shutil.which("cargo"),
-        shutil.which("rustup"),
-        shutil.which("bpf-linker"),
-        SYSTEM_RUSTC,
-        "/usr/lib/rustlib",
-        str(rustup_home / "settings.toml"),
-        str(rustup_home / "toolchains"),
-        *(os.path.expandvars(os.path.expanduser(d)) + "/bpf-linker" for d in BPF_LINKER_DIRS),
-    ]
-    toolchains = rustup_home / "toolchains"
-    if toolchains.is_dir():
-        paths += sorted(str(p / "lib" / "rustlib") for p in toolchains.iterdir())
-    return {
-        "env": {key: os.environ.get(key) for key in _ENV_KEYS},
-        "files": {str(p): _stat(p) for p in paths if p},
-    }
+    return _toolchain_cache.fingerprint(system_rustc=SYSTEM_RUSTC, linker_dirs=BPF_LINKER_DIRS)
 
 
 def _probe() -> str:
@@ -77,21 +40,11 @@ def toolchain_line() -> str:
     """The toolchain a build would use, as ``pyaya doctor`` describes it: from the cache when nothing it depends
     on changed, else probed (and cached)."""
     fingerprint = _fingerprint()
-    cache = _cache_path()
-    try:
-        cached = json.loads(cache.read_text())
-        if cached.get("fingerprint") == json.loads(json.dumps(fingerprint)):
-            return str(cached["line"])
-    except (OSError, ValueError, KeyError, AttributeError):
-        pass
+    cached = _toolchain_cache.load(_CACHE_NAME, fingerprint)
+    if isinstance(cached, str):
+        return cached
     line = _probe()
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps({"fingerprint": fingerprint, "line": line}))
-        temporary.replace(cache)
-    except OSError:
-        pass  # a read-only home: probe every time
+    _toolchain_cache.store(_CACHE_NAME, fingerprint, line)
     return line
 
 

@@ -223,7 +223,7 @@ def check_toolchain() -> Check:
     from pyaya import toolchain  # noqa: PLC0415 (runs rustc; imported only when checked)
 
     try:
-        found = toolchain.resolve()
+        found = toolchain.resolve(cached=False)
     except ToolchainError as error:
         detail, fix = _split_fix(str(error))
         return Check("toolchain", "missing", detail, fix or "make setup")
@@ -246,7 +246,7 @@ def check_bpf_linker() -> Check:
     linker_major = toolchain.linker_llvm_major(path)
     # Compare with the rustc a build would use: the resolved toolchain's, else PATH's.
     try:
-        resolved = toolchain.resolve()
+        resolved = toolchain.resolve(cached=False)
         rustc_label, rustc_major = f"{resolved.rustc_version} ({resolved.rustc})", resolved.llvm_major
     except ToolchainError:
         rustc_path = shutil.which("rustc")
@@ -280,7 +280,7 @@ def check_build_cache() -> Check:
     from pyaya import build_cache, toolchain  # noqa: PLC0415 - runs cargo; imported only when checked
 
     try:
-        found = toolchain.resolve()
+        found = toolchain.resolve(cached=False)
     except ToolchainError:
         return Check("build cache", "warning", "unknown without a toolchain", "fix the toolchain check first")
     plan = build_cache.plan(found, Path.cwd())

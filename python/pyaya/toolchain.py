@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pyaya import _toolchain_cache
 from pyaya._toolchain_paths import BPF_LINKER_DIRS, KINDS, SYSTEM_RUSTC, bpf_target
 from pyaya.errors import ToolchainError
 
@@ -320,6 +321,16 @@ def _probe_env() -> dict[str, str]:
     return env
 
 
+#: The sysroots the running :func:`resolve` looked into (a list of at most one list, as for the probes): the
+#: answer it remembers is valid while none of their ``lib/rustlib`` folders changes.
+_sysroots_seen: list[list[Path]] = []
+
+
+def _saw_sysroot(sysroot: Path) -> None:
+    if _sysroots_seen:
+        _sysroots_seen[0].append(sysroot)
+
+
 def probe_rustc(path: str | os.PathLike[str]) -> Rustc | None:
     """Ask one rustc for its version, LLVM version and sysroot; None when it does not answer."""
     env = _probe_env()
@@ -328,6 +339,7 @@ def probe_rustc(path: str | os.PathLike[str]) -> Rustc | None:
     sysroot = _run([str(path), "--print", "sysroot"], env)
     if info is None or sysroot is None or not sysroot.strip():
         return None
+    _saw_sysroot(Path(sysroot.strip()))
     fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
     words = info.split()
     version = fields.get("release", "").strip() or (words[1] if len(words) > 1 else "unknown")
@@ -398,6 +410,7 @@ def _try_nightly(attempt: _Attempt) -> _Rust | None:
         attempt.note("nightly", "rustup has no nightly toolchain (fix: rustup toolchain install nightly -c rust-src)")
         return None
     nightly_sysroot = Path(sysroot.strip())
+    _saw_sysroot(nightly_sysroot)
     if not (nightly_sysroot / "lib" / "rustlib" / "src" / "rust" / "library").is_dir():
         # Rustc.has_rust_src, asked of the sysroot rustup named: no need to run the nightly rustc to know.
         attempt.note(
@@ -608,17 +621,101 @@ def resolve(
     *,
     project_kind: str | None = None,
     env: Mapping[str, str] | None = None,
+    cached: bool = True,
 ) -> Toolchain:
     """Find the toolchain to build with.
 
     ``kind`` (from ``--toolchain``) wins over ``project_kind`` (``[build] toolchain``), then ``auto``.
     ``PYAYA_RUSTC``/``PYAYA_CARGO`` in ``env`` pick the binaries. Raises :class:`ToolchainError` saying what is
     missing and how to fix it.
+
+    A toolchain found is remembered (:mod:`pyaya._toolchain_cache`) until a file or variable the search depends on
+    changes; ``cached=False`` or ``PYAYA_TOOLCHAIN_CACHE=0`` probes anyway. Failures are never remembered.
     """
     env = os.environ if env is None else env
     chosen = kind or project_kind or env.get("PYAYA_TOOLCHAIN") or "auto"
     if chosen not in KINDS:
         raise ToolchainError(f"unknown toolchain kind {chosen!r}: use one of {', '.join(KINDS)}")
+    use_cache = cached and env.get("PYAYA_TOOLCHAIN_CACHE", "1") != "0"
+    key = {
+        "kind": chosen,
+        "target": bpf_target(),
+        "fingerprint": _toolchain_cache.fingerprint(env, system_rustc=SYSTEM_RUSTC, linker_dirs=BPF_LINKER_DIRS),
+    }
+    if use_cache:
+        remembered = _toolchain_from_json(_toolchain_cache.load(_CACHE_NAME, key))
+        if remembered is not None:
+            return remembered
+    _sysroots_seen.append([])
+    try:
+        found = _resolve(chosen, env)
+    finally:
+        sysroots = _sysroots_seen.pop()
+    if use_cache:
+        files = _answer_files(found) + [root / "lib" / "rustlib" / part for root in sysroots for part in ("", "src")]
+        _toolchain_cache.store(_CACHE_NAME, key, _toolchain_to_json(found), files=files)
+    return found
+
+
+#: In pyaya's cache folder: the toolchains :func:`resolve` found, with what each answer depends on.
+_CACHE_NAME = "toolchain.json"
+
+
+def _answer_files(found: Toolchain) -> list[Path]:
+    """The files a resolved toolchain is made of: when one changes, the answer may be wrong."""
+    files = [found.rustc, found.cargo, found.bpf_linker]
+    if found.sysroot is not None:
+        rustlib = found.sysroot / "lib" / "rustlib"
+        files += [found.sysroot / "bin", rustlib, rustlib / found.target, rustlib / "src"]
+    return files
+
+
+def _toolchain_to_json(found: Toolchain) -> dict[str, object]:
+    return {
+        "kind": found.kind,
+        "cargo": str(found.cargo),
+        "rustc": str(found.rustc),
+        "rustc_version": found.rustc_version,
+        "llvm_major": found.llvm_major,
+        "needs_build_std": found.needs_build_std,
+        "bpf_linker": str(found.bpf_linker),
+        "linker_llvm_major": found.linker_llvm_major,
+        "sysroot": None if found.sysroot is None else str(found.sysroot),
+        "rustup_toolchain": found.rustup_toolchain,
+        "notes": list(found.notes),
+    }
+
+
+def _optional_int(value: object) -> int | None:
+    if value is not None and not isinstance(value, int):
+        raise TypeError(value)
+    return value
+
+
+def _toolchain_from_json(value: object) -> Toolchain | None:
+    """A cached answer back, or None when the entry is not one this version wrote."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        sysroot, rustup_toolchain = value["sysroot"], value["rustup_toolchain"]
+        return Toolchain(
+            kind=str(value["kind"]),
+            cargo=Path(value["cargo"]),
+            rustc=Path(value["rustc"]),
+            rustc_version=str(value["rustc_version"]),
+            llvm_major=_optional_int(value["llvm_major"]),
+            needs_build_std=bool(value["needs_build_std"]),
+            bpf_linker=Path(value["bpf_linker"]),
+            linker_llvm_major=_optional_int(value["linker_llvm_major"]),
+            sysroot=None if sysroot is None else Path(sysroot),
+            rustup_toolchain=None if rustup_toolchain is None else str(rustup_toolchain),
+            notes=tuple(str(note) for note in value["notes"]),
+        )
+    except (KeyError, TypeError):
+        return None
+
+
+def _resolve(chosen: str, env: Mapping[str, str]) -> Toolchain:
     with shared_probes():
         _prefetch(chosen, env)
         rust = _find_rust(chosen, env)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("PYAYA_CACHE", raising=False)
     monkeypatch.setattr(toolchain, "SYSTEM_RUSTC", str(tmp_path / "usr" / "bin" / "rustc"))
     monkeypatch.setattr(toolchain, "BPF_LINKER_DIRS", (str(tmp_path / "linker-install" / "bin"),))
     for var in ("PYAYA_RUSTC", "PYAYA_CARGO", "PYAYA_TOOLCHAIN", "RUSTUP_TOOLCHAIN", "RUSTC", "RUSTC_BOOTSTRAP"):
@@ -198,3 +201,47 @@ def test_linker_llvm_from_bytes(
     binary = tmp_path / "bpf-linker"
     binary.write_bytes(content)
     assert toolchain.linker_llvm_major(binary) == major
+
+
+def test_a_found_toolchain_is_remembered_until_a_tool_changes(world: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The no-op build's cost: probing runs ~10 processes, so the answer is kept while nothing it rests on changed."""
+    searches: list[str] = []
+    search = toolchain._resolve
+
+    def counted(chosen: str, env: object) -> toolchain.Toolchain:
+        searches.append(chosen)
+        return search(chosen, env)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(toolchain, "_resolve", counted)
+    cargo_bin = rustup_with_nightly(world, rust_src=False)
+    debian = debian_rustc(world)
+    linker_dir = world / "linker-install" / "bin"
+    fake_linker(linker_dir, 22)
+    set_path(monkeypatch, cargo_bin)
+    first = toolchain.resolve()
+    assert toolchain.resolve() == first
+    assert len(searches) == 1
+    assert toolchain.resolve("prebuilt") == first  # another kind asked: its own entry
+    assert len(searches) == 2
+
+    os.utime(debian, (1, 1))  # rustc upgraded in place
+    assert toolchain.resolve() == first
+    assert len(searches) == 3
+    fake_linker(linker_dir, 21)  # bpf-linker rebuilt against an older LLVM: now an error, never remembered
+    for _ in range(2):
+        with pytest.raises(ToolchainError, match="LLVM 21"):
+            toolchain.resolve()
+    assert len(searches) == 5
+    fake_linker(linker_dir, 22)
+    toolchain.resolve()
+    assert len(searches) == 6
+
+    # rust-src added to rustup's nightly: auto now picks it.
+    nightly = world / "rustup" / "nightly"
+    fake_rustc(nightly / "bin", nightly, release="1.97.0-nightly", llvm="22.1.4", rust_src=True)
+    assert toolchain.resolve().kind == "nightly"
+    assert len(searches) == 7
+    assert toolchain.resolve(cached=False).kind == "nightly"
+    monkeypatch.setenv("PYAYA_TOOLCHAIN_CACHE", "0")
+    toolchain.resolve()
+    assert len(searches) == 9
