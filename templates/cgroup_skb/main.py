@@ -109,8 +109,8 @@ def main() -> None:
             bpf.programs["{{crate_name}}"].attach(str(path), direction=DIRECTION)
             session.show_map_at_exit(ByProtocol(bpf.maps["PACKETS"]), key="protocol", value="packets")  # type: ignore[arg-type]
             session.show_map_at_exit(ByProtocol(bpf.maps["BYTES"]), key="protocol", value="bytes")  # type: ignore[arg-type]
-            for record in session.stream(bpf.maps["NEW_FLOWS"]):
-                session.event("NEW_FLOWS", event_fields(NewFlowEvent.from_buffer_copy(record)))
+            for record in session.stream(bpf.maps["NEW_FLOWS"].typed(NewFlowEvent)):
+                session.event("NEW_FLOWS", event_fields(record))
 
 
 if __name__ == "__main__":

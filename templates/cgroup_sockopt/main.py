@@ -134,8 +134,8 @@ def main() -> None:
         with cgroup(arguments.cgroup) as path:
             bpf.programs["{{crate_name}}"].attach(str(path))
             session.show_map_at_exit(CallCounts(bpf.maps["CALLS"]), key="option", value="calls")  # type: ignore[arg-type]
-            for record in session.stream(bpf.maps["EVENTS"]):
-                session.event("EVENTS", event_fields(SockoptEvent.from_buffer_copy(record)))
+            for record in session.stream(bpf.maps["EVENTS"].typed(SockoptEvent)):
+                session.event("EVENTS", event_fields(record))
 
 
 if __name__ == "__main__":

@@ -99,8 +99,8 @@ def main() -> None:
         with cgroup(arguments.cgroup) as path:
             bpf.programs["{{crate_name}}"].attach(str(path))
             session.show_map_at_exit(AccessCounts(bpf.maps["ACCESSES"]), key="access", value="count")  # type: ignore[arg-type]
-            for record in session.stream(bpf.maps["EVENTS"]):
-                session.event("EVENTS", event_fields(SysctlEvent.from_buffer_copy(record)))
+            for record in session.stream(bpf.maps["EVENTS"].typed(SysctlEvent)):
+                session.event("EVENTS", event_fields(record))
 
 
 if __name__ == "__main__":

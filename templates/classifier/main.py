@@ -138,8 +138,7 @@ def main() -> None:
             arguments.interface, direction=arguments.direction, priority=arguments.priority
         )
         session.show_map_at_exit(FlowTable(bpf.maps["FLOWS"]), key="flow", value="traffic", sort_by_value=False)  # type: ignore[arg-type]
-        for record in session.stream(bpf.maps["NEW_FLOWS"]):
-            event = NewFlowEvent.from_buffer_copy(record)
+        for event in session.stream(bpf.maps["NEW_FLOWS"].typed(NewFlowEvent)):
             fields = flow_fields(event.flow)
             session.event("NEW_FLOWS", {**fields, "length": event.length, "interface": interface_name(event.ifindex)})
 

@@ -123,7 +123,7 @@ def main() -> None:
     arguments, options = parse_arguments()
     with Session("{{name}}", options=options, columns=columns) as session:
         bpf = session.load()
-        messages = bpf.maps["MESSAGES"]
+        messages = bpf.maps["MESSAGES"].typed(MessageEvent)
         # The program goes on the map first: sockets added to a sockmap take the programs attached to it then.
         bpf.programs["{{crate_name}}"].attach(bpf.maps["SOCKETS"])
         session.show_map_at_exit(Routes(bpf.maps["ROUTES"]), key="route", value="traffic", sort_by_value=False)  # type: ignore[arg-type]
@@ -142,10 +142,10 @@ def main() -> None:
                     next_ping = time.monotonic() + arguments.ping_interval
                 wait = max(0.0, next_ping - time.monotonic())
                 for record in messages.drain(None, wait if left is None else min(wait, left)):
-                    session.event("MESSAGES", event_fields(MessageEvent.from_buffer_copy(record)))
+                    session.event("MESSAGES", event_fields(record))
                 session.flush(messages)  # reports what MESSAGES lost (MESSAGES_LOST), writes the batch out
             for record in messages.drain():
-                session.event("MESSAGES", event_fields(MessageEvent.from_buffer_copy(record)))
+                session.event("MESSAGES", event_fields(record))
             session.flush(messages)
 
 

@@ -94,8 +94,8 @@ def main() -> None:
         with cgroup(arguments.cgroup) as path:
             bpf.programs["{{crate_name}}"].attach(str(path))
             session.show_histogram_at_exit(bpf.maps["RTT_HISTOGRAM"], label="srtt usecs")
-            for record in session.stream(bpf.maps["EVENTS"]):
-                session.event("EVENTS", event_fields(TcpEvent.from_buffer_copy(record)))
+            for record in session.stream(bpf.maps["EVENTS"].typed(TcpEvent)):
+                session.event("EVENTS", event_fields(record))
 
 
 if __name__ == "__main__":

@@ -132,8 +132,8 @@ def main() -> None:
         with open_packet_socket(arguments.interface) as packet_socket:
             bpf.programs["{{crate_name}}"].attach(packet_socket)
             session.show_map_at_exit(ProtocolCounts(bpf.maps["PROTOCOL_COUNTS"]), key="protocol", value="packets")  # type: ignore[arg-type]
-            for record in session.stream(bpf.maps["PACKETS"]):
-                session.event("PACKETS", event_fields(PacketEvent.from_buffer_copy(record)))
+            for record in session.stream(bpf.maps["PACKETS"].typed(PacketEvent)):
+                session.event("PACKETS", event_fields(record))
 
 
 if __name__ == "__main__":

@@ -132,8 +132,7 @@ def main() -> None:
         session.show_map_at_exit(ProtocolTotals(bpf.maps["BYTES"]), key="protocol", value="bytes")  # type: ignore[arg-type]
         if arguments.drop:
             session.show_map_at_exit(DropCounts(drop_list), key="source", value="dropped")  # type: ignore[arg-type]
-        for record in session.stream(bpf.maps["DROPPED"]):
-            event = DropEvent.from_buffer_copy(record)
+        for event in session.stream(bpf.maps["DROPPED"].typed(DropEvent)):
             session.event(
                 "DROPPED",
                 {

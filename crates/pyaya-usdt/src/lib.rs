@@ -21,9 +21,9 @@
 #![no_std]
 
 use aya_ebpf::{
+    btf_maps::Array,
     helpers::{bpf_probe_read_kernel, bpf_probe_read_user, generated::bpf_get_attach_cookie},
-    macros::map,
-    maps::Array,
+    macros::btf_map,
     programs::ProbeContext,
     EbpfContext as _,
 };
@@ -86,8 +86,9 @@ pub struct Spec {
 }
 
 /// The specs, by cookie. Written by pyaya before it attaches; one map per object, shared by its USDT programs.
-#[map]
-pub static PYAYA_USDT_SPECS: Array<Spec> = Array::with_max_entries(MAX_SPECS, 0);
+/// A `#[btf_map]`, so that libbpf-based loaders accept objects that use this crate.
+#[btf_map]
+pub static PYAYA_USDT_SPECS: Array<Spec, { MAX_SPECS as usize }> = Array::new();
 
 /// Why an argument could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -60,7 +60,7 @@ def udp_frame(source: str, destination: str, source_port: int, destination_port:
 
 
 def new_flows(bpf: pyaya.Ebpf) -> list[dict[str, object]]:
-    return [main.event_fields(main.NewFlowEvent.from_buffer_copy(r)) for r in bpf.maps["NEW_FLOWS"].drain(timeout=1)]
+    return [main.event_fields(r) for r in bpf.maps["NEW_FLOWS"].typed(main.NewFlowEvent).drain(timeout=1)]
 
 
 def test_counts_a_crafted_packet_and_allows_it(bpf: pyaya.Ebpf) -> None:

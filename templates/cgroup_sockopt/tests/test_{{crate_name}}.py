@@ -86,7 +86,7 @@ def test_reports_each_call_and_changes_nothing(bpf: pyaya.Ebpf, cgroup: Cgroup) 
     with bpf.programs["{{crate_name}}"].attach(str(cgroup.path)):
         seen = options_in(cgroup.path)
     assert {k: v for k, v in seen.items() if k != "pid"} == {k: v for k, v in without.items() if k != "pid"}
-    events = [main.event_fields(main.SockoptEvent.from_buffer_copy(r)) for r in bpf.maps["EVENTS"].drain(timeout=1)]
+    events = [main.event_fields(r) for r in bpf.maps["EVENTS"].typed(main.SockoptEvent).drain(timeout=1)]
     calls = [(e["level"], e["option"], e["optlen"]) for e in events if e["pid"] == seen["pid"]]
     if TARGET == "setsockopt":
         assert calls == [("SOL_SOCKET", "SO_RCVBUF", 4), ("IPPROTO_TCP", "TCP_NODELAY", 4)]

@@ -74,7 +74,7 @@ def accesses_in(path: Path) -> dict[str, object]:
 def test_reports_reads_and_writes_and_allows_them(bpf: pyaya.Ebpf, cgroup: Cgroup) -> None:
     with bpf.programs["{{crate_name}}"].attach(str(cgroup.path)):
         child = accesses_in(cgroup.path)  # check=True: every access succeeded
-    events = [main.event_fields(main.SysctlEvent.from_buffer_copy(r)) for r in bpf.maps["EVENTS"].drain(timeout=1)]
+    events = [main.event_fields(r) for r in bpf.maps["EVENTS"].typed(main.SysctlEvent).drain(timeout=1)]
     ours = [(e["access"], e["sysctl"], e["value"], e["new_value"]) for e in events if e["pid"] == child["pid"]]
     assert ours == [
         ("read", "kernel.ostype", child["ostype"], ""),

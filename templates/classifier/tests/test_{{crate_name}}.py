@@ -77,7 +77,7 @@ def test_counts_crafted_flows_and_reports_new_ones(bpf: pyaya.Ebpf) -> None:
         ("192.0.2.1", 1111, "192.0.2.2", 53): (4, 4 * len(first)),
         ("192.0.2.3", 2222, "192.0.2.2", 53): (1, len(second)),
     }
-    events = [main.NewFlowEvent.from_buffer_copy(r) for r in bpf.maps["NEW_FLOWS"].drain(timeout=1)]
+    events = [r for r in bpf.maps["NEW_FLOWS"].typed(main.NewFlowEvent).drain(timeout=1)]
     assert [(e.flow.source_port, e.flow.protocol, e.length) for e in events] == [
         (1111, UDP, len(first)),
         (2222, UDP, len(second)),

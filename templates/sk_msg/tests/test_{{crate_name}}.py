@@ -46,7 +46,7 @@ def bpf(bpf_object: Callable[..., pyaya.Ebpf], object_path: Path) -> pyaya.Ebpf:
 
 
 def messages(bpf: pyaya.Ebpf) -> list[dict[str, object]]:
-    return [main.event_fields(main.MessageEvent.from_buffer_copy(r)) for r in bpf.maps["MESSAGES"].drain(timeout=1)]
+    return [main.event_fields(r) for r in bpf.maps["MESSAGES"].typed(main.MessageEvent).drain(timeout=1)]
 
 
 def port(sock: socket.socket) -> int:

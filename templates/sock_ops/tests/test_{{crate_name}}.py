@@ -105,7 +105,7 @@ def ipv6_loopback() -> bool:
 def test_reports_both_ends_established_and_closed(bpf: pyaya.Ebpf, cgroup: Cgroup, host: str) -> None:
     with bpf.programs["{{crate_name}}"].attach(str(cgroup.path)):
         ports = conversation_in(cgroup.path, host)
-    events = [main.event_fields(main.TcpEvent.from_buffer_copy(r)) for r in bpf.maps["EVENTS"].drain(timeout=1)]
+    events = [main.event_fields(r) for r in bpf.maps["EVENTS"].typed(main.TcpEvent).drain(timeout=1)]
     client = [e for e in events if e["local_port"] == ports["client"]]
     server = [e for e in events if e["remote_port"] == ports["client"]]
     assert [e["event"] for e in client] == ["connect", "close"]

@@ -55,7 +55,7 @@ def udp_frame(source: str, destination: str, source_port: int, destination_port:
 
 
 def events(bpf: pyaya.Ebpf) -> list[dict[str, object]]:
-    return [main.event_fields(main.PacketEvent.from_buffer_copy(r)) for r in bpf.maps["PACKETS"].drain(timeout=1)]
+    return [main.event_fields(r) for r in bpf.maps["PACKETS"].typed(main.PacketEvent).drain(timeout=1)]
 
 
 def test_describes_a_crafted_udp_packet(bpf: pyaya.Ebpf) -> None:

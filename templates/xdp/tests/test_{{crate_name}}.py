@@ -81,9 +81,9 @@ def test_drops_listed_sources_only(bpf: pyaya.Ebpf) -> None:
     assert program.test_run(udp_frame("198.51.100.7", "192.0.2.2")).return_value == XDP_DROP
     assert program.test_run(udp_frame("198.51.100.8", "192.0.2.2")).return_value == XDP_PASS
     assert bpf.maps["DROP_LIST"][main.address_key("198.51.100.7")] == 1
-    records = bpf.maps["DROPPED"].drain(timeout=1)
+    records = bpf.maps["DROPPED"].typed(main.DropEvent).drain(timeout=1)
     assert len(records) == 1
-    event = main.DropEvent.from_buffer_copy(records[0])
+    event = records[0]
     assert bytes(event.source) == socket.inet_aton("198.51.100.7")
     assert event.protocol == UDP
 

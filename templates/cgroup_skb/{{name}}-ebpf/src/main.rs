@@ -7,33 +7,33 @@
 
 use aya_ebpf::{
     bindings::{bpf_hdr_start_off::BPF_HDR_START_NET, BPF_NOEXIST},
+    btf_maps,
     helpers::bpf_skb_load_bytes_relative,
-    macros::{cgroup_skb, map},
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    macros::{btf_map, cgroup_skb},
     programs::SkBuffContext,
 };
 use {{crate_name}}_common::{Flow, NewFlowEvent};
 
 /// Packets per protocol: the IP protocol number (6 = TCP, 17 = UDP, ...).
-#[map]
-static PACKETS: HashMap<u32, u64> = HashMap::with_max_entries(256, 0);
+#[btf_map]
+static PACKETS: btf_maps::HashMap<u32, u64, 256> = btf_maps::HashMap::new();
 
 /// Bytes per protocol, like `PACKETS`: whole IP packets, headers included.
-#[map]
-static BYTES: HashMap<u32, u64> = HashMap::with_max_entries(256, 0);
+#[btf_map]
+static BYTES: btf_maps::HashMap<u32, u64, 256> = btf_maps::HashMap::new();
 
 /// Packets per flow. LRU, so a busy cgroup evicts the flows idle longest instead of failing.
-#[map]
-static FLOWS: LruHashMap<Flow, u64> = LruHashMap::with_max_entries(16384, 0);
+#[btf_map]
+static FLOWS: btf_maps::LruHashMap<Flow, u64, 16384> = btf_maps::LruHashMap::new();
 
 /// One record per new flow.
-#[map]
-static NEW_FLOWS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+#[btf_map]
+static NEW_FLOWS: btf_maps::RingBuf<NewFlowEvent, { 256 * 1024 }> = btf_maps::RingBuf::new();
 
 /// Records `NEW_FLOWS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
 /// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["NEW_FLOWS"].lost` is their sum.
-#[map]
-static NEW_FLOWS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static NEW_FLOWS_LOST: btf_maps::PerCpuArray<u64, 1> = btf_maps::PerCpuArray::new();
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86DD;
@@ -106,7 +106,7 @@ fn track(ctx: &SkBuffContext, flow: &Flow, length: u64) {
         return;
     }
     if FLOWS.insert(flow, &1, BPF_NOEXIST as u64).is_ok() {
-        if let Some(mut entry) = NEW_FLOWS.reserve::<NewFlowEvent>(0) {
+        if let Some(mut entry) = NEW_FLOWS.reserve(0) {
             entry.write(NewFlowEvent { flow: *flow, length: length as u32, uid: ctx.get_socket_uid() });
             entry.submit(0);
         } else {
@@ -136,7 +136,7 @@ fn load_net<T>(ctx: &SkBuffContext, offset: u32) -> Option<T> {
     (result == 0).then(|| unsafe { value.assume_init() })
 }
 
-fn add(counters: &HashMap<u32, u64>, key: u32, delta: u64) {
+fn add<const ENTRIES: usize>(counters: &btf_maps::HashMap<u32, u64, ENTRIES>, key: u32, delta: u64) {
     match counters.get_ptr_mut(&key) {
         Some(count) => atomic_add(count, delta),
         None => {
@@ -163,6 +163,12 @@ fn atomic_add(value: *mut u64, delta: u64) {
     // SAFETY: `value` points at a live, 8-byte aligned u64 map value returned by the kernel.
     unsafe { core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) value, in(reg) delta) };
 }
+
+/// The license the kernel reads before it lets the program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_current_task`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -8,25 +8,25 @@
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
+    btf_maps,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
-    macros::{cgroup_sockopt, map},
-    maps::{HashMap, PerCpuArray, RingBuf},
+    macros::{btf_map, cgroup_sockopt},
     programs::SockoptContext,
 };
 use {{crate_name}}_common::SockoptEvent;
 
 /// One record per call.
-#[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+#[btf_map]
+static EVENTS: btf_maps::RingBuf<SockoptEvent, { 256 * 1024 }> = btf_maps::RingBuf::new();
 
 /// Records `EVENTS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
 /// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["EVENTS"].lost` is their sum.
-#[map]
-static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static EVENTS_LOST: btf_maps::PerCpuArray<u64, 1> = btf_maps::PerCpuArray::new();
 
 /// Calls per option; key: `level << 32 | optname`.
-#[map]
-static CALLS: HashMap<u64, u64> = HashMap::with_max_entries(1024, 0);
+#[btf_map]
+static CALLS: btf_maps::HashMap<u64, u64, 1024> = btf_maps::HashMap::new();
 
 /// Only getsockopt programs may read `retval` (the verifier rejects it in setsockopt ones).
 const IS_GETSOCKOPT: bool = matches!("{{sockopt_target|rust_str}}".as_bytes(), b"getsockopt");
@@ -45,7 +45,7 @@ pub fn {{crate_name}}(ctx: SockoptContext) -> i32 {
         ((*sockopt).level, (*sockopt).optname, (*sockopt).optlen, retval, (*sk).family, (*sk).type_, (*sk).protocol)
     };
     count(((level as u32 as u64) << 32) | optname as u32 as u64);
-    if let Some(mut entry) = EVENTS.reserve::<SockoptEvent>(0) {
+    if let Some(mut entry) = EVENTS.reserve(0) {
         entry.write(SockoptEvent {
             pid: (bpf_get_current_pid_tgid() >> 32) as u32,
             level,
@@ -101,6 +101,12 @@ fn atomic_add(value: *mut u64, delta: u64) {
     // SAFETY: `value` points at a live, 8-byte aligned u64 map value returned by the kernel.
     unsafe { core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) value, in(reg) delta) };
 }
+
+/// The license the kernel reads before it lets the program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_current_task`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -8,28 +8,28 @@
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
+    btf_maps,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_sysctl_get_current_value, bpf_sysctl_get_name,
         bpf_sysctl_get_new_value,
     },
-    macros::{cgroup_sysctl, map},
-    maps::{HashMap, PerCpuArray, RingBuf},
+    macros::{btf_map, cgroup_sysctl},
     programs::SysctlContext,
 };
 use {{crate_name}}_common::{Access, SysctlEvent, KEY_NAME_LEN, NAME_LEN, VALUE_LEN};
 
 /// One record per access.
-#[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+#[btf_map]
+static EVENTS: btf_maps::RingBuf<SysctlEvent, { 256 * 1024 }> = btf_maps::RingBuf::new();
 
 /// Records `EVENTS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
 /// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["EVENTS"].lost` is their sum.
-#[map]
-static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static EVENTS_LOST: btf_maps::PerCpuArray<u64, 1> = btf_maps::PerCpuArray::new();
 
 /// Accesses per sysctl and kind (read or write).
-#[map]
-static ACCESSES: HashMap<Access, u64> = HashMap::with_max_entries(4096, 0);
+#[btf_map]
+static ACCESSES: btf_maps::HashMap<Access, u64, 4096> = btf_maps::HashMap::new();
 
 /// What the program returns to let the access proceed (0 would fail it with EPERM).
 const ALLOW: i32 = 1;
@@ -42,7 +42,7 @@ pub fn {{crate_name}}(ctx: SysctlContext) -> i32 {
         // The same access going on (`cat` reads once more to find the end): reported once, at its start.
         return ALLOW;
     }
-    let Some(mut entry) = EVENTS.reserve::<SysctlEvent>(0) else {
+    let Some(mut entry) = EVENTS.reserve(0) else {
         count_lost();
         return ALLOW;
     };
@@ -97,6 +97,12 @@ fn atomic_add(value: *mut u64, delta: u64) {
     // SAFETY: `value` points at a live, 8-byte aligned u64 map value returned by the kernel.
     unsafe { core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) value, in(reg) delta) };
 }
+
+/// The license the kernel reads before it lets the program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_current_task`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -7,9 +7,9 @@
 
 use aya_ebpf::{
     bindings::{BPF_NOEXIST, TC_ACT_PIPE},
+    btf_maps,
     btf_maps::LruHashMap,
-    macros::{btf_map, classifier, map},
-    maps::{PerCpuArray, RingBuf},
+    macros::{btf_map, classifier},
     programs::TcContext,
 };
 use {{crate_name}}_common::{Flow, FlowStats, NewFlowEvent};
@@ -20,13 +20,13 @@ use {{crate_name}}_common::{Flow, FlowStats, NewFlowEvent};
 static FLOWS: LruHashMap<Flow, FlowStats, 16384> = LruHashMap::new();
 
 /// One record per new flow.
-#[map]
-static NEW_FLOWS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+#[btf_map]
+static NEW_FLOWS: btf_maps::RingBuf<NewFlowEvent, { 256 * 1024 }> = btf_maps::RingBuf::new();
 
 /// Records `NEW_FLOWS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
 /// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["NEW_FLOWS"].lost` is their sum.
-#[map]
-static NEW_FLOWS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static NEW_FLOWS_LOST: btf_maps::PerCpuArray<u64, 1> = btf_maps::PerCpuArray::new();
 
 const ETH_HEADER_LEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -97,7 +97,7 @@ fn account(ctx: &TcContext, flow: &Flow) {
     }
     let first = FlowStats { packets: 1, bytes: length };
     if FLOWS.insert(flow, &first, BPF_NOEXIST as u64).is_ok() {
-        if let Some(mut entry) = NEW_FLOWS.reserve::<NewFlowEvent>(0) {
+        if let Some(mut entry) = NEW_FLOWS.reserve(0) {
             // SAFETY: reading `ifindex` of the context the kernel handed us.
             let ifindex = unsafe { (*ctx.skb.skb).ifindex };
             entry.write(NewFlowEvent { flow: *flow, length: length as u32, ifindex });
@@ -132,6 +132,12 @@ fn atomic_add(value: *mut u64, delta: u64) {
     // SAFETY: `value` points at a live, 8-byte aligned u64 map value returned by the kernel.
     unsafe { core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) value, in(reg) delta) };
 }
+
+/// The license the kernel reads before it lets the program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_current_task`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -9,8 +9,7 @@ use aya_ebpf::{
     bindings::BPF_NOEXIST,
     btf_maps,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::{btf_map, fentry, fexit, map},
-    maps::{Array, HashMap, PerCpuArray},
+    macros::{btf_map, fentry, fexit},
     programs::{FEntryContext, FExitContext},
 };
 use {{crate_name}}_common::{SlowCall, HISTOGRAM_SLOTS};
@@ -23,20 +22,20 @@ static EVENTS: btf_maps::RingBuf<SlowCall, { 256 * 1024 }> = btf_maps::RingBuf::
 
 /// Records `EVENTS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
 /// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["EVENTS"].lost` is their sum.
-#[map]
-static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static EVENTS_LOST: btf_maps::PerCpuArray<u64, 1> = btf_maps::PerCpuArray::new();
 
 /// Entry time of the calls in progress, by thread (`pid_tgid`).
-#[map]
-static STARTS: HashMap<u64, u64> = HashMap::with_max_entries(10240, 0);
+#[btf_map]
+static STARTS: btf_maps::HashMap<u64, u64, 10240> = btf_maps::HashMap::new();
 
 /// Finished calls per process id.
-#[map]
-static CALLS: HashMap<u32, u64> = HashMap::with_max_entries(10240, 0);
+#[btf_map]
+static CALLS: btf_maps::HashMap<u32, u64, 10240> = btf_maps::HashMap::new();
 
 /// Log2 histogram of latencies in nanoseconds: slot `n` counts latencies in `[2^(n-1), 2^n)` (slot 0: zero).
-#[map]
-static LATENCY_NS: Array<u64> = Array::with_max_entries(HISTOGRAM_SLOTS, 0);
+#[btf_map]
+static LATENCY_NS: btf_maps::Array<u64, { HISTOGRAM_SLOTS as usize }> = btf_maps::Array::new();
 
 /// Set by user space before loading (`-p PID`): time only this process. Zero times every process.
 #[no_mangle]
@@ -108,7 +107,7 @@ fn log2_slot(value: u64) -> u32 {
 }
 
 /// Adds one to `key`'s count.
-fn increment(counts: &HashMap<u32, u64>, key: u32) {
+fn increment<const ENTRIES: usize>(counts: &btf_maps::HashMap<u32, u64, ENTRIES>, key: u32) {
     if let Some(count) = counts.get_ptr_mut(&key) {
         atomic_add(count, 1);
     } else if counts.insert(&key, &1, BPF_NOEXIST as u64).is_err() {
@@ -132,6 +131,12 @@ fn atomic_add(value: *mut u64, delta: u64) {
     // SAFETY: `value` points at a live, 8-byte aligned u64 map value returned by the kernel.
     unsafe { core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) value, in(reg) delta) };
 }
+
+/// The license the kernel reads before it lets the program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_current_task`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -9,8 +9,7 @@ use aya_ebpf::{
     bindings::BPF_NOEXIST,
     btf_maps,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
-    macros::{btf_map, kretprobe, map},
-    maps::{Array, HashMap, PerCpuArray},
+    macros::{btf_map, kretprobe},
     programs::RetProbeContext,
 };
 use {{crate_name}}_common::{Failure, HISTOGRAM_SLOTS, MAX_ERRNO};
@@ -23,20 +22,20 @@ static EVENTS: btf_maps::RingBuf<Failure, { 256 * 1024 }> = btf_maps::RingBuf::n
 
 /// Records `EVENTS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
 /// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["EVENTS"].lost` is their sum.
-#[map]
-static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static EVENTS_LOST: btf_maps::PerCpuArray<u64, 1> = btf_maps::PerCpuArray::new();
 
 /// Calls per process id.
-#[map]
-static CALLS: HashMap<u32, u64> = HashMap::with_max_entries(10240, 0);
+#[btf_map]
+static CALLS: btf_maps::HashMap<u32, u64, 10240> = btf_maps::HashMap::new();
 
 /// Errors per errno.
-#[map]
-static ERRORS: HashMap<u32, u64> = HashMap::with_max_entries(4096, 0);
+#[btf_map]
+static ERRORS: btf_maps::HashMap<u32, u64, 4096> = btf_maps::HashMap::new();
 
 /// Log2 histogram of the results that are not errors: slot `n` counts results in `[2^(n-1), 2^n)` (slot 0: zero).
-#[map]
-static RESULTS: Array<u64> = Array::with_max_entries(HISTOGRAM_SLOTS, 0);
+#[btf_map]
+static RESULTS: btf_maps::Array<u64, { HISTOGRAM_SLOTS as usize }> = btf_maps::Array::new();
 
 /// Set by user space before loading (`-p PID`): look only at this process. Zero looks at every process.
 #[no_mangle]
@@ -98,7 +97,7 @@ fn log2_slot(value: u64) -> u32 {
 }
 
 /// Adds one to `key`'s count.
-fn increment(counts: &HashMap<u32, u64>, key: u32) {
+fn increment<const ENTRIES: usize>(counts: &btf_maps::HashMap<u32, u64, ENTRIES>, key: u32) {
     if let Some(count) = counts.get_ptr_mut(&key) {
         atomic_add(count, 1);
     } else if counts.insert(&key, &1, BPF_NOEXIST as u64).is_err() {
@@ -122,6 +121,12 @@ fn atomic_add(value: *mut u64, delta: u64) {
     // SAFETY: `value` points at a live, 8-byte aligned u64 map value returned by the kernel.
     unsafe { core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) value, in(reg) delta) };
 }
+
+/// The license the kernel reads before it lets the program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_current_task`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

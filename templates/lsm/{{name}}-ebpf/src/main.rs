@@ -12,8 +12,7 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
         bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
     },
-    macros::{btf_map, lsm, map},
-    maps::{HashMap, PerCpuArray},
+    macros::{btf_map, lsm},
     programs::LsmContext,
 };
 use {{crate_name}}_common::Check;
@@ -26,12 +25,12 @@ static EVENTS: btf_maps::RingBuf<Check, { 256 * 1024 }> = btf_maps::RingBuf::new
 
 /// Records `EVENTS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
 /// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["EVENTS"].lost` is their sum.
-#[map]
-static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static EVENTS_LOST: btf_maps::PerCpuArray<u64, 1> = btf_maps::PerCpuArray::new();
 
 /// Checks per process id.
-#[map]
-static CHECKS: HashMap<u32, u64> = HashMap::with_max_entries(10240, 0);
+#[btf_map]
+static CHECKS: btf_maps::HashMap<u32, u64, 10240> = btf_maps::HashMap::new();
 
 // Rust eBPF has no CO-RE, so user space reads these offsets from the running kernel's BTF (/sys/kernel/btf/vmlinux)
 // and writes them here before loading. Zero means "unknown": the name is then left empty.
@@ -184,6 +183,12 @@ const fn same_name(a: &str, b: &str) -> bool {
     }
     true
 }
+
+/// The license the kernel reads before it lets the program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_current_task`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

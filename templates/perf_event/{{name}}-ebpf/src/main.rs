@@ -9,15 +9,14 @@ use aya_ebpf::{
     bindings::{BPF_F_USER_STACK, BPF_NOEXIST},
     btf_maps,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
-    macros::{btf_map, map, perf_event},
-    maps::StackTrace,
+    macros::{btf_map, perf_event},
     programs::{tracing::StackIdContext, PerfEventContext},
 };
 use {{crate_name}}_common::SampleKey;
 
 /// Stacks by id: up to 127 return addresses each, identical stacks share an id.
-#[map]
-static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
+#[btf_map]
+static STACKS: btf_maps::StackTrace<16384> = btf_maps::StackTrace::new();
 
 /// Samples per (pid, command, kernel stack, user stack). (A `#[btf_map]` names its key and value types in the
 /// object's BTF: user space reads `SampleKey` records without declaring the struct again.)
@@ -67,6 +66,12 @@ fn atomic_add(value: *mut u64, delta: u64) {
     // SAFETY: `value` points at a live, 8-byte aligned u64 map value returned by the kernel.
     unsafe { core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) value, in(reg) delta) };
 }
+
+/// The license the kernel reads before it lets the program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_current_task`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -9,15 +9,14 @@ use aya_ebpf::{
     bindings::BPF_NOEXIST,
     btf_maps,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
-    macros::{btf_map, map, raw_tracepoint},
-    maps::HashMap,
+    macros::{btf_map, raw_tracepoint},
     programs::RawTracePointContext,
 };
 use {{crate_name}}_common::Comm;
 
 /// Hits (system calls for `sys_enter`) per process id.
-#[map]
-static PROCESS_COUNTS: HashMap<u32, u64> = HashMap::with_max_entries(16384, 0);
+#[btf_map]
+static PROCESS_COUNTS: btf_maps::HashMap<u32, u64, 16384> = btf_maps::HashMap::new();
 
 /// Each counted process's command name, as it was when first seen. (A `#[btf_map]` names its key and value types in
 /// the object's BTF: user space reads `Comm` records without declaring the struct again.)
@@ -25,8 +24,8 @@ static PROCESS_COUNTS: HashMap<u32, u64> = HashMap::with_max_entries(16384, 0);
 static PROCESS_NAMES: btf_maps::HashMap<u32, Comm, 16384> = btf_maps::HashMap::new();
 
 /// Calls per system call number (only filled for `sys_enter`).
-#[map]
-static SYSCALL_COUNTS: HashMap<u32, u64> = HashMap::with_max_entries(1024, 0);
+#[btf_map]
+static SYSCALL_COUNTS: btf_maps::HashMap<u32, u64, 1024> = btf_maps::HashMap::new();
 
 /// Set by user space before loading (`-p PID`): count only this process. Zero counts every process.
 #[no_mangle]
@@ -60,7 +59,7 @@ pub fn {{crate_name}}(ctx: RawTracePointContext) -> i32 {
 }
 
 /// Adds one to `key`'s count; returns whether the entry was created by this call.
-fn increment(counts: &HashMap<u32, u64>, key: u32) -> bool {
+fn increment<const ENTRIES: usize>(counts: &btf_maps::HashMap<u32, u64, ENTRIES>, key: u32) -> bool {
     if let Some(count) = counts.get_ptr_mut(&key) {
         atomic_add(count, 1);
         return false;
@@ -97,6 +96,12 @@ const fn same_name(a: &str, b: &str) -> bool {
     }
     true
 }
+
+/// The license the kernel reads before it lets the program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_current_task`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

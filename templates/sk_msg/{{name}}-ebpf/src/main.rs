@@ -9,32 +9,32 @@
 
 use aya_ebpf::{
     bindings::{sk_action::SK_PASS, BPF_F_INGRESS, BPF_NOEXIST},
-    macros::{map, sk_msg},
-    maps::{HashMap, PerCpuArray, RingBuf, SockMap},
+    btf_maps,
+    macros::{btf_map, sk_msg},
     programs::SkMsgContext,
 };
 use {{crate_name}}_common::{MessageEvent, RouteStats, HEAD_LEN};
 
 /// The sockets whose messages the program sees; user space puts them in (the program attaches to this map).
-#[map]
-static SOCKETS: SockMap = SockMap::with_max_entries(64, 0);
+#[btf_map]
+static SOCKETS: btf_maps::SockMap<64> = btf_maps::SockMap::new();
 
 /// Local port of a socket in `SOCKETS` -> its slot there. A message whose remote port is listed goes to that slot.
-#[map]
-static PEERS: HashMap<u32, u32> = HashMap::with_max_entries(64, 0);
+#[btf_map]
+static PEERS: btf_maps::HashMap<u32, u32, 64> = btf_maps::HashMap::new();
 
 /// Traffic per route; key `local_port << 16 | remote_port`.
-#[map]
-static ROUTES: HashMap<u32, RouteStats> = HashMap::with_max_entries(1024, 0);
+#[btf_map]
+static ROUTES: btf_maps::HashMap<u32, RouteStats, 1024> = btf_maps::HashMap::new();
 
 /// One record per message.
-#[map]
-static MESSAGES: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+#[btf_map]
+static MESSAGES: btf_maps::RingBuf<MessageEvent, { 256 * 1024 }> = btf_maps::RingBuf::new();
 
 /// Records `MESSAGES` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
 /// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["MESSAGES"].lost` is their sum.
-#[map]
-static MESSAGES_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static MESSAGES_LOST: btf_maps::PerCpuArray<u64, 1> = btf_maps::PerCpuArray::new();
 
 #[sk_msg]
 pub fn {{crate_name}}(ctx: SkMsgContext) -> u32 {
@@ -60,7 +60,7 @@ pub fn {{crate_name}}(ctx: SkMsgContext) -> u32 {
 }
 
 fn report(ctx: &SkMsgContext, local_port: u16, remote_port: u16, size: u32, redirected: bool) {
-    let Some(mut entry) = MESSAGES.reserve::<MessageEvent>(0) else {
+    let Some(mut entry) = MESSAGES.reserve(0) else {
         count_lost();
         return;
     };
@@ -117,6 +117,12 @@ fn atomic_add(value: *mut u64, delta: u64) {
     // SAFETY: `value` points at a live, 8-byte aligned u64 map value returned by the kernel.
     unsafe { core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) value, in(reg) delta) };
 }
+
+/// The license the kernel reads before it lets the program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_current_task`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -11,25 +11,25 @@ use aya_ebpf::{
         BPF_NOEXIST, BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB, BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB, BPF_SOCK_OPS_RTT_CB,
         BPF_SOCK_OPS_RTT_CB_FLAG, BPF_SOCK_OPS_STATE_CB, BPF_SOCK_OPS_STATE_CB_FLAG, BPF_TCP_CLOSE,
     },
-    macros::{map, sock_ops},
-    maps::{HashMap, PerCpuArray, RingBuf},
+    btf_maps,
+    macros::{btf_map, sock_ops},
     programs::SockOpsContext,
 };
 use {{crate_name}}_common::{TcpEvent, ACTIVE_ESTABLISHED, CLOSED, PASSIVE_ESTABLISHED};
 
 /// One record per established or closed connection.
-#[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+#[btf_map]
+static EVENTS: btf_maps::RingBuf<TcpEvent, { 256 * 1024 }> = btf_maps::RingBuf::new();
 
 /// Records `EVENTS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
 /// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["EVENTS"].lost` is their sum.
-#[map]
-static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static EVENTS_LOST: btf_maps::PerCpuArray<u64, 1> = btf_maps::PerCpuArray::new();
 
 /// RTT samples per log2 slot of the smoothed RTT in microseconds, as BCC counts them: slot n holds RTTs from 2^(n-1)
 /// to 2^n - 1 (slot 0: zero).
-#[map]
-static RTT_HISTOGRAM: HashMap<u32, u64> = HashMap::with_max_entries(64, 0);
+#[btf_map]
+static RTT_HISTOGRAM: btf_maps::HashMap<u32, u64, 64> = btf_maps::HashMap::new();
 
 const AF_INET: u32 = 2;
 const AF_INET6: u32 = 10;
@@ -66,7 +66,7 @@ fn srtt_us(ctx: &SockOpsContext) -> u32 {
 }
 
 fn report(ctx: &SockOpsContext, kind: u32) {
-    let Some(mut entry) = EVENTS.reserve::<TcpEvent>(0) else {
+    let Some(mut entry) = EVENTS.reserve(0) else {
         count_lost();
         return;
     };
@@ -155,6 +155,12 @@ fn atomic_add(value: *mut u64, delta: u64) {
     // SAFETY: `value` points at a live, 8-byte aligned u64 map value returned by the kernel.
     unsafe { core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) value, in(reg) delta) };
 }
+
+/// The license the kernel reads before it lets the program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_current_task`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -8,25 +8,25 @@
 
 use aya_ebpf::{
     bindings::{bpf_hdr_start_off::BPF_HDR_START_NET, BPF_NOEXIST},
+    btf_maps,
     helpers::bpf_skb_load_bytes_relative,
-    macros::{map, socket_filter},
-    maps::{HashMap, PerCpuArray, RingBuf},
+    macros::{btf_map, socket_filter},
     programs::SkBuffContext,
 };
 use {{crate_name}}_common::PacketEvent;
 
 /// One record per packet.
-#[map]
-static PACKETS: RingBuf = RingBuf::with_byte_size(1024 * 1024, 0);
+#[btf_map]
+static PACKETS: btf_maps::RingBuf<PacketEvent, { 1024 * 1024 }> = btf_maps::RingBuf::new();
 
 /// Records `PACKETS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
 /// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["PACKETS"].lost` is their sum.
-#[map]
-static PACKETS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static PACKETS_LOST: btf_maps::PerCpuArray<u64, 1> = btf_maps::PerCpuArray::new();
 
 /// Packets seen per protocol: the IP protocol number for IP packets, `0x10000 + EtherType` for anything else.
-#[map]
-static PROTOCOL_COUNTS: HashMap<u32, u64> = HashMap::with_max_entries(1024, 0);
+#[btf_map]
+static PROTOCOL_COUNTS: btf_maps::HashMap<u32, u64, 1024> = btf_maps::HashMap::new();
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86DD;
@@ -38,7 +38,7 @@ const NOT_IP: u32 = 0x10000;
 
 #[socket_filter]
 pub fn {{crate_name}}(ctx: SkBuffContext) -> i64 {
-    if let Some(mut entry) = PACKETS.reserve::<PacketEvent>(0) {
+    if let Some(mut entry) = PACKETS.reserve(0) {
         let event = describe(&ctx);
         count(if event.family == 0 { NOT_IP + event.ethertype as u32 } else { event.protocol as u32 });
         entry.write(event);
@@ -147,6 +147,12 @@ fn atomic_add(value: *mut u64, delta: u64) {
     // SAFETY: `value` points at a live, 8-byte aligned u64 map value returned by the kernel.
     unsafe { core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) value, in(reg) delta) };
 }
+
+/// The license the kernel reads before it lets the program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_current_task`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -13,8 +13,7 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
         bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
     },
-    macros::{btf_map, btf_tracepoint, map},
-    maps::{HashMap, PerCpuArray},
+    macros::{btf_map, btf_tracepoint},
     programs::BtfTracePointContext,
 };
 use {{crate_name}}_common::ExecEvent;
@@ -27,12 +26,12 @@ static EVENTS: btf_maps::RingBuf<ExecEvent, { 256 * 1024 }> = btf_maps::RingBuf:
 
 /// Records `EVENTS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
 /// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["EVENTS"].lost` is their sum.
-#[map]
-static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static EVENTS_LOST: btf_maps::PerCpuArray<u64, 1> = btf_maps::PerCpuArray::new();
 
 /// Hits per real uid.
-#[map]
-static EXEC_COUNTS: HashMap<u32, u64> = HashMap::with_max_entries(4096, 0);
+#[btf_map]
+static EXEC_COUNTS: btf_maps::HashMap<u32, u64, 4096> = btf_maps::HashMap::new();
 
 /// Set by user space before loading (`-p PID`): report only this process's hits (for sched_process_exec: the
 /// exec'ing task's tgid, which the exec keeps). Zero reports every process.
@@ -142,6 +141,12 @@ const fn same_name(a: &str, b: &str) -> bool {
     }
     true
 }
+
+/// The license the kernel reads before it lets the program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_current_task`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

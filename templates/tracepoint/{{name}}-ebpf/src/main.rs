@@ -7,13 +7,12 @@
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
+    btf_maps,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid,
         bpf_probe_read_kernel, bpf_probe_read_user_str_bytes,
     },
-    btf_maps,
-    macros::{btf_map, map, tracepoint},
-    maps::{HashMap, PerCpuArray},
+    macros::{btf_map, tracepoint},
     programs::TracePointContext,
 };
 use aya_log_ebpf::debug;
@@ -28,12 +27,12 @@ static EVENTS: btf_maps::RingBuf<ExecEvent, { 4 * 1024 * 1024 }> = btf_maps::Rin
 
 /// Exec events `EVENTS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
 /// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["EVENTS"].lost` is their sum.
-#[map]
-static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static EVENTS_LOST: btf_maps::PerCpuArray<u64, 1> = btf_maps::PerCpuArray::new();
 
 /// Number of execs per real uid, counted before the event is reserved: every exec is in here, shown or lost.
-#[map]
-static EXEC_COUNTS: HashMap<u32, u64> = HashMap::with_max_entries(4096, 0);
+#[btf_map]
+static EXEC_COUNTS: btf_maps::HashMap<u32, u64, 4096> = btf_maps::HashMap::new();
 
 /// Set by user space before loading (`-p PID`): report only the execs of this process (the exec'ing task's tgid,
 /// which the exec keeps). Zero reports every process.
@@ -139,6 +138,12 @@ fn parent_pid() -> u32 {
         bpf_probe_read_kernel(parent.add(tgid_offset as usize) as *const i32).map_or(0, |tgid| tgid as u32)
     }
 }
+
+/// The license the kernel reads before it lets the program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_current_task`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

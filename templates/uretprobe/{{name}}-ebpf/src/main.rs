@@ -12,8 +12,7 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
         bpf_probe_read_user_str_bytes,
     },
-    macros::{btf_map, map, uretprobe},
-    maps::{HashMap, PerCpuArray},
+    macros::{btf_map, uretprobe},
     programs::RetProbeContext,
 };
 use {{crate_name}}_common::LineEvent;
@@ -26,12 +25,12 @@ static EVENTS: btf_maps::RingBuf<LineEvent, { 256 * 1024 }> = btf_maps::RingBuf:
 
 /// Records `EVENTS` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
 /// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["EVENTS"].lost` is their sum.
-#[map]
-static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static EVENTS_LOST: btf_maps::PerCpuArray<u64, 1> = btf_maps::PerCpuArray::new();
 
 /// Lines returned per process id.
-#[map]
-static LINES: HashMap<u32, u64> = HashMap::with_max_entries(10240, 0);
+#[btf_map]
+static LINES: btf_maps::HashMap<u32, u64, 10240> = btf_maps::HashMap::new();
 
 #[uretprobe]
 pub fn {{crate_name}}(ctx: RetProbeContext) -> u32 {
@@ -62,7 +61,7 @@ pub fn {{crate_name}}(ctx: RetProbeContext) -> u32 {
 }
 
 /// Adds one to `key`'s count.
-fn increment(counts: &HashMap<u32, u64>, key: u32) {
+fn increment<const ENTRIES: usize>(counts: &btf_maps::HashMap<u32, u64, ENTRIES>, key: u32) {
     if let Some(count) = counts.get_ptr_mut(&key) {
         atomic_add(count, 1);
     } else if counts.insert(&key, &1, BPF_NOEXIST as u64).is_err() {
@@ -86,6 +85,12 @@ fn atomic_add(value: *mut u64, delta: u64) {
     // SAFETY: `value` points at a live, 8-byte aligned u64 map value returned by the kernel.
     unsafe { core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) value, in(reg) delta) };
 }
+
+/// The license the kernel reads before it lets the program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_current_task`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -7,8 +7,7 @@
 use aya_ebpf::{
     btf_maps,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_user_str_bytes},
-    macros::{btf_map, map, uprobe},
-    maps::PerCpuArray,
+    macros::{btf_map, uprobe},
     programs::ProbeContext,
 };
 use pyaya_usdt::{usdt_arg, usdt_arg_count};
@@ -21,8 +20,8 @@ use {{crate_name}}_common::{ProbeHit, ARGS, TEXT_LEN};
 static EVENTS: btf_maps::RingBuf<ProbeHit, { 256 * 1024 }> = btf_maps::RingBuf::new();
 
 /// Hits that found the ring buffer full (user space fell behind): reported when the run ends, never dropped silently.
-#[map]
-static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static EVENTS_LOST: btf_maps::PerCpuArray<u64, 1> = btf_maps::PerCpuArray::new();
 
 #[uprobe]
 pub fn {{crate_name}}(ctx: ProbeContext) -> u32 {
@@ -66,6 +65,12 @@ pub fn {{crate_name}}(ctx: ProbeContext) -> u32 {
     entry.submit(0);
     0
 }
+
+/// The license the kernel reads before it lets the program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_current_task`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -7,33 +7,33 @@
 
 use aya_ebpf::{
     bindings::xdp_action,
-    macros::{map, xdp},
-    maps::{HashMap, PerCpuArray, RingBuf},
+    btf_maps,
+    macros::{btf_map, xdp},
     programs::XdpContext,
 };
 use {{crate_name}}_common::{DropEvent, NOT_IP, PROTOCOL_SLOTS};
 
 /// Packets seen, per IP protocol number (slot `NOT_IP` for non-IP frames). Per CPU: no contention, no atomics.
-#[map]
-static PACKETS: PerCpuArray<u64> = PerCpuArray::with_max_entries(PROTOCOL_SLOTS, 0);
+#[btf_map]
+static PACKETS: btf_maps::PerCpuArray<u64, { PROTOCOL_SLOTS as usize }> = btf_maps::PerCpuArray::new();
 
 /// Bytes seen (whole frames), per IP protocol number, like `PACKETS`.
-#[map]
-static BYTES: PerCpuArray<u64> = PerCpuArray::with_max_entries(PROTOCOL_SLOTS, 0);
+#[btf_map]
+static BYTES: btf_maps::PerCpuArray<u64, { PROTOCOL_SLOTS as usize }> = btf_maps::PerCpuArray::new();
 
 /// IPv4 source addresses to drop (key: the address in network byte order) and how many packets were dropped.
 /// User space fills it; empty by default, so nothing is dropped.
-#[map]
-static DROP_LIST: HashMap<[u8; 4], u64> = HashMap::with_max_entries(1024, 0);
+#[btf_map]
+static DROP_LIST: btf_maps::HashMap<[u8; 4], u64, 1024> = btf_maps::HashMap::new();
 
 /// One record per dropped packet.
-#[map]
-static DROPPED: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
+#[btf_map]
+static DROPPED: btf_maps::RingBuf<DropEvent, { 64 * 1024 }> = btf_maps::RingBuf::new();
 
 /// Records `DROPPED` could not take (it was full), in entry 0 of each CPU: pyaya's lost-record convention
 /// (`NAME_LOST`), so `pyaya run` reports them and `bpf.maps["DROPPED"].lost` is their sum.
-#[map]
-static DROPPED_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static DROPPED_LOST: btf_maps::PerCpuArray<u64, 1> = btf_maps::PerCpuArray::new();
 
 const ETH_HEADER_LEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -65,7 +65,7 @@ fn try_count(ctx: &XdpContext) -> Option<u32> {
         return Some(xdp_action::XDP_PASS);
     };
     atomic_add(dropped, 1);
-    if let Some(mut entry) = DROPPED.reserve::<DropEvent>(0) {
+    if let Some(mut entry) = DROPPED.reserve(0) {
         entry.write(DropEvent {
             source,
             destination: read::<[u8; 4]>(ctx, ETH_HEADER_LEN + 16).unwrap_or([0; 4]),
@@ -93,7 +93,7 @@ fn read<T: Copy>(ctx: &XdpContext, offset: usize) -> Option<T> {
 }
 
 #[inline(always)]
-fn add(counters: &PerCpuArray<u64>, slot: u32, delta: u64) {
+fn add<const ENTRIES: usize>(counters: &btf_maps::PerCpuArray<u64, ENTRIES>, slot: u32, delta: u64) {
     if let Some(value) = counters.get_ptr_mut(slot) {
         // SAFETY: a per-CPU slot is only touched by this CPU, and XDP programs do not preempt each other on one CPU.
         unsafe { *value += delta };
@@ -113,6 +113,12 @@ fn atomic_add(value: *mut u64, delta: u64) {
     // SAFETY: `value` points at a live, 8-byte aligned u64 map value returned by the kernel.
     unsafe { core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) value, in(reg) delta) };
 }
+
+/// The license the kernel reads before it lets the program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_current_task`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]
