@@ -18,6 +18,7 @@ import io
 import json
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import threading
@@ -346,8 +347,22 @@ def build(
             f"fix [build] objects in {project.config_path} to name the package's bin targets"
         )
     objects = [built[name] for name in project.objects]
+    _make_loader_neutral(objects)
     _warn_padded_keys(objects, stream)
     return objects
+
+
+def _make_loader_neutral(objects: list[Path]) -> None:
+    """What aya-ebpf emits and libbpf refuses, fixed in the built objects (:mod:`pyaya._btf_fixups`). An object
+    pyaya cannot read is left as it is: loading it will say what is wrong."""
+    from pyaya._btf_fixups import fix_file  # noqa: PLC0415 - only once something was built
+    from pyaya.errors import PyayaError  # noqa: PLC0415
+
+    for path in objects:
+        try:
+            fix_file(path)
+        except (PyayaError, OSError, struct.error):
+            continue
 
 
 def _warn_padded_keys(objects: list[Path], stream: TextIO | None) -> None:

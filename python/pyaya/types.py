@@ -1202,7 +1202,12 @@ def _pointee(types: Types, member_type: int | None) -> _Node | None:
     pointer = types.btf.resolve(member_type)
     if not isinstance(pointer, BtfPtr):
         return None
-    node = types.by_id(pointer.type_id)
+    target = types.btf.resolve(pointer.type_id)
+    if isinstance(target, BtfArray) and target.nelems == 0:
+        # `T[0]`: a ring buffer's record type, sized 0 for libbpf by pyaya's build (pyaya._btf_fixups).
+        node = types.by_id(target.type_id)
+    else:
+        node = types.by_id(pointer.type_id)
     return None if isinstance(node, _Opaque) else node
 
 

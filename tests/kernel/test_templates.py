@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from _templates import KINDS, SYSTEM_PYTHON, TEMPLATES, Built, unsupported_reason
+from pyaya.compat import compatibility_of_file
 
 #: How long each template runs while the activity goes on; longer under emulation (a `pyaya test` guest), where one
 #: round of activity (processes, a shell on a terminal, name lookups, packets) takes seconds.
@@ -216,3 +217,43 @@ def test_run_refuses_pid_with_the_templates_reason(built: Callable[[str], Built]
         assert reason in refused.stderr, how
         assert "is running" not in refused.stderr
     assert not set(result.programs) & {program for _, program, _ in loaded_programs()}
+
+
+#: Templates libbpf cannot load yet, and the reason `pyaya inspect --compat` must give for each.
+LIBBPF_REFUSES = {"tracepoint": "AYA_LOGS"}  # aya-log-ebpf 0.2 declares its map in the legacy `maps` section
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_template_object_loads_with_libbpf_as_inspect_compat_says(kind: str, built: Callable[[str], Built]) -> None:
+    """`bpftool prog loadall` (libbpf) on every template's object: what `pyaya inspect --compat` predicts happens.
+    Every template but those in LIBBPF_REFUSES loads; those fail for the reason the report names."""
+    bpftool = shutil.which("bpftool")
+    if bpftool is None:
+        pytest.skip("bpftool is not installed (apt-get install bpftool; make setup installs it)")
+    result = built(kind)
+    verdict = {v.loader: v for v in compatibility_of_file(result.object_path)}["libbpf"]
+    pins = Path("/sys/fs/bpf") / f"pyaya-compat-{kind}-{os.getpid()}"
+    pins.mkdir()
+    try:
+        run = subprocess.run(
+            [bpftool, "prog", "loadall", str(result.object_path), str(pins)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(pins, ignore_errors=True)
+    opened = "failed to open object file" not in run.stderr
+    if kind in LIBBPF_REFUSES:
+        assert not verdict.accepts
+        assert any(LIBBPF_REFUSES[kind] in reason for reason in verdict.reasons), verdict.reasons
+        assert run.returncode != 0, f"{kind}: libbpf loaded what the report says it refuses"
+        return
+    assert verdict.accepts, f"{kind}: {verdict.reasons}"
+    assert opened, f"{kind}: libbpf could not open the object, though the report says it can:\n{run.stderr}"
+    if run.returncode != 0:
+        reason = unsupported_reason(result.program_types, kind)
+        if reason is not None:
+            pytest.skip(f"libbpf opened the object; this kernel cannot load it: {reason}")
+        pytest.fail(f"{kind}: libbpf opened the object but could not load it:\n{run.stderr[-3000:]}")

@@ -1,5 +1,6 @@
-"""``pyaya inspect OBJECT``: programs, maps and BTF types of a BPF object; ``pyaya inspect --usdt BINARY``: the
-USDT probes of an executable or library, as ``readelf -n`` lists them. Neither needs privilege."""
+"""``pyaya inspect OBJECT``: programs, maps and BTF types of a BPF object; ``pyaya inspect --compat OBJECT``: which
+loaders accept it and why not; ``pyaya inspect --usdt BINARY``: the USDT probes of an executable or library, as
+``readelf -n`` lists them. None needs privilege."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pyaya.cli._common import handle_errors, use_color
 from pyaya.cli._table import format_table
 
 if TYPE_CHECKING:
+    from pyaya.compat import LoaderVerdict
     from pyaya.inspect import ObjectInfo
     from pyaya.usdt import Probe
 
@@ -27,6 +29,18 @@ def _bold_header(color: bool) -> Callable[[int, int, str], str]:
         return typer.style(text, bold=True) if color and row < 0 else text
 
     return style
+
+
+def _render_compat(verdicts: list[LoaderVerdict], *, color: bool) -> str:
+    lines = [_heading("Loaders", color)]
+    width = max(len(v.loader) for v in verdicts)
+    for verdict in verdicts:
+        word = "accepts" if verdict.accepts else "refuses"
+        if color:
+            word = typer.style(word, fg="green" if verdict.accepts else "red")
+        lines.append(f"  {verdict.loader:<{width}}  {word}")
+        lines += [f"  {'':<{width}}  - {reason}" for reason in verdict.reasons]
+    return "\n".join(lines)
 
 
 def _render(info: ObjectInfo, *, all_btf: bool, color: bool) -> str:
@@ -148,11 +162,26 @@ def inspect(
         bool,
         typer.Option("--usdt", help="List the USDT probes of an executable or library instead (like readelf -n)."),
     ] = False,
+    compat: Annotated[
+        bool,
+        typer.Option(
+            "--compat", help="Say which loaders accept the object (pyaya, libbpf >= 1.0, cilium/ebpf) and why not."
+        ),
+    ] = False,
 ) -> None:
-    """Show the programs, maps and BTF types of a BPF object, or with --usdt the USDT probes of a binary (no
-    privilege needed)."""
+    """Show the programs, maps and BTF types of a BPF object; with --compat which loaders accept it and why not;
+    with --usdt the USDT probes of a binary (no privilege needed)."""
     if usdt:
         typer.echo(_usdt(object_path, json_output=json_output, color=use_color()), color=use_color())
+        return
+    if compat:
+        from pyaya.compat import compatibility_of_file  # noqa: PLC0415 - see pyaya.cli: imported when run
+
+        verdicts = compatibility_of_file(object_path)
+        if json_output:
+            typer.echo(json.dumps({"loaders": [v.to_json() for v in verdicts]}, indent=2))
+        else:
+            typer.echo(_render_compat(verdicts, color=use_color()), color=use_color())
         return
     from pyaya.inspect import inspect_file  # noqa: PLC0415 - see pyaya.cli: imported when run
 
