@@ -68,7 +68,9 @@ def main() -> int:
         raise BenchError("--runs must be at least 1")
     scratch = Path(tempfile.mkdtemp(prefix="pyaya-first-build-"))
     try:
-        env = {k: v for k, v in os.environ.items() if k not in ("CARGO_TARGET_DIR", "CARGO_BUILD_BUILD_DIR")}
+        # Bytecode caching on (an installed wheel has its .pyc files), the cargo overrides of the calling shell off.
+        dropped = ("CARGO_TARGET_DIR", "CARGO_BUILD_BUILD_DIR", "PYTHONDONTWRITEBYTECODE")
+        env = {k: v for k, v in os.environ.items() if k not in dropped}
         env["PYAYA_CACHE"] = str(scratch / "cache")
         os.environ["PYAYA_CACHE"] = env["PYAYA_CACHE"]  # for the raw cargo baseline's build folder, resolved here
         for name in ("benchfirst", "benchsecond"):

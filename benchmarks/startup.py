@@ -9,7 +9,8 @@ the same clock in every process), so the breakdown shows where a regression is: 
 run directly), the imports, the load, the attach and the wait for the first event. The goals (issue 13) are
 ratios to bpftrace in the same run: pyaya run <= 0.5x its time, the plain script <= 0.3x, peak RSS <= 0.3x.
 Tools that are not installed are reported as such, with the command that installs them (bpftrace: `apt-get
-install bpftrace` on Debian). Needs root.
+install bpftrace` on Debian). Each tool runs once untimed first, with bytecode caching on (PYTHONDONTWRITEBYTECODE
+removed), as an installed wheel runs: without .pyc files every start compiles pyaya's sources again. Needs root.
 
     sudo .venv/bin/python benchmarks/startup.py [--runs N]
 """
@@ -89,7 +90,8 @@ def measure(tool: Tool, marker: Path) -> Sample:
     """Launch ``tool``, exec the marker until the tool reports it, stop the tool, and read its rusage."""
     start = time.monotonic()
     errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed below, after the tool has stopped
-    environment = {**os.environ, LAUNCH_ENV: repr(time.monotonic())}
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    environment[LAUNCH_ENV] = repr(time.monotonic())
     process = subprocess.Popen(
         tool.argv, stdout=subprocess.PIPE, stderr=errors, text=True, start_new_session=True, env=environment
     )
@@ -217,6 +219,7 @@ def main() -> int:
                 results[tool.name] = f"not installed ({tool.install_hint})"
                 continue
             try:
+                measure(tool, marker)  # warm-up: .pyc files written, page cache filled
                 samples = [measure(tool, marker) for _ in range(args.runs)]
             except RuntimeError as error:
                 results[tool.name] = f"failed: {error}"
