@@ -199,7 +199,7 @@ def compatibility(data: bytes) -> list[LoaderVerdict]:
     if rings:
         libbpf.append(
             f"ring buffers with a sized record type and value_size 0 ({', '.join(rings)}; aya-ebpf 0.2's "
-            "btf_maps::RingBuf<T, N>): libbpf refuses them (\"conflicting value size\"); `pyaya build` rewrites "
+            'btf_maps::RingBuf<T, N>): libbpf refuses them ("conflicting value size"); `pyaya build` rewrites '
             "them as T[0]: build the object with pyaya"
         )
     unknown = [s for s in sections if not _libbpf_knows(s)]
