@@ -16,7 +16,8 @@ linker_version=0.13.0
 apt_packages=(rustc-web cargo-web libstd-rust-web-dev-bpf "llvm-${llvm_major}-dev" build-essential pkg-config
               qemu-system-x86 busybox-static  # the VM kernel matrix (`pyaya test`, `make test`)
               systemtap-sdt-dev               # <sys/sdt.h>: the USDT tests build probes with it
-              bpftool)                        # libbpf's loader: the tests check every template's object with it
+              bpftool                         # libbpf's loader: the tests check every template's object with it
+              "clang-${llvm_major}" libbpf-dev)  # C objects as libbpf users build them (tests/kernel/_c_objects.py)
 
 say() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

@@ -16,11 +16,11 @@ from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyaya import _args, _native
 from pyaya.btf import Btf
-from pyaya.errors import InvalidArgumentTypeError, NotFoundError, ObjectError, PyayaError
+from pyaya.errors import InvalidArgumentError, InvalidArgumentTypeError, NotFoundError, ObjectError, PyayaError
 from pyaya.maps import Buffer, Map, wrap_map
 from pyaya.programs import Program, class_for
 from pyaya.types import MapTypes, Types, apply_btf_types, map_types
@@ -74,6 +74,39 @@ def _raise_memlock_limit() -> None:
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+def _global_bytes(data: bytes, values: Mapping[object, object]) -> dict[str, bytes]:
+    """``globals=`` as bytes: buffers as they are, other values encoded as the global's BTF type (or an integer
+    of its size) says (:mod:`pyaya.variables`). A name the object lacks is left to the native load, which lists
+    the globals there are."""
+    found: dict[str, bytes] = {}
+    layout: dict[str, Any] | None = None
+    for key, value in values.items():
+        name = _args.string(key, "a name in globals")
+        if isinstance(value, bytes | bytearray | memoryview) or _has_buffer(value):
+            found[name] = _args.buffer(value, f"globals[{name!r}]")
+            continue
+        if layout is None:
+            from pyaya.variables import layout as globals_layout  # noqa: PLC0415 - only for plain values
+
+            layout = globals_layout(data, Btf.from_object(data))
+        info = layout.get(name)
+        if info is None:
+            known = ", ".join(sorted(layout)) or "none"
+            raise InvalidArgumentError(f"globals[{name!r}]: the object has no global {name!r}; its globals: {known}")
+        from pyaya.variables import byte_order, encode  # noqa: PLC0415
+
+        found[name] = encode(info, value, byte_order(data))
+    return found
+
+
+def _has_buffer(value: object) -> bool:
+    try:
+        memoryview(value)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return True
 
 
 class Ebpf:
@@ -156,8 +189,9 @@ class Ebpf:
     ) -> Ebpf:
         """Load an object from its bytes.
 
-        ``globals`` overrides read-only globals (``#[no_mangle] static`` items) by name with bytes or ctypes
-        values of the global's size; ``max_entries`` resizes maps by name before they are created (1 to 2**32 - 1
+        ``globals`` sets globals (``#[no_mangle] static`` items, C's ``const volatile`` and other globals) by name
+        before load: plain Python values (ints, strings, records, as the global's BTF type says), or bytes or
+        ctypes values of the global's size; ``max_entries`` resizes maps by name before they are created (1 to 2**32 - 1
         entries). A name that is not a global (or a map) of the object, or a value of another size, raises
         :class:`~pyaya.InvalidArgumentError` listing the globals (or maps) the object has.
 
@@ -171,10 +205,7 @@ class Ebpf:
         Pins outlive the process: remove them with ``rm`` (or ``Map.unpin()``) when done.
         """
         raw = _args.buffer(data, "data (the object's bytes)")
-        global_values = {
-            _args.string(name, "a name in globals"): _args.buffer(value, f"globals[{name!r}]")
-            for name, value in _mapping(globals, "globals").items()
-        }
+        global_values = _global_bytes(raw, _mapping(globals, "globals"))
         sizes = {
             _args.string(name, "a name in max_entries"): _args.integer(
                 entries, f"max_entries[{name!r}]", low=1, high=_args.U32

@@ -13,17 +13,19 @@ frozen at load: set its values with ``Ebpf.load_file(..., globals=...)``.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pyaya.errors import ClosedError, MapError, NotFoundError
 
 if TYPE_CHECKING:
     from pyaya import _native
+    from pyaya.btf import Btf
     from pyaya.loader import Ebpf
 
-__all__ = ["DATA_SECTIONS", "GlobalInfo", "Globals"]
+__all__ = ["DATA_SECTIONS", "GlobalInfo", "Globals", "byte_order", "encode", "layout"]
 
 #: The prefixes of the sections whose named symbols are globals (aya makes each such section one array map).
 DATA_SECTIONS = (".bss", ".data", ".rodata")
@@ -47,13 +49,15 @@ class GlobalInfo:
 
 
 def _layout(ebpf: Ebpf) -> dict[str, GlobalInfo]:
+    return {} if ebpf._data is None else layout(ebpf._data, ebpf.btf)
+
+
+def layout(data: bytes, btf: Btf | None) -> dict[str, GlobalInfo]:
+    """Every named global of the object ``data`` (whose parsed BTF is ``btf``), by name."""
     from pyaya.elf import Elf, SymbolType  # noqa: PLC0415
     from pyaya.types import Types  # noqa: PLC0415
 
-    if ebpf._data is None:
-        return {}
-    elf = Elf(ebpf._data)
-    btf = ebpf.btf
+    elf = Elf(data)
     var_types: dict[str, int] = {}
     if btf is not None:
         from pyaya.btf import BtfVar  # noqa: PLC0415
@@ -77,6 +81,34 @@ def _layout(ebpf: Ebpf) -> dict[str, GlobalInfo]:
     return found
 
 
+def byte_order(data: bytes) -> Literal["little", "big"]:
+    """The object's byte order (ELF ``EI_DATA``)."""
+    return "big" if data[5:6] == b"\x02" else "little"
+
+
+def encode(info: GlobalInfo, value: Any, byteorder: Literal["little", "big"]) -> bytes:
+    """``value`` as the bytes of global ``info``: by its BTF type, else as an integer or bytes of its size. Raises
+    :class:`~pyaya.MapError` naming the global when the value does not fit."""
+    name = info.name
+    if info.codec is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise MapError(f"global {name} is a {info.size}-byte integer, not {type(value).__name__}")
+        try:
+            return value.to_bytes(info.size, byteorder, signed=value < 0)
+        except OverflowError:
+            raise MapError(f"{value} does not fit global {name}'s {info.size} bytes") from None
+    if info.codec is bytes:
+        raw = bytes(value)
+        if len(raw) != info.size:
+            raise MapError(f"global {name} is {info.size} bytes, not {len(raw)}")
+        return raw
+    try:
+        raw = info.codec.encode(value)
+    except (TypeError, ValueError, OverflowError, struct.error) as error:
+        raise MapError(f"global {name}: {error}") from None
+    return bytes(raw)
+
+
 class Globals(Mapping[str, Any]):
     """The object's globals by name: ``globals[name]`` reads the value now, ``globals[name] = value`` writes it
     (``.bss`` and ``.data``); :meth:`info` says where each lives."""
@@ -85,9 +117,7 @@ class Globals(Mapping[str, Any]):
         self._ebpf = ebpf
         self._layout = _layout(ebpf)
         self._areas: dict[str, _native.GlobalArea] = {}
-        self._byteorder: Any = "little"
-        if ebpf._data is not None and ebpf._data[5:6] == b"\x02":  # EI_DATA: ELFDATA2MSB
-            self._byteorder = "big"
+        self._byteorder = byte_order(ebpf._data or b"")
 
     def info(self, name: str) -> GlobalInfo:
         """Section, offset, size and codec of the global ``name``; :class:`~pyaya.NotFoundError` lists them."""
@@ -117,20 +147,7 @@ class Globals(Mapping[str, Any]):
 
     def __setitem__(self, name: str, value: Any) -> None:
         info = self.info(name)
-        if info.codec is int:
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise MapError(f"global {name} is a {info.size}-byte integer, not {type(value).__name__}")
-            try:
-                raw = value.to_bytes(info.size, self._byteorder, signed=value < 0)
-            except OverflowError:
-                raise MapError(f"{value} does not fit global {name}'s {info.size} bytes") from None
-        elif info.codec is bytes:
-            raw = bytes(value)
-            if len(raw) != info.size:
-                raise MapError(f"global {name} is {info.size} bytes, not {len(raw)}")
-        else:
-            raw = info.codec.encode(value)
-        self.area(info.section).write(info.offset, raw)
+        self.area(info.section).write(info.offset, encode(info, value, self._byteorder))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._layout)
