@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyaya import _args, _native
 from pyaya.btf import Btf
-from pyaya.errors import InvalidArgumentError, InvalidArgumentTypeError, NotFoundError, ObjectError, PyayaError
+from pyaya.errors import InvalidArgumentTypeError, NotFoundError, ObjectError, PyayaError
 from pyaya.maps import Buffer, Map, wrap_map
 from pyaya.programs import Program, class_for
 from pyaya.types import MapTypes, Types, apply_btf_types, map_types
@@ -78,8 +78,8 @@ def _raise_memlock_limit() -> None:
 
 def _global_bytes(data: bytes, values: Mapping[object, object]) -> dict[str, bytes]:
     """``globals=`` as bytes: buffers as they are, other values encoded as the global's BTF type (or an integer
-    of its size) says (:mod:`pyaya.variables`). A name the object lacks is left to the native load, which lists
-    the globals there are."""
+    of its size) says (:mod:`pyaya.variables`). A name the object lacks is left to the native load, which refuses
+    it listing the globals there are."""
     found: dict[str, bytes] = {}
     layout: dict[str, Any] | None = None
     for key, value in values.items():
@@ -93,8 +93,8 @@ def _global_bytes(data: bytes, values: Mapping[object, object]) -> dict[str, byt
             layout = globals_layout(data, Btf.from_object(data))
         info = layout.get(name)
         if info is None:
-            known = ", ".join(sorted(layout)) or "none"
-            raise InvalidArgumentError(f"globals[{name!r}]: the object has no global {name!r}; its globals: {known}")
+            found[name] = b""  # the native load refuses it, listing the globals (or saying it is a map)
+            continue
         from pyaya.variables import byte_order, encode  # noqa: PLC0415
 
         found[name] = encode(info, value, byte_order(data))

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from pyaya.errors import ClosedError, MapError, NotFoundError
+from pyaya.errors import ClosedError, MapError, NotFoundError, PyayaError
 
 if TYPE_CHECKING:
     from pyaya import _native
@@ -104,7 +104,7 @@ def encode(info: GlobalInfo, value: Any, byteorder: Literal["little", "big"]) ->
         return raw
     try:
         raw = info.codec.encode(value)
-    except (TypeError, ValueError, OverflowError, struct.error) as error:
+    except (TypeError, ValueError, OverflowError, struct.error, PyayaError) as error:
         raise MapError(f"global {name}: {error}") from None
     return bytes(raw)
 

@@ -64,8 +64,14 @@ def test_globals_name_the_globals_and_both_sizes(fixtures_dir: Path) -> None:
     # A map definition is a symbol too, and aya would patch its bytes as if it were a global.
     with pytest.raises(InvalidArgumentError, match=r'"SHARED" is a map, not a global'):
         Ebpf.load_file(path, globals={"SHARED": bytes(28)})
-    with pytest.raises(InvalidArgumentTypeError, match=r"globals\['FACTOR'\] must be bytes or a buffer"):
-        Ebpf.load_file(path, globals={"FACTOR": 1})
+    with pytest.raises(InvalidArgumentError, match=r'no global "FACTRO"; its globals .* are: FACTOR'):
+        Ebpf.load_file(path, globals={"FACTRO": 1})  # a plain value for a name the object lacks: the same refusal
+    with pytest.raises(MapError, match=r"global FACTOR: expected an int for a 8-byte integer, got str"):
+        Ebpf.load_file(path, globals={"FACTOR": "7"})
+    with pytest.raises(MapError, match=r"global FACTOR: 18446744073709551616 does not fit"):
+        Ebpf.load_file(path, globals={"FACTOR": 2**64})
+    with Ebpf.load_file(path, globals={"FACTOR": 7}) as bpf:  # a plain int, sized by the global
+        assert bpf.globals["FACTOR"] == 7
 
 
 def test_writing_the_frozen_rodata_is_not_a_missing_privilege(fixtures_dir: Path) -> None:
