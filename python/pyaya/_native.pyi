@@ -229,9 +229,11 @@ class Program:
         priority: int = 0,
         handle: int = 0,
         order: tuple[str, int] | None = None,
+        classid: int = 0,
     ) -> Link:
         """Attach a SchedClassifier program (tcx where available, else netlink on a clsact qdisc); ``order`` is
-        ``("first" | "last", 0)`` or ``("before" | "after", program id)`` in the tcx chain."""
+        ``("first" | "last", 0)`` or ``("before" | "after", program id)`` in the tcx chain; ``classid`` (not 0) sets
+        the netlink filter's ``TCA_BPF_CLASSID``."""
     def attach_reuseport_filter(self, fd: int) -> Link:
         """Set a SocketFilter program as the selector of the ``SO_REUSEPORT`` group of the socket ``fd``."""
     def attach_socket_filter(self, fd: int) -> Link:
@@ -283,8 +285,8 @@ class Link:
     @property
     def netlink(self) -> dict[str, int | str | bool] | None:
         """A netlink attachment (it stays if the process is killed): ``kind`` ``"tc"`` with ``ifindex``,
-        ``direction``, ``priority``, ``handle``, ``created_clsact``, or ``"xdp"`` with ``ifindex``, ``mode``;
-        ``None`` for fd-based links and once detached."""
+        ``direction``, ``priority``, ``handle``, ``classid``, ``created_clsact``, or ``"xdp"`` with ``ifindex``,
+        ``mode``; ``None`` for fd-based links and once detached."""
     def keep_records(self, record: Path, clsact: Path | None = None) -> bool:
         """Hand over pyaya's record files of this netlink attachment, removed once it is detached; False for
         fd-based or detached links."""

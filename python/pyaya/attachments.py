@@ -232,11 +232,11 @@ def _kernel_at_least(major: int, minor: int) -> bool:
         return True
 
 
-def netlink_expected(kind: str, *, priority: int = 0, handle: int = 0) -> bool:
-    """Whether an attach of ``kind`` ("tc", "xdp") will go through netlink here: a TC ``priority`` or ``handle``,
-    or a kernel older than tcx (6.6) / XDP bpf_links (5.9)."""
+def netlink_expected(kind: str, *, priority: int = 0, handle: int = 0, classid: int = 0) -> bool:
+    """Whether an attach of ``kind`` ("tc", "xdp") will go through netlink here: a TC ``priority``, ``handle`` or
+    ``classid``, or a kernel older than tcx (6.6) / XDP bpf_links (5.9)."""
     if kind == "tc":
-        return priority != 0 or handle != 0 or not _kernel_at_least(6, 6)
+        return priority != 0 or handle != 0 or classid != 0 or not _kernel_at_least(6, 6)
     return not _kernel_at_least(5, 9)
 
 
@@ -269,6 +269,7 @@ def recording(
     direction: str = "",
     priority: int = 0,
     handle: int = 0,
+    classid: int = 0,
     mode: int = 0,
 ) -> Iterator[Callable[[_native.Link], None]]:
     """Record the attach of ``program`` the block makes: ``with recording(...) as attached: link = ...;
@@ -314,7 +315,7 @@ def recording(
     )
     clsact = _clsact_path(directory, netns, ifindex)
     clsact_record = Record(path=clsact, kind="clsact", owner=owner, netns=netns, ifindex=ifindex, interface=name)
-    if netlink_expected(kind, priority=priority, handle=handle):
+    if netlink_expected(kind, priority=priority, handle=handle, classid=classid):
         _write(record.path, record)
         written.append(record.path)
         if kind == "tc" and not _native.clsact_present(ifindex):

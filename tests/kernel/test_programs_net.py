@@ -551,6 +551,40 @@ def test_tc_netlink_filters_take_priority_and_handle_and_report_them(fixtures_di
         assert automatic.handle  # the kernel picked one, and the link says which
 
 
+def test_tc_netlink_classid_reaches_the_filter_and_the_link(fixtures_dir: Path, netns_pair: NetnsPair) -> None:
+    """aya's netlink options have no classid: pyaya sets TCA_BPF_CLASSID on the filter itself, and iproute2 sees it."""
+    interface = netns_pair.host_interface
+
+    def shown() -> str:
+        return subprocess.run(
+            ["tc", "filter", "show", "dev", interface, "ingress"], capture_output=True, text=True, check=True
+        ).stdout
+
+    with Ebpf.load_file(fixtures_dir / "net_tc") as bpf:
+        program = bpf.programs["net_tc_rewrite"]
+        for bad in (-1, 1 << 32, True, "1:1"):
+            with pytest.raises(ValueError, match="classid"):
+                program.attach(interface, "ingress", classid=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="classid"):
+            program.attach(interface, "ingress", classid=0x10001, first=True)
+        link = program.attach(interface, "ingress", priority=4, handle=0x7, classid=0x10001)
+        assert (link.priority, link.handle, link.classid) == (4, 0x7, 0x10001)
+        listing = shown()
+        # iproute2 prints TCA_BPF_CLASSID as "flowid" (its `tc filter add ... classid` is the same attribute)
+        assert "flowid 1:1" in listing, listing
+        assert "direct-action" in listing, listing
+        # classid alone makes a netlink filter too, with the kernel's priority and handle
+        plain = bpf.programs["net_tc_drop_icmp"].attach(interface, "ingress", classid=0x20003)
+        assert plain.classid == 0x20003
+        assert plain.priority
+        assert plain.handle
+        assert "flowid 2:3" in shown()
+        link.detach()
+        plain.detach()
+        assert link.classid is None
+        assert "flowid" not in shown()
+
+
 # -- socket filter -----------------------------------------------------------------------------------------------
 
 

@@ -51,6 +51,8 @@ pub enum NetlinkAttachment {
         direction: &'static str,
         priority: u16,
         handle: u32,
+        /// `TCA_BPF_CLASSID` as pyaya set it (0: none).
+        classid: u32,
         created_clsact: bool,
     },
     /// An XDP program set through netlink; `mode` is its `XDP_FLAGS_*_MODE` flag (0: the kernel's choice).
@@ -221,7 +223,7 @@ impl Link {
     }
 
     /// For a netlink attachment (which stays if the process is killed): what pyaya records of it, as a dict
-    /// (`kind` "tc": `ifindex`, `direction`, `priority`, `handle`, `created_clsact`; `kind` "xdp": `ifindex`,
+    /// (`kind` "tc": `ifindex`, `direction`, `priority`, `handle`, `classid`, `created_clsact`; `kind` "xdp": `ifindex`,
     /// `mode`). `None` for fd-based links, and once detached.
     #[getter]
     fn netlink<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
@@ -239,6 +241,7 @@ impl Link {
                 direction,
                 priority,
                 handle,
+                classid,
                 created_clsact,
             } => {
                 dict.set_item("kind", "tc")?;
@@ -246,6 +249,7 @@ impl Link {
                 dict.set_item("direction", direction)?;
                 dict.set_item("priority", priority)?;
                 dict.set_item("handle", handle)?;
+                dict.set_item("classid", classid)?;
                 dict.set_item("created_clsact", created_clsact)?;
             }
             NetlinkAttachment::Xdp { ifindex, mode } => {

@@ -42,7 +42,11 @@ pub const TC_PARENT_INGRESS: u32 = 0xffff_fff2;
 pub const TC_PARENT_EGRESS: u32 = 0xffff_fff3;
 const TCA_KIND: u16 = 1;
 const TCA_OPTIONS: u16 = 2;
+const TCA_BPF_CLASSID: u16 = 3;
+const TCA_BPF_FD: u16 = 6;
 const TCA_BPF_NAME: u16 = 7;
+const TCA_BPF_FLAGS: u16 = 8;
+const TCA_BPF_FLAG_ACT_DIRECT: u32 = 1;
 const TCA_BPF_ID: u16 = 11;
 const ETH_P_ALL: u16 = 0x0003;
 
@@ -278,6 +282,38 @@ pub fn tc_filters(ifindex: u32, parent: u32) -> io::Result<Vec<Filter>> {
         filters.push(filter);
     }
     Ok(filters)
+}
+
+/// Sets the class id (`TCA_BPF_CLASSID`) of the existing direct-action `bpf` filter `priority`/`handle` on
+/// `parent` of `ifindex`, which runs the program of `program_fd` as `name`. aya 0.14's netlink options have no
+/// class id, so the filter aya made is changed in place: `RTM_NEWTFILTER` without `NLM_F_CREATE`/`NLM_F_EXCL`
+/// on an existing handle is cls_bpf's change, which keeps the filter (priority, handle, position) as it is.
+pub fn tc_filter_set_classid(
+    ifindex: u32,
+    parent: u32,
+    priority: u16,
+    handle: u32,
+    program_fd: i32,
+    name: &str,
+    classid: u32,
+) -> io::Result<()> {
+    let info = (u32::from(priority) << 16) | u32::from(ETH_P_ALL.to_be());
+    let mut request = Message::new(
+        RTM_NEWTFILTER,
+        NLM_F_ACK,
+        &tcmsg(ifindex, handle, parent, info),
+    );
+    request.attribute(TCA_KIND, b"bpf\0");
+    let mut name = name.as_bytes().to_vec();
+    name.push(0);
+    request.nested(TCA_OPTIONS, |options| {
+        options.attribute(TCA_BPF_FD, &program_fd.to_ne_bytes());
+        options.attribute(TCA_BPF_NAME, &name);
+        options.attribute(TCA_BPF_FLAGS, &TCA_BPF_FLAG_ACT_DIRECT.to_ne_bytes());
+        options.attribute(TCA_BPF_CLASSID, &classid.to_ne_bytes());
+    });
+    Socket::open()?.exchange(&request.finish(), RTM_NEWTFILTER)?;
+    Ok(())
 }
 
 /// Deletes the filter `priority`/`handle` on `parent` of `ifindex`.

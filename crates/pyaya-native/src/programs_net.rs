@@ -357,6 +357,7 @@ fn tc_link(
     ifindex: u32,
     direction: &'static str,
     created_clsact: bool,
+    classid: Option<(i32, &str, u32)>,
 ) -> Result<Box<dyn OwnedLink>, Deferred> {
     let link = link.map_err(|err| Deferred::Program(context.to_owned(), Box::new(err)))?;
     if <&FdLink>::try_from(&link).is_ok() {
@@ -365,15 +366,35 @@ fn tc_link(
     let program_error = |err: ProgramError| Deferred::Program(context.to_owned(), Box::new(err));
     let priority = link.priority().map_err(program_error)?;
     let handle = u32::from(link.handle().map_err(program_error)?);
-    Ok(Box::new(TcFilter {
+    let mut filter = TcFilter {
         link: Some(link),
         ifindex,
         direction,
         priority,
         handle,
+        classid: 0,
         created_clsact,
         records: None,
-    }))
+    };
+    if let Some((program_fd, name, classid)) = classid {
+        let parent = if direction == "egress" {
+            netlink::TC_PARENT_EGRESS
+        } else {
+            netlink::TC_PARENT_INGRESS
+        };
+        // On failure `filter` is dropped, which removes the filter aya made: nothing half-made is left.
+        netlink::tc_filter_set_classid(
+            ifindex, parent, priority, handle, program_fd, name, classid,
+        )
+        .map_err(|err| {
+            Deferred::Program(
+                format!("{context}: setting classid {classid:#x}"),
+                Box::new(ProgramError::from(err)),
+            )
+        })?;
+        filter.classid = classid;
+    }
+    Ok(Box::new(filter))
 }
 
 /// Whether a detach failed only because the attachment is gone already (its interface removed, say).
@@ -417,6 +438,7 @@ struct TcFilter {
     direction: &'static str,
     priority: u16,
     handle: u32,
+    classid: u32,
     created_clsact: bool,
     records: Option<Records>,
 }
@@ -464,6 +486,7 @@ impl OwnedLink for TcFilter {
             direction: self.direction,
             priority: self.priority,
             handle: self.handle,
+            classid: self.classid,
             created_clsact: self.created_clsact,
         })
     }
@@ -693,8 +716,9 @@ impl Program {
     ///
     /// `order` places a tcx attachment in the interface's chain: `("first" | "last", 0)`, or
     /// `("before" | "after", program id)`; None appends it. `handle` is the netlink filter's handle (0: the
-    /// kernel picks one).
-    #[pyo3(signature = (interface, direction = "ingress", priority = 0, handle = 0, order = None))]
+    /// kernel picks one); `classid` (not 0) sets the filter's `TCA_BPF_CLASSID`, which makes it a netlink filter.
+    #[pyo3(signature = (interface, direction = "ingress", priority = 0, handle = 0, order = None, classid = 0))]
+    #[allow(clippy::too_many_arguments, reason = "the Python signature")]
     fn attach_sched_classifier(
         &self,
         py: Python<'_>,
@@ -703,17 +727,18 @@ impl Program {
         priority: u16,
         handle: u32,
         order: Option<(String, u32)>,
+        classid: u32,
     ) -> PyResult<Link> {
         let attach_type = tc_attach_type(direction)?;
         let link_order = order
             .as_ref()
             .map(|(place, id)| link_order(place, *id))
             .transpose()?;
-        if link_order.is_some() && (priority != 0 || handle != 0) {
+        if link_order.is_some() && (priority != 0 || handle != 0 || classid != 0) {
             return Err(crate::errors::new_err(
                 Kind::InvalidArgument,
-                "before=/after=/first=/last= order tcx attachments; priority= and handle= are for netlink \
-                 filters: give one kind or the other",
+                "before=/after=/first=/last= order tcx attachments; priority=, handle= and classid= are for \
+                 netlink filters: give one kind or the other",
             ));
         }
         let direction: &'static str = match attach_type {
@@ -730,7 +755,7 @@ impl Program {
         self.attach_with(py, |program| match program {
             AyaProgram::SchedClassifier(p) => {
                 let ordered = link_order.is_some();
-                if (tcx_kernel || ordered) && priority == 0 && handle == 0 {
+                if (tcx_kernel || ordered) && priority == 0 && handle == 0 && classid == 0 {
                     let program_id = p
                         .info()
                         .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?
@@ -786,12 +811,18 @@ impl Program {
                         return Err(Deferred::Program(context.clone(), Box::new(err)));
                     }
                 };
+                let program_fd = p
+                    .fd()
+                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?
+                    .as_fd()
+                    .as_raw_fd();
                 tc_link(
                     &context,
                     p.take_link(id),
                     ifindex,
                     direction,
                     created_clsact,
+                    (classid != 0).then_some((program_fd, self.name_str(), classid)),
                 )
             }
             other => Err(wrong_kind(

@@ -120,6 +120,12 @@ class Link:
         links and once detached."""
         return self._netlink_tc("handle")
 
+    @property
+    def classid(self) -> int | None:
+        """The class id (``TCA_BPF_CLASSID``, ``major << 16 | minor``) a netlink TC filter was attached with, 0
+        when none was given; ``None`` for other links and once detached."""
+        return self._netlink_tc("classid")
+
     def _netlink_tc(self, field: str) -> int | None:
         netlink = self._native.netlink
         if netlink is None or netlink.get("kind") != "tc":

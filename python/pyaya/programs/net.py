@@ -136,6 +136,7 @@ class SchedClassifier(Program):
         *,
         priority: int = 0,
         handle: int = 0,
+        classid: int = 0,
         before: Program | Link | None = None,
         after: Program | Link | None = None,
         first: bool = False,
@@ -149,9 +150,11 @@ class SchedClassifier(Program):
         or ``handle`` (netlink concepts: lower priorities run first; the handle tells apart filters of one
         priority, 0 lets the kernel pick) or on older kernels it is a netlink filter on the interface's ``clsact``
         qdisc, which is added when missing (and removed with the last filter when pyaya added it); the link's
-        ``netlink`` dict reports the priority and handle the filter got. A netlink filter stays on the interface
-        if the process is killed: pyaya records it, and its guard process or ``pyaya cleanup`` removes it (see
-        :mod:`pyaya.attachments`).
+        ``netlink`` dict reports the priority and handle the filter got. ``classid`` (``major:minor`` as one
+        number, e.g. ``0x10001`` for ``1:1``) sets the filter's class (``TCA_BPF_CLASSID``, where packets go when
+        the program returns ``TC_ACT_UNSPEC``) and so also makes it a netlink filter. A netlink filter stays on
+        the interface if the process is killed: pyaya records it, and its guard process or ``pyaya cleanup``
+        removes it (see :mod:`pyaya.attachments`).
 
         >>> link = bpf.programs["count"].attach("eth0", "ingress", before=bpf.programs["police"])  # doctest: +SKIP
         """
@@ -159,17 +162,18 @@ class SchedClassifier(Program):
         _args.choice(direction, "direction", DIRECTIONS)
         _args.integer(priority, "priority", high=_args.U16)
         _args.integer(handle, "handle", high=_args.U32)
+        _args.integer(classid, "classid", high=_args.U32)
         order = _tcx_order(before=before, after=after, first=_args.flag(first, "first"), last=_args.flag(last, "last"))
-        if order is not None and (priority or handle):
+        if order is not None and (priority or handle or classid):
             raise InvalidArgumentError(
-                "before=/after=/first=/last= order tcx attachments, priority=/handle= netlink filters: give one "
-                "kind or the other"
+                "before=/after=/first=/last= order tcx attachments, priority=/handle=/classid= netlink filters: "
+                "give one kind or the other"
             )
         self._ensure_loaded()
         with attachments.recording(
-            self, "tc", interface, direction=direction, priority=priority, handle=handle
+            self, "tc", interface, direction=direction, priority=priority, handle=handle, classid=classid
         ) as attached:
-            native = self._native.attach_sched_classifier(interface, direction, priority, handle, order)
+            native = self._native.attach_sched_classifier(interface, direction, priority, handle, order, classid)
             attached(native)
         return self._attached(native)
 
