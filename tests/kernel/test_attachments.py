@@ -69,6 +69,7 @@ def test_netlink_filters_are_recorded_and_detach_removes_them_and_the_qdisc(
             "direction": "ingress",
             "priority": 7,
             "handle": 1,
+            "classid": 0,
             "created_clsact": True,
         }
         egress = program.attach(interface, "egress", priority=3)
