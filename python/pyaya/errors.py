@@ -15,6 +15,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
     "InvalidIndexError",
+    "KernelFieldError",
     "LoadError",
     "MapError",
     "MetricsError",
@@ -82,6 +83,12 @@ class LoadError(PyayaError):
     def __init__(self, message: str, errno: int | None = None) -> None:
         super().__init__(message)
         self.errno = errno
+
+
+class KernelFieldError(LoadError):
+    """A kernel field the object declares (``pyaya_fields::kernel_field!``) cannot be filled from the kernel's BTF:
+    a required field this kernel lacks, a bitfield, or a path that does not parse; the message names the global,
+    the path and what was tried."""
 
 
 class PermissionDeniedError(LoadError, PermissionError):

@@ -15,12 +15,14 @@ import weakref
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pyaya import _args, _native
 from pyaya.btf import Btf
 from pyaya.errors import InvalidArgumentTypeError, NotFoundError, ObjectError, PyayaError
+from pyaya.kernel_fields import KernelField
+from pyaya.kernel_fields import fill as fill_kernel_fields
 from pyaya.maps import Buffer, Map, wrap_map
 from pyaya.programs import Program, class_for
 from pyaya.types import MapTypes, Types, apply_btf_types, map_types
@@ -129,6 +131,7 @@ class Ebpf:
         # a reference cycle. Map handles refer to their object, so the object keeps them weakly.
         self._programs: dict[str, Program] = {}
         self._maps: weakref.WeakValueDictionary[str, Map] = weakref.WeakValueDictionary()
+        self._kernel_fields: dict[str, KernelField] = {}
 
     @property
     def programs(self) -> Programs:
@@ -149,6 +152,13 @@ class Ebpf:
         from pyaya.variables import Globals  # noqa: PLC0415
 
         return Globals(self)
+
+    @property
+    def kernel_fields(self) -> Mapping[str, KernelField]:
+        """The kernel fields the object declares (``pyaya_fields::kernel_field!``) by global name, as the loader
+        filled them from the running kernel's BTF: offsets, size, whether each exists (see
+        :mod:`pyaya.kernel_fields`). Fields set through ``globals=`` are not in here."""
+        return MappingProxyType(self._kernel_fields)
 
     @cached_property
     def btf(self) -> Btf | None:
@@ -206,6 +216,8 @@ class Ebpf:
         """
         raw = _args.buffer(data, "data (the object's bytes)")
         global_values = _global_bytes(raw, _mapping(globals, "globals"))
+        field_values, kernel_fields = fill_kernel_fields(raw, set(global_values))
+        global_values.update(field_values)
         sizes = {
             _args.string(name, "a name in max_entries"): _args.integer(
                 entries, f"max_entries[{name!r}]", low=1, high=_args.U32
@@ -225,7 +237,9 @@ class Ebpf:
             log_level=aya_log_level(level),
             pin_maps=pin_folder,
         )
-        return cls(native, data=raw)
+        ebpf = cls(native, data=raw)
+        ebpf._kernel_fields = kernel_fields
+        return ebpf
 
     @classmethod
     def load_file(

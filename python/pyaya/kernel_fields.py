@@ -1,0 +1,229 @@
+"""Kernel fields declared in an object (``pyaya_fields::kernel_field!``), filled from the kernel's BTF before load.
+
+Rust eBPF programs get no CO-RE relocations, so a program reading ``task->real_parent->tgid`` cannot have its
+offsets fixed by the loader the way libbpf fixes a C program's. A program instead declares each field once, by
+path (``kernel_field!(PARENT_TGID: u32 = "task_struct.real_parent->tgid")``): the declaration is a ``.rodata``
+global that starts with :data:`MAGIC` and holds its path. :meth:`pyaya.Ebpf.load` finds every one
+(:func:`declarations`), resolves each path in the running kernel's BTF (:func:`resolve`) and writes the offsets, the
+field's size and whether it exists into the global, as ``globals=`` would, so main.py holds no offset code.
+
+Path syntax: ``struct.member`` (nested and anonymous members included: ``sk_buff.sk->__sk_common.skc_family``),
+``->member`` after a pointer member to follow it, ``a|b`` for a member (or struct) renamed between kernels (the
+first one the kernel has wins: ``task_struct.__state|state``).
+
+>>> from pyaya.kernel_fields import resolve_path  # doctest: +SKIP
+>>> resolve_path("task_struct.real_parent->tgid")  # doctest: +SKIP
+KernelField(name='', path='task_struct.real_parent->tgid', ..., exists=True, offsets=(2504, 2428), size=4, ...)
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import struct
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
+
+from pyaya.errors import KernelFieldError, NotFoundError, PyayaError
+
+if TYPE_CHECKING:
+    from pyaya.btf import Btf
+
+__all__ = ["DECLARATION_SIZE", "MAGIC", "MAX_HOPS", "KernelField", "declarations", "fill", "resolve", "resolve_path"]
+
+#: The first bytes of a declaration (crates/pyaya-fields' ``MAGIC``).
+MAGIC = b"PYAYAKF1"
+#: Most hops of a path (pointers followed, plus one), as the kernel side reads them.
+MAX_HOPS = 4
+_PATH_BYTES = 120
+# The declaration's layout (crates/pyaya-fields/src/lib.rs, `KernelField`): magic, path, then u32 fields.
+_REQUIRED_AT = 8 + _PATH_BYTES
+_FILLED_AT = _REQUIRED_AT + 8
+#: Size of one declaration in bytes.
+DECLARATION_SIZE = _FILLED_AT + 16 + 4 * MAX_HOPS
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_ALTERNATIVES = rf"{_NAME}(?:\|{_NAME})*"
+_PATH = re.compile(rf"({_ALTERNATIVES})((?:(?:\.|->){_ALTERNATIVES})+)")
+_STEP = re.compile(rf"(\.|->)({_ALTERNATIVES})")
+
+
+@dataclass(frozen=True, slots=True)
+class KernelField:
+    """One declared kernel field and what the kernel's BTF says of it."""
+
+    name: str
+    """The global declaring it (the ``kernel_field!`` name)."""
+    path: str
+    """The path as declared, alternatives included."""
+    required: bool
+    type_size: int
+    """The size of the type the program reads it as."""
+    exists: bool = False
+    offsets: tuple[int, ...] = ()
+    """Byte offsets from the start of each struct on the path; all but the last lead to a pointer followed."""
+    size: int = 0
+    """The kernel field's size in bytes."""
+    resolved: str = ""
+    """The path with the alternatives the kernel has (``task_struct.__state``), empty when it does not exist."""
+    missing: str = ""
+    """Why the field does not exist, empty when it does."""
+
+
+def _split(path: str) -> tuple[list[str], list[tuple[bool, list[str]]]]:
+    match = _PATH.fullmatch(path)
+    if match is None:
+        raise KernelFieldError(
+            f"kernel field path {path!r} does not parse: write a struct name, then members, each after '.' (same "
+            "struct) or '->' (through a pointer), with '|' between alternatives: 'task_struct.real_parent->tgid'"
+        )
+    steps = [(arrow == "->", names.split("|")) for arrow, names in _STEP.findall(match.group(2))]
+    return match.group(1).split("|"), steps
+
+
+def resolve(btf: Btf, field: KernelField) -> KernelField:
+    """``field`` with its offsets, size and existence in ``btf``. A missing struct or member gives a field that
+    does not exist (whatever ``required`` says: :func:`fill` decides); a path that does not parse, a member used
+    the wrong way (``.`` on a pointer, ``->`` on a non-pointer) or a bitfield raise :class:`KernelFieldError`."""
+    from pyaya.btf import BtfComposite, BtfPtr, Kind  # noqa: PLC0415
+
+    struct_names, steps = _split(field.path)
+    label = f"kernel field {field.name} ({field.path})" if field.name else f"kernel field path {field.path}"
+
+    def wrong(message: str) -> KernelFieldError:
+        return KernelFieldError(f"{label}: {message}")
+
+    composite = None
+    for struct_name in struct_names:
+        found = [t for t in btf.find_all(struct_name) if isinstance(t, BtfComposite)]
+        if found:
+            composite = found[0]
+            break
+    if composite is None:
+        return replace(field, missing=f"the kernel has no struct or union {' or '.join(struct_names)}")
+    type_id = composite.id
+    walked = composite.name
+    offset = 0
+    offsets: list[int] = []
+    for arrow, names in steps:
+        current = btf.resolve(type_id)
+        if arrow:
+            if not isinstance(current, BtfPtr):
+                raise wrong(f"{walked} is {btf.describe(type_id)}, not a pointer: write '.' before {names[0]}")
+            offsets.append(offset)
+            offset = 0
+            current = btf.resolve(current.type_id)
+            if current.kind == Kind.FWD:
+                return replace(field, missing=f"{walked} points to {btf.describe(current.id)}, which the BTF lacks")
+        elif isinstance(current, BtfPtr):
+            raise wrong(
+                f"{walked} is a pointer to {btf.describe(current.type_id)}: write '->' before {names[0]}"
+            )
+        if not isinstance(current, BtfComposite):
+            raise wrong(f"{walked} is {btf.describe(current.id)}, not a struct or union: it has no member {names[0]}")
+        for name in names:
+            try:
+                bits, member = btf.member_bit_offset(current.id, name)
+            except NotFoundError:
+                continue
+            break
+        else:
+            return replace(field, missing=f"{btf.describe(current.id)} has no member {' or '.join(names)}")
+        if member.bitfield_size or bits % 8:
+            raise wrong(f"{walked}{'->' if arrow else '.'}{name} is a bitfield: kernel fields are whole bytes")
+        walked += f"{'->' if arrow else '.'}{name}"
+        offset += bits // 8
+        type_id = member.type_id
+    offsets.append(offset)
+    if len(offsets) > MAX_HOPS:
+        raise wrong(f"the path follows {len(offsets) - 1} pointers; a kernel field follows at most {MAX_HOPS - 1}")
+    size = btf.size_of(type_id)
+    if not size:
+        raise wrong(f"{walked} is {btf.describe(type_id)}, which has no size to read")
+    return replace(field, exists=True, offsets=tuple(offsets), size=size, resolved=walked, missing="")
+
+
+def resolve_path(path: str, btf: Btf | None = None) -> KernelField:
+    """``path`` resolved in ``btf`` (default: the running kernel's), as the loader would fill a declaration."""
+    from pyaya.btf import Btf  # noqa: PLC0415
+
+    return resolve(Btf.vmlinux() if btf is None else btf, KernelField("", path, required=True, type_size=0))
+
+
+def declarations(data: bytes) -> list[tuple[KernelField, bytes]]:
+    """Every kernel field declared in the object ``data``, with the declaration's bytes, in symbol order."""
+    if MAGIC not in data:
+        return []
+    from pyaya.elf import Elf, SymbolType  # noqa: PLC0415
+
+    elf = Elf(data)
+    order: Literal["little", "big"] = "little" if elf.endian == "<" else "big"
+    found: list[tuple[KernelField, bytes]] = []
+    contents: dict[str, bytes] = {}
+    for symbol in elf.symbols:
+        if symbol.type != SymbolType.OBJECT or symbol.size != DECLARATION_SIZE:
+            continue
+        section = elf.section_of(symbol)
+        if section is None or not section.name.startswith(".rodata"):
+            continue
+        if section.name not in contents:
+            contents[section.name] = elf.section_data(section)
+        raw = contents[section.name][symbol.value : symbol.value + DECLARATION_SIZE]
+        if raw[:8] != MAGIC or len(raw) != DECLARATION_SIZE:
+            continue
+        try:
+            path = raw[8:_REQUIRED_AT].split(b"\0", 1)[0].decode("ascii")
+        except UnicodeDecodeError:
+            raise KernelFieldError(f"kernel field {symbol.name}: its path is not ASCII text") from None
+        required = int.from_bytes(raw[_REQUIRED_AT : _REQUIRED_AT + 4], order) != 0
+        type_size = int.from_bytes(raw[_REQUIRED_AT + 4 : _FILLED_AT], order)
+        found.append((KernelField(symbol.name, path, required, type_size), raw))
+    return found
+
+
+def _encode(data: bytes, field: KernelField, order: Literal["little", "big"]) -> bytes:
+    head = data[:_FILLED_AT]
+    prefix = "<" if order == "little" else ">"
+    offsets = list(field.offsets) + [0] * (MAX_HOPS - len(field.offsets))
+    filled = struct.pack(f"{prefix}4I{MAX_HOPS}I", int(field.exists), len(field.offsets), field.size, 0, *offsets)
+    return head + filled
+
+
+def fill(data: bytes, given: set[str], btf: Btf | None = None) -> tuple[dict[str, bytes], dict[str, KernelField]]:
+    """The bytes of every kernel field the object ``data`` declares, filled from ``btf`` (default: the running
+    kernel's), as ``globals=`` values by name, and the fields themselves. Names in ``given`` (globals the caller
+    set) are left as the caller set them. Raises :class:`KernelFieldError` naming a required field the kernel
+    lacks, with what was tried and the kernel's release."""
+    declared = declarations(data)
+    if not declared:
+        return {}, {}
+    from pyaya.variables import byte_order  # noqa: PLC0415
+
+    order = byte_order(data)
+    kernel_error = ""
+    if btf is None:
+        from pyaya.btf import Btf  # noqa: PLC0415
+
+        try:
+            btf = Btf.vmlinux()
+        except PyayaError as error:
+            btf = None
+            kernel_error = str(error)
+    values: dict[str, bytes] = {}
+    fields: dict[str, KernelField] = {}
+    for field, raw in declared:
+        if field.name in given:
+            continue
+        if btf is None:
+            field = replace(field, missing=f"the kernel's BTF cannot be read ({kernel_error})")
+        else:
+            field = resolve(btf, field)
+        if not field.exists and field.required:
+            raise KernelFieldError(
+                f"kernel field {field.name}: this kernel ({platform.release()}) lacks {field.path}: {field.missing}; "
+                f"declare it `kernel_field!(optional {field.name}: ...)` to load anyway and branch on "
+                f"{field.name}.exists()"
+            )
+        values[field.name] = _encode(raw, field, order)
+        fields[field.name] = field
+    return values, fields
