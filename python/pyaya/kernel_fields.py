@@ -70,11 +70,11 @@ class KernelField:
     """Why the field does not exist, empty when it does."""
 
 
-def _split(path: str) -> tuple[list[str], list[tuple[bool, list[str]]]]:
+def _split(path: str, label: str) -> tuple[list[str], list[tuple[bool, list[str]]]]:
     match = _PATH.fullmatch(path)
     if match is None:
         raise KernelFieldError(
-            f"kernel field path {path!r} does not parse: write a struct name, then members, each after '.' (same "
+            f"{label} does not parse: write a struct name, then members, each after '.' (same "
             "struct) or '->' (through a pointer), with '|' between alternatives: 'task_struct.real_parent->tgid'"
         )
     steps = [(arrow == "->", names.split("|")) for arrow, names in _STEP.findall(match.group(2))]
@@ -87,8 +87,8 @@ def resolve(btf: Btf, field: KernelField) -> KernelField:
     the wrong way (``.`` on a pointer, ``->`` on a non-pointer) or a bitfield raise :class:`KernelFieldError`."""
     from pyaya.btf import BtfComposite, BtfPtr, Kind  # noqa: PLC0415
 
-    struct_names, steps = _split(field.path)
-    label = f"kernel field {field.name} ({field.path})" if field.name else f"kernel field path {field.path}"
+    label = f"kernel field {field.name} ({field.path!r})" if field.name else f"kernel field path {field.path!r}"
+    struct_names, steps = _split(field.path, label)
 
     def wrong(message: str) -> KernelFieldError:
         return KernelFieldError(f"{label}: {message}")

@@ -1,0 +1,127 @@
+"""Kernel fields without CO-RE (``pyaya_fields::kernel_field!``): the fixture trace_fields declares fields by path,
+the loader fills them from this kernel's BTF, and the program reads them on a real exec; the values it saw are
+checked against what this process knows (its pid, its parent's, the host name). The same built object runs on
+every kernel of the VM matrix (5.10 has ``task_struct.state``, later kernels ``__state``; offsets differ)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import pytest
+from pyaya import Ebpf, KernelFieldError, loaded_maps, loaded_programs
+from pyaya.btf import Btf
+from pyaya.kernel_fields import resolve_path
+
+pytestmark = [pytest.mark.smoke, pytest.mark.needs("btf")]
+
+
+def _kernel_version() -> tuple[int, int]:
+    major, minor = platform.release().split(".")[:2]
+    return int(major), int("".join(c for c in minor if c.isdigit()))
+
+
+def test_declared_fields_are_filled_and_read_back_right_on_an_exec(fixtures_dir: Path) -> None:
+    with Ebpf.load_file(fixtures_dir / "trace_fields") as bpf:
+        fields = bpf.kernel_fields
+        assert set(fields) == {"TASK_TGID", "PARENT_TGID", "GRANDPARENT_TGID", "NODENAME", "TASK_STATE", "NO_SUCH_FIELD"}
+        kernel = Btf.vmlinux()
+        tgid = kernel.member_offset("task_struct", "tgid")
+        parent = kernel.member_offset("task_struct", "real_parent")
+        assert fields["TASK_TGID"].offsets == (tgid,)
+        assert fields["PARENT_TGID"].offsets == (parent, tgid)
+        assert fields["GRANDPARENT_TGID"].offsets == (parent, parent, tgid)
+        assert fields["NODENAME"].size == 65
+        program = bpf.programs["trace_fields"]
+        program.load()
+        with program.attach("sched", "sched_process_exec"):
+            bpf.globals["WATCH_PPID"] = os.getpid()
+            child = subprocess.Popen(["/bin/true"])
+            child.wait()
+            seen = bpf.globals["SEEN"]
+    assert seen.hits == 1
+    assert seen.tgid == child.pid
+    assert seen.ppid == os.getpid()
+    assert seen.grandparent == os.getppid()
+    assert seen.tgid_offset == tgid
+    assert seen.nodename == os.uname().nodename
+    # `state` was renamed `__state` (a long became an unsigned int) in 5.14: the alternative this kernel has won.
+    state = fields["TASK_STATE"]
+    expected = "task_struct.__state" if _kernel_version() >= (5, 14) else "task_struct.state"
+    assert (state.exists, state.resolved) == (True, expected)
+    assert (seen.state_exists, seen.state_size) == (1, state.size)
+    # An optional field no kernel has: the object loads, the program sees exists() false and read() -ENOENT.
+    missing = fields["NO_SUCH_FIELD"]
+    assert not missing.exists
+    assert "has no member pyaya_no_such_field" in missing.missing
+    assert (seen.missing_exists, seen.missing_error) == (0, -2)
+
+
+def test_a_required_field_the_kernel_lacks_fails_the_load_naming_it(fixtures_dir: Path) -> None:
+    programs, maps = len(loaded_programs()), len(loaded_maps())
+    with pytest.raises(KernelFieldError) as raised:
+        Ebpf.load_file(fixtures_dir / "trace_fields_missing")
+    message = str(raised.value)
+    assert "PARENT_COOKIE" in message
+    assert "task_struct.real_parent->pyaya_no_such_field|pyaya_nor_this" in message
+    assert "pyaya_no_such_field or pyaya_nor_this" in message
+    assert platform.release() in message
+    assert "optional" in message
+    # Refused before any map was made.
+    assert (len(loaded_programs()), len(loaded_maps())) == (programs, maps)
+
+
+def test_a_field_set_through_globals_is_left_as_given(fixtures_dir: Path) -> None:
+    data = (fixtures_dir / "trace_fields").read_bytes()
+    with Ebpf.load_file(fixtures_dir / "trace_fields") as filled:
+        declared = filled.kernel_fields
+    assert "TASK_STATE" in declared
+    from pyaya.kernel_fields import DECLARATION_SIZE, declarations
+
+    raw = dict((field.name, raw) for field, raw in declarations(data))["TASK_STATE"]
+    assert len(raw) == DECLARATION_SIZE
+    with Ebpf.load(data, globals={"TASK_STATE": raw}) as bpf:
+        assert "TASK_STATE" not in bpf.kernel_fields
+        assert "TASK_TGID" in bpf.kernel_fields
+
+
+def test_a_mutated_path_is_refused_with_the_syntax(fixtures_dir: Path) -> None:
+    data = (fixtures_dir / "trace_fields").read_bytes()
+    mutated = data.replace(b"task_struct.tgid\0", b"task_struct..gid\0", 1)
+    assert mutated != data
+    with pytest.raises(KernelFieldError, match=r"TASK_TGID.*does not parse.*'->'"):
+        Ebpf.load(mutated)
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("task_struct.in_execve", "is a bitfield"),
+        ("task_struct.tgid->pid", "is pid_t, not a pointer: write '.' before pid"),
+        ("task_struct.real_parent.tgid", "is a pointer to struct task_struct: write '->' before tgid"),
+        ("task_struct.real_parent->real_parent->real_parent->real_parent->tgid", "follows at most 3"),
+        ("task_struct", "does not parse"),
+        ("task_struct.tgid|", "does not parse"),
+    ],
+)
+def test_paths_used_the_wrong_way_are_refused(path: str, message: str) -> None:
+    with pytest.raises(KernelFieldError, match=message.replace(".", r"\.").replace("|", r"\|")):
+        resolve_path(path)
+
+
+def test_paths_resolve_through_embedded_structs_and_alternatives() -> None:
+    kernel = Btf.vmlinux()
+    family = resolve_path("sk_buff.sk->__sk_common.skc_family")
+    assert family.exists
+    assert family.offsets == (
+        kernel.member_offset("sk_buff", "sk"),
+        kernel.member_offset("sock", "__sk_common") + kernel.member_offset("sock_common", "skc_family"),
+    )
+    assert family.size == 2
+    renamed = resolve_path("no_such_struct_here|task_struct.pyaya_nothing|pid")
+    assert (renamed.resolved, renamed.offsets) == ("task_struct.pid", (kernel.member_offset("task_struct", "pid"),))
+    absent = resolve_path("no_such_struct_here.x")
+    assert not absent.exists
+    assert "no struct or union no_such_struct_here" in absent.missing
