@@ -84,7 +84,7 @@ lint: setup
 	bash scripts/lint-templates.sh
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest pyaya._native
-	$(PY) scripts/rust-module-cycles.py crates/pyaya-native/src crates/pyaya-core/src crates/pyaya-guard/src crates/pyaya-usdt/src
+	$(PY) scripts/rust-module-cycles.py crates/pyaya-native/src crates/pyaya-core/src crates/pyaya-guard/src crates/pyaya-usdt/src crates/pyaya-fields/src
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 

@@ -75,16 +75,29 @@ class BtfTypeInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class KernelFieldInfo:
+    """A ``kernel_field!`` declaration: the global, the path, whether the load needs it, the size read."""
+
+    name: str
+    path: str
+    required: bool
+    type_size: int
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectInfo:
     programs: list[ProgramInfo] = field(default_factory=list)
     maps: list[MapInfo] = field(default_factory=list)
     btf_types: list[BtfTypeInfo] = field(default_factory=list)
     btf: Btf | None = field(default=None, repr=False, compare=False)
     """The object's parsed ``.BTF``, or None without one."""
+    kernel_fields: list[KernelFieldInfo] = field(default_factory=list)
+    """The kernel fields the load fills from the kernel's BTF (:mod:`pyaya.kernel_fields`)."""
 
     def to_json(self, *, btf_details: bool = False) -> dict[str, list[dict[str, Any]]]:
-        """``{"programs": [...], "maps": [...], "btf_types": [...]}``; with ``btf_details`` each BTF type also
-        carries what its kind holds (members, values, parameters, target type: see :func:`btf_type_json`)."""
+        """``{"programs": [...], "maps": [...], "btf_types": [...], "kernel_fields": [...]}``; with ``btf_details``
+        each BTF type also carries what its kind holds (members, values, parameters, target type: see
+        :func:`btf_type_json`)."""
         if btf_details and self.btf is not None:
             types = [btf_type_json(self.btf, self.btf.type(t.id)) for t in self.btf_types]
         else:
@@ -93,6 +106,7 @@ class ObjectInfo:
             "programs": [asdict(p) for p in self.programs],
             "maps": [asdict(m) for m in self.maps],
             "btf_types": types,
+            "kernel_fields": [asdict(f) for f in self.kernel_fields],
         }
 
 
@@ -117,7 +131,10 @@ def inspect_bytes(data: bytes) -> ObjectInfo:
         MapInfo(str(m["name"]), str(m["type"]), int(m["key_size"]), int(m["value_size"]), int(m["max_entries"]))
         for m in found["maps"]
     ]
-    return ObjectInfo(programs, maps, _btf_types(btf), btf)
+    from pyaya.kernel_fields import declarations  # noqa: PLC0415
+
+    fields = [KernelFieldInfo(f.name, f.path, f.required, f.type_size) for f, _ in declarations(data)]
+    return ObjectInfo(programs, maps, _btf_types(btf), btf, fields)
 
 
 def inspect_file(path: str | Path) -> ObjectInfo:

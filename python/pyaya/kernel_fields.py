@@ -116,9 +116,7 @@ def resolve(btf: Btf, field: KernelField) -> KernelField:
             if current.kind == Kind.FWD:
                 return replace(field, missing=f"{walked} points to {btf.describe(current.id)}, which the BTF lacks")
         elif isinstance(current, BtfPtr):
-            raise wrong(
-                f"{walked} is a pointer to {btf.describe(current.type_id)}: write '->' before {names[0]}"
-            )
+            raise wrong(f"{walked} is a pointer to {btf.describe(current.type_id)}: write '->' before {names[0]}")
         if not isinstance(current, BtfComposite):
             raise wrong(f"{walked} is {btf.describe(current.id)}, not a struct or union: it has no member {names[0]}")
         for name in names:
@@ -211,13 +209,13 @@ def fill(data: bytes, given: set[str], btf: Btf | None = None) -> tuple[dict[str
             kernel_error = str(error)
     values: dict[str, bytes] = {}
     fields: dict[str, KernelField] = {}
-    for field, raw in declared:
-        if field.name in given:
+    for declaration, raw in declared:
+        if declaration.name in given:
             continue
         if btf is None:
-            field = replace(field, missing=f"the kernel's BTF cannot be read ({kernel_error})")
+            field = replace(declaration, missing=f"the kernel's BTF cannot be read ({kernel_error})")
         else:
-            field = resolve(btf, field)
+            field = resolve(btf, declaration)
         if not field.exists and field.required:
             raise KernelFieldError(
                 f"kernel field {field.name}: this kernel ({platform.release()}) lacks {field.path}: {field.missing}; "

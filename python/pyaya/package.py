@@ -205,10 +205,18 @@ def global_data(
     globals: Mapping[str, GlobalValue], object_data: bytes, *, btf_path: str | os.PathLike[str] | None = None
 ) -> dict[str, bytes]:
     """The bytes of each ``[globals]`` entry, as bpfman's ``globalData`` (and ``bpfman load -g NAME=HEX``) want them:
-    the global's size (from the object's BTF), in the object's byte order. Kernel struct offsets are read from
-    ``btf_path`` (default: this machine's ``/sys/kernel/btf/vmlinux``)."""
+    the global's size (from the object's BTF), in the object's byte order, and the object's kernel fields
+    (``kernel_field!``) filled as ``pyaya.Ebpf.load`` fills them. Kernel struct offsets are read from ``btf_path``
+    (default: this machine's ``/sys/kernel/btf/vmlinux``)."""
+    from pyaya.kernel_fields import fill as fill_kernel_fields  # noqa: PLC0415
+
+    try:
+        kernel_btf = None if btf_path is None else Btf.vmlinux(Path(btf_path))
+        fields, _ = fill_kernel_fields(object_data, set(globals), kernel_btf)
+    except PyayaError as error:
+        raise PackageError(str(error)) from None
     if not globals:
-        return {}
+        return fields
     elf = Elf(object_data)
     order: Literal["little", "big"] = "little" if elf.endian == "<" else "big"
     if elf.section(".BTF") is None:
@@ -236,7 +244,7 @@ def global_data(
             values[name] = number.to_bytes(size, order, signed=number < 0)
         except OverflowError:
             raise PackageError(f"[globals] {name} = {number} does not fit the global's {size} bytes") from None
-    return values
+    return {**fields, **values}
 
 
 def _architecture() -> tuple[str, str]:

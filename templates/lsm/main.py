@@ -14,38 +14,8 @@ It also runs on its own:
 from __future__ import annotations
 
 import ctypes
-import logging
 
-from pyaya import PyayaError
-from pyaya.kernel import member_offset
 from pyaya.runtime import Column, Session
-
-log = logging.getLogger("{{name}}")
-
-HOOK = "{{lsm_hook|py}}"
-#: The kernel struct members each decoded hook's program follows, and the globals their offsets go to.
-OFFSETS = {
-    "bprm_check_security": {"BINPRM_FILENAME_OFFSET": ("linux_binprm", "filename")},
-    "file_open": {
-        "FILE_PATH_OFFSET": ("file", "f_path"),
-        "PATH_DENTRY_OFFSET": ("path", "dentry"),
-        "DENTRY_NAME_OFFSET": ("dentry", "d_name"),
-        "QSTR_NAME_OFFSET": ("qstr", "name"),
-    },
-}
-
-
-def kernel_offsets() -> dict[str, ctypes.c_uint64]:
-    """Offsets of the kernel struct members the program follows, from this kernel's BTF (Rust eBPF programs have
-    no CO-RE relocations)."""
-    try:
-        return {
-            name: ctypes.c_uint64(member_offset(struct, member))
-            for name, (struct, member) in OFFSETS.get(HOOK, {}).items()
-        }
-    except (OSError, PyayaError) as error:
-        log.warning("no kernel BTF (%s): names will show empty", error)
-        return {}
 
 
 def main() -> None:
@@ -59,7 +29,9 @@ def main() -> None:
     with Session("{{name}}", columns=columns) as session:
         # -p PID: the kernel side reports only that process's checks (and still denies nothing).
         target = {"TARGET_TGID": ctypes.c_uint32(session.options.pid or 0)}
-        bpf = session.load(globals={**kernel_offsets(), **target})
+        # The kernel side's kernel_field! declarations (the names it reads) are filled from this kernel's BTF by
+        # the load itself.
+        bpf = session.load(globals=target)
         # The program names its hook in its ELF section (lsm/{{lsm_hook|text}}): loading finds the hook's
         # bpf_lsm_ function in the kernel's BTF.
         program = bpf.programs["{{crate_name}}"]

@@ -14,23 +14,8 @@ It also runs on its own:
 from __future__ import annotations
 
 import ctypes
-import logging
 
-from pyaya import PyayaError
-from pyaya.kernel import member_offset
 from pyaya.runtime import Column, Session
-
-log = logging.getLogger("{{name}}")
-
-
-def kernel_offsets() -> dict[str, ctypes.c_uint64]:
-    """Where this kernel keeps `linux_binprm.filename`: the kernel side reads it from the tracepoint's `bprm`
-    argument, and Rust eBPF programs have no CO-RE relocations."""
-    try:
-        return {"BINPRM_FILENAME_OFFSET": ctypes.c_uint64(member_offset("linux_binprm", "filename"))}
-    except (OSError, PyayaError) as error:
-        log.warning("no kernel BTF (%s): filenames will show empty", error)
-        return {}
 
 
 def main() -> None:
@@ -44,7 +29,9 @@ def main() -> None:
     with Session("{{name}}", columns=columns) as session:
         # -p PID: the kernel side drops every other process's hits before they reach the ring buffer.
         target = {"TARGET_TGID": ctypes.c_uint32(session.options.pid or 0)}
-        bpf = session.load(globals={**kernel_offsets(), **target})
+        # The kernel side's kernel_field! declaration (the binary's name) is filled from this kernel's BTF by the
+        # load itself.
+        bpf = session.load(globals=target)
         # The program names its tracepoint in its ELF section (tp_btf/{{btf_tracepoint|text}}): loading finds its type
         # in the kernel's BTF.
         program = bpf.programs["{{crate_name}}"]

@@ -13,27 +13,8 @@ It also runs on its own:
 from __future__ import annotations
 
 import ctypes
-import logging
 
-from pyaya import PyayaError
-from pyaya.kernel import member_offsets
 from pyaya.runtime import Column, Session
-
-log = logging.getLogger("{{name}}")
-
-
-def task_struct_offsets() -> dict[str, ctypes.c_uint64]:
-    """Where this kernel keeps `task_struct.real_parent` and `.tgid`: the kernel side needs them for the ppid,
-    because Rust eBPF programs have no CO-RE relocations."""
-    try:
-        offsets = member_offsets("task_struct", "real_parent", "tgid")
-        return {
-            "TASK_REAL_PARENT_OFFSET": ctypes.c_uint64(offsets["real_parent"]),
-            "TASK_TGID_OFFSET": ctypes.c_uint64(offsets["tgid"]),
-        }
-    except PyayaError as error:
-        log.warning("no kernel BTF (%s): ppid will show as 0", error)
-        return {}
 
 
 def main() -> None:
@@ -47,7 +28,9 @@ def main() -> None:
     with Session("{{name}}", columns=columns) as session:
         # -p PID: the kernel side drops every other process's execs before they reach the ring buffer.
         target = {"TARGET_TGID": ctypes.c_uint32(session.options.pid or 0)}
-        bpf = session.load(globals={**task_struct_offsets(), **target})
+        # The kernel side's kernel_field! declarations (the parent's tgid) are filled from this kernel's BTF by the
+        # load itself.
+        bpf = session.load(globals=target)
         bpf.programs["{{crate_name}}"].attach("syscalls", "sys_enter_execve")
         session.show_map_at_exit(bpf.maps["EXEC_COUNTS"], key="uid", value="execs")
         # EVENTS is a #[btf_map] ring buffer of ExecEvent: each record arrives decoded by the object's BTF, with

@@ -32,6 +32,7 @@ def test_wheel_is_abi3_and_carries_templates(wheel: Path) -> None:
     assert "pyaya/templates/tracepoint/template.toml" in names
     assert "pyaya/templates/tracepoint/{{name}}-ebpf/src/main.rs" in names
     assert "pyaya/crates/pyaya-usdt/src/lib.rs" in names  # copied into usdt projects
+    assert "pyaya/crates/pyaya-fields/src/lib.rs" in names  # copied into the tracepoint, tp_btf and lsm projects
     assert any(name.startswith("pyaya/_native") and name.endswith(".so") for name in names)
     assert "pyaya/_native.pyi" in names
     assert "pyaya/py.typed" in names

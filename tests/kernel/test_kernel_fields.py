@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 from pyaya import Ebpf, KernelFieldError, loaded_maps, loaded_programs
 from pyaya.btf import Btf
-from pyaya.kernel_fields import resolve_path
+from pyaya.errors import PackageError
+from pyaya.inspect import inspect_file
+from pyaya.kernel_fields import DECLARATION_SIZE, declarations, resolve_path
+from pyaya.package import global_data
 
 pytestmark = [pytest.mark.smoke, pytest.mark.needs("btf")]
 
@@ -26,7 +29,8 @@ def _kernel_version() -> tuple[int, int]:
 def test_declared_fields_are_filled_and_read_back_right_on_an_exec(fixtures_dir: Path) -> None:
     with Ebpf.load_file(fixtures_dir / "trace_fields") as bpf:
         fields = bpf.kernel_fields
-        assert set(fields) == {"TASK_TGID", "PARENT_TGID", "GRANDPARENT_TGID", "NODENAME", "TASK_STATE", "NO_SUCH_FIELD"}
+        declared = {"TASK_TGID", "PARENT_TGID", "GRANDPARENT_TGID", "NODENAME", "TASK_STATE", "NO_SUCH_FIELD"}
+        assert set(fields) == declared
         kernel = Btf.vmlinux()
         tgid = kernel.member_offset("task_struct", "tgid")
         parent = kernel.member_offset("task_struct", "real_parent")
@@ -78,8 +82,6 @@ def test_a_field_set_through_globals_is_left_as_given(fixtures_dir: Path) -> Non
     with Ebpf.load_file(fixtures_dir / "trace_fields") as filled:
         declared = filled.kernel_fields
     assert "TASK_STATE" in declared
-    from pyaya.kernel_fields import DECLARATION_SIZE, declarations
-
     raw = dict((field.name, raw) for field, raw in declarations(data))["TASK_STATE"]
     assert len(raw) == DECLARATION_SIZE
     with Ebpf.load(data, globals={"TASK_STATE": raw}) as bpf:
@@ -125,3 +127,21 @@ def test_paths_resolve_through_embedded_structs_and_alternatives() -> None:
     absent = resolve_path("no_such_struct_here.x")
     assert not absent.exists
     assert "no struct or union no_such_struct_here" in absent.missing
+
+
+def test_packages_for_bpfman_carry_the_filled_fields(fixtures_dir: Path) -> None:
+    data = (fixtures_dir / "trace_fields").read_bytes()
+    values = global_data({}, data)
+    with Ebpf.load(data) as bpf:
+        assert set(values) == set(bpf.kernel_fields)
+    with pytest.raises(PackageError, match="PARENT_COOKIE"):
+        global_data({}, (fixtures_dir / "trace_fields_missing").read_bytes())
+
+
+def test_inspect_lists_the_declarations(fixtures_dir: Path) -> None:
+    info = inspect_file(fixtures_dir / "trace_fields")
+    listed = {f.name: (f.path, f.required, f.type_size) for f in info.kernel_fields}
+    assert listed["NODENAME"] == ("task_struct.nsproxy->uts_ns->name.nodename", True, 65)
+    assert listed["TASK_STATE"] == ("task_struct.__state|state", False, 8)
+    assert len(listed) == 6
+    assert info.to_json()["kernel_fields"][0].keys() == {"name", "path", "required", "type_size"}

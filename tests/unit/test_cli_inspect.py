@@ -44,7 +44,7 @@ def test_btf_dump_lists_members_like_bpftool(tmp_path: Path) -> None:
 def test_btf_json_adds_members_and_keeps_the_contract(tmp_path: Path) -> None:
     plain = json.loads(runner.invoke(app, ["inspect", str(_object(tmp_path)), "--json"]).stdout)
     detailed = json.loads(runner.invoke(app, ["inspect", str(_object(tmp_path)), "--json", "--btf"]).stdout)
-    assert set(detailed) == {"programs", "maps", "btf_types"}
+    assert set(detailed) == {"programs", "maps", "btf_types", "kernel_fields"}
     assert detailed["programs"] == plain["programs"]
     assert detailed["maps"] == plain["maps"]
     for base, full in zip(plain["btf_types"], detailed["btf_types"], strict=True):

@@ -109,7 +109,7 @@ def test_cli_human_and_json(tmp_path: Path) -> None:
     result = runner.invoke(app, ["inspect", str(obj), "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert set(doc) == {"programs", "maps", "btf_types"}
+    assert set(doc) == {"programs", "maps", "btf_types", "kernel_fields"}
     assert {"name": "pass", "section": "xdp", "type": "Xdp"} in doc["programs"]
     assert all(set(m) == {"name", "type", "key_size", "value_size", "max_entries"} for m in doc["maps"])
     assert all(set(t) == {"id", "kind", "name", "size"} for t in doc["btf_types"])

@@ -62,6 +62,11 @@ def _render(info: ObjectInfo, *, all_btf: bool, color: bool) -> str:
         sections.append(_heading(f"Maps ({len(rows_m)})", color) + f"\n{table}")
     else:
         sections.append(_heading("Maps: none", color))
+    if info.kernel_fields:
+        rows_f = [(f.name, f.path, "yes" if f.required else "no", f.type_size) for f in info.kernel_fields]
+        table = format_table(("NAME", "PATH", "REQUIRED", "BYTES READ"), rows_f, right=frozenset({3}), style=style)
+        hint = "(filled from the running kernel's BTF at load)"
+        sections.append(_heading(f"Kernel fields ({len(rows_f)})", color) + f" {hint}\n{table}")
     btf = info.btf
     if not info.btf_types or btf is None:
         sections.append(_heading("BTF types: none (the object has no .BTF section)", color))

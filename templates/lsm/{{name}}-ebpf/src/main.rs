@@ -10,11 +10,12 @@ use aya_ebpf::{
     btf_maps,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-        bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
+        bpf_probe_read_kernel_str_bytes,
     },
     macros::{btf_map, lsm},
     programs::LsmContext,
 };
+use pyaya_fields::kernel_field;
 use {{crate_name}}_common::Check;
 
 /// One event per check.
@@ -32,20 +33,12 @@ static EVENTS_LOST: btf_maps::PerCpuArray<u64, 1> = btf_maps::PerCpuArray::new()
 #[btf_map]
 static CHECKS: btf_maps::HashMap<u32, u64, 10240> = btf_maps::HashMap::new();
 
-// Rust eBPF has no CO-RE, so user space reads these offsets from the running kernel's BTF (/sys/kernel/btf/vmlinux)
-// and writes them here before loading. Zero means "unknown": the name is then left empty.
-/// `linux_binprm.filename` (bprm_check_security).
-#[no_mangle]
-static BINPRM_FILENAME_OFFSET: u64 = 0;
-/// `file.f_path`, `path.dentry`, `dentry.d_name` and `qstr.name` (file_open).
-#[no_mangle]
-static FILE_PATH_OFFSET: u64 = 0;
-#[no_mangle]
-static PATH_DENTRY_OFFSET: u64 = 0;
-#[no_mangle]
-static DENTRY_NAME_OFFSET: u64 = 0;
-#[no_mangle]
-static QSTR_NAME_OFFSET: u64 = 0;
+// Rust eBPF has no CO-RE: the program declares the kernel fields it reads by their paths, and pyaya's loader fills
+// in where the running kernel keeps them (from /sys/kernel/btf/vmlinux) before the kernel sees the program.
+/// The name of the program about to run (bprm_check_security).
+kernel_field!(BINPRM_FILENAME: *const u8 = "linux_binprm.filename");
+/// The name of the file being opened (file_open): `file->f_path.dentry->d_name.name`.
+kernel_field!(FILE_NAME: *const u8 = "file.f_path.dentry->d_name.name");
 
 /// Set by user space before loading (`-p PID`): report only this process's checks (still passing every decision
 /// on). Zero reports every process.
@@ -85,17 +78,18 @@ pub fn {{crate_name}}(ctx: LsmContext) -> i32 {
             } else {
                 core::ptr::null()
             };
-            if IS_BPRM_CHECK {
-                (*event).name_len =
-                    read_string_at(object, &[load(&BINPRM_FILENAME_OFFSET)], &mut (*event).name);
+            let name = if IS_BPRM_CHECK {
+                BINPRM_FILENAME.read(object)
             } else if IS_FILE_OPEN {
-                // file->f_path.dentry->d_name.name
-                let dentry = [load(&FILE_PATH_OFFSET) + load(&PATH_DENTRY_OFFSET)];
-                let name = [load(&DENTRY_NAME_OFFSET) + load(&QSTR_NAME_OFFSET)];
-                (*event).name_len = match follow(object, &dentry) {
-                    Some(dentry) => read_string_at(dentry, &name, &mut (*event).name),
-                    None => 0,
-                };
+                FILE_NAME.read(object)
+            } else {
+                Err(0)
+            };
+            if let Ok(name) = name {
+                if !name.is_null() {
+                    (*event).name_len = bpf_probe_read_kernel_str_bytes(name, &mut (*event).name)
+                        .map_or(0, |bytes| bytes.len() as u32);
+                }
             }
         }
         entry.submit(0);
@@ -110,34 +104,6 @@ pub fn {{crate_name}}(ctx: LsmContext) -> i32 {
 fn load<T: Copy>(global: &T) -> T {
     // SAFETY: `global` is a valid static.
     unsafe { core::ptr::read_volatile(global) }
-}
-
-/// Follows a chain of pointers: `*(base + offsets[0])`, then `*(that + offsets[1])`... None when an offset is
-/// unknown (0) or a read fails.
-fn follow(base: *const u8, offsets: &[u64]) -> Option<*const u8> {
-    let mut pointer = base;
-    for &offset in offsets {
-        if offset == 0 || pointer.is_null() {
-            return None;
-        }
-        // SAFETY: bpf_probe_read_kernel checks the address; a bad one yields an error, never a fault.
-        pointer =
-            unsafe { bpf_probe_read_kernel(pointer.add(offset as usize) as *const *const u8) }
-                .ok()?;
-    }
-    Some(pointer)
-}
-
-/// Copies the string that `follow(base, offsets)` points at into `buffer`; returns its length (0 if unreadable).
-fn read_string_at(base: *const u8, offsets: &[u64], buffer: &mut [u8]) -> u32 {
-    match follow(base, offsets) {
-        // SAFETY: the helper checks the kernel address.
-        Some(string) if !string.is_null() => {
-            unsafe { bpf_probe_read_kernel_str_bytes(string, buffer) }
-                .map_or(0, |bytes| bytes.len() as u32)
-        }
-        _ => 0,
-    }
 }
 
 fn count(pid: u32) {

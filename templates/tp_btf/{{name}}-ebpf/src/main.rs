@@ -11,11 +11,12 @@ use aya_ebpf::{
     btf_maps,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-        bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
+        bpf_probe_read_kernel_str_bytes,
     },
     macros::{btf_map, btf_tracepoint},
     programs::BtfTracePointContext,
 };
+use pyaya_fields::kernel_field;
 use {{crate_name}}_common::ExecEvent;
 
 /// One event per hit.
@@ -38,10 +39,10 @@ static EXEC_COUNTS: btf_maps::HashMap<u32, u64, 4096> = btf_maps::HashMap::new()
 #[no_mangle]
 static TARGET_TGID: u32 = 0;
 
-// Rust eBPF has no CO-RE, so user space reads this offset from the running kernel's BTF (/sys/kernel/btf/vmlinux)
-// and writes it here before loading. Zero means "unknown": the filename is then left empty.
-#[no_mangle]
-static BINPRM_FILENAME_OFFSET: u64 = 0;
+// Rust eBPF has no CO-RE: the program declares the kernel field it reads by its path, and pyaya's loader fills in
+// where the running kernel keeps it (from /sys/kernel/btf/vmlinux) before the kernel sees the program.
+/// The name of the program being run: `bprm->filename` (a `const char *`).
+kernel_field!(BINPRM_FILENAME: *const u8 = "linux_binprm.filename");
 
 /// The kernel refuses a program that reads past a tracepoint's last argument, so the exec's arguments are read only
 /// when the tracepoint is `sched_process_exec`.
@@ -83,18 +84,17 @@ pub fn {{crate_name}}(ctx: BtfTracePointContext) -> i32 {
 
 /// Copies `bprm->filename` into `buffer`; returns its length (0 when it cannot be read).
 fn read_filename(bprm: *const u8, buffer: &mut [u8]) -> u32 {
-    // SAFETY: a volatile read keeps the compiler from folding the loader-patched global to its initial zero.
-    let offset = unsafe { core::ptr::read_volatile(&BINPRM_FILENAME_OFFSET) };
-    if offset == 0 || bprm.is_null() {
+    if bprm.is_null() {
         return 0;
     }
-    // SAFETY: the helpers check the kernel addresses; a bad offset yields an error, never a fault.
+    // SAFETY: the helpers check the kernel addresses; a failed read yields an error, never a fault.
     unsafe {
-        let Ok(filename) = bpf_probe_read_kernel(bprm.add(offset as usize) as *const *const u8)
-        else {
-            return 0;
-        };
-        bpf_probe_read_kernel_str_bytes(filename, buffer).map_or(0, |bytes| bytes.len() as u32)
+        match BINPRM_FILENAME.read(bprm) {
+            Ok(filename) if !filename.is_null() => {
+                bpf_probe_read_kernel_str_bytes(filename, buffer).map_or(0, |bytes| bytes.len() as u32)
+            }
+            _ => 0,
+        }
     }
 }
 

@@ -10,12 +10,13 @@ use aya_ebpf::{
     btf_maps,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid,
-        bpf_probe_read_kernel, bpf_probe_read_user_str_bytes,
+        bpf_probe_read_user_str_bytes,
     },
     macros::{btf_map, tracepoint},
     programs::TracePointContext,
 };
 use aya_log_ebpf::debug;
+use pyaya_fields::kernel_field;
 use {{crate_name}}_common::ExecEvent;
 
 /// Exec events for user space. A `#[btf_map]` ring buffer names its record type in the object's BTF, so user
@@ -39,12 +40,9 @@ static EXEC_COUNTS: btf_maps::HashMap<u32, u64, 4096> = btf_maps::HashMap::new()
 #[no_mangle]
 static TARGET_TGID: u32 = 0;
 
-// Rust eBPF has no CO-RE, so user space reads these offsets from the running kernel's BTF
-// (/sys/kernel/btf/vmlinux) and writes them here before loading. Zero means "unknown": ppid is then reported as 0.
-#[no_mangle]
-static TASK_REAL_PARENT_OFFSET: u64 = 0;
-#[no_mangle]
-static TASK_TGID_OFFSET: u64 = 0;
+// Rust eBPF has no CO-RE: the program declares the kernel field it reads by its path, and pyaya's loader fills in
+// where the running kernel keeps it (from /sys/kernel/btf/vmlinux) before the kernel sees the program.
+kernel_field!(PARENT_TGID: i32 = "task_struct.real_parent->tgid");
 
 /// Offset of `const char *filename` in the `sys_enter_execve` record (see the tracepoint's `format` file).
 const FILENAME_FIELD_OFFSET: usize = 16;
@@ -119,24 +117,9 @@ fn atomic_add(value: *mut u64, delta: u64) {
 }
 
 fn parent_pid() -> u32 {
-    // SAFETY: volatile reads keep the compiler from folding the loader-patched globals to their initial zero.
-    let (parent_offset, tgid_offset) = unsafe {
-        (
-            core::ptr::read_volatile(&TASK_REAL_PARENT_OFFSET),
-            core::ptr::read_volatile(&TASK_TGID_OFFSET),
-        )
-    };
-    if parent_offset == 0 || tgid_offset == 0 {
-        return 0;
-    }
-    // SAFETY: bpf_probe_read_kernel checks the addresses; a bad offset yields an error, never a fault.
-    unsafe {
-        let task = bpf_get_current_task() as *const u8;
-        let Ok(parent) = bpf_probe_read_kernel(task.add(parent_offset as usize) as *const *const u8) else {
-            return 0;
-        };
-        bpf_probe_read_kernel(parent.add(tgid_offset as usize) as *const i32).map_or(0, |tgid| tgid as u32)
-    }
+    // SAFETY: the current task is a live task_struct; the reads go through bpf_probe_read_kernel, so a failed one
+    // yields an error, never a fault.
+    unsafe { PARENT_TGID.read(bpf_get_current_task() as *const u8) }.map_or(0, |tgid| tgid as u32)
 }
 
 /// The license the kernel reads before it lets the program call GPL-only helpers (`bpf_probe_read_*`,
