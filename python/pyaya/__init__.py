@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pyaya import usdt
+    from pyaya.btf import Btf
     from pyaya.errors import (
         BuildError,
         ClosedError,
@@ -106,6 +107,7 @@ __all__ = [
     "XDP_REDIRECT",
     "XDP_TX",
     "Array",
+    "Btf",
     "BtfTracePoint",
     "BuildError",
     "CgroupDevice",
@@ -194,6 +196,7 @@ _LAZY: dict[str, str] = {
     "RecordError": "pyaya.errors",
     "VerifierError": "pyaya.errors",
     "VmError": "pyaya.errors",
+    "Btf": "pyaya.btf",
     "Ebpf": "pyaya.loader",
     "loaded_links": "pyaya.loader",
     "loaded_maps": "pyaya.loader",

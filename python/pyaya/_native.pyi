@@ -105,11 +105,13 @@ class Ebpf:
         max_entries: dict[str, int] | None = None,
         log_level: int | None = None,
         pin_maps: str | Path | None = None,
+        target_btf: bytes | None = None,
     ) -> Ebpf:
         """Parse ``data`` as a BPF ELF object, override globals and map sizes, and create its maps.
 
         ``log_level`` (aya-log's 0 off ... 5 trace) goes into ``AYA_LOG_LEVEL`` when the object has it;
-        ``pin_maps`` pins every map by name into that bpffs folder, reusing compatible pins."""
+        ``pin_maps`` pins every map by name into that bpffs folder, reusing compatible pins; ``target_btf`` (a raw
+        BTF blob) replaces the kernel's BTF for CO-RE relocations."""
     def programs(self) -> list[tuple[str, str]]:
         """``(name, type)`` of every program, sorted by name."""
     def global_area(self, section: str) -> GlobalArea:
@@ -455,6 +457,8 @@ class Btf:
     def kernel(path: Path | None = None) -> Btf:
         """The running kernel's BTF (parsed once per process), or the BTF file at ``path``."""
     def __len__(self) -> int: ...
+    def to_bytes(self) -> bytes:
+        """The types as a raw BTF blob (header, types, strings) in their own byte order."""
     @property
     def endian(self) -> str:
         """``"<"`` or ``">"``: the byte order of the BTF, and so of the target's data."""

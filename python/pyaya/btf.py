@@ -527,6 +527,11 @@ class Btf:
         """Number of type ids, void included (the largest id is ``len(btf) - 1``)."""
         return len(self._native)
 
+    def to_bytes(self) -> bytes:
+        """These types as a raw BTF blob (header, types, strings, in :attr:`endian` order) that
+        :meth:`from_bytes`, ``bpftool btf dump file`` and ``Ebpf.load(btf=...)`` read back."""
+        return self._native.to_bytes()
+
     def _id(self, type_id: int) -> int:
         """``type_id`` if this BTF has such a type, else :class:`NotFoundError` (not the OverflowError a negative
         or huge int would meet on its way to the native reader)."""

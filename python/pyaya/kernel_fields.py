@@ -187,11 +187,13 @@ def _encode(data: bytes, field: KernelField, order: Literal["little", "big"]) ->
     return head + filled
 
 
-def fill(data: bytes, given: set[str], btf: Btf | None = None) -> tuple[dict[str, bytes], dict[str, KernelField]]:
+def fill(
+    data: bytes, given: set[str], btf: Btf | None = None, btf_label: str = ""
+) -> tuple[dict[str, bytes], dict[str, KernelField]]:
     """The bytes of every kernel field the object ``data`` declares, filled from ``btf`` (default: the running
-    kernel's), as ``globals=`` values by name, and the fields themselves. Names in ``given`` (globals the caller
-    set) are left as the caller set them. Raises :class:`KernelFieldError` naming a required field the kernel
-    lacks, with what was tried and the kernel's release."""
+    kernel's; ``btf_label`` names a given one in messages), as ``globals=`` values by name, and the fields
+    themselves. Names in ``given`` (globals the caller set) are left as the caller set them. Raises
+    :class:`KernelFieldError` naming a required field the BTF lacks, with what was tried and the kernel's release."""
     declared = declarations(data)
     if not declared:
         return {}, {}
@@ -199,6 +201,7 @@ def fill(data: bytes, given: set[str], btf: Btf | None = None) -> tuple[dict[str
 
     order = byte_order(data)
     kernel_error = ""
+    given_btf = btf is not None
     if btf is None:
         from pyaya.btf import Btf  # noqa: PLC0415
 
@@ -207,6 +210,11 @@ def fill(data: bytes, given: set[str], btf: Btf | None = None) -> tuple[dict[str
         except PyayaError as error:
             btf = None
             kernel_error = str(error)
+    whose = (
+        f"{btf_label or 'the given BTF'} (loading on {platform.release()})"
+        if given_btf
+        else (f"this kernel ({platform.release()})")
+    )
     values: dict[str, bytes] = {}
     fields: dict[str, KernelField] = {}
     for declaration, raw in declared:
@@ -218,7 +226,7 @@ def fill(data: bytes, given: set[str], btf: Btf | None = None) -> tuple[dict[str
             field = resolve(btf, declaration)
         if not field.exists and field.required:
             raise KernelFieldError(
-                f"kernel field {field.name}: this kernel ({platform.release()}) lacks {field.path}: {field.missing}; "
+                f"kernel field {field.name}: {whose} lacks {field.path}: {field.missing}; "
                 f"declare it `kernel_field!(optional {field.name}: ...)` to load anyway and branch on "
                 f"{field.name}.exists()"
             )

@@ -56,6 +56,27 @@ def aya_log_level(level: int) -> int:
     return 0
 
 
+def _target_btf(btf: object) -> tuple[Btf | None, str]:
+    """``btf=`` of a load, parsed, and how messages name it."""
+    if btf is None:
+        return None, ""
+    if isinstance(btf, Btf):
+        return btf, "the given BTF"
+    if not isinstance(btf, (str, os.PathLike)):
+        raise InvalidArgumentTypeError(f"btf must be a pyaya.Btf or the path of a BTF file, not {type(btf).__name__}")
+    path = Path(os.fspath(btf))
+    if not path.is_file():
+        raise NotFoundError(
+            f"btf={path}: no such file (give a raw BTF file, like /sys/kernel/btf/vmlinux, "
+            "or an ELF file with a .BTF section)"
+        )
+    try:
+        parsed = Btf.from_path(path)
+    except PyayaError as error:
+        raise ObjectError(f"btf={path}: {error}") from None
+    return parsed, f"the BTF in {path}"
+
+
 def _kernel_needs_memlock() -> bool:
     """Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones use the memory cgroup."""
     release = platform.release().split("-")[0].split(".")
@@ -196,6 +217,7 @@ class Ebpf:
         max_entries: Mapping[str, int] | None = None,
         log_level: int | None = None,
         pin_maps: str | os.PathLike[str] | None = None,
+        btf: str | os.PathLike[str] | Btf | None = None,
     ) -> Ebpf:
         """Load an object from its bytes.
 
@@ -213,10 +235,18 @@ class Ebpf:
         one load), and reuses the maps already pinned there by an earlier load, so both see the
         same contents. A pin whose type or sizes differ from the object's map raises :class:`MapError` naming it.
         Pins outlive the process: remove them with ``rm`` (or ``Map.unpin()``) when done.
+
+        ``btf`` (a :class:`~pyaya.Btf`, or the path of a raw BTF file or of an ELF file with a ``.BTF`` section)
+        stands in for the running kernel's BTF where the loader reads kernel types: CO-RE relocations and
+        ``kernel_field!`` declarations (libbpf's ``btf_custom_path``). Use it on kernels without
+        ``/sys/kernel/btf/vmlinux``, with a BTF made for that kernel (BTFHub's, or ``pahole`` from its DWARF).
+        Attach targets (fentry, tp_btf, LSM hooks) are still looked up in the kernel's own BTF, whose ids the
+        kernel checks.
         """
         raw = _args.buffer(data, "data (the object's bytes)")
+        target_btf, btf_label = _target_btf(btf)
         global_values = _global_bytes(raw, _mapping(globals, "globals"))
-        field_values, kernel_fields = fill_kernel_fields(raw, set(global_values))
+        field_values, kernel_fields = fill_kernel_fields(raw, set(global_values), target_btf, btf_label)
         global_values.update(field_values)
         sizes = {
             _args.string(name, "a name in max_entries"): _args.integer(
@@ -236,6 +266,7 @@ class Ebpf:
             max_entries=sizes,
             log_level=aya_log_level(level),
             pin_maps=pin_folder,
+            target_btf=None if target_btf is None else target_btf.to_bytes(),
         )
         ebpf = cls(native, data=raw)
         ebpf._kernel_fields = kernel_fields
@@ -250,6 +281,7 @@ class Ebpf:
         max_entries: Mapping[str, int] | None = None,
         log_level: int | None = None,
         pin_maps: str | os.PathLike[str] | None = None,
+        btf: str | os.PathLike[str] | Btf | None = None,
     ) -> Ebpf:
         """Load an object from a file (``pyaya build`` prints the paths of the objects it builds); the options are
         :meth:`load`'s."""
@@ -260,7 +292,7 @@ class Ebpf:
             raise ObjectError(f"no object at {file}: build it first with `pyaya build`") from None
         except IsADirectoryError:
             raise ObjectError(f"{file} is a folder, not a BPF object file") from None
-        ebpf = cls.load(data, globals=globals, max_entries=max_entries, log_level=log_level, pin_maps=pin_maps)
+        ebpf = cls.load(data, globals=globals, max_entries=max_entries, log_level=log_level, pin_maps=pin_maps, btf=btf)
         ebpf.path = file
         return ebpf
 

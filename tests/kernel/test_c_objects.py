@@ -7,10 +7,11 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import _c_objects
 import pytest
-from pyaya import Ebpf
+from pyaya import Btf, Ebpf
 from pyaya.errors import NotFoundError, PyayaError
 
 pytestmark = pytest.mark.smoke
@@ -108,3 +109,57 @@ def test_unknown_global_at_load_names_the_existing_ones() -> None:
     assert "target_pid" in message
     assert "target_tgid" in message, message
     assert "not a valid BPF object" not in message
+
+
+# CO-RE as libbpf-tools write it: the offset of task_struct.tgid and its value, relocated at load.
+CORE_TGID = r"""
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+const volatile __u32 target_tgid = 0;
+__u64 tgid_offset = 0;
+__u32 seen_tgid = 0;
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int on_getppid(void *ctx)
+{
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+    if ((bpf_get_current_pid_tgid() >> 32) != target_tgid)
+        return 0;
+    tgid_offset = bpf_core_field_offset(task->tgid);
+    seen_tgid = BPF_CORE_READ(task, tgid);
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def _btf_with_task_tgid_at(offset: int) -> bytes:
+    from bpfobj import BtfBuilder  # noqa: PLC0415 - tests/unit's builder, on the path through conftest
+
+    b = BtfBuilder()
+    integer = b.int_("int", 4, signed=True)
+    b.composite("STRUCT", "task_struct", 4096, [("tgid", integer, offset * 8, 0)])
+    return b.to_bytes()
+
+
+def test_core_relocations_use_the_btf_given_at_load(tmp_path: Path) -> None:
+    """``btf=`` (libbpf's ``btf_custom_path``): a C object's CO-RE relocations are made against that BTF. With
+    a copy of this kernel's BTF the program reads its own tgid; with a BTF that puts ``tgid`` elsewhere, the
+    relocated offset the program reports is that BTF's."""
+    path = _c_objects.build("core_tgid", CORE_TGID, vmlinux=True)
+    copy = tmp_path / "vmlinux"
+    copy.write_bytes(Path("/sys/kernel/btf/vmlinux").read_bytes())
+    kernel_offset = Btf.vmlinux().member_offset("task_struct", "tgid")
+    crafted = tmp_path / "crafted.btf"
+    crafted.write_bytes(_btf_with_task_tgid_at(kernel_offset + 64))
+    for given, offset in ((copy, kernel_offset), (Btf.from_path(crafted), kernel_offset + 64)):
+        with Ebpf.load_file(path, globals={"target_tgid": os.getpid()}, btf=given) as bpf:
+            bpf.programs["on_getppid"].attach("syscalls", "sys_enter_getppid")
+            os.getppid()
+            assert bpf.globals["tgid_offset"] == offset
+            if offset == kernel_offset:
+                assert bpf.globals["seen_tgid"] == os.getpid()

@@ -6,7 +6,8 @@ A ```python block of docs/guide.md runs when the line before it is a marker comm
 
 Tokens: ``bpf=<fixture>`` loads that fixture object (crates/pyaya-fixtures) as ``bpf`` before the example and
 closes it after; ``"<literal>"=<value>`` replaces that string literal of the example with ``"<value>"``, where the
-value ``$iface`` is the host end of a fresh veth pair and ``$bpffs`` a fresh directory in bpffs (removed after);
+value ``$iface`` is the host end of a fresh veth pair, ``$bpffs`` a fresh directory in bpffs (removed after) and
+``$fixtures`` the folder of the built fixture objects;
 ``kernel=<major>.<minor>`` skips the example on older kernels, saying so. See CONTRIBUTING.md.
 """
 
@@ -82,7 +83,7 @@ def test_guide_example_runs(
     if example.kernel is not None and _kernel() < example.kernel:
         pytest.skip(f"needs kernel {example.kernel[0]}.{example.kernel[1]}+, this is {os.uname().release}")
     bpffs = Path("/sys/fs/bpf") / f"pyaya-guide-{os.getpid()}-{example.line}"
-    values = {"$iface": netns_pair.host_interface, "$bpffs": str(bpffs)}
+    values = {"$iface": netns_pair.host_interface, "$bpffs": str(bpffs), "$fixtures": str(fixtures_dir)}
     source = example.source
     for literal, given in example.literals.items():
         assert literal in source, f"docs/guide.md:{example.line}: the example has no {literal}"

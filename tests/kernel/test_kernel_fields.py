@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
+from bpfobj import BtfBuilder
 from pyaya import Ebpf, KernelFieldError, loaded_maps, loaded_programs
 from pyaya.btf import Btf
-from pyaya.errors import PackageError
+from pyaya.errors import InvalidArgumentTypeError, NotFoundError, ObjectError, PackageError
 from pyaya.inspect import inspect_file
 from pyaya.kernel_fields import DECLARATION_SIZE, declarations, resolve_path
 from pyaya.package import global_data
@@ -147,3 +149,86 @@ def test_inspect_lists_the_declarations(fixtures_dir: Path) -> None:
     assert listed["TASK_STATE"] == ("task_struct.__state|state", False, 8)
     assert len(listed) == 6
     assert info.to_json()["kernel_fields"][0].keys() == {"name", "path", "required", "type_size"}
+
+
+def _crafted_kernel_btf(tgid_offset: int) -> bytes:
+    """A BTF with only what trace_fields' required paths need, at offsets no kernel uses: ``task_struct.tgid`` at
+    ``tgid_offset``, ``real_parent`` at 8, ``nsproxy`` at 16; ``nsproxy.uts_ns`` at 24; ``uts_namespace.name`` at
+    32 and ``new_utsname.nodename`` at 65 (after a 65-byte ``sysname``)."""
+    b = BtfBuilder()
+    integer = b.int_("int", 4, signed=True)
+    char = b.int_("char", 1, char=True)
+    name_array = b.add("ARRAY", "", 0, [char, integer, 65])
+    utsname = b.composite(
+        "STRUCT", "new_utsname", 130, [("sysname", name_array, 0, 0), ("nodename", name_array, 520, 0)]
+    )
+    uts_namespace = b.composite("STRUCT", "uts_namespace", 256, [("name", utsname, 32 * 8, 0)])
+    nsproxy = b.composite("STRUCT", "nsproxy", 64, [("uts_ns", b.add("PTR", "", uts_namespace), 24 * 8, 0)])
+    nsproxy_ptr = b.add("PTR", "", nsproxy)
+    task_ptr = b.add("PTR", "", len(b.records) + 2)  # the task_struct added next: its own parent's type
+    members = [
+        ("real_parent", task_ptr, 64, 0),
+        ("nsproxy", nsproxy_ptr, 128, 0),
+        ("tgid", integer, tgid_offset * 8, 0),
+    ]
+    assert b.composite("STRUCT", "task_struct", 4096, members) == task_ptr + 1
+    return b.to_bytes()
+
+
+def test_fields_come_from_the_btf_given_at_load(fixtures_dir: Path, tmp_path: Path) -> None:
+    """``btf=`` stands in for the kernel's BTF: the offsets are the given BTF's, by path or as a ``pyaya.Btf``."""
+    crafted = tmp_path / "crafted.btf"
+    crafted.write_bytes(_crafted_kernel_btf(tgid_offset=1000))
+    for given in (crafted, str(crafted), Btf.from_path(crafted)):
+        with Ebpf.load_file(fixtures_dir / "trace_fields", btf=given) as bpf:
+            fields = bpf.kernel_fields
+            assert fields["TASK_TGID"].offsets == (1000,)
+            assert fields["PARENT_TGID"].offsets == (8, 1000)
+            assert fields["NODENAME"].offsets == (16, 24, 32 + 65)
+            assert not fields["TASK_STATE"].exists  # the crafted task_struct has neither state nor __state
+    # A copy of this kernel's BTF gives what the kernel's own does, and the program reads right with it.
+    copy = tmp_path / "vmlinux"
+    copy.write_bytes(Path("/sys/kernel/btf/vmlinux").read_bytes())
+    with Ebpf.load_file(fixtures_dir / "trace_fields", btf=copy) as bpf:
+        assert bpf.kernel_fields["TASK_TGID"].offsets == (Btf.vmlinux().member_offset("task_struct", "tgid"),)
+        program = bpf.programs["trace_fields"]
+        with program.attach("sched", "sched_process_exec"):
+            bpf.globals["WATCH_PPID"] = os.getpid()
+            child = subprocess.Popen(["/bin/true"])
+            child.wait()
+            seen = bpf.globals["SEEN"]
+        assert (seen.hits, seen.tgid, seen.ppid) == (1, child.pid, os.getpid())
+
+
+def test_a_given_btf_without_the_field_fails_the_load_naming_that_btf(fixtures_dir: Path, tmp_path: Path) -> None:
+    b = BtfBuilder()
+    b.int_("int", 4, signed=True)
+    lacking = tmp_path / "lacking.btf"
+    lacking.write_bytes(b.to_bytes())
+    programs, maps = {p[0] for p in loaded_programs()}, {m[0] for m in loaded_maps()}
+    with pytest.raises(KernelFieldError) as raised:
+        Ebpf.load_file(fixtures_dir / "trace_fields", btf=lacking)
+    message = str(raised.value)
+    assert f"the BTF in {lacking}" in message
+    assert "no struct or union task_struct" in message
+    assert "this kernel" not in message
+    with pytest.raises(KernelFieldError, match=r"the given BTF \(loading on"):
+        Ebpf.load_file(fixtures_dir / "trace_fields", btf=Btf.from_path(lacking))
+    assert not {p[0] for p in loaded_programs()} - programs
+    assert not {m[0] for m in loaded_maps()} - maps
+
+
+def test_a_btf_that_is_not_one_is_refused_before_anything_is_made(fixtures_dir: Path, tmp_path: Path) -> None:
+    path = fixtures_dir / "trace_fields"
+    with pytest.raises(NotFoundError, match="no such file"):
+        Ebpf.load_file(path, btf=tmp_path / "absent.btf")
+    garbage = tmp_path / "garbage.btf"
+    garbage.write_bytes(b"\x9f\xeb\x01\x00" + os.urandom(64))
+    with pytest.raises(ObjectError, match=re.escape(f"btf={garbage}")):
+        Ebpf.load_file(path, btf=garbage)
+    without_btf = tmp_path / "plain.o"
+    without_btf.write_bytes(Path("/bin/true").read_bytes())
+    with pytest.raises(ObjectError, match=r"no \.BTF section"):
+        Ebpf.load_file(path, btf=without_btf)
+    with pytest.raises(InvalidArgumentTypeError, match=r"btf must be a pyaya\.Btf or the path"):
+        Ebpf.load_file(path, btf=42)  # type: ignore[arg-type]

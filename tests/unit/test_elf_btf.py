@@ -92,6 +92,18 @@ def test_hand_built_btf_every_kind(endian: str) -> None:
         btf.find("nope")
 
 
+@pytest.mark.parametrize("endian", ["<", ">"])
+def test_to_bytes_gives_a_blob_that_parses_to_the_same_types(endian: str) -> None:
+    b, _ids = sample_btf()
+    original = b.to_bytes(endian)
+    btf = Btf.from_bytes(original)
+    blob = btf.to_bytes()
+    assert blob == original  # the builder lays a blob out as BTF's canonical form: header, types, strings
+    again = Btf.from_bytes(blob)
+    assert again.endian == endian
+    assert [repr(t) for t in again.types] == [repr(t) for t in btf.types]
+
+
 def test_member_offsets_bitfields_and_anonymous_members() -> None:
     btf = Btf.from_bytes(sample_btf()[0].to_bytes())
     assert btf.member_offset("event", "tid") == 4

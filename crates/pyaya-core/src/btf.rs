@@ -494,6 +494,29 @@ impl Btf {
         self.endian
     }
 
+    /// The BTF as one raw blob in its own byte order (a 24-byte header, the types, the strings), the form a
+    /// loader parses: a blob read from a file and parsed gives back the same types and strings.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let word = |value: u32| match self.endian {
+            Endian::Little => value.to_le_bytes(),
+            Endian::Big => value.to_be_bytes(),
+        };
+        let types_len = u32::try_from(self.types.len()).unwrap_or(u32::MAX);
+        let strings_len = u32::try_from(self.strings.len()).unwrap_or(u32::MAX);
+        let mut blob = Vec::with_capacity(24 + self.types.len() + self.strings.len());
+        blob.extend_from_slice(&match self.endian {
+            Endian::Little => 0xeb9f_u16.to_le_bytes(),
+            Endian::Big => 0xeb9f_u16.to_be_bytes(),
+        });
+        blob.extend_from_slice(&[1, 0]);
+        for value in [24, 0, types_len, types_len, strings_len] {
+            blob.extend_from_slice(&word(value));
+        }
+        blob.extend_from_slice(&self.types);
+        blob.extend_from_slice(&self.strings);
+        blob
+    }
+
     /// Number of type ids, void included (the largest id is `len() - 1`).
     pub fn len(&self) -> usize {
         self.starts.len()

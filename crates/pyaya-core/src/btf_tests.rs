@@ -419,3 +419,35 @@ fn vmlinux_when_present() {
     assert!(btf.check_value(task[0]).is_ok());
     assert!(!btf.names(Kind::Func).is_empty());
 }
+
+#[test]
+fn to_bytes_gives_back_a_blob_that_parses_to_the_same_types_in_either_byte_order() {
+    let (b, event) = event();
+    for big in [false, true] {
+        let mut wire = b.to_bytes(big);
+        // A header longer than 24 bytes and a gap before the strings: to_bytes writes the canonical layout.
+        wire.splice(24..24, [0_u8; 8]);
+        let header_len = 32_u32;
+        let put = |wire: &mut Vec<u8>, at: usize, value: u32| {
+            let bytes = if big {
+                value.to_be_bytes()
+            } else {
+                value.to_le_bytes()
+            };
+            wire[at..at + 4].copy_from_slice(&bytes);
+        };
+        put(&mut wire, 4, header_len);
+        let original = Btf::parse(&wire).expect("valid BTF");
+        let blob = original.to_bytes();
+        assert_eq!(&blob[0..2], if big { [0xeb, 0x9f] } else { [0x9f, 0xeb] });
+        let again = Btf::parse(&blob).expect("to_bytes parses");
+        assert_eq!(again.len(), original.len());
+        assert_eq!(again.types, original.types);
+        assert_eq!(again.strings, original.strings);
+        assert_eq!(again.get(event).map(|t| t.size_or_type), Some(40));
+        assert_eq!(
+            blob.len(),
+            24 + original.types.len() + original.strings.len()
+        );
+    }
+}

@@ -115,6 +115,12 @@ impl Btf {
         })
     }
 
+    /// The BTF as one raw blob (header, types, strings) in its own byte order.
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, pyo3::types::PyBytes> {
+        let blob = py.detach(|| self.btf.to_bytes());
+        pyo3::types::PyBytes::new(py, &blob)
+    }
+
     fn __len__(&self) -> usize {
         self.btf.len()
     }

@@ -173,9 +173,12 @@ impl Ebpf {
     /// `log_level` (aya-log's numbering: 0 off, 1 error ... 5 trace) is written into the object's
     /// `AYA_LOG_LEVEL` global, so records above it are never sent by the kernel; objects without aya-log
     /// statements have no such global and load unchanged. `pin_maps` pins every map by name into that bpffs
-    /// folder, reusing pins of the same shape.
+    /// folder, reusing pins of the same shape. `target_btf` (a raw BTF blob) replaces the kernel's BTF for CO-RE
+    /// relocations, as libbpf's `btf_custom_path` does.
     #[staticmethod]
-    #[pyo3(signature = (data, *, globals = None, max_entries = None, log_level = None, pin_maps = None))]
+    #[pyo3(signature = (
+        data, *, globals = None, max_entries = None, log_level = None, pin_maps = None, target_btf = None
+    ))]
     fn load(
         py: Python<'_>,
         data: &[u8],
@@ -183,6 +186,7 @@ impl Ebpf {
         max_entries: Option<HashMap<String, u32>>,
         log_level: Option<u8>,
         pin_maps: Option<PathBuf>,
+        target_btf: Option<Vec<u8>>,
     ) -> PyResult<Self> {
         let globals = globals.unwrap_or_default();
         let max_entries = max_entries.unwrap_or_default();
@@ -201,6 +205,19 @@ impl Ebpf {
                 )
             })?;
             load_options::check(&object, data, &globals, &max_entries)?;
+            let target_btf = target_btf
+                .map(|blob| {
+                    aya_obj::btf::Btf::parse(&blob, object::Endianness::default()).map_err(|err| {
+                        Deferred::Plain(
+                            Kind::InvalidArgument,
+                            format!(
+                                "btf= is not BTF aya can use: {}",
+                                errors::chain_message(&err)
+                            ),
+                        )
+                    })
+                })
+                .transpose()?;
             let pins = match &pin_maps {
                 Some(directory) => Some(pinning::pin_paths(&object, directory, &max_entries)?),
                 None => None,
@@ -213,6 +230,9 @@ impl Ebpf {
             let ahead = crate::globals::create_ahead(&object, &pinned);
             drop(object);
             let mut loader = EbpfLoader::new();
+            if let Some(btf) = &target_btf {
+                loader.btf(Some(btf));
+            }
             for (name, path) in &ahead.paths {
                 loader.map_pin_path(name.as_str(), path.as_path());
             }
