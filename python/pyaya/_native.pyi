@@ -154,6 +154,9 @@ class Program:
         """Verify and load the program; raises ``VerifierError`` with the verifier log on rejection."""
     def unload(self) -> None:
         """Unload the program, detaching the links no ``Link`` handle holds."""
+    def attach_to_link(self, link: Link, *, replacing: Program | None = None) -> None:
+        """Make ``link`` run this (loaded) program instead, atomically (``BPF_LINK_UPDATE``); with ``replacing``,
+        only while it still runs that program. The link then belongs to this program."""
     def links(self) -> list[Link]:
         """New handles on the attachments the program keeps, oldest first."""
     # --- tracing program types (crates/pyaya-native/src/programs_tracing.rs) ---

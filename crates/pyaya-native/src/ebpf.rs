@@ -1,19 +1,19 @@
 //! `Ebpf`: one loaded object, owning its programs, maps, links and log reader; `Program` and `Link` refer back to it.
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd as _, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use aya::maps::{Map as AyaMap, MapData};
-use aya::programs::Program as AyaProgram;
+use aya::programs::{Program as AyaProgram, ProgramError};
 use aya::{Ebpf as AyaEbpf, EbpfLoader};
 use aya_log::EbpfLogger;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::{self, new_err, Deferred, Kind};
-use crate::links::{is_attached, Link, OwnedLink, SharedLink};
+use crate::links::{is_attached, runs_program, Link, OwnedLink, SharedLink};
 use crate::load_options;
 use crate::logs::LogQueue;
 use crate::map_shared::{self, LogOwner, Owner};
@@ -583,15 +583,107 @@ impl Program {
         Ok(())
     }
 
+    /// Makes `link` (attached by this object, another one, or opened from a pin) run this program instead of
+    /// its current one, atomically (`BPF_LINK_UPDATE`, aya's `attach_to_link`): no packet or event meets no
+    /// program. With `replacing`, only while the link still runs that program. The link then belongs to this
+    /// program (its `links`, its `unload()`), and `link.program` names it.
+    #[pyo3(signature = (link, *, replacing = None))]
+    fn attach_to_link(
+        &self,
+        py: Python<'_>,
+        link: &Link,
+        replacing: Option<&Program>,
+    ) -> PyResult<()> {
+        const REPLACEABLE: [&str; 12] = [
+            "Xdp",
+            "SchedClassifier",
+            "CgroupSkb",
+            "CgroupSock",
+            "CgroupSockAddr",
+            "CgroupSockopt",
+            "CgroupSysctl",
+            "CgroupDevice",
+            "SockOps",
+            "SkLookup",
+            "FlowDissector",
+            "LsmCgroup",
+        ];
+        if !REPLACEABLE.contains(&self.kind) {
+            return Err(new_err(
+                Kind::Unsupported,
+                format!(
+                    "attaching {:?} to an existing link: the kernel replaces the program of XDP, tcx, cgroup, \
+                     sock_ops, sk_lookup, flow dissector and lsm_cgroup links only, not of a {} program's; \
+                     detach the old link and attach this program",
+                    self.name, self.kind
+                ),
+            ));
+        }
+        let expected = match replacing {
+            Some(old) => Some(
+                old.with_program(|program| {
+                    program
+                        .fd()
+                        .and_then(|fd| fd.as_fd().try_clone_to_owned().map_err(ProgramError::from))
+                        .map_err(|err| {
+                            Deferred::Program(
+                                format!("replacing: program {:?}", old.name),
+                                Box::new(err),
+                            )
+                        })
+                })
+                .map_err(PyErr::from)?,
+            ),
+            None => None,
+        };
+        let context = format!("attaching {:?} to an existing link", self.name);
+        py.detach(|| {
+            self.ebpf.get().with_object(|object| {
+                let program = object.program_mut(&self.name).ok_or_else(|| {
+                    Deferred::Plain(Kind::NotFound, format!("no program named {:?}", self.name))
+                })?;
+                let fd = program
+                    .fd()
+                    .and_then(|fd| fd.as_fd().try_clone_to_owned().map_err(ProgramError::from))
+                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
+                let id = program
+                    .info()
+                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?
+                    .id();
+                link.replace_program(
+                    fd.as_fd(),
+                    &self.name,
+                    id,
+                    expected.as_ref().map(AsFd::as_fd),
+                )?;
+                let shared = link.state();
+                object
+                    .links
+                    .retain(|(_, kept)| !Arc::ptr_eq(kept, shared) && is_attached(kept));
+                object.links.push((self.name.clone(), shared.clone()));
+                Ok(())
+            })
+        })
+        .map_err(|err| err.into_err(self.needs()))?;
+        Ok(())
+    }
+
     /// New handles on the attachments this program keeps (those not detached), oldest first.
     fn links(&self) -> PyResult<Vec<Link>> {
         self.ebpf
             .get()
             .with_object(|object| {
+                // A link another program took over (`attach_to_link`) is no longer this program's.
+                let own_id = object
+                    .program_mut(&self.name)
+                    .and_then(|program| program.info().ok())
+                    .map(|info| info.id());
                 Ok(object
                     .links
                     .iter()
-                    .filter(|(program, link)| *program == self.name && is_attached(link))
+                    .filter(|(program, link)| {
+                        *program == self.name && is_attached(link) && runs_program(link, own_id)
+                    })
                     .map(|(program, link)| Link::shared(program, link.clone()))
                     .collect())
             })

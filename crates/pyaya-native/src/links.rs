@@ -3,6 +3,8 @@
 //! it (a pinned link stays pinned), as aya does for a link taken out of its program.
 
 use std::fmt::Display;
+use std::io;
+use std::os::fd::{AsFd as _, BorrowedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -130,7 +132,8 @@ pub fn lock_link(link: &SharedLink) -> MutexGuard<'_, LinkState> {
 /// its program: it detaches when the last of them goes (the state's `Drop`), or at once with `detach()`.
 #[pyclass(module = "pyaya._native", frozen)]
 pub struct Link {
-    program: String,
+    /// The attached program's name: a replacement (`Program.attach_to_link`) renames it.
+    program: Mutex<String>,
     state: SharedLink,
 }
 
@@ -143,13 +146,147 @@ impl Link {
     /// Another handle on an attachment a program keeps.
     pub fn shared(program: &str, state: SharedLink) -> Self {
         Self {
-            program: program.to_owned(),
+            program: Mutex::new(program.to_owned()),
             state,
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, LinkState> {
         lock_link(&self.state)
+    }
+
+    pub fn program_name(&self) -> String {
+        self.program
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn state(&self) -> &SharedLink {
+        &self.state
+    }
+
+    /// Makes this attachment run `program` (`name`, kernel id `program_id`) instead, atomically
+    /// (`BPF_LINK_UPDATE`); with `expected`, only while it still runs that program. An attachment this process
+    /// made becomes a plain bpf_link on the way (as `pin` makes it); one that is not a bpf_link is refused and
+    /// stays as it was.
+    pub fn replace_program(
+        &self,
+        program: BorrowedFd<'_>,
+        name: &str,
+        program_id: u32,
+        expected: Option<BorrowedFd<'_>>,
+    ) -> Result<(), Deferred> {
+        let context = format!(
+            "replacing program {:?} of a link with {name:?}",
+            self.program_name()
+        );
+        let mut guard = self.lock();
+        let updated = match &*guard {
+            LinkState::Gone => {
+                return Err(Deferred::Plain(
+                    Kind::Closed,
+                    format!("{context}: the link is detached"),
+                ))
+            }
+            LinkState::Pinned(_, path) => {
+                let fd = crate::sys::object_from_pin(path).map_err(|err| {
+                    Deferred::Plain(
+                        Kind::NotFound,
+                        format!("{context}: opening its pin {}: {err}", path.display()),
+                    )
+                })?;
+                crate::sys::link_update(fd.as_fd(), program, expected)
+            }
+            LinkState::Attached(link) => {
+                if let Some(reason) = link.never_pinnable() {
+                    return Err(Deferred::Plain(
+                        Kind::Unsupported,
+                        format!(
+                            "{context}: only a bpf_link's program can be replaced in place ({reason}); detach it \
+                             and attach the new program instead (it stays attached meanwhile)"
+                        ),
+                    ));
+                }
+                let LinkState::Attached(link) = std::mem::replace(&mut *guard, LinkState::Gone)
+                else {
+                    unreachable!("matched Attached above")
+                };
+                let fd_link = link.into_fd_link().map_err(|reason| {
+                    Deferred::Plain(Kind::Unsupported, format!("{context}: {reason}"))
+                })?;
+                let opened = fd_link
+                    .info()
+                    .map_err(|err| io::Error::other(crate::errors::chain_message(&err)))
+                    .and_then(|info| {
+                        crate::sys::link_fd_by_id(info.id()).map(|fd| (fd, info.program_id()))
+                    });
+                let (result, now) = match opened {
+                    Ok((fd, before)) => {
+                        let result = crate::sys::link_update(fd.as_fd(), program, expected);
+                        let now = if result.is_ok() { program_id } else { before };
+                        (result, now)
+                    }
+                    Err(err) => (Err(err), 0),
+                };
+                *guard = LinkState::Attached(Box::new(ReplacedLink {
+                    link: fd_link,
+                    program_id: now,
+                }));
+                result
+            }
+        };
+        updated.map_err(|err| update_error(&context, &err, expected.is_some()))?;
+        drop(guard);
+        *self.program.lock().unwrap_or_else(PoisonError::into_inner) = name.to_owned();
+        Ok(())
+    }
+}
+
+/// The kernel's answer to `BPF_LINK_UPDATE`, in words.
+fn update_error(context: &str, err: &io::Error, expected: bool) -> Deferred {
+    let (kind, why) = match err.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => (
+            Kind::Unsupported,
+            "the kernel replaces programs only in XDP, cgroup, netns (flow dissector, sk_lookup), tcx and netkit \
+             links, and only with a program of the same type and attach type",
+        ),
+        Some(libc::EPERM) if expected => (
+            Kind::Program,
+            "the link no longer runs the program given as `replacing` (someone replaced it meanwhile)",
+        ),
+        Some(libc::EPERM) | Some(libc::EACCES) => (
+            Kind::PermissionDenied,
+            "replacing a link's program needs root (CAP_SYS_ADMIN or CAP_NET_ADMIN)",
+        ),
+        _ => (Kind::Program, ""),
+    };
+    let message = if why.is_empty() {
+        format!("{context}: {err}; the link keeps its program")
+    } else {
+        format!("{context}: {err}: {why}; the link keeps its program")
+    };
+    Deferred::Plain(kind, message)
+}
+
+/// An attachment whose program was replaced: a bpf_link, and the program it runs now.
+struct ReplacedLink {
+    link: FdLink,
+    program_id: u32,
+}
+
+impl OwnedLink for ReplacedLink {
+    fn detach(self: Box<Self>) -> Result<(), ProgramError> {
+        drop(self.link);
+        Ok(())
+    }
+
+    fn into_fd_link(self: Box<Self>) -> Result<FdLink, String> {
+        Ok(self.link)
+    }
+
+    fn program_id(&self) -> Option<u32> {
+        (self.program_id != 0).then_some(self.program_id)
     }
 }
 
@@ -159,6 +296,17 @@ pub fn is_attached(link: &SharedLink) -> bool {
         LinkState::Attached(link) => !link.superseded(),
         LinkState::Pinned(..) => true,
         LinkState::Gone => false,
+    }
+}
+
+/// Whether an attachment still runs the program with kernel id `program` (`None`: not known), as far as this
+/// process knows: false once `attach_to_link` moved it to another program.
+pub fn runs_program(link: &SharedLink, program: Option<u32>) -> bool {
+    match (&*lock_link(link), program) {
+        (LinkState::Attached(link), Some(program)) => {
+            link.program_id().is_none_or(|id| id == program)
+        }
+        _ => true,
     }
 }
 
@@ -185,7 +333,7 @@ impl Link {
             )
         })?;
         Ok(Self {
-            program,
+            program: Mutex::new(program),
             state: Arc::new(Mutex::new(LinkState::Pinned(pinned, path))),
         })
     }
@@ -198,8 +346,8 @@ impl Link {
 
     /// Name of the attached program; for a link opened from a pin, the kernel's name for it (at most 15 bytes).
     #[getter]
-    fn program(&self) -> &str {
-        &self.program
+    fn program(&self) -> String {
+        self.program_name()
     }
 
     /// The id of the attached program for a tcx link made by this process (what `before=`/`after=` order
@@ -283,7 +431,7 @@ impl Link {
 
     /// Detaches the program from this attach point; a pinned link is unpinned first.
     fn detach(&self, py: Python<'_>) -> PyResult<()> {
-        let context = format!("detaching program {:?}", self.program);
+        let context = format!("detaching program {:?}", self.program_name());
         py.detach(|| {
             let state = std::mem::replace(&mut *self.lock(), LinkState::Gone);
             match state {
@@ -304,7 +452,7 @@ impl Link {
 
     /// Pins the link at `path` in bpffs, so it stays attached after this process exits.
     fn pin(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        let context = format!("pinning the link of program {:?}", self.program);
+        let context = format!("pinning the link of program {:?}", self.program_name());
         py.detach(|| {
             crate::pinning::check_pin_place(
                 Kind::Program,
@@ -370,7 +518,7 @@ impl Link {
 
     /// Removes the pin; the link stays attached while this handle (or its program) holds it.
     fn unpin(&self, py: Python<'_>) -> PyResult<()> {
-        let context = format!("unpinning the link of program {:?}", self.program);
+        let context = format!("unpinning the link of program {:?}", self.program_name());
         py.detach(|| {
             let mut guard = self.lock();
             let state = std::mem::replace(&mut *guard, LinkState::Gone);

@@ -354,6 +354,35 @@ pub fn link_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(raw as i32) })
 }
 
+const BPF_LINK_UPDATE: libc::c_long = 29;
+/// `BPF_F_REPLACE`: replace only if the link still runs `old_prog_fd`'s program.
+const BPF_F_REPLACE: u32 = 1 << 2;
+
+#[repr(C)]
+#[derive(Default)]
+struct LinkUpdateAttr {
+    link_fd: u32,
+    new_prog_fd: u32,
+    flags: u32,
+    old_prog_fd: u32,
+}
+
+/// Makes the bpf_link behind `link` run `program` instead of its current program, atomically (no moment without
+/// a program). With `expected`, only if the link still runs that program (EPERM otherwise).
+pub fn link_update(
+    link: BorrowedFd<'_>,
+    program: BorrowedFd<'_>,
+    expected: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
+    let mut attr = LinkUpdateAttr {
+        link_fd: link.as_raw_fd() as u32,
+        new_prog_fd: program.as_raw_fd() as u32,
+        flags: if expected.is_some() { BPF_F_REPLACE } else { 0 },
+        old_prog_fd: expected.map_or(0, |fd| fd.as_raw_fd() as u32),
+    };
+    bpf(BPF_LINK_UPDATE, &mut attr).map(drop)
+}
+
 /// Fills `info` with what `BPF_OBJ_GET_INFO_BY_FD` says about the object behind `fd`. `info` is the kernel's
 /// `bpf_*_info` struct for that kind of object, or a prefix of it: plain integers, zeroed by the caller (the
 /// kernel writes at most `size_of::<T>()` bytes).

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import ClassVar, TypedDict, TypeVar, cast
 
 from pyaya import _args, _native
-from pyaya.errors import NotFoundError, ProgramError
+from pyaya.errors import InvalidArgumentTypeError, NotFoundError, ProgramError
 
 __all__ = ["Link", "Program", "ProgramInfo", "TestRunResult", "class_for", "enable_stats", "register"]
 
@@ -262,6 +262,31 @@ class Program:
         """Unload the program. Its links that no :class:`Link` handle holds are detached; those still held stay
         attached (and the kernel keeps the program for them) until they are detached or dropped."""
         self._native.unload()
+
+    def attach_to_link(self, link: Link, *, replacing: Program | None = None) -> Link:
+        """Make ``link`` run this program instead of its current one, atomically (``BPF_LINK_UPDATE``; aya's
+        ``attach_to_link``, libbpf's ``bpf_link__update_program``): no packet or event meets no program in
+        between. ``link`` may come from this object, another one, :meth:`Link.from_pin` or :meth:`Link.from_id`,
+        so a pinned XDP link can be upgraded to a newly built program without a gap. With ``replacing``, only while
+        the link still runs that program (else :class:`~pyaya.ProgramError`, and nothing changes). Loads this
+        program first when needed. The link then belongs to this program (its :attr:`links`, its
+        :meth:`unload`), and ``link.program`` names it; returns ``link``.
+
+        The kernel replaces programs of bpf_links of XDP, tcx, cgroup, sock_ops, sk_lookup, flow dissector and
+        lsm_cgroup programs, with one of the same type and attach type; anything else (netlink TC filters or XDP
+        programs, tracing links) raises :class:`~pyaya.UnsupportedError` and leaves the link as it was.
+
+        >>> new = pyaya.Ebpf.load_file("v2").programs["filter"]  # doctest: +SKIP
+        >>> new.attach_to_link(pyaya.Link.from_pin("/sys/fs/bpf/filter"))  # doctest: +SKIP
+        """
+        if not isinstance(link, Link):
+            raise InvalidArgumentTypeError(f"link must be a pyaya.Link, not {type(link).__name__}")
+        if replacing is not None and not isinstance(replacing, Program):
+            raise InvalidArgumentTypeError(f"replacing must be a pyaya.Program or None, not {type(replacing).__name__}")
+        if not self._native.loaded:
+            self.load()
+        self._native.attach_to_link(link._native, replacing=None if replacing is None else replacing._native)
+        return link
 
     def info(self) -> ProgramInfo:
         """Everything the kernel's ``bpf_prog_info`` says about the loaded program, as bpftool shows it: ``id``,
