@@ -175,7 +175,8 @@ impl Ebpf {
     /// statements have no such global and load unchanged. `pin_maps` pins every map by name into that bpffs
     /// folder, reusing pins of the same shape.
     #[staticmethod]
-    #[pyo3(signature = (data, *, globals = None, max_entries = None, log_level = None, pin_maps = None))]
+    #[pyo3(signature = (data, *, globals = None, max_entries = None, log_level = None, pin_maps = None, kconfig = None))]
+    #[allow(clippy::too_many_arguments, reason = "Python's keyword arguments")]
     fn load(
         py: Python<'_>,
         data: &[u8],
@@ -183,7 +184,14 @@ impl Ebpf {
         max_entries: Option<HashMap<String, u32>>,
         log_level: Option<u8>,
         pin_maps: Option<PathBuf>,
+        kconfig: Option<HashMap<String, String>>,
     ) -> PyResult<Self> {
+        pyaya_core::elf::check_for_aya(data)
+            .map_err(|err| new_err(Kind::Object, format!("not a valid BPF object: {err}")))?;
+        // pyaya's object pass: what aya refuses in libbpf-style objects, rewritten before aya sees them.
+        let prepared = crate::object_pass::prepare(py, data, kconfig)?;
+        let original = data;
+        let data = prepared.as_deref().unwrap_or(data);
         let globals = globals.unwrap_or_default();
         let max_entries = max_entries.unwrap_or_default();
         let log_queue = LogQueue::default();
@@ -264,7 +272,7 @@ impl Ebpf {
             Ok::<_, Deferred>((
                 ebpf,
                 logger,
-                crate::program_types::program_sections(data),
+                crate::program_types::program_sections(original),
                 map_pins,
                 perf_arrays,
             ))
