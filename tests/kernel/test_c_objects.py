@@ -11,8 +11,8 @@ import time
 
 import _c_objects
 import pytest
-from pyaya import Ebpf, SchedClassifier
-from pyaya.errors import NotFoundError, PyayaError
+from pyaya import Ebpf, SchedClassifier, features
+from pyaya.errors import LoadError, NotFoundError, PyayaError
 from pyaya.inspect import inspect_file
 from pyaya.programs import TC_ACT_OK
 from pyaya.testing import NetnsPair
@@ -199,4 +199,167 @@ def test_inspect_lists_tc_sections_as_classifiers() -> None:
     assert programs == {
         "count_packets": ("tc", "SchedClassifier"),
         "count_egress": ("tc/egress", "SchedClassifier"),
+    }
+
+
+# __ksym externs as libbpf resolves them. A kfunc (by its vmlinux BTF id), an untyped symbol (its kallsyms address:
+# a function, since kernels without CONFIG_KALLSYMS_ALL list no data symbols), weak ones this kernel lacks.
+KSYMS = r"""
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#ifndef bpf_ksym_exists /* libbpf 1.2's; Debian 12 ships 1.1 */
+#define bpf_ksym_exists(sym) (!!(sym))
+#endif
+
+extern struct task_struct *bpf_task_from_pid(s32 pid) __ksym;
+extern void bpf_task_release(struct task_struct *p) __ksym;
+extern void pyaya_no_such_kfunc(void) __ksym __weak;
+extern const void vfs_read __ksym;
+extern const void pyaya_no_such_symbol __ksym __weak;
+extern const int pyaya_no_such_variable __ksym __weak;
+
+const volatile int wanted_pid = 0;
+__u64 found_tgid = 0, vfs_read_address = 0, missing_symbol = 1, missing_variable = 1, missing_kfunc = 1;
+__u64 has_task_from_pid = 0;
+
+SEC("tc")
+int task_lookup(struct __sk_buff *skb)
+{
+    struct task_struct *task = bpf_task_from_pid(wanted_pid);
+    if (task) {
+        found_tgid = task->tgid;
+        bpf_task_release(task);
+    }
+    if (bpf_ksym_exists(pyaya_no_such_kfunc))
+        pyaya_no_such_kfunc(); /* never reached: the verifier prunes the poisoned call */
+    missing_kfunc = bpf_ksym_exists(pyaya_no_such_kfunc);
+    has_task_from_pid = bpf_ksym_exists(bpf_task_from_pid);
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int addresses(void *ctx)
+{
+    vfs_read_address = (__u64)&vfs_read;
+    missing_symbol = (__u64)&pyaya_no_such_symbol;
+    missing_variable = (__u64)&pyaya_no_such_variable;
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+# Typed variables read per CPU, in a tracepoint program (which the kernel runs with bpf_prog_active raised).
+TYPED_KSYMS = r"""
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+extern const int bpf_prog_active __ksym;
+extern const struct rq runqueues __ksym;
+
+__s64 prog_active = -1, rq_cpu = -1, this_cpu = -1;
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int per_cpu(void *ctx)
+{
+    const int *active = bpf_this_cpu_ptr(&bpf_prog_active);
+    struct rq *rq = bpf_per_cpu_ptr(&runqueues, bpf_get_smp_processor_id());
+    this_cpu = bpf_get_smp_processor_id();
+    prog_active = *active;
+    if (rq)
+        rq_cpu = rq->cpu;
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+MISSING_KSYM = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+extern const void pyaya_no_such_symbol __ksym;
+__u64 address = 0;
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int strong(void *ctx)
+{
+    address = (__u64)&pyaya_no_such_symbol;
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def _kallsyms(name: str) -> int:
+    with open("/proc/kallsyms") as symbols:
+        for line in symbols:
+            address, _, symbol = line.split()[:3]
+            if symbol == name:
+                return int(address, 16)
+    raise AssertionError(f"{name} is not in /proc/kallsyms")
+
+
+def test_ksym_kfunc_untyped_and_weak_externs_resolve() -> None:
+    """A kfunc call finds this process's task; an untyped ksym is the kallsyms address; weak externs this kernel
+    lacks read 0 (and the guarded call to a missing weak kfunc loads)."""
+    path = _c_objects.build("ksyms", KSYMS, vmlinux=True)
+    with Ebpf.load_file(path, globals={"wanted_pid": os.getpid()}) as bpf:
+        assert bpf.programs["task_lookup"].test_run(FRAME).return_value == 0
+        assert bpf.globals["found_tgid"] == os.getpid()
+        assert bpf.globals["has_task_from_pid"] == 1
+        assert bpf.globals["missing_kfunc"] == 0
+        bpf.programs["addresses"].attach("syscalls", "sys_enter_getppid")
+        os.getppid()
+        assert bpf.globals["vfs_read_address"] == _kallsyms("vfs_read")
+        assert bpf.globals["missing_symbol"] == 0
+        assert bpf.globals["missing_variable"] == 0
+
+
+def test_typed_ksyms_read_per_cpu_variables() -> None:
+    config = features.kernel_config()
+    if config is not None and config[0].get("CONFIG_KALLSYMS_ALL", "n") != "y":
+        pytest.skip(
+            f"CONFIG_KALLSYMS_ALL is not set ({config[1]}): the verifier finds typed __ksym variables in kallsyms, "
+            "which then lists no data symbols"
+        )
+    path = _c_objects.build("typed_ksyms", TYPED_KSYMS, vmlinux=True)
+    with Ebpf.load_file(path) as bpf:
+        bpf.programs["per_cpu"].attach("syscalls", "sys_enter_getppid")
+        os.getppid()
+        assert bpf.globals["prog_active"] == 1  # trace_call_bpf raises it around every tracepoint program
+        assert bpf.globals["this_cpu"] >= 0
+        assert bpf.globals["rq_cpu"] == bpf.globals["this_cpu"]
+
+
+def test_typed_ksym_without_kallsyms_is_refused_naming_it() -> None:
+    config = features.kernel_config()
+    if config is None or config[0].get("CONFIG_KALLSYMS_ALL", "n") == "y":
+        pytest.skip("this kernel lists data symbols in kallsyms (CONFIG_KALLSYMS_ALL=y): typed ksyms resolve")
+    path = _c_objects.build("typed_ksyms", TYPED_KSYMS, vmlinux=True)
+    with pytest.raises(LoadError) as refused:
+        Ebpf.load_file(path)
+    message = str(refused.value)
+    assert "bpf_prog_active" in message or "runqueues" in message, message
+    assert "CONFIG_KALLSYMS_ALL" in message, message
+    assert "__weak" in message, message
+
+
+def test_missing_strong_ksym_is_refused_naming_it() -> None:
+    path = _c_objects.build("missing_ksym", MISSING_KSYM)
+    with pytest.raises(LoadError) as refused:
+        Ebpf.load_file(path)
+    message = str(refused.value)
+    assert "pyaya_no_such_symbol" in message, message
+    assert "__weak" in message, message
+    assert "kallsyms" in message, message
+
+
+def test_inspect_reads_objects_with_ksyms() -> None:
+    info = inspect_file(_c_objects.build("ksyms", KSYMS, vmlinux=True))
+    assert {(p.name, p.type) for p in info.programs} == {
+        ("task_lookup", "SchedClassifier"),
+        ("addresses", "TracePoint"),
     }
