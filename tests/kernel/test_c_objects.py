@@ -5,6 +5,8 @@ runs). Sources are written here in the patterns of libbpf-tools; each is built b
 from __future__ import annotations
 
 import os
+import platform
+import re
 import socket
 import subprocess
 import time
@@ -363,3 +365,85 @@ def test_inspect_reads_objects_with_ksyms() -> None:
         ("task_lookup", "SchedClassifier"),
         ("addresses", "TracePoint"),
     }
+
+
+# __kconfig externs of each kind libbpf fills: the kernel's version, a bool, a tristate, an int, a string, and
+# weak ones the config does not set.
+KCONFIG = r"""
+#include <linux/bpf.h>
+#include <stdbool.h>
+#include <bpf/bpf_helpers.h>
+
+
+extern unsigned int LINUX_KERNEL_VERSION __kconfig;
+extern bool CONFIG_BPF_SYSCALL __kconfig;
+extern enum libbpf_tristate CONFIG_BPF_JIT __kconfig __weak;
+extern int CONFIG_HZ __kconfig __weak;
+extern char CONFIG_LOCALVERSION[16] __kconfig __weak;
+extern bool CONFIG_PYAYA_NO_SUCH_OPTION __kconfig __weak;
+
+__u64 version = 0, bpf_syscall = 9, bpf_jit = 9, hz = 0, unset = 9;
+char localversion[16] = {};
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int read_config(void *ctx)
+{
+    version = LINUX_KERNEL_VERSION;
+    bpf_syscall = CONFIG_BPF_SYSCALL;
+    bpf_jit = CONFIG_BPF_JIT;
+    hz = CONFIG_HZ;
+    unset = CONFIG_PYAYA_NO_SUCH_OPTION;
+    __builtin_memcpy(localversion, CONFIG_LOCALVERSION, sizeof(localversion));
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+MISSING_KCONFIG = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+extern int CONFIG_PYAYA_NO_SUCH_OPTION __kconfig;
+__u64 value = 0;
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int strong(void *ctx)
+{
+    value = CONFIG_PYAYA_NO_SUCH_OPTION;
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_kconfig_externs_read_the_kernels_config_and_release() -> None:
+    config = features.kernel_config()
+    if config is None:
+        pytest.skip("neither /proc/config.gz nor /boot/config-$(uname -r) is readable")
+    options = config[0]
+    path = _c_objects.build("kconfig", KCONFIG)
+    with Ebpf.load_file(path) as bpf:
+        bpf.programs["read_config"].attach("syscalls", "sys_enter_getppid")
+        os.getppid()
+        major, minor, patch = features.kernel_version()
+        debian = re.search(r"Debian (\d+)\.(\d+)\.(\d+)", platform.version())
+        if debian is not None:
+            major, minor, patch = (int(part) for part in debian.groups())
+        assert bpf.globals["version"] == (major << 16) + (minor << 8) + min(patch, 255)
+        assert bpf.globals["bpf_syscall"] == (1 if options.get("CONFIG_BPF_SYSCALL") == "y" else 0)
+        assert bpf.globals["bpf_jit"] == {"y": 1, "m": 2}.get(options.get("CONFIG_BPF_JIT", "n"), 0)
+        assert bpf.globals["hz"] == int(options.get("CONFIG_HZ", "0"))
+        assert bpf.globals["unset"] == 0
+        localversion = options.get("CONFIG_LOCALVERSION", '""').strip('"')[:15]
+        assert bpf.globals["localversion"] == localversion  # decoded as text (NUL-terminated, printable)
+
+
+def test_missing_strong_kconfig_is_refused_naming_it() -> None:
+    path = _c_objects.build("missing_kconfig", MISSING_KCONFIG)
+    with pytest.raises(LoadError) as refused:
+        Ebpf.load_file(path)
+    message = str(refused.value)
+    assert "CONFIG_PYAYA_NO_SUCH_OPTION" in message, message
+    assert "__weak" in message, message
