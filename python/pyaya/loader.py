@@ -77,6 +77,33 @@ def _target_btf(btf: object) -> tuple[Btf | None, str]:
     return parsed, f"the BTF in {path}"
 
 
+def _kconfig_values() -> dict[str, str]:
+    """What a C object's ``__kconfig`` externs read, as libbpf fills them: the kernel's config (/proc/config.gz,
+    else /boot/config-$(uname -r); an option that "is not set" reads as ``n``) and ``LINUX_KERNEL_VERSION``."""
+    from pyaya import features  # noqa: PLC0415 (read only for objects with __kconfig externs)
+
+    found = features.kernel_config()
+    values = dict(found[0]) if found is not None else {}
+    values["LINUX_KERNEL_VERSION"] = str(linux_kernel_version())
+    return values
+
+
+def linux_kernel_version(release: str | None = None, version: str | None = None) -> int:
+    """``LINUX_KERNEL_VERSION`` as libbpf computes it: ``KERNEL_VERSION(major, minor, patch)`` of ``uname -r``
+    (the patch capped at 255), or of the ``Debian X.Y.Z`` in ``uname -v`` where there is one (Debian's release
+    names say ``6.1.0`` for every 6.1 kernel)."""
+    import re  # noqa: PLC0415
+
+    from pyaya.features import kernel_version  # noqa: PLC0415
+
+    debian = re.search(r"Debian (\d+)\.(\d+)\.(\d+)", platform.version() if version is None else version)
+    if debian is not None:
+        major, minor, patch = (int(part) for part in debian.groups())
+    else:
+        major, minor, patch = kernel_version(release)
+    return (major << 16) + (minor << 8) + min(patch, 255)
+
+
 def _kernel_needs_memlock() -> bool:
     """Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones use the memory cgroup."""
     release = platform.release().split("-")[0].split(".")
@@ -267,6 +294,7 @@ class Ebpf:
             log_level=aya_log_level(level),
             pin_maps=pin_folder,
             target_btf=None if target_btf is None else target_btf.to_bytes(),
+            kconfig=_kconfig_values() if b".kconfig" in raw else None,
         )
         ebpf = cls(native, data=raw)
         ebpf._kernel_fields = kernel_fields

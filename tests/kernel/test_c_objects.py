@@ -5,14 +5,20 @@ runs). Sources are written here in the patterns of libbpf-tools; each is built b
 from __future__ import annotations
 
 import os
+import platform
+import re
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 import _c_objects
 import pytest
-from pyaya import Btf, Ebpf
-from pyaya.errors import NotFoundError, PyayaError
+from pyaya import Btf, Ebpf, SchedClassifier, features
+from pyaya.errors import LoadError, NotFoundError, PyayaError
+from pyaya.inspect import inspect_file
+from pyaya.programs import TC_ACT_OK
+from pyaya.testing import NetnsPair
 
 pytestmark = pytest.mark.smoke
 
@@ -109,6 +115,339 @@ def test_unknown_global_at_load_names_the_existing_ones() -> None:
     assert "target_pid" in message
     assert "target_tgid" in message, message
     assert "not a valid BPF object" not in message
+
+
+# libbpf's names for a classifier: SEC("tc") (and "tc/ingress", "tc/egress"), which aya 0.14 refuses on its own.
+TC_COUNTER = r"""
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 2);
+    __type(key, __u32);
+    __type(value, __u64);
+} packets SEC(".maps");
+
+static void count(__u32 slot)
+{
+    __u64 *seen = bpf_map_lookup_elem(&packets, &slot);
+    if (seen)
+        __sync_fetch_and_add(seen, 1); /* result unused: a plain atomic add, which every kernel takes */
+}
+
+SEC("tc")
+int count_packets(struct __sk_buff *skb)
+{
+    count(0);
+    return TC_ACT_OK;
+}
+
+SEC("tc/egress")
+int count_egress(struct __sk_buff *skb)
+{
+    count(1);
+    return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+#: An Ethernet frame (broadcast, EtherType 0x88b5: IEEE's local experimental) with a short payload.
+FRAME = b"\xff" * 6 + b"\x02" * 6 + b"\x88\xb5" + b"pyaya tc test".ljust(46, b"\0")
+
+
+def test_tc_sections_load_as_classifiers_and_count_test_runs() -> None:
+    """``SEC("tc")`` and ``SEC("tc/egress")`` programs are SchedClassifiers: they load, and BPF_PROG_TEST_RUN runs
+    them (their counter read back from the map)."""
+    path = _c_objects.build("tc_counter", TC_COUNTER)
+    with Ebpf.load_file(path) as bpf:
+        program = bpf.programs["count_packets"]
+        assert isinstance(program, SchedClassifier)
+        assert isinstance(bpf.programs["count_egress"], SchedClassifier)
+        result = program.test_run(FRAME, repeat=3)
+        assert result.return_value == TC_ACT_OK
+        assert bpf.programs["count_egress"].test_run(FRAME).return_value == TC_ACT_OK
+        assert list(bpf.maps["packets"]) == [3, 1]
+
+
+def test_tc_section_attached_counts_real_packets(netns_pair: NetnsPair) -> None:
+    """A ``SEC("tc")`` program attached with the classifier API sees the datagrams a namespace sends to this one;
+    ``SEC("tc/egress")`` attaches at egress by default (its section says so) and sees the replies' way out."""
+    path = _c_objects.build("tc_counter", TC_COUNTER)
+    with Ebpf.load_file(path) as bpf:
+        bpf.programs["count_packets"].attach(netns_pair.host_interface)
+        bpf.programs["count_egress"].attach(netns_pair.host_interface)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+            receiver.bind((netns_pair.host_address, 0))
+            port = receiver.getsockname()[1]
+            sender = netns_pair.socket()
+            try:
+                for i in range(5):
+                    sender.sendto(b"datagram %d" % i, (netns_pair.host_address, port))
+                    receiver.settimeout(5)
+                    _, peer = receiver.recvfrom(100)
+                    receiver.sendto(b"reply", peer)
+            finally:
+                sender.close()
+        ingress_seen, egress_seen = list(bpf.maps["packets"])
+        assert ingress_seen >= 5  # ARP and IPv6 neighbour discovery may add to both
+        assert egress_seen >= 5
+
+
+def test_inspect_lists_tc_sections_as_classifiers() -> None:
+    info = inspect_file(_c_objects.build("tc_counter", TC_COUNTER))
+    programs = {p.name: (p.section, p.type) for p in info.programs}
+    assert programs == {
+        "count_packets": ("tc", "SchedClassifier"),
+        "count_egress": ("tc/egress", "SchedClassifier"),
+    }
+
+
+# __ksym externs as libbpf resolves them. A kfunc (by its vmlinux BTF id), an untyped symbol (its kallsyms address:
+# a function, since kernels without CONFIG_KALLSYMS_ALL list no data symbols), weak ones this kernel lacks.
+KSYMS = r"""
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#ifndef bpf_ksym_exists /* libbpf 1.2's; Debian 12 ships 1.1 */
+#define bpf_ksym_exists(sym) (!!(sym))
+#endif
+
+extern struct task_struct *bpf_task_from_pid(s32 pid) __ksym;
+extern void bpf_task_release(struct task_struct *p) __ksym;
+extern void pyaya_no_such_kfunc(void) __ksym __weak;
+extern const void vfs_read __ksym;
+extern const void pyaya_no_such_symbol __ksym __weak;
+extern const int pyaya_no_such_variable __ksym __weak;
+
+const volatile int wanted_pid = 0;
+__u64 found_tgid = 0, vfs_read_address = 0, missing_symbol = 1, missing_variable = 1, missing_kfunc = 1;
+__u64 has_task_from_pid = 0;
+
+SEC("tc")
+int task_lookup(struct __sk_buff *skb)
+{
+    struct task_struct *task = bpf_task_from_pid(wanted_pid);
+    if (task) {
+        found_tgid = task->tgid;
+        bpf_task_release(task);
+    }
+    if (bpf_ksym_exists(pyaya_no_such_kfunc))
+        pyaya_no_such_kfunc(); /* never reached: the verifier prunes the poisoned call */
+    missing_kfunc = bpf_ksym_exists(pyaya_no_such_kfunc);
+    has_task_from_pid = bpf_ksym_exists(bpf_task_from_pid);
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int addresses(void *ctx)
+{
+    vfs_read_address = (__u64)&vfs_read;
+    missing_symbol = (__u64)&pyaya_no_such_symbol;
+    missing_variable = (__u64)&pyaya_no_such_variable;
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+# Typed variables read per CPU, in a tracepoint program (which the kernel runs with bpf_prog_active raised).
+TYPED_KSYMS = r"""
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+extern const int bpf_prog_active __ksym;
+extern const struct rq runqueues __ksym;
+
+__s64 prog_active = -1, rq_cpu = -1, this_cpu = -1;
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int per_cpu(void *ctx)
+{
+    const int *active = bpf_this_cpu_ptr(&bpf_prog_active);
+    struct rq *rq = bpf_per_cpu_ptr(&runqueues, bpf_get_smp_processor_id());
+    this_cpu = bpf_get_smp_processor_id();
+    prog_active = *active;
+    if (rq)
+        rq_cpu = rq->cpu;
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+MISSING_KSYM = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+extern const void pyaya_no_such_symbol __ksym;
+__u64 address = 0;
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int strong(void *ctx)
+{
+    address = (__u64)&pyaya_no_such_symbol;
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def _kallsyms(name: str) -> int:
+    with open("/proc/kallsyms") as symbols:
+        for line in symbols:
+            address, _, symbol = line.split()[:3]
+            if symbol == name:
+                return int(address, 16)
+    raise AssertionError(f"{name} is not in /proc/kallsyms")
+
+
+def test_ksym_kfunc_untyped_and_weak_externs_resolve() -> None:
+    """A kfunc call finds this process's task; an untyped ksym is the kallsyms address; weak externs this kernel
+    lacks read 0 (and the guarded call to a missing weak kfunc loads)."""
+    path = _c_objects.build("ksyms", KSYMS, vmlinux=True)
+    with Ebpf.load_file(path, globals={"wanted_pid": os.getpid()}) as bpf:
+        assert bpf.programs["task_lookup"].test_run(FRAME).return_value == 0
+        assert bpf.globals["found_tgid"] == os.getpid()
+        assert bpf.globals["has_task_from_pid"] == 1
+        assert bpf.globals["missing_kfunc"] == 0
+        bpf.programs["addresses"].attach("syscalls", "sys_enter_getppid")
+        os.getppid()
+        assert bpf.globals["vfs_read_address"] == _kallsyms("vfs_read")
+        assert bpf.globals["missing_symbol"] == 0
+        assert bpf.globals["missing_variable"] == 0
+
+
+def test_typed_ksyms_read_per_cpu_variables() -> None:
+    config = features.kernel_config()
+    if config is not None and config[0].get("CONFIG_KALLSYMS_ALL", "n") != "y":
+        pytest.skip(
+            f"CONFIG_KALLSYMS_ALL is not set ({config[1]}): the verifier finds typed __ksym variables in kallsyms, "
+            "which then lists no data symbols"
+        )
+    path = _c_objects.build("typed_ksyms", TYPED_KSYMS, vmlinux=True)
+    with Ebpf.load_file(path) as bpf:
+        bpf.programs["per_cpu"].attach("syscalls", "sys_enter_getppid")
+        os.getppid()
+        assert bpf.globals["prog_active"] == 1  # trace_call_bpf raises it around every tracepoint program
+        assert bpf.globals["this_cpu"] >= 0
+        assert bpf.globals["rq_cpu"] == bpf.globals["this_cpu"]
+
+
+def test_typed_ksym_without_kallsyms_is_refused_naming_it() -> None:
+    config = features.kernel_config()
+    if config is None or config[0].get("CONFIG_KALLSYMS_ALL", "n") == "y":
+        pytest.skip("this kernel lists data symbols in kallsyms (CONFIG_KALLSYMS_ALL=y): typed ksyms resolve")
+    path = _c_objects.build("typed_ksyms", TYPED_KSYMS, vmlinux=True)
+    with pytest.raises(LoadError) as refused:
+        Ebpf.load_file(path)
+    message = str(refused.value)
+    assert "bpf_prog_active" in message or "runqueues" in message, message
+    assert "CONFIG_KALLSYMS_ALL" in message, message
+    assert "__weak" in message, message
+
+
+def test_missing_strong_ksym_is_refused_naming_it() -> None:
+    path = _c_objects.build("missing_ksym", MISSING_KSYM)
+    with pytest.raises(LoadError) as refused:
+        Ebpf.load_file(path)
+    message = str(refused.value)
+    assert "pyaya_no_such_symbol" in message, message
+    assert "__weak" in message, message
+    assert "kallsyms" in message, message
+
+
+def test_inspect_reads_objects_with_ksyms() -> None:
+    info = inspect_file(_c_objects.build("ksyms", KSYMS, vmlinux=True))
+    assert {(p.name, p.type) for p in info.programs} == {
+        ("task_lookup", "SchedClassifier"),
+        ("addresses", "TracePoint"),
+    }
+
+
+# __kconfig externs of each kind libbpf fills: the kernel's version, a bool, a tristate, an int, a string, and
+# weak ones the config does not set.
+KCONFIG = r"""
+#include <linux/bpf.h>
+#include <stdbool.h>
+#include <bpf/bpf_helpers.h>
+
+
+extern unsigned int LINUX_KERNEL_VERSION __kconfig;
+extern bool CONFIG_BPF_SYSCALL __kconfig;
+extern enum libbpf_tristate CONFIG_BPF_JIT __kconfig __weak;
+extern int CONFIG_HZ __kconfig __weak;
+extern char CONFIG_LOCALVERSION[16] __kconfig __weak;
+extern bool CONFIG_PYAYA_NO_SUCH_OPTION __kconfig __weak;
+
+__u64 version = 0, bpf_syscall = 9, bpf_jit = 9, hz = 0, unset = 9;
+char localversion[16] = {};
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int read_config(void *ctx)
+{
+    version = LINUX_KERNEL_VERSION;
+    bpf_syscall = CONFIG_BPF_SYSCALL;
+    bpf_jit = CONFIG_BPF_JIT;
+    hz = CONFIG_HZ;
+    unset = CONFIG_PYAYA_NO_SUCH_OPTION;
+    __builtin_memcpy(localversion, CONFIG_LOCALVERSION, sizeof(localversion));
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+MISSING_KCONFIG = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+extern int CONFIG_PYAYA_NO_SUCH_OPTION __kconfig;
+__u64 value = 0;
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int strong(void *ctx)
+{
+    value = CONFIG_PYAYA_NO_SUCH_OPTION;
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_kconfig_externs_read_the_kernels_config_and_release() -> None:
+    config = features.kernel_config()
+    if config is None:
+        pytest.skip("neither /proc/config.gz nor /boot/config-$(uname -r) is readable")
+    options = config[0]
+    path = _c_objects.build("kconfig", KCONFIG)
+    with Ebpf.load_file(path) as bpf:
+        bpf.programs["read_config"].attach("syscalls", "sys_enter_getppid")
+        os.getppid()
+        major, minor, patch = features.kernel_version()
+        debian = re.search(r"Debian (\d+)\.(\d+)\.(\d+)", platform.version())
+        if debian is not None:
+            major, minor, patch = (int(part) for part in debian.groups())
+        assert bpf.globals["version"] == (major << 16) + (minor << 8) + min(patch, 255)
+        assert bpf.globals["bpf_syscall"] == (1 if options.get("CONFIG_BPF_SYSCALL") == "y" else 0)
+        assert bpf.globals["bpf_jit"] == {"y": 1, "m": 2}.get(options.get("CONFIG_BPF_JIT", "n"), 0)
+        assert bpf.globals["hz"] == int(options.get("CONFIG_HZ", "0"))
+        assert bpf.globals["unset"] == 0
+        localversion = options.get("CONFIG_LOCALVERSION", '""').strip('"')[:15]
+        assert bpf.globals["localversion"] == localversion  # decoded as text (NUL-terminated, printable)
+
+
+def test_missing_strong_kconfig_is_refused_naming_it() -> None:
+    path = _c_objects.build("missing_kconfig", MISSING_KCONFIG)
+    with pytest.raises(LoadError) as refused:
+        Ebpf.load_file(path)
+    message = str(refused.value)
+    assert "CONFIG_PYAYA_NO_SUCH_OPTION" in message, message
+    assert "__weak" in message, message
 
 
 # CO-RE as libbpf-tools write it: the offset of task_struct.tgid and its value, relocated at load.

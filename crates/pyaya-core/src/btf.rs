@@ -517,6 +517,15 @@ impl Btf {
         blob
     }
 
+    /// The byte offset of type `id`'s record in the type section (`None` for void and ids past the last), for
+    /// rewriters that patch records in place.
+    pub fn record_offset(&self, id: u32) -> Option<usize> {
+        if id == 0 {
+            return None;
+        }
+        self.starts.get(id as usize).map(|&word| word as usize * 4)
+    }
+
     /// Number of type ids, void included (the largest id is `len() - 1`).
     pub fn len(&self) -> usize {
         self.starts.len()

@@ -20,6 +20,7 @@ pub mod btf;
 pub mod btf_ext;
 pub mod elf;
 pub mod names;
+pub mod object_pass;
 pub mod panic;
 #[cfg(test)]
 mod testing;

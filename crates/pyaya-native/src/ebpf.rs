@@ -177,8 +177,10 @@ impl Ebpf {
     /// relocations, as libbpf's `btf_custom_path` does.
     #[staticmethod]
     #[pyo3(signature = (
-        data, *, globals = None, max_entries = None, log_level = None, pin_maps = None, target_btf = None
+        data, *, globals = None, max_entries = None, log_level = None, pin_maps = None, target_btf = None,
+        kconfig = None
     ))]
+    #[allow(clippy::too_many_arguments, reason = "Python's keyword arguments")]
     fn load(
         py: Python<'_>,
         data: &[u8],
@@ -187,7 +189,14 @@ impl Ebpf {
         log_level: Option<u8>,
         pin_maps: Option<PathBuf>,
         target_btf: Option<Vec<u8>>,
+        kconfig: Option<HashMap<String, String>>,
     ) -> PyResult<Self> {
+        pyaya_core::elf::check_for_aya(data)
+            .map_err(|err| new_err(Kind::Object, format!("not a valid BPF object: {err}")))?;
+        // pyaya's object pass: what aya refuses in libbpf-style objects, rewritten before aya sees them.
+        let prepared = crate::object_pass::prepare(py, data, kconfig)?;
+        let original = data;
+        let data = prepared.as_deref().unwrap_or(data);
         let globals = globals.unwrap_or_default();
         let max_entries = max_entries.unwrap_or_default();
         let log_queue = LogQueue::default();
@@ -284,7 +293,7 @@ impl Ebpf {
             Ok::<_, Deferred>((
                 ebpf,
                 logger,
-                crate::program_types::program_sections(data),
+                crate::program_types::program_sections(original),
                 map_pins,
                 perf_arrays,
             ))

@@ -29,7 +29,9 @@ fn section_kind(section: &aya_obj::ProgramSection) -> String {
 pub fn inspect_object<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyDict>> {
     pyaya_core::elf::check_for_aya(data)
         .map_err(|err| new_err(Kind::Object, format!("not a valid BPF object: {err}")))?;
-    let parsed = Object::parse(data).map_err(|err| {
+    // The original names are read from `data` below: the pass renames sections, keeping their indexes.
+    let prepared = crate::object_pass::for_inspection(data)?;
+    let parsed = Object::parse(prepared.as_deref().unwrap_or(data)).map_err(|err| {
         new_err(
             Kind::Object,
             format!(

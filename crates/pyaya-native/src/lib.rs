@@ -15,6 +15,7 @@ mod map_shared;
 mod maps;
 mod names;
 mod netlink;
+mod object_pass;
 mod perf;
 mod perf_link;
 mod pinning;

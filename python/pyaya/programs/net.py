@@ -132,7 +132,7 @@ class SchedClassifier(Program):
     def attach(
         self,
         interface: str | int,
-        direction: Literal["ingress", "egress"] = "ingress",
+        direction: Literal["ingress", "egress"] | None = None,
         *,
         priority: int = 0,
         handle: int = 0,
@@ -142,7 +142,8 @@ class SchedClassifier(Program):
         first: bool = False,
         last: bool = False,
     ) -> Link:
-        """Attach to ``interface`` (a name or an index) in ``direction``.
+        """Attach to ``interface`` (a name or an index) in ``direction``: by default the one a libbpf section names
+        (``SEC("tc/egress")``, ``SEC("tcx/egress")``), else ingress.
 
         On kernels with tcx (6.6+) this needs no qdisc and is a bpf_link, appended to the interface's tcx chain;
         ``before=`` / ``after=`` (a loaded program already in the chain, or its :class:`Link`), ``first=True`` or
@@ -159,6 +160,9 @@ class SchedClassifier(Program):
         >>> link = bpf.programs["count"].attach("eth0", "ingress", before=bpf.programs["police"])  # doctest: +SKIP
         """
         _args.interface(interface)
+        if direction is None:
+            section = self._native.section or ""
+            direction = "egress" if section in ("tc/egress", "tcx/egress") else "ingress"
         _args.choice(direction, "direction", DIRECTIONS)
         _args.integer(priority, "priority", high=_args.U16)
         _args.integer(handle, "handle", high=_args.U32)

@@ -1,0 +1,1090 @@
+//! pyaya's object pass: what aya 0.14 refuses in a libbpf-style C object, fixed in a copy of the object before aya
+//! parses it (aya is a dependency pyaya does not patch). Each fix rewrites only what aya must see differently:
+//!
+//! - **libbpf's classifier sections** (`SEC("tc")`, `tc/ingress`, `tc/egress`, `tcx/ingress`, `tcx/egress`), which
+//!   aya-obj refuses as "invalid program section", are renamed `classifier/<name>` (aya's SchedClassifier), in the
+//!   section header string table and in the `.BTF.ext` records that name the section (func/line info, CO-RE), so
+//!   no line info or relocation is lost. The section indexes stay, so the original names are still read from the
+//!   original bytes.
+//! - **`__ksym` externs**: each relocated instruction is resolved as libbpf does (a typed VAR or a kfunc by its
+//!   vmlinux BTF id, an untyped VAR by its address, a missing weak one as 0, a missing weak kfunc call as a call the
+//!   verifier refuses only where it is reachable), and the `.ksyms` DATASEC, which aya cannot size and the kernel
+//!   refuses (extern linkage, FUNC entries), becomes a plain struct of ints. A typed VAR must also be in kallsyms
+//!   (the verifier looks its address up there: data symbols need `CONFIG_KALLSYMS_ALL`), checked here so the
+//!   refusal names it, and a weak one missing there reads 0.
+//! - **`__kconfig` externs**: their values are laid out in a new `.rodata.kconfig` section, which aya creates as a
+//!   frozen data map, and the extern symbols are defined there, so aya relocates each access like any `.rodata`
+//!   global.
+//!
+//! The file only grows: rewritten sections and the section header table are appended at the end, so every offset
+//! already in the file stays valid.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::btf::{Btf, Detail, Kind};
+use crate::elf::{Elf, Section, Symbol, SHF_EXECINSTR, STB_WEAK};
+
+pub const SHT_PROGBITS: u32 = 1;
+pub const SHT_REL: u32 = 9;
+const SHF_ALLOC: u64 = 0x2;
+const STT_OBJECT: u8 = 1;
+/// The section pyaya gives `__kconfig` externs (aya creates every `.rodata*` section as a frozen array map; the
+/// kernel keeps 15 characters of a map name, exactly this one's length).
+pub const KCONFIG_SECTION: &str = ".rodata.kconfig";
+/// The helper id libbpf gives the call to a missing weak kfunc (plus the extern's index): no such helper exists,
+/// so the verifier refuses the call only if it can be reached (`bpf_ksym_exists()` guards it).
+const POISON_KFUNC_CALL: i32 = 2_002_000_000;
+const BPF_PSEUDO_BTF_ID: u8 = 3;
+const BPF_PSEUDO_CALL: u8 = 1;
+const BPF_PSEUDO_KFUNC_CALL: u8 = 2;
+const LD_IMM64: u8 = 0x18;
+const CALL: u8 = 0x85;
+
+/// What is wrong, in words for the user (the native module raises it as a pyaya error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(pub String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<crate::btf::Error> for Error {
+    fn from(error: crate::btf::Error) -> Self {
+        Self(format!("the object's BTF: {error}"))
+    }
+}
+
+fn err<T>(message: impl Into<String>) -> Result<T, Error> {
+    Err(Error(message.into()))
+}
+
+/// aya's name for a section libbpf calls a classifier and aya-obj refuses (`None`: nothing to rename).
+pub fn classifier_section(name: &str) -> Option<String> {
+    matches!(
+        name,
+        "tc" | "tc/ingress" | "tc/egress" | "tcx/ingress" | "tcx/egress"
+    )
+    .then(|| format!("classifier/{name}"))
+}
+
+/// How a `__ksym` extern is declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KsymKind {
+    /// `extern const struct rq runqueues __ksym;`: its vmlinux BTF id (`BPF_PSEUDO_BTF_ID`).
+    Typed,
+    /// `extern const void init_task __ksym;`: its address, from /proc/kallsyms.
+    Untyped,
+    /// `extern struct task_struct *bpf_task_from_pid(s32) __ksym;`: a kfunc, called by BTF id.
+    Func,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ksym {
+    pub name: String,
+    pub weak: bool,
+    pub kind: KsymKind,
+    /// The extern's BTF type in the object (its VAR or FUNC).
+    pub type_id: u32,
+}
+
+/// How a `__kconfig` extern's value is stored, libbpf's kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KconfigShape {
+    /// `bool`: y (or m) 1, n 0.
+    Bool,
+    /// `enum libbpf_tristate`: n 0, y 1, m 2.
+    Tristate,
+    /// `char`: the letter itself (`'y'`, `'m'`, `'n'`).
+    Char,
+    /// An integer of 1, 2, 4 or 8 bytes: a decimal or 0x-hexadecimal value.
+    Int { size: u32, signed: bool },
+    /// `char NAME[N]`: a quoted string value, NUL-terminated, cut at N - 1 bytes.
+    Chars(u32),
+}
+
+impl KconfigShape {
+    pub const fn size(self) -> u32 {
+        match self {
+            Self::Bool | Self::Char => 1,
+            Self::Tristate => 4,
+            Self::Int { size, .. } | Self::Chars(size) => size,
+        }
+    }
+
+    const fn align(self) -> u32 {
+        match self {
+            Self::Chars(_) => 1,
+            other => other.size(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kconfig {
+    pub name: String,
+    pub weak: bool,
+    pub shape: KconfigShape,
+    pub type_id: u32,
+}
+
+/// The externs an object declares (`.ksyms` and `.kconfig` DATASECs of its BTF).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Externs {
+    pub ksyms: Vec<Ksym>,
+    pub kconfig: Vec<Kconfig>,
+    /// Externs of other sections, which neither libbpf nor pyaya resolve: `(section, name)`.
+    pub unsupported: Vec<(String, String)>,
+}
+
+impl Externs {
+    pub fn is_empty(&self) -> bool {
+        self.ksyms.is_empty() && self.kconfig.is_empty() && self.unsupported.is_empty()
+    }
+}
+
+/// What the running kernel says about externs: answered by the native module (vmlinux BTF, /proc/kallsyms, the
+/// kernel config given by Python).
+pub trait Kernel {
+    /// The vmlinux BTF id of the VAR (`func` false) or FUNC called `name`.
+    fn btf_id(&self, name: &str, func: bool) -> Option<u32>;
+    /// The address of `name` in /proc/kallsyms.
+    fn address(&self, name: &str) -> Option<u64>;
+    /// The value of a config option (`y`, `m`, `"text"`, `250`), or of `LINUX_KERNEL_VERSION`.
+    fn kconfig(&self, name: &str) -> Option<String>;
+}
+
+fn kconfig_shape(btf: &Btf, type_id: u32) -> Option<KconfigShape> {
+    let resolved = btf.resolve(type_id).ok()?;
+    let t = btf.type_by_id(resolved).ok()?;
+    match (t.kind, t.detail) {
+        (Kind::Int, Detail::Int { encoding, .. }) => {
+            if encoding & 4 != 0 {
+                Some(KconfigShape::Bool)
+            } else if t.size_or_type == 1 && (encoding & 2 != 0 || btf.string(t.name) == "char") {
+                Some(KconfigShape::Char)
+            } else {
+                matches!(t.size_or_type, 1 | 2 | 4 | 8).then_some(KconfigShape::Int {
+                    size: t.size_or_type,
+                    signed: encoding & 1 != 0,
+                })
+            }
+        }
+        (Kind::Enum, _) if btf.string(t.name) == "libbpf_tristate" => Some(KconfigShape::Tristate),
+        (Kind::Enum | Kind::Enum64, _) => {
+            matches!(t.size_or_type, 1 | 2 | 4 | 8).then_some(KconfigShape::Int {
+                size: t.size_or_type,
+                signed: t.kind_flag,
+            })
+        }
+        (Kind::Array, Detail::Array { element, count, .. }) => {
+            let element = btf.type_by_id(btf.resolve(element).ok()?).ok()?;
+            (element.kind == Kind::Int && element.size_or_type == 1)
+                .then_some(KconfigShape::Chars(count))
+        }
+        _ => None,
+    }
+}
+
+fn symbols_by_name<'a>(elf: &'a Elf<'_>) -> HashMap<&'a str, &'a Symbol> {
+    elf.symbols
+        .iter()
+        .filter(|symbol| symbol.section.is_none() && !symbol.name.is_empty())
+        .map(|symbol| (symbol.name.as_str(), symbol))
+        .collect()
+}
+
+fn object_btf(elf: &Elf<'_>) -> Option<Btf> {
+    Btf::parse(elf.section_data(elf.section(".BTF")?)).ok()
+}
+
+fn externs_of(elf: &Elf<'_>, btf: &Btf) -> Result<Externs, Error> {
+    let symbols = symbols_by_name(elf);
+    let mut found = Externs::default();
+    for id in 1..btf.len() as u32 {
+        let Some(t) = btf.get(id) else { continue };
+        if t.kind != Kind::Datasec {
+            continue;
+        }
+        let section = btf.string(t.name).into_owned();
+        for var in btf.vars(&t) {
+            let Ok(entry) = btf.type_by_id(var.type_id) else {
+                continue;
+            };
+            let name = btf.string(entry.name).into_owned();
+            let extern_linkage = match (entry.kind, entry.detail) {
+                (Kind::Var, Detail::Linkage(linkage)) => linkage == 2,
+                (Kind::Func, _) => entry.vlen == 2,
+                _ => false,
+            };
+            if !extern_linkage {
+                continue;
+            }
+            let weak = symbols
+                .get(name.as_str())
+                .is_some_and(|symbol| symbol.binding == STB_WEAK);
+            match section.as_str() {
+                ".ksyms" => {
+                    let kind = if entry.kind == Kind::Func {
+                        KsymKind::Func
+                    } else if btf.resolve(entry.size_or_type).unwrap_or_default() == 0 {
+                        KsymKind::Untyped
+                    } else {
+                        KsymKind::Typed
+                    };
+                    found.ksyms.push(Ksym {
+                        name,
+                        weak,
+                        kind,
+                        type_id: var.type_id,
+                    });
+                }
+                ".kconfig" => {
+                    let Some(shape) = kconfig_shape(btf, entry.size_or_type) else {
+                        return err(format!(
+                            "extern {name:?} __kconfig has type {}, which pyaya cannot fill: declare it bool, \
+                             char, an integer, enum libbpf_tristate or a char array",
+                            btf.describe(entry.size_or_type)
+                        ));
+                    };
+                    found.kconfig.push(Kconfig {
+                        name,
+                        weak,
+                        shape,
+                        type_id: var.type_id,
+                    });
+                }
+                _ => found.unsupported.push((section.clone(), name)),
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The externs of an object; empty when it has no BTF (or none pyaya can read: aya then says what is wrong).
+pub fn externs(data: &[u8]) -> Result<Externs, Error> {
+    let Ok(elf) = Elf::parse(data) else {
+        return Ok(Externs::default());
+    };
+    match object_btf(&elf) {
+        Some(btf) => externs_of(&elf, &btf),
+        None => Ok(Externs::default()),
+    }
+}
+
+/// The kconfig bytes of `value` (the text after `CONFIG_X=` in the kernel's config) for `shape`.
+pub fn kconfig_value(name: &str, shape: KconfigShape, value: &str) -> Result<Vec<u8>, Error> {
+    let bad = |what: &str| {
+        err(format!(
+            "extern {name:?} __kconfig: the kernel's value {value:?} {what}"
+        ))
+    };
+    match shape {
+        KconfigShape::Bool => match value {
+            "y" | "m" => Ok(vec![1]),
+            "n" => Ok(vec![0]),
+            _ => bad("is not y, m or n (a bool extern)"),
+        },
+        KconfigShape::Tristate => {
+            let number: u32 = match value {
+                "n" => 0,
+                "y" => 1,
+                "m" => 2,
+                _ => return bad("is not y, m or n (a tristate extern)"),
+            };
+            Ok(number.to_le_bytes().to_vec())
+        }
+        KconfigShape::Char => match value.as_bytes() {
+            [letter] => Ok(vec![*letter]),
+            _ => bad("is not one character (a char extern)"),
+        },
+        KconfigShape::Chars(length) => {
+            let Some(text) = value
+                .strip_prefix('"')
+                .and_then(|rest| rest.strip_suffix('"'))
+            else {
+                return bad("is not a quoted string (a char array extern)");
+            };
+            let mut bytes = vec![0_u8; length as usize];
+            let keep = text.len().min((length as usize).saturating_sub(1));
+            if let (Some(target), Some(source)) =
+                (bytes.get_mut(..keep), text.as_bytes().get(..keep))
+            {
+                target.copy_from_slice(source);
+            }
+            Ok(bytes)
+        }
+        KconfigShape::Int { size, signed } => {
+            let parsed = if let Some(hex) = value
+                .strip_prefix("0x")
+                .or_else(|| value.strip_prefix("0X"))
+            {
+                i128::from_str_radix(hex, 16).ok()
+            } else {
+                value.parse::<i128>().ok()
+            };
+            let Some(number) = parsed else {
+                return bad("is not a number (an integer extern)");
+            };
+            let bits = size * 8;
+            let (low, high) = if signed {
+                (-(1_i128 << (bits - 1)), (1_i128 << (bits - 1)) - 1)
+            } else {
+                (0, (1_i128 << bits) - 1)
+            };
+            if number < low || number > high {
+                return bad(&format!("does not fit the extern's {size} bytes"));
+            }
+            Ok(number
+                .to_le_bytes()
+                .get(..size as usize)
+                .unwrap_or_default()
+                .to_vec())
+        }
+    }
+}
+
+/// A copy of the object's bytes under edit; integers in the object's byte order.
+struct Editor {
+    bytes: Vec<u8>,
+    little: bool,
+    /// Section headers (`Elf64_Shdr`), written at the end of the file by `finish`.
+    headers: Vec<[u8; 64]>,
+    /// Section names to (re)write in a new section header string table.
+    names: Vec<(usize, String)>,
+    shstrndx: usize,
+}
+
+impl Editor {
+    fn new(data: &[u8], elf: &Elf<'_>) -> Result<Self, Error> {
+        let mut editor = Self {
+            bytes: data.to_vec(),
+            little: elf.header.little_endian,
+            headers: Vec::new(),
+            names: Vec::new(),
+            shstrndx: 0,
+        };
+        let table = editor.read(40, 8)?;
+        let entry_size = editor.read(58, 2)?;
+        let count = editor.read(60, 2)?;
+        let shstrndx = editor.read(62, 2)?;
+        if entry_size != 64
+            || count == 0
+            || count as usize != elf.sections.len()
+            || shstrndx >= 0xff00
+        {
+            return err(
+                "the object's section header table uses extended numbering, which pyaya cannot rewrite",
+            );
+        }
+        editor.shstrndx = shstrndx as usize;
+        for index in 0..count {
+            let at = table + index * 64;
+            let raw: [u8; 64] = data
+                .get(at as usize..at as usize + 64)
+                .and_then(|bytes| bytes.try_into().ok())
+                .ok_or_else(|| Error("truncated section header table".into()))?;
+            editor.headers.push(raw);
+        }
+        Ok(editor)
+    }
+
+    fn decode(&self, raw: &[u8]) -> u64 {
+        let fold = |value: u64, byte: &u8| (value << 8) | u64::from(*byte);
+        if self.little {
+            raw.iter().rev().fold(0, fold)
+        } else {
+            raw.iter().fold(0, fold)
+        }
+    }
+
+    fn encode(&self, value: u64, len: usize) -> Vec<u8> {
+        let le = value.to_le_bytes();
+        let mut out: Vec<u8> = le.get(..len).unwrap_or_default().to_vec();
+        if !self.little {
+            out.reverse();
+        }
+        out
+    }
+
+    fn read(&self, at: u64, len: usize) -> Result<u64, Error> {
+        let at = at as usize;
+        self.bytes
+            .get(at..at + len)
+            .map(|raw| self.decode(raw))
+            .ok_or_else(|| Error(format!("offset {at} is past the end of the object")))
+    }
+
+    fn write(&mut self, at: u64, value: u64, len: usize) -> Result<(), Error> {
+        let encoded = self.encode(value, len);
+        let at = at as usize;
+        let target = self
+            .bytes
+            .get_mut(at..at + len)
+            .ok_or_else(|| Error(format!("offset {at} is past the end of the object")))?;
+        target.copy_from_slice(&encoded);
+        Ok(())
+    }
+
+    fn patch(&mut self, at: u64, data: &[u8]) -> Result<(), Error> {
+        let at = at as usize;
+        self.bytes
+            .get_mut(at..at + data.len())
+            .ok_or_else(|| Error(format!("offset {at} is past the end of the object")))?
+            .copy_from_slice(data);
+        Ok(())
+    }
+
+    fn set_header(&mut self, index: usize, at: usize, value: u64, len: usize) {
+        let encoded = self.encode(value, len);
+        if let Some(field) = self
+            .headers
+            .get_mut(index)
+            .and_then(|header| header.get_mut(at..at + len))
+        {
+            field.copy_from_slice(&encoded);
+        }
+    }
+
+    fn header_field(&self, index: usize, at: usize, len: usize) -> u64 {
+        self.headers
+            .get(index)
+            .and_then(|header| header.get(at..at + len))
+            .map_or(0, |raw| self.decode(raw))
+    }
+
+    fn append(&mut self, data: &[u8]) -> u64 {
+        while self.bytes.len() % 8 != 0 {
+            self.bytes.push(0);
+        }
+        let at = self.bytes.len() as u64;
+        self.bytes.extend_from_slice(data);
+        at
+    }
+
+    /// Gives section `index` new contents, at the end of the file.
+    fn replace_section(&mut self, index: usize, data: &[u8]) {
+        let at = self.append(data);
+        self.set_header(index, 24, at, 8);
+        self.set_header(index, 32, data.len() as u64, 8);
+    }
+
+    fn add_section(&mut self, name: &str, kind: u32, flags: u64, data: &[u8], align: u64) -> usize {
+        let at = self.append(data);
+        let index = self.headers.len();
+        self.headers.push([0; 64]);
+        self.set_header(index, 4, u64::from(kind), 4);
+        self.set_header(index, 8, flags, 8);
+        self.set_header(index, 24, at, 8);
+        self.set_header(index, 32, data.len() as u64, 8);
+        self.set_header(index, 48, align, 8);
+        self.names.push((index, name.to_owned()));
+        index
+    }
+
+    fn finish(mut self) -> Result<Vec<u8>, Error> {
+        if !self.names.is_empty() {
+            let offset = self.header_field(self.shstrndx, 24, 8) as usize;
+            let size = self.header_field(self.shstrndx, 32, 8) as usize;
+            let mut strings = self
+                .bytes
+                .get(offset..offset + size)
+                .ok_or_else(|| Error("truncated section name table".into()))?
+                .to_vec();
+            for (index, name) in std::mem::take(&mut self.names) {
+                let at = strings.len() as u64;
+                strings.extend_from_slice(name.as_bytes());
+                strings.push(0);
+                self.set_header(index, 0, at, 4);
+            }
+            self.replace_section(self.shstrndx, &strings);
+        }
+        let count = self.headers.len() as u64;
+        if count >= 0xff00 {
+            return err("too many sections to rewrite the object");
+        }
+        let headers: Vec<u8> = self.headers.concat();
+        let table = self.append(&headers);
+        self.write(40, table, 8)?;
+        self.write(60, count, 2)?;
+        Ok(self.bytes)
+    }
+}
+
+/// The `.BTF` section under edit: records patched in place, strings appended.
+struct BtfEdit {
+    bytes: Vec<u8>,
+    little: bool,
+    types_start: usize,
+}
+
+impl BtfEdit {
+    fn new(data: &[u8]) -> Result<Self, Error> {
+        let little = matches!(data.get(0..2), Some([0x9f, 0xeb]));
+        let mut edit = Self {
+            bytes: data.to_vec(),
+            little,
+            types_start: 0,
+        };
+        let header = edit.word(4)? as usize;
+        edit.types_start = header + edit.word(8)? as usize;
+        Ok(edit)
+    }
+
+    fn word(&self, at: usize) -> Result<u32, Error> {
+        let raw: [u8; 4] = self
+            .bytes
+            .get(at..at + 4)
+            .and_then(|raw| raw.try_into().ok())
+            .ok_or_else(|| Error("truncated BTF".into()))?;
+        Ok(if self.little {
+            u32::from_le_bytes(raw)
+        } else {
+            u32::from_be_bytes(raw)
+        })
+    }
+
+    fn set_word(&mut self, at: usize, value: u32) -> Result<(), Error> {
+        let raw = if self.little {
+            value.to_le_bytes()
+        } else {
+            value.to_be_bytes()
+        };
+        self.bytes
+            .get_mut(at..at + 4)
+            .ok_or_else(|| Error("truncated BTF".into()))?
+            .copy_from_slice(&raw);
+        Ok(())
+    }
+
+    /// Word `word` of type `id`'s record (0 is `name_off`, 1 `info`, 2 `size`/`type`, then the kind's words).
+    fn record(btf: &Btf, id: u32, word: usize) -> Result<usize, Error> {
+        btf.record_offset(id)
+            .map(|offset| offset + word * 4)
+            .ok_or_else(|| Error(format!("BTF type {id} does not exist")))
+    }
+
+    fn set(&mut self, btf: &Btf, id: u32, word: usize, value: u32) -> Result<(), Error> {
+        let at = self.types_start + Self::record(btf, id, word)?;
+        self.set_word(at, value)
+    }
+
+    /// Appends `text` to the string section, which must end the blob (as every compiler lays it out).
+    fn add_string(&mut self, text: &str) -> Result<u32, Error> {
+        let header = self.word(4)? as usize;
+        let (offset, length) = (self.word(16)? as usize, self.word(20)? as usize);
+        if header + offset + length != self.bytes.len() {
+            return err(
+                "the object's BTF strings do not end its .BTF section, so pyaya cannot add to them",
+            );
+        }
+        self.bytes.extend_from_slice(text.as_bytes());
+        self.bytes.push(0);
+        let added = u32::try_from(text.len() + 1).unwrap_or(u32::MAX);
+        self.set_word(20, length as u32 + added)?;
+        Ok(length as u32)
+    }
+}
+
+/// Points every `.BTF.ext` record block (func info, line info, CO-RE relocations) naming a renamed section at its
+/// new name: `renamed` gives the new name's string offset for a block's name offset (`None`: unchanged).
+fn rename_ext_sections(
+    ext: &mut [u8],
+    little: bool,
+    renamed: &mut dyn FnMut(u32) -> Result<Option<u32>, Error>,
+) -> Result<(), Error> {
+    let word = |bytes: &[u8], at: usize| -> Option<u32> {
+        let raw: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+        Some(if little {
+            u32::from_le_bytes(raw)
+        } else {
+            u32::from_be_bytes(raw)
+        })
+    };
+    let truncated = || Error("truncated .BTF.ext".into());
+    let header = word(ext, 4).ok_or_else(truncated)? as usize;
+    // (offset word, length word) of each info area in the header: func info, line info, then CO-RE relocations.
+    let mut areas = vec![(8, 12), (16, 20)];
+    if header >= 32 {
+        areas.push((24, 28));
+    }
+    for (offset_at, length_at) in areas {
+        let start = header + word(ext, offset_at).ok_or_else(truncated)? as usize;
+        let end = start + word(ext, length_at).ok_or_else(truncated)? as usize;
+        if end <= start {
+            continue;
+        }
+        let record_size = word(ext, start).ok_or_else(truncated)? as usize;
+        let mut at = start + 4;
+        while at + 8 <= end {
+            let name = word(ext, at).ok_or_else(truncated)?;
+            let count = word(ext, at + 4).ok_or_else(truncated)? as usize;
+            if let Some(new) = renamed(name)? {
+                let raw = if little {
+                    new.to_le_bytes()
+                } else {
+                    new.to_be_bytes()
+                };
+                ext.get_mut(at..at + 4)
+                    .ok_or_else(truncated)?
+                    .copy_from_slice(&raw);
+            }
+            at += 8 + count.saturating_mul(record_size);
+        }
+    }
+    Ok(())
+}
+
+/// The first INT of the BTF (`int` preferred): the type libbpf gives extern VARs and the struct `.ksyms` becomes.
+fn int_type(btf: &Btf) -> Option<(u32, u32)> {
+    let ints: Vec<(u32, u32)> = (1..btf.len() as u32)
+        .filter_map(|id| btf.get(id).map(|t| (id, t)))
+        .filter(|(_, t)| t.kind == Kind::Int && matches!(t.size_or_type, 1 | 2 | 4 | 8))
+        .map(|(id, t)| (id, t.size_or_type))
+        .collect();
+    ints.iter()
+        .copied()
+        .find(|&(id, _)| btf.name_of(id) == "int")
+        .or_else(|| ints.first().copied())
+}
+
+/// A DATASEC of externs rewritten as an anonymous struct of ints, one per extern (same record length): the kernel
+/// refuses extern entries in a DATASEC, and aya looks for an ELF section of a DATASEC it has to size.
+fn datasec_to_struct(
+    edit: &mut BtfEdit,
+    btf: &Btf,
+    section: u32,
+    (int_id, int_size): (u32, u32),
+) -> Result<(), Error> {
+    let t = btf.type_by_id(section)?;
+    let entries: Vec<u32> = btf.vars(&t).map(|var| var.type_id).collect();
+    edit.set(btf, section, 0, 0)?;
+    edit.set(
+        btf,
+        section,
+        1,
+        ((Kind::Struct as u32) << 24) | u32::from(t.vlen),
+    )?;
+    edit.set(btf, section, 2, int_size * entries.len().max(1) as u32)?;
+    for (index, entry) in entries.iter().enumerate() {
+        let name = btf.get(*entry).map_or(0, |t| t.name);
+        let base = 3 + index * 3;
+        edit.set(btf, section, base, name)?;
+        edit.set(btf, section, base + 1, int_id)?;
+        edit.set(btf, section, base + 2, index as u32 * int_size * 8)?;
+    }
+    Ok(())
+}
+
+/// An extern's instruction rewrite, decided once per extern.
+#[derive(Debug, Clone, Copy)]
+enum Resolution {
+    /// `BPF_PSEUDO_BTF_ID` (a typed VAR, or a kfunc's address in `bpf_ksym_exists`), or a kfunc call.
+    BtfId(u32),
+    Address(u64),
+    /// A weak extern the kernel lacks: loads read 0; kfunc calls are poisoned with this index.
+    Missing(i32),
+}
+
+fn set_src_reg(regs: u8, src: u8, little: bool) -> u8 {
+    if little {
+        (regs & 0x0f) | (src << 4)
+    } else {
+        (regs & 0xf0) | (src & 0x0f)
+    }
+}
+
+fn src_reg(regs: u8, little: bool) -> u8 {
+    if little {
+        regs >> 4
+    } else {
+        regs & 0x0f
+    }
+}
+
+/// Rewrites the instruction at `at` (file offset) that refers to the extern `name`.
+fn patch_instruction(
+    editor: &mut Editor,
+    at: u64,
+    name: &str,
+    resolution: Resolution,
+) -> Result<(), Error> {
+    let code = editor.read(at, 1)? as u8;
+    let regs = editor.read(at + 1, 1)? as u8;
+    let little = editor.little;
+    match code {
+        LD_IMM64 => {
+            let (src, low, high) = match resolution {
+                Resolution::BtfId(id) => (BPF_PSEUDO_BTF_ID, u64::from(id), 0),
+                Resolution::Address(address) => (0, address & 0xffff_ffff, address >> 32),
+                Resolution::Missing(_) => (0, 0, 0),
+            };
+            editor.write(at + 1, u64::from(set_src_reg(regs, src, little)), 1)?;
+            editor.write(at + 4, low, 4)?;
+            editor.write(at + 12, high, 4)?;
+        }
+        CALL if src_reg(regs, little) == BPF_PSEUDO_CALL => match resolution {
+            Resolution::BtfId(id) => {
+                editor.write(at + 1, u64::from(set_src_reg(regs, BPF_PSEUDO_KFUNC_CALL, little)), 1)?;
+                editor.write(at + 2, 0, 2)?;
+                editor.write(at + 4, u64::from(id), 4)?;
+            }
+            Resolution::Missing(index) => {
+                editor.write(at + 1, u64::from(set_src_reg(regs, 0, little)), 1)?;
+                editor.write(at + 2, 0, 2)?;
+                editor.write(at + 4, (POISON_KFUNC_CALL + index) as u32 as u64, 4)?;
+            }
+            Resolution::Address(_) => {
+                return err(format!(
+                    "extern {name:?} __ksym is called but declared as a variable: declare it as a function"
+                ))
+            }
+        },
+        _ => {
+            return err(format!(
+                "extern {name:?} is used by an instruction (opcode {code:#04x}) pyaya cannot relocate"
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Each relocation of a program section (`(file offset of the instruction, symbol index)`).
+fn program_relocations(elf: &Elf<'_>, little: bool) -> Vec<(u64, usize)> {
+    let mut found = Vec::new();
+    for section in elf.sections.iter().filter(|s| s.kind == SHT_REL) {
+        let Some(target) = elf.sections.get(section.info as usize) else {
+            continue;
+        };
+        if target.flags & SHF_EXECINSTR == 0 {
+            continue;
+        }
+        for entry in elf.section_data(section).chunks_exact(16) {
+            let value = |raw: &[u8]| {
+                let fold = |v: u64, b: &u8| (v << 8) | u64::from(*b);
+                if little {
+                    raw.iter().rev().fold(0, fold)
+                } else {
+                    raw.iter().fold(0, fold)
+                }
+            };
+            let offset = value(entry.get(0..8).unwrap_or_default());
+            let info = value(entry.get(8..16).unwrap_or_default());
+            if offset + 16 > target.size && offset + 8 > target.size {
+                continue;
+            }
+            found.push((target.offset + offset, (info >> 32) as usize));
+        }
+    }
+    found
+}
+
+fn resolve_ksym(ksym: &Ksym, index: usize, kernel: &dyn Kernel) -> Result<Resolution, Error> {
+    let found = match ksym.kind {
+        // The verifier finds a typed variable's address by name in kallsyms, which lists data symbols only with
+        // CONFIG_KALLSYMS_ALL: refused there, it would fail the whole load with "failed to find the address".
+        KsymKind::Typed => match kernel.btf_id(&ksym.name, false) {
+            Some(_) if kernel.address(&ksym.name).is_none() && ksym.weak => None,
+            Some(_) if kernel.address(&ksym.name).is_none() => {
+                return err(format!(
+                    "extern {:?} __ksym (variable): the kernel's BTF has it but /proc/kallsyms does not (a kernel \
+                     without CONFIG_KALLSYMS_ALL lists no data symbols, or this process cannot read the \
+                     addresses), and the verifier resolves typed ksyms through kallsyms; declare it __weak to \
+                     load without it",
+                    ksym.name
+                ));
+            }
+            found => found.map(Resolution::BtfId),
+        },
+        KsymKind::Func => kernel.btf_id(&ksym.name, true).map(Resolution::BtfId),
+        KsymKind::Untyped => kernel.address(&ksym.name).map(Resolution::Address),
+    };
+    match found {
+        Some(resolution) => Ok(resolution),
+        None if ksym.weak => Ok(Resolution::Missing(index as i32)),
+        None => {
+            let (what, place) = match ksym.kind {
+                KsymKind::Typed => (
+                    "variable",
+                    "a VAR in the kernel's BTF (/sys/kernel/btf/vmlinux)",
+                ),
+                KsymKind::Func => (
+                    "kfunc",
+                    "a FUNC in the kernel's BTF (/sys/kernel/btf/vmlinux)",
+                ),
+                KsymKind::Untyped => ("symbol", "an address in /proc/kallsyms"),
+            };
+            err(format!(
+                "extern {:?} __ksym ({what}): this kernel has no such symbol (looked for {place}; symbols of \
+                 kernel modules are not resolved by pyaya); declare it __weak to load without it",
+                ksym.name
+            ))
+        }
+    }
+}
+
+/// The object with what aya refuses rewritten (see the module's documentation), or `None` when there is nothing to
+/// rewrite. Without `kernel` (inspection, no kernel at hand) only the sections are renamed: aya-obj's parser then
+/// reads the object, externs and all.
+pub fn prepare(data: &[u8], kernel: Option<&dyn Kernel>) -> Result<Option<Vec<u8>>, Error> {
+    let Ok(elf) = Elf::parse(data) else {
+        return Ok(None);
+    };
+    if !elf.header.is_64 {
+        return Ok(None);
+    }
+    let renames: Vec<(usize, String)> = elf
+        .sections
+        .iter()
+        .filter_map(|s| classifier_section(&s.name).map(|name| (s.index, name)))
+        .collect();
+    let btf = object_btf(&elf);
+    let externs = match (&btf, kernel) {
+        (Some(btf), Some(_)) => externs_of(&elf, btf)?,
+        _ => Externs::default(),
+    };
+    if renames.is_empty() && externs.is_empty() {
+        return Ok(None);
+    }
+    if let Some((section, name)) = externs.unsupported.first() {
+        return err(format!(
+            "extern {name:?} is in section {section:?}: pyaya (like libbpf) resolves only __ksym and __kconfig \
+             externs; define the symbol in the object"
+        ));
+    }
+    let mut editor = Editor::new(data, &elf)?;
+    let little = editor.little;
+    let btf_section: Option<&Section> = elf.section(".BTF");
+    let mut btf_edit = match btf_section {
+        Some(section) => Some(BtfEdit::new(elf.section_data(section))?),
+        None => None,
+    };
+
+    // Classifier sections: the ELF name, and the .BTF.ext blocks that name them.
+    let mut new_names: HashMap<String, String> = HashMap::new();
+    for (index, name) in &renames {
+        editor.names.push((*index, name.clone()));
+        if let Some(old) = elf.sections.get(*index) {
+            new_names.insert(old.name.clone(), name.clone());
+        }
+    }
+    if let (false, Some(edit), Some(btf), Some(ext)) = (
+        new_names.is_empty(),
+        btf_edit.as_mut(),
+        btf.as_ref(),
+        elf.section(".BTF.ext"),
+    ) {
+        let mut bytes = elf.section_data(ext).to_vec();
+        let mut added: HashMap<String, u32> = HashMap::new();
+        let mut renamed = |offset: u32| -> Result<Option<u32>, Error> {
+            let Some(new) = new_names.get(&*btf.string(offset)) else {
+                return Ok(None);
+            };
+            if let Some(&at) = added.get(new) {
+                return Ok(Some(at));
+            }
+            let at = edit.add_string(new)?;
+            added.insert(new.clone(), at);
+            Ok(Some(at))
+        };
+        rename_ext_sections(&mut bytes, little, &mut renamed)?;
+        editor.patch(ext.offset, &bytes)?;
+    }
+
+    if let (Some(btf), Some(kernel)) = (btf.as_ref(), kernel) {
+        if !externs.ksyms.is_empty() || !externs.kconfig.is_empty() {
+            let edit = btf_edit
+                .as_mut()
+                .ok_or_else(|| Error("the object's externs need its .BTF".into()))?;
+            let int = int_type(btf).ok_or_else(|| {
+                Error("the object's BTF has no integer type to describe its externs with".into())
+            })?;
+            rewrite_externs(&mut editor, &elf, btf, edit, &externs, kernel, int)?;
+        }
+    }
+
+    if let (Some(edit), Some(section)) = (btf_edit, btf_section) {
+        if edit.bytes.len() as u64 == section.size {
+            editor.patch(section.offset, &edit.bytes)?;
+        } else {
+            editor.replace_section(section.index, &edit.bytes);
+        }
+    }
+    editor.finish().map(Some)
+}
+
+fn rewrite_externs(
+    editor: &mut Editor,
+    elf: &Elf<'_>,
+    btf: &Btf,
+    edit: &mut BtfEdit,
+    externs: &Externs,
+    kernel: &dyn Kernel,
+    int: (u32, u32),
+) -> Result<(), Error> {
+    let little = editor.little;
+    // BTF: extern linkage becomes what the kernel takes (libbpf does the same).
+    for ksym in &externs.ksyms {
+        if ksym.kind == KsymKind::Func {
+            let t = btf.type_by_id(ksym.type_id)?;
+            edit.set(btf, ksym.type_id, 1, (t.kind as u32) << 24 | 1)?;
+        } else {
+            edit.set(btf, ksym.type_id, 2, int.0)?;
+            edit.set(btf, ksym.type_id, 3, 1)?;
+        }
+    }
+    for kconfig in &externs.kconfig {
+        edit.set(btf, kconfig.type_id, 3, 1)?;
+    }
+    for id in 1..btf.len() as u32 {
+        if let Some(t) = btf.get(id) {
+            if t.kind == Kind::Datasec && matches!(&*btf.string(t.name), ".ksyms" | ".kconfig") {
+                datasec_to_struct(edit, btf, id, int)?;
+            }
+        }
+    }
+
+    // Instructions that refer to a ksym.
+    let mut resolutions: HashMap<&str, Resolution> = HashMap::new();
+    for (index, ksym) in externs.ksyms.iter().enumerate() {
+        resolutions.insert(ksym.name.as_str(), resolve_ksym(ksym, index, kernel)?);
+    }
+    for (at, symbol) in program_relocations(elf, little) {
+        let Some(symbol) = elf.symbols.get(symbol) else {
+            continue;
+        };
+        if symbol.section.is_some() {
+            continue;
+        }
+        if let Some(resolution) = resolutions.get(symbol.name.as_str()) {
+            patch_instruction(editor, at, &symbol.name, *resolution)?;
+        }
+    }
+
+    // Kconfig values: a new .rodata.kconfig section, each extern symbol defined in it.
+    if !externs.kconfig.is_empty() {
+        let mut data: Vec<u8> = Vec::new();
+        let mut placed: HashMap<&str, (u64, u32)> = HashMap::new();
+        for kconfig in &externs.kconfig {
+            let align = kconfig.shape.align().max(1) as usize;
+            while data.len() % align != 0 {
+                data.push(0);
+            }
+            let offset = data.len();
+            // Python's config reader gives "n" for "is not set": unset, for the kinds that are not y/m/n.
+            let given = kernel.kconfig(&kconfig.name).filter(|text| {
+                text != "n"
+                    || !matches!(
+                        kconfig.shape,
+                        KconfigShape::Int { .. } | KconfigShape::Chars(_)
+                    )
+            });
+            let value = match given {
+                Some(text) => kconfig_value(&kconfig.name, kconfig.shape, &text)?,
+                None if kconfig.weak => vec![0; kconfig.shape.size() as usize],
+                None => {
+                    return err(format!(
+                        "extern {:?} __kconfig: the kernel's config does not set it (read from /proc/config.gz \
+                         or /boot/config-$(uname -r)); declare it __weak to read 0 instead",
+                        kconfig.name
+                    ))
+                }
+            };
+            data.extend_from_slice(&value);
+            placed.insert(kconfig.name.as_str(), (offset as u64, kconfig.shape.size()));
+        }
+        if data.is_empty() {
+            data.push(0);
+        }
+        let index = editor.add_section(KCONFIG_SECTION, SHT_PROGBITS, SHF_ALLOC, &data, 8);
+        let symtab = elf
+            .sections
+            .iter()
+            .find(|s| s.kind == crate::elf::SHT_SYMTAB)
+            .ok_or_else(|| Error("the object has no symbol table".into()))?;
+        for symbol in &elf.symbols {
+            if symbol.section.is_some() {
+                continue;
+            }
+            let Some(&(offset, size)) = placed.get(symbol.name.as_str()) else {
+                continue;
+            };
+            let at = symtab.offset + symbol.index as u64 * 24;
+            editor.write(at + 4, u64::from((symbol.binding << 4) | STT_OBJECT), 1)?;
+            editor.write(at + 6, index as u64, 2)?;
+            editor.write(at + 8, offset, 8)?;
+            editor.write(at + 16, u64::from(size), 8)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifier_sections_are_libbpfs() {
+        assert_eq!(classifier_section("tc").as_deref(), Some("classifier/tc"));
+        assert_eq!(
+            classifier_section("tc/egress").as_deref(),
+            Some("classifier/tc/egress")
+        );
+        assert_eq!(classifier_section("classifier"), None);
+        assert_eq!(classifier_section("tc/other"), None);
+        assert_eq!(classifier_section("tcp"), None);
+    }
+
+    #[test]
+    fn kconfig_values_as_libbpf_stores_them() {
+        assert_eq!(kconfig_value("X", KconfigShape::Bool, "y").unwrap(), [1]);
+        assert_eq!(
+            kconfig_value("X", KconfigShape::Tristate, "m").unwrap(),
+            [2, 0, 0, 0]
+        );
+        assert_eq!(kconfig_value("X", KconfigShape::Char, "n").unwrap(), [b'n']);
+        assert_eq!(
+            kconfig_value(
+                "X",
+                KconfigShape::Int {
+                    size: 4,
+                    signed: false
+                },
+                "0x10"
+            )
+            .unwrap(),
+            [16, 0, 0, 0]
+        );
+        assert_eq!(
+            kconfig_value(
+                "X",
+                KconfigShape::Int {
+                    size: 2,
+                    signed: true
+                },
+                "-2"
+            )
+            .unwrap(),
+            [0xfe, 0xff]
+        );
+        assert!(kconfig_value(
+            "X",
+            KconfigShape::Int {
+                size: 1,
+                signed: false
+            },
+            "256"
+        )
+        .is_err());
+        assert_eq!(
+            kconfig_value("X", KconfigShape::Chars(4), "\"hello\"").unwrap(),
+            *b"hel\0"
+        );
+        let refused = kconfig_value("CONFIG_HZ", KconfigShape::Bool, "250").unwrap_err();
+        assert!(refused.0.contains("CONFIG_HZ"), "{refused}");
+    }
+}
