@@ -388,6 +388,8 @@ class Map:
         """Whether a bloom filter may contain ``value``."""
     def update_program(self, key: bytes, program: Program, flags: int = 0) -> None:
         """Store a loaded program's fd under ``key``."""
+    def update_with_program(self, key: bytes, head: bytes, program: Program, flags: int = 0) -> None:
+        """Store ``head`` then a loaded program's fd under ``key`` (device and CPU map entries with a program)."""
     def update_map(self, key: bytes, inner: Map, flags: int = 0) -> None:
         """Store another map's fd under ``key`` (maps of maps)."""
     def update_path(self, key: bytes, path: Path, flags: int = 0) -> None:

@@ -474,6 +474,48 @@ impl Map {
         Ok(())
     }
 
+    /// Stores `head` followed by a loaded program's fd under `key`: device and CPU map entries whose program runs
+    /// on each redirected frame (`struct bpf_devmap_val` / `bpf_cpumap_val`: an ifindex or queue size, then the
+    /// program's fd). The rest of the value is zero.
+    #[pyo3(signature = (key, head, program, flags = 0))]
+    fn update_with_program(
+        &self,
+        py: Python<'_>,
+        key: &[u8],
+        head: &[u8],
+        program: &Program,
+        flags: u64,
+    ) -> PyResult<()> {
+        self.check_key(key)?;
+        let value_len = self.value_buffer_len;
+        if head.len() + 4 > value_len {
+            return Err(new_err(
+                Kind::InvalidArgument,
+                format!(
+                    "map {:?} has {value_len}-byte values: no room for a program after {} bytes (the map was \
+                     declared without program entries; aya-ebpf's btf_maps::DevMap/CpuMap have them)",
+                    self.name,
+                    head.len()
+                ),
+            ));
+        }
+        let context = format!("storing an entry with a program in map {:?}", self.name);
+        py.detach(|| {
+            program.with_fd(|program_fd| {
+                let mut value = head.to_vec();
+                value.extend_from_slice(&program_fd.as_raw_fd().to_ne_bytes());
+                value.resize(value_len, 0);
+                let guard = lock(&self.data);
+                let data = guard.as_ref().ok_or_else(|| {
+                    Deferred::Plain(Kind::Closed, format!("map {:?} is closed", self.name))
+                })?;
+                sys::update(data.fd().as_fd(), key, &value, flags)
+                    .map_err(|err| Deferred::MapIo(context, err))
+            })
+        })?;
+        Ok(())
+    }
+
     /// Stores another map's fd under `key` (maps of maps).
     #[pyo3(signature = (key, inner, flags = 0))]
     fn update_map(&self, py: Python<'_>, key: &[u8], inner: &Map, flags: u64) -> PyResult<()> {

@@ -234,6 +234,31 @@ class XskMap(_SocketSlots):
         raise UnsupportedError("the kernel does not list XSKMAP entries to user space")
 
 
+def _pair(value: tuple[Any, ...], shape: str) -> tuple[Any, Any]:
+    if len(value) != 2:
+        raise InvalidArgumentError(f"an entry with a program is a pair {shape}, not {len(value)} values")
+    return value[0], value[1]
+
+
+def _update_entry(native: _native.Map, key: bytes, head: bytes, program: Program | None, kind: str) -> None:
+    """A device or CPU map entry: ``head`` (ifindex or queue size), then the fd of ``program`` or nothing."""
+    if program is None:
+        # A program fd of 0 (and the rest zero) means "no program" in every layout, old (4 bytes) or new (8).
+        native.update(key, head + bytes(native.value_size - len(head)))
+        return
+    program_native = getattr(program, "_native", None)
+    if not isinstance(program_native, _native.Program):
+        raise InvalidArgumentTypeError(f"program must be a pyaya program, not {type(program).__name__}")
+    if program_native.kind != "Xdp":
+        raise InvalidArgumentError(
+            f"program {program_native.name!r} is a {program_native.kind} program: a {kind} entry runs an XDP program "
+            f'declared #[xdp(map = "{kind}")]'
+        )
+    if not program_native.loaded:
+        program.load()
+    native.update_with_program(key, head, program_native)
+
+
 class DevMapValue(NamedTuple):
     """A device map entry: the interface index and the id of the XDP program run on redirect (0: none)."""
 
@@ -258,11 +283,20 @@ class _DevSlots(_FdSlots):
         program = int.from_bytes(value[4:8], BYTE_ORDER) if len(value) >= 8 else 0
         return DevMapValue(int.from_bytes(value[:4], BYTE_ORDER), program)
 
-    def __setitem__(self, key: Any, interface: int | str) -> None:
-        ifindex = _interface_index(interface)
-        size = self._native.value_size
-        # Program fd -1 would mean "none" in newer layouts; 0 is accepted everywhere as no program.
-        self._native.update(self._key(key), ifindex.to_bytes(4, BYTE_ORDER) + bytes(size - 4))
+    def __setitem__(self, key: Any, interface: int | str | tuple[int | str, Program]) -> None:
+        """``ports[key] = "veth0"``, or ``(interface, program)`` for an entry that runs ``program`` (:meth:`set`)."""
+        if isinstance(interface, tuple):
+            target, program = _pair(interface, "(interface, program)")
+            self.set(key, target, program=program)
+        else:
+            self.set(key, interface)
+
+    def set(self, key: Any, interface: int | str, *, program: Program | None = None) -> None:
+        """Send frames redirected to ``key`` out of ``interface`` (a name or an index); with ``program`` (an XDP
+        program declared ``#[xdp(map = "devmap")]``, kernel 5.8), run it on each of them first, on the way out
+        (its verdict: ``XDP_PASS`` sends the frame, ``XDP_DROP`` drops it). Loads ``program`` when needed."""
+        head = _interface_index(interface).to_bytes(4, BYTE_ORDER)
+        _update_entry(self._native, self._key(key), head, program, "devmap")
 
     def _present_keys(self) -> list[bytes]:
         if self._int_keys:
@@ -315,10 +349,21 @@ class CpuMap(_FdSlots):
         program = int.from_bytes(value[4:8], BYTE_ORDER) if len(value) >= 8 else 0
         return CpuMapValue(int.from_bytes(value[:4], BYTE_ORDER), program)
 
-    def __setitem__(self, key: Any, queue_size: int) -> None:
-        size = self._native.value_size
+    def __setitem__(self, key: Any, queue_size: int | tuple[int, Program]) -> None:
+        """``cpus[cpu] = 2048``, or ``(queue_size, program)`` for an entry that runs ``program`` (see :meth:`set`)."""
+        if isinstance(queue_size, tuple):
+            queue, program = _pair(queue_size, "(queue_size, program)")
+            self.set(key, queue, program=program)
+        else:
+            self.set(key, queue_size)
+
+    def set(self, key: Any, queue_size: int, *, program: Program | None = None) -> None:
+        """Enable CPU ``key`` for redirects with a queue of ``queue_size`` frames; with ``program`` (an XDP program
+        declared ``#[xdp(map = "cpumap")]``, kernel 5.9), run it on that CPU on each redirected frame (``XDP_PASS``
+        hands the frame to the network stack there, ``XDP_DROP`` drops it, ``XDP_REDIRECT`` sends it on). Loads
+        ``program`` when needed."""
         queue = _args.integer(queue_size, "queue_size", low=1, high=_args.U32)
-        self._native.update(self._key(key), queue.to_bytes(4, BYTE_ORDER) + bytes(size - 4))
+        _update_entry(self._native, self._key(key), queue.to_bytes(4, BYTE_ORDER), program, "cpumap")
 
 
 @register
