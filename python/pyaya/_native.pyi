@@ -165,7 +165,7 @@ class Program:
     # --- tracing program types (crates/pyaya-native/src/programs_tracing.rs) ---
     def attach_tracepoint(self, category: str, name: str, cookie: int | None = None) -> Link:
         """Attach a TracePoint program to ``category/name`` (with a bpf cookie when given)."""
-    def attach_raw_tracepoint(self, name: str) -> Link:
+    def attach_raw_tracepoint(self, name: str, cookie: int | None = None) -> Link:
         """Attach a RawTracePoint program to the raw tracepoint ``name``."""
     @property
     def section(self) -> str | None:
@@ -187,7 +187,7 @@ class Program:
         """Load an Iter program (default iterator type: from its ELF section)."""
     def load_extension(self, target: Program, function: str | None = None) -> None:
         """Load an Extension program replacing ``function`` of the loaded program ``target``."""
-    def attach_btf(self) -> Link:
+    def attach_btf(self, cookie: int | None = None) -> Link:
         """Attach a loaded BtfTracePoint, FEntry, FExit, Lsm or Extension program."""
     def attach_lsm_cgroup(self, cgroup: Path) -> Link:
         """Attach a loaded LsmCgroup program to a cgroup."""

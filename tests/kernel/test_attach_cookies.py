@@ -159,3 +159,71 @@ def test_kprobe_cookies(cookies: Ebpf, tmp_path: Path) -> None:
         counts = _counts(cookies)
     assert counts.get(77, 0) >= 1
     assert counts.get(88, 0) >= 1
+
+
+def _getppid_calls(bpf: Ebpf, count: int = CALLS) -> None:
+    """``count`` getppid() calls by this process, the only one whose runs the busy-path programs count."""
+    bpf.globals["COOKIE_TGID"] = os.getpid()
+    for _ in range(count):
+        os.getppid()
+
+
+@pytest.mark.parametrize("program_name", ["cookie_raw_tp", "cookie_tp_btf"])
+def test_raw_tracepoint_and_tp_btf_cookies(cookies: Ebpf, program_name: str) -> None:
+    """Both raw tracepoint kinds take a cookie (BPF_RAW_TRACEPOINT_OPEN and a tracing link, kernel 6.10): one
+    program attached twice to ``sys_enter`` counts each of this process's syscalls under both cookies."""
+    if program_name == "cookie_tp_btf" and not pyaya.features.tp_btf_supported().ok:
+        pytest.skip(pyaya.features.tp_btf_supported().reason)
+    program = cookies.programs[program_name]
+    if isinstance(program, pyaya.RawTracePoint):
+        first, second = program.attach("sys_enter", cookie=101), program.attach("sys_enter", cookie=102)
+    else:
+        first, second = program.attach(cookie=101), program.attach(cookie=102)
+    _getppid_calls(cookies)
+    counts = _counts(cookies)
+    assert counts.get(102, 0) >= CALLS  # and other syscalls of this process meanwhile
+    assert counts.get(101, 0) >= counts[102]  # attached first, so it saw at least as many
+    assert 0 not in counts
+    second.detach()
+    before = _counts(cookies)
+    _getppid_calls(cookies)
+    after = _counts(cookies)
+    assert after[101] - before[101] >= CALLS
+    assert after[102] == before[102]
+    first.detach()
+
+
+@pytest.mark.needs("fentry/fexit")
+@pytest.mark.parametrize("program_name", ["cookie_fentry", "cookie_fexit"])
+def test_fentry_and_fexit_cookies(cookies: Ebpf, program_name: str) -> None:
+    """A trampoline program takes a cookie on its link (kernel 6.0); the kernel keeps one link of a program per
+    trampoline, so the two cookies come one after the other."""
+    program = cookies.programs[program_name]
+    with program.attach(cookie=201):
+        _getppid_calls(cookies)
+    with program.attach(cookie=202):
+        _getppid_calls(cookies, 2 * CALLS)
+    counts = _counts(cookies)
+    assert counts.get(201, 0) >= CALLS
+    assert counts.get(202, 0) >= 2 * CALLS
+    assert 0 not in counts
+
+
+@pytest.mark.needs("lsm")
+def test_lsm_cookies(cookies: Ebpf, tmp_path: Path) -> None:
+    program = cookies.programs["cookie_lsm"]
+    cookies.globals["COOKIE_TGID"] = os.getpid()
+    opened = tmp_path / "opened"
+    opened.write_text("x")
+    for cookie in (301, 302):
+        with program.attach(cookie=cookie):
+            for _ in range(CALLS):
+                opened.read_text()
+    counts = _counts(cookies)
+    assert counts.get(301, 0) >= CALLS
+    assert counts.get(302, 0) >= CALLS
+
+
+def test_programs_without_a_cookie_slot_refuse_one(cookies: Ebpf, requires_root: None) -> None:
+    with pytest.raises((pyaya.errors.InvalidArgumentError, pyaya.errors.InvalidArgumentTypeError)):
+        cookies.programs["cookie_raw_tp"].attach("sys_enter", cookie=-5)

@@ -2,6 +2,7 @@
 //! gives the API its Pythonic shape on top.
 
 mod btf;
+mod cookie_links;
 mod ebpf;
 mod errors;
 mod features;

@@ -659,9 +659,21 @@ impl Program {
     }
 
     /// Attaches a RawTracePoint program to the raw tracepoint `name` (e.g. `"sched_switch"`).
-    fn attach_raw_tracepoint(&self, py: Python<'_>, name: &str) -> PyResult<Link> {
+    #[pyo3(signature = (name, cookie = None))]
+    fn attach_raw_tracepoint(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        cookie: Option<u64>,
+    ) -> PyResult<Link> {
         let context = format!("attaching {:?} to raw tracepoint {name}", self.name_str());
         self.attach_with(py, |program| match program {
+            AyaProgram::RawTracePoint(p) if cookie.is_some() => {
+                let fd = p
+                    .fd()
+                    .map_err(|err| Deferred::Program(context.clone(), Box::new(err)))?;
+                crate::cookie_links::raw_tracepoint(fd.as_fd(), name, cookie.unwrap_or(0), &context)
+            }
             AyaProgram::RawTracePoint(p) => {
                 let id = p
                     .attach(name)
@@ -778,7 +790,8 @@ impl Program {
     }
 
     /// Attaches a loaded BtfTracePoint, FEntry, FExit, Lsm or Extension program to the target it was loaded for.
-    fn attach_btf(&self, py: Python<'_>) -> PyResult<Link> {
+    #[pyo3(signature = (cookie = None))]
+    fn attach_btf(&self, py: Python<'_>, cookie: Option<u64>) -> PyResult<Link> {
         let context = format!(
             "attaching {} program {:?}",
             self.kind_str(),
@@ -786,6 +799,26 @@ impl Program {
         );
         self.attach_with(py, |program| {
             let error = |err| Deferred::Program(context.clone(), Box::new(err));
+            if let Some(cookie) = cookie {
+                use crate::cookie_links::TracingAttach;
+                let (attach, fd) = match program {
+                    AyaProgram::BtfTracePoint(p) => (TracingAttach::RawTp, p.fd()),
+                    AyaProgram::FEntry(p) => (TracingAttach::FEntry, p.fd()),
+                    AyaProgram::FExit(p) => (TracingAttach::FExit, p.fd()),
+                    AyaProgram::Lsm(p) => (TracingAttach::Lsm, p.fd()),
+                    other => {
+                        return Err(Deferred::Plain(
+                            Kind::Unsupported,
+                            format!(
+                                "{context}: {} programs take no bpf cookie (the kernel has none for them)",
+                                program_kind(other)
+                            ),
+                        ))
+                    }
+                };
+                let fd = fd.map_err(error)?;
+                return crate::cookie_links::tracing(fd.as_fd(), attach, cookie, &context);
+            }
             match program {
                 AyaProgram::BtfTracePoint(p) => {
                     let id = p.attach().map_err(error)?;

@@ -94,11 +94,15 @@ class RawTracePoint(Program):
 
     kind = "RawTracePoint"
 
-    def attach(self, name: str) -> Link:
-        """Attach to the raw tracepoint ``name``, loading the program first if needed."""
+    def attach(self, name: str, *, cookie: int | None = None) -> Link:
+        """Attach to the raw tracepoint ``name``, loading the program first if needed. With ``cookie`` (a u64),
+        the program's runs through this link read it with ``bpf_get_attach_cookie`` (kernel 6.10+; older
+        kernels raise :class:`~pyaya.UnsupportedError` saying so)."""
         _args.string(name, "raw tracepoint name")
+        if cookie is not None:
+            _args.integer(cookie, "cookie", high=_args.U64)
         self._ensure_loaded()
-        return self._attached(self._native.attach_raw_tracepoint(name))
+        return self._attached(self._native.attach_raw_tracepoint(name, cookie))
 
 
 # -- BTF-based programs --------------------------------------------------------------------------------------------
@@ -166,11 +170,18 @@ class _BtfProgram(Program):
             return None
         return section.split("/", 1)[1] or None
 
-    def attach(self) -> Link:
-        """Attach to the target it was loaded for, loading it first (target from its ELF section) if needed."""
+    def attach(self, *, cookie: int | None = None) -> Link:
+        """Attach to the target it was loaded for, loading it first (target from its ELF section) if needed.
+
+        With ``cookie`` (a u64), the program's runs through this link read it with ``bpf_get_attach_cookie``, so
+        one program attached twice (or programs sharing code) can tell the attachments apart: fentry, fexit and
+        LSM programs from kernel 6.0, tp_btf from 6.10 (older kernels raise :class:`~pyaya.UnsupportedError`
+        saying so)."""
+        if cookie is not None:
+            _args.integer(cookie, "cookie", high=_args.U64)
         if not self._native.loaded:
             self._load_explained(None)
-        return self._attached(self._native.attach_btf())
+        return self._attached(self._native.attach_btf(cookie))
 
 
 @register
@@ -314,7 +325,7 @@ class Iter(_BtfProgram):
     def _load_native(self, target: str | None) -> None:
         self._native.load_iter(target)
 
-    def attach(self) -> IterLink:
+    def attach(self) -> IterLink:  # type: ignore[override]  # iterator links take no bpf cookie
         """Create the iterator link, loading first if needed; :meth:`IterLink.read` runs it."""
         if not self._native.loaded:
             self._load_explained(None)

@@ -1,6 +1,7 @@
-//! One program per tracing attach type that takes a bpf cookie (uprobe, kprobe, tracepoint, perf event): each run
-//! counts itself in `COOKIES` under the cookie its attachment was given (`bpf_get_attach_cookie`), so a test that
-//! attaches twice with two cookies reads both back.
+//! One program per tracing attach type that takes a bpf cookie (uprobe, kprobe, tracepoint, perf event, raw
+//! tracepoint, tp_btf, fentry, fexit, LSM): each run counts itself in `COOKIES` under the cookie its attachment was
+//! given (`bpf_get_attach_cookie`), so a test that attaches twice with two cookies reads both back. The programs on
+//! busy kernel paths (the raw tracepoint and later ones) count only runs of the process in `COOKIE_TGID`.
 #![no_std]
 #![no_main]
 // Inline BPF assembly (for the atomic add below) is unstable, as it is for aya-ebpf itself.
@@ -10,12 +11,25 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::generated::bpf_get_attach_cookie,
-    macros::{kprobe, map, perf_event, tracepoint, uprobe},
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_get_attach_cookie},
+    macros::{btf_tracepoint, fentry, fexit, kprobe, lsm, map, perf_event, raw_tracepoint, tracepoint, uprobe},
     maps::HashMap,
-    programs::{PerfEventContext, ProbeContext, TracePointContext},
+    programs::{
+        BtfTracePointContext, FEntryContext, FExitContext, LsmContext, PerfEventContext, ProbeContext,
+        RawTracePointContext, TracePointContext,
+    },
     EbpfContext as _,
 };
+
+/// The process whose runs the busy-path programs count (written by the test through `bpf.globals`).
+#[no_mangle]
+static mut COOKIE_TGID: u32 = 0;
+
+fn ours() -> bool {
+    // SAFETY: a plain read of this object's own global; user space writes it through the mmap'd .bss.
+    let wanted = unsafe { core::ptr::read_volatile(core::ptr::addr_of!(COOKIE_TGID)) };
+    wanted != 0 && (bpf_get_current_pid_tgid() >> 32) as u32 == wanted
+}
 
 #[map]
 static COOKIES: HashMap<u64, u64> = HashMap::with_max_entries(64, 0);
@@ -61,6 +75,47 @@ pub fn cookie_tracepoint(ctx: TracePointContext) -> u32 {
 #[perf_event]
 pub fn cookie_perf(ctx: PerfEventContext) -> u32 {
     count(ctx.as_ptr());
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn cookie_raw_tp(ctx: RawTracePointContext) -> i32 {
+    if ours() {
+        count(ctx.as_ptr());
+    }
+    0
+}
+
+#[btf_tracepoint(function = "sys_enter")]
+pub fn cookie_tp_btf(ctx: BtfTracePointContext) -> i32 {
+    if ours() {
+        count(ctx.as_ptr());
+    }
+    0
+}
+
+/// `getppid()` calls it (through `task_tgid_vnr`), and it is not inlined: it is exported.
+#[fentry(function = "__task_pid_nr_ns")]
+pub fn cookie_fentry(ctx: FEntryContext) -> u32 {
+    if ours() {
+        count(ctx.as_ptr());
+    }
+    0
+}
+
+#[fexit(function = "__task_pid_nr_ns")]
+pub fn cookie_fexit(ctx: FExitContext) -> u32 {
+    if ours() {
+        count(ctx.as_ptr());
+    }
+    0
+}
+
+#[lsm(hook = "file_open")]
+pub fn cookie_lsm(ctx: LsmContext) -> i32 {
+    if ours() {
+        count(ctx.as_ptr());
+    }
     0
 }
 
