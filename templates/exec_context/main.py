@@ -19,6 +19,7 @@ import ctypes
 import os
 from pathlib import Path
 
+from pyaya.errors import PyayaError
 from pyaya.kernel import cgroup2_mount
 from pyaya.runtime import Column, RunOptions, Session, parse_options
 
@@ -40,7 +41,7 @@ def parse_arguments() -> tuple[argparse.Namespace, RunOptions]:
     if options.args.cgroup is not None:
         try:
             options.args.cgroup_id = cgroup_id(options.args.cgroup)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, PyayaError) as error:  # PyayaError: no cgroup v2 hierarchy is mounted
             parser.error(f"--cgroup {options.args.cgroup}: {error}")
     return options.args, options
 
