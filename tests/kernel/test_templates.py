@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from _templates import KINDS, SYSTEM_PYTHON, TEMPLATES, Built, unsupported_reason
 from pyaya.compat import compatibility_of_file
+from pyaya.testing import Cgroup, PyayaProject
 
 #: How long each template runs while the activity goes on; longer under emulation (a `pyaya test` guest), where one
 #: round of activity (processes, a shell on a terminal, name lookups, packets) takes seconds.
@@ -196,6 +197,64 @@ def test_generated_project_tests_pass(kind: str, built: Callable[[str], Built], 
     )
     assert suite.returncode == 0, f"{kind}: the generated tests failed:\n{suite.stdout}\n{suite.stderr}"
     assert " passed" in suite.stdout
+
+
+#: Run by `unshare --uts`, so in a UTS namespace of its own: joins the cgroup whose cgroup.procs is argv[1], sets the
+#: hostname argv[2], says "ready", and once told runs the program argv[3] as its child, printing that child's pid.
+IN_CONTEXT = """\
+import os, socket, subprocess, sys
+procs, hostname, program = sys.argv[1:]
+with open(procs, "w") as joined:
+    joined.write(str(os.getpid()) + "\\n")
+socket.sethostname(hostname)
+print("ready", flush=True)
+sys.stdin.readline()
+with subprocess.Popen([program]) as child:
+    pass
+print(child.pid, flush=True)
+"""
+
+
+def _comm(pid: int | str) -> str:
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+@pytest.mark.smoke
+def test_exec_context_reports_the_real_parents_cgroup_and_hostname(
+    built: Callable[[str], Built], cargo_env: dict[str, str], cgroup: Cgroup, tmp_path: Path
+) -> None:
+    """The exec_context template's event for an exec this test makes: the program runs as the child of a process in
+    a new cgroup (the `cgroup` fixture) and a new UTS namespace with a hostname set here, that process a child of
+    this one. Its pid, parent, grandparent, their commands, uid, cgroup (name and id) and hostname must be the real
+    ones; the count per cgroup has it too."""
+    result = built("exec_context")
+    reason = unsupported_reason(result.program_types, "exec_context")
+    if reason:
+        pytest.skip(reason)
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("unshare (util-linux) is not installed: apt-get install util-linux")
+    probe = tmp_path / f"exec-context-probe-{os.getpid()}"
+    shutil.copy("/bin/true", probe)
+    hostname = f"pyaya-uts-{os.getpid()}"
+    assert hostname != socket.gethostname()
+    argv = [unshare, "--uts", sys.executable, "-c", IN_CONTEXT, str(cgroup.path / "cgroup.procs"), hostname, str(probe)]
+    project = PyayaProject(result.project, env=cargo_env)
+    with project.run("--no-build", duration=RUN_SECONDS) as run:
+        with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as parent:
+            assert parent.stdout is not None
+            assert parent.stdout.readline() == "ready\n"
+            parent_comm = _comm(parent.pid)  # unshare has become Python by now
+            output, _ = parent.communicate("go\n", timeout=60)
+        assert parent.returncode == 0
+        finished = run.result()
+    [event] = finished.events_where(filename=str(probe))
+    assert (event["pid"], event["ppid"], event["gppid"]) == (int(output), parent.pid, os.getpid())
+    assert (event["comm"], event["pcomm"], event["gpcomm"]) == (probe.name[:15], parent_comm, _comm("self"))
+    assert event["uid"] == os.getuid()
+    assert (event["cgroup"], event["cgroup_id"]) == (cgroup.path.name, cgroup.path.stat().st_ino)
+    assert event["nodename"] == hostname
+    assert {"cgroup": cgroup.path.name, "execs": 1} in finished.entries("CGROUP_EXECS")
 
 
 def test_run_refuses_pid_with_the_templates_reason(built: Callable[[str], Built], cargo_env: dict[str, str]) -> None:

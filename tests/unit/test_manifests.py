@@ -81,6 +81,7 @@ def _render(kind: str, tmp_path: Path, **options: str) -> Path:
 # Each template bpfman loads: its programs (name suffix -> bpfman type) and the ELF sections aya gives them.
 BPFMAN_TEMPLATES = {
     "tracepoint": ({"": "tracepoint"}, {"": "tracepoint/syscalls/sys_enter_execve"}),
+    "exec_context": ({"": "tracepoint"}, {"": "tracepoint/sched/sched_process_exec"}),
     "xdp": ({"": "xdp"}, {"": "xdp"}),
     "classifier": ({"": "tcx"}, {"": "classifier"}),
     "kprobe": ({"_entry": "kprobe", "_return": "kretprobe"}, {"_entry": "kprobe", "_return": "kretprobe"}),
