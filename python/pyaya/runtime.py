@@ -532,8 +532,9 @@ class Session:
         self._log_handler = _LogToOutput(self)
         ebpf_logger = logging.getLogger("pyaya.ebpf")
         ebpf_logger.addHandler(self._log_handler)
-        # JSON consumers filter for themselves; on a terminal, debug records only with -v.
-        ebpf_logger.setLevel(logging.DEBUG if self.options.json or self.options.verbose else logging.INFO)
+        # Debug records only with -v, in JSON as on a terminal: the level is also what the kernel is told to send
+        # (the load's log_level), and a debug record per event costs more than the event.
+        ebpf_logger.setLevel(logging.DEBUG if self.options.verbose else logging.INFO)
         ebpf_logger.propagate = False
         return self
 

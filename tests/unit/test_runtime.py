@@ -319,3 +319,21 @@ def test_helpers_by_name_and_number() -> None:
         features.helper_number(0)
     with pytest.raises(KeyError, match="helper:<ProgramType>:<name>"):
         features.requirement("helper:a:b:c")
+
+
+@pytest.mark.parametrize(
+    ("options", "level"),
+    [({}, "INFO"), ({"json": True}, "INFO"), ({"verbose": True}, "DEBUG"), ({"json": True, "verbose": True}, "DEBUG")],
+)
+def test_kernel_debug_records_only_with_verbose(tmp_path: Path, options: dict[str, bool], level: str) -> None:
+    """The pyaya.ebpf logger's level is what the load tells the kernel to send (log_level): --json alone must not
+    switch on a debug record per event."""
+    import logging  # noqa: PLC0415
+
+    from pyaya.loader import aya_log_level  # noqa: PLC0415
+
+    session, _out = _session(tmp_path, **options)
+    with session:
+        effective = logging.getLogger("pyaya.ebpf").getEffectiveLevel()
+        assert logging.getLevelName(effective) == level
+        assert aya_log_level(effective) == (4 if level == "DEBUG" else 3)
