@@ -502,3 +502,49 @@ def test_core_relocations_use_the_btf_given_at_load(tmp_path: Path) -> None:
             assert bpf.globals["tgid_offset"] == offset
             if offset == kernel_offset:
                 assert bpf.globals["seen_tgid"] == os.getpid()
+
+
+# xdp-tutorial's stats pattern: a per-CPU array of `struct datarec` indexed by XDP action.
+XDP_STATS = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct datarec {
+    __u64 rx_packets;
+    __u64 rx_bytes;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __type(key, __u32);
+    __type(value, struct datarec);
+    __uint(max_entries, XDP_REDIRECT + 1);
+} xdp_stats_map SEC(".maps");
+
+SEC("xdp")
+int xdp_stats(struct xdp_md *ctx)
+{
+    __u32 action = XDP_PASS;
+    struct datarec *rec = bpf_map_lookup_elem(&xdp_stats_map, &action);
+    if (!rec)
+        return XDP_ABORTED;
+    rec->rx_packets++; /* per CPU: no other CPU writes this slot */
+    rec->rx_bytes += ctx->data_end - ctx->data;
+    return action;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_per_cpu_struct_values_sum_field_by_field() -> None:
+    path = _c_objects.build("xdp_stats", XDP_STATS)
+    with Ebpf.load_file(path) as bpf:
+        program = bpf.programs["xdp_stats"]
+        frame = b"\xff" * 6 + b"\x02" * 6 + b"\x88\xb5" + b"\0" * 50
+        assert program.test_run(frame, repeat=5).return_value == 2  # XDP_PASS
+        values = bpf.maps["xdp_stats_map"][2]
+        total = values.sum()
+        assert (total.rx_packets, total.rx_bytes) == (5, 5 * len(frame))
+        assert type(total) is type(values[0])
+        assert bpf.maps["xdp_stats_map"][1].sum().rx_packets == 0

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from bpfobj import BtfBuilder
 from pyaya.btf import Btf
-from pyaya.errors import MapError
+from pyaya.errors import InvalidArgumentTypeError, MapError
 from pyaya.maps import BytesCodec, Codec, CtypesCodec, IntCodec, PerCpuValues, StructCodec, codec_for
 from pyaya.maps._codec import BulkCodec, bulk_codec
 from pyaya.maps._core import _bulk, _PerCpuBulk, _PerCpuCodec
@@ -252,3 +252,13 @@ def test_per_cpu_batches_match_the_per_entry_split(inner: Codec) -> None:
         assert bulk.encode_many(singles) == b"".join(codec.encode(value) for value in singles)
         with pytest.raises(MapError, match="one value per possible CPU"):
             bulk.encode_many([decoded[0], [decoded[1][0]] * (cpus + 1)])
+
+
+def test_per_cpu_sum_adds_numbers_and_refuses_what_is_not_one() -> None:
+    assert PerCpuValues([1, 2, 3]).sum() == 6
+    assert PerCpuValues([[1, 2], [3, 4]]).sum() == [4, 6]
+    assert PerCpuValues([]).sum() == 0
+    with pytest.raises(InvalidArgumentTypeError, match=r"\[0\] is bytes, not a number"):
+        PerCpuValues([[b"a"], [b"b"]]).sum()
+    with pytest.raises(InvalidArgumentTypeError, match="the value is bool"):
+        PerCpuValues([True, False]).sum()

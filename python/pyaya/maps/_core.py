@@ -3,6 +3,7 @@ arrays) with batch operations."""
 
 from __future__ import annotations
 
+import enum
 import importlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
@@ -200,11 +201,43 @@ class PerCpuValues(list[Any]):
     """One value per possible CPU (index = CPU number), as per-CPU maps return them."""
 
     def sum(self) -> Any:
-        """The values added up (numbers only)."""
-        total: Any = 0
-        for value in self:
-            total = total + value
+        """The values added up: numbers, and struct values field by field (nested structs and arrays included),
+        as per-CPU stats such as xdp-tutorial's ``struct datarec {rx_packets, rx_bytes}`` are summed. A field that
+        is not a number (text, bytes, a bool or an enum) raises :class:`~pyaya.errors.InvalidArgumentTypeError`
+        naming it."""
+        values = list(self)
+        if not values:
+            return 0
+        total = values[0]
+        for value in values[1:]:
+            total = _added(total, value, "")
         return total
+
+
+def _added(left: Any, right: Any, where: str) -> Any:
+    """``left + right`` for per-CPU values: numbers added, records and arrays element by element."""
+    from pyaya.types import Record  # noqa: PLC0415 - only per-CPU struct values need it
+
+    if isinstance(left, Record) and isinstance(right, Record) and left._type is right._type:
+        fields = [
+            _added(a, b, f"{where}.{name}" if where else name)
+            for name, a, b in zip(left._fields, left, right, strict=True)
+        ]
+        return type(left)(fields)
+    if isinstance(left, list) and isinstance(right, list) and len(left) == len(right):
+        return [_added(a, b, f"{where}[{i}]") for i, (a, b) in enumerate(zip(left, right, strict=True))]
+    numbers = (int, float)
+    if (
+        isinstance(left, numbers)
+        and isinstance(right, numbers)
+        and not isinstance(left, (bool, enum.Enum))
+        and not isinstance(right, (bool, enum.Enum))
+    ):
+        return left + right
+    raise InvalidArgumentTypeError(
+        f"sum(): {'field ' + where if where else 'the value'} is {type(left).__name__}, not a number, so per-CPU "
+        "values cannot be added up; add the fields you want yourself"
+    )
 
 
 class _PerCpuCodec:
