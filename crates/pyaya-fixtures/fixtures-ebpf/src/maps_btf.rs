@@ -1,5 +1,6 @@
-//! The map types declared through BTF (`#[btf_map]`): storage attached to sockets, inodes and cgroups, maps of
-//! maps, and the (deprecated) cgroup storage maps. Tests create them and use them from user space.
+//! The map types only `#[btf_map]` declares in aya-ebpf 0.2 (storage attached to sockets, inodes and cgroups, maps
+//! of maps), the (deprecated) cgroup storage maps, and record values typed from BTF. Tests create them and use them
+//! from user space.
 #![no_std]
 #![no_main]
 #![expect(deprecated, reason = "cgroup storage maps are tested although the kernel deprecates them")]

@@ -4,14 +4,14 @@
 #![no_main]
 
 use aya_ebpf::{
-    macros::{map, raw_tracepoint},
-    maps::Array,
+    btf_maps::Array,
+    macros::{btf_map, raw_tracepoint},
     programs::RawTracePointContext,
 };
 
 /// Index 0: the second argument of the last run; 1: the sum of the first two.
-#[map]
-static LAST_ARG: Array<u64> = Array::with_max_entries(2, 0);
+#[btf_map]
+static LAST_ARG: Array<u64, 2> = Array::new();
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn net_rawtp_args(ctx: RawTracePointContext) -> i32 {

@@ -7,17 +7,17 @@
 
 use aya_ebpf::{
     bindings::{BPF_F_MARK_MANGLED_0, TC_ACT_OK, TC_ACT_SHOT},
-    macros::{classifier, map},
-    maps::Array,
+    btf_maps::Array,
+    macros::{btf_map, classifier},
     programs::TcContext,
 };
 
 /// 0: datagrams rewritten, 1: ICMP packets dropped.
-#[map]
-static TC_COUNTS: Array<u64> = Array::with_max_entries(2, 0);
+#[btf_map]
+static TC_COUNTS: Array<u64, 2> = Array::new();
 /// Index 0: the UDP destination port whose datagrams are rewritten (host order); 0 rewrites nothing.
-#[map]
-static REWRITE_PORT: Array<u32> = Array::with_max_entries(1, 0);
+#[btf_map]
+static REWRITE_PORT: Array<u32, 1> = Array::new();
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;

@@ -10,15 +10,15 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
+    btf_maps::HashMap,
     helpers::generated::bpf_get_attach_cookie,
-    macros::{kprobe, map, perf_event, tracepoint, uprobe},
-    maps::HashMap,
+    macros::{btf_map, kprobe, perf_event, tracepoint, uprobe},
     programs::{PerfEventContext, ProbeContext, TracePointContext},
     EbpfContext as _,
 };
 
-#[map]
-static COOKIES: HashMap<u64, u64> = HashMap::with_max_entries(64, 0);
+#[btf_map]
+static COOKIES: HashMap<u64, u64, 64> = HashMap::new();
 
 fn count(ctx: *mut c_void) {
     // SAFETY: `ctx` is the context the kernel passed to this program run.

@@ -7,14 +7,14 @@
 #![no_main]
 
 use aya_ebpf::{
+    btf_maps::HashMap,
     helpers::bpf_get_current_pid_tgid,
-    macros::{map, tracepoint},
-    maps::HashMap,
+    macros::{btf_map, tracepoint},
     programs::TracePointContext,
 };
 
-#[map]
-static DECISIONS: HashMap<u32, u64> = HashMap::with_max_entries(4096, 0);
+#[btf_map]
+static DECISIONS: HashMap<u32, u64, 4096> = HashMap::new();
 
 /// A global BPF function (its own BTF FUNC), so an Extension program can replace it.
 #[no_mangle]

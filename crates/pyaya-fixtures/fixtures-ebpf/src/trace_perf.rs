@@ -7,14 +7,14 @@
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
+    btf_maps::HashMap,
     helpers::{bpf_get_current_pid_tgid, bpf_get_smp_processor_id},
-    macros::{map, perf_event},
-    maps::HashMap,
+    macros::{btf_map, perf_event},
     programs::PerfEventContext,
 };
 
-#[map]
-static SAMPLES: HashMap<u32, u64> = HashMap::with_max_entries(1024, 0);
+#[btf_map]
+static SAMPLES: HashMap<u32, u64, 1024> = HashMap::new();
 
 #[no_mangle]
 static TARGET_TGID: u32 = 0;

@@ -6,14 +6,14 @@
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
+    btf_maps::HashMap,
     helpers::bpf_get_current_pid_tgid,
-    macros::{map, raw_tracepoint},
-    maps::HashMap,
+    macros::{btf_map, raw_tracepoint},
     programs::RawTracePointContext,
 };
 
-#[map]
-static SYSCALLS: HashMap<u32, u64> = HashMap::with_max_entries(4096, 0);
+#[btf_map]
+static SYSCALLS: HashMap<u32, u64, 4096> = HashMap::new();
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn trace_sys_enter(_ctx: RawTracePointContext) -> i32 {
