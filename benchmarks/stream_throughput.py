@@ -9,7 +9,8 @@ process, against ``drain()`` of bytes in batches:
   refreshes on an interval); ``drain(max_records=1)``: one record per call;
 - iteration (``for record in stream.records(...)``);
 - each as ``bytes`` (``typed(None)``) or decoded to named fields through the object's BTF (``typed("BenchEvent")``;
-  the fixture's maps name ``BenchEvent``, so ``bpf.maps[...]`` streams come back typed like this already);
+  the ring's BTF definition names ``BenchEvent``, so ``bpf.maps["BENCH_RING"]`` comes back typed like this
+  already, while a ``btf_maps::PerfEventArray`` names no record type: ``BENCH_PERF`` comes back as bytes);
 - ``drain_array()``: each batch as one numpy structured array, printed at the end against issue 13's goal (20 M
   records/s from a backlog, within 3x of ``np.frombuffer`` over the same bytes in one buffer, measured here too).
 
@@ -160,7 +161,7 @@ def read_iterating(stream: Any, finished: Finished) -> tuple[int, int]:
 
 
 def raw(read: Reader) -> Reader:
-    """``read`` on the stream's records as bytes: ``typed(None)`` undoes the BTF type the map came with."""
+    """``read`` on the stream's records as bytes: ``typed(None)`` undoes the BTF type a ring came with."""
     return lambda stream, finished: read(stream.typed(None), finished)
 
 

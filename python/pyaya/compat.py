@@ -11,7 +11,7 @@ Read from the object alone (no kernel, no privilege), as each loader reads it wh
 
 What the kernel will then say (a program type it lacks, the verifier) is another question: ``pyaya doctor`` and a
 load answer it. tests/kernel/test_templates.py holds the libbpf verdict to what bpftool (libbpf) does with every
-template's object.
+template's object, tests/kernel/test_fixture_objects.py with every fixture object.
 """
 
 from __future__ import annotations

@@ -1136,15 +1136,54 @@ def _map_sections(btf: Btf) -> Iterator[tuple[str, BtfVar]]:
                     yield t.name, var
 
 
+#: Map kinds whose values are kernel objects the map's class sets and reads itself (program, socket, device, cgroup
+#: and perf event fds, a CPU's queue settings), not the program's data: a BTF definition's value type (aya-ebpf's
+#: ``btf_maps`` point it at a u32 slot, or at the kernel's ``bpf_devmap_val``/``bpf_cpumap_val``) types no record. A
+#: ``btf_maps::PerfEventArray``'s records have no type in the BTF at all.
+_KERNEL_SLOT_KINDS = frozenset(
+    {
+        "ProgramArray", "PerfEventArray", "CgroupArray", "DevMap", "DevMapHash", "SockMap", "SockHash", "CpuMap",
+        "XskMap", "ReusePortSockArray",
+    }
+)  # fmt: skip
+#: Those of them keyed by an index, which the map's class checks itself (the BTF's u32 key adds nothing to that).
+_INDEXED_SLOT_KINDS = _KERNEL_SLOT_KINDS - {"SockHash", "DevMapHash"}
+
+
+def _btf_map_kind(btf: Btf, definition: BtfComposite) -> str | None:
+    """The map kind (aya's name) a ``.maps`` definition declares: its ``type`` member is ``int (*type)[KIND]``."""
+    for member in definition.members:
+        if member.name != "type":
+            continue
+        pointer = btf.resolve(member.type_id)
+        target = btf.resolve(pointer.type_id) if isinstance(pointer, BtfPtr) else None
+        if isinstance(target, BtfArray) and target.nelems < len(_native.MAP_TYPES):
+            return _native.MAP_TYPES[target.nelems]
+    return None
+
+
+def _data_members(btf: Btf, definition: BtfComposite) -> tuple[str, ...]:
+    """Which of a ``.maps`` definition's ``key`` and ``value`` point at the program's data (see
+    :data:`_KERNEL_SLOT_KINDS`)."""
+    kind = _btf_map_kind(btf, definition)
+    if kind in _INDEXED_SLOT_KINDS:
+        return ()
+    if kind in _KERNEL_SLOT_KINDS:
+        return ("key",)
+    return ("key", "value")
+
+
 def _map_definition_types(btf: Btf) -> set[int]:
-    """Types reachable from map statics, except through a `#[btf_map]` definition's key/value pointers."""
+    """Types reachable from map statics, except through a `#[btf_map]` definition's key/value pointers to the
+    program's data."""
     seen: set[int] = set()
     stack: list[int] = []
     for section, var in _map_sections(btf):
         definition = btf.resolve(var.type_id)
         if section == ".maps" and isinstance(definition, BtfComposite):
             seen.update((var.type_id, definition.id))
-            stack.extend(m.type_id for m in definition.members if m.name not in ("key", "value"))
+            data = _data_members(btf, definition)
+            stack.extend(m.type_id for m in definition.members if m.name not in data)
         else:
             stack.append(var.type_id)
     while stack:
@@ -1169,7 +1208,8 @@ def map_types(types: Types) -> dict[str, MapTypes]:
         if not isinstance(definition, BtfComposite):
             continue
         if section == ".maps":
-            members = {m.name: m.type_id for m in definition.members}
+            data = _data_members(btf, definition)
+            members = {m.name: m.type_id for m in definition.members if m.name in data}
             found[var.name] = MapTypes(_pointee(types, members.get("key")), _pointee(types, members.get("value")))
             continue
         parsed = _native.rust_type_arguments(definition.name)

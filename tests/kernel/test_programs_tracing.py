@@ -111,10 +111,9 @@ def _calls(bpf: Ebpf, tgid: int, expected: int, timeout: float = 5) -> list[tupl
     ring = bpf.maps["CALLS"]
     assert isinstance(ring, pyaya.RingBuf)
     while len(found) < expected and time.monotonic() < deadline:
-        for record in ring.drain(timeout=0.2):
-            record_tgid, kind, value = struct.unpack("=IIQ", record)
-            if record_tgid == tgid:
-                found.append((kind, value))
+        for record in ring.drain(timeout=0.2):  # `Call` records, typed by the ring's BTF definition
+            if record.tgid == tgid:
+                found.append((record.kind, record.value))
     return found
 
 
@@ -134,10 +133,11 @@ def test_uprobe_and_uretprobe_see_arguments_and_results(fixtures_dir: Path, add_
         # The child has exited; its pid is only known from the records, which all come from one process.
         ring = bpf.maps["CALLS"]
         assert isinstance(ring, pyaya.RingBuf)
-        records = [struct.unpack("=IIQ", record) for record in ring.drain(timeout=2)]
+        # `Call` records, typed by the ring's BTF definition.
+        records = [(record.tgid, record.kind, record.value) for record in ring.drain(timeout=2)]
         deadline = time.monotonic() + 5
         while len(records) < 2 * ADD_CALLS and time.monotonic() < deadline:
-            records += [struct.unpack("=IIQ", record) for record in ring.drain(timeout=0.2)]
+            records += [(record.tgid, record.kind, record.value) for record in ring.drain(timeout=0.2)]
         tgids = {tgid for tgid, _, _ in records}
         assert len(tgids) == 1
         assert [value for _, kind, value in records if kind == 0] == list(range(1, ADD_CALLS + 1))

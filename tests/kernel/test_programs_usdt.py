@@ -53,6 +53,7 @@ def hits(bpf: Ebpf, tgid: int, expected: int, timeout: float = 5) -> list[Hit]:
     """The hits of process ``tgid``, in order, waiting until ``expected`` arrived (and a moment for strays)."""
     ring = bpf.maps["HITS"]
     assert isinstance(ring, pyaya.RingBuf)
+    ring = ring.typed(None)  # bytes, not the `Hit` records of the ring's BTF: HIT reads the texts as C strings
     found: list[Hit] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

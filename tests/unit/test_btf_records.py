@@ -7,6 +7,7 @@ from enum import IntEnum
 
 import pytest
 from bpfobj import BtfBuilder
+from pyaya import _native
 from pyaya.btf import Btf
 from pyaya.errors import MapError, NotFoundError, ObjectError
 from pyaya.types import EnumCodec, MapTypes, RecordType, Types, asdict, map_types, unescape
@@ -217,6 +218,45 @@ def test_map_key_and_value_types() -> None:
     assert names.value.decode(b"hello".ljust(16, b"\0")) == "hello"
     assert found["PAIRS"].key is None  # tuples have no BTF layout to trust
     assert found["PAIRS"].value is not None
+
+
+def test_kernel_slot_types_of_btf_map_definitions_are_left_out() -> None:
+    """aya-ebpf's btf_maps point a perf event array's, a socket map's, a device map's... value at the kernel's slot
+    (a u32 fd, bpf_devmap_val) and an index-keyed one's key at its u32 index: neither is the program's data, so
+    neither types the map (a legacy declaration of the same map gives none either), and the kernel's structs are
+    not listed among the object's types. A hash-keyed one's key is the program's (a SockHash's)."""
+    b = BtfBuilder()
+    u32 = b.int_("u32", 4)
+    i32 = b.int_("i32", 4, signed=True)
+    flow = b.composite("STRUCT", "Flow", 8, [("saddr", u32, 0, 0), ("daddr", u32, 32, 0)])
+    devmap_val = b.composite("STRUCT", "bpf_devmap_val", 8, [("ifindex", u32, 0, 0), ("bpf_prog", u32, 32, 0)])
+    datasec: list[int] = []
+
+    def definition(name: str, kind: str, key: int, value: int) -> None:
+        kind_array = b.add("ARRAY", "", 0, [i32, u32, _native.MAP_TYPES.index(kind)])
+        members = [("type", b.add("PTR", "", kind_array), 0, 0)]
+        members += [("key", b.add("PTR", "", key), 64, 0), ("value", b.add("PTR", "", value), 128, 0)]
+        var = b.add("VAR", name, b.composite("STRUCT", _escape(f"{kind}<...>"), 24, members), [1])
+        datasec.extend([var, 24 * (len(datasec) // 3), 24])
+
+    definition("EVENTS", "PerfEventArray", u32, u32)
+    definition("SOCKETS", "SockMap", u32, u32)
+    definition("BY_FLOW", "SockHash", flow, u32)
+    definition("PORTS", "DevMapHash", u32, devmap_val)
+    definition("COUNTS", "HashMap", u32, flow)
+    b.add("DATASEC", ".maps", 0, datasec, vlen=len(datasec) // 3)
+    types = Types(Btf(b.to_bytes()))
+    found = map_types(types)
+    assert (found["EVENTS"].key, found["EVENTS"].value) == (None, None)
+    assert (found["SOCKETS"].key, found["SOCKETS"].value) == (None, None)
+    assert found["BY_FLOW"].key is types["Flow"]
+    assert found["BY_FLOW"].value is None
+    ports = found["PORTS"]
+    assert ports.key is not None
+    assert ports.key.decode(b"\x07\0\0\0") == 7
+    assert ports.value is None
+    assert found["COUNTS"].value is types["Flow"]
+    assert set(types) == {"Flow"}
 
 
 def test_unescape() -> None:

@@ -5,27 +5,32 @@
 #![no_main]
 
 use aya_ebpf::{
-    macros::{map, raw_tracepoint},
-    maps::{Array, HashMap, PerCpuHashMap},
+    btf_maps::{Array, HashMap, PerCpuHashMap},
+    macros::{btf_map, raw_tracepoint},
     programs::RawTracePointContext,
 };
 
-#[map]
-static BENCH_HASH: HashMap<u32, u64> = HashMap::with_max_entries(10_000, 0);
-#[map]
-static BENCH_PERCPU_HASH: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(10_000, 0);
-#[map]
-static BENCH_ARRAY: Array<u64> = Array::with_max_entries(10_000, 0);
+#[btf_map]
+static BENCH_HASH: HashMap<u32, u64, 10_000> = HashMap::new();
+#[btf_map]
+static BENCH_PERCPU_HASH: PerCpuHashMap<u32, u64, 10_000> = PerCpuHashMap::new();
+#[btf_map]
+static BENCH_ARRAY: Array<u64, 10_000> = Array::new();
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn bench_maps_touch(_ctx: RawTracePointContext) -> i32 {
     // SAFETY: lookups of map values that are only read.
     let total = unsafe {
-        BENCH_HASH.get(&0).copied().unwrap_or(0)
-            + BENCH_PERCPU_HASH.get(&0).copied().unwrap_or(0)
+        BENCH_HASH.get(0).copied().unwrap_or(0) + BENCH_PERCPU_HASH.get(0).copied().unwrap_or(0)
     } + BENCH_ARRAY.get(0).copied().unwrap_or(0);
     i32::from(total != 0)
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

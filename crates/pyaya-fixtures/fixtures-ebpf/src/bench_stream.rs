@@ -13,10 +13,9 @@
 mod stream_lost;
 
 use aya_ebpf::{
-    btf_maps,
+    btf_maps::{Array, PerCpuArray, PerfEventArray, RingBuf},
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns},
-    macros::{btf_map, map, raw_tracepoint},
-    maps::{PerCpuArray, PerfEventArray},
+    macros::{btf_map, raw_tracepoint},
     programs::RawTracePointContext,
 };
 use stream_lost::{count_lost, perf_output};
@@ -49,24 +48,26 @@ pub struct BenchExecEvent {
 
 /// 16 MiB: room for 200 000 records (64 bytes + 8 of header each) read after the producer has finished.
 #[btf_map]
-static BENCH_RING: btf_maps::RingBuf<BenchEvent, { 16 * 1024 * 1024 }> = btf_maps::RingBuf::new();
+static BENCH_RING: RingBuf<BenchEvent, { 16 * 1024 * 1024 }> = RingBuf::new();
 
-#[map]
-static BENCH_PERF: PerfEventArray<BenchEvent> = PerfEventArray::new(0);
+/// `BenchEvent`s too, though its BTF definition does not say so (`btf_maps::PerfEventArray` names no record type):
+/// the benchmark types its records.
+#[btf_map]
+static BENCH_PERF: PerfEventArray = PerfEventArray::new();
 
 /// Slot 0: events produced.
-#[map]
-static BENCH_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static BENCH_COUNTS: PerCpuArray<u64, 1> = PerCpuArray::new();
 /// Ring writes that failed (ring full).
-#[map]
-static BENCH_RING_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static BENCH_RING_LOST: PerCpuArray<u64, 1> = PerCpuArray::new();
 /// Perf outputs that failed other than with a full buffer (which the perf event counts).
-#[map]
-static BENCH_PERF_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static BENCH_PERF_LOST: PerCpuArray<u64, 1> = PerCpuArray::new();
 
 /// Declares `BenchExecEvent` in the object's BTF; nothing writes it.
 #[btf_map]
-static BENCH_EXEC: btf_maps::Array<BenchExecEvent, 1> = btf_maps::Array::new();
+static BENCH_EXEC: Array<BenchExecEvent, 1> = Array::new();
 
 /// The producer's tgid, written by the benchmark before loading.
 #[no_mangle]
@@ -130,6 +131,12 @@ pub fn bench_perf(ctx: RawTracePointContext) -> i32 {
     }
     0
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -1,6 +1,8 @@
-//! Every legacy (`#[map]`) map type, and a raw tracepoint on `sys_enter` that writes into them when the test's
-//! process makes the trigger syscall: counters (plain and per-CPU), a queue and a stack, stack ids, perf and
-//! ring buffer records, and a tail call through the program array.
+//! Every map type aya-ebpf 0.2 declares both ways (`#[map]` and `#[btf_map]`), declared here through BTF
+//! (`#[btf_map]`, in the `.maps` section every loader reads; the deprecated cgroup storage maps are in
+//! `maps_btf.rs`), and a raw tracepoint on `sys_enter` that writes into them when the test's process makes the
+//! trigger syscall: counters (plain and per-CPU), a queue and a stack, stack ids, perf and ring buffer records, and
+//! a tail call through the program array.
 #![no_std]
 #![no_main]
 
@@ -9,13 +11,13 @@ mod stream_lost;
 
 use aya_ebpf::{
     bindings::{BPF_EXIST, BPF_F_REUSE_STACKID, BPF_F_USER_STACK},
-    helpers::{bpf_get_current_pid_tgid, bpf_get_smp_processor_id},
-    macros::{map, raw_tracepoint},
-    maps::{
+    btf_maps::{
         Array, BloomFilter, CgroupArray, CpuMap, DevMap, DevMapHash, HashMap, LpmTrie, LruHashMap,
         LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, PerfEventArray, ProgramArray, Queue, RingBuf,
         SockHash, SockMap, Stack, StackTrace, XskMap,
     },
+    helpers::{bpf_get_current_pid_tgid, bpf_get_smp_processor_id},
+    macros::{btf_map, raw_tracepoint},
     programs::{tracing::StackIdContext as _, RawTracePointContext},
 };
 use stream_lost::{count_lost, perf_output};
@@ -28,56 +30,59 @@ pub struct PerfRecord {
     pub padding: [u64; 15],
 }
 
-#[map]
-static MAPS_HASH: HashMap<u32, u64> = HashMap::with_max_entries(8192, 0);
-#[map]
-static MAPS_LRU_HASH: LruHashMap<u32, u64> = LruHashMap::with_max_entries(64, 0);
-#[map]
-static MAPS_PERCPU_HASH: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(8192, 0);
-#[map]
-static MAPS_LRU_PERCPU_HASH: LruPerCpuHashMap<u32, u64> = LruPerCpuHashMap::with_max_entries(64, 0);
-#[map]
-static MAPS_ARRAY: Array<u64> = Array::with_max_entries(4096, 0);
-#[map]
-static MAPS_PERCPU_ARRAY: PerCpuArray<u64> = PerCpuArray::with_max_entries(4096, 0);
-#[map]
-static MAPS_PROGS: ProgramArray = ProgramArray::with_max_entries(4, 0);
-#[map]
-static MAPS_PERF: PerfEventArray<PerfRecord> = PerfEventArray::new(0);
-#[map]
-static MAPS_PERF_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
-#[map]
-static MAPS_RING: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
-#[map]
-static MAPS_RING_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
-#[map]
-static MAPS_STACK: Stack<u64> = Stack::with_max_entries(16, 0);
-#[map]
-static MAPS_QUEUE: Queue<u64> = Queue::with_max_entries(16, 0);
-#[map]
-static MAPS_STACKS: StackTrace = StackTrace::with_max_entries(256, 0);
+#[btf_map]
+static MAPS_HASH: HashMap<u32, u64, 8192> = HashMap::new();
+#[btf_map]
+static MAPS_LRU_HASH: LruHashMap<u32, u64, 64> = LruHashMap::new();
+#[btf_map]
+static MAPS_PERCPU_HASH: PerCpuHashMap<u32, u64, 8192> = PerCpuHashMap::new();
+#[btf_map]
+static MAPS_LRU_PERCPU_HASH: LruPerCpuHashMap<u32, u64, 64> = LruPerCpuHashMap::new();
+#[btf_map]
+static MAPS_ARRAY: Array<u64, 4096> = Array::new();
+#[btf_map]
+static MAPS_PERCPU_ARRAY: PerCpuArray<u64, 4096> = PerCpuArray::new();
+#[btf_map]
+static MAPS_PROGS: ProgramArray<4> = ProgramArray::new();
+/// Its BTF definition names no record type (`btf_maps::PerfEventArray` has none): user space types the records.
+#[btf_map]
+static MAPS_PERF: PerfEventArray = PerfEventArray::new();
+#[btf_map]
+static MAPS_PERF_LOST: PerCpuArray<u64, 1> = PerCpuArray::new();
+/// Records of one u64, `(cpu << 32) | seq`, typed by the map itself.
+#[btf_map]
+static MAPS_RING: RingBuf<u64, { 64 * 1024 }> = RingBuf::new();
+#[btf_map]
+static MAPS_RING_LOST: PerCpuArray<u64, 1> = PerCpuArray::new();
+#[btf_map]
+static MAPS_STACK: Stack<u64, 16> = Stack::new();
+#[btf_map]
+static MAPS_QUEUE: Queue<u64, 16> = Queue::new();
+#[btf_map]
+static MAPS_STACKS: StackTrace<256> = StackTrace::new();
 /// Stack ids of the last trigger: key 10 the kernel stack, 11 the user stack. (Not 0: a `&0u32` constant can be
 /// merged with the zero-initialised `MAPS_TARGET_TGID` global, which the loader patches to the test's pid.)
-#[map]
-static MAPS_STACK_IDS: HashMap<u32, i64> = HashMap::with_max_entries(2, 0);
-#[map]
-static MAPS_LPM: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(64, 1);
-#[map]
-static MAPS_BLOOM: BloomFilter<u32> = BloomFilter::with_max_entries(128, 0);
-#[map]
-static MAPS_SOCKMAP: SockMap = SockMap::with_max_entries(4, 0);
-#[map]
-static MAPS_SOCKHASH: SockHash<u32> = SockHash::with_max_entries(4, 0);
-#[map]
-static MAPS_DEVMAP: DevMap = DevMap::with_max_entries(4, 0);
-#[map]
-static MAPS_DEVMAP_HASH: DevMapHash = DevMapHash::with_max_entries(4, 0);
-#[map]
-static MAPS_CPUMAP: CpuMap = CpuMap::with_max_entries(2, 0);
-#[map]
-static MAPS_XSKMAP: XskMap = XskMap::with_max_entries(4, 0);
-#[map]
-static MAPS_CGROUPS: CgroupArray = CgroupArray::with_max_entries(2, 0);
+#[btf_map]
+static MAPS_STACK_IDS: HashMap<u32, i64, 2> = HashMap::new();
+/// `BPF_F_NO_PREALLOC`, which the kernel requires of LPM tries, is btf_maps::LpmTrie's default flag.
+#[btf_map]
+static MAPS_LPM: LpmTrie<[u8; 4], u32, 64> = LpmTrie::new();
+#[btf_map]
+static MAPS_BLOOM: BloomFilter<u32, 128> = BloomFilter::new();
+#[btf_map]
+static MAPS_SOCKMAP: SockMap<4> = SockMap::new();
+#[btf_map]
+static MAPS_SOCKHASH: SockHash<u32, 4> = SockHash::new();
+#[btf_map]
+static MAPS_DEVMAP: DevMap<4> = DevMap::new();
+#[btf_map]
+static MAPS_DEVMAP_HASH: DevMapHash<4> = DevMapHash::new();
+#[btf_map]
+static MAPS_CPUMAP: CpuMap<2> = CpuMap::new();
+#[btf_map]
+static MAPS_XSKMAP: XskMap<4> = XskMap::new();
+#[btf_map]
+static MAPS_CGROUPS: CgroupArray<2> = CgroupArray::new();
 
 /// Only this process (set by the test before loading) triggers the writer.
 #[no_mangle]
@@ -138,10 +143,7 @@ pub fn maps_writer(ctx: RawTracePointContext) -> i32 {
         padding: [0; 15],
     };
     perf_output(&ctx, &MAPS_PERF, &record, &MAPS_PERF_LOST);
-    if MAPS_RING
-        .output::<u64>(&((u64::from(cpu) << 32) | u64::from(seq)), 0)
-        .is_err()
-    {
+    if MAPS_RING.output((u64::from(cpu) << 32) | u64::from(seq), 0).is_err() {
         count_lost(&MAPS_RING_LOST);
     }
     // SAFETY: a tail call either jumps (never returning) or, with no program at index 0, falls through.
@@ -158,6 +160,12 @@ pub fn maps_tail(_ctx: RawTracePointContext) -> i32 {
     }
     0
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -1,5 +1,6 @@
-//! The map types declared through BTF (`#[btf_map]`): storage attached to sockets, inodes and cgroups, maps of
-//! maps, and the (deprecated) cgroup storage maps. Tests create them and use them from user space.
+//! The map types only `#[btf_map]` declares in aya-ebpf 0.2 (storage attached to sockets, inodes and cgroups, maps
+//! of maps), the (deprecated) cgroup storage maps, and record values typed from BTF. Tests create them and use them
+//! from user space.
 #![no_std]
 #![no_main]
 #![expect(deprecated, reason = "cgroup storage maps are tested although the kernel deprecates them")]
@@ -53,6 +54,12 @@ static MAPS_BTF_PERCPU: PerCpuHashMap<u32, Route, 16> = PerCpuHashMap::new();
 pub fn maps_btf_probe(_ctx: RawTracePointContext) -> i32 {
     MAPS_INNER.get(0).map_or(0, |value| *value as i32)
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

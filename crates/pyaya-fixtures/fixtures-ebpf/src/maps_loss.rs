@@ -10,9 +10,9 @@
 mod stream_lost;
 
 use aya_ebpf::{
+    btf_maps::{PerCpuArray, PerfEventArray, RingBuf},
     helpers::{bpf_get_current_pid_tgid, bpf_get_smp_processor_id},
-    macros::{map, raw_tracepoint},
-    maps::{PerCpuArray, PerfEventArray, RingBuf},
+    macros::{btf_map, raw_tracepoint},
     programs::RawTracePointContext,
 };
 use stream_lost::{count_lost, perf_output};
@@ -27,17 +27,19 @@ pub struct LossRecord {
 }
 
 /// One page: 56 records of 64 bytes (plus an 8-byte header each) fit.
-#[map]
-static LOSS_RING: RingBuf = RingBuf::with_byte_size(4096, 0);
-#[map]
-static LOSS_RING_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
-#[map]
-static LOSS_PERF: PerfEventArray<LossRecord> = PerfEventArray::new(0);
-#[map]
-static LOSS_PERF_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static LOSS_RING: RingBuf<LossRecord, 4096> = RingBuf::new();
+#[btf_map]
+static LOSS_RING_LOST: PerCpuArray<u64, 1> = PerCpuArray::new();
+/// Its records are `LossRecord`s too, which its BTF definition does not say (`btf_maps::PerfEventArray` names no
+/// record type).
+#[btf_map]
+static LOSS_PERF: PerfEventArray = PerfEventArray::new();
+#[btf_map]
+static LOSS_PERF_LOST: PerCpuArray<u64, 1> = PerCpuArray::new();
 /// Records made: slot 0 for the ring, slot 1 for the perf array, counted before each write is tried.
-#[map]
-static LOSS_PRODUCED: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+#[btf_map]
+static LOSS_PRODUCED: PerCpuArray<u64, 2> = PerCpuArray::new();
 
 /// Only this process (set by the test before loading) makes records.
 #[no_mangle]
@@ -71,7 +73,7 @@ pub fn maps_loss(ctx: RawTracePointContext) -> i32 {
         stream: 0,
         padding: [0; 6],
     };
-    if LOSS_RING.output::<LossRecord>(&ring_record, 0).is_err() {
+    if LOSS_RING.output(&ring_record, 0).is_err() {
         count_lost(&LOSS_RING_LOST);
     }
     let perf_record = LossRecord {
@@ -83,6 +85,12 @@ pub fn maps_loss(ctx: RawTracePointContext) -> i32 {
     perf_output(&ctx, &LOSS_PERF, &perf_record, &LOSS_PERF_LOST);
     0
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -12,12 +12,12 @@
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 use aya_ebpf::{
+    btf_maps::Array,
     helpers::bpf_sysctl_get_name,
     macros::{
-        cgroup_device, cgroup_skb, cgroup_sock, cgroup_sock_addr, cgroup_sockopt, cgroup_sysctl,
-        map, sock_ops,
+        btf_map, cgroup_device, cgroup_skb, cgroup_sock, cgroup_sock_addr, cgroup_sockopt, cgroup_sysctl,
+        sock_ops,
     },
-    maps::Array,
     programs::{
         DeviceContext, SkBuffContext, SockAddrContext, SockContext, SockOpsContext,
         SockoptContext, SysctlContext,
@@ -25,28 +25,28 @@ use aya_ebpf::{
 };
 
 /// Index 0: packets, 1: bytes, 2: UDP datagrams to port 9 dropped.
-#[map]
-static SKB_COUNTS: Array<u64> = Array::with_max_entries(3, 0);
+#[btf_map]
+static SKB_COUNTS: Array<u64, 3> = Array::new();
 /// Index 0: sysctl reads refused, 1: getsockopt answers changed, 2: sockets marked, 3: connects redirected,
 /// 4: device opens refused.
-#[map]
-static HOOK_COUNTS: Array<u64> = Array::with_max_entries(5, 0);
+#[btf_map]
+static HOOK_COUNTS: Array<u64, 5> = Array::new();
 /// Index 0: the port connects are redirected from, 1: the port they go to (host order).
-#[map]
-static PORTS: Array<u32> = Array::with_max_entries(2, 0);
+#[btf_map]
+static PORTS: Array<u32, 2> = Array::new();
 /// Events per sock_ops op (BPF_SOCK_OPS_*).
-#[map]
-static SOCK_OPS_EVENTS: Array<u64> = Array::with_max_entries(16, 0);
+#[btf_map]
+static SOCK_OPS_EVENTS: Array<u64, 16> = Array::new();
 /// Index 0: remote port of the last active connect, as the kernel gives it (network order, upper half).
-#[map]
-static SOCK_OPS_PORT: Array<u32> = Array::with_max_entries(1, 0);
+#[btf_map]
+static SOCK_OPS_PORT: Array<u32, 1> = Array::new();
 
 const IPPROTO_UDP: u8 = 17;
 const SOL_SOCKET: i32 = 1;
 const SO_MARK: i32 = 36;
 const BPF_SOCK_OPS_TCP_CONNECT_CB: u32 = 3;
 
-fn add(map: &Array<u64>, index: u32, delta: u64) {
+fn add<const ENTRIES: usize>(map: &Array<u64, ENTRIES>, index: u32, delta: u64) {
     if let Some(value) = map.get_ptr_mut(index) {
         // SAFETY: `value` points at a live, 8-byte aligned u64 map value returned by the kernel.
         unsafe { core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) value, in(reg) delta) };
@@ -158,6 +158,12 @@ pub fn net_sock_ops(ctx: SockOpsContext) -> u32 {
     }
     1
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

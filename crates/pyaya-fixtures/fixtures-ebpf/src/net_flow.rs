@@ -7,14 +7,14 @@
 
 use aya_ebpf::{
     bindings::bpf_ret_code::{BPF_DROP, BPF_FLOW_DISSECTOR_CONTINUE, BPF_OK},
-    macros::{flow_dissector, map},
-    maps::Array,
+    btf_maps::Array,
+    macros::{btf_map, flow_dissector},
     programs::FlowDissectorContext,
 };
 
 /// 0: runs, 1: IPv4 packets dissected.
-#[map]
-static FLOW_COUNTS: Array<u64> = Array::with_max_entries(2, 0);
+#[btf_map]
+static FLOW_COUNTS: Array<u64, 2> = Array::new();
 
 const ETH_P_IP: u16 = 0x0800;
 const IPPROTO_TCP: u8 = 6;
@@ -88,6 +88,12 @@ pub fn net_flow_dissect(mut ctx: FlowDissectorContext) -> u32 {
     bump(1);
     BPF_OK
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

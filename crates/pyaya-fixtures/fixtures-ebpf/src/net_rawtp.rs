@@ -4,14 +4,14 @@
 #![no_main]
 
 use aya_ebpf::{
-    macros::{map, raw_tracepoint},
-    maps::Array,
+    btf_maps::Array,
+    macros::{btf_map, raw_tracepoint},
     programs::RawTracePointContext,
 };
 
 /// Index 0: the second argument of the last run; 1: the sum of the first two.
-#[map]
-static LAST_ARG: Array<u64> = Array::with_max_entries(2, 0);
+#[btf_map]
+static LAST_ARG: Array<u64, 2> = Array::new();
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn net_rawtp_args(ctx: RawTracePointContext) -> i32 {
@@ -26,6 +26,12 @@ pub fn net_rawtp_args(ctx: RawTracePointContext) -> i32 {
     }
     0
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

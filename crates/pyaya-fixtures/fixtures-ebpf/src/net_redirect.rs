@@ -10,20 +10,20 @@
 
 use aya_ebpf::{
     bindings::xdp_action::XDP_PASS,
-    macros::{map, xdp},
-    maps::{Array, CpuMap, DevMap, XskMap},
+    btf_maps::{Array, CpuMap, DevMap, XskMap},
+    macros::{btf_map, xdp},
     programs::XdpContext,
 };
 
-#[map]
-static REDIRECT_DEVICES: DevMap = DevMap::with_max_entries(4, 0);
-#[map]
-static REDIRECT_CPUS: CpuMap = CpuMap::with_max_entries(2, 0);
-#[map]
-static REDIRECT_SOCKETS: XskMap = XskMap::with_max_entries(1, 0);
+#[btf_map]
+static REDIRECT_DEVICES: DevMap<4> = DevMap::new();
+#[btf_map]
+static REDIRECT_CPUS: CpuMap<2> = CpuMap::new();
+#[btf_map]
+static REDIRECT_SOCKETS: XskMap<1> = XskMap::new();
 /// 0: frames redirected, 1: frames passed because the map had no entry.
-#[map]
-static REDIRECT_COUNTS: Array<u64> = Array::with_max_entries(2, 0);
+#[btf_map]
+static REDIRECT_COUNTS: Array<u64, 2> = Array::new();
 
 fn bump(index: u32) {
     if let Some(value) = REDIRECT_COUNTS.get_ptr_mut(index) {
@@ -80,6 +80,12 @@ pub fn net_redirect_xsk(ctx: XdpContext) -> u32 {
     }
     counted(REDIRECT_SOCKETS.redirect(0, u64::from(XDP_PASS)))
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

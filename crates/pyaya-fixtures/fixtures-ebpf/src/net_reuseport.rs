@@ -7,19 +7,19 @@
 
 use aya_ebpf::{
     bindings::sk_action::SK_PASS,
-    macros::{map, sk_reuseport},
-    maps::{Array, ReusePortSockArray},
+    btf_maps::{Array, ReusePortSockArray},
+    macros::{btf_map, sk_reuseport},
     programs::SkReuseportContext,
 };
 
-#[map]
-static REUSEPORT_SOCKETS: ReusePortSockArray = ReusePortSockArray::with_max_entries(2, 0);
+#[btf_map]
+static REUSEPORT_SOCKETS: ReusePortSockArray<2> = ReusePortSockArray::new();
 /// Index 0: which slot of `REUSEPORT_SOCKETS` receives every datagram.
-#[map]
-static REUSEPORT_TARGET: Array<u32> = Array::with_max_entries(1, 0);
+#[btf_map]
+static REUSEPORT_TARGET: Array<u32, 1> = Array::new();
 /// 0: datagrams steered, 1: datagrams left to the kernel (empty slot).
-#[map]
-static REUSEPORT_COUNTS: Array<u64> = Array::with_max_entries(2, 0);
+#[btf_map]
+static REUSEPORT_COUNTS: Array<u64, 2> = Array::new();
 
 fn bump(index: u32) {
     if let Some(value) = REUSEPORT_COUNTS.get_ptr_mut(index) {
@@ -37,6 +37,12 @@ pub fn net_reuseport_select(ctx: SkReuseportContext) -> u32 {
     }
     SK_PASS
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -7,14 +7,14 @@
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 use aya_ebpf::{
-    macros::{map, socket_filter},
-    maps::Array,
+    btf_maps::Array,
+    macros::{btf_map, socket_filter},
     programs::SkBuffContext,
 };
 
 /// 0: packets seen, 1: packets dropped.
-#[map]
-static FILTER_COUNTS: Array<u64> = Array::with_max_entries(2, 0);
+#[btf_map]
+static FILTER_COUNTS: Array<u64, 2> = Array::new();
 
 fn bump(index: u32) {
     if let Some(value) = FILTER_COUNTS.get_ptr_mut(index) {
@@ -40,13 +40,19 @@ pub fn net_socket_filter(ctx: SkBuffContext) -> i64 {
 }
 
 /// Index 0: the index, in its reuseport group, of the socket `net_socket_pick` picks.
-#[map]
-static PICK: Array<u32> = Array::with_max_entries(1, 0);
+#[btf_map]
+static PICK: Array<u32, 1> = Array::new();
 
 #[socket_filter]
 pub fn net_socket_pick(_ctx: SkBuffContext) -> i64 {
     i64::from(PICK.get(0).copied().unwrap_or(0))
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -8,23 +8,23 @@
 
 use aya_ebpf::{
     bindings::sk_action::{SK_DROP, SK_PASS},
-    macros::{map, sk_lookup, sk_msg, stream_verdict},
-    maps::{Array, SockMap},
+    btf_maps::{Array, SockMap},
+    macros::{btf_map, sk_lookup, sk_msg, stream_verdict},
     programs::{SkBuffContext, SkLookupContext, SkMsgContext},
 };
 
-#[map]
-static MSG_MAP: SockMap = SockMap::with_max_entries(4, 0);
-#[map]
-static SKB_MAP: SockMap = SockMap::with_max_entries(4, 0);
-#[map]
-static LOOKUP_MAP: SockMap = SockMap::with_max_entries(1, 0);
+#[btf_map]
+static MSG_MAP: SockMap<4> = SockMap::new();
+#[btf_map]
+static SKB_MAP: SockMap<4> = SockMap::new();
+#[btf_map]
+static LOOKUP_MAP: SockMap<1> = SockMap::new();
 /// 0: messages, 1: message bytes, 2: messages refused, 3: stream verdicts, 4: lookups steered.
-#[map]
-static SOCK_COUNTS: Array<u64> = Array::with_max_entries(5, 0);
+#[btf_map]
+static SOCK_COUNTS: Array<u64, 5> = Array::new();
 /// Index 0: the local port whose lookups are steered (host order); 0 steers nothing.
-#[map]
-static STEER_PORT: Array<u32> = Array::with_max_entries(1, 0);
+#[btf_map]
+static STEER_PORT: Array<u32, 1> = Array::new();
 
 fn add(index: u32, delta: u64) {
     if let Some(value) = SOCK_COUNTS.get_ptr_mut(index) {
@@ -61,6 +61,12 @@ pub fn net_sk_lookup(ctx: SkLookupContext) -> u32 {
     }
     SK_PASS
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

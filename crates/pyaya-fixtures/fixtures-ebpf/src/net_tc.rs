@@ -7,17 +7,17 @@
 
 use aya_ebpf::{
     bindings::{BPF_F_MARK_MANGLED_0, TC_ACT_OK, TC_ACT_SHOT},
-    macros::{classifier, map},
-    maps::Array,
+    btf_maps::Array,
+    macros::{btf_map, classifier},
     programs::TcContext,
 };
 
 /// 0: datagrams rewritten, 1: ICMP packets dropped.
-#[map]
-static TC_COUNTS: Array<u64> = Array::with_max_entries(2, 0);
+#[btf_map]
+static TC_COUNTS: Array<u64, 2> = Array::new();
 /// Index 0: the UDP destination port whose datagrams are rewritten (host order); 0 rewrites nothing.
-#[map]
-static REWRITE_PORT: Array<u32> = Array::with_max_entries(1, 0);
+#[btf_map]
+static REWRITE_PORT: Array<u32, 1> = Array::new();
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -81,6 +81,12 @@ pub fn net_tc_drop_icmp(ctx: TcContext) -> i32 {
     }
     TC_ACT_OK as i32
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

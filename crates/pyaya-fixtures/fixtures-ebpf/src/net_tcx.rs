@@ -4,17 +4,17 @@
 #![no_main]
 
 use aya_ebpf::{
-    macros::{classifier, map},
-    maps::Array,
+    btf_maps::Array,
+    macros::{btf_map, classifier},
     programs::TcContext,
 };
 
 /// Index 0: how many letters follow; 1..=3: the letters, in the order the programs ran.
-#[map]
-static TCX_ORDER: Array<u32> = Array::with_max_entries(4, 0);
+#[btf_map]
+static TCX_ORDER: Array<u32, 4> = Array::new();
 /// Index 0: the UDP destination port (host order) whose datagrams are marked; 0 marks nothing.
-#[map]
-static TCX_PORT: Array<u32> = Array::with_max_entries(1, 0);
+#[btf_map]
+static TCX_PORT: Array<u32, 1> = Array::new();
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -69,6 +69,12 @@ pub fn net_tcx_b(ctx: TcContext) -> i32 {
 pub fn net_tcx_c(ctx: TcContext) -> i32 {
     mark(&ctx, b'c')
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -7,17 +7,17 @@
 
 use aya_ebpf::{
     bindings::xdp_action::{XDP_DROP, XDP_PASS, XDP_TX},
-    macros::{map, xdp},
-    maps::Array,
+    btf_maps::Array,
+    macros::{btf_map, xdp},
     programs::XdpContext,
 };
 
 /// 0: packets seen, 1: packets dropped.
-#[map]
-static XDP_COUNTS: Array<u64> = Array::with_max_entries(2, 0);
+#[btf_map]
+static XDP_COUNTS: Array<u64, 2> = Array::new();
 /// Index 0: the UDP destination port to drop (host order); 0 drops nothing.
-#[map]
-static DROP_PORT: Array<u32> = Array::with_max_entries(1, 0);
+#[btf_map]
+static DROP_PORT: Array<u32, 1> = Array::new();
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -84,6 +84,12 @@ pub fn net_xdp_swap(ctx: XdpContext) -> u32 {
     }
     XDP_TX
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

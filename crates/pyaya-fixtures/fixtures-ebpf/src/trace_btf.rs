@@ -8,15 +8,15 @@
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
+    btf_maps::HashMap,
     helpers::bpf_get_current_pid_tgid,
-    macros::{btf_tracepoint, fentry, fexit, kprobe, kretprobe, lsm, lsm_cgroup, map},
-    maps::HashMap,
+    macros::{btf_map, btf_tracepoint, fentry, fexit, kprobe, kretprobe, lsm, lsm_cgroup},
     programs::{BtfTracePointContext, FEntryContext, FExitContext, LsmContext, ProbeContext, RetProbeContext},
 };
 
 /// Hits per tgid; key 0 counts every hit of the fentry/fexit/kprobe programs.
-#[map]
-static HITS: HashMap<u32, u64> = HashMap::with_max_entries(4096, 0);
+#[btf_map]
+static HITS: HashMap<u32, u64, 4096> = HashMap::new();
 
 fn count(key: u32) {
     match HITS.get_ptr_mut(&key) {
@@ -82,6 +82,12 @@ pub fn trace_kretprobe(_ctx: RetProbeContext) -> u32 {
     count(0);
     0
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

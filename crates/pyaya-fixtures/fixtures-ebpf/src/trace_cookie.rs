@@ -11,9 +11,9 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
+    btf_maps::HashMap,
     helpers::{bpf_get_current_pid_tgid, generated::bpf_get_attach_cookie},
-    macros::{btf_tracepoint, fentry, fexit, kprobe, lsm, map, perf_event, raw_tracepoint, tracepoint, uprobe},
-    maps::HashMap,
+    macros::{btf_map, btf_tracepoint, fentry, fexit, kprobe, lsm, perf_event, raw_tracepoint, tracepoint, uprobe},
     programs::{
         BtfTracePointContext, FEntryContext, FExitContext, LsmContext, PerfEventContext, ProbeContext,
         RawTracePointContext, TracePointContext,
@@ -31,8 +31,8 @@ fn ours() -> bool {
     wanted != 0 && (bpf_get_current_pid_tgid() >> 32) as u32 == wanted
 }
 
-#[map]
-static COOKIES: HashMap<u64, u64> = HashMap::with_max_entries(64, 0);
+#[btf_map]
+static COOKIES: HashMap<u64, u64, 64> = HashMap::new();
 
 fn count(ctx: *mut c_void) {
     // SAFETY: `ctx` is the context the kernel passed to this program run.
@@ -118,6 +118,12 @@ pub fn cookie_lsm(ctx: LsmContext) -> i32 {
     }
     0
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

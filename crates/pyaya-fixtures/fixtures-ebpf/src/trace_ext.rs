@@ -7,14 +7,14 @@
 #![no_main]
 
 use aya_ebpf::{
+    btf_maps::HashMap,
     helpers::bpf_get_current_pid_tgid,
-    macros::{map, tracepoint},
-    maps::HashMap,
+    macros::{btf_map, tracepoint},
     programs::TracePointContext,
 };
 
-#[map]
-static DECISIONS: HashMap<u32, u64> = HashMap::with_max_entries(4096, 0);
+#[btf_map]
+static DECISIONS: HashMap<u32, u64, 4096> = HashMap::new();
 
 /// A global BPF function (its own BTF FUNC), so an Extension program can replace it.
 #[no_mangle]
@@ -41,6 +41,12 @@ pub extern "C" fn trace_ext_replacement(tgid: u64) -> u64 {
     let tgid = unsafe { core::ptr::read_volatile(&tgid) };
     2 * u64::from(tgid != u64::MAX)
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -6,14 +6,14 @@
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
+    btf_maps::HashMap,
     helpers::bpf_get_current_pid_tgid,
-    macros::{map, raw_tracepoint},
-    maps::HashMap,
+    macros::{btf_map, raw_tracepoint},
     programs::RawTracePointContext,
 };
 
-#[map]
-static SYSCALLS: HashMap<u32, u64> = HashMap::with_max_entries(4096, 0);
+#[btf_map]
+static SYSCALLS: HashMap<u32, u64, 4096> = HashMap::new();
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn trace_sys_enter(_ctx: RawTracePointContext) -> i32 {
@@ -35,6 +35,12 @@ fn atomic_add(value: *mut u64, delta: u64) {
     // SAFETY: `value` points at a live, 8-byte aligned u64 map value returned by the kernel.
     unsafe { core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) value, in(reg) delta) };
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -5,9 +5,9 @@
 #![no_main]
 
 use aya_ebpf::{
+    btf_maps::RingBuf,
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user_str_bytes},
-    macros::{map, uprobe},
-    maps::RingBuf,
+    macros::{btf_map, uprobe},
     programs::ProbeContext,
 };
 use pyaya_usdt::{usdt_arg, usdt_arg_count, MAX_ARGS};
@@ -27,12 +27,13 @@ struct Hit {
     text1: [u8; TEXT_LEN],
 }
 
-#[map]
-static HITS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+/// Records typed by the map itself: its BTF definition names `Hit`.
+#[btf_map]
+static HITS: RingBuf<Hit, { 256 * 1024 }> = RingBuf::new();
 
 #[uprobe]
 pub fn trace_usdt_hit(ctx: ProbeContext) -> u32 {
-    let Some(mut entry) = HITS.reserve::<Hit>(0) else {
+    let Some(mut entry) = HITS.reserve(0) else {
         return 0;
     };
     let hit = entry.as_mut_ptr();
@@ -61,6 +62,12 @@ pub fn trace_usdt_hit(ctx: ProbeContext) -> u32 {
     entry.submit(0);
     0
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -5,18 +5,18 @@
 
 use aya_ebpf::{
     bindings::xdp_action,
-    macros::{kprobe, map, tracepoint, xdp},
-    maps::{Array, HashMap},
+    btf_maps::{Array, HashMap},
+    macros::{btf_map, kprobe, tracepoint, xdp},
     programs::{ProbeContext, TracePointContext, XdpContext},
 };
 
 /// Pinned by name by `Ebpf.load(..., pin_maps=...)`; tests write and read it from two loads.
-#[map]
-static SHARED: HashMap<u32, u64> = HashMap::with_max_entries(32, 0);
+#[btf_map]
+static SHARED: HashMap<u32, u64, 32> = HashMap::new();
 
 /// A second map of another type, also pinned.
-#[map]
-static SLOTS: Array<u32> = Array::with_max_entries(4, 0);
+#[btf_map]
+static SLOTS: Array<u32, 4> = Array::new();
 
 /// Multiplied into the value stored for each call (tests override it at load).
 #[no_mangle]
@@ -46,6 +46,12 @@ pub fn types_xdp(_ctx: XdpContext) -> u32 {
 pub fn types_kprobe(_ctx: ProbeContext) -> u32 {
     0
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -1,6 +1,10 @@
 //! Typed data fixture: on `getppid()` by the test's process (`TARGET_PID`), sends a `Sample` through a BTF ring
 //! buffer and a legacy one, and stores it in legacy and `#[btf_map]` maps with struct keys and values. Logs one
 //! record per aya-log level so tests can check which levels the kernel sends.
+//!
+//! Its `#[map]` maps (`RAW_SAMPLES`, `MIXED`, `SAMPLES_BY_KEY`, `SIGNED`, `LAST_TOTALS`) are legacy on purpose: the
+//! tests check how pyaya types maps whose types only the static's type name carries, and rings that user space
+//! types by hand. So are aya-log's: this object is not one libbpf loads (`pyaya inspect --compat` says why).
 #![no_std]
 #![no_main]
 
@@ -10,9 +14,9 @@ mod stream_lost;
 mod types_common;
 
 use aya_ebpf::{
-    btf_maps,
+    btf_maps::{self, PerCpuArray},
     macros::{btf_map, map, tracepoint},
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, RingBuf},
     programs::TracePointContext,
 };
 use stream_lost::count_lost;
@@ -23,32 +27,32 @@ use types_common::{Color, Inner, Sample, SampleKey, Totals};
 #[btf_map]
 static SAMPLES: btf_maps::RingBuf<Sample, { 64 * 1024 }> = btf_maps::RingBuf::new();
 
-/// The same samples through a legacy ring buffer, which carries no type: user space names it.
+/// The same samples through a legacy ring buffer, which carries no type: user space names it. (Legacy on purpose.)
 #[map]
 static RAW_SAMPLES: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
 
 /// Records each ring could not take (pyaya's lost-record convention: `NAME_LOST`, entry 0).
-#[map]
-static SAMPLES_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
-#[map]
-static RAW_SAMPLES_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static SAMPLES_LOST: PerCpuArray<u64, 1> = PerCpuArray::new();
+#[btf_map]
+static RAW_SAMPLES_LOST: PerCpuArray<u64, 1> = PerCpuArray::new();
 
 /// Records of two sizes, which user space types as `Totals`: per call a `Totals`, a bare `u32` (too short for it),
-/// and a `Totals` again.
+/// and a `Totals` again. Legacy on purpose: a ring whose BTF names no record type, typed by hand.
 #[map]
 static MIXED: RingBuf = RingBuf::with_byte_size(4096, 0);
-#[map]
-static MIXED_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static MIXED_LOST: PerCpuArray<u64, 1> = PerCpuArray::new();
 
-/// Legacy map whose key and value types are only in the static's type name.
+/// Legacy map (on purpose) whose key and value types are only in the static's type name.
 #[map]
 static SAMPLES_BY_KEY: HashMap<SampleKey, Sample> = HashMap::with_max_entries(64, 0);
 
-/// Legacy map of primitives, one of them signed.
+/// Legacy map (on purpose) of primitives, one of them signed.
 #[map]
 static SIGNED: HashMap<u32, i64> = HashMap::with_max_entries(64, 0);
 
-/// Legacy array of structs.
+/// Legacy array (on purpose) of structs.
 #[map]
 static LAST_TOTALS: Array<Totals> = Array::with_max_entries(1, 0);
 
@@ -155,6 +159,12 @@ pub fn types_records(ctx: TracePointContext) -> u32 {
     trace!(&ctx, "types trace {}", pid);
     0
 }
+
+/// The license the kernel reads before it lets a program call GPL-only helpers (`bpf_probe_read_*`,
+/// `bpf_get_stackid`, ...). aya assumes GPL where an object has none; libbpf and cilium/ebpf do not.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]
