@@ -15,6 +15,13 @@
 //! - **`__kconfig` externs**: their values are laid out in a new `.rodata.kconfig` section, which aya creates as a
 //!   frozen data map, and the extern symbols are defined there, so aya relocates each access like any `.rodata`
 //!   global.
+//! - **CO-RE relocations into trailing flexible arrays** (`BPF_CORE_READ(ctx, args[3])` of `struct
+//!   syscall_trace_enter { ...; unsigned long args[]; }`), which aya 0.14 refuses ("array index out of bounds"),
+//!   are computed here against the target BTF as libbpf computes them, patched into their instructions and
+//!   removed from `.BTF.ext`. Every other CO-RE record is checked against the target BTF too, and the ones that
+//!   cannot be resolved are returned (`Prepared::core_failures`), so that a program the verifier then refuses
+//!   for aya's poisoned instruction is reported naming the type, the field and the program
+//!   (`object_pass_core.rs`).
 //!
 //! The file only grows: rewritten sections and the section header table are appended at the end, so every offset
 //! already in the file stays valid.
@@ -187,6 +194,11 @@ impl Externs {
 /// What the running kernel says about externs: answered by the native module (vmlinux BTF, /proc/kallsyms, the
 /// kernel config given by Python).
 pub trait Kernel {
+    /// The BTF CO-RE relocations are made against (the running kernel's, or `Ebpf.load`'s `btf=`); `None`: the
+    /// pass leaves CO-RE records to aya.
+    fn target_btf(&self) -> Option<&Btf> {
+        None
+    }
     /// The vmlinux BTF id of the VAR (`func` false) or FUNC called `name`.
     fn btf_id(&self, name: &str, func: bool) -> Option<u32>;
     /// The address of `name` in /proc/kallsyms.
@@ -304,7 +316,7 @@ fn externs_of(elf: &Elf<'_>, btf: &Btf) -> Result<Externs, Error> {
 
 /// The externs of an object; empty when it has no BTF (or none pyaya can read: aya then says what is wrong).
 pub fn externs(data: &[u8]) -> Result<Externs, Error> {
-    if !needs_pass(data) {
+    if !may_have_externs(data) {
         return Ok(Externs::default());
     }
     let Ok(elf) = Elf::parse(data) else {
@@ -929,11 +941,48 @@ fn resolve_ksym(ksym: &Ksym, index: i32, kernel: &dyn Kernel) -> Result<Resoluti
 /// without parsing the ELF file or its BTF, so that objects with nothing to rewrite (every aya object) pay next to
 /// nothing. Anything it cannot read counts as "maybe": `prepare` then decides, and reports what is wrong.
 pub fn needs_pass(data: &[u8]) -> bool {
-    needs_pass_checked(data).unwrap_or(true)
+    scan_sections(data, |name, bytes, little| {
+        if classifier_section(std::str::from_utf8(name).ok()?).is_some() {
+            return Some(true);
+        }
+        if name == b".BTF.ext" && has_core_records(bytes?, little)? {
+            return Some(true);
+        }
+        Some(name == b".BTF" && names_extern_sections(bytes?))
+    })
+    .unwrap_or(true)
 }
 
-fn needs_pass_checked(data: &[u8]) -> Option<bool> {
-    // ELF64 only: `prepare` leaves other classes alone.
+/// Whether a `.BTF` section's bytes hold the name of an extern DATASEC (`.ksyms`, `.kconfig`).
+fn names_extern_sections(btf: &[u8]) -> bool {
+    let has = |key: &[u8]| btf.windows(key.len()).any(|window| window == key);
+    has(b"\0.ksyms\0") || has(b"\0.kconfig\0")
+}
+
+/// Whether the object may declare `__ksym`/`__kconfig` externs (by the same scan): `externs` then reads them.
+pub fn may_have_externs(data: &[u8]) -> bool {
+    scan_sections(data, |name, bytes, _| {
+        Some(name == b".BTF" && names_extern_sections(bytes?))
+    })
+    .unwrap_or(true)
+}
+
+/// Whether the object has CO-RE relocation records (a `.BTF.ext` whose header gives them a length), by the same
+/// scan: the loader reads the target BTF only for those.
+pub fn has_core_relocations(data: &[u8]) -> bool {
+    scan_sections(data, |name, bytes, little| {
+        Some(name == b".BTF.ext" && has_core_records(bytes?, little)?)
+    })
+    .unwrap_or(true)
+}
+
+/// Calls `found(name, bytes, little_endian)` for each section of an ELF64 object, reading only the section header
+/// table and the name table, until it answers true. `None` when the table cannot be read ("maybe": callers then
+/// let the full parse decide); `Some(false)` for files that are not ELF64.
+fn scan_sections(
+    data: &[u8],
+    mut found: impl FnMut(&[u8], Option<&[u8]>, bool) -> Option<bool>,
+) -> Option<bool> {
     if data.get(..4)? != b"\x7fELF" || *data.get(4)? != 2 {
         return Some(false);
     }
@@ -966,32 +1015,62 @@ fn needs_pass_checked(data: &[u8]) -> Option<bool> {
         let name_at = usize::try_from(header(index, 0, 4)?).ok()?;
         let name = names.get(name_at..)?;
         let name = name.get(..name.iter().position(|&b| b == 0)?)?;
-        if classifier_section(std::str::from_utf8(name).ok()?).is_some() {
+        if found(name, bytes_of(index), little)? {
             return Some(true);
-        }
-        if name == b".BTF" {
-            let btf = bytes_of(index)?;
-            let has = |key: &[u8]| btf.windows(key.len()).any(|window| window == key);
-            if has(b"\0.ksyms\0") || has(b"\0.kconfig\0") {
-                return Some(true);
-            }
         }
     }
     Some(false)
+}
+
+/// Whether a `.BTF.ext` section has CO-RE relocation records (its header's `core_relo_len`).
+fn has_core_records(ext: &[u8], little: bool) -> Option<bool> {
+    let header = word_at(ext, 4, little)?;
+    Some(header >= 32 && word_at(ext, 28, little)? > 0)
+}
+
+/// The helper id aya (like libbpf) calls in place of an unresolvable CO-RE relocation's instruction.
+pub const CORE_POISON: i32 = core_relo::POISON;
+
+/// A CO-RE relocation the target BTF cannot satisfy: aya poisons its instruction, which the verifier refuses
+/// where the instruction is reachable (not behind a `bpf_core_field_exists()` that is false).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreFailure {
+    /// The program (or subprogram) the instruction belongs to: the function symbol around it.
+    pub function: Option<String>,
+    /// Its ELF section, as the object names it.
+    pub section: String,
+    pub insn_off: u32,
+    /// The instruction's index in its function (what the verifier's log counts from, for a program's own code).
+    pub insn_index: Option<u64>,
+    /// `CO-RE relocation of struct task_struct.comm (access 0:2) failed: ...; guard it with ...`.
+    pub message: String,
+}
+
+/// What `prepare_for_load` gives: the rewritten object (`None`: unchanged), and the CO-RE relocations the target
+/// cannot satisfy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prepared {
+    pub data: Option<Vec<u8>>,
+    pub core_failures: Vec<CoreFailure>,
 }
 
 /// The object with what aya refuses rewritten (see the module's documentation), or `None` when there is nothing to
 /// rewrite. Without `kernel` (inspection, no kernel at hand) only the sections are renamed: aya-obj's parser then
 /// reads the object, externs and all.
 pub fn prepare(data: &[u8], kernel: Option<&dyn Kernel>) -> Result<Option<Vec<u8>>, Error> {
+    prepare_for_load(data, kernel).map(|prepared| prepared.data)
+}
+
+/// `prepare`, with the CO-RE relocations the kernel's target BTF cannot satisfy.
+pub fn prepare_for_load(data: &[u8], kernel: Option<&dyn Kernel>) -> Result<Prepared, Error> {
     if !needs_pass(data) {
-        return Ok(None);
+        return Ok(Prepared::default());
     }
     let Ok(elf) = Elf::parse(data) else {
-        return Ok(None);
+        return Ok(Prepared::default());
     };
     if !elf.header.is_64 {
-        return Ok(None);
+        return Ok(Prepared::default());
     }
     let renames: Vec<(usize, String)> = elf
         .sections
@@ -1003,8 +1082,20 @@ pub fn prepare(data: &[u8], kernel: Option<&dyn Kernel>) -> Result<Option<Vec<u8
         (Some(btf), Some(_)) => externs_of(&elf, btf)?,
         _ => Externs::default(),
     };
-    if renames.is_empty() && externs.is_empty() {
-        return Ok(None);
+    let little = elf.header.little_endian;
+    let ext_section = elf.section(".BTF.ext");
+    let target = kernel.and_then(|kernel| kernel.target_btf());
+    let relocations = match (btf.as_ref(), ext_section, target) {
+        (Some(btf), Some(ext), Some(target)) => {
+            core_relo::plan(&elf, btf, elf.section_data(ext), little, target)?
+        }
+        _ => core_relo::Plan::default(),
+    };
+    if renames.is_empty() && externs.is_empty() && relocations.is_empty() {
+        return Ok(Prepared {
+            data: None,
+            core_failures: relocations.failures,
+        });
     }
     if let Some((section, name)) = externs.unsupported.first() {
         return err(format!(
@@ -1013,7 +1104,6 @@ pub fn prepare(data: &[u8], kernel: Option<&dyn Kernel>) -> Result<Option<Vec<u8
         ));
     }
     let mut editor = Editor::new(data, &elf)?;
-    let little = editor.little;
     let btf_section: Option<&Section> = elf.section(".BTF");
     let mut btf_edit = match btf_section {
         Some(section) => Some(BtfEdit::new(elf.section_data(section))?),
@@ -1028,13 +1118,13 @@ pub fn prepare(data: &[u8], kernel: Option<&dyn Kernel>) -> Result<Option<Vec<u8
             new_names.insert(old.name.clone(), name.clone());
         }
     }
-    if let (false, Some(edit), Some(btf), Some(ext)) = (
+    let mut ext_bytes = ext_section.map(|ext| elf.section_data(ext).to_vec());
+    if let (false, Some(edit), Some(btf), Some(bytes)) = (
         new_names.is_empty(),
         btf_edit.as_mut(),
         btf.as_ref(),
-        elf.section(".BTF.ext"),
+        ext_bytes.as_mut(),
     ) {
-        let mut bytes = elf.section_data(ext).to_vec();
         let mut added: HashMap<String, u32> = HashMap::new();
         let mut renamed = |offset: u32| -> Result<Option<u32>, Error> {
             let Some(new) = new_names.get(&*btf.string(offset)) else {
@@ -1047,8 +1137,22 @@ pub fn prepare(data: &[u8], kernel: Option<&dyn Kernel>) -> Result<Option<Vec<u8
             added.insert(new.clone(), at);
             Ok(Some(at))
         };
-        rename_ext_sections(&mut bytes, little, &mut renamed)?;
-        editor.patch(ext.offset, &bytes)?;
+        rename_ext_sections(bytes, little, &mut renamed)?;
+    }
+
+    // CO-RE records aya refuses: their instructions patched (or poisoned), the records removed.
+    for patch in &relocations.patches {
+        core_relo::apply(&mut editor, patch)?;
+    }
+    if let (false, Some(bytes)) = (relocations.removed.is_empty(), ext_bytes.as_mut()) {
+        *bytes = core_relo::remove_records(bytes, little, &relocations.removed)?;
+    }
+    if let (Some(bytes), Some(ext)) = (ext_bytes, ext_section) {
+        if bytes.len() as u64 == ext.size {
+            editor.patch(ext.offset, &bytes)?;
+        } else {
+            editor.replace_section(ext.index, &bytes);
+        }
     }
 
     if let (Some(btf), Some(kernel)) = (btf.as_ref(), kernel) {
@@ -1070,7 +1174,10 @@ pub fn prepare(data: &[u8], kernel: Option<&dyn Kernel>) -> Result<Option<Vec<u8
             editor.replace_section(section.index, &edit.bytes);
         }
     }
-    editor.finish().map(Some)
+    Ok(Prepared {
+        data: Some(editor.finish()?),
+        core_failures: relocations.failures,
+    })
 }
 
 fn rewrite_externs(
@@ -1197,6 +1304,9 @@ fn rewrite_externs(
     }
     Ok(())
 }
+
+#[path = "object_pass_core.rs"]
+mod core_relo;
 
 #[cfg(test)]
 #[path = "object_pass_tests.rs"]

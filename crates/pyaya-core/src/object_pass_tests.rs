@@ -365,3 +365,252 @@ fn kconfig_char_arrays_are_bounded() {
     )
     .is_err());
 }
+
+// -- CO-RE -------------------------------------------------------------------------------------------------------
+
+struct TargetKernel(Btf);
+
+impl Kernel for TargetKernel {
+    fn btf_id(&self, _: &str, _: bool) -> Option<u32> {
+        None
+    }
+
+    fn address(&self, _: &str) -> Option<u64> {
+        None
+    }
+
+    fn kconfig(&self, _: &str) -> Option<String> {
+        None
+    }
+
+    fn target_btf(&self) -> Option<&Btf> {
+        Some(&self.0)
+    }
+}
+
+const TP_SECTION: &str = "tracepoint/syscalls/sys_enter_pread64";
+
+/// A target BTF whose `struct syscall_trace_enter` puts `args[]` at byte 24 (the object's has it at 16), and
+/// whose `task_struct` has no `pyaya_missing`; `with_syscall_struct` false leaves the former out.
+fn target_btf(with_syscall_struct: bool) -> Btf {
+    let mut b = BtfBuilder::default();
+    let int = b.int("int", 4, true);
+    let ulong = b.int("long unsigned int", 8, false);
+    let entry = b.composite(false, "trace_entry", 8, &[("type", int, 0, 0)]);
+    let flex = b.array(ulong, int, 0);
+    if with_syscall_struct {
+        b.composite(
+            false,
+            "syscall_trace_enter",
+            24,
+            &[
+                ("ent", entry, 0, 0),
+                ("nr", int, 64, 0),
+                ("pad", ulong, 128, 0),
+                ("args", flex, 192, 0),
+            ],
+        );
+    }
+    b.composite(false, "task_struct", 8, &[("pid", int, 0, 0)]);
+    Btf::parse(&b.to_bytes(false)).unwrap()
+}
+
+/// A tracepoint program reading `ctx->args[3]` (an ALU add), `ctx->args[0]` (a load's offset), `ctx->args[1]` (a
+/// 64-bit immediate) and `task_struct___pyaya.pyaya_missing`, with one CO-RE record each.
+fn core_object() -> Vec<u8> {
+    let mut b = BtfBuilder::default();
+    let int = b.int("int", 4, true);
+    let ulong = b.int("long unsigned int", 8, false);
+    let entry = b.composite(false, "trace_entry", 8, &[("type", int, 0, 0)]);
+    let flex = b.array(ulong, int, 0);
+    let syscall = b.composite(
+        false,
+        "syscall_trace_enter",
+        16,
+        &[
+            ("ent", entry, 0, 0),
+            ("nr", int, 64, 0),
+            ("args", flex, 128, 0),
+        ],
+    );
+    let flavor = b.composite(
+        false,
+        "task_struct___pyaya",
+        4,
+        &[("pyaya_missing", int, 0, 0)],
+    );
+    let proto = b.add(13, "", int, &[], 0, false);
+    b.add(12, "handle", proto, &[], 1, false);
+    let section = b.string(TP_SECTION);
+    let (a3, a0, a1, missing) = (
+        b.string("0:2:3"),
+        b.string("0:2:0"),
+        b.string("0:2:1"),
+        b.string("0:0"),
+    );
+    let btf = b.to_bytes(false);
+    let mut text = Vec::new();
+    text.extend(insn(0x07, 1, 0, 0, 40, false)); // r1 += 40 (args[3])
+    text.extend(insn(0x79, 0, 1, 16, 0, false)); // r0 = *(u64 *)(r1 + 16) (args[0])
+    text.extend(insn(LD_IMM64, 2, 0, 0, 24, false)); // r2 = 24 (args[1])
+    text.extend(insn(0, 0, 0, 0, 0, false));
+    text.extend(insn(0xb7, 3, 0, 0, 0, false)); // r3 = 0 (pyaya_missing)
+    text.extend(insn(0x95, 0, 0, 0, 0, false));
+    let ext = btf_ext(
+        section,
+        false,
+        &[
+            [0, syscall, a3, FIELD_BYTE_OFFSET],
+            [8, syscall, a0, FIELD_BYTE_OFFSET],
+            [16, syscall, a1, FIELD_BYTE_OFFSET],
+            [32, flavor, missing, FIELD_BYTE_OFFSET],
+        ],
+    );
+    build_elf(
+        &[
+            (TP_SECTION, 1, 0x6, text),
+            (".BTF", 1, 0, btf),
+            (".BTF.ext", 1, 0, ext),
+        ],
+        &[Sym {
+            name: "handle",
+            section: Some(TP_SECTION),
+            value: 0,
+            size: 48,
+            kind: 2,
+            binding: 1,
+        }],
+        false,
+    )
+}
+
+use super::core_relo::{FIELD_BYTE_OFFSET, POISON};
+
+#[test]
+fn flexible_array_records_are_relocated_and_removed() {
+    let object = core_object();
+    assert!(needs_pass(&object), "CO-RE records need the pass");
+    assert!(has_core_relocations(&object));
+    assert!(
+        !may_have_externs(&object),
+        "no .ksyms/.kconfig: externs() skips the parse"
+    );
+    assert!(may_have_externs(&libbpf_object(false)));
+    let prepared = prepare_for_load(&object, Some(&TargetKernel(target_btf(true)))).unwrap();
+    let out = prepared.data.unwrap();
+    let elf = Elf::parse(&out).unwrap();
+    let text = elf.section_data(elf.section(TP_SECTION).unwrap());
+    assert_eq!(
+        field(text, 4, 4, false),
+        24 + 3 * 8,
+        "args[3]: the target's offset"
+    );
+    assert_eq!(
+        field(text, 8 + 2, 2, false),
+        24,
+        "args[0]: the load's offset"
+    );
+    assert_eq!(
+        field(text, 16 + 4, 4, false),
+        24 + 8,
+        "args[1]: the 64-bit immediate"
+    );
+    assert_eq!(
+        field(text, 32 + 4, 4, false),
+        0,
+        "the missing field is left to aya"
+    );
+    // Only the record pyaya did not relocate stays for aya.
+    let btf = Btf::parse(elf.section_data(elf.section(".BTF").unwrap())).unwrap();
+    let ext = elf.section_data(elf.section(".BTF.ext").unwrap());
+    let areas = ext_areas(ext, true).unwrap();
+    let left = core_relo::records(ext, &areas, true, &btf).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].access, "0:0");
+    assert_eq!(left[0].insn_off, 32);
+    // func and line info are untouched.
+    assert_eq!(areas.iter().filter(|a| a.which < 2).count(), 2);
+    // The unresolvable one is reported, naming the struct, the field and the function.
+    assert_eq!(
+        prepared.core_failures.len(),
+        1,
+        "{:?}",
+        prepared.core_failures
+    );
+    let failure = &prepared.core_failures[0];
+    assert_eq!(failure.function.as_deref(), Some("handle"));
+    assert_eq!(failure.insn_off, 32);
+    assert_eq!(failure.insn_index, Some(4));
+    assert!(
+        failure
+            .message
+            .starts_with("CO-RE relocation of struct task_struct.pyaya_missing (declared as task_struct___pyaya) (access 0:0) failed: the kernel's BTF has no such member"),
+        "{}",
+        failure.message
+    );
+    assert!(failure
+        .message
+        .ends_with("guard it with bpf_core_field_exists()"));
+}
+
+#[test]
+fn flexible_array_records_without_a_target_struct_are_poisoned() {
+    let object = core_object();
+    let prepared = prepare_for_load(&object, Some(&TargetKernel(target_btf(false)))).unwrap();
+    let out = prepared.data.unwrap();
+    let elf = Elf::parse(&out).unwrap();
+    let text = elf.section_data(elf.section(TP_SECTION).unwrap());
+    for slot in [0, 8, 16, 24] {
+        assert_eq!(text[slot], CALL, "slot {slot}");
+        assert_eq!(field(text, slot + 4, 4, false), POISON as u64);
+    }
+    assert_eq!(prepared.core_failures.len(), 4);
+    assert!(prepared.core_failures[0]
+        .message
+        .contains("struct syscall_trace_enter.args[3] (access 0:2:3) failed: the kernel's BTF has no struct syscall_trace_enter"));
+}
+
+#[test]
+fn without_a_target_core_records_are_left_to_aya() {
+    let object = core_object();
+    let prepared = prepare_for_load(&object, Some(&FakeKernel)).unwrap();
+    assert_eq!(prepared, Prepared::default());
+}
+
+#[test]
+fn an_instruction_that_does_not_hold_the_local_value_is_refused() {
+    let mut object = core_object();
+    let elf = Elf::parse(&object).unwrap();
+    let at = elf.section(TP_SECTION).unwrap().offset as usize;
+    object[at + 4] = 41; // r1 += 41, not args[3]'s 40
+    let refused = prepare_for_load(&object, Some(&TargetKernel(target_btf(true)))).unwrap_err();
+    assert!(
+        refused
+            .0
+            .contains("holds 41, not the object's own value 40"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn mutated_core_objects_never_panic() {
+    let object = core_object();
+    let kernel = TargetKernel(target_btf(true));
+    for length in 0..object.len() {
+        let _ = prepare_for_load(&object[..length], Some(&kernel));
+    }
+    for at in 0..object.len() {
+        for value in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+            let mut mutated = object.clone();
+            mutated[at] = value;
+            let _ = prepare_for_load(&mutated, Some(&kernel));
+        }
+    }
+    for at in (0..object.len().saturating_sub(4)).step_by(4) {
+        for value in [u32::MAX, 1 << 31, 0xffff_fff0] {
+            let mut mutated = object.clone();
+            mutated[at..at + 4].copy_from_slice(&value.to_le_bytes());
+            let _ = prepare_for_load(&mutated, Some(&kernel));
+        }
+    }
+}
