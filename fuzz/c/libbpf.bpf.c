@@ -1,5 +1,6 @@
 /* What pyaya's object pass rewrites before aya sees an object: libbpf's classifier sections (SEC("tc"),
-   "tc/egress"), __ksym externs (a kfunc, an untyped symbol, weak ones) and __kconfig externs. */
+   "tc/egress"), __ksym externs (a kfunc, an untyped symbol, weak ones), __kconfig externs, and CO-RE reads of a
+   trailing flexible array (a syscall tracepoint's arguments). */
 #include "common.h"
 
 #define __ksym __attribute__((section(".ksyms")))
@@ -29,6 +30,24 @@ SEC("tc/egress")
 int egress(struct __sk_buff *skb)
 {
     seen += 2;
+    return 0;
+}
+
+struct syscall_trace_enter {
+    u64 ent;
+    int nr;
+    unsigned long args[];
+} __attribute__((preserve_access_index));
+
+SEC("tracepoint/syscalls/sys_enter_pread64")
+int flex_args(struct syscall_trace_enter *ctx)
+{
+    u64 value = 0;
+
+    bpf_probe_read_kernel(&value, sizeof(value), &ctx->args[3]);
+    seen += value;
+    bpf_probe_read_kernel(&value, sizeof(value), &ctx->args[0]);
+    seen += value;
     return 0;
 }
 
