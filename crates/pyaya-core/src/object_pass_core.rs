@@ -733,9 +733,14 @@ pub fn plan(
     little: bool,
     target: &Btf,
 ) -> Result<Plan, Error> {
-    let areas = ext_areas(ext, little)?;
     let mut plan = Plan::default();
-    let records = records(ext, &areas, little, local)?;
+    // A .BTF.ext pyaya cannot read is aya's to report (it reads the same records).
+    let Ok(areas) = ext_areas(ext, little) else {
+        return Ok(plan);
+    };
+    let Ok(records) = records(ext, &areas, little, local) else {
+        return Ok(plan);
+    };
     let wanted: HashSet<String> = records
         .iter()
         .filter_map(|record| local.get(record.type_id))
