@@ -76,6 +76,7 @@ bench: setup
 	$(PY) benchmarks/watch_gap.py
 	$(PY) benchmarks/decode.py
 	$(PY) benchmarks/encode.py
+	$(PY) benchmarks/object_pass.py
 	$(PY) benchmarks/first_build.py
 
 lint: setup

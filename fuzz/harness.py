@@ -4,9 +4,10 @@ Targets, each fed mutations of its own seeds:
 
 * ``parse``: what ``pyaya inspect OBJECT --btf --json`` computes (``inspect_bytes``, every BTF type's dump line,
   summary and JSON), the object's line info and its ELF symbols, on mutated BPF objects;
-* ``load``: ``Ebpf.load`` of mutated objects (root only), maps bounded by ``max_entries`` overrides, each program
-  loaded (the verifier runs), the typed maps built, then closed; one input in eight pins its maps in a folder of
-  this run's own under /sys/fs/bpf, which must be empty again after a failed load;
+* ``load``: ``Ebpf.load`` of mutated objects (root only; pyaya's object pass, then aya), maps bounded by
+  ``max_entries`` overrides, each program loaded (the verifier runs), the typed maps built, then closed; one input
+  in eight pins its maps in a folder of this run's own under /sys/fs/bpf, which must be empty again after a failed
+  load;
 * ``decode``: mutated ``.BTF`` blobs parsed, every named type's codec built and shown, records decoded from
   bytes derived from the input, encoded back and turned into JSON, and the maps' types worked out.
 
@@ -18,7 +19,8 @@ status is 1 when either is non-zero.
 
 Seeds (``harness.py seeds``): the fixtures' objects (``pyaya build crates/pyaya-fixtures``), every template's
 object (built once into ``~/.cache/pyaya/fuzz-seeds`` with a shared cargo target folder, rebuilt when the
-templates change), and the C programs in ``fuzz/c`` built with clang; decode seeds are their ``.BTF`` sections.
+templates change), and the C programs in ``fuzz/c`` built with clang (``libbpf.bpf.c``: what the object pass
+rewrites); decode seeds are their ``.BTF`` sections.
 
 atheris runs in a child process; this process supervises it: it restarts the child after a crash that kills it
 (attributing the input the child was working on, which it writes to ``work/current.bin`` before running it) and

@@ -4,6 +4,7 @@ runs). Sources are written here in the patterns of libbpf-tools; each is built b
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import re
@@ -548,3 +549,114 @@ def test_per_cpu_struct_values_sum_field_by_field() -> None:
         assert (total.rx_packets, total.rx_bytes) == (5, 5 * len(frame))
         assert type(total) is type(values[0])
         assert bpf.maps["xdp_stats_map"][1].sum().rx_packets == 0
+
+
+# CO-RE into a trailing flexible array, as libbpf-tools read a syscall's arguments: struct syscall_trace_enter ends
+# with `unsigned long args[]`, which aya 0.14 refuses to index ("array index out of bounds") unless the index
+# happens to equal the struct's last member index; pyaya's object pass relocates these records itself.
+CORE_FLEX_ARGS = r"""
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+const volatile __u32 target_tgid = 0;
+__u64 arg0 = 0, arg1 = 0, arg2 = 0, arg3 = 0, hits = 0;
+
+SEC("tp/syscalls/sys_enter_pread64")
+int on_pread(struct syscall_trace_enter *ctx)
+{
+    if ((bpf_get_current_pid_tgid() >> 32) != target_tgid)
+        return 0;
+    arg0 = BPF_CORE_READ(ctx, args[0]);
+    arg1 = BPF_CORE_READ(ctx, args[1]);
+    arg2 = BPF_CORE_READ(ctx, args[2]);
+    arg3 = BPF_CORE_READ(ctx, args[3]);
+    hits += 1;
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_core_reads_of_a_trailing_flexible_array_see_the_syscalls_arguments() -> None:
+    """``BPF_CORE_READ(ctx, args[N])`` of ``struct syscall_trace_enter`` for N = 0..3: the object loads, and a
+    ``pread`` with known arguments is read back, all four."""
+    path = _c_objects.build("core_flex_args", CORE_FLEX_ARGS, vmlinux=True)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.pread.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long]
+    libc.pread.restype = ctypes.c_ssize_t
+    buffer = ctypes.create_string_buffer(64)
+    fd = os.open("/dev/zero", os.O_RDONLY)
+    try:
+        with Ebpf.load_file(path, globals={"target_tgid": os.getpid()}) as bpf:
+            bpf.programs["on_pread"].attach("syscalls", "sys_enter_pread64")
+            assert libc.pread(fd, buffer, 17, 4096) == 17
+            assert bpf.globals["hits"] == 1
+            assert bpf.globals["arg0"] == fd
+            assert bpf.globals["arg1"] == ctypes.addressof(buffer)
+            assert bpf.globals["arg2"] == 17
+            assert bpf.globals["arg3"] == 4096
+    finally:
+        os.close(fd)
+
+
+# A CO-RE read of a field this kernel lacks, declared through a libbpf `___flavor` of task_struct: refused naming
+# the struct, the field and the program; guarded by bpf_core_field_exists(), it loads and reads 0.
+CORE_MISSING_FIELD = r"""
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+struct task_struct___pyaya {
+    int pyaya_missing;
+} __attribute__((preserve_access_index));
+
+const volatile __u32 target_tgid = 0;
+__s64 value = -1;
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int handle_exec(void *ctx)
+{
+    struct task_struct___pyaya *task = (void *)bpf_get_current_task();
+
+    if ((bpf_get_current_pid_tgid() >> 32) != target_tgid)
+        return 0;
+#ifdef GUARDED
+    if (bpf_core_field_exists(task->pyaya_missing))
+        value = BPF_CORE_READ(task, pyaya_missing);
+    else
+        value = 0;
+#else
+    value = BPF_CORE_READ(task, pyaya_missing);
+#endif
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_a_failed_core_relocation_names_the_struct_the_field_and_the_program() -> None:
+    """The object loads (aya poisons the relocation); the program's load is refused with libbpf's kind of message,
+    not the verifier's ``invalid func unknown#195896080``."""
+    path = _c_objects.build("core_missing_field", CORE_MISSING_FIELD, vmlinux=True)
+    with (
+        Ebpf.load_file(path, globals={"target_tgid": os.getpid()}) as bpf,
+        pytest.raises(LoadError) as refused,
+    ):
+        bpf.programs["handle_exec"].load()
+    message = str(refused.value)
+    assert 'program "handle_exec"' in message, message
+    assert "struct task_struct.pyaya_missing" in message, message
+    assert "access 0:0" in message, message
+    assert "bpf_core_field_exists()" in message, message
+    assert "unknown#195896080" not in message, message
+
+
+def test_a_core_read_guarded_by_field_exists_loads_and_reads_zero() -> None:
+    path = _c_objects.build("core_missing_field", CORE_MISSING_FIELD, vmlinux=True, extra_flags=("-DGUARDED",))
+    with Ebpf.load_file(path, globals={"target_tgid": os.getpid()}) as bpf:
+        bpf.programs["handle_exec"].attach("syscalls", "sys_enter_getppid")
+        os.getppid()
+        assert bpf.globals["value"] == 0

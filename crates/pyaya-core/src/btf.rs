@@ -716,6 +716,20 @@ impl Btf {
             .collect()
     }
 
+    /// `(id, kind, raw name)` of every named type of one of `kinds`, reading two words of each record (no decoding):
+    /// a scan of vmlinux for many names at once.
+    pub fn named_of_kinds<'a>(
+        &'a self,
+        kinds: &'a [Kind],
+    ) -> impl Iterator<Item = (u32, Kind, &'a [u8])> + 'a {
+        (1..self.starts.len() as u32).filter_map(move |id| {
+            let at = self.starts.get(id as usize).copied().unwrap_or_default() as usize;
+            let kind = Kind::from_number((self.word(at.saturating_add(1)) >> 24) & 0x1f)?;
+            let name = self.word(at);
+            (name != 0 && kinds.contains(&kind)).then(|| (id, kind, self.raw_string(name)))
+        })
+    }
+
     /// The names of every type of `kind`, each once, sorted.
     pub fn names(&self, kind: Kind) -> Vec<Cow<'_, str>> {
         let mut names: Vec<&[u8]> = (1..self.starts.len() as u32)

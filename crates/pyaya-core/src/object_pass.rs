@@ -15,12 +15,25 @@
 //! - **`__kconfig` externs**: their values are laid out in a new `.rodata.kconfig` section, which aya creates as a
 //!   frozen data map, and the extern symbols are defined there, so aya relocates each access like any `.rodata`
 //!   global.
+//! - **CO-RE relocations into trailing flexible arrays** (`BPF_CORE_READ(ctx, args[3])` of `struct
+//!   syscall_trace_enter { ...; unsigned long args[]; }`), which aya 0.14 refuses ("array index out of bounds"),
+//!   are computed here against the target BTF as libbpf computes them, patched into their instructions and
+//!   removed from `.BTF.ext`. Every other CO-RE record is checked against the target BTF too, and the ones that
+//!   cannot be resolved are returned (`Prepared::core_failures`), so that a program the verifier then refuses
+//!   for aya's poisoned instruction is reported naming the type, the field and the program
+//!   (`object_pass_core.rs`).
 //!
 //! The file only grows: rewritten sections and the section header table are appended at the end, so every offset
 //! already in the file stays valid.
+//!
+//! Every offset and size read from the object goes through checked arithmetic (`add`, `mul`, `span`: clippy's
+//! `arithmetic_side_effects` is denied here), so a crafted object gets the pass's error, never an overflow panic
+//! or a wrapped offset, in debug builds too.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::Range;
 
 use crate::btf::{Btf, Detail, Kind};
 use crate::elf::{Elf, Section, Symbol, SHF_EXECINSTR, STB_WEAK};
@@ -32,6 +45,9 @@ const STT_OBJECT: u8 = 1;
 /// The section pyaya gives `__kconfig` externs (aya creates every `.rodata*` section as a frozen array map; the
 /// kernel keeps 15 characters of a map name, exactly this one's length).
 pub const KCONFIG_SECTION: &str = ".rodata.kconfig";
+/// The largest `char NAME[N]` `__kconfig` extern pyaya fills (a config string is a line of text; a crafted
+/// object's array of billions of chars would otherwise become an allocation that size).
+const MAX_KCONFIG_CHARS: u32 = 1 << 16;
 /// The helper id libbpf gives the call to a missing weak kfunc (plus the extern's index): no such helper exists,
 /// so the verifier refuses the call only if it can be reached (`bpf_ksym_exists()` guards it).
 const POISON_KFUNC_CALL: i32 = 2_002_000_000;
@@ -61,6 +77,34 @@ impl From<crate::btf::Error> for Error {
 
 fn err<T>(message: impl Into<String>) -> Result<T, Error> {
     Err(Error(message.into()))
+}
+
+/// `a + b` for offsets and sizes read from the object.
+fn add(a: u64, b: u64) -> Result<u64, Error> {
+    a.checked_add(b)
+        .ok_or_else(|| Error(format!("an offset in the object overflows ({a} + {b})")))
+}
+
+/// `a * b` for offsets and sizes read from the object.
+fn mul(a: u64, b: u64) -> Result<u64, Error> {
+    a.checked_mul(b)
+        .ok_or_else(|| Error(format!("a size in the object overflows ({a} * {b})")))
+}
+
+/// The byte range `start..start + len`, `None` when it does not fit the address space.
+fn span(start: u64, len: u64) -> Option<Range<usize>> {
+    let end = start.checked_add(len)?;
+    Some(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
+}
+
+/// The word at byte `at` of `bytes` in the given byte order.
+fn word_at(bytes: &[u8], at: u64, little: bool) -> Option<u32> {
+    let raw: [u8; 4] = bytes.get(span(at, 4)?)?.try_into().ok()?;
+    Some(if little {
+        u32::from_le_bytes(raw)
+    } else {
+        u32::from_be_bytes(raw)
+    })
 }
 
 /// aya's name for a section libbpf calls a classifier and aya-obj refuses (`None`: nothing to rename).
@@ -150,6 +194,11 @@ impl Externs {
 /// What the running kernel says about externs: answered by the native module (vmlinux BTF, /proc/kallsyms, the
 /// kernel config given by Python).
 pub trait Kernel {
+    /// The BTF CO-RE relocations are made against (the running kernel's, or `Ebpf.load`'s `btf=`); `None`: the
+    /// pass leaves CO-RE records to aya.
+    fn target_btf(&self) -> Option<&Btf> {
+        None
+    }
     /// The vmlinux BTF id of the VAR (`func` false) or FUNC called `name`.
     fn btf_id(&self, name: &str, func: bool) -> Option<u32>;
     /// The address of `name` in /proc/kallsyms.
@@ -267,6 +316,9 @@ fn externs_of(elf: &Elf<'_>, btf: &Btf) -> Result<Externs, Error> {
 
 /// The externs of an object; empty when it has no BTF (or none pyaya can read: aya then says what is wrong).
 pub fn externs(data: &[u8]) -> Result<Externs, Error> {
+    if !may_have_externs(data) {
+        return Ok(Externs::default());
+    }
     let Ok(elf) = Elf::parse(data) else {
         return Ok(Externs::default());
     };
@@ -303,6 +355,11 @@ pub fn kconfig_value(name: &str, shape: KconfigShape, value: &str) -> Result<Vec
             _ => bad("is not one character (a char extern)"),
         },
         KconfigShape::Chars(length) => {
+            if length > MAX_KCONFIG_CHARS {
+                return bad(&format!(
+                    "cannot fill a char array of {length} bytes (pyaya fills at most {MAX_KCONFIG_CHARS})"
+                ));
+            }
             let Some(text) = value
                 .strip_prefix('"')
                 .and_then(|rest| rest.strip_suffix('"'))
@@ -330,11 +387,16 @@ pub fn kconfig_value(name: &str, shape: KconfigShape, value: &str) -> Result<Vec
             let Some(number) = parsed else {
                 return bad("is not a number (an integer extern)");
             };
-            let bits = size * 8;
-            let (low, high) = if signed {
-                (-(1_i128 << (bits - 1)), (1_i128 << (bits - 1)) - 1)
-            } else {
-                (0, (1_i128 << bits) - 1)
+            let (low, high): (i128, i128) = match (size, signed) {
+                (1, true) => (i8::MIN.into(), i8::MAX.into()),
+                (1, false) => (0, u8::MAX.into()),
+                (2, true) => (i16::MIN.into(), i16::MAX.into()),
+                (2, false) => (0, u16::MAX.into()),
+                (4, true) => (i32::MIN.into(), i32::MAX.into()),
+                (4, false) => (0, u32::MAX.into()),
+                (8, true) => (i64::MIN.into(), i64::MAX.into()),
+                (8, false) => (0, u64::MAX.into()),
+                _ => return bad(&format!("cannot fill an integer of {size} bytes")),
             };
             if number < low || number > high {
                 return bad(&format!("does not fit the extern's {size} bytes"));
@@ -383,9 +445,9 @@ impl Editor {
         }
         editor.shstrndx = shstrndx as usize;
         for index in 0..count {
-            let at = table + index * 64;
-            let raw: [u8; 64] = data
-                .get(at as usize..at as usize + 64)
+            let at = add(table, mul(index, 64)?)?;
+            let raw: [u8; 64] = span(at, 64)
+                .and_then(|range| data.get(range))
                 .and_then(|bytes| bytes.try_into().ok())
                 .ok_or_else(|| Error("truncated section header table".into()))?;
             editor.headers.push(raw);
@@ -411,30 +473,27 @@ impl Editor {
         out
     }
 
+    fn past_end(at: u64) -> Error {
+        Error(format!("offset {at} is past the end of the object"))
+    }
+
+    /// The integer of `len` bytes at `at + delta`.
     fn read(&self, at: u64, len: usize) -> Result<u64, Error> {
-        let at = at as usize;
-        self.bytes
-            .get(at..at + len)
+        span(at, len as u64)
+            .and_then(|range| self.bytes.get(range))
             .map(|raw| self.decode(raw))
-            .ok_or_else(|| Error(format!("offset {at} is past the end of the object")))
+            .ok_or_else(|| Self::past_end(at))
     }
 
     fn write(&mut self, at: u64, value: u64, len: usize) -> Result<(), Error> {
         let encoded = self.encode(value, len);
-        let at = at as usize;
-        let target = self
-            .bytes
-            .get_mut(at..at + len)
-            .ok_or_else(|| Error(format!("offset {at} is past the end of the object")))?;
-        target.copy_from_slice(&encoded);
-        Ok(())
+        self.patch(at, &encoded)
     }
 
     fn patch(&mut self, at: u64, data: &[u8]) -> Result<(), Error> {
-        let at = at as usize;
-        self.bytes
-            .get_mut(at..at + data.len())
-            .ok_or_else(|| Error(format!("offset {at} is past the end of the object")))?
+        span(at, data.len() as u64)
+            .and_then(|range| self.bytes.get_mut(range))
+            .ok_or_else(|| Self::past_end(at))?
             .copy_from_slice(data);
         Ok(())
     }
@@ -444,7 +503,7 @@ impl Editor {
         if let Some(field) = self
             .headers
             .get_mut(index)
-            .and_then(|header| header.get_mut(at..at + len))
+            .and_then(|header| header.get_mut(span(at as u64, len as u64)?))
         {
             field.copy_from_slice(&encoded);
         }
@@ -453,14 +512,13 @@ impl Editor {
     fn header_field(&self, index: usize, at: usize, len: usize) -> u64 {
         self.headers
             .get(index)
-            .and_then(|header| header.get(at..at + len))
+            .and_then(|header| header.get(span(at as u64, len as u64)?))
             .map_or(0, |raw| self.decode(raw))
     }
 
     fn append(&mut self, data: &[u8]) -> u64 {
-        while self.bytes.len() % 8 != 0 {
-            self.bytes.push(0);
-        }
+        let padded = self.bytes.len().next_multiple_of(8);
+        self.bytes.resize(padded, 0);
         let at = self.bytes.len() as u64;
         self.bytes.extend_from_slice(data);
         at
@@ -488,11 +546,10 @@ impl Editor {
 
     fn finish(mut self) -> Result<Vec<u8>, Error> {
         if !self.names.is_empty() {
-            let offset = self.header_field(self.shstrndx, 24, 8) as usize;
-            let size = self.header_field(self.shstrndx, 32, 8) as usize;
-            let mut strings = self
-                .bytes
-                .get(offset..offset + size)
+            let offset = self.header_field(self.shstrndx, 24, 8);
+            let size = self.header_field(self.shstrndx, 32, 8);
+            let mut strings = span(offset, size)
+                .and_then(|range| self.bytes.get(range))
                 .ok_or_else(|| Error("truncated section name table".into()))?
                 .to_vec();
             for (index, name) in std::mem::take(&mut self.names) {
@@ -530,22 +587,14 @@ impl BtfEdit {
             little,
             types_start: 0,
         };
-        let header = edit.word(4)? as usize;
-        edit.types_start = header + edit.word(8)? as usize;
+        let header = edit.word(4)?;
+        edit.types_start = usize::try_from(add(u64::from(header), u64::from(edit.word(8)?))?)
+            .map_err(|_| Error("the object's BTF header is too large".into()))?;
         Ok(edit)
     }
 
     fn word(&self, at: usize) -> Result<u32, Error> {
-        let raw: [u8; 4] = self
-            .bytes
-            .get(at..at + 4)
-            .and_then(|raw| raw.try_into().ok())
-            .ok_or_else(|| Error("truncated BTF".into()))?;
-        Ok(if self.little {
-            u32::from_le_bytes(raw)
-        } else {
-            u32::from_be_bytes(raw)
-        })
+        word_at(&self.bytes, at as u64, self.little).ok_or_else(|| Error("truncated BTF".into()))
     }
 
     fn set_word(&mut self, at: usize, value: u32) -> Result<(), Error> {
@@ -554,40 +603,89 @@ impl BtfEdit {
         } else {
             value.to_be_bytes()
         };
-        self.bytes
-            .get_mut(at..at + 4)
+        span(at as u64, 4)
+            .and_then(|range| self.bytes.get_mut(range))
             .ok_or_else(|| Error("truncated BTF".into()))?
             .copy_from_slice(&raw);
         Ok(())
     }
 
     /// Word `word` of type `id`'s record (0 is `name_off`, 1 `info`, 2 `size`/`type`, then the kind's words).
-    fn record(btf: &Btf, id: u32, word: usize) -> Result<usize, Error> {
-        btf.record_offset(id)
-            .map(|offset| offset + word * 4)
-            .ok_or_else(|| Error(format!("BTF type {id} does not exist")))
+    fn record(btf: &Btf, id: u32, word: usize) -> Result<u64, Error> {
+        let offset = btf
+            .record_offset(id)
+            .ok_or_else(|| Error(format!("BTF type {id} does not exist")))?;
+        add(offset as u64, mul(word as u64, 4)?)
     }
 
     fn set(&mut self, btf: &Btf, id: u32, word: usize, value: u32) -> Result<(), Error> {
-        let at = self.types_start + Self::record(btf, id, word)?;
+        let at = add(self.types_start as u64, Self::record(btf, id, word)?)?;
+        let at = usize::try_from(at).map_err(|_| Error("truncated BTF".into()))?;
         self.set_word(at, value)
     }
 
     /// Appends `text` to the string section, which must end the blob (as every compiler lays it out).
     fn add_string(&mut self, text: &str) -> Result<u32, Error> {
-        let header = self.word(4)? as usize;
-        let (offset, length) = (self.word(16)? as usize, self.word(20)? as usize);
-        if header + offset + length != self.bytes.len() {
+        let header = u64::from(self.word(4)?);
+        let (offset, length) = (u64::from(self.word(16)?), self.word(20)?);
+        if add(add(header, offset)?, u64::from(length))? != self.bytes.len() as u64 {
             return err(
                 "the object's BTF strings do not end its .BTF section, so pyaya cannot add to them",
             );
         }
+        let grown = u32::try_from(text.len())
+            .ok()
+            .and_then(|added| length.checked_add(added)?.checked_add(1))
+            .ok_or_else(|| Error("the object's BTF strings would outgrow 4 GiB".into()))?;
         self.bytes.extend_from_slice(text.as_bytes());
         self.bytes.push(0);
-        let added = u32::try_from(text.len() + 1).unwrap_or(u32::MAX);
-        self.set_word(20, length as u32 + added)?;
-        Ok(length as u32)
+        self.set_word(20, grown)?;
+        Ok(length)
     }
+}
+
+/// One info area of `.BTF.ext` (func info, line info or CO-RE relocations): its record blocks lie in
+/// `first_block..end`, each a section name offset, a record count, then that many records of `record_size` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ExtArea {
+    /// Which area: 0 func info, 1 line info, 2 CO-RE relocations.
+    which: usize,
+    /// The area's first byte (its record size word) and its end, in the section.
+    start: u64,
+    end: u64,
+    first_block: u64,
+    record_size: u64,
+}
+
+/// The non-empty info areas of a `.BTF.ext` section, each checked to lie inside it.
+fn ext_areas(ext: &[u8], little: bool) -> Result<Vec<ExtArea>, Error> {
+    let truncated = || Error("truncated .BTF.ext".into());
+    let word = |at: u64| word_at(ext, at, little).ok_or_else(truncated);
+    let header = u64::from(word(4)?);
+    // (offset word, length word) of each info area in the header: func info, line info, then CO-RE relocations.
+    let mut fields = vec![(8, 12), (16, 20)];
+    if header >= 32 {
+        fields.push((24, 28));
+    }
+    let mut areas = Vec::new();
+    for (which, (offset_at, length_at)) in fields.into_iter().enumerate() {
+        let start = add(header, u64::from(word(offset_at)?))?;
+        let end = add(start, u64::from(word(length_at)?))?;
+        if end <= start {
+            continue;
+        }
+        if end > ext.len() as u64 {
+            return Err(truncated());
+        }
+        areas.push(ExtArea {
+            which,
+            start,
+            end,
+            first_block: add(start, 4)?,
+            record_size: u64::from(word(start)?),
+        });
+    }
+    Ok(areas)
 }
 
 /// Points every `.BTF.ext` record block (func info, line info, CO-RE relocations) naming a renamed section at its
@@ -597,43 +695,24 @@ fn rename_ext_sections(
     little: bool,
     renamed: &mut dyn FnMut(u32) -> Result<Option<u32>, Error>,
 ) -> Result<(), Error> {
-    let word = |bytes: &[u8], at: usize| -> Option<u32> {
-        let raw: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
-        Some(if little {
-            u32::from_le_bytes(raw)
-        } else {
-            u32::from_be_bytes(raw)
-        })
-    };
     let truncated = || Error("truncated .BTF.ext".into());
-    let header = word(ext, 4).ok_or_else(truncated)? as usize;
-    // (offset word, length word) of each info area in the header: func info, line info, then CO-RE relocations.
-    let mut areas = vec![(8, 12), (16, 20)];
-    if header >= 32 {
-        areas.push((24, 28));
-    }
-    for (offset_at, length_at) in areas {
-        let start = header + word(ext, offset_at).ok_or_else(truncated)? as usize;
-        let end = start + word(ext, length_at).ok_or_else(truncated)? as usize;
-        if end <= start {
-            continue;
-        }
-        let record_size = word(ext, start).ok_or_else(truncated)? as usize;
-        let mut at = start + 4;
-        while at + 8 <= end {
-            let name = word(ext, at).ok_or_else(truncated)?;
-            let count = word(ext, at + 4).ok_or_else(truncated)? as usize;
+    for area in ext_areas(ext, little)? {
+        let mut at = area.first_block;
+        while add(at, 8)? <= area.end {
+            let name = word_at(ext, at, little).ok_or_else(truncated)?;
+            let count = word_at(ext, add(at, 4)?, little).ok_or_else(truncated)?;
             if let Some(new) = renamed(name)? {
                 let raw = if little {
                     new.to_le_bytes()
                 } else {
                     new.to_be_bytes()
                 };
-                ext.get_mut(at..at + 4)
+                span(at, 4)
+                    .and_then(|range| ext.get_mut(range))
                     .ok_or_else(truncated)?
                     .copy_from_slice(&raw);
             }
-            at += 8 + count.saturating_mul(record_size);
+            at = add(add(at, 8)?, mul(u64::from(count), area.record_size)?)?;
         }
     }
     Ok(())
@@ -669,13 +748,35 @@ fn datasec_to_struct(
         1,
         ((Kind::Struct as u32) << 24) | u32::from(t.vlen),
     )?;
-    edit.set(btf, section, 2, int_size * entries.len().max(1) as u32)?;
+    let overflow = || Error("the object's extern section is too large to describe".into());
+    let size = u32::try_from(entries.len().max(1))
+        .ok()
+        .and_then(|count| count.checked_mul(int_size))
+        .ok_or_else(overflow)?;
+    edit.set(btf, section, 2, size)?;
     for (index, entry) in entries.iter().enumerate() {
         let name = btf.get(*entry).map_or(0, |t| t.name);
-        let base = 3 + index * 3;
+        let base = index
+            .checked_mul(3)
+            .and_then(|words| words.checked_add(3))
+            .ok_or_else(overflow)?;
+        let bit_offset = u32::try_from(index)
+            .ok()
+            .and_then(|index| index.checked_mul(int_size)?.checked_mul(8))
+            .ok_or_else(overflow)?;
         edit.set(btf, section, base, name)?;
-        edit.set(btf, section, base + 1, int_id)?;
-        edit.set(btf, section, base + 2, index as u32 * int_size * 8)?;
+        edit.set(
+            btf,
+            section,
+            base.checked_add(1).ok_or_else(overflow)?,
+            int_id,
+        )?;
+        edit.set(
+            btf,
+            section,
+            base.checked_add(2).ok_or_else(overflow)?,
+            bit_offset,
+        )?;
     }
     Ok(())
 }
@@ -714,7 +815,7 @@ fn patch_instruction(
     resolution: Resolution,
 ) -> Result<(), Error> {
     let code = editor.read(at, 1)? as u8;
-    let regs = editor.read(at + 1, 1)? as u8;
+    let regs = editor.read(add(at, 1)?, 1)? as u8;
     let little = editor.little;
     match code {
         LD_IMM64 => {
@@ -723,20 +824,23 @@ fn patch_instruction(
                 Resolution::Address(address) => (0, address & 0xffff_ffff, address >> 32),
                 Resolution::Missing(_) => (0, 0, 0),
             };
-            editor.write(at + 1, u64::from(set_src_reg(regs, src, little)), 1)?;
-            editor.write(at + 4, low, 4)?;
-            editor.write(at + 12, high, 4)?;
+            editor.write(add(at, 1)?, u64::from(set_src_reg(regs, src, little)), 1)?;
+            editor.write(add(at, 4)?, low, 4)?;
+            editor.write(add(at, 12)?, high, 4)?;
         }
         CALL if src_reg(regs, little) == BPF_PSEUDO_CALL => match resolution {
             Resolution::BtfId(id) => {
-                editor.write(at + 1, u64::from(set_src_reg(regs, BPF_PSEUDO_KFUNC_CALL, little)), 1)?;
-                editor.write(at + 2, 0, 2)?;
-                editor.write(at + 4, u64::from(id), 4)?;
+                editor.write(add(at, 1)?, u64::from(set_src_reg(regs, BPF_PSEUDO_KFUNC_CALL, little)), 1)?;
+                editor.write(add(at, 2)?, 0, 2)?;
+                editor.write(add(at, 4)?, u64::from(id), 4)?;
             }
             Resolution::Missing(index) => {
-                editor.write(at + 1, u64::from(set_src_reg(regs, 0, little)), 1)?;
-                editor.write(at + 2, 0, 2)?;
-                editor.write(at + 4, (POISON_KFUNC_CALL + index) as u32 as u64, 4)?;
+                let poison = POISON_KFUNC_CALL
+                    .checked_add(index)
+                    .ok_or_else(|| Error("too many __ksym externs".into()))?;
+                editor.write(add(at, 1)?, u64::from(set_src_reg(regs, 0, little)), 1)?;
+                editor.write(add(at, 2)?, 0, 2)?;
+                editor.write(add(at, 4)?, u64::from(poison as u32), 4)?;
             }
             Resolution::Address(_) => {
                 return err(format!(
@@ -753,7 +857,8 @@ fn patch_instruction(
     Ok(())
 }
 
-/// Each relocation of a program section (`(file offset of the instruction, symbol index)`).
+/// Each relocation of a program section (`(file offset of the instruction, symbol index)`); entries whose
+/// instruction lies outside its section are skipped (aya-obj then refuses the object naming them).
 fn program_relocations(elf: &Elf<'_>, little: bool) -> Vec<(u64, usize)> {
     let mut found = Vec::new();
     for section in elf.sections.iter().filter(|s| s.kind == SHT_REL) {
@@ -774,16 +879,20 @@ fn program_relocations(elf: &Elf<'_>, little: bool) -> Vec<(u64, usize)> {
             };
             let offset = value(entry.get(0..8).unwrap_or_default());
             let info = value(entry.get(8..16).unwrap_or_default());
-            if offset + 16 > target.size && offset + 8 > target.size {
+            // The instruction's 8 bytes must lie in the section (whose bytes the ELF reader checked are in the file).
+            if offset.checked_add(8).is_none_or(|end| end > target.size) {
                 continue;
             }
-            found.push((target.offset + offset, (info >> 32) as usize));
+            let Some(at) = target.offset.checked_add(offset) else {
+                continue;
+            };
+            found.push((at, (info >> 32) as usize));
         }
     }
     found
 }
 
-fn resolve_ksym(ksym: &Ksym, index: usize, kernel: &dyn Kernel) -> Result<Resolution, Error> {
+fn resolve_ksym(ksym: &Ksym, index: i32, kernel: &dyn Kernel) -> Result<Resolution, Error> {
     let found = match ksym.kind {
         // The verifier finds a typed variable's address by name in kallsyms, which lists data symbols only with
         // CONFIG_KALLSYMS_ALL: refused there, it would fail the whole load with "failed to find the address".
@@ -805,7 +914,7 @@ fn resolve_ksym(ksym: &Ksym, index: usize, kernel: &dyn Kernel) -> Result<Resolu
     };
     match found {
         Some(resolution) => Ok(resolution),
-        None if ksym.weak => Ok(Resolution::Missing(index as i32)),
+        None if ksym.weak => Ok(Resolution::Missing(index)),
         None => {
             let (what, place) = match ksym.kind {
                 KsymKind::Typed => (
@@ -827,15 +936,142 @@ fn resolve_ksym(ksym: &Ksym, index: usize, kernel: &dyn Kernel) -> Result<Resolu
     }
 }
 
+/// Whether the object may have something for `prepare` to rewrite: a libbpf classifier section, or a `.ksyms` or
+/// `.kconfig` DATASEC name among its `.BTF` strings. A scan of the section header table and one byte search,
+/// without parsing the ELF file or its BTF, so that objects with nothing to rewrite (every aya object) pay next to
+/// nothing. Anything it cannot read counts as "maybe": `prepare` then decides, and reports what is wrong.
+pub fn needs_pass(data: &[u8]) -> bool {
+    scan_sections(data, |name, bytes, little| {
+        if classifier_section(std::str::from_utf8(name).ok()?).is_some() {
+            return Some(true);
+        }
+        if name == b".BTF.ext" && has_core_records(bytes?, little)? {
+            return Some(true);
+        }
+        Some(name == b".BTF" && names_extern_sections(bytes?))
+    })
+    .unwrap_or(true)
+}
+
+/// Whether a `.BTF` section's bytes hold the name of an extern DATASEC (`.ksyms`, `.kconfig`).
+fn names_extern_sections(btf: &[u8]) -> bool {
+    // One pass over the NUL-separated runs (a byte window search per name cost more than parsing small objects).
+    btf.split(|&byte| byte == 0)
+        .any(|run| run == b".ksyms" || run == b".kconfig")
+}
+
+/// Whether the object may declare `__ksym`/`__kconfig` externs (by the same scan): `externs` then reads them.
+pub fn may_have_externs(data: &[u8]) -> bool {
+    scan_sections(data, |name, bytes, _| {
+        Some(name == b".BTF" && names_extern_sections(bytes?))
+    })
+    .unwrap_or(true)
+}
+
+/// Whether the object has CO-RE relocation records (a `.BTF.ext` whose header gives them a length), by the same
+/// scan: the loader reads the target BTF only for those.
+pub fn has_core_relocations(data: &[u8]) -> bool {
+    scan_sections(data, |name, bytes, little| {
+        Some(name == b".BTF.ext" && has_core_records(bytes?, little)?)
+    })
+    .unwrap_or(true)
+}
+
+/// Calls `found(name, bytes, little_endian)` for each section of an ELF64 object, reading only the section header
+/// table and the name table, until it answers true. `None` when the table cannot be read ("maybe": callers then
+/// let the full parse decide); `Some(false)` for files that are not ELF64.
+fn scan_sections(
+    data: &[u8],
+    mut found: impl FnMut(&[u8], Option<&[u8]>, bool) -> Option<bool>,
+) -> Option<bool> {
+    if data.get(..4)? != b"\x7fELF" || *data.get(4)? != 2 {
+        return Some(false);
+    }
+    let little = *data.get(5)? != 2;
+    let read = |at: u64, len: u64| -> Option<u64> {
+        let raw = data.get(span(at, len)?)?;
+        let fold = |value: u64, byte: &u8| (value << 8) | u64::from(*byte);
+        Some(if little {
+            raw.iter().rev().fold(0, fold)
+        } else {
+            raw.iter().fold(0, fold)
+        })
+    };
+    let (table, entry_size, count, names) =
+        (read(40, 8)?, read(58, 2)?, read(60, 2)?, read(62, 2)?);
+    if entry_size != 64 || count == 0 || names >= 0xff00 {
+        return None;
+    }
+    let header = |index: u64, at: u64, len: u64| {
+        read(
+            table.checked_add(index.checked_mul(64)?)?.checked_add(at)?,
+            len,
+        )
+    };
+    let bytes_of = |index: u64| -> Option<&[u8]> {
+        data.get(span(header(index, 24, 8)?, header(index, 32, 8)?)?)
+    };
+    let names = bytes_of(names)?;
+    for index in 0..count {
+        let name_at = usize::try_from(header(index, 0, 4)?).ok()?;
+        let name = names.get(name_at..)?;
+        let name = name.get(..name.iter().position(|&b| b == 0)?)?;
+        if found(name, bytes_of(index), little)? {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
+
+/// Whether a `.BTF.ext` section has CO-RE relocation records (its header's `core_relo_len`).
+fn has_core_records(ext: &[u8], little: bool) -> Option<bool> {
+    let header = word_at(ext, 4, little)?;
+    Some(header >= 32 && word_at(ext, 28, little)? > 0)
+}
+
+/// The helper id aya (like libbpf) calls in place of an unresolvable CO-RE relocation's instruction.
+pub const CORE_POISON: i32 = core_relo::POISON;
+
+/// A CO-RE relocation the target BTF cannot satisfy: aya poisons its instruction, which the verifier refuses
+/// where the instruction is reachable (not behind a `bpf_core_field_exists()` that is false).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreFailure {
+    /// The program (or subprogram) the instruction belongs to: the function symbol around it.
+    pub function: Option<String>,
+    /// Its ELF section, as the object names it.
+    pub section: String,
+    pub insn_off: u32,
+    /// The instruction's index in its function (what the verifier's log counts from, for a program's own code).
+    pub insn_index: Option<u64>,
+    /// `CO-RE relocation of struct task_struct.comm (access 0:2) failed: ...; guard it with ...`.
+    pub message: String,
+}
+
+/// What `prepare_for_load` gives: the rewritten object (`None`: unchanged), and the CO-RE relocations the target
+/// cannot satisfy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prepared {
+    pub data: Option<Vec<u8>>,
+    pub core_failures: Vec<CoreFailure>,
+}
+
 /// The object with what aya refuses rewritten (see the module's documentation), or `None` when there is nothing to
 /// rewrite. Without `kernel` (inspection, no kernel at hand) only the sections are renamed: aya-obj's parser then
 /// reads the object, externs and all.
 pub fn prepare(data: &[u8], kernel: Option<&dyn Kernel>) -> Result<Option<Vec<u8>>, Error> {
+    prepare_for_load(data, kernel).map(|prepared| prepared.data)
+}
+
+/// `prepare`, with the CO-RE relocations the kernel's target BTF cannot satisfy.
+pub fn prepare_for_load(data: &[u8], kernel: Option<&dyn Kernel>) -> Result<Prepared, Error> {
+    if !needs_pass(data) {
+        return Ok(Prepared::default());
+    }
     let Ok(elf) = Elf::parse(data) else {
-        return Ok(None);
+        return Ok(Prepared::default());
     };
     if !elf.header.is_64 {
-        return Ok(None);
+        return Ok(Prepared::default());
     }
     let renames: Vec<(usize, String)> = elf
         .sections
@@ -847,8 +1083,20 @@ pub fn prepare(data: &[u8], kernel: Option<&dyn Kernel>) -> Result<Option<Vec<u8
         (Some(btf), Some(_)) => externs_of(&elf, btf)?,
         _ => Externs::default(),
     };
-    if renames.is_empty() && externs.is_empty() {
-        return Ok(None);
+    let little = elf.header.little_endian;
+    let ext_section = elf.section(".BTF.ext");
+    let target = kernel.and_then(|kernel| kernel.target_btf());
+    let relocations = match (btf.as_ref(), ext_section, target) {
+        (Some(btf), Some(ext), Some(target)) => {
+            core_relo::plan(&elf, btf, elf.section_data(ext), little, target)?
+        }
+        _ => core_relo::Plan::default(),
+    };
+    if renames.is_empty() && externs.is_empty() && relocations.is_empty() {
+        return Ok(Prepared {
+            data: None,
+            core_failures: relocations.failures,
+        });
     }
     if let Some((section, name)) = externs.unsupported.first() {
         return err(format!(
@@ -857,7 +1105,6 @@ pub fn prepare(data: &[u8], kernel: Option<&dyn Kernel>) -> Result<Option<Vec<u8
         ));
     }
     let mut editor = Editor::new(data, &elf)?;
-    let little = editor.little;
     let btf_section: Option<&Section> = elf.section(".BTF");
     let mut btf_edit = match btf_section {
         Some(section) => Some(BtfEdit::new(elf.section_data(section))?),
@@ -872,13 +1119,13 @@ pub fn prepare(data: &[u8], kernel: Option<&dyn Kernel>) -> Result<Option<Vec<u8
             new_names.insert(old.name.clone(), name.clone());
         }
     }
-    if let (false, Some(edit), Some(btf), Some(ext)) = (
+    let mut ext_bytes = ext_section.map(|ext| elf.section_data(ext).to_vec());
+    if let (false, Some(edit), Some(btf), Some(bytes)) = (
         new_names.is_empty(),
         btf_edit.as_mut(),
         btf.as_ref(),
-        elf.section(".BTF.ext"),
+        ext_bytes.as_mut(),
     ) {
-        let mut bytes = elf.section_data(ext).to_vec();
         let mut added: HashMap<String, u32> = HashMap::new();
         let mut renamed = |offset: u32| -> Result<Option<u32>, Error> {
             let Some(new) = new_names.get(&*btf.string(offset)) else {
@@ -891,8 +1138,22 @@ pub fn prepare(data: &[u8], kernel: Option<&dyn Kernel>) -> Result<Option<Vec<u8
             added.insert(new.clone(), at);
             Ok(Some(at))
         };
-        rename_ext_sections(&mut bytes, little, &mut renamed)?;
-        editor.patch(ext.offset, &bytes)?;
+        rename_ext_sections(bytes, little, &mut renamed)?;
+    }
+
+    // CO-RE records aya refuses: their instructions patched (or poisoned), the records removed.
+    for patch in &relocations.patches {
+        core_relo::apply(&mut editor, patch)?;
+    }
+    if let (false, Some(bytes)) = (relocations.removed.is_empty(), ext_bytes.as_mut()) {
+        *bytes = core_relo::remove_records(bytes, little, &relocations.removed)?;
+    }
+    if let (Some(bytes), Some(ext)) = (ext_bytes, ext_section) {
+        if bytes.len() as u64 == ext.size {
+            editor.patch(ext.offset, &bytes)?;
+        } else {
+            editor.replace_section(ext.index, &bytes);
+        }
     }
 
     if let (Some(btf), Some(kernel)) = (btf.as_ref(), kernel) {
@@ -914,7 +1175,10 @@ pub fn prepare(data: &[u8], kernel: Option<&dyn Kernel>) -> Result<Option<Vec<u8
             editor.replace_section(section.index, &edit.bytes);
         }
     }
-    editor.finish().map(Some)
+    Ok(Prepared {
+        data: Some(editor.finish()?),
+        core_failures: relocations.failures,
+    })
 }
 
 fn rewrite_externs(
@@ -951,6 +1215,7 @@ fn rewrite_externs(
     // Instructions that refer to a ksym.
     let mut resolutions: HashMap<&str, Resolution> = HashMap::new();
     for (index, ksym) in externs.ksyms.iter().enumerate() {
+        let index = i32::try_from(index).map_err(|_| Error("too many __ksym externs".into()))?;
         resolutions.insert(ksym.name.as_str(), resolve_ksym(ksym, index, kernel)?);
     }
     for (at, symbol) in program_relocations(elf, little) {
@@ -971,9 +1236,11 @@ fn rewrite_externs(
         let mut placed: HashMap<&str, (u64, u32)> = HashMap::new();
         for kconfig in &externs.kconfig {
             let align = kconfig.shape.align().max(1) as usize;
-            while data.len() % align != 0 {
-                data.push(0);
-            }
+            let padded = data
+                .len()
+                .checked_next_multiple_of(align)
+                .ok_or_else(|| Error("the kconfig section overflows".into()))?;
+            data.resize(padded, 0);
             let offset = data.len();
             // Python's config reader gives "n" for "is not set": unset, for the kinds that are not y/m/n.
             let given = kernel.kconfig(&kconfig.name).filter(|text| {
@@ -984,7 +1251,19 @@ fn rewrite_externs(
                     )
             });
             let value = match given {
-                Some(text) => kconfig_value(&kconfig.name, kconfig.shape, &text)?,
+                // kconfig_value's integers are little-endian: a big-endian object reads them the other way.
+                Some(text) => {
+                    let mut value = kconfig_value(&kconfig.name, kconfig.shape, &text)?;
+                    if !little
+                        && matches!(
+                            kconfig.shape,
+                            KconfigShape::Int { .. } | KconfigShape::Tristate
+                        )
+                    {
+                        value.reverse();
+                    }
+                    value
+                }
                 None if kconfig.weak => vec![0; kconfig.shape.size() as usize],
                 None => {
                     return err(format!(
@@ -1013,15 +1292,26 @@ fn rewrite_externs(
             let Some(&(offset, size)) = placed.get(symbol.name.as_str()) else {
                 continue;
             };
-            let at = symtab.offset + symbol.index as u64 * 24;
-            editor.write(at + 4, u64::from((symbol.binding << 4) | STT_OBJECT), 1)?;
-            editor.write(at + 6, index as u64, 2)?;
-            editor.write(at + 8, offset, 8)?;
-            editor.write(at + 16, u64::from(size), 8)?;
+            let at = add(symtab.offset, mul(symbol.index as u64, 24)?)?;
+            editor.write(
+                add(at, 4)?,
+                u64::from((symbol.binding << 4) | STT_OBJECT),
+                1,
+            )?;
+            editor.write(add(at, 6)?, index as u64, 2)?;
+            editor.write(add(at, 8)?, offset, 8)?;
+            editor.write(add(at, 16)?, u64::from(size), 8)?;
         }
     }
     Ok(())
 }
+
+#[path = "object_pass_core.rs"]
+mod core_relo;
+
+#[cfg(test)]
+#[path = "object_pass_tests.rs"]
+mod pass_tests;
 
 #[cfg(test)]
 mod tests {

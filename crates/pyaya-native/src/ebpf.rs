@@ -92,6 +92,9 @@ pub struct Ebpf {
     sections: HashMap<String, String>,
     /// Where `pin_maps` pinned each map, so its handle reports the pin (and `unpin()` can remove it).
     map_pins: HashMap<String, PathBuf>,
+    /// The CO-RE relocations the object pass found the target BTF cannot satisfy (aya poisons their
+    /// instructions), named in the error of a program the verifier refuses for one.
+    core_failures: Vec<pyaya_core::object_pass::CoreFailure>,
 }
 
 impl Ebpf {
@@ -123,6 +126,31 @@ impl Ebpf {
             })?;
             f(program)
         })
+        .map_err(|error| self.explain_core_failure(name, error))
+    }
+
+    /// A verifier refusal of program `name` caused by a CO-RE relocation the target BTF cannot satisfy, said as
+    /// libbpf says it (the type, the field, the program) instead of the verifier's `invalid func unknown#...`.
+    fn explain_core_failure(&self, name: &str, error: Deferred) -> Deferred {
+        if self.core_failures.is_empty() {
+            return error;
+        }
+        let program_error = match &error {
+            Deferred::Program(_, program_error)
+            | Deferred::TracePoint {
+                error: program_error,
+                ..
+            } => program_error,
+            _ => return error,
+        };
+        let ProgramError::LoadError { verifier_log, .. } = &**program_error else {
+            return error;
+        };
+        let log = verifier_log.to_string();
+        match crate::object_pass::core_failure_message(name, &log, &self.core_failures) {
+            Some(message) => Deferred::Plain(Kind::Load, message),
+            None => error,
+        }
     }
 
     /// The `Owner` its map handles keep: this object, and its logs through `LogOwner`.
@@ -194,7 +222,9 @@ impl Ebpf {
         pyaya_core::elf::check_for_aya(data)
             .map_err(|err| new_err(Kind::Object, format!("not a valid BPF object: {err}")))?;
         // pyaya's object pass: what aya refuses in libbpf-style objects, rewritten before aya sees them.
-        let prepared = crate::object_pass::prepare(py, data, kconfig)?;
+        let prepared = crate::object_pass::prepare(py, data, kconfig, target_btf.as_deref())?;
+        let core_failures = prepared.core_failures;
+        let prepared = prepared.data;
         let original = data;
         let data = prepared.as_deref().unwrap_or(data);
         let globals = globals.unwrap_or_default();
@@ -321,6 +351,7 @@ impl Ebpf {
             log_wake_fd,
             sections,
             map_pins,
+            core_failures,
         })
     }
 
@@ -1002,6 +1033,7 @@ impl Ebpf {
             log_wake_fd: None,
             sections: HashMap::new(),
             map_pins: HashMap::new(),
+            core_failures: Vec::new(),
         })
     }
 }
