@@ -30,7 +30,7 @@ as_root() {
 # -- 1. system packages ---------------------------------------------------------------------------------------------
 missing=()
 for package in "${apt_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+    [[ $(dpkg-query -W -f='${Status}' "$package" 2>/dev/null) == *"install ok installed"* ]] || missing+=("$package")
 done
 # `make lint` needs clippy and rustfmt; rustup users have them, Debian's rustc-web has them as separate packages.
 cargo clippy --version >/dev/null 2>&1 || missing+=(rust-web-clippy)
@@ -51,8 +51,13 @@ fi
 # -- 2. bpf-linker --------------------------------------------------------------------------------------------------
 linker="$cache/bpf-linker-install/bin/bpf-linker"
 linker_ok() {
-    [ -x "$linker" ] && "$linker" --version 2>/dev/null | grep -q "$linker_version" &&
-        ldd "$linker" 2>/dev/null | grep -q "libLLVM.so.${llvm_major}"
+    # Outputs captured first: `cmd | grep -q` under pipefail fails when grep exits before cmd has written all
+    # (SIGPIPE), which made a working linker look broken now and then.
+    [ -x "$linker" ] || return 1
+    local version libraries
+    version=$("$linker" --version 2>/dev/null) || return 1
+    libraries=$(ldd "$linker" 2>/dev/null) || return 1
+    [[ $version == *"$linker_version"* && $libraries == *"libLLVM.so.${llvm_major}"* ]]
 }
 if linker_ok; then
     say "bpf-linker $linker_version (LLVM $llvm_major) cached at $linker"
