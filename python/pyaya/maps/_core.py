@@ -216,12 +216,17 @@ class PerCpuValues(list[Any]):
 
 def _added(left: Any, right: Any, where: str) -> Any:
     """``left + right`` for per-CPU values: numbers added, records and arrays element by element."""
-    from pyaya.types import Record  # noqa: PLC0415 - only per-CPU struct values need it
-
-    if isinstance(left, Record) and isinstance(right, Record) and left._type is right._type:
+    # A decoded struct (pyaya.types.Record, a tuple with its type in `_type`), told apart without importing
+    # pyaya.types, which imports this package.
+    names = getattr(left, "_fields", None)
+    if (
+        isinstance(left, tuple)
+        and type(left) is type(right)
+        and getattr(left, "_type", None) is not None
+        and names is not None
+    ):
         fields = [
-            _added(a, b, f"{where}.{name}" if where else name)
-            for name, a, b in zip(left._fields, left, right, strict=True)
+            _added(a, b, f"{where}.{name}" if where else name) for name, a, b in zip(names, left, right, strict=True)
         ]
         return type(left)(fields)
     if isinstance(left, list) and isinstance(right, list) and len(left) == len(right):
