@@ -226,15 +226,19 @@ impl Ebpf {
         let core_failures = prepared.core_failures;
         let prepared = prepared.data;
         let original = data;
+        let rewritten = prepared.is_some();
         let data = prepared.as_deref().unwrap_or(data);
         let globals = globals.unwrap_or_default();
         let max_entries = max_entries.unwrap_or_default();
         let log_queue = LogQueue::default();
         let queue = log_queue.clone();
         let (ebpf, logger, sections, map_pins, perf_arrays) = py.detach(move || {
-            pyaya_core::elf::check_for_aya(data).map_err(|err| {
-                Deferred::Plain(Kind::Object, format!("not a valid BPF object: {err}"))
-            })?;
+            // The object as given was checked above; a rewritten one is checked again as aya will see it.
+            if rewritten {
+                pyaya_core::elf::check_for_aya(data).map_err(|err| {
+                    Deferred::Plain(Kind::Object, format!("not a valid BPF object: {err}"))
+                })?;
+            }
             let utf8 = pyaya_core::elf::utf8_btf_strings(data);
             let data = utf8.as_deref().unwrap_or(data);
             let object = aya_obj::Object::parse(data).map_err(|err| {
