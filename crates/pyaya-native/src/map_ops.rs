@@ -75,6 +75,32 @@ fn fd_value(fd: BorrowedFd<'_>, len: usize) -> Vec<u8> {
 }
 
 impl Map {
+    /// Writes under `key` the value `value_of` builds around a loaded program's fd (the GIL released).
+    fn store_program_value(
+        &self,
+        py: Python<'_>,
+        key: &[u8],
+        program: &Program,
+        flags: u64,
+        what: &str,
+        value_of: impl FnOnce(BorrowedFd<'_>) -> Vec<u8> + Send,
+    ) -> PyResult<()> {
+        self.check_key(key)?;
+        let context = format!("{what} in map {:?}", self.name);
+        py.detach(|| {
+            program.with_fd(|program_fd| {
+                let value = value_of(program_fd);
+                let guard = lock(&self.data);
+                let data = guard.as_ref().ok_or_else(|| {
+                    Deferred::Plain(Kind::Closed, format!("map {:?} is closed", self.name))
+                })?;
+                sys::update(data.fd().as_fd(), key, &value, flags)
+                    .map_err(|err| Deferred::MapIo(context, err))
+            })
+        })?;
+        Ok(())
+    }
+
     /// Runs `f` on the map's fd with the GIL released; errors are deferred until the GIL is back.
     fn detached<T: Send>(
         &self,
@@ -457,21 +483,10 @@ impl Map {
         program: &Program,
         flags: u64,
     ) -> PyResult<()> {
-        self.check_key(key)?;
-        let context = format!("storing a program in map {:?}", self.name);
         let value_len = self.value_buffer_len;
-        py.detach(|| {
-            program.with_fd(|program_fd| {
-                let value = fd_value(program_fd, value_len);
-                let guard = lock(&self.data);
-                let data = guard.as_ref().ok_or_else(|| {
-                    Deferred::Plain(Kind::Closed, format!("map {:?} is closed", self.name))
-                })?;
-                sys::update(data.fd().as_fd(), key, &value, flags)
-                    .map_err(|err| Deferred::MapIo(context, err))
-            })
-        })?;
-        Ok(())
+        self.store_program_value(py, key, program, flags, "storing a program", |fd| {
+            fd_value(fd, value_len)
+        })
     }
 
     /// Stores `head` followed by a loaded program's fd under `key`: device and CPU map entries whose program runs
@@ -486,7 +501,6 @@ impl Map {
         program: &Program,
         flags: u64,
     ) -> PyResult<()> {
-        self.check_key(key)?;
         let value_len = self.value_buffer_len;
         if head.len() + 4 > value_len {
             return Err(new_err(
@@ -499,21 +513,19 @@ impl Map {
                 ),
             ));
         }
-        let context = format!("storing an entry with a program in map {:?}", self.name);
-        py.detach(|| {
-            program.with_fd(|program_fd| {
+        self.store_program_value(
+            py,
+            key,
+            program,
+            flags,
+            "storing an entry with a program",
+            |fd| {
                 let mut value = head.to_vec();
-                value.extend_from_slice(&program_fd.as_raw_fd().to_ne_bytes());
+                value.extend_from_slice(&fd.as_raw_fd().to_ne_bytes());
                 value.resize(value_len, 0);
-                let guard = lock(&self.data);
-                let data = guard.as_ref().ok_or_else(|| {
-                    Deferred::Plain(Kind::Closed, format!("map {:?} is closed", self.name))
-                })?;
-                sys::update(data.fd().as_fd(), key, &value, flags)
-                    .map_err(|err| Deferred::MapIo(context, err))
-            })
-        })?;
-        Ok(())
+                value
+            },
+        )
     }
 
     /// Stores another map's fd under `key` (maps of maps).
