@@ -219,6 +219,18 @@ class Program:
     ) -> Link:
         """Attach a PerfEvent program to ``event`` on every online CPU (or ``cpus``, or process ``pid``), with a
         bpf cookie when given."""
+    def attach_breakpoint(
+        self,
+        address: int,
+        access: str,
+        length: int,
+        sample_period: int,
+        cpus: list[int] | None = None,
+        pid: int | None = None,
+        cookie: int | None = None,
+    ) -> Link:
+        """Attach a PerfEvent program to a hardware breakpoint at ``address`` (``access`` "r", "w", "rw" over
+        ``length`` bytes, or "x"), run every ``sample_period`` hits; placed as :meth:`attach_perf_event`'s."""
     def pin(self, path: Path) -> None:
         """Pin the loaded program at ``path`` in bpffs."""
     def unpin(self) -> None:

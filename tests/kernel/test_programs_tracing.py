@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import socket
 import struct
@@ -258,6 +259,57 @@ def test_perf_event_on_chosen_cpus_and_for_one_process(fixtures_dir: Path) -> No
             program.attach("no-such-event")
         with pytest.raises(pyaya.InvalidArgumentError, match="not both"):
             program.attach("cpu-clock", sample_period=10, sample_frequency=10)
+
+
+WATCHED_WRITES = 37
+
+
+def test_perf_breakpoint_runs_the_program_on_each_write_and_each_call(fixtures_dir: Path) -> None:
+    with Ebpf.load_file(fixtures_dir / "trace_perf", globals={"TARGET_TGID": ctypes.c_uint32(os.getpid())}) as bpf:
+        program = bpf.programs["trace_perf_sample"]
+        assert isinstance(program, PerfEvent)
+        watched = ctypes.c_uint64(0)
+        address = ctypes.addressof(watched)
+        with program.attach_breakpoint(address, "w", length=8, pid=0):
+            for value in range(WATCHED_WRITES):
+                watched.value = value
+            _ = watched.value  # a read: not a write
+        samples = _samples(bpf)
+        assert sum(count for key, count in samples.items() if key % 2 == 1) == WATCHED_WRITES
+        watched.value = 1  # detached
+        assert _samples(bpf) == samples
+
+        counts = bpf.maps["SAMPLES"]
+        assert isinstance(counts, pyaya.HashMap)
+        counts.clear()
+        libc = ctypes.CDLL(None)
+        getppid = ctypes.cast(libc.getppid, ctypes.c_void_p).value
+        assert getppid is not None
+        with program.attach_breakpoint(getppid, "x", pid=0, sample_period=2):
+            for _ in range(10):
+                libc.getppid()
+        assert sum(count for key, count in _samples(bpf).items() if key % 2 == 1) == 5
+
+
+def test_perf_breakpoint_refusals_name_the_fix(fixtures_dir: Path) -> None:
+    with Ebpf.load_file(fixtures_dir / "trace_perf") as bpf:
+        program = bpf.programs["trace_perf_sample"]
+        assert isinstance(program, PerfEvent)
+        with pytest.raises(pyaya.InvalidArgumentError, match="not aligned"):
+            program.attach_breakpoint(0x1001, "w", length=4, pid=0)
+        with pytest.raises(pyaya.InvalidArgumentError, match="access must be"):
+            program.attach_breakpoint(0x1000, "z", pid=0)  # type: ignore[arg-type]
+        with pytest.raises(pyaya.InvalidArgumentError, match="length must be"):
+            program.attach_breakpoint(0x1000, "w", length=3, pid=0)  # type: ignore[arg-type]
+        watched = [ctypes.c_uint64(0) for _ in range(8)]
+        links = []
+        with pytest.raises(pyaya.ProgramError, match="debug register") as raised:
+            for value in watched:  # x86 has four debug registers per task
+                links.append(program.attach_breakpoint(ctypes.addressof(value), "w", pid=0))
+        assert raised.value.errno == errno.ENOSPC
+        assert 1 <= len(links) <= 4
+        for link in links:
+            link.detach()
 
 
 @pytest.mark.smoke

@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 
 use aya::programs::links::FdLink;
 use aya::programs::perf_event::{
-    HardwareEvent, PerfEventConfig, PerfEventLink, PerfEventScope, SamplePolicy, SoftwareEvent,
+    BreakpointConfig, HardwareEvent, PerfBreakpointLength, PerfBreakpointType, PerfEventConfig,
+    PerfEventLink, PerfEventScope, SamplePolicy, SoftwareEvent,
 };
 use aya::programs::uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeError, UProbeScope};
 use aya::programs::{ProbeKind, Program as AyaProgram, ProgramError};
@@ -273,6 +274,10 @@ pub fn perf_event_names() -> Vec<(&'static str, &'static str)> {
         .collect()
 }
 
+/// `PERF_TYPE_BREAKPOINT` and `HW_BREAKPOINT_X` (include/uapi/linux/perf_event.h, hw_breakpoint.h).
+const PERF_TYPE_BREAKPOINT: u32 = 5;
+const HW_BREAKPOINT_X: u32 = 4;
+
 /// The per-CPU (or per-process) attachments of one `PerfEvent.attach` call, detached together.
 struct PerfEventLinks(Vec<PerfEventLink>);
 
@@ -326,14 +331,31 @@ fn perf_event_links_with_cookie(
     scopes: &[PerfEventScope],
     cookie: u64,
 ) -> Result<Box<dyn OwnedLink>, Deferred> {
+    // A breakpoint's address and length sit where `config1` and `config2` are (`bp_addr`, `bp_len`).
+    let mut breakpoint = (0u32, 0u64, 0u64);
     let (type_, event) = match config {
         PerfEventConfig::Hardware(event) => (0u32, event as u64),
         PerfEventConfig::Software(event) => (1u32, event as u64),
+        PerfEventConfig::Breakpoint(config) => {
+            breakpoint = match config {
+                BreakpointConfig::Data {
+                    r#type,
+                    address,
+                    length,
+                } => (r#type as u32, address, length as u64),
+                BreakpointConfig::Instruction { address } => (
+                    HW_BREAKPOINT_X,
+                    address,
+                    std::mem::size_of::<libc::c_long>() as u64,
+                ),
+            };
+            (PERF_TYPE_BREAKPOINT, 0)
+        }
         _ => {
             return Err(Deferred::Plain(
                 Kind::Unsupported,
                 format!(
-                    "{context}: pyaya attaches only hardware and software events with a cookie"
+                    "{context}: pyaya attaches only hardware, software and breakpoint events with a cookie"
                 ),
             ))
         }
@@ -354,9 +376,13 @@ fn perf_event_links_with_cookie(
             config: event,
             sample_period,
             flags,
+            bp_type: breakpoint.0,
+            config1: breakpoint.1,
+            config2: breakpoint.2,
             ..perf_link::PerfEventAttr::default()
         };
-        // SAFETY: hardware and software events read nothing through `config1`/`config2`.
+        // SAFETY: hardware and software events read nothing through `config1`/`config2`; a breakpoint reads
+        // plain numbers there.
         // On an error, `links` drops: nothing stays attached.
         let perf = unsafe { perf_link::open(attr, pid, cpu) }
             .map_err(|err| perf_link::syscall_error(&here, "perf_event_open", err))?;
@@ -1047,6 +1073,88 @@ impl Program {
             (None, Some(frequency)) => SamplePolicy::Frequency(frequency),
             (None, None) => SamplePolicy::Frequency(99),
         };
+        self.attach_perf(py, &context, config, policy, cpus, pid, cookie)
+    }
+
+    /// Attaches a PerfEvent program to a hardware breakpoint at `address`: `access` is "r", "w", "rw" (a data
+    /// breakpoint over `length` bytes: 1, 2, 4 or 8) or "x" (an instruction breakpoint; `length` is ignored, the
+    /// kernel takes `sizeof(long)`). The program runs every `sample_period` hits; placement as
+    /// `attach_perf_event`'s.
+    #[pyo3(signature = (address, access, length, sample_period, cpus = None, pid = None, cookie = None))]
+    #[allow(clippy::too_many_arguments, reason = "the Python signature")]
+    fn attach_breakpoint(
+        &self,
+        py: Python<'_>,
+        address: u64,
+        access: &str,
+        length: u32,
+        sample_period: u64,
+        cpus: Option<Vec<u32>>,
+        pid: Option<u32>,
+        cookie: Option<u64>,
+    ) -> PyResult<Link> {
+        let context = format!(
+            "attaching {:?} to a breakpoint ({access}) at {address:#x}",
+            self.name_str()
+        );
+        let invalid = |message: String| {
+            crate::errors::new_err(Kind::InvalidArgument, format!("{context}: {message}"))
+        };
+        let length = match length {
+            1 => PerfBreakpointLength::Len1,
+            2 => PerfBreakpointLength::Len2,
+            4 => PerfBreakpointLength::Len4,
+            8 => PerfBreakpointLength::Len8,
+            other => return Err(invalid(format!("length {other}: use 1, 2, 4 or 8 bytes"))),
+        };
+        let data = |r#type| BreakpointConfig::Data {
+            r#type,
+            address,
+            length,
+        };
+        let breakpoint = match access {
+            "r" => data(PerfBreakpointType::Read),
+            "w" => data(PerfBreakpointType::Write),
+            "rw" => data(PerfBreakpointType::ReadWrite),
+            "x" => BreakpointConfig::Instruction { address },
+            other => {
+                return Err(invalid(format!(
+                    "access {other:?}: use \"r\", \"w\", \"rw\" or \"x\""
+                )))
+            }
+        };
+        if sample_period == 0 {
+            return Err(invalid("sample_period must be at least 1".to_owned()));
+        }
+        self.attach_perf(
+            py,
+            &context,
+            PerfEventConfig::Breakpoint(breakpoint),
+            SamplePolicy::Period(sample_period),
+            cpus,
+            pid,
+            cookie,
+        )
+    }
+}
+
+impl Program {
+    /// One perf event of `config` per CPU in `cpus` (default: every online CPU), or for process `pid` only (0:
+    /// this one), the program attached to each; all in one link, and nothing attached when one fails.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the options of one perf_event_open"
+    )]
+    fn attach_perf(
+        &self,
+        py: Python<'_>,
+        context: &str,
+        config: PerfEventConfig,
+        policy: SamplePolicy,
+        cpus: Option<Vec<u32>>,
+        pid: Option<u32>,
+        cookie: Option<u64>,
+    ) -> PyResult<Link> {
         self.attach_with(py, |program| match program {
             AyaProgram::PerfEvent(p) => {
                 let scopes: Vec<PerfEventScope> = match (pid, cpus) {
@@ -1077,7 +1185,7 @@ impl Program {
                 }
                 if let Some(cookie) = cookie {
                     return perf_event_links_with_cookie(
-                        p, &context, config, policy, &scopes, cookie,
+                        p, context, config, policy, &scopes, cookie,
                     );
                 }
                 let mut links = Vec::with_capacity(scopes.len());

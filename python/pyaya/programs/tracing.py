@@ -8,7 +8,7 @@ import errno as errno_codes
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 from pyaya import _args, _native
 from pyaya.errors import (
@@ -544,6 +544,7 @@ class PerfEventKind(str, enum.Enum):
 
 
 _HARDWARE_PMU = Path("/sys/bus/event_source/devices/cpu")
+_BREAKPOINT_PMU = Path("/sys/bus/event_source/devices/breakpoint")
 
 
 @register
@@ -617,6 +618,67 @@ class PerfEvent(Program):
                     f"cannot attach {self.name!r} to hardware event {event}: this machine exposes no hardware PMU "
                     f"({_HARDWARE_PMU} does not exist; common in virtual machines): use a software event such as "
                     "cpu-clock"
+                ) from error
+            raise
+        return self._attached(native)
+
+    def attach_breakpoint(
+        self,
+        address: int,
+        access: Literal["r", "w", "rw", "x"] = "w",
+        *,
+        length: Literal[1, 2, 4, 8] = 8,
+        sample_period: int = 1,
+        pid: int | None = None,
+        cpus: Iterable[int] | None = None,
+        cookie: int | None = None,
+    ) -> Link:
+        """Run the program when memory at ``address`` is accessed: a hardware breakpoint (a debug register; x86
+        CPUs have four), loading first if needed. ``access`` is ``"r"`` (read: on x86 a read is caught with
+        ``"rw"`` only, the CPU has no read-only watchpoint), ``"w"`` (written), ``"rw"`` over ``length`` bytes (1,
+        2, 4 or 8, the address aligned to it), or ``"x"`` (the instruction at ``address`` executes). The program
+        runs every ``sample_period`` hits; its context's ``addr`` is the address.
+
+        A user-space address means that process's memory: give ``pid`` (0: this process), as ``perf record -e
+        mem:ADDR:w -p PID`` does; without ``pid`` the breakpoint watches a kernel address on every CPU (or
+        ``cpus``). ``cookie`` as in :meth:`attach`."""
+        address = _args.integer(address, "address", low=0, high=_args.U64)
+        if access not in ("r", "w", "rw", "x"):
+            raise InvalidArgumentError(
+                f"access must be 'r', 'w', 'rw' (a data breakpoint) or 'x' (an instruction one), not {access!r}"
+            )
+        if length not in (1, 2, 4, 8):
+            raise InvalidArgumentError(f"length must be 1, 2, 4 or 8 bytes, not {length!r}")
+        if access != "x" and address % length:
+            raise InvalidArgumentError(
+                f"address {address:#x} is not aligned to its length ({length} bytes): the CPU watches aligned "
+                "windows; watch the aligned address below it with a larger length, or a smaller length"
+            )
+        _args.integer(sample_period, "sample_period", low=1, high=_args.U64)
+        cpu_list = None
+        if cpus is not None:
+            if isinstance(cpus, str | bytes) or not isinstance(cpus, Iterable):
+                raise InvalidArgumentTypeError(f"cpus must be an iterable of CPU numbers, not {type(cpus).__name__}")
+            cpu_list = [_args.integer(cpu, "a CPU in cpus", high=_args.U32) for cpu in cpus]
+            if not cpu_list:
+                raise InvalidArgumentError("cpus is empty: give at least one CPU, or None for every online CPU")
+        if pid is not None:
+            _args.integer(pid, "pid", low=0, high=2**31 - 1)
+        _cookie(cookie, f"{self.name!r} to a breakpoint at {address:#x}")
+        self._ensure_loaded()
+        try:
+            native = self._native.attach_breakpoint(address, access, length, sample_period, cpu_list, pid, cookie)
+        except ProgramError as error:
+            if error.errno == errno_codes.ENOENT and not _BREAKPOINT_PMU.exists():
+                raise UnsupportedError(
+                    f"cannot attach {self.name!r} to a breakpoint: this kernel has no breakpoint PMU "
+                    f"({_BREAKPOINT_PMU} does not exist; it needs CONFIG_HAVE_HW_BREAKPOINT)"
+                ) from error
+            if error.errno == errno_codes.ENOSPC:
+                raise ProgramError(
+                    f"cannot attach {self.name!r} to a breakpoint at {address:#x}: every debug register of the CPU "
+                    "is taken (x86 has four; perf, gdb and other breakpoints share them): detach one first",
+                    error.errno,
                 ) from error
             raise
         return self._attached(native)
