@@ -107,6 +107,7 @@ class Ebpf:
         pin_maps: str | Path | None = None,
         target_btf: bytes | None = None,
         kconfig: dict[str, str] | None = None,
+        extensions: list[str] | None = None,
     ) -> Ebpf:
         """Parse ``data`` as a BPF ELF object, override globals and map sizes, and create its maps.
 
@@ -114,7 +115,7 @@ class Ebpf:
         ``pin_maps`` pins every map by name into that bpffs folder, reusing compatible pins; ``target_btf`` (a raw
         BTF blob) replaces the kernel's BTF for CO-RE relocations. libbpf's classifier sections and ``__ksym``
         externs are rewritten first; ``kconfig`` (``CONFIG_X`` -> ``y``, and ``LINUX_KERNEL_VERSION``) fills
-        ``__kconfig`` externs."""
+        ``__kconfig`` externs; the programs named in ``extensions`` become Extension programs."""
     def programs(self) -> list[tuple[str, str]]:
         """``(name, type)`` of every program, sorted by name."""
     def global_area(self, section: str) -> GlobalArea:

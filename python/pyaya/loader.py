@@ -12,7 +12,7 @@ import platform
 import resource
 import warnings
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -245,6 +245,7 @@ class Ebpf:
         log_level: int | None = None,
         pin_maps: str | os.PathLike[str] | None = None,
         btf: str | os.PathLike[str] | Btf | None = None,
+        extensions: Iterable[str] | None = None,
     ) -> Ebpf:
         """Load an object from its bytes.
 
@@ -269,8 +270,14 @@ class Ebpf:
         ``/sys/kernel/btf/vmlinux``, with a BTF made for that kernel (BTFHub's, or ``pahole`` from its DWARF).
         Attach targets (fentry, tp_btf, LSM hooks) are still looked up in the kernel's own BTF, whose ids the
         kernel checks.
+
+        ``extensions`` names programs to prepare as :class:`~pyaya.Extension` programs whatever their section
+        says (aya's ``EbpfLoader::extension``, libxdp's way): an ``#[xdp]`` program written as an ordinary one
+        can then replace a global function of a dispatcher (``bpf.programs[name].load(dispatcher, "slot")``).
+        A name that is not a program of the object raises :class:`~pyaya.InvalidArgumentError` listing them.
         """
         raw = _args.buffer(data, "data (the object's bytes)")
+        extension_names = _names(extensions, "extensions")
         target_btf, btf_label = _target_btf(btf)
         global_values = _global_bytes(raw, _mapping(globals, "globals"))
         field_values, kernel_fields = fill_kernel_fields(raw, set(global_values), target_btf, btf_label)
@@ -295,6 +302,7 @@ class Ebpf:
             pin_maps=pin_folder,
             target_btf=None if target_btf is None else target_btf.to_bytes(),
             kconfig=_kconfig_values() if b".kconfig" in raw else None,
+            extensions=extension_names,
         )
         ebpf = cls(native, data=raw)
         ebpf._kernel_fields = kernel_fields
@@ -310,6 +318,7 @@ class Ebpf:
         log_level: int | None = None,
         pin_maps: str | os.PathLike[str] | None = None,
         btf: str | os.PathLike[str] | Btf | None = None,
+        extensions: Iterable[str] | None = None,
     ) -> Ebpf:
         """Load an object from a file (``pyaya build`` prints the paths of the objects it builds); the options are
         :meth:`load`'s."""
@@ -320,7 +329,15 @@ class Ebpf:
             raise ObjectError(f"no object at {file}: build it first with `pyaya build`") from None
         except IsADirectoryError:
             raise ObjectError(f"{file} is a folder, not a BPF object file") from None
-        ebpf = cls.load(data, globals=globals, max_entries=max_entries, log_level=log_level, pin_maps=pin_maps, btf=btf)
+        ebpf = cls.load(
+            data,
+            globals=globals,
+            max_entries=max_entries,
+            log_level=log_level,
+            pin_maps=pin_maps,
+            btf=btf,
+            extensions=extensions,
+        )
         ebpf.path = file
         return ebpf
 
@@ -416,6 +433,14 @@ def _mapping(value: object, what: str) -> Mapping[object, object]:
     if not isinstance(value, Mapping):
         raise InvalidArgumentTypeError(f"{what} must be a mapping of names to values, not {type(value).__name__}")
     return value
+
+
+def _names(value: object, what: str) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidArgumentTypeError(f"{what} must be an iterable of program names, not {type(value).__name__}")
+    return [_args.string(name, f"a name in {what}") for name in value]
 
 
 # A valid BTF blob with no types: the header (24 bytes) and a one-byte string section holding "".

@@ -8,7 +8,8 @@ Tokens: ``bpf=<fixture>`` loads that fixture object (crates/pyaya-fixtures) as `
 closes it after; ``"<literal>"=<value>`` replaces that string literal of the example with ``"<value>"``, where the
 value ``$iface`` is the host end of a fresh veth pair, ``$bpffs`` a fresh directory in bpffs (removed after) and
 ``$fixtures`` the folder of the built fixture objects;
-``kernel=<major>.<minor>`` skips the example on older kernels, saying so. See CONTRIBUTING.md.
+``kernel=<major>.<minor>`` skips the example on older kernels, saying so; ``needs=<feature>`` marks it as the
+kernel tests' ``needs`` marker does (skipped with the probed reason, run in the VM guests). See CONTRIBUTING.md.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Example:
     source: str
     fixture: str | None = None
     kernel: tuple[int, int] | None = None
+    needs: list[str] = field(default_factory=list)
     literals: dict[str, str] = field(default_factory=dict)
 
 
@@ -53,6 +55,8 @@ def _examples() -> list[Example]:
             key, _, value = token.partition("=")
             if key == "bpf":
                 example.fixture = value
+            elif key == "needs":
+                example.needs.append(value)
             elif key == "kernel":
                 major, minor = value.split(".")
                 example.kernel = (int(major), int(minor))
@@ -76,7 +80,15 @@ def test_the_guide_has_runnable_examples() -> None:
     assert len(EXAMPLES) >= 3
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=[f"guide.md:{e.line}" for e in EXAMPLES])
+@pytest.mark.parametrize(
+    "example",
+    [
+        pytest.param(
+            example, marks=[pytest.mark.needs(feature) for feature in example.needs], id=f"guide.md:{example.line}"
+        )
+        for example in EXAMPLES
+    ],
+)
 def test_guide_example_runs(
     example: Example, fixtures_dir: Path, netns_pair: NetnsPair, requires_root: None, tmp_path: Path
 ) -> None:

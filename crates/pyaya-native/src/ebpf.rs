@@ -202,11 +202,12 @@ impl Ebpf {
     /// `AYA_LOG_LEVEL` global, so records above it are never sent by the kernel; objects without aya-log
     /// statements have no such global and load unchanged. `pin_maps` pins every map by name into that bpffs
     /// folder, reusing pins of the same shape. `target_btf` (a raw BTF blob) replaces the kernel's BTF for CO-RE
-    /// relocations, as libbpf's `btf_custom_path` does.
+    /// relocations, as libbpf's `btf_custom_path` does. The programs named in `extensions` are prepared as
+    /// Extension (freplace) programs whatever their section says (aya's `EbpfLoader::extension`).
     #[staticmethod]
     #[pyo3(signature = (
         data, *, globals = None, max_entries = None, log_level = None, pin_maps = None, target_btf = None,
-        kconfig = None
+        kconfig = None, extensions = None
     ))]
     #[allow(clippy::too_many_arguments, reason = "Python's keyword arguments")]
     fn load(
@@ -218,6 +219,7 @@ impl Ebpf {
         pin_maps: Option<PathBuf>,
         target_btf: Option<Vec<u8>>,
         kconfig: Option<HashMap<String, String>>,
+        extensions: Option<Vec<String>>,
     ) -> PyResult<Self> {
         pyaya_core::elf::check_for_aya(data)
             .map_err(|err| new_err(Kind::Object, format!("not a valid BPF object: {err}")))?;
@@ -248,6 +250,8 @@ impl Ebpf {
                 )
             })?;
             load_options::check(&object, data, &globals, &max_entries)?;
+            let extensions = extensions.unwrap_or_default();
+            load_options::check_extensions(&object, &extensions)?;
             let target_btf = target_btf
                 .map(|blob| {
                     aya_obj::btf::Btf::parse(&blob, object::Endianness::default()).map_err(|err| {
@@ -288,6 +292,9 @@ impl Ebpf {
             }
             for (name, entries) in &max_entries {
                 loader.map_max_entries(name.as_str(), *entries);
+            }
+            for name in &extensions {
+                loader.extension(name.as_str());
             }
             for (name, path) in pins.iter().flat_map(|pins| &pins.paths) {
                 loader.map_pin_path(name.as_str(), path.as_path());

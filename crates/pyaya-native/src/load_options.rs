@@ -122,3 +122,19 @@ pub fn check(
     }
     Ok(())
 }
+
+/// Every name in `extensions` must be a program of the object (aya would ignore one that is not).
+pub fn check_extensions(object: &Object, extensions: &[String]) -> Result<(), Deferred> {
+    for name in extensions {
+        if !object.programs.contains_key(name) {
+            return Err(Deferred::Plain(
+                Kind::InvalidArgument,
+                format!(
+                    "extensions names {name:?}, which is not a program of the object; its programs are: {}",
+                    listed(object.programs.keys())
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
