@@ -3,6 +3,7 @@ back with ``bpf_get_attach_cookie`` (the ``trace_cookie`` fixture counts its run
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 import time
@@ -128,6 +129,16 @@ def test_perf_event_cookies_per_attach(cookies: Ebpf) -> None:
     assert set(counts) == {55, 66}
     _burn_cpu(0.1)
     assert _counts(cookies) == counts  # detached: no more runs
+
+
+def test_perf_breakpoint_cookie(cookies: Ebpf) -> None:
+    program = cookies.programs["cookie_perf"]
+    assert isinstance(program, PerfEvent)
+    watched = ctypes.c_uint32(0)
+    with program.attach_breakpoint(ctypes.addressof(watched), "w", length=4, pid=0, cookie=77):
+        for value in range(CALLS):
+            watched.value = value
+    assert _counts(cookies) == {77: CALLS}
 
 
 def test_perf_event_cookie_link_of_several_cpus_refuses_a_pin(cookies: Ebpf) -> None:
