@@ -5,6 +5,7 @@ runs). Sources are written here in the patterns of libbpf-tools; each is built b
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import platform
 import re
@@ -17,7 +18,7 @@ import _c_objects
 import pytest
 from pyaya import Btf, Ebpf, SchedClassifier, features
 from pyaya.btf import Kind
-from pyaya.errors import LoadError, NotFoundError, PyayaError
+from pyaya.errors import InvalidArgumentError, LoadError, NotFoundError, ProgramError, PyayaError
 from pyaya.inspect import inspect_file
 from pyaya.programs import TC_ACT_OK
 from pyaya.testing import NetnsPair
@@ -66,6 +67,54 @@ int on_getppid(void *ctx)
 
 char LICENSE[] SEC("license") = "GPL";
 """
+
+
+# Programs whose sections name their tracepoints (libbpf-tools' way), and two that do not.
+SECTION_TARGETS = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+__u64 tp_hits = 0;
+__u64 raw_hits = 0;
+const volatile __u32 target_tgid = 0;
+
+static int ours(void) { return (bpf_get_current_pid_tgid() >> 32) == target_tgid; }
+
+SEC("tp/syscalls/sys_enter_getppid")
+int on_getppid(void *ctx) { if (ours()) tp_hits++; return 0; }
+
+SEC("raw_tp/sys_enter")
+int on_sys_enter(void *ctx) { if (ours()) raw_hits++; return 0; }
+
+SEC("tracepoint")
+int unnamed_tp(void *ctx) { return 0; }
+
+SEC("raw_tp")
+int unnamed_raw(void *ctx) { return 0; }
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_tracepoints_attach_to_what_their_sections_name() -> None:
+    """``attach()`` with no target takes it from ``SEC()``, as libbpf's ``bpf_program__attach`` does."""
+    path = _c_objects.build("section_targets", SECTION_TARGETS)
+    with Ebpf.load_file(path, globals={"target_tgid": os.getpid()}) as bpf:
+        with bpf.programs["on_getppid"].attach(), bpf.programs["on_sys_enter"].attach():
+            for _ in range(4):
+                os.getppid()
+        assert bpf.globals["tp_hits"] == 4
+        assert bpf.globals["raw_hits"] >= 4  # every syscall of this process, the getppid calls among them
+        with pytest.raises(InvalidArgumentError, match=r"does not name its tracepoint .* attach\(category, name\)"):
+            bpf.programs["unnamed_tp"].attach()
+        with pytest.raises(InvalidArgumentError, match=r"does not name its raw tracepoint .* attach\(name\)"):
+            bpf.programs["unnamed_raw"].attach()
+        with pytest.raises(InvalidArgumentError, match="category and name together"):
+            bpf.programs["on_getppid"].attach("syscalls")
+        with bpf.programs["on_getppid"].attach(), pytest.raises(ProgramError, match="already attached") as twice:
+            bpf.programs["on_getppid"].attach("syscalls", "sys_enter_getppid")
+        assert twice.value.errno == errno.EEXIST
+        assert not bpf.programs["unnamed_tp"].links
 
 
 def test_perf_samples_right_after_attach_arrive_before_the_map_is_touched() -> None:

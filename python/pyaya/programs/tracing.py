@@ -67,11 +67,20 @@ class TracePoint(Program):
 
     kind = "TracePoint"
 
-    def attach(self, category: str, name: str, *, cookie: int | None = None) -> Link:
-        """Attach to tracepoint ``category/name``, loading the program first if needed.
+    def attach(self, category: str | None = None, name: str | None = None, *, cookie: int | None = None) -> Link:
+        """Attach to tracepoint ``category/name``, loading the program first if needed; without them, to the one
+        its ELF section names (``SEC("tp/syscalls/sys_enter_openat")``, ``#[tracepoint(category = ..., name =
+        ...)]``'s ``tracepoint/syscalls/sys_enter_openat``), as libbpf's ``bpf_program__attach`` does.
 
         With ``cookie`` (a u64), the program's runs through this link read it with ``bpf_get_attach_cookie``
         (kernel 5.15+), so one program attached to several tracepoints can tell them apart."""
+        if category is None and name is None:
+            category, name = self._section_target()
+        elif category is None or name is None:
+            raise InvalidArgumentError(
+                f"give the tracepoint's category and name together (attach({category or name!r}, ...) names one), "
+                "or neither to take them from the program's ELF section"
+            )
         for value, what in ((category, "category"), (name, "name")):
             if "/" in _args.string(value, f"tracepoint {what}"):
                 raise InvalidArgumentError(
@@ -80,7 +89,29 @@ class TracePoint(Program):
                 )
         _cookie(cookie, f"{self.name!r} to tracepoint {category}/{name}")
         self._ensure_loaded()
-        return self._attached(self._native.attach_tracepoint(category, name, cookie))
+        try:
+            native = self._native.attach_tracepoint(category, name, cookie)
+        except ProgramError as error:
+            if error.errno != errno_codes.EEXIST:
+                raise
+            raise ProgramError(
+                f"{self.name!r} is already attached to tracepoint {category}/{name}: the kernel runs a program once "
+                "per tracepoint; detach that link first, or load the object again for a second attachment",
+                error.errno,
+            ) from error
+        return self._attached(native)
+
+    def _section_target(self) -> tuple[str, str]:
+        section = self._native.section or ""
+        prefix, _, rest = section.partition("/")
+        category, _, name = rest.partition("/")
+        if prefix not in ("tracepoint", "tp") or not category or not name or "/" in name:
+            raise InvalidArgumentError(
+                f"program {self.name!r} does not name its tracepoint in its ELF section ({section!r}): pass "
+                'attach(category, name), e.g. attach("syscalls", "sys_enter_execve"), or name it in the section '
+                '(#[tracepoint(category = "syscalls", name = "sys_enter_execve")], C: SEC("tp/syscalls/...")).'
+            )
+        return category, name
 
 
 @register
@@ -94,10 +125,21 @@ class RawTracePoint(Program):
 
     kind = "RawTracePoint"
 
-    def attach(self, name: str, *, cookie: int | None = None) -> Link:
-        """Attach to the raw tracepoint ``name``, loading the program first if needed. With ``cookie`` (a u64),
-        the program's runs through this link read it with ``bpf_get_attach_cookie`` (kernel 6.10+; older
-        kernels raise :class:`~pyaya.UnsupportedError` saying so)."""
+    def attach(self, name: str | None = None, *, cookie: int | None = None) -> Link:
+        """Attach to the raw tracepoint ``name``, loading the program first if needed; without it, to the one
+        its ELF section names (``raw_tp/sched_switch``, ``raw_tracepoint/...``; ``#[raw_tracepoint(tracepoint =
+        ...)]`` writes it). With ``cookie`` (a u64), the program's runs through this link read it with
+        ``bpf_get_attach_cookie`` (kernel 6.10+; older kernels raise :class:`~pyaya.UnsupportedError` saying
+        so)."""
+        if name is None:
+            section = self._native.section or ""
+            prefix, _, name = section.partition("/")
+            if prefix not in ("raw_tp", "raw_tracepoint") or not name or "/" in name:
+                raise InvalidArgumentError(
+                    f"program {self.name!r} does not name its raw tracepoint in its ELF section ({section!r}): "
+                    'pass attach(name), e.g. attach("sys_enter"), or name it in the section '
+                    '(#[raw_tracepoint(tracepoint = "sys_enter")], C: SEC("raw_tp/sys_enter"))'
+                )
         _args.string(name, "raw tracepoint name")
         if cookie is not None:
             _args.integer(cookie, "cookie", high=_args.U64)
