@@ -43,7 +43,14 @@ from pyaya.btf import (
     BtfVar,
     Kind,
 )
-from pyaya.errors import MapError, NotFoundError, ObjectError, UnsupportedError
+from pyaya.errors import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    MapError,
+    NotFoundError,
+    ObjectError,
+    UnsupportedError,
+)
 from pyaya.maps import LpmTrie, Map
 from pyaya.maps._codec import record_codec
 from pyaya.maps._streams import Stream
@@ -52,6 +59,7 @@ if TYPE_CHECKING:
     pass
 
 __all__ = [
+    "MISSING",
     "Codec",
     "EnumCodec",
     "MapTypes",
@@ -79,6 +87,30 @@ class Codec(Protocol):
     def encode(self, value: Any) -> bytes: ...
 
     def decode(self, data: bytes) -> Any: ...
+
+
+class _Missing:
+    """The value of a field a short record does not reach (see :meth:`RecordType.variant`)."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+"""A field of a record shorter than its type that the record's bytes do not reach; falsy, ``None`` in JSON."""
 
 
 # -- the codec tree: one node per BTF type, reading at an offset of a shared buffer ------------------------------
@@ -411,6 +443,8 @@ def _hashable(value: Any) -> Any:
 
 
 def _plain(value: Any, *, json: bool) -> Any:
+    if value is MISSING:
+        return None if json else value
     if isinstance(value, Record):
         return value.asdict() if json else value._asdict()
     if isinstance(value, list):
@@ -889,6 +923,93 @@ class RecordType(_Node):
 
     def __repr__(self) -> str:
         return f"<pyaya type {self.label()} ({self.size} B): {', '.join(self.field_names)}>"
+
+    def variant(
+        self, *, partial: bool = False, as_bytes: Iterable[str] = (), as_text: Iterable[str] = ()
+    ) -> RecordType:
+        """The same struct decoded otherwise (records keep this type's class):
+
+        - ``partial``: a record shorter than the type (a C program sending a prefix, as execsnoop sends
+          ``offsetof(struct event, args) + args_size`` bytes) decodes instead of raising: the fields it holds
+          whole decode as usual, a byte array it holds in part gives the bytes (or text) present, and every other
+          field is :data:`MISSING`.
+        - ``as_bytes``: these byte-array (``char[N]``/``[u8; N]``) fields decode as their raw bytes, all N of
+          them (a NUL-separated argv stays whole), instead of text cut at the first NUL when printable.
+        - ``as_text``: these byte-array fields always decode as text up to the first NUL (undecodable bytes
+          backslash-escaped), never as bytes.
+
+        A name that is not a byte-array field raises :class:`~pyaya.InvalidArgumentError` listing those that are.
+        """
+        chosen: dict[str, _Node] = {}
+        arrays = {field.name for field in self.fields if isinstance(_unnamed(field.node), _ByteArray | _Opaque)}
+        for names, what, make in (
+            (as_bytes, "as_bytes", _Opaque),
+            (as_text, "as_text", lambda size: _ByteArray(size, always_text=True)),
+        ):
+            if isinstance(names, str | bytes):
+                raise InvalidArgumentTypeError(f"{what} must be an iterable of field names, not a single string")
+            for name in names:
+                if name not in arrays:
+                    known = ", ".join(sorted(arrays)) or "none"
+                    raise InvalidArgumentError(
+                        f"{what}: {self.label()} has no byte-array field {name!r}; its byte arrays are: {known}"
+                    )
+                if name in chosen:
+                    raise InvalidArgumentError(f"field {name!r} is in both as_bytes and as_text: choose one")
+                chosen[name] = make(_unnamed(next(f for f in self.fields if f.name == name).node).size)
+        variant: RecordType = (
+            _PartialRecordType(self.name, self.size, self.union, self.endian)
+            if partial
+            else (RecordType(self.name, self.size, self.union, self.endian))
+        )
+        variant.fields = tuple(
+            _Field(field.name, field.offset, chosen.get(field.name, field.node)) for field in self.fields
+        )
+        variant.attributes = self.attributes
+        variant.record_class = self.record_class
+        return variant
+
+
+def _unnamed(node: _Node) -> _Node:
+    while isinstance(node, _Named):
+        node = node.target
+    return node
+
+
+class _PartialRecordType(RecordType):
+    """A :class:`RecordType` whose short records decode as far as their bytes go (:meth:`RecordType.variant`)."""
+
+    def _compiled(self) -> tuple[Callable[[Any, int], Any], Callable[[Any], Any]]:
+        plan: tuple[Callable[[Any, int], Any], Callable[[Any], Any]] | None = vars(self).get("_plan")
+        if plan is None:
+            read, whole = _compile(self)
+            short = self._decode_short
+
+            def decode(data: Any) -> Any:
+                try:
+                    return whole(data)
+                except ObjectError:
+                    return short(read, data)
+
+            plan = (read, decode)
+            vars(self)["_plan"] = plan
+            vars(self)["decode"] = decode
+        return plan
+
+    def _decode_short(self, read: Callable[[Any, int], Any], data: Any) -> Record:
+        present = memoryview(data).cast("B")
+        have = len(present)
+        values = list(read(bytes(present) + bytes(self.size - have), 0))
+        for index, field in enumerate(self.fields):
+            node = field.node
+            if field.offset + node.size <= have:
+                continue
+            if field.offset < have and isinstance(_unnamed(node), _ByteArray | _Opaque):
+                values[index] = node.read(present, field.offset)  # the part that is there
+            else:
+                values[index] = MISSING
+        record: Record = tuple.__new__(self.record_class, values)
+        return record
 
 
 class _Named(_Node):

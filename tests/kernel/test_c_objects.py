@@ -18,10 +18,11 @@ import _c_objects
 import pytest
 from pyaya import Btf, Ebpf, SchedClassifier, features
 from pyaya.btf import Kind
-from pyaya.errors import InvalidArgumentError, LoadError, NotFoundError, ProgramError, PyayaError
+from pyaya.errors import InvalidArgumentError, LoadError, NotFoundError, ProgramError, PyayaError, RecordError
 from pyaya.inspect import inspect_file
 from pyaya.programs import TC_ACT_OK
 from pyaya.testing import NetnsPair
+from pyaya.types import MISSING, asdict
 
 pytestmark = pytest.mark.smoke
 
@@ -115,6 +116,100 @@ def test_tracepoints_attach_to_what_their_sections_name() -> None:
             bpf.programs["on_getppid"].attach("syscalls", "sys_enter_getppid")
         assert twice.value.errno == errno.EEXIST
         assert not bpf.programs["unnamed_tp"].links
+
+
+# execsnoop's pattern: a large event struct, of which only the filled prefix is sent (offsetof(args) + args_size),
+# argv NUL-separated in one char array.
+SHORT_RECORDS = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#define ARGS_SIZE 4096
+struct event {
+    __u32 pid;
+    __u32 args_count;
+    __u32 args_size;
+    char comm[16];
+    char args[ARGS_SIZE];
+    __u64 never_sent;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct event);
+} scratch SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 64 * 1024);
+} events SEC(".maps");
+
+const volatile __u32 target_tgid = 0;
+static const char argv[] = "ls\0-l\0/tmp";
+
+SEC("tp/syscalls/sys_enter_getppid")
+int send_prefix(void *ctx)
+{
+    __u32 zero = 0;
+    struct event *e;
+
+    if ((bpf_get_current_pid_tgid() >> 32) != target_tgid)
+        return 0;
+    e = bpf_map_lookup_elem(&scratch, &zero);
+    if (!e)
+        return 0;
+    e->pid = target_tgid;
+    e->args_count = 3;
+    e->args_size = sizeof(argv);
+    bpf_get_current_comm(e->comm, sizeof(e->comm));
+    __builtin_memcpy(e->args, argv, sizeof(argv));
+    bpf_ringbuf_output(&events, e, __builtin_offsetof(struct event, args) + sizeof(argv), 0);
+    bpf_ringbuf_output(&events, e, 8, 0); /* shorter still: pid and args_count only */
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_records_shorter_than_their_type_decode_the_fields_they_hold() -> None:
+    path = _c_objects.build("short_records", SHORT_RECORDS)
+    with Ebpf.load_file(path, globals={"target_tgid": os.getpid()}) as bpf:
+        event = bpf.types["event"]
+        assert event.size > 4096
+        with bpf.programs["send_prefix"].attach():
+            os.getppid()
+        strict = bpf.maps["events"].typed("event")
+        with pytest.raises(RecordError, match="too few"):
+            strict.drain(timeout=1)
+        assert strict.undecoded == 1
+
+        with bpf.programs["send_prefix"].attach():
+            os.getppid()
+        events = bpf.maps["events"].typed("event", partial=True, as_bytes=["args"])
+        prefix, shortest = events.drain(timeout=1, max_records=2)
+        assert (prefix.pid, prefix.args_count, prefix.args_size) == (os.getpid(), 3, 11)
+        assert prefix.comm == Path("/proc/self/comm").read_text().strip()[:15]
+        assert prefix.args == b"ls\0-l\0/tmp\0"  # the bytes sent, argv whole
+        assert prefix.args.split(b"\0")[:3] == [b"ls", b"-l", b"/tmp"]
+        assert prefix.never_sent is MISSING
+        assert asdict(prefix)["never_sent"] is None
+        assert (shortest.pid, shortest.args_count) == (os.getpid(), 3)
+        assert shortest.args_size is MISSING
+        assert shortest.comm is MISSING
+        assert shortest.args is MISSING
+        assert isinstance(prefix, event.record_class)
+
+        with bpf.programs["send_prefix"].attach():
+            os.getppid()
+        as_text = bpf.maps["events"].typed("event", partial=True, as_text=["args"])
+        assert as_text.drain(timeout=1, max_records=1)[0].args == "ls"  # text ends at the first NUL
+        with pytest.raises(InvalidArgumentError, match="no byte-array field 'pid'; its byte arrays are: args, comm"):
+            bpf.maps["events"].typed("event", as_bytes=["pid"])
+        with pytest.raises(InvalidArgumentError, match="struct types of the object's BTF"):
+            bpf.maps["events"].typed("<II", partial=True)
 
 
 def test_perf_samples_right_after_attach_arrive_before_the_map_is_touched() -> None:

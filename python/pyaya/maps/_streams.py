@@ -6,11 +6,11 @@ import gc
 import importlib
 import struct
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pyaya import _args
-from pyaya.errors import ClosedError, InvalidArgumentTypeError, MapError, RecordError
+from pyaya.errors import ClosedError, InvalidArgumentError, InvalidArgumentTypeError, MapError, RecordError
 from pyaya.maps._codec import Codec, codec_for, record_codec
 from pyaya.maps._core import Map, register
 
@@ -111,11 +111,36 @@ class Stream(Map):
             )
         return native
 
-    def typed(self, record: Any = None) -> Any:
+    def typed(
+        self,
+        record: Any = None,
+        *,
+        partial: bool = False,
+        as_bytes: Iterable[str] = (),
+        as_text: Iterable[str] = (),
+    ) -> Any:
         """The same stream with records decoded as ``record`` (the name of a type in the object's BTF such as
         ``"ExecEvent"``, a ctypes type, a struct format, a Codec, ...).
-        Records longer than the type (perf samples carry padding) are cut to its size."""
-        return type(self)(self._native, self._ebpf, record)
+        Records longer than the type (perf samples carry padding) are cut to its size.
+
+        For a struct of the object's BTF (or, with ``record`` None, the type this stream already decodes as):
+        ``partial=True`` decodes records shorter than the type (C programs that send a prefix, such as
+        execsnoop's ``offsetof(struct event, args) + args_size`` bytes) instead of raising, the fields they do not
+        reach being :data:`pyaya.types.MISSING`; ``as_bytes`` names byte-array fields to decode as their raw bytes
+        (a NUL-separated argv stays whole), ``as_text`` those to decode as text always
+        (:meth:`pyaya.types.RecordType.variant`)."""
+        stream = type(self)(self._native, self._ebpf, record)
+        if not partial and not as_bytes and not as_text:
+            return stream
+        codec = stream._codec if record is not None else self._codec
+        variant = getattr(codec, "variant", None)
+        if variant is None:
+            raise InvalidArgumentError(
+                "partial, as_bytes and as_text apply to struct types of the object's BTF (a name such as "
+                f'"event", or bpf.types[...]); {"this stream decodes no struct" if codec is None else repr(codec)}'
+            )
+        stream._codec = variant(partial=partial, as_bytes=as_bytes, as_text=as_text)
+        return stream
 
     def _decode(self, data: bytes) -> Any:
         return data if self._codec is None else self._codec.decode(data)
