@@ -117,3 +117,47 @@ def test_map_arrays_equal_items(records: Ebpf) -> None:
             (_typed(k), _typed(v)) for k, v in items
         ]
         assert len(table.to_array()) == len(items)
+
+
+def _arrow_value(value: Any) -> Any:
+    """A typed record in the shape Arrow's ``to_pylist`` gives: records as dicts, arrays as lists, text as str and
+    byte arrays as all their bytes."""
+    if isinstance(value, Record):
+        return _arrow_value(value._asdict())
+    if isinstance(value, dict):
+        return {name: _arrow_value(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_arrow_value(item) for item in value]
+    if isinstance(value, bool | float | str | bytes):
+        return value
+    return int(value)
+
+
+def test_ring_buffer_arrow_batch_equals_the_typed_records(records: Ebpf) -> None:
+    pa = pytest.importorskip("pyarrow")
+    samples = records.maps["SAMPLES"]
+    batch = samples.drain_arrow(timeout=5)
+    assert isinstance(batch, pa.RecordBatch)
+    assert batch.num_rows == 1
+    assert batch.column("name").type == pa.string()
+    assert batch.column("name").to_pylist() == ["hello types"]
+    assert batch.column("blob").type == pa.binary(8)  # not UTF-8: all its bytes
+    assert pa.types.is_struct(batch.column("inner").type)
+    assert pa.types.is_fixed_size_list(batch.column("inners").type)
+    os.getppid()
+    (record,) = samples.drain(timeout=5)
+    os.getppid()
+    again = samples.drain_arrow(timeout=5)
+    assert again.to_pylist() == [_arrow_value(record)]
+
+
+def test_map_arrow_batch_equals_items(records: Ebpf) -> None:
+    pa = pytest.importorskip("pyarrow")
+    for name in ("TOTALS", "SAMPLES_BY_KEY", "SIGNED"):
+        table = records.maps[name]
+        batch = table.to_arrow()
+        assert isinstance(batch, pa.RecordBatch)
+        assert batch.schema.names == ["key", "value"]
+        assert sorted(map(repr, batch.to_pylist())) == sorted(
+            repr({"key": _arrow_value(k), "value": _arrow_value(v)}) for k, v in table.items()
+        )

@@ -467,6 +467,17 @@ class KeyValueMap(Map):
         """Every value as one numpy array, in the order of :meth:`items_array`'s keys (see there)."""
         return self.items_array(batch=batch)[1]
 
+    def to_arrow(self, *, batch: bool | None = None) -> Any:
+        """Every entry as one ``pyarrow.RecordBatch`` with two columns, ``key`` and ``value`` (structs as Arrow
+        structs, char arrays as strings: :mod:`pyaya.arrow`), read as :meth:`items_array` reads. Needs pyarrow
+        (``pip install 'pyaya[arrow]'``)."""
+        arrow = importlib.import_module("pyaya.arrow")
+        pa = arrow.pyarrow()
+        keys, values = self.items_array(batch=batch)
+        return pa.RecordBatch.from_arrays(
+            [arrow.record_column(keys), arrow.record_column(values)], names=["key", "value"]
+        )
+
     def _decode_keys(self, packed: _Packed) -> list[Any]:
         count, keys, _ = packed
         return self._bulk_keys.decode_many(keys, count, self.key_size)

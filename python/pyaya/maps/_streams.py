@@ -228,6 +228,15 @@ class Stream(Map):
         joined = b"".join(records) if all(len(r) == size for r in records) else b"".join(r[:size] for r in records)
         return np.frombuffer(joined, dtype=dtype, count=len(records))
 
+    def drain_arrow(self, max_records: int | None = None, timeout: float | None = 0) -> Any:
+        """The records that are ready (as :meth:`drain_array`, whose rules it follows) as one
+        ``pyarrow.RecordBatch``: a column per field, char arrays as strings, nested structs as Arrow structs
+        (:mod:`pyaya.arrow`). ``polars.from_arrow(batch)`` and ``batch.to_pandas()`` take it as it is. Needs
+        pyarrow (``pip install 'pyaya[arrow]'``)."""
+        arrow = importlib.import_module("pyaya.arrow")
+        arrow.pyarrow()  # says what to install before any record is taken from the stream
+        return arrow.record_batch(self.drain_array(max_records, timeout))
+
     def _decode_until_bad(self, items: list[Any], records: list[bytes], codec: Codec) -> list[Any]:
         """The records decoded up to the first that does not decode; what follows waits in the backlog."""
         decoded = []
