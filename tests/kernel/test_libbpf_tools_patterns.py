@@ -23,13 +23,15 @@ from typing import Any
 
 import _c_objects
 import pytest
-from pyaya import Ebpf, features
+from pyaya import Ebpf, UProbe, features
 from pyaya.inspect import inspect_file
 from pyaya.runtime import log2_buckets
 
 pytestmark = pytest.mark.smoke
 
-# execsnoop: argv read from the syscall's arguments into a per-CPU scratch event, of which only the filled prefix
+# execsnoop: argv read from the syscall's arguments (BPF_CORE_READ(ctx, args[1]) of vmlinux.h's
+# trace_event_raw_sys_enter, whose args[] is sized 6 on this kernel; the trailing flexible array of
+# syscall_trace_enter is test_c_objects.py's) into a per-CPU scratch event, of which only the filled prefix
 # (offsetof(struct event, args) + args_size) goes out over a perf event array.
 EXECSNOOP = r"""
 #include "vmlinux.h"
@@ -849,6 +851,10 @@ def test_task_iterator_lists_this_process_and_its_threads() -> None:
 def test_uprobe_and_uretprobe_read_arguments_and_result(tmp_path: Path) -> None:
     binary = _gcc(tmp_path, "mul", MUL_PROGRAM)
     with Ebpf.load_file(_build("lt_uprobe")) as bpf:
+        entry, ret = bpf.programs["on_mul"], bpf.programs["on_mul_return"]
+        assert isinstance(entry, UProbe)
+        assert isinstance(ret, UProbe)
+        assert (entry.retprobe, ret.retprobe) == (False, True)  # SEC("uprobe"), SEC("uretprobe")
         with (
             bpf.programs["on_mul"].attach(binary, "pyaya_mul"),
             bpf.programs["on_mul_return"].attach(binary, "pyaya_mul"),
@@ -913,9 +919,10 @@ def _bpftool_json(bpftool: str, *args: str) -> Any:
 
 @pytest.mark.parametrize("name", sorted(OBJECTS))
 def test_inspect_agrees_with_what_libbpf_loads(name: str, pin_folder: Path) -> None:
-    """``pyaya inspect``'s programs and maps of each object against what ``bpftool prog loadall`` (libbpf) loads
-    and pins: the same programs with the kernel type their section gives, the same maps with their type, key
-    and value sizes and max_entries."""
+    """``pyaya inspect``'s BTF structs, programs and maps of each object against what ``bpftool btf dump`` reads
+    and ``bpftool prog loadall`` (libbpf) loads and pins: the same structs (id, name, size), the same programs
+    with the kernel type their section gives, the same maps with their type, key and value sizes and
+    max_entries."""
     bpftool = shutil.which("bpftool")
     if bpftool is None:
         pytest.skip("bpftool is not installed (apt-get install bpftool; make setup installs it)")
@@ -923,6 +930,12 @@ def test_inspect_agrees_with_what_libbpf_loads(name: str, pin_folder: Path) -> N
         pytest.skip(f"this kernel lacks tp_btf: {probe.reason}")
     path = _build(name)
     info = inspect_file(path)
+    # The object's structs and unions, by BTF id, as `bpftool btf dump file` reads them.
+    dumped = _bpftool_json(bpftool, "btf", "dump", "file", str(path))["types"]
+    records = {"STRUCT", "UNION"}
+    theirs_types = [(t["id"], t["kind"], t["name"], t["size"]) for t in dumped if t["kind"] in records]
+    ours_types = [(t.id, t.kind, t.name or "(anon)", t.size) for t in info.btf_types if t.kind in records]
+    assert ours_types == theirs_types
     programs, maps = pin_folder / "progs", pin_folder / "maps"
     run = subprocess.run(
         [bpftool, "prog", "loadall", str(path), str(programs), "pinmaps", str(maps)],
