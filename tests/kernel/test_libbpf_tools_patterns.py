@@ -24,6 +24,7 @@ from typing import Any
 import _c_objects
 import pytest
 from pyaya import Ebpf, UProbe, features
+from pyaya.errors import InvalidArgumentError
 from pyaya.inspect import inspect_file
 from pyaya.runtime import log2_buckets
 
@@ -235,7 +236,8 @@ const struct event *unused_event __attribute__((unused));
 char LICENSE[] SEC("license") = "GPL";
 """
 
-# bashreadline: a uretprobe on readline reads the line it returns.
+# bashreadline: a uretprobe on readline reads the line it returns; the section names the binary and the function,
+# so attach() takes them from it (libbpf's auto-attach).
 READLINE = r"""
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -252,7 +254,7 @@ struct {
     __uint(max_entries, 64 * 1024);
 } events SEC(".maps");
 
-SEC("uretprobe")
+SEC("uretprobe//bin/bash:readline")
 int BPF_KRETPROBE(on_readline_return, const void *ret)
 {
     struct event *e;
@@ -731,7 +733,8 @@ def _bash_on_a_pty(bash: str, line: bytes) -> int:
 
 def test_bashreadline_uretprobe_reads_the_line_bash_returns() -> None:
     """An interactive bash on a pty (stdin a tty, so it reads with readline) types a command; the uretprobe on
-    /bin/bash's readline reads the returned string."""
+    /bin/bash's readline, attached where ``SEC("uretprobe//bin/bash:readline")`` says, reads the returned
+    string."""
     bash = "/bin/bash"
     if not os.path.exists(bash):
         pytest.skip(f"{bash} does not exist")
@@ -739,7 +742,7 @@ def test_bashreadline_uretprobe_reads_the_line_bash_returns() -> None:
         pytest.skip(reason)
     line = b"echo pyaya-readline-marker"
     with Ebpf.load_file(_build("lt_readline")) as bpf:
-        with bpf.programs["on_readline_return"].attach(bash, "readline"):
+        with bpf.programs["on_readline_return"].attach():  # /bin/bash:readline, from SEC()
             pid = _bash_on_a_pty(bash, line)
         lines = [e.line for e in bpf.maps["events"].typed("event").drain(timeout=0.5) if e.pid == pid]
         assert lines[:2] == [line.decode(), "exit"], lines
@@ -855,6 +858,10 @@ def test_uprobe_and_uretprobe_read_arguments_and_result(tmp_path: Path) -> None:
         assert isinstance(entry, UProbe)
         assert isinstance(ret, UProbe)
         assert (entry.retprobe, ret.retprobe) == (False, True)  # SEC("uprobe"), SEC("uretprobe")
+        with pytest.raises(InvalidArgumentError, match=r"does not name its binary and function .* attach\(binary"):
+            entry.attach()  # a bare SEC("uprobe") names no target: libbpf's auto-attach skips it too
+        with pytest.raises(InvalidArgumentError, match="give the target with symbol='pyaya_mul'"):
+            entry.attach(symbol="pyaya_mul")
         with (
             bpf.programs["on_mul"].attach(binary, "pyaya_mul"),
             bpf.programs["on_mul_return"].attach(binary, "pyaya_mul"),
