@@ -186,7 +186,8 @@ const struct event *unused_event __attribute__((unused));
 char LICENSE[] SEC("license") = "GPL";
 """
 
-# exitsnoop: the exit code of a child of this process, read from its task (the BTF pointer, CO-RE).
+# exitsnoop: the exit code of a child of this process, read from its task with BPF_CORE_READ (the BTF pointer of
+# bpf_get_current_task_btf, or with -DUNTYPED_TASK bpf_get_current_task's plain address).
 EXITSNOOP = r"""
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -210,7 +211,11 @@ const volatile __u32 parent_tgid = 0;
 SEC("tp/sched/sched_process_exit")
 int on_exit(void *ctx)
 {
+#ifdef UNTYPED_TASK
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+#else
     struct task_struct *task = bpf_get_current_task_btf();
+#endif
     __u64 id = bpf_get_current_pid_tgid();
     struct event *e;
 
@@ -602,6 +607,7 @@ OBJECTS: dict[str, tuple[str, dict[str, Any]]] = {
     "lt_execsnoop": (EXECSNOOP, {"vmlinux": True}),
     "lt_opensnoop": (OPENSNOOP, {"vmlinux": True}),
     "lt_exitsnoop": (EXITSNOOP, {"vmlinux": True}),
+    "lt_exitsnoop_untyped": (EXITSNOOP, {"vmlinux": True, "extra_flags": ("-DUNTYPED_TASK",)}),
     "lt_readline": (READLINE, {"vmlinux": True}),
     "lt_runqlat": (RUNQLAT, {"vmlinux": True}),
     "lt_runqlat_raw": (RUNQLAT, {"vmlinux": True, "extra_flags": ("-DRAW_TP",)}),
@@ -683,8 +689,9 @@ def test_opensnoop_pairs_openat_entry_and_exit(tmp_path: Path) -> None:
         assert len(bpf.maps["start"]) == 0  # every entry was paired with its exit
 
 
-def test_exitsnoop_sees_a_childs_exit_status() -> None:
-    with Ebpf.load_file(_build("lt_exitsnoop"), globals={"parent_tgid": os.getpid()}) as bpf:
+@pytest.mark.parametrize("name", ["lt_exitsnoop", "lt_exitsnoop_untyped"], ids=["task_btf", "task"])
+def test_exitsnoop_sees_a_childs_exit_status(name: str) -> None:
+    with Ebpf.load_file(_build(name), globals={"parent_tgid": os.getpid()}) as bpf:
         with bpf.programs["on_exit"].attach():
             child = subprocess.Popen(["/bin/sh", "-c", "exit 7"])
             assert child.wait() == 7
