@@ -667,6 +667,7 @@ def test_execsnoop_reads_argv_of_an_exec_into_a_prefix_sent_over_perf() -> None:
         assert bpf.maps["events"].max_entries == _possible_cpus()  # sized at load, as libbpf sizes it
 
 
+@pytest.mark.needs("map:RingBuf")
 def test_opensnoop_pairs_openat_entry_and_exit(tmp_path: Path) -> None:
     known = tmp_path / "known-file"
     known.write_text("x")
@@ -689,8 +690,18 @@ def test_opensnoop_pairs_openat_entry_and_exit(tmp_path: Path) -> None:
         assert len(bpf.maps["start"]) == 0  # every entry was paired with its exit
 
 
-@pytest.mark.parametrize("name", ["lt_exitsnoop", "lt_exitsnoop_untyped"], ids=["task_btf", "task"])
-def test_exitsnoop_sees_a_childs_exit_status(name: str) -> None:
+@pytest.mark.needs("map:RingBuf")
+@pytest.mark.parametrize(
+    ("name", "requirement"),
+    [
+        ("lt_exitsnoop", "helper:TracePoint:bpf_get_current_task_btf"),
+        ("lt_exitsnoop_untyped", "helper:bpf_get_current_task"),
+    ],
+    ids=["task_btf", "task"],
+)
+def test_exitsnoop_sees_a_childs_exit_status(name: str, requirement: str) -> None:
+    if not (probe := features.requirement(requirement)).ok:
+        pytest.skip(f"this kernel lacks {requirement}: {probe.reason}")
     with Ebpf.load_file(_build(name), globals={"parent_tgid": os.getpid()}) as bpf:
         with bpf.programs["on_exit"].attach():
             child = subprocess.Popen(["/bin/sh", "-c", "exit 7"])
@@ -738,6 +749,7 @@ def _bash_on_a_pty(bash: str, line: bytes) -> int:
     return child.pid
 
 
+@pytest.mark.needs("map:RingBuf")
 def test_bashreadline_uretprobe_reads_the_line_bash_returns() -> None:
     """An interactive bash on a pty (stdin a tty, so it reads with readline) types a command; the uretprobe on
     /bin/bash's readline, attached where ``SEC("uretprobe//bin/bash:readline")`` says, reads the returned
@@ -806,6 +818,7 @@ def test_syscount_counts_syscalls_by_id() -> None:
 TCP_ESTABLISHED, TCP_SYN_SENT, TCP_SYN_RECV, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSE, TCP_LISTEN = 1, 2, 3, 4, 5, 7, 10
 
 
+@pytest.mark.needs("map:RingBuf")
 def test_tcpstates_sees_a_loopback_connections_transitions() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
         listener.bind(("127.0.0.1", 0))
@@ -858,6 +871,7 @@ def test_task_iterator_lists_this_process_and_its_threads() -> None:
     assert len(tasks) == len(lines) > 2
 
 
+@pytest.mark.needs("map:RingBuf")
 def test_uprobe_and_uretprobe_read_arguments_and_result(tmp_path: Path) -> None:
     binary = _gcc(tmp_path, "mul", MUL_PROGRAM)
     with Ebpf.load_file(_build("lt_uprobe")) as bpf:
