@@ -497,7 +497,7 @@ class UProbe(Program):
 
     def attach(
         self,
-        target: str | os.PathLike[str],
+        target: str | os.PathLike[str] | None = None,
         symbol: str | None = None,
         *,
         offset: int = 0,
@@ -505,14 +505,25 @@ class UProbe(Program):
         cookie: int | None = None,
     ) -> Link:
         """Attach to ``symbol`` (plus ``offset`` bytes) of ``target``, or at file offset ``offset`` when ``symbol``
-        is None, loading first if needed. With ``cookie`` (a u64), the program's runs through this link read it
-        with ``bpf_get_attach_cookie`` (kernel 5.15+).
+        is None, loading first if needed. Without ``target`` (and ``symbol``, ``offset``), to the binary and
+        function its ELF section names, as libbpf's ``bpf_program__attach`` does:
+        ``SEC("uretprobe//bin/bash:readline")``, ``SEC("uprobe/libc.so.6:malloc+0x10")``.
+
+        With ``cookie`` (a u64), the program's runs through this link read it with ``bpf_get_attach_cookie``
+        (kernel 5.15+).
 
         ``target`` is a path to an ELF binary or library, or a library name (``"libc"``) looked up in the
         ld.so cache (and in ``pid``'s mappings when given). With ``pid``, only that process triggers it.
 
         A ``symbol`` the file does not have raises :class:`~pyaya.NotFoundError` naming the file and the closest
         symbols it has."""
+        if target is None:
+            if symbol is not None or offset != 0:
+                raise InvalidArgumentError(
+                    f"give the target with symbol={symbol!r}/offset={offset!r} (the binary or library they are in), "
+                    "or none of them to take all three from the program's ELF section"
+                )
+            target, symbol, offset = self._section_target()
         where = _args.path(target, "target")
         _args.optional_string(symbol, "symbol")
         _args.integer(offset, "offset", high=_args.U64)
@@ -524,6 +535,26 @@ class UProbe(Program):
         _cookie(cookie, f"{self.name!r} to {symbol or hex(offset)} of {where}")
         self._ensure_loaded()
         return self._attached(self._native.attach_uprobe(where, symbol, offset, pid, cookie))
+
+    def _section_target(self) -> tuple[str, str | None, int]:
+        """libbpf's ``uprobe/<binary>:<function>[+<offset>]`` (or a bare ``<offset>`` for the function)."""
+        section = self._native.section or ""
+        prefix, _, rest = section.partition("/")
+        binary, _, function = rest.partition(":")
+        symbol: str | None = function
+        offset = 0
+        if "+" in function:
+            symbol, _, added = function.partition("+")
+            offset = _section_offset(added)
+        elif function[:1].isdigit():
+            symbol, offset = None, _section_offset(function)
+        if prefix not in ("uprobe", "uretprobe", "uprobe.s", "uretprobe.s") or not binary or offset < 0 or symbol == "":
+            raise InvalidArgumentError(
+                f"program {self.name!r} does not name its binary and function in its ELF section ({section!r}): pass "
+                'attach(binary, function), e.g. attach("/bin/bash", "readline"), or name them in the section '
+                '(C: SEC("uretprobe//bin/bash:readline"))'
+            )
+        return binary, symbol, offset
 
     def attach_usdt(
         self,
@@ -724,3 +755,11 @@ class PerfEvent(Program):
                 ) from error
             raise
         return self._attached(native)
+
+
+def _section_offset(text: str) -> int:
+    """An offset of a uprobe section (``0x10``, ``16``); -1 when it is not a number."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        return -1
