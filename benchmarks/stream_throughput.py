@@ -11,6 +11,7 @@ process, against ``drain()`` of bytes in batches:
 - each as ``bytes`` (``typed(None)``) or decoded to named fields through the object's BTF (``typed("BenchEvent")``;
   the ring's BTF definition names ``BenchEvent``, so ``bpf.maps["BENCH_RING"]`` comes back typed like this
   already, while a ``btf_maps::PerfEventArray`` names no record type: ``BENCH_PERF`` comes back as bytes);
+- ``drain_arrow()`` (when pyarrow is installed): each batch as an Arrow record batch built from that array.
 - ``drain_array()``: each batch as one numpy structured array, printed at the end against issue 13's goal (20 M
   records/s from a backlog, within 3x of ``np.frombuffer`` over the same bytes in one buffer, measured here too).
 
@@ -35,6 +36,7 @@ Needs root, raw tracepoints and x86-64 (getppid is syscall 110 in the fixture).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import platform
 import statistics
 import subprocess
@@ -180,6 +182,16 @@ def read_arrays(stream: Any, finished: Finished) -> tuple[int, int]:
     return received, calls
 
 
+def read_arrow(stream: Any, finished: Finished) -> tuple[int, int]:
+    """Columnar: each batch as one Arrow record batch (built from the numpy array of the same records)."""
+    stream = stream.typed("BenchEvent")
+    received = calls = 0
+    while not finished(received):
+        received += stream.drain_arrow(None, WAIT_S).num_rows
+        calls += 1
+    return received, calls
+
+
 READERS: dict[str, Reader] = {
     "bytes drain()": raw(read_batches),
     "bytes drain() every 10 ms": raw(read_batches_paced),
@@ -189,6 +201,8 @@ READERS: dict[str, Reader] = {
     'typed("BenchEvent") iteration': typed(read_iterating),
     'typed("BenchEvent") drain_array()': read_arrays,
 }
+if importlib.util.find_spec("pyarrow") is not None:  # pyaya[arrow] is optional: the row is left out without it
+    READERS['typed("BenchEvent") drain_arrow()'] = read_arrow
 #: Issue 13's goal for columnar reads: 64-byte records into numpy from a backlog, per second.
 ARRAY_GOAL = 20_000_000
 
