@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import _c_objects
 import pyaya
 import pytest
 from pyaya import Ebpf, KProbeMulti, MultiLink, UProbeMulti, loaded_links
@@ -224,6 +225,65 @@ def test_link_pins_and_unload_detaches(multi: Ebpf, multi_binary: Path, tmp_path
     with program.attach(multi_binary, ["pyaya_multi_two"], cookies=[6]):
         _run(multi_binary)
         assert {cookie for _, _, cookie, _ in _hits(multi, TWO_CALLS)} == {6}
+
+
+#: A libbpf-style C object: SEC("uprobe.multi/...") with libbpf's auto-attach spec (pyaya takes the target at
+#: attach), a CO-RE read (relocated by pyaya for this program, as aya does for the others), a BTF-defined hash map.
+C_MULTI = r"""
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16);
+    __type(key, __u64);
+    __type(value, __u64);
+} calls SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16);
+    __type(key, __u64);
+    __type(value, __u64);
+} tgids SEC(".maps");
+
+SEC("uretprobe.multi/placeholder:pyaya_multi_*")
+int BPF_KRETPROBE(c_multi_return, unsigned long ret)  /* libbpf 1.1 has no BPF_URETPROBE: the same pt_regs */
+{
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    __u64 cookie = bpf_get_attach_cookie(ctx);
+    __u64 tgid = BPF_CORE_READ(task, tgid);
+    __u64 one = 1, *count = bpf_map_lookup_elem(&calls, &cookie);
+    if (count)
+        __sync_fetch_and_add(count, ret);
+    else
+        bpf_map_update_elem(&calls, &cookie, &ret, BPF_NOEXIST);
+    bpf_map_update_elem(&tgids, &cookie, &tgid, BPF_ANY);
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_c_object_with_core_reads(multi_binary: Path) -> None:
+    path = _c_objects.build("uprobe_multi", C_MULTI, vmlinux=True)
+    assert {program.name: program.type for program in inspect_file(path).programs} == {
+        "c_multi_return": "URetProbeMulti"
+    }
+    with Ebpf.load_file(path) as bpf:
+        program = bpf.programs["c_multi_return"]
+        assert isinstance(program, UProbeMulti)
+        assert program.retprobe
+        program.attach(multi_binary, ["pyaya_multi_one", "pyaya_multi_two"], cookies=[1, 2])
+        child = subprocess.Popen([str(multi_binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        child.communicate("go\n", timeout=10)
+        assert child.returncode == 0
+        # The sums of the return values: (1+1) + (2+1) + (3+1), and 20 + 40.
+        assert dict(bpf.maps["calls"].items()) == {1: 9, 2: 60}
+        assert dict(bpf.maps["tgids"].items()) == {1: child.pid, 2: child.pid}
 
 
 def _getpgid_and_getppid(bpf: Ebpf, times: int) -> None:

@@ -992,10 +992,10 @@ fn resolve_ksym(ksym: &Ksym, index: i32, kernel: &dyn Kernel) -> Result<Resoluti
     }
 }
 
-/// Whether the object may have something for `prepare` to rewrite: a libbpf classifier section, or a `.ksyms` or
-/// `.kconfig` DATASEC name among its `.BTF` strings. A scan of the section header table and one byte search,
-/// without parsing the ELF file or its BTF, so that objects with nothing to rewrite (every aya object) pay next to
-/// nothing. Anything it cannot read counts as "maybe": `prepare` then decides, and reports what is wrong.
+/// Whether the object may have something for `prepare` to rewrite: a libbpf classifier or multi-point probe
+/// section, CO-RE records, or a `.ksyms` or `.kconfig` DATASEC name among its `.BTF` strings. A scan of the
+/// section header table and one byte search, without parsing the ELF file or its BTF, so that objects with nothing
+/// to rewrite (most aya objects) pay next to nothing. Anything it cannot read counts as "maybe": `prepare` then decides, and reports what is wrong.
 pub fn needs_pass(data: &[u8]) -> bool {
     scan_sections(data, |name, bytes, little| {
         if renamed_section(std::str::from_utf8(name).ok()?).is_some() {

@@ -1,5 +1,6 @@
 //! The few raw `bpf()` commands aya keeps private: map commands on a map fd that aya owns (keys and values are byte
-//! buffers whose sizes the caller has checked against the map's key and value sizes), pinning, and object info.
+//! buffers whose sizes the caller has checked against the map's key and value sizes), pinning, object info, and
+//! the program load and links of multi-point probes (`multi_load.rs`, `programs_multi.rs`).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd as _, OwnedFd};
