@@ -206,6 +206,25 @@ class Program:
     ) -> Link:
         """Attach a UProbe program to ``symbol`` (+``offset``) or file offset ``offset`` of ``target`` (with a bpf
         cookie when given)."""
+    def attach_uprobe_multi(
+        self,
+        target: Path,
+        functions: list[str] | None = None,
+        pattern: str | None = None,
+        offsets: list[int] | None = None,
+        pid: int | None = None,
+        cookies: list[int] | None = None,
+    ) -> tuple[Link, list[tuple[str, int]]]:
+        """Attach a UProbeMulti program to the ``functions`` (or those matching ``pattern``, or the file offsets
+        ``offsets``) of ``target`` in one uprobe_multi link; returns it with each location's ``(name, offset)``."""
+    def attach_kprobe_multi(
+        self,
+        functions: list[str] | None = None,
+        pattern: str | None = None,
+        cookies: list[int] | None = None,
+    ) -> tuple[Link, list[str]]:
+        """Attach a KProbeMulti program to the kernel ``functions`` (or those of available_filter_functions matching
+        ``pattern``) in one kprobe_multi link; returns it with the functions attached."""
     def attach_usdt(self, targets: list[Path], provider: str, name: str, pid: int | None = None) -> Link:
         """Attach a UProbe program to every location of USDT probe ``provider:name`` in ``targets``, each with a
         cookie naming its argument spec in ``PYAYA_USDT_SPECS``; the kernel maintains the probe's semaphore."""

@@ -37,6 +37,13 @@ LIBBPF_REFUSES = {
     "types_records": ("AYA_LOGS", "LAST_TOTALS", "MIXED", "RAW_SAMPLES", "SAMPLES_BY_KEY", "SIGNED"),
 }
 
+#: Fixtures with program sections newer than the libbpf the report (and this machine's bpftool) is held to,
+#: libbpf 1.1: `pyaya inspect --compat` must name those sections, and bpftool must refuse them the same way.
+#: trace_multi's uprobe.multi/uretprobe.multi came with libbpf 1.3 (its kprobe.multi ones 1.1 knows).
+LIBBPF_UNKNOWN_SECTIONS = {
+    "trace_multi": ("uprobe.multi", "uretprobe.multi"),
+}
+
 #: Fixtures libbpf opens but whose programs no kernel loads as bpftool gives them, and what libbpf says then.
 LOAD_REFUSED = {
     # Both its programs are there for the verifier to refuse (test_refusals.py): libbpf prints the verifier's log.
@@ -64,6 +71,10 @@ def test_fixture_object_loads_with_libbpf_as_inspect_compat_says(name: str, fixt
         names = ", ".join(LIBBPF_REFUSES[name])
         assert len(libbpf.reasons) == 1, libbpf.reasons
         assert f"legacy map definitions in the 'maps' section ({names})" in libbpf.reasons[0]
+    elif name in LIBBPF_UNKNOWN_SECTIONS:
+        assert not libbpf.accepts
+        sections = ", ".join(LIBBPF_UNKNOWN_SECTIONS[name])
+        assert libbpf.reasons == [f"program sections libbpf does not know: {sections}"], libbpf.reasons
     else:
         assert libbpf.accepts, f"{name}: {libbpf.reasons}"
         assert libbpf.reasons == []
@@ -83,6 +94,11 @@ def test_fixture_object_loads_with_libbpf_as_inspect_compat_says(name: str, fixt
     finally:
         shutil.rmtree(pins, ignore_errors=True)
     opened = "failed to open object file" not in run.stderr
+    if name in LIBBPF_UNKNOWN_SECTIONS:
+        assert run.returncode != 0, f"{name}: bpftool loaded sections the report says libbpf does not know"
+        first = LIBBPF_UNKNOWN_SECTIONS[name][0]
+        assert f"failed to guess program type from ELF section '{first}'" in run.stderr, run.stderr[-3000:]
+        return
     if name in LIBBPF_REFUSES:
         assert run.returncode != 0, f"{name}: libbpf loaded what the report says it refuses"
         assert not opened, f"{name}: libbpf opened the object the report says it refuses:\n{run.stderr[-3000:]}"

@@ -1,6 +1,41 @@
 //! Rust type names as bpf-linker writes them into BTF: characters BTF names may not hold escaped as `_XX_` (hex),
 //! so `HashMap<u32, FlowKey>` becomes `HashMap_3C_u32_2C__20_FlowKey_3E_`. A `#[map]` static's type name is how
 //! pyaya learns the map's key and value types, so this parses the generic arguments out of it.
+//! Also the globs of multi-point probes (`tcp_*`), matched against function names as libbpf matches them.
+
+/// Whether `name` matches the glob `pattern` (`*`: any run of characters, `?`: one character), as libbpf's
+/// `glob_match` for `uprobe.multi`/`kprobe.multi` patterns. Iterative, with one backtrack point (the last `*`).
+pub fn glob_match(name: &str, pattern: &str) -> bool {
+    let name: Vec<char> = name.chars().collect();
+    let pattern: Vec<char> = pattern.chars().collect();
+    let (mut n, mut p) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while let Some(&c) = name.get(n) {
+        match pattern.get(p) {
+            Some('*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(&wanted) if wanted == '?' || wanted == c => {
+                n += 1;
+                p += 1;
+            }
+            _ => match star {
+                Some((star_p, star_n)) => {
+                    p = star_p + 1;
+                    n = star_n + 1;
+                    star = Some((star_p, star_n + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern
+        .get(p..)
+        .unwrap_or_default()
+        .iter()
+        .all(|c| *c == '*')
+}
 
 /// How deeply array types may nest in a name before the parser calls them unknown.
 const MAX_DEPTH: usize = 16;
@@ -162,6 +197,22 @@ pub fn generic_arguments(name: &str) -> Option<(String, Vec<RustType>)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn globs_as_libbpf() {
+        use super::glob_match;
+        assert!(glob_match("tcp_sendmsg", "tcp_*"));
+        assert!(glob_match("tcp_sendmsg", "*sendmsg"));
+        assert!(glob_match("tcp_sendmsg", "tcp_?endmsg"));
+        assert!(glob_match("a", "*"));
+        assert!(glob_match("", "*"));
+        assert!(glob_match("abcabc", "*abc"));
+        assert!(glob_match("__x64_sys_getppid", "__x64_sys_getp*id"));
+        assert!(!glob_match("udp_sendmsg", "tcp_*"));
+        assert!(!glob_match("tcp", "tcp_*"));
+        assert!(!glob_match("tcp_x", "tcp_"));
+        assert!(!glob_match("", "?"));
+    }
+
     use super::*;
 
     fn int(size: u8, signed: bool) -> RustType {

@@ -6,6 +6,9 @@
 //!   section header string table and in the `.BTF.ext` records that name the section (func/line info, CO-RE), so
 //!   no line info or relocation is lost. The section indexes stay, so the original names are still read from the
 //!   original bytes.
+//! - **multi-point probe sections** (`uprobe.multi`, `uretprobe.multi`, `kprobe.multi/tcp_*`, ...), which aya-obj
+//!   0.3 does not know either, are renamed to their single-point form (`uprobe`, `kprobe/tcp_*`) the same way;
+//!   the loader, which reads the original names, loads those programs with their multi attach type itself.
 //! - **`__ksym` externs**: each relocated instruction is resolved as libbpf does (a typed VAR or a kfunc by its
 //!   vmlinux BTF id, an untyped VAR by its address, a missing weak one as 0, a missing weak kfunc call as a call the
 //!   verifier refuses only where it is reachable), and the `.ksyms` DATASEC, which aya cannot size and the kernel
@@ -114,6 +117,59 @@ pub fn classifier_section(name: &str) -> Option<String> {
         "tc" | "tc/ingress" | "tc/egress" | "tcx/ingress" | "tcx/egress"
     )
     .then(|| format!("classifier/{name}"))
+}
+
+/// A multi-point probe section (`uprobe.multi`, `uretprobe.multi/...`, `kprobe.multi/tcp_*`, their `.s`
+/// sleepable forms): one program attached to many places through one `uprobe_multi`/`kprobe_multi` link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MultiProbe {
+    /// A kprobe.multi (kernel functions), else a uprobe.multi (user-space functions).
+    pub kernel: bool,
+    /// A return probe (`uretprobe.multi`, `kretprobe.multi`).
+    pub retprobe: bool,
+    /// `uprobe.multi.s`: loaded with `BPF_F_SLEEPABLE`.
+    pub sleepable: bool,
+}
+
+/// What a multi-point probe section is, `None` for every other section. aya-obj 0.3 has no such sections; the
+/// pass renames them to the single-point form (`multi_section`) and the loader gives them their attach type.
+pub fn multi_probe(section: &str) -> Option<MultiProbe> {
+    let (kind, _) = section.split_once('/').unwrap_or((section, ""));
+    let (kernel, retprobe, sleepable) = match kind {
+        "uprobe.multi" => (false, false, false),
+        "uprobe.multi.s" => (false, false, true),
+        "uretprobe.multi" => (false, true, false),
+        "uretprobe.multi.s" => (false, true, true),
+        "kprobe.multi" => (true, false, false),
+        "kretprobe.multi" => (true, true, false),
+        _ => return None,
+    };
+    Some(MultiProbe {
+        kernel,
+        retprobe,
+        sleepable,
+    })
+}
+
+/// aya's name for a multi-point probe section: the single-point probe of the same direction (`uprobe.multi/x` ->
+/// `uprobe/x`, `uretprobe.multi.s` -> `uretprobe.s`), which aya-obj parses into the program aya then prepares.
+pub fn multi_section(name: &str) -> Option<String> {
+    multi_probe(name)?;
+    let (kind, rest) = match name.split_once('/') {
+        Some((kind, rest)) => (kind, Some(rest)),
+        None => (name, None),
+    };
+    let single = kind.replacen(".multi", "", 1);
+    Some(match rest {
+        Some(rest) => format!("{single}/{rest}"),
+        None => single,
+    })
+}
+
+/// The name aya must see for a section it refuses (a libbpf classifier, a multi-point probe), `None` when aya
+/// reads it as it is.
+pub fn renamed_section(name: &str) -> Option<String> {
+    classifier_section(name).or_else(|| multi_section(name))
 }
 
 /// How a `__ksym` extern is declared.
@@ -936,13 +992,13 @@ fn resolve_ksym(ksym: &Ksym, index: i32, kernel: &dyn Kernel) -> Result<Resoluti
     }
 }
 
-/// Whether the object may have something for `prepare` to rewrite: a libbpf classifier section, or a `.ksyms` or
-/// `.kconfig` DATASEC name among its `.BTF` strings. A scan of the section header table and one byte search,
-/// without parsing the ELF file or its BTF, so that objects with nothing to rewrite (every aya object) pay next to
-/// nothing. Anything it cannot read counts as "maybe": `prepare` then decides, and reports what is wrong.
+/// Whether the object may have something for `prepare` to rewrite: a libbpf classifier or multi-point probe
+/// section, CO-RE records, or a `.ksyms` or `.kconfig` DATASEC name among its `.BTF` strings. A scan of the
+/// section header table and one byte search, without parsing the ELF file or its BTF, so that objects with nothing
+/// to rewrite (most aya objects) pay next to nothing. Anything it cannot read counts as "maybe": `prepare` then decides, and reports what is wrong.
 pub fn needs_pass(data: &[u8]) -> bool {
     scan_sections(data, |name, bytes, little| {
-        if classifier_section(std::str::from_utf8(name).ok()?).is_some() {
+        if renamed_section(std::str::from_utf8(name).ok()?).is_some() {
             return Some(true);
         }
         if name == b".BTF.ext" && has_core_records(bytes?, little)? {
@@ -1076,7 +1132,7 @@ pub fn prepare_for_load(data: &[u8], kernel: Option<&dyn Kernel>) -> Result<Prep
     let renames: Vec<(usize, String)> = elf
         .sections
         .iter()
-        .filter_map(|s| classifier_section(&s.name).map(|name| (s.index, name)))
+        .filter_map(|s| renamed_section(&s.name).map(|name| (s.index, name)))
         .collect();
     let btf = object_btf(&elf);
     let externs = match (&btf, kernel) {
@@ -1111,7 +1167,7 @@ pub fn prepare_for_load(data: &[u8], kernel: Option<&dyn Kernel>) -> Result<Prep
         None => None,
     };
 
-    // Classifier sections: the ELF name, and the .BTF.ext blocks that name them.
+    // Classifier and multi-point probe sections: the ELF name, and the .BTF.ext blocks that name them.
     let mut new_names: HashMap<String, String> = HashMap::new();
     for (index, name) in &renames {
         editor.names.push((*index, name.clone()));
@@ -1327,6 +1383,31 @@ mod tests {
         assert_eq!(classifier_section("classifier"), None);
         assert_eq!(classifier_section("tc/other"), None);
         assert_eq!(classifier_section("tcp"), None);
+    }
+
+    #[test]
+    fn multi_probe_sections_become_single_probes() {
+        assert_eq!(multi_section("uprobe.multi").as_deref(), Some("uprobe"));
+        assert_eq!(
+            multi_section("uprobe.multi/self/proc/exe:trigger").as_deref(),
+            Some("uprobe/self/proc/exe:trigger")
+        );
+        assert_eq!(
+            multi_section("uretprobe.multi.s").as_deref(),
+            Some("uretprobe.s")
+        );
+        assert_eq!(
+            multi_section("kretprobe.multi/tcp_*").as_deref(),
+            Some("kretprobe/tcp_*")
+        );
+        assert_eq!(multi_section("uprobe"), None);
+        assert_eq!(multi_section("uprobe/multi"), None);
+        assert_eq!(multi_section("kprobe.multix"), None);
+        let probe = multi_probe("uretprobe.multi.s/x").unwrap();
+        assert!(!probe.kernel && probe.retprobe && probe.sleepable);
+        let probe = multi_probe("kprobe.multi/tcp_*").unwrap();
+        assert!(probe.kernel && !probe.retprobe && !probe.sleepable);
+        assert_eq!(renamed_section("tc").as_deref(), Some("classifier/tc"));
     }
 
     #[test]

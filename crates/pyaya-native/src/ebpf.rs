@@ -18,6 +18,7 @@ use crate::load_options;
 use crate::logs::LogQueue;
 use crate::map_shared::{self, LogOwner, Owner};
 use crate::maps::{self, MapSlot};
+use crate::multi_load::{self, MultiCode};
 use crate::names::program_kind;
 use crate::perf::{PerfShared, PerfState};
 use crate::pinning;
@@ -35,6 +36,11 @@ struct LoadedObject {
     pinned_programs: HashMap<String, AyaProgram>,
     /// Perf event arrays whose buffers were opened at load, by name, until Python asks for them.
     perf_arrays: Vec<(String, PerfArrayAtLoad)>,
+    /// The relocated code of the object's multi-point probes, which pyaya loads itself (`multi_load.rs`).
+    multi_code: HashMap<String, MultiCode>,
+    /// Multi-point probes pyaya loaded, as aya programs holding their fds: these stand for aya's own (never
+    /// loaded) program of the same name.
+    multi_loaded: HashMap<String, AyaProgram>,
 }
 
 /// A perf event array taken from aya at load: its buffers open (and in its slots), or the map itself when they
@@ -72,6 +78,9 @@ fn open_perf_arrays(ebpf: &mut AyaEbpf) -> Vec<(String, PerfArrayAtLoad)> {
 
 impl LoadedObject {
     fn program_mut(&mut self, name: &str) -> Option<&mut AyaProgram> {
+        if let Some(program) = self.multi_loaded.get_mut(name) {
+            return Some(program);
+        }
         match self.ebpf.program_mut(name) {
             Some(program) => Some(program),
             None => self.pinned_programs.get_mut(name),
@@ -100,6 +109,37 @@ pub struct Ebpf {
 impl Ebpf {
     fn lock(&self) -> MutexGuard<'_, Option<LoadedObject>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The pyaya kind of program `name`: aya's, except for multi-point probes, which aya prepares as plain ones.
+    fn kind_of(&self, name: &str, program: &AyaProgram) -> &'static str {
+        self.sections
+            .get(name)
+            .and_then(|section| multi_load::kind_of_section(section))
+            .unwrap_or_else(|| program_kind(program))
+    }
+
+    /// Loads the multi-point probe `name` from its relocated code, with its multi attach type.
+    fn load_multi(&self, name: &str) -> Result<(), Deferred> {
+        self.with_object(|object| {
+            if object
+                .multi_loaded
+                .get(name)
+                .is_some_and(|program| program.fd().is_ok())
+            {
+                return Err(Deferred::Program(
+                    format!("loading program {name:?}"),
+                    Box::new(ProgramError::AlreadyLoaded),
+                ));
+            }
+            let code = object.multi_code.get(name).ok_or_else(|| {
+                Deferred::Plain(Kind::NotFound, format!("no program named {name:?}"))
+            })?;
+            let program = multi_load::load(name, code)?;
+            object.multi_loaded.insert(name.to_owned(), program);
+            Ok(())
+        })
+        .map_err(|error| self.explain_core_failure(name, error))
     }
 
     /// Runs `f` on the loaded object, or fails with `ClosedError`. Errors are deferred (see `Deferred`), so this
@@ -234,7 +274,7 @@ impl Ebpf {
         let max_entries = max_entries.unwrap_or_default();
         let log_queue = LogQueue::default();
         let queue = log_queue.clone();
-        let (ebpf, logger, sections, map_pins, perf_arrays) = py.detach(move || {
+        let (ebpf, logger, sections, map_pins, perf_arrays, multi_code) = py.detach(move || {
             // The object as given was checked above; a rewritten one is checked again as aya will see it.
             if rewritten {
                 pyaya_core::elf::check_for_aya(data).map_err(|err| {
@@ -313,6 +353,9 @@ impl Ebpf {
             if let Some(pins) = &pins {
                 pins.set_modes()?;
             }
+            let sections = crate::program_types::program_sections(original);
+            // Before any map is taken from aya: every map fd is still there to relocate against.
+            let multi_code = multi_load::relocate(data, &sections, &ebpf, target_btf.as_ref())?;
             let logger = match EbpfLogger::init_with_logger(&mut ebpf, queue) {
                 Ok(logger) => Some(logger),
                 // An object without aya-log statements has no AYA_LOGS map: nothing to read.
@@ -331,13 +374,7 @@ impl Ebpf {
             let map_pins: HashMap<String, PathBuf> = pins
                 .map(|pins| pins.paths.into_iter().collect())
                 .unwrap_or_default();
-            Ok::<_, Deferred>((
-                ebpf,
-                logger,
-                crate::program_types::program_sections(original),
-                map_pins,
-                perf_arrays,
-            ))
+            Ok::<_, Deferred>((ebpf, logger, sections, map_pins, perf_arrays, multi_code))
         })?;
         let log_wake_fd = match &logger {
             Some(logger) => Some(logger.as_fd().try_clone_to_owned().map_err(|err| {
@@ -356,6 +393,8 @@ impl Ebpf {
                 logger,
                 pinned_programs: HashMap::new(),
                 perf_arrays,
+                multi_code,
+                multi_loaded: HashMap::new(),
             })),
             log_queue,
             log_handler: Mutex::new(None),
@@ -372,7 +411,7 @@ impl Ebpf {
             let mut list: Vec<_> = object
                 .ebpf
                 .programs()
-                .map(|(name, program)| (name.to_owned(), program_kind(program)))
+                .map(|(name, program)| (name.to_owned(), self.kind_of(name, program)))
                 .collect();
             list.sort();
             Ok(list)
@@ -440,17 +479,23 @@ impl Ebpf {
     /// A handle on one program.
     fn program(slf: &Bound<'_, Self>, name: &str) -> PyResult<Program> {
         let kind = slf.get().with_object(|object| {
-            object.ebpf.program(name).map(program_kind).ok_or_else(|| {
-                let mut names: Vec<_> = object.ebpf.programs().map(|(n, _)| n.to_owned()).collect();
-                names.sort();
-                Deferred::Plain(
-                    Kind::NotFound,
-                    format!(
-                        "no program named {name:?}; the object has: {}",
-                        names.join(", ")
-                    ),
-                )
-            })
+            let this = slf.get();
+            object
+                .ebpf
+                .program(name)
+                .map(|program| this.kind_of(name, program))
+                .ok_or_else(|| {
+                    let mut names: Vec<_> =
+                        object.ebpf.programs().map(|(n, _)| n.to_owned()).collect();
+                    names.sort();
+                    Deferred::Plain(
+                        Kind::NotFound,
+                        format!(
+                            "no program named {name:?}; the object has: {}",
+                            names.join(", ")
+                        ),
+                    )
+                })
         })?;
         Ok(Program {
             ebpf: slf.clone().unbind(),
@@ -601,6 +646,11 @@ impl Program {
     /// Verifies and loads the program into the kernel (the GIL is released meanwhile).
     fn load(&self, py: Python<'_>) -> PyResult<()> {
         let context = format!("loading program {:?}", self.name);
+        if matches!(self.kind, "UProbeMulti" | "KProbeMulti") {
+            py.detach(|| self.ebpf.get().load_multi(&self.name))
+                .map_err(|err| err.into_err(self.needs()))?;
+            return Ok(());
+        }
         py.detach(|| {
             self.ebpf.get().with_program(&self.name, |program| {
                 let result = for_loadable!(program, p => p.load(), other => {
@@ -1038,6 +1088,8 @@ impl Ebpf {
                 logger: None,
                 pinned_programs,
                 perf_arrays: Vec::new(),
+                multi_code: HashMap::new(),
+                multi_loaded: HashMap::new(),
             })),
             log_queue: LogQueue::default(),
             log_handler: Mutex::new(None),

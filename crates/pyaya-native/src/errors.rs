@@ -135,10 +135,9 @@ impl Needs {
     /// What loading or attaching a program of `kind` (a pyaya type name) needs.
     pub fn for_program(kind: &str) -> Self {
         match kind {
-            "TracePoint" | "RawTracePoint" | "KProbe" | "UProbe" | "PerfEvent"
-            | "BtfTracePoint" | "FEntry" | "FExit" | "Lsm" | "LsmCgroup" | "Iter" | "Extension" => {
-                Self::TRACING
-            }
+            "TracePoint" | "RawTracePoint" | "KProbe" | "UProbe" | "KProbeMulti"
+            | "UProbeMulti" | "PerfEvent" | "BtfTracePoint" | "FEntry" | "FExit" | "Lsm"
+            | "LsmCgroup" | "Iter" | "Extension" => Self::TRACING,
             "Xdp"
             | "SchedClassifier"
             | "SocketFilter"

@@ -20,10 +20,13 @@ use crate::sys;
 /// Every program type name `program_supported` and `helper_supported` take (pyaya's program class names), with
 /// aya's program type for it: the one table of program types, exported to Python as `_native.PROGRAM_TYPES`.
 /// fentry, fexit, tp_btf and iterators are all BPF_PROG_TYPE_TRACING, which aya probes with an fentry.
-pub const PROGRAM_TYPES: [(&str, ProgramType); 38] = [
+pub const PROGRAM_TYPES: [(&str, ProgramType); 40] = [
     ("SocketFilter", ProgramType::SocketFilter),
     ("KProbe", ProgramType::KProbe),
     ("UProbe", ProgramType::KProbe),
+    // Multi-point probes are kprobe programs with a multi attach type (`multi_load.rs`).
+    ("KProbeMulti", ProgramType::KProbe),
+    ("UProbeMulti", ProgramType::KProbe),
     ("SchedClassifier", ProgramType::SchedClassifier),
     ("SchedAction", ProgramType::SchedAction),
     ("TracePoint", ProgramType::TracePoint),

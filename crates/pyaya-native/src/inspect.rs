@@ -53,8 +53,18 @@ pub fn inspect_object<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, 
             .unwrap_or_default();
         let entry = PyDict::new(py);
         entry.set_item("name", name)?;
-        entry.set_item("section", section_name)?;
-        entry.set_item("type", section_kind(&program.section))?;
+        entry.set_item("section", &section_name)?;
+        // aya-obj reads a multi-point probe's renamed section as a plain probe: its real kind is in the original.
+        let kind = match pyaya_core::object_pass::multi_probe(&section_name) {
+            Some(probe) => match (probe.kernel, probe.retprobe) {
+                (false, false) => "UProbeMulti".to_owned(),
+                (false, true) => "URetProbeMulti".to_owned(),
+                (true, false) => "KProbeMulti".to_owned(),
+                (true, true) => "KRetProbeMulti".to_owned(),
+            },
+            None => section_kind(&program.section),
+        };
+        entry.set_item("type", kind)?;
         program_list.append(entry)?;
     }
 

@@ -35,7 +35,7 @@ pub fn owned<L: OwnedLink>(
 }
 
 /// The kernel's BTF, parsed once per process (parsing vmlinux takes a while).
-fn kernel_btf() -> Result<&'static Btf, Deferred> {
+pub(crate) fn kernel_btf() -> Result<&'static Btf, Deferred> {
     static BTF: OnceLock<Btf> = OnceLock::new();
     if let Some(btf) = BTF.get() {
         return Ok(btf);
@@ -408,7 +408,7 @@ fn online_cpus() -> Result<Vec<u32>, Deferred> {
 
 /// The file a uprobe target names, resolved as aya resolves it: a path as it is; a bare name (`libc`) through
 /// the mappings of `pid`, then the ld.so cache.
-fn resolve_uprobe_target(target: &Path, pid: Option<u32>) -> Option<PathBuf> {
+pub(crate) fn resolve_uprobe_target(target: &Path, pid: Option<u32>) -> Option<PathBuf> {
     use std::os::unix::ffi::OsStrExt as _;
     if target.file_name() != Some(target.as_os_str()) {
         return Some(target.to_path_buf());
@@ -492,7 +492,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// When `symbol` is not a symbol of the file `target` resolves to, says so with the closest names; None when it is
 /// (or when the file cannot be read: aya's own error then stands).
-fn missing_uprobe_symbol(target: &Path, pid: Option<u32>, symbol: &str) -> Option<String> {
+pub(crate) fn missing_uprobe_symbol(
+    target: &Path,
+    pid: Option<u32>,
+    symbol: &str,
+) -> Option<String> {
     let path = resolve_uprobe_target(target, pid)?;
     let data = std::fs::read(&path).ok()?;
     let elf = pyaya_core::elf::Elf::parse(&data).ok()?;

@@ -1,5 +1,6 @@
 //! The few raw `bpf()` commands aya keeps private: map commands on a map fd that aya owns (keys and values are byte
-//! buffers whose sizes the caller has checked against the map's key and value sizes), pinning, and object info.
+//! buffers whose sizes the caller has checked against the map's key and value sizes), pinning, object info, and
+//! the program load and links of multi-point probes (`multi_load.rs`, `programs_multi.rs`).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd as _, OwnedFd};
@@ -601,4 +602,193 @@ pub fn rcu_grace_period() -> io::Result<bool> {
         Some(libc::ENOSYS | libc::EINVAL) => Ok(false),
         _ => Err(err),
     }
+}
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_LINK_CREATE: libc::c_long = 28;
+/// `BPF_PROG_TYPE_KPROBE`: uprobes and kprobes, single or multi-point.
+const BPF_PROG_TYPE_KPROBE: u32 = 2;
+
+/// The prefix of `bpf_attr` that `BPF_PROG_LOAD` reads up to `expected_attach_type` (the kernel zero-extends a
+/// shorter attr): no BTF, so no func_info/line_info (see `multi_probe.rs`).
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// Loads a kprobe-type program from relocated instructions (8 bytes each) with `expected_attach_type` (what a
+/// multi-point link requires) and `flags` (`BPF_F_SLEEPABLE`). On failure, the verifier's log when it wrote one:
+/// the load is retried with a log only after a first attempt without fails, as aya and libbpf do.
+pub fn load_kprobe_program(
+    instructions: &[u64],
+    license: &std::ffi::CStr,
+    kernel_version: u32,
+    name: &str,
+    expected_attach_type: u32,
+    flags: u32,
+) -> Result<OwnedFd, (io::Error, String)> {
+    let mut prog_name = [0u8; 16];
+    // The kernel keeps 15 bytes of a name, of [A-Za-z0-9_.] only (what aya names a program: its function).
+    for (slot, byte) in prog_name.iter_mut().zip(
+        name.bytes()
+            .filter(|byte| byte.is_ascii_alphanumeric() || *byte == b'_' || *byte == b'.')
+            .take(15),
+    ) {
+        *slot = byte;
+    }
+    let load = |log: &mut [u8]| {
+        let mut attr = ProgLoadAttr {
+            prog_type: BPF_PROG_TYPE_KPROBE,
+            insn_cnt: instructions.len() as u32,
+            insns: instructions.as_ptr() as u64,
+            license: license.as_ptr() as u64,
+            kern_version: kernel_version,
+            prog_flags: flags,
+            prog_name,
+            expected_attach_type,
+            ..ProgLoadAttr::default()
+        };
+        if !log.is_empty() {
+            attr.log_level = 1;
+            attr.log_size = log.len() as u32;
+            attr.log_buf = log.as_mut_ptr() as u64;
+        }
+        // `instructions`, `license` and `log` outlive the call.
+        bpf(BPF_PROG_LOAD, &mut attr)
+    };
+    let first = match load(&mut []) {
+        // SAFETY: the kernel just returned this new program fd, owned by nothing else.
+        Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) }),
+        Err(err) => err,
+    };
+    let mut size = 1 << 20;
+    loop {
+        let mut log = vec![0u8; size];
+        match load(&mut log) {
+            // A load that worked with a log (it should not): keep it.
+            // SAFETY: as above.
+            Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) }),
+            // ENOSPC: the log did not fit; the verifier's verdict comes at its end.
+            Err(err) if err.raw_os_error() == Some(libc::ENOSPC) && size < 1 << 28 => size *= 4,
+            Err(err) => {
+                let end = log.iter().position(|byte| *byte == 0).unwrap_or(log.len());
+                let text = String::from_utf8_lossy(&log[..end]).into_owned();
+                return Err((if text.is_empty() { first } else { err }, text));
+            }
+        }
+    }
+}
+
+/// `bpf_attr.link_create` with its `uprobe_multi` member (`include/uapi/linux/bpf.h`, 6.6).
+#[repr(C)]
+#[derive(Default)]
+struct UprobeMultiLinkAttr {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    flags: u32,
+    path: u64,
+    offsets: u64,
+    ref_ctr_offsets: u64,
+    cookies: u64,
+    cnt: u32,
+    multi_flags: u32,
+    pid: u32,
+    /// Zeroed explicitly: the kernel refuses an attr whose bytes past the fields it knows are not zero.
+    _pad: u32,
+}
+
+/// `BPF_TRACE_UPROBE_MULTI` (`enum bpf_attach_type`).
+pub const BPF_TRACE_UPROBE_MULTI: u32 = 48;
+/// `BPF_TRACE_KPROBE_MULTI`.
+pub const BPF_TRACE_KPROBE_MULTI: u32 = 42;
+/// `BPF_F_UPROBE_MULTI_RETURN` and `BPF_F_KPROBE_MULTI_RETURN`: return probes.
+pub const BPF_F_MULTI_RETURN: u32 = 1;
+/// `BPF_F_SLEEPABLE` (`prog_flags`).
+pub const BPF_F_SLEEPABLE: u32 = 1 << 4;
+
+/// One uprobe_multi link of `program` on the file `path` at `offsets` (file offsets), with a cookie per offset
+/// (`cookies` empty: none) and only in process `pid` (0: every process).
+pub fn link_uprobe_multi(
+    program: BorrowedFd<'_>,
+    path: &std::ffi::CStr,
+    offsets: &[u64],
+    cookies: &[u64],
+    pid: u32,
+    retprobe: bool,
+) -> io::Result<OwnedFd> {
+    let mut attr = UprobeMultiLinkAttr {
+        prog_fd: program.as_raw_fd() as u32,
+        attach_type: BPF_TRACE_UPROBE_MULTI,
+        path: path.as_ptr() as u64,
+        offsets: offsets.as_ptr() as u64,
+        cookies: if cookies.is_empty() {
+            0
+        } else {
+            cookies.as_ptr() as u64
+        },
+        cnt: offsets.len() as u32,
+        multi_flags: if retprobe { BPF_F_MULTI_RETURN } else { 0 },
+        pid,
+        ..UprobeMultiLinkAttr::default()
+    };
+    // `path`, `offsets` and `cookies` (as long as `offsets`, or empty) outlive the call.
+    let fd = bpf(BPF_LINK_CREATE, &mut attr)?;
+    // SAFETY: the kernel just returned this new link fd, owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// `bpf_attr.link_create` with its `kprobe_multi` member (5.18).
+#[repr(C)]
+#[derive(Default)]
+struct KprobeMultiLinkAttr {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    flags: u32,
+    multi_flags: u32,
+    cnt: u32,
+    syms: u64,
+    addrs: u64,
+    cookies: u64,
+}
+
+/// One kprobe_multi link of `program` on the kernel functions `symbols` (the kernel looks each up in kallsyms),
+/// with a cookie per function (`cookies` empty: none).
+pub fn link_kprobe_multi(
+    program: BorrowedFd<'_>,
+    symbols: &[std::ffi::CString],
+    cookies: &[u64],
+    retprobe: bool,
+) -> io::Result<OwnedFd> {
+    let pointers: Vec<u64> = symbols.iter().map(|name| name.as_ptr() as u64).collect();
+    let mut attr = KprobeMultiLinkAttr {
+        prog_fd: program.as_raw_fd() as u32,
+        attach_type: BPF_TRACE_KPROBE_MULTI,
+        multi_flags: if retprobe { BPF_F_MULTI_RETURN } else { 0 },
+        cnt: pointers.len() as u32,
+        syms: pointers.as_ptr() as u64,
+        cookies: if cookies.is_empty() {
+            0
+        } else {
+            cookies.as_ptr() as u64
+        },
+        ..KprobeMultiLinkAttr::default()
+    };
+    // `symbols` (whose pointers `pointers` holds) and `cookies` outlive the call.
+    let fd = bpf(BPF_LINK_CREATE, &mut attr)?;
+    // SAFETY: the kernel just returned this new link fd, owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }

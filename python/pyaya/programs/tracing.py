@@ -29,6 +29,7 @@ __all__ = [
     "Iter",
     "IterLink",
     "KProbe",
+    "KProbeMulti",
     "Lsm",
     "LsmCgroup",
     "PerfEvent",
@@ -36,6 +37,7 @@ __all__ = [
     "RawTracePoint",
     "TracePoint",
     "UProbe",
+    "UProbeMulti",
 ]
 
 
@@ -604,6 +606,200 @@ class UProbe(Program):
     def from_pin(cls: type[PinnedT], path: str | os.PathLike[str], *, retprobe: bool = False) -> PinnedT:
         """Open the program pinned at ``path`` as a UProbe; ``retprobe`` says it is a uretprobe."""
         return cls._open_pinned(path, retprobe=retprobe)
+
+
+# -- multi-point probes --------------------------------------------------------------------------------------------
+
+
+def _names(value: Iterable[str] | None, what: str) -> list[str] | None:
+    """``value`` as a list of non-empty names (``None`` stays ``None``); a lone string is refused, since iterating
+    it would give its letters."""
+    if value is None:
+        return None
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidArgumentTypeError(f"{what} must be a list of names, not {type(value).__name__}")
+    names = [_args.string(name, f"a name in {what}") for name in value]
+    if not names:
+        raise InvalidArgumentError(f"{what} is empty: name at least one")
+    return names
+
+
+def _multi_cookies(cookies: Iterable[int] | None, what: str) -> list[int] | None:
+    if cookies is None:
+        return None
+    if isinstance(cookies, str | bytes) or not isinstance(cookies, Iterable):
+        raise InvalidArgumentTypeError(f"cookies must be a list of u64 values, not {type(cookies).__name__}")
+    values = [_args.integer(cookie, "a cookie in cookies", high=_args.U64) for cookie in cookies]
+    _cookie(values[0] if values else 0, what)
+    return values
+
+
+def _one_of(what: str, **given: object) -> None:
+    chosen = [name for name, value in given.items() if value is not None]
+    if len(chosen) != 1:
+        names = [f"{name}=" for name in given]
+        options = f"{', '.join(names[:-1])} or {names[-1]}"
+        raise InvalidArgumentError(f"{what}: give exactly one of {options} (got {', '.join(chosen) or 'none'})")
+
+
+class MultiLink(Link):
+    """The one link of a multi-point probe (:class:`UProbeMulti`, :class:`KProbeMulti`): every location it
+    attached detaches together. ``locations`` lists them, in the order their cookies were given."""
+
+    def __init__(self, native: _native.Link, locations: list[str] | list[tuple[str, int]]) -> None:
+        super().__init__(native)
+        self.locations = locations
+
+
+@register
+class UProbeMulti(Program):
+    """A uprobe (or uretprobe) attached to many functions of one file through one ``uprobe_multi`` link:
+    ``#[uprobe(multi)]``/``#[uretprobe(multi)]`` in aya-ebpf, ``SEC("uprobe.multi/...")`` in C.
+
+    Kernel 6.6 or later (CONFIG_UPROBES=y). One link for any number of locations costs one ``BPF_LINK_CREATE``
+    instead of a perf event each.
+
+    >>> prog = bpf.programs["count_calls"]  # #[uprobe(multi)]  # doctest: +SKIP
+    >>> link = prog.attach("libc", pattern="pthread_mutex_*lock")  # doctest: +SKIP
+    """
+
+    kind = "UProbeMulti"
+
+    @property
+    def retprobe(self) -> bool:
+        """True for a uretprobe.multi (runs on return), False for a uprobe.multi."""
+        return self._native.retprobe
+
+    def attach(
+        self,
+        target: str | os.PathLike[str],
+        functions: Iterable[str] | None = None,
+        *,
+        pattern: str | None = None,
+        offsets: Iterable[int] | None = None,
+        pid: int | None = None,
+        cookies: Iterable[int] | None = None,
+    ) -> MultiLink:
+        """Attach to every function named in ``functions`` of ``target``, or every function whose name matches
+        the glob ``pattern`` (``*`` and ``?``, as libbpf), or the file offsets ``offsets``, in one link; loads the
+        program first if needed. Give exactly one of the three. With ``pid``, only that process triggers it.
+
+        ``target`` is resolved as for :meth:`UProbe.attach` (a path, or a library name such as ``"libc"``), and
+        symbols as there too: ``.symtab`` and ``.dynsym``, addresses made file offsets, so executables (PIE or
+        not) and shared libraries work alike. ``cookies`` gives one u64 per function (or offset), in their order:
+        the program reads its location's with ``bpf_get_attach_cookie``. The returned link's ``locations`` holds
+        ``(name, file offset)`` of each location (for ``pattern``, sorted by name).
+
+        A function the file lacks raises :class:`~pyaya.NotFoundError` naming the closest ones it has; a pattern
+        matching nothing raises it too. Nothing is attached when anything fails."""
+        where = _args.path(target, "target")
+        names = _names(functions, "functions")
+        if pattern is not None:
+            _args.string(pattern, "pattern")
+        offset_list = None
+        if offsets is not None:
+            if isinstance(offsets, str | bytes) or not isinstance(offsets, Iterable):
+                raise InvalidArgumentTypeError(f"offsets must be a list of file offsets, not {type(offsets).__name__}")
+            offset_list = [_args.integer(offset, "an offset in offsets", high=_args.U64) for offset in offsets]
+            if not offset_list:
+                raise InvalidArgumentError("offsets is empty: give at least one file offset")
+        _one_of(f"attaching {self.name!r} to {where}", functions=names, pattern=pattern, offsets=offset_list)
+        if pid is not None:
+            try:
+                _args.integer(pid, "pid", low=1, high=2**31 - 1)
+            except InvalidArgumentError as error:
+                raise type(error)(f"{error}; pass pid=None for every process") from None
+        if cookies is not None and pattern is not None:
+            raise InvalidArgumentError(
+                "cookies= goes with functions= or offsets= (one cookie each, in their order), not with pattern=: "
+                "the functions a pattern matches are known only once attached"
+            )
+        cookie_list = _multi_cookies(cookies, f"{self.name!r} to {where}")
+        self._ensure_loaded()
+        native, locations = self._native.attach_uprobe_multi(where, names, pattern, offset_list, pid, cookie_list)
+        return MultiLink(native, locations)
+
+    @classmethod
+    def _open_pinned(cls: type[PinnedT], path: str | os.PathLike[str], *, retprobe: bool = False) -> PinnedT:
+        # Behind from_pin and from_id: the kernel's program info does not say a program was loaded as a
+        # multi-point probe, so a reopened one could not be told from a plain UProbe.
+        raise UnsupportedError(
+            f"cannot reopen the program at {path} as a UProbeMulti: the kernel's program info does not say which "
+            "attach type a program was loaded for; pin its link instead (link.pin(...)), which keeps it attached, "
+            "and reopen that with pyaya.Link.from_pin"
+        )
+
+
+@register
+class KProbeMulti(Program):
+    """A kprobe (or kretprobe) attached to many kernel functions through one ``kprobe_multi`` link (fprobe):
+    ``SEC("kprobe.multi/tcp_*")``/``SEC("kretprobe.multi/...")`` in C, ``#[link_section = "kprobe.multi"]`` in
+    Rust (aya-ebpf 0.2's ``#[kprobe]`` has no ``multi``).
+
+    Kernel 5.18 or later, built with CONFIG_FPROBE=y.
+
+    >>> prog = bpf.programs["tcp_calls"]  # SEC("kprobe.multi")  # doctest: +SKIP
+    >>> link = prog.attach(pattern="tcp_send*")  # doctest: +SKIP
+    """
+
+    kind = "KProbeMulti"
+
+    @property
+    def retprobe(self) -> bool:
+        """True for a kretprobe.multi (runs on return), False for a kprobe.multi."""
+        return self._native.retprobe
+
+    def attach(
+        self,
+        functions: Iterable[str] | None = None,
+        *,
+        pattern: str | None = None,
+        cookies: Iterable[int] | None = None,
+    ) -> MultiLink:
+        """Attach to every kernel function named in ``functions``, or every one whose name matches the glob
+        ``pattern``, in one link; loads the program first if needed. Give exactly one of the two.
+
+        A pattern is expanded as libbpf expands it: against ``/sys/kernel/tracing/available_filter_functions``
+        (the functions ftrace can probe), each name once; the kernel then resolves each name in kallsyms.
+        ``cookies`` gives one u64 per function of ``functions``, in their order, which the program reads with
+        ``bpf_get_attach_cookie``. The returned link's ``locations`` lists the functions attached.
+
+        Raises :class:`~pyaya.UnsupportedError` naming what is missing when this kernel has no kprobes or no
+        fprobe, :class:`~pyaya.NotFoundError` when a function cannot be probed or a pattern matches nothing.
+        Nothing is attached when anything fails."""
+        names = _names(functions, "functions")
+        if pattern is not None:
+            _args.string(pattern, "pattern")
+        _one_of(f"attaching {self.name!r}", functions=names, pattern=pattern)
+        if cookies is not None and pattern is not None:
+            raise InvalidArgumentError(
+                "cookies= goes with functions= (one cookie each, in their order), not with pattern=: the functions "
+                "a pattern matches are known only once attached"
+            )
+        cookie_list = _multi_cookies(cookies, f"{self.name!r} to kernel functions")
+        from pyaya import features  # noqa: PLC0415 - probes only for kprobe users
+
+        probe = features.kprobes_supported()
+        if not probe.ok:
+            raise UnsupportedError(
+                f"cannot attach {'kretprobe' if self.retprobe else 'kprobe'}.multi {self.name!r}: this kernel has "
+                f"no kprobes ({probe.reason}); multi-point kprobes need a kernel built with CONFIG_KPROBES=y and "
+                "CONFIG_FPROBE=y (5.18+); a TracePoint, RawTracePoint or BtfTracePoint on a nearby event works "
+                "without them"
+            )
+        self._ensure_loaded()
+        native, locations = self._native.attach_kprobe_multi(names, pattern, cookie_list)
+        return MultiLink(native, locations)
+
+    @classmethod
+    def _open_pinned(cls: type[PinnedT], path: str | os.PathLike[str], *, retprobe: bool = False) -> PinnedT:
+        # Behind from_pin and from_id: the kernel's program info does not say a program was loaded as a
+        # multi-point probe, so a reopened one could not be told from a plain KProbe.
+        raise UnsupportedError(
+            f"cannot reopen the program at {path} as a KProbeMulti: the kernel's program info does not say which "
+            "attach type a program was loaded for; pin its link instead (link.pin(...)), which keeps it attached, "
+            "and reopen that with pyaya.Link.from_pin"
+        )
 
 
 # -- perf events ---------------------------------------------------------------------------------------------------
