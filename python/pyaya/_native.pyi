@@ -54,6 +54,7 @@ __all__ = [
     "tcx_programs",
     "tcx_query_errno",
     "unescape_name",
+    "uprobe_multi_errno",
     "usdt_parse_argument",
     "usdt_probes",
     "wait_for_running_programs",
@@ -619,6 +620,10 @@ def tcx_query_errno() -> tuple[int, int]:
 
 def enable_stats_errno() -> int:
     """``BPF_ENABLE_STATS(BPF_STATS_RUN_TIME)``, its fd closed at once: the errno, 0 when it worked."""
+
+def uprobe_multi_errno() -> tuple[int, int | None]:
+    """libbpf's probe of uprobe_multi links: ``(load errno, link errno)`` of a kprobe program loaded for
+    ``BPF_TRACE_UPROBE_MULTI`` and linked on ``/`` (EBADF where the kernel has these links, EINVAL where not)."""
 
 def btf_program_errno(kind: str, btf_type_id: int) -> tuple[int, str, int | None]:
     """Loads ``r0 = 0; exit`` as a BTF-based program (``"FEntry"``, ``"FExit"``, ``"BtfTracePoint"``, ``"Iter"``,

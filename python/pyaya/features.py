@@ -367,6 +367,20 @@ def lsm_cgroup_supported(hook: str = "bpf_lsm_socket_create") -> Probe:
     return loaded
 
 
+def uprobe_multi_supported() -> Probe:
+    """Whether multi-point uprobes (``uprobe.multi``, kernel 6.6) attach: libbpf's probe, a program loaded for
+    ``BPF_TRACE_UPROBE_MULTI`` and a link on ``/``, which such a kernel refuses with EBADF (no ELF file)."""
+    if not (UPROBE_PMU / "type").exists():
+        return Probe(False, f"no uprobe PMU ({UPROBE_PMU}): the kernel lacks CONFIG_UPROBES")
+    loaded, linked = _native.uprobe_multi_errno()
+    if loaded:
+        return Probe(False, f"BPF_PROG_LOAD for BPF_TRACE_UPROBE_MULTI failed: {errno.errorcode.get(loaded, loaded)}")
+    if linked == errno.EBADF:
+        return Probe(True, "BPF_LINK_CREATE of a uprobe_multi link reached the file check (EBADF on '/')")
+    name = errno.errorcode.get(linked or 0, linked)
+    return Probe(False, f"BPF_LINK_CREATE of a uprobe_multi link failed with {name}: these links need kernel 6.6")
+
+
 #: What :func:`requirement` knows beyond :data:`FEATURES`: each name with its probe.
 REQUIREMENTS: dict[str, Callable[[], Probe]] = {
     "fentry": fentry_supported,
@@ -376,6 +390,7 @@ REQUIREMENTS: dict[str, Callable[[], Probe]] = {
     # An Extension (freplace) program runs through a BPF trampoline as fentry does; a real freplace probe would
     # need a target program with BTF of its own.
     "extension": fentry_supported,
+    "uprobe_multi": uprobe_multi_supported,
 }
 
 

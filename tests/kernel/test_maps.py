@@ -8,6 +8,7 @@ import errno
 import ipaddress
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -440,14 +441,30 @@ def test_program_array_tail_call(basic: Ebpf) -> None:
         jumps[1] = "not a program"  # type: ignore[assignment]
 
 
+KERNEL_SPACE = 0xFFFF_8000_0000_0000  # x86-64 and arm64 kernel addresses start here
+
+
 def test_stack_traces_resolve_to_symbols(basic: Ebpf) -> None:
     if kernel_symbols().zeroed:
         pytest.skip("/proc/kallsyms shows zeroed addresses (kptr_restrict): kernel symbols cannot be resolved")
     basic.programs["maps_writer"].attach("sys_enter")
-    trigger(1)
     ids = basic.maps["MAPS_STACK_IDS"].typed(value="q")
     stacks = basic.maps["MAPS_STACKS"]
     assert isinstance(stacks, StackTraceMap)
+
+    # The fixture takes stack ids with BPF_F_REUSE_STACKID: when the user stack hashes to the kernel stack's bucket
+    # (256 of them) it replaces it, so the id then names user frames. A call from another place (another thread,
+    # a C frame between) gives another user stack, and so another bucket.
+    def in_thread() -> None:
+        worker = threading.Thread(target=trigger, args=(1,))
+        worker.start()
+        worker.join()
+
+    callers = [lambda: trigger(1), in_thread, lambda: list(map(trigger, [1])), lambda: sorted([1], key=trigger)]
+    for call in callers:
+        call()
+        if all(address >= KERNEL_SPACE for address in stacks[ids[10]]):
+            break
     kernel_frames = stacks.resolve(ids[10])
     assert len(stacks[ids[10]]) == len(kernel_frames) > 0
     names = [frame.name for frame in kernel_frames]

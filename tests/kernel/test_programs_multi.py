@@ -111,6 +111,7 @@ def test_programs_have_their_multi_kinds(multi: Ebpf, fixtures_dir: Path) -> Non
     }
 
 
+@pytest.mark.needs("uprobe_multi")
 def test_one_link_hits_each_function_with_its_cookie(multi: Ebpf, multi_binary: Path) -> None:
     entry, ret = multi.programs["multi_entry"], multi.programs["multi_return"]
     assert isinstance(entry, UProbeMulti)
@@ -142,6 +143,7 @@ def test_one_link_hits_each_function_with_its_cookie(multi: Ebpf, multi_binary: 
     assert _hits(multi, 1, timeout=0.5) == []
 
 
+@pytest.mark.needs("uprobe_multi")
 def test_pattern_and_offsets(multi: Ebpf, multi_binary: Path) -> None:
     entry = multi.programs["multi_entry"]
     assert isinstance(entry, UProbeMulti)
@@ -165,6 +167,7 @@ def test_pattern_and_offsets(multi: Ebpf, multi_binary: Path) -> None:
         assert Counter((cookie, value) for _, _, cookie, value in _hits(multi, TWO_CALLS)) == {(7, 10): 1, (7, 20): 1}
 
 
+@pytest.mark.needs("uprobe_multi")
 def test_pid_filter_sees_only_that_process(multi: Ebpf, multi_binary: Path) -> None:
     chosen = subprocess.Popen([str(multi_binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     other = subprocess.Popen([str(multi_binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -185,6 +188,7 @@ def test_pid_filter_sees_only_that_process(multi: Ebpf, multi_binary: Path) -> N
     assert Counter(cookie for _, _, cookie, _ in hits) == {1: ONE_CALLS, 2: TWO_CALLS}
 
 
+@pytest.mark.needs("uprobe_multi")
 def test_errors_say_what_to_do_and_leave_nothing_attached(multi: Ebpf, multi_binary: Path) -> None:
     program = multi.programs["multi_entry"]
     assert isinstance(program, UProbeMulti)
@@ -211,6 +215,7 @@ def test_errors_say_what_to_do_and_leave_nothing_attached(multi: Ebpf, multi_bin
     assert _link_ids() <= before
 
 
+@pytest.mark.needs("uprobe_multi")
 def test_link_pins_and_unload_detaches(multi: Ebpf, multi_binary: Path, tmp_path: Path) -> None:
     program = multi.programs["multi_entry"]
     assert isinstance(program, UProbeMulti)
@@ -268,6 +273,7 @@ char LICENSE[] SEC("license") = "GPL";
 """
 
 
+@pytest.mark.needs("uprobe_multi")
 def test_c_object_with_core_reads(multi_binary: Path) -> None:
     path = _c_objects.build("uprobe_multi", C_MULTI, vmlinux=True)
     assert {program.name: program.type for program in inspect_file(path).programs} == {

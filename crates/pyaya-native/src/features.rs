@@ -1,7 +1,7 @@
 //! Kernel feature probes over aya's own (`aya::sys::is_*_supported`, `aya::features()`): each loads a tiny
 //! program or creates a tiny map and closes it at once, so the answer is the kernel's, not a version guess.
 
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd};
 
 use aya::maps::MapType;
 use aya::programs::{LsmAttachType, ProgramType};
@@ -447,4 +447,37 @@ pub fn btf_program_errno(
         drop(owned_fd(&attached));
         (0, log, Some(errno_of(&attached)))
     }))
+}
+
+/// libbpf's probe of uprobe_multi links (6.6): a 2-instruction kprobe program loaded with the
+/// `BPF_TRACE_UPROBE_MULTI` attach type, then a link on "/" (no ELF file): a kernel that has these links answers
+/// EBADF, one without them EINVAL. Answers `(load errno, link errno)`, 0 for success; the link errno is None when
+/// the load failed. Every fd is closed before returning.
+#[pyaya_guard::guard(Load)]
+#[pyfunction]
+pub fn uprobe_multi_errno(py: Python<'_>) -> (i32, Option<i32>) {
+    py.detach(|| {
+        // r0 = 0 (BPF_ALU64 | BPF_MOV | BPF_K); exit (BPF_JMP | BPF_EXIT): each opcode in the low byte.
+        let instructions = [
+            u64::from(BPF_ALU64 | BPF_MOV | BPF_K),
+            u64::from(BPF_JMP | BPF_EXIT),
+        ];
+        let program = match crate::sys::load_kprobe_program(
+            &instructions,
+            c"GPL",
+            0,
+            "pyaya_probe",
+            crate::sys::BPF_TRACE_UPROBE_MULTI,
+            0,
+        ) {
+            Ok(program) => program,
+            Err((err, _)) => return (err.raw_os_error().unwrap_or(libc::EIO), None),
+        };
+        let linked = crate::sys::link_uprobe_multi(program.as_fd(), c"/", &[0], &[], 0, false);
+        let errno = match linked {
+            Ok(_) => 0,
+            Err(err) => err.raw_os_error().unwrap_or(libc::EIO),
+        };
+        (0, Some(errno))
+    })
 }
