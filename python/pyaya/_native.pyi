@@ -30,6 +30,7 @@ __all__ = [
     "join_namespace",
     "kernel_features",
     "kernel_member_offsets",
+    "kprobe_multi_errno",
     "loaded_links",
     "loaded_maps",
     "loaded_programs",
@@ -620,6 +621,10 @@ def tcx_query_errno() -> tuple[int, int]:
 
 def enable_stats_errno() -> int:
     """``BPF_ENABLE_STATS(BPF_STATS_RUN_TIME)``, its fd closed at once: the errno, 0 when it worked."""
+
+def kprobe_multi_errno() -> tuple[int, int | None]:
+    """The probe of kprobe_multi links: ``(load errno, link errno)`` of a kprobe program loaded for
+    ``BPF_TRACE_KPROBE_MULTI`` and linked for a moment on ``bpf_fentry_test1``; 0 for success."""
 
 def uprobe_multi_errno() -> tuple[int, int | None]:
     """libbpf's probe of uprobe_multi links: ``(load errno, link errno)`` of a kprobe program loaded for

@@ -381,6 +381,21 @@ def uprobe_multi_supported() -> Probe:
     return Probe(False, f"BPF_LINK_CREATE of a uprobe_multi link failed with {name}: these links need kernel 6.6")
 
 
+def kprobe_multi_supported() -> Probe:
+    """Whether multi-point kprobes (``kprobe.multi``: kernel 5.18 built with CONFIG_FPROBE) attach: kprobes, then
+    a program loaded for ``BPF_TRACE_KPROBE_MULTI`` linked for a moment on ``bpf_fentry_test1``."""
+    kprobes = _kprobe()
+    if not kprobes.ok:
+        return kprobes
+    loaded, linked = _native.kprobe_multi_errno()
+    if loaded:
+        return Probe(False, f"BPF_PROG_LOAD for BPF_TRACE_KPROBE_MULTI failed: {errno.errorcode.get(loaded, loaded)}")
+    if linked == 0:
+        return Probe(True, "a kprobe_multi link on bpf_fentry_test1 was made (and closed)")
+    name = errno.errorcode.get(linked or 0, linked)
+    return Probe(False, f"BPF_LINK_CREATE of a kprobe_multi link failed with {name}: these need 5.18 and CONFIG_FPROBE")
+
+
 #: What :func:`requirement` knows beyond :data:`FEATURES`: each name with its probe.
 REQUIREMENTS: dict[str, Callable[[], Probe]] = {
     "fentry": fentry_supported,
@@ -391,6 +406,7 @@ REQUIREMENTS: dict[str, Callable[[], Probe]] = {
     # need a target program with BTF of its own.
     "extension": fentry_supported,
     "uprobe_multi": uprobe_multi_supported,
+    "kprobe_multi": kprobe_multi_supported,
 }
 
 

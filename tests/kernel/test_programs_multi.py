@@ -300,7 +300,7 @@ def _getpgid_and_getppid(bpf: Ebpf, times: int) -> None:
     bpf.globals["MULTI_TGID"] = 0
 
 
-@pytest.mark.needs("kprobes")
+@pytest.mark.needs("kprobe_multi")
 def test_kprobe_multi_hits_each_function_with_its_cookie(multi: Ebpf) -> None:
     entry, ret = multi.programs["kmulti_entry"], multi.programs["kmulti_return"]
     assert isinstance(entry, KProbeMulti)
@@ -331,7 +331,7 @@ def _filter_functions(pattern: str) -> list[str]:
     return listed
 
 
-@pytest.mark.needs("kprobes")
+@pytest.mark.needs("kprobe_multi")
 def test_kprobe_multi_pattern_and_errors(multi: Ebpf) -> None:
     entry = multi.programs["kmulti_entry"]
     assert isinstance(entry, KProbeMulti)

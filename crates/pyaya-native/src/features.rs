@@ -456,7 +456,20 @@ pub fn btf_program_errno(
 #[pyaya_guard::guard(Load)]
 #[pyfunction]
 pub fn uprobe_multi_errno(py: Python<'_>) -> (i32, Option<i32>) {
-    py.detach(|| {
+    py.detach(|| multi_probe_errno(crate::sys::BPF_TRACE_UPROBE_MULTI))
+}
+
+/// The probe of kprobe_multi links (5.18 with CONFIG_FPROBE): the same program loaded for
+/// `BPF_TRACE_KPROBE_MULTI` and linked, for a moment, on `bpf_fentry_test1` (a function the kernel keeps for BPF
+/// tests). Answers `(load errno, link errno)` as `uprobe_multi_errno` does; every fd is closed before returning.
+#[pyaya_guard::guard(Load)]
+#[pyfunction]
+pub fn kprobe_multi_errno(py: Python<'_>) -> (i32, Option<i32>) {
+    py.detach(|| multi_probe_errno(crate::sys::BPF_TRACE_KPROBE_MULTI))
+}
+
+fn multi_probe_errno(attach_type: u32) -> (i32, Option<i32>) {
+    {
         // r0 = 0 (BPF_ALU64 | BPF_MOV | BPF_K); exit (BPF_JMP | BPF_EXIT): each opcode in the low byte.
         let instructions = [
             u64::from(BPF_ALU64 | BPF_MOV | BPF_K),
@@ -467,17 +480,26 @@ pub fn uprobe_multi_errno(py: Python<'_>) -> (i32, Option<i32>) {
             c"GPL",
             0,
             "pyaya_probe",
-            crate::sys::BPF_TRACE_UPROBE_MULTI,
+            attach_type,
             0,
         ) {
             Ok(program) => program,
             Err((err, _)) => return (err.raw_os_error().unwrap_or(libc::EIO), None),
         };
-        let linked = crate::sys::link_uprobe_multi(program.as_fd(), c"/", &[0], &[], 0, false);
+        let linked = if attach_type == crate::sys::BPF_TRACE_KPROBE_MULTI {
+            crate::sys::link_kprobe_multi(
+                program.as_fd(),
+                &[c"bpf_fentry_test1".to_owned()],
+                &[],
+                false,
+            )
+        } else {
+            crate::sys::link_uprobe_multi(program.as_fd(), c"/", &[0], &[], 0, false)
+        };
         let errno = match linked {
             Ok(_) => 0,
             Err(err) => err.raw_os_error().unwrap_or(libc::EIO),
         };
         (0, Some(errno))
-    })
+    }
 }

@@ -95,6 +95,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(features::enable_stats_errno, module)?)?;
     module.add_function(wrap_pyfunction!(features::btf_program_errno, module)?)?;
     module.add_function(wrap_pyfunction!(features::uprobe_multi_errno, module)?)?;
+    module.add_function(wrap_pyfunction!(features::kprobe_multi_errno, module)?)?;
     module.add_function(wrap_pyfunction!(process::set_parent_death_signal, module)?)?;
     module.add_function(wrap_pyfunction!(process::parent_death_signal, module)?)?;
     module.add_function(wrap_pyfunction!(process::join_namespace, module)?)?;
