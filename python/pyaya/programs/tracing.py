@@ -41,6 +41,20 @@ __all__ = [
 ]
 
 
+def _perf_placement(cpus: Iterable[int] | None, pid: int | None) -> list[int] | None:
+    """``cpus`` as a checked list (None: every online CPU), and ``pid`` checked: where a perf event is opened."""
+    cpu_list = None
+    if cpus is not None:
+        if isinstance(cpus, str | bytes) or not isinstance(cpus, Iterable):
+            raise InvalidArgumentTypeError(f"cpus must be an iterable of CPU numbers, not {type(cpus).__name__}")
+        cpu_list = [_args.integer(cpu, "a CPU in cpus", high=_args.U32) for cpu in cpus]
+        if not cpu_list:
+            raise InvalidArgumentError("cpus is empty: give at least one CPU, or None for every online CPU")
+    if pid is not None:
+        _args.integer(pid, "pid", low=0, high=2**31 - 1)
+    return cpu_list
+
+
 def _cookie(cookie: int | None, what: str) -> int | None:
     """``cookie`` checked (a u64), and refused with the probed reason where this kernel cannot pass one: a bpf
     cookie rides on a perf event bpf_link and is read with ``bpf_get_attach_cookie``, both kernel 5.15."""
@@ -867,15 +881,7 @@ class PerfEvent(Program):
             _args.integer(sample_period, "sample_period", low=1, high=_args.U64)
         if sample_frequency is not None:
             _args.integer(sample_frequency, "sample_frequency", low=1, high=_args.U64)
-        cpu_list = None
-        if cpus is not None:
-            if isinstance(cpus, str | bytes) or not isinstance(cpus, Iterable):
-                raise InvalidArgumentTypeError(f"cpus must be an iterable of CPU numbers, not {type(cpus).__name__}")
-            cpu_list = [_args.integer(cpu, "a CPU in cpus", high=_args.U32) for cpu in cpus]
-            if not cpu_list:
-                raise InvalidArgumentError("cpus is empty: give at least one CPU, or None for every online CPU")
-        if pid is not None:
-            _args.integer(pid, "pid", low=0, high=2**31 - 1)
+        cpu_list = _perf_placement(cpus, pid)
         _cookie(cookie, f"{self.name!r} to perf event {event}")
         self._ensure_loaded()
         try:
@@ -924,15 +930,7 @@ class PerfEvent(Program):
                 "windows; watch the aligned address below it with a larger length, or a smaller length"
             )
         _args.integer(sample_period, "sample_period", low=1, high=_args.U64)
-        cpu_list = None
-        if cpus is not None:
-            if isinstance(cpus, str | bytes) or not isinstance(cpus, Iterable):
-                raise InvalidArgumentTypeError(f"cpus must be an iterable of CPU numbers, not {type(cpus).__name__}")
-            cpu_list = [_args.integer(cpu, "a CPU in cpus", high=_args.U32) for cpu in cpus]
-            if not cpu_list:
-                raise InvalidArgumentError("cpus is empty: give at least one CPU, or None for every online CPU")
-        if pid is not None:
-            _args.integer(pid, "pid", low=0, high=2**31 - 1)
+        cpu_list = _perf_placement(cpus, pid)
         _cookie(cookie, f"{self.name!r} to a breakpoint at {address:#x}")
         self._ensure_loaded()
         try:
