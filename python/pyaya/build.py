@@ -8,7 +8,8 @@ the build is (:data:`PROGRESS_INTERVAL`), so that a CI log shows a long first bu
 into the :class:`~pyaya.errors.BuildError`, so they are shown once, with file:line:column.
 
 Dependencies are compiled into the toolchain's shared build folder where cargo can (:mod:`pyaya.build_cache`);
-the objects stay in the project's ``target/``.
+the objects stay in the project's ``target/``. A project's C programs (``*.bpf.c``) are built by clang after the
+cargo package, or alone when the project has no cargo workspace (:mod:`pyaya.cbuild`).
 """
 
 from __future__ import annotations
@@ -303,7 +304,7 @@ def build(
     quiet: bool = False,
     progress: bool | None = None,
 ) -> list[Path]:
-    """Build the project's BPF objects; return their paths.
+    """Build the project's BPF objects (the cargo package's, then the C programs'); return their paths.
 
     ``toolchain`` is a resolved :class:`Toolchain`, a kind (``auto``, ``nightly``, ``prebuilt``, ``bootstrap``) or
     None (the project's ``[build] toolchain``, else auto). Warnings go to ``stream`` (default: stderr), or nowhere
@@ -313,9 +314,6 @@ def build(
     diagnostics (file:line:column), or :class:`ToolchainError`.
     """
     stream = None if quiet else (stream or sys.stderr)
-    chosen = toolchain if isinstance(toolchain, Toolchain) else resolve(toolchain, project_kind=project.toolchain)
-    for note in chosen.notes:
-        _echo(stream, f"warning: {note}")
     tty = _is_tty(stream)
     output = _Output(
         stream,
@@ -324,6 +322,28 @@ def build(
         heartbeat=stream is not None and not tty and progress is not False,
     )
     colored = color_enabled(stream)  # NO_COLOR / FORCE_COLOR as for every command (pyaya._color)
+    objects = _build_rust(project, debug, toolchain, output, colored) if project.rust else []
+    if project.c_sources:
+        from pyaya.cbuild import build_c  # noqa: PLC0415 - only C projects need it
+
+        built_c = build_c(
+            project,
+            status=lambda line: output.status(line + "\n"),
+            warn=lambda text: _echo(stream, text),
+            colored=colored,
+        )
+        objects += built_c
+    _warn_padded_keys(objects, stream)
+    return objects
+
+
+def _build_rust(
+    project: Project, debug: bool, toolchain: Toolchain | str | None, output: _Output, colored: bool
+) -> list[Path]:
+    stream = output.stream
+    chosen = toolchain if isinstance(toolchain, Toolchain) else resolve(toolchain, project_kind=project.toolchain)
+    for note in chosen.notes:
+        _echo(stream, f"warning: {note}")
     message_format = "json-diagnostic-rendered-ansi" if colored else "json"
     argv, env = chosen.build_command(project.package, release=not debug, message_format=message_format)
     argv.append("--color=always" if colored else "--color=never")
@@ -348,7 +368,6 @@ def build(
         )
     objects = [built[name] for name in project.objects]
     _make_loader_neutral(objects)
-    _warn_padded_keys(objects, stream)
     return objects
 
 

@@ -295,6 +295,23 @@ def check_build_cache() -> Check:
     return Check("build cache", "ok", plan.reason)
 
 
+def check_c_compiler() -> Check:
+    """clang and the libbpf headers: what C projects (``*.bpf.c``) are built with (optional for Rust projects)."""
+    from pyaya import cbuild  # noqa: PLC0415
+
+    try:
+        found = cbuild.find_compiler()
+    except ToolchainError as error:
+        message = str(error)
+        fix = "apt-get install libbpf-dev" if "bpf_helpers.h" in message else "apt-get install clang libbpf-dev"
+        return Check("C programs", "warning", f"{message.split(':', maxsplit=1)[0]}; only C projects need it", fix)
+    return Check(
+        "C programs",
+        "ok",
+        f"{found.clang} and the libbpf headers in {found.libbpf_include}: `pyaya build` builds *.bpf.c sources",
+    )
+
+
 def check_qemu() -> Check:
     """QEMU and a static busybox: what ``pyaya test --kernel`` boots other kernels with (optional)."""
     from pyaya import vm  # noqa: PLC0415 - only its tool lookups
@@ -319,6 +336,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     check_toolchain,
     check_bpf_linker,
     check_build_cache,
+    check_c_compiler,
     check_leftovers,
     check_qemu,
 )
@@ -334,7 +352,7 @@ def _safe(check: Callable[[], Check]) -> Check:
 
 #: The checks that wait on other programs (rustc, rustup, ldd, QEMU lookups), by name: they run in a thread of their
 #: own while the kernel is probed, sharing their probes' answers (toolchain and bpf-linker both resolve it).
-_TOOL_CHECKS = frozenset({"check_toolchain", "check_bpf_linker", "check_build_cache", "check_qemu"})
+_TOOL_CHECKS = frozenset({"check_toolchain", "check_bpf_linker", "check_build_cache", "check_c_compiler", "check_qemu"})
 
 
 def _tool_checks(checks: list[Callable[[], Check]], results: dict[int, Check]) -> None:

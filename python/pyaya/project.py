@@ -8,6 +8,8 @@ template = "tracepoint"
 package = "execwatch-ebpf"      # cargo package that produces the objects
 objects = ["execwatch"]         # cargo bin targets -> target/bpfel-unknown-none/<profile>/<name>
 toolchain = "auto"              # optional: auto, nightly, prebuilt, bootstrap
+c_sources = ["src/x.bpf.c"]     # optional: C programs (clang) -> target/bpf/x.bpf.o; default: every *.bpf.c
+c_flags = ["-DMAX=64"]          # optional: more clang flags for them
 [run]
 main = "main.py"                # user-space script run by `pyaya run`
 options = ["pid", "interval"]   # optional: which of pyaya run's -p PID and interval [count] main.py honours
@@ -66,6 +68,22 @@ CONFIG_NAME = "pyaya.toml"
 _SKIP_DIRS = frozenset({"target", ".git", "__pycache__", ".venv", "venv", "node_modules", ".mypy_cache"})
 # Files outside a `src/` folder whose change means a rebuild.
 _BUILD_INPUTS = frozenset({"Cargo.toml", "Cargo.lock", CONFIG_NAME, "build.rs", "rust-toolchain.toml", "config.toml"})
+# C sources and headers, wherever they are in the project.
+_C_INPUTS = (".c", ".h")
+C_SOURCE_SUFFIX = ".bpf.c"
+
+
+def c_object_name(source: Path) -> str:
+    """``opensnoop.bpf.c`` -> ``opensnoop.bpf.o`` (libbpf's convention); ``x.c`` -> ``x.o``."""
+    return source.name[: -len(".c")] + ".o" if source.name.endswith(".c") else source.name + ".o"
+
+
+def _find_c_sources(root: Path) -> list[Path]:
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
+        found += [Path(folder) / file for file in sorted(files) if file.endswith(C_SOURCE_SUFFIX)]
+    return found
 
 
 # -- [attach.*], [globals], [metrics]: the fleet settings --------------------------------------------------------
@@ -177,6 +195,14 @@ class Project:
     """The whole file as read, checked against :data:`SCHEMA` (for tables without a field here)."""
     fleet: FleetSettings = field(default_factory=FleetSettings)
     """``[attach.*]``, ``[globals]`` and ``[metrics]``: what ``pyaya package`` and ``--metrics`` need."""
+    c_sources: tuple[Path, ...] = ()
+    """C programs (absolute paths, ``*.bpf.c``) that clang builds into ``target/bpf/<stem>.bpf.o``
+    (:mod:`pyaya.cbuild`): ``[build] c_sources``, else every ``*.bpf.c`` file of the project."""
+    c_flags: tuple[str, ...] = ()
+    """``[build] c_flags``: clang flags added to pyaya's own for every C source."""
+    rust: bool = True
+    """Whether cargo builds objects: False for a C project (C sources, no ``Cargo.toml`` in the project's folder or
+    above it)."""
 
     @property
     def config_path(self) -> Path:
@@ -214,9 +240,15 @@ class Project:
         return self.root / "target"
 
     def object_paths(self, profile: str = "release") -> list[Path]:
-        """Where the objects of ``profile`` (``release`` or ``debug``/``dev``) are after a build."""
+        """Where the objects of ``profile`` (``release`` or ``debug``/``dev``) are after a build: the cargo
+        package's, then the C programs' (which have no profiles: BPF code is always built optimised)."""
         folder = "debug" if profile in ("dev", "debug") else profile
-        return [self.target_dir / bpf_target() / folder / name for name in self.objects]
+        rust = [self.target_dir / bpf_target() / folder / name for name in self.objects] if self.rust else []
+        return rust + self.c_object_paths()
+
+    def c_object_paths(self) -> list[Path]:
+        """Where clang puts the object of each of :attr:`c_sources`: ``target/bpf/<stem>.bpf.o``."""
+        return [self.target_dir / "bpf" / c_object_name(source) for source in self.c_sources]
 
     def source_files(self) -> Iterator[Path]:
         """Every file a build depends on: anything under a ``src/`` folder, manifests, lock files, pyaya.toml."""
@@ -225,7 +257,7 @@ class Project:
             here = Path(folder)
             in_src = "src" in here.relative_to(self.root).parts
             for file in files:
-                if in_src or file in _BUILD_INPUTS:
+                if in_src or file in _BUILD_INPUTS or file.endswith(_C_INPUTS):
                     yield here / file
 
     def is_stale(self, profile: str = "release") -> bool:
@@ -301,6 +333,9 @@ SCHEMA: dict[str, Key] = {
             "package": Key("string", pattern=_CARGO_NAME, example='"execwatch-ebpf"'),
             "objects": Key("strings", pattern=_CARGO_NAME, example='["execwatch"]'),
             "toolchain": Key("string", choices=KINDS),
+            # C programs built with clang (pyaya.cbuild); default: every *.bpf.c file of the project.
+            "c_sources": Key("names", path=True, example='["src/opensnoop.bpf.c"]'),
+            "c_flags": Key("names", example='["-DMAX_ENTRIES=10240"]'),
         },
     ),
     "run": Key(
@@ -476,18 +511,37 @@ def load_project(config: str | os.PathLike[str]) -> Project:
             f"{config}: [run] lists {', '.join(both)} both in options (main.py honours it) and in unsupported "
             "(it makes no sense here): keep it in one of them"
         )
+    if "c_sources" in build:
+        c_sources = tuple(_inside(root, source, "[build] c_sources", config) for source in build["c_sources"])
+        for source in c_sources:
+            if not source.is_file():
+                raise ProjectError(f"{config}: [build] c_sources names {source}, which does not exist")
+    else:
+        c_sources = tuple(_find_c_sources(root))
+    # A C project has no cargo workspace; a Rust one may have its workspace root above the project folder.
+    rust = not c_sources or any((folder / "Cargo.toml").is_file() for folder in (root, *root.parents))
+    names = [c_object_name(source) for source in c_sources]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ProjectError(
+            f"{config}: several C sources would build {', '.join(twice)} (target/bpf/ holds one object per file "
+            "name): rename one, or list the ones to build in [build] c_sources"
+        )
     return Project(
         root=root,
         name=name,
         template=project.get("template"),
         package=build.get("package", f"{name}-ebpf"),
-        objects=tuple(build.get("objects", [name])),
+        objects=tuple(build.get("objects", [name])) if rust else (),
         main=_inside(root, main, "[run] main", config),
         toolchain=build.get("toolchain"),
         run_options=frozenset(run["options"]) if "options" in run else None,
         unsupported_run_options=dict(unsupported),
         tables=data,
         fleet=fleet_settings(data, config),
+        c_sources=c_sources,
+        c_flags=tuple(build.get("c_flags", ())),
+        rust=rust,
     )
 
 

@@ -119,7 +119,11 @@ def scaffold_and_build(kind: str, name: str, scratch: Path, env: dict[str, str] 
     assert build.returncode == 0, f"{kind}: pyaya build failed:\n{build.stderr}"
     object_path = Path(build.stdout.strip().splitlines()[-1])
     target = Path(env["CARGO_TARGET_DIR"]) if env and "CARGO_TARGET_DIR" in env else project / "target"
-    assert object_path == target / "bpfel-unknown-none" / "release" / name
+    crate = name.replace("-", "_")
+    if (project / "src" / f"{crate}.bpf.c").is_file():  # a C template: clang's object (pyaya.cbuild)
+        assert object_path == target / "bpf" / f"{crate}.bpf.o"
+    else:
+        assert object_path == target / "bpfel-unknown-none" / "release" / name
     inspected = pyaya_cli("inspect", str(object_path), "--json", env=env)
     assert inspected.returncode == 0, inspected.stderr
     programs = json.loads(inspected.stdout)["programs"]
