@@ -322,18 +322,19 @@ def build(
         heartbeat=stream is not None and not tty and progress is not False,
     )
     colored = color_enabled(stream)  # NO_COLOR / FORCE_COLOR as for every command (pyaya._color)
-    objects = _build_rust(project, debug, toolchain, output, colored) if project.rust else []
+    rust_objects = _build_rust(project, debug, toolchain, output, colored) if project.rust else []
+    c_objects: list[Path] = []
     if project.c_sources:
         from pyaya.cbuild import build_c  # noqa: PLC0415 - only C projects need it
 
-        built_c = build_c(
+        c_objects = build_c(
             project,
             status=lambda line: output.status(line + "\n"),
             warn=lambda text: _echo(stream, text),
             colored=colored,
         )
-        objects += built_c
-    _warn_padded_keys(objects, stream)
+    objects = rust_objects + c_objects
+    _after_build(objects, stream, rust=frozenset(rust_objects))
     return objects
 
 
@@ -366,37 +367,62 @@ def _build_rust(
             f"cargo built no object named {', '.join(missing)} for package {project.package} (it built: {found}): "
             f"fix [build] objects in {project.config_path} to name the package's bin targets"
         )
-    objects = [built[name] for name in project.objects]
-    _make_loader_neutral(objects)
-    return objects
+    return [built[name] for name in project.objects]
 
 
-def _make_loader_neutral(objects: list[Path]) -> None:
-    """What aya-ebpf emits and libbpf refuses, fixed in the built objects (:mod:`pyaya._btf_fixups`). An object
-    pyaya cannot read is left as it is: loading it will say what is wrong."""
+def _after_build(objects: list[Path], stream: TextIO | None, *, rust: frozenset[Path]) -> None:
+    """The passes over each built object (:func:`_make_loader_neutral` for cargo's, :func:`_padded_key_warnings`
+    for all), skipped for an object unchanged since they last ran: its warnings are kept beside it (``NAME.pyaya``,
+    size and mtime of the object they are about) and shown again, as cargo shows a fresh crate's warnings again."""
+    for path in objects:
+        stamp = path.with_name(path.name + ".pyaya")
+        warnings = _checked(path, stamp)
+        if warnings is None:
+            if path in rust:
+                _make_loader_neutral(path)
+            warnings = _padded_key_warnings(path)
+            try:
+                done = path.stat()
+                stamp.write_text(json.dumps({"size": done.st_size, "mtime_ns": done.st_mtime_ns, "warnings": warnings}))
+            except OSError:  # a read-only target folder: the passes run again next time
+                pass
+        for warning in warnings:
+            _echo(stream, warning)
+
+
+def _checked(path: Path, stamp: Path) -> list[str] | None:
+    """The warnings recorded for ``path`` when it is the object they were recorded for, else None."""
+    try:
+        known = json.loads(stamp.read_text())
+        now = path.stat()
+        if known["size"] == now.st_size and known["mtime_ns"] == now.st_mtime_ns:
+            return [str(warning) for warning in known["warnings"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _make_loader_neutral(path: Path) -> None:
+    """What aya-ebpf emits and libbpf refuses, fixed in a built object (:mod:`pyaya._btf_fixups`). An object pyaya
+    cannot read is left as it is: loading it will say what is wrong."""
     from pyaya._btf_fixups import fix_file  # noqa: PLC0415 - only once something was built
     from pyaya.errors import PyayaError  # noqa: PLC0415
 
-    for path in objects:
-        try:
-            fix_file(path)
-        except (PyayaError, OSError, struct.error):
-            continue
+    with contextlib.suppress(PyayaError, OSError, struct.error):
+        fix_file(path)
 
 
-def _warn_padded_keys(objects: list[Path], stream: TextIO | None) -> None:
+def _padded_key_warnings(path: Path) -> list[str]:
     """A warning per hashed map key with implicit padding (:mod:`pyaya.keycheck`): a silent-miss bug the compiler
     cannot see. An object pyaya cannot read is not the build's failure: loading it will say what is wrong."""
     from pyaya.errors import PyayaError  # noqa: PLC0415
     from pyaya.keycheck import padded_keys  # noqa: PLC0415 - only once something was built
 
-    for path in objects:
-        try:
-            padded = padded_keys(path)
-        except PyayaError:
-            continue
-        for key in padded:
-            _echo(stream, f"warning: {path.name}: {key}")
+    try:
+        padded = padded_keys(path)
+    except PyayaError:
+        return []
+    return [f"warning: {path.name}: {key}" for key in padded]
 
 
 def ensure_built(

@@ -23,7 +23,7 @@ def main() -> None:
     """Entry point of the ``pyaya`` console script. ``pyaya --version`` and ``pyaya --help`` alone answer before
     Typer (and every command's module) is imported: they are what people and scripts run first; so does a
     ``pyaya run`` whose options :func:`pyaya.cli._runfast.parse` takes (help, usage errors and ``--watch`` are
-    Typer's)."""
+    Typer's), and a ``pyaya build`` whose options :func:`pyaya.cli._buildfast.parse` takes."""
     arguments = sys.argv[1:]
     if arguments == ["--version"]:
         from pyaya._version import version_report  # noqa: PLC0415
@@ -40,6 +40,11 @@ def main() -> None:
         from pyaya.cli import _runfast  # noqa: PLC0415 - the run path without Typer, for what it can parse
 
         if _runfast.main(arguments[1:]):
+            return
+    if arguments[:1] == ["build"] and "_PYAYA_COMPLETE" not in os.environ:
+        from pyaya.cli import _buildfast  # noqa: PLC0415 - the build path without Typer, for what it can parse
+
+        if _buildfast.main(arguments[1:]):
             return
     from pyaya.cli._app import app  # noqa: PLC0415
 
