@@ -170,6 +170,36 @@ def _user_choice(start: Path, env: Mapping[str, str]) -> str | None:
     return None
 
 
+_ANSWERS_CACHE = "build-tool-answers.json"
+
+
+def _tool_answers(toolchain: Toolchain, env: Mapping[str, str]) -> tuple[str, str, str]:
+    """``cargo -V``, ``rustc -vV`` and ``bpf-linker --version``: remembered (:mod:`pyaya._toolchain_cache`) while the
+    toolchain's fingerprint and the three programs are unchanged, since every build asks (each program takes
+    10-30 ms to answer); asked all at once otherwise."""
+    from pyaya import _toolchain_cache  # noqa: PLC0415
+    from pyaya._toolchain_paths import BPF_LINKER_DIRS, SYSTEM_RUSTC  # noqa: PLC0415
+
+    tools = [str(toolchain.cargo), str(toolchain.rustc), str(toolchain.bpf_linker)]
+    use_cache = env.get("PYAYA_TOOLCHAIN_CACHE", os.environ.get("PYAYA_TOOLCHAIN_CACHE", "1")) != "0"
+    key = {
+        "tools": tools,
+        "fingerprint": _toolchain_cache.fingerprint(env, system_rustc=SYSTEM_RUSTC, linker_dirs=BPF_LINKER_DIRS),
+    }
+    if use_cache:
+        known = _toolchain_cache.load(_ANSWERS_CACHE, key)
+        if isinstance(known, list) and len(known) == len(tools) and all(isinstance(a, str) for a in known):
+            return known[0], known[1], known[2]
+    cargo = _probe([tools[0], "-V"], env)
+    rustc = _probe([tools[1], "-vV"], env)
+    linker = _probe([tools[2], "--version"], env)
+    answers = (_answer(cargo), _answer(rustc), _answer(linker))
+    if use_cache and all(answers):  # a program that did not answer is asked again next time
+        files = [*tools, *(os.path.realpath(tool) for tool in tools)]
+        _toolchain_cache.store(_ANSWERS_CACHE, key, list(answers), files=files)
+    return answers
+
+
 def plan(toolchain: Toolchain, start: Path, env: Mapping[str, str] | None = None) -> BuildPlan:
     """Whether a build from ``start`` (the project's folder) shares the toolchain's build folder, and why.
 
@@ -179,12 +209,8 @@ def plan(toolchain: Toolchain, start: Path, env: Mapping[str, str] | None = None
     chosen = _user_choice(start, env)
     if chosen is not None:
         return BuildPlan(None, f"not shared: {chosen}, so cargo builds where the user said", "user")
-    # The three questions at once (each program takes 10-30 ms to answer); a build runs them every time.
-    cargo = _probe([str(toolchain.cargo), "-V"], env)
-    rustc = _probe([str(toolchain.rustc), "-vV"], env)
-    linker = _probe([str(toolchain.bpf_linker), "--version"], env)
-    version = _version_of(_answer(cargo), "cargo")
-    rustc_info, linker_info = _answer(rustc), _answer(linker)
+    cargo_info, rustc_info, linker_info = _tool_answers(toolchain, env)
+    version = _version_of(cargo_info, "cargo")
     if version is None or version < MIN_CARGO:
         said = f"cargo {version[0]}.{version[1]}" if version else f"{toolchain.cargo} (version unknown)"
         return BuildPlan(
