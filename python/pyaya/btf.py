@@ -527,6 +527,11 @@ class Btf:
         """Number of type ids, void included (the largest id is ``len(btf) - 1``)."""
         return len(self._native)
 
+    def to_c_header(self) -> str:
+        """Every type as C declarations, as ``bpftool btf dump ... format c`` writes them (for the kernel's BTF:
+        ``vmlinux.h``); :class:`ObjectError` when the BTF cannot be written as C (a type containing itself)."""
+        return self._native.to_c_header()
+
     def to_bytes(self) -> bytes:
         """These types as a raw BTF blob (header, types, strings, in :attr:`endian` order) that
         :meth:`from_bytes`, ``bpftool btf dump file`` and ``Ebpf.load(btf=...)`` read back."""
