@@ -20,6 +20,7 @@ __all__ = [
     "RingBuf",
     "RunStats",
     "btf_program_errno",
+    "btf_to_c_header",
     "clsact_present",
     "clsact_remove_if_unused",
     "enable_stats",

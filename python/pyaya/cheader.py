@@ -60,8 +60,8 @@ def write_header(target: Path, btf: Path = VMLINUX_PATH) -> Path:
         try:
             with os.fdopen(descriptor, "wb") as file:
                 file.write(text)
-            os.chmod(temporary, 0o644)  # noqa: PTH101 - mkstemp's 0600 is not what a header needs
-            os.replace(temporary, target)  # noqa: PTH105 - the rename is the point
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise

@@ -11,12 +11,11 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
+import _c_objects
 import pytest
 from pyaya.btf import Btf, BtfComposite, Kind
 from pyaya.cheader import vmlinux_header, write_vmlinux_header
 from pyaya.errors import NotFoundError, ObjectError
-
-import _c_objects
 
 pytestmark = pytest.mark.skipif(not _c_objects.VMLINUX_BTF.is_file(), reason="this kernel has no BTF")
 
@@ -30,7 +29,20 @@ def _clang() -> str:
 
 def _compile(source: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [_clang(), "-target", "bpf", "-O2", "-ferror-limit=0", *flags, "-I", str(source.parent), "-c", str(source), "-o", "/dev/null"],
+        [
+            _clang(),
+            "-target",
+            "bpf",
+            "-O2",
+            "-ferror-limit=0",
+            *flags,
+            "-I",
+            str(source.parent),
+            "-c",
+            str(source),
+            "-o",
+            "/dev/null",
+        ],
         capture_output=True,
         text=True,
         check=False,
