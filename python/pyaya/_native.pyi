@@ -20,6 +20,7 @@ __all__ = [
     "RingBuf",
     "RunStats",
     "btf_program_errno",
+    "btf_to_c_header",
     "clsact_present",
     "clsact_remove_if_unused",
     "enable_stats",
@@ -526,6 +527,8 @@ class Btf:
         """A short label for messages (``struct event``, ``u32``)."""
     def member(self, id: int, label: str, path: str) -> tuple[int, tuple[str, int, int, int]]:
         """``(bit offset, (name, type_id, bit_offset, bitfield_size))`` of the dotted ``path`` in composite ``id``."""
+    def to_c_header(self) -> str:
+        """Every type as a C header (bpftool's ``format c``; vmlinux.h for the kernel's BTF)."""
     def check_value(self, id: int) -> int:
         """The size of values of type ``id`` after checking they can be decoded; ``ObjectError`` when not."""
     def member_offsets(self, struct_name: str, members: list[str]) -> list[int]:
@@ -541,6 +544,9 @@ def rust_type_arguments(name: str) -> tuple[str, list[tuple[Any, ...] | None]] |
 
 def unescape_name(name: str) -> str:
     """``name`` with bpf-linker's ``_XX_`` escapes turned back into characters."""
+
+def btf_to_c_header(btf_bytes: bytes) -> str:
+    """The C header of a raw BTF blob (the kernel's gives vmlinux.h); ``ObjectError`` on malformed BTF."""
 
 def read_elf(
     data: bytes,

@@ -45,6 +45,7 @@ __all__ = [
     "BtfVarSecinfo",
     "BtfVoid",
     "Kind",
+    "write_vmlinux_header",
 ]
 
 VMLINUX_PATH = Path("/sys/kernel/btf/vmlinux")
@@ -527,6 +528,11 @@ class Btf:
         """Number of type ids, void included (the largest id is ``len(btf) - 1``)."""
         return len(self._native)
 
+    def to_c_header(self) -> str:
+        """Every type as C declarations, as ``bpftool btf dump ... format c`` writes them (for the kernel's BTF:
+        ``vmlinux.h``); :class:`ObjectError` when the BTF cannot be written as C (a type containing itself)."""
+        return self._native.to_c_header()
+
     def to_bytes(self) -> bytes:
         """These types as a raw BTF blob (header, types, strings, in :attr:`endian` order) that
         :meth:`from_bytes`, ``bpftool btf dump file`` and ``Ebpf.load(btf=...)`` read back."""
@@ -670,3 +676,11 @@ class Btf:
 
 
 _kernel: Btf | None = None
+
+
+def write_vmlinux_header(directory: Path, btf: Path = VMLINUX_PATH) -> Path:
+    """Write ``directory/vmlinux.h``, the C header of ``btf`` (the running kernel's BTF by default), atomically and
+    only when its content changed; return its path (:func:`pyaya.cheader.write_vmlinux_header`)."""
+    from pyaya.cheader import write_vmlinux_header as write  # noqa: PLC0415 - pyaya.cheader imports this module
+
+    return write(directory, btf)

@@ -1,5 +1,6 @@
 """C BPF objects the tests build with clang, as libbpf users build theirs: ``-target bpf -O2 -g`` against the
-libbpf headers Debian ships (``libbpf-dev``) and, for CO-RE code, a ``vmlinux.h`` dumped from this kernel's BTF.
+libbpf headers Debian ships (``libbpf-dev``) and, for CO-RE code, a ``vmlinux.h`` that pyaya dumps from this
+kernel's BTF (so these tests check pyaya's dumper too).
 
 Sources are written in the tests themselves (patterns of libbpf-tools and libbpf-bootstrap, no copied code). Each
 object is cached under pyaya's cache folder by the hash of its source, the compiler and its flags, so a run in a
@@ -54,27 +55,18 @@ def _cached(name: str) -> Path | None:
 
 
 def vmlinux_header() -> Path:
-    """``vmlinux.h`` of this kernel (bpftool btf dump), cached by the BTF's hash, alone in its folder (sources
-    ``#include "vmlinux.h"``); skips without bpftool or BTF."""
+    """``vmlinux.h`` of this kernel as pyaya writes it (:func:`pyaya.cheader.write_vmlinux_header`), so every C
+    object built with ``vmlinux=True`` checks pyaya's dumper; cached by the BTF's hash, alone in its folder
+    (sources ``#include "vmlinux.h"``); skips without BTF."""
+    from pyaya.cheader import write_vmlinux_header  # noqa: PLC0415 - only the CO-RE objects need it
+
     if not VMLINUX_BTF.is_file():
         pytest.skip(f"{VMLINUX_BTF} is missing: this kernel has no BTF (CONFIG_DEBUG_INFO_BTF)")
-    bpftool = shutil.which("bpftool")
-    if bpftool is None:
-        pytest.skip("bpftool is not installed (apt-get install bpftool; make setup installs it)")
     digest = hashlib.sha256(VMLINUX_BTF.read_bytes()).hexdigest()[:16]
-    header = _cache() / f"vmlinux-{digest}" / "vmlinux.h"
+    folder = _cache() / f"pyaya-vmlinux-{digest}"
+    header = folder / "vmlinux.h"
     if not header.is_file():
-        dumped = subprocess.run(
-            [bpftool, "btf", "dump", "file", str(VMLINUX_BTF), "format", "c"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        ).stdout
-        header.parent.mkdir(parents=True, exist_ok=True)
-        temporary = header.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(dumped)
-        temporary.replace(header)
+        write_vmlinux_header(folder, VMLINUX_BTF)
     return header
 
 

@@ -157,6 +157,11 @@ SAMPLES: dict[str, Samples] = {
     "cleanup": lambda t: (["cleanup", "--dry-run"], None, ["cleanup", "--bogus"]),
     "test": lambda t: (None, ["test", str(t / "empty"), "--kernel", "2.4"], ["test", str(t / "empty")]),
     "package": lambda t: (None, ["package", str(t / "empty"), "--tag", "x:1"], ["package", "--bogus"]),
+    "vmlinux-h": lambda t: (
+        ["vmlinux-h", "-o", str(t)] if Path("/sys/kernel/btf/vmlinux").is_file() else None,  # no privilege needed
+        ["vmlinux-h", "--btf", str(t / "empty" / "missing")],
+        ["vmlinux-h", "--bogus"],
+    ),
 }
 
 

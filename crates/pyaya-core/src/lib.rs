@@ -17,6 +17,7 @@
 )]
 
 pub mod btf;
+pub mod btf_c;
 pub mod btf_ext;
 pub mod elf;
 pub mod names;

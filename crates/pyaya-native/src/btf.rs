@@ -262,6 +262,12 @@ impl Btf {
         self.btf.check_value(id).map_err(btf_error)
     }
 
+    /// Every type as a C header (bpftool's `format c`: vmlinux.h for the kernel's BTF), with the GIL released.
+    fn to_c_header(&self, py: Python<'_>) -> PyResult<String> {
+        py.detach(|| pyaya_core::btf_c::to_c_header(&self.btf))
+            .map_err(btf_error)
+    }
+
     /// Byte offsets of `members` (dotted paths allowed) of the struct or union called `struct_name`; when several
     /// types have that name, the first that has the member wins. NotFoundError naming what is missing.
     fn member_offsets(
@@ -368,4 +374,15 @@ pub fn rust_type_arguments<'py>(
 #[pyfunction]
 pub fn unescape_name(name: &str) -> String {
     names::unescape(name)
+}
+
+/// The C header of a raw BTF blob (`/sys/kernel/btf/vmlinux`'s bytes give vmlinux.h); ObjectError on malformed BTF.
+#[pyaya_guard::guard(Object)]
+#[pyfunction]
+pub fn btf_to_c_header(py: Python<'_>, btf_bytes: &[u8]) -> PyResult<String> {
+    py.detach(|| {
+        let btf = CoreBtf::parse(btf_bytes)?;
+        pyaya_core::btf_c::to_c_header(&btf)
+    })
+    .map_err(btf_error)
 }

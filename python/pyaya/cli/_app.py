@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from pyaya.cli import build, cleanup, doctor, inspect, matrix, new, package, run, templates
+from pyaya.cli import build, cleanup, doctor, inspect, matrix, new, package, run, templates, vmlinux_h
 from pyaya.cli._common import CONTEXT_SETTINGS
 
 app = typer.Typer(
@@ -51,3 +51,4 @@ app.command("doctor", context_settings=CONTEXT_SETTINGS)(doctor.doctor)
 app.command("cleanup", context_settings=CONTEXT_SETTINGS)(cleanup.cleanup)
 app.command("test", cls=matrix.TestCommand, context_settings=CONTEXT_SETTINGS)(matrix.matrix)
 app.command("package", context_settings=CONTEXT_SETTINGS)(package.package)
+app.command("vmlinux-h", context_settings=CONTEXT_SETTINGS)(vmlinux_h.vmlinux_h)
