@@ -88,6 +88,25 @@ def _includes_vmlinux(source: Path) -> bool:
         return False
 
 
+def _vmlinux_header(include_dir: Path) -> Path:
+    """``include_dir/vmlinux.h`` of the running kernel, generated again only when the kernel's BTF or pyaya's
+    generator (the native module) changed since: the stamp beside it holds their status."""
+    from pyaya import _native  # noqa: PLC0415
+    from pyaya._toolchain_cache import file_status  # noqa: PLC0415
+    from pyaya.btf import VMLINUX_PATH, write_vmlinux_header  # noqa: PLC0415 - only C projects need it
+
+    header, stamp = include_dir / "vmlinux.h", include_dir / "vmlinux.h.from"
+    source = json.dumps([file_status(VMLINUX_PATH), file_status(_native.__file__ or "")])
+    try:
+        if header.is_file() and stamp.read_text() == source:
+            return header
+    except OSError:
+        pass
+    written = write_vmlinux_header(include_dir)
+    stamp.write_text(source)
+    return written
+
+
 def _depfile_inputs(depfile: Path, root: Path) -> list[Path] | None:
     """The files a make-style dependency file lists (clang -MD, run in ``root``), None when it cannot be read."""
     try:
@@ -136,9 +155,7 @@ def build_c(
     include_dir = output_dir / "include"
     output_dir.mkdir(parents=True, exist_ok=True)
     if any(_includes_vmlinux(source) for source in project.c_sources):
-        from pyaya.btf import write_vmlinux_header  # noqa: PLC0415 - only C projects need it
-
-        write_vmlinux_header(include_dir)
+        _vmlinux_header(include_dir)
     flags = [
         "-target",
         "bpf",
