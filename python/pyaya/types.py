@@ -1154,9 +1154,28 @@ class Types(Mapping[str, Any]):
     still reachable through :meth:`by_id`.
     """
 
-    def __init__(self, btf: Btf) -> None:
+    def __init__(self, btf: Btf, dwarf: Callable[[], bytes | None] | None = None) -> None:
         self.btf = btf
         self._builder = _Builder(btf)
+        # The object's DWARF as BTF (``_native.btf_from_dwarf``), asked for only when a name is missing from the
+        # BTF or the whole mapping is listed: names only the DWARF has (types of local variables) come from it.
+        self._dwarf_source = dwarf
+
+    @cached_property
+    def _dwarf(self) -> Types | None:
+        blob = self._dwarf_source() if self._dwarf_source is not None else None
+        return Types(Btf.from_bytes(blob)) if blob is not None else None
+
+    def _all_names(self) -> dict[str, None]:
+        names = dict.fromkeys(self._names)
+        if self._dwarf is not None:
+            names.update(dict.fromkeys(self._dwarf._names))
+        return names
+
+    def __contains__(self, name: object) -> bool:
+        if name in self._names:
+            return True
+        return isinstance(name, str) and self._dwarf is not None and name in self._dwarf._names
 
     @cached_property
     def _names(self) -> dict[str, int]:
@@ -1173,15 +1192,18 @@ class Types(Mapping[str, Any]):
     def __getitem__(self, name: str) -> Any:
         type_id = self._names.get(name)
         if type_id is None:
-            known = ", ".join(sorted(self._names)) or "none"
+            dwarf = self._dwarf
+            if dwarf is not None and name in dwarf._names:
+                return dwarf[name]
+            known = ", ".join(sorted(self._all_names())) or "none"
             raise NotFoundError(f"the object's BTF has no type named {name!r} (it has: {known})")
         return self._builder.node(type_id)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
+        return iter(self._all_names())
 
     def __len__(self) -> int:
-        return len(self._names)
+        return len(self._all_names())
 
     def by_id(self, type_id: int) -> Any:
         """The codec of any BTF type by id."""
@@ -1193,7 +1215,7 @@ class Types(Mapping[str, Any]):
         return _spec_node(_native.parse_rust_type(rust_type), self)
 
     def __repr__(self) -> str:
-        return f"<pyaya.types.Types: {', '.join(self._names)}>"
+        return f"<pyaya.types.Types: {', '.join(self._all_names())}>"
 
 
 # Integers wider than this (u128 is the widest Rust has) are kept as bytes.
