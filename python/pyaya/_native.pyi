@@ -19,6 +19,7 @@ __all__ = [
     "Program",
     "RingBuf",
     "RunStats",
+    "btf_from_dwarf",
     "btf_program_errno",
     "clsact_present",
     "clsact_remove_if_unused",

@@ -207,9 +207,11 @@ impl<'a> Converter<'a> {
         let type_ref = match entry.attr_value(gimli::DW_AT_type) {
             None => None,
             Some(AttributeValue::UnitRef(offset)) => Some(offset),
-            Some(other) => return err(format!(
+            Some(other) => {
+                return err(format!(
                 "DWARF type reference of form {other:?} (only references inside a unit are read)"
-            )),
+            ))
+            }
         };
         let byte_size = entry
             .attr_value(gimli::DW_AT_byte_size)
