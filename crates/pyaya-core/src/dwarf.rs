@@ -148,7 +148,7 @@ struct Converter<'a> {
 struct Die<'a> {
     tag: gimli::DwTag,
     name: Vec<u8>,
-    type_ref: Option<UnitOffset>,
+    type_ref: Option<(usize, UnitOffset)>,
     byte_size: Option<u64>,
     entry: gimli::DebuggingInformationEntry<R<'a>>,
 }
@@ -179,8 +179,26 @@ impl<'a> Converter<'a> {
         Ok(id)
     }
 
-    fn type_id(&mut self, unit: usize, reference: Option<UnitOffset>) -> Result<u32, Error> {
-        reference.map_or(Ok(0), |offset| self.id_of(unit, offset))
+    fn type_id(
+        &mut self,
+        _unit: usize,
+        reference: Option<(usize, UnitOffset)>,
+    ) -> Result<u32, Error> {
+        reference.map_or(Ok(0), |(unit, offset)| self.id_of(unit, offset))
+    }
+
+    /// The unit holding `.debug_info` offset `offset` (a `DW_FORM_ref_addr`, as Rust's LTO objects have), and
+    /// the offset inside it.
+    fn locate(&self, offset: gimli::DebugInfoOffset) -> Result<(usize, UnitOffset), Error> {
+        for (index, unit) in self.units.iter().enumerate() {
+            if let Some(inside) = offset.to_unit_offset(&unit.header) {
+                return Ok((index, inside));
+            }
+        }
+        err(format!(
+            "a DWARF type reference to .debug_info offset {} lies in no unit",
+            offset.0
+        ))
     }
 
     fn unit(&self, index: usize) -> Result<&gimli::Unit<R<'a>>, Error> {
@@ -206,11 +224,12 @@ impl<'a> Converter<'a> {
         };
         let type_ref = match entry.attr_value(gimli::DW_AT_type) {
             None => None,
-            Some(AttributeValue::UnitRef(offset)) => Some(offset),
+            Some(AttributeValue::UnitRef(offset)) => Some((unit_index, offset)),
+            Some(AttributeValue::DebugInfoRef(offset)) => Some(self.locate(offset)?),
             Some(other) => {
                 return err(format!(
-                "DWARF type reference of form {other:?} (only references inside a unit are read)"
-            ))
+                    "DWARF type reference of form {other:?} (only .debug_info references are read)"
+                ))
             }
         };
         let byte_size = entry
@@ -436,8 +455,8 @@ impl<'a> Converter<'a> {
             gimli::DW_TAG_enumeration_type => {
                 let size = Self::size32(die.byte_size, "enum")?;
                 let mut signed = false;
-                if let Some(base) = die.type_ref {
-                    let base = self.unit(unit)?.entry(base).map_err(dwarf_error)?;
+                if let Some((base_unit, base)) = die.type_ref {
+                    let base = self.unit(base_unit)?.entry(base).map_err(dwarf_error)?;
                     signed = matches!(
                         base.attr_value(gimli::DW_AT_encoding),
                         Some(AttributeValue::Encoding(
