@@ -710,3 +710,7 @@ pub fn btf_from_dwarf(data: &[u8]) -> Result<Option<Vec<u8>>, Error> {
     }
     converter.to_bytes().map(Some)
 }
+
+#[cfg(test)]
+#[path = "dwarf_tests.rs"]
+mod tests;
