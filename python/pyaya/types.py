@@ -1196,7 +1196,8 @@ class Types(Mapping[str, Any]):
             if dwarf is not None and name in dwarf._names:
                 return dwarf[name]
             known = ", ".join(sorted(self._all_names())) or "none"
-            raise NotFoundError(f"the object's BTF has no type named {name!r} (it has: {known})")
+            where = "BTF and DWARF have" if dwarf is not None else "BTF has"
+            raise NotFoundError(f"the object's {where} no type named {name!r} (known: {known})")
         return self._builder.node(type_id)
 
     def __iter__(self) -> Iterator[str]:
