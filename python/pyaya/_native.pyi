@@ -543,8 +543,9 @@ def rust_type_arguments(name: str) -> tuple[str, list[tuple[Any, ...] | None]] |
 def unescape_name(name: str) -> str:
     """``name`` with bpf-linker's ``_XX_`` escapes turned back into characters."""
 
-def btf_from_dwarf(data: bytes) -> bytes | None:
-    """A BTF blob of the named types of the object's DWARF (``-g``), or None when it has no ``.debug_info``."""
+def btf_from_dwarf(data: bytes, namespaced: bool = False) -> bytes | None:
+    """A BTF blob of the named types of the object's DWARF (``-g``), or None when it has no ``.debug_info``;
+    types inside namespaces (Rust's, the standard library's among them) only with ``namespaced``."""
 
 def read_elf(
     data: bytes,

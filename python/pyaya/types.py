@@ -1158,7 +1158,7 @@ class Types(Mapping[str, Any]):
         self.btf = btf
         self._builder = _Builder(btf)
         # The object's DWARF as BTF (``_native.btf_from_dwarf``), asked for only when a name is missing from the
-        # BTF or the whole mapping is listed: names only the DWARF has (types of local variables) come from it.
+        # BTF: names only the DWARF has (types of local variables) come from it.
         self._dwarf_source = dwarf
 
     @cached_property
@@ -1200,11 +1200,14 @@ class Types(Mapping[str, Any]):
             raise NotFoundError(f"the object's {where} no type named {name!r} (known: {known})")
         return self._builder.node(type_id)
 
+    # Listed are the BTF's names: a Rust object's DWARF also describes standard-library types (core's `Range`...),
+    # which no listing should show. Names only the DWARF has are found by lookup (``in``, ``[]``, ``typed()``) and
+    # named by the NotFoundError.
     def __iter__(self) -> Iterator[str]:
-        return iter(self._all_names())
+        return iter(self._names)
 
     def __len__(self) -> int:
-        return len(self._all_names())
+        return len(self._names)
 
     def by_id(self, type_id: int) -> Any:
         """The codec of any BTF type by id."""
@@ -1216,7 +1219,7 @@ class Types(Mapping[str, Any]):
         return _spec_node(_native.parse_rust_type(rust_type), self)
 
     def __repr__(self) -> str:
-        return f"<pyaya.types.Types: {', '.join(self._all_names())}>"
+        return f"<pyaya.types.Types: {', '.join(self._names)}>"
 
 
 # Integers wider than this (u128 is the widest Rust has) are kept as bytes.

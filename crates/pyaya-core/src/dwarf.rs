@@ -633,8 +633,10 @@ impl<'a> Converter<'a> {
 }
 
 /// The named struct, union, enum and typedef types of the object's DWARF and all they reference, as a BTF blob
-/// in the object's byte order; `None` when the object has no `.debug_info`.
-pub fn btf_from_dwarf(data: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+/// in the object's byte order; `None` when the object has no `.debug_info`. Types inside a `DW_TAG_namespace`
+/// (Rust's, `core`'s included: a Rust object's DWARF describes much of the standard library) are taken only with
+/// `namespaced`; C's types are all outside one.
+pub fn btf_from_dwarf(data: &[u8], namespaced: bool) -> Result<Option<Vec<u8>>, Error> {
     let file = object::File::parse(data).map_err(|e| Error(format!("not an ELF object: {e}")))?;
     if file.section_by_name(".debug_info").is_none() {
         return Ok(None);
@@ -688,7 +690,20 @@ pub fn btf_from_dwarf(data: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         {
             let unit = converter.unit(unit_index)?;
             let mut cursor = unit.entries();
+            // The depth of each open namespace: entries deeper than one are inside it.
+            let mut namespaces: Vec<isize> = Vec::new();
             while let Some(entry) = cursor.next_dfs().map_err(dwarf_error)? {
+                let depth = entry.depth();
+                while namespaces.last().is_some_and(|&open| open >= depth) {
+                    namespaces.pop();
+                }
+                if entry.tag() == gimli::DW_TAG_namespace {
+                    namespaces.push(depth);
+                    continue;
+                }
+                if !namespaced && !namespaces.is_empty() {
+                    continue;
+                }
                 let wanted = matches!(
                     entry.tag(),
                     gimli::DW_TAG_structure_type

@@ -62,7 +62,9 @@ fn object(info: Vec<u8>, big: bool) -> Vec<u8> {
 #[test]
 fn a_self_referencing_struct_converts_in_both_byte_orders() {
     for big in [false, true] {
-        let blob = btf_from_dwarf(&object(info(big), big)).unwrap().unwrap();
+        let blob = btf_from_dwarf(&object(info(big), big), false)
+            .unwrap()
+            .unwrap();
         let btf = Btf::parse(&blob).unwrap();
         let ids = btf.find("node", Some(Kind::Struct));
         assert_eq!(ids.len(), 1);
@@ -83,7 +85,7 @@ fn a_self_referencing_struct_converts_in_both_byte_orders() {
 #[test]
 fn no_debug_info_is_none() {
     let elf = build_elf(&[(".text", 1, 6, vec![0; 8])], &[], false);
-    assert_eq!(btf_from_dwarf(&elf), Ok(None));
+    assert_eq!(btf_from_dwarf(&elf, false), Ok(None));
 }
 
 #[test]
@@ -92,7 +94,7 @@ fn every_truncation_and_byte_mutation_is_an_error_or_a_valid_blob() {
     for cut in 0..whole.len() {
         let mut short = whole.clone();
         short.truncate(cut);
-        if let Ok(Some(blob)) = btf_from_dwarf(&object(short, false)) {
+        if let Ok(Some(blob)) = btf_from_dwarf(&object(short, false), true) {
             Btf::parse(&blob).unwrap();
         }
     }
@@ -100,7 +102,7 @@ fn every_truncation_and_byte_mutation_is_an_error_or_a_valid_blob() {
         for value in [0_u8, 1, 0x7f, 0xff] {
             let mut mutated = whole.clone();
             mutated[at] = value;
-            if let Ok(Some(blob)) = btf_from_dwarf(&object(mutated, false)) {
+            if let Ok(Some(blob)) = btf_from_dwarf(&object(mutated, false), true) {
                 Btf::parse(&blob).unwrap();
             }
         }
