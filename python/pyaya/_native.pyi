@@ -19,6 +19,7 @@ __all__ = [
     "Program",
     "RingBuf",
     "RunStats",
+    "btf_from_dwarf",
     "btf_program_errno",
     "btf_to_c_header",
     "clsact_present",
@@ -547,6 +548,10 @@ def unescape_name(name: str) -> str:
 
 def btf_to_c_header(btf_bytes: bytes) -> str:
     """The C header of a raw BTF blob (the kernel's gives vmlinux.h); ``ObjectError`` on malformed BTF."""
+
+def btf_from_dwarf(data: bytes, namespaced: bool = False) -> bytes | None:
+    """A BTF blob of the named types of the object's DWARF (``-g``), or None when it has no ``.debug_info``;
+    types inside namespaces (Rust's, the standard library's among them) only with ``namespaced``."""
 
 def read_elf(
     data: bytes,

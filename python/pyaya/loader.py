@@ -223,12 +223,15 @@ class Ebpf:
     @cached_property
     def types(self) -> Types:
         """The object's named types (``#[repr(C)]`` structs, enums...) by name, each a codec that decodes bytes to
-        a record with named fields: ``bpf.types["ExecEvent"](data).pid``. Empty without BTF."""
+        a record with named fields: ``bpf.types["ExecEvent"](data).pid``. Names the BTF lacks come from the object's
+        DWARF when it was built with ``-g`` (read only when such a name is asked for)."""
         btf = self.btf
+        data = self._data
+        dwarf = (lambda: _native.btf_from_dwarf(data)) if data is not None else None
         if btf is None:
             empty = Btf.from_bytes(_EMPTY_BTF)
-            return Types(empty)
-        return Types(btf)
+            return Types(empty, dwarf)
+        return Types(btf, dwarf)
 
     @cached_property
     def map_types(self) -> dict[str, MapTypes]:

@@ -1154,9 +1154,28 @@ class Types(Mapping[str, Any]):
     still reachable through :meth:`by_id`.
     """
 
-    def __init__(self, btf: Btf) -> None:
+    def __init__(self, btf: Btf, dwarf: Callable[[], bytes | None] | None = None) -> None:
         self.btf = btf
         self._builder = _Builder(btf)
+        # The object's DWARF as BTF (``_native.btf_from_dwarf``), asked for only when a name is missing from the
+        # BTF: names only the DWARF has (types of local variables) come from it.
+        self._dwarf_source = dwarf
+
+    @cached_property
+    def _dwarf(self) -> Types | None:
+        blob = self._dwarf_source() if self._dwarf_source is not None else None
+        return Types(Btf.from_bytes(blob)) if blob is not None else None
+
+    def _all_names(self) -> dict[str, None]:
+        names = dict.fromkeys(self._names)
+        if self._dwarf is not None:
+            names.update(dict.fromkeys(self._dwarf._names))
+        return names
+
+    def __contains__(self, name: object) -> bool:
+        if name in self._names:
+            return True
+        return isinstance(name, str) and self._dwarf is not None and name in self._dwarf._names
 
     @cached_property
     def _names(self) -> dict[str, int]:
@@ -1173,10 +1192,17 @@ class Types(Mapping[str, Any]):
     def __getitem__(self, name: str) -> Any:
         type_id = self._names.get(name)
         if type_id is None:
-            known = ", ".join(sorted(self._names)) or "none"
-            raise NotFoundError(f"the object's BTF has no type named {name!r} (it has: {known})")
+            dwarf = self._dwarf
+            if dwarf is not None and name in dwarf._names:
+                return dwarf[name]
+            known = ", ".join(sorted(self._all_names())) or "none"
+            where = "BTF and DWARF have" if dwarf is not None else "BTF has"
+            raise NotFoundError(f"the object's {where} no type named {name!r} (known: {known})")
         return self._builder.node(type_id)
 
+    # Listed are the BTF's names: a Rust object's DWARF also describes standard-library types (core's `Range`...),
+    # which no listing should show. Names only the DWARF has are found by lookup (``in``, ``[]``, ``typed()``) and
+    # named by the NotFoundError.
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
 

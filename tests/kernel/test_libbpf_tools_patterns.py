@@ -602,9 +602,43 @@ int main(int argc, char **argv)
 }
 """
 
+# execsnoop as older libbpf-tools wrote it: the event is a stack variable sent whole over a perf event array, so
+# clang leaves `struct event` out of the object's .BTF (no map, global or signature uses it); its DWARF (-g) has it.
+EXECSNOOP_STACK = r"""
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+struct event {
+    __u32 pid;
+    __s32 retval;
+    char comm[16];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+    __uint(key_size, sizeof(__u32));
+    __uint(value_size, sizeof(__u32));
+} events SEC(".maps");
+
+SEC("tp/syscalls/sys_enter_execve")
+int on_execve(void *ctx)
+{
+    struct event e = {};
+
+    e.pid = bpf_get_current_pid_tgid() >> 32;
+    e.retval = -7;
+    bpf_get_current_comm(e.comm, sizeof(e.comm));
+    bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, &e, sizeof(e));
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
 #: name -> (source, build options) of every object of this file, for the inspect-against-bpftool test.
 OBJECTS: dict[str, tuple[str, dict[str, Any]]] = {
     "lt_execsnoop": (EXECSNOOP, {"vmlinux": True}),
+    "lt_execsnoop_stack": (EXECSNOOP_STACK, {"vmlinux": True}),
     "lt_opensnoop": (OPENSNOOP, {"vmlinux": True}),
     "lt_exitsnoop": (EXITSNOOP, {"vmlinux": True}),
     "lt_exitsnoop_untyped": (EXITSNOOP, {"vmlinux": True, "extra_flags": ("-DUNTYPED_TASK",)}),
@@ -665,6 +699,23 @@ def test_execsnoop_reads_argv_of_an_exec_into_a_prefix_sent_over_perf() -> None:
         assert events.undecoded == 0
         assert bpf.maps["events"].lost == 0
         assert bpf.maps["events"].max_entries == _possible_cpus()  # sized at load, as libbpf sizes it
+
+
+def test_execsnoop_stack_event_decodes_by_name_from_dwarf() -> None:
+    with Ebpf.load_file(_build("lt_execsnoop_stack")) as bpf:
+        assert bpf.btf is not None
+        assert not [t for t in bpf.btf.find_all("event") if t.kind.name == "STRUCT"]  # only the DWARF has it
+        assert "event" in bpf.types
+        events = bpf.maps["events"].typed("event")
+        with bpf.programs["on_execve"].attach():
+            child = subprocess.Popen(["/bin/true"])
+            child.wait()
+            seen = _collect(lambda: events.drain(timeout=0.2), lambda found: any(e.pid == child.pid for e in found))
+        ours = [e for e in seen if e.pid == child.pid]
+        assert len(ours) == 1, seen
+        assert ours[0].retval == -7
+        assert isinstance(ours[0].comm, str)
+        assert events.undecoded == 0
 
 
 @pytest.mark.needs("map:RingBuf")

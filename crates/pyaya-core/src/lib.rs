@@ -19,6 +19,7 @@
 pub mod btf;
 pub mod btf_c;
 pub mod btf_ext;
+pub mod dwarf;
 pub mod elf;
 pub mod names;
 pub mod object_pass;

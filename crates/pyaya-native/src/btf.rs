@@ -369,6 +369,22 @@ pub fn rust_type_arguments<'py>(
     Ok(Some((base, arguments).into_pyobject(py)?))
 }
 
+/// A BTF blob of the named types of the object's DWARF (`-g`), or None when it has no `.debug_info`; types
+/// inside namespaces (Rust's) only with `namespaced`.
+#[pyaya_guard::guard(Object)]
+#[pyfunction]
+#[pyo3(signature = (data, namespaced = false))]
+pub fn btf_from_dwarf<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    namespaced: bool,
+) -> PyResult<Option<Bound<'py, pyo3::types::PyBytes>>> {
+    let blob = py
+        .detach(|| pyaya_core::dwarf::btf_from_dwarf(data, namespaced))
+        .map_err(|err| new_err(Kind::Object, format!("the object's DWARF: {err}")))?;
+    Ok(blob.map(|blob| pyo3::types::PyBytes::new(py, &blob)))
+}
+
 /// `name` with bpf-linker's `_XX_` escapes turned back into characters (`HashMap<u32, u64>`).
 #[pyaya_guard::guard(Object)]
 #[pyfunction]

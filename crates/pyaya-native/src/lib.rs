@@ -55,6 +55,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(btf::rust_type_arguments, module)?)?;
     module.add_function(wrap_pyfunction!(btf::unescape_name, module)?)?;
     module.add_function(wrap_pyfunction!(btf::btf_to_c_header, module)?)?;
+    module.add_function(wrap_pyfunction!(btf::btf_from_dwarf, module)?)?;
     module.add_function(wrap_pyfunction!(inspect::read_elf, module)?)?;
     module.add_function(wrap_pyfunction!(inspect::object_line_info, module)?)?;
     module.add_class::<programs_common::RunStats>()?;
