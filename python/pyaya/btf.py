@@ -45,7 +45,6 @@ __all__ = [
     "BtfVarSecinfo",
     "BtfVoid",
     "Kind",
-    "write_vmlinux_header",
 ]
 
 VMLINUX_PATH = Path("/sys/kernel/btf/vmlinux")
@@ -676,11 +675,3 @@ class Btf:
 
 
 _kernel: Btf | None = None
-
-
-def write_vmlinux_header(directory: Path, btf: Path = VMLINUX_PATH) -> Path:
-    """Write ``directory/vmlinux.h``, the C header of ``btf`` (the running kernel's BTF by default), atomically and
-    only when its content changed; return its path (:func:`pyaya.cheader.write_vmlinux_header`)."""
-    from pyaya.cheader import write_vmlinux_header as write  # noqa: PLC0415 - pyaya.cheader imports this module
-
-    return write(directory, btf)

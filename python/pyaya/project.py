@@ -201,8 +201,8 @@ class Project:
     c_flags: tuple[str, ...] = ()
     """``[build] c_flags``: clang flags added to pyaya's own for every C source."""
     rust: bool = True
-    """Whether cargo builds objects: False for a C project (C sources, no ``Cargo.toml`` in the project's folder or
-    above it)."""
+    """Whether cargo builds objects: False for a C project (C sources, and neither a ``Cargo.toml`` beside
+    ``pyaya.toml`` nor ``[build] package``)."""
 
     @property
     def config_path(self) -> Path:
@@ -518,8 +518,8 @@ def load_project(config: str | os.PathLike[str]) -> Project:
                 raise ProjectError(f"{config}: [build] c_sources names {source}, which does not exist")
     else:
         c_sources = tuple(_find_c_sources(root))
-    # A C project has no cargo workspace; a Rust one may have its workspace root above the project folder.
-    rust = not c_sources or any((folder / "Cargo.toml").is_file() for folder in (root, *root.parents))
+    # A C project has no Cargo.toml of its own; C sources beside a cargo package say so with one, or [build] package.
+    rust = not c_sources or (root / "Cargo.toml").is_file() or "package" in build
     names = [c_object_name(source) for source in c_sources]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
