@@ -51,8 +51,11 @@ int handle_exec(struct trace_event_raw_sys_enter *ctx)
 
     __u32 uid = (__u32)bpf_get_current_uid_gid();
     __u64 one = 1, *count = bpf_map_lookup_elem(&exec_counts, &uid);
+    // Not __sync_fetch_and_add: clang 20+ (-mcpu=v3 by default) makes that a fetching BPF_ATOMIC, which kernels
+    // before 5.12 refuse ("BPF_STX uses reserved fields"); a relaxed add whose result is unused is the plain
+    // atomic add every kernel takes.
     if (count)
-        __sync_fetch_and_add(count, 1);
+        __atomic_fetch_add(count, 1, __ATOMIC_RELAXED);
     else
         bpf_map_update_elem(&exec_counts, &uid, &one, BPF_NOEXIST);
 
