@@ -665,6 +665,16 @@ class MultiLink(Link):
         self.locations = locations
 
 
+def _reopen_refused(path: str | os.PathLike[str], kind: str) -> UnsupportedError:
+    # Behind from_pin and from_id: the kernel's program info does not say a program was loaded as a multi-point
+    # probe, so a reopened one could not be told from a plain UProbe or KProbe.
+    return UnsupportedError(
+        f"cannot reopen the program at {path} as a {kind}: the kernel's program info does not say which attach "
+        "type a program was loaded for; pin its link instead (link.pin(...)), which keeps it attached, and reopen "
+        "that with pyaya.Link.from_pin"
+    )
+
+
 @register
 class UProbeMulti(Program):
     """A uprobe (or uretprobe) attached to many functions of one file through one ``uprobe_multi`` link:
@@ -735,13 +745,7 @@ class UProbeMulti(Program):
 
     @classmethod
     def _open_pinned(cls: type[PinnedT], path: str | os.PathLike[str], *, retprobe: bool = False) -> PinnedT:
-        # Behind from_pin and from_id: the kernel's program info does not say a program was loaded as a
-        # multi-point probe, so a reopened one could not be told from a plain UProbe.
-        raise UnsupportedError(
-            f"cannot reopen the program at {path} as a UProbeMulti: the kernel's program info does not say which "
-            "attach type a program was loaded for; pin its link instead (link.pin(...)), which keeps it attached, "
-            "and reopen that with pyaya.Link.from_pin"
-        )
+        raise _reopen_refused(path, "UProbeMulti")
 
 
 @register
@@ -807,13 +811,7 @@ class KProbeMulti(Program):
 
     @classmethod
     def _open_pinned(cls: type[PinnedT], path: str | os.PathLike[str], *, retprobe: bool = False) -> PinnedT:
-        # Behind from_pin and from_id: the kernel's program info does not say a program was loaded as a
-        # multi-point probe, so a reopened one could not be told from a plain KProbe.
-        raise UnsupportedError(
-            f"cannot reopen the program at {path} as a KProbeMulti: the kernel's program info does not say which "
-            "attach type a program was loaded for; pin its link instead (link.pin(...)), which keeps it attached, "
-            "and reopen that with pyaya.Link.from_pin"
-        )
+        raise _reopen_refused(path, "KProbeMulti")
 
 
 # -- perf events ---------------------------------------------------------------------------------------------------
