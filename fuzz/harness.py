@@ -430,13 +430,14 @@ def _objects(folder: Path) -> Iterator[Path]:
         yield from (path for path in sorted(folder.iterdir()) if path.is_file() and _is_bpf_object(path))
 
 
-def _pyaya(*arguments: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
-    """Runs the pyaya CLI quietly; its output is shown only when it fails."""
+def _pyaya(*arguments: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    """Runs the pyaya CLI quietly and returns what it printed; its output is shown only when it fails."""
     result = subprocess.run(
         [sys.executable, "-m", "pyaya", *arguments], cwd=cwd, env=env, capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
         raise SystemExit(f"fuzz: `pyaya {' '.join(arguments)}` failed:\n{result.stdout}{result.stderr}")
+    return result.stdout
 
 
 def _fixture_objects() -> list[Path]:
@@ -465,8 +466,8 @@ def _template_objects() -> list[Path]:
         shutil.rmtree(projects / name, ignore_errors=True)
         projects.mkdir(parents=True, exist_ok=True)
         _pyaya("new", name, "--template", template, "--no-check", cwd=projects, env=env)
-        _pyaya("build", str(projects / name), env=env)
-        built = target / "bpfel-unknown-none" / "release" / name
+        # The first object `pyaya build` prints: cargo's (Rust templates) or clang's target/bpf/ one (C templates).
+        built = Path(_pyaya("build", str(projects / name), env=env).split()[0])
         shutil.copyfile(built, objects / template)
     (cache / "done").touch()
     return list(_objects(objects))
