@@ -49,6 +49,14 @@ def integer(value: object, what: str, *, low: int = 0, high: int = U64) -> int:
     return value
 
 
+def integers(value: object, what: str, *, expected: str, item: str, high: int = U64) -> list[int]:
+    """A list of ints in ``0..high`` from any iterable but a string (iterating one would give its characters):
+    ``expected`` says what ``what`` must be, ``item`` names one of its values in a range error."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidArgumentTypeError(f"{what} must be {expected}, not {_type_name(value)}")
+    return [integer(one, item, high=high) for one in value]
+
+
 def flag(value: object, what: str) -> bool:
     """A ``bool``."""
     if not isinstance(value, bool):

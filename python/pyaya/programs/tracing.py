@@ -45,9 +45,9 @@ def _perf_placement(cpus: Iterable[int] | None, pid: int | None) -> list[int] | 
     """``cpus`` as a checked list (None: every online CPU), and ``pid`` checked: where a perf event is opened."""
     cpu_list = None
     if cpus is not None:
-        if isinstance(cpus, str | bytes) or not isinstance(cpus, Iterable):
-            raise InvalidArgumentTypeError(f"cpus must be an iterable of CPU numbers, not {type(cpus).__name__}")
-        cpu_list = [_args.integer(cpu, "a CPU in cpus", high=_args.U32) for cpu in cpus]
+        cpu_list = _args.integers(
+            cpus, "cpus", expected="an iterable of CPU numbers", item="a CPU in cpus", high=_args.U32
+        )
         if not cpu_list:
             raise InvalidArgumentError("cpus is empty: give at least one CPU, or None for every online CPU")
     if pid is not None:
@@ -641,9 +641,7 @@ def _names(value: Iterable[str] | None, what: str) -> list[str] | None:
 def _multi_cookies(cookies: Iterable[int] | None, what: str) -> list[int] | None:
     if cookies is None:
         return None
-    if isinstance(cookies, str | bytes) or not isinstance(cookies, Iterable):
-        raise InvalidArgumentTypeError(f"cookies must be a list of u64 values, not {type(cookies).__name__}")
-    values = [_args.integer(cookie, "a cookie in cookies", high=_args.U64) for cookie in cookies]
+    values = _args.integers(cookies, "cookies", expected="a list of u64 values", item="a cookie in cookies")
     _cookie(values[0] if values else 0, what)
     return values
 
@@ -722,9 +720,9 @@ class UProbeMulti(Program):
             _args.string(pattern, "pattern")
         offset_list = None
         if offsets is not None:
-            if isinstance(offsets, str | bytes) or not isinstance(offsets, Iterable):
-                raise InvalidArgumentTypeError(f"offsets must be a list of file offsets, not {type(offsets).__name__}")
-            offset_list = [_args.integer(offset, "an offset in offsets", high=_args.U64) for offset in offsets]
+            offset_list = _args.integers(
+                offsets, "offsets", expected="a list of file offsets", item="an offset in offsets"
+            )
             if not offset_list:
                 raise InvalidArgumentError("offsets is empty: give at least one file offset")
         _one_of(f"attaching {self.name!r} to {where}", functions=names, pattern=pattern, offsets=offset_list)
