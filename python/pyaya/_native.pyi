@@ -453,6 +453,11 @@ class RingBuf:
         """The ring's size in bytes."""
     def drain(self, max_records: int | None = None, timeout: float | None = None) -> list[bytes]:
         """Up to ``max_records`` records; waits up to ``timeout`` seconds (GIL released) when none is ready."""
+    def drain_packed(
+        self, stride: int, max_records: int | None = None, timeout: float | None = None
+    ) -> tuple[bytes, int, bytes | None]:
+        """As :meth:`drain`, the records' first ``stride`` bytes each in one ``bytes``: ``(data, count, short)``;
+        a record shorter than ``stride`` ends the batch and comes back whole as ``short``."""
     def fileno(self) -> int:
         """The ring's fd for readiness polling; owned by pyaya, never close it."""
     def pin(self, path: Path) -> None:
@@ -682,6 +687,12 @@ class PerfEventArray:
         """Replace every buffer with one of ``page_count`` pages; unread records are kept for the next drains."""
     def drain(self, max_records: int | None = None, timeout: float | None = None) -> list[tuple[int, bytes]]:
         """Up to ``max_records`` ``(cpu, record)`` pairs; waits up to ``timeout`` seconds (GIL released)."""
+    def drain_packed(
+        self, stride: int, max_records: int | None = None, timeout: float | None = None
+    ) -> tuple[bytes, int, tuple[int, bytes] | None]:
+        """As :meth:`drain`, the records' first ``stride`` bytes each in one ``bytes``: ``(data, count, short)``;
+        a record shorter than ``stride`` ends the batch and comes back whole as ``short``, a ``(cpu, record)``
+        pair."""
     def fileno(self) -> int:
         """An epoll fd readable when a buffer is a quarter full; owned by pyaya, never close it."""
     def pin(self, path: Path) -> None:

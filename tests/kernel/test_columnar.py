@@ -161,3 +161,66 @@ def test_map_arrow_batch_equals_items(records: Ebpf) -> None:
         assert sorted(map(repr, batch.to_pylist())) == sorted(
             repr({"key": _arrow_value(k), "value": _arrow_value(v)}) for k, v in table.items()
         )
+
+
+@pytest.fixture
+def bench_stream(fixtures_dir: Path) -> Iterator[Ebpf]:
+    """bench_stream with BENCH_TGID = this process: one 64-byte BenchEvent per getppid() of this process."""
+    tgid = ctypes.c_uint32(os.getpid())
+    with Ebpf.load_file(fixtures_dir / "bench_stream", globals={"BENCH_TGID": tgid}) as bpf:
+        yield bpf
+
+
+def _drain_exactly(stream: Any, count: int) -> Any:
+    arrays = [stream.drain_array(timeout=5)]
+    while sum(len(array) for array in arrays) < count:
+        arrays.append(stream.drain_array(timeout=5))
+    return np.concatenate(arrays)
+
+
+@pytest.mark.parametrize(("stream_name", "program"), [("BENCH_RING", "bench_ring"), ("BENCH_PERF", "bench_perf")])
+def test_stream_arrays_equal_typed_records_of_both_stream_kinds(
+    bench_stream: Ebpf, stream_name: str, program: str
+) -> None:
+    stream = bench_stream.maps[stream_name].typed("BenchEvent")
+    with bench_stream.programs[program].attach("sys_enter"):
+        for _ in range(200):
+            os.getppid()
+        array = _drain_exactly(stream, 200)
+        for _ in range(3):
+            os.getppid()
+        typed = stream.drain(timeout=5)
+        while len(typed) < 3:
+            typed += stream.drain(timeout=5)
+    assert len(array) == 200
+    assert array.dtype.itemsize == bench_stream.types["BenchEvent"].size == 64
+    assert set(array["pid"].tolist()) == {os.getpid()}
+    # seq counts every record the program wrote, so the 200 arrive in order and none twice (per CPU for perf).
+    for cpu in set(array["cpu"].tolist()):
+        seqs = array["seq"][array["cpu"] == cpu]
+        assert (np.diff(seqs.astype(np.int64)) > 0).all()
+    assert len(set(array["seq"].tolist())) == 200
+    row = _columnar(array[-1])
+    assert set(row) == set(typed[0]._asdict())
+    assert row["comm"] == _typed(typed[0])["comm"]
+    assert row["syscall"] == typed[0].syscall == 110
+
+
+@pytest.mark.parametrize(("stream_name", "program"), [("BENCH_RING", "bench_ring"), ("BENCH_PERF", "bench_perf")])
+def test_array_of_a_larger_type_raises_for_each_record_and_loses_none(
+    bench_stream: Ebpf, stream_name: str, program: str
+) -> None:
+    # BenchExecEvent is 288 bytes: every 64-byte BenchEvent is short of it.
+    stream = bench_stream.maps[stream_name].typed("BenchExecEvent")
+    with bench_stream.programs[program].attach("sys_enter"):
+        os.getppid()
+        os.getppid()
+    errors = []
+    for _ in range(2):
+        with pytest.raises(pyaya.RecordError, match=f"record of {stream_name} is shorter than") as bad:
+            stream.drain_array(timeout=5)
+        errors.append(bad.value)
+    assert [len(error.data) >= 64 for error in errors] == [True, True]
+    assert [int.from_bytes(error.data[16:20], "little") for error in errors] == [os.getpid()] * 2
+    assert stream.undecoded == 2
+    assert len(stream.drain_array(timeout=0)) == 0

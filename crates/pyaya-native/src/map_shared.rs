@@ -59,14 +59,14 @@ pub(crate) const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// released) in slices of `SIGNAL_CHECK_INTERVAL`, checking for signals between slices so Ctrl-C interrupts,
 /// until `timeout` seconds have passed (`None`: forever). `wait(wake_fd, millis)` blocks on the stream's fd and
 /// the owner's log wake-up fd.
-pub(crate) fn drain_waiting<T>(
+pub(crate) fn drain_waiting<T: Taken>(
     py: Python<'_>,
     owner: Option<&dyn LogOwner>,
     wake_on_logs: bool,
     timeout: Option<f64>,
-    mut take: impl FnMut(Python<'_>) -> PyResult<Vec<T>>,
+    mut take: impl FnMut(Python<'_>) -> PyResult<T>,
     wait: impl Fn(Option<std::os::fd::BorrowedFd<'_>>, i32) -> Result<bool, Deferred> + Sync,
-) -> PyResult<Vec<T>> {
+) -> PyResult<T> {
     let deadline = match timeout {
         Some(seconds) if seconds.is_nan() || seconds < 0.0 => {
             return Err(crate::errors::new_err(
@@ -84,7 +84,7 @@ pub(crate) fn drain_waiting<T>(
             owner.flush_logs(py)?;
         }
         let records = take(py)?;
-        if !records.is_empty() {
+        if !records.nothing() {
             return Ok(records);
         }
         let slice = match deadline {
@@ -101,6 +101,74 @@ pub(crate) fn drain_waiting<T>(
         py.detach(|| wait(owner.and_then(LogOwner::wake_fd), millis))?;
         py.check_signals()?;
     }
+}
+
+/// What one look at a stream took: `drain_waiting` waits while it is nothing.
+pub(crate) trait Taken {
+    fn nothing(&self) -> bool;
+}
+
+impl<T> Taken for Vec<T> {
+    fn nothing(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl<T> Taken for Option<T> {
+    fn nothing(&self) -> bool {
+        self.is_none()
+    }
+}
+
+/// Records copied at a fixed stride into one buffer (`drain_packed`): each record's first `stride` bytes, in
+/// order. A record shorter than `stride` ends the batch and is kept whole in `short` (it was taken from the
+/// stream, so the caller must hand it on: nothing is dropped).
+pub(crate) struct Packed<S> {
+    pub(crate) stride: usize,
+    pub(crate) data: Vec<u8>,
+    pub(crate) count: usize,
+    pub(crate) short: Option<S>,
+}
+
+impl<S> Packed<S> {
+    /// A batch written into `data` (an emptied buffer, whose capacity is reused).
+    pub(crate) fn new(stride: usize, data: Vec<u8>) -> Self {
+        Self {
+            stride,
+            data,
+            count: 0,
+            short: None,
+        }
+    }
+
+    /// Adds a record given as two slices (a ring's wrap-around splits it); false when it was short and the batch
+    /// ends. `whole` builds the record kept in `short`.
+    pub(crate) fn push(&mut self, first: &[u8], second: &[u8], whole: impl FnOnce() -> S) -> bool {
+        let stride = self.stride;
+        if first.len() + second.len() < stride {
+            self.short = Some(whole());
+            return false;
+        }
+        if first.len() >= stride {
+            self.data.extend_from_slice(&first[..stride]);
+        } else {
+            self.data.extend_from_slice(first);
+            self.data.extend_from_slice(&second[..stride - first.len()]);
+        }
+        self.count += 1;
+        true
+    }
+}
+
+/// `stride` for `drain_packed`, checked: records are copied `stride` bytes each.
+pub(crate) fn check_stride(stride: usize) -> PyResult<()> {
+    if stride == 0 {
+        return Err(crate::errors::new_err(
+            Kind::InvalidArgument,
+            "stride must be the record type's size in bytes (>= 1), not 0".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) type Shared<T> = Arc<Mutex<Option<T>>>;

@@ -10,7 +10,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::errors::{closed, from_map_io, new_err, Deferred, Kind};
-use crate::map_shared::{drain_waiting, lock, shape_of, Owner, Shape, Shared};
+use crate::map_shared::{
+    check_stride, drain_waiting, lock, shape_of, Owner, Packed, Shape, Shared,
+};
 use crate::names::{is_per_cpu, map_kind, MAP_TYPE_PERF_EVENT_ARRAY, MAP_TYPE_RINGBUF};
 use crate::perf::{PerfEventArray, PerfShared, PerfState};
 use crate::sys;
@@ -164,6 +166,7 @@ pub(crate) fn wrap_data(
             owner,
             wake_on_logs,
             max_entries: shape.max_entries,
+            scratch: Mutex::new(Vec::new()),
             pinned: Mutex::new(None),
         };
         return Ok((Py::new(py, object)?.into_any(), MapSlot::Ring(shared)));
@@ -383,6 +386,8 @@ pub struct RingBuf {
     owner: Option<Owner>,
     wake_on_logs: bool,
     max_entries: u32,
+    /// `drain_packed`'s batch buffer, kept between calls: a fresh one would fault its pages in every batch.
+    scratch: Mutex<Vec<u8>>,
     pub(crate) pinned: Mutex<Option<std::path::PathBuf>>,
 }
 
@@ -401,6 +406,52 @@ impl RingBuf {
             }
         }
         Ok(records)
+    }
+
+    /// Waits up to `millis` for the ring (or the owner's log wake-up fd) to turn readable.
+    fn wait_readable(
+        &self,
+        wake_fd: Option<std::os::fd::BorrowedFd<'_>>,
+        millis: i32,
+    ) -> Result<bool, Deferred> {
+        let guard = lock(&self.ring);
+        let ring = guard.as_ref().ok_or_else(|| {
+            Deferred::Plain(
+                Kind::Closed,
+                format!("ring buffer {:?} is closed", self.name),
+            )
+        })?;
+        let mut fds = vec![ring.as_fd()];
+        fds.extend(wake_fd);
+        sys::wait_readable(&fds, millis)
+            .map_err(|err| Deferred::MapIo(format!("waiting on ring buffer {:?}", self.name), err))
+    }
+
+    /// Copies up to `limit` available records at `stride` bytes each into `scratch`, without waiting; returns how
+    /// many it copied and the short record that ended the batch, if one did.
+    fn take_packed(
+        &self,
+        limit: usize,
+        stride: usize,
+        scratch: &mut Vec<u8>,
+    ) -> PyResult<Packed<Vec<u8>>> {
+        let mut guard = lock(&self.ring);
+        let ring = guard
+            .as_mut()
+            .ok_or_else(|| closed(&format!("ring buffer {:?}", self.name)))?;
+        let mut packed = Packed::new(stride, std::mem::take(scratch));
+        packed.data.clear();
+        while packed.count < limit {
+            match ring.next() {
+                Some(item) => {
+                    if !packed.push(&item, &[], || item.to_vec()) {
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+        Ok(packed)
     }
 }
 
@@ -446,25 +497,62 @@ impl RingBuf {
             self.wake_on_logs,
             timeout,
             |_| self.take_available(limit),
-            |wake_fd, millis| {
-                let guard = lock(&self.ring);
-                let ring = guard.as_ref().ok_or_else(|| {
-                    Deferred::Plain(
-                        Kind::Closed,
-                        format!("ring buffer {:?} is closed", self.name),
-                    )
-                })?;
-                let mut fds = vec![ring.as_fd()];
-                fds.extend(wake_fd);
-                sys::wait_readable(&fds, millis).map_err(|err| {
-                    Deferred::MapIo(format!("waiting on ring buffer {:?}", self.name), err)
-                })
-            },
+            |wake_fd, millis| self.wait_readable(wake_fd, millis),
         )?;
         Ok(records
             .iter()
             .map(|record| PyBytes::new(py, record))
             .collect())
+    }
+
+    /// As `drain`, with the records copied into one `bytes` at `stride` bytes each (longer records cut to
+    /// `stride`): `(data, count, short)`. A record shorter than `stride` ends the batch and comes back whole as
+    /// `short` (taken from the ring: the caller hands it on); `short` is `None` otherwise.
+    #[pyo3(signature = (stride, max_records = None, timeout = None))]
+    #[allow(clippy::type_complexity)]
+    fn drain_packed<'py>(
+        &self,
+        py: Python<'py>,
+        stride: usize,
+        max_records: Option<usize>,
+        timeout: Option<f64>,
+    ) -> PyResult<(Bound<'py, PyBytes>, usize, Option<Bound<'py, PyBytes>>)> {
+        check_stride(stride)?;
+        let limit = max_records.unwrap_or(usize::MAX);
+        let owner = self
+            .owner
+            .as_ref()
+            .and_then(|owner| Some((owner, owner.upgrade(py)?)));
+        let mut scratch =
+            std::mem::take(&mut *self.scratch.lock().unwrap_or_else(PoisonError::into_inner));
+        let packed = drain_waiting(
+            py,
+            owner
+                .as_ref()
+                .and_then(|(owner, object)| owner.logs_of(object)),
+            self.wake_on_logs,
+            timeout,
+            |_| {
+                let packed = self.take_packed(limit, stride, &mut scratch)?;
+                if packed.count == 0 && packed.short.is_none() {
+                    scratch = packed.data; // nothing yet: keep the buffer for the next look
+                    return Ok(None);
+                }
+                Ok(Some(packed))
+            },
+            |wake_fd, millis| self.wait_readable(wake_fd, millis),
+        )?;
+        let Some(packed) = packed else {
+            *self.scratch.lock().unwrap_or_else(PoisonError::into_inner) = scratch;
+            return Ok((PyBytes::new(py, &[]), 0, None));
+        };
+        let result = (
+            PyBytes::new(py, &packed.data),
+            packed.count,
+            packed.short.map(|record| PyBytes::new(py, &record)),
+        );
+        *self.scratch.lock().unwrap_or_else(PoisonError::into_inner) = packed.data;
+        Ok(result)
     }
 
     /// Pins the ring buffer at `path` in bpffs, so it outlives this process until `unpin()`.

@@ -23,7 +23,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::errors::{closed, Deferred, Kind};
-use crate::map_shared::{drain_waiting, lock, Owner, Shape, Shared};
+use crate::map_shared::{check_stride, drain_waiting, lock, Owner, Packed, Shape, Shared};
 use crate::sys;
 
 /// Pages per CPU buffer unless the user asks otherwise: 32 KiB with 4 KiB pages.
@@ -273,15 +273,23 @@ impl CpuBuffer {
         u64::from_ne_bytes(bytes)
     }
 
-    /// Moves up to `limit` samples into `out` (as `(cpu, bytes)`) and counts lost-sample records; returns how many
-    /// samples it moved. A malformed record (which the kernel never writes) skips the rest of the ring and is
-    /// reported, never silently dropped.
-    fn read(&mut self, limit: usize, out: &mut Vec<(u32, Vec<u8>)>) -> Result<usize, String> {
+    /// Hands up to `limit` samples to `sink` (`sink(cpu, first, second)`: the record as two slices, the second
+    /// non-empty when it wraps around the ring's end; false stops after that sample) and counts lost-sample
+    /// records. A malformed record (which the kernel never writes) skips the rest of the ring and is reported,
+    /// never silently dropped.
+    fn read_with(
+        &mut self,
+        limit: usize,
+        sink: &mut impl FnMut(u32, &[u8], &[u8]) -> bool,
+    ) -> BufferRead {
         let head = self.head();
         let mut tail = self.tail();
-        let mut moved = 0;
-        let mut result = Ok(());
-        while tail != head && moved < limit {
+        let mut read = BufferRead {
+            moved: 0,
+            stopped: false,
+            malformed: None,
+        };
+        while tail != head && read.moved < limit && !read.stopped {
             // struct perf_event_header { u32 type; u16 misc; u16 size; }
             let mut header = [0u8; HEADER_LEN];
             self.copy_into(tail, &mut header);
@@ -289,7 +297,7 @@ impl CpuBuffer {
             let size = usize::from(u16::from_ne_bytes([header[6], header[7]]));
             let available = head.wrapping_sub(tail);
             if size < HEADER_LEN || size as u64 > available {
-                result = Err(format!(
+                read.malformed = Some(format!(
                     "a malformed perf record (type {kind}, {size} bytes) on CPU {}: the {available} unread bytes \
                      of its buffer were skipped",
                     self.cpu
@@ -303,11 +311,8 @@ impl CpuBuffer {
                     // PERF_SAMPLE_RAW: a u32 size, then that many bytes (the program's record and its padding).
                     let raw_len = (self.read_u32(body) as usize).min(size - HEADER_LEN - 4);
                     let (first, second) = self.slices(body.wrapping_add(4), raw_len);
-                    let mut record = Vec::with_capacity(raw_len);
-                    record.extend_from_slice(first);
-                    record.extend_from_slice(second);
-                    out.push((self.cpu, record));
-                    moved += 1;
+                    read.stopped = !sink(self.cpu, first, second);
+                    read.moved += 1;
                 }
                 PERF_RECORD_LOST if size >= HEADER_LEN + 16 => {
                     // { header, u64 id, u64 lost }
@@ -318,7 +323,7 @@ impl CpuBuffer {
             tail = tail.wrapping_add(size as u64);
         }
         self.set_tail(tail);
-        result.map(|()| moved)
+        read
     }
 
     /// Samples this buffer's event dropped so far: exact (read from the event) with `PERF_FORMAT_LOST`, else those
@@ -344,6 +349,22 @@ impl CpuBuffer {
             self.lost_records
         }
     }
+}
+
+/// What one `CpuBuffer::read_with` did.
+struct BufferRead {
+    moved: usize,
+    /// The sink refused more.
+    stopped: bool,
+    malformed: Option<String>,
+}
+
+/// `(cpu, record)` from a record's two slices.
+fn whole(cpu: u32, first: &[u8], second: &[u8]) -> (u32, Vec<u8>) {
+    let mut record = Vec::with_capacity(first.len() + second.len());
+    record.extend_from_slice(first);
+    record.extend_from_slice(second);
+    (cpu, record)
 }
 
 impl Drop for CpuBuffer {
@@ -393,39 +414,75 @@ impl PerfState {
 
     /// Copies out up to `limit` available records without waiting, visiting the CPUs round-robin.
     fn take(&mut self, limit: usize) -> Result<Vec<(u32, Vec<u8>)>, Deferred> {
+        let mut records = Vec::new();
+        self.take_with(limit, |cpu, first, second| {
+            records.push(whole(cpu, first, second));
+            true
+        })?;
+        Ok(records)
+    }
+
+    /// Copies up to `limit` available records at `stride` bytes each into `data` (emptied first), without waiting.
+    fn take_packed(
+        &mut self,
+        limit: usize,
+        stride: usize,
+        mut data: Vec<u8>,
+    ) -> Result<Packed<(u32, Vec<u8>)>, Deferred> {
+        data.clear();
+        let mut packed = Packed::new(stride, data);
+        self.take_with(limit, |cpu, first, second| {
+            packed.push(first, second, || whole(cpu, first, second))
+        })?;
+        Ok(packed)
+    }
+
+    /// Hands up to `limit` available records to `sink` (see `CpuBuffer::read_with`) without waiting: records
+    /// carried over from replaced buffers first, then the CPUs round-robin. Returns how many it handed over.
+    fn take_with(
+        &mut self,
+        limit: usize,
+        mut sink: impl FnMut(u32, &[u8], &[u8]) -> bool,
+    ) -> Result<usize, Deferred> {
         if let Some(message) = self.malformed.take() {
             return Err(self.malformed_error(&message));
         }
-        let mut records = Vec::new();
-        while records.len() < limit {
+        let mut taken = 0;
+        let mut stopped = false;
+        while taken < limit && !stopped {
             match self.carried.pop_front() {
-                Some(record) => records.push(record),
+                Some((cpu, record)) => {
+                    taken += 1;
+                    stopped = !sink(cpu, &record, &[]);
+                }
                 None => break,
             }
         }
         let count = self.buffers.len();
         for step in 0..count {
-            if records.len() >= limit {
+            if taken >= limit || stopped {
                 break;
             }
             let buffer = &mut self.buffers[(self.next_buffer + step) % count];
             if !buffer.readable() {
                 continue;
             }
-            let room = limit - records.len();
-            if let Err(message) = buffer.read(room, &mut records) {
-                self.malformed = Some(message);
+            let read = buffer.read_with(limit - taken, &mut sink);
+            taken += read.moved;
+            stopped = read.stopped;
+            if read.malformed.is_some() {
+                self.malformed = read.malformed;
             }
         }
         if count > 0 {
             self.next_buffer = (self.next_buffer + 1) % count;
         }
-        if records.is_empty() {
+        if taken == 0 {
             if let Some(message) = self.malformed.take() {
                 return Err(self.malformed_error(&message));
             }
         }
-        Ok(records)
+        Ok(taken)
     }
 
     fn malformed_error(&self, message: &str) -> Deferred {
@@ -450,7 +507,10 @@ impl PerfState {
         let mut records = Vec::new();
         for mut buffer in old {
             // A malformed record cannot be read again anyway: what was read before it is kept.
-            let _ = buffer.read(usize::MAX, &mut records);
+            let _ = buffer.read_with(usize::MAX, &mut |cpu, first, second| {
+                records.push(whole(cpu, first, second));
+                true
+            });
             self.lost_before += buffer.lost();
         }
         self.carried.extend(records);
@@ -539,6 +599,8 @@ pub struct PerfEventArray {
     wake_on_logs: bool,
     shape: Shape,
     page_count: AtomicUsize,
+    /// `drain_packed`'s batch buffer, kept between calls: a fresh one would fault its pages in every batch.
+    scratch: Mutex<Vec<u8>>,
     pub(crate) pinned: Mutex<Option<PathBuf>>,
 }
 
@@ -561,6 +623,7 @@ impl PerfEventArray {
             wake_on_logs,
             shape,
             page_count: AtomicUsize::new(page_count),
+            scratch: Mutex::new(Vec::new()),
             pinned: Mutex::new(None),
         }
     }
@@ -576,6 +639,32 @@ impl PerfEventArray {
         let mut guard = lock(&self.shared.state);
         let state = guard.as_mut().ok_or_else(|| self.closed_error())?;
         state.take(limit)
+    }
+
+    fn take_packed(
+        &self,
+        limit: usize,
+        stride: usize,
+        data: Vec<u8>,
+    ) -> Result<Packed<(u32, Vec<u8>)>, Deferred> {
+        let mut guard = lock(&self.shared.state);
+        let state = guard.as_mut().ok_or_else(|| self.closed_error())?;
+        state.take_packed(limit, stride, data)
+    }
+
+    /// Waits up to `millis` for a CPU's buffer (or the owner's log wake-up fd) to turn readable.
+    fn wait_readable(
+        &self,
+        wake_fd: Option<BorrowedFd<'_>>,
+        millis: i32,
+    ) -> Result<bool, Deferred> {
+        let guard = lock(&self.shared.state);
+        let state = guard.as_ref().ok_or_else(|| self.closed_error())?;
+        let mut fds = vec![state.epoll.as_fd()];
+        fds.extend(wake_fd);
+        sys::wait_readable(&fds, millis).map_err(|err| {
+            Deferred::MapIo(format!("waiting on perf event array {:?}", self.name), err)
+        })
     }
 }
 
@@ -672,20 +761,70 @@ impl PerfEventArray {
                 py.detach(|| self.take_available(limit))
                     .map_err(PyErr::from)
             },
-            |wake_fd, millis| {
-                let guard = lock(&self.shared.state);
-                let state = guard.as_ref().ok_or_else(|| self.closed_error())?;
-                let mut fds = vec![state.epoll.as_fd()];
-                fds.extend(wake_fd);
-                sys::wait_readable(&fds, millis).map_err(|err| {
-                    Deferred::MapIo(format!("waiting on perf event array {:?}", self.name), err)
-                })
-            },
+            |wake_fd, millis| self.wait_readable(wake_fd, millis),
         )?;
         Ok(records
             .iter()
             .map(|(cpu, record)| (*cpu, PyBytes::new(py, record)))
             .collect())
+    }
+
+    /// As `drain`, with the records copied into one `bytes` at `stride` bytes each (longer records cut to
+    /// `stride`): `(data, count, short)`. A record shorter than `stride` ends the batch and comes back whole as
+    /// `short`, a `(cpu, record)` pair (taken from its buffer: the caller hands it on); `None` otherwise.
+    #[pyo3(signature = (stride, max_records = None, timeout = None))]
+    #[allow(clippy::type_complexity)]
+    fn drain_packed<'py>(
+        &self,
+        py: Python<'py>,
+        stride: usize,
+        max_records: Option<usize>,
+        timeout: Option<f64>,
+    ) -> PyResult<(
+        Bound<'py, PyBytes>,
+        usize,
+        Option<(u32, Bound<'py, PyBytes>)>,
+    )> {
+        check_stride(stride)?;
+        let limit = max_records.unwrap_or(usize::MAX);
+        let owner = self
+            .owner
+            .as_ref()
+            .and_then(|owner| Some((owner, owner.upgrade(py)?)));
+        let mut scratch =
+            std::mem::take(&mut *self.scratch.lock().unwrap_or_else(PoisonError::into_inner));
+        let packed = drain_waiting(
+            py,
+            owner
+                .as_ref()
+                .and_then(|(owner, object)| owner.logs_of(object)),
+            self.wake_on_logs,
+            timeout,
+            |py| {
+                let packed = py
+                    .detach(|| self.take_packed(limit, stride, std::mem::take(&mut scratch)))
+                    .map_err(PyErr::from)?;
+                if packed.count == 0 && packed.short.is_none() {
+                    scratch = packed.data; // nothing yet: keep the buffer for the next look
+                    return Ok(None);
+                }
+                Ok(Some(packed))
+            },
+            |wake_fd, millis| self.wait_readable(wake_fd, millis),
+        )?;
+        let Some(packed) = packed else {
+            *self.scratch.lock().unwrap_or_else(PoisonError::into_inner) = scratch;
+            return Ok((PyBytes::new(py, &[]), 0, None));
+        };
+        let result = (
+            PyBytes::new(py, &packed.data),
+            packed.count,
+            packed
+                .short
+                .map(|(cpu, record)| (cpu, PyBytes::new(py, &record))),
+        );
+        *self.scratch.lock().unwrap_or_else(PoisonError::into_inner) = packed.data;
+        Ok(result)
     }
 
     /// An fd that is readable when a CPU's buffer is a quarter full (an epoll fd), for asyncio's `add_reader`;

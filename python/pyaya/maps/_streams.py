@@ -7,7 +7,7 @@ import importlib
 import struct
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from pyaya import _args
 from pyaya.errors import ClosedError, InvalidArgumentError, InvalidArgumentTypeError, MapError, RecordError
@@ -207,26 +207,40 @@ class Stream(Map):
             )
         dtype = _dtypes.dtype_of(self._codec, int(getattr(self._codec, "size", 0)))
         _check_wait(max_records, timeout)
+        size = dtype.itemsize
+        if not self._backlog and size:
+            # The native drain copies each record's first `size` bytes straight from the stream into one buffer.
+            data, count, short = self._native.drain_packed(size, max_records, timeout)
+            if short is not None:
+                self._backlog.append(short)  # raised by the next call (or this one, when it is alone)
+                if not count:
+                    self._raise_short(self._take(1, 0), size)
+            return np.frombuffer(data, dtype=dtype, count=count)
         items = self._take(max_records, timeout)
         records = [record for _, record in items] if self._paired else items
-        size = dtype.itemsize
         for index, record in enumerate(records):
             if len(record) < size:
                 if index:  # the good records first; the short one is raised by the next call
                     self._backlog[:0] = items[index:]
                     records = records[:index]
                     break
-                self._backlog[:0] = items[1:]
-                self.undecoded += 1
-                raise RecordError(
-                    f"a {len(record)}-byte record of {self.name} is shorter than {_label(self._codec)} "
-                    f"({size} bytes) (the stream goes on with the next record; its bytes are this error's .data)",
-                    data=bytes(record),
-                    stream=self.name,
-                )
+                self._raise_short(items, size)
         # One copy of the batch into one buffer; numpy reads it in place.
         joined = b"".join(records) if all(len(r) == size for r in records) else b"".join(r[:size] for r in records)
         return np.frombuffer(joined, dtype=dtype, count=len(records))
+
+    def _raise_short(self, items: list[Any], size: int) -> NoReturn:
+        """Raise the RecordError of ``items[0]``, a record shorter than the stream's type; the rest waits."""
+        self._backlog[:0] = items[1:]
+        self.undecoded += 1
+        record = items[0][1] if self._paired else items[0]
+        label = "its type" if self._codec is None else _label(self._codec)
+        raise RecordError(
+            f"a {len(record)}-byte record of {self.name} is shorter than {label} "
+            f"({size} bytes) (the stream goes on with the next record; its bytes are this error's .data)",
+            data=bytes(record),
+            stream=self.name,
+        )
 
     def drain_arrow(self, max_records: int | None = None, timeout: float | None = 0) -> Any:
         """The records that are ready (as :meth:`drain_array`, whose rules it follows) as one
