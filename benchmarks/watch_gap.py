@@ -76,6 +76,12 @@ class Running:
                 raise BenchError(f"no {what}: {''.join(self.err).strip()[-300:]}")
             time.sleep(0.02)
 
+    def kill(self) -> None:
+        """Ends the run's session (its main.py included) when a row failed part way."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=TIMEOUT_S)
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=TIMEOUT_S)
@@ -91,11 +97,17 @@ class Loop:
     def __init__(self, probe: Path, scratch: Path) -> None:
         self.stop_file = scratch / "stop-loop"
         self.stop_file.unlink(missing_ok=True)
-        script = 'i=0; while [ ! -e "$1" ]; do "$0"; i=$((i + 1)); done; echo "$i"'
+        # The loop also ends when the probe is gone (its folder removed): it never outlives the benchmark.
+        script = 'i=0; while [ ! -e "$1" ] && [ -x "$0" ]; do "$0"; i=$((i + 1)); done; echo "$i"'
         self.start = time.perf_counter()
         self.process = subprocess.Popen(
             ["/bin/sh", "-c", script, str(probe), str(self.stop_file)], stdout=subprocess.PIPE, text=True
         )
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate(timeout=TIMEOUT_S)
 
     def stop(self) -> tuple[int, float]:
         self.stop_file.touch()
@@ -129,18 +141,24 @@ def maps_printed(runner: Running, times: int) -> bool:
 def stop_then_start(project: Path, probe: Path, scratch: Path, env: dict[str, str], restarts: int) -> tuple[int, float]:
     """Missed execs in all, and the loop's rate: ``restarts`` times a run stopped, then a new one started."""
     runner = Running(project, env)
-    runner.until("first run", partial(said_running, runner, 1))
-    loop = Loop(probe, scratch)
-    shown = 0
-    for _ in range(restarts):
+    loop = None
+    try:
+        runner.until("first run", partial(said_running, runner, 1))
+        loop = Loop(probe, scratch)
+        shown = 0
+        for _ in range(restarts):
+            runner.until("events", partial(has_events, runner, probe))
+            runner.stop()
+            shown += seen(runner.records(), probe)
+            runner = Running(project, env)
+            runner.until("new run", partial(said_running, runner, 1))
         runner.until("events", partial(has_events, runner, probe))
+        execs, rate = loop.stop()
         runner.stop()
-        shown += seen(runner.records(), probe)
-        runner = Running(project, env)
-        runner.until("new run", partial(said_running, runner, 1))
-    runner.until("events", partial(has_events, runner, probe))
-    execs, rate = loop.stop()
-    runner.stop()
+    finally:
+        runner.kill()
+        if loop is not None:
+            loop.kill()
     shown += seen(runner.records(), probe)
     return execs - shown, rate
 
@@ -148,17 +166,23 @@ def stop_then_start(project: Path, probe: Path, scratch: Path, env: dict[str, st
 def watch_handoff(project: Path, probe: Path, scratch: Path, env: dict[str, str], restarts: int) -> tuple[int, float]:
     """Missed execs in all, and the loop's rate: ``restarts`` handoffs of a ``--watch`` run, main.py touched."""
     runner = Running(project, env, "--watch")
-    runner.until("first run", partial(said_running, runner, 1))
-    loop = Loop(probe, scratch)
-    main = project / "main.py"
-    for restart in range(1, restarts + 1):
+    loop = None
+    try:
+        runner.until("first run", partial(said_running, runner, 1))
+        loop = Loop(probe, scratch)
+        main = project / "main.py"
+        for restart in range(1, restarts + 1):
+            runner.until("events", partial(has_events, runner, probe))
+            main.write_text(main.read_text() + f"# restart {restart}\n")
+            runner.until("handoff", partial(maps_printed, runner, restart))
+            runner.until("new run", partial(said_running, runner, restart + 1))
         runner.until("events", partial(has_events, runner, probe))
-        main.write_text(main.read_text() + f"# restart {restart}\n")
-        runner.until("handoff", partial(maps_printed, runner, restart))
-        runner.until("new run", partial(said_running, runner, restart + 1))
-    runner.until("events", partial(has_events, runner, probe))
-    execs, rate = loop.stop()
-    runner.stop()
+        execs, rate = loop.stop()
+        runner.stop()
+    finally:
+        runner.kill()
+        if loop is not None:
+            loop.kill()
     if "did not report" in "".join(runner.err):
         raise BenchError("the template's main.py did not take part in the handoff")
     return execs - seen(runner.records(), probe), rate
