@@ -316,7 +316,12 @@ impl Ebpf {
             // Declared before the loader, which borrows its paths; its pins go once aya holds the maps.
             let ahead = crate::globals::create_ahead(&object, &pinned);
             drop(object);
-            let mut loader = EbpfLoader::new();
+            let mut loader =
+                if target_btf.is_none() && !pyaya_core::object_pass::has_core_relocations(data) {
+                    loader_without_kernel_btf()
+                } else {
+                    EbpfLoader::new()
+                };
             if let Some(btf) = &target_btf {
                 loader.btf(Some(btf));
             }
@@ -1072,10 +1077,24 @@ const EMPTY_OBJECT: [u8; 64] = {
     header
 };
 
+/// A loader that has not read the kernel's BTF. aya 0.14's `EbpfLoader::new()` parses `/sys/kernel/btf/vmlinux`
+/// (~20 ms and ~16 MiB here) for CO-RE relocations, its only use of it, and offers no constructor without: for an
+/// object without CO-RE relocations that parse is built on a thread whose root is `/sys/kernel/btf`, where the path
+/// does not exist, so aya's parse finds no file. Where the thread cannot change its root, the parse happens and is
+/// dropped.
+fn loader_without_kernel_btf() -> EbpfLoader<'static> {
+    crate::sys::with_private_root(std::path::Path::new("/sys/kernel/btf"), EbpfLoader::new)
+        .unwrap_or_else(|| {
+            let mut loader = EbpfLoader::new();
+            loader.btf(None);
+            loader
+        })
+}
+
 impl Ebpf {
     /// An object holding only `program`, opened from a pin under the name `name`.
     pub fn for_pinned_program(name: &str, program: AyaProgram) -> Result<Self, Deferred> {
-        let ebpf = EbpfLoader::new()
+        let ebpf = loader_without_kernel_btf()
             .load(&EMPTY_OBJECT)
             .map_err(|err| Deferred::Ebpf(Box::new(err)))?;
         let mut pinned_programs = HashMap::new();

@@ -792,3 +792,29 @@ pub fn link_kprobe_multi(
     // SAFETY: the kernel just returned this new link fd, owned by nothing else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
+
+/// Runs `work` on a new thread whose root directory is `root` (`unshare(CLONE_FS)` gives the thread its own root,
+/// then `chroot`), so absolute paths it opens resolve under `root`; the rest of the process keeps its root, and the
+/// thread's filesystem context goes with the thread. `None` when the thread cannot change its root (no
+/// CAP_SYS_CHROOT) or `work` panicked.
+pub fn with_private_root<T: Send>(
+    root: &std::path::Path,
+    work: impl FnOnce() -> T + Send,
+) -> Option<T> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let root = std::ffi::CString::new(root.as_os_str().as_bytes()).ok()?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                // SAFETY: unshare and chroot take no pointers but the NUL-terminated path, alive for the call;
+                // CLONE_FS alone affects only this thread's root, cwd and umask.
+                let private = unsafe {
+                    libc::unshare(libc::CLONE_FS) == 0 && libc::chroot(root.as_ptr()) == 0
+                };
+                private.then(work)
+            })
+            .join()
+            .ok()
+            .flatten()
+    })
+}
