@@ -7,10 +7,16 @@ in this process, and prints the median milliseconds of each and the speed-up. Th
 kernel commands on bytes through ``pyaya._native`` (no codecs), so the share of Python encoding and decoding
 shows. ``bpftool map dump id ID -j``
 (a process reading the whole map key by key and printing JSON) is timed on the same full map as an external
-baseline when bpftool is installed. Needs root and the fixture object ``bench_maps`` (built by this script with
-``pyaya build``).
+baseline when bpftool is installed.
 
-    sudo .venv/bin/python benchmarks/map_batch.py [--entries N] [--runs N]
+Then issue 13's large map: a hash map of ``--big-entries`` (default 1 000 000) ``u32 -> u64`` entries read into a
+dict (``dict(m.items())``) and into numpy (``items_array()``), and written from a dict (``update_many``) and from
+numpy arrays (``update_array``), each against the kernel's batch command alone on the same entries in the same
+run (one native call, bytes in one buffer: ``lookup_batch_packed``, ``update_batch``), next to its goal (1.4x
+for dicts, 1.1x for numpy). Needs root and the fixture object ``bench_maps`` (built by this script with ``pyaya
+build``).
+
+    sudo .venv/bin/python benchmarks/map_batch.py [--entries N] [--runs N] [--big-entries N]
 """
 
 from __future__ import annotations
@@ -122,6 +128,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entries", type=int, default=10_000, help="entries per map (default 10 000)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per operation (median reported)")
+    parser.add_argument(
+        "--big-entries", type=int, default=1_000_000, help="entries of the large-map rows (default 1 000 000; 0: none)"
+    )
     args = parser.parse_args()
     require_root("map_batch.py")
     if args.entries < 1 or args.runs < 1:
@@ -168,7 +177,72 @@ def main() -> int:
         ],
         rows,
     )
+    if args.big_entries:
+        large_map(obj, args.big_entries, max(3, args.runs // 2))
     return 0
+
+
+#: Issue 13's goals: each pyaya path's time over the kernel's batch command alone on the same entries.
+LARGE_GOALS = {"dict": 1.4, "numpy": 1.1}
+
+
+def large_map(obj: Any, entries: int, runs: int) -> None:
+    """A hash map of ``entries`` u32 -> u64 entries: pyaya's whole-map reads and writes against the batch commands."""
+    try:
+        import numpy as np  # noqa: PLC0415 - optional, as for pyaya
+    except ImportError:
+        print("large map: numpy is not installed (pip install 'pyaya[numpy]')")
+        return
+    keys = np.arange(entries, dtype=np.uint32)
+    values = keys.astype(np.uint64) * 3 + 1
+    key_bytes, value_bytes = keys.tobytes(), values.tobytes()
+    as_dict = dict(zip(keys.tolist(), values.tolist(), strict=True))
+    with pyaya.Ebpf.load_file(obj, max_entries={"BENCH_HASH": entries}) as bpf:
+        table = bpf.maps["BENCH_HASH"]
+        native = table._native
+
+        def fill() -> None:
+            native.update_batch(key_bytes, value_bytes, 0)
+
+        def empty() -> None:
+            table.clear(batch=True)
+
+        read_base = median_seconds(native.lookup_batch_packed, runs, fill)
+        write_base = median_seconds(fill, runs, empty)
+        got = dict(table.items())
+        if got != as_dict:
+            raise BenchError(f"the {entries}-entry map did not read back what was written")
+        measured = [
+            (
+                "read into a dict: dict(m.items())",
+                "dict",
+                read_base,
+                median_seconds(lambda: dict(table.items()), runs, fill),
+            ),
+            ("read into numpy: m.items_array()", "numpy", read_base, median_seconds(table.items_array, runs, fill)),
+            (
+                "write from a dict: m.update_many(d)",
+                "dict",
+                write_base,
+                median_seconds(lambda: table.update_many(as_dict), runs, empty),
+            ),
+            (
+                "write from numpy: m.update_array(k, v)",
+                "numpy",
+                write_base,
+                median_seconds(lambda: table.update_array(keys, values), runs, empty),
+            ),
+        ]
+    rows = [["kernel batch lookup (baseline)", f"{read_base * 1000:.0f}", "x1.00", "", ""]]
+    rows.append(["kernel batch update (baseline)", f"{write_base * 1000:.0f}", "x1.00", "", ""])
+    for label, kind, base, seconds in measured:
+        ratio, goal = seconds / base, LARGE_GOALS[kind]
+        rows.append(
+            [label, f"{seconds * 1000:.0f}", f"x{ratio:.2f}", f"<= x{goal}", "met" if ratio <= goal else "MISSED"]
+        )
+    print()
+    print(f"{entries} entries, hash map u32 -> u64; median of {runs} runs; against the kernel's batch command alone")
+    print_table(["large map", "ms", "vs kernel", "goal", ""], rows)
 
 
 def bpftool_row(

@@ -224,3 +224,41 @@ def test_array_of_a_larger_type_raises_for_each_record_and_loses_none(
     assert [int.from_bytes(error.data[16:20], "little") for error in errors] == [os.getpid()] * 2
     assert stream.undecoded == 2
     assert len(stream.drain_array(timeout=0)) == 0
+
+
+@pytest.fixture
+def bench_maps(fixtures_dir: Path) -> Iterator[Ebpf]:
+    entries = {"BENCH_HASH": 4096, "BENCH_ARRAY": 4096, "BENCH_PERCPU_HASH": 16}
+    with Ebpf.load_file(fixtures_dir / "bench_maps", max_entries=entries) as bpf:
+        yield bpf
+
+
+@pytest.mark.parametrize("batch", [None, False])
+@pytest.mark.parametrize("name", ["BENCH_HASH", "BENCH_ARRAY"])
+def test_update_array_writes_what_items_array_reads_back(bench_maps: Ebpf, name: str, batch: bool | None) -> None:
+    table = bench_maps.maps[name]
+    keys = np.arange(4096, dtype=np.uint32)
+    assert table.update_array(keys, keys.astype(np.uint64) * 3 + 1, batch=batch) == 4096
+    read_keys, read_values = table.items_array()
+    assert sorted(zip(read_keys.tolist(), read_values.tolist(), strict=True)) == [(k, k * 3 + 1) for k in range(4096)]
+    assert dict(table.items()) == {k: k * 3 + 1 for k in range(4096)}
+    # Python ints convert to the map's dtypes too.
+    assert table.update_array([1, 2], [10, 20], batch=batch) == 2
+    assert (table[1], table[2]) == (10, 20)
+
+
+def test_update_array_refuses_what_does_not_fit_and_writes_nothing(bench_maps: Ebpf) -> None:
+    table = bench_maps.maps["BENCH_HASH"]
+    with pytest.raises(pyaya.InvalidArgumentError, match=r"values of update_array\(\) on BENCH_HASH do not fit"):
+        table.update_array(np.array([1, 2], dtype=np.uint32), np.array([5, -1]))
+    with pytest.raises(pyaya.InvalidArgumentError, match=r"keys of update_array\(\) on BENCH_HASH do not fit"):
+        table.update_array([1, 2**32], [5, 6])
+    with pytest.raises(pyaya.InvalidArgumentError, match="got 2 keys and 3 values"):
+        table.update_array([1, 2], [5, 6, 7])
+    with pytest.raises(pyaya.InvalidArgumentTypeError, match="cannot be read as uint64"):
+        table.update_array([1, 2], [0.5, 1.5])
+    with pytest.raises(pyaya.InvalidArgumentError, match="one-dimensional"):
+        table.update_array(np.zeros((2, 2), dtype=np.uint32), np.zeros((2, 2), dtype=np.uint64))
+    assert len(table) == 0
+    with pytest.raises(pyaya.UnsupportedError, match="one value per CPU"):
+        bench_maps.maps["BENCH_PERCPU_HASH"].update_array([1], [1])

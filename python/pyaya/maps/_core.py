@@ -463,6 +463,66 @@ class KeyValueMap(Map):
             np.frombuffer(values, dtype=value_dtype, count=count),
         )
 
+    def update_array(self, keys: Any, values: Any, *, batch: bool | None = None) -> int:
+        """Write ``keys[i] -> values[i]`` for every ``i`` from two numpy arrays (or anything numpy takes as one:
+        lists of ints, structured arrays of :meth:`items_array`'s dtypes), in one ``BPF_MAP_UPDATE_BATCH`` where
+        the kernel has it (see :meth:`_batched`), else key by key; returns how many were written. Each array is
+        converted to the map's dtype (ints that do not fit raise :class:`~pyaya.InvalidArgumentError`). Needs
+        numpy (``pip install 'pyaya[numpy]'``)."""
+        _dtypes = importlib.import_module("pyaya.dtypes")
+        np = _dtypes.numpy()
+        if self.value_buffer_len != self.value_size:
+            raise UnsupportedError(
+                f"{self.name} holds one value per CPU: write it with update() (columnar per-CPU writes are not "
+                "supported yet)"
+            )
+        packed = []
+        for label, given, codec, size in (
+            ("keys", keys, self._keys, self.key_size),
+            ("values", values, self._values, self.value_size),
+        ):
+            dtype = _dtypes.dtype_of(codec, size)
+            try:
+                array = np.asarray(given)
+                if array.dtype != dtype:
+                    if array.dtype.kind in "iu" and dtype.kind in "iu":
+                        info = np.iinfo(dtype)
+                        if array.size and (array.min() < info.min or array.max() > info.max):
+                            raise InvalidArgumentError(
+                                f"{label} of update_array() on {self.name} do not fit its {size}-byte "
+                                f"{'signed' if dtype.kind == 'i' else 'unsigned'} integers ({info.min}..{info.max})"
+                            )
+                    array = array.astype(dtype, casting="unsafe" if array.dtype.kind in "iu" else "same_kind")
+            except (TypeError, ValueError) as error:
+                raise InvalidArgumentTypeError(
+                    f"{label} of update_array() on {self.name} cannot be read as {dtype}: {error}"
+                ) from None
+            if array.ndim != 1:
+                raise InvalidArgumentError(f"{label} of update_array() must be one-dimensional, not {array.shape}")
+            packed.append(np.ascontiguousarray(array))
+        key_array, value_array = packed
+        if len(key_array) != len(value_array):
+            raise InvalidArgumentError(
+                f"update_array() on {self.name} got {len(key_array)} keys and {len(value_array)} values: give one "
+                "value per key"
+            )
+        count = len(key_array)
+        if not count:
+            return 0
+        key_bytes, value_bytes = key_array.tobytes(), value_array.tobytes()
+
+        def slow() -> int:
+            key_size, value_size = self.key_size, self.value_size
+            for index in range(count):
+                self._native.update(
+                    key_bytes[index * key_size : (index + 1) * key_size],
+                    value_bytes[index * value_size : (index + 1) * value_size],
+                    0,
+                )
+            return count
+
+        return int(self._batched(batch, lambda: self._native.update_batch(key_bytes, value_bytes, 0), slow))
+
     def to_array(self, *, batch: bool | None = None) -> Any:
         """Every value as one numpy array, in the order of :meth:`items_array`'s keys (see there)."""
         return self.items_array(batch=batch)[1]
