@@ -150,3 +150,25 @@ def test_failed_load_leaves_no_pins(fixtures_dir: Path, pin_dir: Path) -> None:
     with pytest.raises(pyaya.PyayaError, match="NO_SUCH_GLOBAL"):
         Ebpf.load_file(fixtures_dir / "types_plain", pin_maps=pin_dir, globals={"NO_SUCH_GLOBAL": b"\0" * 8})
     assert not pin_dir.exists()
+
+
+def _bytes_read() -> int:
+    """What this process has read through read() and its kin so far (every thread's, exited ones included)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("/proc/self/io has no rchar line")
+
+
+def test_an_object_without_core_relocations_loads_without_reading_the_kernels_btf(fixtures_dir: Path) -> None:
+    vmlinux = Path("/sys/kernel/btf/vmlinux")
+    if not vmlinux.exists():
+        pytest.skip("this kernel exposes no BTF at /sys/kernel/btf/vmlinux")
+    size = len(vmlinux.read_bytes())
+    before = _bytes_read()
+    vmlinux.read_bytes()
+    assert _bytes_read() - before >= size  # the measure sees a read of the file
+    before = _bytes_read()
+    with Ebpf.load_file(fixtures_dir / "maps_basic") as bpf:
+        assert bpf.maps
+    assert _bytes_read() - before < size // 4
