@@ -199,6 +199,8 @@ def large_map(obj: Any, entries: int, runs: int) -> None:
     as_dict = dict(zip(keys.tolist(), values.tolist(), strict=True))
     with pyaya.Ebpf.load_file(obj, max_entries={"BENCH_HASH": entries}) as bpf:
         table = bpf.maps["BENCH_HASH"]
+        if not isinstance(table, HashMap):
+            raise BenchError(f"BENCH_HASH came back as {type(table).__name__}, not a hash map")
         native = table._native
 
         def fill() -> None:
