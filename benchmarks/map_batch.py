@@ -10,7 +10,8 @@ shows. ``bpftool map dump id ID -j``
 baseline when bpftool is installed.
 
 Then issue 13's large map: a hash map of ``--big-entries`` (default 1 000 000) ``u32 -> u64`` entries read into a
-dict (``dict(m.items())``) and into numpy (``items_array()``), and written from a dict (``update_many``) and from
+dict (``m.to_dict()``, and ``dict(m.items())``) and into numpy (``items_array()``), and written from a dict
+(``update_many``) and from
 numpy arrays (``update_array``), each against the kernel's batch command alone on the same entries in the same
 run (one native call, bytes in one buffer: ``lookup_batch_packed``, ``update_batch``), next to its goal (1.4x
 for dicts, 1.1x for numpy). Needs root and the fixture object ``bench_maps`` (built by this script with ``pyaya
@@ -212,11 +213,12 @@ def large_map(obj: Any, entries: int, runs: int) -> None:
         read_base = median_seconds(native.lookup_batch_packed, runs, fill)
         write_base = median_seconds(fill, runs, empty)
         got = dict(table.items())
-        if got != as_dict:
+        if got != as_dict or table.to_dict() != as_dict:
             raise BenchError(f"the {entries}-entry map did not read back what was written")
         measured = [
+            ("read into a dict: m.to_dict()", "dict", read_base, median_seconds(table.to_dict, runs, fill)),
             (
-                "read into a dict: dict(m.items())",
+                "read into a list, then a dict: dict(m.items())",
                 "dict",
                 read_base,
                 median_seconds(lambda: dict(table.items()), runs, fill),

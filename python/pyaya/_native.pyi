@@ -10,6 +10,7 @@ __all__ = [
     "MAP_TYPES",
     "PROGRAM_TYPES",
     "VERSION",
+    "BatchChunks",
     "Btf",
     "Ebpf",
     "GlobalArea",
@@ -336,6 +337,13 @@ class Link:
         fd-based or detached links."""
 
 @final
+class BatchChunks:
+    """The chunks of :meth:`Map.lookup_batch_chunks`."""
+
+    def __iter__(self) -> BatchChunks: ...
+    def __next__(self) -> tuple[int, bytes, bytes]: ...
+
+@final
 class Map:
     """A map of any type, with raw bytes keys and values."""
 
@@ -407,6 +415,8 @@ class Map:
         """Every pair, read with ``BPF_MAP_LOOKUP_BATCH``; ``UnsupportedError`` where the kernel lacks it."""
     def lookup_and_delete_batch(self, chunk: int | None = None) -> list[tuple[bytes, bytes]]:
         """Every pair, removed as read with ``BPF_MAP_LOOKUP_AND_DELETE_BATCH``."""
+    def lookup_batch_chunks(self, chunk: int | None = None) -> BatchChunks:
+        """Every entry as ``(count, keys, values)`` chunks, read ahead on a thread of their own."""
     def lookup_batch_packed(self, chunk: int | None = None, delete: bool = False) -> tuple[int, bytes, bytes]:
         """``(count, keys, values)``: every entry by batch lookup (removed as read with ``delete``), the keys and
         values back to back in one ``bytes`` each."""

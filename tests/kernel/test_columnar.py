@@ -228,7 +228,7 @@ def test_array_of_a_larger_type_raises_for_each_record_and_loses_none(
 
 @pytest.fixture
 def bench_maps(fixtures_dir: Path) -> Iterator[Ebpf]:
-    entries = {"BENCH_HASH": 4096, "BENCH_ARRAY": 4096, "BENCH_PERCPU_HASH": 16}
+    entries = {"BENCH_HASH": 40_000, "BENCH_ARRAY": 4096, "BENCH_PERCPU_HASH": 16}
     with Ebpf.load_file(fixtures_dir / "bench_maps", max_entries=entries) as bpf:
         yield bpf
 
@@ -262,3 +262,33 @@ def test_update_array_refuses_what_does_not_fit_and_writes_nothing(bench_maps: E
     assert len(table) == 0
     with pytest.raises(pyaya.UnsupportedError, match="one value per CPU"):
         bench_maps.maps["BENCH_PERCPU_HASH"].update_array([1], [1])
+
+
+@pytest.mark.parametrize("batch", [None, False])
+def test_to_dict_and_items_of_a_map_read_in_several_chunks(bench_maps: Ebpf, batch: bool | None) -> None:
+    table = bench_maps.maps["BENCH_HASH"]
+    keys = np.arange(40_000, dtype=np.uint32)  # more than one chunk of the batch reader thread
+    table.update_array(keys, keys.astype(np.uint64) + 7)
+    expected = {key: key + 7 for key in range(40_000)}
+    assert table.to_dict(batch=batch) == expected
+    items = table.items(batch=batch)
+    assert len(items) == 40_000
+    assert dict(items) == expected
+    per_cpu = bench_maps.maps["BENCH_PERCPU_HASH"]
+    per_cpu.update_many({1: 5, 2: 6}, batch=batch)
+    assert {key: list(value) for key, value in per_cpu.to_dict(batch=batch).items()} == {
+        1: [5] * len(per_cpu[1]),
+        2: [6] * len(per_cpu[2]),
+    }
+
+
+def test_to_dict_of_an_empty_map_and_of_a_closed_one(bench_maps: Ebpf) -> None:
+    table = bench_maps.maps["BENCH_HASH"]
+    assert table.to_dict() == {}
+    table[3] = 4
+    chunks = table._native.lookup_batch_chunks()
+    bench_maps.close()
+    # The reader thread holds its own fd: what it read before the close still arrives, whole.
+    assert [count for count, _, _ in chunks] == [1]
+    with pytest.raises(pyaya.ClosedError):
+        table.to_dict()

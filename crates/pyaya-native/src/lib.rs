@@ -40,6 +40,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<ebpf::Program>()?;
     module.add_class::<links::Link>()?;
     module.add_class::<maps::Map>()?;
+    module.add_class::<map_ops::BatchChunks>()?;
     module.add_class::<maps::RingBuf>()?;
     module.add_class::<perf::PerfEventArray>()?;
     module.add_function(wrap_pyfunction!(inspect::inspect_object, module)?)?;

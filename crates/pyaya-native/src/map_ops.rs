@@ -21,6 +21,103 @@ use crate::sys;
 /// enough that the buffers stay modest for per-CPU maps.
 const DEFAULT_BATCH_CHUNK: usize = 1024;
 
+/// Entries per chunk of `lookup_batch_chunks`: enough that each chunk's decoding in Python outweighs its call.
+const STREAMED_BATCH_CHUNK: usize = 16384;
+
+/// One chunk of a streamed batch read: how many entries, their keys and their values back to back.
+type Chunk = std::io::Result<(usize, Vec<u8>, Vec<u8>)>;
+
+/// The reader thread of `lookup_batch_chunks`: chunks until the map ends, an error, or the iterator is dropped.
+fn read_chunks(
+    fd: &std::os::fd::OwnedFd,
+    key_size: usize,
+    value_len: usize,
+    chunk: usize,
+    sender: &std::sync::mpsc::SyncSender<Chunk>,
+) {
+    let mut cursor = sys::BatchCursor::new(key_size, false);
+    let mut chunk = chunk.max(1);
+    loop {
+        let mut keys = vec![0u8; chunk * key_size];
+        let mut values = vec![0u8; chunk * value_len];
+        let (read, end) = match cursor.step(fd.as_fd(), &mut keys, &mut values, chunk) {
+            Ok(sys::BatchStep::Read(read)) => (read, false),
+            Ok(sys::BatchStep::End(read)) => (read, true),
+            Ok(sys::BatchStep::TooSmall) => {
+                chunk = chunk.saturating_mul(2);
+                continue;
+            }
+            Err(err) => {
+                let _ = sender.send(Err(err));
+                return;
+            }
+        };
+        keys.truncate(read * key_size);
+        values.truncate(read * value_len);
+        // A send fails once the iterator is gone: nobody wants the rest.
+        if (read > 0 && sender.send(Ok((read, keys, values))).is_err()) || end {
+            return;
+        }
+    }
+}
+
+/// The chunks of `Map.lookup_batch_chunks`, in the order the kernel gives them.
+#[pyclass(module = "pyaya._native", frozen)]
+pub struct BatchChunks {
+    map: Py<Map>,
+    /// `None` once the reader has finished (or failed) and every chunk was handed out.
+    chunks: std::sync::Mutex<Option<std::sync::mpsc::Receiver<Chunk>>>,
+    done: std::sync::atomic::AtomicUsize,
+}
+
+#[pyaya_guard::guard(Map)]
+#[pymethods]
+impl BatchChunks {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// The next `(count, keys, values)` chunk, waiting for the reader with the GIL released.
+    #[allow(clippy::type_complexity)]
+    fn __next__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Option<(usize, Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
+        let Some(receiver) = self
+            .chunks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return Ok(None);
+        };
+        let (receiver, next) = py.detach(move || {
+            let next = receiver.recv();
+            (receiver, next)
+        });
+        match next {
+            Ok(Ok((count, keys, values))) => {
+                *self.chunks.lock().unwrap_or_else(PoisonError::into_inner) = Some(receiver);
+                self.done.fetch_add(count, Ordering::Relaxed);
+                Ok(Some((
+                    count,
+                    PyBytes::new(py, &keys),
+                    PyBytes::new(py, &values),
+                )))
+            }
+            Ok(Err(err)) => {
+                let done = self.done.load(Ordering::Relaxed);
+                Err(self
+                    .map
+                    .get()
+                    .batch_error(BatchCommand::Lookup, done, &err)
+                    .into())
+            }
+            Err(std::sync::mpsc::RecvError) => Ok(None),
+        }
+    }
+}
+
 /// The batch commands, each with its bit in `Map::batch_refused`.
 #[derive(Clone, Copy)]
 pub(crate) enum BatchCommand {
@@ -369,6 +466,44 @@ impl Map {
             PyBytes::new(py, &read.keys),
             PyBytes::new(py, &read.values),
         ))
+    }
+
+    /// Every entry through `BPF_MAP_LOOKUP_BATCH` as an iterator of `(count, keys, values)` chunks (as
+    /// `lookup_batch_packed` gives the whole map): a thread of its own reads the next chunks (at most two ahead)
+    /// while Python decodes the last one, so the kernel's work and the decoding overlap.
+    #[pyo3(signature = (chunk = None))]
+    fn lookup_batch_chunks(slf: &Bound<'_, Self>, chunk: Option<usize>) -> PyResult<BatchChunks> {
+        let map = slf.get();
+        map.refuse_if_batch_unsupported(BatchCommand::Lookup)?;
+        let key_size = map.shape.key_size as usize;
+        let value_len = map.value_buffer_len;
+        let chunk = chunk
+            .unwrap_or(STREAMED_BATCH_CHUNK)
+            .clamp(1, (map.shape.max_entries as usize).max(1));
+        let fd = {
+            let guard = lock(&map.data);
+            let data = guard
+                .as_ref()
+                .ok_or_else(|| new_err(Kind::Closed, format!("map {:?} is closed", map.name)))?;
+            data.fd().as_fd().try_clone_to_owned().map_err(|err| {
+                from_map_io(&format!("duplicating the fd of map {:?}", map.name), &err)
+            })?
+        };
+        let (sender, receiver) = std::sync::mpsc::sync_channel(2);
+        std::thread::Builder::new()
+            .name("pyaya-batch".into())
+            .spawn(move || read_chunks(&fd, key_size, value_len, chunk, &sender))
+            .map_err(|err| {
+                from_map_io(
+                    &format!("starting a batch reader of map {:?}", map.name),
+                    &err,
+                )
+            })?;
+        Ok(BatchChunks {
+            map: slf.clone().unbind(),
+            chunks: std::sync::Mutex::new(Some(receiver)),
+            done: std::sync::atomic::AtomicUsize::new(0),
+        })
     }
 
     /// Writes many entries with one `BPF_MAP_UPDATE_BATCH`: `keys` and `values` are the keys and values back to

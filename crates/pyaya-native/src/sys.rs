@@ -423,9 +423,99 @@ pub struct BatchRead {
     pub count: usize,
 }
 
+/// What one step of a batch traversal did.
+pub enum BatchStep {
+    /// This many entries were read; more may follow.
+    Read(usize),
+    /// This many entries were read, and the map has no more.
+    End(usize),
+    /// The chunk is too small for one hash bucket: retry with a larger one.
+    TooSmall,
+}
+
+/// A `BPF_MAP_LOOKUP[_AND_DELETE]_BATCH` traversal, one chunk per `step`. The batch token is opaque: hash maps use
+/// a 4-byte bucket index, generic maps a key, so it gets `max(key_size, 8)` bytes.
+pub struct BatchCursor {
+    command: libc::c_long,
+    in_token: Vec<u8>,
+    out_token: Vec<u8>,
+    first: bool,
+    /// Entries read so far.
+    pub total: usize,
+}
+
+impl BatchCursor {
+    pub fn new(key_size: usize, delete: bool) -> Self {
+        let token_len = key_size.max(8);
+        Self {
+            command: if delete {
+                BPF_MAP_LOOKUP_AND_DELETE_BATCH
+            } else {
+                BPF_MAP_LOOKUP_BATCH
+            },
+            in_token: vec![0u8; token_len],
+            out_token: vec![0u8; token_len],
+            first: true,
+            total: 0,
+        }
+    }
+
+    /// Reads up to `chunk` entries into `keys` and `values`, which hold room for `chunk` of each.
+    pub fn step(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        keys: &mut [u8],
+        values: &mut [u8],
+        chunk: usize,
+    ) -> io::Result<BatchStep> {
+        let mut attr = BatchAttr {
+            in_batch: if self.first {
+                0
+            } else {
+                self.in_token.as_ptr() as u64
+            },
+            out_batch: self.out_token.as_mut_ptr() as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
+            count: u32::try_from(chunk).unwrap_or(u32::MAX),
+            map_fd: fd.as_raw_fd() as u32,
+            elem_flags: 0,
+            flags: 0,
+        };
+        let result = batch_command(self.command, &mut attr);
+        // The kernel never reports more than it was given room for; clamp anyway so a bad count cannot make us
+        // read past the buffers.
+        let filled = (attr.count as usize).min(chunk);
+        match result {
+            Ok(()) => {
+                self.total += filled;
+                self.in_token.copy_from_slice(&self.out_token);
+                self.first = false;
+                Ok(BatchStep::Read(filled))
+            }
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {
+                self.total += filled;
+                Ok(BatchStep::End(filled))
+            }
+            Err(err) if err.raw_os_error() == Some(libc::ENOSPC) && filled == 0 => {
+                Ok(BatchStep::TooSmall)
+            }
+            Err(err) => {
+                if self.total > 0 || !self.first {
+                    // Part of the map was already read (and maybe deleted): report that, not "unsupported".
+                    return Err(io::Error::new(
+                        err.kind(),
+                        format!("batch traversal failed after {} entries: {err}", self.total),
+                    ));
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
 /// Reads (and with `delete`, removes) every entry with `BPF_MAP_LOOKUP[_AND_DELETE]_BATCH`, `chunk` entries per
-/// call. The batch token is opaque: hash maps use a 4-byte bucket index, generic maps a key, so it gets
-/// `max(key_size, 8)` bytes. A chunk too small for one hash bucket (ENOSPC) is doubled and retried.
+/// call. A chunk too small for one hash bucket (ENOSPC) is doubled and retried.
 pub fn lookup_batch_all(
     fd: BorrowedFd<'_>,
     key_size: usize,
@@ -433,63 +523,27 @@ pub fn lookup_batch_all(
     chunk: usize,
     delete: bool,
 ) -> io::Result<BatchRead> {
-    let command = if delete {
-        BPF_MAP_LOOKUP_AND_DELETE_BATCH
-    } else {
-        BPF_MAP_LOOKUP_BATCH
-    };
-    let token_len = key_size.max(8);
-    let mut in_token = vec![0u8; token_len];
-    let mut out_token = vec![0u8; token_len];
+    let mut cursor = BatchCursor::new(key_size, delete);
     let mut chunk = chunk.max(1);
     let mut keys: Vec<u8> = Vec::new();
     let mut values: Vec<u8> = Vec::new();
-    let mut total = 0usize;
-    let mut first = true;
     loop {
-        let key_start = total * key_size;
-        let value_start = total * value_len;
+        let key_start = cursor.total * key_size;
+        let value_start = cursor.total * value_len;
         keys.resize(key_start + chunk * key_size, 0);
         values.resize(value_start + chunk * value_len, 0);
-        let mut attr = BatchAttr {
-            in_batch: if first { 0 } else { in_token.as_ptr() as u64 },
-            out_batch: out_token.as_mut_ptr() as u64,
-            keys: keys[key_start..].as_mut_ptr() as u64,
-            values: values[value_start..].as_mut_ptr() as u64,
-            count: u32::try_from(chunk).unwrap_or(u32::MAX),
-            map_fd: fd.as_raw_fd() as u32,
-            elem_flags: 0,
-            flags: 0,
-        };
-        let result = batch_command(command, &mut attr);
-        // The kernel never reports more than it was given room for; clamp anyway so a bad count cannot make us
-        // read past the buffers.
-        let filled = (attr.count as usize).min(chunk);
-        match result {
-            Ok(()) => {
-                total += filled;
-                in_token.copy_from_slice(&out_token);
-                first = false;
-            }
-            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {
-                total += filled;
-                break;
-            }
-            Err(err) if err.raw_os_error() == Some(libc::ENOSPC) && filled == 0 => {
-                chunk = chunk.saturating_mul(2);
-            }
-            Err(err) => {
-                if total > 0 || !first {
-                    // Part of the map was already read (and maybe deleted): report that, not "unsupported".
-                    return Err(io::Error::new(
-                        err.kind(),
-                        format!("batch traversal failed after {total} entries: {err}"),
-                    ));
-                }
-                return Err(err);
-            }
+        match cursor.step(
+            fd,
+            &mut keys[key_start..],
+            &mut values[value_start..],
+            chunk,
+        )? {
+            BatchStep::Read(_) => {}
+            BatchStep::End(_) => break,
+            BatchStep::TooSmall => chunk = chunk.saturating_mul(2),
         }
     }
+    let total = cursor.total;
     keys.truncate(total * key_size);
     values.truncate(total * value_len);
     Ok(BatchRead {

@@ -628,8 +628,28 @@ class HashMap(KeyValueMap, MutableMapping[Any, Any]):
 
     def items(self, *, batch: bool | None = None) -> list[tuple[Any, Any]]:  # type: ignore[override]
         """Every ``(key, value)`` pair. ``batch``: None picks batch commands where the kernel has them, True
-        insists (``UnsupportedError`` otherwise), False reads key by key."""
-        return self._decode_items(self._raw_batch(batch))
+        insists (``UnsupportedError`` otherwise), False reads key by key. The batch reads run on a thread of their
+        own while the chunks read before are decoded."""
+
+        def chunked() -> list[tuple[Any, Any]]:
+            items: list[tuple[Any, Any]] = []
+            for packed in self._native.lookup_batch_chunks():
+                items.extend(zip(self._decode_keys(packed), self._decode_values(packed), strict=True))
+            return items
+
+        return self._batched(batch, chunked, lambda: self._decode_items(_pack(self._native.items())))  # type: ignore[no-any-return]
+
+    def to_dict(self, *, batch: bool | None = None) -> dict[Any, Any]:
+        """Every entry as a ``dict`` (what ``dict(m.items())`` gives, without the list between; see :meth:`items`
+        for ``batch``): for a large map, the decoding of each chunk overlaps the kernel's reading of the next."""
+
+        def chunked() -> dict[Any, Any]:
+            entries: dict[Any, Any] = {}
+            for packed in self._native.lookup_batch_chunks():
+                entries.update(zip(self._decode_keys(packed), self._decode_values(packed), strict=True))
+            return entries
+
+        return self._batched(batch, chunked, lambda: dict(self._decode_items(_pack(self._native.items()))))  # type: ignore[no-any-return]
 
     def values(self, *, batch: bool | None = None) -> list[Any]:  # type: ignore[override]
         """Every value (see :meth:`items` for ``batch``)."""
