@@ -179,7 +179,7 @@ def main() -> int:
         rows,
     )
     if args.big_entries:
-        large_map(obj, args.big_entries, max(3, args.runs // 2))
+        large_map(obj, args.big_entries, max(5, args.runs))
     return 0
 
 

@@ -549,39 +549,42 @@ class KeyValueMap(Map):
     def _decode_items(self, packed: _Packed) -> list[tuple[Any, Any]]:
         return list(zip(self._decode_keys(packed), self._decode_values(packed), strict=True))
 
-    def _encode_pairs(self, pairs: list[tuple[Any, Any]]) -> tuple[bytes, bytes]:
-        """The keys and the values of ``pairs``, each encoded back to back."""
+    def _encode_columns(self, keys: list[Any], values: list[Any]) -> tuple[bytes, bytes]:
+        """``keys`` and ``values`` (as many of each), each encoded back to back."""
         try:
-            keys = self._bulk_keys.encode_many([key for key, _ in pairs])
-            values = self._bulk_values.encode_many([value for _, value in pairs])
+            return self._bulk_keys.encode_many(keys), self._bulk_values.encode_many(values)
         except Exception:
             # Encode pair by pair, as one entry at a time would, so the error raised is the first pair's.
-            for key, value in pairs:
+            for key, value in zip(keys, values, strict=True):
                 self._keys.encode(key)
                 self._values.encode(value)
             raise
-        return keys, values
 
     def _write_many(self, pairs: Iterable[tuple[Any, Any]], batch: bool | None, flags: int = 0) -> int:
         items = list(pairs)
-        if not items:
+        return self._write_columns([key for key, _ in items], [value for _, value in items], batch, flags)
+
+    def _write_columns(self, key_list: list[Any], value_list: list[Any], batch: bool | None, flags: int = 0) -> int:
+        """Write ``key_list[i] -> value_list[i]`` for every ``i``: every entry encoded first, then one batch."""
+        if not key_list:
             return 0
-        keys, values = self._encode_pairs(items)
+        keys, values = self._encode_columns(key_list, value_list)
+        count = len(key_list)
 
         def fast() -> int:
             return self._native.update_batch(keys, values, flags)
 
         def slow() -> int:
             key_size, value_len = self.key_size, self.value_buffer_len
-            if len(keys) != len(items) * key_size or len(values) != len(items) * value_len:
+            if len(keys) != count * key_size or len(values) != count * value_len:
                 # A codec gave an entry of the wrong size: write entry by entry, so the native check names it.
-                for key, value in items:
+                for key, value in zip(key_list, value_list, strict=True):
                     self._native.update(self._keys.encode(key), self._values.encode(value), flags)
-                return len(items)
-            for index in range(len(items)):
+                return count
+            for index in range(count):
                 key = keys[index * key_size : (index + 1) * key_size]
                 self._native.update(key, values[index * value_len : (index + 1) * value_len], flags)
-            return len(items)
+            return count
 
         return int(self._batched(batch, fast, slow))
 
@@ -662,6 +665,9 @@ class HashMap(KeyValueMap, MutableMapping[Any, Any]):
 
     def update_many(self, pairs: Mapping[Any, Any] | Iterable[tuple[Any, Any]], *, batch: bool | None = None) -> int:
         """Write many entries (one ``BPF_MAP_UPDATE_BATCH`` where possible); returns how many were written."""
+        if isinstance(pairs, Mapping):
+            # A mapping's keys and values are taken as two lists: no list of pairs between.
+            return self._write_columns(list(pairs), list(pairs.values()), batch)
         return self._write_many(_pairs(pairs, "pairs"), batch)
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
