@@ -672,10 +672,12 @@ class HashMap(KeyValueMap, MutableMapping[Any, Any]):
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Like ``dict.update``, in one batch command where the kernel has it."""
-        pairs = _pairs(other, "the argument of update()")
         if kwargs:
             raise InvalidArgumentTypeError("map keys are not strings: pass a mapping or (key, value) pairs")
-        self._write_many(pairs, None)
+        if isinstance(other, Mapping):
+            self._write_columns(list(other), list(other.values()), None)
+            return
+        self._write_many(_pairs(other, "the argument of update()"), None)
 
     def pop_all(self, *, batch: bool | None = None) -> dict[Any, Any]:
         """Read and remove every entry (``BPF_MAP_LOOKUP_AND_DELETE_BATCH`` where possible): a drain of counters
