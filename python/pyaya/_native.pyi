@@ -18,6 +18,7 @@ __all__ = [
     "Map",
     "PerfEventArray",
     "Program",
+    "RecordPlan",
     "RingBuf",
     "RunStats",
     "btf_from_dwarf",
@@ -335,6 +336,17 @@ class Link:
     def keep_records(self, record: Path, clsact: Path | None = None) -> bool:
         """Hand over pyaya's record files of this netlink attachment, removed once it is detached; False for
         fd-based or detached links."""
+
+@final
+class RecordPlan:
+    """A record type's decoding plan (built by ``pyaya.types.RecordType.native_plan``)."""
+
+    def __new__(cls, spec: tuple[Any, ...]) -> RecordPlan: ...
+    @property
+    def size(self) -> int:
+        """The record's size in bytes."""
+    def decode_many(self, data: bytes, count: int) -> list[Any]:
+        """The first ``count`` records of ``data`` (records of ``size`` bytes back to back), decoded."""
 
 @final
 class BatchChunks:

@@ -77,6 +77,7 @@ _NAMED_KINDS = (Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64, Kind.TYPEDEF)
 _ESCAPE = re.compile(r"_([0-9A-F]{2})_")
 # Shortest byte array shown as text: shorter ones (addresses, MACs) are more often numbers than words.
 _MIN_TEXT_LEN = 8
+_NO_PLAN: Any = object()
 
 
 class Codec(Protocol):
@@ -924,6 +925,19 @@ class RecordType(_Node):
     def __repr__(self) -> str:
         return f"<pyaya type {self.label()} ({self.size} B): {', '.join(self.field_names)}>"
 
+    def native_plan(self) -> Any:
+        """This type's records decoded in Rust (:class:`pyaya._native.RecordPlan`, built once), giving what
+        :meth:`decode` gives; None when a field is of a kind only the Python plan reads, or for a partial type."""
+        cached = vars(self).get("_native_plan", _NO_PLAN)
+        if cached is _NO_PLAN:
+            spec = _native_op(self) if type(self) is RecordType else None
+            try:
+                cached = None if spec is None else _native.RecordPlan(spec)
+            except ValueError:
+                cached = None  # a layout the Rust plan does not take: the Python plan reads it
+            vars(self)["_native_plan"] = cached
+        return cached
+
     def variant(
         self, *, partial: bool = False, as_bytes: Iterable[str] = (), as_text: Iterable[str] = ()
     ) -> RecordType:
@@ -968,6 +982,44 @@ class RecordType(_Node):
         variant.attributes = self.attributes
         variant.record_class = self.record_class
         return variant
+
+
+def _native_op(node: _Node) -> tuple[Any, ...] | None:
+    """How :class:`pyaya._native.RecordPlan` reads ``node``'s value as the Python plan does, or None for a kind it
+    leaves to Python (enums, bitfields, chars, ints wider than 8 bytes, big-endian values)."""
+    node = _unnamed(node)
+    kind = type(node)
+    if kind is _Int:
+        assert isinstance(node, _Int)
+        if node.byteorder != "little" or node.char or node.size not in (1, 2, 4, 8):
+            return None
+        return ("bool", node.size) if node.boolean else ("int", node.size, node.signed)
+    if kind is _Float:
+        assert isinstance(node, _Float)
+        return ("float", node.size) if node.format.format.startswith("<") and node.size in (4, 8) else None
+    if kind is _ByteArray:
+        assert isinstance(node, _ByteArray)
+        if node.always_text:
+            return ("text", node.size)
+        return ("bytes", node.size) if node.size < _MIN_TEXT_LEN else ("text_or_bytes", node.size)
+    if kind is _Opaque:
+        return ("bytes", node.size) if node.size else ("none",)
+    if kind is _Array:
+        assert isinstance(node, _Array)
+        element = _native_op(node.element)
+        return None if element is None else ("array", node.count, node.element.size, element)
+    if kind is RecordType:
+        assert isinstance(node, RecordType)
+        if node.endian != "<":
+            return None
+        fields = []
+        for field in node.fields:
+            op = _native_op(field.node)
+            if op is None:
+                return None
+            fields.append((field.offset, op))
+        return ("record", node.record_class, node.size, tuple(fields))
+    return None
 
 
 def _unnamed(node: _Node) -> _Node:

@@ -27,6 +27,7 @@ mod programs_common;
 mod programs_multi;
 mod programs_net;
 mod programs_tracing;
+mod record_decode;
 mod sys;
 mod testrun;
 mod usdt;
@@ -41,6 +42,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<links::Link>()?;
     module.add_class::<maps::Map>()?;
     module.add_class::<map_ops::BatchChunks>()?;
+    module.add_class::<record_decode::RecordPlan>()?;
     module.add_class::<maps::RingBuf>()?;
     module.add_class::<perf::PerfEventArray>()?;
     module.add_function(wrap_pyfunction!(inspect::inspect_object, module)?)?;

@@ -37,6 +37,12 @@ _ASYNC_POLL_S = 0.1
 _NOT_LOOKED_UP: Any = object()
 
 
+def _native_plan_of(codec: Codec | None) -> Any:
+    """The record type's Rust decoder, where it has one (:meth:`pyaya.types.RecordType.native_plan`), else None."""
+    native_plan = getattr(codec, "native_plan", None)
+    return native_plan() if callable(native_plan) else None
+
+
 def _label(codec: Codec) -> str:
     label = getattr(codec, "label", None)
     return str(label()) if callable(label) else type(codec).__name__
@@ -71,6 +77,7 @@ class Stream(Map):
             elif not _is_struct_format(record):
                 record = record_codec(record, ebpf)  # raises NotFoundError listing the BTF's types
         self._codec: Codec | None = None if record is None else codec_for(record, None)
+        self._plan: Any = _native_plan_of(self._codec)
         self._callbacks: list[Callable[[Any], object]] = []
         self._lost_counter: Any = _NOT_LOOKED_UP
         self._lost_counted = 0
@@ -140,6 +147,7 @@ class Stream(Map):
                 f'"event", or bpf.types[...]); {"this stream decodes no struct" if codec is None else repr(codec)}'
             )
         stream._codec = variant(partial=partial, as_bytes=as_bytes, as_text=as_text)
+        stream._plan = _native_plan_of(stream._codec)
         return stream
 
     def _decode(self, data: bytes) -> Any:
@@ -172,6 +180,11 @@ class Stream(Map):
         returned first, and those after it by the next calls, so no good record is lost.
         """
         _check_wait(max_records, timeout)
+        plan = self._plan
+        if plan is not None and not self._backlog:
+            decoded = self._drain_decoded(plan, max_records, timeout)
+            if decoded is not None:
+                return decoded
         items = self._take(max_records, timeout)
         records = [record for _, record in items] if self._paired else items
         # One map over the batch, not a method call per record: this is the event loop's hot path.
@@ -250,6 +263,29 @@ class Stream(Map):
         arrow = importlib.import_module("pyaya.arrow")
         arrow.pyarrow()  # says what to install before any record is taken from the stream
         return arrow.record_batch(self.drain_array(max_records, timeout))
+
+    def _drain_decoded(self, plan: Any, max_records: int | None, timeout: float | None) -> list[Any] | None:
+        """The ready records, copied at the type's size into one buffer and decoded there in Rust; None when the
+        batch is only a record shorter than the type, which :meth:`drain`'s own path then raises."""
+        size = plan.size
+        data, count, short = self._native.drain_packed(size, max_records, timeout)
+        if short is not None:
+            self._backlog.append(short)  # the good records first: the short one is the next call's
+        if not count:
+            return None if short is not None else []
+        paused = count >= _GC_PAUSE_MIN and gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            return plan.decode_many(data, count)  # type: ignore[no-any-return]
+        except Exception:
+            # Never a record lost to the fast path: the Python plan decodes the same bytes (and says what fails).
+            codec = self._codec
+            assert codec is not None
+            return [codec.decode(data[index * size : (index + 1) * size]) for index in range(count)]
+        finally:
+            if paused:
+                gc.enable()
 
     def _decode_until_bad(self, items: list[Any], records: list[bytes], codec: Codec) -> list[Any]:
         """The records decoded up to the first that does not decode; what follows waits in the backlog."""
