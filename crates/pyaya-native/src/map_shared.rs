@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use aya::maps::MapData;
 use pyo3::prelude::*;
-use pyo3::types::PyWeakrefReference;
+use pyo3::types::{PyBytes, PyWeakrefReference};
 
 use crate::errors::{Deferred, Kind};
 
@@ -158,6 +158,44 @@ impl<S> Packed<S> {
         self.count += 1;
         true
     }
+}
+
+/// What every stream's `drain_packed` does around `drain_waiting`: the batch is written into the stream's
+/// `scratch` buffer (taken for the call and put back after, so its capacity is kept), copied into one `bytes`, and
+/// handed back with its count and the short record that ended it, if one did. `take(py, buffer)` copies what is
+/// ready into `buffer`.
+pub(crate) fn drain_packed_waiting<'py, S>(
+    py: Python<'py>,
+    owner: Option<&dyn LogOwner>,
+    wake_on_logs: bool,
+    timeout: Option<f64>,
+    scratch: &Mutex<Vec<u8>>,
+    mut take: impl FnMut(Python<'_>, Vec<u8>) -> PyResult<Packed<S>>,
+    wait: impl Fn(Option<std::os::fd::BorrowedFd<'_>>, i32) -> Result<bool, Deferred> + Sync,
+) -> PyResult<(Bound<'py, PyBytes>, usize, Option<S>)> {
+    let mut buffer = std::mem::take(&mut *scratch.lock().unwrap_or_else(PoisonError::into_inner));
+    let taken = drain_waiting(
+        py,
+        owner,
+        wake_on_logs,
+        timeout,
+        |py| {
+            let packed = take(py, std::mem::take(&mut buffer))?;
+            if packed.count == 0 && packed.short.is_none() {
+                buffer = packed.data; // nothing yet: keep the buffer for the next look
+                return Ok(None);
+            }
+            Ok(Some(packed))
+        },
+        wait,
+    );
+    let Some(packed) = taken? else {
+        *scratch.lock().unwrap_or_else(PoisonError::into_inner) = buffer;
+        return Ok((PyBytes::new(py, &[]), 0, None));
+    };
+    let data = PyBytes::new(py, &packed.data);
+    *scratch.lock().unwrap_or_else(PoisonError::into_inner) = packed.data;
+    Ok((data, packed.count, packed.short))
 }
 
 /// `stride` for `drain_packed`, checked: records are copied `stride` bytes each.

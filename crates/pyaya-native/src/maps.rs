@@ -11,7 +11,7 @@ use pyo3::types::PyBytes;
 
 use crate::errors::{closed, from_map_io, new_err, Deferred, Kind};
 use crate::map_shared::{
-    check_stride, drain_waiting, lock, shape_of, Owner, Packed, Shape, Shared,
+    check_stride, drain_packed_waiting, drain_waiting, lock, shape_of, Owner, Packed, Shape, Shared,
 };
 use crate::names::{is_per_cpu, map_kind, MAP_TYPE_PERF_EVENT_ARRAY, MAP_TYPE_RINGBUF};
 use crate::perf::{PerfEventArray, PerfShared, PerfState};
@@ -427,20 +427,20 @@ impl RingBuf {
             .map_err(|err| Deferred::MapIo(format!("waiting on ring buffer {:?}", self.name), err))
     }
 
-    /// Copies up to `limit` available records at `stride` bytes each into `scratch`, without waiting; returns how
-    /// many it copied and the short record that ended the batch, if one did.
+    /// Copies up to `limit` available records at `stride` bytes each into `buffer` (emptied first), without
+    /// waiting: how many it copied, and the short record that ended the batch, if one did.
     fn take_packed(
         &self,
         limit: usize,
         stride: usize,
-        scratch: &mut Vec<u8>,
+        mut buffer: Vec<u8>,
     ) -> PyResult<Packed<Vec<u8>>> {
         let mut guard = lock(&self.ring);
         let ring = guard
             .as_mut()
             .ok_or_else(|| closed(&format!("ring buffer {:?}", self.name)))?;
-        let mut packed = Packed::new(stride, std::mem::take(scratch));
-        packed.data.clear();
+        buffer.clear();
+        let mut packed = Packed::new(stride, buffer);
         while packed.count < limit {
             match ring.next() {
                 Some(item) => {
@@ -523,36 +523,18 @@ impl RingBuf {
             .owner
             .as_ref()
             .and_then(|owner| Some((owner, owner.upgrade(py)?)));
-        let mut scratch =
-            std::mem::take(&mut *self.scratch.lock().unwrap_or_else(PoisonError::into_inner));
-        let packed = drain_waiting(
+        let (data, count, short) = drain_packed_waiting(
             py,
             owner
                 .as_ref()
                 .and_then(|(owner, object)| owner.logs_of(object)),
             self.wake_on_logs,
             timeout,
-            |_| {
-                let packed = self.take_packed(limit, stride, &mut scratch)?;
-                if packed.count == 0 && packed.short.is_none() {
-                    scratch = packed.data; // nothing yet: keep the buffer for the next look
-                    return Ok(None);
-                }
-                Ok(Some(packed))
-            },
+            &self.scratch,
+            |_, buffer| self.take_packed(limit, stride, buffer),
             |wake_fd, millis| self.wait_readable(wake_fd, millis),
         )?;
-        let Some(packed) = packed else {
-            *self.scratch.lock().unwrap_or_else(PoisonError::into_inner) = scratch;
-            return Ok((PyBytes::new(py, &[]), 0, None));
-        };
-        let result = (
-            PyBytes::new(py, &packed.data),
-            packed.count,
-            packed.short.map(|record| PyBytes::new(py, &record)),
-        );
-        *self.scratch.lock().unwrap_or_else(PoisonError::into_inner) = packed.data;
-        Ok(result)
+        Ok((data, count, short.map(|record| PyBytes::new(py, &record))))
     }
 
     /// Pins the ring buffer at `path` in bpffs, so it outlives this process until `unpin()`.

@@ -23,7 +23,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::errors::{closed, Deferred, Kind};
-use crate::map_shared::{check_stride, drain_waiting, lock, Owner, Packed, Shape, Shared};
+use crate::map_shared::{
+    check_stride, drain_packed_waiting, drain_waiting, lock, Owner, Packed, Shape, Shared,
+};
 use crate::sys;
 
 /// Pages per CPU buffer unless the user asks otherwise: 32 KiB with 4 KiB pages.
@@ -791,40 +793,25 @@ impl PerfEventArray {
             .owner
             .as_ref()
             .and_then(|owner| Some((owner, owner.upgrade(py)?)));
-        let mut scratch =
-            std::mem::take(&mut *self.scratch.lock().unwrap_or_else(PoisonError::into_inner));
-        let packed = drain_waiting(
+        let (data, count, short) = drain_packed_waiting(
             py,
             owner
                 .as_ref()
                 .and_then(|(owner, object)| owner.logs_of(object)),
             self.wake_on_logs,
             timeout,
-            |py| {
-                let packed = py
-                    .detach(|| self.take_packed(limit, stride, std::mem::take(&mut scratch)))
-                    .map_err(PyErr::from)?;
-                if packed.count == 0 && packed.short.is_none() {
-                    scratch = packed.data; // nothing yet: keep the buffer for the next look
-                    return Ok(None);
-                }
-                Ok(Some(packed))
+            &self.scratch,
+            |py, buffer| {
+                py.detach(|| self.take_packed(limit, stride, buffer))
+                    .map_err(PyErr::from)
             },
             |wake_fd, millis| self.wait_readable(wake_fd, millis),
         )?;
-        let Some(packed) = packed else {
-            *self.scratch.lock().unwrap_or_else(PoisonError::into_inner) = scratch;
-            return Ok((PyBytes::new(py, &[]), 0, None));
-        };
-        let result = (
-            PyBytes::new(py, &packed.data),
-            packed.count,
-            packed
-                .short
-                .map(|(cpu, record)| (cpu, PyBytes::new(py, &record))),
-        );
-        *self.scratch.lock().unwrap_or_else(PoisonError::into_inner) = packed.data;
-        Ok(result)
+        Ok((
+            data,
+            count,
+            short.map(|(cpu, record)| (cpu, PyBytes::new(py, &record))),
+        ))
     }
 
     /// An fd that is readable when a CPU's buffer is a quarter full (an epoll fd), for asyncio's `add_reader`;
