@@ -55,13 +55,13 @@ impl Owner {
 /// How long one wait may block with the GIL released before checking for signals (Ctrl-C).
 pub(crate) const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
-/// What every stream's `drain` does: deliver pending log records, take what is ready, and otherwise wait (GIL
-/// released) in slices of `SIGNAL_CHECK_INTERVAL`, checking for signals between slices so Ctrl-C interrupts,
-/// until `timeout` seconds have passed (`None`: forever). `wait(wake_fd, millis)` blocks on the stream's fd and
-/// the owner's log wake-up fd.
+/// What every stream's `drain` does: deliver pending log records of the stream's owner (while it exists), take
+/// what is ready, and otherwise wait (GIL released) in slices of `SIGNAL_CHECK_INTERVAL`, checking for signals
+/// between slices so Ctrl-C interrupts, until `timeout` seconds have passed (`None`: forever). `wait(wake_fd,
+/// millis)` blocks on the stream's fd and the owner's log wake-up fd.
 pub(crate) fn drain_waiting<T: Taken>(
     py: Python<'_>,
-    owner: Option<&dyn LogOwner>,
+    owner: Option<&Owner>,
     wake_on_logs: bool,
     timeout: Option<f64>,
     mut take: impl FnMut(Python<'_>) -> PyResult<T>,
@@ -79,6 +79,10 @@ pub(crate) fn drain_waiting<T: Taken>(
         }
         _ => None,
     };
+    let object = owner.and_then(|owner| owner.upgrade(py));
+    let owner = owner
+        .zip(object.as_ref())
+        .and_then(|(owner, object)| owner.logs_of(object));
     loop {
         if let (true, Some(owner)) = (wake_on_logs, owner) {
             owner.flush_logs(py)?;
@@ -166,7 +170,7 @@ impl<S> Packed<S> {
 /// ready into `buffer`.
 pub(crate) fn drain_packed_waiting<'py, S>(
     py: Python<'py>,
-    owner: Option<&dyn LogOwner>,
+    owner: Option<&Owner>,
     wake_on_logs: bool,
     timeout: Option<f64>,
     scratch: &Mutex<Vec<u8>>,

@@ -485,15 +485,9 @@ impl RingBuf {
         timeout: Option<f64>,
     ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         let limit = max_records.unwrap_or(usize::MAX);
-        let owner = self
-            .owner
-            .as_ref()
-            .and_then(|owner| Some((owner, owner.upgrade(py)?)));
         let records = drain_waiting(
             py,
-            owner
-                .as_ref()
-                .and_then(|(owner, object)| owner.logs_of(object)),
+            self.owner.as_ref(),
             self.wake_on_logs,
             timeout,
             |_| self.take_available(limit),
@@ -519,15 +513,9 @@ impl RingBuf {
     ) -> PyResult<(Bound<'py, PyBytes>, usize, Option<Bound<'py, PyBytes>>)> {
         check_stride(stride)?;
         let limit = max_records.unwrap_or(usize::MAX);
-        let owner = self
-            .owner
-            .as_ref()
-            .and_then(|owner| Some((owner, owner.upgrade(py)?)));
         let (data, count, short) = drain_packed_waiting(
             py,
-            owner
-                .as_ref()
-                .and_then(|(owner, object)| owner.logs_of(object)),
+            self.owner.as_ref(),
             self.wake_on_logs,
             timeout,
             &self.scratch,

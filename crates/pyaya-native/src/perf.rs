@@ -748,15 +748,9 @@ impl PerfEventArray {
         timeout: Option<f64>,
     ) -> PyResult<Vec<(u32, Bound<'py, PyBytes>)>> {
         let limit = max_records.unwrap_or(usize::MAX);
-        let owner = self
-            .owner
-            .as_ref()
-            .and_then(|owner| Some((owner, owner.upgrade(py)?)));
         let records = drain_waiting(
             py,
-            owner
-                .as_ref()
-                .and_then(|(owner, object)| owner.logs_of(object)),
+            self.owner.as_ref(),
             self.wake_on_logs,
             timeout,
             |py| {
@@ -789,15 +783,9 @@ impl PerfEventArray {
     )> {
         check_stride(stride)?;
         let limit = max_records.unwrap_or(usize::MAX);
-        let owner = self
-            .owner
-            .as_ref()
-            .and_then(|owner| Some((owner, owner.upgrade(py)?)));
         let (data, count, short) = drain_packed_waiting(
             py,
-            owner
-                .as_ref()
-                .and_then(|(owner, object)| owner.logs_of(object)),
+            self.owner.as_ref(),
             self.wake_on_logs,
             timeout,
             &self.scratch,
