@@ -408,6 +408,13 @@ impl RingBuf {
         Ok(records)
     }
 
+    fn closed_error(&self) -> Deferred {
+        Deferred::Plain(
+            Kind::Closed,
+            format!("ring buffer {:?} is closed", self.name),
+        )
+    }
+
     /// Waits up to `millis` for the ring (or the owner's log wake-up fd) to turn readable.
     fn wait_readable(
         &self,
@@ -415,12 +422,7 @@ impl RingBuf {
         millis: i32,
     ) -> Result<bool, Deferred> {
         let guard = lock(&self.ring);
-        let ring = guard.as_ref().ok_or_else(|| {
-            Deferred::Plain(
-                Kind::Closed,
-                format!("ring buffer {:?} is closed", self.name),
-            )
-        })?;
+        let ring = guard.as_ref().ok_or_else(|| self.closed_error())?;
         let mut fds = vec![ring.as_fd()];
         fds.extend(wake_fd);
         sys::wait_readable(&fds, millis)
@@ -530,12 +532,7 @@ impl RingBuf {
         let context = format!("pinning ring buffer {:?} at {}", self.name, path.display());
         py.detach(|| {
             let guard = lock(&self.ring);
-            let ring = guard.as_ref().ok_or_else(|| {
-                Deferred::Plain(
-                    Kind::Closed,
-                    format!("ring buffer {:?} is closed", self.name),
-                )
-            })?;
+            let ring = guard.as_ref().ok_or_else(|| self.closed_error())?;
             crate::pinning::check_pin_place(Kind::Map, &context, &path)?;
             sys::pin_object(ring.as_fd(), &path)
                 .map_err(|err| Deferred::PinIo(context.clone(), err))?;
