@@ -9,8 +9,8 @@ needs first (``from pyaya import Ebpf``), while it can still read pyaya's files.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+# Not typing's: importing typing would cost more than the rest of `import pyaya` (see pyaya._typing).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyaya import usdt
     from pyaya.btf import Btf

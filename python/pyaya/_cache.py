@@ -7,9 +7,12 @@ rule in shell: ``${PYAYA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pyaya}``.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-__all__ = ["cache_home"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["cache_folder", "cache_home"]
 
 
 def cache_home() -> Path:
@@ -18,9 +21,16 @@ def cache_home() -> Path:
     ``$PYAYA_CACHE`` when set; else ``$XDG_CACHE_HOME/pyaya`` when that is an absolute path (the XDG rule: a relative
     one is ignored); else ``~/.cache/pyaya``. Not created here: each user makes its own subfolder when it writes.
     """
+    from pathlib import Path  # noqa: PLC0415 - cache_folder serves the load path, which pathlib would slow
+
+    return Path(cache_folder())
+
+
+def cache_folder() -> str:
+    """:func:`cache_home` as a ``str``, without importing pathlib."""
     explicit = os.environ.get("PYAYA_CACHE")
     if explicit:
-        return Path(explicit).expanduser()
+        return os.path.expanduser(explicit)
     xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "pyaya"
+    base = xdg if xdg and os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "pyaya")

@@ -525,7 +525,7 @@ class Btf:
     def from_object(data: bytes) -> Btf | None:
         """The ``.BTF`` section of an ELF object, or None when it has none."""
     @staticmethod
-    def kernel(path: Path | None = None) -> Btf:
+    def kernel(path: str | Path | None = None) -> Btf:
         """The running kernel's BTF (parsed once per process), or the BTF file at ``path``."""
     def __len__(self) -> int: ...
     def to_bytes(self) -> bytes:

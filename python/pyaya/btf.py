@@ -10,16 +10,19 @@ Decoding values is :mod:`pyaya.types`' job (``Types(btf)``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
 from enum import IntEnum
 from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
 
 from pyaya import _native
 from pyaya.errors import NotFoundError, ObjectError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+    from typing import ClassVar
+
     from pyaya.elf import Elf
 
 __all__ = [
@@ -47,7 +50,21 @@ __all__ = [
     "Kind",
 ]
 
-VMLINUX_PATH = Path("/sys/kernel/btf/vmlinux")
+_VMLINUX = "/sys/kernel/btf/vmlinux"
+
+if TYPE_CHECKING:
+    #: Where the running kernel exposes its BTF.
+    VMLINUX_PATH: Path
+else:
+
+    def __getattr__(name: str) -> object:
+        # VMLINUX_PATH is a Path, made on first use: pathlib costs ~9 ms to import, and the load path needs none.
+        if name == "VMLINUX_PATH":
+            from pathlib import Path  # noqa: PLC0415
+
+            return Path(_VMLINUX)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 INT_SIGNED = 1
 INT_CHAR = 2
@@ -500,7 +517,8 @@ class Btf:
     def from_path(cls, path: str | Path) -> Btf:
         """A raw BTF file (like vmlinux's) or an ELF object with a ``.BTF`` section."""
         try:
-            data = Path(path).read_bytes()
+            with open(path, "rb") as file:
+                data = file.read()
         except OSError as error:
             raise ObjectError(f"{path}: {error.strerror or error}") from None
         if data[:4] == b"\x7fELF":
@@ -511,12 +529,12 @@ class Btf:
         return cls(data)
 
     @classmethod
-    def vmlinux(cls, path: str | Path = VMLINUX_PATH) -> Btf:
+    def vmlinux(cls, path: str | Path = _VMLINUX) -> Btf:
         """The running kernel's BTF, parsed once per process (or the BTF file at ``path``, parsed each call);
         :class:`NotFoundError` when the kernel exposes none."""
         global _kernel  # noqa: PLW0603 - one parsed kernel BTF per process, built on first use
-        if Path(path) != VMLINUX_PATH:
-            return cls(_native.Btf.kernel(Path(path)))
+        if os.path.normpath(os.fspath(path)) != _VMLINUX:
+            return cls(_native.Btf.kernel(os.fspath(path)))
         if _kernel is None:
             _kernel = cls(_native.Btf.kernel())
         return _kernel

@@ -5,12 +5,15 @@ anything truncated or malformed raises :class:`pyaya.errors.ObjectError` saying 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
-from pathlib import Path
 
 from pyaya import _native
+from pyaya._record import frozen
 from pyaya.errors import ObjectError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "SHF_ALLOC",
@@ -77,7 +80,7 @@ class SymbolBinding(IntEnum):
     WEAK = 2
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ElfHeader:
     """What pyaya needs of ``Elf64_Ehdr``/``Elf32_Ehdr``."""
 
@@ -97,7 +100,7 @@ class ElfHeader:
         return self.machine == EM_BPF
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Section:
     """One section header, its resolved name and its index in the section header table."""
 
@@ -123,7 +126,7 @@ class Section:
         return self.type not in (SectionType.NOBITS, SectionType.NULL)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Symbol:
     """One symbol table entry with its name resolved; ``section`` is the index of the section it is defined in
     (extended indexes followed), None for undefined, absolute and common symbols."""
@@ -147,7 +150,7 @@ class Symbol:
         return self.binding in (SymbolBinding.GLOBAL, SymbolBinding.WEAK)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Segment:
     """One program header: ``type`` (``PT_LOAD`` is 1), where its bytes are in the file and where they load."""
 
@@ -225,7 +228,8 @@ class Elf:
 def read_object_file(path: str | Path) -> bytes:
     """The bytes of ``path``; a missing or unreadable file raises :class:`ObjectError` naming it."""
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as file:
+            return file.read()
     except FileNotFoundError:
         raise ObjectError(f"{path}: no such file") from None
     except IsADirectoryError:

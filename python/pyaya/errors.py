@@ -7,8 +7,6 @@ situation (a missing key, a missing permission), the pyaya error also derives fr
 
 from __future__ import annotations
 
-import re
-
 __all__ = [
     "BuildError",
     "ClosedError",
@@ -130,24 +128,25 @@ class VerifierError(ProgramError):
 
 # The verifier's words for a helper call it refuses: the number is past its own enum ("invalid func"), or the
 # program type's func_proto has no such helper ("unknown func" up to 5.x, "program of this type cannot use helper"
-# since).
-_HELPER_UNKNOWN = re.compile(r"invalid func (\S+)#(\d+)")
-_HELPER_REFUSED = re.compile(r"(?:unknown func|program of this type cannot use helper) (\S+)#(\d+)")
+# since). Compiled by helper_refusal: re stays off the import path (tests/unit/test_import_cost.py).
+_HELPER_UNKNOWN = r"invalid func (\S+)#(\d+)"
+_HELPER_REFUSED = r"(?:unknown func|program of this type cannot use helper) (\S+)#(\d+)"
 
 
 def helper_refusal(log: str) -> str | None:
     """Explains a verifier log that refused a helper call, naming the helper (the verifier says ``unknown`` for a
     helper newer than itself) and the kernel; None when the log shows no such refusal."""
     import os  # noqa: PLC0415
+    import re  # noqa: PLC0415 - only a verifier log asks
 
     release = os.uname().release
-    if match := _HELPER_UNKNOWN.search(log):
+    if match := re.search(_HELPER_UNKNOWN, log):
         name = _helper_name(match.group(1), int(match.group(2)))
         return (
             f"this kernel ({release}) has no helper {name} (#{match.group(2)}): a later kernel added it. Run on a "
             f"newer kernel or do without it; pyaya.features.helper_known({name!r}) probes it."
         )
-    if match := _HELPER_REFUSED.search(log):
+    if match := re.search(_HELPER_REFUSED, log):
         name = _helper_name(match.group(1), int(match.group(2)))
         return (
             f"this kernel ({release}) does not let this type of program call {name} (#{match.group(2)}): it "

@@ -6,17 +6,14 @@ managers, iteration and typed keys and values.
 
 from __future__ import annotations
 
-import logging
 import os
-import platform
 import resource
+import sys
 import warnings
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
-from pathlib import Path
-from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
 
 from pyaya import _args, _native
 from pyaya.btf import Btf
@@ -27,18 +24,37 @@ from pyaya.maps import Buffer, Map, wrap_map
 from pyaya.programs import Program, class_for
 from pyaya.types import MapTypes, Types, apply_btf_types, map_types
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
+    from types import TracebackType
+    from typing import Any
+
     from pyaya.variables import Globals
 
 __all__ = ["Ebpf", "Maps", "Programs", "loaded_links", "loaded_maps", "loaded_programs"]
 
-_ebpf_log = logging.getLogger("pyaya.ebpf")
+#: The logger kernel-side log records go to (``pyaya.ebpf.<target>``).
+EBPF_LOGGER = "pyaya.ebpf"
+# logging's level numbers, so that a load need not import logging (~12 ms) to compare them.
+_DEBUG, _INFO, _WARNING, _ERROR = 10, 20, 30, 40
 
 
 def _forward_log(level: int, target: str, message: str) -> None:
     """Hands one aya-log record from the kernel to Python's logging, under ``pyaya.ebpf.<target>``."""
-    logger = _ebpf_log.getChild(target) if target else _ebpf_log
-    logger.log(level, message)
+    import logging  # noqa: PLC0415 - imported with the first record, not with pyaya
+
+    logging.getLogger(f"{EBPF_LOGGER}.{target}" if target else EBPF_LOGGER).log(level, message)
+
+
+def _effective_log_level() -> int:
+    """The effective level of the ``pyaya.ebpf`` logger: WARNING, logging's default, while nothing has imported
+    logging (nothing can have configured it then)."""
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return _WARNING
+    level: int = logging.getLogger(EBPF_LOGGER).getEffectiveLevel()
+    return level
 
 
 def aya_log_level(level: int) -> int:
@@ -46,10 +62,10 @@ def aya_log_level(level: int) -> int:
     Python ``logging`` shows at ``level`` (aya-log's trace records arrive at level 5)."""
     for threshold, aya_level in (
         (5, 5),
-        (logging.DEBUG, 4),
-        (logging.INFO, 3),
-        (logging.WARNING, 2),
-        (logging.ERROR, 1),
+        (_DEBUG, 4),
+        (_INFO, 3),
+        (_WARNING, 2),
+        (_ERROR, 1),
     ):
         if level <= threshold:
             return aya_level
@@ -64,8 +80,8 @@ def _target_btf(btf: object) -> tuple[Btf | None, str]:
         return btf, "the given BTF"
     if not isinstance(btf, (str, os.PathLike)):
         raise InvalidArgumentTypeError(f"btf must be a pyaya.Btf or the path of a BTF file, not {type(btf).__name__}")
-    path = Path(os.fspath(btf))
-    if not path.is_file():
+    path = os.fspath(btf)
+    if not os.path.isfile(path):
         raise NotFoundError(
             f"btf={path}: no such file (give a raw BTF file, like /sys/kernel/btf/vmlinux, "
             "or an ELF file with a .BTF section)"
@@ -96,7 +112,7 @@ def linux_kernel_version(release: str | None = None, version: str | None = None)
 
     from pyaya.features import kernel_version  # noqa: PLC0415
 
-    debian = re.search(r"Debian (\d+)\.(\d+)\.(\d+)", platform.version() if version is None else version)
+    debian = re.search(r"Debian (\d+)\.(\d+)\.(\d+)", os.uname().version if version is None else version)
     if debian is not None:
         major, minor, patch = (int(part) for part in debian.groups())
     else:
@@ -106,7 +122,7 @@ def linux_kernel_version(release: str | None = None, version: str | None = None)
 
 def _kernel_needs_memlock() -> bool:
     """Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones use the memory cgroup."""
-    release = platform.release().split("-")[0].split(".")
+    release = os.uname().release.split("-")[0].split(".")
     try:
         major, minor = int(release[0]), int(release[1])
     except (IndexError, ValueError):
@@ -119,7 +135,7 @@ def _raise_memlock_limit() -> None:
         resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
     except (ValueError, OSError) as error:
         warnings.warn(
-            f"could not raise RLIMIT_MEMLOCK ({error}); this kernel ({platform.release()}) may fail to create "
+            f"could not raise RLIMIT_MEMLOCK ({error}); this kernel ({os.uname().release}) may fail to create "
             "large maps: run as root with CAP_SYS_RESOURCE or raise the limit with `ulimit -l unlimited`",
             RuntimeWarning,
             stacklevel=3,
@@ -172,7 +188,7 @@ class Ebpf:
 
     def __init__(self, native: _native.Ebpf, path: Path | None = None, *, data: bytes | None = None) -> None:
         self._native = native
-        self.path = path
+        self._path: str | Path | None = path
         self._data = data
         native.set_log_handler(_forward_log)
         # The views below refer to this object; it keeps their contents but not the views, so that nothing here is
@@ -180,6 +196,19 @@ class Ebpf:
         self._programs: dict[str, Program] = {}
         self._maps: weakref.WeakValueDictionary[str, Map] = weakref.WeakValueDictionary()
         self._kernel_fields: dict[str, KernelField] = {}
+
+    @property
+    def path(self) -> Path | None:
+        """The file :meth:`load_file` read, None for :meth:`load`."""
+        if isinstance(self._path, str):
+            from pathlib import Path  # noqa: PLC0415 - load_file keeps a str: pathlib costs ~9 ms to import
+
+            self._path = Path(self._path)
+        return self._path
+
+    @path.setter
+    def path(self, value: Path | None) -> None:
+        self._path = value
 
     @property
     def programs(self) -> Programs:
@@ -293,10 +322,10 @@ class Ebpf:
         }
         if log_level is not None:
             _args.integer(log_level, "log_level (a logging level)", low=0, high=2**31 - 1)
-        pin_folder = None if pin_maps is None else os.fspath(_args.path(pin_maps, "pin_maps"))
+        pin_folder = None if pin_maps is None else _args.fs_path(pin_maps, "pin_maps")
         if _kernel_needs_memlock():
             _raise_memlock_limit()
-        level = _ebpf_log.getEffectiveLevel() if log_level is None else log_level
+        level = _effective_log_level() if log_level is None else log_level
         native = _native.Ebpf.load(
             raw,
             globals=global_values,
@@ -325,9 +354,10 @@ class Ebpf:
     ) -> Ebpf:
         """Load an object from a file (``pyaya build`` prints the paths of the objects it builds); the options are
         :meth:`load`'s."""
-        file = _args.path(path, "path")
+        file = _args.fs_path(path, "path")
         try:
-            data = file.read_bytes()
+            with open(file, "rb") as opened:
+                data = opened.read()
         except FileNotFoundError:
             raise ObjectError(f"no object at {file}: build it first with `pyaya build`") from None
         except IsADirectoryError:
@@ -341,7 +371,7 @@ class Ebpf:
             btf=btf,
             extensions=extensions,
         )
-        ebpf.path = file
+        ebpf._path = file
         return ebpf
 
     def flush_logs(self) -> int:
@@ -374,7 +404,7 @@ class Ebpf:
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self.programs)} programs, {len(self.maps)} maps"
-        where = f" from {self.path}" if self.path else ""
+        where = f" from {self._path}" if self._path else ""
         return f"<pyaya.Ebpf{where}: {state}>"
 
 

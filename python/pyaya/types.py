@@ -21,12 +21,10 @@ from __future__ import annotations
 import collections
 import keyword
 import operator
-import re
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from enum import IntEnum
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pyaya import _native
 from pyaya.btf import (
@@ -55,8 +53,9 @@ from pyaya.maps import LpmTrie, Map
 from pyaya.maps._codec import record_codec
 from pyaya.maps._streams import Stream
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    pass
+    from typing import Any, ClassVar, Protocol
 
 __all__ = [
     "MISSING",
@@ -73,21 +72,26 @@ __all__ = [
 ]
 
 _NAMED_KINDS = (Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64, Kind.TYPEDEF)
-# bpf-linker escapes characters BTF names may not hold as _XX_ (hex): `HashMap<u32, u64>` -> HashMap_3C_u32...
-_ESCAPE = re.compile(r"_([0-9A-F]{2})_")
 # Shortest byte array shown as text: shorter ones (addresses, MACs) are more often numbers than words.
 _MIN_TEXT_LEN = 8
 _NO_PLAN: Any = object()
 
 
-class Codec(Protocol):
-    """What maps need to convert keys and values: ``size`` bytes, ``encode(value)``, ``decode(data)``."""
+if TYPE_CHECKING:
 
-    size: int
+    class Codec(Protocol):
+        """What maps need to convert keys and values: ``size`` bytes, ``encode(value)``, ``decode(data)``."""
 
-    def encode(self, value: Any) -> bytes: ...
+        size: int
 
-    def decode(self, data: bytes) -> Any: ...
+        def encode(self, value: Any) -> bytes: ...
+
+        def decode(self, data: bytes) -> Any: ...
+
+else:
+
+    class Codec:  # typing.Protocol's class at run time would import typing (~9 ms) for a name used in annotations
+        """What maps need to convert keys and values: ``size`` bytes, ``encode(value)``, ``decode(data)``."""
 
 
 class _Missing:
@@ -1197,7 +1201,7 @@ def unescape(name: str) -> str:
     return _native.unescape_name(name)
 
 
-class Types(Mapping[str, Any]):
+class Types(Mapping[str, "Any"]):
     """The object's named types: ``types["ExecEvent"]`` is a :class:`RecordType` (structs, unions), an
     :class:`EnumCodec` (enums) or the target's codec (typedefs).
 

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
 
+from pyaya._record import frozen
 from pyaya.errors import ClosedError, MapError, NotFoundError, PyayaError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Literal
+
     from pyaya import _native
     from pyaya.btf import Btf
     from pyaya.loader import Ebpf
@@ -31,7 +33,7 @@ __all__ = ["DATA_SECTIONS", "GlobalInfo", "Globals", "byte_order", "encode", "la
 DATA_SECTIONS = (".bss", ".data", ".rodata")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class GlobalInfo:
     """Where a global lives: its section, its offset and size there, and the codec of its value."""
 
@@ -109,7 +111,7 @@ def encode(info: GlobalInfo, value: Any, byteorder: Literal["little", "big"]) ->
     return bytes(raw)
 
 
-class Globals(Mapping[str, Any]):
+class Globals(Mapping[str, "Any"]):
     """The object's globals by name: ``globals[name]`` reads the value now, ``globals[name] = value`` writes it
     (``.bss`` and ``.data``); :meth:`info` says where each lives."""
 
