@@ -18,15 +18,18 @@ KernelField(name='', path='task_struct.real_parent->tgid', ..., exists=True, off
 
 from __future__ import annotations
 
-import platform
-import re
+import contextlib
+import os
 import struct
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal
 
+from pyaya._record import frozen, replace
 from pyaya.errors import KernelFieldError, NotFoundError, PyayaError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from re import Pattern
+    from typing import Literal
+
     from pyaya.btf import Btf
 
 __all__ = ["DECLARATION_SIZE", "MAGIC", "MAX_HOPS", "KernelField", "declarations", "fill", "resolve", "resolve_path"]
@@ -44,11 +47,22 @@ DECLARATION_SIZE = _FILLED_AT + 16 + 4 * MAX_HOPS
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _ALTERNATIVES = rf"{_NAME}(?:\|{_NAME})*"
-_PATH = re.compile(rf"({_ALTERNATIVES})((?:(?:\.|->){_ALTERNATIVES})+)")
-_STEP = re.compile(rf"(\.|->)({_ALTERNATIVES})")
+_PATH = rf"({_ALTERNATIVES})((?:(?:\.|->){_ALTERNATIVES})+)"
+_STEP = rf"(\.|->)({_ALTERNATIVES})"
+_compiled: list[Pattern[str]] = []
 
 
-@dataclass(frozen=True, slots=True)
+def _patterns() -> list[Pattern[str]]:
+    """The path's and a step's patterns, compiled on first use: a load whose fields are all in the
+    :func:`cached` file parses no path (and re stays off the import path)."""
+    if not _compiled:
+        import re  # noqa: PLC0415
+
+        _compiled.extend((re.compile(_PATH), re.compile(_STEP)))
+    return _compiled
+
+
+@frozen
 class KernelField:
     """One declared kernel field and what the kernel's BTF says of it."""
 
@@ -71,13 +85,14 @@ class KernelField:
 
 
 def _split(path: str, label: str) -> tuple[list[str], list[tuple[bool, list[str]]]]:
-    match = _PATH.fullmatch(path)
+    path_pattern, step_pattern = _patterns()
+    match = path_pattern.fullmatch(path)
     if match is None:
         raise KernelFieldError(
             f"{label} does not parse: write a struct name, then members, each after '.' (same "
             "struct) or '->' (through a pointer), with '|' between alternatives: 'task_struct.real_parent->tgid'"
         )
-    steps = [(arrow == "->", names.split("|")) for arrow, names in _STEP.findall(match.group(2))]
+    steps = [(arrow == "->", names.split("|")) for arrow, names in step_pattern.findall(match.group(2))]
     return match.group(1).split("|"), steps
 
 
@@ -200,30 +215,34 @@ def fill(
     from pyaya.variables import byte_order  # noqa: PLC0415
 
     order = byte_order(data)
-    kernel_error = ""
+    release = os.uname().release
     given_btf = btf is not None
-    if btf is None:
+    wanted = [(declaration, raw) for declaration, raw in declared if declaration.name not in given]
+    known = {} if given_btf else _cached()
+    kernel_error = ""
+    if btf is None and any(declaration.path not in known for declaration, _ in wanted):
         from pyaya.btf import Btf  # noqa: PLC0415
 
         try:
             btf = Btf.vmlinux()
         except PyayaError as error:
-            btf = None
             kernel_error = str(error)
-    whose = (
-        f"{btf_label or 'the given BTF'} (loading on {platform.release()})"
-        if given_btf
-        else (f"this kernel ({platform.release()})")
-    )
+    whose = f"{btf_label or 'the given BTF'} (loading on {release})" if given_btf else f"this kernel ({release})"
     values: dict[str, bytes] = {}
     fields: dict[str, KernelField] = {}
-    for declaration, raw in declared:
-        if declaration.name in given:
-            continue
-        if btf is None:
+    resolved_now: dict[str, KernelField] = {}
+    for declaration, raw in wanted:
+        cached = known.get(declaration.path)
+        if cached is not None:
+            field = replace(
+                cached, name=declaration.name, required=declaration.required, type_size=declaration.type_size
+            )
+        elif btf is None:
             field = replace(declaration, missing=f"the kernel's BTF cannot be read ({kernel_error})")
         else:
             field = resolve(btf, declaration)
+            if not given_btf:
+                resolved_now[declaration.path] = field
         if not field.exists and field.required:
             raise KernelFieldError(
                 f"kernel field {field.name}: {whose} lacks {field.path}: {field.missing}; "
@@ -232,4 +251,95 @@ def fill(
             )
         values[field.name] = _encode(raw, field, order)
         fields[field.name] = field
+    if resolved_now:
+        _remember({**known, **resolved_now})
     return values, fields
+
+
+# -- the running kernel's resolutions, cached for the boot ------------------------------------------------------
+#
+# Resolving a path needs the kernel's BTF: reading and parsing /sys/kernel/btf/vmlinux costs ~9 ms and ~10 MiB at
+# every load, the largest part of a start-up (issue 13). The kernel's types cannot change until it reboots, so
+# each path's resolution is kept in one file per boot (named by the kernel's boot_id, checked against the BTF's
+# size): later loads in the same boot read a few hundred bytes instead. A missing, foreign or unreadable file only
+# means resolving again; one that cannot be written is not an error. Fields resolved in a given BTF (``btf=``) are
+# never cached.
+
+_CACHE_FORMAT = "pyaya-kernel-fields 1"
+_BOOT_ID = "/proc/sys/kernel/random/boot_id"
+_VMLINUX = "/sys/kernel/btf/vmlinux"
+
+
+def _cache_key() -> tuple[str, str] | None:
+    """(the cache file's path, the header it must start with), or None when this kernel has no boot id or BTF."""
+    from pyaya._cache import cache_folder  # noqa: PLC0415
+
+    try:
+        with open(_BOOT_ID) as file:
+            boot_id = file.read().strip()
+        size = os.stat(_VMLINUX).st_size
+    except OSError:
+        return None
+    if not boot_id.replace("-", "").isalnum():
+        return None
+    path = os.path.join(cache_folder(), "kernel-fields", f"{boot_id}.txt")
+    return path, f"{_CACHE_FORMAT} boot={boot_id} vmlinux-size={size} release={os.uname().release}"
+
+
+def _cached() -> dict[str, KernelField]:
+    """The fields cached for this boot by path (``name`` empty), {} when there is no usable file."""
+    key = _cache_key()
+    if key is None:
+        return {}
+    path, header = key
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = file.read().split("\n")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    if not lines or lines[0] != header:
+        return {}
+    found: dict[str, KernelField] = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        columns = line.split("\t")
+        if len(columns) != 6 or columns[1] not in ("0", "1"):
+            return {}  # not a file this code wrote: resolve everything again
+        field_path, exists, size, offsets, resolved, missing = columns
+        try:
+            numbers = tuple(int(offset) for offset in offsets.split(",")) if offsets else ()
+            found[field_path] = KernelField(
+                "", field_path, True, 0, exists == "1", numbers, int(size), resolved, missing
+            )
+        except ValueError:
+            return {}
+    return found
+
+
+def _remember(fields: dict[str, KernelField]) -> None:
+    """Write ``fields`` (by path) as this boot's cache file, atomically; files of other boots are removed."""
+    key = _cache_key()
+    if key is None:
+        return
+    path, header = key
+    lines = [header]
+    for field_path, field in sorted(fields.items()):
+        texts = (field_path, field.resolved, field.missing)
+        if any("\t" in text or "\n" in text for text in texts):
+            continue
+        offsets = ",".join(str(offset) for offset in field.offsets)
+        lines.append(f"{field_path}\t{int(field.exists)}\t{field.size}\t{offsets}\t{field.resolved}\t{field.missing}")
+    folder = os.path.dirname(path)
+    scratch = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(scratch, "w", encoding="utf-8") as file:
+            file.write("\n".join(lines) + "\n")
+        os.replace(scratch, path)
+        for name in os.listdir(folder):
+            if name != os.path.basename(path) and name.endswith(".txt"):
+                os.unlink(os.path.join(folder, name))
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(scratch)

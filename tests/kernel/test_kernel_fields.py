@@ -5,10 +5,12 @@ every kernel of the VM matrix (5.10 has ``task_struct.state``, later kernels ``_
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from pyaya import Ebpf, KernelFieldError, loaded_maps, loaded_programs
 from pyaya.btf import Btf
 from pyaya.errors import InvalidArgumentTypeError, NotFoundError, ObjectError, PackageError
 from pyaya.inspect import inspect_file
-from pyaya.kernel_fields import DECLARATION_SIZE, declarations, resolve_path
+from pyaya.kernel_fields import DECLARATION_SIZE, declarations, resolve, resolve_path
 from pyaya.package import global_data
 
 pytestmark = [pytest.mark.smoke, pytest.mark.needs("btf")]
@@ -232,3 +234,87 @@ def test_a_btf_that_is_not_one_is_refused_before_anything_is_made(fixtures_dir: 
         Ebpf.load_file(path, btf=without_btf)
     with pytest.raises(InvalidArgumentTypeError, match=r"btf must be a pyaya\.Btf or the path"):
         Ebpf.load_file(path, btf=42)  # type: ignore[arg-type]
+
+
+# A load in its own process (what a start-up is), printing its kernel fields and the bytes it read: the kernel's
+# BTF is read by the first load of a boot and by none after it, which reads the boot's cache file instead.
+_LOAD_AND_REPORT = """
+import json, sys
+def read_so_far():
+    with open("/proc/self/io") as io:
+        return next(int(line.split()[1]) for line in io if line.startswith("rchar:"))
+from pyaya import Ebpf
+before = read_so_far()
+with Ebpf.load_file(sys.argv[1]) as bpf:
+    fields = {name: [f.exists, list(f.offsets), f.size, f.resolved, f.missing] for name, f in bpf.kernel_fields.items()}
+print(json.dumps({"read": read_so_far() - before, "fields": fields}))
+"""
+
+
+def _load_in_a_process(obj: Path, cache: Path) -> tuple[int, dict[str, list[object]]]:
+    environment = {**os.environ, "PYAYA_CACHE": str(cache)}
+    result = subprocess.run(
+        [sys.executable, "-c", _LOAD_AND_REPORT, str(obj)], capture_output=True, text=True, env=environment, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    return report["read"], report["fields"]
+
+
+def _expected_fields(obj: Path) -> dict[str, list[object]]:
+    """The fields as resolved in this process from the parsed kernel BTF, with no cache involved."""
+    kernel = Btf.vmlinux()
+    found = {}
+    for declared, _ in declarations(obj.read_bytes()):
+        field = resolve(kernel, declared)
+        found[declared.name] = [field.exists, list(field.offsets), field.size, field.resolved, field.missing]
+    return found
+
+
+def _cache_file(cache: Path) -> Path:
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    return cache / "kernel-fields" / f"{boot_id}.txt"
+
+
+def test_later_loads_of_a_boot_read_the_fields_from_its_cache_not_the_kernels_btf(
+    fixtures_dir: Path, tmp_path: Path
+) -> None:
+    obj = fixtures_dir / "trace_fields"
+    vmlinux_size = len(Path("/sys/kernel/btf/vmlinux").read_bytes())
+    expected = _expected_fields(obj)
+    first_read, first = _load_in_a_process(obj, tmp_path)
+    assert first == expected
+    assert first_read >= vmlinux_size  # nothing cached yet: the kernel's BTF was read
+    assert _cache_file(tmp_path).is_file()
+    second_read, second = _load_in_a_process(obj, tmp_path)
+    assert second == expected
+    assert second_read < vmlinux_size // 4
+
+
+def test_a_cache_file_of_another_boot_kernel_or_writer_is_not_trusted(fixtures_dir: Path, tmp_path: Path) -> None:
+    obj = fixtures_dir / "trace_fields"
+    expected = _expected_fields(obj)
+    cached = _cache_file(tmp_path)
+    _load_in_a_process(obj, tmp_path)
+    header, *entries = cached.read_text().splitlines()
+    assert entries
+    # Wrong offsets for every field under a header that is not this boot's (another kernel's BTF size), then under
+    # this boot's header but in lines no writer makes: both are resolved again, and the file rewritten right.
+    wrong = [line.split("\t") for line in entries]
+    for columns in wrong:
+        columns[3] = "999999"
+    lying = "\n".join("\t".join(columns) for columns in wrong)
+    other_kernel = header.replace("vmlinux-size=", "vmlinux-size=1")
+    for text in (f"{other_kernel}\n{lying}\n", f"{header}\n{lying}\nnot\ta line\n", f"{header}\n\x00\xff garbage"):
+        cached.write_text(text)
+        _, fields = _load_in_a_process(obj, tmp_path)
+        assert fields == expected
+        assert cached.read_text().splitlines()[0] == header
+        assert "999999" not in cached.read_text()
+    # Another boot's file is removed when this boot's is written.
+    stale = cached.with_name("00000000-0000-0000-0000-000000000000.txt")
+    stale.write_text(f"{header}\n")
+    cached.unlink()
+    _load_in_a_process(obj, tmp_path)
+    assert cached.is_file()
+    assert not stale.exists()
