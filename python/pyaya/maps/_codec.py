@@ -2,17 +2,72 @@
 
 from __future__ import annotations
 
+import abc
 import array
 import ctypes
 import struct
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 from pyaya.errors import InvalidArgumentTypeError, MapError, NotFoundError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Protocol, TypeAlias, runtime_checkable
+
     from pyaya.loader import Ebpf
+else:
+    # typing.Protocol at run time without importing typing (start-up time), for the one protocol here: Codec.
+
+    class _ProtocolType(abc.ABCMeta):
+        """The metaclass of the run-time :class:`Protocol`. A protocol (a class listing ``Protocol`` among its
+        bases) cannot be instantiated, and ``isinstance`` accepts whatever has its members (methods not set to
+        None), as for a ``@runtime_checkable`` typing protocol, besides its subclasses and registered classes. A
+        protocol's subclasses are ordinary classes, checked by inheritance alone, as typing makes them. (Unlike
+        typing's, ``issubclass`` answers by inheritance instead of refusing a protocol with a data member.)"""
+
+        def __call__(cls, *args, **kwargs):
+            if "_protocol_members" in cls.__dict__:
+                raise TypeError("Protocols cannot be instantiated")
+            return super().__call__(*args, **kwargs)
+
+        def __instancecheck__(cls, instance):
+            members = cls.__dict__.get("_protocol_members")
+            if members is not None and all(
+                (found := _member(instance, name)) is not _ABSENT
+                and (not callable(getattr(cls, name)) or found is not None)
+                for name in members
+            ):
+                return True
+            return super().__instancecheck__(instance)
+
+    _ABSENT = object()
+
+    def _member(instance, name):
+        """``instance``'s attribute ``name`` as its ``__dict__`` or its class holds it, descriptors not called:
+        typing's check calls them (hasattr), and the BTF types' ``decode`` compiles the Python plan when read,
+        ~2 ms of a start-up whose records the Rust plan decodes."""
+        found = getattr(instance, "__dict__", {}).get(name, _ABSENT)
+        if found is _ABSENT:
+            for klass in type(instance).__mro__:
+                if name in vars(klass):
+                    return vars(klass)[name]
+        return found
+
+    class Protocol(metaclass=_ProtocolType):
+        """The base of run-time protocols; a protocol's members are the names its body defines, dunders aside."""
+
+        def __init_subclass__(cls, **kwargs):
+            super().__init_subclass__(**kwargs)
+            if Protocol in cls.__bases__:
+                cls._protocol_members = tuple(
+                    name for name in vars(cls) if not (name.startswith("__") and name.endswith("__"))
+                )
+
+    def runtime_checkable(cls):
+        """typing.runtime_checkable: the run-time :class:`Protocol` is always checkable."""
+        return cls
+
 
 __all__ = [
     "Buffer",

@@ -4,14 +4,12 @@ arrays) with batch operations."""
 from __future__ import annotations
 
 import enum
-import importlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from itertools import chain
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, TypeVar, overload
 
 from pyaya import _args, _native
+from pyaya._typing import overload
 from pyaya.errors import (
     InvalidArgumentError,
     InvalidArgumentTypeError,
@@ -21,8 +19,15 @@ from pyaya.errors import (
 )
 from pyaya.maps._codec import BYTE_ORDER, BulkCodec, Codec, IntCodec, all_ints, bulk_codec, codec_for
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, ClassVar, TypeAlias, TypeVar
+
     from pyaya.loader import Ebpf
+
+    MapT = TypeVar("MapT", bound="type[Map]")
+    KeyValueT = TypeVar("KeyValueT", bound="KeyValueMap")
 
 __all__ = [
     "Array",
@@ -39,8 +44,6 @@ __all__ = [
 ]
 
 NativeMap: TypeAlias = "_native.Map | _native.RingBuf | _native.PerfEventArray"
-MapT = TypeVar("MapT", bound="type[Map]")
-KeyValueT = TypeVar("KeyValueT", bound="KeyValueMap")
 
 # Kernel `enum bpf_map_type` numbers of the map classes `create` can make.
 _CREATE_TYPES = {
@@ -169,7 +172,11 @@ class Map:
     def pinned_path(self) -> Path | None:
         """Where this handle pinned the map (or the pin it was opened from, or its ``pin_maps`` pin), or ``None``."""
         path = self._native.pinned_path
-        return None if path is None else Path(path)
+        if path is None:
+            return None
+        import pathlib  # noqa: PLC0415 - ~9 ms with re and urllib, for this property only
+
+        return pathlib.Path(path)
 
     def pin(self, path: str | os.PathLike[str]) -> None:
         """Pin the map at ``path`` in bpffs: it outlives this process until :meth:`unpin` or ``os.unlink(path)``.
@@ -197,7 +204,7 @@ class Map:
         )
 
 
-class PerCpuValues(list[Any]):
+class PerCpuValues(list["Any"]):
     """One value per possible CPU (index = CPU number), as per-CPU maps return them."""
 
     def sum(self) -> Any:
@@ -448,6 +455,8 @@ class KeyValueMap(Map):
         """Every entry as two numpy arrays, keys and values (dtypes from the map's codecs: BTF types as structured
         dtypes, ints as integers, bytes as ``V<n>``), read with the batch command where the kernel has it (see
         :meth:`_batched`), else key by key. Needs numpy (``pip install 'pyaya[numpy]'``)."""
+        import importlib  # noqa: PLC0415 - ~0.4 ms, not loaded at start-up: numpy and pyarrow paths only
+
         _dtypes = importlib.import_module("pyaya.dtypes")  # after pyaya.types, which imports this package
         np = _dtypes.numpy()
         if self.value_buffer_len != self.value_size:
@@ -469,6 +478,8 @@ class KeyValueMap(Map):
         the kernel has it (see :meth:`_batched`), else key by key; returns how many were written. Each array is
         converted to the map's dtype (ints that do not fit raise :class:`~pyaya.InvalidArgumentError`). Needs
         numpy (``pip install 'pyaya[numpy]'``)."""
+        import importlib  # noqa: PLC0415 - ~0.4 ms, not loaded at start-up: numpy and pyarrow paths only
+
         _dtypes = importlib.import_module("pyaya.dtypes")
         np = _dtypes.numpy()
         if self.value_buffer_len != self.value_size:
@@ -531,6 +542,8 @@ class KeyValueMap(Map):
         """Every entry as one ``pyarrow.RecordBatch`` with two columns, ``key`` and ``value`` (structs as Arrow
         structs, char arrays as strings: :mod:`pyaya.arrow`), read as :meth:`items_array` reads. Needs pyarrow
         (``pip install 'pyaya[arrow]'``)."""
+        import importlib  # noqa: PLC0415 - ~0.4 ms, not loaded at start-up: numpy and pyarrow paths only
+
         arrow = importlib.import_module("pyaya.arrow")
         pa = arrow.pyarrow()
         keys, values = self.items_array(batch=batch)
@@ -589,7 +602,7 @@ class KeyValueMap(Map):
         return int(self._batched(batch, fast, slow))
 
 
-class HashMap(KeyValueMap, MutableMapping[Any, Any]):
+class HashMap(KeyValueMap, MutableMapping["Any", "Any"]):
     """A hash map (``BPF_MAP_TYPE_HASH``, kernel 3.19) as a ``MutableMapping``.
 
     Keys and values of 1, 2, 4 or 8 bytes are ints (native byte order), others bytes; :meth:`typed` picks other
@@ -753,7 +766,7 @@ class PerCpuLruHashMap(HashMap):
 _INDEX_CODEC = bulk_codec(IntCodec(4))
 
 
-class Array(KeyValueMap, Sequence[Any]):
+class Array(KeyValueMap, Sequence["Any"]):
     """An array map (``BPF_MAP_TYPE_ARRAY``, kernel 3.19): a fixed-length sequence indexed by ``int``.
 
     Every index exists (zero-filled at creation). Iterating and :meth:`values` read the whole array in one

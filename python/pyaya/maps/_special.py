@@ -3,12 +3,11 @@ stacks, stack traces, LPM tries, bloom filters, storage maps and maps of maps.""
 
 from __future__ import annotations
 
+import collections
 import errno
-import ipaddress
 import os
-import socket
+import sys
 from collections.abc import Iterator, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from pyaya import _args, _native
 from pyaya.errors import (
@@ -22,9 +21,39 @@ from pyaya.errors import (
 from pyaya.maps._codec import BYTE_ORDER, Codec, IntCodec, codec_for
 from pyaya.maps._core import HashMap, KeyValueMap, Map, PerCpuValues, register, wrap_map
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, ClassVar, NamedTuple
+
     from pyaya.programs import Program
     from pyaya.symbols import Symbol
+else:
+
+    class _NamedTupleType(type):
+        """What ``class X(typing.NamedTuple)`` makes, without importing typing (start-up time): the
+        :func:`collections.namedtuple` of the fields annotated in the class body (those given a value are the
+        defaults), with the body's docstring and other attributes, as typing builds it. Its annotations stay the
+        strings ``from __future__ import annotations`` makes (typing wraps them in ``ForwardRef``s)."""
+
+        def __new__(mcs, name, bases, namespace):
+            if not bases:  # NamedTuple itself
+                return super().__new__(mcs, name, bases, namespace)
+            annotations = namespace.get("__annotations__", {})
+            defaults = [field for field in annotations if field in namespace]
+            if defaults != list(annotations)[len(annotations) - len(defaults) :]:
+                raise TypeError(f"{name}: the fields with defaults ({', '.join(defaults)}) must come last")
+            made = collections.namedtuple(
+                name, annotations, defaults=[namespace[field] for field in defaults], module=namespace["__module__"]
+            )
+            made.__annotations__ = made.__new__.__annotations__ = dict(annotations)
+            for key, value in namespace.items():
+                if key not in ("__module__", "__annotations__") and key not in annotations:
+                    setattr(made, key, value)
+            return made
+
+    class NamedTuple(metaclass=_NamedTupleType):
+        """The base of a NamedTuple class at run time (see _NamedTupleType)."""
+
 
 __all__ = [
     "ArrayOfMaps",
@@ -75,7 +104,7 @@ def _fileno(obj: object, what: str) -> int:
     return _args.fileno(obj, what)
 
 
-class _FdSlots(KeyValueMap, MutableMapping[Any, Any]):
+class _FdSlots(KeyValueMap, MutableMapping["Any", "Any"]):
     """Keys whose values are kernel objects set from Python objects (programs, sockets, cgroups): the kernel only
     lets user space read some of them back."""
 
@@ -269,6 +298,8 @@ class DevMapValue(NamedTuple):
 def _interface_index(interface: int | str) -> int:
     if isinstance(_args.interface(interface), int):
         return int(interface)
+    import socket  # noqa: PLC0415 - ~7 ms: for interface names only
+
     try:
         return socket.if_nametoindex(str(interface))
     except OSError:
@@ -381,7 +412,7 @@ class CgroupArray(_FdSlots):
 
     def __setitem__(self, key: Any, cgroup: str | os.PathLike[str]) -> None:
         path = _args.path(cgroup, "cgroup")
-        if not path.is_dir():
+        if not os.path.isdir(path):
             raise NotFoundError(f"{path} is not a cgroup folder (cgroup v2 is usually under /sys/fs/cgroup)")
         self._native.update_path(self._key(key), path)
 
@@ -479,10 +510,13 @@ class _LpmKeyCodec:
         self.data = data
 
     def encode(self, value: Any) -> bytes:
-        if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
-            value = LpmKey(value.prefixlen, value.network_address.packed)
-        elif isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
-            value = LpmKey(value.max_prefixlen, value.packed)
+        # Looked up, not imported (~4 ms): an ipaddress network or address exists only once its module is loaded.
+        ipaddress = sys.modules.get("ipaddress")
+        if ipaddress is not None:
+            if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+                value = LpmKey(value.prefixlen, value.network_address.packed)
+            elif isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+                value = LpmKey(value.max_prefixlen, value.packed)
         if not isinstance(value, tuple) or len(value) != 2:
             raise MapError("LPM trie keys are (prefix_len, data) pairs or ipaddress networks/addresses")
         prefix_len, data = value
@@ -568,7 +602,7 @@ class StackTraceMap(KeyValueMap, Mapping[int, list[int]]):
         return resolve_stack(self[stack_id], pid)
 
 
-class _StorageMap(KeyValueMap, MutableMapping[Any, Any]):
+class _StorageMap(KeyValueMap, MutableMapping["Any", "Any"]):
     """Storage attached to kernel objects, keyed from user space by an fd (socket, file, cgroup folder). The kernel
     cannot list these maps' keys."""
 
@@ -648,7 +682,7 @@ class CgroupStorageKey(NamedTuple):
 
 
 @register
-class CgroupStorage(KeyValueMap, Mapping[Any, Any]):
+class CgroupStorage(KeyValueMap, Mapping["Any", "Any"]):
     """Storage of cgroup programs per attached cgroup (``BPF_MAP_TYPE_CGROUP_STORAGE``, kernel 4.19), read-only:
     entries exist while a program using the map is attached. Keys are :class:`CgroupStorageKey`.
 
@@ -700,7 +734,7 @@ class PerCpuCgroupStorage(CgroupStorage):
     kinds: ClassVar[tuple[str, ...]] = ("PerCpuCgroupStorage",)
 
 
-class _MapOfMaps(KeyValueMap, MutableMapping[Any, Any]):
+class _MapOfMaps(KeyValueMap, MutableMapping["Any", "Any"]):
     def _key(self, key: Any) -> bytes:
         return self._keys.encode(key)
 
