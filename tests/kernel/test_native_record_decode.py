@@ -3,6 +3,7 @@ fixture object and C test object: the same values, of the same types, on bytes b
 
 from __future__ import annotations
 
+import gc
 import math
 import random
 from pathlib import Path
@@ -25,6 +26,25 @@ def _record_bytes(rng: random.Random, size: int) -> bytes:
     while len(data) < size:
         data += rng.choice(_PIECES)
     return data[:size]
+
+
+def _batch(rng: random.Random, size: int, count: int) -> list[bytes]:
+    """``count`` records of ``size`` bytes, each new, a repeat of the one before, or that one with a span of it
+    changed: the Rust plan hands a field the same object as the record before when its bytes repeat, so batches
+    must hold repeats next to changes."""
+    records = [_record_bytes(rng, size)]
+    while len(records) < count:
+        previous = records[-1]
+        kind = rng.random()
+        if kind < 0.3:
+            records.append(_record_bytes(rng, size))
+        elif kind < 0.5:
+            records.append(previous)
+        else:
+            start = rng.randrange(size)
+            end = min(size, start + rng.randint(1, 16))
+            records.append(previous[:start] + _record_bytes(rng, end - start) + previous[end:])
+    return records
 
 
 def _normal(value: Any) -> Any:
@@ -63,7 +83,7 @@ def _compare(types: Types, label: str, rng: random.Random, limit: int | None = N
             continue
         planned.append(f"{label}:{name}")
         count = 40
-        data = b"".join(_record_bytes(rng, codec.size) for _ in range(count))
+        data = b"".join(_batch(rng, codec.size, count))
         native = plan.decode_many(data, count)
         python = [codec.decode(data[i * codec.size : (i + 1) * codec.size]) for i in range(count)]
         assert [_normal(r) for r in native] == [_normal(r) for r in python], f"{label}: {name}"
@@ -102,3 +122,20 @@ def test_types_the_python_plan_keeps_have_no_native_plan(fixtures_dir: Path) -> 
     types = Types(Btf.from_object((fixtures_dir / "types_records").read_bytes()))  # type: ignore[arg-type]
     sample = types["Sample"]
     assert sample.variant(partial=True).native_plan() is None
+
+
+def test_a_batch_leaves_the_garbage_collector_as_it_found_it(fixtures_dir: Path) -> None:
+    # decode_many holds the collector off while it builds a batch (each record a tracked container).
+    types = Types(Btf.from_object((fixtures_dir / "bench_stream").read_bytes()))  # type: ignore[arg-type]
+    plan = types["BenchEvent"].native_plan()
+    was_enabled = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            assert len(plan.decode_many(bytes(64 * 3), 3)) == 3
+            assert gc.isenabled() is enabled
+            with pytest.raises(ValueError, match="need more than"):
+                plan.decode_many(bytes(10), 3)
+            assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was_enabled else gc.disable)()

@@ -277,19 +277,14 @@ class Stream(Map):
             self._backlog.append(short)  # the good records first: the short one is the next call's
         if not count:
             return None if short is not None else []
-        paused = count >= _GC_PAUSE_MIN and gc.isenabled()
-        if paused:
-            gc.disable()
         try:
+            # decode_many holds the garbage collector off while it builds the batch, as drain()'s Python path does.
             return plan.decode_many(data, count)  # type: ignore[no-any-return]
         except Exception:
             # Never a record lost to the fast path: the Python plan decodes the same bytes (and says what fails).
             codec = self._codec
             assert codec is not None
             return [codec.decode(data[index * size : (index + 1) * size]) for index in range(count)]
-        finally:
-            if paused:
-                gc.enable()
 
     def _decode_until_bad(self, items: list[Any], records: list[bytes], codec: Codec) -> list[Any]:
         """The records decoded up to the first that does not decode; what follows waits in the backlog."""
