@@ -22,12 +22,12 @@ import contextlib
 import os
 import struct
 
+from pyaya._cache import cache_folder
 from pyaya._record import frozen, replace
 from pyaya.errors import KernelFieldError, NotFoundError, PyayaError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from re import Pattern
     from typing import Literal
 
     from pyaya.btf import Btf
@@ -45,21 +45,10 @@ _FILLED_AT = _REQUIRED_AT + 8
 #: Size of one declaration in bytes.
 DECLARATION_SIZE = _FILLED_AT + 16 + 4 * MAX_HOPS
 
-_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_ALTERNATIVES = rf"{_NAME}(?:\|{_NAME})*"
-_PATH = rf"({_ALTERNATIVES})((?:(?:\.|->){_ALTERNATIVES})+)"
-_STEP = rf"(\.|->)({_ALTERNATIVES})"
-_compiled: list[Pattern[str]] = []
-
-
-def _patterns() -> list[Pattern[str]]:
-    """The path's and a step's patterns, compiled on first use: a load whose fields are all in the
-    :func:`cached` file parses no path (and re stays off the import path)."""
-    if not _compiled:
-        import re  # noqa: PLC0415
-
-        _compiled.extend((re.compile(_PATH), re.compile(_STEP)))
-    return _compiled
+# A name's characters (C identifiers, ASCII), for the path parser below: no re on the load path (a process may
+# load after dropping the privileges that read the standard library; and a compile costs more than the parse).
+_NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+_NAME_REST = _NAME_START | frozenset("0123456789")
 
 
 @frozen
@@ -85,15 +74,36 @@ class KernelField:
 
 
 def _split(path: str, label: str) -> tuple[list[str], list[tuple[bool, list[str]]]]:
-    path_pattern, step_pattern = _patterns()
-    match = path_pattern.fullmatch(path)
-    if match is None:
-        raise KernelFieldError(
-            f"{label} does not parse: write a struct name, then members, each after '.' (same "
-            "struct) or '->' (through a pointer), with '|' between alternatives: 'task_struct.real_parent->tgid'"
-        )
-    steps = [(arrow == "->", names.split("|")) for arrow, names in step_pattern.findall(match.group(2))]
-    return match.group(1).split("|"), steps
+    """``path``'s struct names and its steps (through a pointer?, member names): ``NAMES ((. | ->) NAMES)+``, where
+    ``NAMES`` is ``NAME(|NAME)*``."""
+
+    def names_at(start: int) -> tuple[list[str], int]:
+        names: list[str] = []
+        while True:
+            end = start
+            if end < len(path) and path[end] in _NAME_START:
+                end += 1
+                while end < len(path) and path[end] in _NAME_REST:
+                    end += 1
+            if end == start:
+                raise KernelFieldError(
+                    f"{label} does not parse: write a struct name, then members, each after '.' (same struct) "
+                    "or '->' (through a pointer), with '|' between alternatives: 'task_struct.real_parent->tgid'"
+                )
+            names.append(path[start:end])
+            if not path.startswith("|", end):
+                return names, end
+            start = end + 1
+
+    struct_names, at = names_at(0)
+    steps: list[tuple[bool, list[str]]] = []
+    while at < len(path) or not steps:
+        arrow = path.startswith("->", at)
+        if not arrow and not path.startswith(".", at):
+            names_at(len(path))  # raises the message above
+        names, at = names_at(at + (2 if arrow else 1))
+        steps.append((arrow, names))
+    return struct_names, steps
 
 
 def resolve(btf: Btf, field: KernelField) -> KernelField:
@@ -272,8 +282,6 @@ _VMLINUX = "/sys/kernel/btf/vmlinux"
 
 def _cache_key() -> tuple[str, str] | None:
     """(the cache file's path, the header it must start with), or None when this kernel has no boot id or BTF."""
-    from pyaya._cache import cache_folder  # noqa: PLC0415
-
     try:
         with open(_BOOT_ID) as file:
             boot_id = file.read().strip()
