@@ -27,40 +27,64 @@ import contextlib
 import errno
 import fcntl
 import itertools
-import json
 import os
-import socket
 import stat
 import sys
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from pyaya import _native
+from pyaya._record import as_dict, frozen, replace
 from pyaya.errors import NotFoundError, PermissionDeniedError, PyayaError
 
+# pyaya.programs imports this module (XDP and TC programs attach through recording()), so it imports none of
+# pathlib, json or socket (~25 ms together) at import: the functions that need them import them.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+    from typing import Any
+
     from pyaya.programs._base import Program
+
+    #: Where records go, unless :data:`STATE_DIR_ENV` names another folder.
+    STATE_DIR: Path
 
 __all__ = ["STATE_DIR", "STATE_DIR_ENV", "Leftover", "Owner", "Record", "cleanup", "leftovers", "state_dir"]
 
-#: Where records go, unless :data:`STATE_DIR_ENV` names another folder.
-STATE_DIR = Path("/run/pyaya")
+_DEFAULT_STATE_DIR = "/run/pyaya"
 STATE_DIR_ENV = "PYAYA_STATE_DIR"
 _FORMAT = 1
 _XDP_MODES = {0: "default", 2: "skb", 4: "drv", 8: "hw"}
 
 
+# Type checkers read STATE_DIR's declaration above instead: to them a module __getattr__ would make any name exist.
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        """:data:`STATE_DIR`, a Path made when first asked for (PEP 562), then kept: pathlib costs ~9 ms to import."""
+        if name == "STATE_DIR":
+            from pathlib import Path  # noqa: PLC0415 - see above
+
+            made = globals()["STATE_DIR"] = Path(_DEFAULT_STATE_DIR)
+            return made
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def state_dir() -> Path:
     """The folder of the records: ``$PYAYA_STATE_DIR``, else ``/run/pyaya``."""
-    return Path(os.environ.get(STATE_DIR_ENV) or STATE_DIR)
+    from pathlib import Path  # noqa: PLC0415 - only XDP and TC attaches and cleanups ask for the folder
+
+    return Path(os.environ.get(STATE_DIR_ENV) or _DEFAULT_STATE_DIR)
+
+
+def _read_text(path: str) -> str:
+    with open(path) as file:
+        return file.read()
 
 
 def _boot_id() -> str:
     try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return _read_text("/proc/sys/kernel/random/boot_id").strip()
     except OSError:
         return ""
 
@@ -68,14 +92,14 @@ def _boot_id() -> str:
 def _proc_stat(pid: int) -> tuple[str, int] | None:
     """``(state, start time in clock ticks after boot)`` of process ``pid``, or None when there is none."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        text = _read_text(f"/proc/{pid}/stat")
     except (FileNotFoundError, ProcessLookupError):
         return None
     fields = text.rpartition(")")[2].split()  # the name (field 2) may hold spaces and parentheses
     return fields[0], int(fields[19])
 
 
-@dataclass(frozen=True)
+@frozen
 class Owner:
     """The process that made an attachment: pid, start time (clock ticks after boot) and boot id, so that a
     reused pid or a reboot is not mistaken for it."""
@@ -98,7 +122,7 @@ class Owner:
         return found is not None and found[1] == self.start and found[0] not in ("Z", "X")
 
 
-@dataclass(frozen=True)
+@frozen
 class Record:
     """One file of the state folder: a netlink TC filter (``kind`` "tc"), a netlink XDP program ("xdp"), or a
     ``clsact`` qdisc pyaya added ("clsact")."""
@@ -120,6 +144,8 @@ class Record:
 
     @classmethod
     def read(cls, path: Path) -> Record:
+        import json  # noqa: PLC0415 - only a cleanup reads records
+
         data = json.loads(path.read_text())
         owner = Owner(int(data["owner"]["pid"]), int(data["owner"]["start"]), str(data["owner"]["boot"]))
         return cls(
@@ -142,7 +168,7 @@ class Record:
         data: dict[str, Any] = {
             "format": _FORMAT,
             "kind": self.kind,
-            "owner": asdict(self.owner),
+            "owner": as_dict(self.owner),
             "netns": {"dev": self.netns[0], "inode": self.netns[1]},
             "ifindex": self.ifindex,
             "interface": self.interface,
@@ -205,6 +231,8 @@ def _write(path: Path, record: Record) -> None:
     descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     with os.fdopen(descriptor, "w") as file:
         os.fchmod(file.fileno(), 0o644)
+        import json  # noqa: PLC0415 - only an attach through netlink writes records
+
         json.dump(record.to_json(), file)
     os.replace(partial, path)
 
@@ -216,6 +244,8 @@ def _remove(path: Path | None) -> None:
 
 
 def _interface(interface: str | int) -> tuple[int, str] | None:
+    import socket  # noqa: PLC0415 - only XDP and TC attaches name an interface
+
     try:
         if isinstance(interface, int):
             return interface, socket.if_indextoname(interface)
@@ -358,7 +388,7 @@ def _start_guard(directory: Path, owner: Owner) -> None:
     if not sys.executable:
         _warn_unrecorded("no Python interpreter path to start the guard process with")
         return
-    package_parent = str(Path(__file__).resolve().parent.parent)
+    package_parent = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
     code = "import sys; sys.path.insert(0, sys.argv[1]); from pyaya._guard import main; main(sys.argv[2:])"
     try:
         _native.start_guard(
@@ -375,7 +405,7 @@ def _start_guard(directory: Path, owner: Owner) -> None:
 # -- what is left, and removing it -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class Leftover:
     """One record of an owner that is gone, and what :func:`cleanup` did about it: ``action`` is ``removed``,
     ``would remove`` (a dry run), ``gone`` (nothing was left to remove; the record is dropped) or ``kept``
@@ -393,7 +423,7 @@ class Leftover:
     detail: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return as_dict(self)
 
     def describe(self) -> str:
         """One line: what, where, whose."""
@@ -416,6 +446,8 @@ def _records(directory: Path) -> list[Record]:
 
 def _netns_files() -> Iterator[Path]:
     """Every file that can name a network namespace: named ones, each process's, and fds held on one."""
+    from pathlib import Path  # noqa: PLC0415 - only a cleanup looks for namespaces
+
     for folder in (Path("/run/netns"), Path("/var/run/netns")):
         with contextlib.suppress(OSError):
             yield from sorted(folder.iterdir())

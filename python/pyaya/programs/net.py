@@ -9,14 +9,20 @@ The action constants are the values these programs return, and what :meth:`Progr
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Literal, Protocol
 
 from pyaya import _args, _native, attachments
 from pyaya.errors import InvalidArgumentError, InvalidArgumentTypeError
 from pyaya.programs._base import Link, Program, register
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Literal, Protocol
+
     from pyaya.maps import Map
+
+    class _HasFileno(Protocol):
+        def fileno(self) -> int: ...
+
 
 __all__ = [
     "SK_DROP",
@@ -77,10 +83,6 @@ _XDP_MODE_FLAGS = {"skb": 2, "drv": 4, "hw": 8}
 #: The values ``Xdp.attach`` takes as ``mode``, and the directions of TC and cgroup_skb attachments.
 XDP_MODES = ("skb", "drv", "hw", None)
 DIRECTIONS = ("ingress", "egress")
-
-
-class _HasFileno(Protocol):
-    def fileno(self) -> int: ...
 
 
 class _CgroupProgram(Program):
