@@ -41,29 +41,17 @@ def _frozen(cls: type[RecordT]) -> type[RecordT]:
     if type(cls) is not type:
         raise TypeError(f"{cls.__name__}: a record class has no metaclass")
     annotations = cls.__dict__.get("__annotations__", {})  # noqa: RUF063 - inspect is what this module avoids
-    names = [name for name in annotations if not name.startswith("__")]
-    if not all(name.isidentifier() for name in names):
-        raise TypeError(f"{cls.__name__}: field names must be identifiers")
+    names = tuple(name for name in annotations if not name.startswith("__"))
     defaults = {name: cls.__dict__[name] for name in names if name in cls.__dict__}
-    parameters = []
-    for name in names:
-        if name in defaults:
-            parameters.append(f"{name}=_defaults[{name!r}]")
-        elif parameters and "=" in parameters[-1]:
-            raise TypeError(f"{cls.__name__}: field {name} without a default follows one with a default")
-        else:
-            parameters.append(name)
-    assignments = "".join(f"    _set(self, {name!r}, {name})\n" for name in names) or "    pass\n"
-    source = f"def __init__(self, {', '.join(parameters)}):\n{assignments}"
-    scope: dict[str, Any] = {"_defaults": defaults, "_set": object.__setattr__}
-    # The source holds identifiers from the class's own annotations (checked above), nothing else.
-    exec(compile(source, f"<record {cls.__name__}>", "exec"), scope)
+    required = len(names) - len(defaults)
+    if any(name in defaults for name in names[:required]):
+        raise TypeError(f"{cls.__name__}: a field without a default follows one with a default")
     body = {key: value for key, value in cls.__dict__.items() if key not in defaults and key != "__dict__"}
     body.pop("__weakref__", None)
     fields = tuple(names)
     body.update(
         __slots__=fields,
-        __init__=scope["__init__"],
+        __init__=_initializer(cls.__name__, names, tuple(defaults.values())),
         __match_args__=fields,
         _record_fields=fields,
         __repr__=_repr,
@@ -86,6 +74,36 @@ if TYPE_CHECKING:
 
 else:
     frozen = _frozen
+
+
+def _initializer(class_name: str, names: tuple[str, ...], defaults: tuple[Any, ...]) -> Any:
+    """An ``__init__`` taking ``names`` in order or by keyword, the last ``len(defaults)`` optional. A closure, not
+    generated source as dataclasses makes: a process's first compile() costs ~2 ms, more than the class."""
+    count = len(names)
+    required = count - len(defaults)
+    positions = {name: index for index, name in enumerate(names)}
+    assign = object.__setattr__
+
+    def __init__(self: object, *args: Any, **kwargs: Any) -> None:
+        if len(args) > count:
+            raise TypeError(f"{class_name}() takes {count} arguments but {len(args)} were given")
+        values = [*args, *defaults[len(args) - required :]] if len(args) >= required else [*args]
+        values += [_MISSING] * (count - len(values))
+        for key, value in kwargs.items():
+            index = positions.get(key)
+            if index is None:
+                raise TypeError(f"{class_name}() got an unexpected keyword argument {key!r}")
+            if index < len(args):
+                raise TypeError(f"{class_name}() got multiple values for argument {key!r}")
+            values[index] = value
+        for index, given in enumerate(values):
+            if given is _MISSING:
+                if index < required:
+                    raise TypeError(f"{class_name}() missing required argument: {names[index]!r}")
+                given = defaults[index - required]  # noqa: PLW2901 - a keyword left it unset
+            assign(self, names[index], given)
+
+    return __init__
 
 
 def _values(record: Any) -> tuple[Any, ...]:
