@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import stat
 
 from pyaya.errors import PyayaError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
 
 __all__ = ["GO_TIMEOUT", "HANDOFF_ENV", "ChildEnd", "Handoff", "claim", "claimed"]
 
@@ -43,6 +46,8 @@ class Handoff:
     :meth:`started` closes the parent's copy of it once the child has it."""
 
     def __init__(self) -> None:
+        import socket  # noqa: PLC0415 - ~7 ms: only a `pyaya run --watch` makes a channel
+
         self._socket, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._child: socket.socket | None = child
         self._buffer = b""
@@ -159,6 +164,8 @@ def claim() -> None:
         if not stat.S_ISSOCK(os.fstat(fd).st_mode):
             return
         os.set_inheritable(fd, False)
+        import socket  # noqa: PLC0415 - ~7 ms: only a `pyaya run --watch` child has a channel to take
+
         sock = socket.socket(fileno=fd)
     except (ValueError, OSError):
         return

@@ -26,6 +26,7 @@ from pyaya.types import MapTypes, Types, apply_btf_types, map_types
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
     from types import TracebackType
     from typing import Any
@@ -40,8 +41,18 @@ EBPF_LOGGER = "pyaya.ebpf"
 _DEBUG, _INFO, _WARNING, _ERROR = 10, 20, 30, 40
 
 
+#: Where kernel-side log records go instead of logging while a :class:`pyaya.runtime.Session` runs (the last one
+#: set wins): ``sink(level, target, message)``. A session shows every record itself, and would otherwise import
+#: logging (~12 ms of its start-up) only to be handed them back.
+_log_sinks: list[Callable[[int, str, str], None]] = []
+
+
 def _forward_log(level: int, target: str, message: str) -> None:
-    """Hands one aya-log record from the kernel to Python's logging, under ``pyaya.ebpf.<target>``."""
+    """Hands one aya-log record from the kernel to the session's sink, else to Python's logging, under
+    ``pyaya.ebpf.<target>``."""
+    if _log_sinks:
+        _log_sinks[-1](level, target, message)
+        return
     import logging  # noqa: PLC0415 - imported with the first record, not with pyaya
 
     logging.getLogger(f"{EBPF_LOGGER}.{target}" if target else EBPF_LOGGER).log(level, message)

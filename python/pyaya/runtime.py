@@ -15,30 +15,36 @@ A verifier rejection is shown trimmed to what matters, with the Rust source line
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
-import logging
+import functools
 import os
-import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any, TextIO
+from collections.abc import Mapping, MutableMapping
 
-from pyaya import _handoff, _native
+from pyaya import _handoff, _native, loader
 from pyaya._color import color_enabled
 from pyaya._launch import PARENT_ENV
+from pyaya._record import FrozenInstanceError, frozen
+from pyaya._typing import cast
 from pyaya.errors import MetricsError, PyayaError, RecordError, VerifierError
 from pyaya.loader import Ebpf
-from pyaya.maps import HashMap, Map, PerfEventArray, RingBuf
+from pyaya.maps import Map
 from pyaya.types import Record
 
+# Start-up (issue 13): argparse, json, logging, pathlib, re and dataclasses are imported where a path needs them,
+# not here; tests/unit/test_import_cost.py holds a template's main.py to that.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+    import re
+    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from pathlib import Path
+    from types import FrameType, TracebackType
+    from typing import Any, TextIO
+
+    from pyaya.maps import HashMap, PerfEventArray, RingBuf
     from pyaya.project import FleetSettings, MetricSpec
 
 __all__ = [
@@ -56,27 +62,183 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """The options every project's ``main.py`` takes."""
+class _PathText(str):
+    """A path as the command line gave it, which :class:`RunOptions` makes a :class:`~pathlib.Path` of on first
+    use: parsing a plain run's options does not import pathlib."""
 
-    object_path: Path
-    json: bool = False
-    duration: float | None = None
-    verbose: bool = False
-    extra: Sequence[str] = ()
-    pid: int | None = None
-    """``-p/--pid``: the process to trace (the program decides how to use it, e.g. a read-only global)."""
-    interval: float | None = None
-    """Positional ``interval``: seconds between periodic outputs (see :meth:`Session.every`)."""
-    count: int | None = None
-    """Positional ``count``: stop after this many intervals."""
-    args: argparse.Namespace = field(default_factory=argparse.Namespace)
-    """Everything parsed, the project's own options (``parse_options(parser=...)``) included."""
-    metrics: str | None = None
-    """``--metrics HOST:PORT``: serve the ``[metrics]`` maps of ``pyaya.toml`` there (see :meth:`Session.metrics`)."""
-    pinned_maps: Path | None = None
-    """``--pinned-maps DIR``: read the maps another loader (bpfman) pinned in DIR instead of loading the object."""
+    __slots__ = ()
+
+
+class _ParsedArgs(dict):  # type: ignore[type-arg]
+    """What :func:`_parse_fast` read, by ``dest``: :attr:`RunOptions.args` makes the ``argparse.Namespace``
+    argparse would have made of it on first use (paths as Paths), importing argparse only then."""
+
+    __slots__ = ()
+
+
+_NO_ARGS: Any = _ParsedArgs()  # ``args`` not given: an empty Namespace (made on first use)
+_FIELDS = (
+    "object_path",
+    "json",
+    "duration",
+    "verbose",
+    "extra",
+    "pid",
+    "interval",
+    "count",
+    "args",
+    "metrics",
+    "pinned_maps",
+)
+
+
+def _as_path(value: Any) -> Any:
+    if type(value) is _PathText:
+        from pathlib import Path  # noqa: PLC0415 - a path the user sees, made when first seen
+
+        return Path(value)
+    return value
+
+
+class RunOptions:
+    """The options every project's ``main.py`` takes: ``object_path``, ``json``, ``duration``, ``verbose``,
+    ``extra`` (the arguments left over without ``parse_options(parser=...)``), and
+
+    * ``pid``: ``-p/--pid``, the process to trace (the program decides how to use it, e.g. a read-only global);
+    * ``interval``: positional ``interval``, seconds between periodic outputs (see :meth:`Session.every`);
+    * ``count``: positional ``count``, stop after this many intervals;
+    * ``args``: everything parsed, the project's own options (``parse_options(parser=...)``) included;
+    * ``metrics``: ``--metrics HOST:PORT``, serve the ``[metrics]`` maps of ``pyaya.toml`` there (see
+      :meth:`Session.metrics`);
+    * ``pinned_maps``: ``--pinned-maps DIR``, read the maps another loader (bpfman) pinned in DIR instead of loading
+      the object.
+
+    Frozen, compared and shown as the dataclass it was (written out: importing dataclasses costs ~14 ms at start-up).
+    """
+
+    __slots__ = (
+        "_args",
+        "_object_path",
+        "_pinned_maps",
+        "count",
+        "duration",
+        "extra",
+        "interval",
+        "json",
+        "metrics",
+        "pid",
+        "verbose",
+    )
+    __match_args__ = (
+        "object_path",
+        "json",
+        "duration",
+        "verbose",
+        "extra",
+        "pid",
+        "interval",
+        "count",
+        "args",
+        "metrics",
+        "pinned_maps",
+    )
+
+    if TYPE_CHECKING:
+        # What was given, or what _parse_fast read (a _PathText, a _ParsedArgs) until first use.
+        _object_path: Path | _PathText
+        _pinned_maps: Path | _PathText | None
+        _args: argparse.Namespace | _ParsedArgs
+        json: bool
+        duration: float | None
+        verbose: bool
+        extra: Sequence[str]
+        pid: int | None
+        interval: float | None
+        count: int | None
+        metrics: str | None
+
+    def __init__(  # noqa: PLR0917 - positional or by name, as the dataclass it was took them
+        self,
+        object_path: Path,
+        json: bool = False,
+        duration: float | None = None,
+        verbose: bool = False,
+        extra: Sequence[str] = (),
+        pid: int | None = None,
+        interval: float | None = None,
+        count: int | None = None,
+        args: argparse.Namespace = _NO_ARGS,
+        metrics: str | None = None,
+        pinned_maps: Path | None = None,
+    ) -> None:
+        store = object.__setattr__
+        store(self, "_object_path", object_path)
+        store(self, "json", json)
+        store(self, "duration", duration)
+        store(self, "verbose", verbose)
+        store(self, "extra", extra)
+        store(self, "pid", pid)
+        store(self, "interval", interval)
+        store(self, "count", count)
+        store(self, "_args", args)
+        store(self, "metrics", metrics)
+        store(self, "_pinned_maps", pinned_maps)
+
+    @property
+    def object_path(self) -> Path:
+        path = self._object_path
+        if isinstance(path, _PathText):
+            path = _as_path(path)
+            object.__setattr__(self, "_object_path", path)
+        return path
+
+    @property
+    def pinned_maps(self) -> Path | None:
+        path = self._pinned_maps
+        if isinstance(path, _PathText):
+            path = _as_path(path)
+            object.__setattr__(self, "_pinned_maps", path)
+        return path
+
+    @property
+    def args(self) -> argparse.Namespace:
+        args = self._args
+        if isinstance(args, _ParsedArgs):
+            import argparse  # noqa: PLC0415 - the Namespace of a plain run, made when first asked for
+
+            args = argparse.Namespace(**{dest: _as_path(value) for dest, value in args.items()})
+            object.__setattr__(self, "_args", args)
+        return args
+
+    def _object_fspath(self) -> str | os.PathLike[str]:
+        """``object_path`` as given, for the load (which takes a str): no Path made for it."""
+        path: str | os.PathLike[str] = self._object_path
+        return path
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in _FIELDS)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _FIELDS)
+        return f"{type(self).__qualname__}({shown})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, RunOptions)
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __reduce__(self) -> tuple[type[RunOptions], tuple[Any, ...]]:
+        return type(self), self._values()
 
 
 def _default_object(script: Path) -> Path | None:
@@ -143,6 +305,20 @@ def parse_options(
         options.args.min_ms, options.pid, options.interval, options.count   # 5.0, 1234, 2.0, 10
     """
     watch_parent()
+    if parser is None:
+        parsed = _parse_fast(sys.argv[1:] if argv is None else list(argv))
+        if parsed is not None:
+            return parsed
+    return _parse_argparse(argv, description=description, parser=parser)
+
+
+def _parse_argparse(
+    argv: Sequence[str] | None, *, description: str | None, parser: argparse.ArgumentParser | None
+) -> RunOptions:
+    """:func:`parse_options` by argparse: its help, its usage errors, the project's own options."""
+    import argparse  # noqa: PLC0415 - ~11 ms: only for a project's own parser, --help, or what _parse_fast refuses
+    from pathlib import Path  # noqa: PLC0415
+
     strict = parser is not None
     if parser is None:
         parser = argparse.ArgumentParser(description=description)
@@ -195,6 +371,119 @@ def parse_options(
         args=args,
         metrics=args.metrics,
         pinned_maps=args.pinned_maps,
+    )
+
+
+#: The options :func:`_parse_fast` takes, by what argparse calls them, and the ``dest`` each sets.
+_FAST_FLAGS = {"--json": "json", "--verbose": "verbose", "-v": "verbose"}
+_FAST_VALUES = {
+    "--object": "object",
+    "--duration": "duration",
+    "--pid": "pid",
+    "-p": "pid",
+    "--metrics": "metrics",
+    "--pinned-maps": "pinned_maps",
+}
+_FAST_TYPES: dict[str, Callable[[str], object]] = {
+    "object": _PathText,
+    "duration": float,
+    "pid": int,
+    "metrics": str,
+    "pinned_maps": _PathText,
+}
+
+
+def _parse_fast(argv: list[str]) -> RunOptions | None:
+    """What :func:`_parse_argparse` makes of ``argv`` without a project parser, for the well-formed command lines
+    of the common options (what ``pyaya run`` passes: ``--object PATH --json --duration 5 -p 42 2 10``); None for
+    anything else (``--help``, an unknown or abbreviated option, a missing or bad value, ``--``, an argument
+    left over), which argparse then parses as ever: its help and usage errors stay its own. Skips importing
+    argparse (~11 ms). A test holds the two to the same result."""
+    values: dict[str, object] = {
+        "object": None,
+        "json": False,
+        "duration": None,
+        "verbose": False,
+        "pid": None,
+        "metrics": None,
+        "pinned_maps": None,
+        "interval": None,
+        "count": None,
+    }
+    positional: list[str] = []
+    positional_end = -1  # argparse takes interval and count from the first run of positional arguments only
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        index += 1
+        if not arg.startswith("-"):
+            if positional and positional_end != index - 1:
+                return None  # a second run: argparse leaves it in extra
+            positional.append(arg)
+            positional_end = index
+            continue
+        name, equals, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if name in _FAST_FLAGS and not equals:
+            values[_FAST_FLAGS[name]] = True
+            continue
+        dest = _FAST_VALUES.get(name)
+        if dest is None:
+            if not (arg.startswith("-p") and arg[2:3].isdigit()):
+                return None  # -h, --help, unknown, abbreviated, grouped: argparse's
+            dest, equals, value = "pid", "=", arg[2:]
+        if not equals:
+            if index >= len(argv):
+                return None
+            value = argv[index]
+            index += 1
+        if not value or value.startswith("-"):
+            return None  # argparse reads "-1" as a value, "-x" as a missing one; "" as Path("."): its business
+        try:
+            values[dest] = _FAST_TYPES[dest](value)
+        except ValueError:
+            return None
+    if len(positional) > 2:
+        return None
+    try:
+        if positional:
+            values["interval"] = float(positional[0])
+        if len(positional) > 1:
+            values["count"] = int(positional[1])
+    except ValueError:
+        return None
+    duration, pid, interval, count = values["duration"], values["pid"], values["interval"], values["count"]
+    if (
+        (duration is not None and cast("float", duration) < 0)
+        or (pid is not None and cast("int", pid) <= 0)
+        or (interval is not None and cast("float", interval) <= 0)
+        or (count is not None and cast("int", count) < 1)
+    ):
+        return None  # argparse says why
+    object_path = values["object"]
+    if object_path is None or pid is not None or interval is not None:
+        from pathlib import Path  # noqa: PLC0415 - the project's pyaya.toml is read: pathlib is imported anyway
+
+        script = Path(sys.argv[0]).resolve()
+        if object_path is None:
+            object_path = _default_object(script)
+            if object_path is None:
+                return None
+            object_path = Path(object_path)
+        wanted = [name for name, value in (("pid", pid), ("interval", interval)) if value is not None]
+        if wanted and _refused_options(script, wanted) is not None:
+            return None
+    return RunOptions(
+        object_path=cast("Path", object_path),
+        json=cast("bool", values["json"]),
+        duration=cast("float | None", duration),
+        verbose=cast("bool", values["verbose"]),
+        extra=(),
+        pid=cast("int | None", pid),
+        interval=cast("float | None", interval),
+        count=cast("int | None", count),
+        args=cast("argparse.Namespace", _ParsedArgs(values)),
+        metrics=cast("str | None", values["metrics"]),
+        pinned_maps=cast("Path | None", values["pinned_maps"]),
     )
 
 
@@ -337,10 +626,19 @@ def print_linear_hist(
 
 # -- verifier rejections -----------------------------------------------------------------------------------------
 
-_INSN_LINE = re.compile(r"^(\d+): \([0-9a-f]{2}\) ")
-_STATS_LINE = re.compile(r"^(verification time|stack depth|processed \d+ insns|max_states_per_insn)")
-_PROGRAM_NAME = re.compile(r'program "([^"]+)"')
 LAST_INSTRUCTIONS = 6
+
+
+@functools.cache
+def _verifier_patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """An instruction line, a statistics line and a program's name in a verifier log."""
+    import re  # noqa: PLC0415 - only a rejection is read with these
+
+    return (
+        re.compile(r"^(\d+): \([0-9a-f]{2}\) "),
+        re.compile(r"^(verification time|stack depth|processed \d+ insns|max_states_per_insn)"),
+        re.compile(r'program "([^"]+)"'),
+    )
 
 
 def verifier_summary(error: VerifierError, object_path: str | os.PathLike[str] | None = None) -> str:
@@ -349,12 +647,13 @@ def verifier_summary(error: VerifierError, object_path: str | os.PathLike[str] |
 
     The first line is the error's message; the full log stays in ``error.log``.
     """
+    insn_line, stats_line, _ = _verifier_patterns()
     message = Exception.__str__(error)
     if error.hint:
         message = f"{message}\n  {error.hint}"
     lines = [line.rstrip() for line in error.log.splitlines()]
-    body = [line for line in lines if line.strip() and not _STATS_LINE.match(line)]
-    insn_rows = [i for i, line in enumerate(body) if _INSN_LINE.match(line)]
+    body = [line for line in lines if line.strip() and not stats_line.match(line)]
+    insn_rows = [i for i, line in enumerate(body) if insn_line.match(line)]
     if not insn_rows:
         reason = body[-1] if body else ""
         return "\n".join([message, *(f"  {reason}" for _ in [0] if reason), "  (run with -v for the full log)"])
@@ -379,8 +678,9 @@ def _source_of(
 ) -> str | None:
     if object_path is None:
         return None
-    program = getattr(error, "program", None) or next(iter(_PROGRAM_NAME.findall(message)), None)
-    match = _INSN_LINE.match(failing)
+    insn_line, _, program_name = _verifier_patterns()
+    program = getattr(error, "program", None) or next(iter(program_name.findall(message)), None)
+    match = insn_line.match(failing)
     if program is None or match is None:
         return None
     try:
@@ -410,7 +710,7 @@ def _paint(text: str, code: str, enabled: bool) -> str:
     return f"\x1b[{code}m{text}\x1b[0m" if enabled and code else text
 
 
-@dataclass(frozen=True)
+@frozen
 class Column:
     """One column of the event table: a field name, a heading and a width (0: the rest of the line)."""
 
@@ -431,51 +731,56 @@ class _Stop(Exception):
 _LOST_WARNING_INTERVAL_S = 1.0  # table mode: at most one loss warning a second
 _LOST_CHECK_S = 1.0  # a stream waiting for records still looks at its lost counters this often
 _NO_GRACE_PERIOD_S = 0.01  # without membarrier: time enough for a program run that started before a detach
+_LOG_DEBUG, _LOG_INFO = 10, 20  # logging.DEBUG and logging.INFO: the load's log_level, without logging
 
 
-@dataclass
 class _StreamTally:
     """What one stream of a session has read and reported lost."""
 
-    map: str
-    read: int = 0
-    lost: int = 0
+    __slots__ = ("lost", "map", "read")
+
+    def __init__(self, map: str, read: int = 0, lost: int = 0) -> None:
+        self.map = map
+        self.read = read
+        self.lost = lost
 
 
-@dataclass
 class _MapAtExit:
-    name: str
-    key_heading: str
-    value_heading: str
-    map: HashMap
-    sort_by_value: bool = True
+    __slots__ = ("key_heading", "map", "name", "sort_by_value", "value_heading")
+
+    def __init__(
+        self, name: str, key_heading: str, value_heading: str, map: HashMap, sort_by_value: bool = True
+    ) -> None:
+        self.name = name
+        self.key_heading = key_heading
+        self.value_heading = value_heading
+        self.map = map
+        self.sort_by_value = sort_by_value
 
 
-@dataclass
 class _HistogramAtExit:
-    map: Map
-    label: str
-    kind: str
+    __slots__ = ("kind", "label", "map")
+
+    def __init__(self, map: Map, label: str, kind: str) -> None:
+        self.map = map
+        self.label = label
+        self.kind = kind
 
 
-@dataclass
 class _Periodic:
-    interval: float
-    callback: Callable[[], object]
-    due: float
+    __slots__ = ("callback", "due", "interval")
+
+    def __init__(self, interval: float, callback: Callable[[], object], due: float) -> None:
+        self.interval = interval
+        self.callback = callback
+        self.due = due
 
 
 HISTOGRAM_KINDS = ("log2", "linear")
 
 
-class _LogToOutput(logging.Handler):
-    def __init__(self, session: Session) -> None:
-        super().__init__()
-        self.session = session
-
-    def emit(self, record: logging.LogRecord) -> None:
-        target = record.name.removeprefix("pyaya.ebpf").lstrip(".")
-        self.session.log(record.levelname.lower(), target, record.getMessage())
+# What logging calls each level of a kernel-side record (logging.getLevelName, lower case), for the session's output.
+_LEVEL_NAMES = {50: "critical", 40: "error", 30: "warning", 20: "info", 10: "debug", 0: "notset"}
 
 
 def _map_counts(map: Map | Mapping[int, Any] | Sequence[Any]) -> dict[int, int]:
@@ -488,34 +793,83 @@ def _map_counts(map: Map | Mapping[int, Any] | Sequence[Any]) -> dict[int, int]:
     return counts
 
 
-@dataclass
-class Session:
-    """A run of a project's user space. Use as a context manager around loading, attaching and streaming."""
+_SESSION_FIELDS = (
+    "name",
+    "options",
+    "out",
+    "columns",
+    "_ebpf",
+    "_maps_at_exit",
+    "_deadline",
+    "_header_printed",
+    "_log_sink",
+    "_previous_handlers",
+    "_stopping",
+    "events_seen",
+    "_announced",
+    "_periodic",
+    "intervals_done",
+    "_metrics",
+    "_stats",
+    "lost_records",
+    "_lost_unwarned",
+    "_lost_warned_at",
+    "_streams",
+    "_undecodable_warned",
+)
 
-    name: str
-    options: RunOptions = field(default_factory=parse_options)
-    out: TextIO = field(default_factory=lambda: sys.stdout)
-    columns: Sequence[Column] = ()
-    _ebpf: Ebpf | PinnedObject | None = None
-    _maps_at_exit: list[_MapAtExit | _HistogramAtExit] = field(default_factory=list)
-    _deadline: float | None = None
-    _header_printed: bool = False
-    _log_handler: logging.Handler | None = None
-    _previous_handlers: dict[int, Any] = field(default_factory=dict)
-    _stopping: bool = False
-    events_seen: int = 0
-    _announced: bool = False
-    _periodic: list[_Periodic] = field(default_factory=list)
-    intervals_done: int = 0
-    """How many times the first :meth:`every` callback has run."""
-    _metrics: Any = None
-    _stats: Any = None
-    lost_records: dict[str, int] = field(default_factory=dict)
-    """Records reported lost so far (:meth:`lost`), by map name."""
-    _lost_unwarned: dict[str, int] = field(default_factory=dict)
-    _lost_warned_at: float | None = None
-    _streams: dict[str, _StreamTally] = field(default_factory=dict)
-    _undecodable_warned: set[str] = field(default_factory=set)
+
+class Session:
+    """A run of a project's user space. Use as a context manager around loading, attaching and streaming.
+
+    ``options`` default to :func:`parse_options` of the command line, ``out`` to ``sys.stdout``. A session counts
+    ``events_seen``, ``intervals_done`` (how many times the first :meth:`every` callback has run) and
+    ``lost_records`` (records reported lost so far, :meth:`lost`, by map name).
+
+    Written out rather than a dataclass (importing dataclasses costs ~14 ms at start-up); it keeps a dataclass's
+    ``repr`` and ``==``, and, as a dataclass's instances did, takes attributes a script adds.
+    """
+
+    __hash__ = None  # type: ignore[assignment]  # as a dataclass with == is
+
+    def __init__(
+        self,
+        name: str,
+        options: RunOptions | None = None,
+        out: TextIO | None = None,
+        columns: Sequence[Column] = (),
+    ) -> None:
+        self.name = name
+        self.options: RunOptions = parse_options() if options is None else options
+        self.out: TextIO = sys.stdout if out is None else out
+        self.columns = columns
+        self._ebpf: Ebpf | PinnedObject | None = None
+        self._maps_at_exit: list[_MapAtExit | _HistogramAtExit] = []
+        self._deadline: float | None = None
+        self._header_printed = False
+        self._log_sink: Callable[[int, str, str], None] | None = None
+        self._previous_handlers: dict[int, Any] = {}
+        self._stopping = False
+        self.events_seen = 0
+        self._announced = False
+        self._periodic: list[_Periodic] = []
+        self.intervals_done = 0
+        self._metrics: Any = None
+        self._stats: Any = None
+        self.lost_records: dict[str, int] = {}
+        self._lost_unwarned: dict[str, int] = {}
+        self._lost_warned_at: float | None = None
+        self._streams: dict[str, _StreamTally] = {}
+        self._undecodable_warned: set[str] = set()
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _SESSION_FIELDS)
+        return f"{type(self).__qualname__}({shown})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _SESSION_FIELDS)
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -524,18 +878,29 @@ class Session:
         if self.options.duration is not None:
             self._deadline = time.monotonic() + self.options.duration
         self._stopping = False
-        self._previous_handlers = {signal.SIGTERM: signal.signal(signal.SIGTERM, self._on_stop_signal)}
+
+        # A function, not the bound method: signal.signal() returns the handler it replaces after trying it as a
+        # signal.Handlers value, whose ValueError message holds its repr, and a session's repr is all its state.
+        def on_stop_signal(signum: int, frame: FrameType | None) -> None:
+            self._on_stop_signal(signum, frame)
+
+        self._previous_handlers = {signal.SIGTERM: signal.signal(signal.SIGTERM, on_stop_signal)}
         # SIGINT only where Python's own handler is in place: a shell starts background jobs with SIGINT ignored
         # (Ctrl-C is not meant for them), and a script may have its own handler.
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self._previous_handlers[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_stop_signal)
-        self._log_handler = _LogToOutput(self)
-        ebpf_logger = logging.getLogger("pyaya.ebpf")
-        ebpf_logger.addHandler(self._log_handler)
-        # Debug records only with -v, in JSON as on a terminal: the level is also what the kernel is told to send
-        # (the load's log_level), and a debug record per event costs more than the event.
-        ebpf_logger.setLevel(logging.DEBUG if self.options.verbose else logging.INFO)
-        ebpf_logger.propagate = False
+            self._previous_handlers[signal.SIGINT] = signal.signal(signal.SIGINT, on_stop_signal)
+        # Kernel-side log records come here from the loader (its sink), not through logging: logging would cost
+        # ~12 ms of start-up to import, to hand them straight back. Debug records only with -v, in JSON as on a
+        # terminal: the level is also what the kernel is told to send (the load's log_level), and a debug record
+        # per event costs more than the event.
+        threshold = _LOG_DEBUG if self.options.verbose else _LOG_INFO
+
+        def show(level: int, target: str, message: str) -> None:
+            if level >= threshold:
+                self.log(_LEVEL_NAMES.get(level, f"level {level}"), target, message)
+
+        self._log_sink = show
+        loader._log_sinks.append(show)
         return self
 
     def __exit__(
@@ -565,14 +930,15 @@ class Session:
                 self._stats = None
             if self._ebpf is not None:
                 self._ebpf.close()
-            if self._log_handler is not None:
-                logging.getLogger("pyaya.ebpf").removeHandler(self._log_handler)
+            if self._log_sink is not None:
+                loader._log_sinks[:] = [sink for sink in loader._log_sinks if sink is not self._log_sink]
+                self._log_sink = None
             for signum, handler in self._previous_handlers.items():
                 signal.signal(signum, handler)
             self._previous_handlers.clear()
             self.out.flush()
         if isinstance(exc, VerifierError) and not self.options.verbose:
-            print(f"error: {verifier_summary(exc, self.options.object_path)}", file=sys.stderr)
+            print(f"error: {verifier_summary(exc, self.options._object_fspath())}", file=sys.stderr)
             raise SystemExit(1)
         if isinstance(exc, PyayaError):
             print(f"error: {exc}", file=sys.stderr)
@@ -611,9 +977,9 @@ class Session:
             if self.options.pinned_maps is not None:
                 self._ebpf = PinnedObject(self.options.pinned_maps, self.options.object_path)
             else:
-                level = logging.DEBUG if self.options.verbose else logging.INFO
+                level = _LOG_DEBUG if self.options.verbose else _LOG_INFO
                 self._ebpf = Ebpf.load_file(
-                    self.options.object_path, globals=globals, max_entries=max_entries, log_level=level
+                    self.options._object_fspath(), globals=globals, max_entries=max_entries, log_level=level
                 )
                 if handoff is not None:
                     _load_ahead(self._ebpf)
@@ -636,6 +1002,8 @@ class Session:
         """Serve the loaded object's maps to Prometheus at ``http://ADDRESS/metrics`` until the session ends;
         returns that URL. ``specs`` (map name -> :class:`pyaya.project.MetricSpec`) default to the ``[metrics]``
         tables of the project's ``pyaya.toml`` (found from ``main.py``'s folder, then from the object's)."""
+        from pathlib import Path  # noqa: PLC0415
+
         from pyaya import metrics  # noqa: PLC0415 - prometheus_client, only when serving
 
         if self._ebpf is None:
@@ -868,7 +1236,7 @@ class Session:
 
     def _write(self, record: dict[str, Any]) -> None:
         # Not flushed here: stream() flushes once per batch, wait() once per tick, the session at its end.
-        self.out.write(json.dumps(record, default=_json_default) + "\n")
+        self.out.write(_json_line(record) + "\n")
 
     def event(self, map_name: str, data: Mapping[str, Any] | Record) -> None:
         """Show one event: a table row, or ``{"kind": "event", "map": ..., "data": {...}}`` with ``--json``.
@@ -1032,6 +1400,33 @@ def _row(cells: list[tuple[Column, object]]) -> str:
     return " ".join(parts).rstrip()
 
 
+@functools.cache
+def _c_encoder() -> tuple[Callable[..., Callable[[object, int], list[str]]], Callable[[str], str]] | None:
+    """``_json.make_encoder`` and ``_json.encode_basestring_ascii``, the C encoder ``json.dumps`` runs; None on an
+    interpreter without json's accelerator."""
+    try:
+        from _json import encode_basestring_ascii, make_encoder  # noqa: PLC0415 - --json only
+    except ImportError:
+        return None
+    return make_encoder, encode_basestring_ascii
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    """``json.dumps(record, default=_json_default)``, character for character, without importing json (~7 ms with
+    re): by the C encoder json itself uses, or by json where that is missing."""
+    c_encoder = _c_encoder()
+    if c_encoder is None:
+        import json  # noqa: PLC0415 - no _json: json's own encoder in Python
+
+        return json.dumps(record, default=_json_default)
+    make_encoder, encode_string = c_encoder
+    # What json.JSONEncoder(default=_json_default).iterencode(record, _one_shot=True) makes with dumps' other
+    # defaults: a fresh dict of markers (check_circular; an encode cut short by an error leaves its marks in it),
+    # ASCII strings (ensure_ascii), no indent, ": " and ", ", keys in order, no skipkeys, NaN and Infinity allowed.
+    encode = make_encoder({}, _json_default, encode_string, None, ": ", ", ", False, False, True)
+    return "".join(encode(record, 0))
+
+
 def _json_default(value: object) -> object:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8", errors="backslashreplace")
@@ -1065,6 +1460,8 @@ class _ManagedProgram:
     def attach(self, *args: object, **kwargs: object) -> None:
         """Nothing to attach: the loader that pinned the maps attached the program where its configuration says
         (bpfman: the ClusterBpfApplication's links)."""
+        import logging  # noqa: PLC0415 - --pinned-maps only
+
         logging.getLogger("pyaya.runtime").debug("%s: attached by the loader that pinned the maps", self.name)
 
 
@@ -1078,6 +1475,8 @@ class PinnedObject:
     """
 
     def __init__(self, folder: str | os.PathLike[str], object_path: str | os.PathLike[str] | None = None) -> None:
+        from pathlib import Path  # noqa: PLC0415 - --pinned-maps only
+
         from pyaya.errors import NotFoundError  # noqa: PLC0415
 
         self.path = Path(folder)

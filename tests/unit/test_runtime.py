@@ -325,15 +325,307 @@ def test_helpers_by_name_and_number() -> None:
     ("options", "level"),
     [({}, "INFO"), ({"json": True}, "INFO"), ({"verbose": True}, "DEBUG"), ({"json": True, "verbose": True}, "DEBUG")],
 )
-def test_kernel_debug_records_only_with_verbose(tmp_path: Path, options: dict[str, bool], level: str) -> None:
-    """The pyaya.ebpf logger's level is what the load tells the kernel to send (log_level): --json alone must not
-    switch on a debug record per event."""
+def test_kernel_debug_records_only_with_verbose(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: dict[str, bool], level: str
+) -> None:
+    """Kernel-side records reach the session through the loader's sink (not logging), debug ones only with -v:
+    --json alone must not switch on a debug record per event (the load's log_level says the same to the kernel)."""
     import logging  # noqa: PLC0415
 
-    from pyaya.loader import aya_log_level  # noqa: PLC0415
+    from pyaya import loader  # noqa: PLC0415
 
-    session, _out = _session(tmp_path, **options)
-    with session:
-        effective = logging.getLogger("pyaya.ebpf").getEffectiveLevel()
-        assert logging.getLevelName(effective) == level
-        assert aya_log_level(effective) == (4 if level == "DEBUG" else 3)
+    session, out = _session(tmp_path, **options)
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logger = logging.getLogger("pyaya.ebpf")
+    logger.addHandler(handler)
+    previous_level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        with session:
+            loader._forward_log(logging.DEBUG, "app", "a debug record")
+            loader._forward_log(logging.INFO, "app", "an info record")
+            loader._forward_log(5, "app", "a trace record")
+        loader._forward_log(logging.INFO, "app", "after the session")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+    shown = out.getvalue() + capsys.readouterr().err  # JSON lines on the output, else lines on stderr
+    assert "an info record" in shown
+    assert ("a debug record" in shown) is (level == "DEBUG")
+    assert "a trace record" not in shown
+    # Outside a session the records go to logging, as a script that never made a session has them.
+    assert [record.getMessage() for record in seen] == ["after the session"]
+
+
+# -- start-up: the fast option parser, the JSON encoder, the written-out dataclasses ------------------------------
+
+#: Command lines of the common options the fast parser takes; argparse must read each the same.
+FAST_TAKEN = [
+    ["--object", "obj"],
+    ["--object=obj", "--json"],
+    ["--json", "--object", "target/x", "--duration", "1.5", "-v"],
+    ["--object", "obj", "--verbose", "--duration=0", "--json", "--json"],
+    ["--object", "obj", "--duration", "1", "--duration", "2"],
+    ["--object", "obj", "--duration", "inf"],
+    ["--object", "obj", "--metrics", "127.0.0.1:9000", "--pinned-maps", "/sys/fs/bpf/app"],
+    ["--object", "obj", "--metrics=host:1", "--pinned-maps=pins"],
+    ["--object", "a", "--object", "b"],
+    ["--object", "obj with spaces"],
+    ["--object", "obj", "--pid", "42"],
+    ["--object", "obj", "-p", "42", "2", "10"],
+    ["-p42", "--object", "obj", "2"],
+    ["--pid=7", "--object", "obj", "0.5", "3"],
+    ["2", "5", "--object", "obj", "--json"],
+    ["--object", "obj", "-p", " 8 "],
+]
+
+#: What it leaves to argparse: help, usage errors, and what argparse reads in its own ways.
+FAST_REFUSED = [
+    ["--help"],
+    ["-h"],
+    ["--object", "obj", "-h"],
+    ["--object", "obj", "--unknown"],
+    ["--object", "obj", "-x"],
+    ["--obj", "obj"],  # an abbreviation
+    ["--object", "obj", "--js"],
+    ["--object", "obj", "--json=1"],
+    ["--object"],
+    ["--object", ""],
+    ["--object=", "--json"],
+    ["--object", "-"],
+    ["--object", "--json"],
+    ["--object", "obj", "--duration"],
+    ["--object", "obj", "--duration", "-1"],
+    ["--object", "obj", "--duration=-1"],
+    ["--object", "obj", "--duration", "soon"],
+    ["--object", "obj", "-p", "0"],
+    ["--object", "obj", "-p", "1.5"],
+    ["--object", "obj", "-p=5"],
+    ["--object", "obj", "-vp", "5"],
+    ["--object", "obj", "-v5"],
+    ["--object", "obj", "0"],
+    ["--object", "obj", "-1"],
+    ["--object", "obj", "1", "0"],
+    ["--object", "obj", "1", "x"],
+    ["--object", "obj", "soon"],
+    ["--object", "obj", "1", "2", "3"],
+    ["--object", "obj", "2", "--json", "5"],  # argparse takes 2 and leaves 5 in extra
+    ["--object", "obj", "--", "2"],
+    ["--object", "obj", "--metrics", "-x"],
+]
+
+
+def _argparse_result(argv: list[str], *, through_parse_options: bool = False) -> RunOptions | str:
+    """What argparse makes of ``argv`` (parse_options without a project parser), or how it exits."""
+    try:
+        if through_parse_options:
+            return parse_options(argv)
+        return runtime._parse_argparse(argv, description=None, parser=None)
+    except SystemExit as exit_:
+        return f"exit {exit_.code}"
+
+
+@pytest.mark.parametrize("argv", FAST_TAKEN, ids=" ".join)
+def test_fast_parse_matches_argparse(argv: list[str]) -> None:
+    fast = runtime._parse_fast(argv)
+    assert fast is not None
+    slow = _argparse_result(argv)
+    assert isinstance(slow, RunOptions)
+    assert list(vars(fast.args).items()) == list(vars(slow.args).items())  # the same Namespace, in the same order
+    assert fast == slow
+    assert repr(fast) == repr(slow)
+    assert type(fast.object_path) is type(slow.object_path)
+    assert type(fast.pinned_maps) is type(slow.pinned_maps)
+    assert parse_options(argv) == slow
+
+
+@pytest.mark.parametrize("argv", FAST_REFUSED, ids=" ".join)
+def test_fast_parse_leaves_help_errors_and_oddities_to_argparse(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert runtime._parse_fast(argv) is None
+    slow = _argparse_result(argv)
+    shown = capsys.readouterr()
+    assert _argparse_result(argv, through_parse_options=True) == slow
+    assert capsys.readouterr() == shown  # argparse's own help and usage errors, byte for byte
+
+
+def test_fast_parse_reads_sys_argv_and_makes_paths_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.argv", ["main.py", "--object", "target/obj", "--json"])
+    options = parse_options()
+    assert isinstance(options._object_path, runtime._PathText)  # not a Path yet
+    assert options._object_fspath() == "target/obj"
+    assert options.object_path == Path("target/obj")
+    assert isinstance(options.object_path, Path)
+    assert options.object_path is options.object_path
+    assert options.args is options.args
+    assert options.args == argparse.Namespace(
+        object=Path("target/obj"),
+        json=True,
+        duration=None,
+        verbose=False,
+        pid=None,
+        metrics=None,
+        pinned_maps=None,
+        interval=None,
+        count=None,
+    )
+
+
+def test_fast_parse_without_object_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No --object and no project holding the script: argparse's usage error, as before."""
+    monkeypatch.setattr("sys.argv", [str(tmp_path / "main.py")])
+    assert runtime._parse_fast([]) is None
+    with pytest.raises(SystemExit) as caught:
+        parse_options([])
+    assert caught.value.code == 2
+
+
+def _old_run_options() -> type:
+    """RunOptions as the dataclass it was, to hold the written-out class to its repr and ==."""
+    import dataclasses  # noqa: PLC0415
+    from collections.abc import Sequence  # noqa: PLC0415
+
+    @dataclasses.dataclass(frozen=True)
+    class RunOptions:
+        object_path: Path
+        json: bool = False
+        duration: float | None = None
+        verbose: bool = False
+        extra: Sequence[str] = ()
+        pid: int | None = None
+        interval: float | None = None
+        count: int | None = None
+        args: argparse.Namespace = dataclasses.field(default_factory=argparse.Namespace)
+        metrics: str | None = None
+        pinned_maps: Path | None = None
+
+    RunOptions.__qualname__ = "RunOptions"  # as at a module's top, where it was
+    return RunOptions
+
+
+def test_run_options_behave_as_the_dataclass_they_were() -> None:
+    import pickle  # noqa: PLC0415
+
+    old = _old_run_options()
+    for kwargs in ({}, {"json": True, "pid": 3, "extra": ("-x",), "pinned_maps": Path("pins")}):
+        new_options = RunOptions(Path("obj"), **kwargs)  # type: ignore[arg-type]
+        old_options = old(Path("obj"), **kwargs)
+        assert repr(new_options) == repr(old_options)
+        assert new_options == RunOptions(object_path=Path("obj"), **kwargs)  # type: ignore[arg-type]
+        assert pickle.loads(pickle.dumps(new_options)) == new_options
+    options = RunOptions("obj", True, 1.0, False, (), 5, 2.0, 3)  # type: ignore[arg-type]
+    assert (options.object_path, options.json, options.pid, options.count) == ("obj", True, 5, 3)  # stored as given
+    assert options.args == argparse.Namespace()
+    assert options.args is not RunOptions(Path("obj")).args  # a fresh Namespace each, as the default factory made
+    assert options != old("obj", True, 1.0, False, (), 5, 2.0, 3)  # another class: not equal, as dataclasses say
+    with pytest.raises(AttributeError, match="cannot assign to field 'json'"):
+        options.json = False  # type: ignore[misc]
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(options)  # its Namespace is not hashable, as with the dataclass
+    match options:
+        case RunOptions(path, json_lines):
+            assert (path, json_lines) == ("obj", True)
+
+
+def test_columns_and_sessions_behave_as_the_dataclasses_they_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    column = runtime.Column("pid", 7)
+    assert repr(column) == "Column(field='pid', width=7, heading=None, align='<')"
+    assert column == runtime.Column(field="pid", width=7)
+    assert hash(column) == hash(runtime.Column("pid", 7, None, "<"))
+    assert runtime.Column("latency_ms", 10, "LAT(ms)", ">").title == "LAT(ms)"
+    assert runtime.Column("comm").title == "COMM"
+    with pytest.raises(AttributeError):
+        column.width = 3  # type: ignore[misc]
+    monkeypatch.setattr("sys.argv", ["main.py", "--object", str(tmp_path / "obj")])
+    session = Session("demo", columns=[column])
+    assert session.options == RunOptions(object_path=tmp_path / "obj", args=session.options.args)
+    assert session.out is __import__("sys").stdout
+    assert repr(session).startswith("Session(name='demo', options=RunOptions(object_path=")
+    assert "lost_records={}, _lost_unwarned={}" in repr(session)
+    session.mine = 1  # type: ignore[attr-defined]  # a script's own state, as on the dataclass
+    with pytest.raises(TypeError):
+        hash(session)
+
+
+class _Level(int):
+    """An int subclass (an IntEnum's value, a ctypes-derived count): JSON writes it as the int."""
+
+
+#: Values events, logs and maps carry into --json lines.
+JSON_VALUES: list[object] = [
+    0,
+    -1,
+    2**64 - 1,
+    -(2**70),
+    10**40,
+    True,
+    False,
+    None,
+    _Level(7),
+    1.5,
+    0.1,
+    -0.0,
+    1e300,
+    5e-324,
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+    "",
+    "plain",
+    "é ü 日本 😀",
+    '\x00\x01\x1f\x7f"\\/\n\r\t\b\f\u2028\u2029\ud800',
+    b"",
+    b"ascii",
+    b"\xff\x00\x80abc\n",
+    bytearray(b"\x01\xfe"),
+    Path("/tmp/obj"),
+    [],
+    [1, "a", None, [2.5, b"x"]],
+    (1, 2),
+    {},
+    {"nested": {"deeper": {"k": [1, {"x": b"\xc3\xa9"}]}}},
+    {1: "int key", 2.5: "float key", None: "none key", False: "bool key"},
+    {"kind": "event", "map": "EVENTS", "data": {"pid": 4242, "comm": "bash", "filename": "/usr/bin/ls"}},
+]
+
+
+@pytest.mark.parametrize("value", JSON_VALUES, ids=repr)
+def test_json_lines_are_what_json_dumps_writes(value: object) -> None:
+    record = {"kind": "event", "map": "M", "data": {"value": value}}
+    expected = json.dumps(record, default=runtime._json_default)
+    assert runtime._json_line(record) == expected
+    assert runtime._json_line({"value": value, "again": value}) == json.dumps(
+        {"value": value, "again": value}, default=runtime._json_default
+    )
+
+
+def test_json_lines_refuse_what_json_dumps_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(TypeError, match="object is not JSON serialisable") as ours:
+        runtime._json_line({"data": {"x": object()}})
+    with pytest.raises(TypeError) as theirs:
+        json.dumps({"data": {"x": object()}}, default=runtime._json_default)
+    assert str(ours.value) == str(theirs.value)
+    shared: list[object] = [1]
+    assert runtime._json_line({"a": shared, "b": shared}) == '{"a": [1], "b": [1]}'  # no stale circular marks
+    cycle: list[object] = []
+    cycle.append(cycle)
+    with pytest.raises(ValueError, match="Circular reference detected"):
+        runtime._json_line({"cycle": cycle})
+    monkeypatch.setattr(runtime, "_c_encoder", lambda: None)  # an interpreter without _json: json itself
+    record = {"kind": "log", "message": "é\x00", "data": b"\xff"}
+    assert runtime._json_line(record) == json.dumps(record, default=runtime._json_default)
+
+
+def test_session_writes_json_lines_as_json_dumps(tmp_path: Path) -> None:
+    session, out = _session(tmp_path, json=True)
+    data = {"pid": 1, "comm": "sh", "raw": b"\xff\x00", "ratio": float("nan"), "path": "é"}
+    session.event("EVENTS", data)
+    session.log("info", "probe", "hello\n")
+    record = {"kind": "event", "map": "EVENTS", "data": data}
+    log = {"kind": "log", "level": "info", "target": "probe", "message": "hello\n"}
+    assert out.getvalue() == "".join(json.dumps(r, default=runtime._json_default) + "\n" for r in (record, log))
