@@ -139,3 +139,18 @@ def test_a_batch_leaves_the_garbage_collector_as_it_found_it(fixtures_dir: Path)
             assert gc.isenabled() is enabled
     finally:
         (gc.enable if was_enabled else gc.disable)()
+
+
+def test_records_of_plain_values_are_left_out_of_the_garbage_collectors_walks(fixtures_dir: Path) -> None:
+    # An immutable record of ints, text and bytes can be in no reference cycle: as CPython does for such tuples,
+    # the collector does not track it. One with an array (a list) stays tracked.
+    types = Types(Btf.from_object((fixtures_dir / "bench_stream").read_bytes()))  # type: ignore[arg-type]
+    for codec, tracked in ((types["BenchExecEvent"], False), (types["BenchEvent"], True)):
+        plan = codec.native_plan()
+        assert plan is not None
+        size = codec.size
+        data = bytes(range(97, 123)) * (size * 4 // 26 + 1)
+        records = plan.decode_many(data, 4)
+        python = [codec.decode(data[index * size : (index + 1) * size]) for index in range(4)]
+        assert [_normal(record) for record in records] == [_normal(record) for record in python]
+        assert {gc.is_tracked(record) for record in records} == {tracked}

@@ -49,6 +49,7 @@ enum Op {
     /// instead of an allocation, a decode and a deallocation.
     Memo {
         slot: usize,
+        span: usize,
         op: Box<Op>,
     },
 }
@@ -56,11 +57,43 @@ enum Op {
 /// Widest leaf whose last value a batch keeps (a compare and a copy of this many bytes per record).
 const MEMO_SPAN: usize = 64;
 
-/// One memo of a batch: the bytes a leaf last read, and the value they gave.
+/// One memo of a batch: the bytes a leaf last read (up to 8 of them as one word, compared without a memcmp call:
+/// most leaves are integers), and the value they gave.
 #[derive(Default)]
 struct Memo {
+    word: u64,
     raw: Vec<u8>,
     value: Option<Py<PyAny>>,
+}
+
+impl Memo {
+    /// The value kept for `raw`, when the last read was of the same bytes.
+    fn get<'py>(&self, py: Python<'py>, raw: &[u8]) -> Option<Bound<'py, PyAny>> {
+        let value = self.value.as_ref()?;
+        let same = if raw.len() <= 8 {
+            self.word == word_of(raw)
+        } else {
+            self.raw == raw
+        };
+        same.then(|| value.bind(py).clone())
+    }
+
+    fn set(&mut self, raw: &[u8], value: &Bound<'_, PyAny>) {
+        if raw.len() <= 8 {
+            self.word = word_of(raw);
+        } else {
+            self.raw.clear();
+            self.raw.extend_from_slice(raw);
+        }
+        self.value = Some(value.clone().unbind());
+    }
+}
+
+/// Up to 8 bytes as one little-endian word (zero-padded).
+fn word_of(raw: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word[..raw.len()].copy_from_slice(raw);
+    u64::from_le_bytes(word)
 }
 
 struct Plan {
@@ -70,6 +103,10 @@ struct Plan {
     alloc: ffi::allocfunc,
     size: usize,
     fields: Vec<(usize, Op)>,
+    /// Every field an int, a bool, a float, text, bytes, None or an atomic record: such a record can never be part
+    /// of a reference cycle (an immutable tuple of values that refer to nothing), so it is taken off the garbage
+    /// collector's lists as CPython takes such plain tuples off them, and no collection walks a batch of them.
+    atomic: bool,
 }
 
 fn bad(what: &str) -> PyErr {
@@ -94,7 +131,17 @@ impl Op {
                     .saturating_add(element.span()),
             },
             Self::Record(plan) => plan.size,
-            Self::Memo { op, .. } => op.span(),
+            Self::Memo { span, .. } => *span,
+        }
+    }
+
+    /// Whether the value is immutable and refers to no container (see `Plan::atomic`).
+    fn is_atomic(&self) -> bool {
+        match self {
+            Self::Array { .. } => false, // a list
+            Self::Record(plan) => plan.atomic,
+            Self::Memo { op, .. } => op.is_atomic(),
+            _ => true,
         }
     }
 
@@ -114,6 +161,7 @@ impl Op {
         *memos += 1;
         Self::Memo {
             slot: *memos - 1,
+            span: op.span(),
             op: Box::new(op),
         }
     }
@@ -231,20 +279,16 @@ impl Op {
                 PyList::new(py, items)?.into_any()
             }
             Self::Record(plan) => plan.read(py, data, at, memos)?,
-            Self::Memo { slot, op } => {
-                let raw = bytes(op.span())?;
+            Self::Memo { slot, span, op } => {
+                let raw = bytes(*span)?;
                 let memo = memos
                     .get_mut(*slot)
                     .ok_or_else(|| bad("a memo slot past the plan's"))?;
-                if let Some(value) = &memo.value {
-                    if memo.raw == raw {
-                        return Ok(value.bind(py).clone());
-                    }
+                if let Some(value) = memo.get(py, raw) {
+                    return Ok(value);
                 }
                 let value = op.read(py, data, at, &mut [])?;
-                memo.raw.clear();
-                memo.raw.extend_from_slice(raw);
-                memo.value = Some(value.clone().unbind());
+                memo.set(raw, &value);
                 value
             }
         })
@@ -311,11 +355,13 @@ impl Plan {
             }
             fields.push((offset, op));
         }
+        let atomic = fields.iter().all(|(_, op)| op.is_atomic());
         Ok(Self {
             class: class.unbind(),
             alloc,
             size,
             fields,
+            atomic,
         })
     }
 
@@ -343,6 +389,11 @@ impl Plan {
             {
                 return Err(PyErr::fetch(py));
             }
+        }
+        if self.atomic {
+            // SAFETY: `record` is a live GC object (tp_alloc of a GC type tracks it) whose items refer to no
+            // container, so no cycle can pass through it: the collector need not see it (see `Plan::atomic`).
+            unsafe { ffi::PyObject_GC_UnTrack(record.as_ptr().cast()) };
         }
         Ok(record)
     }
