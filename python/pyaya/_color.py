@@ -8,7 +8,10 @@ not ``dumb``. Kept apart from :mod:`pyaya.cli` so that ``main.py`` and the build
 from __future__ import annotations
 
 import os
-from typing import TextIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
 
 __all__ = ["color_enabled"]
 

@@ -1,11 +1,17 @@
 """How ``pyaya run`` hands over to a project's ``main.py``, with nothing of the CLI (no Typer) in the way.
 
-A plain run *replaces* the ``pyaya run`` process with ``main.py`` (:func:`exec_main`): one process holds the
-programs, so whatever kills ``pyaya run`` (a supervisor, the OOM killer, ``systemd`` with ``KillMode=process``) kills
-the holder, and its fds (links, programs) go with it. ``--watch`` needs a parent that outlives each run: that
-parent supervises a child (:class:`Supervised`; two during a restart's handoff, see :mod:`pyaya._handoff`),
-forwards SIGINT and SIGTERM to them, and names itself in :data:`PARENT_ENV` so that each child's runtime asks the
-kernel for a SIGTERM should the parent die (:func:`pyaya.runtime.watch_parent`).
+A plain run becomes ``main.py`` in the same process: one process holds the programs, so whatever kills ``pyaya run``
+(a supervisor, the OOM killer, ``systemd`` with ``KillMode=process``) kills the holder, and its fds (links,
+programs) go with it. The console script's fast path (:mod:`pyaya.cli._runfast`) runs ``main.py`` in its own
+interpreter (:class:`MainScript`): a second interpreter's start-up and re-imports cost ~15 ms of the run's
+start-up (issue 13), and ``main.py`` sees what ``python main.py --object OBJ ...`` would show it (see
+:meth:`MainScript.run`). The Typer command (help, completion, tests through Click) still *replaces* the process
+with ``main.py`` (:func:`exec_main`), so that no Click handler stands between main.py and the interpreter.
+
+``--watch`` needs a parent that outlives each run: that parent supervises a child (:class:`Supervised`; two during a
+restart's handoff, see :mod:`pyaya._handoff`), forwards SIGINT and SIGTERM to them, and names itself in
+:data:`PARENT_ENV` so that each child's runtime asks the kernel for a SIGTERM should the parent die
+(:func:`pyaya.runtime.watch_parent`).
 """
 
 from __future__ import annotations
@@ -15,18 +21,21 @@ import select
 import signal
 import sys
 import time
-from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, ClassVar
 
 from pyaya.errors import PyayaError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
+    from collections.abc import Callable, Mapping
+    from types import CodeType, FrameType, TracebackType
+    from typing import ClassVar, NoReturn
 
     from pyaya._handoff import Handoff
 
-__all__ = ["PARENT_ENV", "Supervised", "exec_main", "main_argv"]
+    Handler = Callable[[int, FrameType | None], object] | int | None
+
+__all__ = ["PARENT_ENV", "MainScript", "Supervised", "exec_main", "main_argv"]
 
 #: Set in the environment of a ``--watch`` child: the pid of the ``pyaya run`` that supervises it.
 PARENT_ENV = "PYAYA_PARENT_PID"
@@ -36,12 +45,12 @@ _SIGNAL_SLICE = 0.05
 SI_KERNEL = 0x80
 
 
-def main_argv(main: Path, object_path: Path, options: list[str]) -> list[str]:
+def main_argv(main: str | os.PathLike[str], object_path: str | os.PathLike[str], options: list[str]) -> list[str]:
     """The command line of ``main.py`` for ``object_path``: this interpreter, the script, ``--object``, options."""
     return [sys.executable, str(main), "--object", str(object_path), *options]
 
 
-def exec_main(argv: list[str], cwd: Path) -> None:
+def exec_main(argv: list[str], cwd: str | os.PathLike[str]) -> None:
     """Become ``argv`` (``main.py`` under this interpreter) in ``cwd``: same pid, same terminal, same parent.
 
     Buffered output is flushed first (exec drops it). Signal handlers revert to their defaults, as for any exec;
@@ -54,6 +63,99 @@ def exec_main(argv: list[str], cwd: Path) -> None:
         os.execv(argv[0], argv)
     except OSError as error:
         raise PyayaError(f"cannot run {argv[1]} with {argv[0]}: {error.strerror}") from None
+
+
+def _from_main(traceback: TracebackType | None, code: CodeType | None) -> TracebackType | None:
+    """``traceback`` from main.py's module frame on (the frames ``python main.py`` would have); None if main.py
+    never ran (its compilation failed, or a signal came before)."""
+    while traceback is not None and traceback.tb_frame.f_code is not code:
+        traceback = traceback.tb_next
+    return traceback
+
+
+class MainScript:
+    """A project's ``main.py``, read, to run in this interpreter as ``python main.py ARGS...`` would run it.
+
+    Made by the CLI while its errors are still its own (:func:`pyaya.cli._runcore.launch`: main.py unreadable is a
+    ``pyaya run`` error), then :meth:`run` outside the CLI's error handling, so that whatever main.py raises reaches
+    the interpreter as it would from ``python main.py``.
+    """
+
+    __slots__ = ("argv", "handlers", "mask", "path", "source")
+
+    def __init__(
+        self,
+        argv: list[str],
+        cwd: str | os.PathLike[str],
+        handlers: Mapping[int, Handler],
+        mask: set[int] | frozenset[int] = frozenset(),
+    ) -> None:
+        """``argv`` as from :func:`main_argv` (this interpreter, main.py, its arguments), run in ``cwd``; the CLI's
+        own signal ``handlers`` are given back as ``{signum: what it replaced}``, and ``mask`` is the signal mask
+        to restore (the CLI blocks its stop signals between its last step and :meth:`run`)."""
+        self.argv = argv
+        self.path = argv[1]
+        self.handlers = dict(handlers)
+        self.mask = mask
+        try:
+            with open(self.path, "rb") as file:
+                self.source = file.read()
+            os.chdir(cwd)
+        except OSError as error:
+            raise PyayaError(f"cannot run {self.path}: {error.strerror}") from None
+
+    def run(self) -> NoReturn:
+        """Run main.py as ``__main__``, never returning: its end, its ``SystemExit`` and anything it lets escape go
+        to the interpreter as they would from ``python main.py``.
+
+        Before main.py's first line: ``sys.argv`` is main.py and its arguments (``sys.orig_argv`` the command line
+        ``python main.py ...`` would have had), ``sys.path[0]`` main.py's folder (unless ``-P``/``PYTHONSAFEPATH``),
+        the cwd the project's root (:meth:`__init__`), ``__main__`` a fresh module with ``__file__``,
+        ``__builtins__``, ``__loader__``, and the signals the CLI handled have their dispositions back (SIGINT:
+        :func:`signal.default_int_handler`, SIGTERM: ``SIG_DFL``, as in a fresh interpreter), with the mask as it
+        was. An exception main.py lets escape is printed by ``sys.excepthook`` (main.py's own, if it set one) from
+        main.py's frame on, not the CLI's; the interpreter then exits with 1, or, for KeyboardInterrupt, the way a
+        process SIGINT killed does, as ``python main.py`` would.
+        """
+        import builtins  # noqa: PLC0415 - built in, nothing to load
+
+        code: CodeType | None = None
+        try:
+            for signum, handler in self.handlers.items():
+                signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+            if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, signal.default_int_handler):
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+            module = type(sys)("__main__")
+            module.__dict__.update(
+                __file__=self.path,
+                __cached__=None,
+                __builtins__=builtins,
+                # importlib.machinery's class, from the frozen module the interpreter already loaded (not ~1 ms
+                # of importlib's package): the loader ``python main.py`` gives its __main__.
+                __loader__=sys.modules["_frozen_importlib_external"].SourceFileLoader("__main__", self.path),
+                __annotations__={},
+            )
+            sys.modules["__main__"] = module
+            sys.argv = self.argv[1:]
+            sys.orig_argv = list(self.argv)
+            if not sys.flags.safe_path:
+                sys.path[0] = os.path.dirname(self.path)
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
+            code = compile(self.source, self.path, "exec", dont_inherit=True)
+            del self.source
+            exec(code, module.__dict__)
+        except SystemExit:
+            raise
+        except BaseException:
+            hook = sys.excepthook
+
+            def from_main(kind: type[BaseException], error: BaseException, traceback: TracebackType | None) -> None:
+                trimmed = _from_main(traceback, code)
+                hook(kind, error.with_traceback(trimmed), trimmed)
+
+            sys.excepthook = from_main
+            raise
+        raise SystemExit(0)
 
 
 class Supervised:
@@ -84,7 +186,9 @@ class Supervised:
     _handled: frozenset[int] = frozenset()
 
     @classmethod
-    def start(cls, argv: list[str], cwd: Path, *, handoff: Handoff | None = None) -> subprocess.Popen[bytes]:
+    def start(
+        cls, argv: list[str], cwd: str | os.PathLike[str], *, handoff: Handoff | None = None
+    ) -> subprocess.Popen[bytes]:
         """Start ``argv`` in ``cwd`` as a supervised child, naming this process in :data:`PARENT_ENV` and, with
         ``handoff``, passing the child its end of that channel."""
         import subprocess  # noqa: PLC0415 - main.py imports this module for PARENT_ENV, and never starts a child

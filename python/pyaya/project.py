@@ -25,26 +25,29 @@ and, for ``pyaya package`` and ``pyaya run --metrics`` (see :func:`fleet_setting
     [metrics.EXEC_COUNTS]           # a map served at /metrics
     type = "counter"
     labels = ["uid"]
+
+``pyaya run`` reads the project on every start, so this module imports nothing heavy (no dataclasses, pathlib,
+re or typing: ``tests/unit/test_import_cost.py``; :class:`Project` keeps its paths as text and gives them as Paths
+on demand), and an unchanged ``pyaya.toml`` is not parsed again: its last parse is cached beside the build output
+(:func:`_read_config`), which saves tomllib's import (~20 ms).
 """
 
 from __future__ import annotations
 
-import difflib
+import marshal
 import os
-import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+import time
 
+from pyaya._record import frozen
 from pyaya._toolchain_paths import KINDS, bpf_target
 from pyaya.errors import ProjectError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from pathlib import Path
+    from typing import Any
 
 __all__ = [
     "ATTACH_KINDS",
@@ -73,17 +76,25 @@ _C_INPUTS = (".c", ".h")
 C_SOURCE_SUFFIX = ".bpf.c"
 
 
-def c_object_name(source: Path) -> str:
+def c_object_name(source: str | os.PathLike[str]) -> str:
     """``opensnoop.bpf.c`` -> ``opensnoop.bpf.o`` (libbpf's convention); ``x.c`` -> ``x.o``."""
-    return source.name[: -len(".c")] + ".o" if source.name.endswith(".c") else source.name + ".o"
+    name = os.path.basename(os.fspath(source))
+    return name[: -len(".c")] + ".o" if name.endswith(".c") else name + ".o"
 
 
-def _find_c_sources(root: Path) -> list[Path]:
+def _find_c_sources(root: str) -> list[str]:
     found = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
-        found += [Path(folder) / file for file in sorted(files) if file.endswith(C_SOURCE_SUFFIX)]
+        found += [os.path.join(folder, file) for file in sorted(files) if file.endswith(C_SOURCE_SUFFIX)]
     return found
+
+
+def _path(text: str) -> Path:
+    """``text`` as a :class:`pathlib.Path`, pathlib imported on first use: ``pyaya run``'s path never needs it."""
+    from pathlib import Path  # noqa: PLC0415 - ~9 ms that pyaya run's start-up does without (issue 13)
+
+    return Path(text)
 
 
 # -- [attach.*], [globals], [metrics]: the fleet settings --------------------------------------------------------
@@ -107,7 +118,7 @@ _ATTACH_KEYS: dict[str, type | tuple[type, ...]] = {
 _METRIC_KEYS: dict[str, type | tuple[type, ...]] = {"type": str, "name": str, "help": str, "labels": list}
 
 
-@dataclass(frozen=True)
+@frozen
 class AttachPoint:
     """``[attach.NAME]``: where one program is attached when bpfman (or its operator) runs it."""
 
@@ -131,7 +142,7 @@ class AttachPoint:
     """``ingress`` or ``egress`` for a TC/TCX program."""
 
 
-@dataclass(frozen=True)
+@frozen
 class GlobalValue:
     """``[globals] NAME = ...``: a read-only global's value for bpfman's ``globalData``: a number, or the offset
     of a kernel struct member (``{ member_offset = "task_struct.tgid" }``) read from the packaging machine's BTF."""
@@ -141,7 +152,7 @@ class GlobalValue:
     member_offset: tuple[str, str] | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class MetricSpec:
     """``[metrics.MAP]``: how one map is served to Prometheus."""
 
@@ -155,58 +166,182 @@ class MetricSpec:
     """Label names for the key: a struct key's fields by default; one name (default ``key``) for a plain key."""
 
 
-@dataclass(frozen=True)
-class FleetSettings:
+class _Settled:
+    """What a frozen dataclass gave :class:`FleetSettings` and :class:`Project`: ``==`` and ``hash`` over
+    :attr:`_compared`, the dataclass ``repr`` over :attr:`_shown`, assignment refused. Written out (not
+    :func:`pyaya._record.frozen`) because their defaults are fresh dicts and :class:`Project` keeps its paths as
+    text (``pyaya run`` reads them without importing :mod:`pathlib`)."""
+
+    __slots__ = ()
+    _compared: tuple[str, ...] = ()
+    _shown: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self._compared)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, _Settled)
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._shown)
+        return f"{type(self).__qualname__}({shown})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+
+class FleetSettings(_Settled):
     """What ``pyaya package`` and ``pyaya run --metrics`` read from ``pyaya.toml``."""
 
-    attach: dict[str, AttachPoint] = field(default_factory=dict)
-    globals: dict[str, GlobalValue] = field(default_factory=dict)
-    metrics: dict[str, MetricSpec] = field(default_factory=dict)
-    program_stats: bool = False
+    __slots__ = ("attach", "globals", "metrics", "program_stats")
+    _compared = _shown = __slots__
+
+    attach: dict[str, AttachPoint]
+    globals: dict[str, GlobalValue]
+    metrics: dict[str, MetricSpec]
+    program_stats: bool
     """``[metrics] program_stats = true``: turn on the kernel's BPF run-time statistics while serving metrics."""
 
+    def __init__(
+        self,
+        attach: dict[str, AttachPoint] | None = None,
+        globals: dict[str, GlobalValue] | None = None,
+        metrics: dict[str, MetricSpec] | None = None,
+        program_stats: bool = False,
+    ) -> None:
+        put = object.__setattr__
+        put(self, "attach", {} if attach is None else attach)
+        put(self, "globals", {} if globals is None else globals)
+        put(self, "metrics", {} if metrics is None else metrics)
+        put(self, "program_stats", program_stats)
 
-@dataclass(frozen=True)
-class Project:
-    """A pyaya project, as described by its ``pyaya.toml``."""
 
-    root: Path
-    """The folder holding ``pyaya.toml`` (absolute)."""
+class Project(_Settled):
+    """A pyaya project, as described by its ``pyaya.toml``.
+
+    Its paths are kept as text (:attr:`root_str`, :attr:`main_str`, :meth:`object_files`: what ``pyaya run``
+    reads, without :mod:`pathlib`); :attr:`root`, :attr:`main`, :attr:`c_sources` and the other path properties
+    give them as :class:`pathlib.Path`, as the dataclass this was did."""
+
+    _fields = (
+        "root_str",
+        "name",
+        "template",
+        "package",
+        "objects",
+        "main_str",
+        "toolchain",
+        "run_options",
+        "unsupported_run_options",
+        "tables",
+        "fleet",
+        "c_source_strs",
+        "c_flags",
+        "rust",
+    )
+    __slots__ = _fields
+    _compared = tuple(name for name in _fields if name != "tables")
+    _shown = _compared
+
+    root_str: str
+    """The folder holding ``pyaya.toml`` (absolute), as text; :attr:`root` as a Path."""
     name: str
     template: str | None
     package: str
     """The cargo package that produces the BPF objects (``cargo build -p``)."""
     objects: tuple[str, ...]
     """Cargo bin target names; each becomes ``target/<bpf target>/<profile>/<name>``."""
-    main: Path
-    """The user-space script ``pyaya run`` runs (absolute)."""
-    toolchain: str | None = None
+    main_str: str
+    """The user-space script ``pyaya run`` runs (absolute), as text; :attr:`main` as a Path."""
+    toolchain: str | None
     """``[build] toolchain``: one of ``auto``, ``nightly``, ``prebuilt``, ``bootstrap``, or None when not set."""
-    run_options: frozenset[str] | None = None
+    run_options: frozenset[str] | None
     """``[run] options``: which of ``pyaya run``'s ``-p PID`` (``"pid"``) and ``interval [count]`` (``"interval"``,
     also ``--interval``/``--count``) ``main.py`` honours; ``pyaya run`` and :func:`pyaya.runtime.parse_options`
     refuse the others. None when the file does not say: every option is passed on, as main.py's argparse takes
     them all."""
-    unsupported_run_options: Mapping[str, str] = field(default_factory=dict)
+    unsupported_run_options: Mapping[str, str]
     """``[run] unsupported``: option name (of :data:`RUN_OPTION_FLAGS`) -> why it makes no sense for this project
     (``pid = "xdp programs run in softirq context, not in a process: ..."``); ``pyaya run`` refuses the option
     with that reason, whatever ``[run] options`` says."""
-    tables: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    """The whole file as read, checked against :data:`SCHEMA` (for tables without a field here)."""
-    fleet: FleetSettings = field(default_factory=FleetSettings)
+    tables: Mapping[str, Any]
+    """The whole file as read, checked against :data:`SCHEMA` (for tables without a field here); not compared."""
+    fleet: FleetSettings
     """``[attach.*]``, ``[globals]`` and ``[metrics]``: what ``pyaya package`` and ``--metrics`` need."""
-    c_sources: tuple[Path, ...] = ()
-    """C programs (absolute paths, ``*.bpf.c``) that clang builds into ``target/bpf/<stem>.bpf.o``
-    (:mod:`pyaya.cbuild`): ``[build] c_sources``, else every ``*.bpf.c`` file of the project."""
-    c_flags: tuple[str, ...] = ()
+    c_source_strs: tuple[str, ...]
+    """:attr:`c_sources` as text."""
+    c_flags: tuple[str, ...]
     """``[build] c_flags``: clang flags added to pyaya's own for every C source."""
-    rust: bool = True
+    rust: bool
     """Whether cargo builds objects: False for a C project (C sources, and neither a ``Cargo.toml`` beside
     ``pyaya.toml`` nor ``[build] package``)."""
 
+    def __init__(  # noqa: PLR0917 - the dataclass's signature, positional fields included
+        self,
+        root: str | os.PathLike[str],
+        name: str,
+        template: str | None,
+        package: str,
+        objects: tuple[str, ...],
+        main: str | os.PathLike[str],
+        toolchain: str | None = None,
+        run_options: frozenset[str] | None = None,
+        unsupported_run_options: Mapping[str, str] | None = None,
+        tables: Mapping[str, Any] | None = None,
+        fleet: FleetSettings | None = None,
+        c_sources: tuple[str | os.PathLike[str], ...] = (),
+        c_flags: tuple[str, ...] = (),
+        rust: bool = True,
+    ) -> None:
+        put = object.__setattr__
+        put(self, "root_str", os.fspath(root))
+        put(self, "name", name)
+        put(self, "template", template)
+        put(self, "package", package)
+        put(self, "objects", objects)
+        put(self, "main_str", os.fspath(main))
+        put(self, "toolchain", toolchain)
+        put(self, "run_options", run_options)
+        put(self, "unsupported_run_options", {} if unsupported_run_options is None else unsupported_run_options)
+        put(self, "tables", {} if tables is None else tables)
+        put(self, "fleet", FleetSettings() if fleet is None else fleet)
+        put(self, "c_source_strs", tuple(os.fspath(source) for source in c_sources))
+        put(self, "c_flags", c_flags)
+        put(self, "rust", rust)
+
+    @property
+    def root(self) -> Path:
+        """The folder holding ``pyaya.toml`` (absolute)."""
+        return _path(self.root_str)
+
+    @property
+    def main(self) -> Path:
+        """The user-space script ``pyaya run`` runs (absolute)."""
+        return _path(self.main_str)
+
+    @property
+    def c_sources(self) -> tuple[Path, ...]:
+        """C programs (absolute paths, ``*.bpf.c``) that clang builds into ``target/bpf/<stem>.bpf.o``
+        (:mod:`pyaya.cbuild`): ``[build] c_sources``, else every ``*.bpf.c`` file of the project."""
+        return tuple(_path(source) for source in self.c_source_strs)
+
+    @property
+    def config_str(self) -> str:
+        """:attr:`config_path` as text."""
+        return os.path.join(self.root_str, CONFIG_NAME)
+
     @property
     def config_path(self) -> Path:
-        return self.root / CONFIG_NAME
+        return _path(self.config_str)
 
     def refused_run_options(self, wanted: Iterable[str]) -> str | None:
         """None when ``main.py`` honours each of ``wanted`` (names of :data:`RUN_OPTION_FLAGS`) or the project does
@@ -226,35 +361,41 @@ class Project:
         honoured = ", ".join(flag for name, flag in RUN_OPTION_FLAGS.items() if name in self.run_options) or "none"
         return (
             f"{self.name}{template} does not support {flags}: its main.py does not use it ([run] options in "
-            f"{self.config_path} lists what it honours: {honoured}); drop the option, or make main.py use it and "
+            f"{self.config_str} lists what it honours: {honoured}); drop the option, or make main.py use it and "
             "add it there"
         )
 
     @property
     def target_dir(self) -> Path:
         """Cargo's target folder: ``$CARGO_TARGET_DIR`` when set, else ``<root>/target``."""
+        return _path(self.target_str())
+
+    def target_str(self) -> str:
+        """:attr:`target_dir` as text."""
         env = os.environ.get("CARGO_TARGET_DIR")
-        if env:
-            path = Path(env)
-            return path if path.is_absolute() else self.root / path
-        return self.root / "target"
+        return os.path.join(self.root_str, env or "target")  # an absolute $CARGO_TARGET_DIR stays as it is
 
     def object_paths(self, profile: str = "release") -> list[Path]:
         """Where the objects of ``profile`` (``release`` or ``debug``/``dev``) are after a build: the cargo
         package's, then the C programs' (which have no profiles: BPF code is always built optimised)."""
+        return [_path(path) for path in self.object_files(profile)]
+
+    def object_files(self, profile: str = "release") -> list[str]:
+        """:meth:`object_paths` as text (``pyaya run --no-build`` reads them without :mod:`pathlib`)."""
         folder = "debug" if profile in ("dev", "debug") else profile
-        rust = [self.target_dir / bpf_target() / folder / name for name in self.objects] if self.rust else []
-        return rust + self.c_object_paths()
+        target = self.target_str()
+        rust = [os.path.join(target, bpf_target(), folder, name) for name in self.objects] if self.rust else []
+        return rust + [os.path.join(target, "bpf", c_object_name(source)) for source in self.c_source_strs]
 
     def c_object_paths(self) -> list[Path]:
         """Where clang puts the object of each of :attr:`c_sources`: ``target/bpf/<stem>.bpf.o``."""
-        return [self.target_dir / "bpf" / c_object_name(source) for source in self.c_sources]
+        return [self.target_dir / "bpf" / c_object_name(source) for source in self.c_source_strs]
 
     def source_files(self) -> Iterator[Path]:
         """Every file a build depends on: anything under a ``src/`` folder, manifests, lock files, pyaya.toml."""
         for folder, dirs, files in os.walk(self.root):
             dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and (d == ".cargo" or not d.startswith("."))]
-            here = Path(folder)
+            here = _path(folder)
             in_src = "src" in here.relative_to(self.root).parts
             for file in files:
                 if in_src or file in _BUILD_INPUTS or file.endswith(_C_INPUTS):
@@ -277,25 +418,31 @@ class Project:
 
 def find_project(path: str | os.PathLike[str] | None = None) -> Project:
     """Find the project holding ``path`` (default: the current folder), searching parent folders, and read it."""
-    start = Path(path) if path is not None else Path.cwd()
-    if not start.exists():
-        raise ProjectError(f"{start} does not exist: pass the path of a pyaya project (a folder with {CONFIG_NAME})")
-    start = start.resolve()
-    if start.is_file():
-        if start.name == CONFIG_NAME:
+    start = (os.fspath(path) or ".") if path is not None else os.getcwd()
+    if not os.path.exists(start):
+        shown = _path(start)  # as pathlib spelled it: the message is the same as it always was
+        raise ProjectError(f"{shown} does not exist: pass the path of a pyaya project (a folder with {CONFIG_NAME})")
+    start = os.path.realpath(start)
+    if os.path.isfile(start):
+        if os.path.basename(start) == CONFIG_NAME:
             return load_project(start)
-        start = start.parent
-    for folder in (start, *start.parents):
-        candidate = folder / CONFIG_NAME
-        if candidate.is_file():
+        start = os.path.dirname(start)
+    folder = start
+    while True:
+        candidate = os.path.join(folder, CONFIG_NAME)
+        if os.path.isfile(candidate):
             return load_project(candidate)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
     raise ProjectError(
         f"no {CONFIG_NAME} in {start} or any parent folder: "
         "run `pyaya new NAME` to create a project, or pass the project's path"
     )
 
 
-@dataclass(frozen=True)
+@frozen
 class Key:
     """What one key of ``pyaya.toml`` may hold.
 
@@ -411,11 +558,13 @@ def _fits(kind: str, value: object) -> bool:
 
 
 def _suggestion(key: str, valid: Iterable[str]) -> str:
+    import difflib  # noqa: PLC0415 - only for a key pyaya.toml should not have
+
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
     return f' (did you mean "{close[0]}"?)' if close else ""
 
 
-def _check_table(table: Mapping[str, Any], keys: Mapping[str, Key], where: str, config: Path, root: Path) -> None:
+def _check_table(table: Mapping[str, Any], keys: Mapping[str, Key], where: str, config: str, root: str) -> None:
     """Checks ``table`` (the table ``where``, "" for the file's top level) against ``keys``."""
     for name, value in table.items():
         spec = keys.get(name)
@@ -437,7 +586,7 @@ def _check_table(table: Mapping[str, Any], keys: Mapping[str, Key], where: str, 
             raise ProjectError(f"{config}: [{where}] {name} is missing: add `{name}{example}` under [{where}]")
 
 
-def _check_value(value: object, spec: Key, where: str, config: Path, root: Path) -> None:
+def _check_value(value: object, spec: Key, where: str, config: str, root: str) -> None:
     table, _, key = where.rpartition(".")
     shown = f"[{table}] {key}" if table else f"[{key}]" if spec.kind in ("table", "tables") else key
     if not _fits(spec.kind, value):
@@ -460,7 +609,7 @@ def _check_value(value: object, spec: Key, where: str, config: Path, root: Path)
             continue
         if spec.choices and item not in spec.choices:
             raise ProjectError(f"{config}: {shown} = {item!r} is not one of {', '.join(spec.choices)}")
-        if spec.pattern is not None and not re.fullmatch(spec.pattern, item):
+        if spec.pattern is not None and not _matches(spec.pattern, item):
             raise ProjectError(
                 f"{config}: {shown} = {item!r} is not a cargo name (letters, digits, '-' and '_'), e.g. "
                 f"{key} = {spec.example}"
@@ -469,35 +618,125 @@ def _check_value(value: object, spec: Key, where: str, config: Path, root: Path)
             _inside(root, item, shown, config)
 
 
-def _inside(root: Path, value: str, shown: str, config: Path) -> Path:
+def _matches(pattern: str, text: str) -> bool:
+    """``re.fullmatch(pattern, text)``; the cargo-name pattern without :mod:`re` (on every ``pyaya run``)."""
+    if pattern == _CARGO_NAME:
+        return bool(text) and text[0] != "-" and all(c.isascii() and (c.isalnum() or c in "_-") for c in text)
+    import re  # noqa: PLC0415 - no other pattern is in SCHEMA today
+
+    return re.fullmatch(pattern, text) is not None
+
+
+def _inside(root: str, value: str, shown: str, config: str) -> str:
     """``root / value`` resolved, which must lie inside ``root``: pyaya never reads or runs a file outside the
     project on pyaya.toml's word."""
-    resolved = (root / value).resolve()
-    if not resolved.is_relative_to(root.resolve()):
+    resolved = os.path.realpath(os.path.join(root, value))
+    top = os.path.realpath(root)
+    if os.path.commonpath([top, resolved]) != top:
         raise ProjectError(
             f"{config}: {shown} = {value!r} points outside the project ({resolved}): give a path inside {root}"
         )
     return resolved
 
 
+#: The cached parse of a project's pyaya.toml: ``<root>/target/<this>`` (see :func:`_read_config`).
+CONFIG_CACHE_NAME = ".pyaya-toml.marshal"
+#: Bumped when what the cache holds changes shape.
+_CACHE_FORMAT = 1
+#: A pyaya.toml modified less than this long ago (ns) is not cached: a second change within the file system's
+#: timestamp granularity could leave the same mtime, size and inode (git's "racy" files).
+_RACY_NS = 2_000_000_000
+
+
+def _cache_key(config: str, status: os.stat_result) -> tuple[object, ...]:
+    from pyaya._native import VERSION  # noqa: PLC0415 - main.py imports it next anyway
+
+    return (
+        _CACHE_FORMAT,
+        config,
+        status.st_mtime_ns,
+        status.st_ctime_ns,
+        status.st_size,
+        status.st_ino,
+        status.st_dev,
+        VERSION,
+        sys.version,
+        marshal.version,
+    )
+
+
+def _cached_config(cache: str, key: tuple[object, ...]) -> dict[str, Any] | None:
+    """The table cached at ``cache`` under ``key``; None when there is none, it is unreadable or the key differs."""
+    try:
+        with open(cache, "rb") as file:
+            stored = marshal.loads(file.read())
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    if type(stored) is tuple and len(stored) == 2 and stored[0] == key and type(stored[1]) is dict:
+        table: dict[str, Any] = stored[1]
+        return table
+    return None
+
+
+def _cache_config(cache: str, key: tuple[object, ...], data: dict[str, Any], status: os.stat_result) -> None:
+    """Write ``data`` (a pyaya.toml that loaded) to ``cache`` under ``key``, atomically, if its folder exists;
+    nothing on any error (a date in the file, which marshal cannot hold, a read-only folder...)."""
+    if time.time_ns() - status.st_mtime_ns < _RACY_NS or not os.path.isdir(os.path.dirname(cache)):
+        return
+    temporary = f"{cache}.{os.getpid()}.tmp"
+    try:
+        payload = marshal.dumps((key, data))  # type: ignore[arg-type]  # plain values; ValueError otherwise
+        with open(temporary, "wb") as file:
+            file.write(payload)
+        os.replace(temporary, cache)
+    except (OSError, ValueError):
+        try:  # noqa: SIM105 - contextlib for one line
+            os.unlink(temporary)
+        except OSError:
+            pass
+
+
+def _read_config(config: str) -> tuple[dict[str, Any], Callable[[], None] | None]:
+    """The table of ``config``, parsed by tomllib or taken from the cache of its last parse; and, when it was
+    parsed, how to cache it (called once the project loaded: a bad file is never cached).
+
+    The cache (``target/.pyaya-toml.marshal``, beside what ``pyaya build`` writes) is keyed by the file's path,
+    mtime, ctime, size, inode and device, pyaya's and Python's versions: any change and the file is parsed again;
+    a missing or unreadable cache is the same as none. It saves tomllib's ~20 ms import on each ``pyaya run``.
+    """
+    try:
+        with open(config, "rb") as file:
+            status = os.fstat(file.fileno())
+            cache = os.path.join(os.path.dirname(config), "target", CONFIG_CACHE_NAME)
+            key = _cache_key(config, status)
+            cached = _cached_config(cache, key)
+            if cached is not None:
+                return cached, None
+            if sys.version_info >= (3, 11):
+                import tomllib  # noqa: PLC0415 - ~20 ms: only when the cache cannot answer
+            else:  # pragma: no cover - exercised on 3.10 only
+                import tomli as tomllib  # noqa: PLC0415
+            try:
+                data = tomllib.load(file)
+            except tomllib.TOMLDecodeError as error:
+                raise ProjectError(f"{config} is not valid TOML: {error}") from None
+    except FileNotFoundError:
+        raise ProjectError(f"{config} does not exist: run `pyaya new NAME` to create a project") from None
+    except OSError as error:
+        raise ProjectError(f"cannot read {config}: {error.strerror or error}") from None
+    return data, lambda: _cache_config(cache, key, data, status)
+
+
 def load_project(config: str | os.PathLike[str]) -> Project:
     """Read one ``pyaya.toml``; every problem is a :class:`ProjectError` naming the file and the fix.
 
     The file is checked against :data:`SCHEMA`: unknown tables and keys, values of the wrong type, and paths that
-    lead outside the project are errors.
+    lead outside the project are errors. An unchanged file's parse comes from a cache (:func:`_read_config`).
     """
-    config = Path(config).resolve()
-    try:
-        with config.open("rb") as file:
-            data = tomllib.load(file)
-    except FileNotFoundError:
-        raise ProjectError(f"{config} does not exist: run `pyaya new NAME` to create a project") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ProjectError(f"{config} is not valid TOML: {error}") from None
-    except OSError as error:
-        raise ProjectError(f"cannot read {config}: {error.strerror or error}") from None
+    config = os.path.realpath(os.fspath(config))
+    data, remember = _read_config(config)
 
-    root = config.parent
+    root = os.path.dirname(config)
     _check_table(data, SCHEMA, "", config, root)
     project = data["project"]
     build = data.get("build", {})
@@ -514,12 +753,12 @@ def load_project(config: str | os.PathLike[str]) -> Project:
     if "c_sources" in build:
         c_sources = tuple(_inside(root, source, "[build] c_sources", config) for source in build["c_sources"])
         for source in c_sources:
-            if not source.is_file():
+            if not os.path.isfile(source):
                 raise ProjectError(f"{config}: [build] c_sources names {source}, which does not exist")
     else:
         c_sources = tuple(_find_c_sources(root))
     # A C project has no Cargo.toml of its own; C sources beside a cargo package say so with one, or [build] package.
-    rust = not c_sources or (root / "Cargo.toml").is_file() or "package" in build
+    rust = not c_sources or os.path.isfile(os.path.join(root, "Cargo.toml")) or "package" in build
     names = [c_object_name(source) for source in c_sources]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -527,7 +766,7 @@ def load_project(config: str | os.PathLike[str]) -> Project:
             f"{config}: several C sources would build {', '.join(twice)} (target/bpf/ holds one object per file "
             "name): rename one, or list the ones to build in [build] c_sources"
         )
-    return Project(
+    project = Project(
         root=root,
         name=name,
         template=project.get("template"),
@@ -543,12 +782,17 @@ def load_project(config: str | os.PathLike[str]) -> Project:
         c_flags=tuple(build.get("c_flags", ())),
         rust=rust,
     )
+    if remember is not None:
+        remember()
+    return project
 
 
 # -- reading the fleet tables -------------------------------------------------------------------------------------
 
 
-def _entries(table: dict[str, Any], section: str, keys: dict[str, type | tuple[type, ...]], config: Path) -> None:
+def _entries(
+    table: dict[str, Any], section: str, keys: dict[str, type | tuple[type, ...]], config: str | os.PathLike[str]
+) -> None:
     for key, value in table.items():
         expected = keys.get(key)
         if expected is None:
@@ -558,13 +802,13 @@ def _entries(table: dict[str, Any], section: str, keys: dict[str, type | tuple[t
             raise ProjectError(f"{config}: [{section}] {key} must be a {name}, not {value!r}")
 
 
-def _string_list(value: list[Any], section: str, key: str, config: Path) -> tuple[str, ...]:
+def _string_list(value: list[Any], section: str, key: str, config: str | os.PathLike[str]) -> tuple[str, ...]:
     if not all(isinstance(item, str) and item for item in value):
         raise ProjectError(f"{config}: [{section}] {key} must be a list of non-empty strings, not {value!r}")
     return tuple(value)
 
 
-def _attach_point(program: str, table: dict[str, Any], config: Path) -> AttachPoint:
+def _attach_point(program: str, table: dict[str, Any], config: str | os.PathLike[str]) -> AttachPoint:
     section = f"attach.{program}"
     _entries(table, section, _ATTACH_KEYS, config)
     kind = table.get("kind")
@@ -596,7 +840,7 @@ def _attach_point(program: str, table: dict[str, Any], config: Path) -> AttachPo
     )
 
 
-def _global_value(name: str, value: Any, config: Path) -> GlobalValue:
+def _global_value(name: str, value: Any, config: str | os.PathLike[str]) -> GlobalValue:
     if isinstance(value, int) and not isinstance(value, bool):
         return GlobalValue(name, value=value)
     if isinstance(value, dict) and set(value) == {"member_offset"} and isinstance(value["member_offset"], str):
@@ -608,7 +852,7 @@ def _global_value(name: str, value: Any, config: Path) -> GlobalValue:
     )
 
 
-def _metric_spec(map_name: str, table: dict[str, Any], config: Path) -> MetricSpec:
+def _metric_spec(map_name: str, table: dict[str, Any], config: str | os.PathLike[str]) -> MetricSpec:
     section = f"metrics.{map_name}"
     _entries(table, section, _METRIC_KEYS, config)
     kind = table.get("type")
@@ -621,14 +865,14 @@ def _metric_spec(map_name: str, table: dict[str, Any], config: Path) -> MetricSp
     return MetricSpec(map=map_name, type=kind, name=name, help=table.get("help"), labels=labels)
 
 
-def _table(data: dict[str, Any], key: str, config: Path) -> dict[str, Any]:
+def _table(data: dict[str, Any], key: str, config: str | os.PathLike[str]) -> dict[str, Any]:
     value = data.get(key, {})
     if not isinstance(value, dict):
         raise ProjectError(f"{config}: `{key}` must be a table ([{key}])")
     return value
 
 
-def fleet_settings(data: dict[str, Any], config: Path) -> FleetSettings:
+def fleet_settings(data: dict[str, Any], config: str | os.PathLike[str]) -> FleetSettings:
     """``[attach.*]``, ``[globals]`` and ``[metrics]`` of a parsed ``pyaya.toml`` (``config`` names it in errors)."""
     attach_table = _table(data, "attach", config)
     attach = {}

@@ -445,7 +445,8 @@ def _built_project(tmp_path: Path, main: str | None = None) -> Path:
 
 
 def test_plain_run_becomes_main_py(tmp_path: Path) -> None:
-    """Without --watch, main.py replaces `pyaya run`: no second process is left to be killed alone."""
+    """Without --watch, main.py runs in `pyaya run`'s own process (its interpreter): no second process is left to be
+    killed alone."""
     run = Run(str(_built_project(tmp_path)), "--no-build")
     assert run.line()["pid"] == run.process.pid
     run.interrupt()

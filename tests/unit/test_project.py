@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,84 @@ def test_unsupported_run_options_apply_without_an_options_list(tmp_path: Path) -
         project.refused_run_options(["pid", "interval"])
         == "x does not support interval [count] (pyaya run --interval/--count): no period"
     )
+
+
+# -- the cache of a parsed pyaya.toml (target/.pyaya-toml.marshal): it saves tomllib's import on pyaya run --------
+
+
+def _cached(tmp_path: Path, text: str = CONFIG) -> Path:
+    """A project whose pyaya.toml is old enough to be cached, with the target folder a build leaves."""
+    root = make(tmp_path, text)
+    (root / "target").mkdir()
+    os.utime(root / "pyaya.toml", (1_600_000_000, 1_600_000_000))
+    return root
+
+
+def _cache(root: Path) -> Path:
+    return root / "target" / project_module.CONFIG_CACHE_NAME
+
+
+def _without_tomllib(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # an import of it now fails: only the cache can answer
+    monkeypatch.setitem(sys.modules, "tomli", None)
+
+
+def test_config_cache_hit_reads_no_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _cached(tmp_path)
+    parsed = load_project(root / "pyaya.toml")
+    assert _cache(root).is_file()
+    _without_tomllib(monkeypatch)
+    again = load_project(root / "pyaya.toml")
+    assert again == parsed
+    assert again.tables == parsed.tables
+
+
+def test_config_cache_misses_when_the_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _cached(tmp_path)
+    assert load_project(root / "pyaya.toml").objects == ("execwatch", "second")
+    config = root / "pyaya.toml"
+    config.write_text(CONFIG.replace('"second"', '"third"'))  # same size, and the mtime set back to the same
+    os.utime(config, (1_600_000_000, 1_600_000_000))
+    assert load_project(config).objects == ("execwatch", "third")
+    _without_tomllib(monkeypatch)
+    assert load_project(config).objects == ("execwatch", "third")  # the new parse was cached in its turn
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage\x00\xff", b"\xe3", "marshal of another key"])
+def test_config_cache_that_does_not_match_is_ignored(tmp_path: Path, content: bytes | str) -> None:
+    import marshal  # noqa: PLC0415
+
+    root = _cached(tmp_path)
+    load_project(root / "pyaya.toml")
+    if isinstance(content, str):
+        content = marshal.dumps(((0, "other"), {"project": {"name": "other"}}))
+    _cache(root).write_bytes(content)
+    assert load_project(root / "pyaya.toml").name == "execwatch"
+
+
+def test_a_bad_pyaya_toml_reports_as_before_and_is_not_cached(tmp_path: Path) -> None:
+    root = _cached(tmp_path, "[project\nname = 1\n")
+    for _ in range(2):
+        with pytest.raises(ProjectError, match=r"pyaya\.toml is not valid TOML: "):
+            load_project(root / "pyaya.toml")
+    assert not _cache(root).exists()
+    # Valid TOML that breaks the schema: checked again on each load, never cached either.
+    (root / "pyaya.toml").write_text('[project]\nname = "x"\n[unknown]\n')
+    os.utime(root / "pyaya.toml", (1_600_000_000, 1_600_000_000))
+    with pytest.raises(ProjectError, match=r"unknown table \[unknown\]"):
+        load_project(root / "pyaya.toml")
+    assert not _cache(root).exists()
+
+
+def test_config_cache_is_written_only_into_an_existing_target_folder(tmp_path: Path) -> None:
+    root = make(tmp_path)
+    os.utime(root / "pyaya.toml", (1_600_000_000, 1_600_000_000))
+    load_project(root / "pyaya.toml")
+    assert not (root / "target").exists()
+
+
+def test_a_just_written_pyaya_toml_is_not_cached(tmp_path: Path) -> None:
+    root = make(tmp_path)
+    (root / "target").mkdir()
+    load_project(root / "pyaya.toml")  # modified now: a second edit in the same tick could keep its mtime
+    assert not _cache(root).exists()

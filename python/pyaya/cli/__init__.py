@@ -4,15 +4,15 @@ Every command's module is imported by :mod:`pyaya.cli._app` (Typer reads their s
 top-level imports to typer and small modules, and imports the library code it calls inside the command: ``pyaya
 run`` then starts without the scaffolder, the builder, the doctor's probes or the BTF reader. This package itself
 imports nothing of Typer's until a command runs (``pyaya --version`` never does), and a well-formed ``pyaya run``
-never imports it (:mod:`pyaya.cli._runfast`).
+never imports it (:mod:`pyaya.cli._runfast`), nor anything else heavy (``tests/unit/test_import_cost.py``).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import typer
 

@@ -6,12 +6,16 @@ winning, ``--`` ending them) and returns None for anything it does not take: ``-
 option, a missing or bad value, a second PATH. The console script then runs the Typer command, so help, usage
 errors and watching are Click's own, unchanged; only well-formed runs skip importing Typer (~200 ms before main.py
 starts). A test holds both parsers to the same result for every option.
+
+A run taken here then runs main.py in this interpreter (:func:`pyaya.cli._runcore.launch`), and the modules it
+imports before main.py import nothing heavy (``tests/unit/test_import_cost.py``): no dataclasses, no pathlib.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyaya._launch import MainScript
 
 __all__ = ["RunArgs", "main", "parse"]
 
@@ -34,23 +38,46 @@ _VALUES = {
 }
 
 
-@dataclass
 class RunArgs:
-    """The options of one ``pyaya run``, as :func:`pyaya.cli.run.run` receives them."""
+    """The options of one ``pyaya run``, as :func:`pyaya.cli.run.run` receives them (``path`` as text)."""
 
-    path: Path | None = None
-    duration: float | None = None
-    json_lines: bool = False
-    no_build: bool = False
-    rebuild: bool = False
-    debug: bool = False
-    verbose: bool = False
-    pid: int | None = None
-    interval: float | None = None
-    count: int | None = None
-    metrics: str | None = None
-    main_args: str | None = None
-    project_args: list[str] = field(default_factory=list)
+    __slots__ = (
+        "count",
+        "debug",
+        "duration",
+        "interval",
+        "json_lines",
+        "main_args",
+        "metrics",
+        "no_build",
+        "path",
+        "pid",
+        "project_args",
+        "rebuild",
+        "verbose",
+    )
+
+    def __init__(self, project_args: list[str] | None = None) -> None:
+        self.path: str | None = None
+        self.duration: float | None = None
+        self.json_lines = False
+        self.no_build = False
+        self.rebuild = False
+        self.debug = False
+        self.verbose = False
+        self.pid: int | None = None
+        self.interval: float | None = None
+        self.count: int | None = None
+        self.metrics: str | None = None
+        self.main_args: str | None = None
+        self.project_args: list[str] = [] if project_args is None else project_args
+
+    def as_dict(self) -> dict[str, object]:
+        """Every option by name (what ``vars()`` gave of the dataclass this was)."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __repr__(self) -> str:
+        return f"RunArgs({', '.join(f'{name}={value!r}' for name, value in self.as_dict().items())})"
 
 
 def _number(text: str, kind: type[int] | type[float], low: float | None) -> int | float | None:
@@ -127,7 +154,7 @@ def parse(arguments: list[str]) -> RunArgs | None:
     if len(positional) > 1 or (positional and not positional[0]):
         return None
     if positional:
-        parsed.path = Path(positional[0])
+        parsed.path = positional[0]
     for name, text in values.items():
         converted = _convert(name, text)
         if converted is None:
@@ -137,15 +164,15 @@ def parse(arguments: list[str]) -> RunArgs | None:
 
 
 def main(arguments: list[str]) -> bool:
-    """Run ``pyaya run ARGUMENTS`` here when :func:`parse` takes them (it never returns then: main.py replaces
-    this process, or it exits); False when Typer should."""
+    """Run ``pyaya run ARGUMENTS`` here when :func:`parse` takes them (it never returns then: main.py runs in this
+    interpreter and the process ends with it, or the run fails and exits); False when Typer should."""
     parsed = parse(arguments)
     if parsed is None:
         return False
     from pyaya.cli import _runcore  # noqa: PLC0415 - after parsing: a refused command line never needs it
 
     @_runcore.handle_errors
-    def run() -> bool:
+    def run() -> MainScript | None:
         try:
             argv_for = _runcore.prepare(
                 parsed.path,
@@ -160,7 +187,10 @@ def main(arguments: list[str]) -> bool:
                 project_args=parsed.project_args,
             )
         except _runcore.BadValue:
-            return False  # Click's "Invalid value" message, from the Typer command
-        _runcore.start(argv_for, debug=parsed.debug, no_build=parsed.no_build, rebuild=parsed.rebuild)
+            return None  # Click's "Invalid value" message, from the Typer command
+        return _runcore.launch(argv_for, debug=parsed.debug, no_build=parsed.no_build, rebuild=parsed.rebuild)
 
-    return run()
+    script = run()
+    if script is None:
+        return False
+    script.run()  # outside handle_errors: what main.py raises is the interpreter's to report, as for python main.py

@@ -4,12 +4,14 @@ Everything after ``--`` goes to ``main.py`` untouched (its own options, see ``py
 which appends ``main.py --help``). ``-p PID`` and ``interval``/``count`` reach main.py only when the project's
 ``[run] options`` says main.py honours them; otherwise ``pyaya run`` refuses them before building (exit 2).
 
-A plain run replaces itself with ``main.py`` (see :mod:`pyaya._launch`). With ``--watch``, the project's sources
-are polled (their modification times, every half second: no inotify dependency, and it works on every file
-system); on a change the project is rebuilt while the running ``main.py`` keeps tracing, then the new ``main.py``
-starts beside it and loads its object; only then is the old one stopped the way Ctrl-C stops it (its maps are
-printed, every link detached) and the new one attaches (see :mod:`pyaya._handoff`). A failing build, or a new
-``main.py`` that fails to load, leaves the old one tracing and keeps watching.
+A plain run becomes ``main.py`` in the same process (the console script runs it in its own interpreter; this
+Typer command, reached for help and usage errors, replaces itself with it: see :mod:`pyaya._launch`). With
+``--watch``, the project's sources are polled (their modification times, every half second: no inotify
+dependency, and it works on every file system); on a change the project is rebuilt while the running ``main.py``
+keeps tracing, then the new ``main.py`` starts beside it and loads its object; only then is the old one stopped
+the way Ctrl-C stops it (its maps are printed, every link detached) and the new one attaches (see
+:mod:`pyaya._handoff`). A failing build, or a new ``main.py`` that fails to load, leaves the old one tracing and
+keeps watching.
 """
 
 from __future__ import annotations
