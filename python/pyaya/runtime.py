@@ -77,19 +77,6 @@ class _ParsedArgs(dict):  # type: ignore[type-arg]
 
 
 _NO_ARGS: Any = _ParsedArgs()  # ``args`` not given: an empty Namespace (made on first use)
-_FIELDS = (
-    "object_path",
-    "json",
-    "duration",
-    "verbose",
-    "extra",
-    "pid",
-    "interval",
-    "count",
-    "args",
-    "metrics",
-    "pinned_maps",
-)
 
 
 def _as_path(value: Any) -> Any:
@@ -216,10 +203,10 @@ class RunOptions:
         return path
 
     def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in _FIELDS)
+        return tuple(getattr(self, name) for name in self.__match_args__)
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _FIELDS)
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
         return f"{type(self).__qualname__}({shown})"
 
     def __eq__(self, other: object) -> bool:
