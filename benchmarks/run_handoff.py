@@ -1,5 +1,6 @@
-"""How ``pyaya run`` hands over to ``main.py``: replacing itself (``os.execv``, what it does) against running the
-script in its own interpreter (``runpy``), with ``python main.py`` as the floor, measured in the same run.
+"""How ``pyaya run`` hands over to ``main.py``: running it in the CLI's own interpreter (what the console script
+does, ``pyaya._launch.MainScript``) against replacing itself with it (``os.execv``, what the Typer command does,
+and ``pyaya run`` did before), with ``python main.py`` as the floor, measured in the same run.
 
 Each row: wall time from launch until ``main.py`` (which imports :mod:`pyaya.runtime`, as every template does)
 prints its first line, and that process's peak RSS. No privilege and no kernel needed: the project is a stand-in
@@ -26,16 +27,13 @@ from pyaya.runtime import Session, parse_options
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
 """
 
-#: What `pyaya run` would do with runpy instead of exec: the CLI is imported, then main.py runs in this interpreter.
-RUNPY = """\
-import os, runpy, sys
-import pyaya.cli._app  # the Typer app and every command, as `pyaya run` loads them
-from pyaya.project import find_project
-project = find_project(sys.argv[1])
-os.chdir(project.root)
-sys.argv = [str(project.main), "--object", sys.argv[2]]
-sys.path.insert(0, str(project.root))
-runpy.run_path(str(project.main), run_name="__main__")
+#: The exec handoff: the CLI's run path up to main.py (the project found, the options checked), then os.execv.
+EXEC = """\
+import sys
+from pyaya.cli import _runcore
+argv_for = _runcore.prepare(sys.argv[1], duration=None, json_lines=False, verbose=False, pid=None, interval=None,
+                            count=None, metrics=None, main_args=None, project_args=[])
+_runcore.start(argv_for, debug=False, no_build=True, rebuild=False)
 """
 
 
@@ -66,8 +64,8 @@ def main() -> None:
         root, obj = _project(Path(folder))
         rows = {
             "python main.py (floor)": [sys.executable, str(root / "main.py"), "--object", str(obj)],
-            "pyaya run (execv, as shipped)": [sys.executable, "-m", "pyaya", "run", str(root), "--no-build"],
-            "CLI + runpy.run_path (in-process)": [sys.executable, "-c", RUNPY, str(root), str(obj)],
+            "pyaya run (in-process, as shipped)": [sys.executable, "-m", "pyaya", "run", str(root), "--no-build"],
+            "CLI then os.execv (the Typer command's)": [sys.executable, "-c", EXEC, str(root)],
         }
         samples: dict[str, list[tuple[float, int]]] = {name: [] for name in rows}
         for _ in range(runs):  # interleaved, so a busy moment of the machine weighs on every row alike
