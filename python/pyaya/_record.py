@@ -6,7 +6,9 @@
 ``__init__`` taking the fields in order (keywords too), the dataclass ``repr``, ``==`` and ``hash`` over the fields
 (instances of the same class only), assignment refused with :class:`FrozenInstanceError` (an ``AttributeError``, as
 dataclasses raises), ``__match_args__`` and pickling. :func:`replace` and :func:`as_dict` are ``dataclasses.replace``
-and a shallow ``dataclasses.asdict``. Field defaults must be immutable (no default factories).
+and a shallow ``dataclasses.asdict``. Field defaults must be immutable (no default factories). A class that needs
+its own ``__init__`` or slots (fresh defaults, fields kept in another form than shown) subclasses
+:class:`FrozenFields` for the rest.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
 
     RecordT = TypeVar("RecordT")
 
-__all__ = ["FrozenInstanceError", "as_dict", "frozen", "replace"]
+__all__ = ["FrozenFields", "FrozenInstanceError", "as_dict", "frozen", "replace"]
 
 _MISSING = object()
 
@@ -54,14 +56,11 @@ def _frozen(cls: type[RecordT]) -> type[RecordT]:
         __init__=_initializer(cls.__name__, names, tuple(defaults.values())),
         __match_args__=fields,
         _record_fields=fields,
-        __repr__=_repr,
-        __eq__=_eq,
-        __hash__=_hash,
-        __setattr__=_refuse_set,
-        __delattr__=_refuse_delete,
         __reduce__=_reduce,
     )
-    made: type[RecordT] = type(cls.__name__, cls.__bases__, body)
+    # repr, ==, hash and the refused assignment from FrozenFields (the class's own, where it has them, win).
+    bases = (*(base for base in cls.__bases__ if base is not object), FrozenFields)
+    made: type[RecordT] = type(cls.__name__, bases, body)
     made.__qualname__ = cls.__qualname__
     return made
 
@@ -128,6 +127,22 @@ def _hash(self: Any) -> int:
 
 def _reduce(self: Any) -> tuple[type, tuple[Any, ...]]:
     return type(self), _values(self)
+
+
+class FrozenFields:
+    """What :func:`frozen` gives a record, for a class that writes its own ``__slots__`` and ``__init__`` (fields
+    with fresh defaults, fields kept in another form than they are shown): the dataclass ``repr``, ``==`` and
+    ``hash`` over :attr:`_record_fields`, assignment refused. Its ``__init__`` sets the fields with
+    ``object.__setattr__``."""
+
+    __slots__ = ()
+    _record_fields: tuple[str, ...] = ()
+
+    __repr__ = _repr
+    __eq__ = _eq  # type: ignore[assignment]
+    __hash__ = _hash
+    __setattr__ = _refuse_set
+    __delattr__ = _refuse_delete
 
 
 def replace(record: RecordT, **changes: Any) -> RecordT:

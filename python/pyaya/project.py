@@ -39,7 +39,7 @@ import os
 import sys
 import time
 
-from pyaya._record import frozen
+from pyaya._record import FrozenFields, frozen
 from pyaya._toolchain_paths import KINDS, bpf_target
 from pyaya.errors import ProjectError
 
@@ -166,44 +166,11 @@ class MetricSpec:
     """Label names for the key: a struct key's fields by default; one name (default ``key``) for a plain key."""
 
 
-class _Settled:
-    """What a frozen dataclass gave :class:`FleetSettings` and :class:`Project`: ``==`` and ``hash`` over
-    :attr:`_compared`, the dataclass ``repr`` over :attr:`_shown`, assignment refused. Written out (not
-    :func:`pyaya._record.frozen`) because their defaults are fresh dicts and :class:`Project` keeps its paths as
-    text (``pyaya run`` reads them without importing :mod:`pathlib`)."""
-
-    __slots__ = ()
-    _compared: tuple[str, ...] = ()
-    _shown: tuple[str, ...] = ()
-
-    def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self._compared)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        assert isinstance(other, _Settled)
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._shown)
-        return f"{type(self).__qualname__}({shown})"
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}")
-
-
-class FleetSettings(_Settled):
+class FleetSettings(FrozenFields):
     """What ``pyaya package`` and ``pyaya run --metrics`` read from ``pyaya.toml``."""
 
     __slots__ = ("attach", "globals", "metrics", "program_stats")
-    _compared = _shown = __slots__
+    _record_fields = __slots__
 
     attach: dict[str, AttachPoint]
     globals: dict[str, GlobalValue]
@@ -225,7 +192,7 @@ class FleetSettings(_Settled):
         put(self, "program_stats", program_stats)
 
 
-class Project(_Settled):
+class Project(FrozenFields):
     """A pyaya project, as described by its ``pyaya.toml``.
 
     Its paths are kept as text (:attr:`root_str`, :attr:`main_str`, :meth:`object_files`: what ``pyaya run``
@@ -249,8 +216,8 @@ class Project(_Settled):
         "rust",
     )
     __slots__ = _fields
-    _compared = tuple(name for name in _fields if name != "tables")
-    _shown = _compared
+    # Shown and compared as the dataclass did: the raw tables are in neither.
+    _record_fields = tuple(name for name in _fields if name != "tables")
 
     root_str: str
     """The folder holding ``pyaya.toml`` (absolute), as text; :attr:`root` as a Path."""

@@ -26,7 +26,7 @@ from collections.abc import Mapping, MutableMapping
 from pyaya import _handoff, _native, loader
 from pyaya._color import color_enabled
 from pyaya._launch import PARENT_ENV
-from pyaya._record import FrozenInstanceError, frozen
+from pyaya._record import FrozenFields, frozen
 from pyaya._typing import cast
 from pyaya.errors import MetricsError, PyayaError, RecordError, VerifierError
 from pyaya.loader import Ebpf
@@ -87,7 +87,7 @@ def _as_path(value: Any) -> Any:
     return value
 
 
-class RunOptions:
+class RunOptions(FrozenFields):
     """The options every project's ``main.py`` takes: ``object_path``, ``json``, ``duration``, ``verbose``,
     ``extra`` (the arguments left over without ``parse_options(parser=...)``), and
 
@@ -129,6 +129,7 @@ class RunOptions:
         "metrics",
         "pinned_maps",
     )
+    _record_fields = __match_args__
 
     if TYPE_CHECKING:
         # What was given, or what _parse_fast read (a _PathText, a _ParsedArgs) until first use.
@@ -171,20 +172,22 @@ class RunOptions:
         store(self, "metrics", metrics)
         store(self, "_pinned_maps", pinned_maps)
 
-    @property
-    def object_path(self) -> Path:
-        path = self._object_path
+    def _path_in(self, slot: str) -> Any:
+        """The value of ``slot``, a Path from then on where the fast parser left text."""
+        path = getattr(self, slot)
         if isinstance(path, _PathText):
             path = _as_path(path)
-            object.__setattr__(self, "_object_path", path)
+            object.__setattr__(self, slot, path)
+        return path
+
+    @property
+    def object_path(self) -> Path:
+        path: Path = self._path_in("_object_path")
         return path
 
     @property
     def pinned_maps(self) -> Path | None:
-        path = self._pinned_maps
-        if isinstance(path, _PathText):
-            path = _as_path(path)
-            object.__setattr__(self, "_pinned_maps", path)
+        path: Path | None = self._path_in("_pinned_maps")
         return path
 
     @property
@@ -202,30 +205,8 @@ class RunOptions:
         path: str | os.PathLike[str] = self._object_path
         return path
 
-    def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.__match_args__)
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
-        return f"{type(self).__qualname__}({shown})"
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        assert isinstance(other, RunOptions)
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise FrozenInstanceError(f"cannot delete field {name!r}")
-
     def __reduce__(self) -> tuple[type[RunOptions], tuple[Any, ...]]:
-        return type(self), self._values()
+        return type(self), tuple(getattr(self, name) for name in self._record_fields)
 
 
 def _default_object(script: Path) -> Path | None:
